@@ -1,0 +1,43 @@
+# Two commands for a fresh machine: `make run` and `make test` (README).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench setup services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## the main job: the platform on the embedded default
+run: setup
+	$(BIN)/crowdlev run
+
+## external services the tests use (PostgreSQL, anvil, Chromium); idempotent
+services:
+	bash scripts/services.sh
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: setup
+	$(BIN)/mypy src
+
+pytest: setup services
+	. scripts/test-env.sh && $(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: setup services
+	. scripts/test-env.sh && for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

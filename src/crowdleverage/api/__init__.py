@@ -1,0 +1,1 @@
+"""api layer (DESIGN.md §2)."""

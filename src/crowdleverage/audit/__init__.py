@@ -1,0 +1,1 @@
+"""audit layer (DESIGN.md §2)."""

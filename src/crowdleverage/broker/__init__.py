@@ -1,0 +1,1 @@
+"""broker layer (DESIGN.md §2)."""

@@ -1,0 +1,1 @@
+"""compliance layer (DESIGN.md §2)."""

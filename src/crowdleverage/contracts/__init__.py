@@ -1,0 +1,1 @@
+"""contracts layer (DESIGN.md §2)."""

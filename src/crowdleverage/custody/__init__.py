@@ -1,0 +1,1 @@
+"""custody layer (DESIGN.md §2)."""

@@ -1,0 +1,48 @@
+"""Starting risk parameters (DESIGN.md §7). Ratios and rates in basis points (1% = 100 bps)
+so that they are exact integers on and off chain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crowdleverage.domain.security import Board
+
+BPS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class LeverageTier:
+    tier: int
+    max_leverage: int  # financing : margin, e.g. 3 for 1:3
+    initial_ratio_bps: int
+    warning_ratio_bps: int
+    liquidation_ratio_bps: int
+    rate_apr_bps: int
+
+
+TIERS: dict[int, LeverageTier] = {
+    1: LeverageTier(1, 1, 20_000, 15_000, 13_000, 800),
+    2: LeverageTier(2, 2, 15_000, 13_500, 12_000, 900),
+    3: LeverageTier(3, 3, 13_300, 12_500, 11_500, 1_000),
+}
+
+HAIRCUT_BPS: dict[Board, int] = {
+    Board.MAIN: 10_000,
+    Board.STAR: 8_000,
+    Board.CHINEXT: 8_000,
+    Board.BSE: 8_000,
+}
+HALTED_HAIRCUT_BPS = 5_000
+ST_HAIRCUT_BPS = 0
+NEW_LISTING_HAIRCUT_BPS = 0
+
+MAX_SINGLE_SECURITY_BPS = 4_000  # one security ≤ 40% of an account's assets
+MAX_SECURITIES_PER_ACCOUNT = 10
+MAX_PLATFORM_EXPOSURE_BPS = 500  # ≤ 5% of pool assets per security
+MIN_JUNIOR_RATIO_BPS = 2_000
+MAX_UTILISATION_BPS = 9_000
+SENIOR_TARGET_APR_BPS = 500
+INSURANCE_PREMIUM_BPS = 1_000  # of interest
+PLATFORM_FEE_BPS = 1_000  # of interest
+LIQUIDATION_PENALTY_BPS = 100  # of sold value, to the insurance pool
+WITHDRAWAL_FLOOR_WITH_DEBT_BPS = 30_000

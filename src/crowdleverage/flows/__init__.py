@@ -1,0 +1,1 @@
+"""flows layer (DESIGN.md §2)."""

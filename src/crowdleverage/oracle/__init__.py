@@ -1,0 +1,1 @@
+"""oracle layer (DESIGN.md §2)."""

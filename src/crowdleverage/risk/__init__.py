@@ -1,0 +1,1 @@
+"""risk layer (DESIGN.md §2)."""

@@ -1,0 +1,1 @@
+"""web layer (DESIGN.md §2)."""
