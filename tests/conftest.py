@@ -22,7 +22,9 @@ def require_service(name: str, reason: str) -> None:
 @pytest.fixture(scope="session")
 def pg_url() -> str:
     """URL of the PostgreSQL test database (a real server; see scripts/services.sh)."""
-    url = os.environ.get("CROWDLEV_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    url = os.environ.get(
+        "CROWDLEV_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
     try:
         import sqlalchemy as sa
 
@@ -30,7 +32,7 @@ def pg_url() -> str:
         with eng.connect() as conn:
             conn.execute(sa.text("select 1"))
         eng.dispose()
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server"
+    except Exception as exc:
         require_service("PostgreSQL", str(exc))
     return url
 

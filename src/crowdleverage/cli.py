@@ -4,6 +4,7 @@ an exit code and a message on stderr (JSON when --json was asked for)."""
 from __future__ import annotations
 
 import importlib
+
 import typer
 
 app = typer.Typer(

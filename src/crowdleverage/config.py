@@ -25,6 +25,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_DATA = PROJECT_ROOT / "data"
 
 
+# A TOML file named on the command line for this load only (does not leak into os.environ).
+_toml_override: str | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CROWDLEV_", extra="forbid")
 
@@ -62,7 +66,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        toml = os.environ.get("CROWDLEV_CONFIG")
+        toml = _toml_override or os.environ.get("CROWDLEV_CONFIG")
         if toml:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml)))
         return tuple(sources)
@@ -74,11 +78,13 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
 
     from crowdleverage.domain.errors import ConfigError
 
-    if config_file is not None:
-        if not config_file.is_file():
-            raise ConfigError(f"config file {config_file} does not exist")
-        os.environ["CROWDLEV_CONFIG"] = str(config_file)
+    global _toml_override
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    _toml_override = str(config_file) if config_file is not None else None
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from exc
+    finally:
+        _toml_override = None

@@ -43,7 +43,9 @@ _PREFIXES: dict[str, tuple[Exchange, Board]] = {
     "920": (Exchange.BSE, Board.BSE),
 }
 
-_CODE_RE = re.compile(r"^(?:(?P<pre>sh|sz|bj)\.?)?(?P<code>\d{6})(?:\.(?P<suf>sh|sz|bj|ss))?$", re.I)
+_CODE_RE = re.compile(
+    r"^(?:(?P<pre>sh|sz|bj)\.?)?(?P<code>\d{6})(?:\.(?P<suf>sh|sz|bj|ss))?$", re.I
+)
 _SUFFIX_EXCHANGE = {"sh": Exchange.SSE, "ss": Exchange.SSE, "sz": Exchange.SZSE, "bj": Exchange.BSE}
 
 
@@ -60,7 +62,9 @@ class Security:
         """'600000', '600000.SH', 'sz300750' → Security; unknown prefixes are an error."""
         m = _CODE_RE.match(text.strip()) if isinstance(text, str) else None
         if m is None:
-            raise InvalidInput(f"security code {text!r} is not six digits (e.g. 600000 or 600000.SH)")
+            raise InvalidInput(
+                f"security code {text!r} is not six digits (e.g. 600000 or 600000.SH)"
+            )
         code = m["code"]
         match = next((_PREFIXES[p] for p in (code[:3], code[:2]) if p in _PREFIXES), None)
         if match is None:
