@@ -128,3 +128,11 @@ class ConfigError(CrowdLevError):
     http_status = 500
     exit_code = 78
     code = "config_error"
+
+
+class RateLimited(CrowdLevError):
+    """Too many attempts in a window (e.g. failed logins); retry after `retry_after_s`."""
+
+    http_status = 429
+    exit_code = 10
+    code = "rate_limited"
