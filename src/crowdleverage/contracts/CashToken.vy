@@ -1,0 +1,236 @@
+# pragma version ~=0.4.3
+"""
+@title CashToken
+@custom:contract-name CashToken
+@notice Custody-backed CNY deposit token with 2 decimals: one unit is one fen held by the
+        custodian bank for the platform. Minted and burned only by the custodian role, each
+        time with a `bytes32` reference (the custody ledger transfer id) that can be used
+        once, so every on-chain movement of supply has exactly one ledger twin.
+        Transfers move only between verified identities (platform contracts are identities
+        with the PLATFORM role) and never to or from a frozen address.
+@custom:security The custodian can burn from any holder that is not frozen here: the bank's
+        ledger is the book of record and a burn is a payout it has already posted. Supply
+        changes are auditable by reference (`Minted`/`Burned`). Allowances are standard
+        ERC-20; infinite approvals are not decreased (snekmate semantics).
+@custom:kill The operator role calls `pause()`; every transfer, mint and burn then reverts with
+        "cash: paused" until `unpause()`. Compliance freezes one address with `set_frozen`.
+"""
+
+# ---------------------------------------------------------------- interfaces
+from ethereum.ercs import IERC20
+
+from snekmate.auth import ownable
+from snekmate.tokens import erc20
+from snekmate.utils import pausable
+
+from .interfaces import ICashToken
+from .interfaces import IIdentityRegistry
+
+implements: IERC20
+implements: ICashToken
+
+initializes: ownable
+initializes: erc20[ownable := ownable]
+initializes: pausable
+
+# Only the read side of snekmate's erc20 is exported: every state change goes through the
+# compliance-gated entry points below (no permit, no snekmate mint/burn/minter roles).
+exports: (
+    erc20.balanceOf,
+    erc20.totalSupply,
+    erc20.allowance,
+    erc20.name,
+    erc20.symbol,
+    erc20.decimals,
+    pausable.paused,
+)
+
+# ---------------------------------------------------------------- events
+event Minted:
+    to: indexed(address)
+    ref: indexed(bytes32)
+    amount_fen: uint256
+    supply_after_fen: uint256
+
+
+event Burned:
+    holder: indexed(address)
+    ref: indexed(bytes32)
+    amount_fen: uint256
+    supply_after_fen: uint256
+
+
+event FrozenChanged:
+    account: indexed(address)
+    by: indexed(address)
+    frozen: bool
+
+
+# ---------------------------------------------------------------- constants
+DECIMALS: constant(uint8) = 2
+
+# ---------------------------------------------------------------- storage
+# Where identities and roles live; fixed at deployment so a token can never be re-pointed.
+REGISTRY: public(immutable(IIdentityRegistry))
+
+# Custody references already consumed by a mint or burn (one namespace: ledger transfer ids).
+ref_used: public(HashMap[bytes32, bool])
+
+# Cash-only freeze (e.g. a disputed deposit) on top of the registry-wide freeze.
+frozen: public(HashMap[address, bool])
+
+
+@deploy
+def __init__(registry: IIdentityRegistry):
+    assert registry.address != empty(address), "cash: zero registry"
+    ownable.__init__()
+    erc20.__init__("CrowdLeverage CNY", "CNYC", DECIMALS, "CrowdLeverage CNY", "1")
+    pausable.__init__()
+    REGISTRY = registry
+
+
+# ---------------------------------------------------------------- internal logic: checks
+@internal
+@view
+def _check_not_paused():
+    assert not pausable.paused, "cash: paused"
+
+
+@internal
+@view
+def _check_sender(account: address):
+    assert staticcall REGISTRY.is_verified(account), "cash: sender not verified"
+    assert not self.frozen[account], "cash: sender frozen"
+
+
+@internal
+@view
+def _check_receiver(account: address):
+    assert account != empty(address), "cash: zero address"
+    assert staticcall REGISTRY.is_verified(account), "cash: receiver not verified"
+    assert not self.frozen[account], "cash: receiver frozen"
+
+
+@internal
+@view
+def _check_ref(ref: bytes32):
+    assert ref != empty(bytes32), "cash: empty reference"
+    assert not self.ref_used[ref], "cash: reference already used"
+
+
+@internal
+def _move(owner: address, to: address, amount: uint256):
+    self._check_not_paused()
+    self._check_sender(owner)
+    self._check_receiver(to)
+    assert erc20.balanceOf[owner] >= amount, "cash: insufficient balance"
+    erc20._transfer(owner, to, amount)
+
+
+# ---------------------------------------------------------------- external: ERC-20
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    """
+    @notice Move `amount` fen from the caller to `to`; both must be verified and not frozen.
+    """
+    self._move(msg.sender, to, amount)
+    return True
+
+
+@external
+def transferFrom(owner: address, to: address, amount: uint256) -> bool:
+    """
+    @notice Move `amount` fen from `owner` to `to` on an allowance; the caller (spender) must
+            also be verified (typically a platform contract).
+    """
+    assert staticcall REGISTRY.is_verified(msg.sender), "cash: spender not verified"
+    assert erc20.allowance[owner][msg.sender] >= amount, "cash: insufficient allowance"
+    self._move(owner, to, amount)
+    erc20._spend_allowance(owner, msg.sender, amount)
+    return True
+
+
+@external
+def approve(spender: address, amount: uint256) -> bool:
+    """
+    @notice Standard ERC-20 approval; spending still requires every party to be verified.
+    """
+    assert spender != empty(address), "cash: zero address"
+    erc20._approve(msg.sender, spender, amount)
+    return True
+
+
+# ---------------------------------------------------------------- external: custodian
+@external
+def mint(to: address, amount_fen: uint256, ref: bytes32):
+    """
+    @notice Custodian: mint `amount_fen` to `to` for a deposit the custody ledger posted under
+            transfer id `ref` (each reference at most once).
+    """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.CUSTODIAN), (
+        "cash: caller is not custodian"
+    )
+    self._check_not_paused()
+    assert amount_fen > 0, "cash: zero amount"
+    self._check_ref(ref)
+    self._check_receiver(to)
+    self.ref_used[ref] = True
+    erc20._mint(to, amount_fen)
+    log Minted(to=to, ref=ref, amount_fen=amount_fen, supply_after_fen=erc20.totalSupply)
+
+
+@external
+def burn(holder: address, amount_fen: uint256, ref: bytes32):
+    """
+    @notice Custodian: burn `amount_fen` of `holder` for a payout the custody ledger posted
+            under transfer id `ref` (each reference at most once).
+    """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.CUSTODIAN), (
+        "cash: caller is not custodian"
+    )
+    self._check_not_paused()
+    assert amount_fen > 0, "cash: zero amount"
+    self._check_ref(ref)
+    assert not self.frozen[holder], "cash: holder frozen"
+    assert erc20.balanceOf[holder] >= amount_fen, "cash: insufficient balance"
+    self.ref_used[ref] = True
+    erc20._burn(holder, amount_fen)
+    log Burned(holder=holder, ref=ref, amount_fen=amount_fen, supply_after_fen=erc20.totalSupply)
+
+
+# ---------------------------------------------------------------- external: operator/compliance
+@external
+def pause():
+    """
+    @notice Operator: stop every transfer, mint and burn (fail closed on a reconciliation break).
+    """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.OPERATOR), (
+        "cash: caller is not operator"
+    )
+    assert not pausable.paused, "cash: already paused"
+    pausable._pause()
+
+
+@external
+def unpause():
+    """
+    @notice Operator: resume after a pause.
+    """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.OPERATOR), (
+        "cash: caller is not operator"
+    )
+    assert pausable.paused, "cash: not paused"
+    pausable._unpause()
+
+
+@external
+def set_frozen(account: address, frozen: bool):
+    """
+    @notice Compliance: freeze or unfreeze the cash of one address.
+    """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.COMPLIANCE), (
+        "cash: caller is not compliance"
+    )
+    assert self.frozen[account] != frozen, "cash: frozen flag unchanged"
+    self.frozen[account] = frozen
+    log FrozenChanged(account=account, by=msg.sender, frozen=frozen)

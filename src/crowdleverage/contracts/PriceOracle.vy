@@ -1,0 +1,438 @@
+# pragma version ~=0.4.3
+"""
+@title PriceOracle
+@custom:contract-name PriceOracle
+@notice Prices of A-share securities in fen per share. At each day open the operator advances
+        the trading-day counter (`open_day`) and sets, per security, the previous close, the
+        board's limit band and the halted flag (`set_day_params`). Reporters (REPORTER role)
+        submit prices; a report outside today's band is rejected. The price is the median of
+        today's in-band reports fresher than `max_age_s` from at least `quorum` distinct
+        reporters; otherwise the security is unreliable (borrowing stops) and
+        `conservative_price` values it at the worst legal price of the day (the limit-down
+        price), or at the previous close while it is halted.
+        The trading-day counter is also the platform's T+1 clock (ShareCertificates reads it).
+        Security codes are the six-digit code as an integer: "600000" -> 600000, "000001" -> 1.
+@custom:security A minority of manipulated reporters cannot move the median outside the honest
+        reporters' range, and nobody can land a price outside the legal band. A compromised
+        operator can set a wrong band; watch `DayParamsSet`.
+@custom:kill Halt a security with `set_day_params(..., halted=True)`: reports are refused and
+        the security is unreliable; revoke a reporter in the IdentityRegistry (its reports
+        age out after `max_age_s`).
+"""
+
+# ---------------------------------------------------------------- interfaces
+from .interfaces import IIdentityRegistry
+from .interfaces import IPriceOracle
+
+implements: IPriceOracle
+
+# ---------------------------------------------------------------- events
+event DayOpened:
+    day_before: uint256
+    day_after: uint256
+    by: indexed(address)
+
+
+event DayParamsSet:
+    code: indexed(uint256)
+    day: uint256
+    prev_close_fen: uint256
+    limit_down_fen: uint256
+    limit_up_fen: uint256
+    halted: bool
+
+
+event PriceReported:
+    code: indexed(uint256)
+    reporter: indexed(address)
+    day: uint256
+    price_before_fen: uint256
+    price_fen: uint256
+
+
+event ParamsSet:
+    max_age_before_s: uint256
+    max_age_after_s: uint256
+    quorum_before: uint256
+    quorum_after: uint256
+
+
+# ---------------------------------------------------------------- structs
+struct DayParams:
+    day: uint256  # trading day these parameters belong to; stale on any other day
+    prev_close_fen: uint256
+    limit_down_fen: uint256
+    limit_up_fen: uint256
+    halted: bool
+
+
+struct DayInput:
+    code: uint256
+    prev_close_fen: uint256
+    limit_down_fen: uint256
+    limit_up_fen: uint256
+    halted: bool
+
+# ---------------------------------------------------------------- constants
+MAX_REPORTERS: constant(uint256) = 16
+MAX_BATCH: constant(uint256) = 64
+CODE_LIMIT: constant(uint256) = 1_000_000
+# Reports are packed in one slot: price (bits 128..255), day (64..127), timestamp (0..63).
+MASK64: constant(uint256) = 2**64 - 1
+
+# ---------------------------------------------------------------- storage
+# Who holds the REPORTER and OPERATOR roles.
+REGISTRY: public(immutable(IIdentityRegistry))
+
+# Trading-day counter advanced by the operator at each day open; the platform's T+1 clock.
+trading_day: public(uint256)
+
+# A report older than this many seconds no longer counts towards the median.
+max_age_s: public(uint256)
+
+# Minimum number of distinct fresh reporters for a reliable price.
+quorum: public(uint256)
+
+# Per security: the band of the day it was last set for.
+day_params: public(HashMap[uint256, DayParams])
+
+# Per security: every reporter that ever reported it (bounded), to compute the median.
+reporters: public(HashMap[uint256, DynArray[address, MAX_REPORTERS]])
+
+# Per security and reporter: its latest report, packed (see MASK64).
+reports: HashMap[uint256, HashMap[address, uint256]]
+
+
+@deploy
+def __init__(registry: IIdentityRegistry, max_age_s: uint256, quorum: uint256):
+    assert registry.address != empty(address), "oracle: zero registry"
+    assert max_age_s > 0, "oracle: zero max age"
+    assert quorum >= 1 and quorum <= MAX_REPORTERS, "oracle: quorum not in 1..16"
+    REGISTRY = registry
+    self.max_age_s = max_age_s
+    self.quorum = quorum
+
+
+# ---------------------------------------------------------------- internal logic: checks
+@internal
+@view
+def _check_operator():
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.OPERATOR), (
+        "oracle: caller is not operator"
+    )
+
+
+@internal
+@view
+def _check_reporter():
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.REPORTER), (
+        "oracle: caller is not reporter"
+    )
+
+
+@internal
+@pure
+def _check_code(code: uint256):
+    assert code > 0 and code < CODE_LIMIT, "oracle: bad security code"
+
+
+# ---------------------------------------------------------------- internal logic: median
+@internal
+@view
+def _median(code: uint256) -> (uint256, uint256):
+    """
+    @dev Median of today's fresh in-band reports and how many there were. An even count
+         takes the mean of the two middle reports rounded down (platform-favouring value).
+    """
+    dp: DayParams = self.day_params[code]
+    today: uint256 = self.trading_day
+    max_age: uint256 = self.max_age_s
+    prices: DynArray[uint256, MAX_REPORTERS] = []
+    for reporter: address in self.reporters[code]:
+        packed: uint256 = self.reports[code][reporter]
+        ts: uint256 = packed & MASK64
+        day: uint256 = (packed >> 64) & MASK64
+        p: uint256 = packed >> 128
+        if day != today or ts + max_age < block.timestamp:
+            continue
+        if p < dp.limit_down_fen or p > dp.limit_up_fen:
+            continue
+        # insertion sort: at most 16 elements
+        prices.append(p)
+        i: uint256 = len(prices) - 1
+        for _: uint256 in range(MAX_REPORTERS):
+            if i == 0 or prices[i - 1] <= prices[i]:
+                break
+            tmp: uint256 = prices[i - 1]
+            prices[i - 1] = prices[i]
+            prices[i] = tmp
+            i -= 1
+    n: uint256 = len(prices)
+    if n == 0:
+        return 0, 0
+    if n % 2 == 1:
+        return prices[n // 2], n
+    # dev: both middle prices are in band, so their floor mean is too
+    return (prices[n // 2 - 1] + prices[n // 2]) // 2, n
+
+
+@internal
+@view
+def _band_today(code: uint256) -> bool:
+    return self.trading_day != 0 and self.day_params[code].day == self.trading_day
+
+
+@internal
+@view
+def _reliable(code: uint256) -> (bool, uint256):
+    if not self._band_today(code) or self.day_params[code].halted:
+        return False, 0
+    median: uint256 = 0
+    n: uint256 = 0
+    median, n = self._median(code)
+    return n >= self.quorum, median
+
+
+# ---------------------------------------------------------------- internal logic: writes
+@internal
+def _set_day_params(d: DayInput):
+    self._check_code(d.code)
+    assert d.limit_down_fen > 0, "oracle: zero limit-down price"
+    assert d.limit_down_fen <= d.prev_close_fen and d.prev_close_fen <= d.limit_up_fen, (
+        "oracle: prev close outside band"
+    )
+    self.day_params[d.code] = DayParams(
+        day=self.trading_day,
+        prev_close_fen=d.prev_close_fen,
+        limit_down_fen=d.limit_down_fen,
+        limit_up_fen=d.limit_up_fen,
+        halted=d.halted,
+    )
+    log DayParamsSet(
+        code=d.code,
+        day=self.trading_day,
+        prev_close_fen=d.prev_close_fen,
+        limit_down_fen=d.limit_down_fen,
+        limit_up_fen=d.limit_up_fen,
+        halted=d.halted,
+    )
+
+
+@internal
+def _report(code: uint256, price_fen: uint256):
+    self._check_code(code)
+    assert self._band_today(code), "oracle: band not set for today"
+    dp: DayParams = self.day_params[code]
+    assert not dp.halted, "oracle: security halted"
+    assert price_fen >= dp.limit_down_fen and price_fen <= dp.limit_up_fen, (
+        "oracle: price outside band"
+    )
+    before: uint256 = self.reports[code][msg.sender]
+    if before == 0:
+        assert len(self.reporters[code]) < MAX_REPORTERS, "oracle: too many reporters"
+        self.reporters[code].append(msg.sender)
+    # dev: price <= limit_up < 2**128 in practice; day and timestamp < 2**64
+    assert price_fen < 2**128, "oracle: price too large"
+    self.reports[code][msg.sender] = (price_fen << 128) | (self.trading_day << 64) | block.timestamp
+    log PriceReported(
+        code=code,
+        reporter=msg.sender,
+        day=self.trading_day,
+        price_before_fen=before >> 128,
+        price_fen=price_fen,
+    )
+
+
+# ---------------------------------------------------------------- external: views
+@external
+@view
+def price(code: uint256) -> uint256:
+    """
+    @notice The median price in fen; reverts "oracle: price unreliable" when there is no
+            reliable price (no band today, halted, or fewer than `quorum` fresh reports).
+    """
+    ok: bool = False
+    median: uint256 = 0
+    ok, median = self._reliable(code)
+    assert ok, "oracle: price unreliable"
+    return median
+
+
+@external
+@view
+def conservative_price(code: uint256) -> uint256:
+    """
+    @notice A price that never overstates value: the median when reliable, the previous close
+            while halted, today's limit-down price otherwise, 0 when today's band is not set.
+    """
+    if not self._band_today(code):
+        return 0
+    dp: DayParams = self.day_params[code]
+    if dp.halted:
+        return dp.prev_close_fen
+    ok: bool = False
+    median: uint256 = 0
+    ok, median = self._reliable(code)
+    if ok:
+        return median
+    return dp.limit_down_fen
+
+
+@external
+@view
+def is_reliable(code: uint256) -> bool:
+    """
+    @notice True when `price(code)` would answer.
+    """
+    ok: bool = False
+    median: uint256 = 0
+    ok, median = self._reliable(code)
+    return ok
+
+
+@external
+@view
+def latest(code: uint256) -> (uint256, uint256, bool):
+    """
+    @notice (median of fresh in-band reports, number of them, reliable) for monitoring.
+    """
+    median: uint256 = 0
+    n: uint256 = 0
+    median, n = self._median(code)
+    dp: DayParams = self.day_params[code]
+    ok: bool = self._band_today(code) and not dp.halted and n >= self.quorum
+    return median, n, ok
+
+
+@external
+@view
+def report_of(code: uint256, reporter: address) -> (uint256, uint256, uint256):
+    """
+    @notice (price_fen, trading day, timestamp) of `reporter`'s latest report for `code`.
+    """
+    packed: uint256 = self.reports[code][reporter]
+    return packed >> 128, (packed >> 64) & MASK64, packed & MASK64
+
+
+@external
+@view
+def prev_close(code: uint256) -> uint256:
+    """
+    @notice Previous close in fen as set at the last day open of `code` (0 if never set).
+    """
+    return self.day_params[code].prev_close_fen
+
+
+@external
+@view
+def band(code: uint256) -> (uint256, uint256):
+    """
+    @notice (limit_down_fen, limit_up_fen) as set at the last day open of `code`.
+    """
+    dp: DayParams = self.day_params[code]
+    return dp.limit_down_fen, dp.limit_up_fen
+
+
+@external
+@view
+def halted(code: uint256) -> bool:
+    """
+    @notice The halted flag as set at the last day open of `code`.
+    """
+    return self.day_params[code].halted
+
+
+@external
+@view
+def is_sealed_limit_down(code: uint256) -> bool:
+    """
+    @notice True when the reliable price equals today's limit-down price: sells cannot fill.
+    """
+    ok: bool = False
+    median: uint256 = 0
+    ok, median = self._reliable(code)
+    return ok and median == self.day_params[code].limit_down_fen
+
+
+# ---------------------------------------------------------------- external: operator
+@external
+def open_day(day: uint256):
+    """
+    @notice Operator: open trading day `day` (strictly after the current one). Bands and
+            reports of earlier days stop counting.
+    """
+    self._check_operator()
+    assert day > self.trading_day, "oracle: day must advance"
+    log DayOpened(day_before=self.trading_day, day_after=day, by=msg.sender)
+    self.trading_day = day
+
+
+@external
+def set_day_params(
+    code: uint256, prev_close_fen: uint256, limit_down_fen: uint256, limit_up_fen: uint256,
+    halted: bool,
+):
+    """
+    @notice Operator: today's previous close, limit band and halted flag of one security.
+    """
+    self._check_operator()
+    assert self.trading_day != 0, "oracle: no day open"
+    self._set_day_params(
+        DayInput(
+            code=code,
+            prev_close_fen=prev_close_fen,
+            limit_down_fen=limit_down_fen,
+            limit_up_fen=limit_up_fen,
+            halted=halted,
+        )
+    )
+
+
+@external
+def set_day_params_many(inputs: DynArray[DayInput, MAX_BATCH]):
+    """
+    @notice Operator: `set_day_params` for up to 64 securities in one transaction.
+    """
+    self._check_operator()
+    assert self.trading_day != 0, "oracle: no day open"
+    for d: DayInput in inputs:
+        self._set_day_params(d)
+
+
+@external
+def set_params(max_age_s: uint256, quorum: uint256):
+    """
+    @notice Operator: freshness window and quorum.
+    """
+    self._check_operator()
+    assert max_age_s > 0, "oracle: zero max age"
+    assert quorum >= 1 and quorum <= MAX_REPORTERS, "oracle: quorum not in 1..16"
+    log ParamsSet(
+        max_age_before_s=self.max_age_s,
+        max_age_after_s=max_age_s,
+        quorum_before=self.quorum,
+        quorum_after=quorum,
+    )
+    self.max_age_s = max_age_s
+    self.quorum = quorum
+
+
+# ---------------------------------------------------------------- external: reporters
+@external
+def report(code: uint256, price_fen: uint256):
+    """
+    @notice Reporter: submit a price in fen for `code` (must lie in today's band).
+    """
+    self._check_reporter()
+    self._report(code, price_fen)
+
+
+@external
+def report_many(codes: DynArray[uint256, MAX_BATCH], prices_fen: DynArray[uint256, MAX_BATCH]):
+    """
+    @notice Reporter: submit up to 64 prices at once; all land or none.
+    """
+    self._check_reporter()
+    assert len(codes) == len(prices_fen), "oracle: length mismatch"
+    for i: uint256 in range(len(codes), bound=MAX_BATCH):
+        self._report(codes[i], prices_fen[i])

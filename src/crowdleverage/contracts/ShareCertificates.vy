@@ -1,0 +1,293 @@
+# pragma version ~=0.4.3
+"""
+@title ShareCertificates
+@custom:contract-name ShareCertificates
+@notice Tokenized share certificates: one balance per (holder, security code) mirroring the
+        broker's custody position. The broker role mints on a buy fill and burns on a sell
+        fill, each with a fill reference used once. Shares minted on trading day D are locked
+        until the PriceOracle's trading-day counter exceeds D (T+1). Holders transfer only
+        unlocked shares between verified identities; the operator role may force a transfer
+        (liquidation), which may move locked shares and carries their lock along.
+        Security codes are the six-digit code as an integer: "600000" -> 600000.
+@custom:security Supply per security must equal the broker's custody position (DESIGN.md §8.8);
+        every supply change carries the broker's fill reference. Forced transfers are an
+        operator power for liquidation only: watch `ForcedTransfer`.
+@custom:kill The operator role calls `pause()`: transfers, mints and burns revert with
+        "shares: paused"; forced transfers (liquidation) still work.
+"""
+
+# ---------------------------------------------------------------- interfaces
+from snekmate.utils import pausable
+
+from .interfaces import IIdentityRegistry
+from .interfaces import IPriceOracle
+from .interfaces import IShareCertificates
+
+implements: IShareCertificates
+
+initializes: pausable
+
+exports: pausable.paused
+
+# ---------------------------------------------------------------- events
+event Minted:
+    holder: indexed(address)
+    code: indexed(uint256)
+    ref: indexed(bytes32)
+    qty: uint256
+    day: uint256
+    supply_after: uint256
+
+
+event Burned:
+    holder: indexed(address)
+    code: indexed(uint256)
+    ref: indexed(bytes32)
+    qty: uint256
+    supply_after: uint256
+
+
+event Transferred:
+    sender: indexed(address)
+    receiver: indexed(address)
+    code: indexed(uint256)
+    qty: uint256
+
+
+event ForcedTransfer:
+    holder: indexed(address)
+    receiver: indexed(address)
+    code: indexed(uint256)
+    qty: uint256
+    locked_qty: uint256
+    by: address
+
+
+# ---------------------------------------------------------------- structs
+struct Lock:
+    qty: uint256  # shares minted on `day`, not movable before the next trading day
+    day: uint256
+
+# ---------------------------------------------------------------- constants
+CODE_LIMIT: constant(uint256) = 1_000_000
+
+# ---------------------------------------------------------------- storage
+# Who holds the BROKER / OPERATOR roles and who is verified.
+REGISTRY: public(immutable(IIdentityRegistry))
+
+# The trading-day counter (T+1 clock) lives in the oracle, advanced at each day open.
+ORACLE: public(immutable(IPriceOracle))
+
+# Shares held per holder and security.
+balance_of: public(HashMap[address, HashMap[uint256, uint256]])
+
+# Shares minted on the lock's day; they count as locked only while that day is today.
+locks: public(HashMap[address, HashMap[uint256, Lock]])
+
+# Shares outstanding per security; reconciled against the broker's custody position.
+total_supply: public(HashMap[uint256, uint256])
+
+# Broker fill references already consumed by a mint or burn.
+ref_used: public(HashMap[bytes32, bool])
+
+
+@deploy
+def __init__(registry: IIdentityRegistry, oracle: IPriceOracle):
+    assert registry.address != empty(address), "shares: zero registry"
+    assert oracle.address != empty(address), "shares: zero oracle"
+    pausable.__init__()
+    REGISTRY = registry
+    ORACLE = oracle
+
+
+# ---------------------------------------------------------------- internal logic: checks
+@internal
+@view
+def _check_broker():
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.BROKER), (
+        "shares: caller is not broker"
+    )
+
+
+@internal
+@view
+def _check_operator():
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.OPERATOR), (
+        "shares: caller is not operator"
+    )
+
+
+@internal
+@view
+def _check_not_paused():
+    assert not pausable.paused, "shares: paused"
+
+
+@internal
+@pure
+def _check_code(code: uint256):
+    assert code > 0 and code < CODE_LIMIT, "shares: bad security code"
+
+
+@internal
+@view
+def _check_ref(ref: bytes32):
+    assert ref != empty(bytes32), "shares: empty reference"
+    assert not self.ref_used[ref], "shares: reference already used"
+
+
+@internal
+@view
+def _check_receiver(account: address):
+    assert account != empty(address), "shares: zero address"
+    assert staticcall REGISTRY.is_verified(account), "shares: receiver not verified"
+
+
+# ---------------------------------------------------------------- internal logic: locks
+@internal
+@view
+def _locked(holder: address, code: uint256, today: uint256) -> uint256:
+    lock: Lock = self.locks[holder][code]
+    if lock.day == today:
+        return lock.qty
+    # dev: lock.day < today because the day counter only grows
+    return 0
+
+
+@internal
+def _add_lock(holder: address, code: uint256, qty: uint256, today: uint256):
+    self.locks[holder][code] = Lock(qty=self._locked(holder, code, today) + qty, day=today)
+
+
+@internal
+@view
+def _check_unlocked(holder: address, code: uint256, qty: uint256, today: uint256):
+    bal: uint256 = self.balance_of[holder][code]
+    assert bal >= qty, "shares: insufficient balance"
+    # dev: locked <= balance always (locks are only added with balance and carried with it)
+    assert bal - self._locked(holder, code, today) >= qty, "shares: locked until next trading day"
+
+
+# ---------------------------------------------------------------- external: views
+@external
+@view
+def unlocked_balance_of(holder: address, code: uint256) -> uint256:
+    """
+    @notice Shares of `code` that `holder` may move or sell today.
+    """
+    today: uint256 = staticcall ORACLE.trading_day()
+    return self.balance_of[holder][code] - self._locked(holder, code, today)
+
+
+@external
+@view
+def locked_balance_of(holder: address, code: uint256) -> uint256:
+    """
+    @notice Shares of `code` bought today by `holder` (T+1 locked).
+    """
+    return self._locked(holder, code, staticcall ORACLE.trading_day())
+
+
+# ---------------------------------------------------------------- external: holders
+@external
+def transfer(to: address, code: uint256, qty: uint256):
+    """
+    @notice Move `qty` unlocked shares of `code` to `to`; both must be verified.
+    """
+    self._check_not_paused()
+    self._check_code(code)
+    assert qty > 0, "shares: zero quantity"
+    assert staticcall REGISTRY.is_verified(msg.sender), "shares: sender not verified"
+    self._check_receiver(to)
+    self._check_unlocked(msg.sender, code, qty, staticcall ORACLE.trading_day())
+    self.balance_of[msg.sender][code] -= qty
+    self.balance_of[to][code] += qty
+    log Transferred(sender=msg.sender, receiver=to, code=code, qty=qty)
+
+
+# ---------------------------------------------------------------- external: broker
+@external
+def mint(holder: address, code: uint256, qty: uint256, ref: bytes32):
+    """
+    @notice Broker: certificates for a buy fill `ref`; locked until the next trading day.
+    """
+    self._check_broker()
+    self._check_not_paused()
+    self._check_code(code)
+    assert qty > 0, "shares: zero quantity"
+    self._check_ref(ref)
+    self._check_receiver(holder)
+    today: uint256 = staticcall ORACLE.trading_day()
+    self.ref_used[ref] = True
+    self.balance_of[holder][code] += qty
+    self.total_supply[code] += qty
+    self._add_lock(holder, code, qty, today)
+    log Minted(
+        holder=holder, code=code, ref=ref, qty=qty, day=today, supply_after=self.total_supply[code]
+    )
+
+
+@external
+def burn(holder: address, code: uint256, qty: uint256, ref: bytes32):
+    """
+    @notice Broker: retire certificates for a sell fill `ref`; only unlocked shares sell.
+    """
+    self._check_broker()
+    self._check_not_paused()
+    self._check_code(code)
+    assert qty > 0, "shares: zero quantity"
+    self._check_ref(ref)
+    self._check_unlocked(holder, code, qty, staticcall ORACLE.trading_day())
+    self.ref_used[ref] = True
+    self.balance_of[holder][code] -= qty
+    self.total_supply[code] -= qty
+    log Burned(holder=holder, code=code, ref=ref, qty=qty, supply_after=self.total_supply[code])
+
+
+# ---------------------------------------------------------------- external: operator
+@external
+def forced_transfer(holder: address, to: address, code: uint256, qty: uint256):
+    """
+    @notice Operator: move `qty` shares of `code` from `holder` to `to` (liquidation).
+            Unlocked shares move first; locked ones keep their lock at the receiver.
+    """
+    self._check_operator()
+    self._check_code(code)
+    assert qty > 0, "shares: zero quantity"
+    assert holder != to, "shares: transfer to self"
+    self._check_receiver(to)
+    bal: uint256 = self.balance_of[holder][code]
+    assert bal >= qty, "shares: insufficient balance"
+    today: uint256 = staticcall ORACLE.trading_day()
+    locked: uint256 = self._locked(holder, code, today)
+    unlocked: uint256 = bal - locked
+    moved_locked: uint256 = 0
+    if qty > unlocked:
+        moved_locked = qty - unlocked
+        self.locks[holder][code] = Lock(qty=locked - moved_locked, day=today)
+        self._add_lock(to, code, moved_locked, today)
+    self.balance_of[holder][code] = bal - qty
+    self.balance_of[to][code] += qty
+    log ForcedTransfer(
+        holder=holder, receiver=to, code=code, qty=qty, locked_qty=moved_locked, by=msg.sender
+    )
+
+
+@external
+def pause():
+    """
+    @notice Operator: stop transfers, mints and burns (forced transfers still work).
+    """
+    self._check_operator()
+    assert not pausable.paused, "shares: already paused"
+    pausable._pause()
+
+
+@external
+def unpause():
+    """
+    @notice Operator: resume after a pause.
+    """
+    self._check_operator()
+    assert pausable.paused, "shares: not paused"
+    pausable._unpause()
