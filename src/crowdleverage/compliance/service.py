@@ -12,6 +12,7 @@ database transaction: if the chain write fails, the status change is rolled back
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from crowdleverage.compliance import aml, kyc
 from crowdleverage.compliance import cases as case_repo
-from crowdleverage.compliance import kyc
 from crowdleverage.compliance.cases import Case, CaseStatus, Resolution
 from crowdleverage.compliance.lists import BirthDate, ListEntry, ListName, load_list_file
 from crowdleverage.compliance.ports import IdentityRole, IdentityWriter
@@ -438,6 +439,73 @@ class ComplianceService:
                     identity_id, True, actor="rescreen", reason="new sanctions hit", now=at
                 )
         return len(people), opened
+
+    # ── AML monitoring ──────────────────────────────────────────────────────────────────────
+
+    def monitor(
+        self,
+        txns: Sequence[aml.Transaction],
+        *,
+        cfg: aml.AmlConfig | None = None,
+        now: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run the AML rules; every alert becomes a case (once per finding). Alerts of the
+        rules in `cfg.freeze_on` freeze a verified customer at once, pending investigation."""
+        cfg = cfg or aml.AmlConfig()
+        at = now or utcnow()
+        ids = sorted({t.identity_id for t in txns})
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    identities.c.identity_id, identities.c.name, identities.c.bank_card_sha256
+                ).where(identities.c.identity_id.in_(ids))
+            ).all()
+        customers = {
+            r.identity_id: aml.Customer(r.identity_id, r.name, frozenset({r.bank_card_sha256}))
+            for r in rows
+        }
+        alerts = aml.run_rules(txns, customers, cfg)
+        out: list[dict[str, Any]] = []
+        to_freeze: list[tuple[str, str]] = []
+        with self.engine.begin() as conn:
+            for alert in alerts:
+                case, created = case_repo.open_case(
+                    conn,
+                    kind=f"aml:{alert.rule}",
+                    identity_id=alert.identity_id if alert.identity_id in customers else None,
+                    dedup_key=alert.dedup_key,
+                    title=alert.description,
+                    details=alert.details(),
+                    now=at,
+                )
+                if created and alert.rule in cfg.freeze_on and alert.identity_id in customers:
+                    to_freeze.append((alert.identity_id, case.case_id))
+                out.append({"alert": alert.details(), "case_id": case.case_id, "new": created})
+        for identity_id, case_id in to_freeze:
+            if self.identity(identity_id)["status"] == "verified":
+                self.set_frozen(
+                    identity_id, True, actor="aml-monitor", reason=f"AML case {case_id}", now=at
+                )
+        return out
+
+    def report_case(
+        self, case_id: str, *, actor: str, grounds: str, now: datetime | None = None
+    ) -> Case:
+        """File the suspicious-transaction report for a case under investigation."""
+        with self.engine.begin() as conn:
+            return case_repo.transition(
+                conn, case_id, CaseStatus.REPORTED, actor=actor, note=grounds, now=now
+            )
+
+    def investigate_case(self, case_id: str, *, actor: str, now: datetime | None = None) -> Case:
+        with self.engine.begin() as conn:
+            return case_repo.transition(
+                conn, case_id, CaseStatus.INVESTIGATING, actor=actor, now=now
+            )
+
+    def str_export(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return case_repo.suspicious_transaction_reports(conn)
 
     # ── reads ───────────────────────────────────────────────────────────────────────────────
 
