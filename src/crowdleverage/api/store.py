@@ -1,0 +1,65 @@
+"""The API's own tables (users, login attempts, idempotency records, audit log), SQLAlchemy
+Core on the same database as the custody ledger. All names are prefixed `api_`."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "api_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("display_name", sa.String(128), nullable=False),
+    # KYC state written by the compliance officer: pending → approved | rejected.
+    sa.Column("kyc_status", sa.String(16), nullable=False, server_default="pending"),
+    # Credit tier (1..3) granted to a borrower at KYC approval; NULL for other roles.
+    sa.Column("credit_tier", sa.Integer, nullable=True),
+    sa.Column("created_at_s", sa.BigInteger, nullable=False),
+)
+
+# One row per failed login; the limiter counts rows in the window (works across workers).
+login_failures = sa.Table(
+    "api_login_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, index=True),
+    sa.Column("client", sa.String(64), nullable=False),
+    sa.Column("at_s", sa.BigInteger, nullable=False),
+)
+
+# The first response to a money-moving POST, replayed for a retry with the same key.
+idempotency = sa.Table(
+    "api_idempotency",
+    metadata,
+    sa.Column("user_id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("path", sa.String(256), nullable=False),
+    # NULL while the first request is still running (a concurrent retry gets 409).
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("response_json", sa.Text, nullable=True),
+    sa.Column("created_at_s", sa.BigInteger, nullable=False),
+)
+
+# Hash-chained log of operator and money-moving actions: each row commits to the previous one.
+audit_log = sa.Table(
+    "api_audit_log",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at_s", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("details_json", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+
+def create_schema(engine: Engine) -> None:
+    metadata.create_all(engine)
