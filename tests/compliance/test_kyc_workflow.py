@@ -76,6 +76,37 @@ def test_clean_applicant_is_verified_and_written_on_chain(
     run_happy_path(svc, registry)
 
 
+def test_suitability_assessment_is_stored_and_written_on_chain(
+    svc: ComplianceService, registry: InMemoryIdentityRegistry
+) -> None:
+    ident = svc.onboard(application(), now=NOW).identity_id
+    svc.verify(ident, actor="officer-li", now=NOW)
+    answers = {
+        "age": 4,
+        "income": 3,
+        "assets": 2,
+        "experience": 3,
+        "knowledge": 2,
+        "horizon": 2,
+        "loss": 3,
+    }  # 10+12+12+16+14+10+22 = 96 -> C5
+
+    out = svc.assess_suitability(
+        ident,
+        answers,
+        financial_assets_fen=500_000_000,
+        avg_annual_income_fen=0,
+        experience_years=6,
+        now=NOW,
+    )
+
+    assert out["level"] == "C5" and out["qualified_investor"] is True
+    assert out["max_leverage_tier"] == 3
+    assert out["products"] == ["junior", "margin_t1", "margin_t2", "margin_t3", "senior"]
+    assert registry.records[INVESTOR].suitability_level == 5
+    assert svc.identity(ident)["suitability_level"] == 5
+
+
 def test_sanctioned_applicant_is_blocked_with_a_case(
     svc: ComplianceService, registry: InMemoryIdentityRegistry
 ) -> None:

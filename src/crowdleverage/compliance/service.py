@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crowdleverage.compliance import aml, kyc
+from crowdleverage.compliance import aml, kyc, suitability
 from crowdleverage.compliance import cases as case_repo
 from crowdleverage.compliance.cases import Case, CaseStatus, Resolution
 from crowdleverage.compliance.lists import BirthDate, ListEntry, ListName, load_list_file
@@ -386,6 +386,41 @@ class ComplianceService:
             )
             if ident.status == "verified":
                 self._write_chain(conn, identity_id)
+
+    def assess_suitability(
+        self,
+        identity_id: str,
+        answers: dict[str, int],
+        *,
+        financial_assets_fen: int,
+        avg_annual_income_fen: int,
+        experience_years: int,
+        policy: suitability.QualifiedInvestorPolicy | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Score the questionnaire, decide qualified-investor status, store both and write the
+        level on chain. Returns the level, the allowed products and the leverage cap."""
+        if min(financial_assets_fen, avg_annual_income_fen, experience_years) < 0:
+            raise InvalidInput("assets, income and experience must not be negative")
+        result = suitability.score_questionnaire(answers)
+        profile = suitability.InvestorProfile(
+            result.level, financial_assets_fen, avg_annual_income_fen, experience_years
+        )
+        qualified = suitability.is_qualified(
+            profile, policy or suitability.QualifiedInvestorPolicy()
+        )
+        self.set_suitability(identity_id, int(result.level), qualified_investor=qualified, now=now)
+        return {
+            "score": result.score,
+            "level": f"C{int(result.level)}",
+            "qualified_investor": qualified,
+            "products": sorted(
+                code
+                for code, p in suitability.PRODUCTS.items()
+                if suitability.check_product(profile, p, policy).allowed
+            ),
+            "max_leverage_tier": suitability.max_leverage_tier(profile, policy),
+        }
 
     def resolve_case(
         self,
