@@ -1,0 +1,117 @@
+"""The one deploy script, run unchanged on every ChainPort, and the deployment manifest.
+
+Deploys IdentityRegistry, PriceOracle, CashToken, ShareCertificates as `admin`, makes
+`compliance` the compliance officer, registers the system actors with their roles, and writes
+`<data_dir>/chain/manifest.json` (addresses, ABI hashes, block, chain id)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crowdleverage.chain.artifacts import DEPLOYABLES, artifact
+from crowdleverage.chain.port import ChainPort
+from crowdleverage.chain.roles import Role
+from crowdleverage.domain.errors import ConfigError, Conflict, NotFound
+
+MANIFEST_NAME = "manifest.json"
+IDENTITY_TTL_S = 10 * 365 * 86_400  # system actors: ten years, renewed by compliance
+JURISDICTION_CN = b"CN"
+
+SYSTEM_ROLES: dict[str, Role] = {
+    "compliance": Role.COMPLIANCE,
+    "operator": Role.OPERATOR,
+    "custodian": Role.CUSTODIAN,
+    "broker": Role.BROKER,
+    "reporter1": Role.REPORTER,
+    "reporter2": Role.REPORTER,
+    "reporter3": Role.REPORTER,
+    "keeper": Role.KEEPER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeployOptions:
+    oracle_max_age_s: int = 600
+    oracle_quorum: int = 2
+
+
+def manifest_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "chain" / MANIFEST_NAME
+
+
+def read_manifest(data_dir: Path) -> dict[str, Any]:
+    path = manifest_path(data_dir)
+    if not path.exists():
+        raise NotFound(f"no deployment manifest at {path}; run `crowdlev chain deploy`")
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from exc
+    return data
+
+
+def check_manifest(port: ChainPort, manifest: dict[str, Any]) -> None:
+    """The manifest matches this chain and these sources (same chain id, same ABIs)."""
+    if manifest.get("chain_id") != port.chain_id:
+        raise ConfigError(
+            f"manifest is for chain id {manifest.get('chain_id')}, node is {port.chain_id}"
+        )
+    for name in DEPLOYABLES:
+        entry = manifest.get("contracts", {}).get(name)
+        if entry is None:
+            raise ConfigError(f"manifest lacks {name}")
+        if entry["abi_sha256"] != artifact(name).abi_hash:
+            raise ConfigError(f"{name}: deployed ABI differs from the sources; redeploy")
+
+
+def deploy_system(
+    port: ChainPort, data_dir: Path, options: DeployOptions | None = None
+) -> dict[str, Any]:
+    """Deploy and configure the asset/identity/oracle system; returns the manifest."""
+    opts = options or DeployOptions()
+    if manifest_path(data_dir).exists():
+        raise Conflict(f"already deployed (manifest at {manifest_path(data_dir)})")
+    registry = port.deploy("IdentityRegistry", [], actor="admin")
+    oracle = port.deploy(
+        "PriceOracle", [registry, opts.oracle_max_age_s, opts.oracle_quorum], actor="admin"
+    )
+    port.deploy("CashToken", [registry], actor="admin")
+    port.deploy("ShareCertificates", [registry, oracle], actor="admin")
+    expires = port.block_time() + IDENTITY_TTL_S
+    for actor, role in SYSTEM_ROLES.items():
+        who = "admin" if role is Role.COMPLIANCE else "compliance"
+        port.send(
+            "IdentityRegistry", "register", port.address_of(actor), int(role), 5,
+            JURISDICTION_CN, expires, actor=who,
+        )  # fmt: skip
+    manifest = {
+        "chain": port.kind,
+        "chain_id": port.chain_id,
+        "block": port.block_number(),
+        "deployed_at_s": port.block_time(),
+        "admin": port.address_of("admin"),
+        "actors": {a: port.address_of(a) for a in ["admin", *SYSTEM_ROLES]},
+        "oracle": {"max_age_s": opts.oracle_max_age_s, "quorum": opts.oracle_quorum},
+        "contracts": {
+            name: {
+                "address": port.contract_address(name),
+                "abi_sha256": artifact(name).abi_hash,
+                "runtime_size_bytes": artifact(name).runtime_size_bytes,
+            }
+            for name in DEPLOYABLES
+        },
+    }
+    write_manifest(data_dir, manifest)
+    return manifest
+
+
+def write_manifest(data_dir: Path, manifest: dict[str, Any]) -> None:
+    path = manifest_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)

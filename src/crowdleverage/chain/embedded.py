@@ -1,0 +1,468 @@
+"""`EmbeddedChain`: titanoboa/py-evm in process, persisted under `<data_dir>/chain/`.
+
+Persistence (DESIGN.md §3): a **snapshot** of py-evm's state database (every trie node, as a
+flat binary key/value file, written atomically) plus a **journal** of the transactions since
+it (SQLite, one row per committed transaction with its sender, calldata, block and timestamp).
+On start the snapshot is loaded and the journal tail replayed with the recorded block numbers
+and timestamps, so the state root is exactly the one the last writer had. Event logs, which
+py-evm does not keep, are stored by the gateway in the same SQLite file in the same database
+transaction as the journal row. One writer at a time: an exclusive `flock` on
+`chain/writer.lock`; other processes may open read-only.
+
+Block time comes from a controllable clock (`set_block_time`, `advance_time`), so replays can
+run days in seconds; every transaction is mined in its own block (like anvil's automine)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+
+from crowdleverage.chain.abi import ContractAbi, decode_revert, intrinsic_gas
+from crowdleverage.chain.artifacts import EIP170_LIMIT_BYTES, artifact
+from crowdleverage.chain.keys import ActorKeys
+from crowdleverage.chain.port import EventLog, TxResult
+from crowdleverage.domain.errors import (
+    ConfigError,
+    Conflict,
+    ContractRevert,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+)
+
+# 2016-01-04 09:30 Asia/Shanghai: the first session of the shipped market data.
+DEFAULT_GENESIS_TIME_S = 1_451_871_000
+DEFAULT_CHAIN_ID = 31337
+SNAPSHOT_MAGIC = b"CLEVSNAP1\n"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS txs (
+    seq INTEGER PRIMARY KEY,            -- 1, 2, ... in execution order
+    kind TEXT NOT NULL,                 -- 'deploy' | 'send'
+    contract TEXT NOT NULL,             -- deployed name
+    fn TEXT NOT NULL,                   -- function name ('' for deploy)
+    sender TEXT NOT NULL,
+    to_addr TEXT NOT NULL,              -- target, or the created address for a deploy
+    data BLOB NOT NULL,                 -- calldata or init code + constructor args
+    block INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    gas_used INTEGER NOT NULL,
+    tx_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    tx_seq INTEGER NOT NULL REFERENCES txs(seq),
+    block INTEGER NOT NULL,
+    tx_hash TEXT NOT NULL,
+    contract TEXT NOT NULL,
+    address TEXT NOT NULL,
+    event TEXT NOT NULL,
+    args_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_name ON events(contract, event, seq);
+"""
+
+
+class EmbeddedChain:
+    """ChainPort on an in-process EVM whose state survives restarts."""
+
+    kind = "embedded"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        keys: ActorKeys,
+        *,
+        chain_id: int = DEFAULT_CHAIN_ID,
+        genesis_time_s: int = DEFAULT_GENESIS_TIME_S,
+        read_only: bool = False,
+        snapshot_every: int = 500,
+    ) -> None:
+        from boa.environment import Env
+
+        self.dir = Path(data_dir) / "chain"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.keys = keys
+        self.read_only = read_only
+        self._snapshot_every = snapshot_every
+        self._lock_fd: int | None = None if read_only else self._acquire_lock()
+        self._db = self._open_journal()
+        self._env = Env()
+        self._env.evm.patch.code_size_limit = EIP170_LIMIT_BYTES
+        self._contracts: dict[str, tuple[str, ContractAbi]] = {}
+        self._names_by_address: dict[str, str] = {}
+        self._since_snapshot = 0
+        meta = self._meta()
+        if "chain_id" not in meta:
+            if read_only:
+                raise NotFound(f"no embedded chain in {self.dir}")
+            meta = {"chain_id": str(chain_id), "ts": str(genesis_time_s), "block": "0"}
+            self._set_meta(meta)
+        self.chain_id = int(meta["chain_id"])
+        self._env.evm.patch.chain_id = self.chain_id
+        self._restore()
+        self._ts = int(self._meta()["ts"])
+
+    # ------------------------------------------------------------ lifecycle
+    def _acquire_lock(self) -> int:
+        fd = os.open(self.dir / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ServiceUnavailable(
+                f"another process is writing the chain in {self.dir}; open it read-only"
+            ) from None
+        return fd
+
+    def _open_journal(self) -> sqlite3.Connection:
+        path = self.dir / "journal.sqlite"
+        if self.read_only:
+            if not path.exists():
+                raise NotFound(f"no embedded chain in {self.dir}")
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        else:
+            db = sqlite3.connect(path)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        return db
+
+    def close(self) -> None:
+        if getattr(self, "_db", None) is None:
+            return
+        if not self.read_only and self._since_snapshot:
+            self.snapshot()
+        self._db.close()
+        self._db = None  # type: ignore[assignment]
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> EmbeddedChain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ meta
+    def _meta(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def _set_meta(self, values: dict[str, str]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                list(values.items()),
+            )
+
+    # ------------------------------------------------------------ snapshot + replay
+    @property
+    def _snapshot_path(self) -> Path:
+        return self.dir / "state.snapshot"
+
+    def _state(self) -> Any:
+        return self._env.evm.vm.state
+
+    def snapshot(self) -> None:
+        """Persist py-evm's state trie and write it with the last journal seq it covers."""
+        self._check_writable()
+        state = self._state()
+        state.persist()
+        root = bytes(state.state_root)
+        kv = self._env.evm.chain.chaindb.db.wrapped_db.kv_store
+        seq = self._last_seq()
+        header = json.dumps(
+            {"seq": seq, "state_root": root.hex(), "block": self.block_number(), "nodes": len(kv)}
+        ).encode()
+        body = bytearray()
+        for k, v in kv.items():
+            body += struct.pack(">II", len(k), len(v)) + k + v
+        tmp = self._snapshot_path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(SNAPSHOT_MAGIC + struct.pack(">I", len(header)) + header)
+            f.write(zlib.compress(bytes(body), 1))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._snapshot_path)
+        self._since_snapshot = 0
+
+    def _load_snapshot(self) -> int:
+        """Load the state snapshot if any; returns the journal seq it covers (0 if none)."""
+        path = self._snapshot_path
+        if not path.exists():
+            return 0
+        raw = path.read_bytes()
+        if not raw.startswith(SNAPSHOT_MAGIC):
+            raise ConfigError(f"{path} is not a chain snapshot")
+        pos = len(SNAPSHOT_MAGIC)
+        (hlen,) = struct.unpack_from(">I", raw, pos)
+        header = json.loads(raw[pos + 4 : pos + 4 + hlen])
+        body = zlib.decompress(raw[pos + 4 + hlen :])
+        db = self._env.evm.chain.chaindb.db
+        off = 0
+        while off < len(body):
+            klen, vlen = struct.unpack_from(">II", body, off)
+            off += 8
+            db[body[off : off + klen]] = body[off + klen : off + klen + vlen]
+            off += klen + vlen
+        state = self._state()
+        state._account_db = type(state._account_db)(db, bytes.fromhex(header["state_root"]))
+        return int(header["seq"])
+
+    def _restore(self) -> None:
+        covered = self._load_snapshot()
+        rows = self._db.execute(
+            "SELECT seq, kind, contract, fn, sender, to_addr, data, block, ts FROM txs ORDER BY seq"
+        ).fetchall()
+        for seq, kind, contract, _fn, sender, to_addr, data, block, ts in rows:
+            if kind == "deploy":
+                self._register(contract, to_addr)
+            if seq <= covered:
+                continue
+            self._env.evm.patch.timestamp = ts
+            self._env.evm.patch.block_number = block
+            if kind == "deploy":
+                address, comp = self._exec_deploy(sender, bytes(data))
+                ok = not comp.is_error and address.lower() == to_addr.lower()
+            else:
+                comp = self._exec_send(sender, to_addr, bytes(data))
+                ok = not comp.is_error
+            if not ok:
+                raise ConfigError(f"journal replay diverged at transaction {seq} in {self.dir}")
+            self._since_snapshot += 1
+
+    # ------------------------------------------------------------ execution primitives
+    def _exec_deploy(self, sender: str, initcode: bytes) -> tuple[str, Any]:
+        from boa.util.abi import Address
+
+        self._env.evm.reset_access_counters()
+        state = self._state()
+        snap = state.snapshot()
+        address, comp = self._env.deploy(sender=Address(sender), bytecode=initcode)
+        if comp.is_error:
+            state.revert(snap)  # undo the nonce bump as well: nothing happened
+        else:
+            state.commit(snap)
+        return to_checksum_address(str(address)), comp
+
+    def _exec_send(self, sender: str, to: str, data: bytes) -> Any:
+        from boa.util.abi import Address
+
+        self._env.evm.reset_access_counters()
+        comp = self._env.execute_code(to_address=Address(to), sender=Address(sender), data=data)
+        if not comp.is_error:
+            # a real transaction bumps the sender's nonce; keep CREATE addresses like a node's
+            self._state().increment_nonce(Address(sender).canonical_address)
+        return comp
+
+    @staticmethod
+    def _tx_gas(comp: Any, data: bytes, is_create: bool) -> int:
+        """Gas a node would charge: intrinsic + execution − refund (≤ 1/5), EIP-7623 floor."""
+        gross = intrinsic_gas(data, is_create) + comp.get_gas_used()
+        refund = min(comp.get_gas_refund(), gross // 5)
+        zeros = data.count(0)
+        floor = 21_000 + 10 * (zeros + 4 * (len(data) - zeros))
+        return max(gross - refund, floor)
+
+    # ------------------------------------------------------------ contracts and actors
+    def _register(self, name: str, address: str) -> None:
+        self._contracts[name] = (to_checksum_address(address), ContractAbi(artifact(name).abi))
+        self._names_by_address[address.lower()] = name
+
+    def address_of(self, actor: str) -> str:
+        return self.keys.address(actor)
+
+    def _sender(self, actor: str) -> str:
+        return self.keys.address(actor)
+
+    def contract_address(self, name: str) -> str:
+        return self._contract(name)[0]
+
+    def deployed(self) -> dict[str, str]:
+        return {n: a for n, (a, _) in self._contracts.items()}
+
+    def _contract(self, name: str) -> tuple[str, ContractAbi]:
+        try:
+            return self._contracts[name]
+        except KeyError:
+            raise NotFound(f"contract {name} is not deployed on this chain") from None
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise Conflict(f"the chain in {self.dir} is open read-only")
+
+    # ------------------------------------------------------------ ChainPort: writes
+    def deploy(self, name: str, args: Sequence[Any], *, actor: str) -> str:
+        self._check_writable()
+        if name in self._contracts:
+            raise Conflict(f"{name} is already deployed at {self._contracts[name][0]}")
+        art = artifact(name)
+        initcode = art.bytecode + ContractAbi(art.abi).encode_constructor(args)
+        sender = self._sender(actor)
+        block = self.block_number() + 1
+        self._env.evm.patch.timestamp = self._ts
+        self._env.evm.patch.block_number = block
+        address, comp = self._exec_deploy(sender, initcode)
+        if comp.is_error:
+            raise ContractRevert(decode_revert(bytes(comp.output)), contract=name, fn="constructor")
+        self._register(name, address)
+        gas = self._tx_gas(comp, initcode, True)
+        self._commit("deploy", name, "", sender, address, initcode, block, gas, comp)
+        return address
+
+    def send(self, contract: str, fn: str, *args: Any, actor: str) -> TxResult:
+        self._check_writable()
+        address, abi = self._contract(contract)
+        data = abi.function(fn).encode(args)
+        sender = self._sender(actor)
+        block = self.block_number() + 1
+        self._env.evm.patch.timestamp = self._ts
+        self._env.evm.patch.block_number = block
+        comp = self._exec_send(sender, address, data)
+        if comp.is_error:
+            raise ContractRevert(decode_revert(bytes(comp.output)), contract=contract, fn=fn)
+        gas = self._tx_gas(comp, data, False)
+        return self._commit("send", contract, fn, sender, address, data, block, gas, comp)
+
+    def _commit(
+        self, kind: str, contract: str, fn: str, sender: str, to: str, data: bytes,
+        block: int, gas: int, comp: Any,
+    ) -> TxResult:  # fmt: skip
+        seq = self._last_seq() + 1
+        tx_hash = "0x" + keccak(seq.to_bytes(8, "big") + bytes.fromhex(sender[2:]) + data).hex()
+        logs = self._decode_logs(comp, block, tx_hash)
+        with self._db:
+            self._db.execute(
+                "INSERT INTO txs(seq, kind, contract, fn, sender, to_addr, data, block, ts,"
+                " gas_used, tx_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (seq, kind, contract, fn, sender, to, data, block, self._ts, gas, tx_hash),
+            )
+            stored = []
+            for log in logs:
+                cur = self._db.execute(
+                    "INSERT INTO events(tx_seq, block, tx_hash, contract, address, event,"
+                    " args_json) VALUES (?,?,?,?,?,?,?)",
+                    (seq, block, tx_hash, log.contract, log.address, log.event,
+                     json.dumps(log.args, sort_keys=True)),
+                )  # fmt: skip
+                stored.append(_with_seq(log, int(cur.lastrowid or 0)))
+            self._db.execute(
+                "INSERT INTO meta(key, value) VALUES ('block', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(block),),
+            )
+        self._since_snapshot += 1
+        if self._since_snapshot >= self._snapshot_every:
+            self.snapshot()
+        return TxResult(tx_hash=tx_hash, block=block, gas_used=gas, events=tuple(stored))
+
+    def _decode_logs(self, comp: Any, block: int, tx_hash: str) -> list[EventLog]:
+        out: list[EventLog] = []
+        for _, raw_addr, topics, data in comp.get_raw_log_entries():
+            address = to_checksum_address(raw_addr)
+            name = self._names_by_address.get(address.lower())
+            if name is None:
+                continue  # a contract the gateway does not know: not ours to index
+            abi = self._contracts[name][1]
+            topic_bytes = [t.to_bytes(32, "big") for t in topics]
+            ev = abi.events.get(topic_bytes[0]) if topic_bytes else None
+            if ev is None:
+                continue
+            args = ev.decode(topic_bytes, bytes(data))
+            out.append(EventLog(0, block, tx_hash, name, address, ev.name, args))
+        return out
+
+    # ------------------------------------------------------------ ChainPort: reads
+    def call(self, contract: str, fn: str, *args: Any, actor: str | None = None) -> Any:
+        from boa.util.abi import Address
+
+        address, abi = self._contract(contract)
+        func = abi.function(fn)
+        data = func.encode(args)
+        sender = self._sender(actor) if actor else "0x" + "00" * 20
+        self._env.evm.patch.timestamp = self._ts
+        self._env.evm.patch.block_number = self.block_number()
+        comp = self._env.execute_code(
+            to_address=Address(address), sender=Address(sender), data=data, is_modifying=False
+        )
+        if comp.is_error:
+            raise ContractRevert(decode_revert(bytes(comp.output)), contract=contract, fn=fn)
+        return func.decode(bytes(comp.output))
+
+    def events(
+        self, contract: str | None = None, event: str | None = None, since: int = 0
+    ) -> list[EventLog]:
+        sql = "SELECT seq, block, tx_hash, contract, address, event, args_json FROM events"
+        sql += " WHERE seq > ?"
+        params: list[Any] = [since]
+        if contract is not None:
+            sql += " AND contract = ?"
+            params.append(contract)
+        if event is not None:
+            sql += " AND event = ?"
+            params.append(event)
+        rows = self._db.execute(sql + " ORDER BY seq", params).fetchall()
+        return [EventLog(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+
+    def transactions(self) -> Iterator[tuple[int, str, str, str, int]]:
+        """(seq, contract, fn, sender, gas_used) of every committed transaction."""
+        yield from self._db.execute(
+            "SELECT seq, contract, fn, sender, gas_used FROM txs ORDER BY seq"
+        )
+
+    def _last_seq(self) -> int:
+        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM txs").fetchone()
+        return int(row[0])
+
+    def block_number(self) -> int:
+        return int(self._meta().get("block", "0"))
+
+    def block_time(self) -> int:
+        return self._ts
+
+    def set_block_time(self, timestamp_s: int) -> None:
+        self._check_writable()
+        if timestamp_s < self._ts:
+            raise InvalidInput(f"block time cannot go back ({timestamp_s} < {self._ts})")
+        self._ts = timestamp_s
+        self._set_meta({"ts": str(timestamp_s)})
+
+    def advance_time(self, seconds: int) -> None:
+        if seconds < 0:
+            raise InvalidInput("cannot advance time by a negative amount")
+        self.set_block_time(self._ts + seconds)
+
+    def state_root(self) -> str:
+        return "0x" + bytes(self._state().make_state_root()).hex()
+
+    def balance_wei(self, address: str) -> int:
+        from boa.util.abi import Address
+
+        return int(self._env.get_balance(Address(address)))
+
+
+def _with_seq(log: EventLog, seq: int) -> EventLog:
+    return EventLog(seq, log.block, log.tx_hash, log.contract, log.address, log.event, log.args)
+
+
+@contextlib.contextmanager
+def open_embedded(data_dir: Path, keys: ActorKeys, **kw: Any) -> Iterator[EmbeddedChain]:
+    chain = EmbeddedChain(data_dir, keys, **kw)
+    try:
+        yield chain
+    finally:
+        chain.close()

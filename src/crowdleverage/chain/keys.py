@@ -1,0 +1,72 @@
+"""Actor keys. Private keys are `SecretStr` and never logged or printed.
+
+Development and tests derive one key per actor name from a seed (DEV ONLY: anyone who knows the
+seed knows the keys). Production passes explicit keys, e.g. from `CROWDLEV_CHAIN_KEY_<ACTOR>`
+environment variables or `Settings.deployer_key` for the admin."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from eth_account import Account
+from eth_utils import keccak
+from pydantic import SecretStr
+
+from crowdleverage.domain.errors import ConfigError
+
+# The actors the deploy script needs; more (investors, borrowers) can be added by name.
+SYSTEM_ACTORS: tuple[str, ...] = (
+    "admin",
+    "compliance",
+    "operator",
+    "custodian",
+    "broker",
+    "reporter1",
+    "reporter2",
+    "reporter3",
+    "keeper",
+)
+
+
+@dataclass(frozen=True)
+class ActorKeys:
+    """actor name → private key (secret) and address."""
+
+    keys: Mapping[str, SecretStr]
+
+    def address(self, actor: str) -> str:
+        return str(Account.from_key(self.key(actor).get_secret_value()).address)
+
+    def key(self, actor: str) -> SecretStr:
+        try:
+            return self.keys[actor]
+        except KeyError:
+            raise ConfigError(f"no key configured for actor {actor!r}") from None
+
+    def names(self) -> list[str]:
+        return list(self.keys)
+
+    def __repr__(self) -> str:  # never show keys
+        return f"ActorKeys({sorted(self.keys)})"
+
+    @classmethod
+    def dev(cls, seed: int, names: Iterable[str] = SYSTEM_ACTORS) -> ActorKeys:
+        """Deterministic development keys: keccak("crowdlev-dev:<seed>:<name>")."""
+        return cls(
+            {n: SecretStr("0x" + keccak(text=f"crowdlev-dev:{seed}:{n}").hex()) for n in names}
+        )
+
+    def with_dev(self, seed: int, names: Iterable[str]) -> ActorKeys:
+        extra = ActorKeys.dev(seed, [n for n in names if n not in self.keys]).keys
+        return ActorKeys({**self.keys, **extra})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ActorKeys:
+        """CROWDLEV_CHAIN_KEY_<ACTOR>=0x... for every actor that has one."""
+        env = os.environ if environ is None else environ
+        prefix = "CROWDLEV_CHAIN_KEY_"
+        return cls(
+            {k[len(prefix) :].lower(): SecretStr(v) for k, v in env.items() if k.startswith(prefix)}
+        )

@@ -1,0 +1,175 @@
+"""EmbeddedChain: ChainPort behaviour, persistence across processes, one writer at a time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crowdleverage.chain.codes import ref_to_bytes32
+from crowdleverage.chain.deploy import deploy_system, read_manifest
+from crowdleverage.chain.embedded import EmbeddedChain
+from crowdleverage.chain.keys import ActorKeys
+from crowdleverage.chain.port import ChainPort
+from crowdleverage.chain.scenario import register_participants
+from crowdleverage.domain.errors import (
+    Conflict,
+    ContractRevert,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+)
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_embedded_is_a_chain_port(embedded: EmbeddedChain) -> None:
+    assert isinstance(embedded, ChainPort)
+
+
+def test_deploy_writes_manifest(embedded: EmbeddedChain, tmp_path: Path) -> None:
+    manifest = deploy_system(embedded, tmp_path)
+    on_disk = read_manifest(tmp_path)
+    assert on_disk == json.loads(json.dumps(manifest))
+    assert on_disk["chain_id"] == 31337
+    assert on_disk["contracts"]["CashToken"]["address"] == embedded.contract_address("CashToken")
+    assert (
+        embedded.call("CashToken", "REGISTRY")
+        == on_disk["contracts"]["IdentityRegistry"]["address"]
+    )
+    assert embedded.call("IdentityRegistry", "has_role", embedded.address_of("custodian"), 8)
+
+
+def test_deploy_twice_is_a_conflict(embedded: EmbeddedChain, tmp_path: Path) -> None:
+    deploy_system(embedded, tmp_path)
+    with pytest.raises(Conflict):
+        deploy_system(embedded, tmp_path)
+
+
+def test_send_revert_is_typed_and_changes_nothing(embedded: EmbeddedChain, tmp_path: Path) -> None:
+    deploy_system(embedded, tmp_path)
+    register_participants(embedded)
+    investor = embedded.address_of("investor")
+    embedded.send("CashToken", "mint", investor, 100, ref_to_bytes32("a"), actor="custodian")
+    root = embedded.state_root()
+    n_events = len(embedded.events())
+    with pytest.raises(ContractRevert) as err:
+        embedded.send("CashToken", "mint", investor, 100, ref_to_bytes32("a"), actor="custodian")
+    assert err.value.reason == "cash: reference already used"
+    assert err.value.exit_code == 6
+    assert embedded.state_root() == root
+    assert len(embedded.events()) == n_events
+
+
+def test_view_revert_is_typed(embedded: EmbeddedChain, tmp_path: Path) -> None:
+    deploy_system(embedded, tmp_path)
+    with pytest.raises(ContractRevert, match="oracle: price unreliable"):
+        embedded.call("PriceOracle", "price", 600000)
+
+
+def test_events_filter_and_cursor(embedded: EmbeddedChain, tmp_path: Path) -> None:
+    deploy_system(embedded, tmp_path)
+    register_participants(embedded)
+    all_events = embedded.events()
+    sets = embedded.events("IdentityRegistry", "IdentitySet")
+    assert len(sets) == 8 + 3  # system actors, then the scenario participants
+    assert [e.seq for e in all_events] == sorted(e.seq for e in all_events)
+    cursor = sets[-2].seq
+    assert embedded.events("IdentityRegistry", "IdentitySet", since=cursor) == sets[-1:]
+    assert embedded.events(since=all_events[-1].seq) == []
+
+
+def test_unknown_contract_and_bad_args(embedded: EmbeddedChain) -> None:
+    with pytest.raises(NotFound):
+        embedded.call("CashToken", "totalSupply")
+    deploy_system(embedded, embedded.dir.parent)
+    with pytest.raises(InvalidInput):
+        embedded.call("CashToken", "balanceOf")
+    with pytest.raises(InvalidInput):
+        embedded.call("CashToken", "no_such_function")
+
+
+def test_clock_is_controllable(embedded: EmbeddedChain, tmp_path: Path) -> None:
+    deploy_system(embedded, tmp_path)
+    t0 = embedded.block_time()
+    embedded.advance_time(86_400 * 30)
+    assert embedded.block_time() == t0 + 86_400 * 30
+    with pytest.raises(InvalidInput):
+        embedded.set_block_time(t0)
+    # the registry sees the clock: an identity expiring in 10 s lapses after 11 s
+    who = embedded.address_of("investor")
+    embedded.send("IdentityRegistry", "register", who, 1, 3, b"CN", embedded.block_time() + 10,
+                  actor="compliance")  # fmt: skip
+    assert embedded.call("IdentityRegistry", "is_verified", who)
+    embedded.advance_time(11)
+    assert not embedded.call("IdentityRegistry", "is_verified", who)
+
+
+def test_one_writer_at_a_time(embedded: EmbeddedChain, tmp_path: Path, dev_keys: ActorKeys) -> None:
+    with pytest.raises(ServiceUnavailable):
+        EmbeddedChain(tmp_path, dev_keys)
+    deploy_system(embedded, tmp_path)
+    reader = EmbeddedChain(tmp_path, dev_keys, read_only=True)
+    try:
+        assert reader.state_root() == embedded.state_root()
+        with pytest.raises(Conflict):
+            reader.send("PriceOracle", "open_day", 1, actor="operator")
+    finally:
+        reader.close()
+
+
+def test_read_only_on_empty_dir_is_not_found(tmp_path: Path, dev_keys: ActorKeys) -> None:
+    with pytest.raises(NotFound):
+        EmbeddedChain(tmp_path / "nothing", dev_keys, read_only=True)
+
+
+_CHILD = """
+import json, sys
+from pathlib import Path
+from crowdleverage.chain.embedded import EmbeddedChain
+from crowdleverage.chain.keys import ActorKeys
+from crowdleverage.chain.scenario import SCENARIO_ACTORS, basic_scenario, summary
+from crowdleverage.chain.deploy import deploy_system
+data_dir, mode = Path(sys.argv[1]), sys.argv[2]
+keys = ActorKeys.dev(20160104, SCENARIO_ACTORS)
+chain = EmbeddedChain(data_dir, keys, read_only=(mode == "read"), snapshot_every=7)
+if mode == "write":
+    deploy_system(chain, data_dir)
+    basic_scenario(chain)
+out = summary(chain)
+out["state_root"] = chain.state_root()
+out["block"] = chain.block_number()
+out["time"] = chain.block_time()
+if mode == "write":
+    # leave a journal tail after the last snapshot: close() would snapshot it away
+    chain._since_snapshot = 0
+chain.close()
+print(json.dumps(out))
+"""
+
+
+def _run_child(data_dir: Path, mode: str) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(data_dir), mode],
+        capture_output=True, text=True, cwd=PROJECT, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout)
+    return result
+
+
+def test_second_process_sees_same_state(tmp_path: Path) -> None:
+    # Arrange: process 1 deploys and runs the scenario (snapshots every 7 txs + journal tail)
+    first = _run_child(tmp_path, "write")
+    assert (tmp_path / "chain" / "state.snapshot").exists()
+    # Act: process 2 opens read-only, process 3 opens as the writer
+    second = _run_child(tmp_path, "read")
+    third = _run_child(tmp_path, "reopen")
+    # Assert
+    assert second == first
+    assert third == first
+    assert first["cash"] == {"investor": 500_000, "borrower": 2_600_000, "pool": 8_400_000}
+    assert first["shares"] == {"investor": 0, "borrower": 500, "pool": 500}
