@@ -103,6 +103,15 @@ def mint(owner: address, amount: uint256):
 
 
 @external
+def escrow(owner: address, to: address, amount: uint256):
+    """
+    @notice Pool: move shares into (redemption request) or out of (cancel) the pool's escrow.
+    """
+    assert msg.sender == POOL, "share: caller is not pool"
+    erc20._transfer(owner, to, amount)
+
+
+@external
 def burn(owner: address, amount: uint256):
     """
     @notice Pool: retire shares for an executed redemption (held in escrow by the pool).
