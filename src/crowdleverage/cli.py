@@ -18,6 +18,7 @@ app = typer.Typer(
 _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.market.cli", "app", "market"),
     ("crowdleverage.main_job", "app", None),
+    ("crowdleverage.compliance.cli", "app", None),
 ]
 
 
