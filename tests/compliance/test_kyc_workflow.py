@@ -187,6 +187,20 @@ def test_expiry_and_freeze_update_the_chain(
     assert svc.expire_due(now=later) == []  # once
 
 
+def test_outbox_mode_queues_writes_and_relays_them_in_order(tmp_path: Path) -> None:
+    svc = ComplianceService(make_engine(f"sqlite:///{tmp_path / 'o.db'}"), None)
+    ident = svc.onboard(application(), now=NOW).identity_id
+    svc.verify(ident, actor="officer-li", now=NOW)
+    svc.set_frozen(ident, True, actor="officer-li", reason="AML case", now=NOW)
+    registry = InMemoryIdentityRegistry()
+
+    assert svc.relay_outbox(registry) == 2
+    assert svc.relay_outbox(registry) == 0  # each write once
+
+    assert registry.writes == 2
+    assert registry.records[INVESTOR].verified and registry.records[INVESTOR].frozen
+
+
 def test_chain_failure_rolls_back_the_status(svc: ComplianceService) -> None:
     class FailingRegistry(InMemoryIdentityRegistry):
         def set_identity(self, address: str, **kw: object) -> None:  # type: ignore[override]

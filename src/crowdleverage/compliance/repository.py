@@ -112,6 +112,21 @@ case_events = sa.Table(
 )
 
 
+chain_outbox = sa.Table(
+    "compliance_chain_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # apply in this order
+    sa.Column("address", sa.String(42), nullable=False),
+    sa.Column("verified", sa.Boolean, nullable=False),
+    sa.Column("frozen", sa.Boolean, nullable=False),
+    sa.Column("expiry_s", sa.BigInteger, nullable=False),
+    sa.Column("suitability_level", sa.Integer, nullable=False),
+    sa.Column("roles", sa.Integer, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("sent_at", TS, nullable=True),  # null until relayed to the registry
+)
+
+
 def make_engine(url: str) -> sa.Engine:
     kwargs: dict[str, object] = {}
     if url.startswith("sqlite"):

@@ -27,6 +27,7 @@ from crowdleverage.compliance.lists import BirthDate, ListEntry, ListName, load_
 from crowdleverage.compliance.ports import IdentityRole, IdentityWriter
 from crowdleverage.compliance.repository import (
     as_utc,
+    chain_outbox,
     create_tables,
     documents,
     identities,
@@ -111,7 +112,7 @@ class ComplianceService:
     def __init__(
         self,
         engine: sa.Engine,
-        writer: IdentityWriter,
+        writer: IdentityWriter | None,
         *,
         threshold: int = DEFAULT_THRESHOLD,
         create: bool = True,
@@ -602,15 +603,52 @@ class ComplianceService:
             raise Conflict(f"identity {ident.identity_id} changed concurrently; retry")
 
     def _write_chain(self, conn: sa.Connection, identity_id: str) -> None:
+        """Write the identity on chain now (writer given), or queue the write in the outbox in
+        the same transaction (no writer: `relay_outbox` applies it later, in order)."""
         r = self._get(conn, identity_id)
-        self.writer.set_identity(
-            r.address,
-            verified=r.status == "verified",
-            frozen=bool(r.frozen),
-            expiry_s=_expiry_s(r.document_expiry),
-            suitability_level=r.suitability_level or 0,
-            roles=IdentityRole(r.roles),
-        )
+        values = {
+            "verified": r.status == "verified",
+            "frozen": bool(r.frozen),
+            "expiry_s": _expiry_s(r.document_expiry),
+            "suitability_level": r.suitability_level or 0,
+        }
+        if self.writer is None:
+            conn.execute(
+                chain_outbox.insert().values(
+                    address=r.address, roles=r.roles, created_at=utcnow(), **values
+                )
+            )
+            return
+        self.writer.set_identity(r.address, roles=IdentityRole(r.roles), **values)
+
+    def relay_outbox(self, writer: IdentityWriter, *, limit: int = 1000) -> int:
+        """Apply queued on-chain identity writes in order; each is marked sent once applied.
+        A failure stops the relay; the rest stay queued (set_identity is idempotent)."""
+        sent = 0
+        with self.engine.connect() as conn:
+            pending = conn.execute(
+                sa.select(chain_outbox)
+                .where(chain_outbox.c.sent_at.is_(None))
+                .order_by(chain_outbox.c.id)
+                .limit(limit)
+            ).all()
+        for row in pending:
+            writer.set_identity(
+                row.address,
+                verified=row.verified,
+                frozen=row.frozen,
+                expiry_s=row.expiry_s,
+                suitability_level=row.suitability_level,
+                roles=IdentityRole(row.roles),
+            )
+            with self.engine.begin() as conn:
+                conn.execute(
+                    chain_outbox.update()
+                    .where(chain_outbox.c.id == row.id, chain_outbox.c.sent_at.is_(None))
+                    .values(sent_at=utcnow())
+                )
+            sent += 1
+        return sent
 
 
 def _validate_application(app: KycApplication, today: date) -> tuple[kyc.ResidentId, str, str, str]:
