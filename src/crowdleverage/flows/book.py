@@ -90,7 +90,10 @@ class CashBook:
         self._opened.add(key)
 
     def balance(self, kind: Kind, number: int = 0) -> int:
-        return self.balances[(kind, number)]
+        return self.balances.get((kind, number), 0)
+
+    def opened(self) -> list[tuple[Kind, int]]:
+        return sorted(self._opened)
 
     def move(self, legs: list[Leg], *, what: str) -> list[int]:
         """Write `legs` as one linked chain; apply them to the book if all were created."""

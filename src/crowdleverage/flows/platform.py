@@ -805,7 +805,7 @@ class Platform:
                 "trade_date": self.market.today.isoformat(),
                 "status": "ok" if not breaks else "break",
                 "breaks": breaks,
-                "accounts_checked": len(self.cash._opened),
+                "accounts_checked": len(self.cash.opened()),
                 "pool_assets_fen": assets,
                 "claims_fen": claims,
             }
@@ -829,9 +829,9 @@ class Platform:
     def liabilities(self) -> dict[int, int]:
         """What the platform owes each user: wallet + tranche holdings + margin equity cash."""
         out: dict[int, int] = {}
-        for (kind, n), bal in self.cash.balances.items():
+        for kind, n in self.cash.opened():
             if kind is Kind.WALLET:
-                out[n] = out.get(n, 0) + max(bal, 0)
+                out[n] = out.get(n, 0) + max(self.cash.balance(kind, n), 0)
         for (uid, t), _units in self.holdings.items():
             out[uid] = out.get(uid, 0) + self.holding_value_fen(uid, t)
         for sub in self.subscriptions:

@@ -1,0 +1,86 @@
+"""Login (OAuth2 password → JWT), self-registration of investors and borrowers, users."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+
+from crowdleverage.api import schemas as S
+from crowdleverage.api.deps import ApiState, PageParams, current_user, page_params, require, state
+from crowdleverage.api.security import TOKEN_TTL_S, Role, User, issue_token
+from crowdleverage.api.views import user_out
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post("/auth/token", response_model=S.TokenOut)
+def login(
+    request: Request,
+    form: OAuth2PasswordRequestForm = Depends(),
+    st: ApiState = Depends(state),
+) -> S.TokenOut:
+    """OAuth2 password flow. Failed attempts are limited per username (5 per 5 minutes)."""
+    client = request.client.host if request.client else "?"
+    user = st.users.authenticate(form.username, form.password, client)
+    return S.TokenOut(
+        access_token=issue_token(user, st.secret), token_type="bearer", expires_in=TOKEN_TTL_S
+    )
+
+
+@router.post("/auth/register", response_model=S.UserOut, status_code=201)
+def register(body: S.RegisterIn, st: ApiState = Depends(state)) -> S.UserOut:
+    """Self-registration of an investor or a borrower; KYC is pending until compliance
+    approves it."""
+    user = st.users.create(body.username, body.password, Role(body.role), body.display_name)
+    st.platform.open_wallet(user.id)
+    return user_out(user)
+
+
+@router.get("/me", response_model=S.UserOut)
+def me(user: User = Depends(current_user)) -> S.UserOut:
+    return user_out(user)
+
+
+@router.post("/users", response_model=S.UserOut, status_code=201)
+def create_user(
+    body: S.UserCreateIn,
+    actor: User = Depends(require(Role.OPERATOR)),
+    st: ApiState = Depends(state),
+) -> S.UserOut:
+    user = st.users.create(body.username, body.password, body.role, body.display_name)
+    st.platform.open_wallet(user.id)
+    st.audit.append(actor.username, "user_created", {"user_id": user.id, "role": user.role})
+    return user_out(user)
+
+
+@router.get("/users", response_model=S.Page[S.UserOut])
+def list_users(
+    page: PageParams = Depends(page_params),
+    _: User = Depends(require(Role.OPERATOR, Role.COMPLIANCE, Role.AUDITOR)),
+    st: ApiState = Depends(state),
+) -> S.Page[S.UserOut]:
+    users, total = st.users.list(limit=page.limit, offset=page.offset)
+    return S.Page[S.UserOut](
+        items=[user_out(u) for u in users], total=total, limit=page.limit, offset=page.offset
+    )
+
+
+@router.post("/compliance/users/{user_id}/kyc", response_model=S.UserOut)
+def decide_kyc(
+    user_id: int,
+    body: S.KycIn,
+    actor: User = Depends(require(Role.COMPLIANCE)),
+    st: ApiState = Depends(state),
+) -> S.UserOut:
+    """Record the KYC decision; a borrower's approval carries the credit tier."""
+    from crowdleverage.domain.errors import InvalidInput
+
+    target = st.users.get(user_id)
+    if target.role not in (Role.INVESTOR, Role.BORROWER):
+        raise InvalidInput(f"KYC applies to investors and borrowers, not {target.role.value}")
+    tier = body.credit_tier if body.decision == "approved" else None
+    if target.role is Role.BORROWER and body.decision == "approved" and tier is None:
+        raise InvalidInput("approving a borrower needs a credit_tier (1–3)")
+    user = st.users.set_kyc(user_id, body.decision, tier)
+    st.audit.append(actor.username, "kyc_decision", {"user_id": user_id, **body.model_dump()})
+    return user_out(user)

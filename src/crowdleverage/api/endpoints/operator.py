@@ -1,0 +1,221 @@
+"""Operator controls (pause, resume, end of day, replay ticks), risk figures and their live
+stream, auditor reports, and the public transparency figures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from crowdleverage.api import schemas as S
+from crowdleverage.api.deps import ApiState, PageParams, page_params, require, state
+from crowdleverage.api.security import Role, User
+from crowdleverage.api.views import max_drawdown_bps
+from crowdleverage.domain import params as P
+from crowdleverage.flows.model import AccountStatus, Tranche
+from crowdleverage.flows.platform import Platform
+
+router = APIRouter(tags=["operator, risk, audit"])
+
+RISK_READERS = (Role.OPERATOR, Role.AUDITOR)
+
+
+def _status(p: Platform) -> S.StatusOut:
+    return S.StatusOut(
+        paused=p.paused_reason is not None,
+        paused_reason=p.paused_reason,
+        trade_date=p.market.today.isoformat(),
+        step=p.market.step,
+    )
+
+
+@router.post("/operator/pause", response_model=S.StatusOut)
+def pause(
+    body: S.PauseIn, user: User = Depends(require(Role.OPERATOR)), st: ApiState = Depends(state)
+) -> S.StatusOut:
+    st.platform.pause(body.reason)
+    st.audit.append(user.username, "pause", body.model_dump())
+    return _status(st.platform)
+
+
+@router.post("/operator/resume", response_model=S.StatusOut)
+def resume(
+    user: User = Depends(require(Role.OPERATOR)), st: ApiState = Depends(state)
+) -> S.StatusOut:
+    st.platform.resume()
+    st.audit.append(user.username, "resume", {})
+    return _status(st.platform)
+
+
+@router.post("/operator/end-of-day", response_model=S.EndOfDayOut)
+def end_of_day(
+    user: User = Depends(require(Role.OPERATOR)), st: ApiState = Depends(state)
+) -> S.EndOfDayOut:
+    """Close the epoch now: accrue interest, distribute it, execute queued orders."""
+    out = st.platform.end_of_day()
+    st.audit.append(user.username, "end_of_day", out)
+    return S.EndOfDayOut(**out)
+
+
+@router.post("/operator/tick", response_model=S.StatusOut)
+def tick(
+    body: S.TickIn, user: User = Depends(require(Role.OPERATOR)), st: ApiState = Depends(state)
+) -> S.StatusOut:
+    """Advance the market replay by `steps` ticks (the monitor runs after each)."""
+    for _ in range(body.steps):
+        st.platform.tick()
+    return _status(st.platform)
+
+
+@router.post("/operator/reconcile", response_model=S.ReconciliationOut)
+def reconcile(
+    user: User = Depends(require(Role.OPERATOR, Role.CUSTODIAN)), st: ApiState = Depends(state)
+) -> S.ReconciliationOut:
+    """Compare the custody ledger with the platform's book; a break pauses the platform."""
+    rep = st.platform.reconcile()
+    st.audit.append(user.username, "reconcile", {"status": rep["status"]})
+    return S.ReconciliationOut(**rep)
+
+
+@router.get("/status", response_model=S.StatusOut)
+def status(st: ApiState = Depends(state)) -> S.StatusOut:
+    return _status(st.platform)
+
+
+@router.get("/risk/summary", response_model=S.RiskOut)
+def risk(_: User = Depends(require(*RISK_READERS)), st: ApiState = Depends(state)) -> S.RiskOut:
+    return S.RiskOut(**st.platform.risk_snapshot())
+
+
+@router.get("/risk/stream", response_class=StreamingResponse)
+async def risk_stream(
+    request: Request,
+    max_events: int = Query(0, ge=0, le=10_000, description="stop after n events (0: never)"),
+    interval_s: float = Query(1.0, ge=0.2, le=30.0),
+    _: User = Depends(require(*RISK_READERS)),
+    st: ApiState = Depends(state),
+) -> StreamingResponse:
+    """Server-sent events: a `risk` event with the snapshot every `interval_s` seconds."""
+
+    async def gen() -> AsyncIterator[str]:
+        sent = 0
+        while not await request.is_disconnected():
+            snap = await asyncio.to_thread(st.platform.risk_snapshot)
+            yield f"event: risk\ndata: {json.dumps(snap)}\n\n"
+            sent += 1
+            if max_events and sent >= max_events:
+                return
+            await asyncio.sleep(interval_s)
+
+    return StreamingResponse(
+        gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get("/audit/reconciliation", response_model=S.ReconciliationOut)
+def last_reconciliation(
+    _: User = Depends(require(Role.AUDITOR, Role.OPERATOR, Role.CUSTODIAN)),
+    st: ApiState = Depends(state),
+) -> S.ReconciliationOut:
+    """The latest reconciliation report (one is run now if none exists yet)."""
+    rep = st.platform.last_reconciliation or st.platform.reconcile()
+    return S.ReconciliationOut(**rep)
+
+
+@router.get("/audit/proof-of-liabilities", response_model=S.ProofRootOut)
+def proof_root(
+    _: User = Depends(require(Role.AUDITOR, Role.OPERATOR)), st: ApiState = Depends(state)
+) -> S.ProofRootOut:
+    tree = st.platform.proof_tree()
+    return S.ProofRootOut(root_hash=tree.root_hash, total_fen=tree.total_fen, leaves=tree.leaves)
+
+
+@router.get("/audit/log", response_model=S.AuditLogOut)
+def audit_log(
+    page: PageParams = Depends(page_params),
+    _: User = Depends(require(Role.AUDITOR, Role.OPERATOR)),
+    st: ApiState = Depends(state),
+) -> S.AuditLogOut:
+    items, total = st.audit.page(page.limit, page.offset)
+    return S.AuditLogOut(
+        items=[S.AuditEntryOut(**i) for i in items],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+        chain_valid=st.audit.verify(),
+    )
+
+
+CUSTODIAN_INFO = {
+    "name": "模拟托管银行 (simulated custodian bank)",
+    "role": "holds all client cash in a segregated omnibus account; its ledger is the book "
+    "of record",
+    "statements": "ISO 20022 camt.053 daily; payouts by pain.001",
+    "reconciliation": "custody ledger ↔ platform book after every epoch; a break pauses",
+}
+
+
+def transparency(p: Platform) -> dict[str, Any]:
+    with p.lock:
+        snap = p.risk_snapshot()
+        tree = p.proof_tree()
+        rec = p.last_reconciliation
+        tranches = []
+        for t in Tranche:
+            ts = p.tranches[t]
+            navs = [v for _, v in ts.nav_history]
+            tranches.append(
+                S.TrancheReportOut(
+                    tranche=t,
+                    nav_e4=ts.nav_e4(),
+                    claim_fen=ts.claim_fen,
+                    history=[S.NavPoint(date=d.isoformat(), nav_e4=v) for d, v in ts.nav_history],
+                    max_drawdown_bps=max_drawdown_bps(navs),
+                )
+            )
+        statuses = [a.status for a in p.accounts.values()]
+    return {
+        "tiers": [
+            S.TierOut(
+                tier=t.tier,
+                max_leverage=t.max_leverage,
+                initial_bps=t.initial_ratio_bps,
+                warning_bps=t.warning_ratio_bps,
+                liquidation_bps=t.liquidation_ratio_bps,
+                rate_apr_bps=t.rate_apr_bps,
+            )
+            for t in P.TIERS.values()
+        ],
+        "fees": {
+            "senior_target_apr_bps": P.SENIOR_TARGET_APR_BPS,
+            "insurance_premium_bps_of_interest": P.INSURANCE_PREMIUM_BPS,
+            "platform_fee_bps_of_interest": P.PLATFORM_FEE_BPS,
+            "liquidation_penalty_bps_of_sold": P.LIQUIDATION_PENALTY_BPS,
+            "min_junior_ratio_bps": P.MIN_JUNIOR_RATIO_BPS,
+            "max_utilisation_bps": P.MAX_UTILISATION_BPS,
+        },
+        "tranches": tranches,
+        "custodian": CUSTODIAN_INFO,
+        "reconciliation_status": rec["status"] if rec else "not yet run",
+        "reconciliation_at": rec["at"] if rec else None,
+        "proof_root_hash": tree.root_hash,
+        "proof_total_fen": tree.total_fen,
+        "accounts": len(statuses),
+        "accounts_warning": sum(s is AccountStatus.WARNING for s in statuses),
+        "accounts_liquidating": sum(s is AccountStatus.LIQUIDATING for s in statuses),
+        "total_debt_fen": snap["total_debt_fen"],
+        "utilisation_bps": snap["utilisation_bps"],
+        "insurance_fen": snap["insurance_fen"],
+        "trade_date": snap["trade_date"],
+    }
+
+
+@router.get("/public/transparency", response_model=S.TransparencyOut)
+def public_transparency(st: ApiState = Depends(state)) -> S.TransparencyOut:
+    """Public: fees and rates, tranche NAV history with maximum drawdown, the custodian, the
+    latest reconciliation and proof-of-liabilities root, aggregate risk figures."""
+    return S.TransparencyOut(**transparency(st.platform))

@@ -1,0 +1,342 @@
+"""Request and response models: exactly their fields (extra="forbid"), amounts in integer fen."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from crowdleverage.api.security import Role
+from crowdleverage.flows.model import Tranche
+
+T = TypeVar("T")
+
+MAX_FEN = 10**15  # 10 万亿元: far above any pool; larger is a typo, not an order
+AmountFen = Annotated[int, Field(gt=0, le=MAX_FEN, description="amount in fen (0.01 CNY)")]
+Username = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Password = Annotated[str, Field(min_length=8, max_length=128)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(Strict, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class ErrorOut(Strict):
+    error: str
+    message: str
+    details: dict[str, object] | None = None
+
+
+class TokenOut(Strict):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
+
+
+class RegisterIn(Strict):
+    username: Username
+    password: Password
+    display_name: Annotated[str, Field(min_length=1, max_length=128)]
+    role: Literal["investor", "borrower"]
+
+
+class UserCreateIn(Strict):
+    username: Username
+    password: Password
+    display_name: Annotated[str, Field(min_length=1, max_length=128)]
+    role: Role
+
+
+class UserOut(Strict):
+    id: int
+    username: str
+    role: Role
+    display_name: str
+    kyc_status: str
+    credit_tier: int | None
+
+
+class KycIn(Strict):
+    decision: Literal["approved", "rejected"]
+    credit_tier: Annotated[int, Field(ge=1, le=3)] | None = None
+
+
+class DepositIn(Strict):
+    user_id: Annotated[int, Field(ge=1)]
+    amount_fen: AmountFen
+    bank_reference: Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9\-_]+$")]
+
+
+class AmountIn(Strict):
+    amount_fen: AmountFen
+
+
+class WalletOut(Strict):
+    user_id: int
+    wallet_fen: int
+
+
+class StatementLine(Strict):
+    at: str
+    trade_date: str
+    kind: str
+    amount_fen: int
+    details: dict[str, object]
+
+
+class SubscribeIn(Strict):
+    tranche: Tranche
+    amount_fen: AmountFen
+
+
+class RedeemIn(Strict):
+    tranche: Tranche
+    units: Annotated[int, Field(gt=0, le=MAX_FEN)]
+
+
+class SubscriptionOut(Strict):
+    id: int
+    tranche: Tranche
+    amount_fen: int
+    requested_on: str
+    status: Literal["queued"]
+
+
+class RedemptionOut(Strict):
+    id: int
+    tranche: Tranche
+    units: int
+    requested_on: str
+    status: Literal["queued"]
+
+
+class HoldingOut(Strict):
+    tranche: Tranche
+    units: int
+    nav_e4: int
+    value_fen: int
+
+
+class HoldingsOut(Strict):
+    user_id: int
+    wallet_fen: int
+    holdings: list[HoldingOut]
+    queued_subscriptions: list[SubscriptionOut]
+    queued_redemptions: list[RedemptionOut]
+
+
+class ProofStepOut(Strict):
+    sibling_hash: str
+    sibling_sum_fen: int
+    sibling_is_left: bool
+
+
+class UserProofOut(Strict):
+    user_id: int
+    balance_fen: int
+    salt: str
+    steps: list[ProofStepOut]
+    root_hash: str
+    total_fen: int
+
+
+class OpenAccountIn(Strict):
+    tier: Annotated[int, Field(ge=1, le=3)]
+
+
+class FundIn(Strict):
+    amount_fen: AmountFen
+    kind: Literal["margin", "reserve"] = "margin"
+
+
+class OrderIn(Strict):
+    side: Literal["BUY", "SELL"]
+    code: Annotated[str, Field(pattern=r"^\d{6}$")]
+    quantity: Annotated[int, Field(gt=0, le=10**9)]
+    limit_price_fen: Annotated[int, Field(gt=0, le=10**8)]
+
+
+class OrderOut(Strict):
+    id: int
+    account_id: int
+    side: str
+    code: str
+    quantity: int
+    limit_price_fen: int
+    status: str
+    fill_price_fen: int | None
+    fees_fen: int
+    financing_fen: int
+    liquidation: bool
+    trade_date: str
+
+
+class PositionOut(Strict):
+    code: str
+    quantity: int
+    sellable: int
+    price_fen: int
+    market_value_fen: int
+    cost_fen: int
+
+
+class MarginAccountOut(Strict):
+    id: int
+    owner_id: int
+    tier: int
+    status: str
+    cash_fen: int
+    reserve_fen: int
+    debt_fen: int
+    market_value_fen: int
+    ratio_bps: int | None
+    initial_bps: int
+    warning_bps: int
+    liquidation_bps: int
+    positions: list[PositionOut]
+
+
+class PauseIn(Strict):
+    reason: Annotated[str, Field(min_length=3, max_length=200)]
+
+
+class TickIn(Strict):
+    steps: Annotated[int, Field(ge=1, le=200)] = 1
+
+
+class StatusOut(Strict):
+    paused: bool
+    paused_reason: str | None
+    trade_date: str
+    step: int
+
+
+class ReconciliationOut(Strict):
+    at: str
+    trade_date: str
+    status: Literal["ok", "break"]
+    breaks: list[str]
+    accounts_checked: int
+    pool_assets_fen: int
+    claims_fen: int
+
+
+class ProofRootOut(Strict):
+    root_hash: str
+    total_fen: int
+    leaves: int
+
+
+class AuditEntryOut(Strict):
+    seq: int
+    at_s: int
+    actor: str
+    action: str
+    details: dict[str, object]
+    prev_hash: str
+    hash: str
+
+
+class AuditLogOut(Strict):
+    items: list[AuditEntryOut]
+    total: int
+    limit: int
+    offset: int
+    chain_valid: bool
+
+
+class EndOfDayOut(Strict):
+    date: str
+    interest_fen: int
+    senior_fen: int
+    junior_fen: int
+    insurance_fen: int
+    platform_fee_fen: int
+    executed: int
+
+
+class RiskAccountOut(Strict):
+    account_id: int
+    owner_id: int
+    tier: int
+    status: str
+    ratio_bps: int | None
+    debt_fen: int
+    warning_bps: int
+    liquidation_bps: int
+
+
+class WaitingOut(Strict):
+    account_id: int
+    code: str
+    quantity: int
+    reason: str
+    price_fen: int
+
+
+class RiskOut(Strict):
+    trade_date: str
+    step: int
+    paused: bool
+    paused_reason: str | None
+    accounts: list[RiskAccountOut]
+    waiting_liquidations: list[WaitingOut]
+    pool_cash_fen: int
+    total_debt_fen: int
+    pool_assets_fen: int
+    utilisation_bps: int
+    insurance_fen: int
+    insurance_coverage_bps: int
+    senior_nav_e4: int
+    junior_nav_e4: int
+    senior_deficit_fen: int
+    exposure_by_security_fen: dict[str, int]
+    exposure_by_board_fen: dict[str, int]
+    at_s: int
+
+
+class TierOut(Strict):
+    tier: int
+    max_leverage: int
+    initial_bps: int
+    warning_bps: int
+    liquidation_bps: int
+    rate_apr_bps: int
+
+
+class NavPoint(Strict):
+    date: str
+    nav_e4: int
+
+
+class TrancheReportOut(Strict):
+    tranche: Tranche
+    nav_e4: int
+    claim_fen: int
+    history: list[NavPoint]
+    max_drawdown_bps: int
+
+
+class TransparencyOut(Strict):
+    tiers: list[TierOut]
+    fees: dict[str, int]
+    tranches: list[TrancheReportOut]
+    custodian: dict[str, str]
+    reconciliation_status: str
+    reconciliation_at: str | None
+    proof_root_hash: str
+    proof_total_fen: int
+    accounts: int
+    accounts_warning: int
+    accounts_liquidating: int
+    total_debt_fen: int
+    utilisation_bps: int
+    insurance_fen: int
+    trade_date: str
