@@ -9,8 +9,11 @@ py-evm does not keep, are stored by the gateway in the same SQLite file in the s
 transaction as the journal row. One writer at a time: an exclusive `flock` on
 `chain/writer.lock`; other processes may open read-only.
 
-Block time comes from a controllable clock (`set_block_time`, `advance_time`), so replays can
-run days in seconds; every transaction is mined in its own block (like anvil's automine)."""
+Block time comes from a controllable clock, so replays can run days in seconds. Blocks follow a
+node's rules, the same ones `RpcChain` imposes on a dev node: every transaction is mined in its
+own block one second after the previous block; `set_block_time`/`advance_time` mine an empty
+block at the new time (strictly later). Views run against the latest block. Two chains given
+the same calls therefore see the same timestamps and block numbers."""
 
 from __future__ import annotations
 
@@ -112,7 +115,8 @@ class EmbeddedChain:
         self.chain_id = int(meta["chain_id"])
         self._env.evm.patch.chain_id = self.chain_id
         self._restore()
-        self._ts = int(self._meta()["ts"])
+        meta = self._meta()
+        self._ts, self._block = int(meta["ts"]), int(meta["block"])
 
     # ------------------------------------------------------------ lifecycle
     def _acquire_lock(self) -> int:
@@ -313,15 +317,13 @@ class EmbeddedChain:
         art = artifact(name)
         initcode = art.bytecode + ContractAbi(art.abi).encode_constructor(args)
         sender = self._sender(actor)
-        block = self.block_number() + 1
-        self._env.evm.patch.timestamp = self._ts
-        self._env.evm.patch.block_number = block
+        block, ts = self._next_block()
         address, comp = self._exec_deploy(sender, initcode)
         if comp.is_error:
             raise ContractRevert(decode_revert(bytes(comp.output)), contract=name, fn="constructor")
         self._register(name, address)
         gas = self._tx_gas(comp, initcode, True)
-        self._commit("deploy", name, "", sender, address, initcode, block, gas, comp)
+        self._commit("deploy", name, "", sender, address, initcode, block, ts, gas, comp)
         return address
 
     def send(self, contract: str, fn: str, *args: Any, actor: str) -> TxResult:
@@ -329,18 +331,16 @@ class EmbeddedChain:
         address, abi = self._contract(contract)
         data = abi.function(fn).encode(args)
         sender = self._sender(actor)
-        block = self.block_number() + 1
-        self._env.evm.patch.timestamp = self._ts
-        self._env.evm.patch.block_number = block
+        block, ts = self._next_block()
         comp = self._exec_send(sender, address, data)
         if comp.is_error:
             raise ContractRevert(decode_revert(bytes(comp.output)), contract=contract, fn=fn)
         gas = self._tx_gas(comp, data, False)
-        return self._commit("send", contract, fn, sender, address, data, block, gas, comp)
+        return self._commit("send", contract, fn, sender, address, data, block, ts, gas, comp)
 
     def _commit(
         self, kind: str, contract: str, fn: str, sender: str, to: str, data: bytes,
-        block: int, gas: int, comp: Any,
+        block: int, ts: int, gas: int, comp: Any,
     ) -> TxResult:  # fmt: skip
         seq = self._last_seq() + 1
         tx_hash = "0x" + keccak(seq.to_bytes(8, "big") + bytes.fromhex(sender[2:]) + data).hex()
@@ -349,7 +349,7 @@ class EmbeddedChain:
             self._db.execute(
                 "INSERT INTO txs(seq, kind, contract, fn, sender, to_addr, data, block, ts,"
                 " gas_used, tx_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (seq, kind, contract, fn, sender, to, data, block, self._ts, gas, tx_hash),
+                (seq, kind, contract, fn, sender, to, data, block, ts, gas, tx_hash),
             )
             stored = []
             for log in logs:
@@ -360,11 +360,12 @@ class EmbeddedChain:
                      json.dumps(log.args, sort_keys=True)),
                 )  # fmt: skip
                 stored.append(_with_seq(log, int(cur.lastrowid or 0)))
-            self._db.execute(
-                "INSERT INTO meta(key, value) VALUES ('block', ?) "
+            self._db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (str(block),),
+                [("block", str(block)), ("ts", str(ts))],
             )
+        self._block, self._ts = block, ts
         self._since_snapshot += 1
         if self._since_snapshot >= self._snapshot_every:
             self.snapshot()
@@ -395,7 +396,7 @@ class EmbeddedChain:
         data = func.encode(args)
         sender = self._sender(actor) if actor else "0x" + "00" * 20
         self._env.evm.patch.timestamp = self._ts
-        self._env.evm.patch.block_number = self.block_number()
+        self._env.evm.patch.block_number = self._block
         comp = self._env.execute_code(
             to_address=Address(address), sender=Address(sender), data=data, is_modifying=False
         )
@@ -428,22 +429,31 @@ class EmbeddedChain:
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM txs").fetchone()
         return int(row[0])
 
+    def _next_block(self) -> tuple[int, int]:
+        """Number and timestamp of the block a transaction is mined in (one second later)."""
+        block, ts = self._block + 1, self._ts + 1
+        self._env.evm.patch.timestamp = ts
+        self._env.evm.patch.block_number = block
+        return block, ts
+
     def block_number(self) -> int:
-        return int(self._meta().get("block", "0"))
+        return self._block
 
     def block_time(self) -> int:
+        """Timestamp of the latest block (what views see)."""
         return self._ts
 
     def set_block_time(self, timestamp_s: int) -> None:
+        """Mine an empty block at `timestamp_s` (strictly after the latest block)."""
         self._check_writable()
-        if timestamp_s < self._ts:
-            raise InvalidInput(f"block time cannot go back ({timestamp_s} < {self._ts})")
-        self._ts = timestamp_s
-        self._set_meta({"ts": str(timestamp_s)})
+        if timestamp_s <= self._ts:
+            raise InvalidInput(f"block time must move forward ({timestamp_s} <= {self._ts})")
+        self._block, self._ts = self._block + 1, timestamp_s
+        self._set_meta({"ts": str(timestamp_s), "block": str(self._block)})
 
     def advance_time(self, seconds: int) -> None:
-        if seconds < 0:
-            raise InvalidInput("cannot advance time by a negative amount")
+        if seconds <= 0:
+            raise InvalidInput("time can only advance by a positive number of seconds")
         self.set_block_time(self._ts + seconds)
 
     def state_root(self) -> str:
