@@ -113,3 +113,24 @@ def test_verified_investor_frozen_after_alert_cannot_move_money(
     svc.set_frozen(ident, False, actor="officer-li", reason="source of funds documented")
     chain.send("CashToken", "transfer", pool, WAN, actor="investor")
     assert chain.call("CashToken", "balanceOf", pool) == 11 * WAN
+
+
+def test_expiry_revokes_on_chain_and_writes_are_idempotent(
+    chain: EmbeddedChain, svc: ComplianceService
+) -> None:
+    investor = chain.address_of("investor")
+    app = KycApplication(
+        investor, "王小明", "110105199001011232", "13800138000", "6222021234567890128",
+        date(2016, 6, 30),
+    )  # fmt: skip
+    ident = svc.onboard(app, now=NOW).identity_id
+    svc.verify(ident, actor="officer-li", now=NOW)
+    before = len(chain.events("IdentityRegistry"))
+
+    with svc.engine.begin() as conn:
+        svc._write_chain(conn, ident)  # same state again: no transaction sent
+    assert len(chain.events("IdentityRegistry")) == before
+
+    assert svc.expire_due(now=datetime(2016, 7, 1, tzinfo=UTC)) == [ident]
+    assert chain.call("IdentityRegistry", "is_verified", investor) is False
+    assert [e.event for e in chain.events("IdentityRegistry")][-1] == "Revoked"
