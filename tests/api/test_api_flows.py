@@ -1,0 +1,314 @@
+"""Each actor's flow through the HTTP API, end to end on the real platform."""
+
+from __future__ import annotations
+
+from conftest import World
+
+from crowdleverage.api.security import Role
+from crowdleverage.flows.book import Kind, Leg
+
+API = "/api/v1"
+
+
+def test_investor_deposit_subscribe_redeem_withdraw(world: World) -> None:
+    c, inv = world.client, world.uid("investor1")
+    wallet0 = c.get(f"{API}/users/{inv}/wallet", headers=world.h("investor1")).json()["wallet_fen"]
+
+    r = c.post(
+        f"{API}/custody/deposits",
+        json={"user_id": inv, "amount_fen": 1_000_000, "bank_reference": "CAMT-T-0001"},
+        headers=world.h("custodian", key=True),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json() == {"user_id": inv, "wallet_fen": wallet0 + 1_000_000}
+
+    r = c.post(
+        f"{API}/investors/{inv}/subscriptions",
+        json={"tranche": "junior", "amount_fen": 600_000},
+        headers=world.h("investor1", key=True),
+    )
+    assert r.status_code == 201, r.text
+    held = c.get(f"{API}/investors/{inv}/holdings", headers=world.h("investor1")).json()
+    assert held["wallet_fen"] == wallet0 + 400_000  # reserved at once (pending transfer)
+    assert [s["amount_fen"] for s in held["queued_subscriptions"]] == [600_000]
+
+    eod = c.post(f"{API}/operator/end-of-day", headers=world.h("operator"))
+    assert eod.status_code == 200 and eod.json()["executed"] == 1
+    held = c.get(f"{API}/investors/{inv}/holdings", headers=world.h("investor1")).json()
+    junior = next(h for h in held["holdings"] if h["tranche"] == "junior")
+    assert junior["units"] == 600_000 and junior["value_fen"] == 600_000
+
+    r = c.post(
+        f"{API}/investors/{inv}/redemptions",
+        json={"tranche": "junior", "units": 600_000},
+        headers=world.h("investor1", key=True),
+    )
+    assert r.status_code == 201, r.text
+    c.post(f"{API}/operator/end-of-day", headers=world.h("operator"))
+    wallet = c.get(f"{API}/users/{inv}/wallet", headers=world.h("investor1")).json()["wallet_fen"]
+    assert wallet == wallet0 + 1_000_000  # no debt outstanding: NAV stayed at 1
+
+    r = c.post(
+        f"{API}/users/{inv}/withdrawals",
+        json={"amount_fen": 250_000},
+        headers=world.h("investor1", key=True),
+    )
+    assert r.status_code == 200 and r.json()["wallet_fen"] == wallet - 250_000
+    lines = c.get(f"{API}/users/{inv}/statement?limit=2", headers=world.h("investor1")).json()
+    assert lines["total"] >= 6 and len(lines["items"]) == 2
+    assert lines["items"][0]["kind"] == "withdrawal" and lines["items"][0]["amount_fen"] == -250_000
+
+
+def test_duplicate_bank_reference_posts_once(world: World) -> None:
+    body = {"user_id": world.uid("investor2"), "amount_fen": 5_000, "bank_reference": "DUP-REF-1"}
+    first = world.client.post(
+        f"{API}/custody/deposits", json=body, headers=world.h("custodian", key=True)
+    )
+    again = world.client.post(
+        f"{API}/custody/deposits", json=body, headers=world.h("custodian", key=True)
+    )
+    assert first.status_code == 201
+    assert again.status_code == 409 and again.json()["error"] == "conflict"
+
+
+def _liquid_codes(world: World, n: int) -> list[tuple[str, int]]:
+    m = world.state.platform.market
+    out = []
+    for code in m.codes():
+        q = m.quote(code)
+        if not q.halted and not q.st and 500 <= q.price_fen <= 3_000 and not q.at_limit_up:
+            out.append((code, q.price_fen))
+    return out[:n]
+
+
+def test_borrower_open_fund_buy_sell_repay_withdraw(world: World) -> None:
+    c, bor = world.client, world.uid("borrower2")
+    hb = world.h("borrower2")
+    acc = c.post(f"{API}/margin-accounts", json={"tier": 2}, headers=hb).json()
+    aid = acc["id"]
+    r = c.post(
+        f"{API}/margin-accounts/{aid}/deposits",
+        json={"amount_fen": 5_000_000, "kind": "margin"},
+        headers=world.h("borrower2", key=True),
+    )
+    assert r.status_code == 200 and r.json()["cash_fen"] == 5_000_000
+    (c1, p1), (c2, p2), (c3, p3) = _liquid_codes(world, 3)
+    fills = []
+    for code, price in ((c1, p1), (c2, p2), (c3, p3)):
+        qty = 1_900_000 // price // 100 * 100  # ~19,000 元 each: < 40% of the account
+        body = {"side": "BUY", "code": code, "quantity": qty, "limit_price_fen": price}
+        r = c.post(
+            f"{API}/margin-accounts/{aid}/orders", json=body, headers=world.h("borrower2", key=True)
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "filled" and r.json()["fill_price_fen"] == price
+        fills.append(r.json())
+    assert fills[0]["financing_fen"] == 0 and fills[2]["financing_fen"] > 0
+    state = c.get(f"{API}/margin-accounts/{aid}", headers=hb).json()
+    assert state["debt_fen"] == fills[2]["financing_fen"]
+    assert state["ratio_bps"] is not None and state["ratio_bps"] >= state["initial_bps"]
+    # T+1: the shares bought today cannot be sold today
+    sell = {"side": "SELL", "code": c1, "quantity": fills[0]["quantity"], "limit_price_fen": p1}
+    r = c.post(
+        f"{API}/margin-accounts/{aid}/orders", json=sell, headers=world.h("borrower2", key=True)
+    )
+    assert r.status_code == 422 and "T+1" in r.json()["message"]
+
+    c.post(f"{API}/operator/tick", json={"steps": 8}, headers=world.h("operator"))  # next day
+    q1 = world.state.platform.market.quote(c1)
+    r = c.post(
+        f"{API}/margin-accounts/{aid}/orders",
+        json={**sell, "limit_price_fen": q1.price_fen},
+        headers=world.h("borrower2", key=True),
+    )
+    assert r.status_code == 201, r.text
+    state = c.get(f"{API}/margin-accounts/{aid}", headers=hb).json()
+    debt = state["debt_fen"]
+    assert debt > fills[2]["financing_fen"]  # a day of interest accrued, rounded up
+    r = c.post(
+        f"{API}/margin-accounts/{aid}/repayments",
+        json={"amount_fen": debt},
+        headers=world.h("borrower2", key=True),
+    )
+    assert r.status_code == 200 and r.json()["debt_fen"] == 0
+    r = c.post(
+        f"{API}/margin-accounts/{aid}/withdrawals",
+        json={"amount_fen": 1_000, "kind": "margin"},
+        headers=world.h("borrower2", key=True),
+    )
+    assert r.status_code == 200
+    orders = c.get(f"{API}/margin-accounts/{aid}/orders?limit=2", headers=hb).json()
+    assert orders["total"] == 4 and len(orders["items"]) == 2  # the refused sell is no order
+    assert orders["items"][0]["side"] == "SELL"
+    assert bor == state["owner_id"]
+
+
+def test_pre_trade_refusals_have_reasons(world: World) -> None:
+    c = world.client
+    aid = world.ids.accounts["borrower4"]
+    q = world.state.platform.market.quote("000001")
+    cases = [
+        ({"quantity": 150, "limit_price_fen": q.price_fen}, "lot"),
+        ({"quantity": 100, "limit_price_fen": q.limit_up_fen + 1}, "band"),
+        ({"quantity": 100, "limit_price_fen": q.price_fen - 1}, "below the market"),
+        ({"quantity": 1_000_000, "limit_price_fen": q.price_fen}, "%"),
+    ]
+    for extra, reason in cases:
+        r = c.post(
+            f"{API}/margin-accounts/{aid}/orders",
+            json={"side": "BUY", "code": "000001", **extra},
+            headers=world.h("borrower4", key=True),
+        )
+        assert r.status_code == 422, (extra, r.text)
+        assert reason in r.json()["message"], r.json()
+
+
+def test_bad_input_is_a_clear_422(world: World) -> None:
+    inv = world.uid("investor1")
+    r = world.client.post(
+        f"{API}/investors/{inv}/subscriptions",
+        json={"tranche": "mezzanine", "amount_fen": -5, "extra": 1},
+        headers=world.h("investor1", key=True),
+    )
+    assert r.status_code == 422
+    body = r.json()
+    assert body["error"] == "invalid_input"
+    fields = {f["field"] for f in body["details"]["fields"]}
+    assert {"tranche", "amount_fen", "extra"} <= fields
+
+
+def test_kyc_gates_money_and_accounts(world: World) -> None:
+    c = world.client
+    r = c.post(
+        f"{API}/auth/register",
+        json={
+            "username": "newbie",
+            "password": "newbie-pass-1",
+            "display_name": "N",
+            "role": "borrower",
+        },
+    )
+    assert r.status_code == 201 and r.json()["kyc_status"] == "pending"
+    new_id = r.json()["id"]
+    tok = c.post(f"{API}/auth/token", data={"username": "newbie", "password": "newbie-pass-1"})
+    hn = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+    r = c.post(f"{API}/margin-accounts", json={"tier": 1}, headers=hn)
+    assert r.status_code == 403 and r.json()["error"] == "compliance_block"
+    r = c.post(
+        f"{API}/compliance/users/{new_id}/kyc",
+        json={"decision": "approved", "credit_tier": 1},
+        headers=world.h("compliance"),
+    )
+    assert r.status_code == 200 and r.json()["credit_tier"] == 1
+    assert c.post(f"{API}/margin-accounts", json={"tier": 2}, headers=hn).status_code == 403
+    assert c.post(f"{API}/margin-accounts", json={"tier": 1}, headers=hn).status_code == 201
+
+
+def test_login_is_rate_limited(world: World) -> None:
+    c = world.client
+    for _ in range(5):
+        r = c.post(f"{API}/auth/token", data={"username": "investor3", "password": "wrong-pass"})
+        assert r.status_code == 401
+    r = c.post(
+        f"{API}/auth/token",
+        data={"username": "investor3", "password": "investor3-demo-pass"},
+    )
+    assert r.status_code == 429 and r.json()["error"] == "rate_limited"
+    assert int(r.headers["Retry-After"]) > 0
+    # another user is not affected
+    ok = c.post(
+        f"{API}/auth/token", data={"username": "investor2", "password": "investor2-demo-pass"}
+    )
+    assert ok.status_code == 200
+
+
+def test_pause_fails_closed_and_repay_still_works(world: World) -> None:
+    c = world.client
+    r = c.post(f"{API}/operator/pause", json={"reason": "drill"}, headers=world.h("operator"))
+    assert r.status_code == 200 and r.json()["paused"] is True
+    r = c.post(
+        f"{API}/custody/deposits",
+        json={"user_id": world.uid("investor1"), "amount_fen": 100, "bank_reference": "P-0001"},
+        headers=world.h("custodian", key=True),
+    )
+    assert r.status_code == 503 and r.json()["error"] == "platform_paused"
+    assert c.post(f"{API}/operator/resume", headers=world.h("operator")).json()["paused"] is False
+
+
+def test_reconciliation_break_pauses_and_auditor_sees_it(world: World) -> None:
+    c, p = world.client, world.state.platform
+    ok = c.post(f"{API}/operator/reconcile", headers=world.h("operator")).json()
+    assert ok["status"] == "ok" and ok["breaks"] == []
+    # a posting in the custody ledger that the platform's book never saw
+    p.cash.ledger.create_transfers(
+        [
+            __import__("crowdleverage.custody.types", fromlist=["Transfer"]).Transfer(
+                id=987654321,
+                debit_account_id=(int(Kind.BANK) << 64),
+                credit_account_id=(int(Kind.POOL) << 64),
+                amount=123,
+                ledger=156,
+                code=3,
+            )
+        ]
+    )
+    rep = c.post(f"{API}/operator/reconcile", headers=world.h("operator")).json()
+    assert rep["status"] == "break" and any("POOL/0" in b for b in rep["breaks"])
+    assert c.get(f"{API}/status").json()["paused"] is True
+    seen = c.get(f"{API}/audit/reconciliation", headers=world.h("auditor")).json()
+    assert seen["status"] == "break"
+    assert Leg  # the book's legs are the only writers in normal operation
+
+
+def test_auditor_reports_and_tamper_evident_log(world: World) -> None:
+    c = world.client
+    root = c.get(f"{API}/audit/proof-of-liabilities", headers=world.h("auditor")).json()
+    assert root["leaves"] >= 7 and root["total_fen"] > 0
+    inv = world.uid("investor1")
+    proof = c.get(f"{API}/users/{inv}/proof", headers=world.h("investor1")).json()
+    from crowdleverage.flows.proofs import Step, verify
+
+    steps = [Step(**s) for s in proof["steps"]]
+    assert proof["root_hash"] == root["root_hash"]
+    assert verify(
+        inv, proof["balance_fen"], proof["salt"], steps, root["root_hash"], root["total_fen"]
+    )
+    assert not verify(
+        inv, proof["balance_fen"] - 1, proof["salt"], steps, root["root_hash"], root["total_fen"]
+    )
+
+    c.post(f"{API}/operator/pause", json={"reason": "audit drill"}, headers=world.h("operator"))
+    log = c.get(f"{API}/audit/log", headers=world.h("auditor")).json()
+    assert log["chain_valid"] is True and log["items"][-1]["action"] == "pause"
+    from crowdleverage.api import store
+
+    with world.state.engine.begin() as conn:
+        conn.execute(
+            store.audit_log.update().where(store.audit_log.c.seq == 1).values(actor="someone-else")
+        )
+    assert c.get(f"{API}/audit/log", headers=world.h("auditor")).json()["chain_valid"] is False
+
+
+def test_public_transparency_needs_no_login(world: World) -> None:
+    c = world.client
+    c.post(f"{API}/operator/end-of-day", headers=world.h("operator"))
+    t = c.get(f"{API}/public/transparency").json()
+    assert [x["tier"] for x in t["tiers"]] == [1, 2, 3]
+    assert t["fees"]["senior_target_apr_bps"] == 500
+    assert {x["tranche"] for x in t["tranches"]} == {"senior", "junior"}
+    assert len(t["tranches"][0]["history"]) == 2 and t["reconciliation_status"] == "ok"
+    assert len(t["proof_root_hash"]) == 64
+
+
+def test_operator_creates_staff_only_operator(world: World) -> None:
+    body = {"username": "aud2", "password": "aud2-pass-x", "display_name": "A2", "role": "auditor"}
+    r = world.client.post(f"{API}/users", json=body, headers=world.h("operator"))
+    assert r.status_code == 201 and r.json()["role"] == Role.AUDITOR.value
+    r = world.client.post(
+        f"{API}/users", json={**body, "username": "aud3"}, headers=world.h("investor1")
+    )
+    assert r.status_code == 403
+    r = world.client.post(
+        f"{API}/users", json={**body, "role": "admin"}, headers=world.h("operator")
+    )
+    assert r.status_code == 422
