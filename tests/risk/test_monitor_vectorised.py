@@ -197,3 +197,27 @@ def test_bad_updates_are_refused():
         m.set_balances("a", cash_fen=-1)
     with pytest.raises(InvalidInput):
         RiskMonitor(["000001", "000001"], [10_000, 10_000])
+
+
+def test_threads_and_chunks_give_the_same_answer(monkeypatch):
+    import crowdleverage.risk.monitor as mon
+
+    rng = np.random.default_rng(5)
+    n_sec = 40
+    codes = [f"{600000 + i}" for i in range(n_sec)]
+    hc = rng.choice([10_000, 8_000], n_sec)
+    q, cash, reserve, debt, tier = random_book(rng, 2_000, n_sec)
+    prices = rng.integers(300, 5_000, n_sec)
+    single = RiskMonitor.from_arrays(codes, hc, q, cash, reserve, debt, tier, threads=1)
+    monkeypatch.setattr(mon, "_MIN_ROWS_PER_THREAD", 10)
+    monkeypatch.setattr(mon, "_CHUNK_ROWS", 97)  # chunk edges fall inside thread ranges
+    multi = RiskMonitor.from_arrays(codes, hc, q, cash, reserve, debt, tier, threads=2)
+    assert len(multi._bounds()) == 2
+    for m in (single, multi):
+        for a in range(0, 2_000, 3):  # new positions: the overlay, spread over every chunk
+            m.set_position(str(a), codes[a % n_sec], 700)
+        m.update_prices(np.arange(n_sec), prices)
+    r1, r2 = single.tick(), multi.tick()
+    assert r1.state.tolist() == r2.state.tolist()
+    np.testing.assert_allclose(r1.ratio_bps, r2.ratio_bps)
+    assert r1.changed.tolist() == r2.changed.tolist()
