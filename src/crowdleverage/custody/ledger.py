@@ -45,6 +45,14 @@ _ACCOUNT_FLAGS_ALL = int(
 )
 _TRANSFER_FLAGS_ALL = int(TransferFlags.LINKED | _TWO_PHASE)
 _NS_PER_S = 1_000_000_000
+_LINKED_I, _PENDING_I = int(TransferFlags.LINKED), int(TransferFlags.PENDING)
+_POST_I, _VOID_I = (
+    int(TransferFlags.POST_PENDING_TRANSFER),
+    int(TransferFlags.VOID_PENDING_TRANSFER),
+)
+_TWO_PHASE_I, _RESOLVE_I = int(_TWO_PHASE), int(_RESOLVE)
+_DMNEC_I = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_CMNED_I = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +241,7 @@ class Ledger:
     @staticmethod
     def _select_in(conn: Connection, table: sa.Table, keys: list[str]) -> list[Any]:
         out: list[Any] = []
-        for part in chunks(sorted(set(keys))):
+        for part in chunks(sorted(set(keys)), 4000):
             out.extend(conn.execute(sa.select(table).where(table.c.id.in_(part))).all())
         return out
 
@@ -326,11 +334,16 @@ class Ledger:
 
 
 class _Batch:
-    """Decides one batch of transfers in memory, then writes it."""
+    """Decides one batch of transfers in memory, then writes it.
+
+    The hot path works on plain ints (flag tests on IntFlag members cost a Python call each)
+    and writes through the driver's executemany (PostgreSQL: COPY), bypassing per-row
+    SQLAlchemy parameter processing; the SQL itself stays in schema.py's table definitions.
+    """
 
     def __init__(self, conn: Connection, batch: Sequence[Transfer], ts: int) -> None:
         self.conn, self.batch, self.ts = conn, batch, ts
-        self.new: dict[str, dict[str, Any]] = {}  # transfers created by this batch
+        self.new: dict[str, tuple[Any, ...]] = {}  # transfers created by this batch, as rows
         self.new_pending: dict[str, int] = {}  # pending id -> expires_at_ns
         self.resolved: dict[str, tuple[str, str]] = {}  # pending id -> (status, by)
         self.undo: list[tuple[Any, ...]] = []
@@ -338,13 +351,19 @@ class _Batch:
 
     def _load(self) -> None:
         conn, batch = self.conn, self.batch
-        ids = [hex_id(t.id) for t in batch]
-        self.existing = {r.id: r for r in Ledger._select_in(conn, s.transfers, ids)}
-        pids = [hex_id(t.pending_id) for t in batch if t.flags & _RESOLVE and t.pending_id]
+        fmt = "{:032x}".format
+        self.keys = [
+            (fmt(t.id), fmt(t.debit_account_id), fmt(t.credit_account_id), fmt(t.pending_id))
+            for t in batch
+        ]
+        self.existing = {
+            r.id: r._mapping
+            for r in Ledger._select_in(conn, s.transfers, [k[0] for k in self.keys])
+        }
+        pids = [k[3] for t, k in zip(batch, self.keys, strict=True) if t.flags & _RESOLVE_I]
         self.pend: dict[str, _Pend] = {}
         self.not_pending: set[str] = set()
-        acc_ids = {hex_id(t.debit_account_id) for t in batch}
-        acc_ids |= {hex_id(t.credit_account_id) for t in batch}
+        acc_ids = {k[1] for k in self.keys} | {k[2] for k in self.keys}
         if pids:
             p, t = s.pending, s.transfers
             for part in chunks(sorted(set(pids))):
@@ -379,14 +398,16 @@ class _Batch:
         self.acc = {r.id: _Acc(r) for r in Ledger._select_in(conn, s.accounts, list(acc_ids))}
 
     def execute(self) -> list[CreateTransferResult]:
-        batch = self.batch
+        batch, keys = self.batch, self.keys
         results: list[CreateTransferResult] = []
         chain_start: int | None = None
         chain_failed = False
         mark = 0
         last = len(batch) - 1
+        created = R.CREATED
         for i, t in enumerate(batch):
-            linked = bool(t.flags & TransferFlags.LINKED)
+            flags = int(t.flags)
+            linked = flags & _LINKED_I
             if chain_start is None and linked:
                 chain_start, chain_failed, mark = i, False, len(self.undo)
             if chain_failed:
@@ -394,8 +415,8 @@ class _Batch:
             elif linked and i == last:
                 r = R.LINKED_EVENT_CHAIN_OPEN
             else:
-                r = self._apply(t, self.ts + i)
-            if r is not R.CREATED and chain_start is not None and not chain_failed:
+                r = self._apply(t, flags, keys[i], self.ts + i)
+            if r is not created and chain_start is not None and not chain_failed:
                 chain_failed = True
                 self._rollback(mark)
                 for j in range(chain_start, i):
@@ -425,26 +446,32 @@ class _Batch:
         self.undo.append(("acc", acc, acc.dp, acc.dpo, acc.cp, acc.cpo))
         acc.dirty = True
 
-    def _apply(self, t: Transfer, ts: int) -> CreateTransferResult:
-        flags = int(t.flags)
+    def _apply(
+        self, t: Transfer, flags: int, keys: tuple[str, str, str, str], ts: int
+    ) -> CreateTransferResult:
         if flags & ~_TRANSFER_FLAGS_ALL:
             return R.RESERVED_FLAG
         if t.id == 0:
             return R.ID_MUST_NOT_BE_ZERO
         if t.id >= U128_MAX:
             return R.ID_MUST_NOT_BE_INT_MAX
-        key = hex_id(t.id)
-        old = self.new.get(key) or self.existing.get(key)
-        if old is not None:
-            return _compare_existing(t, old if isinstance(old, dict) else old._mapping)
-        if bin(flags & _TWO_PHASE).count("1") > 1:
+        key = keys[0]
+        if key in self.new or key in self.existing:
+            old = self.new.get(key)
+            return _compare_existing(
+                t, dict(zip(_TRANSFER_COLS, old, strict=True)) if old else self.existing[key]
+            )
+        two_phase = flags & _TWO_PHASE_I
+        if two_phase and two_phase & (two_phase - 1):
             return R.FLAGS_ARE_MUTUALLY_EXCLUSIVE
-        if flags & _RESOLVE:
-            return self._resolve(t, key, ts)
-        return self._single(t, key, ts)
+        if flags & _RESOLVE_I:
+            return self._resolve(t, flags, keys, ts)
+        return self._single(t, flags, keys, ts)
 
-    def _single(self, t: Transfer, key: str, ts: int) -> CreateTransferResult:
-        is_pending = bool(t.flags & TransferFlags.PENDING)
+    def _single(
+        self, t: Transfer, flags: int, keys: tuple[str, str, str, str], ts: int
+    ) -> CreateTransferResult:
+        is_pending = flags & _PENDING_I
         if t.debit_account_id == 0:
             return R.DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO
         if t.credit_account_id == 0:
@@ -455,39 +482,36 @@ class _Batch:
             return R.PENDING_ID_MUST_BE_ZERO
         if t.timeout_s and not is_pending:
             return R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
-        if t.amount < 0 or t.timeout_s < 0:
+        amount = t.amount
+        if amount < 0 or t.timeout_s < 0:
             return R.AMOUNT_MUST_NOT_BE_NEGATIVE
-        if t.amount == 0:
+        if amount == 0:
             return R.AMOUNT_MUST_NOT_BE_ZERO
         if t.ledger <= 0:
             return R.LEDGER_MUST_NOT_BE_ZERO
         if t.code <= 0:
             return R.CODE_MUST_NOT_BE_ZERO
-        dr = self.acc.get(hex_id(t.debit_account_id))
+        dr = self.acc.get(keys[1])
         if dr is None:
             return R.DEBIT_ACCOUNT_NOT_FOUND
-        cr = self.acc.get(hex_id(t.credit_account_id))
+        cr = self.acc.get(keys[2])
         if cr is None:
             return R.CREDIT_ACCOUNT_NOT_FOUND
         if dr.ledger != cr.ledger:
             return R.ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER
         if t.ledger != dr.ledger:
             return R.TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS
-        amount = t.amount
         if dr.dp + dr.dpo + amount > AMOUNT_MAX:
             return R.OVERFLOWS_DEBITS
         if cr.cp + cr.cpo + amount > AMOUNT_MAX:
             return R.OVERFLOWS_CREDITS
-        if dr.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS and (
-            dr.dp + dr.dpo + amount > dr.cpo
-        ):
+        if dr.flags & _DMNEC_I and dr.dp + dr.dpo + amount > dr.cpo:
             return R.EXCEEDS_CREDITS
-        if cr.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS and (
-            cr.cp + cr.cpo + amount > cr.dpo
-        ):
+        if cr.flags & _CMNED_I and cr.cp + cr.cpo + amount > cr.dpo:
             return R.EXCEEDS_DEBITS
         self._touch(dr)
         self._touch(cr)
+        key = keys[0]
         if is_pending:
             dr.dp += amount
             cr.cp += amount
@@ -497,11 +521,13 @@ class _Batch:
         else:
             dr.dpo += amount
             cr.cpo += amount
-        self._record(t, key, ts, dr.id, cr.id, amount, t.ledger, t.code)
+        self._record(t, flags, keys, ts, dr.id, cr.id, amount, t.ledger, t.code)
         return R.CREATED
 
-    def _resolve(self, t: Transfer, key: str, ts: int) -> CreateTransferResult:
-        post = bool(t.flags & TransferFlags.POST_PENDING_TRANSFER)
+    def _resolve(
+        self, t: Transfer, flags: int, keys: tuple[str, str, str, str], ts: int
+    ) -> CreateTransferResult:
+        post = flags & _POST_I
         if t.pending_id == 0:
             return R.PENDING_ID_MUST_NOT_BE_ZERO
         if t.pending_id == t.id:
@@ -510,14 +536,14 @@ class _Batch:
             return R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
         if t.amount < 0:
             return R.AMOUNT_MUST_NOT_BE_NEGATIVE
-        pid = hex_id(t.pending_id)
+        pid = keys[3]
         p = self.pend.get(pid)
         if p is None:
             is_regular = pid in self.not_pending or pid in self.new
             return R.PENDING_TRANSFER_NOT_PENDING if is_regular else R.PENDING_TRANSFER_NOT_FOUND
-        if t.debit_account_id and hex_id(t.debit_account_id) != p.debit:
+        if t.debit_account_id and keys[1] != p.debit:
             return R.PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID
-        if t.credit_account_id and hex_id(t.credit_account_id) != p.credit:
+        if t.credit_account_id and keys[2] != p.credit:
             return R.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID
         if t.ledger and t.ledger != p.ledger:
             return R.PENDING_TRANSFER_HAS_DIFFERENT_LEDGER
@@ -545,73 +571,104 @@ class _Batch:
         status = PendingStatus.POSTED if post else PendingStatus.VOIDED
         self.undo.append(("res", pid, p.status))
         p.status = status.value
-        self.resolved[pid] = (status.value, key)
-        self._record(t, key, ts, p.debit, p.credit, amount, p.ledger, p.code)
+        self.resolved[pid] = (status.value, keys[0])
+        self._record(t, flags, keys, ts, p.debit, p.credit, amount, p.ledger, p.code)
         return R.CREATED
 
     def _record(
-        self, t: Transfer, key: str, ts: int, dr: str, cr: str, amount: int, ledger: int, code: int
+        self,
+        t: Transfer,
+        flags: int,
+        keys: tuple[str, str, str, str],
+        ts: int,
+        dr: str,
+        cr: str,
+        amount: int,
+        ledger: int,
+        code: int,
     ) -> None:
-        self.new[key] = {
-            "id": key,
-            "debit_account_id": dr,
-            "credit_account_id": cr,
-            "amount": amount,
-            "pending_id": hex_id(t.pending_id),
-            "ledger": ledger,
-            "code": code,
-            "flags": int(t.flags),
-            "timeout_s": t.timeout_s,
-            "user_data_128": hex_id(t.user_data_128),
-            "user_data_64": t.user_data_64,
-            "user_data_32": t.user_data_32,
-            "timestamp": ts,
-        }
+        key = keys[0]
+        self.new[key] = (
+            key,
+            dr,
+            cr,
+            amount,
+            keys[3],
+            ledger,
+            code,
+            flags,
+            t.timeout_s,
+            f"{t.user_data_128:032x}",
+            t.user_data_64,
+            t.user_data_32,
+            ts,
+        )
         self.undo.append(("new", key))
 
     def write(self) -> None:
         conn = self.conn
         if self.new:
-            conn.execute(s.transfers.insert(), list(self.new.values()))
+            _bulk_insert(conn, s.transfers, _TRANSFER_COLS, list(self.new.values()))
         if self.new_pending:
-            conn.execute(
-                s.pending.insert(),
-                [
-                    {"id": k, "status": "pending", "expires_at_ns": e, "resolved_by": None}
-                    for k, e in self.new_pending.items()
-                ],
+            _bulk_insert(
+                conn,
+                s.pending,
+                ("id", "status", "expires_at_ns", "resolved_by"),
+                [(k, "pending", e, None) for k, e in self.new_pending.items()],
             )
         p = s.pending
         for pid, (status, by) in self.resolved.items():
-            if pid in self.new_pending:  # created and resolved in this batch
-                upd = conn.execute(
-                    p.update().where(p.c.id == pid).values(status=status, resolved_by=by)
-                )
-            else:
-                upd = conn.execute(
-                    p.update()
-                    .where(p.c.id == pid, p.c.status == PendingStatus.PENDING.value)
-                    .values(status=status, resolved_by=by)
-                )
+            cond = p.c.id == pid
+            if pid not in self.new_pending:  # else: created and resolved in this batch
+                cond = sa.and_(cond, p.c.status == PendingStatus.PENDING.value)
+            upd = conn.execute(p.update().where(cond).values(status=status, resolved_by=by))
             if upd.rowcount != 1:
                 raise RuntimeError(f"pending transfer {pid} was resolved concurrently")
-        dirty = [a for a in self.acc.values() if a.dirty]
+        dirty = [(x.dp, x.dpo, x.cp, x.cpo, x.id) for x in self.acc.values() if x.dirty]
         if dirty:
-            a = s.accounts
-            conn.execute(
-                a.update()
-                .where(a.c.id == sa.bindparam("b_id"))
-                .values(
-                    debits_pending=sa.bindparam("b_dp"),
-                    debits_posted=sa.bindparam("b_dpo"),
-                    credits_pending=sa.bindparam("b_cp"),
-                    credits_posted=sa.bindparam("b_cpo"),
-                ),
-                [
-                    {"b_id": x.id, "b_dp": x.dp, "b_dpo": x.dpo, "b_cp": x.cp, "b_cpo": x.cpo}
-                    for x in dirty
-                ],
+            ph = _placeholder(conn)
+            conn.exec_driver_sql(
+                f"UPDATE {s.accounts.name} SET debits_pending = {ph}, debits_posted = {ph}, "
+                f"credits_pending = {ph}, credits_posted = {ph} WHERE id = {ph}",
+                dirty,  # type: ignore[arg-type]
             )
+
+
+_TRANSFER_COLS = (
+    "id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "pending_id",
+    "ledger",
+    "code",
+    "flags",
+    "timeout_s",
+    "user_data_128",
+    "user_data_64",
+    "user_data_32",
+    "timestamp",
+)
+
+
+def _placeholder(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _bulk_insert(
+    conn: Connection, table: sa.Table, cols: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert many rows through the driver: COPY on PostgreSQL, executemany elsewhere."""
+    names = ", ".join(cols)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None, "dev: a live psycopg connection"
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    ph = ", ".join([_placeholder(conn)] * len(cols))
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({ph})", rows)  # type: ignore[arg-type]
 
 
 def _compare_existing(t: Transfer, old: Any) -> CreateTransferResult:
