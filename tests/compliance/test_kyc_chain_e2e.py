@@ -17,7 +17,7 @@ from crowdleverage.chain.embedded import DEFAULT_GENESIS_TIME_S, EmbeddedChain
 from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.roles import Role
 from crowdleverage.chain.scenario import SCENARIO_ACTORS
-from crowdleverage.compliance.aml import Transaction, TxnKind
+from crowdleverage.compliance.aml_sources import transactions_from_cash_events
 from crowdleverage.compliance.chain_adapter import ChainIdentityWriter
 from crowdleverage.compliance.repository import make_engine
 from crowdleverage.compliance.service import ComplianceService, KycApplication
@@ -95,10 +95,15 @@ def test_verified_investor_frozen_after_alert_cannot_move_money(
         "CashToken", "transfer", pool, 10 * WAN, actor="investor"
     )  # paying the pool: allowed
 
-    txns = [
-        Transaction(f"dep-{i}", ident, TxnKind.DEPOSIT, 48 * WAN, NOW + timedelta(days=i))
-        for i in range(3)
-    ]
+    # The monitor reads the chain's CashToken events (mints are deposits, the pool payment a
+    # subscription); blocks are stamped a day apart for the window arithmetic.
+    txns = transactions_from_cash_events(
+        chain.events("CashToken"),
+        {investor: ident},
+        [pool],
+        lambda block: NOW + timedelta(days=block % 7),
+    )
+    assert sorted(t.kind.value for t in txns) == ["deposit", "deposit", "deposit", "subscribe"]
     alerts = svc.monitor(txns, now=NOW)
 
     assert [a["alert"]["rule"] for a in alerts] == ["structuring"]
