@@ -1,5 +1,5 @@
 # pragma version ~=0.4.3
-# pragma optimize gas
+# pragma optimize codesize
 """
 @title MarginEngine
 @custom:contract-name MarginEngine
@@ -167,7 +167,7 @@ struct Index:
 struct Security:
     haircut_bps: uint256  # board haircut (main 10000, STAR/ChiNext 8000); 0 = not financeable
     st: bool  # ST / delisting risk: not financeable
-    listed_day: uint256  # trading day of listing: the first 5 days are not financeable
+    listed_day: uint256  # trading day of listing (0: before the platform began); 5 days unfinanceable
 
 
 struct Account:
@@ -357,7 +357,7 @@ def _debt(scaled: uint256, index: uint256) -> uint256:
 @view
 def _haircut(code: uint256, day: uint256) -> uint256:
     s: Security = self.securities[code]
-    if s.st or s.haircut_bps == 0 or day < s.listed_day + NEW_LISTING_DAYS:
+    if s.st or s.haircut_bps == 0 or (s.listed_day != 0 and day < s.listed_day + NEW_LISTING_DAYS):
         return 0
     if staticcall ORACLE.halted(code):
         return min(s.haircut_bps, HALTED_HAIRCUT_BPS)
@@ -773,6 +773,7 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
     who: address = o.account
     a: Account = self.accounts[who]
     gross: uint256 = qty * price_fen
+    high: uint256 = 0
     o.filled_qty += qty
     if o.is_buy:
         assert price_fen <= o.limit_price_fen, "margin: fill above limit"
@@ -789,7 +790,11 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
         extcall CASH.transfer(msg.sender, cost)
         extcall SHARES.mint(self, o.code, qty, ref)
     else:
-        assert price_fen >= o.limit_price_fen, "margin: fill below limit"
+        low: uint256 = o.limit_price_fen
+        if o.liquidation:
+            # a liquidation sells at any legal price of the day it fills
+            low, high = staticcall ORACLE.band(o.code)
+        assert price_fen >= low, "margin: fill below limit"
         assert not staticcall ORACLE.is_sealed_limit_down(o.code), "margin: sealed limit-down"
         assert gross > fee_fen, "margin: fee exceeds proceeds"
         proceeds: uint256 = gross - fee_fen
