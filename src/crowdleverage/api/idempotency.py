@@ -71,7 +71,7 @@ class Idempotent:
             if err.http_status >= 500:
                 self._release(user_id)
                 raise
-            self._store(user_id, err.http_status, err.to_dict())
+            self._store(user_id, err.http_status, {"details": {}, **err.to_dict()})
             raise
         except BaseException:
             self._release(user_id)

@@ -1,0 +1,260 @@
+"""Authorization matrix: every endpoint × every role (and no token) × own/other object.
+
+Expected: no token → 401; a role the endpoint does not serve → 403; an owning role on another
+user's object → 404 (existence not revealed); otherwise 2xx. Public endpoints → 200 for all.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from conftest import World, make_world
+
+from crowdleverage.api.security import Role
+from crowdleverage.market.bars import Bar
+
+API = "/api/v1"
+INV, BOR = Role.INVESTOR, Role.BORROWER
+OP, CUS, BRK, CMP, AUD = Role.OPERATOR, Role.CUSTODIAN, Role.BROKER, Role.COMPLIANCE, Role.AUDITOR
+LOGIN = {
+    INV: "investor1",
+    BOR: "borrower1",
+    OP: "operator",
+    CUS: "custodian",
+    BRK: "broker",
+    CMP: "compliance",
+    AUD: "auditor",
+}
+_n = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Ep:
+    method: str
+    path: str  # {user}, {investor}, {account} are filled per case
+    roles: frozenset[Role] = frozenset()
+    owners: frozenset[Role] = frozenset()  # roles that only see their own objects
+    body: Callable[[World], dict[str, Any]] | None = None
+    public: bool = False
+    form: bool = False
+    kind: str | None = field(default=None)
+
+
+def _order(w: World) -> dict[str, Any]:
+    acc = w.state.platform.account(w.ids.accounts["borrower1"])
+    code = sorted(acc.positions)[0]
+    price = w.state.platform.market.quote(code).price_fen
+    return {"side": "BUY", "code": code, "quantity": 100, "limit_price_fen": price}
+
+
+def _repay(w: World) -> dict[str, Any]:
+    # arrange: one fen of cash in the account to repay with (the buys above used it all)
+    w.state.platform.fund_account(w.ids.accounts["borrower1"], 1, reserve=False)
+    return {"amount_fen": 1}
+
+
+def _new_user(_: World) -> dict[str, Any]:
+    return {
+        "username": f"staff{next(_n)}",
+        "password": "staff-pass-1",
+        "display_name": "S",
+        "role": "broker",
+    }
+
+
+def _deposit(w: World) -> dict[str, Any]:
+    return {"user_id": w.uid("investor1"), "amount_fen": 100, "bank_reference": f"M-{next(_n):06d}"}
+
+
+HOLDERS = frozenset({INV, BOR})
+ALL = frozenset(Role)
+ENDPOINTS = [
+    Ep("GET", "/me", ALL),
+    Ep("GET", "/users", frozenset({OP, CMP, AUD})),
+    Ep("POST", "/users", frozenset({OP}), body=_new_user),
+    Ep(
+        "POST",
+        "/compliance/users/{investor}/kyc",
+        frozenset({CMP}),
+        body=lambda w: {"decision": "approved"},
+    ),
+    Ep("GET", "/users/{user}/wallet", HOLDERS | {OP, CUS, AUD}, HOLDERS, kind="user"),
+    Ep("GET", "/users/{user}/statement", HOLDERS | {OP, CUS, AUD}, HOLDERS, kind="user"),
+    Ep("GET", "/users/{user}/proof", HOLDERS | {AUD}, HOLDERS, kind="user"),
+    Ep(
+        "POST",
+        "/users/{user}/withdrawals",
+        HOLDERS,
+        HOLDERS,
+        body=lambda w: {"amount_fen": 1},
+        kind="user",
+    ),
+    Ep("POST", "/custody/deposits", frozenset({CUS}), body=_deposit),
+    Ep(
+        "GET",
+        "/investors/{investor}/holdings",
+        frozenset({INV, OP, AUD}),
+        frozenset({INV}),
+        kind="investor",
+    ),
+    Ep(
+        "POST",
+        "/investors/{investor}/subscriptions",
+        frozenset({INV}),
+        frozenset({INV}),
+        body=lambda w: {"tranche": "senior", "amount_fen": 1},
+        kind="investor",
+    ),
+    Ep(
+        "POST",
+        "/investors/{investor}/redemptions",
+        frozenset({INV}),
+        frozenset({INV}),
+        body=lambda w: {"tranche": "senior", "units": 1},
+        kind="investor",
+    ),
+    Ep("POST", "/margin-accounts", frozenset({BOR}), body=lambda w: {"tier": 1}),
+    Ep("GET", "/margin-accounts", frozenset({BOR, OP, AUD, BRK})),
+    Ep(
+        "GET",
+        "/margin-accounts/{account}",
+        frozenset({BOR, OP, AUD, BRK}),
+        frozenset({BOR}),
+        kind="account",
+    ),
+    Ep(
+        "GET",
+        "/margin-accounts/{account}/orders",
+        frozenset({BOR, OP, AUD, BRK}),
+        frozenset({BOR}),
+        kind="account",
+    ),
+    Ep(
+        "POST",
+        "/margin-accounts/{account}/deposits",
+        frozenset({BOR}),
+        frozenset({BOR}),
+        body=lambda w: {"amount_fen": 1, "kind": "margin"},
+        kind="account",
+    ),
+    Ep(
+        "POST",
+        "/margin-accounts/{account}/withdrawals",
+        frozenset({BOR}),
+        frozenset({BOR}),
+        body=lambda w: {"amount_fen": 1, "kind": "reserve"},
+        kind="account",
+    ),
+    Ep(
+        "POST",
+        "/margin-accounts/{account}/orders",
+        frozenset({BOR}),
+        frozenset({BOR}),
+        body=_order,
+        kind="account",
+    ),
+    Ep(
+        "POST",
+        "/margin-accounts/{account}/repayments",
+        frozenset({BOR}),
+        frozenset({BOR}),
+        body=_repay,
+        kind="account",
+    ),
+    Ep("GET", "/broker/orders", frozenset({BRK, OP, AUD})),
+    Ep("POST", "/operator/pause", frozenset({OP}), body=lambda w: {"reason": "matrix"}),
+    Ep("POST", "/operator/resume", frozenset({OP})),
+    Ep("POST", "/operator/end-of-day", frozenset({OP})),
+    Ep("POST", "/operator/tick", frozenset({OP}), body=lambda w: {"steps": 1}),
+    Ep("POST", "/operator/reconcile", frozenset({OP, CUS})),
+    Ep("GET", "/risk/summary", frozenset({OP, AUD})),
+    Ep("GET", "/risk/stream?max_events=1&interval_s=0.2", frozenset({OP, AUD})),
+    Ep("GET", "/audit/reconciliation", frozenset({AUD, OP, CUS})),
+    Ep("GET", "/audit/proof-of-liabilities", frozenset({AUD, OP})),
+    Ep("GET", "/audit/log", frozenset({AUD, OP})),
+    Ep("GET", "/status", public=True),
+    Ep("GET", "/public/transparency", public=True),
+]
+
+
+@pytest.fixture(scope="module")
+def mworld(tmp_path_factory: pytest.TempPathFactory, market_bars: list[Bar]) -> Iterator[World]:
+    w = make_world(tmp_path_factory.mktemp("matrix"), market_bars, trade=True)
+    yield w
+    w.client.close()
+
+
+def _path(w: World, ep: Ep, role: Role | None, own: bool) -> str:
+    owner_user = "borrower1" if role is BOR else "investor1"
+    ids = {
+        "user": w.uid(owner_user) if own else w.uid("investor2"),
+        "investor": w.uid("investor1") if own else w.uid("investor2"),
+        "account": w.ids.accounts["borrower1" if own else "borrower2"],
+    }
+    return API + ep.path.format(**ids)
+
+
+def _expected(ep: Ep, role: Role | None, own: bool) -> str:
+    if ep.public:
+        return "2xx"
+    if role is None:
+        return "401"
+    if role not in ep.roles:
+        return "403"
+    if ep.kind is not None and role in ep.owners and not own:
+        return "404"
+    return "2xx"
+
+
+CASES = [
+    pytest.param(
+        ep, role, own, id=f"{ep.method} {ep.path} {role or 'anon'} {'own' if own else 'other'}"
+    )
+    for ep in ENDPOINTS
+    for role in [None, *Role]
+    for own in (True, False)
+    if not (own is False and ep.kind is None)  # objectless endpoints: one case per role
+]
+
+
+@pytest.mark.parametrize(("ep", "role", "own"), CASES)
+def test_authorization_matrix(mworld: World, ep: Ep, role: Role | None, own: bool) -> None:
+    headers = {"Idempotency-Key": f"matrix-{next(_n):08d}"}
+    if role is not None:
+        headers["Authorization"] = f"Bearer {mworld.login(LOGIN[role])}"
+    kwargs: dict[str, Any] = {"headers": headers}
+    if ep.body is not None:
+        kwargs["json"] = ep.body(mworld)
+    r = mworld.client.request(ep.method, _path(mworld, ep, role, own), **kwargs)
+    if mworld.state.platform.paused_reason is not None:
+        mworld.state.platform.resume()
+    got = "2xx" if 200 <= r.status_code < 300 else str(r.status_code)
+    assert got == _expected(ep, role, own), r.text[:300]
+    if got != "2xx":
+        assert set(r.json()) == {"error", "message", "details"}
+
+
+def test_matrix_covers_every_route(mworld: World) -> None:
+    schema = mworld.client.get("/openapi.json").json()
+    routes = {
+        (method.upper(), path.removeprefix(API))
+        for path, ops in schema["paths"].items()
+        if path.startswith(API)
+        for method in ops
+    }
+    listed = {
+        (
+            ep.method,
+            ep.path.split("?")[0]
+            .replace("{investor}", "{user_id}")
+            .replace("{user}", "{user_id}")
+            .replace("{account}", "{account_id}"),
+        )
+        for ep in ENDPOINTS
+    }
+    public = {("POST", "/auth/token"), ("POST", "/auth/register")}
+    assert routes - public == listed
