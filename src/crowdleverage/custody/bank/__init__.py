@@ -1,0 +1,2 @@
+"""The custodian bank side: ISO 20022 files (camt.053 statements in, pain.001 payments out)
+and a simulated custodian bank that produces and consumes them."""
