@@ -19,6 +19,7 @@ _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.market.cli", "app", "market"),
     ("crowdleverage.main_job", "app", None),
     ("crowdleverage.compliance.cli", "app", None),
+    ("crowdleverage.chain.cli", "app", "chain"),
 ]
 
 
