@@ -1,0 +1,187 @@
+"""Server-rendered dashboard: login, operator risk panel (live over server-sent events), public
+transparency page, investor and borrower pages. Charts are drawn by plotly.js served from the
+Python `plotly` package (no CDN: the platform must work offline)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from crowdleverage.api.deps import COOKIE, ApiState, optional_user, state
+from crowdleverage.api.endpoints.operator import transparency
+from crowdleverage.api.security import TOKEN_TTL_S, Role, User, issue_token
+from crowdleverage.api.views import account_out, statement_line
+from crowdleverage.domain.errors import CrowdLevError
+from crowdleverage.domain.money import format_yuan
+from crowdleverage.flows.model import Tranche
+from crowdleverage.web.i18n import LANGS, translator
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.filters["yuan"] = lambda fen: format_yuan(int(fen))
+templates.env.filters["pct"] = lambda bps: "—" if bps is None else f"{bps / 100:.2f}%"
+templates.env.filters["nav"] = lambda e4: f"{e4 / 10_000:.4f}"
+templates.env.filters["tojson_safe"] = lambda v: json.dumps(v, ensure_ascii=False).replace(
+    "</", "<\\/"
+)
+
+router = APIRouter(include_in_schema=False)
+STAFF_RISK = (Role.OPERATOR, Role.AUDITOR)
+
+
+@functools.cache
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _lang(request: Request) -> str:
+    lang = request.query_params.get("lang") or request.cookies.get("lang") or "zh"
+    return lang if lang in LANGS else "zh"
+
+
+def render(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLResponse:
+    lang = _lang(request)
+    resp = templates.TemplateResponse(
+        request, name, {"user": user, "lang": lang, "t": translator(lang), **ctx}
+    )
+    if request.query_params.get("lang") in LANGS:
+        resp.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax")
+    return resp
+
+
+def _home_for(user: User) -> str:
+    if user.role in STAFF_RISK:
+        return "/risk"
+    if user.role in (Role.INVESTOR, Role.BORROWER):
+        return "/me"
+    return "/transparency"
+
+
+@router.get("/static/plotly.min.js")
+def plotly_js() -> Response:
+    return Response(
+        _plotly_js(),
+        media_type="application/javascript",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: User | None = Depends(optional_user)) -> Response:
+    if user is not None:
+        return RedirectResponse(_home_for(user), status_code=303)
+    return RedirectResponse("/transparency", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, user: User | None = Depends(optional_user)) -> Response:
+    return render(request, "login.html", user, error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(
+    request: Request,
+    username: str = Form(...),
+    password: str = Form(...),
+    st: ApiState = Depends(state),
+) -> Response:
+    client = request.client.host if request.client else "?"
+    try:
+        user = st.users.authenticate(username, password, client)
+    except CrowdLevError as err:
+        page = render(request, "login.html", None, error=err.message)
+        page.status_code = err.http_status
+        return page
+    resp = RedirectResponse(_home_for(user), status_code=303)
+    resp.set_cookie(
+        COOKIE,
+        issue_token(user, st.secret),
+        max_age=TOKEN_TTL_S,
+        httponly=True,
+        samesite="strict",
+    )
+    return resp
+
+
+@router.get("/logout")
+def logout() -> Response:
+    resp = RedirectResponse("/transparency", status_code=303)
+    resp.delete_cookie(COOKIE)
+    return resp
+
+
+@router.get("/risk", response_class=HTMLResponse)
+def risk_page(
+    request: Request, user: User | None = Depends(optional_user), st: ApiState = Depends(state)
+) -> Response:
+    if user is None:
+        return RedirectResponse("/login", status_code=303)
+    if user.role not in STAFF_RISK:
+        resp = render(request, "forbidden.html", user)
+        resp.status_code = 403
+        return resp
+    snap = st.platform.risk_snapshot()
+    events = [dataclasses.asdict(e) for e in list(st.platform.events)[-30:]][::-1]
+    return render(request, "risk.html", user, snap=snap, events=events)
+
+
+@router.get("/transparency", response_class=HTMLResponse)
+def transparency_page(
+    request: Request, user: User | None = Depends(optional_user), st: ApiState = Depends(state)
+) -> Response:
+    data = transparency(st.platform)
+    tranches = [t.model_dump(mode="json") for t in data["tranches"]]
+    tiers = [t.model_dump() for t in data["tiers"]]
+    return render(request, "transparency.html", user, d=data, tranches=tranches, tiers=tiers)
+
+
+@router.get("/me", response_class=HTMLResponse)
+def me_page(
+    request: Request, user: User | None = Depends(optional_user), st: ApiState = Depends(state)
+) -> Response:
+    if user is None:
+        return RedirectResponse("/login", status_code=303)
+    if user.role not in (Role.INVESTOR, Role.BORROWER):
+        return RedirectResponse(_home_for(user), status_code=303)
+    p = st.platform
+    with p.lock:
+        wallet = p.wallet_fen(user.id)
+        holdings = [
+            {
+                "tranche": t.value,
+                "units": p.holdings.get((user.id, t), 0),
+                "nav_e4": p.tranches[t].nav_e4(),
+                "value_fen": p.holding_value_fen(user.id, t),
+            }
+            for t in Tranche
+        ]
+        accounts = [
+            account_out(p, a).model_dump() for a in p.accounts.values() if a.owner_id == user.id
+        ]
+        lines = [statement_line(x).model_dump() for x in reversed(p.history.get(user.id, []))]
+        quotes = {c: p.market.quote(c).price_fen for c in p.market.codes()[:40]}
+    return render(
+        request,
+        "me.html",
+        user,
+        wallet=wallet,
+        holdings=holdings,
+        accounts=accounts,
+        lines=lines[:50],
+        quotes=quotes,
+    )
+
+
+def mount(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
