@@ -136,3 +136,12 @@ class RateLimited(CrowdLevError):
     http_status = 429
     exit_code = 10
     code = "rate_limited"
+
+
+class IntegrityFailure(CrowdLevError):
+    """A tamper-evidence or reconciliation check failed (audit log, liabilities proof, custody
+    vs chain): the data cannot be trusted until an operator resolves it."""
+
+    http_status = 409
+    exit_code = 11
+    code = "integrity_failure"
