@@ -20,6 +20,7 @@ _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.main_job", "app", None),
     ("crowdleverage.compliance.cli", "app", None),
     ("crowdleverage.chain.cli", "app", "chain"),
+    ("crowdleverage.api.serve", "app", None),
 ]
 
 

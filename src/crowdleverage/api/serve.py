@@ -1,0 +1,102 @@
+"""`crowdlev serve`: the platform over HTTP (API at /api/v1, docs at /docs, dashboard at /).
+
+crowdlev serve --demo                   # embedded default + seeded demo, replay advancing
+crowdlev serve --config prod.toml       # a real setup: PostgreSQL, RPC chain (from the file)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+
+import typer
+
+from crowdleverage.cliutil import emit_json, typed_errors
+from crowdleverage.config import load_settings
+from crowdleverage.domain.errors import InvalidInput
+
+app = typer.Typer()
+
+
+class ReplayDriver(threading.Thread):
+    """Advances the market replay one tick every `pace_s` seconds (the monitor, end of day
+    and reconciliation run inside `Platform.tick`)."""
+
+    def __init__(self, platform: object, pace_s: float) -> None:
+        super().__init__(name="replay-driver", daemon=True)
+        self.platform = platform
+        self.pace_s = pace_s
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from crowdleverage.flows.platform import Platform
+
+        p = self.platform
+        assert isinstance(p, Platform), "dev: driver needs a Platform"
+        while not self.stop.wait(self.pace_s):
+            if p.market.finished:
+                return
+            p.tick()
+
+
+@app.command()
+@typed_errors
+def serve(
+    config: Path | None = typer.Option(None, "--config", help="TOML settings file"),
+    host: str | None = typer.Option(None, help="bind address (default: settings.api_host)"),
+    port: int | None = typer.Option(None, help="port (default: settings.api_port)"),
+    demo: bool = typer.Option(False, "--demo", help="seed demo users and advance the replay"),
+    pace_s: float = typer.Option(2.0, "--pace-s", help="seconds between replay ticks (demo)"),
+    start: str = typer.Option("2015-12-21", "--from", help="first replay day (YYYY-MM-DD)"),
+    as_json: bool = typer.Option(False, "--json", help="print the startup facts as JSON"),
+) -> None:
+    """Run the platform's HTTP service (single process: the platform state lives in it)."""
+    import uvicorn
+
+    from crowdleverage.api import demo as demo_world
+    from crowdleverage.api.app import create_app
+    from crowdleverage.flows.platform import Platform
+
+    if not 0.05 <= pace_s <= 3600:
+        raise InvalidInput("--pace-s must be between 0.05 and 3600 seconds")
+    try:
+        start_day = dt.date.fromisoformat(start)
+    except ValueError as exc:
+        raise InvalidInput(f"--from {start!r} is not a date YYYY-MM-DD") from exc
+    settings = load_settings(config)
+    if demo and settings.database_url is None:
+        # a fresh embedded store per demo run: the platform book starts empty
+        run_dir = settings.data_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+        settings = settings.model_copy(update={"data_dir": run_dir})
+    settings.ensure_data_dir()
+    platform = Platform(settings, market_start=start_day)
+    application = create_app(settings, platform=platform, engine=platform.engine)
+    bind_host, bind_port = host or settings.api_host, port or settings.api_port
+    url = f"http://{bind_host}:{bind_port}"
+    facts: dict[str, object] = {
+        "url": url,
+        "docs": f"{url}/docs",
+        "data_dir": str(settings.data_dir),
+    }
+    if demo:
+        demo_world.seed(application.state.api)
+        logins = {
+            name: demo_world.password(name)
+            for name in [s[0] for s in demo_world.STAFF]
+            + [i[0] for i in demo_world.INVESTORS]
+            + [b[0] for b in demo_world.BORROWERS]
+        }
+        facts["demo_logins"] = logins
+        ReplayDriver(platform, pace_s).start()
+    if as_json:
+        emit_json(facts)
+    else:
+        typer.echo(f"CrowdLeverage is serving at {url}  (API docs: {url}/docs)")
+        typer.echo(f"data: {settings.data_dir}  ledger: {settings.resolved_database_url}")
+        if demo:
+            typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
+            for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]
+                typer.echo(f"  {name:<12} {pw}")
+    uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning")
