@@ -20,6 +20,8 @@ _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.main_job", "app", None),
     ("crowdleverage.compliance.cli", "app", None),
     ("crowdleverage.chain.cli", "app", "chain"),
+    ("crowdleverage.custody.cli", "app", "custody"),
+    ("crowdleverage.audit.cli", "app", "audit"),
     ("crowdleverage.api.serve", "app", None),
 ]
 
