@@ -1,0 +1,151 @@
+"""`crowdlev audit ...`: the tamper-evident log and proofs of liabilities.
+
+crowdlev audit record --actor operator:wang --action set_params --payload '{"tier": 3}'
+crowdlev audit verify-log --json
+crowdlev audit snapshot --epoch 20260302          # investor balances from custody
+crowdlev audit prove --investor INV-0001 --json > proof.json
+crowdlev audit verify-proof proof.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from crowdleverage.audit.log import AuditLog
+from crowdleverage.audit.proofs import Liabilities, load_proof_file, verify_proof
+from crowdleverage.cliutil import emit_json, typed_errors
+from crowdleverage.config import load_settings
+from crowdleverage.custody.db import engine_from_settings
+from crowdleverage.domain.errors import IntegrityFailure, InvalidInput
+
+app = typer.Typer(
+    help="Audit: hash-chained signed log, proofs of liabilities.", no_args_is_help=True
+)
+
+JSON = typer.Option(False, "--json", help="machine-readable output")
+
+
+def _audit_log() -> AuditLog:
+    settings = load_settings()
+    log = AuditLog(engine_from_settings(settings), settings.ensure_data_dir())
+    log.create_schema()
+    return log
+
+
+def _liabilities() -> Liabilities:
+    lia = Liabilities(engine_from_settings(load_settings()))
+    lia.create_schema()
+    return lia
+
+
+@app.command("record")
+@typed_errors
+def record(
+    actor: str = typer.Option(..., help="who acted, e.g. operator:wang"),
+    action: str = typer.Option(..., help="what they did, e.g. set_params"),
+    payload: str = typer.Option("{}", help="JSON object with the details"),
+    as_json: bool = JSON,
+) -> None:
+    """Append an operator or compliance action to the audit log."""
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--payload is not JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput("--payload must be a JSON object")
+    entry = _audit_log().append(actor, action, data)
+    out = {"seq": entry.seq, "entry_hash": entry.entry_hash}
+    emit_json(out) if as_json else typer.echo(f"recorded #{entry.seq} {entry.entry_hash}")
+
+
+@app.command("verify-log")
+@typed_errors
+def verify_log(
+    signer: list[str] = typer.Option(None, help="trusted signer address (default: data dir list)"),
+    as_json: bool = JSON,
+) -> None:
+    """Check the audit log's hash chain, signatures and head; exit 11 if anything was edited,
+    deleted or reordered."""
+    report = _audit_log().verify(trusted=signer or None)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        typer.echo(f"{report.entries} entries, head #{report.head_seq}")
+        for p in report.problems:
+            typer.echo(f"  #{p['seq']}: {p['problem']}")
+    if not report.ok:
+        err = IntegrityFailure(f"audit log failed verification: {len(report.problems)} problem(s)")
+        sys.stderr.write(f"error: {err.message}\n")
+        raise typer.Exit(err.exit_code)
+    if not as_json:
+        typer.echo("audit log verified")
+
+
+@app.command("snapshot")
+@typed_errors
+def snapshot(
+    epoch: int = typer.Option(..., help="epoch number, e.g. the trading day 20260302"),
+    bank_account: str = typer.Option(
+        "6222020200112233445", envvar="CROWDLEV_CUSTODY_BANK_ACCOUNT", help="custody account"
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Freeze investor balances from the custody ledger into a Merkle-sum tree."""
+    from crowdleverage.custody.service import CustodyService
+
+    settings = load_settings()
+    custody = CustodyService(engine_from_settings(settings), bank_account)
+    custody.setup()
+    lia = _liabilities()
+    root, total = lia.snapshot(epoch, custody.investor_balances())
+    out: dict[str, Any] = {"epoch": epoch, "root_hash": root, "total_fen": total}
+    emit_json(out) if as_json else typer.echo(f"epoch {epoch}: root {root} total {total} fen")
+
+
+@app.command("prove")
+@typed_errors
+def prove(
+    investor: str = typer.Option(..., help="investor id"),
+    epoch: int | None = typer.Option(None, help="epoch (default: the latest)"),
+    as_json: bool = JSON,
+) -> None:
+    """Inclusion proof of an investor's balance in an epoch's published root."""
+    lia = _liabilities()
+    proof = lia.prove(epoch if epoch is not None else lia.latest_epoch(), investor)
+    if as_json:
+        emit_json(proof)
+    else:
+        typer.echo(json.dumps(proof, indent=1, ensure_ascii=False))
+
+
+@app.command("verify-proof")
+@typed_errors
+def verify_proof_cmd(
+    file: Path = typer.Argument(..., help="proof JSON from `crowdlev audit prove`"),
+    offline: bool = typer.Option(
+        False, help="check the proof alone, without comparing to this platform's recorded root"
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Check an inclusion proof: exit 0 if it verifies, 11 if tampered, 2 if malformed."""
+    proof = load_proof_file(str(file))
+    if offline:
+        root, total = verify_proof(proof)
+    else:
+        _liabilities().check_against_published(proof)
+        root, total = str(proof["root_hash"]), int(proof["total_fen"])
+    leaf = proof["leaf"]
+    out = {"ok": True, "investor_id": leaf["investor_id"], "balance_fen": leaf["balance_fen"],
+           "epoch": proof.get("epoch"), "root_hash": root, "total_fen": total}  # fmt: skip
+    if as_json:
+        emit_json(out)
+    else:
+        typer.echo(
+            f"proof verified: {leaf['investor_id']} holds {leaf['balance_fen']} fen in epoch"
+            f" {proof.get('epoch')} (root {root[:16]}…, total {total} fen)"
+        )

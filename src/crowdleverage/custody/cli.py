@@ -1,0 +1,182 @@
+"""`crowdlev custody ...`: the custody ledger and the (simulated) custodian bank's files.
+
+    crowdlev custody register-investor INV-0001 --name 张三 --virtual-account VA-0001 \\
+        --reference CLZS01 --payout-account 6217001
+    crowdlev custody bank-receive 15000.00 --payer 张三 --payer-account 6217001 \\
+        --virtual-account VA-0001
+    crowdlev custody bank-close --out var/camt053-1.xml
+    crowdlev custody import-camt053 var/camt053-1.xml --json
+    crowdlev custody balances --json
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import typer
+
+from crowdleverage.cliutil import emit_json, typed_errors
+from crowdleverage.config import load_settings
+from crowdleverage.custody.bank.simulator import SimulatedBank
+from crowdleverage.custody.db import engine_from_settings
+from crowdleverage.custody.service import CustodyService
+from crowdleverage.custody.types import new_id
+from crowdleverage.domain.errors import DataFileError
+from crowdleverage.domain.money import format_yuan, parse_yuan
+
+app = typer.Typer(help="Custody ledger and custodian bank files.", no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="machine-readable output")
+BANK_ACCOUNT = typer.Option(
+    "6222020200112233445",
+    envvar="CROWDLEV_CUSTODY_BANK_ACCOUNT",
+    help="custody account at the bank",
+)
+
+
+def _service(bank_account: str) -> CustodyService:
+    svc = CustodyService(engine_from_settings(load_settings()), bank_account)
+    svc.setup()
+    return svc
+
+
+def _bank(bank_account: str) -> tuple[SimulatedBank, Path]:
+    file = load_settings().ensure_data_dir() / "bank_sim.json"
+    return (SimulatedBank.load(file) if file.exists() else SimulatedBank(bank_account)), file
+
+
+@app.command("register-investor")
+@typed_errors
+def register_investor(
+    investor_id: str,
+    name: str = typer.Option(...),
+    virtual_account: str = typer.Option(...),
+    reference: str = typer.Option(...),
+    payout_account: str = typer.Option(...),
+    bank_account: str = BANK_ACCOUNT,
+    as_json: bool = JSON,
+) -> None:
+    """Open an investor's custody account (idempotent)."""
+    acc = _service(bank_account).register_investor(
+        investor_id,
+        name=name,
+        virtual_account=virtual_account,
+        reference=reference,
+        payout_account=payout_account,
+    )
+    out = {"investor_id": investor_id, "ledger_account_id": f"{acc:032x}"}
+    emit_json(out) if as_json else typer.echo(f"{investor_id}: account {acc:032x}")
+
+
+@app.command("import-camt053")
+@typed_errors
+def import_camt053(file: Path, bank_account: str = BANK_ACCOUNT, as_json: bool = JSON) -> None:
+    """Validate and book a camt.053 statement (all or nothing; re-import changes nothing)."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise DataFileError(str(file), None, f"cannot read: {exc.strerror}") from exc
+    report = _service(bank_account).import_statement(data, str(file))
+    if as_json:
+        emit_json(report.to_dict())
+    elif report.already_imported:
+        typer.echo(f"{report.statement_id}: already imported, nothing changed")
+    else:
+        typer.echo(
+            f"{report.statement_id}: {report.entries} entries, {len(report.deposits)} deposits,"
+            f" {report.payouts_settled} payouts settled,"
+            f" suspense {format_yuan(report.suspense_fen)} 元"
+        )
+
+
+@app.command("request-payout")
+@typed_errors
+def request_payout(
+    investor_id: str,
+    amount: str = typer.Argument(..., help="元, e.g. 1000.00"),
+    bank_account: str = BANK_ACCOUNT,
+    as_json: bool = JSON,
+) -> None:
+    """Reserve a payout (pending transfer) for the next pain.001 file."""
+    pid = _service(bank_account).request_payout(investor_id, parse_yuan(amount), payout_id=new_id())
+    emit_json({"payout_id": f"{pid:032x}"}) if as_json else typer.echo(f"payout {pid:032x}")
+
+
+@app.command("export-pain001")
+@typed_errors
+def export_pain001(
+    out: Path = typer.Option(..., help="file to write"),
+    bank_account: str = BANK_ACCOUNT,
+    as_json: bool = JSON,
+) -> None:
+    """Write every requested payout into one pain.001 payment file."""
+    now = datetime.now()
+    data = _service(bank_account).export_payouts(at=now, execution_date=now.date())
+    if data is not None:
+        out.write_bytes(data)
+    result = {"written": data is not None, "file": str(out) if data else None}
+    emit_json(result) if as_json else typer.echo(f"wrote {out}" if data else "no payouts to export")
+
+
+@app.command("balances")
+@typed_errors
+def balances(bank_account: str = BANK_ACCOUNT, as_json: bool = JSON) -> None:
+    """Custody cash and every investor's balance (fen)."""
+    svc = _service(bank_account)
+    out = {"bank_cash_fen": svc.bank_cash_fen(), "investors_fen": svc.investor_balances()}
+    if as_json:
+        emit_json(out)
+        return
+    typer.echo(f"custody cash {format_yuan(out['bank_cash_fen'])} 元")  # type: ignore[arg-type]
+    for inv, fen in svc.investor_balances().items():
+        typer.echo(f"  {inv}: {format_yuan(fen)} 元")
+
+
+@app.command("bank-receive")
+@typed_errors
+def bank_receive(
+    amount: str = typer.Argument(..., help="元, e.g. 15000.00"),
+    payer: str = typer.Option(...),
+    payer_account: str = typer.Option(...),
+    virtual_account: str = typer.Option(""),
+    remittance: str = typer.Option(""),
+    bank_account: str = BANK_ACCOUNT,
+    as_json: bool = JSON,
+) -> None:
+    """Simulated bank: an investor's transfer arrives."""
+    bank, file = _bank(bank_account)
+    e = bank.receive_transfer(
+        parse_yuan(amount),
+        payer_name=payer,
+        payer_account=payer_account,
+        virtual_account=virtual_account,
+        remittance=remittance,
+        day=date.today(),
+    )
+    bank.save(file)
+    emit_json({"ref": e.account_servicer_ref}) if as_json else typer.echo(e.account_servicer_ref)
+
+
+@app.command("bank-execute")
+@typed_errors
+def bank_execute(file: Path, bank_account: str = BANK_ACCOUNT, as_json: bool = JSON) -> None:
+    """Simulated bank: execute a pain.001 payment file."""
+    bank, state = _bank(bank_account)
+    n = bank.execute_payment_file(file.read_bytes(), day=date.today(), source=str(file))
+    bank.save(state)
+    emit_json({"payments": n}) if as_json else typer.echo(f"executed {n} payments")
+
+
+@app.command("bank-close")
+@typed_errors
+def bank_close(
+    out: Path = typer.Option(..., help="camt.053 file to write"),
+    bank_account: str = BANK_ACCOUNT,
+    as_json: bool = JSON,
+) -> None:
+    """Simulated bank: issue the end-of-day camt.053 statement."""
+    bank, state = _bank(bank_account)
+    out.write_bytes(bank.close_statement(at=datetime.now().replace(microsecond=0)))
+    bank.save(state)
+    emit_json({"file": str(out)}) if as_json else typer.echo(f"wrote {out}")
