@@ -1,0 +1,295 @@
+"""The broker on the simulated exchange: consumes the engine's `OrderRequested` and
+`LiquidationOrder` events, places the orders, and settles every fill on chain
+(`MarginEngine.settle_fill`) with its unique exchange reference. Safe to restart.
+
+Restart safety comes from a journal (SQLite, one file) written before every effect and from
+the chain's own duplicate check:
+
+- the event cursor and the orders it yields are written in one transaction, so an event is
+  taken once; an order is placed at the exchange under a deterministic id (`E<engine id>`),
+  so placing it again after a crash is recognised (`Conflict`) rather than doubled;
+- a fill is journaled `pending` before it is sent to the chain and marked `settled` after;
+  a pending fill found at start-up is settled only if the chain has not seen its reference
+  (`fill_ref_used`) — nothing is settled twice, nothing is lost;
+- fills the exchange made while the broker was down are picked up from the exchange.
+
+A refused settlement (a contract revert) is journaled `refused` with the reason: it is a break
+for reconciliation, never retried blindly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from crowdleverage.broker.port import BrokerFill, BrokerOrder
+from crowdleverage.chain.codes import code_from_chain, ref_to_bytes32
+from crowdleverage.chain.port import ChainPort
+from crowdleverage.domain.errors import Conflict, ContractRevert, NotFound, RuleViolation
+from crowdleverage.market.exchange import Fill, OrderStatus, SimulatedExchange
+from crowdleverage.market.rules import Side
+
+ENGINE = "MarginEngine"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    order_id INTEGER PRIMARY KEY, account TEXT NOT NULL, code TEXT NOT NULL,
+    side TEXT NOT NULL, qty INTEGER NOT NULL, limit_fen INTEGER NOT NULL,
+    liquidation INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT
+);
+CREATE TABLE IF NOT EXISTS fills (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, fill_ref TEXT NOT NULL UNIQUE,
+    order_id INTEGER NOT NULL, account TEXT NOT NULL, code TEXT NOT NULL, side TEXT NOT NULL,
+    qty INTEGER NOT NULL, price_fen INTEGER NOT NULL, fee_fen INTEGER NOT NULL,
+    status TEXT NOT NULL, reason TEXT
+);
+"""
+
+
+class SimulatedCrash(RuntimeError):
+    """Raised by a test's fail point: the process 'dies' here."""
+
+
+class SimulatedBroker:
+    """BrokerPort on a SimulatedExchange, fed by and settling to the margin engine."""
+
+    def __init__(
+        self,
+        chain: ChainPort,
+        exchange: SimulatedExchange,
+        journal: Path,
+        *,
+        actor: str = "broker",
+        fail_point: Callable[[str], None] | None = None,
+    ) -> None:
+        self.chain = chain
+        self.exchange = exchange
+        self.actor = actor
+        self._fail = fail_point or (lambda _point: None)
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(journal, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self.recover()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ── BrokerPort ──────────────────────────────────────────────────────────────────────
+
+    def submit(self, order: BrokerOrder) -> str:
+        holding = 0
+        if order.side is Side.SELL:
+            holding = int(self.chain.call(ENGINE, "positions", order.account, int(order.code)))
+        venue_id = f"E{order.order_id}"
+        # Conflict: placed before a restart — the same order, not a second one
+        with contextlib.suppress(Conflict):
+            self.exchange.submit(
+                venue_id, order.account, order.code, order.side, order.quantity,
+                order.limit_price_fen, holding=holding,
+            )  # fmt: skip
+        return venue_id
+
+    def cancel(self, order_id: str) -> None:
+        with contextlib.suppress(Conflict, NotFound):  # finished, or gone with the session
+            self.exchange.cancel(f"E{order_id}")
+        self._close_on_chain(int(order_id), "cancelled")
+
+    def fills(self, since: int = 0) -> list[BrokerFill]:
+        rows = self._db.execute(
+            "SELECT fill_ref, order_id, account, code, side, qty, price_fen, fee_fen, status "
+            "FROM fills WHERE n > ? ORDER BY n",
+            (since,),
+        ).fetchall()
+        return [
+            BrokerFill(r[0], str(r[1]), r[2], r[3], Side(r[4]), r[5], r[6], r[7], r[8] == "settled")
+            for r in rows
+        ]
+
+    def positions(self, account: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT code, SUM(CASE side WHEN 'BUY' THEN qty ELSE -qty END) FROM fills "
+            "WHERE account = ? AND status = 'settled' GROUP BY code",
+            (account,),
+        ).fetchall()
+        return {code: int(q) for code, q in rows if q}
+
+    # ── the loop ────────────────────────────────────────────────────────────────────────
+
+    def poll(self) -> int:
+        """Take new engine orders from the chain and place them. Returns how many."""
+        cursor = int(self._meta("cursor", "0"))
+        events = [
+            e for e in self.chain.events(ENGINE, since=cursor)
+            if e.event in ("OrderRequested", "LiquidationOrder")
+        ]  # fmt: skip
+        last = self.chain.events(ENGINE, since=cursor)
+        new_cursor = last[-1].seq if last else cursor
+        self._db.execute("BEGIN")
+        for e in events:
+            a = e.args
+            side = Side.BUY if a.get("is_buy", False) else Side.SELL
+            liquidation = e.event == "LiquidationOrder"
+            limit = a["min_price_fen"] if liquidation else a["limit_price_fen"]
+            self._db.execute(
+                "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?, 'received', NULL)",
+                (a["order_id"], a["account"], code_from_chain(a["code"]), side.value, a["qty"],
+                 limit, int(liquidation)),
+            )  # fmt: skip
+        self._fail("after_orders_before_cursor")
+        self._set_meta("cursor", str(new_cursor))
+        self._db.execute("COMMIT")
+        return self.place_received()
+
+    def place_received(self) -> int:
+        """Place every journaled order not yet at the exchange (when a session is open)."""
+        if self.exchange.day is None:
+            return 0
+        rows = self._db.execute(
+            "SELECT order_id, account, code, side, qty, limit_fen, liquidation FROM orders "
+            "WHERE status = 'received' ORDER BY order_id"
+        ).fetchall()
+        placed = 0
+        for oid, account, code, side, qty, limit, liq in rows:
+            if not self.chain.call(ENGINE, "orders", oid)[4]:
+                self._set_order(oid, "closed")  # closed on chain already (history replayed)
+                continue
+            order = BrokerOrder(str(oid), account, code, Side(side), qty, limit, bool(liq))
+            try:
+                order = self._clamp_to_band(order)
+                self.submit(order)
+            except (RuleViolation, NotFound) as err:
+                self._set_order(oid, "rejected", err.message)
+                self._close_on_chain(oid, "rejected")
+                continue
+            self._set_order(oid, "placed")
+            placed += 1
+        return placed
+
+    def _clamp_to_band(self, order: BrokerOrder) -> BrokerOrder:
+        """A liquidation sells at any legal price of the day it is placed: its floor becomes
+        today's limit-down when the engine's floor was yesterday's."""
+        if not order.liquidation:
+            return order
+        down = self.exchange.band(order.code).limit_down_fen
+        if down is not None and order.limit_price_fen < down:
+            return BrokerOrder(
+                order.order_id, order.account, order.code, order.side, order.quantity,
+                down, True,
+            )  # fmt: skip
+        return order
+
+    def on_fills(self, fills: Iterable[Fill]) -> int:
+        """Journal the exchange's fills of our orders, then settle them on chain."""
+        for f in fills:
+            self._journal_fill(f)
+        return self.settle_pending()
+
+    def _journal_fill(self, f: Fill) -> None:
+        if not f.order_id.startswith("E"):
+            return  # not an engine order
+        self._db.execute(
+            "INSERT OR IGNORE INTO fills(fill_ref, order_id, account, code, side, qty, price_fen,"
+            " fee_fen, status) VALUES (?,?,?,?,?,?,?,?, 'pending')",
+            (f.fill_ref, int(f.order_id[1:]), f.account, f.code, f.side.value, f.quantity,
+             f.price_fen, f.fees.total_fen),
+        )  # fmt: skip
+
+    def settle_pending(self) -> int:
+        rows = self._db.execute(
+            "SELECT fill_ref, order_id, side, qty, price_fen, fee_fen FROM fills "
+            "WHERE status = 'pending' ORDER BY n"
+        ).fetchall()
+        settled = 0
+        for ref, oid, side, qty, price, fee in rows:
+            ref32 = ref_to_bytes32(ref)
+            if self.chain.call(ENGINE, "fill_ref_used", ref32):
+                self._set_fill(ref, "settled")  # the chain has it: a crash came in between
+                continue
+            try:
+                if side == Side.SELL.value:
+                    self.chain.send(
+                        "CashToken", "approve", self.chain.address_of("engine"),
+                        qty * price - fee, actor=self.actor,
+                    )  # fmt: skip
+                self.chain.send(
+                    ENGINE, "settle_fill", oid, qty, price, fee, ref32, actor=self.actor
+                )
+            except ContractRevert as err:
+                self._set_fill(ref, "refused", err.reason)
+                continue
+            self._fail("after_settle_before_journal")
+            self._set_fill(ref, "settled")
+            settled += 1
+        return settled
+
+    def end_day(self) -> int:
+        """After the exchange closed the session: release every engine order still open
+        (its remainder expired). Returns how many were closed on chain."""
+        rows = self._db.execute(
+            "SELECT order_id FROM orders WHERE status = 'placed' ORDER BY order_id"
+        ).fetchall()
+        closed = 0
+        for (oid,) in rows:
+            closed += self._close_on_chain(oid, "expired")
+        return closed
+
+    def recover(self) -> None:
+        """At start-up: pick up fills the exchange made for our orders while we were down,
+        then settle whatever is pending (checking the chain first)."""
+        for f in self.exchange.fills:
+            self._journal_fill(f)
+        self.settle_pending()
+
+    # ── helpers ─────────────────────────────────────────────────────────────────────────
+
+    def _close_on_chain(self, oid: int, status: str) -> int:
+        order: Any = self.chain.call(ENGINE, "orders", oid)
+        still_open = bool(order[4])
+        if still_open:
+            ex = self._exchange_order_status(oid)
+            if ex is OrderStatus.OPEN:
+                return 0  # still working at the exchange
+            self.chain.send(ENGINE, "cancel_order", oid, actor=self.actor)
+        self._set_order(oid, status)
+        return int(still_open)
+
+    def _exchange_order_status(self, oid: int) -> OrderStatus | None:
+        try:
+            return self.exchange.order(f"E{oid}").status
+        except NotFound:
+            return None
+
+    def _meta(self, key: str, default: str) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _set_order(self, oid: int, status: str, reason: str | None = None) -> None:
+        self._db.execute(
+            "UPDATE orders SET status = ?, reason = ? WHERE order_id = ?", (status, reason, oid)
+        )
+
+    def _set_fill(self, ref: str, status: str, reason: str | None = None) -> None:
+        self._db.execute(
+            "UPDATE fills SET status = ?, reason = ? WHERE fill_ref = ?", (status, reason, ref)
+        )
+
+    def order_status(self, oid: int) -> str | None:
+        row = self._db.execute("SELECT status FROM orders WHERE order_id = ?", (oid,)).fetchone()
+        return str(row[0]) if row else None
+
+    def refused(self) -> list[tuple[str, str]]:
+        return [
+            (str(r[0]), str(r[1]))
+            for r in self._db.execute("SELECT fill_ref, reason FROM fills WHERE status='refused'")
+        ]

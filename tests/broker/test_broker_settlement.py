@@ -1,0 +1,179 @@
+"""The simulated broker against the real margin engine (in-memory EVM) and the real December
+2015 bars: orders from chain events, fills settled with unique references, restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from crowdleverage.broker.port import BrokerPort
+from crowdleverage.broker.simulated import SimulatedBroker, SimulatedCrash
+from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.market.bars import read_bars
+from crowdleverage.market.exchange import ExchangeConfig, SimulatedExchange
+from crowdleverage.market.replay import TradingDay, intraday_ticks, trading_days
+from crowdleverage.oracle.feeder import OracleFeeder, Reporter
+from crowdleverage.risk.sim_chain import SimChain, deploy_financing
+from crowdleverage.risk.world import World
+
+DATA = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
+DAY = dt.date(2015, 12, 31)
+CODES = ["000001", "600004", "600406"]
+GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
+YI = 100_000_000 * 100  # 1亿元 in fen
+
+
+@pytest.fixture(scope="module")
+def day() -> TradingDay:
+    bars = read_bars(DATA)
+    (d,) = trading_days(bars, DAY, DAY)
+    return d
+
+
+@pytest.fixture(scope="module")
+def world(day: TradingDay) -> World:
+    chain = SimChain(GENESIS)
+    deploy_financing(chain)
+    w = World(chain)
+    w.list_securities(CODES)
+    w.invest("investor-senior", True, 4 * YI)
+    w.invest("investor-junior", False, 1 * YI)
+    w.close_epoch()
+    w.fund_broker(YI)
+    feeder = OracleFeeder(chain, [Reporter(f"reporter{i}") for i in (1, 2, 3)], CODES)
+    feeder.open_day(day)
+    feeder.on_ticks(intraday_ticks(day.bars[c])[0] for c in CODES)
+    return w
+
+
+def buy(world: World, name: str, code: str, qty: int, limit: int) -> int:
+    world.chain.send("MarginEngine", "request_buy", code_to_chain(code), qty, limit, actor=name)
+    return int(world.chain.call("MarginEngine", "order_count"))
+
+
+def filled_refs(world: World) -> list[bytes]:
+    return [e.args["ref"] for e in world.chain.events("MarginEngine", "Filled")]
+
+
+def test_orders_from_events_fill_and_settle_once(world, day, tmp_path: Path):
+    who = world.open_borrower("b-settle", 2, 50_000_000)  # 50万 margin, tier 2
+    price = day.bars["000001"].open
+    oid = buy(world, "b-settle", "000001", 10_000, price + 5)
+    exchange = SimulatedExchange()
+    exchange.open_day(day)
+    broker = SimulatedBroker(world.chain, exchange, tmp_path / "broker.db")
+    assert isinstance(broker, BrokerPort)
+    assert broker.poll() == 1
+    fills = exchange.run_day()
+    assert broker.on_fills(fills) == len(fills) > 0
+    assert sum(f.quantity for f in fills) == 10_000
+    assert world.chain.call("MarginEngine", "positions", who, 1) == 10_000
+    assert broker.positions(who) == {"000001": 10_000}
+    refs = filled_refs(world)
+    assert len(refs) == len(set(refs))
+    # the engine's order is complete; the certificates match the broker's custody
+    assert not world.chain.call("MarginEngine", "orders", oid)[4]
+    assert world.chain.call("ShareCertificates", "total_supply", 1) == sum(
+        broker.positions(world.chain.address_of(n)).get("000001", 0) for n in ["b-settle"]
+    )
+    # polling again finds nothing new; settling again settles nothing
+    assert broker.poll() == 0 and broker.settle_pending() == 0
+    exchange.close_day()
+    broker.close()
+
+
+def test_crash_after_settle_before_journal_settles_nothing_twice(world, day, tmp_path: Path):
+    who = world.open_borrower("b-crash1", 3, 50_000_000)
+    buy(world, "b-crash1", "600004", 5_000, day.bars["600004"].band.limit_up_fen)
+    exchange = SimulatedExchange(ExchangeConfig(participation_bps=10))  # many small fills
+    exchange.open_day(day)
+    journal = tmp_path / "broker.db"
+
+    def die(point: str) -> None:
+        if point == "after_settle_before_journal":
+            raise SimulatedCrash(point)
+
+    first = SimulatedBroker(world.chain, exchange, journal, fail_point=die)
+    first.poll()
+    fills = exchange.run_day()
+    assert len(fills) > 3
+    before = len(filled_refs(world))
+    with pytest.raises(SimulatedCrash):
+        first.on_fills(fills)
+    first.close()
+    assert len(filled_refs(world)) == before + 1  # one fill reached the chain, then death
+    second = SimulatedBroker(world.chain, exchange, journal)  # recovers at start-up
+    refs = filled_refs(world)
+    assert len(refs) == len(set(refs)) == before + len(fills)  # each fill exactly once
+    assert world.chain.call("MarginEngine", "positions", who, code_to_chain("600004")) == sum(
+        f.quantity for f in fills
+    )
+    assert all(f.settled for f in second.fills())
+    exchange.close_day()
+    second.close()
+
+
+def test_crash_before_the_cursor_is_saved_places_each_order_once(world, day, tmp_path: Path):
+    who = world.open_borrower("b-crash2", 1, 50_000_000)
+    buy(world, "b-crash2", "600406", 1_000, day.bars["600406"].band.limit_up_fen)
+    exchange = SimulatedExchange()
+    exchange.open_day(day)
+    journal = tmp_path / "broker.db"
+
+    def die(point: str) -> None:
+        if point == "after_orders_before_cursor":
+            raise SimulatedCrash(point)
+
+    first = SimulatedBroker(world.chain, exchange, journal, fail_point=die)
+    with pytest.raises(SimulatedCrash):
+        first.poll()
+    first.close()  # the open journal transaction dies with the process
+    second = SimulatedBroker(world.chain, exchange, journal)
+    second.poll()
+    second.poll()
+    assert len(exchange.open_orders()) == 1
+    second.on_fills(exchange.run_day())
+    assert world.chain.call("MarginEngine", "positions", who, code_to_chain("600406")) == 1_000
+    exchange.close_day()
+    second.close()
+
+
+def test_fills_made_while_the_broker_was_down_are_not_lost(world, day, tmp_path: Path):
+    who = world.open_borrower("b-down", 2, 50_000_000)
+    buy(world, "b-down", "000001", 3_000, day.bars["000001"].band.limit_up_fen)
+    exchange = SimulatedExchange()
+    exchange.open_day(day)
+    journal = tmp_path / "broker.db"
+    first = SimulatedBroker(world.chain, exchange, journal)
+    first.poll()
+    first.close()  # the broker dies; the exchange keeps trading
+    fills = exchange.run_day()
+    assert fills
+    second = SimulatedBroker(world.chain, exchange, journal)
+    assert {f.fill_ref for f in second.fills()} == {f.fill_ref for f in fills}
+    assert world.chain.call("MarginEngine", "positions", who, 1) == 3_000
+    exchange.close_day()
+    second.close()
+
+
+def test_unfilled_orders_are_released_at_the_close(world, day, tmp_path: Path):
+    who = world.open_borrower("b-expire", 2, 50_000_000)
+    low = day.bars["000001"].low
+    oid = buy(world, "b-expire", "000001", 1_000, low - 1)  # below the day's low: no fill
+    pending = world.account(who)["pending_fen"]
+    assert pending > 0
+    exchange = SimulatedExchange()
+    exchange.open_day(day)
+    broker = SimulatedBroker(world.chain, exchange, tmp_path / "broker.db")
+    broker.poll()
+    assert exchange.run_day() == []
+    exchange.close_day()
+    assert broker.end_day() == 1
+    assert not world.chain.call("MarginEngine", "orders", oid)[4]
+    assert world.account(who)["pending_fen"] == 0
+    assert broker.order_status(oid) == "expired"
+    assert broker.end_day() == 0  # idempotent
+    broker.close()
