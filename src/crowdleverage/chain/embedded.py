@@ -250,10 +250,17 @@ class EmbeddedChain:
             self._since_snapshot += 1
 
     # ------------------------------------------------------------ execution primitives
+    def _begin_tx(self) -> None:
+        """Start a transaction as a node would: cold access sets (EIP-2929) and the storage
+        "original values" of EIP-2200/3529 taken now. titanoboa keeps both across calls, which
+        under-charges SLOAD/CALL and every SSTORE to a slot written by an earlier call."""
+        self._state().lock_changes()
+        self._env.evm.reset_access_counters()
+
     def _exec_deploy(self, sender: str, initcode: bytes) -> tuple[str, Any]:
         from boa.util.abi import Address
 
-        self._env.evm.reset_access_counters()
+        self._begin_tx()
         state = self._state()
         snap = state.snapshot()
         address, comp = self._env.deploy(sender=Address(sender), bytecode=initcode)
@@ -266,7 +273,7 @@ class EmbeddedChain:
     def _exec_send(self, sender: str, to: str, data: bytes) -> Any:
         from boa.util.abi import Address
 
-        self._env.evm.reset_access_counters()
+        self._begin_tx()
         comp = self._env.execute_code(to_address=Address(to), sender=Address(sender), data=data)
         if not comp.is_error:
             # a real transaction bumps the sender's nonce; keep CREATE addresses like a node's

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eth_account import Account
 from eth_utils import keccak
@@ -35,9 +35,15 @@ class ActorKeys:
     """actor name → private key (secret) and address."""
 
     keys: Mapping[str, SecretStr]
+    # actor → address; deriving an address from a key costs milliseconds (secp256k1)
+    _addresses: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def address(self, actor: str) -> str:
-        return str(Account.from_key(self.key(actor).get_secret_value()).address)
+        cached = self._addresses.get(actor)
+        if cached is None:
+            cached = str(Account.from_key(self.key(actor).get_secret_value()).address)
+            self._addresses[actor] = cached
+        return cached
 
     def key(self, actor: str) -> SecretStr:
         try:
