@@ -15,3 +15,9 @@ fi
 if [ ! -x tools/node_modules/.bin/anvil ] && command -v npm >/dev/null 2>&1; then
   (cd tools && npm install --no-audit --no-fund --silent)
 fi
+
+# Chromium for the browser tests (Playwright drives Debian's build; its own download is
+# offline-blocked), with a CJK font so that the zh-CN dashboard renders in screenshots.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+fi
