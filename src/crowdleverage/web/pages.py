@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,6 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters["yuan"] = lambda fen: format_yuan(int(fen))
 templates.env.filters["pct"] = lambda bps: "—" if bps is None else f"{bps / 100:.2f}%"
 templates.env.filters["nav"] = lambda e4: f"{e4 / 10_000:.4f}"
-templates.env.filters["tojson_safe"] = lambda v: json.dumps(v, ensure_ascii=False).replace(
-    "</", "<\\/"
-)
 
 router = APIRouter(include_in_schema=False)
 STAFF_RISK = (Role.OPERATOR, Role.AUDITOR)
@@ -74,6 +70,11 @@ def plotly_js() -> Response:
         media_type="application/javascript",
         headers={"Cache-Control": "public, max-age=86400"},
     )
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(status_code=204)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -1,0 +1,99 @@
+"""Browser-test fixtures: the platform served by a real uvicorn on 127.0.0.1 (a free port), the
+demo world seeded, the replay advancing in the background; Debian's Chromium driven headless
+by Playwright."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crowdleverage.api import demo
+from crowdleverage.api.app import create_app
+from crowdleverage.api.deps import ApiState
+from crowdleverage.api.serve import ReplayDriver
+from crowdleverage.config import SHIPPED_DATA, Settings
+from crowdleverage.flows.market import MarketFeed
+from crowdleverage.flows.platform import Platform
+from crowdleverage.market.bars import read_bars
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHOTS = PROJECT_ROOT / "test-output" / "web"
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@dataclass
+class Served:
+    url: str
+    state: ApiState
+    ids: demo.DemoIds
+    driver: ReplayDriver
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    import uvicorn
+
+    tmp = tmp_path_factory.mktemp("web")
+    settings = Settings(data_dir=tmp, jwt_secret="w" * 40)  # type: ignore[arg-type]
+    bars = read_bars(SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv")
+    platform = Platform(settings, market=MarketFeed(bars, start=dt.date(2015, 12, 28)))
+    app = create_app(settings, platform=platform, engine=platform.engine)
+    ids = demo.seed(app.state.api)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    driver = ReplayDriver(platform, pace_s=0.25)
+    driver.start()
+    yield Served(f"http://127.0.0.1:{port}", app.state.api, ids, driver)
+    driver.stop.set()
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.access(CHROMIUM, os.X_OK) or shutil.which("chromium") is None:
+        reason = f"{CHROMIUM} missing; run scripts/services.sh (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        yield b
+        b.close()
