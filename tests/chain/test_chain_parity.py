@@ -61,6 +61,26 @@ def test_same_scenario_same_state(rpc: RpcChain, emb: EmbeddedChain, tmp_path: P
     assert len(rpc_s["events"]) > 30
 
 
+def test_same_gas_per_transaction(rpc: RpcChain, emb: EmbeddedChain, tmp_path: Path) -> None:
+    """Embedded gas = intrinsic + execution - refund with cold access, as anvil charges."""
+    _align_clocks(rpc, emb)
+    gas = []
+    for chain, sub in ((rpc, "rpc"), (emb, "emb")):
+        deploy_system(chain, tmp_path / sub)
+        basic_scenario(chain)
+        pool, investor = chain.address_of("pool"), chain.address_of("investor")
+        results = [
+            chain.send("CashToken", "mint", investor, 5, ref_to_bytes32("g1"), actor="custodian"),
+            chain.send("CashToken", "mint", investor, 5, ref_to_bytes32("g2"), actor="custodian"),
+            chain.send("CashToken", "transfer", pool, 7, actor="investor"),
+            chain.send("PriceOracle", "report", 600000, 1_001, actor="reporter1"),
+            chain.send("ShareCertificates", "transfer", investor, 600000, 100, actor="pool"),
+        ]
+        gas.append([r.gas_used for r in results])
+    assert gas[0] == gas[1]
+    assert all(g > 21_000 for g in gas[0])
+
+
 def test_same_revert_reasons(rpc: RpcChain, emb: EmbeddedChain, tmp_path: Path) -> None:
     _align_clocks(rpc, emb)
     reasons = []

@@ -192,6 +192,7 @@ class SharesMachine(_Anchored):
         self.h = {a: Holding() for a in self.holders}
         self.day = s.oracle.trading_day()
         self.used: set[bytes] = set()
+        self.frozen: set[str] = set()
 
     def _locked(self, a: str) -> int:
         h = self.h[a]
@@ -208,11 +209,18 @@ class SharesMachine(_Anchored):
             return "shares: locked until next trading day"
         return None
 
+    @rule(who=st.integers(0, 2))
+    def toggle_freeze(self, who: int) -> None:
+        a = self.holders[who]
+        self.frozen ^= {a}
+        self.system.registry.set_frozen(a, a in self.frozen, sender=self.system.compliance)
+
     @rule(who=st.integers(0, 2), qty=st.integers(0, 5_000), ref_id=st.integers(0, 12))
     def buy_fill(self, who: int, qty: int, ref_id: int) -> None:
         a, r = self.holders[who], ref(f"fill-{ref_id}")
         reason = ("shares: zero quantity" if qty == 0
-                  else "shares: reference already used" if r in self.used else None)  # fmt: skip
+                  else "shares: reference already used" if r in self.used
+                  else "shares: receiver not verified" if a in self.frozen else None)  # fmt: skip
         if expect(reason, self.system.shares.mint, a, PAB, qty, r, sender=self.system.broker):
             self.used.add(r)
             self.h[a].qty += qty
@@ -229,7 +237,10 @@ class SharesMachine(_Anchored):
     @rule(frm=st.integers(0, 2), to=st.integers(0, 2), qty=st.integers(1, 5_000))
     def transfer(self, frm: int, to: int, qty: int) -> None:
         a, b = self.holders[frm], self.holders[to]
-        if expect(self._move_reason(a, qty), self.system.shares.transfer, b, PAB, qty, sender=a):
+        reason = ("shares: sender not verified" if a in self.frozen
+                  else "shares: receiver not verified" if b in self.frozen
+                  else self._move_reason(a, qty))  # fmt: skip
+        if expect(reason, self.system.shares.transfer, b, PAB, qty, sender=a):
             self.h[a].qty -= qty
             self.h[b].qty += qty
 
@@ -237,6 +248,7 @@ class SharesMachine(_Anchored):
     def forced_transfer(self, frm: int, to: int, qty: int) -> None:
         a, b = self.holders[frm], self.holders[to]
         reason = ("shares: transfer to self" if a == b
+                  else "shares: receiver not verified" if b in self.frozen
                   else "shares: insufficient balance" if self.h[a].qty < qty else None)  # fmt: skip
         if expect(reason, self.system.shares.forced_transfer, a, b, PAB, qty,
                   sender=self.system.operator):  # fmt: skip
