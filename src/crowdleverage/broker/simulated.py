@@ -248,15 +248,17 @@ class SimulatedBroker:
     # ── helpers ─────────────────────────────────────────────────────────────────────────
 
     def _close_on_chain(self, oid: int, status: str) -> int:
+        """Release an engine order whose venue order is finished. Returns 1 if it was
+        released now, 0 if it was already closed on chain (filled) or is still working."""
         order: Any = self.chain.call(ENGINE, "orders", oid)
-        still_open = bool(order[4])
-        if still_open:
-            ex = self._exchange_order_status(oid)
-            if ex is OrderStatus.OPEN:
-                return 0  # still working at the exchange
-            self.chain.send(ENGINE, "cancel_order", oid, actor=self.actor)
+        if not order[4]:
+            self._set_order(oid, "done")
+            return 0
+        if self._exchange_order_status(oid) is OrderStatus.OPEN:
+            return 0  # still working at the exchange
+        self.chain.send(ENGINE, "cancel_order", oid, actor=self.actor)
         self._set_order(oid, status)
-        return int(still_open)
+        return 1
 
     def _exchange_order_status(self, oid: int) -> OrderStatus | None:
         try:

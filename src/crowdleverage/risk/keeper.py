@@ -1,0 +1,196 @@
+"""Keeper: turns the monitor's states into the engine's entry points, and keeps the monitor
+in step with the chain.
+
+- WARNING → `warn`, at most once per account and trading day (journaled, so a restarted
+  keeper does not warn again); TOPUP_DUE → `top_up`; LIQUIDATION_DUE → `start_liquidation`;
+  an account in liquidation with no open orders → `end_liquidation` when it is back above
+  the line or sold out, else the next round (`start_liquidation`) at the next session.
+- Rate-limited: at most `max_actions_per_tick` calls per tick, worst ratios first; an account
+  acted on is left alone for `cooldown_s` (chain time) unless its state got worse.
+- The contract re-verifies every call. A revert because the price moved back ("above warning
+  line", "above liquidation line", "no reserve", "liquidation orders open") is counted and
+  skipped, never fatal.
+
+`ChainSync` reads the engine's events and refreshes the touched accounts in the monitor from
+the chain's own views (cash + pending, reserve, debt with interest, positions), so the monitor
+is updated incrementally and agrees with what the engine will re-check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crowdleverage.chain.codes import code_from_chain
+from crowdleverage.domain.errors import ContractRevert, NotFound
+from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
+
+ENGINE = "MarginEngine"
+MOVED_BACK = frozenset(
+    {
+        "margin: above warning line",
+        "margin: above liquidation line",
+        "margin: no reserve",
+        "margin: liquidation orders open",
+        "margin: still below liquidation line",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperConfig:
+    cooldown_s: int = 300
+    max_actions_per_tick: int = 50
+
+
+@dataclass
+class KeeperStats:
+    calls: Counter[str] = field(default_factory=Counter)  # action → successful calls
+    moved_back: Counter[str] = field(default_factory=Counter)  # revert reason → count
+    refused: Counter[str] = field(default_factory=Counter)  # other reverts
+    deferred: int = 0  # left for a later tick by the rate limit
+
+
+class Keeper:
+    def __init__(
+        self,
+        chain: Any,
+        monitor: RiskMonitor,
+        *,
+        config: KeeperConfig | None = None,
+        journal: Path | None = None,
+        actor: str = "keeper",
+    ) -> None:
+        self.chain = chain
+        self.monitor = monitor
+        self.config = config or KeeperConfig()
+        self.actor = actor
+        self.stats = KeeperStats()
+        self._journal = journal
+        self._warned: dict[str, list[str]] = {}  # trading day → accounts warned
+        self._last: dict[str, tuple[int, int]] = {}  # account → (chain time, state)
+        if journal is not None and journal.exists():
+            self._warned = json.loads(journal.read_text())
+
+    # ── per tick ────────────────────────────────────────────────────────────────────────
+
+    def on_tick(self, result: TickResult, day: str) -> int:
+        """Act on every account below a line; returns the number of successful calls."""
+        rows = np.flatnonzero(result.state != AccountState.HEALTHY)
+        order = rows[np.argsort(result.ratio_bps[rows], kind="stable")]  # worst first
+        now = self.chain.block_time()
+        done = 0
+        budget = self.config.max_actions_per_tick
+        for r in order.tolist():
+            state = AccountState(int(result.state[r]))
+            who = self.monitor.account_id(r)
+            last = self._last.get(who)
+            if last and now - last[0] < self.config.cooldown_s and state <= last[1]:
+                continue
+            if budget == 0:
+                self.stats.deferred += 1
+                continue
+            action = self._action(who, state, day)
+            if action is None:
+                continue
+            budget -= 1
+            if self._call(action, who):
+                done += 1
+                if action == "warn":
+                    self._remember_warning(day, who)
+            self._last[who] = (now, int(state))
+        return done
+
+    def _action(self, who: str, state: AccountState, day: str) -> str | None:
+        if state is AccountState.WARNING:
+            return None if who in self._warned.get(day, []) else "warn"
+        if state is AccountState.TOPUP_DUE:
+            return "top_up"
+        if state is AccountState.LIQUIDATION_DUE:
+            return "start_liquidation"
+        return None  # LIQUIDATING: follow_up() handles it when its orders are done
+
+    def follow_up(self, accounts: Iterable[str], *, new_session: bool) -> int:
+        """Accounts in liquidation with no open orders: end it when possible; at a new
+        session, emit the next round (lots unlocked by T+1, seals reopened)."""
+        done = 0
+        for who in accounts:
+            a = self.chain.call(ENGINE, "accounts", who)
+            locked, open_liq = bool(a[6]), int(a[7])
+            if not locked or open_liq:
+                continue
+            ended = self._call("end_liquidation", who, quiet=True)
+            done += ended or (new_session and self._call("start_liquidation", who))
+        return done
+
+    def _call(self, action: str, who: str, *, quiet: bool = False) -> bool:
+        try:
+            self.chain.send(ENGINE, action, who, actor=self.actor)
+        except ContractRevert as err:
+            if err.reason in MOVED_BACK:
+                if not quiet:
+                    self.stats.moved_back[err.reason] += 1
+            else:
+                self.stats.refused[err.reason] += 1
+            return False
+        self.stats.calls[action] += 1
+        return True
+
+    def _remember_warning(self, day: str, who: str) -> None:
+        self._warned = {day: [*self._warned.get(day, []), who]}  # only today matters
+        if self._journal is not None:
+            tmp = self._journal.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._warned))
+            os.replace(tmp, self._journal)
+
+
+class ChainSync:
+    """Engine events → monitor updates for the accounts they touch."""
+
+    def __init__(self, chain: Any, monitor: RiskMonitor) -> None:
+        self.chain = chain
+        self.monitor = monitor
+        self.cursor = 0
+        self._codes: dict[str, set[str]] = {}
+
+    def sync(self) -> set[str]:
+        events = self.chain.events(ENGINE, since=self.cursor)
+        if not events:
+            return set()
+        self.cursor = events[-1].seq
+        touched: set[str] = set()
+        for e in events:
+            who = e.args.get("account")
+            if who is None and "order_id" in e.args:
+                who = self.chain.call(ENGINE, "orders", e.args["order_id"])[0]
+            if who is not None:
+                touched.add(str(who))
+        for who in touched:
+            self.refresh(who)
+        return touched
+
+    def refresh(self, who: str) -> None:
+        try:
+            self.monitor.row(who)
+        except NotFound:
+            return  # not a monitored account
+        a = self.chain.call(ENGINE, "accounts", who)
+        self.monitor.set_balances(
+            who,
+            cash_fen=int(a[1]) + int(a[3]),  # free cash + cash pending in buys (as the engine)
+            reserve_fen=int(a[2]),
+            debt_fen=int(self.chain.call(ENGINE, "debt_of", who)),
+        )
+        self.monitor.set_liquidating(who, bool(a[6]))
+        held = {code_from_chain(int(c)) for c in self.chain.call(ENGINE, "codes_of", who)}
+        for code in held | self._codes.get(who, set()):
+            qty = int(self.chain.call(ENGINE, "positions", who, int(code))) if code in held else 0
+            self.monitor.set_position(who, code, qty)
+        self._codes[who] = held
