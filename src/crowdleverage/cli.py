@@ -23,6 +23,7 @@ _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.custody.cli", "app", "custody"),
     ("crowdleverage.audit.cli", "app", "audit"),
     ("crowdleverage.api.serve", "app", None),
+    ("crowdleverage.risk.cli", "app", None),
 ]
 
 
