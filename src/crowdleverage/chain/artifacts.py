@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crowdleverage.domain.errors import NotFound
+
 CONTRACTS_DIR = Path(__file__).resolve().parents[1] / "contracts"
 
 # Deployables in deployment order (each may take the addresses of the ones before it).
@@ -29,6 +31,7 @@ class Artifact:
     abi: tuple[dict[str, Any], ...]
     bytecode: bytes  # init code (constructor args are appended ABI-encoded)
     runtime_size_bytes: int
+    blueprint_bytecode: bytes = b""  # init code that deploys an ERC-5202 blueprint
 
     @property
     def abi_hash(self) -> str:
@@ -45,8 +48,8 @@ def deployer(name: str) -> Any:
     """titanoboa's VyperDeployer for `name` (compiled once per process)."""
     import boa
 
-    if name not in DEPLOYABLES:
-        raise KeyError(f"unknown contract {name}")
+    if not name.isidentifier() or not source_path(name).is_file():
+        raise NotFound(f"no contract source {name}.vy in {CONTRACTS_DIR}")
     return boa.load_partial(str(source_path(name)))
 
 
@@ -59,6 +62,7 @@ def _compile(name: str) -> Artifact:
         abi=tuple(build_abi_output(data)),
         bytecode=bytes(data.bytecode),
         runtime_size_bytes=len(data.bytecode_runtime),
+        blueprint_bytecode=bytes(data.blueprint_bytecode),
     )
 
 
@@ -78,38 +82,52 @@ def _cache_path() -> Path:
     return base / "crowdleverage" / f"artifacts-{sources_digest()}.json"
 
 
-@functools.cache
-def _cached() -> dict[str, Artifact]:
-    path = _cache_path()
+_memory: dict[str, Artifact] = {}
+
+
+def _load_cache() -> dict[str, Any]:
     try:
-        raw = json.loads(path.read_text())
-        return {
-            n: Artifact(n, tuple(v["abi"]), bytes.fromhex(v["bytecode"]), v["runtime_size_bytes"])
-            for n, v in raw.items()
-        }
-    except (OSError, ValueError, KeyError):
-        pass
-    arts = {n: _compile(n) for n in DEPLOYABLES}
-    payload = {
-        n: {
-            "abi": list(a.abi),
-            "bytecode": a.bytecode.hex(),
-            "runtime_size_bytes": a.runtime_size_bytes,
-        }
-        for n, a in arts.items()
-    }
+        raw: dict[str, Any] = json.loads(_cache_path().read_text())
+        return raw
+    except (OSError, ValueError):
+        return {}
+
+
+def _store_cache(entries: dict[str, Any]) -> None:
+    path = _cache_path()
     with contextlib.suppress(OSError):  # a read-only home only costs a recompilation
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(payload))
+        tmp.write_text(json.dumps(entries))
         os.replace(tmp, path)
-    return arts
 
 
 def artifact(name: str) -> Artifact:
-    if name not in DEPLOYABLES:
-        raise KeyError(f"unknown contract {name}")
-    return _cached()[name]
+    """Compiled `contracts/<name>.vy` (any deployable there, not only DEPLOYABLES)."""
+    hit = _memory.get(name)
+    if hit is not None:
+        return hit
+    entries = _load_cache()
+    raw: Any = entries.get(name)
+    try:
+        art = Artifact(
+            name,
+            tuple(raw["abi"]),
+            bytes.fromhex(raw["bytecode"]),
+            raw["runtime_size_bytes"],
+            bytes.fromhex(raw["blueprint_bytecode"]),
+        )
+    except (TypeError, KeyError, ValueError):
+        art = _compile(name)
+        entries[name] = {
+            "abi": list(art.abi),
+            "bytecode": art.bytecode.hex(),
+            "runtime_size_bytes": art.runtime_size_bytes,
+            "blueprint_bytecode": art.blueprint_bytecode.hex(),
+        }
+        _store_cache(entries)
+    _memory[name] = art
+    return art
 
 
 def all_artifacts() -> dict[str, Artifact]:

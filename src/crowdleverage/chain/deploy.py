@@ -60,12 +60,13 @@ def check_manifest(port: ChainPort, manifest: dict[str, Any]) -> None:
         raise ConfigError(
             f"manifest is for chain id {manifest.get('chain_id')}, node is {port.chain_id}"
         )
+    contracts = manifest.get("contracts", {})
     for name in DEPLOYABLES:
-        entry = manifest.get("contracts", {}).get(name)
-        if entry is None:
+        if name not in contracts:
             raise ConfigError(f"manifest lacks {name}")
-        if entry["abi_sha256"] != artifact(name).abi_hash:
-            raise ConfigError(f"{name}: deployed ABI differs from the sources; redeploy")
+    for label, entry in contracts.items():
+        if entry["abi_sha256"] != artifact(entry.get("source", label)).abi_hash:
+            raise ConfigError(f"{label}: deployed ABI differs from the sources; redeploy")
 
 
 def deploy_system(
@@ -98,6 +99,7 @@ def deploy_system(
         "oracle": {"max_age_s": opts.oracle_max_age_s, "quorum": opts.oracle_quorum},
         "contracts": {
             name: {
+                "source": name,
                 "address": port.contract_address(name),
                 "abi_sha256": artifact(name).abi_hash,
                 "runtime_size_bytes": artifact(name).runtime_size_bytes,
@@ -105,6 +107,26 @@ def deploy_system(
             for name in DEPLOYABLES
         },
     }
+    write_manifest(data_dir, manifest)
+    return manifest
+
+
+def record_contracts(port: ChainPort, data_dir: Path, labels: list[str]) -> dict[str, Any]:
+    """Add contracts deployed after `deploy_system` (e.g. the financing contracts, by label) to
+    the manifest so that a later RpcChain/status finds them. The port must offer `sources()`."""
+    manifest = read_manifest(data_dir)
+    sources: dict[str, str] = port.sources()  # type: ignore[attr-defined]
+    for label in labels:
+        source = sources.get(label)
+        if source is None:
+            raise NotFound(f"{label} is not deployed on this chain")
+        manifest["contracts"][label] = {
+            "source": source,
+            "address": port.contract_address(label),
+            "abi_sha256": artifact(source).abi_hash,
+            "runtime_size_bytes": artifact(source).runtime_size_bytes,
+        }
+    manifest["block"] = port.block_number()
     write_manifest(data_dir, manifest)
     return manifest
 

@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS events (
     args_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_name ON events(contract, event, seq);
+CREATE TABLE IF NOT EXISTS contracts (
+    label TEXT PRIMARY KEY,             -- name used in calls ("CashToken", "SeniorShare")
+    source TEXT NOT NULL,               -- contracts/<source>.vy
+    address TEXT NOT NULL,
+    kind TEXT NOT NULL                  -- 'deployed' | 'blueprint' | 'attached'
+);
 """
 
 
@@ -229,12 +235,15 @@ class EmbeddedChain:
 
     def _restore(self) -> None:
         covered = self._load_snapshot()
+        for label, source, address, kind in self._db.execute(
+            "SELECT label, source, address, kind FROM contracts"
+        ).fetchall():
+            if kind != "blueprint":
+                self._register(label, address, source)
         rows = self._db.execute(
             "SELECT seq, kind, contract, fn, sender, to_addr, data, block, ts FROM txs ORDER BY seq"
         ).fetchall()
-        for seq, kind, contract, _fn, sender, to_addr, data, block, ts in rows:
-            if kind == "deploy":
-                self._register(contract, to_addr)
+        for seq, kind, _contract, _fn, sender, to_addr, data, block, ts in rows:
             if seq <= covered:
                 continue
             self._env.evm.patch.timestamp = ts
@@ -290,9 +299,10 @@ class EmbeddedChain:
         return max(gross - refund, floor)
 
     # ------------------------------------------------------------ contracts and actors
-    def _register(self, name: str, address: str) -> None:
-        self._contracts[name] = (to_checksum_address(address), ContractAbi(artifact(name).abi))
-        self._names_by_address[address.lower()] = name
+    def _register(self, label: str, address: str, source: str | None = None) -> None:
+        abi = ContractAbi(artifact(source or label).abi)
+        self._contracts[label] = (to_checksum_address(address), abi)
+        self._names_by_address[address.lower()] = label
 
     def address_of(self, actor: str) -> str:
         return self.keys.address(actor)
@@ -306,6 +316,11 @@ class EmbeddedChain:
     def deployed(self) -> dict[str, str]:
         return {n: a for n, (a, _) in self._contracts.items()}
 
+    def sources(self) -> dict[str, str]:
+        """label → contract source name of every known contract (for the manifest)."""
+        rows = self._db.execute("SELECT label, source FROM contracts WHERE kind != 'blueprint'")
+        return dict(rows.fetchall())
+
     def _contract(self, name: str) -> tuple[str, ContractAbi]:
         try:
             return self._contracts[name]
@@ -317,20 +332,53 @@ class EmbeddedChain:
             raise Conflict(f"the chain in {self.dir} is open read-only")
 
     # ------------------------------------------------------------ ChainPort: writes
-    def deploy(self, name: str, args: Sequence[Any], *, actor: str) -> str:
-        self._check_writable()
-        if name in self._contracts:
-            raise Conflict(f"{name} is already deployed at {self._contracts[name][0]}")
+    def deploy(
+        self, name: str, args: Sequence[Any], *, actor: str, label: str | None = None
+    ) -> str:
+        """Deploy contracts/<name>.vy; it is called `label` (default: `name`) from then on."""
+        label = label or name
         art = artifact(name)
         initcode = art.bytecode + ContractAbi(art.abi).encode_constructor(args)
+        return self._deploy(label, name, initcode, actor, "deployed")
+
+    def deploy_blueprint(self, name: str, *, actor: str) -> str:
+        """Deploy contracts/<name>.vy as an ERC-5202 blueprint (for create_from_blueprint)."""
+        label = f"{name}#blueprint"
+        return self._deploy(label, name, artifact(name).blueprint_bytecode, actor, "blueprint")
+
+    def register_at(self, name: str, address: str, source: str) -> None:
+        """Know a contract created by another contract (e.g. from a blueprint) as `name`."""
+        self._check_writable()
+        from boa.util.abi import Address
+
+        if name in self._contracts:
+            raise Conflict(f"{name} is already known at {self._contracts[name][0]}")
+        if not self._env.get_code(Address(address)):
+            raise NotFound(f"no contract code at {address}")
+        address = to_checksum_address(address)
+        self._register(name, address, source)
+        with self._db:
+            self._db.execute(
+                "INSERT INTO contracts(label, source, address, kind) VALUES (?, ?, ?, 'attached')",
+                (name, source, address),
+            )
+
+    def _deploy(self, label: str, source: str, initcode: bytes, actor: str, kind: str) -> str:
+        self._check_writable()
+        if label in self._contracts:
+            raise Conflict(f"{label} is already deployed at {self._contracts[label][0]}")
         sender = self._sender(actor)
         block, ts = self._next_block()
         address, comp = self._exec_deploy(sender, initcode)
         if comp.is_error:
-            raise ContractRevert(decode_revert(bytes(comp.output)), contract=name, fn="constructor")
-        self._register(name, address)
+            raise ContractRevert(
+                decode_revert(bytes(comp.output)), contract=label, fn="constructor"
+            )
+        if kind != "blueprint":
+            self._register(label, address, source)
         gas = self._tx_gas(comp, initcode, True)
-        self._commit("deploy", name, "", sender, address, initcode, block, ts, gas, comp)
+        self._commit("deploy", label, "", sender, address, initcode, block, ts, gas, comp,
+                     register=(source, kind))  # fmt: skip
         return address
 
     def send(self, contract: str, fn: str, *args: Any, actor: str) -> TxResult:
@@ -347,7 +395,7 @@ class EmbeddedChain:
 
     def _commit(
         self, kind: str, contract: str, fn: str, sender: str, to: str, data: bytes,
-        block: int, ts: int, gas: int, comp: Any,
+        block: int, ts: int, gas: int, comp: Any, register: tuple[str, str] | None = None,
     ) -> TxResult:  # fmt: skip
         seq = self._last_seq() + 1
         tx_hash = "0x" + keccak(seq.to_bytes(8, "big") + bytes.fromhex(sender[2:]) + data).hex()
@@ -367,6 +415,11 @@ class EmbeddedChain:
                      json.dumps(log.args, sort_keys=True)),
                 )  # fmt: skip
                 stored.append(_with_seq(log, int(cur.lastrowid or 0)))
+            if register is not None:
+                self._db.execute(
+                    "INSERT INTO contracts(label, source, address, kind) VALUES (?, ?, ?, ?)",
+                    (contract, register[0], to, register[1]),
+                )
             self._db.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -465,6 +518,11 @@ class EmbeddedChain:
 
     def state_root(self) -> str:
         return "0x" + bytes(self._state().make_state_root()).hex()
+
+    def code_at(self, address: str) -> bytes:
+        from boa.util.abi import Address
+
+        return bytes(self._env.get_code(Address(address)))
 
     def balance_wei(self, address: str) -> int:
         from boa.util.abi import Address

@@ -53,7 +53,16 @@ class ChainPort(Protocol):
         ...
 
     def deploy(self, name: str, args: Sequence[Any], *, actor: str) -> str:
-        """Deploy contract `name` as `actor`; returns its address."""
+        """Deploy contracts/<name>.vy as `actor`; returns its address. (The embedded and RPC
+        adapters also take `label=` to deploy one source twice under two names.)"""
+        ...
+
+    def deploy_blueprint(self, name: str, *, actor: str) -> str:
+        """Deploy contracts/<name>.vy as an ERC-5202 blueprint; returns its address."""
+        ...
+
+    def register_at(self, name: str, address: str, source: str) -> None:
+        """Know a contract created by another contract (source = its .vy name) as `name`."""
         ...
 
     def call(self, contract: str, fn: str, *args: Any, actor: str | None = None) -> Any:

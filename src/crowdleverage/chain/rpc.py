@@ -20,7 +20,7 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 
 from crowdleverage.chain.abi import ContractAbi, decode_revert
-from crowdleverage.chain.artifacts import DEPLOYABLES, artifact
+from crowdleverage.chain.artifacts import artifact
 from crowdleverage.chain.deploy import check_manifest, manifest_path, read_manifest
 from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.port import EventLog, TxResult
@@ -64,11 +64,12 @@ class RpcChain:
         self._nonces: dict[str, int] = {}
         self._contracts: dict[str, tuple[str, ContractAbi]] = {}
         self._names_by_address: dict[str, str] = {}
+        self._sources: dict[str, str] = {}
         if data_dir is not None and manifest_path(data_dir).exists():
             manifest = read_manifest(data_dir)
             check_manifest(self, manifest)
-            for name in DEPLOYABLES:
-                self._register(name, manifest["contracts"][name]["address"])
+            for label, entry in manifest["contracts"].items():
+                self._register(label, entry["address"], entry.get("source", label))
 
     # ------------------------------------------------------------ plumbing
     def _rpc(self, method: str, params: list[Any]) -> Any:
@@ -77,10 +78,11 @@ class RpcChain:
             raise ServiceUnavailable(f"{method} failed on {self.url}: {resp['error']}")
         return resp.get("result")
 
-    def _register(self, name: str, address: str) -> None:
+    def _register(self, label: str, address: str, source: str) -> None:
         address = to_checksum_address(address)
-        self._contracts[name] = (address, ContractAbi(artifact(name).abi))
-        self._names_by_address[address.lower()] = name
+        self._contracts[label] = (address, ContractAbi(artifact(source).abi))
+        self._names_by_address[address.lower()] = label
+        self._sources[label] = source
 
     def _contract(self, name: str) -> tuple[str, ContractAbi]:
         try:
@@ -96,6 +98,10 @@ class RpcChain:
 
     def deployed(self) -> dict[str, str]:
         return {n: a for n, (a, _) in self._contracts.items()}
+
+    def sources(self) -> dict[str, str]:
+        """label → contract source name of every known contract (for the manifest)."""
+        return dict(self._sources)
 
     def fund(self, actors: Sequence[str], wei: int) -> None:
         """Dev nodes only (anvil_setBalance): give actors gas money."""
@@ -165,14 +171,33 @@ class RpcChain:
             raise ContractRevert("reverted", contract=contract, fn=fn)
         return receipt
 
-    def deploy(self, name: str, args: Sequence[Any], *, actor: str) -> str:
-        if name in self._contracts:
-            raise Conflict(f"{name} is already deployed at {self._contracts[name][0]}")
+    def deploy(
+        self, name: str, args: Sequence[Any], *, actor: str, label: str | None = None
+    ) -> str:
+        """Deploy contracts/<name>.vy; it is called `label` (default: `name`) from then on."""
+        label = label or name
+        if label in self._contracts:
+            raise Conflict(f"{label} is already deployed at {self._contracts[label][0]}")
         art = artifact(name)
         initcode = art.bytecode + ContractAbi(art.abi).encode_constructor(args)
-        receipt = self._transact(actor, None, initcode, name, "constructor")
-        self._register(name, receipt["contractAddress"])
-        return self._contracts[name][0]
+        receipt = self._transact(actor, None, initcode, label, "constructor")
+        self._register(label, receipt["contractAddress"], name)
+        return self._contracts[label][0]
+
+    def deploy_blueprint(self, name: str, *, actor: str) -> str:
+        """Deploy contracts/<name>.vy as an ERC-5202 blueprint (for create_from_blueprint)."""
+        receipt = self._transact(
+            actor, None, artifact(name).blueprint_bytecode, f"{name}#blueprint", "constructor"
+        )
+        return str(to_checksum_address(receipt["contractAddress"]))
+
+    def register_at(self, name: str, address: str, source: str) -> None:
+        """Know a contract created by another contract (e.g. from a blueprint) as `name`."""
+        if name in self._contracts:
+            raise Conflict(f"{name} is already known at {self._contracts[name][0]}")
+        if not self._w3.eth.get_code(to_checksum_address(address)):
+            raise NotFound(f"no contract code at {address}")
+        self._register(name, address, source)
 
     def send(self, contract: str, fn: str, *args: Any, actor: str) -> TxResult:
         address, abi = self._contract(contract)
@@ -260,6 +285,9 @@ class RpcChain:
 
     def state_root(self) -> str:
         return "0x" + bytes(self._w3.eth.get_block("latest")["stateRoot"]).hex()
+
+    def code_at(self, address: str) -> bytes:
+        return bytes(self._w3.eth.get_code(to_checksum_address(address)))
 
     def snapshot(self) -> None:
         """The node persists its own state; nothing to do."""

@@ -1,0 +1,71 @@
+"""Deploying beyond the core four: labels, ERC-5202 blueprints, contracts created by other
+contracts (register_at), recorded in the manifest and surviving a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crowdleverage.chain.deploy import deploy_system, read_manifest, record_contracts
+from crowdleverage.chain.embedded import EmbeddedChain
+from crowdleverage.chain.keys import ActorKeys
+from crowdleverage.chain.rpc import RpcChain
+from crowdleverage.chain.scenario import SCENARIO_ACTORS
+from crowdleverage.domain.errors import Conflict, NotFound
+
+ERC5202_PREAMBLE = bytes.fromhex("fe7100")
+
+
+def _extend(chain: EmbeddedChain | RpcChain) -> tuple[str, str]:
+    registry = chain.contract_address("IdentityRegistry")
+    second = chain.deploy("CashToken", [registry], actor="admin", label="CashTokenUSD")
+    blueprint = chain.deploy_blueprint("CashToken", actor="admin")
+    chain.register_at("Cash", chain.contract_address("CashToken"), "CashToken")
+    return second, blueprint
+
+
+def test_labels_blueprints_and_attachments_persist(tmp_path: Path, dev_keys: ActorKeys) -> None:
+    chain = EmbeddedChain(tmp_path, dev_keys)
+    deploy_system(chain, tmp_path)
+    second, blueprint = _extend(chain)
+    assert second != chain.contract_address("CashToken")
+    assert chain.code_at(blueprint).startswith(ERC5202_PREAMBLE)
+    assert chain.call("Cash", "decimals") == 2
+    assert chain.call("CashTokenUSD", "REGISTRY") == chain.contract_address("IdentityRegistry")
+    with pytest.raises(Conflict):
+        chain.deploy("CashToken", [second], actor="admin", label="CashTokenUSD")
+    with pytest.raises(NotFound):
+        chain.register_at("Nothing", "0x" + "11" * 20, "CashToken")
+    with pytest.raises(NotFound):
+        chain.deploy("NoSuchContract", [], actor="admin")
+    record_contracts(chain, tmp_path, ["CashTokenUSD", "Cash"])
+    root = chain.state_root()
+    chain.close()
+
+    again = EmbeddedChain(tmp_path, dev_keys, read_only=True)
+    try:
+        assert again.state_root() == root
+        assert again.deployed()["CashTokenUSD"] == second
+        assert again.call("Cash", "symbol") == "CNYC"
+        assert "CashToken#blueprint" not in again.deployed()
+    finally:
+        again.close()
+    manifest = read_manifest(tmp_path)
+    assert manifest["contracts"]["CashTokenUSD"]["source"] == "CashToken"
+
+
+@pytest.mark.anvil
+def test_labels_blueprints_and_attachments_on_anvil(
+    anvil_url: str, dev_keys: ActorKeys, tmp_path: Path
+) -> None:
+    chain = RpcChain(anvil_url, dev_keys, tmp_path)
+    chain.fund(SCENARIO_ACTORS, 10**21)
+    deploy_system(chain, tmp_path)
+    second, blueprint = _extend(chain)
+    assert chain.code_at(blueprint).startswith(ERC5202_PREAMBLE)
+    assert chain.call("Cash", "decimals") == 2
+    record_contracts(chain, tmp_path, ["CashTokenUSD", "Cash"])
+    again = RpcChain(anvil_url, dev_keys, tmp_path)
+    assert again.deployed()["CashTokenUSD"] == second
+    assert again.call("CashTokenUSD", "totalSupply") == 0
