@@ -39,7 +39,7 @@ from crowdleverage.audit.log import AuditLog, metadata
 from crowdleverage.custody import schema as s
 from crowdleverage.custody.db import write_transaction
 from crowdleverage.custody.service import AccountCode, CustodyService, TransferCode
-from crowdleverage.custody.types import PendingStatus, TransferFlags
+from crowdleverage.custody.types import PendingStatus
 from crowdleverage.domain.errors import IntegrityFailure, PlatformPaused
 
 
@@ -251,19 +251,24 @@ class Reconciler:
                 )  # fmt: skip
 
     def _ledger_twins(self) -> tuple[dict[str, _Twin], dict[str, _Twin], set[str]]:
-        """Deposits (mint twins) and live payouts (burn twins) from the immutable transfers."""
+        """Deposits (mint twins) and live payouts (burn twins) from the immutable transfers.
+
+        A deposit is a DEPOSIT transfer, or a CORRECTION without reference, crediting an
+        investor. A CORRECTION with a reference (user_data_128) adjusts that reference's twin:
+        + when it credits an investor, − when it debits one; a twin adjusted to 0 (a reversed
+        deposit) expects no mint."""
         t, a, p = s.transfers, s.accounts, s.pending
+        no_ref = "0" * 32
         with self.engine.connect() as conn:
             investor_accounts = set(
                 conn.execute(sa.select(a.c.id).where(a.c.code == AccountCode.INVESTOR)).scalars()
             )
             dep_rows = conn.execute(
-                sa.select(t.c.id, t.c.credit_account_id, t.c.amount).where(
-                    t.c.code.in_([TransferCode.DEPOSIT, TransferCode.CORRECTION]),
-                    t.c.flags.op("&")(int(TransferFlags.PENDING)) == 0,
-                    t.c.pending_id == "0" * 32,
-                )
-            ).all()
+                sa.select(t.c.id, t.c.debit_account_id, t.c.credit_account_id, t.c.amount,
+                          t.c.code, t.c.user_data_128)
+                .where(t.c.code.in_([TransferCode.DEPOSIT, TransferCode.CORRECTION]))
+                .order_by(t.c.timestamp)
+            ).all()  # fmt: skip
             pay_rows = conn.execute(
                 sa.select(t.c.id, t.c.debit_account_id, t.c.amount)
                 .join(p, p.c.id == t.c.id)
@@ -272,11 +277,23 @@ class Reconciler:
                     p.c.status.in_([PendingStatus.PENDING.value, PendingStatus.POSTED.value]),
                 )
             ).all()
-        deposits = {
-            r.id: _Twin(r.credit_account_id, r.amount)
-            for r in dep_rows
-            if r.credit_account_id in investor_accounts
-        }
+        amounts: dict[str, int] = {}
+        holder: dict[str, str] = {}
+        for r in dep_rows:
+            credits_inv = r.credit_account_id in investor_accounts
+            if r.code == TransferCode.DEPOSIT or r.user_data_128 == no_ref:
+                if credits_inv:
+                    amounts[r.id] = amounts.get(r.id, 0) + r.amount
+                    holder[r.id] = r.credit_account_id
+                continue
+            ref = r.user_data_128
+            if credits_inv:
+                amounts[ref] = amounts.get(ref, 0) + r.amount
+                holder.setdefault(ref, r.credit_account_id)
+            elif r.debit_account_id in investor_accounts:
+                amounts[ref] = amounts.get(ref, 0) - r.amount
+                holder.setdefault(ref, r.debit_account_id)
+        deposits = {ref: _Twin(holder[ref], amt) for ref, amt in amounts.items() if amt != 0}
         payouts = {r.id: _Twin(r.debit_account_id, r.amount) for r in pay_rows}
         return deposits, payouts, investor_accounts
 

@@ -405,6 +405,49 @@ class CustodyService:
                 )  # fmt: skip
         return payout_id
 
+    def cancel_payout(self, payout_id: int) -> None:
+        """Void a payout that was not exported yet (releases the reserved amount)."""
+        key = f"{payout_id:032x}"
+        with self.engine.begin() as conn:
+            upd = conn.execute(
+                payouts.update()
+                .where(payouts.c.transfer_id == key, payouts.c.status == "requested")
+                .values(status="voided")
+            )
+            if upd.rowcount != 1:
+                raise Conflict(f"payout {key} is unknown or already exported")
+        [res] = self.ledger.create_transfers(
+            [Transfer(derive_id("void", key), pending_id=payout_id,
+                      flags=TransferFlags.VOID_PENDING_TRANSFER)]
+        )  # fmt: skip
+        if res not in (R.CREATED, R.EXISTS):
+            raise Conflict(f"payout {key} cannot be voided: {res.value}")
+
+    def book_correction(
+        self,
+        correction_id: int,
+        *,
+        investor_id: str,
+        amount_fen: int,
+        credit_investor: bool,
+        reference: int = 0,
+    ) -> None:
+        """Operator: a correcting entry between an investor and SUSPENSE (code CORRECTION).
+        `reference` names the chain reference (mint/burn ref, i.e. ledger transfer id) it
+        corrects; reconciliation adds it to that reference's ledger twin (credit: +, debit: −).
+        Without a reference, a credit is itself a deposit to be minted under `correction_id`."""
+        if amount_fen <= 0:
+            raise InvalidInput(f"correction amount must be positive, got {amount_fen} fen")
+        inv = self.investor_account_id(investor_id)
+        dr, cr = (self.suspense_id, inv) if credit_investor else (inv, self.suspense_id)
+        t = Transfer(correction_id, dr, cr, amount_fen, CNY_LEDGER, TransferCode.CORRECTION,
+                     user_data_128=reference)  # fmt: skip
+        [res] = self.ledger.create_transfers([t])
+        if res is R.EXCEEDS_CREDITS:
+            raise RuleViolation(f"investor {investor_id} has less than {amount_fen} fen available")
+        if res not in (R.CREATED, R.EXISTS):
+            raise Conflict(f"correction {correction_id:032x} refused: {res.value}")
+
     def export_payouts(self, *, at: datetime, execution_date: date) -> bytes | None:
         """A pain.001 file with every payout not yet exported (None if there is none)."""
         message_id = f"CL{at:%Y%m%d%H%M%S}{time.time_ns() % 1_000_000:06d}"
