@@ -22,6 +22,7 @@ _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.chain.cli", "app", "chain"),
     ("crowdleverage.custody.cli", "app", "custody"),
     ("crowdleverage.audit.cli", "app", "audit"),
+    ("crowdleverage.audit.reconcile_cli", "app", None),
     ("crowdleverage.api.serve", "app", None),
     ("crowdleverage.risk.cli", "app", None),
 ]
