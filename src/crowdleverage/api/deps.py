@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.engine import Engine
 
@@ -17,6 +18,9 @@ from crowdleverage.domain.errors import Forbidden, NotFound, Unauthorized
 from crowdleverage.flows.platform import Platform
 
 COOKIE = "crowdlev_token"
+ID_MAX = 2**31 - 1  # ids are 32-bit integers in every backend
+UserIdPath = Annotated[int, Path(ge=1, le=ID_MAX, description="user id")]
+AccountIdPath = Annotated[int, Path(ge=1, le=ID_MAX, description="margin account id")]
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 

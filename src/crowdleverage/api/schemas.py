@@ -69,7 +69,7 @@ class KycIn(Strict):
 
 
 class DepositIn(Strict):
-    user_id: Annotated[int, Field(ge=1)]
+    user_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
     amount_fen: AmountFen
     bank_reference: Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9\-_]+$")]
 

@@ -6,7 +6,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from crowdleverage.api import schemas as S
-from crowdleverage.api.deps import ApiState, PageParams, current_user, page_params, require, state
+from crowdleverage.api.deps import (
+    ApiState,
+    PageParams,
+    UserIdPath,
+    current_user,
+    page_params,
+    require,
+    state,
+)
 from crowdleverage.api.security import TOKEN_TTL_S, Role, User, issue_token
 from crowdleverage.api.views import user_out
 
@@ -67,7 +75,7 @@ def list_users(
 
 @router.post("/compliance/users/{user_id}/kyc", response_model=S.UserOut)
 def decide_kyc(
-    user_id: int,
+    user_id: UserIdPath,
     body: S.KycIn,
     actor: User = Depends(require(Role.COMPLIANCE)),
     st: ApiState = Depends(state),

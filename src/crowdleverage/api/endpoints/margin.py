@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from crowdleverage.api import schemas as S
 from crowdleverage.api.deps import (
+    AccountIdPath,
     ApiState,
     PageParams,
     check_owner,
@@ -27,7 +28,9 @@ router = APIRouter(tags=["margin accounts"])
 STAFF = (Role.OPERATOR, Role.AUDITOR, Role.BROKER)
 
 
-def _account(user: User, account_id: int, st: ApiState, staff: tuple[Role, ...]) -> MarginAccount:
+def _account(
+    user: User, account_id: AccountIdPath, st: ApiState, staff: tuple[Role, ...]
+) -> MarginAccount:
     if user.role not in (Role.BORROWER, *staff):
         raise Forbidden(f"role {user.role.value} has no access to margin accounts")
     acc = st.platform.account(account_id)
@@ -68,14 +71,14 @@ def list_accounts(
 
 @router.get("/margin-accounts/{account_id}", response_model=S.MarginAccountOut)
 def get_account(
-    account_id: int, user: User = Depends(current_user), st: ApiState = Depends(state)
+    account_id: AccountIdPath, user: User = Depends(current_user), st: ApiState = Depends(state)
 ) -> S.MarginAccountOut:
     return account_out(st.platform, _account(user, account_id, st, STAFF))
 
 
 @router.post("/margin-accounts/{account_id}/deposits", response_model=S.MarginAccountOut)
 def fund(
-    account_id: int,
+    account_id: AccountIdPath,
     body: S.FundIn,
     user: User = Depends(require(Role.BORROWER)),
     key: Idempotent = Depends(idem),
@@ -94,7 +97,7 @@ def fund(
 
 @router.post("/margin-accounts/{account_id}/withdrawals", response_model=S.MarginAccountOut)
 def withdraw(
-    account_id: int,
+    account_id: AccountIdPath,
     body: S.FundIn,
     user: User = Depends(require(Role.BORROWER)),
     key: Idempotent = Depends(idem),
@@ -115,7 +118,7 @@ def withdraw(
 
 @router.post("/margin-accounts/{account_id}/orders", response_model=S.OrderOut, status_code=201)
 def place_order(
-    account_id: int,
+    account_id: AccountIdPath,
     body: S.OrderIn,
     user: User = Depends(require(Role.BORROWER)),
     key: Idempotent = Depends(idem),
@@ -140,7 +143,7 @@ def place_order(
 
 @router.get("/margin-accounts/{account_id}/orders", response_model=S.Page[S.OrderOut])
 def orders(
-    account_id: int,
+    account_id: AccountIdPath,
     page: PageParams = Depends(page_params),
     user: User = Depends(current_user),
     st: ApiState = Depends(state),
@@ -157,7 +160,7 @@ def orders(
 
 @router.post("/margin-accounts/{account_id}/repayments", response_model=S.MarginAccountOut)
 def repay(
-    account_id: int,
+    account_id: AccountIdPath,
     body: S.AmountIn,
     user: User = Depends(require(Role.BORROWER)),
     key: Idempotent = Depends(idem),

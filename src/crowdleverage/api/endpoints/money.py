@@ -9,6 +9,7 @@ from crowdleverage.api import schemas as S
 from crowdleverage.api.deps import (
     ApiState,
     PageParams,
+    UserIdPath,
     check_owner,
     current_user,
     idem,
@@ -28,7 +29,7 @@ WALLET_STAFF = (Role.OPERATOR, Role.CUSTODIAN, Role.AUDITOR)
 HOLDER_ROLES = (Role.INVESTOR, Role.BORROWER)
 
 
-def _holder(user: User, user_id: int, st: ApiState, *, staff: tuple[Role, ...]) -> User:
+def _holder(user: User, user_id: UserIdPath, st: ApiState, *, staff: tuple[Role, ...]) -> User:
     """The wallet holder `user_id` as seen by `user` (403 wrong role, 404 not theirs)."""
     if user.role not in (*HOLDER_ROLES, *staff):
         raise Forbidden(f"role {user.role.value} has no access to wallets")
@@ -48,7 +49,7 @@ def _kyc(target: User) -> None:
 
 @router.get("/users/{user_id}/wallet", response_model=S.WalletOut)
 def wallet(
-    user_id: int, user: User = Depends(current_user), st: ApiState = Depends(state)
+    user_id: UserIdPath, user: User = Depends(current_user), st: ApiState = Depends(state)
 ) -> S.WalletOut:
     _holder(user, user_id, st, staff=WALLET_STAFF)
     return S.WalletOut(user_id=user_id, wallet_fen=st.platform.wallet_fen(user_id))
@@ -56,7 +57,7 @@ def wallet(
 
 @router.get("/users/{user_id}/statement", response_model=S.Page[S.StatementLine])
 def statement(
-    user_id: int,
+    user_id: UserIdPath,
     page: PageParams = Depends(page_params),
     user: User = Depends(current_user),
     st: ApiState = Depends(state),
@@ -80,7 +81,7 @@ def statement(
     responses={422: {"model": S.ErrorOut}, 409: {"model": S.ErrorOut}},
 )
 def withdraw(
-    user_id: int,
+    user_id: UserIdPath,
     body: S.AmountIn,
     user: User = Depends(require(Role.INVESTOR, Role.BORROWER)),
     key: Idempotent = Depends(idem),
@@ -125,7 +126,7 @@ def custody_deposit(
 INVESTOR_STAFF = (Role.OPERATOR, Role.AUDITOR)
 
 
-def _investor(user: User, user_id: int, st: ApiState, staff: tuple[Role, ...]) -> User:
+def _investor(user: User, user_id: UserIdPath, st: ApiState, staff: tuple[Role, ...]) -> User:
     if user.role not in (Role.INVESTOR, *staff):
         raise Forbidden(f"role {user.role.value} has no access to investor holdings")
     check_owner(user, user_id, staff, f"investor {user_id}")
@@ -139,7 +140,7 @@ def _investor(user: User, user_id: int, st: ApiState, staff: tuple[Role, ...]) -
 
 @router.get("/investors/{user_id}/holdings", response_model=S.HoldingsOut)
 def holdings(
-    user_id: int, user: User = Depends(current_user), st: ApiState = Depends(state)
+    user_id: UserIdPath, user: User = Depends(current_user), st: ApiState = Depends(state)
 ) -> S.HoldingsOut:
     _investor(user, user_id, st, INVESTOR_STAFF)
     p = st.platform
@@ -166,7 +167,7 @@ def holdings(
     "/investors/{user_id}/subscriptions", response_model=S.SubscriptionOut, status_code=201
 )
 def subscribe(
-    user_id: int,
+    user_id: UserIdPath,
     body: S.SubscribeIn,
     user: User = Depends(require(Role.INVESTOR)),
     key: Idempotent = Depends(idem),
@@ -185,7 +186,7 @@ def subscribe(
 
 @router.post("/investors/{user_id}/redemptions", response_model=S.RedemptionOut, status_code=201)
 def redeem(
-    user_id: int,
+    user_id: UserIdPath,
     body: S.RedeemIn,
     user: User = Depends(require(Role.INVESTOR)),
     key: Idempotent = Depends(idem),
@@ -205,7 +206,7 @@ def redeem(
 
 @router.get("/users/{user_id}/proof", response_model=S.UserProofOut)
 def my_proof(
-    user_id: int, user: User = Depends(current_user), st: ApiState = Depends(state)
+    user_id: UserIdPath, user: User = Depends(current_user), st: ApiState = Depends(state)
 ) -> S.UserProofOut:
     """The holder's leaf and path in the published Merkle-sum tree of liabilities."""
     _holder(user, user_id, st, staff=(Role.AUDITOR,))
