@@ -99,23 +99,28 @@ def main() -> None:
     labelled = labelled_set(screener, n_pos, n_neg, seed=20160104)
     queries = [(q, None) for q, _ in labelled]
 
-    t3 = time.perf_counter()
+    # Wall-clock and CPU-time rates: the machine is shared, so CPU time shows what the code
+    # costs and wall time what a caller saw during this run.
+    print(f"load average before the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    t3, c3 = time.perf_counter(), time.process_time()
     results = screener.screen_many(queries)
     batch_rate = len(queries) / (time.perf_counter() - t3)
+    batch_cpu = len(queries) / (time.process_time() - c3)
     singles = [q for q, _ in labelled[: 1000 if not LONG else 5000]]
-    t4 = time.perf_counter()
+    t4, c4 = time.perf_counter(), time.process_time()
     for q in singles:
         screener.screen(q)
     single_rate = len(singles) / (time.perf_counter() - t4)
+    single_cpu = len(singles) / (time.process_time() - c4)
     base = naive_rate(screener, singles[:200])
-    print(f"screened {len(queries)} names batched: {batch_rate:,.0f} names/s")
-    print(f"screened {len(singles)} names one by one: {single_rate:,.0f} names/s")
-    print(f"naive Python-loop baseline: {base:,.0f} names/s")
+    print(f"batched ({len(queries)}): {batch_rate:,.0f} names/s wall, {batch_cpu:,.0f}/CPU-s")
+    print(f"one by one ({len(singles)}): {single_rate:,.0f} names/s wall, {single_cpu:,.0f}/CPU-s")
+    print(f"naive Python-loop baseline (wall): {base:,.0f} names/s")
     print(
         f"speed-up vs baseline: batched {batch_rate / base:.1f}x, single {single_rate / base:.1f}x"
     )
-    target = "met" if single_rate >= 1000 else "NOT met"
-    print(f"target ≥ 1,000 names/s (one by one): {target}")
+    verdict = "met" if single_rate >= 1000 else "NOT met (see CPU-s figure and load average)"
+    print(f"target >= 1,000 names/s wall, one by one: {verdict}")
 
     tp = fp = fn = 0
     per_kind: dict[str, list[int]] = {}
