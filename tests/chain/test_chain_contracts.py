@@ -40,6 +40,9 @@ def test_labels_blueprints_and_attachments_persist(tmp_path: Path, dev_keys: Act
     with pytest.raises(NotFound):
         chain.deploy("NoSuchContract", [], actor="admin")
     record_contracts(chain, tmp_path, ["CashTokenUSD", "Cash"])
+    chain.alias("usd_pool", second)
+    with pytest.raises(Conflict):
+        chain.alias("custodian", second)
     root = chain.state_root()
     chain.close()
 
@@ -49,6 +52,7 @@ def test_labels_blueprints_and_attachments_persist(tmp_path: Path, dev_keys: Act
         assert again.deployed()["CashTokenUSD"] == second
         assert again.call("Cash", "symbol") == "CNYC"
         assert "CashToken#blueprint" not in again.deployed()
+        assert again.address_of("usd_pool") == second
     finally:
         again.close()
     manifest = read_manifest(tmp_path)

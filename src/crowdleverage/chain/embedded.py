@@ -111,6 +111,7 @@ class EmbeddedChain:
         self._env.evm.patch.code_size_limit = EIP170_LIMIT_BYTES
         self._contracts: dict[str, tuple[str, ContractAbi]] = {}
         self._names_by_address: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
         self._since_snapshot = 0
         meta = self._meta()
         if "chain_id" not in meta:
@@ -238,7 +239,9 @@ class EmbeddedChain:
         for label, source, address, kind in self._db.execute(
             "SELECT label, source, address, kind FROM contracts"
         ).fetchall():
-            if kind != "blueprint":
+            if kind == "alias":
+                self._aliases[label] = address
+            elif kind != "blueprint":
                 self._register(label, address, source)
         rows = self._db.execute(
             "SELECT seq, kind, contract, fn, sender, to_addr, data, block, ts FROM txs ORDER BY seq"
@@ -305,7 +308,21 @@ class EmbeddedChain:
         self._names_by_address[address.lower()] = label
 
     def address_of(self, actor: str) -> str:
-        return self.keys.address(actor)
+        return self._aliases.get(actor) or self.keys.address(actor)
+
+    def alias(self, actor: str, address: str) -> None:
+        """Name an address that has no key (a platform contract acting as a party, e.g. the
+        pool) so `address_of(actor)` finds it. Sending as it is impossible (no key)."""
+        self._check_writable()
+        if actor in self._aliases or actor in self.keys.keys:
+            raise Conflict(f"actor {actor} already has an address")
+        address = to_checksum_address(address)
+        with self._db:
+            self._db.execute(
+                "INSERT INTO contracts(label, source, address, kind) VALUES (?, '', ?, 'alias')",
+                (actor, address),
+            )
+        self._aliases[actor] = address
 
     def _sender(self, actor: str) -> str:
         return self.keys.address(actor)
@@ -318,7 +335,9 @@ class EmbeddedChain:
 
     def sources(self) -> dict[str, str]:
         """label → contract source name of every known contract (for the manifest)."""
-        rows = self._db.execute("SELECT label, source FROM contracts WHERE kind != 'blueprint'")
+        rows = self._db.execute(
+            "SELECT label, source FROM contracts WHERE kind NOT IN ('blueprint', 'alias')"
+        )
         return dict(rows.fetchall())
 
     def _contract(self, name: str) -> tuple[str, ContractAbi]:

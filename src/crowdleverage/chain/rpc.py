@@ -65,6 +65,7 @@ class RpcChain:
         self._contracts: dict[str, tuple[str, ContractAbi]] = {}
         self._names_by_address: dict[str, str] = {}
         self._sources: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
         if data_dir is not None and manifest_path(data_dir).exists():
             manifest = read_manifest(data_dir)
             check_manifest(self, manifest)
@@ -91,7 +92,13 @@ class RpcChain:
             raise NotFound(f"contract {name} is not deployed on this chain") from None
 
     def address_of(self, actor: str) -> str:
-        return self.keys.address(actor)
+        return self._aliases.get(actor) or self.keys.address(actor)
+
+    def alias(self, actor: str, address: str) -> None:
+        """Name an address that has no key (a platform contract acting as a party)."""
+        if actor in self._aliases or actor in self.keys.keys:
+            raise Conflict(f"actor {actor} already has an address")
+        self._aliases[actor] = to_checksum_address(address)
 
     def contract_address(self, name: str) -> str:
         return self._contract(name)[0]
