@@ -191,3 +191,11 @@ def test_frozen_custodian_cannot_mint(system: System) -> None:
     system.registry.set_frozen(system.custodian, True, sender=system.compliance)
     with boa.reverts("cash: caller is not custodian"):
         system.cash.mint(system.investor, 1, ref("F"), sender=system.custodian)
+
+
+def test_name_and_constructor_rejects_zero_registry(system: System) -> None:
+    from crowdleverage.chain.artifacts import deployer
+
+    assert system.cash.name() == "CrowdLeverage CNY"
+    with boa.reverts("cash: zero registry"):
+        deployer("CashToken").deploy(ZERO)

@@ -247,3 +247,22 @@ def test_set_params_rejects(system: System) -> None:
         system.oracle.set_params(0, 1, sender=system.operator)
     with boa.reverts("oracle: quorum not in 1..16"):
         system.oracle.set_params(60, 0, sender=system.operator)
+
+
+def test_set_day_params_many_rejects_non_operator_and_closed_day(system: System) -> None:
+    with boa.reverts("oracle: no day open"):
+        system.oracle.set_day_params_many([(PAB, 1000, 900, 1100, False)], sender=system.operator)
+    system.oracle.open_day(1, sender=system.operator)
+    with boa.reverts("oracle: caller is not operator"):
+        system.oracle.set_day_params_many([(PAB, 1000, 900, 1100, False)], sender=system.broker)
+
+
+def test_registry_getter(system: System) -> None:
+    assert system.oracle.REGISTRY() == system.registry.address
+
+
+def test_frozen_reporter_cannot_report(system: System) -> None:
+    system.open_day(1)
+    system.registry.set_frozen(system.reporters[0], True, sender=system.compliance)
+    with boa.reverts("oracle: caller is not reporter"):
+        system.oracle.report(PAB, 1000, sender=system.reporters[0])

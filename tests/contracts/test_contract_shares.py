@@ -183,3 +183,20 @@ def test_pause_rejects_non_operator_and_double(system: System) -> None:
 def test_immutables(system: System) -> None:
     assert system.shares.REGISTRY() == system.registry.address
     assert system.shares.ORACLE() == system.oracle.address
+
+
+def test_locks_getter_records_day(system: System) -> None:
+    system.oracle.open_day(7, sender=system.operator)
+    _buy(system, system.borrower, 300)
+    lock = system.shares.locks(system.borrower, PAB)
+    assert (lock.qty, lock.day) == (300, 7)
+    assert system.shares.locks(system.pool, PAB).qty == 0
+
+
+def test_constructor_rejects_zero_addresses(system: System) -> None:
+    from crowdleverage.chain.artifacts import deployer
+
+    with boa.reverts("shares: zero registry"):
+        deployer("ShareCertificates").deploy(ZERO, system.oracle.address)
+    with boa.reverts("shares: zero oracle"):
+        deployer("ShareCertificates").deploy(system.registry.address, ZERO)
