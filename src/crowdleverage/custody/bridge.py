@@ -1,0 +1,168 @@
+"""Bridge between the custody ledger and the chain (DESIGN.md §5 flows 1 and 6).
+
+Deposit: a statement line booked to an investor (a DEPOSIT transfer) → `CashToken.mint` to the
+investor's address with the ledger transfer id as reference. Withdrawal: `CashToken.burn` with
+a new payout id as reference → the ledger reserves the payout under the same id → pain.001.
+
+Crash safety: every step is recorded in `custody_bridge_ops` before it is attempted, and every
+step is idempotent — the ledger by transfer id, the chain by reference (`ref_used`, which the
+contract enforces: each reference at most once). `process()` after a restart completes the
+operations in flight exactly once. Deposits are found by scanning the ledger, not from an
+import report, so a crash between booking a statement and queueing its mints loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from crowdleverage.custody import schema as s
+from crowdleverage.custody.service import AccountCode, CustodyService, TransferCode, investors
+from crowdleverage.domain.errors import (
+    ContractRevert,
+    InvalidInput,
+    NotFound,
+    PlatformPaused,
+    RuleViolation,
+)
+
+ops = sa.Table(
+    "custody_bridge_ops",
+    s.metadata,
+    sa.Column("op_id", s.ID, primary_key=True),  # = the chain reference = ledger transfer id
+    sa.Column("kind", sa.String(4), nullable=False),  # mint | burn
+    sa.Column("investor_id", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(42), nullable=False),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),  # pending | done | failed
+    sa.Column("chain_tx", sa.String(80), nullable=True),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeStats:
+    queued: int = 0
+    minted: int = 0
+    burned: int = 0
+    already_on_chain: int = 0
+    failed: int = 0
+
+
+def ref32(op_id: int) -> bytes:
+    """The chain reference of a ledger transfer id (big-endian, as chain.codes does)."""
+    return op_id.to_bytes(32, "big")
+
+
+class Bridge:
+    """`chain` is a ChainPort with CashToken deployed; `address_of(investor_id)` gives the
+    investor's verified chain address."""
+
+    def __init__(
+        self, custody: CustodyService, chain: Any, address_of: Callable[[str], str]
+    ) -> None:
+        self.custody = custody
+        self.engine = custody.engine
+        self.chain = chain
+        self.address_of = address_of
+
+    def queue_deposits(self) -> int:
+        """Queue a mint for every investor deposit in the ledger that has no bridge op yet."""
+        t, a = s.transfers, s.accounts
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.c.id, t.c.amount, investors.c.investor_id)
+                .join(a, a.c.id == t.c.credit_account_id)
+                .join(investors, investors.c.ledger_account_id == a.c.id)
+                .outerjoin(ops, ops.c.op_id == t.c.id)
+                .where(t.c.code == TransferCode.DEPOSIT, a.c.code == AccountCode.INVESTOR)
+                .where(ops.c.op_id.is_(None))
+                .order_by(t.c.timestamp)
+            ).all()
+        for r in rows:
+            self._record("mint", int(r.id, 16), r.investor_id, r.amount)
+        return len(rows)
+
+    def redeem(self, investor_id: str, amount_fen: int, *, payout_id: int) -> None:
+        """Withdrawal: burn, then reserve the payout (exported later as pain.001)."""
+        if amount_fen <= 0:
+            raise InvalidInput(f"redemption amount must be positive, got {amount_fen} fen")
+        self.custody.investor_account_id(investor_id)  # NotFound for unknown investors
+        with self.engine.connect() as conn:
+            known = conn.execute(
+                sa.select(ops.c.op_id).where(ops.c.op_id == f"{payout_id:032x}")
+            ).first()
+        if known is None:  # a retry of a known op skips the check: its burn may be done
+            held = int(self.chain.call("CashToken", "balanceOf", self.address_of(investor_id)))
+            if held < amount_fen:
+                raise RuleViolation(
+                    f"investor {investor_id} holds {held} fen, cannot redeem {amount_fen}"
+                )
+        self._record("burn", payout_id, investor_id, amount_fen)
+        self.process()
+
+    def _record(self, kind: str, op_id: int, investor_id: str, amount_fen: int) -> None:
+        key = f"{op_id:032x}"
+        with self.engine.begin() as conn:
+            old = conn.execute(sa.select(ops).where(ops.c.op_id == key)).first()
+            if old is not None:
+                if (old.kind, old.investor_id, old.amount_fen) != (kind, investor_id, amount_fen):
+                    raise InvalidInput(f"bridge op {key} exists with other details")
+                return
+            conn.execute(
+                ops.insert(),
+                {"op_id": key, "kind": kind, "investor_id": investor_id,
+                 "address": self.address_of(investor_id), "amount_fen": amount_fen,
+                 "status": "pending", "chain_tx": None},
+            )  # fmt: skip
+
+    def process(self) -> BridgeStats:
+        """Complete every pending op, oldest first; safe to call again after a crash."""
+        self.queue_deposits()
+        with self.engine.connect() as conn:
+            pending = conn.execute(
+                sa.select(ops).where(ops.c.status == "pending").order_by(ops.c.op_id)
+            ).all()
+        minted = burned = already = failed = 0
+        for op in pending:
+            op_id = int(op.op_id, 16)
+            tx: str | None = None
+            if self.chain.call("CashToken", "ref_used", ref32(op_id)):
+                already += 1  # sent before a crash; the chain is the witness
+            else:
+                try:
+                    tx = self.chain.send(
+                        "CashToken", op.kind, op.address, op.amount_fen, ref32(op_id),
+                        actor="custodian",
+                    ).tx_hash  # fmt: skip
+                except ContractRevert as exc:
+                    if "paused" in exc.reason:
+                        raise PlatformPaused(
+                            f"chain is paused; bridge op {op.op_id} waits"
+                        ) from exc
+                    self._finish(op.op_id, "failed", exc.reason[:80])
+                    failed += 1
+                    continue  # reconciliation reports the missing twin; the platform fails closed
+                minted += op.kind == "mint"
+                burned += op.kind == "burn"
+            if op.kind == "burn":
+                self.custody.request_payout(op.investor_id, op.amount_fen, payout_id=op_id)
+            self._finish(op.op_id, "done", tx)
+        return BridgeStats(len(pending), minted, burned, already, failed)
+
+    def _finish(self, key: str, status: str, note: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                ops.update()
+                .where(ops.c.op_id == key, ops.c.status == "pending")
+                .values(status=status, chain_tx=note)
+            )
+
+    def op_status(self, op_id: int) -> str:
+        with self.engine.connect() as conn:
+            v = conn.execute(sa.select(ops.c.status).where(ops.c.op_id == f"{op_id:032x}")).scalar()
+        if v is None:
+            raise NotFound(f"no bridge op {op_id:032x}")
+        return str(v)
