@@ -73,3 +73,47 @@ def test_bad_files_name_the_line(runner: CliRunner, tmp_path: Path) -> None:
     assert json.loads(res.stderr)["details"]["line"] == 1
     assert bad_list.exit_code == 2
     assert "expected 12 columns" in json.loads(bad_list.stderr)["message"]
+
+
+def test_cases_commands_walk_an_aml_case_to_an_str(runner: CliRunner, tmp_path: Path) -> None:
+    from datetime import UTC, date, datetime, timedelta
+
+    from crowdleverage.compliance.aml import Channel, Transaction, TxnKind
+    from crowdleverage.compliance.repository import make_engine
+    from crowdleverage.compliance.service import ComplianceService, KycApplication
+
+    (tmp_path / "var").mkdir()
+    svc = ComplianceService(make_engine(f"sqlite:///{tmp_path / 'var' / 'custody.db'}"), None)
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    app_ = KycApplication(
+        "0x" + "44" * 20, "王小明", "110105199001011232", "13800138000",
+        "6222021234567890128", date(2030, 1, 1),
+    )  # fmt: skip
+    ident = svc.onboard(app_, now=now).identity_id
+    deposits = [
+        Transaction(f"d{i}", ident, TxnKind.DEPOSIT, 4_800_000, now + timedelta(days=i),
+                    channel=Channel.CASH)
+        for i in range(3)
+    ]  # fmt: skip
+    (case_id,) = [r["case_id"] for r in svc.monitor(deposits, now=now)]
+
+    listed = runner.invoke(app, ["cases", "list", "--status", "open", "--json"])
+    moved = runner.invoke(app, ["cases", "investigate", case_id, "--actor", "officer-li"])
+    reported = runner.invoke(
+        app, ["cases", "report", case_id, "--actor", "officer-li", "--grounds", "cash just under"]
+    )
+    bad = runner.invoke(
+        app, ["cases", "close", case_id, "--resolution", "maybe", "--actor", "x", "--json"]
+    )
+    shown = runner.invoke(app, ["cases", "show", case_id, "--json"])
+    csv_path = tmp_path / "str.csv"
+    exported = runner.invoke(app, ["cases", "str-export", "--csv", str(csv_path), "--json"])
+
+    assert [c["case_id"] for c in json.loads(listed.stdout)["cases"]] == [case_id]
+    assert moved.exit_code == 0 and reported.exit_code == 0, reported.stderr
+    assert bad.exit_code == 2
+    trail = json.loads(shown.stdout)["history"]
+    assert [e["to"] for e in trail] == ["open", "investigating", "reported"]
+    reports = json.loads(exported.stdout)["reports"]
+    assert [(r["case_id"], r["txn_ids"]) for r in reports] == [(case_id, ["d0", "d1", "d2"])]
+    assert csv_path.read_text(encoding="utf-8").splitlines()[1].startswith(case_id)

@@ -4,6 +4,7 @@
     crowdlev screen-batch FILE [--json]        (one name per line, or CSV: name[,YYYY-MM-DD])
     crowdlev lists load FILE [--json]          (UN XML, OFAC SDN.CSV, FtM JSON; rescreens)
     crowdlev lists show [--json]
+    crowdlev cases list|show|investigate|report|close|str-export
 
 Lists live in the database under the data dir (Settings); with none loaded, screening uses
 the shipped UN list. On-chain identity writes caused by rescreening are queued in the outbox.
@@ -20,6 +21,8 @@ from pathlib import Path
 import typer
 
 from crowdleverage.cliutil import emit_json, typed_errors
+from crowdleverage.compliance import cases as case_repo
+from crowdleverage.compliance.cases import Case, CaseStatus, Resolution
 from crowdleverage.compliance.repository import make_engine
 from crowdleverage.compliance.screening import ScreenResult
 from crowdleverage.compliance.service import ComplianceService
@@ -29,6 +32,10 @@ from crowdleverage.domain.errors import DataFileError, InvalidInput
 app = typer.Typer(no_args_is_help=True)
 lists_app = typer.Typer(help="Sanctions lists: load and show.", no_args_is_help=True)
 app.add_typer(lists_app, name="lists")
+cases_app = typer.Typer(
+    help="Compliance cases: list, show, move, STR export.", no_args_is_help=True
+)
+app.add_typer(cases_app, name="cases")
 
 JSON_OPT = typer.Option(False, "--json", help="machine-readable output")
 
@@ -160,6 +167,118 @@ def lists_show(as_json: bool = JSON_OPT) -> None:
         typer.echo("no lists loaded; screening uses the shipped UN list (2018-10-29)")
     for x in loaded:
         typer.echo(f"{x['list']} {x['version']} ({x['format']}): {x['entries']} entries")
+
+
+ACTOR_OPT = typer.Option(..., "--actor", help="officer named in the audit trail")
+
+
+def _case_line(c: Case) -> str:
+    who = c.identity_id or "-"
+    return f"{c.case_id}  {c.status.value:<13} {c.kind:<24} {who}  {c.title}"
+
+
+@cases_app.command("list")
+@typed_errors
+def cases_list(
+    status: str | None = typer.Option(None, "--status", help="open|investigating|reported|closed"),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Cases, oldest first."""
+    want = _status(status) if status else None
+    with _service().engine.connect() as conn:
+        found = case_repo.list_cases(conn, status=want)
+    if as_json:
+        emit_json({"cases": [c.to_dict() for c in found]})
+        return
+    for c in found:
+        typer.echo(_case_line(c))
+    typer.echo(f"{len(found)} case(s)")
+
+
+@cases_app.command("show")
+@typed_errors
+def cases_show(case_id: str, as_json: bool = JSON_OPT) -> None:
+    """One case with its audit trail."""
+    with _service().engine.connect() as conn:
+        case = case_repo.get_case(conn, case_id)
+        trail = case_repo.history(conn, case_id)
+    if as_json:
+        emit_json({**case.to_dict(), "history": trail})
+        return
+    typer.echo(_case_line(case))
+    for e in trail:
+        typer.echo(f"  {e['at']}  {e['actor']}: {e['action']} -> {e['to']}  {e['note']}")
+
+
+@cases_app.command("investigate")
+@typed_errors
+def cases_investigate(case_id: str, actor: str = ACTOR_OPT, as_json: bool = JSON_OPT) -> None:
+    _emit_case(_service().investigate_case(case_id, actor=actor), as_json)
+
+
+@cases_app.command("report")
+@typed_errors
+def cases_report(
+    case_id: str,
+    actor: str = ACTOR_OPT,
+    grounds: str = typer.Option(..., "--grounds", help="why the activity is suspicious"),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """File the suspicious-transaction report for a case under investigation."""
+    _emit_case(_service().report_case(case_id, actor=actor, grounds=grounds), as_json)
+
+
+@cases_app.command("close")
+@typed_errors
+def cases_close(
+    case_id: str,
+    resolution: str = typer.Option(..., "--resolution", help="false_positive|confirmed|no_action"),
+    actor: str = ACTOR_OPT,
+    note: str = typer.Option("", "--note"),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Close a case; a confirmed sanctions match rejects or freezes the identity."""
+    try:
+        res = Resolution(resolution)
+    except ValueError:
+        raise InvalidInput(
+            f"resolution {resolution!r} must be one of {', '.join(r.value for r in Resolution)}"
+        ) from None
+    _emit_case(_service().resolve_case(case_id, res, actor=actor, note=note), as_json)
+
+
+@cases_app.command("str-export")
+@typed_errors
+def cases_str_export(
+    csv_out: Path | None = typer.Option(None, "--csv", help="also write the reports as CSV"),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Suspicious-transaction reports of every reported AML case."""
+    reports = _service().str_export()
+    if csv_out is not None:
+        csv_out.write_text(case_repo.reports_to_csv(reports), encoding="utf-8")
+    if as_json:
+        emit_json({"reports": reports})
+        return
+    for r in reports:
+        typer.echo(f"{r['case_id']}  {r['rule']}  {r['subject_name']}  {r['total_amount_fen']} fen")
+    typer.echo(f"{len(reports)} report(s)")
+
+
+def _status(text: str) -> CaseStatus:
+    try:
+        return CaseStatus(text)
+    except ValueError:
+        raise InvalidInput(
+            f"status {text!r} must be one of {', '.join(s.value for s in CaseStatus)}"
+        ) from None
+
+
+def _emit_case(case: Case, as_json: bool) -> None:
+    if as_json:
+        emit_json(case.to_dict())
+    else:
+        typer.echo(_case_line(case))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -435,18 +435,19 @@ class ComplianceService:
         """Close a case. A confirmed sanctions match rejects a pending applicant and freezes a
         verified one; a false positive unblocks verification."""
         at = now or utcnow()
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn:  # the case and its consequence commit together
             case = case_repo.transition(
                 conn, case_id, CaseStatus.CLOSED, actor=actor, note=note, resolution=resolution
             )
-        if case.kind == "sanctions" and resolution == Resolution.CONFIRMED and case.identity_id:
-            status = self.identity(case.identity_id)["status"]
-            if status == "pending":
-                self.reject(case.identity_id, actor=actor, reason="confirmed sanctions match")
-            else:
-                self.set_frozen(
-                    case.identity_id, True, actor=actor, reason="confirmed sanctions match", now=at
-                )
+            confirmed = case.kind == "sanctions" and resolution == Resolution.CONFIRMED
+            if confirmed and case.identity_id:
+                ident = self._get(conn, case.identity_id)
+                why = f"{actor}: confirmed sanctions match (case {case_id})"
+                if ident.status == "pending":
+                    self._update(conn, ident, at, status="rejected", status_reason=why)
+                elif not ident.frozen:
+                    self._update(conn, ident, at, frozen=True, status_reason=why)
+                    self._write_chain(conn, case.identity_id)
         return case
 
     def rescreen_all(self, *, now: datetime | None = None) -> tuple[int, list[str]]:
