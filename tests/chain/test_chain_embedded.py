@@ -121,6 +121,25 @@ def test_one_writer_at_a_time(embedded: EmbeddedChain, tmp_path: Path, dev_keys:
         reader.close()
 
 
+def test_concurrent_threads_are_serialised(embedded: EmbeddedChain, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    deploy_system(embedded, tmp_path)
+    register_participants(embedded)
+    investor, pool = embedded.address_of("investor"), embedded.address_of("pool")
+    embedded.send("CashToken", "mint", investor, 1_000, ref_to_bytes32("t"), actor="custodian")
+    before = len(embedded.transactions())
+
+    def pay(_: int) -> int:
+        return embedded.send("CashToken", "transfer", pool, 3, actor="investor").block
+
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        blocks = list(ex.map(pay, range(40)))
+    assert len(set(blocks)) == 40
+    assert embedded.call("CashToken", "balanceOf", pool) == 120
+    assert [t[0] for t in embedded.transactions()] == list(range(1, before + 41))
+
+
 def test_read_only_on_empty_dir_is_not_found(tmp_path: Path, dev_keys: ActorKeys) -> None:
     with pytest.raises(NotFound):
         EmbeddedChain(tmp_path / "nothing", dev_keys, read_only=True)

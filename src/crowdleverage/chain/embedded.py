@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import sqlite3
 import struct
+import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_utils import keccak, to_checksum_address
 
@@ -83,8 +85,24 @@ CREATE TABLE IF NOT EXISTS contracts (
 """
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _serialised(fn: F) -> F:
+    """py-evm and the SQLite connection are not thread-safe: one call at a time per chain
+    (the API serves requests from a thread pool)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: EmbeddedChain, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            return fn(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class EmbeddedChain:
-    """ChainPort on an in-process EVM whose state survives restarts."""
+    """ChainPort on an in-process EVM whose state survives restarts. Thread-safe (calls are
+    serialised); one writing process per data directory."""
 
     kind = "embedded"
 
@@ -100,6 +118,7 @@ class EmbeddedChain:
     ) -> None:
         from boa.environment import Env
 
+        self._mutex = threading.RLock()
         self.dir = Path(data_dir) / "chain"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.keys = keys
@@ -142,14 +161,15 @@ class EmbeddedChain:
         if self.read_only:
             if not path.exists():
                 raise NotFound(f"no embedded chain in {self.dir}")
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         else:
-            db = sqlite3.connect(path)
+            db = sqlite3.connect(path, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
         return db
 
+    @_serialised
     def close(self) -> None:
         if getattr(self, "_db", None) is None:
             return
@@ -188,6 +208,7 @@ class EmbeddedChain:
     def _state(self) -> Any:
         return self._env.evm.vm.state
 
+    @_serialised
     def snapshot(self) -> None:
         """Persist py-evm's state trie and write it with the last journal seq it covers."""
         self._check_writable()
@@ -310,6 +331,7 @@ class EmbeddedChain:
     def address_of(self, actor: str) -> str:
         return self._aliases.get(actor) or self.keys.address(actor)
 
+    @_serialised
     def alias(self, actor: str, address: str) -> None:
         """Name an address that has no key (a platform contract acting as a party, e.g. the
         pool) so `address_of(actor)` finds it. Sending as it is impossible (no key)."""
@@ -333,6 +355,7 @@ class EmbeddedChain:
     def deployed(self) -> dict[str, str]:
         return {n: a for n, (a, _) in self._contracts.items()}
 
+    @_serialised
     def sources(self) -> dict[str, str]:
         """label → contract source name of every known contract (for the manifest)."""
         rows = self._db.execute(
@@ -351,6 +374,7 @@ class EmbeddedChain:
             raise Conflict(f"the chain in {self.dir} is open read-only")
 
     # ------------------------------------------------------------ ChainPort: writes
+    @_serialised
     def deploy(
         self, name: str, args: Sequence[Any], *, actor: str, label: str | None = None
     ) -> str:
@@ -360,11 +384,13 @@ class EmbeddedChain:
         initcode = art.bytecode + ContractAbi(art.abi).encode_constructor(args)
         return self._deploy(label, name, initcode, actor, "deployed")
 
+    @_serialised
     def deploy_blueprint(self, name: str, *, actor: str) -> str:
         """Deploy contracts/<name>.vy as an ERC-5202 blueprint (for create_from_blueprint)."""
         label = f"{name}#blueprint"
         return self._deploy(label, name, artifact(name).blueprint_bytecode, actor, "blueprint")
 
+    @_serialised
     def register_at(self, name: str, address: str, source: str) -> None:
         """Know a contract created by another contract (e.g. from a blueprint) as `name`."""
         self._check_writable()
@@ -400,6 +426,7 @@ class EmbeddedChain:
                      register=(source, kind))  # fmt: skip
         return address
 
+    @_serialised
     def send(self, contract: str, fn: str, *args: Any, actor: str) -> TxResult:
         self._check_writable()
         address, abi = self._contract(contract)
@@ -467,6 +494,7 @@ class EmbeddedChain:
         return out
 
     # ------------------------------------------------------------ ChainPort: reads
+    @_serialised
     def call(self, contract: str, fn: str, *args: Any, actor: str | None = None) -> Any:
         from boa.util.abi import Address
 
@@ -483,6 +511,7 @@ class EmbeddedChain:
             raise ContractRevert(decode_revert(bytes(comp.output)), contract=contract, fn=fn)
         return func.decode(bytes(comp.output))
 
+    @_serialised
     def events(
         self, contract: str | None = None, event: str | None = None, since: int = 0
     ) -> list[EventLog]:
@@ -498,11 +527,11 @@ class EmbeddedChain:
         rows = self._db.execute(sql + " ORDER BY seq", params).fetchall()
         return [EventLog(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
 
-    def transactions(self) -> Iterator[tuple[int, str, str, str, int]]:
+    @_serialised
+    def transactions(self) -> list[tuple[int, str, str, str, int]]:
         """(seq, contract, fn, sender, gas_used) of every committed transaction."""
-        yield from self._db.execute(
-            "SELECT seq, contract, fn, sender, gas_used FROM txs ORDER BY seq"
-        )
+        rows = self._db.execute("SELECT seq, contract, fn, sender, gas_used FROM txs ORDER BY seq")
+        return list(rows.fetchall())
 
     def _last_seq(self) -> int:
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM txs").fetchone()
@@ -522,6 +551,7 @@ class EmbeddedChain:
         """Timestamp of the latest block (what views see)."""
         return self._ts
 
+    @_serialised
     def set_block_time(self, timestamp_s: int) -> None:
         """Mine an empty block at `timestamp_s` (strictly after the latest block)."""
         self._check_writable()
@@ -535,14 +565,17 @@ class EmbeddedChain:
             raise InvalidInput("time can only advance by a positive number of seconds")
         self.set_block_time(self._ts + seconds)
 
+    @_serialised
     def state_root(self) -> str:
         return "0x" + bytes(self._state().make_state_root()).hex()
 
+    @_serialised
     def code_at(self, address: str) -> bytes:
         from boa.util.abi import Address
 
         return bytes(self._env.get_code(Address(address)))
 
+    @_serialised
     def balance_wei(self, address: str) -> int:
         from boa.util.abi import Address
 
