@@ -1,0 +1,151 @@
+"""API service under concurrent load on 127.0.0.1: p50/p99 latency and requests per second of
+the account and risk endpoints, beside a baseline measured in the same run (GET /api/v1/status:
+no auth, no platform work — the cost of the HTTP stack itself).
+
+The server is `crowdlev serve --demo` in its own process (uvicorn, one worker: the platform
+state lives in the process), the replay paused (pace 1 h) so that every request sees the same
+book; the load generator is an asyncio httpx client with `--concurrency` connections.
+
+    .venv/bin/python bench/api.py [--requests 1500] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+CROWDLEV = ROOT / ".venv" / "bin" / "crowdlev"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(port: int, data_dir: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "CROWDLEV_DATA_DIR": data_dir}
+    env.pop("CROWDLEV_DATABASE_URL", None)
+    cmd = [str(CROWDLEV), "serve", "--demo", "--port", str(port), "--pace-s", "3600", "--json"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v1/status", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"server did not start: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def token(base: str, username: str) -> str:
+    r = httpx.post(
+        f"{base}/api/v1/auth/token",
+        data={"username": username, "password": f"{username}-demo-pass"},
+    )
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+async def load(
+    base: str, path: str, headers: dict[str, str], n: int, concurrency: int
+) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits) as client:
+        for _ in range(min(50, n)):  # warm-up, not measured
+            await client.get(path)
+        queue = iter(range(n))
+
+        async def worker() -> None:
+            for _ in queue:
+                t0 = time.perf_counter()
+                r = await client.get(path)
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    raise SystemExit(f"{path}: {r.status_code} {r.text[:200]}")
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    return latencies, wall
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=1500)
+    ap.add_argument("--concurrency", type=int, default=16)
+    args = ap.parse_args()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = start_server(port, tmp)
+        try:
+            borrower, operator = token(base, "borrower1"), token(base, "operator")
+            accounts = httpx.get(
+                f"{base}/api/v1/margin-accounts", headers={"Authorization": f"Bearer {borrower}"}
+            ).json()["items"]
+            account_id = accounts[0]["id"]
+            cases = [
+                ("baseline GET /api/v1/status", "/api/v1/status", {}),
+                (
+                    "GET /api/v1/margin-accounts/{id}",
+                    f"/api/v1/margin-accounts/{account_id}",
+                    {"Authorization": f"Bearer {borrower}"},
+                ),
+                (
+                    "GET /api/v1/risk/summary",
+                    "/api/v1/risk/summary",
+                    {"Authorization": f"Bearer {operator}"},
+                ),
+                ("GET /api/v1/public/transparency", "/api/v1/public/transparency", {}),
+            ]
+            print(
+                f"API bench: {args.requests} requests per endpoint, concurrency "
+                f"{args.concurrency}, server = crowdlev serve --demo (1 uvicorn worker), "
+                f"{os.cpu_count()} CPUs shared"
+            )
+            print(f"{'endpoint':<36}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs baseline':>13}")
+            results = {}
+            for label, path, headers in cases:
+                lat, wall = asyncio.run(load(base, path, headers, args.requests, args.concurrency))
+                rps = len(lat) / wall
+                results[label] = {
+                    "rps": rps,
+                    "p50_ms": pct(lat, 0.5) * 1e3,
+                    "p99_ms": pct(lat, 0.99) * 1e3,
+                }
+                base_rps = results["baseline GET /api/v1/status"]["rps"]
+                r = results[label]
+                print(
+                    f"{label:<36}{rps:9.0f}{r['p50_ms']:9.1f}{r['p99_ms']:9.1f}"
+                    f"{rps / base_rps:12.2f}x"
+                )
+            print(json.dumps({"bench": "api", "results": results}))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
