@@ -1,17 +1,28 @@
-"""Feed AML monitoring from chain events: `CashToken` mints are deposits, burns are
-withdrawals, transfers between a customer and a platform contract are subscriptions and
-redemption payouts. Addresses are mapped to KYC identities by the caller; events of addresses
-without an identity (system actors) are skipped. Event logs carry a block number, not a time:
-the caller says when each block was made (`time_of_block`).
+"""Feed AML monitoring from the two books of record.
+
+- Chain events: `CashToken` mints are deposits, burns are withdrawals, transfers between a
+  customer and a platform contract are subscriptions and redemption payouts. Addresses map to
+  KYC identities (caller's mapping); events of other addresses (system actors) are skipped.
+  Event logs carry a block number, not a time: the caller says when each block was made.
+- The custodian's camt.053 bank statement: credit lines are deposits and carry the payer's name
+  and account (the third-party-payer rule needs them), debit lines are payouts. Lines map to
+  customers by the virtual sub-account the payer credited (payouts by the payee's registered
+  account). Statement lines have a booking date only; they are placed at midnight
+  Asia/Shanghai of that date.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, time, timedelta, timezone
 
 from crowdleverage.chain.port import EventLog
 from crowdleverage.compliance.aml import Channel, Transaction, TxnKind
+from crowdleverage.compliance.kyc import sha256_text
+from crowdleverage.custody.bank.camt053 import Statement
+
+_SHANGHAI = timezone(timedelta(hours=8))
 
 _ZERO = "0x" + "00" * 20
 
@@ -61,3 +72,35 @@ def _transfer_parties(args: Mapping[str, object]) -> tuple[str, str]:
     sender = args.get("sender", args.get("owner", args.get("from", "")))
     receiver = args.get("receiver", args.get("to", ""))
     return str(sender), str(receiver)
+
+
+def transactions_from_statement(
+    statement: Statement,
+    identity_of_virtual_account: Mapping[str, str],
+    identity_of_account_sha256: Mapping[str, str] | None = None,
+) -> list[Transaction]:
+    """Credit lines map to a customer by the virtual sub-account credited; debit lines (payouts
+    carry no virtual account) by the payee account, the customer's registered card."""
+    out: list[Transaction] = []
+    by_card = identity_of_account_sha256 or {}
+    for e in statement.entries:
+        digits = re.sub(r"\D", "", e.counterparty_account)
+        ident = identity_of_virtual_account.get(e.virtual_account) if e.virtual_account else None
+        if ident is None and not e.credit and digits:
+            ident = by_card.get(sha256_text(digits))
+        if ident is None or e.amount_fen <= 0:
+            continue
+        out.append(
+            Transaction(
+                f"bank:{statement.account}:{e.account_servicer_ref}",
+                ident,
+                TxnKind.DEPOSIT if e.credit else TxnKind.WITHDRAWAL,
+                e.amount_fen,
+                datetime.combine(e.booking_date, time(0, 0), tzinfo=_SHANGHAI),
+                Channel.TRANSFER,
+                payer_name=(e.counterparty_name or None) if e.credit else None,
+                payer_account_sha256=sha256_text(digits) if e.credit and digits else None,
+                source="custody",
+            )
+        )
+    return out
