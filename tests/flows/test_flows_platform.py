@@ -201,3 +201,15 @@ def test_every_user_can_verify_their_liability(balances: dict[int, int]) -> None
         steps = tree.proof(u)
         assert proofs.verify(u, bal, salts[u], steps, tree.root_hash, tree.total_fen)
         assert not proofs.verify(u, bal + 1, salts[u], steps, tree.root_hash, tree.total_fen)
+
+
+def test_restart_on_a_used_ledger_fails_closed(tmp_path: Path, bars: list[Bar]) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'custody.db'}")
+    first = Platform(Settings(data_dir=tmp_path), engine=engine, market=MarketFeed(bars))
+    first.deposit(INVESTOR_SENIOR, 1_000, "RESTART-0001")
+    assert first.paused_reason is None
+    again = Platform(Settings(data_dir=tmp_path), engine=engine, market=MarketFeed(bars))
+    assert again.paused_reason is not None and "restart" in again.paused_reason
+    with pytest.raises(PlatformPaused):
+        again.deposit(INVESTOR_SENIOR, 1_000, "RESTART-0002")
+    engine.dispose()

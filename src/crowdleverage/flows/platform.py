@@ -39,7 +39,7 @@ from crowdleverage.domain.errors import (
 from crowdleverage.domain.money import mul_div_down, mul_div_up
 from crowdleverage.domain.security import Security
 from crowdleverage.flows import proofs
-from crowdleverage.flows.book import CashBook, Kind, Leg, reference_id
+from crowdleverage.flows.book import CashBook, Kind, Leg, account_id, reference_id
 from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import (
     AccountStatus,
@@ -103,6 +103,15 @@ class Platform:
         self._ids = itertools.count(1)
         self._event_seq = itertools.count(1)
         self.listeners: list[Callable[[Event], None]] = []
+        self._check_fresh_ledger()
+
+    def _check_fresh_ledger(self) -> None:
+        """The platform book lives in this process. A custody ledger that already holds money
+        (a restart) cannot be matched against an empty book: fail closed until an operator
+        has reconciled (the book is not yet restored from storage)."""
+        bank = self.ledger.lookup_accounts([account_id(*BANK)])
+        if bank and (bank[0].debits_posted or bank[0].credits_posted or bank[0].debits_pending):
+            self.pause("custody ledger holds money the platform book does not know (restart)")
 
     # ------------------------------------------------------------------------- helpers
 
