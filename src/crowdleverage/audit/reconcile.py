@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from crowdleverage.audit.log import AuditLog, metadata
 from crowdleverage.custody import schema as s
 from crowdleverage.custody.db import write_transaction
+from crowdleverage.custody.indexer import MIRROR_CODE, mirror_accounts
 from crowdleverage.custody.service import AccountCode, CustodyService, TransferCode
 from crowdleverage.custody.types import PendingStatus
 from crowdleverage.domain.errors import IntegrityFailure, PlatformPaused
@@ -182,10 +183,10 @@ class Reconciler:
         mirrored accounts); `broker_positions` maps security code → shares in broker custody
         (None: certificates are not checked)."""
         report = ReconReport(at_ns=time.time_ns())
-        deposits, payouts, investor_accounts = self._ledger_twins()
+        deposits, payouts, _ = self._ledger_twins()
         movements = chain.cash_movements()
         self._match_references(report, movements, deposits, payouts)
-        liabilities = self._liabilities(investor_accounts)
+        liabilities = self._liabilities()
         supply = chain.cash_supply_fen()
         if supply != sum(liabilities.values()):
             report.breaks.append(
@@ -194,13 +195,14 @@ class Reconciler:
             )  # fmt: skip
         if addresses:
             self._compare_balances(report, chain, addresses, liabilities)
+        mirrored = self._compare_mirrors(report, chain, liabilities)
         if broker_positions is not None:
             self._compare_certificates(report, chain, broker_positions)
         report.checked = {
             "ledger_deposits": len(deposits),
             "ledger_payouts": len(payouts),
             "chain_movements": len(movements),
-            "mirrored_accounts": len(addresses or {}),
+            "mirrored_accounts": len(addresses or {}) + mirrored,
             "securities": len(broker_positions or {}),
         }
         return report
@@ -297,17 +299,18 @@ class Reconciler:
         payouts = {r.id: _Twin(r.debit_account_id, r.amount) for r in pay_rows}
         return deposits, payouts, investor_accounts
 
-    def _liabilities(self, investor_accounts: set[str]) -> dict[str, int]:
-        """Available balance (posted credits − posted and reserved debits) per investor account:
-        a payout is reserved after its burn, so this is what CashToken should hold."""
+    def _liabilities(self) -> dict[str, int]:
+        """Available balance (posted credits − posted and reserved debits) per investor and
+        mirrored account: a payout is reserved after its burn, so this is what CashToken
+        should hold."""
         a = s.accounts
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(
                     a.c.id, a.c.credits_posted - a.c.debits_posted - a.c.debits_pending
-                ).where(a.c.code == AccountCode.INVESTOR)
+                ).where(a.c.code.in_([AccountCode.INVESTOR, MIRROR_CODE]))
             ).all()
-        return {r[0]: int(r[1]) for r in rows if r[0] in investor_accounts}
+        return {r[0]: int(r[1]) for r in rows}
 
     def _compare_balances(
         self,
@@ -325,6 +328,24 @@ class Reconciler:
                     Break(BreakKind.BALANCE_MISMATCH, f"investor {investor_id} ({addr})",
                           chain_value=on_chain.get(addr, 0), ledger_value=ledger)
                 )  # fmt: skip
+
+    def _compare_mirrors(
+        self, report: ReconReport, chain: ChainReadPort, liabilities: dict[str, int]
+    ) -> int:
+        """Every non-investor address the indexer mirrors: chain balance = ledger balance."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(mirror_accounts)).all()
+        if not rows:
+            return 0
+        on_chain = chain.cash_balances_fen(r.address for r in rows)
+        for r in rows:
+            ledger = liabilities.get(r.ledger_account_id, 0)
+            if on_chain.get(r.address, 0) != ledger:
+                report.breaks.append(
+                    Break(BreakKind.BALANCE_MISMATCH, f"mirrored account {r.address}",
+                          chain_value=on_chain.get(r.address, 0), ledger_value=ledger)
+                )  # fmt: skip
+        return len(rows)
 
     @staticmethod
     def _compare_certificates(
