@@ -117,3 +117,28 @@ def test_cases_commands_walk_an_aml_case_to_an_str(runner: CliRunner, tmp_path: 
     reports = json.loads(exported.stdout)["reports"]
     assert [(r["case_id"], r["txn_ids"]) for r in reports] == [(case_id, ["d0", "d1", "d2"])]
     assert csv_path.read_text(encoding="utf-8").splitlines()[1].startswith(case_id)
+
+
+def test_kyc_onboard_verify_and_blocked_applicant(runner: CliRunner, tmp_path: Path) -> None:
+    scan = tmp_path / "id_front.jpg"
+    scan.write_bytes(b"\xff\xd8 scan")
+    common = ["--phone", "13800138000", "--bank-card", "6222021234567890128",
+              "--document-expiry", "2030-01-01", "--json"]  # fmt: skip
+
+    clean = runner.invoke(app, ["kyc", "onboard", "--address", "0x" + "55" * 20, "--name",
+                                "王小明", "--id-number", "110105199001011232",
+                                "--document", str(scan), *common])  # fmt: skip
+    blocked = runner.invoke(app, ["kyc", "onboard", "--address", "0x" + "66" * 20, "--name",
+                                  "Ri Won Ho", "--id-number", "110105196407170010",
+                                  *common])  # fmt: skip
+    ident = json.loads(clean.stdout)["identity_id"]
+    verified = runner.invoke(app, ["kyc", "verify", ident, "--actor", "officer-li", "--json"])
+    refused = runner.invoke(
+        app, ["kyc", "verify", json.loads(blocked.stdout)["identity_id"], "--actor", "x", "--json"]
+    )
+
+    assert clean.exit_code == 0, clean.stderr
+    assert blocked.exit_code == 7 and json.loads(blocked.stdout)["case_id"]
+    assert json.loads(verified.stdout)["status"] == "verified"
+    assert refused.exit_code == 7
+    assert json.loads(refused.stderr)["error"] == "compliance_block"

@@ -4,6 +4,7 @@
     crowdlev screen-batch FILE [--json]        (one name per line, or CSV: name[,YYYY-MM-DD])
     crowdlev lists load FILE [--json]          (UN XML, OFAC SDN.CSV, FtM JSON; rescreens)
     crowdlev lists show [--json]
+    crowdlev kyc onboard|verify|reject|show
     crowdlev cases list|show|investigate|report|close|str-export
 
 Lists live in the database under the data dir (Settings); with none loaded, screening uses
@@ -23,15 +24,18 @@ import typer
 from crowdleverage.cliutil import emit_json, typed_errors
 from crowdleverage.compliance import cases as case_repo
 from crowdleverage.compliance.cases import Case, CaseStatus, Resolution
+from crowdleverage.compliance.ports import IdentityRole
 from crowdleverage.compliance.repository import make_engine
 from crowdleverage.compliance.screening import ScreenResult
-from crowdleverage.compliance.service import ComplianceService
+from crowdleverage.compliance.service import ComplianceService, Document, KycApplication
 from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import DataFileError, InvalidInput
 
 app = typer.Typer(no_args_is_help=True)
 lists_app = typer.Typer(help="Sanctions lists: load and show.", no_args_is_help=True)
 app.add_typer(lists_app, name="lists")
+kyc_app = typer.Typer(help="KYC onboarding: onboard, verify, reject, show.", no_args_is_help=True)
+app.add_typer(kyc_app, name="kyc")
 cases_app = typer.Typer(
     help="Compliance cases: list, show, move, STR export.", no_args_is_help=True
 )
@@ -170,6 +174,85 @@ def lists_show(as_json: bool = JSON_OPT) -> None:
 
 
 ACTOR_OPT = typer.Option(..., "--actor", help="officer named in the audit trail")
+
+
+@kyc_app.command("onboard")
+@typed_errors
+def kyc_onboard(
+    address: str = typer.Option(..., "--address", help="on-chain account 0x..."),
+    name: str = typer.Option(..., "--name"),
+    id_number: str = typer.Option(..., "--id-number", help="18-character resident id"),
+    phone: str = typer.Option(..., "--phone"),
+    bank_card: str = typer.Option(..., "--bank-card"),
+    expiry: str = typer.Option(..., "--document-expiry", help="YYYY-MM-DD"),
+    role: list[str] = typer.Option(["investor"], "--role", help="investor and/or borrower"),
+    document: list[Path] = typer.Option([], "--document", help="scan to store by hash"),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Validate and screen an applicant; a sanctions hit opens a case (exit code 7)."""
+    roles = IdentityRole(0)
+    for r in role:
+        try:
+            roles |= IdentityRole[r.upper()]
+        except KeyError:
+            raise InvalidInput(f"role {r!r} must be investor or borrower") from None
+    expiry_date = _parse_dob(expiry, "--document-expiry")
+    assert expiry_date is not None, "dev: required option"
+    docs = []
+    for p in document:
+        try:
+            docs.append(Document(p.stem, p.read_bytes()))
+        except OSError as exc:
+            raise InvalidInput(f"--document {p}: {exc.strerror}") from exc
+    app_ = KycApplication(address, name, id_number, phone, bank_card, expiry_date, roles,
+                          tuple(docs))  # fmt: skip
+    result = _service().onboard(app_)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        state = f"BLOCKED by case {result.case_id}" if result.blocked else "pending review"
+        typer.echo(f"{result.identity_id}: {state}")
+        _print_result(result.screening)
+    if result.blocked:
+        raise typer.Exit(code=7)
+
+
+@kyc_app.command("verify")
+@typed_errors
+def kyc_verify(identity_id: str, actor: str = ACTOR_OPT, as_json: bool = JSON_OPT) -> None:
+    """Verify a pending identity (refused while a sanctions case is open)."""
+    svc = _service()
+    svc.verify(identity_id, actor=actor)
+    _emit_identity(svc.identity(identity_id), as_json)
+
+
+@kyc_app.command("reject")
+@typed_errors
+def kyc_reject(
+    identity_id: str,
+    actor: str = ACTOR_OPT,
+    reason: str = typer.Option(..., "--reason"),
+    as_json: bool = JSON_OPT,
+) -> None:
+    svc = _service()
+    svc.reject(identity_id, actor=actor, reason=reason)
+    _emit_identity(svc.identity(identity_id), as_json)
+
+
+@kyc_app.command("show")
+@typed_errors
+def kyc_show(identity_id: str, as_json: bool = JSON_OPT) -> None:
+    _emit_identity(_service().identity(identity_id), as_json)
+
+
+def _emit_identity(ident: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        emit_json(ident)
+        return
+    frozen = ", FROZEN" if ident["frozen"] else ""
+    typer.echo(
+        f"{ident['identity_id']} {ident['name']} {ident['address']}: {ident['status']}{frozen}"
+    )
 
 
 def _case_line(c: Case) -> str:
