@@ -266,3 +266,24 @@ def test_frozen_reporter_cannot_report(system: System) -> None:
     system.registry.set_frozen(system.reporters[0], True, sender=system.compliance)
     with boa.reverts("oracle: caller is not reporter"):
         system.oracle.report(PAB, 1000, sender=system.reporters[0])
+
+
+def test_reporter_slots_of_earlier_days_are_reused(system: System) -> None:
+    system.open_day(1)
+    extra = [boa.env.generate_address() for _ in range(17)]
+    for a in extra:
+        system.register(a, Role.REPORTER)
+    for a in extra[:16]:
+        system.oracle.report(PAB, 1000, sender=a)
+    system.open_day(2)
+    system.oracle.report(PAB, 1010, sender=extra[16])  # takes the slot of extra[0]
+    assert system.oracle.reporters(PAB, 0) == extra[16]
+    assert system.oracle.report_of(PAB, extra[0]) == (0, 0, 0)
+    for a in extra[1:3]:
+        system.oracle.report(PAB, 1020, sender=a)
+    assert system.oracle.price(PAB) == 1010 + 10  # median of 1010, 1020, 1020
+
+
+def test_open_day_rejects_day_beyond_64_bits(system: System) -> None:
+    with boa.reverts("oracle: day too large"):
+        system.oracle.open_day(2**64, sender=system.operator)

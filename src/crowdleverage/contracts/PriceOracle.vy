@@ -96,7 +96,7 @@ quorum: public(uint256)
 # Per security: the band of the day it was last set for.
 day_params: public(HashMap[uint256, DayParams])
 
-# Per security: every reporter that ever reported it (bounded), to compute the median.
+# Per security: reporters that reported it (bounded; slots of earlier days are reused).
 reporters: public(HashMap[uint256, DynArray[address, MAX_REPORTERS]])
 
 # Per security and reporter: its latest report, packed (see MASK64).
@@ -219,6 +219,25 @@ def _set_day_params(d: DayInput):
 
 
 @internal
+def _add_reporter(code: uint256, reporter: address):
+    """
+    @dev Append `reporter` to the security's list; when the list is full, reuse the slot of a
+         reporter whose last report is from an earlier day (it no longer counts anyway).
+    """
+    if len(self.reporters[code]) < MAX_REPORTERS:
+        self.reporters[code].append(reporter)
+        return
+    today: uint256 = self.trading_day
+    for i: uint256 in range(MAX_REPORTERS):
+        old: address = self.reporters[code][i]
+        if (self.reports[code][old] >> 64) & MASK64 != today:
+            self.reports[code][old] = 0
+            self.reporters[code][i] = reporter
+            return
+    raise "oracle: too many reporters"
+
+
+@internal
 def _report(code: uint256, price_fen: uint256):
     self._check_code(code)
     assert self._band_today(code), "oracle: band not set for today"
@@ -229,8 +248,7 @@ def _report(code: uint256, price_fen: uint256):
     )
     before: uint256 = self.reports[code][msg.sender]
     if before == 0:
-        assert len(self.reporters[code]) < MAX_REPORTERS, "oracle: too many reporters"
-        self.reporters[code].append(msg.sender)
+        self._add_reporter(code, msg.sender)
     # dev: price <= limit_up < 2**128 in practice; day and timestamp < 2**64
     assert price_fen < 2**128, "oracle: price too large"
     self.reports[code][msg.sender] = (price_fen << 128) | (self.trading_day << 64) | block.timestamp
@@ -363,6 +381,7 @@ def open_day(day: uint256):
     """
     self._check_operator()
     assert day > self.trading_day, "oracle: day must advance"
+    assert day < 2**64, "oracle: day too large"
     log DayOpened(day_before=self.trading_day, day_after=day, by=msg.sender)
     self.trading_day = day
 
