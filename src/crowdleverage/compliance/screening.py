@@ -119,6 +119,8 @@ class Screener:
         self._variants = variants
         self._sorted_keys = [v.form.sorted_key for v in variants]
         self._compact_keys = [v.form.compact_key for v in variants]
+        self._sorted_arr = np.array(self._sorted_keys, dtype=object)
+        self._compact_arr = np.array(self._compact_keys, dtype=object)
         index: dict[str, list[int]] = defaultdict(list)
         blocks: dict[str, set[int]] = defaultdict(set)
         for vi, v in enumerate(variants):
@@ -183,18 +185,21 @@ class Screener:
         blocks = [self._blocks[k] for k in _block_keys(qf) if k in self._blocks]
         if not blocks:
             return []
-        cand = np.unique(np.concatenate(blocks))
+        mask = np.zeros(len(self._variants), dtype=bool)
+        for b in blocks:
+            mask[b] = True
+        cand = np.flatnonzero(mask)
         ids = cand.tolist()
         s_sorted = process.cdist(
             [qf.sorted_key],
-            [self._sorted_keys[i] for i in ids],
+            self._sorted_arr[cand].tolist(),
             scorer=fuzz.ratio,
             dtype=np.uint8,
             score_cutoff=prefilter,
         )[0]
         s_compact = process.cdist(
             [qf.compact_key],
-            [self._compact_keys[i] for i in ids],
+            self._compact_arr[cand].tolist(),
             scorer=fuzz.ratio,
             dtype=np.uint8,
             score_cutoff=prefilter,
