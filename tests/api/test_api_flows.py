@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from conftest import World
+from pathlib import Path
 
+from conftest import World
+from fastapi.testclient import TestClient
+
+from crowdleverage.api import demo
+from crowdleverage.api.app import create_app
 from crowdleverage.api.security import Role
+from crowdleverage.config import Settings
 from crowdleverage.flows.book import Kind, Leg
+from crowdleverage.flows.cash_twin import open_twin
+from crowdleverage.flows.market import MarketFeed
+from crowdleverage.flows.platform import Platform
+from crowdleverage.market.bars import Bar
 
 API = "/api/v1"
 
@@ -312,3 +322,29 @@ def test_operator_creates_staff_only_operator(world: World) -> None:
         f"{API}/users", json={**body, "role": "admin"}, headers=world.h("operator")
     )
     assert r.status_code == 422
+
+
+def test_chain_twin_through_the_api(tmp_path: Path, market_bars: list[Bar]) -> None:
+    """With the embedded chain wired in, a custody deposit mints CashToken and the auditor's
+    reconciliation reports supply = custody cash."""
+    settings = Settings(data_dir=tmp_path, jwt_secret="c" * 40)  # type: ignore[arg-type]
+    twin = open_twin(settings)
+    platform = Platform(settings, market=MarketFeed(market_bars), twin=twin)
+    app = create_app(settings, platform=platform, engine=platform.engine)
+    ids = demo.seed(app.state.api, trade=False)
+    w = World(TestClient(app), app.state.api, ids, {})
+    r = w.client.post(
+        f"{API}/custody/deposits",
+        json={"user_id": w.uid("investor3"), "amount_fen": 4_200, "bank_reference": "TWIN-0001"},
+        headers=w.h("custodian", key=True),
+    )
+    assert r.status_code == 201
+    rep = w.client.post(f"{API}/operator/reconcile", headers=w.h("operator")).json()
+    assert rep["status"] == "ok", rep["breaks"]
+    seeded = sum(i[2] for i in demo.INVESTORS) * 100 + sum(
+        (b[2] + b[3] + 100_000) * 100 for b in demo.BORROWERS
+    )
+    assert rep["chain"]["supply_fen"] == rep["chain"]["custody_cash_fen"] == seeded + 4_200
+    t = w.client.get(f"{API}/public/transparency").json()
+    assert t["cash_token_supply_fen"] == seeded + 4_200
+    twin.close()

@@ -218,7 +218,15 @@ class StatusOut(Strict):
     step: int
 
 
+class ChainReconOut(Strict):
+    chain: str
+    supply_fen: int
+    custody_cash_fen: int
+    references: int
+
+
 class ReconciliationOut(Strict):
+    chain: ChainReconOut | None
     at: str
     trade_date: str
     status: Literal["ok", "break"]
@@ -331,6 +339,7 @@ class TransparencyOut(Strict):
     custodian: dict[str, str]
     reconciliation_status: str
     reconciliation_at: str | None
+    cash_token_supply_fen: int | None
     proof_root_hash: str
     proof_total_fen: int
     accounts: int

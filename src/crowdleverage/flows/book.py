@@ -41,6 +41,8 @@ class Kind(IntEnum):
     SUBSCRIPTION = 7  # not used as an account: code of pending subscription transfers
 
 
+BANK_KEY = (Kind.BANK, 0)
+
 # Accounts that may never go below zero.
 _GUARDED = {Kind.WALLET, Kind.POOL, Kind.MARGIN, Kind.RESERVE}
 

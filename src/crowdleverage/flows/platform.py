@@ -35,11 +35,13 @@ from crowdleverage.domain.errors import (
     NotFound,
     PlatformPaused,
     RuleViolation,
+    ServiceUnavailable,
 )
 from crowdleverage.domain.money import mul_div_down, mul_div_up
 from crowdleverage.domain.security import Security
 from crowdleverage.flows import proofs
 from crowdleverage.flows.book import CashBook, Kind, Leg, account_id, reference_id
+from crowdleverage.flows.cash_twin import CashTokenTwin
 from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import (
     AccountStatus,
@@ -75,6 +77,7 @@ class Platform:
         engine: Engine | None = None,
         market: MarketFeed | None = None,
         market_start: dt.date | None = dt.date(2015, 12, 1),
+        twin: CashTokenTwin | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine if engine is not None else engine_from_settings(settings)
@@ -86,6 +89,7 @@ class Platform:
         self.cash.open(*BROKER)
         self.market = market or MarketFeed.from_file(settings.market_data, start=market_start)
         self.lock = threading.RLock()
+        self.twin = twin  # CashToken on the chain: minted/burned with the ledger references
         self.tranches = {t: TrancheState() for t in Tranche}
         self.holdings: dict[tuple[int, Tranche], int] = {}  # (user, tranche) → units
         self.insurance_fen = 0  # insurance pool's claim on the pool
@@ -217,7 +221,8 @@ class Platform:
             self._require_open()
             self.open_wallet(user_id)
             leg = Leg(BANK, (Kind.WALLET, user_id), amount_fen, reference_id(bank_reference))
-            self.cash.move([leg], what="deposit")
+            [tid] = self.cash.move([leg], what="deposit")
+            self._chain("mint", tid, amount_fen)
             self._line(user_id, "deposit", amount_fen, reference=bank_reference)
             return {"user_id": user_id, "wallet_fen": self.cash.balance(Kind.WALLET, user_id)}
 
@@ -227,9 +232,23 @@ class Platform:
         with self.lock:
             self._require_open()
             self.open_wallet(user_id)
-            self.cash.move([Leg((Kind.WALLET, user_id), BANK, amount_fen)], what="withdrawal")
+            [tid] = self.cash.move(
+                [Leg((Kind.WALLET, user_id), BANK, amount_fen)], what="withdrawal"
+            )
+            self._chain("burn", tid, amount_fen)
             self._line(user_id, "withdrawal", -amount_fen)
             return {"user_id": user_id, "wallet_fen": self.cash.balance(Kind.WALLET, user_id)}
+
+    def _chain(self, op: str, ledger_transfer_id: int, amount_fen: int) -> None:
+        """The chain twin of a custody posting. If the chain refuses or is unreachable the two
+        records now differ: fail closed at once (reconciliation will show the break)."""
+        if self.twin is None:
+            return
+        try:
+            getattr(self.twin, op)(ledger_transfer_id, amount_fen)
+        except Exception as exc:
+            self.pause(f"CashToken {op} failed after the custody posting: {exc}")
+            raise ServiceUnavailable(f"chain {op} failed; platform paused: {exc}") from exc
 
     def wallet_fen(self, user_id: int) -> int:
         with self.lock:
@@ -809,7 +828,12 @@ class Platform:
             claims, assets = self.claims_fen(), self.pool_assets_fen()
             if claims != assets:  # invariant 4: tranche claims sum to pool assets
                 breaks.append(f"claims {claims} fen ≠ pool assets {assets} fen")
+            chain: dict[str, Any] | None = None
+            if self.twin is not None:
+                chain_breaks, chain = self.twin.reconcile(self.ledger, account_id(*BANK))
+                breaks.extend(chain_breaks)
             report = {
+                "chain": chain,
                 "at": _now_iso(),
                 "trade_date": self.market.today.isoformat(),
                 "status": "ok" if not breaks else "break",

@@ -202,6 +202,7 @@ def transparency(p: Platform) -> dict[str, Any]:
         "custodian": CUSTODIAN_INFO,
         "reconciliation_status": rec["status"] if rec else "not yet run",
         "reconciliation_at": rec["at"] if rec else None,
+        "cash_token_supply_fen": rec["chain"]["supply_fen"] if rec and rec["chain"] else None,
         "proof_root_hash": tree.root_hash,
         "proof_total_fen": tree.total_fen,
         "accounts": len(statuses),
