@@ -171,15 +171,16 @@ class SimulatedBroker:
         return placed
 
     def _clamp_to_band(self, order: BrokerOrder) -> BrokerOrder:
-        """A liquidation sells at any legal price of the day it is placed: its floor becomes
-        today's limit-down when the engine's floor was yesterday's."""
+        """A liquidation sells at any legal price of the day it is placed, but never *at*
+        the limit-down: that is where a seal sits, and the engine refuses to settle a sale
+        there (`is_sealed_limit_down`), so the floor is one tick above today's limit-down."""
         if not order.liquidation:
             return order
         down = self.exchange.band(order.code).limit_down_fen
-        if down is not None and order.limit_price_fen < down:
+        if down is not None and order.limit_price_fen <= down:
             return BrokerOrder(
                 order.order_id, order.account, order.code, order.side, order.quantity,
-                down, True,
+                down + 1, True,
             )  # fmt: skip
         return order
 

@@ -176,6 +176,12 @@ class ChainSync:
             self.refresh(who)
         return touched
 
+    def refresh_all(self) -> None:
+        """Every monitored account from the chain (at day open: interest has accrued on every
+        debt since it was last read; between events the monitor's debts are that stale)."""
+        for r in range(self.monitor.n_accounts):
+            self.refresh(self.monitor.account_id(r))
+
     def refresh(self, who: str) -> None:
         try:
             self.monitor.row(who)

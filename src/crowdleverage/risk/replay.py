@@ -161,6 +161,7 @@ class Replay:
         self.exchange_cfg = ExchangeConfig()
         self.exchange = SimulatedExchange(self.exchange_cfg)
         work = cfg.work_dir or Path(tempfile.mkdtemp(prefix="crowdlev-replay-"))
+        self.work = work
         self.broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
         self.feeder = OracleFeeder(
             self.chain, [Reporter(f"reporter{i}") for i in (1, 2, 3)], self.codes
@@ -174,7 +175,10 @@ class Replay:
         self.deposits: dict[str, int] = {}  # address → margin + reserve deposited
         self.all_fills: list[tuple[dt.date, Fill, Order, Bar]] = []
         self.liq_orders: set[int] = set()
-        self._cursor = 0
+        self._liq_cursor = 0
+        self._session: tuple[TradingDay, dict[str, list[Any]], DayReport | None]
+        self._next_step = 0
+        self._series: dict[str, list[Any]] = {}
 
     # ── setup ───────────────────────────────────────────────────────────────────────────
 
@@ -237,8 +241,15 @@ class Replay:
     def _run_session(
         self, day: TradingDay, series: dict[str, list[Any]], report: DayReport | None
     ) -> None:
+        self._session = (day, series, report)
+        self._next_step = 0
+        self._continue_session()
+
+    def _continue_session(self) -> None:
+        """The session's remaining steps (all of them, or the rest after a restart)."""
+        day, series, report = self._session
         live = {c: s for c, s in series.items() if s}
-        for step in range(self.cfg.ticks_per_day):
+        for step in range(self._next_step, self.cfg.ticks_per_day):
             ticks = [s[step] for s in live.values()]
             if step > 0:  # the first tick was reported before the session's orders
                 self.feeder.on_ticks(ticks)
@@ -256,18 +267,27 @@ class Replay:
                 self.all_fills.append(
                     (day.date, f, self.exchange.order(f.order_id), day.bars[f.code])
                 )
+            self._next_step = step + 1  # the exchange has matched this step: never again
             self.broker.on_fills(fills)
-            if report is not None:
-                self.sync.sync()
-                self.keeper.follow_up(self._liquidating(), new_session=False)
+            self._after_fills()
+        self._close_session()
+
+    def _after_fills(self) -> None:
+        if self._session[2] is not None:
+            self.sync.sync()
+            self.keeper.follow_up(self._liquidating(), new_session=False)
+
+    def _close_session(self) -> None:
+        day, _, report = self._session
         expired = self.exchange.close_day()
+        self._note_liquidation_orders()
         if report is not None:
             for o in expired:
                 bar = day.bars[o.code]
                 if (
                     o.side is Side.SELL
                     and int(o.order_id[1:]) in self.liq_orders
-                    and bar.sealed_down
+                    and (bar.sealed_down)
                 ):
                     report.orders_waiting_behind_seals += 1
                     report.shares_waiting_behind_seals += o.remaining
@@ -279,12 +299,39 @@ class Replay:
         if self.chain.block_time() >= started + int(self.chain.call("TranchePool", "epoch_s")):
             self.chain.send("TranchePool", "close_epoch", actor="keeper")
 
+    def _note_liquidation_orders(self) -> None:
+        for e in self.chain.events(ENGINE, "LiquidationOrder", since=self._liq_cursor):
+            self.liq_orders.add(int(e.args["order_id"]))
+            self._liq_cursor = e.seq
+
+    # ── restart (tests: kill the broker and keeper mid-replay, start new ones) ────────────
+
+    def restart_services(self) -> None:
+        """New broker and keeper, from their journals and the chain alone (the monitor and
+        its event cursor live on, as a separate process would)."""
+        self.broker.close()
+        self.broker = SimulatedBroker(self.chain, self.exchange, self.work / "broker.db")
+        self.keeper = Keeper(self.chain, self.monitor, journal=self.work / "keeper.json")
+
+    def resume(self) -> None:
+        """Finish the interrupted step (its fills are settled by the new broker's recovery)
+        and the rest of the session."""
+        self._after_fills()
+        self._continue_session()
+
     def _liquidating(self) -> list[str]:
         n = self.monitor.n_accounts
         rows = np.flatnonzero(self.monitor.liquidating[:n])
         return [self.monitor.account_id(int(r)) for r in rows]
 
     def run_day(self, day: TradingDay) -> DayReport:
+        report, since = self.begin_day(day)
+        self._run_session(day, self._series, report)
+        return self.finish_day(report, since)
+
+    def begin_day(self, day: TradingDay) -> tuple[DayReport, int]:
+        """Day open: halts into the monitor, the oracle's day, the exchange's session, the
+        first tick reported. Returns the day's report and the event cursor it counts from."""
         report = DayReport(day.date.isoformat())
         for code in self.codes:
             bar = day.bars.get(code)
@@ -292,15 +339,19 @@ class Replay:
         self.feeder.open_day(day)
         self.exchange.open_day(day)
         self.broker.place_received()
+        self.sync.sync()
+        self.sync.refresh_all()  # interest accrued overnight on every debt
         series = {
             c: intraday_ticks(day.bars[c], self.cfg.ticks_per_day) if c in day.bars else []
             for c in self.codes
         }
         first = [s[0] for s in series.values() if s]
         self.feeder.on_ticks(first)
-        before = len(self.chain.events())
-        self._run_session(day, series, report)
-        self._count_events(report, before)
+        self._series = series
+        return report, len(self.chain.events())
+
+    def finish_day(self, report: DayReport, since: int) -> DayReport:
+        self._count_events(report, since)
         self._ratios(report)
         return report
 
@@ -314,8 +365,6 @@ class Replay:
                 report.top_ups += 1
             elif e.event == "LiquidationStarted":
                 report.liquidations_started += 1
-            elif e.event == "LiquidationOrder":
-                self.liq_orders.add(int(a["order_id"]))
             elif e.event == "LiquidationEnded":
                 report.liquidations_completed += 1
                 losses["borrower_reserve"] += int(a["reserve_used_fen"])
@@ -421,9 +470,14 @@ class Replay:
         report.invariants = inv
 
     def run(self) -> ReplayReport:
+        self.start()
+        return self.finish([self.run_day(d) for d in self.days])
+
+    def start(self) -> None:
         self.fund_and_open()
         self.build_portfolios()
-        days = [self.run_day(d) for d in self.days]
+
+    def finish(self, days: list[DayReport]) -> ReplayReport:
         report = ReplayReport(self.setup.date.isoformat(), self.codes, self.borrowers, days)
         s_nav, j_nav = self.chain.call("TranchePool", "navs")
         report.senior_nav_fen, report.junior_nav_fen = int(s_nav), int(j_nav)
