@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boa
 import pytest
@@ -25,7 +26,18 @@ def platform() -> Platform:
     return deploy_platform()
 
 
+@contextmanager
+def rollback(platform: Platform) -> Iterator[None]:
+    """Roll back the chain and the Python-side market clock together."""
+    saved = (platform.day, dict(platform.prices), dict(platform.prev_close))
+    with boa.env.anchor():
+        try:
+            yield
+        finally:
+            platform.day, platform.prices, platform.prev_close = saved
+
+
 @pytest.fixture(autouse=True)
 def _rollback(platform: Platform) -> Iterator[None]:
-    with boa.env.anchor():
+    with rollback(platform):
         yield

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import boa
 import pytest
+from conftest import rollback
 from fin_system import MAIN, YUAN, Platform
 
 from crowdleverage.chain.roles import Role
@@ -22,7 +23,7 @@ INSURANCE_SEED_FEN = 50_000 * YUAN
 def book(platform: Platform) -> Iterator[tuple[Platform, str]]:
     """Pool of 10m yuan (8m senior, 2m junior), 50k insurance seed, and a tier-3 borrower
     with 300k margin and 100k reserve levered to the initial line in 600000/600036/601318."""
-    with boa.env.anchor():
+    with rollback(platform):
         p = platform
         senior = p.new_actor("senior_investor", Role.INVESTOR)
         junior = p.new_actor("junior_investor", Role.INVESTOR)
@@ -151,6 +152,11 @@ def test_five_sealed_days_reach_junior_senior_untouched(book: tuple[Platform, st
     # two more sealed days: nothing can be sold, the provisional loss grows
     limit_down_day(p)
     limit_down_day(p)
+    p.engine.start_liquidation(borrower, sender=p.keeper)  # orders open: re-mark only
+    provision = p.engine.marked_loss_fen()
+    assert provision > ins0
+    # before anyone can exit, junior NAV carries the loss the insurance fund cannot cover
+    assert p.pool.navs() == (senior0, junior0 - (provision - ins0))
     ended = open_and_sell_out(p, borrower, orders)
     loss = ended.shortfall_fen - ended.insurance_paid_fen
     assert ended.insurance_paid_fen == ins0  # the fund is exhausted first

@@ -780,7 +780,8 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
         cost: uint256 = gross + fee_fen
         assert cost <= o.reserved_fen, "margin: fill exceeds reserved cash"
         o.reserved_fen -= cost
-        o.drawn_fen -= min(o.drawn_fen, cost)
+        # fills spend the account's own cash first: financing is the last part reserved
+        o.drawn_fen = min(o.drawn_fen, o.reserved_fen)
         a.pending_fen -= cost
         self.held_fen -= cost
         day: uint256 = staticcall ORACLE.trading_day()
@@ -920,7 +921,8 @@ def start_liquidation(who: address):
     @notice Keeper: below the liquidation line, lock the account and emit `LiquidationOrder`s
             for its sellable lots (partial to restore the initial ratio, full below the hard
             floor). On a locked account with no open liquidation orders, emit the next round
-            (e.g. lots unlocked by T+1 since).
+            (e.g. lots unlocked by T+1 since); with orders still open (sealed limit-down),
+            only re-mark the provisional loss the pool deducts before anyone exits.
     """
     self._check_role(IIdentityRegistry.Role.KEEPER, "margin: caller is not keeper")
     a: Account = self._account(who)
@@ -928,9 +930,13 @@ def start_liquidation(who: address):
     debt: uint256 = 0
     assets, debt = self._state(who, a)
     ratio: uint256 = self._ratio(assets, debt)
-    if a.locked:
-        assert a.open_liq == 0, "margin: liquidation orders open"
-    else:
+    if a.locked and a.open_liq > 0:
+        # orders still open (e.g. sealed limit-down): only re-mark the provisional loss
+        a = self._mark(who, a)
+        self.accounts[who] = a
+        log LiquidationStarted(account=who, ratio_bps=ratio, provision_fen=a.provision_fen, full=False)
+        return
+    if not a.locked:
         assert ratio < self.tiers[a.tier].liquidation_bps, "margin: above liquidation line"
         a.locked = True
     full: bool = False

@@ -1,0 +1,393 @@
+"""MarginEngine: every external function, its positive path and its revert paths."""
+
+from __future__ import annotations
+
+import boa
+import pytest
+from fin_system import CMB, NEW_CODE, PAB, PINGAN, SMIC, ST_CODE, YUAN, Platform
+
+from crowdleverage.chain.roles import Role
+
+MARGIN_FEN = 100_000 * YUAN
+DEFAULT_LIMITS = (4_000, 500, 100, 10_500, 30, 30_000)
+RELAXED = (10_000, 500, 100, 10_500, 30, 30_000)
+
+
+@pytest.fixture
+def p(platform: Platform) -> Platform:
+    """A 10m-yuan pool (8m senior, 2m junior)."""
+    senior = platform.new_actor("senior_investor", Role.INVESTOR)
+    junior = platform.new_actor("junior_investor", Role.INVESTOR)
+    platform.invest(senior, True, 8_000_000 * YUAN)
+    platform.invest(junior, False, 2_000_000 * YUAN)
+    platform.close_epoch()
+    # most unit tests buy one security; the 40% rule has its own tests
+    platform.engine.set_limits(RELAXED, sender=platform.operator)
+    return platform
+
+
+@pytest.fixture
+def borrower(p: Platform) -> str:
+    return p.open_borrower("borrower", 3, MARGIN_FEN, 10_000 * YUAN)
+
+
+# ------------------------------------------------------------------ accounts
+def test_open_account_sets_tier_and_needs_compliance(p: Platform) -> None:
+    who = p.new_actor("b", Role.BORROWER)
+    with boa.reverts("margin: caller is not compliance"):
+        p.engine.open_account(who, 2, sender=p.operator)
+    with boa.reverts("margin: account is not a borrower"):
+        p.engine.open_account(p.outsider, 2, sender=p.compliance)
+    with boa.reverts("margin: unknown tier"):
+        p.engine.open_account(who, 7, sender=p.compliance)
+    p.engine.open_account(who, 2, sender=p.compliance)
+    assert p.engine.accounts(who)[0] == 2
+
+
+def test_tier_change_needs_no_debt(p: Platform, borrower: str) -> None:
+    p.buy(borrower, PAB, 20_000)
+    with boa.reverts("margin: repay before changing tier"):
+        p.engine.open_account(borrower, 1, sender=p.compliance)
+
+
+def test_deposit_to_margin_and_reserve(p: Platform, borrower: str) -> None:
+    acct = p.engine.accounts(borrower)
+    assert (acct[1], acct[2]) == (MARGIN_FEN, 10_000 * YUAN)
+    assert p.cash.balanceOf(p.engine.address) == p.engine.held_fen() == MARGIN_FEN + 10_000 * YUAN
+    with boa.reverts("margin: zero amount"):
+        p.engine.deposit(0, False, sender=borrower)
+    with boa.reverts("margin: no account"):
+        p.engine.deposit(1, False, sender=p.outsider)
+
+
+def test_withdraw_without_debt_takes_everything_even_paused(p: Platform, borrower: str) -> None:
+    p.engine.pause(sender=p.operator)
+    p.engine.withdraw(MARGIN_FEN, False, sender=borrower)
+    p.engine.withdraw(10_000 * YUAN, True, sender=borrower)
+    assert p.cash.balanceOf(borrower) == MARGIN_FEN + 10_000 * YUAN
+    with boa.reverts("margin: insufficient cash"):
+        p.engine.withdraw(1, False, sender=borrower)
+    with boa.reverts("margin: insufficient reserve"):
+        p.engine.withdraw(1, True, sender=borrower)
+
+
+def test_withdraw_with_debt_only_above_withdrawal_line(p: Platform, borrower: str) -> None:
+    p.buy(borrower, PAB, 10_000)  # 100k yuan of shares, no financing yet
+    p.buy(borrower, CMB, 10_000)  # 100k more: financed
+    assert p.engine.debt_of(borrower) > 0
+    assert p.ratio(borrower) < 30_000
+    with boa.reverts("margin: ratio below withdrawal line"):
+        p.engine.withdraw(1, True, sender=borrower)
+    p.engine.pause(sender=p.operator)
+    with boa.reverts("margin: paused"):
+        p.engine.withdraw(1, True, sender=borrower)
+
+
+def test_repay_from_wallet_and_cash_interest_first(p: Platform, borrower: str) -> None:
+    p.buy(borrower, PAB, 10_000)
+    p.buy(borrower, CMB, 10_000)
+    principal = p.engine.accounts(borrower)[4]
+    boa.env.time_travel(seconds=30 * 86_400)
+    debt = p.engine.debt_of(borrower)
+    interest = debt - principal
+    # 10% APR for 30 days on the principal, rounded up
+    assert interest == pytest.approx(
+        principal * 1_000 * 30 // (10_000 * 365), abs=5
+    )  # index and debt each round up
+    p.mint(borrower, debt)
+    p.cash.approve(p.engine.address, debt, sender=borrower)
+    pending0 = p.pool.interest_pending_fen()  # rounding dust of the released reservations
+    p.engine.repay(debt + 5 * YUAN, True, sender=borrower)  # capped at the debt
+    assert p.engine.debt_of(borrower) == 0
+    assert p.pool.interest_pending_fen() - pending0 == interest
+    assert p.engine.total_principal_fen() == p.pool.principal_out_fen() == 0
+    with boa.reverts("margin: no debt"):
+        p.engine.repay(1, False, sender=borrower)
+
+
+def test_repay_from_cash_works_paused_and_checks_cash(p: Platform, borrower: str) -> None:
+    p.buy(borrower, PAB, 10_000)
+    p.buy(borrower, CMB, 10_000)
+    p.engine.pause(sender=p.operator)
+    with boa.reverts("margin: insufficient cash"):
+        p.engine.repay(p.engine.debt_of(borrower), False, sender=borrower)
+    p.mint(borrower, 1_000 * YUAN)
+    p.cash.approve(p.engine.address, 1_000 * YUAN, sender=borrower)
+    p.engine.deposit(1_000 * YUAN, False, sender=borrower)
+    before = p.engine.debt_of(borrower)
+    p.engine.repay(1_000 * YUAN, False, sender=borrower)
+    # the scaled debt shrinks by no more than paid: at most 1 fen of rounding stays
+    assert before - 1_000 * YUAN <= p.engine.debt_of(borrower) <= before - 1_000 * YUAN + 1
+    with boa.reverts("margin: zero amount"):
+        p.engine.repay(0, False, sender=borrower)
+
+
+# ------------------------------------------------------------------ buys
+def test_buy_draws_financing_and_settles(p: Platform, borrower: str) -> None:
+    oid = p.engine.request_buy(PAB, 20_000, 1_000, sender=borrower)
+    gross = 20_000 * 1_000
+    cost = gross + (gross * 30 + 9_999) // 10_000
+    drawn = cost - MARGIN_FEN
+    # debt rounds up through the index: never below what was drawn, at most 1 fen above
+    assert drawn <= p.engine.debt_of(borrower) <= drawn + 1
+    assert p.pool.principal_out_fen() == drawn
+    assert p.engine.accounts(borrower)[3] == cost  # pending
+    p.engine.settle_fill(oid, 5_000, 990, 1_500, p.ref(), sender=p.broker)
+    assert p.cash.balanceOf(p.broker) == 5_000 * 990 + 1_500
+    assert p.shares.balance_of(p.engine.address, PAB) == 5_000
+    assert p.engine.positions(borrower, PAB) == 5_000
+    assert p.engine.sellable(borrower, PAB) == 0  # T+1
+    p.engine.cancel_order(oid, sender=p.broker)  # rest unfilled: released, financing repaid
+    assert p.engine.accounts(borrower)[3] == 0
+    # the unfilled financing went back; index rounding (up, for the platform) leaves <= 2 fen
+    assert p.engine.debt_of(borrower) <= 2
+    assert p.engine.buying(borrower, PAB) == 0
+    assert p.engine.platform_qty(PAB) == 5_000
+    p.next_day()
+    assert p.engine.sellable(borrower, PAB) == 5_000
+
+
+@pytest.mark.parametrize(
+    ("code", "qty", "price", "reason"),
+    [
+        (PAB, 150, 1_000, "margin: quantity not whole lots"),
+        (PAB, 0, 1_000, "margin: quantity not whole lots"),
+        (PAB, 100, 0, "margin: zero price"),
+        (ST_CODE, 100, 300, "margin: security not financeable"),
+        (NEW_CODE, 100, 2_000, "margin: security not financeable"),
+        (999_999, 100, 1_000, "margin: security not financeable"),
+        (PAB, 100_000, 1_000, "margin: ratio below initial"),
+        (CMB, 2_000, 1_000, "margin: single security above 40%"),
+    ],
+)
+def test_buy_pre_trade_rejections(
+    p: Platform, borrower: str, code: int, qty: int, price: int, reason: str
+) -> None:
+    p.buy(borrower, CMB, 10_000)
+    p.buy(borrower, PINGAN, 10_000)
+    p.engine.set_limits(DEFAULT_LIMITS, sender=p.operator)
+    with boa.reverts(reason):
+        p.engine.request_buy(code, qty, price, sender=borrower)
+
+
+def test_buy_rejected_halted_unreliable_paused_and_outsider(p: Platform, borrower: str) -> None:
+    p.next_day(halted=frozenset({PAB}))
+    with boa.reverts("margin: security not financeable"):
+        p.engine.request_buy(PAB, 100, 1_000, sender=borrower)
+    boa.env.time_travel(seconds=11 * 86_400)  # every report is stale
+    with boa.reverts("margin: price unreliable"):
+        p.engine.request_buy(CMB, 100, 1_000, sender=borrower)
+    p.engine.pause(sender=p.operator)
+    with boa.reverts("margin: paused"):
+        p.engine.request_buy(CMB, 100, 1_000, sender=borrower)
+    p.engine.unpause(sender=p.operator)
+    with boa.reverts("margin: caller is not borrower"):
+        p.engine.request_buy(CMB, 100, 1_000, sender=p.outsider)
+
+
+def test_buy_star_board_haircut_80(p: Platform, borrower: str) -> None:
+    p.buy(borrower, SMIC, 800)  # 40k yuan at 50 yuan
+    assets, debt, _ = p.state(borrower)
+    assert debt == 0
+    # filled at the limit without fee: the fee allowance came back
+    assert assets == MARGIN_FEN - 800 * 5_000 + 800 * 5_000 * 8_000 // 10_000
+
+
+def test_platform_exposure_and_utilisation_limits(p: Platform) -> None:
+    p.engine.set_limits((10_000, 500, 100, 10_500, 30, 30_000), sender=p.operator)
+    big = p.open_borrower("big", 1, 600_000 * YUAN)
+    # 5% of 10m = 500k yuan per security
+    with boa.reverts("margin: platform exposure above 5%"):
+        p.engine.request_buy(PAB, 50_100, 1_000, sender=big)
+    p.engine.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
+    p.pool.set_params(2_000, 10, 500, 1_000, 1_000, 86_400, sender=p.operator)
+    with boa.reverts("pool: utilisation above limit"):
+        p.engine.request_buy(PAB, 100_000, 1_000, sender=big)
+
+
+def test_too_many_securities(p: Platform, borrower: str) -> None:
+    p.engine.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
+    codes = [600000 + i for i in range(11)]
+    for code in codes:
+        p.engine.set_security(code, 10_000, False, 0, sender=p.operator)
+        p.limit_bps[code] = 1_000
+        p.oracle.set_day_params(code, 1_000, 900, 1_100, False, sender=p.operator)
+        p.set_price(code, 1_000)
+    for code in codes[:10]:
+        p.buy(borrower, code, 100)
+    with boa.reverts("margin: too many securities"):
+        p.engine.request_buy(codes[10], 100, 1_000, sender=borrower)
+
+
+# ------------------------------------------------------------------ fills
+def test_fill_rejections(p: Platform, borrower: str) -> None:
+    oid = p.buy(borrower, PAB, 1_000, fill=False)
+    ref = p.ref()
+    with boa.reverts("margin: caller is not broker"):
+        p.engine.settle_fill(oid, 100, 1_000, 0, ref, sender=p.outsider)
+    with boa.reverts("margin: fill above limit"):
+        p.engine.settle_fill(oid, 100, 1_001, 0, ref, sender=p.broker)
+    with boa.reverts("margin: fill exceeds order"):
+        p.engine.settle_fill(oid, 1_100, 1_000, 0, ref, sender=p.broker)
+    with boa.reverts("margin: fill exceeds reserved cash"):
+        p.engine.settle_fill(oid, 1_000, 1_000, 10_000, ref, sender=p.broker)
+    p.engine.settle_fill(oid, 100, 1_000, 0, ref, sender=p.broker)
+    with boa.reverts("margin: fill reference used"):
+        p.engine.settle_fill(oid, 100, 1_000, 0, ref, sender=p.broker)
+    p.engine.settle_fill(oid, 900, 1_000, 0, p.ref(), sender=p.broker)
+    with boa.reverts("margin: order not open"):
+        p.engine.settle_fill(oid, 100, 1_000, 0, p.ref(), sender=p.broker)
+    with boa.reverts("margin: order not open"):
+        p.engine.cancel_order(oid, sender=p.broker)
+    with boa.reverts("margin: caller is not broker"):
+        p.engine.cancel_order(oid, sender=p.outsider)
+
+
+def test_sell_flow_and_rejections(p: Platform, borrower: str) -> None:
+    buy = p.buy(borrower, PAB, 1_100, fill=False)
+    p.engine.settle_fill(buy, 1_050, 1_000, 0, p.ref(), sender=p.broker)
+    p.engine.cancel_order(buy, sender=p.broker)
+    with boa.reverts("margin: not enough sellable shares"):
+        p.engine.request_sell(PAB, 100, 1_000, sender=borrower)  # T+1
+    p.next_day()
+    with boa.reverts("margin: quantity not whole lots"):
+        p.engine.request_sell(PAB, 150, 1_000, sender=borrower)
+    with boa.reverts("margin: zero price"):
+        p.engine.request_sell(PAB, 100, 0, sender=borrower)
+    oid = p.engine.request_sell(PAB, 1_050, 1_000, sender=borrower)  # whole holding: odd ok
+    with boa.reverts("margin: not enough sellable shares"):
+        p.engine.request_sell(PAB, 100, 1_000, sender=borrower)
+    p.cash.approve(p.engine.address, 10**9, sender=p.broker)
+    with boa.reverts("margin: fill below limit"):
+        p.engine.settle_fill(oid, 100, 999, 0, p.ref(), sender=p.broker)
+    with boa.reverts("margin: fee exceeds proceeds"):
+        p.engine.settle_fill(oid, 100, 1_000, 100_000, p.ref(), sender=p.broker)
+    cash0 = p.engine.accounts(borrower)[1]
+    p.sell_fill(oid, 1_000, 1_010, fee_fen=500)
+    assert p.engine.accounts(borrower)[1] == cash0 + 1_000 * 1_010 - 500
+    p.engine.cancel_order(oid, sender=p.broker)
+    assert p.engine.sellable(borrower, PAB) == 50
+    assert p.shares.total_supply(PAB) == 50
+
+
+def test_sell_blocked_in_sealed_limit_down(p: Platform, borrower: str) -> None:
+    p.buy(borrower, PAB, 1_000)
+    p.next_day({PAB: 900})
+    assert p.oracle.is_sealed_limit_down(PAB)
+    oid = p.engine.request_sell(PAB, 1_000, 900, sender=borrower)
+    p.cash.approve(p.engine.address, 10**9, sender=p.broker)
+    with boa.reverts("margin: sealed limit-down"):
+        p.engine.settle_fill(oid, 1_000, 900, 0, p.ref(), sender=p.broker)
+
+
+# ------------------------------------------------------------------ keeper
+def levered(p: Platform, borrower: str) -> None:
+    p.engine.set_limits(DEFAULT_LIMITS, sender=p.operator)
+    p.build_portfolio(borrower, (PAB, CMB, PINGAN), step=20_000)
+    p.next_day()
+
+
+def test_warn_top_up_and_their_rejections(p: Platform, borrower: str) -> None:
+    levered(p, borrower)
+    with boa.reverts("margin: above warning line"):
+        p.engine.warn(borrower, sender=p.keeper)
+    with boa.reverts("margin: above warning line"):
+        p.engine.top_up(borrower, sender=p.keeper)
+    with boa.reverts("margin: caller is not keeper"):
+        p.engine.warn(borrower, sender=p.outsider)
+    p.next_day({c: 930 for c in (PAB, CMB, PINGAN)})
+    ratio = p.ratio(borrower)
+    assert ratio < 12_500
+    p.engine.warn(borrower, sender=p.keeper)
+    log = p.engine.get_logs()[0]
+    assert (log.ratio_bps, log.warning_bps) == (ratio, 12_500)
+    p.engine.top_up(borrower, sender=p.keeper)
+    assert p.ratio(borrower) > ratio
+    with boa.reverts("margin: no account"):
+        p.engine.warn(p.outsider, sender=p.keeper)
+
+
+def test_start_and_end_liquidation_rejections(p: Platform, borrower: str) -> None:
+    levered(p, borrower)
+    with boa.reverts("margin: above liquidation line"):
+        p.engine.start_liquidation(borrower, sender=p.keeper)
+    with boa.reverts("margin: not in liquidation"):
+        p.engine.end_liquidation(borrower, sender=p.keeper)
+    p.next_day({c: 900 for c in (PAB, CMB, PINGAN)})
+    p.next_day({c: 810 for c in (PAB, CMB, PINGAN)})
+    p.engine.start_liquidation(borrower, sender=p.keeper)
+    with boa.reverts("margin: liquidation orders open"):
+        p.engine.end_liquidation(borrower, sender=p.keeper)
+    with boa.reverts("margin: account in liquidation"):
+        p.engine.withdraw(1, True, sender=borrower)
+    with boa.reverts("margin: account in liquidation"):
+        p.engine.request_sell(PAB, 100, 900, sender=borrower)
+
+
+def test_partial_liquidation_restores_and_unlocks(p: Platform, borrower: str) -> None:
+    levered(p, borrower)
+    p.next_day({c: 900 for c in (PAB, CMB, PINGAN)})
+    p.next_day({c: 810 for c in (PAB, CMB, PINGAN)})  # 108%: between floor and line
+    ratio0 = p.ratio(borrower)
+    p.engine.start_liquidation(borrower, sender=p.keeper)
+    events = [e for e in p.engine.get_logs() if type(e).__name__ == "LiquidationOrder"]
+    assert events and not events[0].full
+    held0 = sum(p.engine.positions(borrower, c) for c in (PAB, CMB, PINGAN))
+    p.next_day({c: 800 for c in (PAB, CMB, PINGAN)})
+    ratio_before = p.ratio(borrower)
+    for e in events:
+        p.sell_fill(e.order_id, e.qty, p.prices[e.code])
+        # DESIGN §8.7: a liquidation fill never lowers the remaining position's ratio
+        assert p.ratio(borrower) >= ratio_before
+        ratio_before = p.ratio(borrower)
+    sold = held0 - sum(p.engine.positions(borrower, c) for c in (PAB, CMB, PINGAN))
+    assert 0 < sold < held0
+    assert p.insurance.penalties_fen() > 0
+    p.engine.end_liquidation(borrower, sender=p.keeper)
+    assert not p.engine.accounts(borrower)[6]
+    assert p.ratio(borrower) >= 11_500 > ratio0 - 1_000
+
+
+# ------------------------------------------------------------------ operator
+def test_operator_settings_and_rejections(p: Platform) -> None:
+    tier = (4, 12_500, 12_000, 11_000, 1_200)
+    with boa.reverts("margin: caller is not operator"):
+        p.engine.set_tier(4, tier, sender=p.outsider)
+    with boa.reverts("margin: lines not ordered"):
+        p.engine.set_tier(4, (4, 12_000, 12_500, 11_000, 1_200), sender=p.operator)
+    with boa.reverts("margin: tier not in 1..8"):
+        p.engine.set_tier(9, tier, sender=p.operator)
+    with boa.reverts("margin: zero leverage"):
+        p.engine.set_tier(4, (0, 12_500, 12_000, 11_000, 1_200), sender=p.operator)
+    p.engine.set_tier(4, tier, sender=p.operator)
+    assert p.engine.tiers(4) == tier
+    with boa.reverts("margin: bad security code"):
+        p.engine.set_security(0, 10_000, False, 0, sender=p.operator)
+    with boa.reverts("margin: haircut above 100%"):
+        p.engine.set_security(PAB, 10_001, False, 0, sender=p.operator)
+    with boa.reverts("margin: limit above 100%"):
+        p.engine.set_limits((10_001, 500, 100, 10_500, 30, 30_000), sender=p.operator)
+    with boa.reverts("margin: fee above 100%"):
+        p.engine.set_limits((4_000, 500, 10_000, 10_500, 30, 30_000), sender=p.operator)
+    with boa.reverts("margin: caller is not operator"):
+        p.engine.set_limits((4_000, 500, 100, 10_500, 30, 30_000), sender=p.outsider)
+    with boa.reverts("margin: not paused"):
+        p.engine.unpause(sender=p.operator)
+    p.engine.pause(sender=p.operator)
+    with boa.reverts("margin: already paused"):
+        p.engine.pause(sender=p.operator)
+    with boa.reverts("margin: caller is not operator"):
+        p.engine.unpause(sender=p.outsider)
+
+
+def test_interest_index_monotonic_and_rate_change(p: Platform, borrower: str) -> None:
+    p.buy(borrower, PAB, 10_000)
+    p.buy(borrower, CMB, 10_000)
+    d0 = p.engine.debt_of(borrower)
+    boa.env.time_travel(seconds=1)
+    d1 = p.engine.debt_of(borrower)
+    assert d1 >= d0
+    p.engine.set_tier(3, (3, 13_300, 12_500, 11_500, 2_000), sender=p.operator)
+    boa.env.time_travel(seconds=365 * 86_400)
+    d2 = p.engine.debt_of(borrower)
+    assert d2 >= d1 * 12_000 // 10_000  # 20% APR now, at least simple interest
