@@ -43,7 +43,7 @@ def test_sigkill_during_bridge_steps(engine_factory: Any, tmp_path: Path) -> Non
     url, schema = engine_factory.url_and_schema()
     rng = random.Random(7)
     kills = 0
-    for n in (1, 2, 4):
+    for n in (1, 3):
         _, rc = run(url, schema, tmp_path, (n, rng.random() * 0.15))
         kills += rc == -signal.SIGKILL
     assert kills >= 2
