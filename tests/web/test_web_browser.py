@@ -51,6 +51,8 @@ def test_risk_panel_updates_live_during_replay(served: Served, browser: Any) -> 
         f"document.getElementById('trade-date').textContent !== {first!r}", timeout=20_000
     )
     assert page.locator("#at-risk tbody tr").count() >= 1
+    # the events list is re-rendered from the stream (newest first)
+    page.wait_for_function("document.querySelectorAll('#events li').length >= 4", timeout=10_000)
     page.screenshot(path=str(SHOTS / "risk-panel.png"), full_page=True)
     ctx.close()
 

@@ -289,6 +289,14 @@ class WaitingOut(Strict):
     price_fen: int
 
 
+class EventOut(Strict):
+    seq: int
+    at: str
+    kind: str
+    account_id: int | None
+    message: str
+
+
 class RiskOut(Strict):
     trade_date: str
     step: int
@@ -307,6 +315,7 @@ class RiskOut(Strict):
     senior_deficit_fen: int
     exposure_by_security_fen: dict[str, int]
     exposure_by_board_fen: dict[str, int]
+    events: list[EventOut]
     at_s: int
 
 

@@ -923,5 +923,15 @@ class Platform:
                     sorted(exposure.items(), key=lambda kv: -kv[1])[:20]
                 ),
                 "exposure_by_board_fen": board_exposure,
+                "events": [
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "kind": e.kind,
+                        "account_id": e.account_id,
+                        "message": e.message,
+                    }
+                    for e in list(self.events)[-20:][::-1]
+                ],
                 "at_s": int(time.time()),
             }

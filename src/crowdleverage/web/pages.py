@@ -4,7 +4,6 @@ Python `plotly` package (no CDN: the platform must work offline)."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -132,8 +131,7 @@ def risk_page(
         resp.status_code = 403
         return resp
     snap = st.platform.risk_snapshot()
-    events = [dataclasses.asdict(e) for e in list(st.platform.events)[-30:]][::-1]
-    return render(request, "risk.html", user, snap=snap, events=events)
+    return render(request, "risk.html", user, snap=snap)
 
 
 @router.get("/transparency", response_class=HTMLResponse)
