@@ -179,6 +179,8 @@ def transition(
         )
     if to_status == CaseStatus.CLOSED and resolution is None:
         raise InvalidInput("closing a case needs a resolution", case_id=case_id)
+    if to_status != CaseStatus.CLOSED and resolution is not None:
+        raise InvalidInput("only closing a case takes a resolution", case_id=case_id)
     if to_status == CaseStatus.REPORTED and not note.strip():
         raise InvalidInput("reporting a case needs a note (the grounds for suspicion)")
     at = now or utcnow()
