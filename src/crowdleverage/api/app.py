@@ -60,7 +60,7 @@ def create_app(
         engine=eng,
         users=UserStore(eng),
         platform=plat,
-        audit=AuditLog(eng),
+        audit=AuditLog(eng, settings.ensure_data_dir()),
         secret=jwt_secret(settings),
     )
 

@@ -1,79 +1,45 @@
-"""Hash-chained log of operator and money-moving actions: each entry's hash covers the
-previous entry's hash, so an edit or a deletion anywhere breaks every later link."""
+"""The API's view of the platform audit log (`audit.log`: hash-chained, signed entries with a
+signed head checkpoint). Operator and money-moving actions are appended here; auditors page
+through it and see whether the whole chain verifies."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
-import time
+from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from crowdleverage.api import store
-
-GENESIS = "0" * 64
-_lock = threading.Lock()
-
-
-def _digest(seq: int, at_s: int, actor: str, action: str, details_json: str, prev: str) -> str:
-    body = json.dumps([seq, at_s, actor, action, details_json, prev], separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
+from crowdleverage.audit.log import AuditLog as SignedLog
 
 
 class AuditLog:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, data_dir: Path) -> None:
+        self.log = SignedLog(engine, data_dir)
+        self.log.create_schema()
 
     def append(self, actor: str, action: str, details: dict[str, Any]) -> int:
-        t = store.audit_log
-        details_json = json.dumps(details, sort_keys=True, default=str, ensure_ascii=False)
-        with _lock, self.engine.begin() as conn:
-            last = conn.execute(sa.select(t.c.seq, t.c.hash).order_by(t.c.seq.desc()).limit(1))
-            row = last.first()
-            seq, prev = (row.seq + 1, row.hash) if row else (1, GENESIS)
-            at_s = int(time.time())
-            conn.execute(
-                t.insert().values(
-                    seq=seq,
-                    at_s=at_s,
-                    actor=actor,
-                    action=action,
-                    details_json=details_json,
-                    prev_hash=prev,
-                    hash=_digest(seq, at_s, actor, action, details_json, prev),
-                )
-            )
-        return seq
+        plain = {
+            k: v if isinstance(v, int | str | bool | None) else str(v) for k, v in details.items()
+        }
+        return self.log.append(actor, action, plain).seq
 
     def page(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        t = store.audit_log
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t).order_by(t.c.seq).limit(limit).offset(offset)).all()
-            total = int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
-        return [
-            {
-                "seq": r.seq,
-                "at_s": r.at_s,
-                "actor": r.actor,
-                "action": r.action,
-                "details": json.loads(r.details_json),
-                "prev_hash": r.prev_hash,
-                "hash": r.hash,
-            }
-            for r in rows
-        ], total
+        entries = self.log.entries()
+        return (
+            [
+                {
+                    "seq": e.seq,
+                    "ts_ns": e.ts_ns,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "details": e.payload,
+                    "hash": e.entry_hash,
+                }
+                for e in entries[offset : offset + limit]
+            ],
+            len(entries),
+        )
 
-    def verify(self) -> bool:
-        t = store.audit_log
-        prev = GENESIS
-        with self.engine.connect() as conn:
-            for r in conn.execute(sa.select(t).order_by(t.c.seq)):
-                if r.prev_hash != prev:
-                    return False
-                if r.hash != _digest(r.seq, r.at_s, r.actor, r.action, r.details_json, prev):
-                    return False
-                prev = r.hash
-        return True
+    def verify(self) -> tuple[bool, list[str]]:
+        report = self.log.verify()
+        return report.ok, [f"{p.get('seq')}: {p.get('problem')}" for p in report.problems]

@@ -244,11 +244,10 @@ class ProofRootOut(Strict):
 
 class AuditEntryOut(Strict):
     seq: int
-    at_s: int
+    ts_ns: int
     actor: str
     action: str
     details: dict[str, object]
-    prev_hash: str
     hash: str
 
 
@@ -258,6 +257,7 @@ class AuditLogOut(Strict):
     limit: int
     offset: int
     chain_valid: bool
+    problems: list[str]
 
 
 class EndOfDayOut(Strict):

@@ -1,4 +1,4 @@
-"""The API's own tables (users, login attempts, idempotency records, audit log), SQLAlchemy
+"""The API's own tables (users, login attempts, idempotency records), SQLAlchemy
 Core on the same database as the custody ledger. All names are prefixed `api_`."""
 
 from __future__ import annotations
@@ -45,19 +45,6 @@ idempotency = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=True),
     sa.Column("response_json", sa.Text, nullable=True),
     sa.Column("created_at_s", sa.BigInteger, nullable=False),
-)
-
-# Hash-chained log of operator and money-moving actions: each row commits to the previous one.
-audit_log = sa.Table(
-    "api_audit_log",
-    metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("at_s", sa.BigInteger, nullable=False),
-    sa.Column("actor", sa.String(64), nullable=False),
-    sa.Column("action", sa.String(64), nullable=False),
-    sa.Column("details_json", sa.Text, nullable=False),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
 )
 
 

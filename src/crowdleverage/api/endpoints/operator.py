@@ -141,12 +141,14 @@ def audit_log(
     st: ApiState = Depends(state),
 ) -> S.AuditLogOut:
     items, total = st.audit.page(page.limit, page.offset)
+    ok, problems = st.audit.verify()
     return S.AuditLogOut(
         items=[S.AuditEntryOut(**i) for i in items],
         total=total,
         limit=page.limit,
         offset=page.offset,
-        chain_valid=st.audit.verify(),
+        chain_valid=ok,
+        problems=problems,
     )
 
 
