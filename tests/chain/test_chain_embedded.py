@@ -146,7 +146,7 @@ def test_read_only_on_empty_dir_is_not_found(tmp_path: Path, dev_keys: ActorKeys
 
 
 _CHILD = """
-import json, sys
+import json, os, sys
 from pathlib import Path
 from crowdleverage.chain.embedded import EmbeddedChain
 from crowdleverage.chain.keys import ActorKeys
@@ -154,40 +154,44 @@ from crowdleverage.chain.scenario import SCENARIO_ACTORS, basic_scenario, summar
 from crowdleverage.chain.deploy import deploy_system
 data_dir, mode = Path(sys.argv[1]), sys.argv[2]
 keys = ActorKeys.dev(20160104, SCENARIO_ACTORS)
-chain = EmbeddedChain(data_dir, keys, read_only=(mode == "read"), snapshot_every=7)
+
+def observe(chain):
+    out = summary(chain)
+    out.update(state_root=chain.state_root(), block=chain.block_number(), time=chain.block_time())
+    return out
+
 if mode == "write":
+    chain = EmbeddedChain(data_dir, keys, snapshot_every=7)
     deploy_system(chain, data_dir)
     basic_scenario(chain)
-out = summary(chain)
-out["state_root"] = chain.state_root()
-out["block"] = chain.block_number()
-out["time"] = chain.block_time()
-print(json.dumps(out), flush=True)
-if mode == "write":
-    import os
+    print(json.dumps([observe(chain)]), flush=True)
     os._exit(0)  # die without close(): the journal tail after the last snapshot must replay
-chain.close()
+outs = []
+for read_only in (True, False):  # a reader, then the next writer
+    chain = EmbeddedChain(data_dir, keys, read_only=read_only)
+    outs.append(observe(chain))
+    chain.close()
+print(json.dumps(outs))
 """
 
 
-def _run_child(data_dir: Path, mode: str) -> dict[str, object]:
+def _run_child(data_dir: Path, mode: str) -> list[dict[str, object]]:
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(data_dir), mode],
         capture_output=True, text=True, cwd=PROJECT, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    result: dict[str, object] = json.loads(proc.stdout)
+    result: list[dict[str, object]] = json.loads(proc.stdout)
     return result
 
 
 def test_second_process_sees_same_state(tmp_path: Path) -> None:
     # Arrange: process 1 deploys, runs the scenario (a snapshot every 7 txs) and exits without
     # closing, so the last transactions exist only in the journal
-    first = _run_child(tmp_path, "write")
+    [first] = _run_child(tmp_path, "write")
     assert (tmp_path / "chain" / "state.snapshot").exists()
-    # Act: process 2 opens read-only, process 3 opens as the writer
-    second = _run_child(tmp_path, "read")
-    third = _run_child(tmp_path, "reopen")
+    # Act: process 2 opens read-only, then as the next writer
+    second, third = _run_child(tmp_path, "read")
     # Assert
     assert second == first
     assert third == first

@@ -26,7 +26,7 @@ from crowdleverage.chain.roles import Role
 LONG = os.environ.get("CROWDLEV_LONG") == "1"
 SETTINGS = settings(
     max_examples=400 if LONG else 30,
-    stateful_step_count=60 if LONG else 25,
+    stateful_step_count=60 if LONG else 20,
     deadline=None,
 )
 
