@@ -43,6 +43,21 @@ def test_deploy_then_status(tmp_path: Path) -> None:
     )
 
 
+def test_events_with_filter_and_cursor(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["chain", "deploy"], env=_env(tmp_path)).exit_code == 0
+    args = ["chain", "events", "--contract", "IdentityRegistry", "--event", "IdentitySet"]
+    res = runner.invoke(app, [*args, "--limit", "3", "--json"], env=_env(tmp_path))
+    assert res.exit_code == 0, res.output
+    page = json.loads(res.stdout)
+    assert [e["event"] for e in page["events"]] == ["IdentitySet"] * 3
+    assert page["events"][0]["args"]["roles_after"] == 128  # compliance first
+    res = runner.invoke(app, [*args, "--since", str(page["next"]), "--json"], env=_env(tmp_path))
+    rest = json.loads(res.stdout)["events"]
+    assert len(rest) == 5 and rest[0]["seq"] > page["next"]
+    bad = runner.invoke(app, ["chain", "events", "--limit", "0"], env=_env(tmp_path))
+    assert bad.exit_code == 2
+
+
 def test_deploy_twice_exits_with_conflict(tmp_path: Path) -> None:
     assert runner.invoke(app, ["chain", "deploy"], env=_env(tmp_path)).exit_code == 0
     res = runner.invoke(app, ["chain", "deploy", "--json"], env=_env(tmp_path))

@@ -101,3 +101,38 @@ def status(
     for name, c in out["contracts"].items():
         flag = "" if c["abi_matches_sources"] else "  ABI CHANGED: redeploy"
         typer.echo(f"  {name:<18} {c['address']}{flag}")
+
+
+@app.command()
+@typed_errors
+def events(
+    contract: Annotated[str | None, typer.Option(help="deployed contract name")] = None,
+    event: Annotated[str | None, typer.Option(help="event name, e.g. Minted")] = None,
+    since: Annotated[int, typer.Option(help="cursor: only events with seq > since")] = 0,
+    limit: Annotated[int, typer.Option(help="at most this many (oldest first)")] = 100,
+    config: ConfigOpt = None,
+    dev_keys: DevKeysOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stored event logs, oldest first, from a cursor; `next` is the cursor to continue."""
+    if limit <= 0 or since < 0:
+        raise InvalidInput("limit must be > 0 and since >= 0")
+    settings = load_settings(config)
+    read_manifest(settings.data_dir)
+    chain = open_chain(settings, read_only=True, dev_keys=dev_keys)
+    try:
+        found = chain.events(contract, event, since)[:limit]
+    finally:
+        chain.close()
+    rows = [
+        {"seq": e.seq, "block": e.block, "tx_hash": e.tx_hash, "contract": e.contract,
+         "event": e.event, "args": e.args}
+        for e in found
+    ]  # fmt: skip
+    out = {"events": rows, "next": rows[-1]["seq"] if rows else since}
+    if as_json:
+        emit_json(out)
+        return
+    for e in found:
+        args = " ".join(f"{k}={v}" for k, v in e.args.items())
+        typer.echo(f"{e.seq:>8} {e.block:>8} {e.contract}.{e.event} {args}")
