@@ -234,6 +234,7 @@ def kyc_reject(
     reason: str = typer.Option(..., "--reason"),
     as_json: bool = JSON_OPT,
 ) -> None:
+    """Reject a pending identity, with the reason."""
     svc = _service()
     svc.reject(identity_id, actor=actor, reason=reason)
     _emit_identity(svc.identity(identity_id), as_json)
@@ -242,6 +243,7 @@ def kyc_reject(
 @kyc_app.command("show")
 @typed_errors
 def kyc_show(identity_id: str, as_json: bool = JSON_OPT) -> None:
+    """An identity's status (masked id and card numbers)."""
     _emit_identity(_service().identity(identity_id), as_json)
 
 
@@ -296,6 +298,7 @@ def cases_show(case_id: str, as_json: bool = JSON_OPT) -> None:
 @cases_app.command("investigate")
 @typed_errors
 def cases_investigate(case_id: str, actor: str = ACTOR_OPT, as_json: bool = JSON_OPT) -> None:
+    """Take an open case under investigation."""
     _emit_case(_service().investigate_case(case_id, actor=actor), as_json)
 
 
