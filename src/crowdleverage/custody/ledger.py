@@ -45,6 +45,7 @@ _ACCOUNT_FLAGS_ALL = int(
 )
 _TRANSFER_FLAGS_ALL = int(TransferFlags.LINKED | _TWO_PHASE)
 _NS_PER_S = 1_000_000_000
+_ZERO_ID = "0" * 32
 _LINKED_I, _PENDING_I = int(TransferFlags.LINKED), int(TransferFlags.PENDING)
 _POST_I, _VOID_I = (
     int(TransferFlags.POST_PENDING_TRANSFER),
@@ -347,13 +348,20 @@ class _Batch:
         self.new_pending: dict[str, int] = {}  # pending id -> expires_at_ns
         self.resolved: dict[str, tuple[str, str]] = {}  # pending id -> (status, by)
         self.undo: list[tuple[Any, ...]] = []
+        self.logging = False  # inside a linked chain: record undo entries
         self._load()
 
     def _load(self) -> None:
         conn, batch = self.conn, self.batch
         fmt = "{:032x}".format
+        zero = fmt(0)
         self.keys = [
-            (fmt(t.id), fmt(t.debit_account_id), fmt(t.credit_account_id), fmt(t.pending_id))
+            (
+                fmt(t.id),
+                fmt(t.debit_account_id),
+                fmt(t.credit_account_id),
+                fmt(t.pending_id) if t.pending_id else zero,
+            )
             for t in batch
         ]
         self.existing = {
@@ -410,6 +418,9 @@ class _Batch:
             linked = flags & _LINKED_I
             if chain_start is None and linked:
                 chain_start, chain_failed, mark = i, False, len(self.undo)
+            # Outside a chain a failing event changes nothing (checks precede mutations), so
+            # the undo log is kept only inside linked chains.
+            self.logging = chain_start is not None
             if chain_failed:
                 r = R.LINKED_EVENT_FAILED
             elif linked and i == last:
@@ -443,7 +454,8 @@ class _Batch:
                 self.pend[pid].status = old_status
 
     def _touch(self, acc: _Acc) -> None:
-        self.undo.append(("acc", acc, acc.dp, acc.dpo, acc.cp, acc.cpo))
+        if self.logging:
+            self.undo.append(("acc", acc, acc.dp, acc.dpo, acc.cp, acc.cpo))
         acc.dirty = True
 
     def _apply(
@@ -569,7 +581,8 @@ class _Batch:
             dr.dpo += amount
             cr.cpo += amount
         status = PendingStatus.POSTED if post else PendingStatus.VOIDED
-        self.undo.append(("res", pid, p.status))
+        if self.logging:
+            self.undo.append(("res", pid, p.status))
         p.status = status.value
         self.resolved[pid] = (status.value, keys[0])
         self._record(t, flags, keys, ts, p.debit, p.credit, amount, p.ledger, p.code)
@@ -598,12 +611,13 @@ class _Batch:
             code,
             flags,
             t.timeout_s,
-            f"{t.user_data_128:032x}",
+            f"{t.user_data_128:032x}" if t.user_data_128 else _ZERO_ID,
             t.user_data_64,
             t.user_data_32,
             ts,
         )
-        self.undo.append(("new", key))
+        if self.logging:
+            self.undo.append(("new", key))
 
     def write(self) -> None:
         conn = self.conn
