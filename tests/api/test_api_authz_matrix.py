@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import World, make_world
+from api_world import World, make_world
 
 from crowdleverage.api.security import Role
 from crowdleverage.market.bars import Bar

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import World
+from api_world import World
 
 from crowdleverage.api import store
 

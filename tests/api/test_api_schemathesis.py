@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import World, make_world
+from api_world import World, make_world
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 

@@ -4,21 +4,17 @@ checked after every tick, on SQLite and on PostgreSQL (the same use cases on bot
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from crowdleverage.config import SHIPPED_DATA, Settings
 from crowdleverage.custody.db import make_engine
 from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import PlatformPaused, RuleViolation
-from crowdleverage.flows import proofs
 from crowdleverage.flows.book import Kind
 from crowdleverage.flows.market import MarketFeed
 from crowdleverage.flows.model import AccountStatus, Tranche
@@ -189,18 +185,6 @@ def test_interest_accrues_rounded_up_and_is_distributed(platform: Platform) -> N
     assert sum(out[k] for k in parts) == expected
     assert out["insurance_fen"] * P.BPS >= expected * P.INSURANCE_PREMIUM_BPS
     check_invariants(p)
-
-
-@settings(max_examples=200 if os.environ.get("CROWDLEV_LONG") == "1" else 30, deadline=None)
-@given(st.dictionaries(st.integers(1, 10_000), st.integers(0, 10**12), min_size=1, max_size=40))
-def test_every_user_can_verify_their_liability(balances: dict[int, int]) -> None:
-    salts = {u: f"salt-{u}" for u in balances}
-    tree = proofs.build(balances, salts)
-    assert tree.total_fen == sum(balances.values())
-    for u, bal in balances.items():
-        steps = tree.proof(u)
-        assert proofs.verify(u, bal, salts[u], steps, tree.root_hash, tree.total_fen)
-        assert not proofs.verify(u, bal + 1, salts[u], steps, tree.root_hash, tree.total_fen)
 
 
 def test_restart_on_a_used_ledger_fails_closed(tmp_path: Path, bars: list[Bar]) -> None:

@@ -11,40 +11,18 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+from web_server import CHROMIUM, LAUNCH_ARGS, SHOTS, Served
 
 from crowdleverage.api import demo
 from crowdleverage.api.app import create_app
-from crowdleverage.api.deps import ApiState
 from crowdleverage.api.serve import ReplayDriver
 from crowdleverage.config import SHIPPED_DATA, Settings
 from crowdleverage.flows.market import MarketFeed
 from crowdleverage.flows.platform import Platform
 from crowdleverage.market.bars import read_bars
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHOTS = PROJECT_ROOT / "test-output" / "web"
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-@dataclass
-class Served:
-    url: str
-    state: ApiState
-    ids: demo.DemoIds
-    driver: ReplayDriver
 
 
 def _free_port() -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import SHOTS, Served
+from web_server import SHOTS, Served
 
 from crowdleverage.api import demo
 

@@ -78,6 +78,7 @@ def seed(st: ApiState, *, trade: bool = True) -> DemoIds:
         if trade:
             build_positions(st, acc.id, offset=i * 9, use_pm=use_pm)
     p.monitor()
+    p.snapshot_liabilities()  # an epoch that includes the borrowers' wallets
     p.reconcile()
     return DemoIds(users, accounts)
 

@@ -133,18 +133,28 @@ class HoldingsOut(Strict):
 
 
 class ProofStepOut(Strict):
-    sibling_hash: str
-    sibling_sum_fen: int
-    sibling_is_left: bool
+    side: Literal["left", "right"]
+    hash: str
+    sum_fen: int
+
+
+class ProofLeafOut(Strict):
+    investor_id: str
+    balance_fen: int
+    salt: str
 
 
 class UserProofOut(Strict):
-    user_id: int
-    balance_fen: int
-    salt: str
-    steps: list[ProofStepOut]
+    """An inclusion proof in the epoch's Merkle-sum tree (audit.proofs.verify_proof checks it)."""
+
+    kind: str
+    epoch: int
     root_hash: str
     total_fen: int
+    leaf_index: int
+    tree_size: int
+    leaf: ProofLeafOut
+    path: list[ProofStepOut]
 
 
 class OpenAccountIn(Strict):
@@ -237,9 +247,9 @@ class ReconciliationOut(Strict):
 
 
 class ProofRootOut(Strict):
+    epoch: int
     root_hash: str
     total_fen: int
-    leaves: int
 
 
 class AuditEntryOut(Strict):
@@ -349,8 +359,9 @@ class TransparencyOut(Strict):
     reconciliation_status: str
     reconciliation_at: str | None
     cash_token_supply_fen: int | None
-    proof_root_hash: str
-    proof_total_fen: int
+    proof_epoch: int | None
+    proof_root_hash: str | None
+    proof_total_fen: int | None
     accounts: int
     accounts_warning: int
     accounts_liquidating: int

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import secrets
 import threading
 import time
 from collections import deque
@@ -25,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from crowdleverage.audit.proofs import Liabilities
 from crowdleverage.config import Settings
 from crowdleverage.custody.db import engine_from_settings
 from crowdleverage.custody.ledger import Ledger
@@ -39,7 +39,6 @@ from crowdleverage.domain.errors import (
 )
 from crowdleverage.domain.money import mul_div_down, mul_div_up
 from crowdleverage.domain.security import Security
-from crowdleverage.flows import proofs
 from crowdleverage.flows.book import CashBook, Kind, Leg, account_id, reference_id
 from crowdleverage.flows.cash_twin import CashTokenTwin
 from crowdleverage.flows.market import MarketFeed, Quote
@@ -83,6 +82,8 @@ class Platform:
         self.engine = engine if engine is not None else engine_from_settings(settings)
         self.ledger = Ledger(self.engine)
         self.ledger.create_schema()
+        self.proofs = Liabilities(self.engine)  # proof-of-liabilities snapshots per epoch
+        self.proofs.create_schema()
         self.cash = CashBook(self.ledger)
         self.cash.open(*BANK)
         self.cash.open(*POOL)
@@ -103,7 +104,6 @@ class Platform:
         self.events: deque[Event] = deque(maxlen=500)
         self.paused_reason: str | None = None
         self.last_reconciliation: dict[str, Any] | None = None
-        self.salts: dict[int, str] = {}
         self._ids = itertools.count(1)
         self._event_seq = itertools.count(1)
         self.listeners: list[Callable[[Event], None]] = []
@@ -209,7 +209,6 @@ class Platform:
     def open_wallet(self, user_id: int) -> None:
         with self.lock:
             self.cash.open(Kind.WALLET, user_id)
-            self.salts.setdefault(user_id, secrets.token_hex(16))
 
     def deposit(self, user_id: int, amount_fen: int, bank_reference: str) -> dict[str, Any]:
         """The custodian reports an incoming bank transfer: custody posts it to the wallet.
@@ -730,6 +729,7 @@ class Platform:
             executed = self._execute_epoch_orders()
             for t in Tranche:
                 self.tranches[t].nav_history.append((self.market.today, self.tranches[t].nav_e4()))
+            self.snapshot_liabilities()
             self.monitor()
             self.reconcile()
             return {
@@ -869,14 +869,18 @@ class Platform:
             out[uid] = out.get(uid, 0) + self.holding_value_fen(uid, t)
         for sub in self.subscriptions:
             out[sub.user_id] = out.get(sub.user_id, 0) + sub.amount_fen
-        for u in out:
-            self.salts.setdefault(u, secrets.token_hex(16))
         return out
 
-    def proof_tree(self) -> proofs.SumTree:
-        with self.lock:
-            bal = self.liabilities()
-            return proofs.build(bal, {u: self.salts[u] for u in bal})
+    def latest_epoch(self) -> int | None:
+        try:
+            return self.proofs.latest_epoch()
+        except NotFound:
+            return None
+
+    def snapshot_liabilities(self) -> None:
+        """Freeze this epoch's liabilities into a Merkle-sum tree (audit.proofs)."""
+        epoch = (self.latest_epoch() or 0) + 1
+        self.proofs.snapshot(epoch, {str(u): b for u, b in self.liabilities().items()})
 
     def risk_snapshot(self) -> dict[str, Any]:
         with self.lock:

@@ -208,30 +208,12 @@ def redeem(
 def my_proof(
     user_id: UserIdPath, user: User = Depends(current_user), st: ApiState = Depends(state)
 ) -> S.UserProofOut:
-    """The holder's leaf and path in the published Merkle-sum tree of liabilities."""
+    """The holder's inclusion proof in the latest epoch's Merkle-sum tree of liabilities."""
     _holder(user, user_id, st, staff=(Role.AUDITOR,))
     p = st.platform
-    with p.lock:
-        st.platform.open_wallet(user_id)
-        tree = p.proof_tree()
-        bal = p.liabilities().get(user_id, 0)
-        if user_id not in tree.index_of:
-            from crowdleverage.domain.errors import NotFound
+    epoch = p.latest_epoch()
+    if epoch is None:
+        from crowdleverage.domain.errors import NotFound
 
-            raise NotFound(f"user {user_id} has no liabilities in the tree")
-        steps = [
-            S.ProofStepOut(
-                sibling_hash=s.sibling_hash,
-                sibling_sum_fen=s.sibling_sum_fen,
-                sibling_is_left=s.sibling_is_left,
-            )
-            for s in tree.proof(user_id)
-        ]
-        return S.UserProofOut(
-            user_id=user_id,
-            balance_fen=bal,
-            salt=p.salts[user_id],
-            steps=steps,
-            root_hash=tree.root_hash,
-            total_fen=tree.total_fen,
-        )
+        raise NotFound("no proof-of-liabilities epoch has been closed yet")
+    return S.UserProofOut(**p.proofs.prove(epoch, str(user_id)))

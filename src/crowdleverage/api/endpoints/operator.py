@@ -130,8 +130,15 @@ def last_reconciliation(
 def proof_root(
     _: User = Depends(require(Role.AUDITOR, Role.OPERATOR)), st: ApiState = Depends(state)
 ) -> S.ProofRootOut:
-    tree = st.platform.proof_tree()
-    return S.ProofRootOut(root_hash=tree.root_hash, total_fen=tree.total_fen, leaves=tree.leaves)
+    """The latest epoch's Merkle-sum root and total of what the platform owes its users."""
+    epoch = st.platform.latest_epoch()
+    if epoch is None:
+        from crowdleverage.domain.errors import NotFound
+
+        raise NotFound("no proof-of-liabilities epoch has been closed yet")
+    root = st.platform.proofs.root(epoch)
+    assert root is not None
+    return S.ProofRootOut(epoch=epoch, root_hash=root[0], total_fen=root[1])
 
 
 @router.get("/audit/log", response_model=S.AuditLogOut)
@@ -164,7 +171,8 @@ CUSTODIAN_INFO = {
 def transparency(p: Platform) -> dict[str, Any]:
     with p.lock:
         snap = p.risk_snapshot()
-        tree = p.proof_tree()
+        epoch = p.latest_epoch()
+        root = p.proofs.root(epoch) if epoch is not None else None
         rec = p.last_reconciliation
         tranches = []
         for t in Tranche:
@@ -205,8 +213,9 @@ def transparency(p: Platform) -> dict[str, Any]:
         "reconciliation_status": rec["status"] if rec else "not yet run",
         "reconciliation_at": rec["at"] if rec else None,
         "cash_token_supply_fen": rec["chain"]["supply_fen"] if rec and rec["chain"] else None,
-        "proof_root_hash": tree.root_hash,
-        "proof_total_fen": tree.total_fen,
+        "proof_epoch": epoch,
+        "proof_root_hash": root[0] if root else None,
+        "proof_total_fen": root[1] if root else None,
         "accounts": len(statuses),
         "accounts_warning": sum(s is AccountStatus.WARNING for s in statuses),
         "accounts_liquidating": sum(s is AccountStatus.LIQUIDATING for s in statuses),
