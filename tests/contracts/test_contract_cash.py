@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import boa
-from conftest import System, ref
+from contract_system import System, ref
 
 from crowdleverage.chain.roles import Role
 

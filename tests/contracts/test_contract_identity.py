@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import boa
-from conftest import CN, YEAR_S, System
+from contract_system import CN, YEAR_S, System
 
 from crowdleverage.chain.artifacts import CONTRACTS_DIR
 from crowdleverage.chain.roles import Role

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import boa
-from conftest import PAB, System
+from contract_system import PAB, System
 
 from crowdleverage.chain.roles import Role
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import boa
-from conftest import PAB, System, ref
+from contract_system import PAB, System, ref
 
 ZERO = "0x" + "00" * 20
 

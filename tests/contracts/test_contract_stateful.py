@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boa
-from conftest import CN, PAB, YEAR_S, System, ref
+from contract_system import CN, PAB, YEAR_S, System, ref
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
