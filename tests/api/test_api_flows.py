@@ -346,3 +346,20 @@ def test_chain_twin_through_the_api(tmp_path: Path, market_bars: list[Bar]) -> N
     t = w.client.get(f"{API}/public/transparency").json()
     assert t["cash_token_supply_fen"] == seeded + 4_200
     twin.close()
+
+
+def test_kyc_approval_is_screened_against_sanctions(world: World) -> None:
+    c = world.client
+    body = {"username": "listed1", "password": "listed-pass-1", "display_name": "Ri Won Ho",
+            "role": "investor"}  # fmt: skip
+    uid = c.post(f"{API}/auth/register", json=body).json()["id"]
+    r = c.post(
+        f"{API}/compliance/users/{uid}/kyc",
+        json={"decision": "approved"},
+        headers=world.h("compliance"),
+    )
+    assert r.status_code == 403 and r.json()["error"] == "compliance_block"
+    assert "sanctions" in r.json()["message"] and r.json()["details"]["score"] >= 80
+    assert world.state.users.get(uid).kyc_status == "pending"
+    log = c.get(f"{API}/audit/log?limit=200", headers=world.h("auditor")).json()
+    assert log["items"][-1]["action"] == "kyc_blocked_sanctions"

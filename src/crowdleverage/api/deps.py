@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -32,6 +32,15 @@ class ApiState:
     platform: Platform
     audit: AuditLog
     secret: str
+    _compliance: Any = None
+
+    def compliance(self) -> Any:
+        """The compliance service (sanctions screening), built on first use."""
+        if self._compliance is None:
+            from crowdleverage.compliance.service import ComplianceService
+
+            self._compliance = ComplianceService(self.engine, None)
+        return self._compliance
 
 
 def state(request: Request) -> ApiState:

@@ -17,6 +17,7 @@ from crowdleverage.api.deps import (
 )
 from crowdleverage.api.security import TOKEN_TTL_S, Role, User, issue_token
 from crowdleverage.api.views import user_out
+from crowdleverage.domain.errors import ComplianceBlock
 
 router = APIRouter(tags=["auth"])
 
@@ -80,12 +81,27 @@ def decide_kyc(
     actor: User = Depends(require(Role.COMPLIANCE)),
     st: ApiState = Depends(state),
 ) -> S.UserOut:
-    """Record the KYC decision; a borrower's approval carries the credit tier."""
+    """Record the KYC decision; a borrower's approval carries the credit tier. An approval is
+    screened against the sanctions lists first (compliance.screening); a hit blocks it."""
     from crowdleverage.domain.errors import InvalidInput
 
     target = st.users.get(user_id)
     if target.role not in (Role.INVESTOR, Role.BORROWER):
         raise InvalidInput(f"KYC applies to investors and borrowers, not {target.role.value}")
+    if body.decision == "approved":
+        screened = st.compliance().screener().screen(target.display_name)
+        if screened.is_hit:
+            top = screened.hits[0]
+            st.audit.append(actor.username, "kyc_blocked_sanctions",
+                            {"user_id": user_id, "list": top.list_id, "entry": top.entry_id,
+                             "score": top.score})  # fmt: skip
+            raise ComplianceBlock(
+                f"sanctions screening hit: {top.primary_name} ({top.list_id} "
+                f"{top.reference}, score {top.score}); approval blocked pending a case review",
+                list=top.list_id,
+                entry_id=top.entry_id,
+                score=top.score,
+            )
     tier = body.credit_tier if body.decision == "approved" else None
     if target.role is Role.BORROWER and body.decision == "approved" and tier is None:
         raise InvalidInput("approving a borrower needs a credit_tier (1–3)")
