@@ -1,0 +1,177 @@
+"""Keeper against the real margin engine (in-memory EVM): warnings once per day and across
+a restart, top-ups, liquidation start, reverts when the chain disagrees, rate limit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.domain.errors import ContractRevert
+from crowdleverage.domain.params import TIERS
+from crowdleverage.market.bars import read_bars
+from crowdleverage.market.replay import trading_days
+from crowdleverage.oracle.feeder import OracleFeeder, Reporter
+from crowdleverage.risk.keeper import ChainSync, Keeper, KeeperConfig
+from crowdleverage.risk.monitor import AccountState, RiskMonitor
+from crowdleverage.risk.sim_chain import SimChain, deploy_financing
+from crowdleverage.risk.world import World
+
+DATA = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
+CODES = ["000001", "600004", "600406"]
+CHAIN_CODES = [1, 600004, 600406]
+PRICES = [1_000, 1_380, 1_630]
+GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
+YI = 100_000_000 * 100
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    bars = read_bars(DATA)
+    (day,) = trading_days(bars, dt.date(2015, 12, 31), dt.date(2015, 12, 31))
+    chain = SimChain(GENESIS)
+    deploy_financing(chain)
+    w = World(chain)
+    w.list_securities(CODES)
+    w.invest("investor-senior", True, 4 * YI)
+    w.invest("investor-junior", False, YI)
+    w.close_epoch()
+    w.fund_broker(YI)
+    feeder = OracleFeeder(chain, [Reporter(f"reporter{i}") for i in (1, 2, 3)], CODES)
+    feeder.open_day(day)
+    chain.set_block_time(chain.block_time() + 60)
+    for r in ("reporter1", "reporter2"):  # prices inside each one's band of the day
+        chain.send("PriceOracle", "report_many", CHAIN_CODES, PRICES, actor=r)
+    return w
+
+
+def levered_borrower(world: World, name: str, tier: int, reserve_fen: int = 0) -> str:
+    """A borrower near its tier's initial ratio: margin 10万, three stocks bought round-robin
+    (the 40% single-security limit) until the pre-trade checks refuse more."""
+    who = world.open_borrower(name, tier, 10_000_000, reserve_fen)
+    for _ in range(40):
+        bought = False
+        for code, price in zip(CHAIN_CODES, PRICES, strict=True):
+            qty = 1_000_000 // price // 100 * 100
+            while qty > 0:
+                try:
+                    world.chain.send("MarginEngine", "request_buy", code, qty, price, actor=name)
+                except ContractRevert:
+                    qty = qty // 2 // 100 * 100
+                    continue
+                oid = world.chain.call("MarginEngine", "order_count")
+                world.chain.send("MarginEngine", "settle_fill", oid, qty, price, 0,
+                                 world.ref("fill"), actor="broker")  # fmt: skip
+                bought = True
+                break
+        if not bought:
+            break
+    assert world.account(who)["ratio_bps"] < TIERS[tier].initial_ratio_bps + 300
+    return who
+
+
+def set_haircut(world: World, bps: int) -> None:
+    for code in CHAIN_CODES:
+        world.chain.send("MarginEngine", "set_security", code, bps, False, 0, actor="operator")
+
+
+def monitor_for(world: World, accounts: dict[str, int], haircut_bps: int) -> RiskMonitor:
+    m = RiskMonitor(CODES, [haircut_bps] * 3)
+    for who, tier in accounts.items():
+        m.add_account(who, tier)
+    sync = ChainSync(world.chain, m)
+    for who in accounts:
+        sync.refresh(who)
+    m.update_prices([0, 1, 2], PRICES)
+    return m
+
+
+def test_warning_once_per_day_even_across_a_restart(world, tmp_path: Path):
+    who = levered_borrower(world, "k-warn", 3)
+    set_haircut(world, 9_000)  # 133% → ~120%: below the 125% warning line, above 115%
+    try:
+        m = monitor_for(world, {who: 3}, 9_000)
+        res = m.tick()
+        assert AccountState(res.state[0]) is AccountState.WARNING
+        journal = tmp_path / "keeper.json"
+        keeper = Keeper(world.chain, m, journal=journal, config=KeeperConfig(cooldown_s=0))
+        assert keeper.on_tick(res, "2015-12-31") == 1
+        assert keeper.on_tick(res, "2015-12-31") == 0  # already warned today
+        restarted = Keeper(world.chain, m, journal=journal, config=KeeperConfig(cooldown_s=0))
+        assert restarted.on_tick(res, "2015-12-31") == 0
+        warnings = world.chain.events("MarginEngine", "MarginWarning")
+        assert [e.args["account"] for e in warnings].count(who) == 1
+        assert restarted.on_tick(res, "2016-01-04") == 1  # a new day warns again
+    finally:
+        set_haircut(world, 10_000)
+
+
+def test_top_up_moves_the_reserve_and_a_second_one_is_refused_harmlessly(world):
+    who = levered_borrower(world, "k-topup", 3, reserve_fen=5_000_000)
+    set_haircut(world, 9_000)
+    try:
+        m = monitor_for(world, {who: 3}, 9_000)
+        res = m.tick()
+        assert AccountState(res.state[0]) is AccountState.TOPUP_DUE
+        keeper = Keeper(world.chain, m, config=KeeperConfig(cooldown_s=0))
+        assert keeper.on_tick(res, "2015-12-31") == 1
+        assert world.account(who)["reserve_fen"] < 5_000_000
+        assert world.account(who)["ratio_bps"] >= 12_500
+        assert keeper.on_tick(res, "2015-12-31") == 0  # the chain says: above warning now
+        assert keeper.stats.moved_back["margin: above warning line"] == 1
+    finally:
+        set_haircut(world, 10_000)
+
+
+def test_liquidation_starts_and_a_stale_signal_is_handled_not_fatal(world):
+    who = levered_borrower(world, "k-liq", 3)
+    set_haircut(world, 8_500)  # 133% → ~113%: below the 115% liquidation line
+    m = monitor_for(world, {who: 3}, 8_500)
+    res = m.tick()
+    assert AccountState(res.state[0]) is AccountState.LIQUIDATION_DUE
+    set_haircut(world, 10_000)  # the chain moves back before the keeper acts
+    keeper = Keeper(world.chain, m, config=KeeperConfig(cooldown_s=0))
+    assert keeper.on_tick(res, "2015-12-31") == 0
+    assert keeper.stats.moved_back == {"margin: above liquidation line": 1}
+    assert not world.account(who)["locked"]
+    set_haircut(world, 8_500)  # down again: now the engine agrees
+    try:
+        assert keeper.on_tick(res, "2015-12-31") == 1
+        acct = world.account(who)
+        # locked, but everything was bought today (T+1): nothing may be sold yet
+        assert acct["locked"] and acct["open_liq"] == 0
+        # the next session: the keeper's follow-up emits the next round
+        (jan4,) = trading_days(read_bars(DATA), dt.date(2016, 1, 4), dt.date(2016, 1, 4))
+        feeder = OracleFeeder(world.chain, [Reporter(f"reporter{i}") for i in (1, 2, 3)], CODES)
+        feeder.open_day(jan4)
+        world.chain.set_block_time(world.chain.block_time() + 60)
+        for r in ("reporter1", "reporter2"):
+            world.chain.send("PriceOracle", "report_many", CHAIN_CODES, PRICES, actor=r)
+        assert keeper.follow_up([who], new_session=True) == 1
+        assert world.account(who)["open_liq"] >= 1
+        orders = [
+            e.args for e in world.chain.events("MarginEngine", "LiquidationOrder")
+            if e.args["account"] == who
+        ]  # fmt: skip
+        assert orders and all(o["qty"] > 0 for o in orders)
+    finally:
+        set_haircut(world, 10_000)
+
+
+def test_rate_limit_acts_on_the_worst_first_and_defers_the_rest(world):
+    a = levered_borrower(world, "k-rate-a", 3)
+    b = levered_borrower(world, "k-rate-b", 2)
+    set_haircut(world, 8_000)
+    try:
+        m = monitor_for(world, {a: 3, b: 2}, 8_000)
+        res = m.tick()
+        assert res.ratio_bps[m.row(a)] < res.ratio_bps[m.row(b)]
+        keeper = Keeper(world.chain, m, config=KeeperConfig(max_actions_per_tick=1))
+        assert keeper.on_tick(res, "2015-12-31") == 1
+        assert keeper.stats.deferred == 1
+        assert world.account(a)["locked"] and not world.account(b)["locked"]
+        assert keeper.on_tick(res, "2015-12-31") == 1  # a is cooling down: b's turn
+    finally:
+        set_haircut(world, 10_000)
