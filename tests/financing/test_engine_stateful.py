@@ -1,0 +1,307 @@
+"""Stateful property test (hypothesis + titanoboa): investors, borrowers, the broker, the
+keeper and the market act in random order; after every step the contract invariants of
+DESIGN.md §8 hold (1, 2, 4, 5, 6, 7, 8, 9, 10; 3 is the custody ledger's).
+
+CI runs a bounded number of examples; `CROWDLEV_LONG=1` runs the long profile."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import boa
+from conftest import fin_profile, rollback
+from fin_system import MAIN, YUAN, Platform
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from crowdleverage.chain.roles import Role
+
+BPS = 10_000
+# What the examples reached (printed by the test: a machine that never liquidates proves little).
+EVENTS: Counter[str] = Counter()
+
+
+class FinancingMachine(RuleBasedStateMachine):
+    platform: Platform
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = self.platform
+        self._ctx = rollback(self.p)
+        self._ctx.__enter__()
+        self.open_orders: list[int] = []
+        self.refs: list[bytes] = []
+        self.index_seen: dict[int, int] = {}
+
+    def teardown(self) -> None:
+        self._ctx.__exit__(None, None, None)
+
+    # ------------------------------------------------------------ setup
+    @initialize()
+    def setup(self) -> None:
+        p = self.p
+        self.investors = [p.new_actor(f"inv{i}", Role.INVESTOR) for i in range(2)]
+        p.invest(self.investors[0], True, 4_000_000 * YUAN)
+        p.invest(self.investors[1], False, 1_000_000 * YUAN)
+        p.close_epoch()
+        p.mint(p.operator, 20_000 * YUAN)
+        p.cash.transfer(p.insurance.address, 20_000 * YUAN, sender=p.operator)
+        p.insurance.credit(20_000 * YUAN, 0, sender=p.operator)
+        # the 40% rule has its own unit tests; here one security may carry the book
+        p.engine.set_limits((10_000, 2_000, 100, 10_500, 30, 30_000), sender=p.operator)
+        self.borrowers = [
+            p.open_borrower("b_tier3", 3, 100_000 * YUAN, 20_000 * YUAN),
+            p.open_borrower("b_tier2", 2, 100_000 * YUAN, 0),
+        ]
+        # the tier-3 borrower starts levered at ~139% (debt ~250k on 100k margin)
+        p.buy(self.borrowers[0], MAIN[0], 20_000)
+        p.buy(self.borrowers[0], MAIN[1], 9_000)
+        p.buy(self.borrowers[0], MAIN[2], 6_000)
+        p.next_day()
+
+    # ------------------------------------------------------------ helpers
+    def _try(self, fn, *args, **kwargs) -> bool:
+        try:
+            fn(*args, **kwargs)
+            return True
+        except boa.BoaError:
+            return False
+
+    def _line(self, who: str) -> int:
+        return self.p.engine.tiers(self.p.engine.accounts(who)[0])[3]
+
+    def _healthy(self, who: str) -> bool:
+        return self.p.ratio(who) >= self._line(who)
+
+    def _user_action(self, who: str, fn, *args) -> None:
+        """DESIGN §8.6: a user action never takes an account from healthy to unhealthy."""
+        healthy = self._healthy(who)
+        self._try(fn, *args, sender=who)
+        if healthy:
+            assert self._healthy(who)
+
+    # ------------------------------------------------------------ investors
+    @rule(i=st.integers(0, 1), senior=st.booleans(), amount=st.integers(1, 500_000))
+    def subscribe(self, i: int, senior: bool, amount: int) -> None:
+        self.p.invest(self.investors[i], senior, amount * YUAN)
+
+    @rule(i=st.integers(0, 1), senior=st.booleans(), pct=st.integers(1, 100))
+    def redeem(self, i: int, senior: bool, pct: int) -> None:
+        share = self.p.senior if senior else self.p.junior
+        qty = share.balanceOf(self.investors[i]) * pct // 100
+        if qty:
+            self.p.pool.redeem(senior, qty, sender=self.investors[i])
+
+    @rule()
+    def close_epoch(self) -> None:
+        self._try(self.p.close_epoch)
+
+    # ------------------------------------------------------------ borrowers
+    @rule(b=st.integers(0, 1), amount=st.integers(1, 50_000), reserve=st.booleans())
+    def deposit(self, b: int, amount: int, reserve: bool) -> None:
+        who = self.borrowers[b]
+        self.p.mint(who, amount * YUAN)
+        self.p.cash.approve(self.p.engine.address, amount * YUAN, sender=who)
+        self._user_action(who, self.p.engine.deposit, amount * YUAN, reserve)
+
+    @rule(b=st.integers(0, 1), amount=st.integers(1, 100_000), reserve=st.booleans())
+    def withdraw(self, b: int, amount: int, reserve: bool) -> None:
+        self._user_action(self.borrowers[b], self.p.engine.withdraw, amount * YUAN, reserve)
+
+    @rule(b=st.integers(0, 1), c=st.integers(0, 2), lots=st.integers(1, 200))
+    def buy(self, b: int, c: int, lots: int) -> None:
+        who, code = self.borrowers[b], MAIN[c]
+        before = self.p.engine.order_count()
+        self._user_action(who, self.p.engine.request_buy, code, lots * 100, self.p.prices[code])
+        if self.p.engine.order_count() > before:
+            self.open_orders.append(before + 1)
+
+    @rule(b=st.integers(0, 1), c=st.integers(0, 2), pct=st.integers(1, 100))
+    def sell(self, b: int, c: int, pct: int) -> None:
+        who, code = self.borrowers[b], MAIN[c]
+        qty = self.p.engine.sellable(who, code) * pct // 100 // 100 * 100
+        if qty:
+            before = self.p.engine.order_count()
+            self._user_action(who, self.p.engine.request_sell, code, qty, self.p.prices[code])
+            if self.p.engine.order_count() > before:
+                self.open_orders.append(before + 1)
+
+    @rule(b=st.integers(0, 1), amount=st.integers(1, 200_000))
+    def repay(self, b: int, amount: int) -> None:
+        who = self.borrowers[b]
+        self.p.mint(who, amount * YUAN)
+        self.p.cash.approve(self.p.engine.address, amount * YUAN, sender=who)
+        debt = self.p.engine.debt_of(who)
+        if debt:  # DESIGN §8.10: any account can always repay
+            self.p.engine.repay(amount * YUAN, True, sender=who)
+            assert self.p.engine.debt_of(who) <= max(0, debt - amount * YUAN) + 1
+
+    # ------------------------------------------------------------ broker
+    @precondition(lambda self: self.open_orders)
+    @rule(k=st.integers(0, 20), part=st.integers(1, 100), cancel=st.booleans())
+    def fill(self, k: int, part: int, cancel: bool) -> None:
+        oid = self.open_orders[k % len(self.open_orders)]
+        o = self.p.engine.orders(oid)
+        if not o[4]:
+            self.open_orders.remove(oid)
+            return
+        who, code, is_buy, liq = o[0], o[1], o[2], o[3]
+        rest = o[5] - o[6]
+        qty = max(100, rest * part // 100 // 100 * 100) if rest >= 100 else rest
+        qty = min(qty, rest)
+        price = self.p.prices[code]
+        if not is_buy and self.p.oracle.is_sealed_limit_down(code):
+            return  # nothing sells into a sealed limit-down
+        ratio0, solvent = self.p.ratio(who), self._solvent(who)
+        if is_buy:
+            price = min(price, o[7])
+            self.p.engine.settle_fill(oid, qty, price, 0, self._ref(), sender=self.p.broker)
+        elif price >= (self.p.engine.orders(oid)[7] if not liq else 0):
+            self.p.sell_fill(oid, qty, price)
+            if liq:
+                EVENTS.update(("liquidation fill",))
+            if liq and solvent:  # DESIGN §8.7
+                assert self.p.ratio(who) >= ratio0
+        if cancel and self.p.engine.orders(oid)[4]:
+            self.p.engine.cancel_order(oid, sender=self.p.broker)
+
+    def _solvent(self, who: str) -> bool:
+        assets, debt, _ = self.p.state(who)
+        return assets >= debt
+
+    def _ref(self) -> bytes:
+        ref = self.p.ref()
+        self.refs.append(ref)
+        return ref
+
+    # ------------------------------------------------------------ market and time
+    @rule(c=st.integers(0, 2), move_bps=st.integers(-1_000, 1_000))
+    def price_move(self, c: int, move_bps: int) -> None:
+        code = MAIN[c]
+        prev = self.p.prev_close[code]
+        price = prev * (BPS + move_bps) // BPS
+        lo, hi = self.p.oracle.band(code)
+        self.p.set_price(code, min(max(price, lo), hi))
+
+    @rule(sealed=st.lists(st.booleans(), min_size=3, max_size=3))
+    def next_day(self, sealed: list[bool]) -> None:
+        moves = {
+            code: (self.p.prices[code] * 9_000 + 5_000) // 10_000
+            for code, s in zip(MAIN, sealed, strict=True)
+            if s
+        }
+        self.p.next_day(moves)
+
+    @rule()
+    def crash_day(self) -> None:
+        """A 2015-style day: every stock sealed at its limit-down."""
+        self.p.next_day({c: (self.p.prices[c] * 9_000 + 5_000) // 10_000 for c in MAIN})
+
+    @rule(hours=st.integers(1, 6))
+    def time_passes(self, hours: int) -> None:
+        boa.env.time_travel(seconds=hours * 3_600)
+        for code in MAIN:  # reporters keep prices fresh
+            self.p.set_price(code, self.p.prices[code])
+
+    # ------------------------------------------------------------ keeper
+    @rule(b=st.integers(0, 1))
+    def keeper(self, b: int) -> None:
+        p, who = self.p, self.borrowers[b]
+        acct = p.engine.accounts(who)
+        ratio = p.ratio(who)
+        tier = p.engine.tiers(acct[0])
+        if ratio < tier[2] and acct[2] > 0:
+            p.engine.top_up(who, sender=p.keeper)
+            EVENTS.update(("top-up",))
+            assert p.ratio(who) > ratio or p.engine.accounts(who)[2] == 0
+            ratio = p.ratio(who)
+        if acct[6]:
+            if acct[7] == 0:
+                if self._try(p.engine.end_liquidation, who, sender=p.keeper):
+                    EVENTS.update(("liquidation ended",))
+                else:
+                    self._start(who)
+        elif ratio < tier[3]:
+            self._start(who)
+        else:
+            # DESIGN §8.7: never above the liquidation line
+            assert not self._try(p.engine.start_liquidation, who, sender=p.keeper)
+
+    def _start(self, who: str) -> None:
+        before = self.p.engine.order_count()
+        self.p.engine.start_liquidation(who, sender=self.p.keeper)
+        EVENTS.update(("liquidation started",))
+        self.open_orders.extend(range(before + 1, self.p.engine.order_count() + 1))
+
+    # ------------------------------------------------------------ invariants
+    @invariant()
+    def cash_is_conserved(self) -> None:
+        """§8.1/§8.2: supply = the sum of every holder; each mint reference used once."""
+        p = self.p
+        holders = [
+            p.pool.address, p.insurance.address, p.engine.address, p.broker, p.fee_recipient,
+            p.operator, *self.investors, *self.borrowers,
+        ]  # fmt: skip
+        assert sum(p.cash.balanceOf(h) for h in holders) == p.cash.totalSupply()
+        assert p.cash.balanceOf(p.engine.address) == p.engine.held_fen()
+        assert all(p.engine.fill_ref_used(r) for r in self.refs)
+
+    @invariant()
+    def pool_books_balance(self) -> None:
+        """§8.4: pool assets = cash + debt - losses; tranche claims sum to them."""
+        p = self.p
+        pool = p.pool
+        assert pool.idle_fen() + pool.principal_out_fen() == (
+            pool.senior_claim_fen() + pool.junior_claim_fen() + pool.interest_pending_fen()
+        )
+        assert pool.principal_out_fen() == p.engine.total_principal_fen()
+        assert p.cash.balanceOf(pool.address) >= pool.idle_fen() + pool.escrow_fen()
+        assert p.insurance.balance_fen() <= p.cash.balanceOf(p.insurance.address)
+
+    @invariant()
+    def senior_last(self) -> None:
+        """§8.5: the senior tranche loses nothing while junior and insurance have value."""
+        if self.p.pool.senior_loss_fen() > 0:
+            assert self.p.pool.junior_claim_fen() == 0
+            assert self.p.insurance.balance_fen() == 0
+
+    @invariant()
+    def certificates_match_custody(self) -> None:
+        """§8.8: certificate supply per security = the positions held in custody."""
+        for code in MAIN:
+            held = sum(self.p.engine.positions(b, code) for b in self.borrowers)
+            assert self.p.shares.total_supply(code) == held
+            assert self.p.shares.balance_of(self.p.engine.address, code) == held
+
+    @invariant()
+    def indices_never_decrease(self) -> None:
+        """§8.9: interest indices only grow; debt never below principal."""
+        for tier in (2, 3):
+            value = self.p.engine.indices(tier)[0]
+            assert value >= self.index_seen.get(tier, 0)
+            self.index_seen[tier] = value
+        for b in self.borrowers:
+            assert self.p.engine.debt_of(b) >= self.p.engine.accounts(b)[4]
+
+    @invariant()
+    def free_accounts_can_leave(self) -> None:
+        """§8.10: an account with no debt can always withdraw all its cash."""
+        for who in self.borrowers:
+            acct = self.p.engine.accounts(who)
+            if self.p.engine.debt_of(who) == 0 and not acct[6] and acct[1] > 0:
+                with boa.env.anchor():
+                    self.p.engine.withdraw(acct[1], False, sender=who)
+
+
+def test_financing_state_machine(platform: Platform) -> None:
+    FinancingMachine.platform = platform
+    EVENTS.clear()
+    run_state_machine_as_test(FinancingMachine, settings=fin_profile())
+    print(dict(EVENTS))
