@@ -43,10 +43,17 @@ transfers = sa.Table(
     sa.Column("code", sa.Integer, nullable=False),
     sa.Column("flags", sa.Integer, nullable=False),
     sa.Column("timeout_s", sa.BigInteger, nullable=False),
-    sa.Column("user_data_128", ID, nullable=False, index=True),
+    sa.Column("user_data_128", ID, nullable=False),
     sa.Column("user_data_64", sa.Numeric(20, 0), nullable=False),
     sa.Column("user_data_32", sa.BigInteger, nullable=False),
     sa.Column("timestamp", sa.BigInteger, nullable=False, unique=True),
+    # References are looked up by value; most transfers carry none, so index only those that do.
+    sa.Index(
+        "ix_custody_transfers_user_data_128",
+        "user_data_128",
+        sqlite_where=sa.text("user_data_128 != '00000000000000000000000000000000'"),
+        postgresql_where=sa.text("user_data_128 != '00000000000000000000000000000000'"),
+    ),
 )
 
 # State of each two-phase transfer: the one mutable fact about it, changed at most once.
