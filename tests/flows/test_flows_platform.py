@@ -197,3 +197,43 @@ def test_restart_on_a_used_ledger_fails_closed(tmp_path: Path, bars: list[Bar]) 
     with pytest.raises(PlatformPaused):
         again.deposit(INVESTOR_SENIOR, 1_000, "RESTART-0002")
     engine.dispose()
+
+
+def test_restart_resumes_from_the_saved_book(tmp_path: Path, bars: list[Bar]) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'custody.db'}")
+    start = dt.date(2015, 12, 30)
+    first = Platform(Settings(data_dir=tmp_path), engine=engine,
+                     market=MarketFeed(bars, start=start))  # fmt: skip
+    fund_pool(first, 100_000_000, 40_000_000)  # its end of day saves the book
+    first.deposit(BORROWER, 10_000_000, "RESUME-0001")
+    acc = first.open_margin_account(BORROWER, 2, 2)
+    first.fund_account(acc.id, 10_000_000, reserve=False)
+    leverage_up(first, acc.id, _crash_codes(first, 5))
+    first.tick()
+    first.save()  # a clean shutdown
+    again = Platform(Settings(data_dir=tmp_path), engine=engine,
+                     market=MarketFeed(bars, start=start))  # fmt: skip
+    assert again.paused_reason is None
+    assert (again.market.today, again.market.step) == (first.market.today, first.market.step)
+    restored = again.account(acc.id)
+    assert restored.debt_fen == acc.debt_fen > 0
+    assert {c: p.quantity for c, p in restored.positions.items()} == {
+        c: p.quantity for c, p in acc.positions.items()
+    }
+    assert again.claims_fen() == again.pool_assets_fen() == first.pool_assets_fen()
+    assert again.reconcile()["status"] == "ok"
+    new = again.open_margin_account(BORROWER, 1, 2)
+    assert new.id not in {acc.id} and new.id > max(o.id for o in first.orders)
+    check_invariants(again)
+    engine.dispose()
+
+
+def test_restart_after_unsaved_money_moves_fails_closed(tmp_path: Path, bars: list[Bar]) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'custody.db'}")
+    first = Platform(Settings(data_dir=tmp_path), engine=engine, market=MarketFeed(bars))
+    fund_pool(first, 100_000_000, 40_000_000)  # saved at the end of day
+    first.deposit(INVESTOR_SENIOR, 5_000, "AFTER-SAVE-1")  # then a crash: not saved
+    again = Platform(Settings(data_dir=tmp_path), engine=engine, market=MarketFeed(bars))
+    assert again.paused_reason is not None and "reconciliation break" in again.paused_reason
+    assert any("WALLET/1" in b for b in again.last_reconciliation["breaks"])  # type: ignore[index]
+    engine.dispose()

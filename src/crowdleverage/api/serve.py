@@ -97,7 +97,6 @@ def serve(
             + [b[0] for b in demo_world.BORROWERS]
         }
         facts["demo_logins"] = logins
-        ReplayDriver(platform, pace_s).start()
     if as_json:
         emit_json(facts)
     else:
@@ -108,4 +107,13 @@ def serve(
             typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
             for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]
                 typer.echo(f"  {name:<12} {pw}")
-    uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning")
+    driver = ReplayDriver(platform, pace_s) if demo else None
+    if driver is not None:
+        driver.start()
+    try:
+        uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning")
+    finally:
+        if driver is not None:
+            driver.stop.set()
+            driver.join(timeout=10)
+        platform.save()  # a clean shutdown resumes where it stopped

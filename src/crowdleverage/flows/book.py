@@ -94,6 +94,10 @@ class CashBook:
     def balance(self, kind: Kind, number: int = 0) -> int:
         return self.balances.get((kind, number), 0)
 
+    def mark_opened(self, kind: Kind, number: int) -> None:
+        """Restoring a snapshot: the account exists in the ledger already."""
+        self._opened.add((kind, number))
+
     def opened(self) -> list[tuple[Kind, int]]:
         return sorted(self._opened)
 

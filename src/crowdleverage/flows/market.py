@@ -124,5 +124,15 @@ class MarketFeed:
         self._load_day()
         return True
 
+    def seek(self, day: dt.date, step: int) -> None:
+        """Resume at (day, step), e.g. from a saved snapshot."""
+        idx = next((i for i, d in enumerate(self.days) if d.date == day), None)
+        if idx is None or not 0 <= step < self.ticks_per_day:
+            raise InvalidInput(
+                f"cannot resume the replay at {day} step {step}: not in the loaded market data"
+            )
+        self.day_index, self.step = idx, step
+        self._load_day()
+
     def at_close(self) -> bool:
         return self.step == self.ticks_per_day - 1

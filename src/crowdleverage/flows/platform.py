@@ -39,6 +39,7 @@ from crowdleverage.domain.errors import (
 )
 from crowdleverage.domain.money import mul_div_down, mul_div_up
 from crowdleverage.domain.security import Security
+from crowdleverage.flows import snapshot
 from crowdleverage.flows.book import CashBook, Kind, Leg, account_id, reference_id
 from crowdleverage.flows.cash_twin import CashTokenTwin
 from crowdleverage.flows.market import MarketFeed, Quote
@@ -107,15 +108,33 @@ class Platform:
         self._ids = itertools.count(1)
         self._event_seq = itertools.count(1)
         self.listeners: list[Callable[[Event], None]] = []
-        self._check_fresh_ledger()
+        self._restore()
 
-    def _check_fresh_ledger(self) -> None:
-        """The platform book lives in this process. A custody ledger that already holds money
-        (a restart) cannot be matched against an empty book: fail closed until an operator
-        has reconciled (the book is not yet restored from storage)."""
+    def _restore(self) -> None:
+        """Resume from the last saved book, checked against the custody ledger. Without a
+        snapshot, a ledger that already holds money cannot be matched: fail closed."""
+        body = snapshot.read(self.engine)
+        if body is not None:
+            snapshot.load(self, body)
+            self._event("restored", f"book restored at {self.market.today} #{self.market.step}")
+            self.reconcile()  # a break (ledger moved after the snapshot) pauses the platform
+            return
         bank = self.ledger.lookup_accounts([account_id(*BANK)])
         if bank and (bank[0].debits_posted or bank[0].credits_posted or bank[0].debits_pending):
             self.pause("custody ledger holds money the platform book does not know (restart)")
+
+    def save(self) -> None:
+        """Persist the book (end of day, clean shutdown)."""
+        with self.lock:
+            snapshot.save(self, self.engine)
+
+    def peek_next_id(self) -> int:
+        nxt = next(self._ids)
+        self._ids = itertools.count(nxt)
+        return nxt
+
+    def reset_ids(self, next_id: int) -> None:
+        self._ids = itertools.count(next_id)
 
     # ------------------------------------------------------------------------- helpers
 
@@ -732,6 +751,7 @@ class Platform:
             self.snapshot_liabilities()
             self.monitor()
             self.reconcile()
+            self.save()
             return {
                 "date": self.market.today.isoformat(),
                 "interest_fen": interest,
