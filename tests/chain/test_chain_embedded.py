@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.scenario import register_participants
 from crowdleverage.domain.errors import (
+    ConfigError,
     Conflict,
     ContractRevert,
     InvalidInput,
@@ -197,3 +199,34 @@ def test_second_process_sees_same_state(tmp_path: Path) -> None:
     assert third == first
     assert first["cash"] == {"investor": 500_000, "borrower": 2_600_000, "pool": 8_400_000}
     assert first["shares"] == {"investor": 0, "borrower": 500, "pool": 500}
+
+
+def _journal_after_mint(tmp_path: Path, dev_keys: ActorKeys) -> sqlite3.Connection:
+    chain = EmbeddedChain(tmp_path, dev_keys)
+    deploy_system(chain, tmp_path)
+    register_participants(chain)
+    investor = chain.address_of("investor")
+    chain.send("CashToken", "mint", investor, 100, ref_to_bytes32("a"), actor="custodian")
+    chain.close()
+    (tmp_path / "chain" / "state.snapshot").unlink()  # force a replay from genesis
+    return sqlite3.connect(tmp_path / "chain" / "journal.sqlite")
+
+
+def test_replay_that_reverts_is_refused(tmp_path: Path, dev_keys: ActorKeys) -> None:
+    db = _journal_after_mint(tmp_path, dev_keys)
+    with db:  # the mint's reference (third argument) becomes empty: it reverts on replay
+        seq, data = db.execute("SELECT seq, data FROM txs ORDER BY seq DESC LIMIT 1").fetchone()
+        forged = bytes(data[:68]) + bytes(32) + bytes(data[100:])
+        db.execute("UPDATE txs SET data = ? WHERE seq = ?", (forged, seq))
+    db.close()
+    with pytest.raises(ConfigError, match="journal replay diverged"):
+        EmbeddedChain(tmp_path, dev_keys, read_only=True)
+
+
+def test_replay_with_other_gas_is_refused(tmp_path: Path, dev_keys: ActorKeys) -> None:
+    db = _journal_after_mint(tmp_path, dev_keys)
+    with db:
+        db.execute("UPDATE txs SET gas_used = gas_used + 1 WHERE seq = (SELECT MAX(seq) FROM txs)")
+    db.close()
+    with pytest.raises(ConfigError, match="journal replay diverged"):
+        EmbeddedChain(tmp_path, dev_keys, read_only=True)
