@@ -1,0 +1,154 @@
+"""The financing system on a real JSON-RPC node (anvil): deployment through web3 with the
+compiled artifacts, actors as anvil's unlocked dev accounts, and gas from real receipts
+(intrinsic cost and cold storage access included). Used by test_deploy_anvil.py and
+bench/gas.py."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fin_system import CMB, DAY_S, MAIN, PAB, PINGAN, compiled, limit_down, limit_up
+from vyper.compiler.output import build_abi_output
+from web3 import Web3
+from web3.contract import Contract
+
+from crowdleverage.chain.roles import Role
+
+EIP170_LIMIT_BYTES = 24_576
+ACTORS = (
+    "admin", "compliance", "operator", "custodian", "broker", "keeper", "reporter1",
+    "reporter2", "fee", "senior", "junior", "borrower", "borrower2", "outsider",
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def anvil(anvil_bin: str) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [anvil_bin, "--host", "127.0.0.1", "--port", str(port), "--silent", "--accounts",
+         str(len(ACTORS)), "--code-size-limit", str(EIP170_LIMIT_BYTES)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("anvil did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@dataclass
+class RpcPlatform:
+    w3: Web3
+    actor: dict[str, str]
+    c: dict[str, Contract] = field(default_factory=dict)
+    gas: dict[str, int] = field(default_factory=dict)
+    refs: int = 0
+
+    def send(self, contract: str, fn: str, *args: Any, by: str, label: str | None = None) -> Any:
+        call = getattr(self.c[contract].functions, fn)(*args)
+        tx = call.transact({"from": self.actor[by], "gas": 3_000_000})
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx)
+        if receipt.status != 1:
+            raise RuntimeError(f"{contract}.{fn} reverted")
+        if label:
+            self.gas[label] = int(receipt.gasUsed)
+        return receipt
+
+    def call(self, contract: str, fn: str, *args: Any) -> Any:
+        return getattr(self.c[contract].functions, fn)(*args).call()
+
+    def ref(self) -> bytes:
+        self.refs += 1
+        return self.refs.to_bytes(32, "big")
+
+    def deploy(self, name: str, *args: Any, blueprint: bool = False) -> str:
+        data = compiled(name).compiler_data
+        abi = build_abi_output(data)
+        code = data.blueprint_bytecode if blueprint else data.bytecode
+        factory = self.w3.eth.contract(abi=abi, bytecode=code)
+        tx = (
+            self.w3.eth.send_transaction({"from": self.actor["admin"], "data": code})
+            if blueprint
+            else factory.constructor(*args).transact({"from": self.actor["admin"]})
+        )
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx)
+        if receipt.status != 1 or not receipt.contractAddress:
+            raise RuntimeError(f"deploying {name} failed")
+        addr = receipt.contractAddress
+        if not blueprint:
+            self.c[name] = self.w3.eth.contract(address=addr, abi=abi)
+        return str(addr)
+
+    def code_size(self, name: str) -> int:
+        return len(self.w3.eth.get_code(self.c[name].address))
+
+    def time_travel(self, seconds: int) -> None:
+        self.w3.provider.make_request("evm_increaseTime", [seconds])
+        self.w3.provider.make_request("evm_mine", [])
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+
+def deploy_rpc_platform(url: str) -> RpcPlatform:
+    w3 = Web3(Web3.HTTPProvider(url))
+    accounts = w3.eth.accounts
+    p = RpcPlatform(w3, dict(zip(ACTORS, accounts, strict=False)))
+    a = p.actor
+    reg = p.deploy("IdentityRegistry")
+    oracle = p.deploy("PriceOracle", reg, 10 * DAY_S, 2)
+    cash = p.deploy("CashToken", reg)
+    shares = p.deploy("ShareCertificates", reg, oracle)
+    blueprint = p.deploy("TrancheShare", blueprint=True)
+    pool = p.deploy("TranchePool", cash, reg, blueprint, a["fee"])
+    ins = p.deploy("InsuranceFund", cash, reg, pool)
+    engine = p.deploy("MarginEngine", cash, reg, oracle, shares, pool, ins)
+    expires = p.now() + 5 * 365 * DAY_S
+    p.send("IdentityRegistry", "register", a["compliance"], int(Role.COMPLIANCE), 5, b"CN",
+           expires, by="admin")  # fmt: skip
+    roles = {
+        "operator": Role.OPERATOR, "custodian": Role.CUSTODIAN, "broker": Role.BROKER,
+        "keeper": Role.KEEPER, "reporter1": Role.REPORTER, "reporter2": Role.REPORTER,
+        "fee": Role.INVESTOR, "senior": Role.INVESTOR, "junior": Role.INVESTOR,
+        "borrower": Role.BORROWER, "borrower2": Role.BORROWER,
+    }  # fmt: skip
+    targets = {**{a[k]: v for k, v in roles.items()}, pool: Role.PLATFORM, ins: Role.PLATFORM}
+    targets[engine] = Role.PLATFORM | Role.BROKER
+    for who, role in targets.items():
+        p.send("IdentityRegistry", "register", who, int(role), 4, b"CN", expires, by="compliance")
+    p.send("TranchePool", "connect", engine, ins, by="operator")
+    p.send("InsuranceFund", "set_engine", engine, by="operator")
+    for code in MAIN:
+        p.send("MarginEngine", "set_security", code, 10_000, False, 0, by="operator")
+    p.send("PriceOracle", "open_day", 1, by="operator")
+    for code in MAIN:
+        p.send("PriceOracle", "set_day_params", code, 1_000, limit_down(1_000), limit_up(1_000),
+               False, by="operator")  # fmt: skip
+        for r in ("reporter1", "reporter2"):
+            p.send("PriceOracle", "report", code, 1_000, by=r)
+    return p
+
+
+def fund(p: RpcPlatform, who: str, amount_fen: int, spender: str) -> None:
+    p.send("CashToken", "mint", p.actor[who], amount_fen, p.ref(), by="custodian")
+    p.send("CashToken", "approve", p.c[spender].address, amount_fen, by=who)
+
+
+__all__ = ["CMB", "MAIN", "PAB", "PINGAN", "RpcPlatform", "anvil", "deploy_rpc_platform", "fund"]
