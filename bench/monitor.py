@@ -15,6 +15,7 @@ Targets (issue 6): 1M accounts ≤ 50 ms per tick on the 2-core machine, ≥ 100
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import sys
@@ -109,7 +110,7 @@ def run(n: int) -> None:
     loop_ms = loop_s * n / k * 1e3
     scaled = "" if k == n else f" (timed on {k:,} accounts, scaled ×{n / k:g})"
     bytes_per = m.memory_bytes() / n
-    tick_tmp = 8 * 4 + 1 * 4  # coll, ratio, thresholds slices are views; temporaries per tick
+    tick_out = 8 + 1 + 1  # each tick's result: ratio (f64), state (i8), changed (bool)
     print(f"accounts {n:>9,}  positions {m.nnz:>10,} (mean {m.nnz / n:.2f})  securities {N_SEC:,}")
     print(
         f"  vectorised      {ms_tick:9.2f} ms/tick  (median of {rounds} ticks, "
@@ -119,7 +120,7 @@ def run(n: int) -> None:
     print(f"  speed-up        {loop_ms / ms_tick:9.1f} ×")
     print(
         f"  memory          {bytes_per:9.1f} B/account in arrays "
-        f"(+ ~{tick_tmp} B/account of per-tick temporaries; "
+        f"(+ {tick_out} B/account for each tick's result; "
         f"max RSS grew {(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) >> 10} MiB)"
     )
     print(f"  states          {counts}")
@@ -134,6 +135,8 @@ def run(n: int) -> None:
 
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [10_000, 100_000, 1_000_000]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"cpus {os.cpu_count()}, load average {load} (other processes share these cores)")
     for n in sizes:
         run(n)
 
