@@ -180,3 +180,53 @@ def bank_close(
     out.write_bytes(bank.close_statement(at=datetime.now().replace(microsecond=0)))
     bank.save(state)
     emit_json({"file": str(out)}) if as_json else typer.echo(f"wrote {out}")
+
+
+@app.command("bridge")
+@typed_errors
+def bridge_cmd(
+    addresses: Path = typer.Option(..., help='JSON {"INV-0001": "0x…", ...}: investor addresses'),
+    bank_account: str = BANK_ACCOUNT,
+    as_json: bool = JSON,
+) -> None:
+    """Mint every booked deposit not yet on chain, finish in-flight burns, and mirror internal
+    chain movements into the ledger (idempotent; run after each statement import)."""
+    import json
+
+    from crowdleverage.chain.factory import open_chain
+    from crowdleverage.custody.bridge import Bridge
+    from crowdleverage.custody.indexer import ChainMirror
+
+    try:
+        mapping = json.loads(addresses.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataFileError(str(addresses), None, f"not a readable JSON object: {exc}") from exc
+    if not isinstance(mapping, dict):
+        raise DataFileError(str(addresses), None, "must be a JSON object")
+    by_address = {str(a).lower(): str(i) for i, a in mapping.items()}
+    svc = _service(bank_account)
+
+    def address_of(investor_id: str) -> str:
+        if investor_id not in mapping:
+            raise DataFileError(str(addresses), None, f"no address for investor {investor_id}")
+        return str(mapping[investor_id])
+
+    chain = open_chain(load_settings())
+    try:
+        stats = Bridge(svc, chain, address_of).process()
+        mirrored = ChainMirror(svc, chain, lambda a: by_address.get(a.lower())).sync()
+    finally:
+        chain.close()
+    out = {
+        "queued": stats.queued,
+        "minted": stats.minted,
+        "burned": stats.burned,
+        "already_on_chain": stats.already_on_chain,
+        "failed": stats.failed,
+        "mirrored": mirrored.created,
+        "mirror_failed": mirrored.failed,
+    }
+    if as_json:
+        emit_json(out)
+    else:
+        typer.echo(", ".join(f"{k} {v}" for k, v in out.items()))
