@@ -4,6 +4,8 @@ the routers; one handler maps every typed error to its status and {"error","mess
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -50,7 +52,14 @@ def create_app(
     eng = engine if engine is not None else engine_from_settings(settings)
     store.create_schema(eng)
     plat = platform if platform is not None else Platform(settings, engine=eng)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        plat.save()  # a clean shutdown (SIGINT/SIGTERM) resumes where it stopped
+
     app = FastAPI(
+        lifespan=lifespan,
         title="CrowdLeverage",
         version="0.1.0",
         description="Compliant pooled stock margin financing (众筹股票配资). Amounts in fen.",

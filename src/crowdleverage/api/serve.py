@@ -116,4 +116,4 @@ def serve(
         if driver is not None:
             driver.stop.set()
             driver.join(timeout=10)
-        platform.save()  # a clean shutdown resumes where it stopped
+        platform.save()  # also saved by the app's lifespan on SIGTERM (uvicorn re-raises it)
