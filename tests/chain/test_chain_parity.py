@@ -138,3 +138,20 @@ def test_keys_are_never_printed(dev_keys: ActorKeys) -> None:
     secret = dev_keys.key("admin").get_secret_value()
     assert secret not in repr(dev_keys)
     assert secret not in str(dev_keys.key("admin"))
+
+
+def test_rpc_events_in_small_windows_are_complete(
+    rpc: RpcChain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import crowdleverage.chain.rpc as rpc_module
+
+    deploy_system(rpc, tmp_path / "rpc")
+    basic_scenario(rpc)
+    whole = rpc.events()
+    monkeypatch.setattr(rpc_module, "LOG_WINDOW_BLOCKS", 3)
+    assert rpc.events() == whole
+    assert rpc.events("CashToken", "Minted", since=whole[5].seq) == [
+        e
+        for e in whole
+        if e.seq > whole[5].seq and (e.contract, e.event) == ("CashToken", "Minted")
+    ]

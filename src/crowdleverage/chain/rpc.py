@@ -33,6 +33,7 @@ from crowdleverage.domain.errors import (
 )
 
 SEQ_PER_BLOCK = 100_000
+LOG_WINDOW_BLOCKS = 5_000
 GAS_HEADROOM_NUM, GAS_HEADROOM_DEN = 12, 10  # send with 20% over the estimate
 
 
@@ -260,14 +261,18 @@ class RpcChain:
             addresses = [a for a, _ in self._contracts.values()]
         if not addresses:
             return []
-        flt: dict[str, Any] = {
-            "address": addresses,
-            "fromBlock": since // SEQ_PER_BLOCK,
-            "toBlock": "latest",
-        }
+        topics = None
         if event is not None and contract is not None:
-            flt["topics"] = ["0x" + self._contracts[contract][1].event_by_name(event).topic0.hex()]
-        logs = self._w3.eth.get_logs(flt)  # type: ignore[arg-type]
+            topics = ["0x" + self._contracts[contract][1].event_by_name(event).topic0.hex()]
+        logs: list[Any] = []
+        start, latest = since // SEQ_PER_BLOCK, self.block_number()
+        while start <= latest:  # nodes cap eth_getLogs ranges: ask in windows
+            end = min(latest, start + LOG_WINDOW_BLOCKS - 1)
+            flt: dict[str, Any] = {"address": addresses, "fromBlock": start, "toBlock": end}
+            if topics is not None:
+                flt["topics"] = topics
+            logs.extend(self._w3.eth.get_logs(flt))  # type: ignore[arg-type]
+            start = end + 1
         out = [e for e in (self._decode(log) for log in logs) if e is not None]
         out = [e for e in out if e.seq > since and (event is None or e.event == event)]
         return sorted(out, key=lambda e: e.seq)
