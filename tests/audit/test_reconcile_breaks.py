@@ -275,7 +275,7 @@ def test_cli_reconcile_exit_codes(tmp_path: Path) -> None:
                             "CROWDLEV_SEED": str(SEED), "CROWDLEV_CHAIN": "embedded"})  # fmt: skip
     from crowdleverage.audit.reconcile_cli import app
 
-    clean = runner.invoke(app, ["--json"])
+    clean = runner.invoke(app, ["reconcile", "--json"])
     assert clean.exit_code == 0, clean.output
     assert json.loads(clean.stdout)["status"] == "clean"
     engine = make_engine(f"sqlite:///{data_dir.resolve() / 'custody.db'}")
@@ -284,7 +284,7 @@ def test_cli_reconcile_exit_codes(tmp_path: Path) -> None:
     )
     engine.dispose()
     html = tmp_path / "rec.html"
-    broken = runner.invoke(app, ["--json", "--html", str(html)])
+    broken = runner.invoke(app, ["reconcile", "--json", "--html", str(html)])
     assert broken.exit_code == IntegrityFailure.exit_code, broken.output
     out = json.loads(broken.stdout)
     assert out["status"] == "breaks" and out["paused"] is True

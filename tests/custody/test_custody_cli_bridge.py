@@ -48,10 +48,29 @@ def test_cli_bridge_then_reconcile(tmp_path: Path) -> None:
         if n == 1:
             code, out = run(app, "bridge", "--addresses", str(addresses))
             assert code == 0 and json.loads(out)["minted"] == 1
-            code, out = run(reconcile_app)
+            code, out = run(reconcile_app, "reconcile")
             assert code == 0 and json.loads(out)["status"] == "clean"
-    code, out = run(reconcile_app)  # the second deposit is booked but not bridged yet
+    code, out = run(reconcile_app, "reconcile")  # the second deposit is booked but not bridged yet
     assert code == IntegrityFailure.exit_code
-    assert {b["kind"] for b in json.loads(out)["breaks"]} == {"missing_mint", "supply_drift"}
-    code, out = run(app, "bridge", "--addresses", str(addresses))
+    breaks = json.loads(out)["breaks"]
+    assert {b["kind"] for b in breaks} == {"missing_mint", "supply_drift"}
+    code, _ = run(app, "bridge", "--addresses", str(addresses))
     assert code == PlatformPaused.exit_code  # failed closed: the mint waits for the operator
+
+    # Operator: refund the unbridged deposit to suspense (a correction naming it), reconcile
+    # clean, resume; the bridge then skips the refunded deposit instead of minting it.
+    [missing] = [b["reference"] for b in breaks if b["kind"] == "missing_mint"]
+    assert run(reconcile_app, "resume-after-break", "--operator", "operator:wang")[0] == 11
+    code, _ = run(app, "correct", "INV-0001", "2000.00", "--debit", "--reference", missing,
+                  "--operator", "operator:wang")  # fmt: skip
+    assert code == 0
+    code, out = run(reconcile_app, "reconcile")
+    assert code == 0, out
+    assert run(reconcile_app, "resume-after-break", "--operator", "operator:wang")[0] == 0
+    code, out = run(app, "bridge", "--addresses", str(addresses))
+    assert code == 0 and json.loads(out)["minted"] == 0
+    assert run(reconcile_app, "reconcile")[0] == 0
+    from crowdleverage.audit.cli import app as audit_app
+
+    code, out = run(audit_app, "verify-log")
+    assert code == 0 and json.loads(out)["entries"] >= 4  # reconciles, correction, resume

@@ -92,3 +92,32 @@ def reconcile(
         err = IntegrityFailure(f"reconciliation found {len(report.breaks)} break(s)")
         sys.stderr.write(f"error: {err.message}\n")
         raise typer.Exit(err.exit_code)
+
+
+@app.command("resume-after-break")
+@typed_errors
+def resume(
+    operator: str = typer.Option(..., help="who resumes (goes to the audit log)"),
+    bank_account: str = typer.Option(
+        "6222020200112233445", envvar="CROWDLEV_CUSTODY_BANK_ACCOUNT", help="custody account"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Operator: unpause the chain after a break — refused unless the latest reconciliation
+    is clean (run `crowdlev reconcile` after booking the correction)."""
+    from crowdleverage.chain.factory import open_chain
+
+    settings = load_settings()
+    engine = engine_from_settings(settings)
+    custody = CustodyService(engine, bank_account)
+    custody.setup()
+    log = AuditLog(engine, settings.ensure_data_dir())
+    log.create_schema()
+    rec = Reconciler(custody, audit_log=log)
+    rec.create_schema()
+    chain = open_chain(settings)
+    try:
+        rec.resume(ChainGateway(chain), operator=operator)
+    finally:
+        chain.close()
+    emit_json({"resumed": True}) if as_json else typer.echo("platform resumed")

@@ -37,7 +37,7 @@ ops = sa.Table(
     sa.Column("investor_id", sa.String(64), nullable=False),
     sa.Column("address", sa.String(42), nullable=False),
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
-    sa.Column("status", sa.String(8), nullable=False),  # pending | done | failed
+    sa.Column("status", sa.String(8), nullable=False),  # pending | done | failed | reversed
     sa.Column("chain_tx", sa.String(80), nullable=True),
 )
 
@@ -129,6 +129,9 @@ class Bridge:
         for op in pending:
             op_id = int(op.op_id, 16)
             tx: str | None = None
+            if op.kind == "mint" and self._reversed(op_id, op.amount_fen):
+                self._finish(op.op_id, "reversed", None)  # refunded by an operator correction
+                continue
             if self.chain.call("CashToken", "ref_used", ref32(op_id)):
                 already += 1  # sent before a crash; the chain is the witness
             else:
@@ -151,6 +154,14 @@ class Bridge:
                 self.custody.request_payout(op.investor_id, op.amount_fen, payout_id=op_id)
             self._finish(op.op_id, "done", tx)
         return BridgeStats(len(pending), minted, burned, already, failed)
+
+    def _reversed(self, deposit_id: int, amount_fen: int) -> bool:
+        """A deposit whose CORRECTION entries (referencing it) took it back entirely."""
+        net = amount_fen
+        for t in self.custody.ledger.transfers_with_user_data_128(deposit_id):
+            if t.code == TransferCode.CORRECTION:
+                net += t.amount if t.credit_account_id != self.custody.suspense_id else -t.amount
+        return net <= 0
 
     def _finish(self, key: str, status: str, note: str | None) -> None:
         with self.engine.begin() as conn:

@@ -230,3 +230,37 @@ def bridge_cmd(
         emit_json(out)
     else:
         typer.echo(", ".join(f"{k} {v}" for k, v in out.items()))
+
+
+@app.command("correct")
+@typed_errors
+def correct(
+    investor_id: str,
+    amount: str = typer.Argument(..., help="元, e.g. 700.00"),
+    credit: bool = typer.Option(..., "--credit/--debit", help="credit or debit the investor"),
+    reference: str = typer.Option("", help="hex chain reference / ledger transfer id corrected"),
+    operator: str = typer.Option(..., help="who books it (goes to the audit log)"),
+    bank_account: str = BANK_ACCOUNT,
+    as_json: bool = JSON,
+) -> None:
+    """Operator: book a correcting entry between an investor and SUSPENSE (audited)."""
+    from crowdleverage.audit.log import AuditLog
+    from crowdleverage.domain.errors import InvalidInput
+
+    try:
+        ref = int(reference, 16) if reference else 0
+    except ValueError as exc:
+        raise InvalidInput(f"reference {reference!r} is not hex") from exc
+    svc = _service(bank_account)
+    amount_fen = parse_yuan(amount)
+    cid = new_id()
+    svc.book_correction(
+        cid, investor_id=investor_id, amount_fen=amount_fen, credit_investor=credit, reference=ref
+    )
+    settings = load_settings()
+    log = AuditLog(svc.engine, settings.ensure_data_dir())
+    log.create_schema()
+    log.append(operator, "book_correction", {"correction_id": f"{cid:032x}",
+               "investor_id": investor_id, "amount_fen": amount_fen, "credit": credit,
+               "reference": f"{ref:032x}" if ref else None})  # fmt: skip
+    emit_json({"correction_id": f"{cid:032x}"}) if as_json else typer.echo(f"booked {cid:032x}")
