@@ -11,6 +11,7 @@ import pytest
 from crowdleverage.broker.simulated import SimulatedCrash
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import InvalidInput
+from crowdleverage.oracle.feeder import ReporterMode
 from crowdleverage.risk.replay import LAYERS, Replay, ReplayConfig, ReplayReport, run_replay
 
 DATA = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
@@ -26,7 +27,11 @@ def config(tmp: Path, start: str, end: str, **kw) -> ReplayConfig:
 
 @pytest.mark.slow
 def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
-    report = run_replay(config(tmp_path, "2016-01-04", "2016-01-08"))
+    # the third reporter reports every price at the day's limit-down: the median ignores it
+    report = run_replay(
+        config(tmp_path, "2016-01-04", "2016-01-08", faulty_reporter=ReporterMode.MANIPULATED)
+    )
+    assert report.oracle["reporter3"] == "manipulated" and report.oracle["batches_refused"] == 0
     assert [d.date for d in report.days] == [
         "2016-01-04", "2016-01-05", "2016-01-06", "2016-01-07", "2016-01-08",
     ]  # fmt: skip

@@ -15,6 +15,7 @@ from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.domain.money import format_cn
 from crowdleverage.market.calendar import parse_date
+from crowdleverage.oracle.feeder import ReporterMode
 from crowdleverage.risk.replay import LAYERS, ReplayConfig, ReplayReport, run_replay
 
 app = typer.Typer()
@@ -43,6 +44,7 @@ def render(report: ReplayReport, console: Console) -> None:
         f"{format_cn(report.junior_nav_fen)} · insurance fund {format_cn(report.insurance_fen)}"
         f" · fills {report.fills} · keeper {report.keeper['calls']}"
     )
+    console.print(f"oracle: {report.oracle}")
     for name, ok in report.invariants.items():
         console.print(f"  {'✓' if ok else '✗'} {name}")
     for v in report.violations:
@@ -59,12 +61,19 @@ def replay_cmd(
     borrowers_per_tier: Annotated[int, typer.Option(help="borrowers in each tier")] = 6,
     stocks: Annotated[int, typer.Option(help="stocks drawn from the data")] = 24,
     ticks_per_day: Annotated[int, typer.Option(help="intraday ticks per day")] = 8,
+    faulty_reporter: Annotated[
+        str, typer.Option(help="third reporter: honest, stale, outlier or manipulated")
+    ] = "honest",
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Replay a period through the whole platform; report per day and check invariants."""
     settings = load_settings()
     if borrowers_per_tier < 1 or stocks < 3 or ticks_per_day < 4:
         raise InvalidInput("need ≥1 borrower per tier, ≥3 stocks and ≥4 ticks per day")
+    try:
+        mode = ReporterMode(faulty_reporter)
+    except ValueError:
+        raise InvalidInput(f"unknown reporter behaviour {faulty_reporter!r}") from None
     cfg = ReplayConfig(
         data=data or settings.market_data,
         start=parse_date(date_from),
@@ -73,6 +82,7 @@ def replay_cmd(
         borrowers_per_tier=borrowers_per_tier,
         stocks=stocks,
         ticks_per_day=ticks_per_day,
+        faulty_reporter=mode,
     )
     report = run_replay(cfg)
     if as_json:

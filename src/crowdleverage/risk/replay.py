@@ -44,7 +44,7 @@ from crowdleverage.market.exchange import (
 )
 from crowdleverage.market.replay import TradingDay, intraday_ticks, trading_days
 from crowdleverage.market.rules import LOT, Side
-from crowdleverage.oracle.feeder import OracleFeeder, Reporter
+from crowdleverage.oracle.feeder import OracleFeeder, Reporter, ReporterMode
 from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import AccountState, RiskMonitor
 from crowdleverage.risk.sim_chain import SimChain, deploy_financing
@@ -66,6 +66,7 @@ class ReplayConfig:
     senior_fen: int = 20_000 * WAN  # 2亿元
     junior_fen: int = 5_000 * WAN  # 5000万元
     work_dir: Path | None = None  # broker journal; a temporary directory when None
+    faulty_reporter: ReporterMode = ReporterMode.HONEST  # the third reporter's behaviour
 
 
 @dataclass
@@ -98,6 +99,7 @@ class ReplayReport:
     invariants: dict[str, bool] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     keeper: dict[str, Any] = field(default_factory=dict)
+    oracle: dict[str, Any] = field(default_factory=dict)
     fills: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -113,6 +115,7 @@ class ReplayReport:
             "invariants": self.invariants,
             "violations": self.violations,
             "keeper": self.keeper,
+            "oracle": self.oracle,
             "fills": self.fills,
         }
 
@@ -163,9 +166,12 @@ class Replay:
         work = cfg.work_dir or Path(tempfile.mkdtemp(prefix="crowdlev-replay-"))
         self.work = work
         self.broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
-        self.feeder = OracleFeeder(
-            self.chain, [Reporter(f"reporter{i}") for i in (1, 2, 3)], self.codes
-        )
+        reporters = [
+            Reporter("reporter1"),
+            Reporter("reporter2"),
+            Reporter("reporter3", cfg.faulty_reporter, stale_after_tick=1),
+        ]
+        self.feeder = OracleFeeder(self.chain, reporters, self.codes)
         haircuts = [HAIRCUT_BPS[Security.parse(c).board] for c in self.codes]
         self.monitor = RiskMonitor(self.codes, haircuts, threads=1)
         self.keeper = Keeper(self.chain, self.monitor, journal=work / "keeper.json")
@@ -495,6 +501,13 @@ class Replay:
             "deferred": self.keeper.stats.deferred,
         }
         report.fills = len(self.all_fills)
+        stats = self.feeder.stats()
+        report.oracle = {
+            "reporter3": self.cfg.faulty_reporter.value,
+            "reports_landed": stats.reports_sent,
+            "batches_refused": stats.batches_refused,
+            "reasons": stats.reasons,
+        }
         self.check(report)
         self.broker.close()
         return report
