@@ -175,7 +175,7 @@ def test_buy_rejected_halted_unreliable_paused_and_outsider(p: Platform, borrowe
     with boa.reverts("margin: security not financeable"):
         p.engine.request_buy(PAB, 100, 1_000, sender=borrower)
     boa.env.time_travel(seconds=11 * 86_400)  # every report is stale
-    with boa.reverts("margin: price unreliable"):
+    with boa.reverts("oracle: price unreliable"):
         p.engine.request_buy(CMB, 100, 1_000, sender=borrower)
     p.engine.pause(sender=p.operator)
     with boa.reverts("margin: paused"):
@@ -391,3 +391,25 @@ def test_interest_index_monotonic_and_rate_change(p: Platform, borrower: str) ->
     boa.env.time_travel(seconds=365 * 86_400)
     d2 = p.engine.debt_of(borrower)
     assert d2 >= d1 * 12_000 // 10_000  # 20% APR now, at least simple interest
+
+
+def test_leverage_cap_of_the_tier_binds_beside_the_ratio(p: Platform) -> None:
+    # a tier whose 120% initial line alone would allow 1:5; its 1:1 leverage cap binds
+    p.engine.set_tier(4, (1, 12_000, 11_500, 11_000, 800), sender=p.operator)
+    who = p.open_borrower("capped", 4, 100_000 * YUAN)
+    with boa.reverts("margin: leverage above tier"):
+        p.engine.request_buy(PAB, 30_000, 1_000, sender=who)  # 300k on 100k: 1:2
+    p.buy(who, PAB, 19_000)  # 190k on 100k: within 1:1
+    assets, debt, _ = p.state(who)
+    assert debt <= assets - debt
+
+
+def test_pool_views_for_the_transparency_page(p: Platform, borrower: str) -> None:
+    assets = p.pool.total_assets_fen()
+    assert assets == 10_000_000 * YUAN
+    assert p.pool.utilisation_bps() == 0
+    p.buy(borrower, PAB, 20_000)  # ~100k financed
+    out = p.pool.principal_out_fen()
+    assert p.pool.utilisation_bps() == (out * 10_000 + assets - 1) // assets
+    assert p.pool.navs() == (p.pool.senior_claim_fen(), p.pool.junior_claim_fen())
+    assert p.engine.codes_of(borrower) == [PAB]

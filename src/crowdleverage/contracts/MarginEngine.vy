@@ -617,13 +617,13 @@ def deposit(amount_fen: uint256, to_reserve: bool):
     @notice Borrower: deposit margin (or top-up reserve) from the caller's CashToken balance
             (approve the engine first).
     """
-    a: Account = self._account(msg.sender)
+    # dev: field-wise access: reading the whole Account would cost 10 cold SLOADs
+    assert self.accounts[msg.sender].tier != 0, "margin: no account"
     assert amount_fen > 0, "margin: zero amount"
     if to_reserve:
-        a.reserve_fen += amount_fen
+        self.accounts[msg.sender].reserve_fen += amount_fen
     else:
-        a.cash_fen += amount_fen
-    self.accounts[msg.sender] = a
+        self.accounts[msg.sender].cash_fen += amount_fen
     self.held_fen += amount_fen
     extcall CASH.transferFrom(msg.sender, self, amount_fen)
     log Deposited(account=msg.sender, amount_fen=amount_fen, to_reserve=to_reserve)
@@ -697,7 +697,7 @@ def request_buy(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint25
     day: uint256 = staticcall ORACLE.trading_day()
     h: uint256 = self._haircut(code, day)
     assert h > 0 and not staticcall ORACLE.halted(code), "margin: security not financeable"
-    assert staticcall ORACLE.is_reliable(code), "margin: price unreliable"
+    # reverts "oracle: price unreliable" without a fresh quorum of in-band reports
     price: uint256 = staticcall ORACLE.price(code)
     if self.positions[msg.sender][code] == 0 and self.buying[msg.sender][code] == 0:
         assert len(self.codes[msg.sender]) < MAX_CODES, "margin: too many securities"
