@@ -38,7 +38,6 @@ class Kind(IntEnum):
     MARGIN = 4  # a margin account's cash
     RESERVE = 5  # a margin account's top-up reserve (补仓准备金)
     BROKER = 6  # broker settlement: buys paid out, sells paid in
-    SUBSCRIPTION = 7  # not used as an account: code of pending subscription transfers
 
 
 BANK_KEY = (Kind.BANK, 0)

@@ -56,7 +56,7 @@ from crowdleverage.flows.model import (
     Tranche,
     TrancheState,
 )
-from crowdleverage.market.rules import Side, check_order, trading_fees
+from crowdleverage.market.rules import PriceBand, Side, check_order, trading_fees
 
 BPS = P.BPS
 DAYS_PER_YEAR = 365
@@ -414,8 +414,6 @@ class Platform:
             return order
 
     def _band_check(self, side: Side, qty: int, price_fen: int, q: Quote, holding: int = 0) -> None:
-        from crowdleverage.market.rules import PriceBand
-
         band = PriceBand(q.limit_down_fen, q.limit_up_fen, None)
         check_order(side, qty, price_fen, band, holding=holding)
 
