@@ -93,6 +93,18 @@ def run(p: RpcPlatform) -> None:
         o = p.call("MarginEngine", "orders", oid)
         p.send("MarginEngine", "settle_fill", oid, o[5], (prev * 9_500) // 10_000, 0, p.ref(),
                by="broker", label="settle_fill (liquidation sell)")  # fmt: skip
+    # building blocks from the asset/oracle layer that every operation above pays for
+    fund(p, "senior", 100 * YUAN, "TranchePool")
+    p.send("CashToken", "transfer", a["junior"], 100 * YUAN, by="senior",
+           label="ref: CashToken.transfer (3 identity checks)")  # fmt: skip
+    for label, contract, fn, args in (
+        ("ref: PriceOracle.conservative_price (view)", "PriceOracle", "conservative_price",
+         (PAB,)),
+        ("ref: IdentityRegistry.has_role (view)", "IdentityRegistry", "has_role",
+         (a["keeper"], 64)),
+    ):  # fmt: skip
+        est = getattr(p.c[contract].functions, fn)(*args).estimate_gas({"from": a["outsider"]})
+        p.gas[label] = int(est) - 21_000  # execution only (cold), without the intrinsic cost
     if p.call("MarginEngine", "codes_of", a["borrower"]) == []:
         p.send("MarginEngine", "end_liquidation", a["borrower"], by="keeper",
                label="end_liquidation")  # fmt: skip
