@@ -27,15 +27,16 @@ def _pct(bps: int | None) -> str:
 
 def render(report: ReplayReport, console: Console) -> None:
     table = Table(title=f"Replay (setup {report.setup_day}, {len(report.borrowers)} borrowers)")
-    for col in ("day", "p1", "p5", "p50", "warn", "top-up", "liq start", "liq done",
-                "liq fills", "behind seals", *LAYERS):  # fmt: skip
+    short = {"borrower_margin": "margin", "borrower_reserve": "reserve", "insurance": "insur."}
+    for col in ("day", "p1", "p5", "p50", "warn", "top-up", "liq start", "rounds", "liq done",
+                "liq fills", "sealed ord/sh", *(short.get(k, k) for k in LAYERS)):  # fmt: skip
         table.add_column(col, justify="right")
     for d in report.days:
         table.add_row(
             d.date, _pct(d.ratio_p01_bps), _pct(d.ratio_p05_bps), _pct(d.ratio_p50_bps),
             str(d.warnings), str(d.top_ups), str(d.liquidations_started),
-            str(d.liquidations_completed), str(d.liquidation_fills),
-            f"{d.orders_waiting_behind_seals} ({d.shares_waiting_behind_seals:,} sh)",
+            str(d.liquidation_rounds), str(d.liquidations_completed), str(d.liquidation_fills),
+            f"{d.orders_waiting_behind_seals}/{d.shares_waiting_behind_seals:,}",
             *(format_cn(d.losses_fen.get(k, 0)) for k in LAYERS),
         )  # fmt: skip
     console.print(table)
@@ -88,6 +89,6 @@ def replay_cmd(
     if as_json:
         emit_json(report.as_dict())
     else:
-        render(report, Console(width=max(Console().width, 160)))
+        render(report, Console(width=max(Console().width, 200)))
     if not all(report.invariants.values()):
         raise typer.Exit(code=10)

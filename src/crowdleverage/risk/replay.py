@@ -78,7 +78,8 @@ class DayReport:
     accounts_below_liquidation: int = 0
     warnings: int = 0
     top_ups: int = 0
-    liquidations_started: int = 0
+    liquidations_started: int = 0  # accounts that entered liquidation this day
+    liquidation_rounds: int = 0  # LiquidationStarted events (first rounds, next rounds, re-marks)
     liquidations_completed: int = 0
     orders_waiting_behind_seals: int = 0
     shares_waiting_behind_seals: int = 0
@@ -181,6 +182,7 @@ class Replay:
         self.deposits: dict[str, int] = {}  # address → margin + reserve deposited
         self.all_fills: list[tuple[dt.date, Fill, Order, Bar]] = []
         self.liq_orders: set[int] = set()
+        self._in_liquidation: set[str] = set()
         self._liq_cursor = 0
         self._session: tuple[TradingDay, dict[str, list[Any]], DayReport | None]
         self._next_step = 0
@@ -370,9 +372,13 @@ class Replay:
             elif e.event == "ToppedUp":
                 report.top_ups += 1
             elif e.event == "LiquidationStarted":
-                report.liquidations_started += 1
+                report.liquidation_rounds += 1
+                if str(a["account"]) not in self._in_liquidation:
+                    self._in_liquidation.add(str(a["account"]))
+                    report.liquidations_started += 1
             elif e.event == "LiquidationEnded":
                 report.liquidations_completed += 1
+                self._in_liquidation.discard(str(a["account"]))
                 losses["borrower_reserve"] += int(a["reserve_used_fen"])
                 if int(a["shortfall_fen"]) > 0:
                     who = str(a["account"])
