@@ -60,10 +60,12 @@ class FinancingMachine(RuleBasedStateMachine):
             p.open_borrower("b_tier3", 3, 100_000 * YUAN, 20_000 * YUAN),
             p.open_borrower("b_tier2", 2, 100_000 * YUAN, 0),
         ]
-        # the tier-3 borrower starts levered at ~139% (debt ~250k on 100k margin)
+        # the tier-3 borrower starts levered at ~136% (debt ~270k on 100k margin), the
+        # tier-2 one at ~200%: two crash days reach the liquidation lines
         p.buy(self.borrowers[0], MAIN[0], 20_000)
-        p.buy(self.borrowers[0], MAIN[1], 9_000)
-        p.buy(self.borrowers[0], MAIN[2], 6_000)
+        p.buy(self.borrowers[0], MAIN[1], 10_000)
+        p.buy(self.borrowers[0], MAIN[2], 7_000)
+        p.buy(self.borrowers[1], MAIN[1], 20_000)
         p.next_day()
 
     # ------------------------------------------------------------ helpers
@@ -203,6 +205,12 @@ class FinancingMachine(RuleBasedStateMachine):
     def crash_day(self) -> None:
         """A 2015-style day: every stock sealed at its limit-down."""
         self.p.next_day({c: (self.p.prices[c] * 9_000 + 5_000) // 10_000 for c in MAIN})
+
+    @rule()
+    def keeper_sweep(self) -> None:
+        """The keeper's tick over every account (the monitor calls it on every price)."""
+        for b in range(len(self.borrowers)):
+            self.keeper(b)
 
     @rule(hours=st.integers(1, 6))
     def time_passes(self, hours: int) -> None:
