@@ -28,6 +28,11 @@ def test_transparency_page_public(served: Served, browser: Any) -> None:
     assert page.locator("#recon-status").inner_text() in {"ok", "break", "not yet run"}
     rows = page.locator("#tranches tbody tr")
     assert rows.count() == 2
+    # the aggregate figures follow the replay without a reload
+    first_date = page.locator("#t-date").inner_text()
+    page.wait_for_function(
+        f"document.getElementById('t-date').textContent !== {first_date!r}", timeout=20_000
+    )
     page.screenshot(path=str(SHOTS / "transparency.png"), full_page=True)
     page.click("#lang-switch")
     page.wait_for_selector("text=Transparency")
