@@ -111,7 +111,11 @@ def serve(
     if driver is not None:
         driver.start()
     try:
-        uvicorn.run(application, host=bind_host, port=bind_port, log_level="warning")
+        # open SSE streams never end by themselves: give them 3 s at shutdown, then close
+        uvicorn.run(
+            application, host=bind_host, port=bind_port, log_level="warning",
+            timeout_graceful_shutdown=3,
+        )  # fmt: skip
     finally:
         if driver is not None:
             driver.stop.set()
