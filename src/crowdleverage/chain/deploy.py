@@ -203,3 +203,24 @@ def write_manifest(data_dir: Path, manifest: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+def deploy_liability_roots(port: ChainPort, data_dir: Path) -> str:
+    """After `deploy_system`: the public record of proof-of-liabilities roots. Idempotent:
+    returns the recorded address when the manifest already has it."""
+    manifest = read_manifest(data_dir)
+    existing = manifest["contracts"].get("LiabilityRoots")
+    if existing is not None:
+        return str(existing["address"])
+    address = port.deploy(
+        "LiabilityRoots", [port.contract_address("IdentityRegistry")], actor="admin"
+    )
+    manifest["contracts"]["LiabilityRoots"] = {
+        "source": "LiabilityRoots",
+        "address": address,
+        "abi_sha256": artifact("LiabilityRoots").abi_hash,
+        "runtime_size_bytes": artifact("LiabilityRoots").runtime_size_bytes,
+    }
+    manifest["block"] = port.block_number()
+    write_manifest(data_dir, manifest)
+    return address
