@@ -32,7 +32,7 @@ def close_epoch(chain: ChainPort) -> None:
     chain.send("TranchePool", "close_epoch", actor="keeper")
 
 
-def test_frozen_investor_cannot_subscribe_or_collect_a_redemption(tmp_path: Path) -> None:
+def test_frozen_investor_cannot_subscribe_redeem_or_collect(tmp_path: Path) -> None:
     chain = open_financing_chain(tmp_path, ["investor"])
     svc = ComplianceService(
         make_engine(f"sqlite:///{tmp_path / 'c.db'}"), ChainIdentityWriter(chain)
@@ -66,15 +66,22 @@ def test_frozen_investor_cannot_subscribe_or_collect_a_redemption(tmp_path: Path
     with pytest.raises(ContractRevert, match="pool: caller is not investor"):
         chain.send("TranchePool", "subscribe", False, 10 * WAN, actor="investor")
     cash_before = int(chain.call("CashToken", "balanceOf", investor))
+    with pytest.raises(ContractRevert, match="pool: caller is not investor"):
+        chain.send("TranchePool", "redeem", False, shares, actor="investor")
+    assert int(chain.call("Junior", "balanceOf", investor)) == shares  # nothing moved
+
+    # unfrozen: redeem; frozen again before the proceeds are collected: the payout waits
+    svc.set_frozen(ident, False, actor="officer-li", reason="source of funds documented")
     chain.send("TranchePool", "redeem", False, shares, actor="investor")  # queued in escrow
     close_epoch(chain)
     claimable = int(chain.call("TranchePool", "claimable_fen", investor))
     assert claimable > 0
+    svc.set_frozen(ident, True, actor="officer-li", reason="new alert under review")
     with pytest.raises(ContractRevert, match="cash: receiver not verified"):
         chain.send("TranchePool", "withdraw", actor="investor")
     assert int(chain.call("CashToken", "balanceOf", investor)) == cash_before
 
-    svc.set_frozen(ident, False, actor="officer-li", reason="source of funds documented")
+    svc.set_frozen(ident, False, actor="officer-li", reason="alert closed")
     chain.send("TranchePool", "withdraw", actor="investor")
     assert int(chain.call("CashToken", "balanceOf", investor)) == cash_before + claimable
     chain.close()

@@ -176,6 +176,8 @@ def test_pool_rejections(platform: Platform, investors: tuple[str, str]) -> None
         p.pool.subscribe(True, 1, sender=p.outsider)
     with boa.reverts("pool: zero amount"):
         p.pool.subscribe(True, 0, sender=senior)
+    with boa.reverts("pool: caller is not investor"):
+        p.pool.redeem(True, 1, sender=p.outsider)
     with boa.reverts("pool: zero amount"):
         p.pool.redeem(True, 0, sender=senior)
     with boa.reverts("pool: insufficient shares"):

@@ -455,7 +455,11 @@ def subscribe(senior: bool, amount_fen: uint256):
 def redeem(senior: bool, shares: uint256):
     """
     @notice Investor: queue a redemption of `shares` units (moved into the pool's escrow).
+            A frozen, expired or unverified identity cannot redeem (compliance holds).
     """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.INVESTOR), (
+        "pool: caller is not investor"
+    )
     assert shares > 0, "pool: zero amount"
     queue: uint256 = JUNIOR_REDEEM
     if senior:
