@@ -413,3 +413,18 @@ def test_pool_views_for_the_transparency_page(p: Platform, borrower: str) -> Non
     assert p.pool.utilisation_bps() == (out * 10_000 + assets - 1) // assets
     assert p.pool.navs() == (p.pool.senior_claim_fen(), p.pool.junior_claim_fen())
     assert p.engine.codes_of(borrower) == [PAB]
+
+
+def test_frozen_borrower_can_neither_trade_nor_deposit(p: Platform, borrower: str) -> None:
+    """Compliance enforcement on chain: a frozen (or expired/revoked) identity loses the
+    borrower role check; repaying stays possible (DESIGN §8.10), trading and deposits do not."""
+    p.registry.set_frozen(borrower, True, sender=p.compliance)
+    with boa.reverts("margin: caller is not borrower"):
+        p.engine.request_buy(CMB, 100, p.prices[CMB], sender=borrower)
+    with boa.reverts("margin: caller is not borrower"):
+        p.engine.deposit(1_000, False, sender=borrower)
+    p.registry.set_frozen(borrower, False, sender=p.compliance)
+    p.buy(borrower, CMB, 100)
+    p.registry.revoke(borrower, sender=p.compliance)
+    with boa.reverts("margin: caller is not borrower"):
+        p.engine.request_buy(CMB, 100, p.prices[CMB], sender=borrower)
