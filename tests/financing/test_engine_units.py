@@ -418,10 +418,12 @@ def test_pool_views_for_the_transparency_page(p: Platform, borrower: str) -> Non
 def test_frozen_borrower_can_neither_trade_nor_deposit(p: Platform, borrower: str) -> None:
     """Compliance enforcement on chain: a frozen (or expired/revoked) identity loses the
     borrower role check; repaying stays possible (DESIGN §8.10), trading and deposits do not."""
+    p.mint(borrower, 1_000)
+    p.cash.approve(p.engine.address, 1_000, sender=borrower)
     p.registry.set_frozen(borrower, True, sender=p.compliance)
     with boa.reverts("margin: caller is not borrower"):
         p.engine.request_buy(CMB, 100, p.prices[CMB], sender=borrower)
-    with boa.reverts("margin: caller is not borrower"):
+    with boa.reverts("cash: sender not verified"):  # the cash token refuses a frozen holder
         p.engine.deposit(1_000, False, sender=borrower)
     p.registry.set_frozen(borrower, False, sender=p.compliance)
     p.buy(borrower, CMB, 100)
