@@ -1,0 +1,119 @@
+"""The platform's use cases on the real financing contracts (in-memory EVM), the exchange and
+the broker, with the December 2015 bars: pool subscriptions at the epoch close, a margin
+account that buys through the engine's pre-trade checks and fills asynchronously."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from crowdleverage.chain.roles import Role
+from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.domain.errors import ContractRevert
+from crowdleverage.flows.chain_financing import ChainFinancing
+from crowdleverage.market.bars import read_bars
+from crowdleverage.market.replay import TradingDay, trading_days
+from crowdleverage.risk.sim_chain import SimChain, deploy_financing
+
+DATA = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
+CODES = ["000001", "600004", "600406"]
+GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
+WAN = 10_000 * 100
+SENIOR_INVESTOR, JUNIOR_INVESTOR, BORROWER = 1, 2, 3
+
+
+@pytest.fixture(scope="module")
+def days() -> list[TradingDay]:
+    return list(trading_days(read_bars(DATA), dt.date(2015, 12, 30), dt.date(2015, 12, 31)))
+
+
+@pytest.fixture
+def fin(tmp_path: Path) -> ChainFinancing:
+    chain = SimChain(GENESIS)
+    deploy_financing(chain)
+    f = ChainFinancing(chain, codes=CODES, work_dir=tmp_path)
+    f.list_securities(CODES)
+    return f
+
+
+def fund_pool(fin: ChainFinancing) -> None:
+    for uid, senior, amount in (
+        (SENIOR_INVESTOR, True, 4_000 * WAN),
+        (JUNIOR_INVESTOR, False, 1_000 * WAN),
+    ):
+        fin.register(uid, Role.INVESTOR)
+        fin.mint(uid, amount, ledger_transfer_id=1_000 + uid)
+        fin.subscribe(uid, senior, amount)
+
+
+def test_subscriptions_execute_at_the_epoch_close(fin: ChainFinancing) -> None:
+    fund_pool(fin)
+    assert fin.units(SENIOR_INVESTOR, True) == 0 and fin.wallet_fen(SENIOR_INVESTOR) == 0
+    fin.close_epoch()
+    assert fin.units(SENIOR_INVESTOR, True) > 0 and fin.units(JUNIOR_INVESTOR, False) > 0
+    assert fin.navs() == (4_000 * WAN, 1_000 * WAN)
+
+
+def test_senior_alone_waits_for_junior_capital(fin: ChainFinancing) -> None:
+    fin.register(SENIOR_INVESTOR, Role.INVESTOR)
+    fin.mint(SENIOR_INVESTOR, 100 * WAN, ledger_transfer_id=7)
+    fin.subscribe(SENIOR_INVESTOR, True, 100 * WAN)
+    fin.close_epoch()
+    assert fin.units(SENIOR_INVESTOR, True) == 0  # minimum junior ratio: still queued
+
+
+def test_redemption_pays_out_after_the_close(fin: ChainFinancing) -> None:
+    fund_pool(fin)
+    fin.close_epoch()
+    units = fin.units(SENIOR_INVESTOR, True)
+    fin.redeem(SENIOR_INVESTOR, True, units // 4)
+    fin.close_epoch()
+    paid = fin.collect(SENIOR_INVESTOR)
+    assert paid >= 1_000 * WAN - 1 and fin.wallet_fen(SENIOR_INVESTOR) == paid
+    fin.burn(SENIOR_INVESTOR, paid, ledger_transfer_id=99)
+    assert fin.wallet_fen(SENIOR_INVESTOR) == 0
+
+
+def test_a_mint_reference_is_used_once(fin: ChainFinancing) -> None:
+    fin.register(SENIOR_INVESTOR, Role.INVESTOR)
+    fin.mint(SENIOR_INVESTOR, 100, ledger_transfer_id=5)
+    with pytest.raises(ContractRevert):
+        fin.mint(SENIOR_INVESTOR, 100, ledger_transfer_id=5)
+
+
+def test_levered_buy_fills_through_the_broker(fin: ChainFinancing, days: list[TradingDay]) -> None:
+    fund_pool(fin)
+    fin.close_epoch()
+    fin.open_account(BORROWER, 2)
+    fin.mint(BORROWER, 50 * WAN, ledger_transfer_id=2_000)
+    fin.deposit(BORROWER, 50 * WAN, reserve=False)
+    day = days[-1]
+    fin.open_day(day)
+    wanted = {}
+    for code in CODES:  # three lines of ~18万 each (≤ 40% of the account each): 54万 on 50万
+        limit = day.bars[code].band.limit_up_fen
+        wanted[code] = 18 * WAN // limit // 100 * 100
+        fin.request_buy(BORROWER, code, wanted[code], limit)
+    assert fin.position(BORROWER, "000001") == 0  # requested, not yet filled
+    assert fin.account(BORROWER).debt_fen > 0  # financing drawn at the request
+    fin.close_day()
+    assert {c: fin.position(BORROWER, c) for c in CODES} == wanted
+    acc = fin.account(BORROWER)
+    assert acc.debt_fen > 0 and acc.pending_fen == 0
+    assert acc.ratio_bps is not None and acc.ratio_bps >= 15_000
+
+
+def test_pre_trade_check_is_the_contracts(fin: ChainFinancing, days: list[TradingDay]) -> None:
+    fund_pool(fin)
+    fin.close_epoch()
+    fin.open_account(BORROWER, 1)
+    fin.mint(BORROWER, 10 * WAN, ledger_transfer_id=3_000)
+    fin.deposit(BORROWER, 10 * WAN, reserve=False)
+    fin.open_day(days[-1])
+    with pytest.raises(ContractRevert, match="margin: "):
+        fin.request_buy(BORROWER, "000001", 100_000, days[-1].bars["000001"].open)
+    assert fin.account(BORROWER).debt_fen == 0  # nothing written
+    fin.withdraw(BORROWER, 10 * WAN, reserve=False)  # no debt: everything can leave
+    assert fin.wallet_fen(BORROWER) == 10 * WAN
