@@ -4,6 +4,7 @@ account that buys through the engine's pre-trade checks and fills asynchronously
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 
@@ -117,3 +118,33 @@ def test_pre_trade_check_is_the_contracts(fin: ChainFinancing, days: list[Tradin
     assert fin.account(BORROWER).debt_fen == 0  # nothing written
     fin.withdraw(BORROWER, 10 * WAN, reserve=False)  # no debt: everything can leave
     assert fin.wallet_fen(BORROWER) == 10 * WAN
+
+
+def test_the_keeper_acts_on_a_crash(fin: ChainFinancing, days: list[TradingDay]) -> None:
+    """A tier-3 account levered near its initial line on 2015-12-31; in the circuit-breaker
+    week (2016-01-04 and 01-07, −6% to −8% each) the monitor sees it below the warning line
+    and the keeper tops it up from the reserve on chain (the contract re-checks)."""
+    fund_pool(fin)
+    fin.close_epoch()
+    fin.open_account(BORROWER, 3)
+    fin.mint(BORROWER, 110 * WAN, ledger_transfer_id=4_000)
+    fin.deposit(BORROWER, 100 * WAN, reserve=False)
+    fin.deposit(BORROWER, 10 * WAN, reserve=True)
+    setup = days[-1]
+    fin.open_day(setup)
+    for _ in range(12):  # rounds: the 40% limit is measured against assets that grow
+        for code in CODES:
+            limit = setup.bars[code].open * 101 // 100
+            with contextlib.suppress(ContractRevert):  # a limit reached: the contract says no
+                fin.request_buy(BORROWER, code, 12 * WAN // limit // 100 * 100, limit)
+    fin.close_day()
+    before = fin.account(BORROWER)
+    assert before.ratio_bps is not None and before.ratio_bps < 13_600
+    seen = len(fin.chain.events())
+    for crash in trading_days(read_bars(DATA), dt.date(2016, 1, 4), dt.date(2016, 1, 7)):
+        fin.open_day(crash)
+        fin.close_day()
+    acted = {e.event for e in fin.chain.events(since=seen) if e.contract == "MarginEngine"}
+    assert "ToppedUp" in acted, acted  # below the warning line with a reserve: top-up due
+    after = fin.account(BORROWER)
+    assert after.reserve_fen < before.reserve_fen and not after.locked

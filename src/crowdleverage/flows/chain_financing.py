@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
 from crowdleverage.chain.port import ChainPort
@@ -36,6 +38,8 @@ from crowdleverage.domain.security import Security
 from crowdleverage.market.exchange import SimulatedExchange
 from crowdleverage.market.replay import TradingDay, intraday_ticks
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
+from crowdleverage.risk.keeper import ChainSync, Keeper
+from crowdleverage.risk.monitor import RiskMonitor
 
 ENGINE = "MarginEngine"
 POOL = "TranchePool"
@@ -74,6 +78,10 @@ class ChainFinancing:
         self.exchange = SimulatedExchange()
         self.broker = SimulatedBroker(chain, self.exchange, work_dir / "broker.db")
         self.feeder = OracleFeeder(chain, [Reporter(r) for r in REPORTERS], self.codes)
+        haircuts = [HAIRCUT_BPS[Security.parse(c).board] for c in self.codes]
+        self.monitor = RiskMonitor(self.codes, haircuts, threads=1)
+        self.keeper = Keeper(chain, self.monitor, journal=work_dir / "keeper.json")
+        self.sync = ChainSync(chain, self.monitor)
         self.today: dt.date | None = None
 
     def close(self) -> None:
@@ -164,6 +172,7 @@ class ChainFinancing:
         self.register(user_id, Role.BORROWER)
         who = self.address(user_id)
         self.chain.send(ENGINE, "open_account", who, tier, actor="compliance")
+        self.monitor.add_account(who, tier)
         return who
 
     def deposit(self, user_id: int, amount_fen: int, *, reserve: bool) -> None:
@@ -207,7 +216,7 @@ class ChainFinancing:
         return int(self.chain.call(ENGINE, "positions", self.address(user_id),
                                    code_to_chain(code)))  # fmt: skip
 
-    # ── the trading day: oracle, exchange, broker ───────────────────────────────────────
+    # ── the trading day: oracle, exchange, broker, monitor, keeper ─────────────────────
 
     def open_day(self, day: TradingDay) -> None:
         """Reporters publish the previous closes and the day's bands, the first tick's
@@ -222,21 +231,46 @@ class ChainFinancing:
         self.broker.place_received()
 
     def step(self) -> int | None:
-        """One tick: prices to the oracle, new orders to the exchange, fills settled on
-        chain. Returns the number of fills; None once the day's ticks are used up."""
+        """One tick: prices to the oracle and the monitor, the keeper acts on accounts below
+        a line (warn, top up, liquidate; the contract re-checks), new orders to the
+        exchange, fills settled on chain. Returns the number of fills; None once the day's
+        ticks are used up."""
+        assert self.today is not None, "open_day first"
         ticks = [s[self._tick] for s in self._series.values() if self._tick < len(s)]
         if not ticks:
             return None
+        first = self._tick == 0
         self._tick += 1
-        self.feeder.on_ticks(ticks)
+        if not first:  # the first tick was reported at the open
+            self.feeder.on_ticks(ticks)
+        cols = self.monitor.cols(t.code for t in ticks)
+        self.monitor.update_prices(cols, [t.price_fen for t in ticks])
+        self.sync.sync()
+        self.keeper.on_tick(self.monitor.tick(), self.today.isoformat())
+        if first:
+            self.keeper.follow_up(self.liquidating(), new_session=True)
         self.broker.poll()
         fills = self.exchange.on_ticks(ticks)
         self.broker.on_fills(fills)
+        self.sync.sync()
+        self.keeper.follow_up(self.liquidating(), new_session=False)
         return len(fills)
 
     def close_day(self) -> None:
-        """Run the rest of the ticks, expire unfilled orders and release their cash."""
+        """Run the rest of the ticks, expire unfilled orders and release their cash, end
+        the liquidations whose orders are done."""
         while self.step() is not None:
             pass
         self.exchange.close_day()
         self.broker.end_day()
+        self.sync.sync()
+        self.keeper.follow_up(self.liquidating(), new_session=False)
+
+    def liquidating(self) -> list[str]:
+        n = self.monitor.n_accounts
+        rows = np.flatnonzero(self.monitor.liquidating[:n])
+        return [self.monitor.account_id(int(r)) for r in rows]
+
+    def events(self, event: str, since: int = 0) -> list[dict[str, Any]]:
+        """The engine's events of one kind (MarginWarning, TopUp, LiquidationStarted, …)."""
+        return [e.args for e in self.chain.events(ENGINE, event, since)]
