@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import sys
 from pathlib import Path
 
 import pytest
 
 from crowdleverage.chain.roles import Role
 from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.custody.bridge import Bridge, ref32
+from crowdleverage.custody.db import make_engine
+from crowdleverage.custody.service import CustodyService
 from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.flows.chain_financing import ChainFinancing
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.replay import TradingDay, trading_days
 from crowdleverage.risk.sim_chain import SimChain, deploy_financing
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custody"))
+import bridge_crash_worker as bw  # the custody tests' bank statements
 
 DATA = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
 CODES = ["000001", "600004", "600406"]
@@ -148,3 +155,32 @@ def test_the_keeper_acts_on_a_crash(fin: ChainFinancing, days: list[TradingDay])
     assert "ToppedUp" in acted, acted  # below the warning line with a reserve: top-up due
     after = fin.account(BORROWER)
     assert after.reserve_fen < before.reserve_fen and not after.locked
+
+
+def test_custody_cash_reaches_the_pool_and_comes_back(fin: ChainFinancing, tmp_path: Path) -> None:
+    """Bank statement → custody ledger → CashToken minted to the investor's own address with
+    the ledger transfer id as reference (custody.Bridge) → subscription at the epoch close;
+    redemption → proceeds collected → burned → custody payout (pain.001)."""
+    custody = CustodyService(make_engine(f"sqlite:///{tmp_path / 'custody.db'}"), bw.ACCOUNT)
+    custody.setup()
+    users = {"INV-0001": SENIOR_INVESTOR, "INV-0002": JUNIOR_INVESTOR, "INV-0003": BORROWER}
+    for n, inv in enumerate(users, start=1):
+        custody.register_investor(inv, name=inv, virtual_account=f"VA-{n}",
+                                  reference=f"CLREF{n}", payout_account=f"62170{n}")  # fmt: skip
+        fin.register(users[inv], Role.INVESTOR)
+    bridge = Bridge(custody, fin.chain, lambda inv: fin.address(users[inv]))
+    report = custody.import_statement(bw.round_statement(0))  # 10 000, 20 000, 30 000 fen
+    assert bridge.process().minted == 3
+    for dep in report.deposits:
+        assert fin.chain.call("CashToken", "ref_used", ref32(dep.transfer_id))
+        assert fin.wallet_fen(users[dep.investor_id]) == dep.amount_fen
+    fin.subscribe(JUNIOR_INVESTOR, False, 20_000)
+    fin.close_epoch()
+    units = fin.units(JUNIOR_INVESTOR, False)
+    assert units > 0 and fin.navs() == (0, 20_000)
+    fin.redeem(JUNIOR_INVESTOR, False, units)
+    fin.close_epoch()
+    assert fin.collect(JUNIOR_INVESTOR) == 20_000
+    bridge.redeem("INV-0002", 20_000, payout_id=77)
+    assert fin.wallet_fen(JUNIOR_INVESTOR) == 0
+    assert custody.investor_balances()["INV-0002"] == 20_000  # reserved until the bank pays
