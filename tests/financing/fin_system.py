@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boa
+from hypothesis import settings
 
 from crowdleverage.chain.roles import Role
 
@@ -28,6 +32,15 @@ SMIC = 688981  # 中芯国际, STAR
 ST_CODE = 600001  # an ST stock: not financeable
 NEW_CODE = 601000  # listed today: not financeable for 5 days
 MAIN = (PAB, CMB, PINGAN)
+
+
+settings.register_profile("fin_ci", max_examples=20, stateful_step_count=30, deadline=None)
+settings.register_profile("fin_long", max_examples=300, stateful_step_count=60, deadline=None)
+
+
+def fin_profile() -> settings:
+    """Bounded in CI; `CROWDLEV_LONG=1` for the long run."""
+    return settings.get_profile("fin_long" if os.environ.get("CROWDLEV_LONG") == "1" else "fin_ci")
 
 
 @functools.cache
@@ -211,6 +224,17 @@ class Platform:
 
     def ratio(self, who: str) -> int:
         return self.engine.account_state(who)[2]
+
+
+@contextmanager
+def rollback(platform: Platform) -> Iterator[None]:
+    """Roll back the chain and the Python-side market clock together."""
+    saved = (platform.day, dict(platform.prices), dict(platform.prev_close))
+    with boa.env.anchor():
+        try:
+            yield
+        finally:
+            platform.day, platform.prices, platform.prev_close = saved
 
 
 def deploy_platform() -> Platform:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 import boa
-from conftest import fin_profile, rollback
-from fin_system import MAIN, YUAN, Platform
+from fin_system import MAIN, YUAN, Platform, fin_profile, rollback
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import boa
 import pytest
-from fin_system import YUAN, Platform
+from fin_system import YUAN, Platform, compiled
 
 from crowdleverage.chain.roles import Role
 
@@ -266,3 +266,31 @@ def test_insurance_credit_cover_and_rejections(platform: Platform) -> None:
         assert p.insurance.cover(250, 30) == 100
     assert p.insurance.balance_fen() == 0
     assert p.cash.balanceOf(p.pool.address) == 100
+
+
+def test_unconnected_pool_and_fund_refuse_work(platform: Platform) -> None:
+    p = platform
+    blueprint = compiled("TrancheShare").deploy_as_blueprint()
+    pool = compiled("TranchePool").deploy(
+        p.cash.address, p.registry.address, blueprint.address, p.fee_recipient
+    )
+    fund = compiled("InsuranceFund").deploy(p.cash.address, p.registry.address, pool.address)
+    investor = p.new_actor("early_investor", Role.INVESTOR)
+    with boa.reverts("pool: not connected"):
+        pool.subscribe(True, 1, sender=investor)
+    zero = "0x" + "00" * 20
+    with boa.reverts("pool: zero address"):
+        pool.connect(zero, fund.address, sender=p.operator)
+    with boa.reverts("insurance: zero address"):
+        fund.set_engine(zero, sender=p.operator)
+
+
+def test_revoked_holder_cannot_move_tranche_shares(
+    platform: Platform, investors: tuple[str, str]
+) -> None:
+    p, (senior, junior) = platform, investors
+    p.invest(senior, True, 100 * YUAN)
+    p.close_epoch()
+    p.registry.revoke(senior, sender=p.compliance)
+    with boa.reverts("share: sender not verified"):
+        p.senior.transfer(junior, 1, sender=senior)

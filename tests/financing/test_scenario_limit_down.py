@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import boa
 import pytest
-from conftest import rollback
-from fin_system import MAIN, YUAN, Platform
+from fin_system import MAIN, YUAN, Platform, rollback
 
 from crowdleverage.chain.roles import Role
 
