@@ -184,3 +184,37 @@ def test_custody_cash_reaches_the_pool_and_comes_back(fin: ChainFinancing, tmp_p
     bridge.redeem("INV-0002", 20_000, payout_id=77)
     assert fin.wallet_fen(JUNIOR_INVESTOR) == 0
     assert custody.investor_balances()["INV-0002"] == 20_000  # reserved until the bank pays
+
+
+def test_sell_after_t_plus_1_then_repay_and_withdraw(
+    fin: ChainFinancing, days: list[TradingDay]
+) -> None:
+    fund_pool(fin)
+    fin.close_epoch()
+    fin.open_account(BORROWER, 2)
+    fin.mint(BORROWER, 50 * WAN, ledger_transfer_id=5_000)
+    fin.deposit(BORROWER, 50 * WAN, reserve=False)
+    setup = days[-1]
+    fin.open_day(setup)
+    for code in CODES:
+        limit = setup.bars[code].band.limit_up_fen
+        fin.request_buy(BORROWER, code, 18 * WAN // limit // 100 * 100, limit)
+    fin.close_day()
+    held = fin.position(BORROWER, "000001")
+    with pytest.raises(ContractRevert, match="margin: "):  # bought today: T+1 locked
+        fin.request_sell(BORROWER, "000001", held, setup.bars["000001"].band.limit_down_fen)
+    # 2016-01-05 (01-04 closed early on the circuit breaker, some sells sealed at limit-down)
+    [next_day] = trading_days(read_bars(DATA), dt.date(2016, 1, 5), dt.date(2016, 1, 5))
+    fin.open_day(next_day)
+    for code in CODES:
+        fin.request_sell(BORROWER, code, fin.position(BORROWER, code),
+                         next_day.bars[code].band.limit_down_fen)  # fmt: skip
+    fin.close_day()
+    assert all(fin.position(BORROWER, c) == 0 for c in CODES)
+    debt = fin.account(BORROWER).debt_fen
+    assert debt > 0
+    fin.repay(BORROWER, debt, from_wallet=False)  # from the account's cash
+    acc = fin.account(BORROWER)
+    assert acc.debt_fen == 0 and acc.cash_fen > 0
+    fin.withdraw(BORROWER, acc.cash_fen, reserve=False)  # no debt: everything can leave
+    assert fin.wallet_fen(BORROWER) == acc.cash_fen
