@@ -1,9 +1,10 @@
-"""The simulated broker against the real margin engine (in-memory EVM) and the real December
+"""The simulated broker against the real margin engine (embedded chain) and the real December
 2015 bars: orders from chain events, fills settled with unique references, restarts."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +17,15 @@ from crowdleverage.market.bars import read_bars
 from crowdleverage.market.exchange import ExchangeConfig, SimulatedExchange
 from crowdleverage.market.replay import TradingDay, intraday_ticks, trading_days
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
-from crowdleverage.risk.sim_chain import SimChain, deploy_financing
-from crowdleverage.risk.world import World
+from crowdleverage.risk.world import World, open_financing_chain
 
 DATA = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
 DAY = dt.date(2015, 12, 31)
 CODES = ["000001", "600004", "600406"]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100  # 1亿元 in fen
+ACTORS = ["investor-senior", "investor-junior", "b-settle", "b-crash1", "b-crash2", "b-down",
+          "b-expire"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +36,10 @@ def day() -> TradingDay:
 
 
 @pytest.fixture(scope="module")
-def world(day: TradingDay) -> World:
-    chain = SimChain(GENESIS)
-    deploy_financing(chain)
+def world(day: TradingDay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    chain = open_financing_chain(
+        tmp_path_factory.mktemp("broker-chain"), ACTORS, genesis_time_s=GENESIS
+    )
     w = World(chain)
     w.list_securities(CODES)
     w.invest("investor-senior", True, 4 * YI)
@@ -46,7 +49,8 @@ def world(day: TradingDay) -> World:
     feeder = OracleFeeder(chain, [Reporter(f"reporter{i}") for i in (1, 2, 3)], CODES)
     feeder.open_day(day)
     feeder.on_ticks(intraday_ticks(day.bars[c])[0] for c in CODES)
-    return w
+    yield w
+    chain.close()
 
 
 def buy(world: World, name: str, code: str, qty: int, limit: int) -> int:

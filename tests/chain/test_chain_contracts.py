@@ -7,14 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from crowdleverage.chain.deploy import deploy_system, read_manifest, record_contracts
+from crowdleverage.chain.deploy import (
+    FINANCING_ACTORS,
+    FINANCING_CONTRACTS,
+    deploy_financing,
+    deploy_system,
+    read_manifest,
+    record_contracts,
+)
 from crowdleverage.chain.embedded import EmbeddedChain
 from crowdleverage.chain.keys import ActorKeys
+from crowdleverage.chain.roles import Role
 from crowdleverage.chain.rpc import RpcChain
 from crowdleverage.chain.scenario import SCENARIO_ACTORS
 from crowdleverage.domain.errors import Conflict, NotFound
 
 ERC5202_PREAMBLE = bytes.fromhex("fe7100")
+FINANCING_KEYS = ActorKeys.dev(20160104, FINANCING_ACTORS)  # no "pool" key: it is an alias
 
 
 def _extend(chain: EmbeddedChain | RpcChain) -> tuple[str, str]:
@@ -73,3 +82,43 @@ def test_labels_blueprints_and_attachments_on_anvil(
     again = RpcChain(anvil_url, dev_keys, tmp_path)
     assert again.deployed()["CashTokenUSD"] == second
     assert again.call("CashTokenUSD", "totalSupply") == 0
+
+
+def _check_financing(chain: EmbeddedChain | RpcChain) -> None:
+    pool, engine = chain.address_of("pool"), chain.address_of("engine")
+    assert pool == chain.contract_address("TranchePool")
+    assert engine == chain.contract_address("MarginEngine")
+    assert chain.call("IdentityRegistry", "has_role", engine, int(Role.PLATFORM | Role.BROKER))
+    assert chain.call("TranchePool", "JUNIOR") == chain.contract_address("JuniorShare")
+    assert chain.call("InsuranceFund", "engine") == engine
+
+
+def test_financing_deploys_on_top_and_survives_a_restart(tmp_path: Path) -> None:
+    chain = EmbeddedChain(tmp_path, FINANCING_KEYS)
+    deploy_system(chain, tmp_path)
+    manifest = deploy_financing(chain, tmp_path)
+    _check_financing(chain)
+    assert set(FINANCING_CONTRACTS) <= set(manifest["contracts"])
+    assert manifest["actors"]["engine"] == chain.address_of("engine")
+    with pytest.raises(Conflict):
+        deploy_financing(chain, tmp_path)
+    root = chain.state_root()
+    chain.close()
+
+    again = EmbeddedChain(tmp_path, FINANCING_KEYS, read_only=True)
+    try:
+        assert again.state_root() == root
+        _check_financing(again)
+    finally:
+        again.close()
+
+
+@pytest.mark.anvil
+def test_financing_deploys_on_anvil(anvil_url: str, tmp_path: Path) -> None:
+    chain = RpcChain(anvil_url, FINANCING_KEYS, tmp_path)
+    chain.fund(FINANCING_ACTORS, 10**21)
+    deploy_system(chain, tmp_path)
+    deploy_financing(chain, tmp_path)
+    _check_financing(chain)
+    again = RpcChain(anvil_url, FINANCING_KEYS, tmp_path)
+    assert again.deployed()["SeniorShare"] == chain.contract_address("SeniorShare")

@@ -1,5 +1,5 @@
-"""End to end through the financing contracts (SimChain, the risk team's ChainPort that deploys
-TranchePool): an investor verified by the KYC workflow subscribes to the junior tranche; an AML
+"""End to end through the financing contracts (an embedded chain with TranchePool deployed):
+an investor verified by the KYC workflow subscribes to the junior tranche; an AML
 alert freezes them; they can no longer subscribe, and their redemption proceeds cannot be paid
 out until compliance clears them."""
 
@@ -11,18 +11,20 @@ from pathlib import Path
 import pytest
 
 from crowdleverage.chain.codes import ref_to_bytes32
+from crowdleverage.chain.embedded import DEFAULT_GENESIS_TIME_S
+from crowdleverage.chain.port import ChainPort
 from crowdleverage.compliance.aml import Transaction, TxnKind
 from crowdleverage.compliance.chain_adapter import ChainIdentityWriter
 from crowdleverage.compliance.repository import make_engine
 from crowdleverage.compliance.service import ComplianceService, KycApplication
 from crowdleverage.domain.errors import ContractRevert
-from crowdleverage.risk.sim_chain import GENESIS_TIME_S, SimChain, deploy_financing
+from crowdleverage.risk.world import open_financing_chain
 
-NOW = datetime.fromtimestamp(GENESIS_TIME_S, UTC) + timedelta(hours=1)
+NOW = datetime.fromtimestamp(DEFAULT_GENESIS_TIME_S, UTC) + timedelta(hours=1)
 WAN = 1_000_000  # 1万元 in fen
 
 
-def close_epoch(chain: SimChain) -> None:
+def close_epoch(chain: ChainPort) -> None:
     started = int(chain.call("TranchePool", "epoch_started_at"))
     wait = started + int(chain.call("TranchePool", "epoch_s")) - chain.block_time()
     if wait > 0:
@@ -31,8 +33,7 @@ def close_epoch(chain: SimChain) -> None:
 
 
 def test_frozen_investor_cannot_subscribe_or_collect_a_redemption(tmp_path: Path) -> None:
-    chain = SimChain()
-    deploy_financing(chain)
+    chain = open_financing_chain(tmp_path, ["investor"])
     svc = ComplianceService(
         make_engine(f"sqlite:///{tmp_path / 'c.db'}"), ChainIdentityWriter(chain)
     )
@@ -76,3 +77,4 @@ def test_frozen_investor_cannot_subscribe_or_collect_a_redemption(tmp_path: Path
     svc.set_frozen(ident, False, actor="officer-li", reason="source of funds documented")
     chain.send("TranchePool", "withdraw", actor="investor")
     assert int(chain.call("CashToken", "balanceOf", investor)) == cash_before + claimable
+    chain.close()

@@ -1,9 +1,10 @@
-"""Keeper against the real margin engine (in-memory EVM): warnings once per day and across
+"""Keeper against the real margin engine (embedded chain): warnings once per day and across
 a restart, top-ups, liquidation start, reverts when the chain disagrees, rate limit."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,7 @@ from crowdleverage.market.replay import trading_days
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
 from crowdleverage.risk.keeper import ChainSync, Keeper, KeeperConfig
 from crowdleverage.risk.monitor import AccountState, RiskMonitor
-from crowdleverage.risk.sim_chain import SimChain, deploy_financing
-from crowdleverage.risk.world import World
+from crowdleverage.risk.world import World, open_financing_chain
 
 DATA = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
 CODES = ["000001", "600004", "600406"]
@@ -25,14 +25,17 @@ CHAIN_CODES = [1, 600004, 600406]
 PRICES = [1_000, 1_380, 1_630]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100
+ACTORS = ["investor-senior", "investor-junior", "k-warn", "k-topup", "k-liq", "k-rate-a",
+          "k-rate-b"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def world() -> World:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     bars = read_bars(DATA)
     (day,) = trading_days(bars, dt.date(2015, 12, 31), dt.date(2015, 12, 31))
-    chain = SimChain(GENESIS)
-    deploy_financing(chain)
+    chain = open_financing_chain(
+        tmp_path_factory.mktemp("keeper-chain"), ACTORS, genesis_time_s=GENESIS
+    )
     w = World(chain)
     w.list_securities(CODES)
     w.invest("investor-senior", True, 4 * YI)
@@ -44,7 +47,8 @@ def world() -> World:
     chain.set_block_time(chain.block_time() + 60)
     for r in ("reporter1", "reporter2"):  # prices inside each one's band of the day
         chain.send("PriceOracle", "report_many", CHAIN_CODES, PRICES, actor=r)
-    return w
+    yield w
+    chain.close()
 
 
 def levered_borrower(world: World, name: str, tier: int, reserve_fen: int = 0) -> str:

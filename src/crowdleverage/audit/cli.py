@@ -9,8 +9,10 @@ crowdlev audit verify-proof proof.json
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import typer
 
 from crowdleverage.audit.log import AuditLog
 from crowdleverage.audit.proofs import Liabilities, load_proof_file, verify_proof
+from crowdleverage.audit.publish import ChainRootPublisher
 from crowdleverage.cliutil import emit_json, typed_errors
 from crowdleverage.config import load_settings
 from crowdleverage.custody.db import engine_from_settings
@@ -130,6 +133,9 @@ def verify_proof_cmd(
     offline: bool = typer.Option(
         False, help="check the proof alone, without comparing to this platform's recorded root"
     ),
+    on_chain: bool = typer.Option(
+        False, "--on-chain", help="also compare with the root published on chain"
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Check an inclusion proof: exit 0 if it verifies, 11 if tampered, 2 if malformed."""
@@ -139,6 +145,10 @@ def verify_proof_cmd(
     else:
         _liabilities().check_against_published(proof)
         root, total = str(proof["root_hash"]), int(proof["total_fen"])
+    if on_chain:
+        root, total = verify_proof(proof)
+        with _root_publisher(read_only=True) as publisher:
+            publisher.check(int(proof["epoch"]), root, total)
     leaf = proof["leaf"]
     out = {"ok": True, "investor_id": leaf["investor_id"], "balance_fen": leaf["balance_fen"],
            "epoch": proof.get("epoch"), "root_hash": root, "total_fen": total}  # fmt: skip
@@ -149,3 +159,35 @@ def verify_proof_cmd(
             f"proof verified: {leaf['investor_id']} holds {leaf['balance_fen']} fen in epoch"
             f" {proof.get('epoch')} (root {root[:16]}…, total {total} fen)"
         )
+
+
+@contextlib.contextmanager
+def _root_publisher(read_only: bool) -> Iterator[ChainRootPublisher]:
+    from crowdleverage.chain.factory import open_chain
+
+    port = open_chain(load_settings(), read_only=read_only)
+    try:
+        yield ChainRootPublisher(port)
+    finally:
+        port.close()
+
+
+@app.command("publish")
+@typed_errors
+def publish(
+    epoch: int | None = typer.Option(None, help="epoch (default: the latest snapshot)"),
+    as_json: bool = JSON,
+) -> None:
+    """Publish an epoch's liabilities root on chain (LiabilityRoots; deployed if missing)."""
+    from crowdleverage.chain.deploy import deploy_liability_roots
+
+    settings = load_settings()
+    lia = _liabilities()
+    ep = epoch if epoch is not None else lia.latest_epoch()
+    with _root_publisher(read_only=False) as publisher:
+        deploy_liability_roots(publisher.port, settings.ensure_data_dir())
+        ref = lia.publish(ep, publisher)
+    root = lia.root(ep)
+    assert root is not None
+    out = {"epoch": ep, "root_hash": root[0], "total_fen": root[1], "tx": ref}
+    emit_json(out) if as_json else typer.echo(f"epoch {ep}: root {root[0]} published in {ref}")

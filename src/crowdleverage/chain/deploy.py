@@ -1,8 +1,10 @@
 """The one deploy script, run unchanged on every ChainPort, and the deployment manifest.
 
-Deploys IdentityRegistry, PriceOracle, CashToken, ShareCertificates as `admin`, makes
-`compliance` the compliance officer, registers the system actors with their roles, and writes
-`<data_dir>/chain/manifest.json` (addresses, ABI hashes, block, chain id)."""
+`deploy_system` deploys IdentityRegistry, PriceOracle, CashToken, ShareCertificates as `admin`,
+makes `compliance` the compliance officer, registers the system actors with their roles, and
+writes `<data_dir>/chain/manifest.json` (addresses, ABI hashes, block, chain id).
+`deploy_financing` then adds the financing system on top (TranchePool with its TrancheShare
+blueprint, InsuranceFund, MarginEngine), wires it and records it in the manifest."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from crowdleverage.chain.artifacts import DEPLOYABLES, artifact
+from crowdleverage.chain.keys import SYSTEM_ACTORS
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.domain.errors import ConfigError, Conflict, NotFound
@@ -30,6 +33,25 @@ SYSTEM_ROLES: dict[str, Role] = {
     "reporter2": Role.REPORTER,
     "reporter3": Role.REPORTER,
     "keeper": Role.KEEPER,
+}
+
+
+FEE_ACTOR = "fee"  # the pool's fee recipient (an investor identity)
+# Actors `deploy_system` + `deploy_financing` need keys for.
+FINANCING_ACTORS: tuple[str, ...] = (*SYSTEM_ACTORS, FEE_ACTOR)
+# Keyless platform contracts that hold assets: actor name (an alias) → contract and roles.
+PLATFORM_ACTORS: dict[str, tuple[str, Role]] = {
+    "pool": ("TranchePool", Role.PLATFORM),
+    "insurance": ("InsuranceFund", Role.PLATFORM),
+    "engine": ("MarginEngine", Role.PLATFORM | Role.BROKER),
+}
+# Financing contracts in the manifest: label → source.
+FINANCING_CONTRACTS: dict[str, str] = {
+    "TranchePool": "TranchePool",
+    "InsuranceFund": "InsuranceFund",
+    "MarginEngine": "MarginEngine",
+    "SeniorShare": "TrancheShare",
+    "JuniorShare": "TrancheShare",
 }
 
 
@@ -111,6 +133,50 @@ def deploy_system(
     return manifest
 
 
+def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
+    """After `deploy_system`: deploy the tranche pool (from a TrancheShare blueprint), the
+    insurance fund and the margin engine; register the fee recipient and the platform
+    contracts (aliased as actors "pool", "insurance", "engine"); connect them as the operator
+    would; record them in the manifest, which is returned. Securities are listed later
+    (`MarginEngine.set_security`)."""
+    manifest = read_manifest(data_dir)
+    if "MarginEngine" in manifest["contracts"]:
+        raise Conflict(f"financing already deployed (manifest at {manifest_path(data_dir)})")
+    registry, oracle, cash, shares = (port.contract_address(n) for n in DEPLOYABLES)
+    blueprint = port.deploy_blueprint("TrancheShare", actor="admin")
+    pool = port.deploy(
+        "TranchePool", [cash, registry, blueprint, port.address_of(FEE_ACTOR)], actor="admin"
+    )
+    insurance = port.deploy("InsuranceFund", [cash, registry, pool], actor="admin")
+    engine = port.deploy(
+        "MarginEngine", [cash, registry, oracle, shares, pool, insurance], actor="admin"
+    )
+    expires = port.block_time() + IDENTITY_TTL_S
+    parties = [(port.address_of(FEE_ACTOR), Role.INVESTOR)]
+    for actor, (contract, role) in PLATFORM_ACTORS.items():
+        port.alias(actor, port.contract_address(contract))
+        parties.append((port.address_of(actor), role))
+    for address, role in parties:
+        port.send("IdentityRegistry", "register", address, int(role), 5, JURISDICTION_CN,
+                  expires, actor="compliance")  # fmt: skip
+    port.send("TranchePool", "connect", engine, insurance, actor="operator")
+    port.send("InsuranceFund", "set_engine", engine, actor="operator")
+    port.register_at("SeniorShare", port.call("TranchePool", "SENIOR"), "TrancheShare")
+    port.register_at("JuniorShare", port.call("TranchePool", "JUNIOR"), "TrancheShare")
+    for label, source in FINANCING_CONTRACTS.items():
+        manifest["contracts"][label] = {
+            "source": source,
+            "address": port.contract_address(label),
+            "abi_sha256": artifact(source).abi_hash,
+            "runtime_size_bytes": artifact(source).runtime_size_bytes,
+        }
+    for actor in (FEE_ACTOR, *PLATFORM_ACTORS):
+        manifest["actors"][actor] = port.address_of(actor)
+    manifest["block"] = port.block_number()
+    write_manifest(data_dir, manifest)
+    return manifest
+
+
 def record_contracts(port: ChainPort, data_dir: Path, labels: list[str]) -> dict[str, Any]:
     """Add contracts deployed after `deploy_system` (e.g. the financing contracts, by label) to
     the manifest so that a later RpcChain/status finds them. The port must offer `sources()`."""
@@ -137,3 +203,24 @@ def write_manifest(data_dir: Path, manifest: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+def deploy_liability_roots(port: ChainPort, data_dir: Path) -> str:
+    """After `deploy_system`: the public record of proof-of-liabilities roots. Idempotent:
+    returns the recorded address when the manifest already has it."""
+    manifest = read_manifest(data_dir)
+    existing = manifest["contracts"].get("LiabilityRoots")
+    if existing is not None:
+        return str(existing["address"])
+    address = port.deploy(
+        "LiabilityRoots", [port.contract_address("IdentityRegistry")], actor="admin"
+    )
+    manifest["contracts"]["LiabilityRoots"] = {
+        "source": "LiabilityRoots",
+        "address": address,
+        "abi_sha256": artifact("LiabilityRoots").abi_hash,
+        "runtime_size_bytes": artifact("LiabilityRoots").runtime_size_bytes,
+    }
+    manifest["block"] = port.block_number()
+    write_manifest(data_dir, manifest)
+    return address

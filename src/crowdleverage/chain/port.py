@@ -46,6 +46,11 @@ class ChainPort(Protocol):
         """Address of a named actor ("admin", "custodian", "reporter1", ...)."""
         ...
 
+    def alias(self, actor: str, address: str) -> None:
+        """Name a keyless address (a platform contract acting as a party, e.g. the pool) so
+        `address_of(actor)` finds it; nobody can send as it."""
+        ...
+
     def contract_address(self, name: str) -> str: ...
 
     def deployed(self) -> dict[str, str]:

@@ -47,8 +47,7 @@ from crowdleverage.market.rules import LOT, Side
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter, ReporterMode
 from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import AccountState, RiskMonitor
-from crowdleverage.risk.sim_chain import SimChain, deploy_financing
-from crowdleverage.risk.world import ENGINE, World
+from crowdleverage.risk.world import ENGINE, World, open_financing_chain
 
 YUAN = 100
 WAN = 10_000 * YUAN
@@ -65,7 +64,7 @@ class ReplayConfig:
     ticks_per_day: int = 8
     senior_fen: int = 20_000 * WAN  # 2亿元
     junior_fen: int = 5_000 * WAN  # 5000万元
-    work_dir: Path | None = None  # broker journal; a temporary directory when None
+    work_dir: Path | None = None  # chain, broker and keeper journals; a temporary dir when None
     faulty_reporter: ReporterMode = ReporterMode.HONEST  # the third reporter's behaviour
 
 
@@ -142,6 +141,10 @@ def _choose_stocks(
     return sorted(pool[i] for i in picked)
 
 
+def _borrower(tier: int, i: int) -> str:
+    return f"borrower-t{tier}-{i + 1}"
+
+
 class Replay:
     def __init__(self, cfg: ReplayConfig) -> None:
         if cfg.end < cfg.start:
@@ -159,13 +162,13 @@ class Replay:
         self.setup = before[-1]
         self.codes = _choose_stocks(self.setup, self.days[0], cfg.stocks, self.rng)
         genesis = dt.datetime.combine(self.setup.date, dt.time(9, 0), SHANGHAI)
-        self.chain = SimChain(int(genesis.timestamp()) - 2 * 86_400)
-        deploy_financing(self.chain)
+        work = cfg.work_dir or Path(tempfile.mkdtemp(prefix="crowdlev-replay-"))
+        self.work = work
+        self.genesis_time_s = int(genesis.timestamp()) - 2 * 86_400
+        self.chain = open_financing_chain(work, self.actors(), genesis_time_s=self.genesis_time_s)
         self.world = World(self.chain)
         self.exchange_cfg = ExchangeConfig()
         self.exchange = SimulatedExchange(self.exchange_cfg)
-        work = cfg.work_dir or Path(tempfile.mkdtemp(prefix="crowdlev-replay-"))
-        self.work = work
         self.broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
         reporters = [
             Reporter("reporter1"),
@@ -190,6 +193,12 @@ class Replay:
 
     # ── setup ───────────────────────────────────────────────────────────────────────────
 
+    def actors(self) -> list[str]:
+        """The investors and borrowers that send transactions (they need keys)."""
+        borrowers = [_borrower(tier, i) for tier in sorted(TIERS)
+                     for i in range(self.cfg.borrowers_per_tier)]  # fmt: skip
+        return ["investor-senior", "investor-junior", *borrowers]
+
     def fund_and_open(self) -> None:
         w = self.world
         w.list_securities(self.codes)
@@ -199,7 +208,7 @@ class Replay:
         w.fund_broker(self.cfg.senior_fen)
         for tier in sorted(TIERS):
             for i in range(self.cfg.borrowers_per_tier):
-                name = f"borrower-t{tier}-{i + 1}"
+                name = _borrower(tier, i)
                 margin = int(self.rng.integers(20, 101)) * WAN
                 reserve = margin // 10 if i % 2 == 0 else 0
                 who = w.open_borrower(name, tier, margin, reserve)
@@ -314,10 +323,17 @@ class Replay:
 
     # ── restart (tests: kill the broker and keeper mid-replay, start new ones) ────────────
 
-    def restart_services(self) -> None:
+    def restart_services(self, *, reopen_chain: bool = False) -> None:
         """New broker and keeper, from their journals and the chain alone (the monitor and
-        its event cursor live on, as a separate process would)."""
+        its event cursor live on, as a separate process would). `reopen_chain`: the chain
+        process restarts too and reloads its state from the data directory."""
         self.broker.close()
+        if reopen_chain:
+            self.chain.close()
+            self.chain = open_financing_chain(
+                self.work, self.actors(), genesis_time_s=self.genesis_time_s
+            )
+            self.world.chain = self.feeder.port = self.sync.chain = self.chain
         self.broker = SimulatedBroker(self.chain, self.exchange, self.work / "broker.db")
         self.keeper = Keeper(self.chain, self.monitor, journal=self.work / "keeper.json")
 
@@ -482,8 +498,16 @@ class Replay:
         report.invariants = inv
 
     def run(self) -> ReplayReport:
-        self.start()
-        return self.finish([self.run_day(d) for d in self.days])
+        try:
+            self.start()
+            return self.finish([self.run_day(d) for d in self.days])
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the broker's journal and the chain (its writer lock); idempotent."""
+        self.broker.close()
+        self.chain.close()
 
     def start(self) -> None:
         self.fund_and_open()
@@ -515,7 +539,7 @@ class Replay:
             "reasons": stats.reasons,
         }
         self.check(report)
-        self.broker.close()
+        self.close()
         return report
 
 

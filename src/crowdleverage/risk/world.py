@@ -3,26 +3,68 @@ operator lists securities, compliance opens borrowers' margin accounts, borrower
 margin and reserve, the custodian funds the broker's settlement account.
 
 Every cash mint carries a unique custody reference (`dep-<n>`), as the custody bridge does.
-Used by the replay and by the broker/keeper tests."""
+Used by the replay and by the broker/keeper tests; `open_financing_chain` gives them an
+embedded chain with the whole financing system deployed."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
+from crowdleverage.chain.deploy import (
+    FINANCING_ACTORS,
+    DeployOptions,
+    deploy_financing,
+    deploy_system,
+    manifest_path,
+)
+from crowdleverage.chain.embedded import DEFAULT_GENESIS_TIME_S, EmbeddedChain
+from crowdleverage.chain.keys import ActorKeys
+from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.domain.params import HAIRCUT_BPS
 from crowdleverage.domain.security import Security
-from crowdleverage.risk.sim_chain import register
 
 ENGINE = "MarginEngine"
+DEV_SEED = 20160104  # development keys of the simulated actors
+YEAR_S = 365 * 86_400
+CN = b"CN"
+# A report stays fresh for the rest of the session (the replay reports every 30 minutes).
+SESSION_ORACLE = DeployOptions(oracle_max_age_s=6 * 3_600, oracle_quorum=2)
+
+
+def open_financing_chain(
+    data_dir: Path,
+    actors: Iterable[str],
+    *,
+    genesis_time_s: int = DEFAULT_GENESIS_TIME_S,
+    seed: int = DEV_SEED,
+) -> EmbeddedChain:
+    """The embedded chain in `data_dir` with the financing system deployed (on first open;
+    later opens reload it from disk). `actors` are the investors and borrowers that will
+    send transactions (development keys from `seed`)."""
+    keys = ActorKeys.dev(seed, dict.fromkeys([*FINANCING_ACTORS, *actors]))
+    chain = EmbeddedChain(data_dir, keys, genesis_time_s=genesis_time_s)
+    if not manifest_path(data_dir).exists():
+        deploy_system(chain, data_dir, SESSION_ORACLE)
+    if "MarginEngine" not in chain.deployed():
+        deploy_financing(chain, data_dir)
+    return chain
+
+
+def register(chain: ChainPort, actor: str, roles: Role, suitability: int = 4) -> None:
+    chain.send(
+        "IdentityRegistry", "register", chain.address_of(actor), int(roles), suitability, CN,
+        chain.block_time() + 5 * YEAR_S, actor="compliance",
+    )  # fmt: skip
 
 
 @dataclass
 class World:
-    chain: Any  # a ChainPort that has the financing contracts (SimChain for now)
+    chain: ChainPort  # with the financing contracts (`open_financing_chain`)
     _refs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def ref(self, prefix: str = "dep") -> bytes:
