@@ -1,4 +1,4 @@
-"""The platform's use cases on the real financing contracts (in-memory EVM), the exchange and
+"""The platform's use cases on the real financing contracts (embedded chain), the exchange and
 the broker, with the December 2015 bars: pool subscriptions at the epoch close, a margin
 account that buys through the engine's pre-trade checks and fills asynchronously."""
 
@@ -7,20 +7,22 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.roles import Role
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.custody.bridge import Bridge, ref32
 from crowdleverage.custody.db import make_engine
 from crowdleverage.custody.service import CustodyService
 from crowdleverage.domain.errors import ContractRevert
-from crowdleverage.flows.chain_financing import ChainFinancing
+from crowdleverage.flows.chain_financing import ChainFinancing, actor
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.replay import TradingDay, trading_days
-from crowdleverage.risk.sim_chain import SimChain, deploy_financing
+from crowdleverage.risk.world import open_financing_chain
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custody"))
 import bridge_crash_worker as bw  # the custody tests' bank statements
@@ -38,12 +40,14 @@ def days() -> list[TradingDay]:
 
 
 @pytest.fixture
-def fin(tmp_path: Path) -> ChainFinancing:
-    chain = SimChain(GENESIS)
-    deploy_financing(chain)
+def fin(tmp_path: Path) -> Iterator[ChainFinancing]:
+    users = [actor(u) for u in (SENIOR_INVESTOR, JUNIOR_INVESTOR, BORROWER)]
+    chain = open_financing_chain(tmp_path / "chain", users, genesis_time_s=GENESIS)
     f = ChainFinancing(chain, codes=CODES, work_dir=tmp_path)
     f.list_securities(CODES)
-    return f
+    yield f
+    f.close()
+    chain.close()
 
 
 def fund_pool(fin: ChainFinancing) -> None:
@@ -184,6 +188,8 @@ def test_custody_cash_reaches_the_pool_and_comes_back(fin: ChainFinancing, tmp_p
     bridge.redeem("INV-0002", 20_000, payout_id=77)
     assert fin.wallet_fen(JUNIOR_INVESTOR) == 0
     assert custody.investor_balances()["INV-0002"] == 20_000  # reserved until the bank pays
+    result = Reconciler(custody).check(ChainGateway(fin.chain))
+    assert result.ok, result
 
 
 def test_sell_after_t_plus_1_then_repay_and_withdraw(

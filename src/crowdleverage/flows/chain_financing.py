@@ -14,9 +14,9 @@ compliance with the role the platform's KYC granted. Cash reaches that address o
 `CashToken` minted by the custodian with the custody ledger's transfer id as reference
 (DESIGN.md §5.1), and leaves it only burned the same way (§5.6).
 
-Chain: any port that has the financing system deployed. Until `chain.EmbeddedChain`
-deploys the financing contracts (risk/sim_chain.py's `deploy_financing` moving to
-chain/deploy.py), that is the in-memory `SimChain`, which does not survive a restart.
+Chain: any port that has the financing system deployed, e.g. the persisted embedded chain
+of `risk.world.open_financing_chain` (chain.deploy's `deploy_financing`); the users' actors
+must have keys on it. The broker's and keeper's journals live in `work_dir`.
 """
 
 from __future__ import annotations
