@@ -38,7 +38,7 @@ def run(
 
     settings = load_settings()
     start, end = parse_date(date_from), parse_date(date_to)
-    console = Console(width=max(Console().width, 160))
+    console = Console(width=max(Console().width, 200))
     console.print(
         f"[bold]CrowdLeverage[/bold] — replay {start} … {end} (the January 2016 "
         f"circuit-breaker week by default) from {settings.market_data}"
