@@ -122,3 +122,4 @@ def test_financing_deploys_on_anvil(anvil_url: str, tmp_path: Path) -> None:
     _check_financing(chain)
     again = RpcChain(anvil_url, FINANCING_KEYS, tmp_path)
     assert again.deployed()["SeniorShare"] == chain.contract_address("SeniorShare")
+    _check_financing(again)  # the keyless actors (pool, engine, …) come back from the manifest

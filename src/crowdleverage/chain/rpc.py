@@ -77,6 +77,10 @@ class RpcChain:
             check_manifest(self, manifest)
             for label, entry in manifest["contracts"].items():
                 self._register(label, entry["address"], entry.get("source", label))
+            # keyless actors (platform contracts acting as parties: pool, engine, …)
+            for actor, address in manifest.get("actors", {}).items():
+                if actor not in self.keys.keys:
+                    self._aliases[actor] = to_checksum_address(address)
 
     # ------------------------------------------------------------ plumbing
     def _rpc(self, method: str, params: list[Any]) -> Any:
