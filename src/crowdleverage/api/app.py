@@ -87,10 +87,7 @@ def create_app(
 
     for r in (auth.router, money.router, margin.router, operator.router):
         app.include_router(r, prefix=API_PREFIX)
-    try:
-        from crowdleverage.web.pages import mount as mount_web
-    except ImportError:  # the dashboard is optional for API-only deployments
-        pass
-    else:
-        mount_web(app)
+    from crowdleverage.web.pages import mount as mount_web  # web imports api: import late
+
+    mount_web(app)
     return app
