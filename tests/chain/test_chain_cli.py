@@ -88,3 +88,25 @@ def test_deploy_and_status_on_anvil(tmp_path: Path, anvil_url: str) -> None:
     status = json.loads(res.stdout)
     assert status["chain"] == "rpc" and status["chain_id"] == 31337
     assert status["events"] >= 8
+
+
+FINANCING = {"TranchePool", "InsuranceFund", "MarginEngine", "SeniorShare", "JuniorShare"}
+
+
+def test_deploy_with_financing(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["chain", "deploy", "--financing", "--json"], env=_env(tmp_path))
+    assert res.exit_code == 0, res.output
+    manifest = json.loads(res.stdout)
+    assert {*FINANCING, "LiabilityRoots"} <= set(manifest["contracts"])
+    assert manifest["actors"]["engine"] == manifest["contracts"]["MarginEngine"]["address"]
+    res = runner.invoke(app, ["chain", "status", "--json"], env=_env(tmp_path))
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["chain", "deploy", "--financing", "--json"], env=_env(tmp_path))
+    assert res.exit_code == 4  # already deployed: a conflict, nothing written twice
+
+
+def test_deploy_with_financing_on_anvil(tmp_path: Path, anvil_url: str) -> None:
+    env = _env(tmp_path, CROWDLEV_CHAIN="rpc", CROWDLEV_RPC_URL=anvil_url)
+    res = runner.invoke(app, ["chain", "deploy", "--financing", "--dev-keys", "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    assert {*FINANCING, "LiabilityRoots"} <= set(json.loads(res.stdout)["contracts"])

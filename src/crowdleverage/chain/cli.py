@@ -8,8 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from crowdleverage.chain.artifacts import DEPLOYABLES, artifact
-from crowdleverage.chain.deploy import DeployOptions, deploy_system, read_manifest
+from crowdleverage.chain.deploy import (
+    FINANCING_ACTORS,
+    DeployOptions,
+    deploy_financing,
+    deploy_liability_roots,
+    deploy_system,
+    read_manifest,
+)
 from crowdleverage.chain.factory import open_chain
+from crowdleverage.chain.keys import SYSTEM_ACTORS
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.cliutil import emit_json, typed_errors
 from crowdleverage.config import load_settings
@@ -28,19 +36,32 @@ DevKeysOpt = Annotated[
 def deploy(
     max_age_s: Annotated[int, typer.Option(help="oracle: report freshness window (s)")] = 600,
     quorum: Annotated[int, typer.Option(help="oracle: distinct fresh reporters needed")] = 2,
+    financing: Annotated[
+        bool,
+        typer.Option(
+            help="also the tranche pool, insurance fund, margin engine and the "
+            "proof-of-liabilities roots"
+        ),
+    ] = False,
     config: ConfigOpt = None,
     dev_keys: DevKeysOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Deploy IdentityRegistry, PriceOracle, CashToken, ShareCertificates and write the manifest."""
+    """Deploy IdentityRegistry, PriceOracle, CashToken, ShareCertificates (and with --financing
+    the financing system) and write the manifest."""
     if max_age_s <= 0 or not 1 <= quorum <= 16:
         raise InvalidInput("max-age-s must be > 0 and quorum in 1..16")
     settings = load_settings(config)
-    chain = open_chain(settings, dev_keys=dev_keys)
+    actors = FINANCING_ACTORS if financing else SYSTEM_ACTORS
+    chain = open_chain(settings, dev_keys=dev_keys, actors=actors)
     try:
         if chain.kind == "rpc" and dev_keys:
-            chain.fund(["admin", "compliance"], 10**21)  # type: ignore[attr-defined]
+            chain.fund(["admin", "compliance", "operator"], 10**21)  # type: ignore[attr-defined]
         manifest = deploy_system(chain, settings.data_dir, DeployOptions(max_age_s, quorum))
+        if financing:
+            deploy_financing(chain, settings.data_dir)
+            deploy_liability_roots(chain, settings.data_dir)
+            manifest = read_manifest(settings.data_dir)
     finally:
         chain.close()
     if as_json:
