@@ -101,3 +101,17 @@ def test_console_script_runs_the_main_job(tmp_path: Path) -> None:
     assert "2016-01-04" in res.stdout and "circuit-breaker" in res.stdout
     assert "senior NAV" in res.stdout  # the platform replay ran to its end-of-run figures
     assert "✗" not in res.stdout  # no invariant failed
+
+
+def test_merge_combines_files_and_refuses_overlaps(tmp_path: Path) -> None:
+    header = "code,date,open,high,low,close,prev_close,volume,amount,halted\n"
+    a, b, out = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "out.csv"
+    a.write_text(header + "600000,2016-01-07,1000,1010,990,1000,1000,100,100000,0\n")
+    b.write_text(header + "600000,2016-01-08,1000,1010,990,1000,1000,100,100000,0\n")
+    res = runner.invoke(app, ["market", "merge", str(a), str(b), "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["bars"] == 2
+    assert len(out.read_text().splitlines()) == 3
+    res = runner.invoke(app, ["market", "merge", str(a), str(a), "--out", str(out), "--json"])
+    assert res.exit_code == 2
+    assert "also in" in json.loads(res.stderr)["message"]

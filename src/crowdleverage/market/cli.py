@@ -13,9 +13,10 @@ from rich.table import Table
 
 from crowdleverage.cliutil import emit_json, typed_errors
 from crowdleverage.config import load_settings
+from crowdleverage.domain.errors import DataFileError
 from crowdleverage.domain.money import format_yuan, parse_price_fen
 from crowdleverage.domain.security import Security
-from crowdleverage.market.bars import read_bars, write_bars
+from crowdleverage.market.bars import Bar, read_bars, write_bars
 from crowdleverage.market.calendar import parse_date
 from crowdleverage.market.convert import FORMATS, convert
 from crowdleverage.market.replay import DaySummary, summarise, trading_days
@@ -185,14 +186,16 @@ def merge(
     as_json: JsonOpt = False,
 ) -> None:
     """Merge bar files into one (each validated; a (code, date) present twice is an error)."""
-    from crowdleverage.market.bars import parse_bars
-
-    texts = [read_bars(src) for src in sources]  # validate each file on its own first
-    merged = [b for bars in texts for b in bars]
-    # re-validate the union through the same loader so duplicates across files are caught
-    rows = ["code,date,open,high,low,close,prev_close,volume,amount,halted,st"]
-    rows += [",".join(b.row()) for b in merged]
-    parse_bars("\n".join(rows) + "\n", "+".join(map(str, sources)))
+    merged: list[Bar] = []
+    seen: dict[tuple[str, dt.date], int] = {}
+    for i, src in enumerate(sources):
+        for bar in read_bars(src):  # each file validated whole first
+            first = seen.setdefault((bar.code, bar.date), i)
+            if first != i:
+                raise DataFileError(
+                    str(src), None, f"{bar.code} on {bar.date} is also in {sources[first]}"
+                )
+            merged.append(bar)
     n = write_bars(merged, out)
     if as_json:
         emit_json({"out": str(out), "bars": n})
