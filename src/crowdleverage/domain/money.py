@@ -62,8 +62,8 @@ def format_yuan(fen: int) -> str:
 
 
 def format_cn(fen: int) -> str:
-    """Human display in 元 with 万/亿: 226_700_000_000_000 fen -> '2,267,000.00亿元'... in short
-    form: amounts ≥ 1亿元 in 亿, ≥ 1万元 in 万, else plain 元 (two decimals, half-up)."""
+    """Human display in 元 with 万/亿 (display only, two decimals, half-up): amounts ≥ 1亿元
+    in 亿, ≥ 1万元 in 万, else plain 元. 12_345_678 fen → '12.35万元'."""
     yuan = Decimal(fen) / FEN_PER_YUAN
     a = abs(yuan)
     if a >= YI:

@@ -6,10 +6,11 @@ pools, tranches, margin accounts and positions (flows.model). Every use case run
 lock: it checks, writes cash to the custody ledger as one linked chain, then updates the book,
 so a refusal leaves nothing half-written.
 
-Not yet wired (their packages have not landed): the Vyper contracts and chain gateway
-(issues 3/4), the simulated exchange, broker and oracle (issue 6). Until then the pre-trade and
-margin checks of DESIGN.md §5.3–5.4 run here, in Python, with the parameters of domain.params,
-and fills happen at the replayed price.
+Not yet wired: the financing contracts, the simulated exchange, broker, oracle feeder and
+keeper. They landed after this module was written; `flows.chain_financing.ChainFinancing` runs
+the same use cases on them and flows/README.md lists the steps to delegate to it. Until then
+the pre-trade and margin checks of DESIGN.md §5.3–5.4 run here, in Python, with the parameters
+of domain.params, and fills happen at the replayed price.
 """
 
 from __future__ import annotations
