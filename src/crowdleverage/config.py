@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     rpc_url: str = "http://127.0.0.1:8545"
     chain_id: int | None = None
     deployer_key: SecretStr | None = Field(None, description="hex private key for RpcChain")
+    chain_dev_keys: bool = Field(
+        False, description="DEV ONLY (anvil): derive actor keys from `seed` and fund users"
+    )
     market_data: Path = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
     api_host: str = "127.0.0.1"
     api_port: int = 8000

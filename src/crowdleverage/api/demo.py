@@ -46,6 +46,9 @@ class DemoIds:
 
 
 def seed(st: ApiState, *, trade: bool = True) -> DemoIds:
+    """Staff, investors whose subscriptions execute at a first epoch close, borrowers with
+    margin and reserve; with `trade`, the replay's first day is opened and the borrowers'
+    buy orders are requested (they fill over the next ticks)."""
     users: dict[str, int] = {}
     for name, role, display in STAFF:
         users[name] = st.users.create(name, password(name), role, display).id
@@ -55,11 +58,12 @@ def seed(st: ApiState, *, trade: bool = True) -> DemoIds:
             name, password(name), Role.INVESTOR, f"出资人 {name}", kyc_status="approved"
         )
         users[name] = u.id
+        p.enroll(u.id, "investor")
         p.deposit(u.id, dep * 100, f"DEMO-INV-{i:04d}")
         p.subscribe(u.id, tranche, sub * 100)
-    p.end_of_day()  # epoch: subscriptions become units
+    p.end_of_day()  # the epoch closes: subscriptions become units
     accounts: dict[str, int] = {}
-    for i, (name, tier, margin, reserve, use_pm) in enumerate(BORROWERS):
+    for i, (name, tier, margin, reserve, _) in enumerate(BORROWERS):
         u = st.users.create(
             name,
             password(name),
@@ -69,47 +73,48 @@ def seed(st: ApiState, *, trade: bool = True) -> DemoIds:
             credit_tier=tier,
         )
         users[name] = u.id
+        p.enroll(u.id, "borrower")
         p.deposit(u.id, (margin + reserve + 100_000) * 100, f"DEMO-BOR-{i:04d}")
         acc = p.open_margin_account(u.id, tier, tier)
         accounts[name] = acc.id
         p.fund_account(acc.id, margin * 100, reserve=False)
         if reserve:
             p.fund_account(acc.id, reserve * 100, reserve=True)
-        if trade:
-            build_positions(st, acc.id, offset=i * 9, use_pm=use_pm)
-    p.monitor()
-    p.snapshot_liabilities()  # an epoch that includes the borrowers' wallets
+    if trade:
+        p.tick()  # the first day opens: the oracle has prices, the engine can check orders
+        for i, (name, _tier, margin, _, use_pm) in enumerate(BORROWERS):
+            request_positions(st, accounts[name], margin * 100, offset=i * 6, use_pm=use_pm)
+    p.snapshot_liabilities()  # an epoch that includes the borrowers
     p.reconcile()
     return DemoIds(users, accounts)
 
 
-def build_positions(st: ApiState, account_id: int, *, offset: int, use_pm: int) -> None:
-    """Buy up to eight securities, each ≤ 30% of the account, financing up to `use_pm` ‰ of
-    what the tier allows; refusals of the pre-trade checks just end a step."""
+def request_positions(
+    st: ApiState, account_id: int, equity_fen: int, *, offset: int, use_pm: int, n: int = 8
+) -> int:
+    """Request buys in up to `n` securities for `use_pm` ‰ of the financing the tier allows,
+    each at most 35% of the equity (the engine's concentration limit is 40%) at a limit 1%
+    above the price (within the band); the engine refuses what its pre-trade checks do not
+    allow, which just ends that request. Returns the requests accepted."""
     p = st.platform
     acc = p.account(account_id)
-    tier_lev = {1: 1, 2: 2, 3: 3}[acc.tier]
-    equity = p.gross_assets_fen(acc) - acc.debt_fen
-    target_gross = equity + equity * tier_lev * use_pm // 1000
-    codes = [c for c in p.market.codes() if not p.market.quote(c).halted]
-    bought = 0
-    for code in codes[offset:] + codes[:offset]:
-        if bought >= 8:
+    lev = {1: 1, 2: 2, 3: 3}[acc.tier]
+    target = equity_fen + equity_fen * lev * use_pm // 1000
+    codes = p.codes[offset:] + p.codes[:offset]
+    placed = 0
+    for code in codes:
+        if placed >= n:
             break
-        q = p.market.quote(code)
-        if q.st or q.at_limit_up or q.price_fen > 10_000:
+        q = p.quote(code)
+        if q.halted or q.at_limit_up:
             continue
-        room = target_gross - p.gross_assets_fen(acc)
-        if room < target_gross // 50:
-            break
-        for frac_pm in (380, 300, 200, 100):
-            chunk = min(room, p.gross_assets_fen(acc) * frac_pm // 1000)
-            qty = chunk // q.price_fen // LOT * LOT
-            if qty < LOT:
-                break
-            try:
-                p.buy(account_id, code, qty, q.price_fen)
-            except CrowdLevError:
-                continue
-            bought += 1
-            break
+        limit = min(q.price_fen + q.price_fen // 100, q.limit_up_fen or q.price_fen)
+        qty = min(target // n, equity_fen * 35 // 100) // limit // LOT * LOT
+        if qty < LOT:
+            continue
+        try:
+            p.buy(account_id, code, qty, limit)
+        except CrowdLevError:
+            continue
+        placed += 1
+    return placed

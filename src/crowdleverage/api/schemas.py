@@ -180,8 +180,9 @@ class OrderOut(Strict):
     code: str
     quantity: int
     limit_price_fen: int
-    status: str
-    fill_price_fen: int | None
+    status: Literal["open", "partially_filled", "filled", "expired"]
+    filled_quantity: int
+    fill_price_fen: int | None  # average, rounded up
     fees_fen: int
     financing_fen: int
     liquidation: bool
@@ -194,7 +195,6 @@ class PositionOut(Strict):
     sellable: int
     price_fen: int
     market_value_fen: int
-    cost_fen: int
 
 
 class MarginAccountOut(Strict):
@@ -204,6 +204,7 @@ class MarginAccountOut(Strict):
     status: str
     cash_fen: int
     reserve_fen: int
+    pending_fen: int  # reserved for open buy orders
     debt_fen: int
     market_value_fen: int
     ratio_bps: int | None

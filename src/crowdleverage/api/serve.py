@@ -50,9 +50,6 @@ def serve(
     demo: bool = typer.Option(False, "--demo", help="seed demo users and advance the replay"),
     pace_s: float = typer.Option(2.0, "--pace-s", help="seconds between replay ticks (demo)"),
     start: str = typer.Option("2015-12-21", "--from", help="first replay day (YYYY-MM-DD)"),
-    chain: bool = typer.Option(
-        True, "--chain/--no-chain", help="mint/burn CashToken on the configured chain"
-    ),
     as_json: bool = typer.Option(False, "--json", help="print the startup facts as JSON"),
 ) -> None:
     """Run the platform's HTTP service (single process: the platform state lives in it)."""
@@ -74,12 +71,7 @@ def serve(
         run_dir = settings.data_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         settings = settings.model_copy(update={"data_dir": run_dir})
     settings.ensure_data_dir()
-    twin = None
-    if chain:
-        from crowdleverage.flows.cash_twin import open_twin
-
-        twin = open_twin(settings)
-    platform = Platform(settings, market_start=start_day, twin=twin)
+    platform = Platform(settings, market_start=start_day)
     application = create_app(settings, platform=platform, engine=platform.engine)
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     url = f"http://{bind_host}:{bind_port}"
@@ -102,7 +94,7 @@ def serve(
     else:
         typer.echo(f"CrowdLeverage is serving at {url}  (API docs: {url}/docs)")
         typer.echo(f"data: {settings.data_dir}  ledger: {settings.resolved_database_url}")
-        typer.echo(f"chain: {settings.chain if chain else 'off (--no-chain)'}")
+        typer.echo(f"chain: {settings.chain}  securities watched: {len(platform.codes)}")
         if demo:
             typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
             for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]
@@ -121,3 +113,4 @@ def serve(
             driver.stop.set()
             driver.join(timeout=10)
         platform.save()  # also saved by the app's lifespan on SIGTERM (uvicorn re-raises it)
+        platform.close()

@@ -7,9 +7,7 @@ from typing import Any
 from crowdleverage.api import schemas as S
 from crowdleverage.api.security import User
 from crowdleverage.domain import params as P
-from crowdleverage.flows.book import Kind
-from crowdleverage.flows.model import MarginAccount, Order, Redemption, Subscription
-from crowdleverage.flows.platform import Platform
+from crowdleverage.flows.platform import MarginAccount, Order, Platform, Request
 
 
 def user_out(u: User) -> S.UserOut:
@@ -23,21 +21,21 @@ def user_out(u: User) -> S.UserOut:
     )
 
 
-def sub_out(s: Subscription) -> S.SubscriptionOut:
+def sub_out(r: Request) -> S.SubscriptionOut:
     return S.SubscriptionOut(
-        id=s.id,
-        tranche=s.tranche,
-        amount_fen=s.amount_fen,
-        requested_on=s.requested_on.isoformat(),
+        id=r.id,
+        tranche=r.tranche,
+        amount_fen=r.amount,
+        requested_on=r.requested_on.isoformat(),
         status="queued",
     )
 
 
-def red_out(r: Redemption) -> S.RedemptionOut:
+def red_out(r: Request) -> S.RedemptionOut:
     return S.RedemptionOut(
         id=r.id,
         tranche=r.tranche,
-        units=r.units,
+        units=r.amount,
         requested_on=r.requested_on.isoformat(),
         status="queued",
     )
@@ -51,41 +49,53 @@ def order_out(o: Order) -> S.OrderOut:
         code=o.code,
         quantity=o.quantity,
         limit_price_fen=o.limit_price_fen,
-        status=o.status.value,
+        status=o.status,
+        filled_quantity=o.filled_qty,
         fill_price_fen=o.fill_price_fen,
         fees_fen=o.fees_fen,
         financing_fen=o.financing_fen,
         liquidation=o.liquidation,
-        trade_date=o.trade_date.isoformat(),
+        trade_date=o.trade_date,
     )
 
 
+def holdings_out(p: Platform, user_id: int) -> S.HoldingsOut:
+    h = p.holdings(user_id)
+    today = p.market.today.isoformat()
+    return S.HoldingsOut(
+        user_id=user_id,
+        wallet_fen=p.wallet_fen(user_id),
+        holdings=[S.HoldingOut(**row) for row in h["holdings"]],
+        queued_subscriptions=[
+            S.SubscriptionOut(id=q["id"], tranche=q["tranche"], amount_fen=q["amount"],
+                              requested_on=today, status="queued")
+            for q in h["queued"] if q["kind"] == "subscribe"
+        ],
+        queued_redemptions=[
+            S.RedemptionOut(id=q["id"], tranche=q["tranche"], units=q["amount"],
+                            requested_on=today, status="queued")
+            for q in h["queued"] if q["kind"] == "redeem"
+        ],
+    )  # fmt: skip
+
+
 def account_out(p: Platform, acc: MarginAccount) -> S.MarginAccountOut:
+    """The engine's account (cash, reserve, debt, ratio) and positions at replayed prices."""
     with p.lock:
         tier = P.TIERS[acc.tier]
-        positions = []
-        for pos in acc.positions.values():
-            q = p.market.quote(pos.code)
-            positions.append(
-                S.PositionOut(
-                    code=pos.code,
-                    quantity=pos.quantity,
-                    sellable=pos.sellable(p.market.today),
-                    price_fen=q.price_fen,
-                    market_value_fen=pos.quantity * q.price_fen,
-                    cost_fen=pos.cost_fen,
-                )
-            )
+        view = p.account_view(acc)
+        positions = [S.PositionOut(**pos) for pos in p.positions(acc)]
         return S.MarginAccountOut(
             id=acc.id,
             owner_id=acc.owner_id,
             tier=acc.tier,
-            status=acc.status.value,
-            cash_fen=p.cash.balance(Kind.MARGIN, acc.id),
-            reserve_fen=p.cash.balance(Kind.RESERVE, acc.id),
-            debt_fen=acc.debt_fen,
-            market_value_fen=p.market_value_fen(acc, haircut=False),
-            ratio_bps=p.ratio_bps(acc),
+            status=p.status(view, acc.tier).value,
+            cash_fen=view.cash_fen,
+            reserve_fen=view.reserve_fen,
+            pending_fen=view.pending_fen,
+            debt_fen=view.debt_fen,
+            market_value_fen=sum(x.market_value_fen for x in positions),
+            ratio_bps=view.ratio_bps,
             initial_bps=tier.initial_ratio_bps,
             warning_bps=tier.warning_ratio_bps,
             liquidation_bps=tier.liquidation_ratio_bps,

@@ -37,6 +37,11 @@ class ActorKeys:
     keys: Mapping[str, SecretStr]
     # actor → address; deriving an address from a key costs milliseconds (secp256k1)
     _addresses: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # DEV ONLY: derive a key for any other actor from this seed on first use (users who
+    # register after the chain was opened: `user-<id>`, only under `on_demand_prefix`)
+    on_demand_seed: int | None = None
+    on_demand_prefix: str = "user-"
+    _derived: dict[str, SecretStr] = field(default_factory=dict, compare=False, repr=False)
 
     def address(self, actor: str) -> str:
         cached = self._addresses.get(actor)
@@ -46,10 +51,17 @@ class ActorKeys:
         return cached
 
     def key(self, actor: str) -> SecretStr:
-        try:
-            return self.keys[actor]
-        except KeyError:
-            raise ConfigError(f"no key configured for actor {actor!r}") from None
+        found = self.keys.get(actor) or self._derived.get(actor)
+        if found is not None:
+            return found
+        if self.on_demand_seed is not None and actor.startswith(self.on_demand_prefix):
+            derived = _dev_key(self.on_demand_seed, actor)
+            self._derived[actor] = derived
+            return derived
+        raise ConfigError(f"no key configured for actor {actor!r}")
+
+    def has(self, actor: str) -> bool:
+        return actor in self.keys or actor in self._derived
 
     def names(self) -> list[str]:
         return list(self.keys)
@@ -58,10 +70,13 @@ class ActorKeys:
         return f"ActorKeys({sorted(self.keys)})"
 
     @classmethod
-    def dev(cls, seed: int, names: Iterable[str] = SYSTEM_ACTORS) -> ActorKeys:
-        """Deterministic development keys: keccak("crowdlev-dev:<seed>:<name>")."""
+    def dev(
+        cls, seed: int, names: Iterable[str] = SYSTEM_ACTORS, *, on_demand: bool = False
+    ) -> ActorKeys:
+        """Deterministic development keys: keccak("crowdlev-dev:<seed>:<name>"); with
+        `on_demand`, also for every `user-<id>` actor asked for later."""
         return cls(
-            {n: SecretStr("0x" + keccak(text=f"crowdlev-dev:{seed}:{n}").hex()) for n in names}
+            {n: _dev_key(seed, n) for n in names}, on_demand_seed=seed if on_demand else None
         )
 
     def with_dev(self, seed: int, names: Iterable[str]) -> ActorKeys:
@@ -76,3 +91,7 @@ class ActorKeys:
         return cls(
             {k[len(prefix) :].lower(): SecretStr(v) for k, v in env.items() if k.startswith(prefix)}
         )
+
+
+def _dev_key(seed: int, name: str) -> SecretStr:
+    return SecretStr("0x" + keccak(text=f"crowdlev-dev:{seed}:{name}").hex())

@@ -72,9 +72,12 @@ class AccountView:
 class ChainFinancing:
     """Use cases on the financing contracts; one instance per chain."""
 
-    def __init__(self, chain: ChainPort, *, codes: list[str], work_dir: Path) -> None:
+    def __init__(
+        self, chain: ChainPort, *, codes: list[str], work_dir: Path, ticks_per_day: int = 16
+    ) -> None:
         self.chain = chain
         self.codes = list(codes)
+        self.ticks_per_day = ticks_per_day
         self.exchange = SimulatedExchange()
         self.broker = SimulatedBroker(chain, self.exchange, work_dir / "broker.db")
         self.feeder = OracleFeeder(chain, [Reporter(r) for r in REPORTERS], self.codes)
@@ -151,16 +154,27 @@ class ChainFinancing:
     def units(self, user_id: int, senior: bool) -> int:
         return int(self.chain.call(SHARE[senior], "balanceOf", self.address(user_id)))
 
+    def epoch_due_in_s(self) -> int:
+        started = int(self.chain.call(POOL, "epoch_started_at"))
+        return started + int(self.chain.call(POOL, "epoch_s")) - self.chain.block_time()
+
     def close_epoch(self) -> dict[str, Any]:
         """Keeper: close the epoch (waiting out its length on the chain clock): interest
-        distributed, losses marked, queues executed by priority."""
-        started = int(self.chain.call(POOL, "epoch_started_at"))
-        wait = started + int(self.chain.call(POOL, "epoch_s")) - self.chain.block_time()
+        distributed, losses marked, queues executed by priority. Returns the EpochClosed
+        figures plus `interest` (InterestDistributed, if any) and `executed` (queue entries
+        executed)."""
+        wait = self.epoch_due_in_s()
         if wait > 0:
             self.chain.advance_time(wait)
         tx = self.chain.send(POOL, "close_epoch", actor="keeper")
         [closed] = [e.args for e in tx.events if e.event == "EpochClosed"]
-        return dict(closed)
+        interest = [dict(e.args) for e in tx.events if e.event == "InterestDistributed"]
+        executed = sum(e.event == "Executed" for e in tx.events)
+        return {**closed, "interest": interest[0] if interest else None, "executed": executed}
+
+    def track(self, user_id: int, tier: int) -> None:
+        """Watch an account opened earlier (a restarted service)."""
+        self.monitor.add_account(self.address(user_id), tier)
 
     def navs(self) -> tuple[int, int]:
         senior, junior = self.chain.call(POOL, "navs")
@@ -224,7 +238,9 @@ class ChainFinancing:
         self.today = day.date
         self.feeder.open_day(day)
         self.exchange.open_day(day)
-        series = {c: intraday_ticks(day.bars[c]) for c in self.codes if c in day.bars}
+        series = {
+            c: intraday_ticks(day.bars[c], self.ticks_per_day) for c in self.codes if c in day.bars
+        }
         self._series = {c: s for c, s in series.items() if s}  # halted: no ticks
         self._tick = 0
         self.feeder.on_ticks(s[0] for s in self._series.values())

@@ -1,73 +1,168 @@
-"""`Platform`: the use cases of DESIGN.md §5 over the real adapters chosen by the settings.
+"""`Platform`: the use cases of DESIGN.md §5 as the API, the dashboards and `make run` call
+them — a facade over the real parts, with no rule of its own:
 
-Wiring: the custody ledger (custody.Ledger on SQLite or PostgreSQL, from Settings), the
-shipped market history replayed tick by tick (flows.market), and the platform's own book of
-pools, tranches, margin accounts and positions (flows.model). Every use case runs under one
-lock: it checks, writes cash to the custody ledger as one linked chain, then updates the book,
-so a refusal leaves nothing half-written.
+- money and rules: the financing contracts on the configured chain (`flows.ChainFinancing`:
+  TranchePool, MarginEngine, CashToken, IdentityRegistry; the embedded py-evm chain under
+  `<data_dir>/chain` by default). A refusal is the contract's revert (HTTP 422) and writes
+  nothing;
+- cash in and out: the custodian's book (`custody.CustodyService` on SQLite or PostgreSQL),
+  the simulated bank's camt.053 statements and pain.001 payouts, `custody.Bridge` minting and
+  burning `CashToken` with the ledger transfer id as reference, and `custody.ChainMirror`
+  posting every on-chain movement between addresses to the ledger;
+- trading: orders are *requested* on chain; the simulated broker places them on the simulated
+  exchange and settles fills on chain while the replay advances (`tick`);
+- prices: three oracle reporters feed the shipped market history, the vectorised monitor and
+  the keeper warn, top up and liquidate (the contract re-checks every action);
+- reconciliation: `audit.Reconciler` (references, supply, every address's balance); a break
+  pauses CashToken on chain and the platform until a clean run.
 
-Not yet wired: the financing contracts, the simulated exchange, broker, oracle feeder and
-keeper. They landed after this module was written; `flows.chain_financing.ChainFinancing` runs
-the same use cases on them and flows/README.md lists the steps to delegate to it. Until then
-the pre-trade and margin checks of DESIGN.md §5.3–5.4 run here, in Python, with the parameters
-of domain.params, and fills happen at the replayed price.
+What lives here is only the platform's own record for people: margin-account numbers, orders
+and statement lines derived from the contracts' events, the event feed of the risk panel, the
+NAV history, and the proofs of liabilities. It is saved at every end of day (`flows_snapshot`)
+together with the event cursor, so a restarted service re-derives anything after it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from crowdleverage.audit.proofs import Liabilities
+from crowdleverage.audit.reconcile import ChainGateway, Reconciler
+from crowdleverage.chain.codes import code_from_chain, code_to_chain
+from crowdleverage.chain.port import ChainPort
+from crowdleverage.chain.roles import Role
 from crowdleverage.config import Settings
+from crowdleverage.custody.bank.simulator import SimulatedBank
+from crowdleverage.custody.bridge import Bridge
 from crowdleverage.custody.db import engine_from_settings
-from crowdleverage.custody.ledger import Ledger
+from crowdleverage.custody.indexer import ChainMirror
+from crowdleverage.custody.service import CustodyService
+from crowdleverage.custody.types import new_id
 from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import (
-    Forbidden,
+    Conflict,
     InvalidInput,
     NotFound,
     PlatformPaused,
     RuleViolation,
-    ServiceUnavailable,
 )
-from crowdleverage.domain.money import mul_div_down, mul_div_up
 from crowdleverage.domain.security import Security
-from crowdleverage.flows import snapshot
-from crowdleverage.flows.book import CashBook, Kind, Leg, account_id, reference_id
-from crowdleverage.flows.cash_twin import CashTokenTwin
+from crowdleverage.flows.chain_financing import ENGINE, POOL, SHARE, AccountView, ChainFinancing
 from crowdleverage.flows.market import MarketFeed, Quote
-from crowdleverage.flows.model import (
-    AccountStatus,
-    Event,
-    Lot,
-    MarginAccount,
-    Order,
-    OrderStatus,
-    Position,
-    Redemption,
-    Subscription,
-    Tranche,
-    TrancheState,
-)
-from crowdleverage.market.rules import PriceBand, Side, check_order, trading_fees
+from crowdleverage.flows.model import AccountStatus, Event, Tranche
+from crowdleverage.market.calendar import SHANGHAI
 
 BPS = P.BPS
-DAYS_PER_YEAR = 365
-POOL = (Kind.POOL, 0)
-BROKER = (Kind.BROKER, 0)
-BANK = (Kind.BANK, 0)
+BANK_ACCOUNT = "6222020200112233445"  # the platform's segregated custody account
+UNIVERSE_SIZE = 24  # securities the oracle and monitor watch by default
+VIRTUAL_SHARES = 1_000  # TranchePool: one fen buys 1 000 units in an empty tranche
+SENIOR_OF = {Tranche.SENIOR: True, Tranche.JUNIOR: False}
+QUEUES = {0: (Tranche.SENIOR, "redeem"), 1: (Tranche.JUNIOR, "redeem"),
+          2: (Tranche.JUNIOR, "subscribe"), 3: (Tranche.SENIOR, "subscribe")}  # fmt: skip
+CHAIN_ROLE = {"investor": Role.INVESTOR, "borrower": Role.BORROWER}
+
+snap_meta = sa.MetaData()
+snapshots = sa.Table(
+    "flows_snapshot",
+    snap_meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("taken_at_s", sa.BigInteger, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+bank_refs = sa.Table(
+    "flows_bank_refs",
+    snap_meta,
+    sa.Column("reference", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+)
 
 
 def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def investor_id(user_id: int) -> str:
+    """The user's custody investor id (every wallet holder is a custody client)."""
+    return f"U{user_id:06d}"
+
+
+@dataclass
+class MarginAccount:
+    """The platform's number for a borrower's engine account (one per borrower)."""
+
+    id: int
+    owner_id: int
+    tier: int
+
+
+@dataclass
+class Order:
+    """An engine order as the borrower sees it; filled from the engine's events."""
+
+    id: int  # the engine's order id
+    account_id: int
+    side: str
+    code: str
+    quantity: int
+    limit_price_fen: int
+    trade_date: str
+    liquidation: bool = False
+    financing_fen: int = 0
+    filled_qty: int = 0
+    filled_value_fen: int = 0
+    fees_fen: int = 0
+    closed: bool = False
+
+    @property
+    def status(self) -> Literal["open", "partially_filled", "filled", "expired"]:
+        if not self.closed:
+            return "partially_filled" if self.filled_qty else "open"
+        if self.filled_qty == self.quantity:
+            return "filled"
+        return "partially_filled" if self.filled_qty else "expired"
+
+    @property
+    def fill_price_fen(self) -> int | None:
+        return -(-self.filled_value_fen // self.filled_qty) if self.filled_qty else None
+
+
+@dataclass
+class Request:
+    """A queued subscription (fen) or redemption (units), as acknowledged."""
+
+    id: int
+    user_id: int
+    tranche: Tranche
+    amount: int
+    requested_on: dt.date
+
+
+@dataclass
+class _Saved:
+    next_id: int = 1
+    accounts: dict[int, MarginAccount] = field(default_factory=dict)
+    enrolled: dict[int, str] = field(default_factory=dict)  # user → "investor" | "borrower"
+    history: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)
+    nav_history: dict[str, list[tuple[str, int]]] = field(
+        default_factory=lambda: {t.value: [] for t in Tranche}
+    )
+    cursor: int = 0  # chain event seq already turned into orders, lines and events
+    market_day: str | None = None  # the next trading day to open
+    paused_reason: str | None = None
+    last_reconciliation: dict[str, Any] | None = None
 
 
 class Platform:
@@ -78,64 +173,92 @@ class Platform:
         engine: Engine | None = None,
         market: MarketFeed | None = None,
         market_start: dt.date | None = dt.date(2015, 12, 1),
-        twin: CashTokenTwin | None = None,
+        codes: list[str] | None = None,
+        chain: ChainPort | None = None,
     ) -> None:
         self.settings = settings
+        data_dir = settings.ensure_data_dir()
+        self.work_dir = data_dir / "flows"
+        self.work_dir.mkdir(exist_ok=True)
         self.engine = engine if engine is not None else engine_from_settings(settings)
-        self.ledger = Ledger(self.engine)
-        self.ledger.create_schema()
-        self.proofs = Liabilities(self.engine)  # proof-of-liabilities snapshots per epoch
+        snap_meta.create_all(self.engine)
+        self.custody = CustodyService(self.engine, BANK_ACCOUNT)
+        self.custody.setup()
+        self.ledger = self.custody.ledger
+        self.proofs = Liabilities(self.engine)
         self.proofs.create_schema()
-        self.cash = CashBook(self.ledger)
-        self.cash.open(*BANK)
-        self.cash.open(*POOL)
-        self.cash.open(*BROKER)
+        self.reconciler = Reconciler(self.custody)
+        self.reconciler.create_schema()
+        self._bank_file = self.work_dir / "bank.json"
+        self.bank = (
+            SimulatedBank.load(self._bank_file)
+            if self._bank_file.exists()
+            else SimulatedBank(BANK_ACCOUNT)
+        )
         self.market = market or MarketFeed.from_file(settings.market_data, start=market_start)
+        self.codes = codes or default_universe(self.market)
+        self.chain = chain if chain is not None else open_platform_chain(settings, self.market)
+        self.fin = ChainFinancing(
+            self.chain,
+            codes=self.codes,
+            work_dir=self.work_dir,
+            ticks_per_day=self.market.ticks_per_day,
+        )
+        self.gateway = ChainGateway(self.chain)
+        self.bridge = Bridge(self.custody, self.chain, self._address_of_investor)
+        self.mirror = ChainMirror(self.custody, self.chain, self._investor_of_address)
         self.lock = threading.RLock()
-        self.twin = twin  # CashToken on the chain: minted/burned with the ledger references
-        self.tranches = {t: TrancheState() for t in Tranche}
-        self.holdings: dict[tuple[int, Tranche], int] = {}  # (user, tranche) → units
-        self.insurance_fen = 0  # insurance pool's claim on the pool
-        self.fees_fen = 0  # platform fees earned, a claim on the pool
-        self.senior_deficit_fen = 0  # loss that reached the senior tranche (never hidden)
-        self.accounts: dict[int, MarginAccount] = {}
-        self.orders: list[Order] = []
-        self.subscriptions: list[Subscription] = []
-        self.redemptions: list[Redemption] = []
-        self.history: dict[int, list[dict[str, Any]]] = {}  # user → statement lines
         self.events: deque[Event] = deque(maxlen=500)
-        self.paused_reason: str | None = None
-        self.last_reconciliation: dict[str, Any] | None = None
-        self._ids = itertools.count(1)
-        self._event_seq = itertools.count(1)
         self.listeners: list[Callable[[Event], None]] = []
+        self._event_seq = itertools.count(1)
+        self._requests: list[Request] = []
+        self._by_address: dict[str, int] = {}
+        self._day_open = False
+        self._snap_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self.s = _Saved()
         self._restore()
 
+    # ----------------------------------------------------------------- start, save, close
+
     def _restore(self) -> None:
-        """Resume from the last saved book, checked against the custody ledger. Without a
-        snapshot, a ledger that already holds money cannot be matched: fail closed."""
-        body = snapshot.read(self.engine)
-        if body is not None:
-            snapshot.load(self, body)
-            self._event("restored", f"book restored at {self.market.today} #{self.market.step}")
-            self.reconcile()  # a break (ledger moved after the snapshot) pauses the platform
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(snapshots.c.body).where(snapshots.c.id == 1)).first()
+        if row is None:
+            if not self._listed():
+                self.fin.list_securities(self.codes)
             return
-        bank = self.ledger.lookup_accounts([account_id(*BANK)])
-        if bank and (bank[0].debits_posted or bank[0].credits_posted or bank[0].debits_pending):
-            self.pause("custody ledger holds money the platform book does not know (restart)")
+        self.s = _load(json.loads(row[0]))
+        for uid in self.s.enrolled:
+            self._by_address[self.fin.address(uid).lower()] = uid
+        for acc in self.s.accounts.values():
+            self.fin.track(acc.owner_id, acc.tier)
+        if self.s.market_day is not None:
+            self.market.seek(dt.date.fromisoformat(self.s.market_day), 0)
+        self._sync()  # events after the snapshot: orders, lines
+        self._event("restored", f"restored at {self.market.today}")
+        self.reconcile()
+
+    def _listed(self) -> bool:
+        code = code_to_chain(self.codes[0])
+        return int(self.chain.call(ENGINE, "securities", code)[0]) > 0
 
     def save(self) -> None:
-        """Persist the book (end of day, clean shutdown)."""
+        """Persist the platform's own record (end of day, clean shutdown)."""
         with self.lock:
-            snapshot.save(self, self.engine)
+            self.bank.save(self._bank_file)
+            body = json.dumps(_dump(self.s), ensure_ascii=False)
+            with self.engine.begin() as conn:
+                conn.execute(snapshots.delete().where(snapshots.c.id == 1))
+                conn.execute(
+                    snapshots.insert(), {"id": 1, "taken_at_s": int(time.time()), "body": body}
+                )
 
-    def peek_next_id(self) -> int:
-        nxt = next(self._ids)
-        self._ids = itertools.count(nxt)
-        return nxt
-
-    def reset_ids(self, next_id: int) -> None:
-        self._ids = itertools.count(next_id)
+    def close(self) -> None:
+        with self.lock:
+            self.fin.close()
+            closer = getattr(self.chain, "close", None)
+            if closer is not None:
+                closer()
 
     # ------------------------------------------------------------------------- helpers
 
@@ -146,179 +269,204 @@ class Platform:
             fn(ev)
 
     def _line(self, user_id: int, kind: str, amount_fen: int, **extra: Any) -> None:
-        self.history.setdefault(user_id, []).append(
-            {
-                "at": _now_iso(),
-                "trade_date": self.market.today.isoformat(),
-                "kind": kind,
-                "amount_fen": amount_fen,
-                **extra,
-            }
-        )
+        self.s.history.setdefault(user_id, []).append(
+            {"at": _now_iso(), "trade_date": self.market.today.isoformat(), "kind": kind,
+             "amount_fen": amount_fen, **extra}
+        )  # fmt: skip
+
+    @property
+    def history(self) -> dict[int, list[dict[str, Any]]]:
+        return self.s.history
+
+    @property
+    def paused_reason(self) -> str | None:
+        return self.s.paused_reason
+
+    @property
+    def last_reconciliation(self) -> dict[str, Any] | None:
+        return self.s.last_reconciliation
 
     def _require_open(self) -> None:
-        if self.paused_reason is not None:
-            raise PlatformPaused(f"platform paused: {self.paused_reason}")
+        if self.s.paused_reason is not None:
+            raise PlatformPaused(f"platform paused: {self.s.paused_reason}")
 
     @staticmethod
-    def _positive(amount_fen: int, what: str = "amount_fen") -> None:
-        if amount_fen <= 0:
-            raise InvalidInput(f"{what} must be a positive number of fen, got {amount_fen}")
+    def _positive(amount: int, what: str = "amount_fen") -> None:
+        if amount <= 0:
+            raise InvalidInput(f"{what} must be a positive number, got {amount}")
 
-    def account(self, account_id: int) -> MarginAccount:
-        acc = self.accounts.get(account_id)
-        if acc is None:
-            raise NotFound(f"margin account {account_id} not found")
-        return acc
+    def _address_of_investor(self, inv: str) -> str:
+        return self.fin.address(int(inv[1:]))
 
-    # ------------------------------------------------------------------- pool figures
+    def _investor_of_address(self, address: str) -> str | None:
+        uid = self._by_address.get(address.lower())
+        return investor_id(uid) if uid is not None else None
 
-    def total_debt_fen(self) -> int:
-        return sum(a.debt_fen for a in self.accounts.values())
+    def _after(self) -> None:
+        """After every chain action: the custody mirror and the platform's record."""
+        self.mirror.sync()
+        self._sync()
+        self._snap_cache = None
 
-    def pool_assets_fen(self) -> int:
-        """Invariant 4: cash + Σ debt (marked) − deficit."""
-        return self.cash.balance(*POOL) + self.total_debt_fen()
+    # ------------------------------------------------------------------ 0. enrolment
 
-    def claims_fen(self) -> int:
-        t = self.tranches
-        return (
-            t[Tranche.SENIOR].claim_fen
-            + t[Tranche.JUNIOR].claim_fen
-            + self.insurance_fen
-            + (self.fees_fen)
-        )
+    def open_wallet(self, user_id: int) -> None:
+        """A new user: nothing on chain until compliance has approved them (`enroll`)."""
 
-    def utilisation_bps(self) -> int:
-        assets = self.pool_assets_fen()
-        return 0 if assets == 0 else self.total_debt_fen() * BPS // assets
+    def enroll(self, user_id: int, role: str, suitability: int = 4) -> None:
+        """Compliance approved the user: a custody client account (virtual account, payout
+        account) and a verified identity on chain with the role. Idempotent."""
+        if role not in CHAIN_ROLE:
+            raise InvalidInput(f"only investors and borrowers hold wallets, not {role}")
+        with self.lock:
+            if self.s.enrolled.get(user_id) == role:
+                return
+            inv = investor_id(user_id)
+            self.custody.register_investor(
+                inv, name=f"user {user_id}", virtual_account=f"VA{user_id:08d}",
+                reference=f"CL{user_id:06d}", payout_account=f"6217{user_id:015d}",
+            )  # fmt: skip
+            fund = getattr(self.chain, "fund", None)
+            if fund is not None and self.settings.chain_dev_keys:
+                fund([f"user-{user_id}"], 10**20)  # dev node gas
+            self.fin.register(user_id, CHAIN_ROLE[role], suitability)
+            self.s.enrolled[user_id] = role
+            self._by_address[self.fin.address(user_id).lower()] = user_id
 
-    def marked_loss_fen(self) -> int:
-        """Σ shortfall of accounts whose assets no longer cover their debt (unrealised)."""
-        return sum(max(0, a.debt_fen - self.gross_assets_fen(a)) for a in self.accounts.values())
-
-    # -------------------------------------------------------------- margin arithmetic
-
-    def haircut_bps(self, q: Quote) -> int:
-        if q.st:
-            return P.ST_HAIRCUT_BPS
-        if q.halted:
-            return P.HALTED_HAIRCUT_BPS
-        return P.HAIRCUT_BPS[Security.parse(q.code).board]
-
-    def market_value_fen(self, acc: MarginAccount, *, haircut: bool) -> int:
-        total = 0
-        for pos in acc.positions.values():
-            q = self.market.quote(pos.code)
-            mv = pos.quantity * q.price_fen
-            total += mul_div_down(mv, self.haircut_bps(q), BPS) if haircut else mv
-        return total
-
-    def gross_assets_fen(self, acc: MarginAccount) -> int:
-        return self.cash.balance(Kind.MARGIN, acc.id) + self.market_value_fen(acc, haircut=False)
-
-    def ratio_bps(self, acc: MarginAccount) -> int | None:
-        """(cash + Σ haircut × value) / debt in bps, rounded down; None without debt."""
-        if acc.debt_fen == 0:
-            return None
-        assets = self.cash.balance(Kind.MARGIN, acc.id) + self.market_value_fen(acc, haircut=True)
-        return assets * BPS // acc.debt_fen
+    def _enrolled(self, user_id: int) -> None:
+        if user_id not in self.s.enrolled:
+            raise Conflict(f"user {user_id} is not enrolled (no approved KYC on chain yet)")
 
     # ---------------------------------------------------------------- 1. deposit, wallet
 
-    def open_wallet(self, user_id: int) -> None:
-        with self.lock:
-            self.cash.open(Kind.WALLET, user_id)
-
     def deposit(self, user_id: int, amount_fen: int, bank_reference: str) -> dict[str, Any]:
-        """The custodian reports an incoming bank transfer: custody posts it to the wallet.
-        A bank reference posts at most once."""
+        """The custodian bank received the user's transfer: it is booked on the bank's
+        statement (camt.053), the statement is imported into the custody ledger, and the
+        bridge mints the same amount of CashToken to the user's address with the ledger
+        transfer id as reference. A bank reference is accepted once."""
         self._positive(amount_fen)
         if not 4 <= len(bank_reference) <= 64:
             raise InvalidInput("bank_reference must have 4–64 characters")
         with self.lock:
             self._require_open()
-            self.open_wallet(user_id)
-            leg = Leg(BANK, (Kind.WALLET, user_id), amount_fen, reference_id(bank_reference))
-            [tid] = self.cash.move([leg], what="deposit")
-            self._chain("mint", tid, amount_fen)
+            self._enrolled(user_id)
+            with self.engine.begin() as conn:
+                seen = conn.execute(
+                    sa.select(bank_refs.c.user_id).where(bank_refs.c.reference == bank_reference)
+                ).first()
+                if seen is not None:
+                    raise Conflict(f"deposit: bank reference {bank_reference} was already posted")
+                conn.execute(
+                    bank_refs.insert(),
+                    {"reference": bank_reference, "user_id": user_id, "amount_fen": amount_fen},
+                )
+            self.bank.receive_transfer(
+                amount_fen, payer_name=f"user {user_id}", payer_account=f"6217{user_id:015d}",
+                virtual_account=f"VA{user_id:08d}", remittance=bank_reference,
+                day=self.market.today,
+            )  # fmt: skip
+            self._import_statement()
             self._line(user_id, "deposit", amount_fen, reference=bank_reference)
-            return {"user_id": user_id, "wallet_fen": self.cash.balance(Kind.WALLET, user_id)}
+            self._after()
+            return {"user_id": user_id, "wallet_fen": self.wallet_fen(user_id)}
+
+    def _import_statement(self) -> None:
+        at = dt.datetime.combine(self.market.today, dt.time(17, 0), tzinfo=SHANGHAI)
+        report = self.custody.import_statement(self.bank.close_statement(at=at))
+        self.bank.save(self._bank_file)
+        stats = self.bridge.process()
+        if report.suspense_fen or stats.failed:
+            self.pause(
+                f"custody: {report.suspense_fen} fen to suspense, {stats.failed} bridge failures"
+            )
 
     def withdraw(self, user_id: int, amount_fen: int) -> dict[str, Any]:
-        """Pay a wallet balance out to the user's bank account."""
+        """Pay wallet cash out: the bridge burns it on chain and reserves the payout in the
+        custody ledger; the payout leaves in the day's pain.001 file to the bank."""
         self._positive(amount_fen)
         with self.lock:
             self._require_open()
-            self.open_wallet(user_id)
-            [tid] = self.cash.move(
-                [Leg((Kind.WALLET, user_id), BANK, amount_fen)], what="withdrawal"
-            )
-            self._chain("burn", tid, amount_fen)
+            self._enrolled(user_id)
+            self.bridge.redeem(investor_id(user_id), amount_fen, payout_id=new_id())
             self._line(user_id, "withdrawal", -amount_fen)
-            return {"user_id": user_id, "wallet_fen": self.cash.balance(Kind.WALLET, user_id)}
-
-    def _chain(self, op: str, ledger_transfer_id: int, amount_fen: int) -> None:
-        """The chain twin of a custody posting. If the chain refuses or is unreachable the two
-        records now differ: fail closed at once (reconciliation will show the break)."""
-        if self.twin is None:
-            return
-        try:
-            getattr(self.twin, op)(ledger_transfer_id, amount_fen)
-        except Exception as exc:
-            self.pause(f"CashToken {op} failed after the custody posting: {exc}")
-            raise ServiceUnavailable(f"chain {op} failed; platform paused: {exc}") from exc
+            self._after()
+            return {"user_id": user_id, "wallet_fen": self.wallet_fen(user_id)}
 
     def wallet_fen(self, user_id: int) -> int:
-        with self.lock:
-            return self.cash.balance(Kind.WALLET, user_id)
+        if user_id not in self.s.enrolled:
+            return 0
+        return self.fin.wallet_fen(user_id)
 
     # ------------------------------------------------------------- subscribe / redeem
 
-    def subscribe(self, user_id: int, tranche: Tranche, amount_fen: int) -> Subscription:
-        """Reserve the cash now (a pending custody transfer); units are issued at the epoch
-        close at the marked NAV."""
+    def subscribe(self, user_id: int, tranche: Tranche, amount_fen: int) -> Request:
+        """The cash moves into the pool's escrow now; units are issued at the epoch close."""
         self._positive(amount_fen)
         with self.lock:
             self._require_open()
-            self.open_wallet(user_id)
-            leg = Leg((Kind.WALLET, user_id), POOL, amount_fen, pending=True)
-            [pid] = self.cash.move([leg], what="subscription")
-            sub = Subscription(
-                next(self._ids), user_id, tranche, amount_fen, pid, self.market.today
-            )
-            self.subscriptions.append(sub)
+            self._enrolled(user_id)
+            self.fin.subscribe(user_id, SENIOR_OF[tranche], amount_fen)
+            req = Request(self._next_id(), user_id, tranche, amount_fen, self.market.today)
             self._line(user_id, "subscription_requested", -amount_fen, tranche=tranche.value)
-            return sub
+            self._after()
+            return req
 
-    def redeem(self, user_id: int, tranche: Tranche, units: int) -> Redemption:
-        if units <= 0:
-            raise InvalidInput(f"units must be positive, got {units}")
+    def redeem(self, user_id: int, tranche: Tranche, units: int) -> Request:
+        self._positive(units, "units")
         with self.lock:
             self._require_open()
-            held = self.holdings.get((user_id, tranche), 0)
-            queued = sum(
-                r.units for r in self.redemptions if r.user_id == user_id and r.tranche is tranche
-            )
-            if units > held - queued:
-                raise RuleViolation(
-                    f"redeem {units} units exceeds the {held - queued} free units held"
-                )
-            red = Redemption(next(self._ids), user_id, tranche, units, self.market.today)
-            self.redemptions.append(red)
+            self._enrolled(user_id)
+            self.fin.redeem(user_id, SENIOR_OF[tranche], units)
+            req = Request(self._next_id(), user_id, tranche, units, self.market.today)
             self._line(user_id, "redemption_requested", 0, tranche=tranche.value, units=units)
-            return red
+            self._after()
+            return req
 
-    def holding_value_fen(self, user_id: int, tranche: Tranche) -> int:
-        t = self.tranches[tranche]
-        units = self.holdings.get((user_id, tranche), 0)
-        return 0 if t.units == 0 else mul_div_down(units, t.claim_fen, t.units)
+    def _next_id(self) -> int:
+        n = self.s.next_id
+        self.s.next_id += 1
+        return n
+
+    def holdings(self, user_id: int) -> dict[str, Any]:
+        """Units, NAV and value per tranche, and what is still queued, read from the pool."""
+        with self.lock:
+            enrolled = user_id in self.s.enrolled
+            who = self.fin.address(user_id) if enrolled else None
+            rows = []
+            for t in Tranche:
+                units = self.fin.units(user_id, SENIOR_OF[t]) if enrolled else 0
+                rows.append({"tranche": t, "units": units, "nav_e4": self.nav_e4(t),
+                             "value_fen": self._units_value(t, units)})  # fmt: skip
+            queued = []
+            for q, (t, kind) in QUEUES.items():
+                amount = int(self.chain.call(POOL, "queued", q, who)) if who else 0
+                if amount:
+                    queued.append({"id": q, "tranche": t, "kind": kind, "amount": amount})
+            return {"holdings": rows, "queued": queued}
+
+    def _tranche(self, t: Tranche) -> tuple[int, int]:
+        """(NAV fen, unit supply) of a tranche."""
+        senior, junior = self.fin.navs()
+        nav = senior if t is Tranche.SENIOR else junior
+        supply = int(self.chain.call(SHARE[SENIOR_OF[t]], "totalSupply"))
+        return nav, supply
+
+    def nav_e4(self, t: Tranche) -> int:
+        """NAV per unit ×10⁴ (1.0000 at the first subscription)."""
+        nav, supply = self._tranche(t)
+        return 10_000 if supply == 0 else nav * VIRTUAL_SHARES * 10_000 // supply
+
+    def _units_value(self, t: Tranche, units: int) -> int:
+        nav, supply = self._tranche(t)
+        return 0 if supply == 0 else units * nav // supply
 
     # ------------------------------------------------------------- 2. margin account
 
     def open_margin_account(
         self, owner_id: int, tier: int, granted_tier: int | None
     ) -> MarginAccount:
+        from crowdleverage.domain.errors import Forbidden
+
         if tier not in P.TIERS:
             raise InvalidInput(f"tier must be one of {sorted(P.TIERS)}, got {tier}")
         if granted_tier is None:
@@ -327,567 +475,391 @@ class Platform:
             raise Forbidden(f"tier {tier} exceeds the granted credit tier {granted_tier}")
         with self.lock:
             self._require_open()
-            acc = MarginAccount(next(self._ids), owner_id, tier)
-            self.cash.open(Kind.MARGIN, acc.id)
-            self.cash.open(Kind.RESERVE, acc.id)
-            self.open_wallet(owner_id)
-            self.accounts[acc.id] = acc
+            self._enrolled(owner_id)
+            if any(a.owner_id == owner_id for a in self.s.accounts.values()):
+                raise Conflict(f"user {owner_id} already has a margin account")
+            self.fin.open_account(owner_id, tier)
+            acc = MarginAccount(self._next_id(), owner_id, tier)
+            self.s.accounts[acc.id] = acc
             self._event("account_opened", f"margin account {acc.id} tier {tier}", acc.id)
+            self._after()
             return acc
+
+    def account(self, account_id: int) -> MarginAccount:
+        acc = self.s.accounts.get(account_id)
+        if acc is None:
+            raise NotFound(f"margin account {account_id} not found")
+        return acc
+
+    @property
+    def accounts(self) -> dict[int, MarginAccount]:
+        return self.s.accounts
+
+    def _account_of(self, user_id: int) -> MarginAccount | None:
+        return next((a for a in self.s.accounts.values() if a.owner_id == user_id), None)
+
+    def account_view(self, acc: MarginAccount) -> AccountView:
+        return self.fin.account(acc.owner_id)
+
+    def status(self, view: AccountView, tier: int) -> AccountStatus:
+        if view.locked or view.open_liquidation:
+            return AccountStatus.LIQUIDATING
+        if view.ratio_bps is not None and view.ratio_bps < P.TIERS[tier].warning_ratio_bps:
+            return AccountStatus.WARNING
+        return AccountStatus.HEALTHY
+
+    def positions(self, acc: MarginAccount) -> list[dict[str, Any]]:
+        who = self.fin.address(acc.owner_id)
+        out = []
+        for raw in self.chain.call(ENGINE, "codes_of", who):
+            code = code_from_chain(int(raw))
+            qty = int(self.chain.call(ENGINE, "positions", who, int(raw)))
+            if qty == 0:
+                continue
+            price = self.quote(code).price_fen
+            out.append({"code": code, "quantity": qty,
+                        "sellable": int(self.chain.call(ENGINE, "sellable", who, int(raw))),
+                        "price_fen": price, "market_value_fen": qty * price})  # fmt: skip
+        return out
+
+    def quote(self, code: str) -> Quote:
+        return self.market.quote(code)
 
     def fund_account(self, account_id: int, amount_fen: int, *, reserve: bool) -> MarginAccount:
-        """Move wallet cash into the account's margin (保证金) or its top-up reserve."""
+        """Wallet cash into the account's margin (保证金) or its top-up reserve."""
         self._positive(amount_fen)
         with self.lock:
             self._require_open()
             acc = self.account(account_id)
-            if acc.status is AccountStatus.LIQUIDATING:
-                raise RuleViolation("account is being liquidated")
-            to = (Kind.RESERVE if reserve else Kind.MARGIN, acc.id)
-            self.cash.move([Leg((Kind.WALLET, acc.owner_id), to, amount_fen)], what="funding")
-            self._line(
-                acc.owner_id,
-                "reserve_deposit" if reserve else "margin_deposit",
-                -amount_fen,
-                account_id=acc.id,
-            )
-            self._refresh(acc)
-            return acc
-
-    # ----------------------------------------------------------------- 3. trade
-
-    def _fees(self, code: str, side: Side, qty: int, price_fen: int) -> int:
-        sec = Security.parse(code)
-        return trading_fees(sec, side, self.market.today, qty, price_fen).total_fen
-
-    def buy(self, account_id: int, code: str, quantity: int, limit_price_fen: int) -> Order:
-        with self.lock:
-            self._require_open()
-            acc = self.account(account_id)
-            if acc.status in (AccountStatus.LIQUIDATING, AccountStatus.LIQUIDATED):
-                raise RuleViolation(f"account is {acc.status.value}; no new buys")
-            q = self.market.tradable(code)
-            self._band_check(Side.BUY, quantity, limit_price_fen, q)
-            if limit_price_fen < q.price_fen:
-                raise RuleViolation(
-                    f"limit {limit_price_fen} fen is below the market {q.price_fen} fen; "
-                    "only marketable orders are accepted"
-                )
-            if self.haircut_bps(q) == 0:
-                raise RuleViolation(f"{code} is not financeable (haircut 0)")
-            price = q.price_fen
-            cost = quantity * price
-            need = cost + self._fees(code, Side.BUY, quantity, price)
-            cash = self.cash.balance(Kind.MARGIN, acc.id)
-            financing = max(0, need - cash)
-            self._pre_trade(acc, code, q, cost, need, financing)
-            legs = [
-                Leg(POOL, (Kind.MARGIN, acc.id), financing),
-                Leg((Kind.MARGIN, acc.id), BROKER, need),
-            ]
-            self.cash.move(legs, what="buy")
-            acc.debt_fen += financing
-            pos = acc.positions.setdefault(code, Position(code))
-            pos.lots.append(Lot(self.market.today, quantity))
-            pos.cost_fen += need
-            order = self._order(
-                acc,
-                Side.BUY,
-                code,
-                quantity,
-                limit_price_fen,
-                OrderStatus.FILLED,
-                price,
-                need - cost,
-                financing,
-            )
-            self._line(
-                acc.owner_id,
-                "buy",
-                -need,
-                account_id=acc.id,
-                code=code,
-                quantity=quantity,
-                price_fen=price,
-                financing_fen=financing,
-            )
-            self._refresh(acc)
-            return order
-
-    def _band_check(self, side: Side, qty: int, price_fen: int, q: Quote, holding: int = 0) -> None:
-        band = PriceBand(q.limit_down_fen, q.limit_up_fen, None)
-        check_order(side, qty, price_fen, band, holding=holding)
-
-    def _pre_trade(
-        self, acc: MarginAccount, code: str, q: Quote, cost: int, need: int, financing: int
-    ) -> None:
-        tier = P.TIERS[acc.tier]
-        cash_after = self.cash.balance(Kind.MARGIN, acc.id) + financing - need
-        debt_after = acc.debt_fen + financing
-        hc_after = self.market_value_fen(acc, haircut=True) + mul_div_down(
-            cost, self.haircut_bps(q), BPS
-        )
-        if debt_after > 0 and (cash_after + hc_after) * BPS < tier.initial_ratio_bps * debt_after:
-            raise RuleViolation(
-                f"post-trade margin ratio would fall below the initial "
-                f"{tier.initial_ratio_bps / 100:.0f}% of tier {acc.tier}"
-            )
-        equity = self.gross_assets_fen(acc) - acc.debt_fen
-        if debt_after > tier.max_leverage * max(equity, 0):
-            raise RuleViolation(f"financing would exceed 1:{tier.max_leverage} of the equity")
-        gross_after = cash_after + self.market_value_fen(acc, haircut=False) + cost
-        pos = acc.positions.get(code)
-        pos_after = (pos.quantity * q.price_fen if pos else 0) + cost
-        if pos_after * BPS > P.MAX_SINGLE_SECURITY_BPS * gross_after:
-            raise RuleViolation(
-                f"{code} would be more than {P.MAX_SINGLE_SECURITY_BPS // 100}% of the account"
-            )
-        if pos is None and len(acc.positions) >= P.MAX_SECURITIES_PER_ACCOUNT:
-            raise RuleViolation(f"at most {P.MAX_SECURITIES_PER_ACCOUNT} securities per account")
-        if financing:
-            if financing > self.cash.balance(*POOL):
-                raise RuleViolation("the pool has not enough idle cash for this financing")
-            assets = self.pool_assets_fen()
-            if (self.total_debt_fen() + financing) * BPS > P.MAX_UTILISATION_BPS * assets:
-                raise RuleViolation(
-                    f"pool utilisation would exceed {P.MAX_UTILISATION_BPS // 100}%; "
-                    "new borrowing is stopped"
-                )
-            exposure = cost + sum(
-                a.positions[code].quantity * q.price_fen
-                for a in self.accounts.values()
-                if code in a.positions
-            )
-            if exposure * BPS > P.MAX_PLATFORM_EXPOSURE_BPS * assets:
-                raise RuleViolation(
-                    f"platform exposure to {code} would exceed "
-                    f"{P.MAX_PLATFORM_EXPOSURE_BPS // 100}% of pool assets"
-                )
-
-    def sell(self, account_id: int, code: str, quantity: int, limit_price_fen: int) -> Order:
-        with self.lock:
-            acc = self.account(account_id)
-            if acc.status is AccountStatus.LIQUIDATING:
-                raise RuleViolation("account is being liquidated; the keeper sells")
-            pos = acc.positions.get(code)
-            if pos is None:
-                raise RuleViolation(f"no position in {code}")
-            q = self.market.tradable(code)
-            sellable = pos.sellable(self.market.today)
-            if quantity > sellable:
-                raise RuleViolation(f"sell {quantity} exceeds the {sellable} sellable shares (T+1)")
-            self._band_check(Side.SELL, quantity, limit_price_fen, q, holding=sellable)
-            if limit_price_fen > q.price_fen:
-                raise RuleViolation(
-                    f"limit {limit_price_fen} fen is above the market {q.price_fen} fen; "
-                    "only marketable orders are accepted"
-                )
-            if q.at_limit_down:
-                raise RuleViolation(f"{code} is sealed at limit-down; no buyers")
-            return self._fill_sell(acc, pos, q, quantity, limit_price_fen, liquidation=False)
-
-    def _fill_sell(
-        self,
-        acc: MarginAccount,
-        pos: Position,
-        q: Quote,
-        qty: int,
-        limit: int,
-        *,
-        liquidation: bool,
-    ) -> Order:
-        gross = qty * q.price_fen
-        fees = self._fees(pos.code, Side.SELL, qty, q.price_fen)
-        penalty = mul_div_up(gross, P.LIQUIDATION_PENALTY_BPS, BPS) if liquidation else 0
-        legs = [Leg(BROKER, (Kind.MARGIN, acc.id), gross - fees)]
-        if penalty:
-            legs.append(Leg((Kind.MARGIN, acc.id), POOL, penalty))
-        self.cash.move(legs, what="sell")
-        self.insurance_fen += penalty
-        pos.remove(qty)
-        if pos.quantity == 0:
-            del acc.positions[pos.code]
-        order = self._order(
-            acc,
-            Side.SELL,
-            pos.code,
-            qty,
-            limit,
-            OrderStatus.FILLED,
-            q.price_fen,
-            fees,
-            0,
-            liquidation=liquidation,
-        )
-        self._line(
-            acc.owner_id,
-            "liquidation_sell" if liquidation else "sell",
-            gross - fees,
-            account_id=acc.id,
-            code=pos.code,
-            quantity=qty,
-            price_fen=q.price_fen,
-        )
-        return order
-
-    def _order(
-        self,
-        acc: MarginAccount,
-        side: Side,
-        code: str,
-        qty: int,
-        limit: int,
-        status: OrderStatus,
-        price: int | None,
-        fees: int,
-        financing: int,
-        *,
-        liquidation: bool = False,
-        reason: str = "",
-    ) -> Order:
-        o = Order(
-            next(self._ids),
-            acc.id,
-            side.value,
-            code,
-            qty,
-            limit,
-            status,
-            price,
-            fees,
-            financing,
-            liquidation,
-            self.market.today,
-            reason,
-        )
-        self.orders.append(o)
-        return o
-
-    def repay(self, account_id: int, amount_fen: int) -> MarginAccount:
-        """Any account can always repay (invariant 10), even while the platform is paused."""
-        self._positive(amount_fen)
-        with self.lock:
-            acc = self.account(account_id)
-            if amount_fen > acc.debt_fen:
-                raise RuleViolation(f"repay {amount_fen} fen exceeds the debt {acc.debt_fen} fen")
-            self.cash.move([Leg((Kind.MARGIN, acc.id), POOL, amount_fen)], what="repayment")
-            acc.debt_fen -= amount_fen
-            self._line(acc.owner_id, "repayment", -amount_fen, account_id=acc.id)
-            self._refresh(acc)
+            self.fin.deposit(acc.owner_id, amount_fen, reserve=reserve)
+            kind = "reserve_deposit" if reserve else "margin_deposit"
+            self._line(acc.owner_id, kind, -amount_fen, account_id=acc.id)
+            self._after()
             return acc
 
     def withdraw_from_account(
         self, account_id: int, amount_fen: int, *, reserve: bool
     ) -> MarginAccount:
-        """Back to the wallet: only while the ratio stays above max(initial, 300%) with debt."""
+        """Back to the wallet; the engine keeps the ratio above its withdrawal floor."""
         self._positive(amount_fen)
         with self.lock:
             self._require_open()
             acc = self.account(account_id)
-            if acc.status is AccountStatus.LIQUIDATING:
-                raise RuleViolation("account is being liquidated")
-            src = (Kind.RESERVE if reserve else Kind.MARGIN, acc.id)
-            if not reserve and acc.debt_fen > 0:
-                floor = max(P.TIERS[acc.tier].initial_ratio_bps, P.WITHDRAWAL_FLOOR_WITH_DEBT_BPS)
-                assets = (
-                    self.cash.balance(*src) - amount_fen + self.market_value_fen(acc, haircut=True)
-                )
-                if assets * BPS < floor * acc.debt_fen:
-                    raise RuleViolation(
-                        f"withdrawal would take the margin ratio below {floor // 100}%"
-                    )
-            self.cash.move(
-                [Leg(src, (Kind.WALLET, acc.owner_id), amount_fen)], what="account withdrawal"
-            )
+            self.fin.withdraw(acc.owner_id, amount_fen, reserve=reserve)
             self._line(acc.owner_id, "account_withdrawal", amount_fen, account_id=acc.id)
-            self._refresh(acc)
+            self._after()
             return acc
 
-    # ----------------------------------------------------------- 4. monitoring, keeper
+    def repay(self, account_id: int, amount_fen: int) -> MarginAccount:
+        """From the account's cash; allowed while the platform is paused (invariant 10)."""
+        self._positive(amount_fen)
+        with self.lock:
+            acc = self.account(account_id)
+            debt = self.fin.account(acc.owner_id).debt_fen
+            if amount_fen > debt:
+                raise RuleViolation(f"repay {amount_fen} fen exceeds the debt {debt} fen")
+            self.fin.repay(acc.owner_id, amount_fen, from_wallet=False)
+            self._line(acc.owner_id, "repayment", -amount_fen, account_id=acc.id)
+            self._after()
+            return acc
 
-    def _refresh(self, acc: MarginAccount) -> None:
-        acc.last_ratio_bps = self.ratio_bps(acc)
+    # ----------------------------------------------------------------- 3. trade
+
+    def buy(self, account_id: int, code: str, quantity: int, limit_price_fen: int) -> Order:
+        return self._order(account_id, code, quantity, limit_price_fen, buy=True)
+
+    def sell(self, account_id: int, code: str, quantity: int, limit_price_fen: int) -> Order:
+        return self._order(account_id, code, quantity, limit_price_fen, buy=False)
+
+    def _order(self, account_id: int, code: str, qty: int, limit: int, *, buy: bool) -> Order:
+        """Request the order on chain (the engine's pre-trade checks, cash reserved, financing
+        drawn); the broker places it at the next tick and fills settle on chain."""
+        sec = Security.parse(code)
+        code = sec.code
+        with self.lock:
+            if buy:
+                self._require_open()
+            acc = self.account(account_id)
+            if code not in self.codes:
+                raise RuleViolation(f"{code} is not in the platform's financed universe")
+            if self.quote(code).halted:
+                raise RuleViolation(f"{code} is halted on {self.market.today}")
+            request = self.fin.request_buy if buy else self.fin.request_sell
+            oid = request(acc.owner_id, code, qty, limit)
+            drawn = int(self.chain.call(ENGINE, "orders", oid)[9]) if buy else 0
+            self._after()
+            order = self.s.orders[oid]
+            order.financing_fen = drawn
+            return order
+
+    def orders_of(self, account_id: int) -> list[Order]:
+        with self.lock:
+            return [o for o in reversed(self.s.orders.values()) if o.account_id == account_id]
+
+    @property
+    def orders(self) -> list[Order]:
+        return list(self.s.orders.values())
+
+    # ----------------------------------------------- 4. the market, monitor and keeper
 
     def tick(self) -> dict[str, Any]:
-        """Advance the replay one step, run end of day when a day closes, then the monitor."""
+        """One replay step: open the day if needed (oracle bands, overnight orders placed),
+        else the next intraday tick (prices → oracle → monitor → keeper → exchange → fills);
+        after the last tick of a day, its end of day."""
         with self.lock:
-            if self.market.at_close() and not self.market.finished:
+            if not self._day_open:
+                self._open_day()
+            elif self.market.at_close():
                 self.end_of_day()
-            self.market.advance()
-            self.monitor()
+                if not self._day_open and not self._finished():
+                    self._open_day()
+            else:
+                self.market.advance()
+                self.fin.step()
+            self._after()
             return {"date": self.market.today.isoformat(), "step": self.market.step}
 
-    def monitor(self) -> None:
-        """Recompute every account's ratio; warn, top up from the reserve, liquidate."""
-        with self.lock:
-            for acc in list(self.accounts.values()):
-                if acc.status is AccountStatus.LIQUIDATED:
-                    continue
-                if acc.status is AccountStatus.LIQUIDATING:
-                    self._continue_liquidation(acc)
-                    continue
-                ratio = self.ratio_bps(acc)
-                acc.last_ratio_bps = ratio
-                tier = P.TIERS[acc.tier]
-                if ratio is None or ratio >= tier.warning_ratio_bps:
-                    acc.status = AccountStatus.HEALTHY
-                    continue
-                if acc.status is not AccountStatus.WARNING:
-                    self._event("margin_warning", f"ratio {ratio / 100:.1f}%", acc.id)
-                acc.status = AccountStatus.WARNING
-                self._top_up(acc, tier.initial_ratio_bps)
-                ratio = self.ratio_bps(acc)
-                acc.last_ratio_bps = ratio
-                if ratio is not None and ratio < tier.liquidation_ratio_bps:
-                    acc.status = AccountStatus.LIQUIDATING
-                    self._event("liquidation_started", f"ratio {ratio / 100:.1f}%", acc.id)
-                    self._continue_liquidation(acc)
+    def _finished(self) -> bool:
+        return self.market.day_index == len(self.market.days) - 1 and self.s.market_day is None
 
-    def _top_up(self, acc: MarginAccount, target_bps: int) -> None:
-        reserve = self.cash.balance(Kind.RESERVE, acc.id)
-        if reserve == 0:
-            return
-        assets = self.cash.balance(Kind.MARGIN, acc.id) + self.market_value_fen(acc, haircut=True)
-        need = mul_div_up(acc.debt_fen, target_bps, BPS) - assets
-        amount = min(reserve, max(need, 0))
-        if amount:
-            self.cash.move(
-                [Leg((Kind.RESERVE, acc.id), (Kind.MARGIN, acc.id), amount)], what="top-up"
-            )
-            self._event("auto_top_up", f"{amount} fen from reserve", acc.id)
-            self._line(acc.owner_id, "auto_top_up", 0, account_id=acc.id, moved_fen=amount)
+    def _open_day(self) -> None:
+        day = self.market.days[self.market.day_index]
+        self.market.seek(day.date, 0)
+        self.fin.open_day(day)
+        self.fin.step()
+        self._day_open = True
+        self.s.market_day = day.date.isoformat()
+
+    def monitor(self) -> None:
+        """The keeper's pass at the current prices (also run at every tick)."""
+        with self.lock:
+            if self._day_open:
+                self.fin.sync.sync()
+                self.fin.keeper.on_tick(self.fin.monitor.tick(), self.market.today.isoformat())
+            self._after()
 
     def waiting_liquidations(self) -> list[dict[str, Any]]:
         """Liquidation sells that cannot fill now: sealed limit-down, halted, or T+1."""
         out = []
-        for acc in self.accounts.values():
-            if acc.status is not AccountStatus.LIQUIDATING:
+        for acc in self.s.accounts.values():
+            view = self.fin.account(acc.owner_id)
+            if not (view.locked or view.open_liquidation):
                 continue
-            for pos in acc.positions.values():
-                q = self.market.quote(pos.code)
+            for pos in self.positions(acc):
+                q = self.quote(pos["code"])
                 reason = (
-                    "halted"
-                    if q.halted
-                    else "sealed limit-down"
-                    if q.at_limit_down
-                    else "T+1 locked"
-                    if pos.sellable(self.market.today) == 0
+                    "halted" if q.halted
+                    else "sealed limit-down" if q.at_limit_down
+                    else "T+1 locked" if pos["sellable"] == 0
                     else ""
-                )
+                )  # fmt: skip
                 if reason:
-                    out.append(
-                        {
-                            "account_id": acc.id,
-                            "code": pos.code,
-                            "quantity": pos.quantity,
-                            "reason": reason,
-                            "price_fen": q.price_fen,
-                        }
-                    )
+                    out.append({"account_id": acc.id, "code": pos["code"],
+                                "quantity": pos["quantity"], "reason": reason,
+                                "price_fen": q.price_fen})  # fmt: skip
         return out
 
-    def _continue_liquidation(self, acc: MarginAccount) -> None:
-        for pos in list(acc.positions.values()):
-            q = self.market.quote(pos.code)
-            qty = pos.sellable(self.market.today)
-            if q.halted or q.at_limit_down or qty == 0:
-                continue  # waits behind the seal / halt / T+1
-            self._fill_sell(acc, pos, q, qty, q.price_fen, liquidation=True)
-        cash = self.cash.balance(Kind.MARGIN, acc.id)
-        pay = min(cash, acc.debt_fen)
-        if pay:
-            self.cash.move([Leg((Kind.MARGIN, acc.id), POOL, pay)], what="liquidation repay")
-            acc.debt_fen -= pay
-        if acc.positions:
-            return
-        if acc.debt_fen:
-            self._waterfall(acc)
-        acc.status = AccountStatus.LIQUIDATED
-        acc.last_ratio_bps = None
-        self._event("liquidation_done", "positions sold, debt settled", acc.id)
+    # -------------------------------------------------------- the chain's events → record
 
-    def _waterfall(self, acc: MarginAccount) -> None:
-        """Shortfall: reserve → insurance → junior → senior (DESIGN.md §6)."""
-        reserve = min(self.cash.balance(Kind.RESERVE, acc.id), acc.debt_fen)
-        if reserve:
-            self.cash.move([Leg((Kind.RESERVE, acc.id), POOL, reserve)], what="reserve cover")
-            acc.debt_fen -= reserve
-        loss = acc.debt_fen
-        acc.debt_fen = 0
-        take = min(loss, self.insurance_fen)
-        self.insurance_fen -= take
-        loss -= take
-        for t in (Tranche.JUNIOR, Tranche.SENIOR):
-            take = min(loss, self.tranches[t].claim_fen)
-            self.tranches[t].claim_fen -= take
-            loss -= take
-            if t is Tranche.SENIOR and take:
-                self.senior_deficit_fen += take
-        if loss:
-            self.senior_deficit_fen += loss
-        self._event(
-            "loss_waterfall",
-            f"shortfall written off, senior deficit {self.senior_deficit_fen} fen",
-            acc.id,
-        )
+    def _sync(self) -> None:
+        """Turn the engine's and the pool's new events into orders, statement lines and the
+        risk panel's feed."""
+        evs = sorted(
+            [*self.chain.events(ENGINE, since=self.s.cursor),
+             *self.chain.events(POOL, "Executed", since=self.s.cursor)],
+            key=lambda e: e.seq,
+        )  # fmt: skip
+        for e in evs:
+            self._apply(e.event, e.args)
+            self.s.cursor = max(self.s.cursor, e.seq)
+
+    def _apply(self, name: str, a: Any) -> None:
+        owner = self._by_address.get(str(a.get("account", a.get("investor", ""))).lower())
+        acc = self._account_of(owner) if owner is not None else None
+        acc_id = acc.id if acc else None
+        day = self.market.today.isoformat()
+        if name in ("OrderRequested", "LiquidationOrder") and acc_id is not None:
+            oid = int(a["order_id"])
+            liq = name == "LiquidationOrder"
+            self.s.orders[oid] = Order(
+                oid, acc_id, "buy" if a.get("is_buy") else "sell", code_from_chain(int(a["code"])),
+                int(a["qty"]), int(a["min_price_fen"] if liq else a["limit_price_fen"]), day,
+                liquidation=liq,
+            )  # fmt: skip
+        elif name == "Filled":
+            o = self.s.orders.get(int(a["order_id"]))
+            if o is None:
+                return
+            qty, price, fee = int(a["qty"]), int(a["price_fen"]), int(a["fee_fen"])
+            o.filled_qty += qty
+            o.filled_value_fen += qty * price
+            o.fees_fen += fee
+            acct = self.s.accounts[o.account_id]
+            gross = qty * price
+            kind = "liquidation_sell" if o.liquidation else o.side
+            amount = -(gross + fee) if o.side == "buy" else gross - fee
+            self._line(acct.owner_id, kind, amount, account_id=o.account_id, code=o.code,
+                       quantity=qty, price_fen=price, order_id=o.id)  # fmt: skip
+        elif name == "OrderClosed":
+            o = self.s.orders.get(int(a["order_id"]))
+            if o is not None:
+                o.closed = True
+        elif name == "MarginWarning" and acc_id is not None:
+            self._event("margin_warning", f"ratio {int(a['ratio_bps']) / 100:.1f}%", acc_id)
+        elif name == "ToppedUp" and acc is not None:
+            amount = int(a["amount_fen"])
+            self._event("auto_top_up", f"{amount} fen from reserve", acc_id)
+            self._line(acc.owner_id, "auto_top_up", 0, account_id=acc_id, moved_fen=amount)
+        elif name == "LiquidationStarted" and acc_id is not None:
+            self._event("liquidation_started", f"ratio {int(a['ratio_bps']) / 100:.1f}%", acc_id)
+        elif name == "LiquidationEnded" and acc_id is not None:
+            short = int(a["shortfall_fen"])
+            self._event("liquidation_done", f"shortfall {short} fen", acc_id)
+        elif name == "Executed" and owner is not None:
+            tranche, kind = QUEUES[int(a["queue"])]
+            if kind == "subscribe":
+                units, fen = int(a["amount_out"]), int(a["amount_in"])
+                self._line(owner, "subscribed", 0, tranche=tranche.value, units=units, paid_fen=fen)
+            else:
+                units, fen = int(a["amount_in"]), int(a["amount_out"])
+                self._line(owner, "redeemed", 0, tranche=tranche.value, units=units, paid_fen=fen)
 
     # ----------------------------------------------------------- 5. end of day / epoch
 
     def end_of_day(self) -> dict[str, Any]:
+        """Finish the trading day (the remaining ticks; unfilled orders expire), close the
+        pool's epoch (interest distributed, losses marked, queues executed), pay executed
+        redemptions into the investors' wallets, send the day's payouts to the bank and
+        import its statement, snapshot the liabilities, reconcile and save."""
         with self.lock:
-            interest = 0
-            for acc in self.accounts.values():
-                if acc.debt_fen:
-                    i = mul_div_up(
-                        acc.debt_fen, P.TIERS[acc.tier].rate_apr_bps, BPS * DAYS_PER_YEAR
-                    )
-                    acc.debt_fen += i
-                    interest += i
-            dist = self._distribute(interest)
-            executed = self._execute_epoch_orders()
+            traded = self._day_open
+            if self._day_open:
+                self.fin.close_day()
+                self._day_open = False
+            closed = self.fin.close_epoch()
+            for uid in self.s.enrolled:
+                if int(self.chain.call(POOL, "claimable_fen", self.fin.address(uid))):
+                    self.fin.collect(uid)
+            self._settle_payouts()
             for t in Tranche:
-                self.tranches[t].nav_history.append((self.market.today, self.tranches[t].nav_e4()))
+                self.s.nav_history[t.value].append((self.market.today.isoformat(), self.nav_e4(t)))
+            self._after()
+            interest = closed["interest"] or {}
+            out = {
+                "date": self.market.today.isoformat(),
+                "interest_fen": int(interest.get("interest_fen", 0)),
+                "senior_fen": int(interest.get("senior_fen", 0)),
+                "junior_fen": int(interest.get("junior_fen", 0)),
+                "insurance_fen": int(interest.get("insurance_fen", 0)),
+                "platform_fee_fen": int(interest.get("platform_fee_fen", 0)),
+                "executed": int(closed["executed"]),
+            }
+            if traded:
+                if self.market.day_index < len(self.market.days) - 1:
+                    nxt = self.market.days[self.market.day_index + 1].date
+                    self.market.seek(nxt, 0)
+                    self.s.market_day = nxt.isoformat()
+                else:
+                    self.s.market_day = None
             self.snapshot_liabilities()
-            self.monitor()
             self.reconcile()
             self.save()
-            return {
-                "date": self.market.today.isoformat(),
-                "interest_fen": interest,
-                **dist,
-                "executed": executed,
-            }
+            return out
 
-    def _distribute(self, interest: int) -> dict[str, int]:
-        premium = mul_div_up(interest, P.INSURANCE_PREMIUM_BPS, BPS)
-        fee = min(interest - premium, mul_div_up(interest, P.PLATFORM_FEE_BPS, BPS))
-        rest = interest - premium - fee
-        senior = self.tranches[Tranche.SENIOR]
-        target = mul_div_down(senior.claim_fen, P.SENIOR_TARGET_APR_BPS, BPS * DAYS_PER_YEAR)
-        to_senior = min(rest, target)
-        senior.claim_fen += to_senior
-        self.tranches[Tranche.JUNIOR].claim_fen += rest - to_senior
-        self.insurance_fen += premium
-        self.fees_fen += fee
-        return {
-            "senior_fen": to_senior,
-            "junior_fen": rest - to_senior,
-            "insurance_fen": premium,
-            "platform_fee_fen": fee,
-        }
-
-    def _marked_claim(self, t: Tranche) -> int:
-        """The tranche's claim after marking unrealised losses down the waterfall."""
-        loss = max(0, self.marked_loss_fen() - self.insurance_fen)
-        junior = self.tranches[Tranche.JUNIOR].claim_fen
-        if t is Tranche.JUNIOR:
-            return max(0, junior - loss)
-        return max(0, self.tranches[Tranche.SENIOR].claim_fen - max(0, loss - junior))
-
-    def _execute_epoch_orders(self) -> int:
-        done = 0
-        for t in (Tranche.SENIOR, Tranche.JUNIOR):
-            for red in [r for r in self.redemptions if r.tranche is t]:
-                done += self._try_redeem(red)
-        for t in (Tranche.JUNIOR, Tranche.SENIOR):
-            for sub in [s for s in self.subscriptions if s.tranche is t]:
-                done += self._try_subscribe(sub)
-        return done
-
-    def _junior_ok(self, senior: int, junior: int) -> bool:
-        total = senior + junior
-        return total == 0 or junior * BPS >= P.MIN_JUNIOR_RATIO_BPS * total
-
-    def _try_subscribe(self, sub: Subscription) -> int:
-        ts = self.tranches[sub.tranche]
-        s, j = self.tranches[Tranche.SENIOR].claim_fen, self.tranches[Tranche.JUNIOR].claim_fen
-        if sub.tranche is Tranche.SENIOR and not self._junior_ok(s + sub.amount_fen, j):
-            return 0  # waits for more junior capital
-        marked = self._marked_claim(sub.tranche)
-        units = (
-            sub.amount_fen
-            if ts.units == 0 or marked == 0
-            else mul_div_down(sub.amount_fen, ts.units, marked)
-        )
-        leg = Leg((Kind.WALLET, sub.user_id), POOL, sub.amount_fen, pending=True)
-        self.cash.resolve(sub.pending_transfer_id, leg, post=True)
-        ts.claim_fen += sub.amount_fen
-        ts.units += units
-        key = (sub.user_id, sub.tranche)
-        self.holdings[key] = self.holdings.get(key, 0) + units
-        self.subscriptions.remove(sub)
-        self._line(sub.user_id, "subscribed", 0, tranche=sub.tranche.value, units=units)
-        return 1
-
-    def _try_redeem(self, red: Redemption) -> int:
-        ts = self.tranches[red.tranche]
-        payout = mul_div_down(red.units, self._marked_claim(red.tranche), ts.units)
-        s, j = self.tranches[Tranche.SENIOR].claim_fen, self.tranches[Tranche.JUNIOR].claim_fen
-        if red.tranche is Tranche.JUNIOR and not self._junior_ok(s, j - payout):
-            return 0
-        pool_cash = self.cash.balance(*POOL)
-        assets_after = self.pool_assets_fen() - payout
-        if payout > pool_cash or (
-            self.total_debt_fen() * BPS > P.MAX_UTILISATION_BPS * max(assets_after, 1)
-        ):
-            return 0  # liquidity buffer: waits for repayments
-        self.cash.move([Leg(POOL, (Kind.WALLET, red.user_id), payout)], what="redemption")
-        ts.claim_fen -= payout
-        ts.units -= red.units
-        self.holdings[(red.user_id, red.tranche)] -= red.units
-        self.redemptions.remove(red)
-        self._line(red.user_id, "redeemed", payout, tranche=red.tranche.value, units=red.units)
-        return 1
+    def _settle_payouts(self) -> None:
+        """pain.001 for the requested payouts → the bank executes it → its camt.053 settles
+        the reserved payouts in the custody ledger."""
+        at = dt.datetime.combine(self.market.today, dt.time(16, 0), tzinfo=SHANGHAI)
+        data = self.custody.export_payouts(at=at, execution_date=self.market.today)
+        if data is None:
+            return
+        self.bank.execute_payment_file(data, day=self.market.today)
+        self._import_statement()
 
     # ------------------------------------------------------ 7. reconciliation, pause
 
     def reconcile(self) -> dict[str, Any]:
+        """Chain ↔ custody: every mint/burn reference once with its ledger twin, CashToken
+        supply = custody liabilities, every address's balance = its custody account; a break
+        pauses CashToken on chain and the platform (fail closed)."""
         with self.lock:
-            breaks = self.cash.reconcile()
-            claims, assets = self.claims_fen(), self.pool_assets_fen()
-            if claims != assets:  # invariant 4: tranche claims sum to pool assets
-                breaks.append(f"claims {claims} fen ≠ pool assets {assets} fen")
-            chain: dict[str, Any] | None = None
-            if self.twin is not None:
-                chain_breaks, chain = self.twin.reconcile(self.ledger, account_id(*BANK))
-                breaks.extend(chain_breaks)
+            self.mirror.sync()
+            addresses = {investor_id(u): self.fin.address(u) for u in self.s.enrolled}
+            rep = self.reconciler.run(self.gateway, pauser=self.gateway, addresses=addresses)
+            breaks = [f"{b.kind.value}: {b.detail}" for b in rep.breaks]
+            names = ("senior_claim_fen", "junior_claim_fen", "interest_pending_fen")
+            claims = sum(int(self.chain.call(POOL, n)) for n in names)
+            assets = int(self.chain.call(POOL, "idle_fen")) + int(
+                self.chain.call(POOL, "principal_out_fen")
+            )
+            if claims != assets:
+                breaks.append(f"pool claims {claims} fen ≠ pool assets {assets} fen")
             report = {
-                "chain": chain,
+                "chain": {
+                    "chain": self.chain.kind,
+                    "supply_fen": self.gateway.cash_supply_fen(),
+                    "custody_cash_fen": self.custody.bank_cash_fen(),
+                    "references": rep.checked.get("chain_movements", 0),
+                },
                 "at": _now_iso(),
                 "trade_date": self.market.today.isoformat(),
                 "status": "ok" if not breaks else "break",
                 "breaks": breaks,
-                "accounts_checked": len(self.cash.opened()),
+                "accounts_checked": rep.checked.get("mirrored_accounts", 0),
                 "pool_assets_fen": assets,
                 "claims_fen": claims,
             }
-            self.last_reconciliation = report
-            if breaks and self.paused_reason is None:
+            self.s.last_reconciliation = report
+            if breaks and self.s.paused_reason is None:
                 self.pause(f"reconciliation break ({len(breaks)})")
             return report
 
     def pause(self, reason: str) -> None:
+        """Operator: stop new risk (buys, borrowing, pool entries, withdrawals) on chain."""
         with self.lock:
-            self.paused_reason = reason
+            if not bool(self.chain.call(ENGINE, "paused")):
+                self.chain.send(ENGINE, "pause", actor="operator")
+            self.s.paused_reason = reason
             self._event("paused", reason)
+            self._snap_cache = None
 
     def resume(self) -> None:
+        """Operator: resume; refused while CashToken is paused by a break that a clean
+        reconciliation run has not cleared."""
         with self.lock:
-            self.paused_reason = None
+            if self.gateway.is_paused():
+                self.reconcile()
+                self.reconciler.resume(self.gateway, operator="operator")
+            if bool(self.chain.call(ENGINE, "paused")):
+                self.chain.send(ENGINE, "unpause", actor="operator")
+            self.s.paused_reason = None
             self._event("resumed", "platform resumed")
+            self._snap_cache = None
 
     # ------------------------------------------------------------- proofs, figures
 
     def liabilities(self) -> dict[int, int]:
-        """What the platform owes each user: wallet + tranche holdings + margin equity cash."""
+        """What the platform owes each user: wallet, claimable and queued cash, tranche
+        holdings at NAV, and a borrower's equity (cash, reserve and positions less debt)."""
         out: dict[int, int] = {}
-        for kind, n in self.cash.opened():
-            if kind is Kind.WALLET:
-                out[n] = out.get(n, 0) + max(self.cash.balance(kind, n), 0)
-        for (uid, t), _units in self.holdings.items():
-            out[uid] = out.get(uid, 0) + self.holding_value_fen(uid, t)
-        for sub in self.subscriptions:
-            out[sub.user_id] = out.get(sub.user_id, 0) + sub.amount_fen
+        for uid in self.s.enrolled:
+            who = self.fin.address(uid)
+            total = self.fin.wallet_fen(uid) + int(self.chain.call(POOL, "claimable_fen", who))
+            for q in (2, 3):
+                total += int(self.chain.call(POOL, "queued", q, who))
+            for t in Tranche:
+                total += self._units_value(t, self.fin.units(uid, SENIOR_OF[t]))
+            acc = self._account_of(uid)
+            if acc is not None:
+                v = self.fin.account(uid)
+                gross = (
+                    v.cash_fen
+                    + v.reserve_fen
+                    + v.pending_fen
+                    + sum(p["market_value_fen"] for p in self.positions(acc))
+                )
+                total += max(0, gross - v.debt_fen)
+            out[uid] = total
         return out
 
     def latest_epoch(self) -> int | None:
@@ -901,60 +873,148 @@ class Platform:
         epoch = (self.latest_epoch() or 0) + 1
         self.proofs.snapshot(epoch, {str(u): b for u, b in self.liabilities().items()})
 
+    def pool_figures(self) -> dict[str, int]:
+        c = self.chain
+        insurance = int(c.call("CashToken", "balanceOf", c.address_of("insurance")))
+        return {
+            "idle_fen": int(c.call(POOL, "idle_fen")),
+            "principal_out_fen": int(c.call(POOL, "principal_out_fen")),
+            "assets_fen": int(c.call(POOL, "total_assets_fen")),
+            "utilisation_bps": int(c.call(POOL, "utilisation_bps")),
+            "insurance_fen": insurance,
+            "senior_loss_fen": int(c.call(POOL, "senior_loss_fen")),
+            "senior_claim_fen": int(c.call(POOL, "senior_claim_fen")),
+            "junior_claim_fen": int(c.call(POOL, "junior_claim_fen")),
+        }
+
     def risk_snapshot(self) -> dict[str, Any]:
+        """The operator's risk panel, read from the chain (cached per block and event)."""
         with self.lock:
-            accounts = []
-            exposure: dict[str, int] = {}
-            board_exposure: dict[str, int] = {}
-            for acc in self.accounts.values():
-                tier = P.TIERS[acc.tier]
-                accounts.append(
-                    {
-                        "account_id": acc.id,
-                        "owner_id": acc.owner_id,
-                        "tier": acc.tier,
-                        "status": acc.status.value,
-                        "ratio_bps": self.ratio_bps(acc),
-                        "debt_fen": acc.debt_fen,
-                        "warning_bps": tier.warning_ratio_bps,
-                        "liquidation_bps": tier.liquidation_ratio_bps,
-                    }
-                )
-                for pos in acc.positions.values():
-                    mv = pos.quantity * self.market.quote(pos.code).price_fen
-                    exposure[pos.code] = exposure.get(pos.code, 0) + mv
-                    board = Security.parse(pos.code).board.value
-                    board_exposure[board] = board_exposure.get(board, 0) + mv
-            debt = self.total_debt_fen()
-            return {
-                "trade_date": self.market.today.isoformat(),
-                "step": self.market.step,
-                "paused": self.paused_reason is not None,
-                "paused_reason": self.paused_reason,
-                "accounts": accounts,
-                "waiting_liquidations": self.waiting_liquidations(),
-                "pool_cash_fen": self.cash.balance(*POOL),
-                "total_debt_fen": debt,
-                "pool_assets_fen": self.pool_assets_fen(),
-                "utilisation_bps": self.utilisation_bps(),
-                "insurance_fen": self.insurance_fen,
-                "insurance_coverage_bps": 0 if debt == 0 else self.insurance_fen * BPS // debt,
-                "senior_nav_e4": self.tranches[Tranche.SENIOR].nav_e4(),
-                "junior_nav_e4": self.tranches[Tranche.JUNIOR].nav_e4(),
-                "senior_deficit_fen": self.senior_deficit_fen,
-                "exposure_by_security_fen": dict(
-                    sorted(exposure.items(), key=lambda kv: -kv[1])[:20]
-                ),
-                "exposure_by_board_fen": board_exposure,
-                "events": [
-                    {
-                        "seq": e.seq,
-                        "at": e.at,
-                        "kind": e.kind,
-                        "account_id": e.account_id,
-                        "message": e.message,
-                    }
-                    for e in list(self.events)[-20:][::-1]
-                ],
-                "at_s": int(time.time()),
-            }
+            key = (self.chain.block_number(), self.market.step, len(self.events))
+            if self._snap_cache is not None and self._snap_cache[0] == key:
+                return {**self._snap_cache[1], "at_s": int(time.time())}
+            snap = self._risk_snapshot()
+            self._snap_cache = (key, snap)
+            return snap
+
+    def _risk_snapshot(self) -> dict[str, Any]:
+        accounts = []
+        exposure: dict[str, int] = {}
+        board_exposure: dict[str, int] = {}
+        total_debt = 0
+        for acc in self.s.accounts.values():
+            tier = P.TIERS[acc.tier]
+            view = self.fin.account(acc.owner_id)
+            total_debt += view.debt_fen
+            accounts.append({
+                "account_id": acc.id, "owner_id": acc.owner_id, "tier": acc.tier,
+                "status": self.status(view, acc.tier).value, "ratio_bps": view.ratio_bps,
+                "debt_fen": view.debt_fen, "warning_bps": tier.warning_ratio_bps,
+                "liquidation_bps": tier.liquidation_ratio_bps,
+            })  # fmt: skip
+            for pos in self.positions(acc):
+                exposure[pos["code"]] = exposure.get(pos["code"], 0) + pos["market_value_fen"]
+                board = Security.parse(pos["code"]).board.value
+                board_exposure[board] = board_exposure.get(board, 0) + pos["market_value_fen"]
+        pool = self.pool_figures()
+        return {
+            "trade_date": self.market.today.isoformat(),
+            "step": self.market.step,
+            "paused": self.s.paused_reason is not None,
+            "paused_reason": self.s.paused_reason,
+            "accounts": accounts,
+            "waiting_liquidations": self.waiting_liquidations(),
+            "pool_cash_fen": pool["idle_fen"],
+            "total_debt_fen": total_debt,
+            "pool_assets_fen": pool["assets_fen"],
+            "utilisation_bps": pool["utilisation_bps"],
+            "insurance_fen": pool["insurance_fen"],
+            "insurance_coverage_bps": 0
+            if total_debt == 0
+            else pool["insurance_fen"] * BPS // total_debt,
+            "senior_nav_e4": self.nav_e4(Tranche.SENIOR),
+            "junior_nav_e4": self.nav_e4(Tranche.JUNIOR),
+            "senior_deficit_fen": pool["senior_loss_fen"],
+            "exposure_by_security_fen": dict(sorted(exposure.items(), key=lambda kv: -kv[1])[:20]),
+            "exposure_by_board_fen": board_exposure,
+            "events": [asdict(e) for e in list(self.events)[-20:][::-1]],
+            "at_s": int(time.time()),
+        }
+
+    def nav_history(self, t: Tranche) -> list[tuple[str, int]]:
+        return list(self.s.nav_history[t.value])
+
+
+# ---------------------------------------------------------------------- wiring helpers
+
+
+def default_universe(market: MarketFeed, n: int = UNIVERSE_SIZE) -> list[str]:
+    """The securities the platform finances by default: the first `n` codes trading on the
+    replay's first day below 100 元 (the oracle, monitor and keeper cost grows with each)."""
+    day = market.days[0]
+    codes = [c for c, b in sorted(day.bars.items()) if not b.halted and b.prev_close < 10_000]
+    return codes[:n]
+
+
+def open_platform_chain(settings: Settings, market: MarketFeed) -> ChainPort:
+    """The configured chain with the financing system deployed (on first use): embedded
+    under `<data_dir>/chain` with development keys (users' keys derived on demand), or an RPC
+    node with keys from the environment (`chain_dev_keys` for a dev node such as anvil)."""
+    from crowdleverage.chain.deploy import FINANCING_ACTORS, deploy_financing, manifest_path
+    from crowdleverage.chain.factory import open_chain
+    from crowdleverage.chain.keys import ActorKeys
+    from crowdleverage.risk.world import SESSION_ORACLE, open_financing_chain
+
+    first = market.days[0].date
+    genesis = int(dt.datetime.combine(first, dt.time(0), tzinfo=SHANGHAI).timestamp()) - 2 * 86_400
+    data_dir = settings.ensure_data_dir() / "chain"
+    if settings.chain == "embedded":
+        return open_financing_chain(
+            data_dir, [], genesis_time_s=genesis, seed=settings.seed, on_demand=True
+        )
+    from crowdleverage.chain.deploy import deploy_system
+
+    chain = open_chain(settings, actors=FINANCING_ACTORS, dev_keys=settings.chain_dev_keys)
+    if settings.chain_dev_keys:
+        chain.keys = ActorKeys.dev(settings.seed, FINANCING_ACTORS, on_demand=True)  # type: ignore[attr-defined]
+    if not manifest_path(data_dir).exists():
+        deploy_system(chain, data_dir, SESSION_ORACLE)
+    if "MarginEngine" not in chain.deployed():
+        deploy_financing(chain, data_dir)
+    return chain
+
+
+def _dump(s: _Saved) -> dict[str, Any]:
+    return {
+        "version": 2,
+        "next_id": s.next_id,
+        "accounts": [asdict(a) for a in s.accounts.values()],
+        "enrolled": {str(k): v for k, v in s.enrolled.items()},
+        "history": {str(k): v for k, v in s.history.items()},
+        "orders": [asdict(o) for o in s.orders.values()],
+        "nav_history": s.nav_history,
+        "cursor": s.cursor,
+        "market_day": s.market_day,
+        "paused_reason": s.paused_reason,
+        "last_reconciliation": s.last_reconciliation,
+    }
+
+
+def _load(body: dict[str, Any]) -> _Saved:
+    if body.get("version") != 2:
+        raise Conflict(
+            f"the saved platform record has version {body.get('version')}, expected 2: start"
+            " with a fresh data directory"
+        )
+    return _Saved(
+        next_id=body["next_id"],
+        accounts={a["id"]: MarginAccount(**a) for a in body["accounts"]},
+        enrolled={int(k): v for k, v in body["enrolled"].items()},
+        history={int(k): v for k, v in body["history"].items()},
+        orders={o["id"]: Order(**o) for o in body["orders"]},
+        nav_history={k: [tuple(x) for x in v] for k, v in body["nav_history"].items()},  # type: ignore[misc]
+        cursor=body["cursor"],
+        market_day=body["market_day"],
+        paused_reason=body["paused_reason"],
+        last_reconciliation=body["last_reconciliation"],
+    )

@@ -59,6 +59,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "value": ("价值", "Value"),
     "positions": ("持仓", "Positions"),
     "cash": ("现金", "Cash"),
+    "pending": ("挂单冻结", "Reserved for orders"),
     "reserve": ("补仓准备金", "Reserve"),
     "market_value": ("市值", "Market value"),
     "history": ("流水", "History"),

@@ -19,7 +19,6 @@ from crowdleverage.api.security import TOKEN_TTL_S, Role, User, issue_token
 from crowdleverage.api.views import account_out, statement_line
 from crowdleverage.domain.errors import CrowdLevError
 from crowdleverage.domain.money import format_yuan
-from crowdleverage.flows.model import Tranche
 from crowdleverage.web.i18n import LANGS, translator
 
 HERE = Path(__file__).parent
@@ -155,20 +154,12 @@ def me_page(
     p = st.platform
     with p.lock:
         wallet = p.wallet_fen(user.id)
-        holdings = [
-            {
-                "tranche": t.value,
-                "units": p.holdings.get((user.id, t), 0),
-                "nav_e4": p.tranches[t].nav_e4(),
-                "value_fen": p.holding_value_fen(user.id, t),
-            }
-            for t in Tranche
-        ]
+        holdings = [{**h, "tranche": h["tranche"].value} for h in p.holdings(user.id)["holdings"]]
         accounts = [
             account_out(p, a).model_dump() for a in p.accounts.values() if a.owner_id == user.id
         ]
         lines = [statement_line(x).model_dump() for x in reversed(p.history.get(user.id, []))]
-        quotes = {c: p.market.quote(c).price_fen for c in p.market.codes()[:40]}
+        quotes = {c: p.market.quote(c).price_fen for c in p.codes}
     return render(
         request,
         "me.html",

@@ -21,7 +21,7 @@ from crowdleverage.api.idempotency import Idempotent
 from crowdleverage.api.security import Role, User
 from crowdleverage.api.views import account_out, order_out
 from crowdleverage.domain.errors import ComplianceBlock, Forbidden
-from crowdleverage.flows.model import MarginAccount
+from crowdleverage.flows.platform import MarginAccount
 
 router = APIRouter(tags=["margin accounts"])
 
@@ -47,6 +47,7 @@ def open_account(
     """Open a margin account at a tier up to the credit tier granted at KYC."""
     if user.kyc_status != "approved":
         raise ComplianceBlock(f"KYC is {user.kyc_status}; a margin account needs approval")
+    st.platform.enroll(user.id, "borrower")
     acc = st.platform.open_margin_account(user.id, body.tier, user.credit_tier)
     st.audit.append(user.username, "account_opened", {"account_id": acc.id, "tier": body.tier})
     return account_out(st.platform, acc)
@@ -124,9 +125,12 @@ def place_order(
     key: Idempotent = Depends(idem),
     st: ApiState = Depends(state),
 ) -> JSONResponse:
-    """A marketable limit order; buys are financed from the pool after the pre-trade checks
-    (ratio ≥ initial, 1:N leverage, 40% per security, 10 securities, 90% utilisation, 5%
-    platform exposure); sells respect T+1 and limit-down seals."""
+    """A limit order requested on chain: the MarginEngine runs the pre-trade checks (ratio ≥
+    initial after the trade, 1:N leverage, per-security and platform limits, pool liquidity),
+    reserves the cash and draws the financing, or refuses with its reason (422). The broker
+    places it on the exchange at the next tick; fills settle on chain (status `open` →
+    `filled`/`partially_filled`, unfilled remainder `expired` at the close). Sells respect
+    T+1 and cannot fill through a limit-down seal."""
     acc = _account(user, account_id, st, ())
 
     def work() -> S.OrderOut:
@@ -150,8 +154,7 @@ def orders(
 ) -> S.Page[S.OrderOut]:
     """Orders of the account, newest first."""
     acc = _account(user, account_id, st, STAFF)
-    with st.platform.lock:
-        mine = [o for o in reversed(st.platform.orders) if o.account_id == acc.id]
+    mine = st.platform.orders_of(acc.id)
     chunk = mine[page.offset : page.offset + page.limit]
     return S.Page[S.OrderOut](
         items=[order_out(o) for o in chunk], total=len(mine), limit=page.limit, offset=page.offset

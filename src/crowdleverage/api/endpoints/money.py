@@ -19,9 +19,8 @@ from crowdleverage.api.deps import (
 )
 from crowdleverage.api.idempotency import Idempotent
 from crowdleverage.api.security import Role, User
-from crowdleverage.api.views import red_out, statement_line, sub_out
+from crowdleverage.api.views import holdings_out, red_out, statement_line, sub_out
 from crowdleverage.domain.errors import ComplianceBlock, Forbidden
-from crowdleverage.flows.model import Tranche
 
 router = APIRouter(tags=["money"])
 
@@ -42,9 +41,12 @@ def _holder(user: User, user_id: UserIdPath, st: ApiState, *, staff: tuple[Role,
     return target
 
 
-def _kyc(target: User) -> None:
+def _kyc(target: User, st: ApiState) -> None:
+    """Approved KYC, or refused; an approved user is enrolled (custody client account and
+    verified identity on chain) on first use."""
     if target.kyc_status != "approved":
         raise ComplianceBlock(f"user {target.id} has no approved KYC (status {target.kyc_status})")
+    st.platform.enroll(target.id, target.role.value)
 
 
 @router.get("/users/{user_id}/wallet", response_model=S.WalletOut)
@@ -89,7 +91,7 @@ def withdraw(
 ) -> JSONResponse:
     """Pay wallet cash out to the holder's bank account."""
     target = _holder(user, user_id, st, staff=())
-    _kyc(target)
+    _kyc(target, st)
 
     def work() -> S.WalletOut:
         out = st.platform.withdraw(user_id, body.amount_fen)
@@ -113,7 +115,7 @@ def custody_deposit(
         from crowdleverage.domain.errors import InvalidInput
 
         raise InvalidInput(f"user {body.user_id} is a {target.role.value}, not a wallet holder")
-    _kyc(target)
+    _kyc(target, st)
 
     def work() -> S.WalletOut:
         out = st.platform.deposit(body.user_id, body.amount_fen, body.bank_reference)
@@ -143,24 +145,8 @@ def holdings(
     user_id: UserIdPath, user: User = Depends(current_user), st: ApiState = Depends(state)
 ) -> S.HoldingsOut:
     _investor(user, user_id, st, INVESTOR_STAFF)
-    p = st.platform
-    with p.lock:
-        rows = [
-            S.HoldingOut(
-                tranche=t,
-                units=p.holdings.get((user_id, t), 0),
-                nav_e4=p.tranches[t].nav_e4(),
-                value_fen=p.holding_value_fen(user_id, t),
-            )
-            for t in Tranche
-        ]
-        return S.HoldingsOut(
-            user_id=user_id,
-            wallet_fen=p.wallet_fen(user_id),
-            holdings=rows,
-            queued_subscriptions=[sub_out(s) for s in p.subscriptions if s.user_id == user_id],
-            queued_redemptions=[red_out(r) for r in p.redemptions if r.user_id == user_id],
-        )
+    with st.platform.lock:
+        return holdings_out(st.platform, user_id)
 
 
 @router.post(
@@ -173,8 +159,9 @@ def subscribe(
     key: Idempotent = Depends(idem),
     st: ApiState = Depends(state),
 ) -> JSONResponse:
-    """Reserve wallet cash for a tranche; units are issued at the epoch close."""
-    _kyc(_investor(user, user_id, st, ()))
+    """Move wallet cash into the pool's escrow for a tranche (TranchePool.subscribe); units
+    are issued at the epoch close, senior only while the junior ratio allows."""
+    _kyc(_investor(user, user_id, st, ()), st)
 
     def work() -> S.SubscriptionOut:
         sub = st.platform.subscribe(user_id, body.tranche, body.amount_fen)
@@ -194,7 +181,7 @@ def redeem(
 ) -> JSONResponse:
     """Queue a redemption; it executes at the epoch close at the marked NAV, senior first,
     within the liquidity buffer and the minimum junior ratio."""
-    _investor(user, user_id, st, ())
+    _kyc(_investor(user, user_id, st, ()), st)
 
     def work() -> S.RedemptionOut:
         red = st.platform.redeem(user_id, body.tranche, body.units)

@@ -55,7 +55,8 @@ def resume(
 def end_of_day(
     user: User = Depends(require(Role.OPERATOR)), st: ApiState = Depends(state)
 ) -> S.EndOfDayOut:
-    """Close the epoch now: accrue interest, distribute it, execute queued orders."""
+    """End the trading day now (remaining ticks, unfilled orders expire) and close the pool's
+    epoch: interest distributed, queued subscriptions and redemptions executed."""
     out = st.platform.end_of_day()
     st.audit.append(user.username, "end_of_day", out)
     return S.EndOfDayOut(**out)
@@ -75,7 +76,7 @@ def tick(
 def reconcile(
     user: User = Depends(require(Role.OPERATOR, Role.CUSTODIAN)), st: ApiState = Depends(state)
 ) -> S.ReconciliationOut:
-    """Compare the custody ledger with the platform's book; a break pauses the platform."""
+    """Compare the custody ledger with the chain; a break pauses the platform."""
     rep = st.platform.reconcile()
     st.audit.append(user.username, "reconcile", {"status": rep["status"]})
     return S.ReconciliationOut(**rep)
@@ -164,7 +165,8 @@ CUSTODIAN_INFO = {
     "role": "holds all client cash in a segregated omnibus account; its ledger is the book "
     "of record",
     "statements": "ISO 20022 camt.053 daily; payouts by pain.001",
-    "reconciliation": "custody ledger ↔ platform book after every epoch; a break pauses",
+    "reconciliation": "custody ledger ↔ CashToken on chain (every reference, the supply and "
+    "every address's balance) after every epoch; a break pauses CashToken and the platform",
 }
 
 
@@ -174,20 +176,21 @@ def transparency(p: Platform) -> dict[str, Any]:
         epoch = p.latest_epoch()
         root = p.proofs.root(epoch) if epoch is not None else None
         rec = p.last_reconciliation
+        pool = p.pool_figures()
         tranches = []
         for t in Tranche:
-            ts = p.tranches[t]
-            navs = [v for _, v in ts.nav_history]
+            hist = p.nav_history(t)
+            navs = [v for _, v in hist]
             tranches.append(
                 S.TrancheReportOut(
                     tranche=t,
-                    nav_e4=ts.nav_e4(),
-                    claim_fen=ts.claim_fen,
-                    history=[S.NavPoint(date=d.isoformat(), nav_e4=v) for d, v in ts.nav_history],
+                    nav_e4=p.nav_e4(t),
+                    claim_fen=pool[f"{t.value}_claim_fen"],
+                    history=[S.NavPoint(date=d, nav_e4=v) for d, v in hist],
                     max_drawdown_bps=max_drawdown_bps(navs),
                 )
             )
-        statuses = [a.status for a in p.accounts.values()]
+        statuses = [a["status"] for a in snap["accounts"]]
     return {
         "tiers": [
             S.TierOut(
@@ -217,8 +220,8 @@ def transparency(p: Platform) -> dict[str, Any]:
         "proof_root_hash": root[0] if root else None,
         "proof_total_fen": root[1] if root else None,
         "accounts": len(statuses),
-        "accounts_warning": sum(s is AccountStatus.WARNING for s in statuses),
-        "accounts_liquidating": sum(s is AccountStatus.LIQUIDATING for s in statuses),
+        "accounts_warning": sum(s == AccountStatus.WARNING for s in statuses),
+        "accounts_liquidating": sum(s == AccountStatus.LIQUIDATING for s in statuses),
         "total_debt_fen": snap["total_debt_fen"],
         "utilisation_bps": snap["utilisation_bps"],
         "insurance_fen": snap["insurance_fen"],
