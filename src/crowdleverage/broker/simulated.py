@@ -71,7 +71,9 @@ class SimulatedBroker:
         self.actor = actor
         self._fail = fail_point or (lambda _point: None)
         journal.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(journal, isolation_level=None)
+        # callers serialise access (one broker per platform lock), possibly from a web
+        # server's worker threads
+        self._db = sqlite3.connect(journal, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self.recover()

@@ -230,6 +230,10 @@ class ChainFinancing:
         return int(self.chain.call(ENGINE, "positions", self.address(user_id),
                                    code_to_chain(code)))  # fmt: skip
 
+    def sellable(self, user_id: int, code: str) -> int:
+        return int(self.chain.call(ENGINE, "sellable", self.address(user_id),
+                                   code_to_chain(code)))  # fmt: skip
+
     # ── the trading day: oracle, exchange, broker, monitor, keeper ─────────────────────
 
     def open_day(self, day: TradingDay) -> None:

@@ -62,6 +62,7 @@ from crowdleverage.flows.chain_financing import ENGINE, POOL, SHARE, AccountView
 from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import AccountStatus, Event, Tranche
 from crowdleverage.market.calendar import SHANGHAI
+from crowdleverage.market.rules import PriceBand, Side, check_order
 
 BPS = P.BPS
 BANK_ACCOUNT = "6222020200112233445"  # the platform's segregated custody account
@@ -582,8 +583,19 @@ class Platform:
             acc = self.account(account_id)
             if code not in self.codes:
                 raise RuleViolation(f"{code} is not in the platform's financed universe")
-            if self.quote(code).halted:
+            q = self.quote(code)
+            if q.halted:
                 raise RuleViolation(f"{code} is halted on {self.market.today}")
+            # the exchange's order rules (band, lots; the broker would reject the order at
+            # placement); the engine checks the margin rules
+            sellable = 0 if buy else self.fin.sellable(acc.owner_id, code)
+            band = PriceBand(q.limit_down_fen, q.limit_up_fen, None)
+            try:
+                check_order(Side.BUY if buy else Side.SELL, qty, limit, band, holding=sellable)
+            except RuleViolation as err:
+                if not buy and qty > sellable:
+                    raise RuleViolation(f"{err.message} (T+1: bought today sells tomorrow)") from err
+                raise
             request = self.fin.request_buy if buy else self.fin.request_sell
             oid = request(acc.owner_id, code, qty, limit)
             drawn = int(self.chain.call(ENGINE, "orders", oid)[9]) if buy else 0
