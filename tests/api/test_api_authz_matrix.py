@@ -45,16 +45,32 @@ class Ep:
 
 
 def _order(w: World) -> dict[str, Any]:
-    acc = w.state.platform.account(w.ids.accounts["borrower1"])
-    code = sorted(acc.positions)[0]
-    price = w.state.platform.market.quote(code).price_fen
-    return {"side": "BUY", "code": code, "quantity": 100, "limit_price_fen": price}
+    p = w.state.platform
+    if not p.day_open:  # arrange: a session with fresh oracle prices
+        p.tick()
+    code = next(c for c in p.codes if not p.quote(c).halted)
+    return {
+        "side": "BUY",
+        "code": code,
+        "quantity": 100,
+        "limit_price_fen": p.quote(code).price_fen,
+    }
 
 
 def _repay(w: World) -> dict[str, Any]:
     # arrange: one fen of cash in the account to repay with (the buys above used it all)
     w.state.platform.fund_account(w.ids.accounts["borrower1"], 1, reserve=False)
     return {"amount_fen": 1}
+
+
+def _withdraw(w: World) -> dict[str, Any]:
+    # arrange: margin well above the engine's 300% withdrawal line
+    p, aid = w.state.platform, w.ids.accounts["borrower1"]
+    view = p.account_view(p.account(aid))
+    if view.ratio_bps is not None and view.ratio_bps < 40_000:
+        p.deposit(w.uid("borrower1"), 3 * view.debt_fen, f"M-{next(_n):06d}")
+        p.fund_account(aid, 3 * view.debt_fen, reserve=False)
+    return {"amount_fen": 1, "kind": "reserve"}
 
 
 def _new_user(_: World) -> dict[str, Any]:
@@ -146,7 +162,7 @@ ENDPOINTS = [
         "/margin-accounts/{account}/withdrawals",
         frozenset({BOR}),
         frozenset({BOR}),
-        body=lambda w: {"amount_fen": 1, "kind": "reserve"},
+        body=_withdraw,
         kind="account",
     ),
     Ep(

@@ -477,8 +477,13 @@ class Platform:
         with self.lock:
             self._require_open()
             self._enrolled(owner_id)
-            if any(a.owner_id == owner_id for a in self.s.accounts.values()):
-                raise Conflict(f"user {owner_id} already has a margin account")
+            have = self._account_of(owner_id)
+            if have is not None:  # one engine account per borrower: opening again is a no-op
+                if have.tier != tier:
+                    raise Conflict(
+                        f"user {owner_id} already has margin account {have.id} at tier {have.tier}"
+                    )
+                return have
             self.fin.open_account(owner_id, tier)
             acc = MarginAccount(self._next_id(), owner_id, tier)
             self.s.accounts[acc.id] = acc
@@ -594,7 +599,9 @@ class Platform:
                 check_order(Side.BUY if buy else Side.SELL, qty, limit, band, holding=sellable)
             except RuleViolation as err:
                 if not buy and qty > sellable:
-                    raise RuleViolation(f"{err.message} (T+1: bought today sells tomorrow)") from err
+                    raise RuleViolation(
+                        f"{err.message} (T+1: bought today sells tomorrow)"
+                    ) from err
                 raise
             request = self.fin.request_buy if buy else self.fin.request_sell
             oid = request(acc.owner_id, code, qty, limit)
@@ -630,6 +637,11 @@ class Platform:
                 self.fin.step()
             self._after()
             return {"date": self.market.today.isoformat(), "step": self.market.step}
+
+    @property
+    def day_open(self) -> bool:
+        """A trading session is open (the oracle has the day's prices)."""
+        return self._day_open
 
     def _finished(self) -> bool:
         return self.market.day_index == len(self.market.days) - 1 and self.s.market_day is None
