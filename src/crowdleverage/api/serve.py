@@ -36,7 +36,7 @@ class ReplayDriver(threading.Thread):
         p = self.platform
         assert isinstance(p, Platform), "dev: driver needs a Platform"
         while not self.stop.wait(self.pace_s):
-            if p.market.finished:
+            if p.replay_done:
                 return
             p.tick()
 

@@ -162,6 +162,7 @@ class _Saved:
     )
     cursor: int = 0  # chain event seq already turned into orders, lines and events
     market_day: str | None = None  # the next trading day to open
+    replay_done: bool = False  # the last day of the market data has closed
     paused_reason: str | None = None
     last_reconciliation: dict[str, Any] | None = None
 
@@ -626,11 +627,13 @@ class Platform:
         else the next intraday tick (prices → oracle → monitor → keeper → exchange → fills);
         after the last tick of a day, its end of day."""
         with self.lock:
-            if not self._day_open:
+            if self.s.replay_done:
+                pass
+            elif not self._day_open:
                 self._open_day()
             elif self.market.at_close():
                 self.end_of_day()
-                if not self._day_open and not self._finished():
+                if not self.s.replay_done:
                     self._open_day()
             else:
                 self.market.advance()
@@ -643,8 +646,10 @@ class Platform:
         """A trading session is open (the oracle has the day's prices)."""
         return self._day_open
 
-    def _finished(self) -> bool:
-        return self.market.day_index == len(self.market.days) - 1 and self.s.market_day is None
+    @property
+    def replay_done(self) -> bool:
+        """The market data's last trading day has closed: `tick` does nothing more."""
+        return self.s.replay_done
 
     def _open_day(self) -> None:
         day = self.market.days[self.market.day_index]
@@ -785,6 +790,7 @@ class Platform:
                     self.s.market_day = nxt.isoformat()
                 else:
                     self.s.market_day = None
+                    self.s.replay_done = True
             self.snapshot_liabilities()
             self.reconcile()
             self.save()
@@ -1019,6 +1025,7 @@ def _dump(s: _Saved) -> dict[str, Any]:
         "nav_history": s.nav_history,
         "cursor": s.cursor,
         "market_day": s.market_day,
+        "replay_done": s.replay_done,
         "paused_reason": s.paused_reason,
         "last_reconciliation": s.last_reconciliation,
     }
@@ -1039,6 +1046,7 @@ def _load(body: dict[str, Any]) -> _Saved:
         nav_history={k: [tuple(x) for x in v] for k, v in body["nav_history"].items()},  # type: ignore[misc]
         cursor=body["cursor"],
         market_day=body["market_day"],
+        replay_done=body["replay_done"],
         paused_reason=body["paused_reason"],
         last_reconciliation=body["last_reconciliation"],
     )
