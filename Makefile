@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
-## the main job: the platform on the embedded default
+## the platform on the embedded default: API + dashboards at http://127.0.0.1:8000 with a demo
 run: setup
-	$(BIN)/crowdlev run
+	$(BIN)/crowdlev serve --demo
 
 ## external services the tests use (PostgreSQL, anvil, Chromium); idempotent
 services:

@@ -48,8 +48,8 @@ def serve(
     host: str | None = typer.Option(None, help="bind address (default: settings.api_host)"),
     port: int | None = typer.Option(None, help="port (default: settings.api_port)"),
     demo: bool = typer.Option(False, "--demo", help="seed demo users and advance the replay"),
-    pace_s: float = typer.Option(2.0, "--pace-s", help="seconds between replay ticks (demo)"),
-    start: str = typer.Option("2015-12-21", "--from", help="first replay day (YYYY-MM-DD)"),
+    pace_s: float = typer.Option(1.5, "--pace-s", help="seconds between replay ticks (demo)"),
+    start: str = typer.Option("2015-12-28", "--from", help="first replay day (YYYY-MM-DD)"),
     as_json: bool = typer.Option(False, "--json", help="print the startup facts as JSON"),
 ) -> None:
     """Run the platform's HTTP service (single process: the platform state lives in it)."""

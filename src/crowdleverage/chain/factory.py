@@ -21,7 +21,8 @@ def actor_keys(
 ) -> ActorKeys:
     names = list(actors)
     if settings.chain == "embedded" or dev_keys:
-        return ActorKeys.dev(settings.seed, names)
+        # DEV ONLY: users who register later (`user-<id>`) get keys from the same seed
+        return ActorKeys.dev(settings.seed, names, on_demand=True)
     keys = dict(ActorKeys.from_env().keys)
     if settings.deployer_key is not None:
         keys.setdefault("admin", settings.deployer_key)

@@ -917,6 +917,29 @@ class Platform:
             "junior_claim_fen": int(c.call(POOL, "junior_claim_fen")),
         }
 
+    def published_terms(self) -> dict[str, Any]:
+        """Tiers, rates and limits as the contracts enforce them (not a copy of the config)."""
+        c = self.chain
+        tiers = []
+        for n in sorted(P.TIERS):
+            t = c.call(ENGINE, "tiers", n)
+            tiers.append({"tier": n, "max_leverage": int(t[0]), "initial_bps": int(t[1]),
+                          "warning_bps": int(t[2]), "liquidation_bps": int(t[3]),
+                          "rate_apr_bps": int(t[4])})  # fmt: skip
+        senior, premium, fee, junior, util, _epoch = (int(x) for x in c.call(POOL, "rates"))
+        limits = c.call(ENGINE, "limits")
+        return {
+            "tiers": tiers,
+            "fees": {
+                "senior_target_apr_bps": senior,
+                "insurance_premium_bps_of_interest": premium,
+                "platform_fee_bps_of_interest": fee,
+                "liquidation_penalty_bps_of_sold": int(limits[2]),
+                "min_junior_ratio_bps": junior,
+                "max_utilisation_bps": util,
+            },
+        }
+
     def risk_snapshot(self) -> dict[str, Any]:
         """The operator's risk panel, read from the chain (cached per block and event)."""
         with self.lock:
@@ -990,23 +1013,26 @@ def open_platform_chain(settings: Settings, market: MarketFeed) -> ChainPort:
     """The configured chain with the financing system deployed (on first use): embedded
     under `<data_dir>/chain` with development keys (users' keys derived on demand), or an RPC
     node with keys from the environment (`chain_dev_keys` for a dev node such as anvil)."""
-    from crowdleverage.chain.deploy import FINANCING_ACTORS, deploy_financing, manifest_path
+    from crowdleverage.chain.deploy import (
+        FINANCING_ACTORS,
+        deploy_financing,
+        deploy_system,
+        manifest_path,
+    )
     from crowdleverage.chain.factory import open_chain
-    from crowdleverage.chain.keys import ActorKeys
     from crowdleverage.risk.world import SESSION_ORACLE, open_financing_chain
 
     first = market.days[0].date
     genesis = int(dt.datetime.combine(first, dt.time(0), tzinfo=SHANGHAI).timestamp()) - 2 * 86_400
-    data_dir = settings.ensure_data_dir() / "chain"
+    data_dir = settings.ensure_data_dir()  # the same place `crowdlev chain …` looks at
     if settings.chain == "embedded":
         return open_financing_chain(
             data_dir, [], genesis_time_s=genesis, seed=settings.seed, on_demand=True
         )
-    from crowdleverage.chain.deploy import deploy_system
-
     chain = open_chain(settings, actors=FINANCING_ACTORS, dev_keys=settings.chain_dev_keys)
-    if settings.chain_dev_keys:
-        chain.keys = ActorKeys.dev(settings.seed, FINANCING_ACTORS, on_demand=True)  # type: ignore[attr-defined]
+    fund = getattr(chain, "fund", None)
+    if settings.chain_dev_keys and fund is not None:
+        fund(list(FINANCING_ACTORS), 10**21)  # a dev node: gas for the platform's actors
     if not manifest_path(data_dir).exists():
         deploy_system(chain, data_dir, SESSION_ORACLE)
     if "MarginEngine" not in chain.deployed():

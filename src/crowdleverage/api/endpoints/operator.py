@@ -15,7 +15,6 @@ from crowdleverage.api import schemas as S
 from crowdleverage.api.deps import ApiState, PageParams, page_params, require, state
 from crowdleverage.api.security import Role, User
 from crowdleverage.api.views import max_drawdown_bps
-from crowdleverage.domain import params as P
 from crowdleverage.flows.model import AccountStatus, Tranche
 from crowdleverage.flows.platform import Platform
 
@@ -191,26 +190,10 @@ def transparency(p: Platform) -> dict[str, Any]:
                 )
             )
         statuses = [a["status"] for a in snap["accounts"]]
+        terms = p.published_terms()
     return {
-        "tiers": [
-            S.TierOut(
-                tier=t.tier,
-                max_leverage=t.max_leverage,
-                initial_bps=t.initial_ratio_bps,
-                warning_bps=t.warning_ratio_bps,
-                liquidation_bps=t.liquidation_ratio_bps,
-                rate_apr_bps=t.rate_apr_bps,
-            )
-            for t in P.TIERS.values()
-        ],
-        "fees": {
-            "senior_target_apr_bps": P.SENIOR_TARGET_APR_BPS,
-            "insurance_premium_bps_of_interest": P.INSURANCE_PREMIUM_BPS,
-            "platform_fee_bps_of_interest": P.PLATFORM_FEE_BPS,
-            "liquidation_penalty_bps_of_sold": P.LIQUIDATION_PENALTY_BPS,
-            "min_junior_ratio_bps": P.MIN_JUNIOR_RATIO_BPS,
-            "max_utilisation_bps": P.MAX_UTILISATION_BPS,
-        },
+        "tiers": [S.TierOut(**t) for t in terms["tiers"]],
+        "fees": terms["fees"],
         "tranches": tranches,
         "custodian": CUSTODIAN_INFO,
         "reconciliation_status": rec["status"] if rec else "not yet run",
