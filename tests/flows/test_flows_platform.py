@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from crowdleverage.config import SHIPPED_DATA, Settings
 from crowdleverage.custody.db import make_engine
 from crowdleverage.domain import params as P
-from crowdleverage.domain.errors import ContractRevert, PlatformPaused
+from crowdleverage.domain.errors import ContractRevert, NotFound, PlatformPaused
 from crowdleverage.flows.market import MarketFeed
 from crowdleverage.flows.model import Tranche
 from crowdleverage.flows.platform import Platform
@@ -229,3 +229,18 @@ def test_restart_with_a_tampered_ledger_fails_closed(tmp_path: Path, bars: list[
         again.deposit(INVESTOR_SENIOR, 1_000, "AFTER-TAMPER")
     again.close()
     engine.dispose()
+
+
+def test_a_security_without_a_bar_is_valued_halted_at_its_last_close(bars: list[Bar]) -> None:
+    feed = MarketFeed(bars, start=START)
+    # the first day on which a security of the day before has no bar
+    i = next(
+        i for i in range(1, len(feed.days)) if set(feed.days[i - 1].bars) - set(feed.days[i].bars)
+    )
+    before = feed.days[i - 1].bars
+    code = sorted(set(before) - set(feed.days[i].bars))[0]
+    feed.seek(feed.days[i].date, 0)
+    with pytest.raises(NotFound):
+        feed.quote(code)
+    q = feed.quote_or_last(code)
+    assert q.halted and q.price_fen == before[code].close and q.limit_down_fen is None

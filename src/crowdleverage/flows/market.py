@@ -96,6 +96,18 @@ class MarketFeed:
             bar.st,
         )
 
+    def quote_or_last(self, code: str) -> Quote:
+        """Today's quote, or — for a security with no bar today (suspended all day, not in
+        the file) — a halted quote at its last close before today."""
+        try:
+            return self.quote(code)
+        except NotFound:
+            for day in reversed(self.days[: self.day_index]):
+                bar = day.bars.get(code)
+                if bar is not None:
+                    return Quote(code, bar.close, bar.close, None, None, True, bar.st)
+            raise
+
     def prices(self) -> dict[str, int]:
         return {code: self.quote(code).price_fen for code in self.days[self.day_index].bars}
 

@@ -530,7 +530,8 @@ class Platform:
         return out
 
     def quote(self, code: str) -> Quote:
-        return self.market.quote(code)
+        """The replayed price (a security without a bar today: halted at its last close)."""
+        return self.market.quote_or_last(code)
 
     def fund_account(self, account_id: int, amount_fen: int, *, reserve: bool) -> MarginAccount:
         """Wallet cash into the account's margin (保证金) or its top-up reserve."""
