@@ -1,0 +1,247 @@
+"""The platform facade on a real JSON-RPC node (anvil) instead of the embedded chain: the
+financing system deployed on first use, the same flows (enrol, deposit, subscribe, epoch
+close, margin, orders requested on chain and filled at the ticks) with the same units, fills
+and balances as on the embedded chain, contract refusals decoded into the engine's reason,
+chain and custody reconciled, and a second service on the same data dir and node reusing the
+deployment manifest and trading on."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.chain.deploy import read_manifest
+from crowdleverage.config import SHIPPED_DATA, Settings
+from crowdleverage.domain.errors import ContractRevert
+from crowdleverage.flows.market import MarketFeed
+from crowdleverage.flows.model import Tranche
+from crowdleverage.flows.platform import MarginAccount, Platform
+from crowdleverage.market.bars import Bar, read_bars
+
+pytestmark = pytest.mark.anvil
+
+MARKET = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
+INVESTOR_SENIOR, INVESTOR_JUNIOR, BORROWER = 1, 2, 3
+USERS = (INVESTOR_SENIOR, INVESTOR_JUNIOR, BORROWER)
+START = dt.date(2015, 12, 30)
+EIP170_LIMIT_BYTES = 24_576
+ORDER_FIELDS = ("code", "side", "quantity", "limit_price_fen", "trade_date", "status",
+                "filled_qty", "filled_value_fen", "fees_fen")  # fmt: skip
+JWT_SECRET = "anvil-flows-test-secret-0123456789abcdef"
+
+
+@contextlib.contextmanager
+def anvil(anvil_bin: str) -> Iterator[str]:
+    """An anvil node on a free port of 127.0.0.1 (EIP-170 code size limit); yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [anvil_bin, "--host", "127.0.0.1", "--port", str(port), "--silent",
+         "--code-size-limit", str(EIP170_LIMIT_BYTES)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("anvil did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def bars() -> list[Bar]:
+    return read_bars(MARKET)
+
+
+@pytest.fixture
+def rpc_url(anvil_bin: str) -> Iterator[str]:
+    with anvil(anvil_bin) as url:
+        yield url
+
+
+def rpc_platform(data_dir: Path, url: str, bars: list[Bar]) -> Platform:
+    settings = Settings(
+        data_dir=data_dir, chain="rpc", rpc_url=url, chain_dev_keys=True, jwt_secret=JWT_SECRET
+    )
+    return Platform(settings, market=MarketFeed(bars, start=START))
+
+
+def embedded_platform(data_dir: Path, bars: list[Bar]) -> Platform:
+    return Platform(Settings(data_dir=data_dir), market=MarketFeed(bars, start=START))
+
+
+def fund_pool(p: Platform, senior_fen: int, junior_fen: int) -> None:
+    p.deposit(INVESTOR_SENIOR, senior_fen, "SENIOR-0001")
+    p.deposit(INVESTOR_JUNIOR, junior_fen, "JUNIOR-0001")
+    p.subscribe(INVESTOR_JUNIOR, Tranche.JUNIOR, junior_fen)
+    p.subscribe(INVESTOR_SENIOR, Tranche.SENIOR, senior_fen)
+    p.end_of_day()
+
+
+def lever_up(p: Platform, account_id: int, equity_fen: int, n: int) -> None:
+    """Request buys of ~38% of the equity in `n` securities and tick until they filled."""
+    if not p.day_open:
+        p.tick()
+    placed = 0
+    for code in p.codes:
+        q = p.quote(code)
+        if placed == n or q.halted or q.at_limit_up:
+            continue
+        limit = min(q.price_fen + q.price_fen // 100, q.limit_up_fen or q.price_fen)
+        try:
+            p.buy(account_id, code, equity_fen * 38 // 100 // limit // 100 * 100, limit)
+        except ContractRevert:
+            continue
+        placed += 1
+    for _ in range(3):
+        p.tick()
+    assert placed and all(o.status == "filled" for o in p.orders_of(account_id))
+
+
+def first_day(p: Platform) -> MarginAccount:
+    """Enrol, fund the pool (units at the epoch close), a tier-2 borrower levered up in three
+    securities; the day is left open."""
+    for uid, role in zip(USERS, ("investor", "investor", "borrower"), strict=True):
+        p.enroll(uid, role)
+    fund_pool(p, 100_000_000, 40_000_000)  # 1m + 400k 元
+    p.deposit(BORROWER, 10_000_000, "BORROWER-0001")
+    acc = p.open_margin_account(BORROWER, 2, 2)
+    p.fund_account(acc.id, 10_000_000, reserve=False)
+    lever_up(p, acc.id, 10_000_000, n=3)
+    return acc
+
+
+def figures(p: Platform, acc: MarginAccount) -> dict[str, Any]:
+    """What does not depend on the chain clock (interest does: see the xfail below)."""
+    view = p.account_view(acc)
+    return {
+        "units": {u: [h["units"] for h in p.holdings(u)["holdings"]] for u in USERS},
+        "wallets": {u: p.wallet_fen(u) for u in USERS},
+        "orders": [[getattr(o, f) for f in ORDER_FIELDS] for o in p.orders_of(acc.id)],
+        "positions": [(x["code"], x["quantity"], x["sellable"]) for x in p.positions(acc)],
+        "cash_fen": view.cash_fen,
+        "supply_fen": p.gateway.cash_supply_fen(),
+        "custody_cash_fen": p.custody.bank_cash_fen(),
+        "lines": [(x["kind"], x["amount_fen"]) for x in p.history[BORROWER]],
+    }
+
+
+def check_reconciled(p: Platform) -> None:
+    rep = p.reconcile()
+    assert rep["status"] == "ok", rep["breaks"]
+    assert rep["chain"]["chain"] == "rpc"
+    assert rep["chain"]["supply_fen"] == rep["chain"]["custody_cash_fen"] > 0
+    assert rep["claims_fen"] == rep["pool_assets_fen"]
+    assert rep["accounts_checked"] >= len(USERS)
+    assert p.paused_reason is None
+
+
+def test_platform_runs_on_anvil_like_on_the_embedded_chain(
+    tmp_path: Path, rpc_url: str, bars: list[Bar]
+) -> None:
+    emb = embedded_platform(tmp_path / "embedded", bars)
+    try:
+        expected = figures(emb, first_day(emb))
+    finally:
+        emb.close()
+
+    data_dir = tmp_path / "rpc"
+    p = rpc_platform(data_dir, rpc_url, bars)
+    assert p.chain.kind == "rpc"
+    manifest = read_manifest(data_dir)  # deployed on first use, under the platform's data dir
+    acc = first_day(p)
+
+    # the same units, fills, balances and statement lines as on the embedded chain
+    got = figures(p, acc)
+    assert got == expected
+    senior, junior = got["units"][INVESTOR_SENIOR], got["units"][INVESTOR_JUNIOR]
+    assert senior[0] > 0 == senior[1] and junior[1] > 0 == junior[0]  # [senior, junior]
+    assert [s for _, _, s in got["positions"]] == [0, 0, 0]  # T+1
+    view = p.account_view(acc)
+    assert view.debt_fen > 0 and view.ratio_bps is not None
+
+    # a refusal is the engine's revert, decoded from the node; nothing is written
+    code = next(c for c in p.codes if c not in {x[0] for x in got["positions"]})
+    q = p.quote(code)
+    with pytest.raises(ContractRevert) as refused:  # ten times the equity: beyond tier 2
+        p.buy(acc.id, code, 100_000_000 // q.price_fen // 100 * 100, q.limit_up_fen or 0)
+    assert refused.value.reason.startswith("margin:"), refused.value.reason
+    assert refused.value.details["contract"] == "MarginEngine"
+    assert p.account_view(acc) == view and len(p.orders_of(acc.id)) == 3
+
+    p.end_of_day()
+    assert not p.day_open and p.market.today > START
+    check_reconciled(p)
+    view = p.account_view(acc)
+    orders = [(o.id, o.status, o.filled_qty) for o in p.orders_of(acc.id)]
+    deployed = p.chain.deployed()
+    p.close()
+
+    # a second service on the same data dir and node: the manifest is reused, not redeployed
+    again = rpc_platform(data_dir, rpc_url, bars)
+    assert read_manifest(data_dir) == manifest
+    assert again.chain.deployed() == deployed
+    assert again.paused_reason is None
+    assert again.account_view(again.account(acc.id)) == view
+    assert [(o.id, o.status, o.filled_qty) for o in again.orders_of(acc.id)] == orders
+
+    # … and trades on: the next day, yesterday's buy is sellable (T+1) and the sell fills
+    again.tick()
+    assert again.day_open
+    pos = again.positions(acc)[0]
+    assert pos["sellable"] == pos["quantity"]
+    q = again.quote(pos["code"])
+    sell = again.sell(acc.id, pos["code"], pos["quantity"], q.limit_down_fen or 1)
+    for _ in range(3):
+        again.tick()
+    assert next(o for o in again.orders_of(acc.id) if o.id == sell.id).status == "filled"
+    assert pos["code"] not in {x["code"] for x in again.positions(acc)}
+    check_reconciled(again)
+    again.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "src bug: open_platform_chain leaves an RPC dev node on its own wall clock while the "
+        "replay runs in 2015-16, so the ticks never move the chain clock and end_of_day's "
+        "close_epoch jumps a whole epoch (86 400 s): the day's oracle reports pass max_age_s "
+        "(6 h) and positions are valued at limit-down after every close (embedded: +~4 h)"
+    ),
+)
+def test_the_chain_clock_follows_the_replay_on_anvil(
+    tmp_path: Path, rpc_url: str, bars: list[Bar]
+) -> None:
+    p = rpc_platform(tmp_path, rpc_url, bars)
+    try:
+        acc = first_day(p)
+        opened = p.chain.block_time()
+        for _ in range(3):
+            p.tick()
+        held = [x["code"] for x in p.positions(acc)]
+        p.end_of_day()
+        # the replay's ticks are minutes apart, and its closing prices stay reliable
+        # overnight (borrowing, withdrawals and the risk panel use them until the next open)
+        assert all(p.chain.call("PriceOracle", "is_reliable", code_to_chain(c)) for c in held)
+        assert p.chain.block_time() - opened < 12 * 3_600
+    finally:
+        p.close()
