@@ -57,7 +57,7 @@ def _runner(sworld: World, operation: Any) -> Any:
     )
     def run(case: Any) -> None:
         headers = {"Authorization": f"Bearer {sworld.login(user)}"}
-        response = case.call_and_validate(headers=headers, checks=[not_a_server_error])
+        response = case.call_and_validate(headers=headers, checks=[not_a_server_error], timeout=60)
         if sworld.state.platform.paused_reason is not None:
             sworld.state.platform.resume()
         if response.status_code >= 400:

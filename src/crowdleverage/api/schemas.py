@@ -219,7 +219,7 @@ class PauseIn(Strict):
 
 
 class TickIn(Strict):
-    steps: Annotated[int, Field(ge=1, le=200)] = 1
+    steps: Annotated[int, Field(ge=1, le=40)] = 1  # 40 ticks: five trading days
 
 
 class StatusOut(Strict):

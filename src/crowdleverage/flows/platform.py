@@ -39,6 +39,7 @@ from sqlalchemy.engine import Engine
 
 from crowdleverage.audit.proofs import Liabilities
 from crowdleverage.audit.reconcile import ChainGateway, Reconciler
+from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
@@ -199,7 +200,8 @@ class Platform:
         )
         self.market = market or MarketFeed.from_file(settings.market_data, start=market_start)
         self.codes = codes or default_universe(self.market)
-        self.chain = chain if chain is not None else open_platform_chain(settings, self.market)
+        raw = chain if chain is not None else open_platform_chain(settings, self.market)
+        self.chain: ChainPort = CachedReads(raw)  # type: ignore[assignment]  # views per block
         self.fin = ChainFinancing(
             self.chain,
             codes=self.codes,
