@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from crowdleverage.chain.codes import code_to_chain
-from crowdleverage.chain.deploy import read_manifest
+from crowdleverage.chain.deploy import manifest_path, read_manifest
 from crowdleverage.config import SHIPPED_DATA, Settings
-from crowdleverage.domain.errors import ContractRevert
+from crowdleverage.domain.errors import ConfigError, ContractRevert
 from crowdleverage.flows.market import MarketFeed
 from crowdleverage.flows.model import Tranche
-from crowdleverage.flows.platform import MarginAccount, Platform
+from crowdleverage.flows.platform import MarginAccount, Platform, replay_genesis_s
 from crowdleverage.market.bars import Bar, read_bars
 
 pytestmark = pytest.mark.anvil
@@ -40,14 +40,14 @@ JWT_SECRET = "anvil-flows-test-secret-0123456789abcdef"
 
 
 @contextlib.contextmanager
-def anvil(anvil_bin: str) -> Iterator[str]:
+def anvil(anvil_bin: str, *extra: str) -> Iterator[str]:
     """An anvil node on a free port of 127.0.0.1 (EIP-170 code size limit); yields its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     proc = subprocess.Popen(
         [anvil_bin, "--host", "127.0.0.1", "--port", str(port), "--silent",
-         "--code-size-limit", str(EIP170_LIMIT_BYTES)],
+         "--code-size-limit", str(EIP170_LIMIT_BYTES), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -72,8 +72,10 @@ def bars() -> list[Bar]:
 
 
 @pytest.fixture
-def rpc_url(anvil_bin: str) -> Iterator[str]:
-    with anvil(anvil_bin) as url:
+def rpc_url(anvil_bin: str, bars: list[Bar]) -> Iterator[str]:
+    """A dev node whose clock starts where the replay starts (as README's "at scale" says)."""
+    genesis = replay_genesis_s(MarketFeed(bars, start=START))
+    with anvil(anvil_bin, "--timestamp", str(genesis)) as url:
         yield url
 
 
@@ -218,16 +220,6 @@ def test_platform_runs_on_anvil_like_on_the_embedded_chain(
     again.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "src bug: open_platform_chain leaves an RPC dev node on its own wall clock while the "
-        "replay runs in 2015-16, so the ticks never move the chain clock and end_of_day's "
-        "close_epoch jumps a whole epoch (86 400 s): the day's oracle reports pass max_age_s "
-        "(6 h) and positions are valued at limit-down after every close (embedded: +~4 h)"
-    ),
-)
 def test_the_chain_clock_follows_the_replay_on_anvil(
     tmp_path: Path, rpc_url: str, bars: list[Bar]
 ) -> None:
@@ -245,3 +237,14 @@ def test_the_chain_clock_follows_the_replay_on_anvil(
         assert p.chain.block_time() - opened < 12 * 3_600
     finally:
         p.close()
+
+
+def test_a_node_on_its_wall_clock_is_refused_before_deploying(
+    tmp_path: Path, anvil_bin: str, bars: list[Bar]
+) -> None:
+    with (
+        anvil(anvil_bin) as url,  # no --timestamp: the node lives in the present
+        pytest.raises(ConfigError, match="anvil --timestamp"),
+    ):
+        rpc_platform(tmp_path, url, bars)
+    assert not manifest_path(tmp_path).exists()  # refused before deploying anything

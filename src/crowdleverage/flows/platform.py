@@ -1012,6 +1012,13 @@ def default_universe(market: MarketFeed, n: int = UNIVERSE_SIZE) -> list[str]:
     return codes[:n]
 
 
+def replay_genesis_s(market: MarketFeed) -> int:
+    """The chain's start time for a replay: two days before its first trading day (00:00
+    Shanghai), so that the first epoch close and the first open are both ahead of it."""
+    first = dt.datetime.combine(market.days[0].date, dt.time(0), tzinfo=SHANGHAI)
+    return int(first.timestamp()) - 2 * 86_400
+
+
 def open_platform_chain(settings: Settings, market: MarketFeed) -> ChainPort:
     """The configured chain with the financing system deployed (on first use): embedded
     under `<data_dir>/chain` with development keys (users' keys derived on demand), or an RPC
@@ -1025,14 +1032,21 @@ def open_platform_chain(settings: Settings, market: MarketFeed) -> ChainPort:
     from crowdleverage.chain.factory import open_chain
     from crowdleverage.risk.world import SESSION_ORACLE, open_financing_chain
 
-    first = market.days[0].date
-    genesis = int(dt.datetime.combine(first, dt.time(0), tzinfo=SHANGHAI).timestamp()) - 2 * 86_400
+    genesis = replay_genesis_s(market)
     data_dir = settings.ensure_data_dir()  # the same place `crowdlev chain …` looks at
     if settings.chain == "embedded":
         return open_financing_chain(
             data_dir, [], genesis_time_s=genesis, seed=settings.seed, on_demand=True
         )
     chain = open_chain(settings, actors=FINANCING_ACTORS, dev_keys=settings.chain_dev_keys)
+    if not manifest_path(data_dir).exists() and chain.block_time() > genesis:
+        from crowdleverage.domain.errors import ConfigError
+
+        raise ConfigError(
+            f"the node's clock ({chain.block_time()}) is after the replay's start ({genesis},"
+            f" {market.days[0].date}): the oracle, interest and epochs follow the replayed"
+            f" market, so start a dev node at that time, e.g. `anvil --timestamp {genesis}`"
+        )
     fund = getattr(chain, "fund", None)
     if settings.chain_dev_keys and fund is not None:
         fund(list(FINANCING_ACTORS), 10**21)  # a dev node: gas for the platform's actors
