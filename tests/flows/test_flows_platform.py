@@ -244,3 +244,18 @@ def test_a_security_without_a_bar_is_valued_halted_at_its_last_close(bars: list[
         feed.quote(code)
     q = feed.quote_or_last(code)
     assert q.halted and q.price_fen == before[code].close and q.limit_down_fen is None
+
+
+def test_end_of_day_while_paused_defers_the_epoch(platform: Platform) -> None:
+    p = platform
+    fund_pool(p, 400_000_000, 100_000_000)
+    p.deposit(INVESTOR_JUNIOR, 1_000_000, "JUNIOR-0002")
+    p.subscribe(INVESTOR_JUNIOR, Tranche.JUNIOR, 1_000_000)
+    p.tick()
+    p.pause("drill")
+    out = p.end_of_day()  # the day still ends; the pool's epoch waits
+    assert out["executed"] == 0 and "epoch_deferred" in [e.kind for e in p.events]
+    assert [q["amount"] for q in p.holdings(INVESTOR_JUNIOR)["queued"]] == [1_000_000]
+    p.resume()
+    assert p.end_of_day()["executed"] == 1
+    check_invariants(p)

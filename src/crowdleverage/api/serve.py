@@ -6,7 +6,9 @@ crowdlev serve --config prod.toml       # a real setup: PostgreSQL, RPC chain (f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import threading
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import InvalidInput
 
 app = typer.Typer()
+log = logging.getLogger("crowdleverage.serve")
 
 
 class ReplayDriver(threading.Thread):
@@ -35,10 +38,20 @@ class ReplayDriver(threading.Thread):
 
         p = self.platform
         assert isinstance(p, Platform), "dev: driver needs a Platform"
+        failed = False
         while not self.stop.wait(self.pace_s):
             if p.replay_done:
                 return
-            p.tick()
+            if failed and p.paused_reason is not None:
+                continue  # fail closed until an operator resumes
+            try:
+                p.tick()
+                failed = False
+            except Exception as exc:  # keep the service up; the operator sees why
+                log.exception("replay tick failed")
+                failed = True
+                with contextlib.suppress(Exception):
+                    p.pause(f"replay tick failed: {exc}")
 
 
 @app.command()

@@ -768,13 +768,24 @@ class Platform:
             if self._day_open:
                 self.fin.close_day()
                 self._day_open = False
-            closed = self.fin.close_epoch()
+            if bool(self.chain.call(ENGINE, "paused")) or self.gateway.is_paused():
+                # the pool does not close an epoch while paused: interest keeps accruing on
+                # the engine's index and is distributed at the first close after the resume
+                closed: dict[str, Any] = {"interest": None, "executed": 0}
+                self._event("epoch_deferred", "epoch close deferred: the platform is paused")
+            else:
+                closed = self.fin.close_epoch()
             for uid in self.s.enrolled:
                 if int(self.chain.call(POOL, "claimable_fen", self.fin.address(uid))):
                     self.fin.collect(uid)
             self._settle_payouts()
             for t in Tranche:
-                self.s.nav_history[t.value].append((self.market.today.isoformat(), self.nav_e4(t)))
+                hist = self.s.nav_history[t.value]
+                point = (self.market.today.isoformat(), self.nav_e4(t))
+                if hist and hist[-1][0] == point[0]:
+                    hist[-1] = point  # one point per trade date (the demo's opening epoch)
+                else:
+                    hist.append(point)
             self._after()
             interest = closed["interest"] or {}
             out = {
