@@ -90,10 +90,10 @@ def seed(st: ApiState, *, trade: bool = True) -> DemoIds:
 
 
 def request_positions(
-    st: ApiState, account_id: int, equity_fen: int, *, offset: int, use_pm: int, n: int = 8
+    st: ApiState, account_id: int, equity_fen: int, *, offset: int, use_pm: int, n: int = 10
 ) -> int:
     """Request buys in up to `n` securities for `use_pm` ‰ of the financing the tier allows,
-    each at most 35% of the equity (the engine's concentration limit is 40%) at a limit 1%
+    each at most 38% of the equity (the engine's concentration limit is 40%) at a limit 1%
     above the price (within the band); the engine refuses what its pre-trade checks do not
     allow, which just ends that request. Returns the requests accepted."""
     p = st.platform
@@ -109,7 +109,7 @@ def request_positions(
         if q.halted or q.at_limit_up:
             continue
         limit = min(q.price_fen + q.price_fen // 100, q.limit_up_fen or q.price_fen)
-        qty = min(target // n, equity_fen * 35 // 100) // limit // LOT * LOT
+        qty = min(target // n, equity_fen * 38 // 100) // limit // LOT * LOT
         if qty < LOT:
             continue
         try:

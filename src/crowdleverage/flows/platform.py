@@ -58,6 +58,7 @@ from crowdleverage.domain.errors import (
     PlatformPaused,
     RuleViolation,
 )
+from crowdleverage.domain.money import format_yuan
 from crowdleverage.domain.security import Security
 from crowdleverage.flows.chain_financing import ENGINE, POOL, SHARE, AccountView, ChainFinancing
 from crowdleverage.flows.market import MarketFeed, Quote
@@ -740,13 +741,13 @@ class Platform:
             self._event("margin_warning", f"ratio {int(a['ratio_bps']) / 100:.1f}%", acc_id)
         elif name == "ToppedUp" and acc is not None:
             amount = int(a["amount_fen"])
-            self._event("auto_top_up", f"{amount} fen from reserve", acc_id)
+            self._event("auto_top_up", f"{format_yuan(amount)} 元 from reserve", acc_id)
             self._line(acc.owner_id, "auto_top_up", 0, account_id=acc_id, moved_fen=amount)
         elif name == "LiquidationStarted" and acc_id is not None:
             self._event("liquidation_started", f"ratio {int(a['ratio_bps']) / 100:.1f}%", acc_id)
         elif name == "LiquidationEnded" and acc_id is not None:
             short = int(a["shortfall_fen"])
-            self._event("liquidation_done", f"shortfall {short} fen", acc_id)
+            self._event("liquidation_done", f"shortfall {format_yuan(short)} 元", acc_id)
         elif name == "Executed" and owner is not None:
             tranche, kind = QUEUES[int(a["queue"])]
             if kind == "subscribe":
