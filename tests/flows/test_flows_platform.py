@@ -101,6 +101,8 @@ def check_invariants(p: Platform) -> None:
     assert rep["claims_fen"] == rep["pool_assets_fen"]
 
 
+# 30 s per database: SQLite only; the other flows below run on both
+@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 def test_crash_week_keeps_invariants_and_liquidates_below_the_line(platform: Platform) -> None:
     p = platform
     fund_pool(p, 800_000_000, 300_000_000)  # 8m + 3m 元
