@@ -205,6 +205,8 @@ def test_restart_resumes_from_chain_custody_and_the_saved_record(
     assert again.account_view(again.account(acc.id)) == view
     assert [(o.id, o.status, o.filled_qty) for o in again.orders_of(acc.id)] == orders
     assert again.wallet_fen(INVESTOR_SENIOR) == 5_000  # nothing lost: chain and custody agree
+    refs = [x.get("reference") for x in again.history[INVESTOR_SENIOR]]
+    assert "AFTER-SAVE-1" in refs  # the record is saved after every use case
     check_invariants(again)
     again.tick()  # the replay goes on from there
     assert again.day_open

@@ -18,8 +18,9 @@ them — a facade over the real parts, with no rule of its own:
 
 What lives here is only the platform's own record for people: margin-account numbers, orders
 and statement lines derived from the contracts' events, the event feed of the risk panel, the
-NAV history, and the proofs of liabilities. It is saved at every end of day (`flows_snapshot`)
-together with the event cursor, so a restarted service re-derives anything after it.
+NAV history, and the proofs of liabilities. It is saved after every use case and at every end
+of day (`flows_snapshot`) together with the event cursor, so a restarted service re-derives
+anything after it from the chain's events.
 """
 
 from __future__ import annotations
@@ -216,7 +217,6 @@ class Platform:
         self.events: deque[Event] = deque(maxlen=500)
         self.listeners: list[Callable[[Event], None]] = []
         self._event_seq = itertools.count(1)
-        self._requests: list[Request] = []
         self._by_address: dict[str, int] = {}
         self._day_open = False
         self._snap_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
@@ -307,11 +307,15 @@ class Platform:
         uid = self._by_address.get(address.lower())
         return investor_id(uid) if uid is not None else None
 
-    def _after(self) -> None:
-        """After every chain action: the custody mirror and the platform's record."""
+    def _after(self, *, save: bool = True) -> None:
+        """After every chain action: the custody mirror and the platform's record (saved after
+        each use case, so a crash loses no statement line; ticks re-derive theirs from the
+        chain's events after the saved cursor)."""
         self.mirror.sync()
         self._sync()
         self._snap_cache = None
+        if save:
+            self.save()
 
     # ------------------------------------------------------------------ 0. enrolment
 
@@ -337,6 +341,7 @@ class Platform:
             self.fin.register(user_id, CHAIN_ROLE[role], suitability)
             self.s.enrolled[user_id] = role
             self._by_address[self.fin.address(user_id).lower()] = user_id
+            self.save()
 
     def _enrolled(self, user_id: int) -> None:
         if user_id not in self.s.enrolled:
@@ -642,7 +647,7 @@ class Platform:
             else:
                 self.market.advance()
                 self.fin.step()
-            self._after()
+            self._after(save=False)
             return {"date": self.market.today.isoformat(), "step": self.market.step}
 
     @property
@@ -669,7 +674,7 @@ class Platform:
             if self._day_open:
                 self.fin.sync.sync()
                 self.fin.keeper.on_tick(self.fin.monitor.tick(), self.market.today.isoformat())
-            self._after()
+            self._after(save=False)
 
     def waiting_liquidations(self) -> list[dict[str, Any]]:
         """Liquidation sells that cannot fill now: sealed limit-down, halted, or T+1."""
@@ -787,7 +792,7 @@ class Platform:
                     hist[-1] = point  # one point per trade date (the demo's opening epoch)
                 else:
                     hist.append(point)
-            self._after()
+            self._after(save=False)  # saved below
             interest = closed["interest"] or {}
             out = {
                 "date": self.market.today.isoformat(),
