@@ -6,13 +6,11 @@ bench/gas.py."""
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from anvil_node import anvil as anvil_node
 from fin_system import CMB, DAY_S, MAIN, PAB, PINGAN, compiled, limit_down, limit_up
 from vyper.compiler.output import build_abi_output
 from web3 import Web3
@@ -20,7 +18,6 @@ from web3.contract import Contract
 
 from crowdleverage.chain.roles import Role
 
-EIP170_LIMIT_BYTES = 24_576
 ACTORS = (
     "admin", "compliance", "operator", "custodian", "broker", "keeper", "reporter1",
     "reporter2", "fee", "senior", "junior", "borrower", "borrower2", "outsider",
@@ -29,28 +26,9 @@ ACTORS = (
 
 @contextlib.contextmanager
 def anvil(anvil_bin: str) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [anvil_bin, "--host", "127.0.0.1", "--port", str(port), "--silent", "--accounts",
-         str(len(ACTORS)), "--code-size-limit", str(EIP170_LIMIT_BYTES)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("anvil did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    """An anvil node with one unlocked dev account per actor."""
+    with anvil_node(anvil_bin, "--accounts", str(len(ACTORS))) as url:
+        yield url
 
 
 @dataclass

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from fin_anvil import EIP170_LIMIT_BYTES, anvil, deploy_rpc_platform, fund
+from fin_anvil import anvil, deploy_rpc_platform, fund
 from fin_system import PAB, YUAN
+
+from crowdleverage.chain.artifacts import EIP170_LIMIT_BYTES
 
 pytestmark = pytest.mark.anvil
 

@@ -11,19 +11,24 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flows_world import (
+    BORROWER,
+    INVESTOR_JUNIOR,
+    INVESTOR_SENIOR,
+    MARKET,
+    START,
+    fund_pool,
+    lever_up,
+)
 
-from crowdleverage.config import SHIPPED_DATA, Settings
+from crowdleverage.config import Settings
 from crowdleverage.custody.db import make_engine
 from crowdleverage.domain import params as P
-from crowdleverage.domain.errors import ContractRevert, NotFound, PlatformPaused
+from crowdleverage.domain.errors import NotFound, PlatformPaused, ServiceUnavailable
 from crowdleverage.flows.market import MarketFeed
 from crowdleverage.flows.model import Tranche
 from crowdleverage.flows.platform import Platform
 from crowdleverage.market.bars import Bar, read_bars
-
-MARKET = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
-INVESTOR_SENIOR, INVESTOR_JUNIOR, BORROWER = 1, 2, 3
-START = dt.date(2015, 12, 30)
 
 
 @pytest.fixture(scope="module")
@@ -59,34 +64,6 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path, bars: list[Bar]) ->
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         admin.dispose()
-
-
-def fund_pool(p: Platform, senior_fen: int, junior_fen: int) -> None:
-    p.deposit(INVESTOR_SENIOR, senior_fen, "SENIOR-0001")
-    p.deposit(INVESTOR_JUNIOR, junior_fen, "JUNIOR-0001")
-    p.subscribe(INVESTOR_JUNIOR, Tranche.JUNIOR, junior_fen)
-    p.subscribe(INVESTOR_SENIOR, Tranche.SENIOR, senior_fen)
-    p.end_of_day()
-
-
-def lever_up(p: Platform, account_id: int, equity_fen: int, n: int = 10) -> None:
-    """Request buys of ~38% of the equity in `n` securities and tick until they filled."""
-    if not p.day_open:
-        p.tick()
-    placed = 0
-    for code in p.codes:
-        q = p.quote(code)
-        if placed == n or q.halted or q.at_limit_up:
-            continue
-        limit = min(q.price_fen + q.price_fen // 100, q.limit_up_fen or q.price_fen)
-        try:
-            p.buy(account_id, code, equity_fen * 38 // 100 // limit // 100 * 100, limit)
-        except ContractRevert:
-            continue
-        placed += 1
-    for _ in range(3):
-        p.tick()
-    assert placed and all(o.status == "filled" for o in p.orders_of(account_id))
 
 
 def check_invariants(p: Platform) -> None:
@@ -262,4 +239,24 @@ def test_end_of_day_while_paused_defers_the_epoch(platform: Platform) -> None:
     assert [q["amount"] for q in p.holdings(INVESTOR_JUNIOR)["queued"]] == [1_000_000]
     p.resume()
     assert p.end_of_day()["executed"] == 1
+    check_invariants(p)
+
+
+def test_a_deposit_that_custody_cannot_book_leaves_nothing_behind(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = platform
+    real = p.custody.import_statement
+
+    def down(data: bytes, source: str = "<camt.053>") -> object:
+        raise ServiceUnavailable("custody database unreachable")
+
+    monkeypatch.setattr(p.custody, "import_statement", down)
+    with pytest.raises(ServiceUnavailable):
+        p.deposit(INVESTOR_SENIOR, 7_000, "FLAKY-0001")
+    monkeypatch.setattr(p.custody, "import_statement", real)
+    assert p.wallet_fen(INVESTOR_SENIOR) == 0
+    p.deposit(INVESTOR_SENIOR, 7_000, "FLAKY-0001")  # the same reference books once now
+    p.deposit(INVESTOR_SENIOR, 1_000, "FLAKY-0002")  # the bank's statements still chain
+    assert p.wallet_fen(INVESTOR_SENIOR) == 8_000
     check_invariants(p)

@@ -7,63 +7,36 @@ deployment manifest and trading on."""
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from anvil_node import anvil
+from flows_world import (
+    BORROWER,
+    INVESTOR_JUNIOR,
+    INVESTOR_SENIOR,
+    MARKET,
+    START,
+    fund_pool,
+    lever_up,
+)
 
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.deploy import manifest_path, read_manifest
-from crowdleverage.config import SHIPPED_DATA, Settings
+from crowdleverage.config import Settings
 from crowdleverage.domain.errors import ConfigError, ContractRevert
 from crowdleverage.flows.market import MarketFeed
-from crowdleverage.flows.model import Tranche
 from crowdleverage.flows.platform import MarginAccount, Platform, replay_genesis_s
 from crowdleverage.market.bars import Bar, read_bars
 
 pytestmark = pytest.mark.anvil
 
-MARKET = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
-INVESTOR_SENIOR, INVESTOR_JUNIOR, BORROWER = 1, 2, 3
 USERS = (INVESTOR_SENIOR, INVESTOR_JUNIOR, BORROWER)
-START = dt.date(2015, 12, 30)
-EIP170_LIMIT_BYTES = 24_576
 ORDER_FIELDS = ("code", "side", "quantity", "limit_price_fen", "trade_date", "status",
                 "filled_qty", "filled_value_fen", "fees_fen")  # fmt: skip
 JWT_SECRET = "anvil-flows-test-secret-0123456789abcdef"
-
-
-@contextlib.contextmanager
-def anvil(anvil_bin: str, *extra: str) -> Iterator[str]:
-    """An anvil node on a free port of 127.0.0.1 (EIP-170 code size limit); yields its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [anvil_bin, "--host", "127.0.0.1", "--port", str(port), "--silent",
-         "--code-size-limit", str(EIP170_LIMIT_BYTES), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("anvil did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -88,34 +61,6 @@ def rpc_platform(data_dir: Path, url: str, bars: list[Bar]) -> Platform:
 
 def embedded_platform(data_dir: Path, bars: list[Bar]) -> Platform:
     return Platform(Settings(data_dir=data_dir), market=MarketFeed(bars, start=START))
-
-
-def fund_pool(p: Platform, senior_fen: int, junior_fen: int) -> None:
-    p.deposit(INVESTOR_SENIOR, senior_fen, "SENIOR-0001")
-    p.deposit(INVESTOR_JUNIOR, junior_fen, "JUNIOR-0001")
-    p.subscribe(INVESTOR_JUNIOR, Tranche.JUNIOR, junior_fen)
-    p.subscribe(INVESTOR_SENIOR, Tranche.SENIOR, senior_fen)
-    p.end_of_day()
-
-
-def lever_up(p: Platform, account_id: int, equity_fen: int, n: int) -> None:
-    """Request buys of ~38% of the equity in `n` securities and tick until they filled."""
-    if not p.day_open:
-        p.tick()
-    placed = 0
-    for code in p.codes:
-        q = p.quote(code)
-        if placed == n or q.halted or q.at_limit_up:
-            continue
-        limit = min(q.price_fen + q.price_fen // 100, q.limit_up_fen or q.price_fen)
-        try:
-            p.buy(account_id, code, equity_fen * 38 // 100 // limit // 100 * 100, limit)
-        except ContractRevert:
-            continue
-        placed += 1
-    for _ in range(3):
-        p.tick()
-    assert placed and all(o.status == "filled" for o in p.orders_of(account_id))
 
 
 def first_day(p: Platform) -> MarginAccount:

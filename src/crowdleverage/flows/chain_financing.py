@@ -40,6 +40,7 @@ from crowdleverage.market.replay import TradingDay, intraday_ticks
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
 from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import RiskMonitor
+from crowdleverage.risk.world import list_securities
 
 ENGINE = "MarginEngine"
 POOL = "TranchePool"
@@ -107,10 +108,7 @@ class ChainFinancing:
 
     def list_securities(self, codes: list[str]) -> None:
         """Operator: board haircuts of DESIGN.md §7 (sample stocks are non-ST, long listed)."""
-        for code in codes:
-            haircut = HAIRCUT_BPS[Security.parse(code).board]
-            self.chain.send(ENGINE, "set_security", code_to_chain(code), haircut, False, 0,
-                            actor="operator")  # fmt: skip
+        list_securities(self.chain, codes)
 
     def mint(self, user_id: int, amount_fen: int, ledger_transfer_id: int) -> None:
         """Custodian: the chain twin of a custody posting that credits the user."""

@@ -54,6 +54,7 @@ from crowdleverage.custody.types import new_id
 from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import (
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     PlatformPaused,
@@ -195,11 +196,8 @@ class Platform:
         self.reconciler = Reconciler(self.custody)
         self.reconciler.create_schema()
         self._bank_file = self.work_dir / "bank.json"
-        self.bank = (
-            SimulatedBank.load(self._bank_file)
-            if self._bank_file.exists()
-            else SimulatedBank(BANK_ACCOUNT)
-        )
+        self.bank = self._load_bank()
+        self._statement_booked = False
         self.market = market or MarketFeed.from_file(settings.market_data, start=market_start)
         self.codes = codes or default_universe(self.market)
         raw = chain if chain is not None else open_platform_chain(settings, self.market)
@@ -270,6 +268,7 @@ class Platform:
     def _event(self, kind: str, message: str, account_id: int | None = None) -> None:
         ev = Event(next(self._event_seq), _now_iso(), kind, account_id, message)
         self.events.append(ev)
+        self._snap_cache = None
         for fn in list(self.listeners):
             fn(ev)
 
@@ -313,14 +312,10 @@ class Platform:
         chain's events after the saved cursor)."""
         self.mirror.sync()
         self._sync()
-        self._snap_cache = None
         if save:
             self.save()
 
     # ------------------------------------------------------------------ 0. enrolment
-
-    def open_wallet(self, user_id: int) -> None:
-        """A new user: nothing on chain until compliance has approved them (`enroll`)."""
 
     def enroll(self, user_id: int, role: str, suitability: int = 4) -> None:
         """Compliance approved the user: a custody client account (virtual account, payout
@@ -370,19 +365,36 @@ class Platform:
                     bank_refs.insert(),
                     {"reference": bank_reference, "user_id": user_id, "amount_fen": amount_fen},
                 )
-            self.bank.receive_transfer(
-                amount_fen, payer_name=f"user {user_id}", payer_account=f"6217{user_id:015d}",
-                virtual_account=f"VA{user_id:08d}", remittance=bank_reference,
-                day=self.market.today,
-            )  # fmt: skip
-            self._import_statement()
+            try:
+                self.bank.receive_transfer(
+                    amount_fen, payer_name=f"user {user_id}",
+                    payer_account=f"6217{user_id:015d}", virtual_account=f"VA{user_id:08d}",
+                    remittance=bank_reference, day=self.market.today,
+                )  # fmt: skip
+                self._import_statement()
+            except Exception:
+                if not self._statement_booked:  # nothing reached custody: undo ours
+                    self.bank = self._load_bank()
+                    with self.engine.begin() as conn:
+                        conn.execute(
+                            bank_refs.delete().where(bank_refs.c.reference == bank_reference)
+                        )
+                raise
             self._line(user_id, "deposit", amount_fen, reference=bank_reference)
             self._after()
             return {"user_id": user_id, "wallet_fen": self.wallet_fen(user_id)}
 
+    def _load_bank(self) -> SimulatedBank:
+        """The simulated custodian bank as last saved (a new one on first start)."""
+        if self._bank_file.exists():
+            return SimulatedBank.load(self._bank_file)
+        return SimulatedBank(BANK_ACCOUNT)
+
     def _import_statement(self) -> None:
         at = dt.datetime.combine(self.market.today, dt.time(17, 0), tzinfo=SHANGHAI)
+        self._statement_booked = False
         report = self.custody.import_statement(self.bank.close_statement(at=at))
+        self._statement_booked = True
         self.bank.save(self._bank_file)
         stats = self.bridge.process()
         if report.suspense_fen or stats.failed:
@@ -475,8 +487,6 @@ class Platform:
     def open_margin_account(
         self, owner_id: int, tier: int, granted_tier: int | None
     ) -> MarginAccount:
-        from crowdleverage.domain.errors import Forbidden
-
         if tier not in P.TIERS:
             raise InvalidInput(f"tier must be one of {sorted(P.TIERS)}, got {tier}")
         if granted_tier is None:
@@ -667,14 +677,6 @@ class Platform:
         self.fin.step()
         self._day_open = True
         self.s.market_day = day.date.isoformat()
-
-    def monitor(self) -> None:
-        """The keeper's pass at the current prices (also run at every tick)."""
-        with self.lock:
-            if self._day_open:
-                self.fin.sync.sync()
-                self.fin.keeper.on_tick(self.fin.monitor.tick(), self.market.today.isoformat())
-            self._after(save=False)
 
     def waiting_liquidations(self) -> list[dict[str, Any]]:
         """Liquidation sells that cannot fill now: sealed limit-down, halted, or T+1."""
@@ -871,7 +873,6 @@ class Platform:
                 self.chain.send(ENGINE, "pause", actor="operator")
             self.s.paused_reason = reason
             self._event("paused", reason)
-            self._snap_cache = None
 
     def resume(self) -> None:
         """Operator: resume; refused while CashToken is paused by a break that a clean
@@ -884,7 +885,6 @@ class Platform:
                 self.chain.send(ENGINE, "unpause", actor="operator")
             self.s.paused_reason = None
             self._event("resumed", "platform resumed")
-            self._snap_cache = None
 
     # ------------------------------------------------------------- proofs, figures
 
@@ -963,7 +963,7 @@ class Platform:
     def risk_snapshot(self) -> dict[str, Any]:
         """The operator's risk panel, read from the chain (cached per block and event)."""
         with self.lock:
-            key = (self.chain.block_number(), self.market.step, len(self.events))
+            key = (self.chain.block_number(), self.market.day_index, self.market.step)
             if self._snap_cache is not None and self._snap_cache[0] == key:
                 return {**self._snap_cache[1], "at_s": int(time.time())}
             snap = self._risk_snapshot()

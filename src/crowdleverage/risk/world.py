@@ -64,6 +64,14 @@ def register(chain: ChainPort, actor: str, roles: Role, suitability: int = 4) ->
     )  # fmt: skip
 
 
+def list_securities(chain: ChainPort, codes: list[str]) -> None:
+    """Operator: board haircuts (DESIGN.md §7); every sample stock is non-ST and long listed."""
+    for code in codes:
+        haircut = HAIRCUT_BPS[Security.parse(code).board]
+        chain.send(ENGINE, "set_security", code_to_chain(code), haircut, False, 0,
+                   actor="operator")  # fmt: skip
+
+
 @dataclass
 class World:
     chain: ChainPort  # with the financing contracts (`open_financing_chain`)
@@ -79,11 +87,7 @@ class World:
         )  # fmt: skip
 
     def list_securities(self, codes: list[str]) -> None:
-        """Board haircuts (DESIGN.md §7); every sample stock is non-ST and long listed."""
-        for code in codes:
-            haircut = HAIRCUT_BPS[Security.parse(code).board]
-            self.chain.send(ENGINE, "set_security", code_to_chain(code), haircut, False, 0,
-                            actor="operator")  # fmt: skip
+        list_securities(self.chain, codes)
 
     def invest(self, investor: str, senior: bool, amount_fen: int) -> None:
         register(self.chain, investor, Role.INVESTOR)

@@ -41,7 +41,6 @@ def register(body: S.RegisterIn, st: ApiState = Depends(state)) -> S.UserOut:
     """Self-registration of an investor or a borrower; KYC is pending until compliance
     approves it."""
     user = st.users.create(body.username, body.password, Role(body.role), body.display_name)
-    st.platform.open_wallet(user.id)
     return user_out(user)
 
 
@@ -57,7 +56,6 @@ def create_user(
     st: ApiState = Depends(state),
 ) -> S.UserOut:
     user = st.users.create(body.username, body.password, body.role, body.display_name)
-    st.platform.open_wallet(user.id)
     st.audit.append(actor.username, "user_created", {"user_id": user.id, "role": user.role})
     return user_out(user)
 
