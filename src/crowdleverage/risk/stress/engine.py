@@ -1,0 +1,415 @@
+"""The platform's margin policy on a simulated market, vectorised over paths × accounts.
+
+Each account holds K positions (indices into its path's universe of S securities). Every day:
+interest accrues; the regime indicator updates (share of the universe sealed or halted, index
+drawdown, with hysteresis); below the warning line a reserve tops up back to the initial ratio;
+below the liquidation line the account is liquidated — partially back to a target ratio, or in
+full while the market is stressed (`full_close`) — selling only sellable positions (not halted,
+not sealed at limit-down), within a daily capacity per security (a share of its average
+volume), at a price lowered by the platform's own sales (square-root impact). Sales move
+prices, which can push further accounts below the line: the day repeats in rounds (cascade).
+An account with debt left and nothing left to sell defaults: its reserve pays first, the rest
+is a deficit. At the horizon, open positions are valued conservatively (a sealed stock one
+more limit-down lower, a halted one at the halted haircut) and any shortfall is a deficit.
+
+Losses then go down the waterfall (DESIGN §6): borrower margin → borrower reserve →
+liquidation penalties → insurance fund → junior tranche → senior tranche.
+
+Floats throughout: this is analytics, not accounting (the chain re-checks before acting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from crowdleverage.domain.params import BPS
+from crowdleverage.domain.security import Board
+from crowdleverage.risk.stress.market import Market
+from crowdleverage.risk.stress.policy import Book, MarginPolicy
+
+TRADING_DAYS = 252
+MAX_ROUNDS = 4  # cascade rounds per day
+CAPACITY_SHARE = 0.10  # the platform sells at most 10% of a stock's average daily amount a day
+LAYERS = ("borrower_margin", "borrower_reserve", "penalty", "insurance", "junior", "senior")
+
+
+@dataclass(frozen=True)
+class PolicyArrays:
+    """The policy as arrays indexed by tier (index 0 unused)."""
+
+    leverage: np.ndarray
+    initial: np.ndarray
+    warning: np.ndarray
+    liquidation: np.ndarray
+    apr: np.ndarray
+    board_haircut: dict[Board, float]
+    halted_haircut: float
+    penalty: float
+    premium: float
+    stress_line_add: float
+    stress_haircut_mult: float
+    stress_target_add: float
+    stress_full_close: bool
+    always_full_close: bool
+    use_reserve: bool
+    on_share: float
+    off_share: float
+    on_dd: float
+    off_dd: float
+    dd_days: int
+
+    @classmethod
+    def of(cls, p: MarginPolicy, *, umbrella: bool = False) -> PolicyArrays:
+        def col(name: str) -> np.ndarray:
+            return np.array([0.0] + [getattr(p.tiers[t], name) for t in (1, 2, 3)], dtype=float)
+
+        lev = col("max_leverage")
+        if umbrella:
+            # an umbrella trust at the same leverage: stop (close all) at NAV 0.90 of the start,
+            # market value without haircuts, no reserve, nothing sold while sealed or halted
+            stop = 0.9 * (lev + 1) / np.where(lev > 0, lev, 1)
+            return cls(
+                leverage=lev, initial=(lev + 1) / np.where(lev > 0, lev, 1), warning=stop,
+                liquidation=stop, apr=col("rate_apr_bps") / BPS,
+                board_haircut={b: 1.0 for b in Board}, halted_haircut=1.0, penalty=0.0,
+                premium=0.0, stress_line_add=0.0, stress_haircut_mult=1.0,
+                stress_target_add=0.0, stress_full_close=True, always_full_close=True,
+                use_reserve=False, on_share=2.0, off_share=2.0, on_dd=2.0, off_dd=2.0, dd_days=1,
+            )  # fmt: skip
+        s, r = p.stressed, p.regime
+        return cls(
+            leverage=lev,
+            initial=col("initial_ratio_bps") / BPS,
+            warning=col("warning_ratio_bps") / BPS,
+            liquidation=col("liquidation_ratio_bps") / BPS,
+            apr=col("rate_apr_bps") / BPS,
+            board_haircut={b: v / BPS for b, v in p.haircut_bps.items()},
+            halted_haircut=p.halted_haircut_bps / BPS,
+            penalty=p.liquidation_penalty_bps / BPS,
+            premium=p.insurance_premium_bps / BPS,
+            stress_line_add=s.line_add_bps / BPS,
+            stress_haircut_mult=s.haircut_mult_bps / BPS,
+            stress_target_add=s.target_add_bps / BPS,
+            stress_full_close=s.full_close,
+            always_full_close=False,
+            use_reserve=True,
+            on_share=r.on_share_bps / BPS,
+            off_share=r.off_share_bps / BPS,
+            on_dd=r.on_drawdown_bps / BPS,
+            off_dd=r.off_drawdown_bps / BPS,
+            dd_days=r.drawdown_days,
+        )
+
+
+@dataclass(frozen=True)
+class BookArrays:
+    """One book: K positions per account into a universe of S securities (shared by paths)."""
+
+    tier: np.ndarray  # (A,) 1..3
+    idx: np.ndarray  # (A, K)
+    weight: np.ndarray  # (A, K), rows sum to 1, each ≤ 0.4
+    margin_w: np.ndarray  # (A,) relative margin size (scaled per path to the utilisation)
+    reserve_frac: np.ndarray  # (A,) reserve / margin
+    n_securities: int
+
+
+def make_book(book: Book, n_securities: int, rng: np.random.Generator) -> BookArrays:
+    A, K = book.accounts, min(book.positions_per_account, n_securities)
+    mix = np.array(book.tier_mix_bps, dtype=float) / BPS
+    tier = rng.choice(np.array([1, 2, 3]), size=A, p=mix)
+    pop = 1.0 / np.arange(1, n_securities + 1) ** 0.5
+    pop /= pop.sum()
+    idx = np.stack([rng.choice(n_securities, size=K, replace=False, p=pop) for _ in range(A)])
+    w = rng.dirichlet(np.full(K, 4.0), size=A)
+    cap = max(0.4, 1.0 / K)
+    for _ in range(8):  # water-fill the 40% concentration limit
+        w = np.minimum(w, cap)
+        w = w / w.sum(axis=1, keepdims=True)
+    margin_w = rng.lognormal(0.0, 0.8, size=A)
+    has_res = rng.random(A) < book.reserve_share_bps / BPS
+    reserve_frac = np.where(has_res, book.reserve_bps_of_margin / BPS, 0.0)
+    return BookArrays(tier, idx, w, margin_w, reserve_frac, n_securities)
+
+
+@dataclass
+class ChunkResult:
+    """Per path: yuan absorbed by each layer; capital of each layer; tier loss shares and a
+    histogram (0.1% bins) of account loss % per tier; counters."""
+
+    layer_loss: dict[str, np.ndarray]  # (P,) yuan
+    layer_capital: dict[str, np.ndarray]  # (P,) yuan
+    tier_loss: np.ndarray  # (P, 4): Σ loss / Σ deposits per tier
+    tier_hist: np.ndarray  # (4, 1001) counts of account loss % (0.1% steps)
+    deficit: np.ndarray  # (P,)
+    insurance_exhausted: np.ndarray  # (P,) bool
+    liquidations: np.ndarray  # (P,) accounts that entered liquidation
+    stressed_days: np.ndarray  # (P,)
+    sealed_share: np.ndarray  # (P, T) share of the universe sealed at limit-down
+
+
+def _haircuts(mkt: Market, boards: np.ndarray, pol: PolicyArrays, stressed: np.ndarray):
+    h = boards * np.where(stressed, pol.stress_haircut_mult, 1.0)[:, None]
+    return np.where(mkt.halted, np.minimum(pol.halted_haircut, h), h)
+
+
+def _dot(q: np.ndarray, price: np.ndarray, idx_k: list[np.ndarray]) -> np.ndarray:
+    """Σ_k q[k] · price[:, idx[:, k]] → (P, A); q is laid out (K, P, A)."""
+    out = q[0] * price.take(idx_k[0], axis=1)
+    for k in range(1, len(idx_k)):
+        out += q[k] * price.take(idx_k[k], axis=1)
+    return out
+
+
+def _ratio(C: np.ndarray, V: np.ndarray, D: np.ndarray) -> np.ndarray:
+    has_debt = D > 1e-12
+    return np.where(has_debt, (C + V) / np.where(has_debt, D, 1.0), np.inf)
+
+
+def simulate(
+    book: BookArrays,
+    pol: PolicyArrays,
+    mkt: Market,
+    boards: np.ndarray,  # (P, S) board haircut of each path's securities (normal regime)
+    horizon: int,
+    loans_yuan: float,
+    pool_yuan: float,
+    junior_ratio: float,
+    insurance_seed_yuan: float,
+) -> ChunkResult:
+    P, A = mkt.P, book.tier.size
+    tier, idx = book.tier, book.idx
+    idx_k = [np.ascontiguousarray(idx[:, k]) for k in range(idx.shape[1])]
+    lev, init = pol.leverage[tier], pol.initial[tier]
+    # opening: each account at its tier's initial ratio on haircut value, total debt = loans
+    hbar = (book.weight[None] * boards[:, idx]).sum(-1)  # (P, A)
+    debt_per_margin = hbar / np.maximum(init[None] - hbar, 1e-9)
+    debt_per_margin = np.minimum(debt_per_margin, lev[None])
+    scale = loans_yuan / (debt_per_margin * book.margin_w[None]).sum(1)  # yuan per unit margin
+    M = book.margin_w[None] * np.ones((P, 1))  # in units; × scale → yuan
+    D = debt_per_margin * M
+    R = book.reserve_frac[None] * M if pol.use_reserve else np.zeros((P, A))
+    R0 = R.copy()
+    C = np.zeros((P, A))
+    q = np.ascontiguousarray(np.moveaxis(book.weight[None] * (M + D)[..., None], -1, 0))
+    daily = pol.apr[tier][None] / TRADING_DAYS
+    init_pa = init[None]
+    stressed = np.zeros(P, dtype=bool)
+    liq = np.zeros((P, A), dtype=bool)
+    full = np.zeros((P, A), dtype=bool)
+    ever_liq = np.zeros((P, A), dtype=bool)
+    deficit = np.zeros((P, A))
+    penalty = np.zeros(P)
+    interest = np.zeros(P)
+    stressed_days = np.zeros(P)
+    levels = np.ones((P, pol.dd_days + 1))
+    sealed_share = np.zeros((P, horizon))
+
+    for t in range(horizon):
+        mkt.step(t)
+        accr = D * daily
+        D += accr
+        interest += accr.sum(1)
+        # regime indicator with hysteresis
+        share = (mkt.sealed | mkt.halted).mean(1)
+        sealed_share[:, t] = mkt.sealed.mean(1)
+        levels = np.concatenate([levels[:, 1:], mkt.index_level[:, None]], axis=1)
+        dd = 1.0 - levels[:, -1] / levels.max(1)
+        on = (share >= pol.on_share) | (dd >= pol.on_dd)
+        calm = (share < pol.off_share) & (dd < pol.off_dd)
+        stressed = np.where(stressed, ~calm, on)
+        stressed_days += stressed
+        h = _haircuts(mkt, boards, pol, stressed)
+        add = np.where(stressed, pol.stress_line_add, 0.0)[:, None]
+        warn_line = pol.warning[tier][None] + add
+        liq_line = pol.liquidation[tier][None] + add
+        target = init_pa + np.where(stressed, pol.stress_target_add, 0.0)[:, None]
+        # top-up from the reserve back to the initial ratio
+        if pol.use_reserve:
+            V = _dot(q, mkt.X * h, idx_k)
+            ratio = _ratio(C, V, D)
+            need = np.where((ratio < warn_line) & (R > 0) & ~liq, D - (C + V) / init_pa, 0.0)
+            x = np.clip(np.minimum(need, R), 0.0, None)
+            D -= x
+            R -= x
+        cap_left = CAPACITY_SHARE * mkt.adv / scale[:, None]  # in book units
+        for _ in range(MAX_ROUNDS):
+            V = _dot(q, mkt.X * h, idx_k)
+            ratio = _ratio(C, V, D)
+            new = (ratio < liq_line) & (D > 1e-12) & ~liq
+            liq |= new
+            ever_liq |= new
+            if pol.always_full_close:
+                full |= new
+            elif pol.stress_full_close:
+                full |= new & stressed[:, None]
+            pp, aa = np.nonzero(liq)
+            if pp.size == 0 or not _liquidation_round(
+                pp, aa, q, C, D, full, target, V, mkt, h, idx, pol, cap_left, scale, penalty
+            ):
+                break
+        # close the liquidations that are done
+        ratio = _ratio(C, _dot(q, mkt.X * h, idx_k), D)
+        has_debt = D > 1e-12
+        done = ~has_debt | (~full & (ratio >= target))
+        liq &= ~done
+        full &= ~done
+        # default: debt left, nothing left to sell
+        dflt = has_debt & (_dot(q, mkt.X, idx_k) <= 1e-12)
+        if dflt.any():
+            use = np.where(dflt, np.minimum(R, D), 0.0)
+            R -= use
+            D -= use
+            deficit += np.where(dflt, D, 0.0)
+            D[dflt] = 0.0
+            liq &= ~dflt
+            full &= ~dflt
+
+    # horizon: conservative value of what is left (open liquidations included)
+    cons = np.where(mkt.sealed, mkt.X * (1.0 - mkt.limit), mkt.X)
+    cons = np.where(mkt.halted, mkt.X * pol.halted_haircut, cons)
+    assets = C + R + _dot(q, cons, idx_k)
+    deficit += np.maximum(D - assets, 0.0)
+    equity = np.maximum(assets - D, 0.0)
+    return _waterfall(
+        book, M, R0, equity, deficit, penalty, interest, ever_liq, stressed_days, sealed_share,
+        scale, pool_yuan, junior_ratio, insurance_seed_yuan, pol,
+    )  # fmt: skip
+
+
+def _liquidation_round(
+    pp: np.ndarray,
+    aa: np.ndarray,
+    q: np.ndarray,
+    C: np.ndarray,
+    D: np.ndarray,
+    full: np.ndarray,
+    target: np.ndarray,
+    V: np.ndarray,
+    mkt: Market,
+    h: np.ndarray,
+    idx: np.ndarray,
+    pol: PolicyArrays,
+    cap_left: np.ndarray,
+    scale: np.ndarray,
+    penalty: np.ndarray,
+) -> bool:
+    """One round of forced sales by the accounts (pp, aa) in liquidation; updates in place.
+    Returns False when nothing could be offered (all sealed, halted or sold)."""
+    S = mkt.S
+    sec = idx[aa]  # (n, K)
+    qn = q[:, pp, aa].T  # (n, K)
+    pcol = pp[:, None]
+    Xk = mkt.X[pcol, sec]
+    sellk = ~(mkt.halted[pcol, sec] | mkt.sealed[pcol, sec])
+    hk = h[pcol, sec]
+    mvk = qn * Xk
+    smv = (mvk * sellk).sum(1)
+    sv = (mvk * hk * sellk).sum(1)
+    Cn, Dn, Tn = C[pp, aa], D[pp, aa], target[pp, aa]
+    hs = np.where(smv > 0, sv / np.where(smv > 0, smv, 1.0), 1.0)
+    denom = np.maximum(Tn * (1.0 - pol.penalty) - hs, 1e-6)
+    y = np.clip((Tn * Dn - (Cn + V[pp, aa])) / denom, 0.0, None)
+    y = np.where(full[pp, aa], smv, np.minimum(y * 1.0001, smv))
+    phi = np.where(smv > 0, y / np.where(smv > 0, smv, 1.0), 0.0)  # (n,)
+    order = mvk * sellk * phi[:, None]  # (n, K)
+    flat = (pcol * S + sec).ravel()
+    offer = np.bincount(flat, weights=order.ravel(), minlength=mkt.P * S).reshape(mkt.P, S)
+    if not (offer > 1e-12).any():
+        return False
+    F = np.where(offer > 0, np.minimum(1.0, cap_left / np.where(offer > 0, offer, 1.0)), 0.0)
+    if not (offer * F > 1e-12).any():
+        return False  # everything offered waits behind seals, halts or exhausted capacity
+    cap_left -= offer * F
+    fill = mkt.impact(offer * F, scale)  # also moves the prices (cascade)
+    frac_k = phi[:, None] * sellk * F[pcol, sec]  # share of each position sold
+    gross = (mvk * frac_k * fill[pcol, sec]).sum(1)
+    q[:, pp, aa] = (qn * (1.0 - frac_k)).T
+    pen = pol.penalty * gross
+    penalty += np.bincount(pp, weights=pen, minlength=mkt.P)
+    cash = Cn + gross - pen
+    pay = np.minimum(Dn, cash)
+    D[pp, aa] = Dn - pay
+    C[pp, aa] = cash - pay
+    return True
+
+
+def allocate_deficit(
+    deficit: np.ndarray, penalty: np.ndarray, insurance: np.ndarray, junior: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The part of the deficit (what borrowers' margin and reserve could not cover) that each
+    layer absorbs, in order: liquidation penalties → insurance fund → junior → senior (the
+    senior takes whatever is left: it is recorded, never hidden)."""
+    rest = np.asarray(deficit, dtype=float)
+    out: dict[str, np.ndarray] = {}
+    for name, cap in (("penalty", penalty), ("insurance", insurance), ("junior", junior)):
+        a = np.minimum(rest, cap)
+        out[name] = a
+        rest = rest - a
+    out["senior"] = rest
+    return out
+
+
+def _waterfall(
+    book: BookArrays,
+    M: np.ndarray,
+    R0: np.ndarray,
+    equity: np.ndarray,
+    deficit: np.ndarray,
+    penalty: np.ndarray,
+    interest: np.ndarray,
+    ever_liq: np.ndarray,
+    stressed_days: np.ndarray,
+    sealed_share: np.ndarray,
+    scale: np.ndarray,
+    pool_yuan: float,
+    junior_ratio: float,
+    insurance_seed_yuan: float,
+    pol: PolicyArrays,
+) -> ChunkResult:
+    P = M.shape[0]
+    deposits = M + R0
+    loss = np.clip(deposits - equity, 0.0, None)
+    margin_loss = np.minimum(loss, M)
+    reserve_loss = loss - margin_loss
+    tier = book.tier
+    tier_loss = np.zeros((P, 4))
+    hist = np.zeros((4, 1001))
+    pct = np.clip(np.round(1000 * loss / deposits), 0, 1000).astype(np.int64)
+    for t in (1, 2, 3):
+        m = tier == t
+        if m.any():
+            tier_loss[:, t] = loss[:, m].sum(1) / deposits[:, m].sum(1)
+            hist[t] = np.bincount(pct[:, m].ravel(), minlength=1001)
+    d_total = deficit.sum(1) * scale
+    pen = penalty * scale
+    fund = insurance_seed_yuan + pol.premium * interest * scale
+    junior = junior_ratio * pool_yuan
+    senior = pool_yuan - junior
+    absorbed = allocate_deficit(d_total, pen, fund, junior * np.ones(P))
+    layer_loss = {
+        "borrower_margin": margin_loss.sum(1) * scale,
+        "borrower_reserve": reserve_loss.sum(1) * scale,
+        **absorbed,
+    }
+    ones = np.ones(P)
+    layer_capital = {
+        "borrower_margin": M.sum(1) * scale,
+        "borrower_reserve": R0.sum(1) * scale,
+        "penalty": np.maximum(pen, 1e-9),
+        "insurance": fund,
+        "junior": junior * ones,
+        "senior": senior * ones,
+    }
+    return ChunkResult(
+        layer_loss=layer_loss,
+        layer_capital=layer_capital,
+        tier_loss=tier_loss,
+        tier_hist=hist,
+        deficit=d_total,
+        insurance_exhausted=d_total > pen + fund + 1e-6,
+        liquidations=ever_liq.sum(1),
+        stressed_days=stressed_days,
+        sealed_share=sealed_share,
+    )

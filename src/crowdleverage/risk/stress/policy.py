@@ -1,0 +1,178 @@
+"""What a stress run simulates: the platform's margin policy (DESIGN.md §7, §11) and the book.
+
+`MarginPolicy` holds the parameters that the calibration searches, in the units and with the
+names of `domain/params.py` (ratios in bps), plus the stressed-regime settings and the regime
+indicator's thresholds. `Book` says how large the pool is and how it is lent. Both read and
+write the platform's parameter format: a TOML file whose keys are params.py's field names in
+lower case (`[tiers.3]` rows of `LeverageTier`, `[haircut_bps]` by board, scalars), with a
+`[stressed_regime]` table and a `[regime]` table for the indicator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crowdleverage.domain import params as P
+from crowdleverage.domain.errors import InvalidInput
+from crowdleverage.domain.params import BPS, LeverageTier
+from crowdleverage.domain.security import Board
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StressedRegime:
+    """What changes while the market is stressed (DESIGN §11)."""
+
+    line_add_bps: int = 500  # warning and liquidation lines rise by this much
+    haircut_mult_bps: int = 9_000  # haircuts are multiplied by this (90% → 100% becomes 90%)
+    target_add_bps: int = 1_000  # liquidation de-levers to initial ratio + this
+    full_close: bool = True  # below the line, close the account in full
+    no_new_financing: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RegimeThresholds:
+    """The stress indicator: share of the market sealed/locked at limit-down or halted, and
+    the index drawdown over the last `drawdown_days` days, with hysteresis (on at the `on_`
+    levels, off only when both are back below the `off_` levels)."""
+
+    on_share_bps: int = 2_000
+    off_share_bps: int = 1_000
+    on_drawdown_bps: int = 700
+    off_drawdown_bps: int = 300
+    drawdown_days: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class MarginPolicy:
+    tiers: dict[int, LeverageTier] = field(default_factory=lambda: dict(P.TIERS))
+    haircut_bps: dict[Board, int] = field(default_factory=lambda: dict(P.HAIRCUT_BPS))
+    halted_haircut_bps: int = P.HALTED_HAIRCUT_BPS
+    liquidation_penalty_bps: int = P.LIQUIDATION_PENALTY_BPS
+    insurance_premium_bps: int = P.INSURANCE_PREMIUM_BPS
+    platform_fee_bps: int = P.PLATFORM_FEE_BPS
+    senior_target_apr_bps: int = P.SENIOR_TARGET_APR_BPS
+    min_junior_ratio_bps: int = P.MIN_JUNIOR_RATIO_BPS
+    max_utilisation_bps: int = P.MAX_UTILISATION_BPS
+    stressed: StressedRegime = StressedRegime()
+    regime: RegimeThresholds = RegimeThresholds()
+
+    def __post_init__(self) -> None:
+        for t in self.tiers.values():
+            if not (t.initial_ratio_bps >= t.warning_ratio_bps >= t.liquidation_ratio_bps > BPS):
+                raise InvalidInput(
+                    f"tier {t.tier}: need initial ≥ warning ≥ liquidation > 100%",
+                    tier=t.tier,
+                )
+        for board, h in self.haircut_bps.items():
+            if not 0 <= h <= BPS:
+                raise InvalidInput(f"haircut for {board} must be within 0..10000 bps")
+        if not 0 < self.min_junior_ratio_bps < BPS:
+            raise InvalidInput("min_junior_ratio_bps must be within 1..9999")
+
+    def replace(self, **changes: Any) -> MarginPolicy:
+        return dataclasses.replace(self, **changes)
+
+    # ── the platform's parameter format ─────────────────────────────────────────────
+    def to_toml_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "tiers": {
+                str(k): {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
+                for k, t in sorted(self.tiers.items())
+            },
+            "haircut_bps": {b.value: v for b, v in self.haircut_bps.items()},
+            "halted_haircut_bps": self.halted_haircut_bps,
+            "liquidation_penalty_bps": self.liquidation_penalty_bps,
+            "insurance_premium_bps": self.insurance_premium_bps,
+            "platform_fee_bps": self.platform_fee_bps,
+            "senior_target_apr_bps": self.senior_target_apr_bps,
+            "min_junior_ratio_bps": self.min_junior_ratio_bps,
+            "max_utilisation_bps": self.max_utilisation_bps,
+            "stressed_regime": dataclasses.asdict(self.stressed),
+            "regime": dataclasses.asdict(self.regime),
+        }
+
+    @classmethod
+    def from_toml_dict(cls, d: dict[str, Any]) -> MarginPolicy:
+        try:
+            if d.get("format_version") != FORMAT_VERSION:
+                raise InvalidInput(f"format_version must be {FORMAT_VERSION}")
+            tiers = {
+                int(k): LeverageTier(**{**v, "tier": int(v.get("tier", k))})
+                for k, v in d["tiers"].items()
+            }
+            haircuts = {Board(k): int(v) for k, v in d["haircut_bps"].items()}
+            scalars = {
+                k: int(d[k])
+                for k in (
+                    "halted_haircut_bps",
+                    "liquidation_penalty_bps",
+                    "insurance_premium_bps",
+                    "platform_fee_bps",
+                    "senior_target_apr_bps",
+                    "min_junior_ratio_bps",
+                    "max_utilisation_bps",
+                )
+            }
+            return cls(
+                tiers=tiers,
+                haircut_bps=haircuts,
+                stressed=StressedRegime(**d["stressed_regime"]),
+                regime=RegimeThresholds(**d["regime"]),
+                **scalars,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"parameter file is not in the platform's format: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    """The lent book a run stresses: every tier borrows at its maximum leverage."""
+
+    pool_fen: int = 500_000_000_00  # senior + junior
+    utilisation_bps: int = 7_000
+    insurance_seed_bps: int = 100  # of the pool
+    accounts: int = 1_000
+    tier_mix_bps: tuple[int, int, int] = (3_000, 4_000, 3_000)
+    positions_per_account: int = 4
+    reserve_share_bps: int = 3_000  # accounts with a top-up reserve
+    reserve_bps_of_margin: int = 2_000  # its size relative to the margin
+    horizon_days: int = 60
+
+    def __post_init__(self) -> None:
+        if self.pool_fen <= 0 or self.accounts < 1 or self.positions_per_account < 1:
+            raise InvalidInput("book: pool, accounts and positions must be positive")
+        if not 0 < self.utilisation_bps <= BPS:
+            raise InvalidInput("book: utilisation must be within 1..10000 bps")
+        if sum(self.tier_mix_bps) != BPS:
+            raise InvalidInput("book: the tier mix must add up to 10000 bps")
+        if self.horizon_days < 1:
+            raise InvalidInput("book: horizon must be at least one day")
+
+
+def write_params_toml(policy: MarginPolicy, path: Path, comment: str = "") -> Path:
+    """Write the policy in the platform's parameter format (atomically)."""
+    import tomli_w
+
+    text = tomli_w.dumps(policy.to_toml_dict())
+    head = "".join(f"# {line}\n" for line in comment.splitlines())
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(head + text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_params_toml(path: Path) -> MarginPolicy:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"parameter file {path} not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"parameter file {path} is not TOML: {exc}") from exc
+    return MarginPolicy.from_toml_dict(data)
