@@ -208,8 +208,14 @@ def merge(results: Sequence[ChunkResult]) -> dict[str, Any]:
         layers[name] = {**_tail(frac), "loss_yuan_mean": float(loss.mean())}
     tier_loss = cat([r.tier_loss for r in results])
     hist = np.sum([r.tier_hist for r in results], axis=0)
+    coarse = hist[:, :1000].reshape(4, 100, 10).sum(-1)  # 1% bins; 100% in the last
+    coarse[:, -1] += hist[:, 1000]
     tiers = {
-        str(t): {**_tail(tier_loss[:, t]), "median_account_loss": _hist_median(hist[t])}
+        str(t): {
+            **_tail(tier_loss[:, t]),
+            "median_account_loss": _hist_median(hist[t]),
+            "account_loss_hist_1pct": [int(c) for c in coarse[t]],
+        }
         for t in (1, 2, 3)
     }
     senior = cat([r.layer_loss["senior"] for r in results])

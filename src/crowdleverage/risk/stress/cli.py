@@ -1,0 +1,149 @@
+"""`crowdlev stress run|report|calibrate`: stress tests of the margin policy (DESIGN §11)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from crowdleverage.cliutil import emit_json, typed_errors
+from crowdleverage.config import load_settings
+from crowdleverage.domain.errors import InvalidInput
+from crowdleverage.market.calendar import parse_date
+from crowdleverage.risk.stress.policy import Book, MarginPolicy, load_params_toml
+from crowdleverage.risk.stress.report import HEADER, scenario_rows, write_html, write_pdf
+from crowdleverage.risk.stress.scenarios import SCENARIOS, RunOptions
+from crowdleverage.risk.stress.suite import (
+    REDUCED,
+    REDUCED_BOOK,
+    latest_result,
+    run_suite,
+    store_result,
+)
+
+app = typer.Typer(help="Stress tests: historical scenarios, Monte Carlo, calibration, reports.")
+
+
+def render(result: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"Stress {result['suite']} {result['date']} ({result['params_hash']})")
+    for h in HEADER:
+        table.add_column(h, justify="right")
+    for row in scenario_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    for name, t in result["targets"].items():
+        mark = "✓" if t["ok"] else "✗"
+        console.print(f"  {mark} {name}: {t['value']} (limit {t['limit']})")
+
+
+def progress_bar(console: Console) -> tuple[Progress, Any]:
+    prog = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = prog.add_task("chunks", total=None)
+
+    def on_chunk(done: int, total: int) -> None:
+        prog.update(task, completed=done, total=total)
+
+    return prog, on_chunk
+
+
+def _policy(params: Path | None) -> MarginPolicy:
+    return load_params_toml(params) if params is not None else MarginPolicy()
+
+
+@app.command("run")
+@typed_errors
+def run_cmd(
+    suite: Annotated[str, typer.Option(help="full (every scenario) or reduced (end of day)")] = (
+        "full"
+    ),
+    scenario: Annotated[
+        list[str] | None, typer.Option(help=f"scenario(s), default all: {', '.join(SCENARIOS)}")
+    ] = None,
+    paths: Annotated[int, typer.Option(help="paths per scenario")] = 1_000,
+    accounts: Annotated[int, typer.Option(help="accounts in the book")] = 1_000,
+    utilisation_bps: Annotated[int, typer.Option(help="share of the pool lent")] = 7_000,
+    seed: Annotated[int | None, typer.Option(help="seed (default: settings.seed)")] = None,
+    workers: Annotated[int, typer.Option(help="local Dask workers (0: in this process)")] = 2,
+    scheduler: Annotated[str | None, typer.Option(help="address of a Dask scheduler")] = None,
+    chunk_paths: Annotated[int, typer.Option(help="paths per Dask task")] = 100,
+    params: Annotated[Path | None, typer.Option(help="parameter TOML (platform format)")] = None,
+    as_of: Annotated[str | None, typer.Option(help="date of the run (bands), YYYY-MM-DD")] = None,
+    store: Annotated[bool, typer.Option(help="store the result under the data dir")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Run the stress suite and store the result (JSON under <data_dir>/stress/)."""
+    settings = load_settings()
+    if paths < 1 or chunk_paths < 1 or workers < 0:
+        raise InvalidInput("paths and chunk-paths must be ≥ 1, workers ≥ 0")
+    if suite not in ("full", "reduced"):
+        raise InvalidInput("suite must be full or reduced")
+    names = scenario or (list(REDUCED) if suite == "reduced" else list(SCENARIOS))
+    book = (
+        REDUCED_BOOK
+        if suite == "reduced" and accounts == 1_000
+        else Book(accounts=accounts, utilisation_bps=utilisation_bps)
+    )
+    opt = RunOptions(
+        paths=paths,
+        seed=settings.seed if seed is None else seed,
+        chunk_paths=chunk_paths,
+        workers=workers,
+        scheduler=scheduler,
+        as_of=parse_date(as_of) if as_of else dt.date.today(),
+    )
+    console = Console(stderr=True)
+    prog, on_chunk = progress_bar(console)
+    with prog:
+        result = run_suite(suite, names, _policy(params), book, opt, on_chunk)
+    if store:
+        result["stored_at"] = str(store_result(result, settings.ensure_data_dir()))
+    if as_json:
+        emit_json(result)
+    else:
+        render(result, Console(width=max(Console().width, 160)))
+        if store:
+            Console().print(f"stored {result['stored_at']}")
+
+
+@app.command("report")
+@typed_errors
+def report_cmd(
+    result_file: Annotated[
+        Path | None, typer.Option("--result", help="a stored result (default: the latest)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the HTML and PDF")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Write an HTML report with charts and a PDF of a stored stress result."""
+    settings = load_settings()
+    if result_file is not None:
+        try:
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise InvalidInput(f"result file {result_file} not found") from exc
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"result file {result_file} is not JSON: {exc}") from exc
+    else:
+        result = latest_result(settings.data_dir)
+    folder = out or settings.data_dir / "stress" / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"stress-{result['date']}-{result['suite']}-{result['params_hash']}"
+    h = write_html(result, folder / f"{stem}.html")
+    p = write_pdf(result, folder / f"{stem}.pdf")
+    if as_json:
+        emit_json({"html": str(h), "pdf": str(p)})
+    else:
+        Console().print(f"wrote {h}\nwrote {p}")
