@@ -154,6 +154,20 @@ def _haircuts(mkt: Market, boards: np.ndarray, pol: PolicyArrays, stressed: np.n
     return np.where(mkt.halted, np.minimum(pol.halted_haircut, h), h)
 
 
+def regime_step(
+    stressed: np.ndarray, levels: np.ndarray, mkt: Market, pol: PolicyArrays
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stress indicator per path, with hysteresis: on when the share of the universe
+    sealed at limit-down or halted, or the index drawdown over the last days, reaches its `on`
+    level; off only when both are below their `off` levels."""
+    share = (mkt.sealed | mkt.halted).mean(1)
+    levels = np.concatenate([levels[:, 1:], mkt.index_level[:, None]], axis=1)
+    dd = 1.0 - levels[:, -1] / levels.max(1)
+    on = (share >= pol.on_share) | (dd >= pol.on_dd)
+    calm = (share < pol.off_share) & (dd < pol.off_dd)
+    return np.where(stressed, ~calm, on), levels
+
+
 def _dot(q: np.ndarray, price: np.ndarray, idx_k: list[np.ndarray]) -> np.ndarray:
     """Σ_k q[k] · price[:, idx[:, k]] → (P, A); q is laid out (K, P, A)."""
     out = q[0] * price.take(idx_k[0], axis=1)
@@ -165,6 +179,24 @@ def _dot(q: np.ndarray, price: np.ndarray, idx_k: list[np.ndarray]) -> np.ndarra
 def _ratio(C: np.ndarray, V: np.ndarray, D: np.ndarray) -> np.ndarray:
     has_debt = D > 1e-12
     return np.where(has_debt, (C + V) / np.where(has_debt, D, 1.0), np.inf)
+
+
+def open_book(
+    book: BookArrays, pol: PolicyArrays, boards: np.ndarray, loans_yuan: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every account at its tier's initial ratio on haircut value (at most its leverage), the
+    debts adding up to the loans on every path. Returns (yuan per book unit (P,), margin,
+    debt, reserve (P, A), quantities (K, P, A)); prices start at 1."""
+    P = boards.shape[0]
+    lev, init = pol.leverage[book.tier], pol.initial[book.tier]
+    hbar = (book.weight[None] * boards[:, book.idx]).sum(-1)  # (P, A)
+    debt_per_margin = np.minimum(hbar / np.maximum(init[None] - hbar, 1e-9), lev[None])
+    scale = loans_yuan / (debt_per_margin * book.margin_w[None]).sum(1)
+    M = book.margin_w[None] * np.ones((P, 1))
+    D = debt_per_margin * M
+    R = book.reserve_frac[None] * M if pol.use_reserve else np.zeros_like(M)
+    q = np.ascontiguousarray(np.moveaxis(book.weight[None] * (M + D)[..., None], -1, 0))
+    return scale, M, D, R, q
 
 
 def simulate(
@@ -181,18 +213,10 @@ def simulate(
     P, A = mkt.P, book.tier.size
     tier, idx = book.tier, book.idx
     idx_k = [np.ascontiguousarray(idx[:, k]) for k in range(idx.shape[1])]
-    lev, init = pol.leverage[tier], pol.initial[tier]
-    # opening: each account at its tier's initial ratio on haircut value, total debt = loans
-    hbar = (book.weight[None] * boards[:, idx]).sum(-1)  # (P, A)
-    debt_per_margin = hbar / np.maximum(init[None] - hbar, 1e-9)
-    debt_per_margin = np.minimum(debt_per_margin, lev[None])
-    scale = loans_yuan / (debt_per_margin * book.margin_w[None]).sum(1)  # yuan per unit margin
-    M = book.margin_w[None] * np.ones((P, 1))  # in units; × scale → yuan
-    D = debt_per_margin * M
-    R = book.reserve_frac[None] * M if pol.use_reserve else np.zeros((P, A))
+    init = pol.initial[tier]
+    scale, M, D, R, q = open_book(book, pol, boards, loans_yuan)
     R0 = R.copy()
     C = np.zeros((P, A))
-    q = np.ascontiguousarray(np.moveaxis(book.weight[None] * (M + D)[..., None], -1, 0))
     daily = pol.apr[tier][None] / TRADING_DAYS
     init_pa = init[None]
     stressed = np.zeros(P, dtype=bool)
@@ -211,14 +235,8 @@ def simulate(
         accr = D * daily
         D += accr
         interest += accr.sum(1)
-        # regime indicator with hysteresis
-        share = (mkt.sealed | mkt.halted).mean(1)
         sealed_share[:, t] = mkt.sealed.mean(1)
-        levels = np.concatenate([levels[:, 1:], mkt.index_level[:, None]], axis=1)
-        dd = 1.0 - levels[:, -1] / levels.max(1)
-        on = (share >= pol.on_share) | (dd >= pol.on_dd)
-        calm = (share < pol.off_share) & (dd < pol.off_dd)
-        stressed = np.where(stressed, ~calm, on)
+        stressed, levels = regime_step(stressed, levels, mkt, pol)
         stressed_days += stressed
         h = _haircuts(mkt, boards, pol, stressed)
         add = np.where(stressed, pol.stress_line_add, 0.0)[:, None]

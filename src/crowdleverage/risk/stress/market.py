@@ -81,7 +81,9 @@ class ModelMarket(Market):
         self.X = np.ones((self.P, self.S))
         self.prev = self.X.copy()
         self.gap = np.zeros((self.P, self.S))  # latent − traded, log
-        self.halted = np.zeros((self.P, self.S), dtype=bool)
+        # halts start from the chain's stationary share
+        stationary = model.halt_enter / max(1e-9, 1.0 - model.halt_stay + model.halt_enter)
+        self.halted = rng.random((self.P, self.S)) < stationary
         self.sealed = np.zeros_like(self.halted)
         self.locked = np.zeros_like(self.halted)
         self.index_level = np.ones(self.P)
