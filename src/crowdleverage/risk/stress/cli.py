@@ -147,3 +147,78 @@ def report_cmd(
         emit_json({"html": str(h), "pdf": str(p)})
     else:
         Console().print(f"wrote {h}\nwrote {p}")
+
+
+@app.command("calibrate")
+@typed_errors
+def calibrate_cmd(
+    out: Annotated[Path, typer.Option(help="where to write the chosen parameter TOML")] = Path(
+        "stress-params.toml"
+    ),
+    candidates: Annotated[int, typer.Option(help="parameter sets tried per utilisation")] = 24,
+    paths_hist: Annotated[int, typer.Option(help="paths per historical scenario")] = 20,
+    paths_mc: Annotated[int, typer.Option(help="Monte Carlo paths")] = 200,
+    accounts: Annotated[int, typer.Option(help="accounts in the book")] = 300,
+    utilisation: Annotated[
+        list[int] | None, typer.Option(help="utilisations to try, bps (default 9000 8000 7000)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="seed (default: settings.seed)")] = None,
+    params: Annotated[Path | None, typer.Option(help="starting parameter TOML")] = None,
+    workers: Annotated[int, typer.Option(help="local Dask workers (0: in this process)")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Search tier lines, haircuts, stressed-regime settings, insurance premium and minimum
+    junior ratio for sets that meet the stress targets; print the trade-off table; write the
+    chosen set in the platform's parameter format."""
+    from crowdleverage.risk.stress.calibrate import UTILISATION, calibrate
+    from crowdleverage.risk.stress.policy import write_params_toml
+
+    settings = load_settings()
+    if candidates < 1 or paths_hist < 1 or paths_mc < 1 or accounts < 1:
+        raise InvalidInput("candidates, paths and accounts must be ≥ 1")
+    utils = tuple(utilisation or UTILISATION)
+    if any(not 0 < u <= 10_000 for u in utils):
+        raise InvalidInput("utilisation must be within 1..10000 bps")
+    if not out.parent.is_dir():
+        raise InvalidInput(f"folder {out.parent} does not exist")
+    console = Console(stderr=True)
+    prog, on_chunk = progress_bar(console)
+    with prog:
+        chosen, best, rows = calibrate(
+            _policy(params),
+            Book(accounts=accounts),
+            n_candidates=candidates,
+            paths_hist=paths_hist,
+            paths_mc=paths_mc,
+            seed=settings.seed if seed is None else seed,
+            utilisations=utils,
+            workers=workers,
+            on_candidate=lambda i, n, _row: on_chunk(i, n),
+        )
+    verdict = "meets every target" if best["feasible"] else "NO set met every target"
+    comment = (
+        f"crowdlev stress calibrate: {verdict}\n{best['label']}, utilisation "
+        f"{best['utilisation_bps'] / 100:.0f}%\nfailed: {', '.join(best['failed']) or 'none'}"
+    )
+    write_params_toml(chosen, out, comment=comment)
+    plain = [{k: v for k, v in r.items() if k != "policy"} for r in rows]
+    if as_json:
+        emit_json({"chosen": {k: v for k, v in best.items() if k != "policy"}, "rows": plain,
+                   "out": str(out)})  # fmt: skip
+        return
+    table = Table(title="Calibration trade-off (max over historical scenarios)")
+    for h in ("util", "parameters", "junior VaR99 hist", "senior hist", "MC P(senior)",
+              "MC junior ES99", "tier medians", "umbrella", "failed"):  # fmt: skip
+        table.add_column(h)
+    for r in plain:
+        table.add_row(
+            f"{r['utilisation_bps'] / 100:.0f}%", r["label"], f"{r['hist_junior_var99_max']:.2%}",
+            f"{r['hist_senior_max']:.2%}", f"{r['mc_p_senior_loss']:.2%}",
+            f"{r['mc_junior_es99']:.2%}",
+            "/".join(f"{v:.0%}" for v in r["tier_median_max"].values()),
+            "/".join(f"{v:.0%}" for v in r["umbrella_median_max"].values()),
+            str(len(r["failed"])),
+        )  # fmt: skip
+    Console(width=max(Console().width, 200)).print(table)
+    Console().print(f"chosen ({verdict}): {best['label']} at {best['utilisation_bps'] / 100:.0f}%")
+    Console().print(f"wrote {out}")

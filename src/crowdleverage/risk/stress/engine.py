@@ -177,8 +177,10 @@ def _dot(q: np.ndarray, price: np.ndarray, idx_k: list[np.ndarray]) -> np.ndarra
 
 
 def _ratio(C: np.ndarray, V: np.ndarray, D: np.ndarray) -> np.ndarray:
-    has_debt = D > 1e-12
-    return np.where(has_debt, (C + V) / np.where(has_debt, D, 1.0), np.inf)
+    """(cash + haircut value) / debt; infinite without debt."""
+    out = np.full(D.shape, np.inf)
+    np.divide(C + V, D, out=out, where=D > 1e-12)
+    return out
 
 
 def open_book(
@@ -243,17 +245,20 @@ def simulate(
         warn_line = pol.warning[tier][None] + add
         liq_line = pol.liquidation[tier][None] + add
         target = init_pa + np.where(stressed, pol.stress_target_add, 0.0)[:, None]
-        # top-up from the reserve back to the initial ratio
+        # top-up from the reserve back to the initial ratio (a top-up changes debt, not V)
+        V = _dot(q, mkt.X * h, idx_k)
         if pol.use_reserve:
-            V = _dot(q, mkt.X * h, idx_k)
             ratio = _ratio(C, V, D)
             need = np.where((ratio < warn_line) & (R > 0) & ~liq, D - (C + V) / init_pa, 0.0)
             x = np.clip(np.minimum(need, R), 0.0, None)
             D -= x
             R -= x
         cap_left = CAPACITY_SHARE * mkt.adv / scale[:, None]  # in book units
+        stale = False  # V is stale once a round has sold (prices and quantities moved)
         for _ in range(MAX_ROUNDS):
-            V = _dot(q, mkt.X * h, idx_k)
+            if stale:
+                V = _dot(q, mkt.X * h, idx_k)
+                stale = False
             ratio = _ratio(C, V, D)
             new = (ratio < liq_line) & (D > 1e-12) & ~liq
             liq |= new
@@ -267,22 +272,27 @@ def simulate(
                 pp, aa, q, C, D, full, target, V, mkt, h, idx, pol, cap_left, scale, penalty
             ):
                 break
+            stale = True
+        if stale:
+            V = _dot(q, mkt.X * h, idx_k)
         # close the liquidations that are done
-        ratio = _ratio(C, _dot(q, mkt.X * h, idx_k), D)
+        ratio = _ratio(C, V, D)
         has_debt = D > 1e-12
         done = ~has_debt | (~full & (ratio >= target))
         liq &= ~done
         full &= ~done
-        # default: debt left, nothing left to sell
-        dflt = has_debt & (_dot(q, mkt.X, idx_k) <= 1e-12)
-        if dflt.any():
-            use = np.where(dflt, np.minimum(R, D), 0.0)
-            R -= use
-            D -= use
-            deficit += np.where(dflt, D, 0.0)
-            D[dflt] = 0.0
-            liq &= ~dflt
-            full &= ~dflt
+        # default: debt left, nothing left to sell (only an account in liquidation sells out)
+        pp, aa = np.nonzero(liq)
+        if pp.size:
+            mv = (q[:, pp, aa].T * mkt.X[pp[:, None], idx[aa]]).sum(1)
+            out = mv <= 1e-12
+            pp, aa = pp[out], aa[out]
+            use = np.minimum(R[pp, aa], D[pp, aa])
+            R[pp, aa] -= use
+            deficit[pp, aa] += D[pp, aa] - use
+            D[pp, aa] = 0.0
+            liq[pp, aa] = False
+            full[pp, aa] = False
 
     # horizon: conservative value of what is left (open liquidations included)
     cons = np.where(mkt.sealed, mkt.X * (1.0 - mkt.limit), mkt.X)
