@@ -7,6 +7,7 @@ The search space (a seeded random sample of the grid, with today's parameters al
   warning line 40% of the way from there to the initial ratio;
 - haircuts (main board, STAR/ChiNext/BSE) in HAIRCUTS;
 - stressed regime: lines up by LINE_ADD, de-lever target up by TARGET_ADD, full close or not;
+- calm regime: liquidation back to the initial ratio, or a full close below the line;
 - insurance premium (share of interest) and minimum junior ratio;
 - utilisation, highest first.
 Each candidate runs every historical scenario and the Monte Carlo on a reduced number of paths;
@@ -40,6 +41,7 @@ HAIRCUTS = ((10_000, 8_000), (10_000, 6_000), (9_000, 7_000))
 LINE_ADD = (0, 500, 1_500)
 TARGET_ADD = (0, 1_000, 3_000)
 FULL_CLOSE = (True, False)
+CALM_FULL_CLOSE = (False, True)
 PREMIUM = (1_000, 2_000)
 JUNIOR = (2_000, 2_500, 3_000)
 UTILISATION = (9_000, 8_000, 7_000)
@@ -54,6 +56,7 @@ class Candidate:
     full_close: bool
     premium: int
     junior: int
+    calm_full_close: bool = False
 
     def policy(self, base: MarginPolicy) -> MarginPolicy:
         tiers = dict(base.tiers)
@@ -75,13 +78,16 @@ class Candidate:
             stressed=stressed,
             insurance_premium_bps=self.premium,
             min_junior_ratio_bps=self.junior,
+            liquidation_full_close=self.calm_full_close,
         )
 
     def label(self) -> str:
         f = "today" if self.line_f is None else f"f={self.line_f}"
         return (f"lines {f}, haircut {self.haircut[0] // 100}/{self.haircut[1] // 100}%, "
                 f"stressed +{self.line_add // 100}%/+{self.target_add // 100}%"
-                f"{' full' if self.full_close else ''}, premium {self.premium // 100}%, "
+                f"{' full' if self.full_close else ''}, calm "
+                f"{'full close' if self.calm_full_close else 'to target'}, "
+                f"premium {self.premium // 100}%, "
                 f"junior {self.junior // 100}%")  # fmt: skip
 
 
@@ -89,11 +95,12 @@ def today(base: MarginPolicy) -> Candidate:
     hc = (base.haircut_bps[Board.MAIN], base.haircut_bps[Board.CHINEXT])
     s = base.stressed
     return Candidate(None, hc, s.line_add_bps, s.target_add_bps, s.full_close,
-                     base.insurance_premium_bps, base.min_junior_ratio_bps)  # fmt: skip
+                     base.insurance_premium_bps, base.min_junior_ratio_bps,
+                     base.liquidation_full_close)  # fmt: skip
 
 
 def candidates(n: int, seed: int, base: MarginPolicy) -> list[Candidate]:
-    axes = (LINE_F, HAIRCUTS, LINE_ADD, TARGET_ADD, FULL_CLOSE, PREMIUM, JUNIOR)
+    axes = (LINE_F, HAIRCUTS, LINE_ADD, TARGET_ADD, FULL_CLOSE, PREMIUM, JUNIOR, CALM_FULL_CLOSE)
     grid = [Candidate(*c) for c in itertools.product(*axes)]
     rng = np.random.default_rng(seed)
     first = today(base)

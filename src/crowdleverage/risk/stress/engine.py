@@ -93,7 +93,7 @@ class PolicyArrays:
             stress_haircut_mult=s.haircut_mult_bps / BPS,
             stress_target_add=s.target_add_bps / BPS,
             stress_full_close=s.full_close,
-            always_full_close=False,
+            always_full_close=p.liquidation_full_close,
             use_reserve=True,
             on_share=r.on_share_bps / BPS,
             off_share=r.off_share_bps / BPS,

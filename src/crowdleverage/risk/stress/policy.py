@@ -59,6 +59,7 @@ class MarginPolicy:
     senior_target_apr_bps: int = P.SENIOR_TARGET_APR_BPS
     min_junior_ratio_bps: int = P.MIN_JUNIOR_RATIO_BPS
     max_utilisation_bps: int = P.MAX_UTILISATION_BPS
+    liquidation_full_close: bool = False  # also in calm markets: close in full below the line
     stressed: StressedRegime = StressedRegime()
     regime: RegimeThresholds = RegimeThresholds()
 
@@ -94,6 +95,7 @@ class MarginPolicy:
             "senior_target_apr_bps": self.senior_target_apr_bps,
             "min_junior_ratio_bps": self.min_junior_ratio_bps,
             "max_utilisation_bps": self.max_utilisation_bps,
+            "liquidation_full_close": self.liquidation_full_close,
             "stressed_regime": dataclasses.asdict(self.stressed),
             "regime": dataclasses.asdict(self.regime),
         }
@@ -125,6 +127,7 @@ class MarginPolicy:
                 haircut_bps=haircuts,
                 stressed=StressedRegime(**d["stressed_regime"]),
                 regime=RegimeThresholds(**d["regime"]),
+                liquidation_full_close=bool(d.get("liquidation_full_close", False)),
                 **scalars,
             )
         except (KeyError, TypeError, ValueError) as exc:
