@@ -43,3 +43,12 @@ def test_candidates_start_with_todays_parameters_and_are_valid() -> None:
     for c in cands:
         pol = c.policy(base)  # validates the lines (initial ≥ warning ≥ liquidation > 100%)
         assert pol.tiers[3].liquidation_ratio_bps > 10_000
+
+
+def test_shipped_calibrated_parameters_load() -> None:
+    from crowdleverage.config import SHIPPED_DATA
+
+    policy = load_params_toml(SHIPPED_DATA / "stress" / "params-calibrated.toml")
+    assert policy.liquidation_full_close in (True, False)
+    for t in policy.tiers.values():
+        assert t.initial_ratio_bps > t.liquidation_ratio_bps > 10_000

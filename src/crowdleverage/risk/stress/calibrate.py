@@ -36,7 +36,7 @@ from crowdleverage.risk.stress.suite import check_targets
 
 log = logging.getLogger("crowdleverage.stress")
 
-LINE_F = (None, 0.6, 0.7, 0.8, 0.85)  # None: today's lines
+LINE_F = (None, 0.6, 0.7, 0.8, 0.85, 0.9)  # None: today's lines
 HAIRCUTS = ((10_000, 8_000), (10_000, 6_000), (9_000, 7_000))
 LINE_ADD = (0, 500, 1_500)
 TARGET_ADD = (0, 1_000, 3_000)
