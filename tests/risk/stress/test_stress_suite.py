@@ -71,3 +71,10 @@ def test_parameter_file_round_trip_and_rejects(tmp_path: Path) -> None:
         load_params_toml(bad)
     with pytest.raises(InvalidInput):
         load_params_toml(tmp_path / "missing.toml")
+
+
+def test_cli_help_names_every_scenario() -> None:
+    from crowdleverage.risk.stress.cli import SCENARIO_NAMES
+    from crowdleverage.risk.stress.scenarios import SCENARIOS
+
+    assert ", ".join(SCENARIOS) == SCENARIO_NAMES

@@ -17,20 +17,16 @@ from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.market.calendar import parse_date
 from crowdleverage.risk.stress.policy import Book, MarginPolicy, load_params_toml
-from crowdleverage.risk.stress.report import HEADER, scenario_rows, write_html, write_pdf
-from crowdleverage.risk.stress.scenarios import SCENARIOS, RunOptions
-from crowdleverage.risk.stress.suite import (
-    REDUCED,
-    REDUCED_BOOK,
-    latest_result,
-    run_suite,
-    store_result,
-)
+
+# the engine, the data and the report are imported inside the commands: `crowdlev` starts fast
+SCENARIO_NAMES = "cb2016, crash2015, deval2015, gfc2008, covid2020, mc60"
 
 app = typer.Typer(help="Stress tests: historical scenarios, Monte Carlo, calibration, reports.")
 
 
 def render(result: dict[str, Any], console: Console) -> None:
+    from crowdleverage.risk.stress.report import HEADER, scenario_rows
+
     table = Table(title=f"Stress {result['suite']} {result['date']} ({result['params_hash']})")
     for h in HEADER:
         table.add_column(h, justify="right")
@@ -70,7 +66,7 @@ def run_cmd(
         "full"
     ),
     scenario: Annotated[
-        list[str] | None, typer.Option(help=f"scenario(s), default all: {', '.join(SCENARIOS)}")
+        list[str] | None, typer.Option(help=f"scenario(s), default all: {SCENARIO_NAMES}")
     ] = None,
     paths: Annotated[int, typer.Option(help="paths per scenario")] = 1_000,
     accounts: Annotated[int, typer.Option(help="accounts in the book")] = 1_000,
@@ -85,6 +81,9 @@ def run_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Run the stress suite and store the result (JSON under <data_dir>/stress/)."""
+    from crowdleverage.risk.stress.scenarios import SCENARIOS, RunOptions
+    from crowdleverage.risk.stress.suite import REDUCED, REDUCED_BOOK, run_suite, store_result
+
     settings = load_settings()
     if paths < 1 or chunk_paths < 1 or workers < 0:
         raise InvalidInput("paths and chunk-paths must be ≥ 1, workers ≥ 0")
@@ -128,6 +127,9 @@ def report_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Write an HTML report with charts and a PDF of a stored stress result."""
+    from crowdleverage.risk.stress.report import write_html, write_pdf
+    from crowdleverage.risk.stress.suite import latest_result
+
     settings = load_settings()
     if result_file is not None:
         try:
