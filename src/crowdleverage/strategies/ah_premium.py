@@ -4,7 +4,8 @@ H in CNY = H_HKD / (HKD per CNY) with the day's FRED rate (carried forward over 
 `fx_max_gap_days` missing days). On each refit day the model is estimated on the previous
 `fit_days` rows only (statsmodels):
 - hedge ratio: OLS ln A = α + β ln H_cny (β is the notional of H per unit of A);
-- stationarity: ADF test of the OLS residual; no new entry while its p-value > `adf_max_p`;
+- stationarity: Engle–Granger cointegration test (ADF on the OLS residual with the right
+  critical values); no new entry while its p-value > `adf_max_p`;
 - half-life: OLS Δs_t = a + b s_{t−1} on the residual, half-life = −ln 2 / ln(1 + b) days.
 The z-score of today's residual against the fit window's residual spread drives a band rule:
 z < −entry (A cheap): +1 = long A (financed on the platform), short H (off-platform);
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from statsmodels.tsa.stattools import adfuller
+from statsmodels.tsa.stattools import coint
 
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.strategies.base import LegKind, LegSpec, StrategyFrame, threshold_positions
@@ -61,7 +62,8 @@ def fit_pair(log_a: np.ndarray, log_h: np.ndarray) -> Fit:
     ar = sm.OLS(np.diff(resid), sm.add_constant(resid[:-1])).fit()
     b = float(ar.params[1])
     hl = -math.log(2) / math.log(1 + b) if -1 < b < 0 else math.inf
-    adf_p = float(adfuller(resid, maxlag=1, autolag=None, result_object=False)[1])
+    # Engle–Granger: the ADF test of an estimated residual needs its own critical values
+    adf_p = float(coint(log_a, log_h, trend="c", maxlag=1, autolag=None)[1])
     return Fit(alpha, beta, float(resid.std(ddof=1)), hl, adf_p)
 
 

@@ -98,6 +98,7 @@ class Book:
                 "margin_calls",
                 "forced_exits",
                 "broker_calls",
+                "broker_reductions",
                 "refused_lots",
                 "topups_fen",
                 "penalty_fen",
@@ -111,7 +112,9 @@ class Book:
 @dataclass(frozen=True)
 class BacktestResult:
     name: str
-    daily: pd.DataFrame  # equity_fen, ratio_bps, gross_fen, position, stage, spread_bps
+    # equity_fen, ratio_bps, gross_fen (leg A value), position, stage, debt_fen, margin_calls
+    # and forced_exits (running counts), b_qty (leg B units: futures lots), spread_bps
+    daily: pd.DataFrame
     stats: dict[str, Any]
     losses: dict[str, int]
 
@@ -384,6 +387,8 @@ def summarise(eng: Engine, daily: pd.DataFrame) -> BacktestResult:
         "junior": cfg.junior_fen,
         "senior": cfg.pool_assets_fen - cfg.junior_fen,
     }
+    min_ratio = int(daily["ratio_bps"].min()) if daily["ratio_bps"].notna().any() else None
+    costs = sum(bk.stats[k] for k in ("fees_fen", "interest_fen", "borrow_fen", "penalty_fen"))
     stats: dict[str, Any] = {
         "from": daily.index[0].date().isoformat(),
         "to": daily.index[-1].date().isoformat(),
@@ -397,10 +402,10 @@ def summarise(eng: Engine, daily: pd.DataFrame) -> BacktestResult:
         "worst_day_pct": round(float(ret[worst_i]) * 100, 2) if len(ret) else 0.0,
         "turnover_x_per_year": round(bk.stats["traded_fen"] / eng.deposits / years, 2),
         "days_in_market": int((daily["position"] != 0).sum()),
-        "min_ratio_bps": int(daily["ratio_bps"].min())
-        if daily["ratio_bps"].notna().any()
-        else None,
+        "min_ratio_bps": min_ratio,
         **bk.stats,
+        # attribution: pnl = market P&L − fees − interest − borrow fees − penalties
+        "market_pnl_fen": final - eng.deposits + costs,
     }
     return BacktestResult(eng.sf.name, daily, stats, waterfall(loss, layers))
 
@@ -530,9 +535,12 @@ def _close_leg(eng: Engine, leg: LegSpec, r: DayRow, frac: float) -> bool:
     return True
 
 
-def reduce_book(eng: Engine, r: DayRow, frac: float, *, forced: bool) -> bool:
+def reduce_book(
+    eng: Engine, r: DayRow, frac: float, *, forced: bool, penalty: bool = False
+) -> bool:
     """Close `frac` of both legs (1.0 = everything). A voluntary exit waits while a leg is
-    blocked (seal, T+1) so the book stays hedged; a forced one sells what it can."""
+    blocked (seal, T+1) so the book stays hedged; a forced one sells what it can. `penalty`:
+    a platform liquidation, which pays the liquidation penalty on the on-platform value sold."""
     if not forced and (
         eng.blocked(eng.a, r, -eng.book.qa, eng.book.a_bought_on)
         or eng.blocked(eng.b, r, -eng.book.qb, eng.book.b_opened_on)
@@ -541,7 +549,7 @@ def reduce_book(eng: Engine, r: DayRow, frac: float, *, forced: bool) -> bool:
     sold_on = _value_fen(eng.a, eng.book.qa, r.a_px) if _on_platform(eng.a, eng.book.qa) else 0
     ok_a = _close_leg(eng, eng.a, r, frac)
     ok_b = _close_leg(eng, eng.b, r, frac)
-    if forced and sold_on > 0:
+    if penalty and sold_on > 0:
         left = _value_fen(eng.a, eng.book.qa, r.a_px) if _on_platform(eng.a, eng.book.qa) else 0
         pen = -(-(sold_on - left) * eng.cfg.tier.penalty_bps // BPS)
         eng.book.cash_fen -= pen
@@ -609,7 +617,8 @@ def _brake_inputs(eng: Engine, r: DayRow, t: int, arr: dict[str, np.ndarray], cr
         volume_ratio(arr["b_vol"], t, p.volume_avg_days),
     )
     reg = float(arr["regime"][t]) if np.isfinite(arr["regime"][t]) else 0.0
-    return BrakeInputs(r.day, share, adverse if math.isfinite(adverse) else 0.0, vr, reg)
+    step = fr.known_margin_step(r.day) if eng.b.kind is LegKind.FUTURES else 1.0
+    return BrakeInputs(r.day, share, adverse if math.isfinite(adverse) else 0.0, vr, reg, step)
 
 
 def _lines(eng: Engine, r: DayRow) -> bool:
@@ -636,7 +645,7 @@ def _lines(eng: Engine, r: DayRow) -> bool:
             return False
     bk.stats["forced_exits"] += 1
     log.info("strategy forced exit", extra={"day": r.day.isoformat(), "ratio_bps": ratio})
-    reduce_book(eng, r, 1.0, forced=True)
+    reduce_book(eng, r, 1.0, forced=True, penalty=True)
     return True
 
 
@@ -648,7 +657,7 @@ def _broker(eng: Engine, r: DayRow, allow_financing: bool) -> None:
     _draw_for_broker(eng, r, allow_financing)
     req, nlv = eng.broker_requirement(r), eng.nlv(r)
     if req > nlv:
-        bk.stats["forced_exits"] += 1
+        bk.stats["broker_reductions"] += 1
         frac = 1.0 if nlv <= 0 else min(1.0, 1.0 - nlv / req + 0.1)
         reduce_book(eng, r, frac, forced=True)
 
@@ -661,9 +670,20 @@ def simulate(eng: Engine, rows: list[DayRow], opts: RunOptions) -> pd.DataFrame:
     }
     reg = opts.regime.reindex(f.index).ffill() if opts.regime is not None else None
     arr["regime"] = reg.to_numpy(dtype=float) if reg is not None else np.zeros(len(f))
-    closed, ref_qa = False, 0.0
+    closed, ref_qa, cap_now = False, 0.0, 1.0
     out: dict[str, list[Any]] = {
-        k: [] for k in ("equity_fen", "ratio_bps", "gross_fen", "position", "stage", "debt_fen")
+        k: []
+        for k in (
+            "equity_fen",
+            "ratio_bps",
+            "gross_fen",
+            "position",
+            "stage",
+            "debt_fen",
+            "margin_calls",
+            "forced_exits",
+            "b_qty",
+        )
     }
     prev: DayRow | None = None
     for t, r in enumerate(rows):
@@ -673,6 +693,17 @@ def simulate(eng: Engine, rows: list[DayRow], opts: RunOptions) -> pd.DataFrame:
         if brake is not None:
             st = brake.update(_brake_inputs(eng, r, t, arr, opts.crowd_multiple))
             stage, cap = st.stage, st.cap_fraction
+        pos = _pos(eng.book)
+        if stage >= Stage.LIMIT and pos != 0 and not closed:
+            ref_qa = ref_qa or abs(eng.book.qa)
+            cap_now = min(cap_now, cap)  # a brake never loosens while it holds
+            allowed = ref_qa * cap_now
+            if abs(eng.book.qa) > allowed + 1e-9:
+                frac = 1.0 if allowed <= 0 else 1.0 - allowed / abs(eng.book.qa)
+                if reduce_book(eng, r, frac, forced=False):
+                    eng.book.stats["brake_unwinds"] += 1
+        elif stage < Stage.LIMIT:
+            ref_qa, cap_now = 0.0, 1.0
         if not sf.instant and not closed:
             _broker(eng, r, allow_financing=stage < Stage.NO_NEW)
             closed = _lines(eng, r)
@@ -680,18 +711,9 @@ def simulate(eng: Engine, rows: list[DayRow], opts: RunOptions) -> pd.DataFrame:
         h = float(arr["hedge"][t - sf.lag]) if t >= sf.lag else 1.0
         pos = _pos(eng.book)
         if closed and pos != 0:  # a forced exit that a seal held up goes on the next day
-            reduce_book(eng, r, 1.0, forced=True)
+            reduce_book(eng, r, 1.0, forced=True, penalty=True)
         if closed or (stage >= Stage.NO_NEW and sig != pos):
             sig = 0  # no new financing: an exit or a reversal only closes
-        if stage >= Stage.LIMIT and pos != 0 and not closed:
-            ref_qa = ref_qa or abs(eng.book.qa)
-            allowed = ref_qa * cap
-            if abs(eng.book.qa) > allowed + 1e-9:
-                frac = 1.0 if allowed <= 0 else 1.0 - allowed / abs(eng.book.qa)
-                if reduce_book(eng, r, frac, forced=False):
-                    eng.book.stats["brake_unwinds"] += 1
-        elif stage < Stage.LIMIT:
-            ref_qa = 0.0
         pos = _pos(eng.book)
         if sf.instant:
             if sig and not closed and stage < Stage.NO_NEW:
@@ -707,6 +729,9 @@ def simulate(eng: Engine, rows: list[DayRow], opts: RunOptions) -> pd.DataFrame:
         out["position"].append(_pos(eng.book))
         out["stage"].append(int(stage))
         out["debt_fen"].append(eng.book.debt_fen)
+        out["margin_calls"].append(eng.book.stats["margin_calls"])
+        out["forced_exits"].append(eng.book.stats["forced_exits"])
+        out["b_qty"].append(eng.book.qb)
         prev = r
     daily = pd.DataFrame(out, index=f.index)
     daily["spread_bps"] = arr["spread_bps"]

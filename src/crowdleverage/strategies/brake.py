@@ -9,7 +9,9 @@ brake watches, each day and with data up to that day only:
 3. liquidity — the thinnest leg's volume against its average of the previous
    `volume_avg_days` (`volume_ratio`);
 4. the market regime — a stress level in [0, 1] (risk/regime.py's indicator when wired by the
-   integrator; `regime_proxy` below otherwise: the spot index's drawdown from its 60-day high).
+   integrator; `regime_proxy` below otherwise: the spot index's drawdown from its 60-day high);
+5. exchange rule changes — a margin increase announced for the coming days
+   (`futures_rules.known_margin_step`: announced margin over yesterday's).
 
 Each signal beyond its threshold scores one point. The stage follows the score at once when it
 rises and steps down one stage only after `calm_days` days with a lower score (hysteresis):
@@ -46,7 +48,8 @@ class BrakeParams:
     volume_ratio_min: float = 0.5  # thinnest leg's volume < 50% of its average
     volume_avg_days: int = 20
     regime_stressed: float = 0.5  # stress level at or above which the regime counts
-    calm_days: int = 5
+    margin_step_max: float = 1.25  # an announced margin rise of more than 25%
+    calm_days: int = 10
     limit_fraction: float = 0.5
     unwind_days: int = 5
 
@@ -58,6 +61,7 @@ class BrakeInputs:
     adverse_move_bps: float
     volume_ratio: float
     regime: float
+    margin_step: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class LiquidityBrake:
             why.append(f"legs' volume at {x.volume_ratio:.0%} of average")
         if x.regime >= p.regime_stressed:
             why.append(f"market regime stressed ({x.regime:.2f})")
+        if x.margin_step > p.margin_step_max:
+            why.append(f"exchange margin rise announced (×{x.margin_step:.2f})")
         return len(why), tuple(why)
 
     def update(self, x: BrakeInputs) -> BrakeState:
@@ -121,6 +127,8 @@ class LiquidityBrake:
                 self.stage, self.calm, self.stage_days = Stage(self.stage - 1), 0, 0
         else:
             self.calm = 0
+        if target >= self.stage:
+            self.calm = 0  # stepping down needs `calm_days` calm days in a row
         self.stage_days += 1
         st = BrakeState(x.day, self.stage, score, why, x, self.cap_fraction(), self.params)
         self.history.append(st)

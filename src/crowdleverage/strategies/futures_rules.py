@@ -55,6 +55,19 @@ MARGIN_STEPS: list[tuple[dt.date, int]] = [
     (_D(2017, 9, 18), 1_500),
     (_D(2018, 12, 3), 1_000),
 ]
+# Announcement dates of the margin steps (the notice came out after that day's close, so the
+# market knew it from the next trading day). The 2015-08-31 step's notice date is not in the
+# sources; it is taken as 2015-08-28, the last trading day before it.
+MARGIN_ANNOUNCED: dict[dt.date, dt.date] = {
+    _D(2015, 8, 26): _D(2015, 8, 25),
+    _D(2015, 8, 27): _D(2015, 8, 25),
+    _D(2015, 8, 28): _D(2015, 8, 25),
+    _D(2015, 8, 31): _D(2015, 8, 28),
+    _D(2015, 9, 7): _D(2015, 9, 2),
+    _D(2017, 2, 17): _D(2017, 2, 16),
+    _D(2017, 9, 18): _D(2017, 9, 15),
+    _D(2018, 12, 3): _D(2018, 11, 30),
+}
 # (first day, lots one client may open a day in one product/contract before it is abnormal)
 OPEN_CAP_STEPS: list[tuple[dt.date, int]] = [
     (_D(2010, 4, 16), NO_CAP),
@@ -112,6 +125,20 @@ def rules_on(product: str, day: dt.date) -> FuturesRules:
         fee_ppm=FEE_PPM,
         close_today_fee_ppm=_step(CLOSE_TODAY_STEPS, day),
     )
+
+
+def known_margin_step(day: dt.date, horizon_days: int = 10) -> float:
+    """The largest margin announced (before `day`) to apply within `horizon_days` after it,
+    over the margin in force the day before: 1.0 when no tightening is known. Public
+    information on `day` — what the brake may use."""
+    before = _step(MARGIN_STEPS, day - dt.timedelta(days=1))
+    known = [
+        bps
+        for eff, bps in MARGIN_STEPS
+        if day <= eff <= day + dt.timedelta(days=horizon_days)
+        and MARGIN_ANNOUNCED.get(eff, eff) < day
+    ]
+    return max([before, *known]) / before
 
 
 # ── prices in tenths of an index point (exact integers) ─────────────────────────────────────
