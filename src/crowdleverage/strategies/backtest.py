@@ -540,18 +540,19 @@ def reduce_book(
 ) -> bool:
     """Close `frac` of both legs (1.0 = everything). A voluntary exit waits while a leg is
     blocked (seal, T+1) so the book stays hedged; a forced one sells what it can. `penalty`:
-    a platform liquidation, which pays the liquidation penalty on the on-platform value sold."""
+    a platform liquidation, which pays the liquidation penalty on the spot leg's value closed
+    (on or off the platform; a futures leg's notional is not charged)."""
     if not forced and (
         eng.blocked(eng.a, r, -eng.book.qa, eng.book.a_bought_on)
         or eng.blocked(eng.b, r, -eng.book.qb, eng.book.b_opened_on)
     ):
         return False
-    sold_on = _value_fen(eng.a, eng.book.qa, r.a_px) if _on_platform(eng.a, eng.book.qa) else 0
+    before_a = abs(_value_fen(eng.a, eng.book.qa, r.a_px))
     ok_a = _close_leg(eng, eng.a, r, frac)
     ok_b = _close_leg(eng, eng.b, r, frac)
-    if penalty and sold_on > 0:
-        left = _value_fen(eng.a, eng.book.qa, r.a_px) if _on_platform(eng.a, eng.book.qa) else 0
-        pen = -(-(sold_on - left) * eng.cfg.tier.penalty_bps // BPS)
+    closed_a = before_a - abs(_value_fen(eng.a, eng.book.qa, r.a_px))
+    if penalty and closed_a > 0:  # charged on the spot leg the liquidation closes
+        pen = -(-closed_a * eng.cfg.tier.penalty_bps // BPS)
         eng.book.cash_fen -= pen
         eng.book.stats["penalty_fen"] += pen
     sweep(eng, r)
