@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from crowdleverage.domain.errors import InvalidInput, RuleViolation
@@ -90,7 +91,7 @@ CLOSE_TODAY_STEPS: list[tuple[dt.date, int]] = [
 
 
 def _step(steps: list[tuple[dt.date, int]], day: dt.date) -> int:
-    i = bisect.bisect_right([d for d, _ in steps], day) - 1
+    i = bisect.bisect_right(steps, (day, NO_CAP + 1)) - 1
     if i < 0:
         raise InvalidInput(f"no CFFEX index-futures rule before {steps[0][0]} (asked {day})")
     return steps[i][1]
@@ -110,6 +111,7 @@ class FuturesRules:
     close_today_fee_ppm: int
 
 
+@functools.lru_cache(maxsize=8_192)
 def rules_on(product: str, day: dt.date) -> FuturesRules:
     if product not in MULTIPLIER_YUAN:
         raise InvalidInput(f"unknown futures product {product!r} (known: IF, IH)")

@@ -1,0 +1,124 @@
+"""Strategy backtests: one 2-year daily backtest, and a 1,000-setting parameter sweep on Dask
+against a plain loop, each beside a baseline measured in the same run.
+
+1. The basis strategy on IF, 2014-07-01 → 2016-06-30, signal + rules-aware backtest (median of
+   repeats), against a vectorised P&L of the same signal without any rule, fee or account
+   (numpy: the floor of what a daily backtest can cost). Target (issue 17): ≤ 2 s.
+2. A sweep of 1,000 basis settings (entry × exit × stop × smoothing) on a dask.distributed
+   LocalCluster (processes, one per core, tasks of 25 settings, the data loaded once per
+   worker) against a loop in this process. The loop is timed on `LOOP_SUBSET` settings spread
+   over the grid and scaled linearly to 1,000; the output says so. Both compute the same
+   results (checked on the subset). Target: the sweep on Dask faster than the loop.
+
+    .venv/bin/python bench/strategies.py
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import statistics
+import time
+from functools import cache
+
+import numpy as np
+
+from crowdleverage.strategies import basis
+from crowdleverage.strategies.backtest import run
+from crowdleverage.strategies.data import MarketData, load_market
+
+FROM, TO = dt.date(2014, 7, 1), dt.date(2016, 6, 30)
+LOOP_SUBSET = 100
+CHUNK = 25
+
+GRID = [
+    basis.BasisParams(entry_bps=e, exit_bps=x, stop_bps=s, smooth_days=k)
+    for e, x, s, k in itertools.product(
+        [40, 60, 80, 100, 120, 150, 180, 220, 260, 300],
+        [0, 10, 20, 40, 60],
+        [200, 300, 400, 600],
+        [1, 2, 3, 5, 8],
+    )
+]
+
+
+@cache
+def _market() -> MarketData:
+    return load_market()
+
+
+def one(p: basis.BasisParams) -> tuple[int, float]:
+    """(P&L in fen, Sharpe) of one setting."""
+    res = run(basis.build(_market(), p), date_from=FROM, date_to=TO)
+    return res.stats["pnl_fen"], res.stats["sharpe"]
+
+
+def chunk(ps: list[basis.BasisParams]) -> list[tuple[int, float]]:
+    return [one(p) for p in ps]
+
+
+def vectorised_floor(m: MarketData, p: basis.BasisParams) -> float:
+    """The same signal's P&L with numpy and no rules: spot return − futures return."""
+    sf = basis.build(m, p)
+    f = sf.frame.loc[str(FROM) : str(TO)]
+    pos = np.roll(f["signal"].to_numpy(dtype=float), 1)
+    ra = np.diff(np.log(f["a_px"].to_numpy()), prepend=np.nan)
+    rb = np.diff(np.log(f["b_px"].to_numpy()), prepend=np.nan)
+    return float(np.nansum(pos * (ra - rb)))
+
+
+def timed(fn, repeats: int) -> float:
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return statistics.median(out)
+
+
+def bench_single() -> None:
+    m = _market()
+    p = basis.BasisParams()
+    t_full = timed(lambda: run(basis.build(m, p), date_from=FROM, date_to=TO), 15)
+    t_floor = timed(lambda: vectorised_floor(m, p), 15)
+    days = len(basis.build(m, p).frame.loc[str(FROM) : str(TO)])
+    print(f"single backtest, basis IF {FROM} → {TO} ({days} trading days)")
+    print(f"  rules-aware backtest (signal + account): {t_full * 1000:8.1f} ms   target ≤ 2000 ms")
+    print(f"  baseline: vectorised P&L, no rules:      {t_floor * 1000:8.1f} ms")
+    print(f"  ratio backtest / baseline: {t_full / t_floor:.1f}×; target met: {t_full <= 2.0}")
+
+
+def bench_sweep() -> None:
+    from dask.distributed import Client, LocalCluster
+
+    _market()
+    t = time.perf_counter()
+    step = len(GRID) // LOOP_SUBSET  # every step-th setting: a sample across the whole grid
+    loop_res = [one(p) for p in GRID[::step]]
+    t_loop = (time.perf_counter() - t) * len(GRID) / LOOP_SUBSET
+    workers = os.cpu_count() or 1
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(_market)  # load the data once per worker, outside the timing
+        t = time.perf_counter()
+        futs = client.map(chunk, [GRID[i : i + CHUNK] for i in range(0, len(GRID), CHUNK)])
+        dask_res = [r for part in client.gather(futs) for r in part]
+        t_dask = time.perf_counter() - t
+    assert dask_res[::step] == loop_res, "dev: Dask and the loop disagree"
+    best = max(range(len(GRID)), key=lambda i: dask_res[i][1])
+    print(f"sweep of {len(GRID)} basis settings ({FROM} → {TO})")
+    scaled = f"timed on every {step}th setting, scaled to {len(GRID)}"
+    print(f"  loop in one process: {t_loop:7.1f} s  ({scaled})")
+    print(f"  Dask LocalCluster, {workers} worker processes, tasks of {CHUNK}: {t_dask:7.1f} s")
+    print(f"  speed-up Dask / loop: {t_loop / t_dask:.2f}×; target met: {t_dask < t_loop}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  machine load average (1/5/15 min): {load} on {os.cpu_count()} cores")
+    print(f"  best Sharpe {dask_res[best][1]} at {GRID[best]}")
+
+
+if __name__ == "__main__":
+    bench_single()
+    bench_sweep()
