@@ -18,6 +18,7 @@ from crowdleverage.strategies.brake import (
     BrakeParams,
     LiquidityBrake,
     Stage,
+    brake_state,
     regime_proxy,
 )
 from crowdleverage.strategies.data import MarketData
@@ -56,12 +57,14 @@ def test_each_signal_scores_once() -> None:
 
 
 def test_state_for_the_operator_panel_is_json() -> None:
+    assert brake_state(None)["stage"] == "NORMAL" and brake_state(None)["day"] is None
     brake = LiquidityBrake()
     brake.update(BrakeInputs(D(2015, 9, 7), 2_000, 300.0, 0.06, 1.0, 1.33))
     out = json.loads(json.dumps(brake.state().to_dict()))
     assert out["stage"] == "UNWIND" and out["new_financing"] is False
     assert out["inputs"]["day"] == "2015-09-07" and len(out["reasons"]) == 5
     assert out["params"]["unwind_days"] == BrakeParams().unwind_days
+    assert brake_state(brake) == brake.state().to_dict()
 
 
 def test_regime_proxy_is_causal_and_bounded(market: MarketData) -> None:

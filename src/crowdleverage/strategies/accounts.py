@@ -102,19 +102,12 @@ class StrategyAccount:
     forced_exits: int = 0
     history: list[tuple[dt.date, int]] = field(default_factory=list)  # (day, ratio bps)
 
-    def collateral_fen(self) -> int:
-        t = self.tier
-        value = mul_div_down(self.on_platform_value_fen, t.on_platform_haircut_bps, BPS)
-        nlv = self.broker.nlv_fen if self.broker is not None else 0
-        off = mul_div_down(nlv, t.off_platform_haircut_bps, BPS) if nlv > 0 else nlv
-        return self.cash_fen + value + off
-
     def ratio_bps(self) -> int | None:
         """Margin ratio in bps (rounded down), None without debt."""
-        if self.debt_fen <= 0:
-            return None
-        c = self.collateral_fen()
-        return c * BPS // self.debt_fen if c >= 0 else -((-c * BPS) // self.debt_fen) - 1
+        nlv = self.broker.nlv_fen if self.broker is not None else 0
+        return margin_ratio_bps(
+            self.tier, self.cash_fen, self.on_platform_value_fen, nlv, self.debt_fen
+        )
 
     def equity_fen(self) -> int:
         nlv = self.broker.nlv_fen if self.broker is not None else 0
@@ -123,6 +116,21 @@ class StrategyAccount:
     def max_debt_fen(self, equity_fen: int) -> int:
         lev = equity_fen * self.tier.max_leverage_x100 // 100 if equity_fen > 0 else 0
         return min(lev, self.tier.max_debt_fen)
+
+
+def margin_ratio_bps(
+    tier: InstitutionalTier, cash_fen: int, on_value_fen: int, broker_nlv_fen: int, debt_fen: int
+) -> int | None:
+    """(cash + haircut × on-platform value + haircut_off × max(NLV, 0) + min(NLV, 0)) / debt
+    in bps, every step rounded down (against the borrower); None without debt."""
+    if debt_fen <= 0:
+        return None
+    value = mul_div_down(max(on_value_fen, 0), tier.on_platform_haircut_bps, BPS)
+    if broker_nlv_fen > 0:
+        off = mul_div_down(broker_nlv_fen, tier.off_platform_haircut_bps, BPS)
+    else:
+        off = broker_nlv_fen
+    return (cash_fen + value + off) * BPS // debt_fen
 
 
 def open_strategy_account(

@@ -38,7 +38,12 @@ from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.domain.security import Security
 from crowdleverage.market.rules import Side, trading_fees
 from crowdleverage.strategies import futures_rules as fr
-from crowdleverage.strategies.accounts import DEFAULT_TIER, InstitutionalTier, waterfall
+from crowdleverage.strategies.accounts import (
+    DEFAULT_TIER,
+    InstitutionalTier,
+    margin_ratio_bps,
+    waterfall,
+)
 from crowdleverage.strategies.base import LegKind, LegSpec, StrategyFrame
 from crowdleverage.strategies.brake import (
     BrakeInputs,
@@ -214,13 +219,10 @@ class Engine:
         return bk.cash_fen + bk.reserve_fen + self.on_value(r) + self.nlv(r) - bk.debt_fen
 
     def ratio_bps(self, r: DayRow) -> int | None:
-        bk, t = self.book, self.cfg.tier
-        if bk.debt_fen <= 0:
-            return None
-        nlv = self.nlv(r)
-        off = nlv * t.off_platform_haircut_bps // BPS if nlv > 0 else nlv
-        coll = bk.cash_fen + self.on_value(r) * t.on_platform_haircut_bps // BPS + off
-        return coll * BPS // bk.debt_fen
+        bk = self.book
+        return margin_ratio_bps(
+            self.cfg.tier, bk.cash_fen, self.on_value(r), self.nlv(r), bk.debt_fen
+        )
 
     def broker_requirement(self, r: DayRow) -> int:
         bk, req = self.book, 0

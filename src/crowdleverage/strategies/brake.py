@@ -166,3 +166,9 @@ def volume_ratio(volume: np.ndarray, t: int, avg_days: int) -> float:
     if len(past) == 0 or not np.isfinite(volume[t]):
         return 1.0
     return float(volume[t] / past.mean())
+
+
+def brake_state(brake: LiquidityBrake | None) -> dict[str, Any]:
+    """The brake's state for the operator's risk panel and the transparency page (the
+    integrator wires it); a platform without a brake shows NORMAL with default parameters."""
+    return (brake or LiquidityBrake()).state().to_dict()
