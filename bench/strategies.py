@@ -33,11 +33,11 @@ LOOP_SUBSET = 100
 CHUNK = 25
 
 GRID = [
-    basis.BasisParams(entry_bps=e, exit_bps=x, stop_bps=s, smooth_days=k)
+    basis.BasisParams(entry_bps=e, exit_bps=x, stop_bps=e + s, smooth_days=k)
     for e, x, s, k in itertools.product(
-        [40, 60, 80, 100, 120, 150, 180, 220, 260, 300],
+        [80, 100, 120, 150, 180, 220, 260, 300, 350, 400],
         [0, 10, 20, 40, 60],
-        [200, 300, 400, 600],
+        [100, 200, 300, 500],  # stop distance beyond the entry
         [1, 2, 3, 5, 8],
     )
 ]

@@ -87,6 +87,8 @@ def test_cli_backtest_prints_json_and_writes_an_offline_plot(tmp_path: Path) -> 
         ("[account]\ndeposit_yuan = -5\n", "whole 元"),
         ("[oops]\n", "unknown tables"),
         ("[strategy\n", "not valid TOML"),
+        ('[strategy]\nspot = "future"\n', "spot must be 'basket' or 'etf'"),
+        ("[strategy]\nentry_bps = 10\nexit_bps = 20\n", "exit_bps < entry_bps"),
     ],
 )
 def test_cli_bad_config_exits_with_a_typed_error(tmp_path: Path, toml: str, message: str) -> None:

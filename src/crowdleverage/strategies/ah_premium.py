@@ -44,6 +44,12 @@ class AHParams:
     fx_max_gap_days: int = 5
     cooldown_days: int = 5
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.exit_z < self.entry_z < self.stop_z:
+            raise InvalidInput("A/H: need 0 ≤ exit_z < entry_z < stop_z")
+        if self.fit_days < 30 or self.refit_days < 1 or not 0 < self.adf_max_p <= 1:
+            raise InvalidInput("A/H: fit_days ≥ 30, refit_days ≥ 1, 0 < adf_max_p ≤ 1")
+
 
 @dataclass(frozen=True, slots=True)
 class Fit:

@@ -47,6 +47,14 @@ class BasisParams:
     allow_reverse: bool = True
     cooldown_days: int = 5
 
+    def __post_init__(self) -> None:
+        if self.spot not in ("basket", "etf"):
+            raise InvalidInput(f"basis: spot must be 'basket' or 'etf', got {self.spot!r}")
+        if not 0 <= self.exit_bps < self.entry_bps < self.stop_bps:
+            raise InvalidInput("basis: need 0 ≤ exit_bps < entry_bps < stop_bps")
+        if self.smooth_days < 1 or self.cooldown_days < 0:
+            raise InvalidInput("basis: smooth_days ≥ 1 and cooldown_days ≥ 0")
+
 
 def third_friday(year: int, month: int) -> dt.date:
     first = dt.date(year, month, 1)

@@ -39,6 +39,12 @@ class ETFParams:
     edge_bps: float = 5.0  # required net edge after costs
     lag: int = 1  # 1: trade the next close on today's NAV; 0: trade on the IOPV at the close
 
+    def __post_init__(self) -> None:
+        if self.creation_unit <= 0 or self.creation_unit % 100 or self.lag not in (0, 1, 2):
+            raise InvalidInput("ETF: creation_unit a positive multiple of 100, lag 0–2")
+        if min(self.conversion_fee_bps, self.impact_bps, self.edge_bps) < 0:
+            raise InvalidInput("ETF: fees, impact and edge must be ≥ 0")
+
 
 def round_trip_cost_bps(day_index: pd.DatetimeIndex, side: int, p: ETFParams) -> np.ndarray:
     """Expected cost of one round trip in bps: +1 redeems (sells the basket), −1 creates."""
