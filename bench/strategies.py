@@ -29,7 +29,7 @@ from crowdleverage.strategies.backtest import run
 from crowdleverage.strategies.data import MarketData, load_market
 
 FROM, TO = dt.date(2014, 7, 1), dt.date(2016, 6, 30)
-LOOP_SUBSET = 100
+LOOP_SUBSET = 50  # per half: 100 settings in all
 CHUNK = 25
 
 GRID = [
@@ -54,8 +54,12 @@ def one(p: basis.BasisParams) -> tuple[int, float]:
     return res.stats["pnl_fen"], res.stats["sharpe"]
 
 
-def chunk(ps: list[basis.BasisParams]) -> list[tuple[int, float]]:
-    return [one(p) for p in ps]
+def chunk(ps: list[basis.BasisParams]) -> tuple[list[tuple[int, float]], float]:
+    """Results of a chunk and the CPU seconds of the thread that ran it (not the worker's
+    own event-loop threads)."""
+    t = time.thread_time()
+    out = [one(p) for p in ps]
+    return out, time.thread_time() - t
 
 
 def vectorised_floor(m: MarketData, p: basis.BasisParams) -> float:
@@ -93,10 +97,13 @@ def bench_sweep() -> None:
     from dask.distributed import Client, LocalCluster
 
     _market()
-    t = time.perf_counter()
     step = len(GRID) // LOOP_SUBSET  # every step-th setting: a sample across the whole grid
-    loop_res = [one(p) for p in GRID[::step]]
-    t_loop = (time.perf_counter() - t) * len(GRID) / LOOP_SUBSET
+    half = step // 2
+    # the loop is timed in two halves, before and after Dask, so that a change in the load
+    # of the (shared) machine during the run weighs on both sides alike
+    t, c = time.perf_counter(), time.process_time()
+    first = [one(p) for p in GRID[::step]]
+    t_loop, c_loop = time.perf_counter() - t, time.process_time() - c
     workers = os.cpu_count() or 1
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
@@ -105,15 +112,24 @@ def bench_sweep() -> None:
         client.run(_market)  # load the data once per worker, outside the timing
         t = time.perf_counter()
         futs = client.map(chunk, [GRID[i : i + CHUNK] for i in range(0, len(GRID), CHUNK)])
-        dask_res = [r for part in client.gather(futs) for r in part]
+        parts = client.gather(futs)
         t_dask = time.perf_counter() - t
-    assert dask_res[::step] == loop_res, "dev: Dask and the loop disagree"
+    dask_res = [r for part, _ in parts for r in part]
+    c_dask = sum(cpu for _, cpu in parts)
+    t, c = time.perf_counter(), time.process_time()
+    second = [one(p) for p in GRID[half::step]]
+    t_loop += time.perf_counter() - t
+    c_loop += time.process_time() - c
+    sampled = len(first) + len(second)
+    t_loop, c_loop = t_loop * len(GRID) / sampled, c_loop * len(GRID) / sampled
+    assert dask_res[::step] == first and dask_res[half::step] == second, "dev: results differ"
     best = max(range(len(GRID)), key=lambda i: dask_res[i][1])
     print(f"sweep of {len(GRID)} basis settings ({FROM} → {TO})")
-    scaled = f"timed on every {step}th setting, scaled to {len(GRID)}"
+    scaled = f"timed on {sampled} settings across the grid, scaled to {len(GRID)}"
     print(f"  loop in one process: {t_loop:7.1f} s  ({scaled})")
     print(f"  Dask LocalCluster, {workers} worker processes, tasks of {CHUNK}: {t_dask:7.1f} s")
     print(f"  speed-up Dask / loop: {t_loop / t_dask:.2f}×; target met: {t_dask < t_loop}")
+    print(f"  CPU seconds: loop {c_loop:.1f} (scaled), Dask workers {c_dask:.1f}")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"  machine load average (1/5/15 min): {load} on {os.cpu_count()} cores")
     print(f"  best Sharpe {dask_res[best][1]} at {GRID[best]}")
