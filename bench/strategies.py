@@ -106,7 +106,9 @@ def bench_sweep() -> None:
     t_loop, c_loop = time.perf_counter() - t, time.process_time() - c
     workers = os.cpu_count() or 1
     with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
         Client(cluster) as client,
     ):
         client.run(_market)  # load the data once per worker, outside the timing

@@ -488,7 +488,6 @@ def open_book(eng: Engine, r: DayRow, sig: int, h: float, opened_today: int) -> 
         snap = _snapshot(eng.book)
         eng.book.a_bought_on = r.day if sig > 0 else None
         eng.book.b_opened_on = r.day
-        need = eng.broker_requirement(r)
         # what the broker will need once the book is on, moved from own cash first
         trial_b = -sig * qb
         if b.kind is LegKind.FUTURES:
@@ -510,7 +509,7 @@ def open_book(eng: Engine, r: DayRow, sig: int, h: float, opened_today: int) -> 
         _draw_for_broker(eng, r, allow_financing=True)
         ratio = eng.ratio_bps(r)
         ok_ratio = ratio is None or ratio >= cfg.tier.initial_ratio_bps
-        ok_debt = eng.book.debt_fen <= eng.book.stats.get("max_debt", cfg.tier.max_debt_fen)
+        ok_debt = eng.book.debt_fen <= cfg.tier.max_debt_fen
         lev_ok = eng.book.debt_fen * 100 <= max(eq, 0) * cfg.tier.max_leverage_x100
         if ok_ratio and ok_debt and lev_ok and eng.broker_requirement(r) <= eng.nlv(r):
             return int(qb) if b.kind is LegKind.FUTURES else 0
