@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crowdleverage.domain.errors import DataFileError
+from crowdleverage.domain.errors import DataFileError, InvalidInput
+from crowdleverage.strategies import ah_premium
 from crowdleverage.strategies import futures_rules as fr
 from crowdleverage.strategies.data import (
     DATA_DIR,
@@ -135,3 +136,21 @@ def test_bad_index_and_etf_rows(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="discount 'n/a'") as err:
         load_etf(etf)
     assert err.value.line == 11
+
+
+def test_further_instruments_are_picked_up_by_file_name(tmp_path: Path) -> None:
+    for f in DATA_DIR.glob("*.csv"):
+        _copy(tmp_path, f.name)
+    # a further A/H pair and a further index, in the same formats (copies for the test)
+    shutil.copy(DATA_DIR / "600036.SS.csv", tmp_path / "601398.SS.csv")
+    shutil.copy(DATA_DIR / "3968.HK.csv", tmp_path / "1398.HK.csv")
+    shutil.copy(DATA_DIR / "netease_000016.csv", tmp_path / "netease_000905.csv")
+    (tmp_path / "notes.csv").write_text("not,a,data,file\n")  # not a known name: ignored
+    m = load_market(tmp_path)
+    assert {"601398.SS", "1398.HK"} <= set(m.shares) and "000905" in m.indices
+    sf = ah_premium.build(m, ah_premium.AHParams(a_symbol="601398.SS", h_symbol="1398.HK"))
+    assert sf.b.symbol == "1398.HK" and len(sf.frame) > 1_000
+    with pytest.raises(InvalidInput, match="no H share known"):
+        ah_premium.build(m, ah_premium.AHParams(a_symbol="601398.SS"))
+    with pytest.raises(InvalidInput, match=r"no data for '0939\.HK'"):
+        ah_premium.build(m, ah_premium.AHParams(a_symbol="601398.SS", h_symbol="0939.HK"))

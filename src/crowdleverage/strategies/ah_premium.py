@@ -34,6 +34,7 @@ from crowdleverage.strategies.data import AH_PAIRS, MarketData
 @dataclass(frozen=True, slots=True)
 class AHParams:
     a_symbol: str = "601318.SS"
+    h_symbol: str = ""  # empty: the shipped pair of a_symbol (AH_PAIRS)
     fit_days: int = 250
     refit_days: int = 20
     entry_z: float = 2.0
@@ -73,11 +74,23 @@ def fit_pair(log_a: np.ndarray, log_h: np.ndarray) -> Fit:
     return Fit(alpha, beta, float(resid.std(ddof=1)), hl, adf_p)
 
 
-def pair_prices(data: MarketData, p: AHParams) -> pd.DataFrame:
+def h_symbol(p: AHParams) -> str:
+    if p.h_symbol:
+        return p.h_symbol
     if p.a_symbol not in AH_PAIRS:
-        raise InvalidInput(f"A/H: unknown A symbol {p.a_symbol!r} (known: {sorted(AH_PAIRS)})")
+        raise InvalidInput(
+            f"A/H: no H share known for {p.a_symbol!r}: give h_symbol (shipped: {AH_PAIRS})"
+        )
+    return AH_PAIRS[p.a_symbol]
+
+
+def pair_prices(data: MarketData, p: AHParams) -> pd.DataFrame:
+    h_sym = h_symbol(p)
+    for sym in (p.a_symbol, h_sym):
+        if sym not in data.shares:
+            raise InvalidInput(f"A/H: no data for {sym!r} (have: {sorted(data.shares)})")
     a = data.shares[p.a_symbol]
-    h = data.shares[AH_PAIRS[p.a_symbol]]
+    h = data.shares[h_sym]
     days = a.index.intersection(h.index)
     fx = data.fx["hkd_per_cny"].reindex(days.union(data.fx.index)).ffill(limit=p.fx_max_gap_days)
     fx = fx.reindex(days)
@@ -110,7 +123,7 @@ def build(data: MarketData, p: AHParams) -> StrategyFrame:
     signal = threshold_positions(
         z, p.entry_z, p.exit_z, p.stop_z, cooldown=p.cooldown_days, max_hold=max_hold, tradeable=ok
     )
-    h_sym = AH_PAIRS[p.a_symbol]
+    h_sym = h_symbol(p)
     frame = pd.DataFrame(
         {
             "a_px": df["a"],

@@ -221,8 +221,16 @@ FUTURES_SPOT: dict[str, tuple[str, str | None]] = {
 AH_PAIRS: dict[str, str] = {"601318.SS": "2318.HK", "600036.SS": "3968.HK"}
 
 
+NETEASE_CODES = {"399300": "000300"}  # the Shenzhen code of the CSI 300 → its index code
+
+
 def load_market(data_dir: Path | None = None) -> MarketData:
-    """Load every shipped strategy file (strict; the first bad row raises)."""
+    """Load every strategy file of a folder (strict; the first bad row raises).
+
+    The shipped files (`FILES`) must be there; further files of the same formats are picked
+    up by name, so that other instruments can be backtested without code: `xquant_<P>.csv`
+    (futures product P), `netease_<code>.csv` (an index), `<code>.SS|SZ|HK.csv` (a share,
+    yfinance) and `<6 digits>.csv` (an ETF in the DataYes format)."""
     base = data_dir or DATA_DIR
     parts: dict[str, dict[str, pd.DataFrame]] = {
         "futures": {},
@@ -232,4 +240,23 @@ def load_market(data_dir: Path | None = None) -> MarketData:
     }
     for name, (kind, fname, loader) in FILES.items():
         parts[kind][name] = loader(base / fname)
+    if base.is_dir():
+        for path in sorted(base.glob("*.csv")):
+            name, kind, loader = _classify(path.name)
+            if kind and name not in parts[kind]:
+                parts[kind][name] = loader(path)
     return MarketData(fx=load_fx(base / "HKDCNY.csv"), **parts)
+
+
+def _classify(fname: str) -> tuple[str, str, Callable[[Path], pd.DataFrame]]:
+    stem = fname.removesuffix(".csv")
+    if stem.startswith("xquant_"):
+        return stem.removeprefix("xquant_"), "futures", load_futures
+    if stem.startswith("netease_"):
+        code = stem.removeprefix("netease_")
+        return NETEASE_CODES.get(code, code), "indices", load_index
+    if stem.endswith((".SS", ".SZ", ".HK")):
+        return stem, "shares", load_yahoo
+    if stem.isdigit() and len(stem) == 6:
+        return stem, "etf", load_etf
+    return stem, "", load_fx
