@@ -93,3 +93,15 @@ def test_financing_interest_accrues_on_the_financed_leg(market: MarketData) -> N
         for i in range(1, len(days))
     )
     assert res.stats["interest_fen"] == expected > 0
+
+
+def test_a_halted_leg_is_not_traded(market: MarketData) -> None:
+    sf = fixed(ah_premium.build(market, ah_premium.AHParams()), [("2015-03-02", 1)])
+    f = sf.frame.copy()
+    halted = f.index == pd.Timestamp("2015-03-03")  # the day the entry would execute
+    f.loc[halted, "a_vol"] = 0
+    halted_sf = StrategyFrame(sf.name, sf.a, sf.b, f, spread_sign=sf.spread_sign)
+    window = {"date_from": D(2015, 2, 16), "date_to": D(2015, 3, 10)}
+    pos = run(halted_sf, BacktestConfig(), **window).daily["position"]
+    assert pos.loc["2015-03-03"] == 0 and pos.loc["2015-03-04"] == 1
+    assert run(sf, BacktestConfig(), **window).daily["position"].loc["2015-03-03"] == 1

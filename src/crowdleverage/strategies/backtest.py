@@ -17,7 +17,8 @@ trading day, in order:
    unwind it on a schedule;
 6. trade to the target (signal `lag` days old) at the close ± `impact_bps`, under the rules:
    futures opening cap and close-today fee by date, A-share/ETF lots, T+1 and stamp duty by
-   date (market.rules), no sale into a sealed limit-down and no buy into a sealed limit-up.
+   date (market.rules), no sale into a sealed limit-down, no buy into a sealed limit-up and no
+   trade in a leg halted that day (volume 0).
 
 A final deficit (equity below zero) goes down the waterfall (borrower margin → reserve →
 penalty → insurance → junior → senior) against the configured pool layers.
@@ -322,6 +323,11 @@ def _rows(sf: StrategyFrame) -> list[DayRow]:
         bd, bu = _sealed(
             sf.b, day, cols["b_prev"][i], cols["b_low"][i], cols["b_high"][i], cols["b_px"][i]
         )
+        # a leg that did not trade that day (halted: volume 0) can be neither bought nor sold
+        if cols["a_vol"][i] == 0:
+            ad = au = True
+        if cols["b_vol"][i] == 0:
+            bd = bu = True
         out.append(DayRow(day, cols["a_px"][i], cols["b_px"][i], ad, au, bd, bu))
     return out
 
