@@ -99,6 +99,14 @@ def test_cli_bad_config_exits_with_a_typed_error(tmp_path: Path, toml: str, mess
     assert message in json.loads(res.stderr)["message"]
 
 
+def test_cli_names_match_the_registry() -> None:
+    from crowdleverage.strategies import cli as strategy_cli
+    from crowdleverage.strategies import config, data
+
+    assert tuple(config.STRATEGIES) == strategy_cli.STRATEGY_NAMES
+    assert strategy_cli.DATA_DIR == data.DATA_DIR
+
+
 def test_cli_unknown_strategy_and_bad_dates() -> None:
     res = runner.invoke(app, ["strategy", "backtest", "momentum"])
     assert res.exit_code == 2 and "unknown strategy" in res.stderr
