@@ -105,3 +105,23 @@ def test_a_halted_leg_is_not_traded(market: MarketData) -> None:
     pos = run(halted_sf, BacktestConfig(), **window).daily["position"]
     assert pos.loc["2015-03-03"] == 0 and pos.loc["2015-03-04"] == 1
     assert run(sf, BacktestConfig(), **window).daily["position"].loc["2015-03-03"] == 1
+
+
+def test_same_day_exit_pays_close_today_fee_and_keeps_t1_shares(market: MarketData) -> None:
+    from crowdleverage.strategies.backtest import Engine, _rows, open_book, reduce_book, window
+    from crowdleverage.strategies.futures_rules import notional_fen, to_deci_points
+
+    sf = window(basis.build(market, basis.BasisParams(product="IH", spot="etf")), None, None)
+    rows = {r.day: r for r in _rows(sf)}
+    r = rows[D(2015, 9, 8)]
+    eng = Engine(sf, BacktestConfig(deposit_fen=10**11), None)
+    lots = open_book(eng, r, 1, 1.0, 0)  # long 50ETF (financed), short IH
+    assert lots == 10 and eng.book.qb == -10 and eng.book.qa > 0
+    fees_before, etf_qty = eng.book.stats["fees_fen"], eng.book.qa
+    reduce_book(eng, r, 1.0, forced=True)  # a forced exit the same day
+    fut_notional = notional_fen("IH", to_deci_points(r.b_px), 10)
+    close_today = -(-fut_notional * 2_300 // 1_000_000)  # 0.23% from 2015-09-07
+    impact = -(-fut_notional * 5 // 10_000)
+    assert eng.book.stats["fees_fen"] - fees_before == close_today + impact
+    assert eng.book.qb == 0  # the futures are closed …
+    assert eng.book.qa == etf_qty  # … the ETF bought today is T+1: not sellable until tomorrow
