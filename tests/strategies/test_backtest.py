@@ -125,3 +125,19 @@ def test_same_day_exit_pays_close_today_fee_and_keeps_t1_shares(market: MarketDa
     assert eng.book.stats["fees_fen"] - fees_before == close_today + impact
     assert eng.book.qb == 0  # the futures are closed …
     assert eng.book.qa == etf_qty  # … the ETF bought today is T+1: not sellable until tomorrow
+
+
+def test_seals_follow_the_board_band_by_date() -> None:
+    from crowdleverage.strategies.backtest import _sealed
+    from crowdleverage.strategies.base import LegKind, LegSpec
+
+    main, chinext = LegSpec("600036.SS", LegKind.ASHARE), LegSpec("300750.SZ", LegKind.ASHARE)
+    etf, h = LegSpec("510050", LegKind.ETF), LegSpec("3968.HK", LegKind.HSHARE)
+    # closed on the low 9.6% down: a seal on the main board and on ChiNext before its reform
+    assert _sealed(main, D(2021, 1, 5), 10.0, 9.04, 10.0, 9.04) == (True, False)
+    assert _sealed(chinext, D(2019, 1, 4), 10.0, 9.04, 10.0, 9.04) == (True, False)
+    # ChiNext's band is ±20% from 2020-08-24: −9.6% is an ordinary day
+    assert _sealed(chinext, D(2021, 1, 5), 10.0, 9.04, 10.0, 9.04) == (False, False)
+    assert _sealed(chinext, D(2021, 1, 5), 10.0, 10.0, 11.97, 11.97) == (False, True)
+    assert _sealed(etf, D(2015, 8, 24), 2.274, 2.047, 2.216, 2.047) == (True, False)
+    assert _sealed(h, D(2015, 8, 24), 10.0, 8.0, 10.0, 8.0) == (False, False)  # no HK limit

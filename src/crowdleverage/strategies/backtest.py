@@ -37,7 +37,7 @@ import pandas as pd
 
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.domain.security import Security
-from crowdleverage.market.rules import Side, trading_fees
+from crowdleverage.market.rules import Side, limit_bps, trading_fees
 from crowdleverage.strategies import futures_rules as fr
 from crowdleverage.strategies.accounts import (
     DEFAULT_TIER,
@@ -61,7 +61,8 @@ BPS = 10_000
 YEAR_DAYS = 365
 LOT = {LegKind.ETF: 100, LegKind.ASHARE: 100, LegKind.HSHARE: 500, LegKind.BASKET: 1}
 HK_COST_PPM = 1_000 + 77  # HK stamp duty 0.1% + trading fee and levies ≈ 0.0077%
-SEALED_BPS = 950  # a stock/ETF that closed on its low ≥ 9.5% down is sealed
+ETF_LIMIT_BPS = 1_000  # an ETF's daily band, like the main board
+SEAL_SLACK_BPS = 50  # closed on its low within 0.5% of the band edge: sealed
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +186,16 @@ def _sealed(leg: LegSpec, day: dt.date, prev: float, low: float, high: float, cl
         )
     if leg.kind in (LegKind.HSHARE, LegKind.BASKET):
         return False, False  # Hong Kong has no daily limit; a basket is many stocks
+    band = ETF_LIMIT_BPS
+    if leg.kind is LegKind.ASHARE:  # the board's band on that day (market.rules)
+        lim = limit_bps(Security.parse(leg.symbol.split(".")[0]), day)
+        if lim is None:
+            return False, False
+        band = lim
+    # adjusted prices blur the exact limit price: within SEAL_SLACK_BPS of the band counts
+    edge = band - SEAL_SLACK_BPS
     move = (close / prev - 1.0) * BPS
-    return (close <= low and move <= -SEALED_BPS), (close >= high and move >= SEALED_BPS)
+    return (close <= low and move <= -edge), (close >= high and move >= edge)
 
 
 # ── the engine ───────────────────────────────────────────────────────────────────────────
