@@ -114,3 +114,17 @@ def test_cli_unknown_strategy_and_bad_dates() -> None:
     assert res.exit_code == 2
     res = runner.invoke(app, ["strategy", "backtest", "etf", "--from", "2030-01-01"])
     assert res.exit_code == 2 and "fewer than two trading days" in res.stderr
+
+
+def test_historical_changes_feed_the_bootstrap(market) -> None:
+    from crowdleverage.strategies import basis
+
+    sf = basis.build(market, basis.BasisParams())
+    hist = stress.historical_changes({"basis": sf}, horizon_days=5)
+    ch = hist["basis_bps"]
+    assert len(ch) == len(sf.frame) - 5
+    # the 2015-07-07 → 2015-09-02 path had 5-day basis moves beyond −500 bps
+    assert ch.min() < -500
+    shocks = stress.bootstrap_shocks(hist, 10_000, seed=1)
+    losses = stress.book_pnl(books()[:1], shocks)[:, 0]
+    assert (losses < 0).any() and (losses > 0).any()

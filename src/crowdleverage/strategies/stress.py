@@ -129,6 +129,24 @@ def scenario_table(books: list[BookExposure], **kw: Any) -> dict[str, dict[str, 
     }
 
 
+def historical_changes(
+    frames: dict[str, StrategyFrame], horizon_days: int = 5
+) -> dict[str, np.ndarray]:
+    """`horizon_days` changes of each strategy's spread (bps) from its frame, keyed by the
+    factor of its kind ({"basis": frame, "ah": frame, "etf": frame}) — the history that
+    `bootstrap_shocks` draws from."""
+    if horizon_days < 1:
+        raise InvalidInput("stress: horizon_days must be ≥ 1")
+    out: dict[str, np.ndarray] = {}
+    for kind, sf in frames.items():
+        if kind not in KIND_FACTOR:
+            raise InvalidInput(f"stress: unknown book kind {kind!r}")
+        spread = sf.frame["spread_bps"].to_numpy(dtype=float)
+        change = spread[horizon_days:] - spread[:-horizon_days]
+        out[FACTORS[KIND_FACTOR[kind]]] = change[np.isfinite(change)]
+    return out
+
+
 def bootstrap_shocks(
     changes: dict[str, np.ndarray], n_paths: int, seed: int, margin_bps: float = 0.0
 ) -> np.ndarray:
