@@ -679,7 +679,35 @@ def _broker(eng: Engine, r: DayRow, allow_financing: bool) -> None:
         reduce_book(eng, r, frac, forced=True)
 
 
+DAILY_COLUMNS = (
+    "equity_fen",
+    "ratio_bps",
+    "gross_fen",
+    "position",
+    "stage",
+    "debt_fen",
+    "margin_calls",
+    "forced_exits",
+    "b_qty",
+)
+
+
+def _record(out: dict[str, list[Any]], eng: Engine, r: DayRow, stage: Stage) -> None:
+    bk = eng.book
+    ratio = eng.ratio_bps(r)
+    out["equity_fen"].append(eng.equity(r))
+    out["ratio_bps"].append(np.nan if ratio is None else ratio)
+    out["gross_fen"].append(abs(_value_fen(eng.a, bk.qa, r.a_px)))
+    out["position"].append(_pos(bk))
+    out["stage"].append(int(stage))
+    out["debt_fen"].append(bk.debt_fen)
+    out["margin_calls"].append(bk.stats["margin_calls"])
+    out["forced_exits"].append(bk.stats["forced_exits"])
+    out["b_qty"].append(bk.qb)
+
+
 def simulate(eng: Engine, rows: list[DayRow], opts: RunOptions) -> pd.DataFrame:
+    """Run the days in order (see the module docstring for each day's steps)."""
     sf, brake = eng.sf, eng.brake
     f = sf.frame
     arr = {
@@ -688,20 +716,7 @@ def simulate(eng: Engine, rows: list[DayRow], opts: RunOptions) -> pd.DataFrame:
     reg = opts.regime.reindex(f.index).ffill() if opts.regime is not None else None
     arr["regime"] = reg.to_numpy(dtype=float) if reg is not None else np.zeros(len(f))
     closed, ref_qa, cap_now = False, 0.0, 1.0
-    out: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "equity_fen",
-            "ratio_bps",
-            "gross_fen",
-            "position",
-            "stage",
-            "debt_fen",
-            "margin_calls",
-            "forced_exits",
-            "b_qty",
-        )
-    }
+    out: dict[str, list[Any]] = {k: [] for k in DAILY_COLUMNS}
     prev: DayRow | None = None
     for t, r in enumerate(rows):
         eng.settle(r, prev)
@@ -739,16 +754,7 @@ def simulate(eng: Engine, rows: list[DayRow], opts: RunOptions) -> pd.DataFrame:
             done = pos == 0 or reduce_book(eng, r, 1.0, forced=False)
             if done and sig != 0 and stage < Stage.NO_NEW:
                 open_book(eng, r, sig, h, 0)
-        ratio = eng.ratio_bps(r)
-        out["equity_fen"].append(eng.equity(r))
-        out["ratio_bps"].append(np.nan if ratio is None else ratio)
-        out["gross_fen"].append(abs(_value_fen(eng.a, eng.book.qa, r.a_px)))
-        out["position"].append(_pos(eng.book))
-        out["stage"].append(int(stage))
-        out["debt_fen"].append(eng.book.debt_fen)
-        out["margin_calls"].append(eng.book.stats["margin_calls"])
-        out["forced_exits"].append(eng.book.stats["forced_exits"])
-        out["b_qty"].append(eng.book.qb)
+        _record(out, eng, r, stage)
         prev = r
     daily = pd.DataFrame(out, index=f.index)
     daily["spread_bps"] = arr["spread_bps"]
