@@ -14,7 +14,8 @@ brake watches, each day and with data up to that day only:
    (`futures_rules.known_margin_step`: announced margin over yesterday's).
 
 Each signal beyond its threshold scores one point. The stage follows the score at once when it
-rises and steps down one stage only after `calm_days` days with a lower score (hysteresis):
+rises and steps down one stage only after `calm_days` days in a row with a lower score
+(hysteresis); while it holds, a cap never loosens (the backtest keeps the tightest):
 - 0 NORMAL: nothing;
 - 1 NO_NEW: no new strategy financing (no new or larger positions);
 - 2 LIMIT: the book is capped at `limit_fraction` of its size when the stage began;
