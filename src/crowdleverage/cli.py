@@ -26,6 +26,7 @@ _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.api.serve", "app", None),
     ("crowdleverage.risk.cli", "app", None),
     ("crowdleverage.risk.stress.cli", "app", "stress"),
+    ("crowdleverage.strategies.cli", "app", "strategy"),
 ]
 
 
