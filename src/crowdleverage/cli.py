@@ -25,6 +25,7 @@ _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.audit.reconcile_cli", "app", None),
     ("crowdleverage.api.serve", "app", None),
     ("crowdleverage.risk.cli", "app", None),
+    ("crowdleverage.credit.cli", "app", "credit"),
 ]
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
+from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.domain.errors import InvalidInput
@@ -101,9 +102,9 @@ class ChainFinancing:
         who = self.address(user_id)
         if self.chain.call("IdentityRegistry", "has_role", who, int(role)):
             return
-        self.chain.send(
-            "IdentityRegistry", "register", who, int(role), suitability, JURISDICTION,
-            self.chain.block_time() + IDENTITY_TTL_S, actor="compliance",
+        register_identity(
+            self.chain, who, roles=role, suitability=suitability,
+            expiry_s=self.chain.block_time() + IDENTITY_TTL_S, jurisdiction=JURISDICTION,
         )  # fmt: skip
 
     def list_securities(self, codes: list[str]) -> None:
