@@ -26,6 +26,7 @@ _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.api.serve", "app", None),
     ("crowdleverage.risk.cli", "app", None),
     ("crowdleverage.credit.cli", "app", "credit"),
+    ("crowdleverage.compliance.onboarding_cli", "app", "onboarding"),
 ]
 
 
