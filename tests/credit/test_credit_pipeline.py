@@ -125,7 +125,7 @@ def test_an_application_is_refused_with_every_fields_reason(german_model: Credit
     fields = {e["field"]: e["reason"] for e in err.value.details["errors"]}
     assert fields.keys() == {"duration_in_month", "credit_amount", "purpose"}
     assert fields["duration_in_month"] == "missing" and "outside" in fields["credit_amount"]
-    assert len(good) == 1
+    assert len(good["duration_in_month"]) == 1
 
 
 # ── a data set the pipeline has never seen ───────────────────────────────────────────────

@@ -24,6 +24,9 @@ from sklearn.model_selection import train_test_split
 from crowdleverage.credit.config import CreditConfig, _label
 from crowdleverage.domain.errors import ConfigError, DataFileError
 
+# Model inputs by column: a DataFrame in training, plain arrays when scoring (no pandas cost).
+Frame = pd.DataFrame | dict[str, np.ndarray]
+
 MISSING_MARKERS = [
     "",
     "NA",

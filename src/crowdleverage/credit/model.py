@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from crowdleverage.credit.calibration import Calibrator
-from crowdleverage.credit.data import Feature
+from crowdleverage.credit.data import Feature, Frame
 from crowdleverage.credit.scorecard import Scorecard
 from crowdleverage.domain.errors import IntegrityFailure, InvalidInput, NotFound
 
@@ -67,21 +66,21 @@ class CreditModel:
     def champion(self) -> str:
         return str(self.card["champion"]["model"])
 
-    def probability(self, frame: pd.DataFrame, model: str | None = None) -> np.ndarray:
+    def probability(self, frame: Frame, model: str | None = None) -> np.ndarray:
         which = model or self.champion
         raw = self.scorecard.raw(frame) if which == "scorecard" else self.challenger.raw(frame)
         return np.asarray(self.calibrators[which](raw))
 
-    def score_frame(self, frame: pd.DataFrame, *, reasons: bool = True) -> list[Score]:
-        pds = self.probability(frame)
+    def score_frame(self, frame: Frame, *, reasons: bool = True) -> list[Score]:
         idx, _ = self.scorecard.woe_matrix(frame)
         points = self.scorecard.score_points(idx)
-        if not reasons:
-            why: list[list[dict[str, Any]]] = [[] for _ in pds]
-        elif self.champion == "scorecard":
-            why = self.scorecard.adverse(idx)
+        why: list[list[dict[str, Any]]]
+        if self.champion == "challenger" and reasons:
+            raw, why = self.challenger.explain(frame)
+            pds = np.asarray(self.calibrators["challenger"](raw))
         else:
-            why = self.challenger.adverse(frame)
+            pds = self.probability(frame)
+            why = self.scorecard.adverse(idx) if reasons else [[] for _ in pds]
         return [
             Score(float(p), round(float(pt)), self.champion, self.version, self._labelled(w))
             for p, pt, w in zip(pds, points, why, strict=True)
@@ -97,7 +96,7 @@ class CreditModel:
             out.append({**r, "en": lab.get("en", r["feature"]), "zh": lab.get("zh", r["feature"])})
         return out
 
-    def frame_of(self, applications: list[dict[str, Any]]) -> pd.DataFrame:
+    def frame_of(self, applications: list[dict[str, Any]]) -> Frame:
         """Typed input rows; every field's problem of every application is reported at once."""
         errors: list[dict[str, Any]] = []
         rows: dict[str, list[Any]] = {f.name: [] for f in self.features}
@@ -114,13 +113,10 @@ class CreditModel:
         if errors:
             msg = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:10])
             raise InvalidInput(f"credit application refused: {msg}", errors=errors)
-        frame = pd.DataFrame(rows)
-        for f in self.features:
-            if f.kind == "numeric":
-                frame[f.name] = frame[f.name].astype(float)
-            else:
-                frame[f.name] = frame[f.name].astype(object)
-        return frame
+        return {
+            f.name: np.asarray(rows[f.name], dtype=float if f.kind == "numeric" else object)
+            for f in self.features
+        }
 
 
 def check_field(f: Feature, app: dict[str, Any]) -> tuple[Any, str | None]:

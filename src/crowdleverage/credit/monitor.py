@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from crowdleverage.credit.data import Frame
 from crowdleverage.credit.scorecard import Scorecard
 
 WATCH_PSI = 0.10
@@ -45,7 +45,7 @@ def status(value: float, alert: float = ALERT_PSI) -> str:
 
 
 def population_report(
-    ref: dict[str, Any], scorecard: Scorecard, frame: pd.DataFrame, pds: np.ndarray,
+    ref: dict[str, Any], scorecard: Scorecard, frame: Frame, pds: np.ndarray,
     *, alert: float = ALERT_PSI,
 ) -> dict[str, Any]:  # fmt: skip
     edges = np.asarray(ref["score_edges"])

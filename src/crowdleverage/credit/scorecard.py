@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from crowdleverage.credit.config import ScorecardConfig
-from crowdleverage.credit.data import Feature
+from crowdleverage.credit.data import Feature, Frame
 
 MIN_IV = 0.02
 _TREND = {"increasing": "ascending", "decreasing": "descending", "auto": "auto_asc_desc"}
@@ -47,14 +47,15 @@ class BinTable:
     woe: tuple[float, ...]
     iv: float
 
-    def index(self, col: pd.Series) -> np.ndarray:
+    def index(self, col: Any) -> np.ndarray:
+        """Bin of each value (a Series or an array); missing and unknown → the last bin."""
         miss = len(self.labels) - 1
         if self.kind == "numeric":
-            x = col.to_numpy(dtype=float)
+            x = np.asarray(col, dtype=float)
             out = np.searchsorted(np.asarray(self.splits, dtype=float), x, side="right")
             out[np.isnan(x)] = miss
             return out
-        return col.map(self.groups).fillna(miss).to_numpy(dtype=np.int64)
+        return np.fromiter((self.groups.get(v, miss) for v in col), dtype=np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,12 +131,12 @@ class Scorecard:
     offset: float
     dropped: dict[str, str]  # feature → why it is not in the scorecard
 
-    def woe_matrix(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def woe_matrix(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         idx = np.column_stack([b.index(frame[b.name]) for b in self.bins])
         woe = np.column_stack([np.asarray(b.woe)[idx[:, j]] for j, b in enumerate(self.bins)])
         return idx, woe
 
-    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+    def raw(self, frame: Frame) -> np.ndarray:
         """Log-odds of default."""
         _, woe = self.woe_matrix(frame)
         return woe @ np.asarray(self.coef) + self.intercept
