@@ -142,19 +142,19 @@ def _messy_csv(path: Path, n: int = 3000) -> None:
     bad = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
     frame = pd.DataFrame({
         "customer_id": [f"C{i:06d}" for i in range(n)],
-        "Income ": income.astype(object),
+        "Income ": [f"{v:,.0f}" if i % 2 else f"{v:.0f}" for i, v in enumerate(income)],
         "employment": employment.astype(object),
         "debt_ratio": debt.round(3),
         "late_payments": late,
         "gender": rng.choice(["F", "M"], n),
         "age": rng.integers(19, 75, n),
         "constant": 1,
-        "outcome": np.where(bad, "defaulted", "repaid"),
+        "outcome": np.where(bad, "Defaulted", "Repaid"),
     })  # fmt: skip
     frame.loc[rng.choice(n, 150, replace=False), "Income "] = "?"
     frame.loc[rng.choice(n, 90, replace=False), "employment"] = ""
     frame.loc[rng.choice(n, 20, replace=False), "outcome"] = "NA"
-    frame.to_csv(path, index=False)
+    frame.to_csv(path, index=False, sep=";")  # grouped thousands, ";" as delimiter
 
 
 def test_an_unseen_data_set_trains_from_its_config_alone(tmp_path: Path) -> None:

@@ -195,10 +195,11 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None)
 
 
 def _label(value: Any) -> str:
-    """Labels are compared as text: 1, 1.0 and "1" are the same label."""
+    """Labels are compared as text, ignoring case: 1, 1.0 and "1" are the same label, and so
+    are "Bad" and "bad"."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    return str(value).strip().casefold()
 
 
 def _labels(raw: dict[str, Any]) -> dict[str, dict[str, str]]:

@@ -13,6 +13,7 @@ Typing rules (so an unseen data set works from its config alone):
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ def load_dataset(cfg: CreditConfig) -> Dataset:
     try:
         raw = pd.read_csv(
             cfg.data, dtype=str, keep_default_na=False, na_values=MISSING_MARKERS,
-            skipinitialspace=True,
+            skipinitialspace=True, sep=_delimiter(cfg.data),
         )  # fmt: skip
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataFileError(str(cfg.data), None, str(exc)) from exc
@@ -154,11 +155,36 @@ def load_dataset(cfg: CreditConfig) -> Dataset:
     )  # fmt: skip
 
 
+_THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+
+
+def _clean_number(text: str) -> str:
+    """ "1,234.5" → 1234.5 (grouping), "12,5" → 12.5 (decimal comma), "12%" / "¥300" → 12 / 300."""
+    t = text.strip().strip("%$¥€£").strip()
+    if _THOUSANDS.match(t):
+        return t.replace(",", "")
+    if _DECIMAL_COMMA.match(t):
+        return t.replace(",", ".")
+    return t
+
+
+def _delimiter(path: Path) -> str:
+    """Comma, semicolon or tab: whichever the header line has most of."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    return max((",", ";", "\t"), key=header.count)
+
+
 def _type_column(s: pd.Series, col: str, cfg: CreditConfig) -> tuple[pd.Series, str]:
     if col in cfg.categorical:
         return s.astype(object).where(s.notna(), np.nan), "categorical"
     parsed = pd.to_numeric(s, errors="coerce")
     bad = parsed.isna() & s.notna()
+    if bad.any():  # thousands separators, a decimal comma, a % or currency sign
+        retry = pd.to_numeric(s.map(_clean_number, na_action="ignore"), errors="coerce")
+        if not (retry.isna() & s.notna()).any():
+            parsed, bad = retry, retry.isna() & s.notna()
     if col in cfg.numeric:
         if bad.any():
             sample = s[bad].iloc[0]
