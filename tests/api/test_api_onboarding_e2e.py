@@ -163,3 +163,23 @@ def test_decisions_are_in_the_audit_log(ow: World) -> None:
 
     assert {"onboarding_approved", "onboarding_referred", "onboarding_override",
             "onboarding_declined", "onboarding_blocked"} <= actions  # fmt: skip
+
+
+def test_review_retiers_a_borrower_on_chain(ow: World) -> None:
+    uid, view = _apply(ow, "applicant-t3", band=(0.0, 0.04))
+    assert view["tier"] == 3 and _chain(ow, uid)[3] == 3
+
+    calm = ow.client.post(
+        f"{API}/compliance/onboarding/users/{uid}/review",
+        json={"from_platform": True},
+        headers=ow.h("compliance"),
+    )
+    calls = ow.client.post(
+        f"{API}/compliance/onboarding/users/{uid}/review", json={"margin_calls": 4},
+        headers=ow.h("compliance"),
+    )  # fmt: skip
+
+    assert calm.status_code == 200 and calm.json()["tier"] == 3, "no account yet: no signal"
+    assert calls.status_code == 200 and calls.json()["tier"] == 2
+    assert calls.json()["steps"][-1]["reasons"][0]["code"] == "margin_calls"
+    assert _chain(ow, uid)[3] == 2, "the engine's tier follows the review"

@@ -6,6 +6,7 @@ on chain after each decision; PSI of the credit model for the operator."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -48,7 +49,11 @@ class OverrideIn(BaseModel):
 
 
 class ReviewIn(BaseModel):
+    """The borrower's record since the last review; `from_platform` takes it from the
+    platform instead (the recent events it holds and the positions on chain)."""
+
     model_config = ConfigDict(extra="forbid")
+    from_platform: bool = False
     margin_calls: Annotated[int, Field(ge=0, le=10_000)] = 0
     top_ups: Annotated[int, Field(ge=0, le=10_000)] = 0
     liquidations: Annotated[int, Field(ge=0, le=10_000)] = 0
@@ -88,6 +93,23 @@ def settle(st: ApiState, rec: dict[str, Any]) -> None:
         st.platform.enroll(uid, rec["role"])  # custody accounts; the identity is on chain
     elif rec["status"] == "declined":
         st.users.set_kyc(uid, "rejected", None)
+
+
+def platform_signals(st: ApiState, user_id: int) -> Behaviour:
+    """Margin calls, reserve top-ups and liquidations among the platform's recent events (the
+    last 500 it holds), and the largest position's share of the account's assets."""
+    p = st.platform
+    acc = next((a for a in p.accounts.values() if a.owner_id == user_id), None)
+    if acc is None:
+        return Behaviour()
+    kinds = Counter(e.kind for e in list(p.events) if e.account_id == acc.id)
+    assets = p.account_view(acc).assets_fen
+    top = max((x["market_value_fen"] for x in p.positions(acc)), default=0)
+    return Behaviour(
+        margin_calls=kinds["margin_warning"], top_ups=kinds["auto_top_up"],
+        liquidations=kinds["liquidation_started"],
+        max_concentration_bps=top * 10_000 // assets if assets > 0 else 0,
+    )  # fmt: skip
 
 
 def _svc(st: ApiState = Depends(state)) -> OnboardingService:
@@ -164,7 +186,10 @@ def review(
     """Re-tier an approved borrower from the platform's behavioural signals."""
     svc = st.onboarding()
     rec = svc.latest_for(str(user_id))
-    out = svc.review(rec["application_id"], Behaviour(**body.model_dump()), actor=actor.username)
+    signals = platform_signals(st, user_id) if body.from_platform else Behaviour(
+        **body.model_dump(exclude={"from_platform"})
+    )  # fmt: skip
+    out = svc.review(rec["application_id"], signals, actor=actor.username)
     settle(st, out)
     return out
 
