@@ -183,3 +183,15 @@ def test_review_retiers_a_borrower_on_chain(ow: World) -> None:
     assert calls.status_code == 200 and calls.json()["tier"] == 2
     assert calls.json()["steps"][-1]["reasons"][0]["code"] == "margin_calls"
     assert _chain(ow, uid)[3] == 2, "the engine's tier follows the review"
+
+
+def test_the_applicant_page_shows_the_steps_in_both_languages(ow: World) -> None:
+    from crowdleverage.api.deps import COOKIE
+
+    ow.client.cookies.set(COOKIE, ow.login("borrower2"))
+    zh = ow.client.get("/me?lang=zh")
+    en = ow.client.get("/me?lang=en")
+    ow.client.cookies.clear()
+
+    assert zh.status_code == 200 and "开户审核" in zh.text and "未命中制裁名单" in zh.text
+    assert "Onboarding" in en.text and "no sanctions list match" in en.text
