@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+from credit_data import MESSY_CONFIG, messy_csv
 from typer.testing import CliRunner
 
 from crowdleverage.cli import app
@@ -63,23 +64,17 @@ def test_models_lists_the_versions_and_the_one_in_use() -> None:
 
 
 def test_train_from_a_config_then_score_with_that_version(tmp_path: Path) -> None:
-    shipped = Path(__file__).resolve().parents[2] / "data" / "credit"
-    text = (shipped / "german.toml").read_text(encoding="utf-8")
-    text = text.replace('data = "', f'data = "{shipped.as_posix()}/')
-    config = tmp_path / "german-fast.toml"  # the shipped config with fewer trees
-    config.write_text(text.replace("n_estimators = 300", "n_estimators = 40"), encoding="utf-8")
+    messy_csv(tmp_path / "loans.csv")
+    (tmp_path / "loans.toml").write_text(MESSY_CONFIG)
 
-    trained = runner.invoke(
-        app,
-        ["credit", "train", "--config", str(config), "--registry", str(tmp_path / "m"), "--json"],
-    )
+    trained = runner.invoke(app, ["credit", "train", "--config", str(tmp_path / "loans.toml"),
+                                  "--registry", str(tmp_path / "m"), "--json"])  # fmt: skip
     card = json.loads(trained.stdout)
-    model = ModelRegistry(tmp_path / "m").load(card["version"])
-    app_ = {f.name: (f.categories[0] if f.categories else f.lo) for f in model.features}
+    app_ = {"Income": 9000.0, "employment": "salaried", "debt_ratio": 0.3, "late_payments": 1}
     scored = runner.invoke(
         app, ["credit", "score", "--registry", str(tmp_path / "m"), "--model", card["version"],
               "--json"], input=json.dumps([app_, app_]),
     )  # fmt: skip
 
-    assert trained.exit_code == 0 and card["data"]["rows"] == 1000
+    assert trained.exit_code == 0 and card["data"]["rows"] == 2980
     assert [s["version"] for s in json.loads(scored.stdout)] == [card["version"]] * 2

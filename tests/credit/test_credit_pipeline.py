@@ -10,9 +10,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
+from credit_data import MESSY_CONFIG, messy_csv
 
 from crowdleverage.credit import train
 from crowdleverage.credit.config import CreditConfig, load_config
@@ -131,41 +130,9 @@ def test_an_application_is_refused_with_every_fields_reason(german_model: Credit
 # ── a data set the pipeline has never seen ───────────────────────────────────────────────
 
 
-def _messy_csv(path: Path, n: int = 3000) -> None:
-    rng = np.random.default_rng(5)
-    late = rng.poisson(0.8, n)
-    debt = rng.uniform(0, 1.2, n)
-    income = rng.lognormal(9, 0.5, n).round(0)
-    employment = rng.choice(["salaried", "self-employed", "unemployed", "retired"], n)
-    logit = -2.0 + 0.9 * late + 1.8 * debt - 0.4 * np.log(income / 8000)
-    logit += np.where(employment == "unemployed", 1.0, 0.0)
-    bad = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
-    frame = pd.DataFrame({
-        "customer_id": [f"C{i:06d}" for i in range(n)],
-        "Income ": [f"{v:,.0f}" if i % 2 else f"{v:.0f}" for i, v in enumerate(income)],
-        "employment": employment.astype(object),
-        "debt_ratio": debt.round(3),
-        "late_payments": late,
-        "gender": rng.choice(["F", "M"], n),
-        "age": rng.integers(19, 75, n),
-        "constant": 1,
-        "outcome": np.where(bad, "Defaulted", "Repaid"),
-    })  # fmt: skip
-    frame.loc[rng.choice(n, 150, replace=False), "Income "] = "?"
-    frame.loc[rng.choice(n, 90, replace=False), "employment"] = ""
-    frame.loc[rng.choice(n, 20, replace=False), "outcome"] = "NA"
-    frame.to_csv(path, index=False, sep=";")  # grouped thousands, ";" as delimiter
-
-
 def test_an_unseen_data_set_trains_from_its_config_alone(tmp_path: Path) -> None:
-    _messy_csv(tmp_path / "loans.csv")
-    (tmp_path / "loans.toml").write_text(
-        'name = "loans"\ndata = "loans.csv"\nregistry = "models"\n'
-        '[target]\ncolumn = "outcome"\npositive = "defaulted"\n'
-        '[monotone]\nlate_payments = "increasing"\ndebt_ratio = "increasing"\n'
-        '[fairness]\nsex = "gender"\nage = "age"\n'
-        "[challenger]\nn_estimators = 60\nlearning_rate = 0.1\n"
-    )
+    messy_csv(tmp_path / "loans.csv")
+    (tmp_path / "loans.toml").write_text(MESSY_CONFIG)
     cfg = load_config(tmp_path / "loans.toml")
 
     card = train.run(cfg)
@@ -189,7 +156,7 @@ def test_an_unseen_data_set_trains_from_its_config_alone(tmp_path: Path) -> None
 
 
 def test_config_mistakes_are_named(tmp_path: Path) -> None:
-    _messy_csv(tmp_path / "loans.csv", n=200)
+    messy_csv(tmp_path / "loans.csv", n=200)
     base = 'name = "x"\ndata = "loans.csv"\n[target]\ncolumn = "outcome"\n'
     cases = {
         'positive = "bad"\n': "positive 'bad' is not a value",
