@@ -67,9 +67,12 @@ def onboard(st: ApiState, user: User, body: ApplicationIn) -> tuple[dict[str, An
         raise Forbidden("only investors and borrowers apply")
     svc = st.onboarding()
     try:
-        return svc.latest_for(str(user.id)), False
+        rec = svc.latest_for(str(user.id))
     except NotFound:
         pass
+    else:
+        settle(st, rec)  # idempotent: finishes a settlement an earlier failure interrupted
+        return rec, False
     app = Application(
         user_ref=str(user.id), role=user.role.value, address=st.platform.fin.address(user.id),
         name=body.name, id_number=body.id_number, phone=body.phone, bank_card=body.bank_card,
@@ -85,7 +88,8 @@ def onboard(st: ApiState, user: User, body: ApplicationIn) -> tuple[dict[str, An
 
 def settle(st: ApiState, rec: dict[str, Any]) -> None:
     """After a decision: the platform relays the queued identity writes on chain; the user's
-    KYC status and granted tier follow the decision; an approved user gets custody accounts."""
+    KYC status and granted tier follow the decision; an approved user gets custody accounts.
+    Idempotent; a failed relay leaves the writes queued (retried at the next relay)."""
     st.platform.relay_identities(st.onboarding())
     uid = int(rec["user_ref"])
     if rec["status"] == "approved":
