@@ -27,6 +27,8 @@ _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.risk.cli", "app", None),
     ("crowdleverage.risk.stress.cli", "app", "stress"),
     ("crowdleverage.strategies.cli", "app", "strategy"),
+    ("crowdleverage.credit.cli", "app", "credit"),
+    ("crowdleverage.compliance.onboarding_cli", "app", "onboarding"),
 ]
 
 

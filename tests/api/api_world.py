@@ -57,3 +57,62 @@ def make_world(tmp_path: Path, bars: list[Bar], *, trade: bool) -> World:
     st: ApiState = app.state.api
     ids = demo.seed(st, trade=trade)
     return World(TestClient(app), st, ids, {})
+
+
+# ── onboarding (issue 15): applicants whose real credit record falls in a PD band ────────────
+
+CREDIT_CSV = SHIPPED_DATA / "credit" / "credit_taiwan_default_30000_uci.csv"
+C5 = {"age": 4, "income": 3, "assets": 3, "experience": 3, "knowledge": 2, "horizon": 2, "loss": 3}
+C4 = {"age": 4, "income": 3, "assets": 2, "experience": 2, "knowledge": 2, "horizon": 1, "loss": 2}
+_applicants = itertools.count(500)
+
+
+def application_body(
+    w: World,
+    *,
+    band: tuple[float, float] | None,
+    name: str = "周明",
+    id_number: str | None = None,
+    questionnaire: dict[str, int] = C5,
+) -> dict[str, object]:
+    from crowdleverage.compliance import samples
+    from crowdleverage.credit.samples import pick
+
+    n = next(_applicants)
+    credit = {}
+    if band is not None:
+        model = w.state.onboarding().model()
+        credit = pick(model, CREDIT_CSV, [band])[0]
+    return {
+        "name": name,
+        "id_number": id_number or samples.resident_id(n),
+        "phone": samples.phone(n),
+        "bank_card": samples.bank_card(n),
+        "document_expiry": (dt.date.today() + dt.timedelta(days=2000)).isoformat(),
+        "questionnaire": questionnaire,
+        "financial_assets_fen": 500_000_000,
+        "avg_annual_income_fen": 60_000_000,
+        "experience_years": 6,
+        "credit": credit,
+    }
+
+
+def new_applicant(w: World, username: str, role: str = "borrower") -> int:
+    from crowdleverage.api.security import Role
+
+    user = w.state.users.create(username, demo.password(username), Role(role), username)
+    w.ids.users[username] = user.id
+    return user.id
+
+
+def referred_borrower(w: World) -> int:
+    """Arrange: a new borrower whose application the policy refers to the credit officer."""
+    name = f"referral{next(_applicants)}"
+    uid = new_applicant(w, name)
+    r = w.client.post(
+        "/api/v1/onboarding/applications",
+        json=application_body(w, band=(0.15, 0.30)),
+        headers=w.h(name),
+    )
+    assert r.status_code == 201 and r.json()["status"] == "referred", r.text
+    return uid

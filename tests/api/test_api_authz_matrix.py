@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from api_world import World, make_world
+from api_world import World, application_body, make_world, referred_borrower
 
 from crowdleverage.api.security import Role
 from crowdleverage.market.bars import Bar
@@ -192,6 +192,28 @@ ENDPOINTS = [
     Ep("GET", "/audit/reconciliation", frozenset({AUD, OP, CUS})),
     Ep("GET", "/audit/proof-of-liabilities", frozenset({AUD, OP})),
     Ep("GET", "/audit/log", frozenset({AUD, OP})),
+    Ep(
+        "POST",
+        "/onboarding/applications",
+        HOLDERS,
+        body=lambda w: application_body(w, band=None),
+    ),
+    Ep("GET", "/onboarding/applications/me", HOLDERS),
+    Ep("GET", "/compliance/onboarding", frozenset({CMP, AUD})),
+    Ep("GET", "/compliance/onboarding/users/{investor}", frozenset({CMP, AUD})),
+    Ep(
+        "POST",
+        "/compliance/onboarding/users/{referral}/override",
+        frozenset({CMP}),
+        body=lambda w: {"outcome": "approve", "tier": 1, "reason": "income verified by phone"},
+    ),
+    Ep(
+        "POST",
+        "/compliance/onboarding/users/{borrower}/review",
+        frozenset({CMP}),
+        body=lambda w: {},
+    ),
+    Ep("GET", "/compliance/credit/population", frozenset({CMP, OP})),
     Ep("GET", "/status", public=True),
     Ep("GET", "/public/transparency", public=True),
 ]
@@ -210,7 +232,10 @@ def _path(w: World, ep: Ep, role: Role | None, own: bool) -> str:
         "user": w.uid(owner_user) if own else w.uid("investor2"),
         "investor": w.uid("investor1") if own else w.uid("investor2"),
         "account": w.ids.accounts["borrower1" if own else "borrower2"],
+        "borrower": w.uid("borrower2"),
     }
+    if "{referral}" in ep.path:  # a fresh referred application for each case
+        ids["referral"] = referred_borrower(w) if role is CMP else w.uid("investor1")
     return API + ep.path.format(**ids)
 
 
@@ -268,7 +293,9 @@ def test_matrix_covers_every_route(mworld: World) -> None:
             ep.path.split("?")[0]
             .replace("{investor}", "{user_id}")
             .replace("{user}", "{user_id}")
-            .replace("{account}", "{account_id}"),
+            .replace("{account}", "{account_id}")
+            .replace("{referral}", "{user_id}")
+            .replace("{borrower}", "{user_id}"),
         )
         for ep in ENDPOINTS
     }

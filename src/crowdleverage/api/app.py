@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from crowdleverage.api import store
 from crowdleverage.api.auditlog import AuditLog
 from crowdleverage.api.deps import ApiState
-from crowdleverage.api.endpoints import auth, margin, money, operator
+from crowdleverage.api.endpoints import auth, margin, money, onboarding, operator
 from crowdleverage.api.security import UserStore, jwt_secret
 from crowdleverage.config import Settings
 from crowdleverage.custody.db import engine_from_settings
@@ -85,7 +85,7 @@ def create_app(
             status_code=422,
         )
 
-    for r in (auth.router, money.router, margin.router, operator.router):
+    for r in (auth.router, money.router, margin.router, operator.router, onboarding.router):
         app.include_router(r, prefix=API_PREFIX)
     from crowdleverage.web.pages import mount as mount_web  # web imports api: import late
 

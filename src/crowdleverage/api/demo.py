@@ -1,13 +1,24 @@
 """A demo world: staff, investors who fund both tranches, borrowers trading with leverage into
-the January 2016 circuit-breaker week. Used by `crowdlev serve --demo` and by the tests."""
+the January 2016 circuit-breaker week. Used by `crowdlev serve --demo` and by the tests.
+
+Investors and borrowers are onboarded through the onboarding pipeline (KYC, sanctions,
+suitability, credit score, decision, identity and tier on chain): each borrower applies with the
+credit record of a real applicant of the shipped Taiwan data whose PD under the model in use
+earns the borrower's tier (`CREDIT_BANDS`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from crowdleverage.api.deps import ApiState
-from crowdleverage.api.security import Role
-from crowdleverage.domain.errors import CrowdLevError
+from crowdleverage.api.endpoints.onboarding import ApplicationIn, onboard
+from crowdleverage.api.security import Role, User
+from crowdleverage.compliance import samples
+from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.credit.samples import pick
+from crowdleverage.domain.errors import ConfigError, CrowdLevError
 from crowdleverage.flows.model import Tranche
 from crowdleverage.market.rules import LOT
 
@@ -33,6 +44,12 @@ BORROWERS = [
     ("borrower4", 3, 1_000_000, 0, 1000),
 ]
 PASSWORD_SUFFIX = "-demo-pass"
+# The PD band (credit/policy.py) that earns each tier; every demo borrower is C5 and qualified.
+CREDIT_BANDS = {1: (0.08, 0.15), 2: (0.04, 0.08), 3: (0.0, 0.04)}
+CREDIT_DATA = SHIPPED_DATA / "credit" / "credit_taiwan_default_30000_uci.csv"
+NAMES = ["王建国", "李秀英", "张伟", "刘洋", "陈静", "杨帆", "赵磊"]
+C5_ANSWERS = {"age": 4, "income": 3, "assets": 3, "experience": 3, "knowledge": 2,
+              "horizon": 2, "loss": 3}  # fmt: skip
 
 
 def password(username: str) -> str:
@@ -54,26 +71,19 @@ def seed(st: ApiState, *, trade: bool = True) -> DemoIds:
         users[name] = st.users.create(name, password(name), role, display).id
     p = st.platform
     for i, (name, tranche, dep, sub) in enumerate(INVESTORS):
-        u = st.users.create(
-            name, password(name), Role.INVESTOR, f"出资人 {name}", kyc_status="approved"
-        )
+        u = st.users.create(name, password(name), Role.INVESTOR, f"出资人 {name}")
         users[name] = u.id
-        p.enroll(u.id, "investor")
+        _apply(st, u, i, None)
         p.deposit(u.id, dep * 100, f"DEMO-INV-{i:04d}")
         p.subscribe(u.id, tranche, sub * 100)
     p.end_of_day()  # the epoch closes: subscriptions become units
     accounts: dict[str, int] = {}
     for i, (name, tier, margin, reserve, _) in enumerate(BORROWERS):
-        u = st.users.create(
-            name,
-            password(name),
-            Role.BORROWER,
-            f"被配资人 {name}",
-            kyc_status="approved",
-            credit_tier=tier,
-        )
+        u = st.users.create(name, password(name), Role.BORROWER, f"被配资人 {name}")
         users[name] = u.id
-        p.enroll(u.id, "borrower")
+        rec = _apply(st, u, len(INVESTORS) + i, _credit_records(st)[i])
+        if rec["status"] != "approved" or rec["tier"] != tier:
+            raise ConfigError(f"demo: {name} was {rec['status']} at tier {rec['tier']}, not {tier}")
         p.deposit(u.id, (margin + reserve + 100_000) * 100, f"DEMO-BOR-{i:04d}")
         acc = p.open_margin_account(u.id, tier, tier)
         accounts[name] = acc.id
@@ -87,6 +97,34 @@ def seed(st: ApiState, *, trade: bool = True) -> DemoIds:
     p.snapshot_liabilities()  # an epoch that includes the borrowers
     p.reconcile()
     return DemoIds(users, accounts)
+
+
+def _credit_records(st: ApiState) -> list[dict[str, Any]]:
+    return _picked(st.onboarding().model().version, tuple(t for _, t, *_ in BORROWERS), st)
+
+
+def _picked(version: str, tiers: tuple[int, ...], st: ApiState) -> list[dict[str, Any]]:
+    """Real applicants whose PD earns each tier (found once per model version)."""
+    key = (version, tiers)
+    if key not in _PICKED:
+        model = st.onboarding().model()
+        _PICKED[key] = pick(model, CREDIT_DATA, [CREDIT_BANDS[t] for t in tiers])
+    return _PICKED[key]
+
+
+_PICKED: dict[tuple[str, tuple[int, ...]], list[dict[str, Any]]] = {}
+
+
+def _apply(st: ApiState, user: User, n: int, credit: dict[str, Any] | None) -> dict[str, Any]:
+    body = ApplicationIn(
+        name=NAMES[n % len(NAMES)], id_number=samples.resident_id(100 + n),
+        phone=samples.phone(1000 + n), bank_card=samples.bank_card(1000 + n),
+        document_expiry=dt.date.today() + dt.timedelta(days=3650),
+        questionnaire=C5_ANSWERS, financial_assets_fen=500_000_000,
+        avg_annual_income_fen=60_000_000, experience_years=8, credit=credit or {},
+    )  # fmt: skip
+    rec, _ = onboard(st, user, body)
+    return rec
 
 
 def request_positions(

@@ -33,6 +33,7 @@ class ApiState:
     audit: AuditLog
     secret: str
     _compliance: Any = None
+    _onboarding: Any = None
 
     def compliance(self) -> Any:
         """The compliance service (sanctions screening), built on first use."""
@@ -41,6 +42,18 @@ class ApiState:
 
             self._compliance = ComplianceService(self.engine, None)
         return self._compliance
+
+    def onboarding(self) -> Any:
+        """The onboarding pipeline (compliance.onboarding) with the credit model in use."""
+        if self._onboarding is None:
+            from crowdleverage.compliance.onboarding import OnboardingService
+            from crowdleverage.credit.model import ModelRegistry
+            from crowdleverage.credit.registry import default_registry
+
+            self._onboarding = OnboardingService(
+                self.compliance(), models=ModelRegistry(default_registry()), audit=self.audit
+            )
+        return self._onboarding
 
 
 def state(request: Request) -> ApiState:

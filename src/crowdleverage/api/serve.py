@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -27,10 +28,13 @@ class ReplayDriver(threading.Thread):
     """Advances the market replay one tick every `pace_s` seconds (the monitor, end of day
     and reconciliation run inside `Platform.tick`)."""
 
-    def __init__(self, platform: object, pace_s: float) -> None:
+    def __init__(
+        self, platform: object, pace_s: float, after_tick: Callable[[], object] | None = None
+    ) -> None:
         super().__init__(name="replay-driver", daemon=True)
         self.platform = platform
         self.pace_s = pace_s
+        self.after_tick = after_tick  # e.g. relay the compliance outbox on chain
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -46,6 +50,8 @@ class ReplayDriver(threading.Thread):
                 continue  # fail closed until an operator resumes
             try:
                 p.tick()
+                if self.after_tick is not None:
+                    self.after_tick()
                 failed = False
             except Exception as exc:  # keep the service up; the operator sees why
                 log.exception("replay tick failed")
@@ -112,7 +118,9 @@ def serve(
             typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
             for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]
                 typer.echo(f"  {name:<12} {pw}")
-    driver = ReplayDriver(platform, pace_s) if demo else None
+    api_state = application.state.api
+    relay = lambda: platform.relay_identities(api_state.onboarding())  # noqa: E731
+    driver = ReplayDriver(platform, pace_s, relay) if demo else None
     if driver is not None:
         driver.start()
     try:

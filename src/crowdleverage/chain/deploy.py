@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from crowdleverage.chain.artifacts import DEPLOYABLES, artifact
+from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.keys import SYSTEM_ACTORS
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
@@ -107,10 +108,9 @@ def deploy_system(
     expires = port.block_time() + IDENTITY_TTL_S
     for actor, role in SYSTEM_ROLES.items():
         who = "admin" if role is Role.COMPLIANCE else "compliance"
-        port.send(
-            "IdentityRegistry", "register", port.address_of(actor), int(role), 5,
-            JURISDICTION_CN, expires, actor=who,
-        )  # fmt: skip
+        register_identity(
+            port, port.address_of(actor), roles=role, suitability=5, expiry_s=expires, actor=who
+        )
     manifest = {
         "chain": port.kind,
         "chain_id": port.chain_id,
@@ -157,8 +157,7 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
         port.alias(actor, port.contract_address(contract))
         parties.append((port.address_of(actor), role))
     for address, role in parties:
-        port.send("IdentityRegistry", "register", address, int(role), 5, JURISDICTION_CN,
-                  expires, actor="compliance")  # fmt: skip
+        register_identity(port, address, roles=role, suitability=5, expiry_s=expires)
     port.send("TranchePool", "connect", engine, insurance, actor="operator")
     port.send("InsuranceFund", "set_engine", engine, actor="operator")
     port.register_at("SeniorShare", port.call("TranchePool", "SENIOR"), "TrancheShare")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
+from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.keys import SYSTEM_ACTORS
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
@@ -20,10 +21,7 @@ def register_participants(port: ChainPort) -> None:
     expires = port.block_time() + YEAR_S
     for actor, role in (("investor", Role.INVESTOR), ("borrower", Role.BORROWER),
                         ("pool", Role.PLATFORM)):  # fmt: skip
-        port.send(
-            "IdentityRegistry", "register", port.address_of(actor), int(role), 3, b"CN",
-            expires, actor="compliance",
-        )  # fmt: skip
+        register_identity(port, port.address_of(actor), roles=role, suitability=3, expiry_s=expires)
 
 
 def open_day(port: ChainPort, day: int, prev_close_fen: int) -> None:

@@ -12,14 +12,24 @@ asked state, so it is idempotent and a retried relay does not trip the registry'
 
 Suitability 0 (not yet assessed) is registered as 1 (C1, the most restrictive level), since the
 registry only accepts 1..5.
+
+A verified borrower's credit tier is the margin engine's tier: `MarginEngine.open_account(who,
+tier)` (compliance role) when the engine's tier differs. The engine refuses a tier change while
+the account owes debt; then the tier is left as it is (logged) and applies at the next review,
+so that one indebted account cannot stall the relay of every later write.
 """
 
 from __future__ import annotations
 
+import logging
+
+from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.compliance.ports import IdentityRole
 
 REGISTRY = "IdentityRegistry"
+ENGINE = "MarginEngine"
+log = logging.getLogger("crowdleverage.compliance.chain")
 
 
 class ChainIdentityWriter:
@@ -38,6 +48,7 @@ class ChainIdentityWriter:
         expiry_s: int,
         suitability_level: int,
         roles: IdentityRole,
+        tier: int | None = None,
     ) -> None:
         cur_roles, cur_verified, cur_suit, cur_jur, cur_expiry, cur_frozen = self.chain.call(
             REGISTRY, "identities", address
@@ -51,15 +62,27 @@ class ChainIdentityWriter:
             wanted = (int(roles), True, suitability, self.jurisdiction, expiry_s)
             current = (int(cur_roles), cur_verified, cur_suit, _as_bytes(cur_jur), cur_expiry)
             if wanted != current:
-                self.chain.send(
-                    REGISTRY, "register", address, int(roles), suitability, self.jurisdiction,
-                    expiry_s, actor=self.actor,
+                register_identity(
+                    self.chain, address, roles=int(roles), suitability=suitability,
+                    expiry_s=expiry_s, jurisdiction=self.jurisdiction, actor=self.actor,
                 )  # fmt: skip
                 registered = True
         elif registered and cur_verified:
             self.chain.send(REGISTRY, "revoke", address, actor=self.actor)
         if registered and frozen != cur_frozen:
             self.chain.send(REGISTRY, "set_frozen", address, frozen, actor=self.actor)
+        if verified and tier is not None and IdentityRole.BORROWER in roles:
+            self._set_tier(address, tier)
+
+    def _set_tier(self, address: str, tier: int) -> None:
+        account = self.chain.call(ENGINE, "accounts", address)
+        if int(account[0]) == tier:
+            return
+        if int(account[5]) != 0:  # scaled debt: the engine refuses a tier change
+            log.warning("tier change deferred: account owes debt",
+                        extra={"address": address, "tier": tier})  # fmt: skip
+            return
+        self.chain.send(ENGINE, "open_account", address, tier, actor=self.actor)
 
 
 def _as_bytes(value: bytes | str) -> bytes:

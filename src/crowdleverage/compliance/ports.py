@@ -26,6 +26,7 @@ class OnChainIdentity:
     expiry_s: int  # UNIX seconds; the registry treats the identity as inactive after it
     suitability_level: int  # 0 unknown, 1..5 for C1..C5
     roles: IdentityRole
+    tier: int | None = None  # borrowers: the margin engine's leverage tier
 
     @property
     def active(self) -> bool:
@@ -42,8 +43,10 @@ class IdentityWriter(Protocol):
         expiry_s: int,
         suitability_level: int,
         roles: IdentityRole,
+        tier: int | None = None,
     ) -> None:
-        """Make the on-chain record of `address` equal to these values (idempotent).
+        """Make the on-chain record of `address` equal to these values (idempotent); a
+        borrower's `tier` is the margin engine's tier for the address (None: leave it).
         Raises a CrowdLevError (e.g. ContractRevert, ServiceUnavailable) when it cannot."""
         ...
 
@@ -64,9 +67,10 @@ class InMemoryIdentityRegistry:
         expiry_s: int,
         suitability_level: int,
         roles: IdentityRole,
+        tier: int | None = None,
     ) -> None:
         self.records[address.lower()] = OnChainIdentity(
-            verified, frozen, expiry_s, suitability_level, roles
+            verified, frozen, expiry_s, suitability_level, roles, tier
         )
         self.writes += 1
 

@@ -55,6 +55,7 @@ identities = sa.Table(
     sa.Column("frozen", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("suitability_level", sa.Integer, nullable=True),  # 1..5 for C1..C5
     sa.Column("qualified_investor", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("credit_tier", sa.Integer, nullable=True),  # borrowers: the engine's tier (1..3)
     sa.Column("version", sa.Integer, nullable=False),  # bumped by every conditional update
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
@@ -122,6 +123,7 @@ chain_outbox = sa.Table(
     sa.Column("expiry_s", sa.BigInteger, nullable=False),
     sa.Column("suitability_level", sa.Integer, nullable=False),
     sa.Column("roles", sa.Integer, nullable=False),
+    sa.Column("tier", sa.Integer, nullable=True),  # borrowers: the margin engine's tier
     sa.Column("created_at", TS, nullable=False),
     sa.Column("sent_at", TS, nullable=True),  # null until relayed to the registry
 )

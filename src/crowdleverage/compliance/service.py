@@ -12,6 +12,7 @@ database transaction: if the chain write fails, the status change is rolled back
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -99,6 +100,12 @@ class LoadResult:
             "rescreened_identities": self.rescreened,
             "new_cases": self.new_cases,
         }
+
+
+@functools.cache
+def _shipped_entries() -> tuple[ListEntry, ...]:
+    """The shipped list is immutable: parsed once per process."""
+    return tuple(load_list_file(SHIPPED_UN_LIST).entries)
 
 
 def _expiry_s(d: date) -> int:
@@ -199,7 +206,7 @@ class ComplianceService:
                 ]
             else:
                 # Nothing loaded yet: screen against the shipped UN list (in memory only).
-                entries = list(load_list_file(SHIPPED_UN_LIST).entries)
+                entries = list(_shipped_entries())
         self._screener = Screener(entries, threshold=self.threshold)
         self._screener_key = rows
         return self._screener
@@ -302,7 +309,15 @@ class ComplianceService:
                 opened.append(case.case_id)
         return opened
 
-    def verify(self, identity_id: str, *, actor: str, now: datetime | None = None) -> None:
+    def verify(
+        self,
+        identity_id: str,
+        *,
+        actor: str,
+        now: datetime | None = None,
+        credit_tier: int | None = None,
+    ) -> None:
+        """Verify a pending identity (and a borrower's credit tier) and write it on chain."""
         at = now or utcnow()
         with self.engine.begin() as conn:
             ident = self._get(conn, identity_id)
@@ -317,8 +332,20 @@ class ComplianceService:
                 )
             if ident.document_expiry <= at.date():
                 raise ComplianceBlock(f"identity document expired on {ident.document_expiry}")
-            self._update(conn, ident, at, status="verified", status_reason=f"verified by {actor}")
+            self._update(
+                conn, ident, at, status="verified", status_reason=f"verified by {actor}",
+                credit_tier=credit_tier,
+            )  # fmt: skip
             self._write_chain(conn, identity_id)
+
+    def set_credit_tier(self, identity_id: str, tier: int, *, now: datetime | None = None) -> None:
+        """A borrower's tier changed at review: stored and written on chain (verified only)."""
+        at = now or utcnow()
+        with self.engine.begin() as conn:
+            ident = self._get(conn, identity_id)
+            self._update(conn, ident, at, credit_tier=tier)
+            if ident.status == "verified":
+                self._write_chain(conn, identity_id)
 
     def reject(
         self, identity_id: str, *, actor: str, reason: str, now: datetime | None = None
@@ -560,6 +587,7 @@ class ComplianceService:
             "frozen": r.frozen,
             "suitability_level": r.suitability_level,
             "qualified_investor": r.qualified_investor,
+            "credit_tier": r.credit_tier,
             "document_expiry": r.document_expiry.isoformat(),
         }
 
@@ -612,6 +640,7 @@ class ComplianceService:
             "frozen": bool(r.frozen),
             "expiry_s": _expiry_s(r.document_expiry),
             "suitability_level": r.suitability_level or 0,
+            "tier": r.credit_tier,
         }
         if self.writer is None:
             conn.execute(
@@ -641,6 +670,7 @@ class ComplianceService:
                 expiry_s=row.expiry_s,
                 suitability_level=row.suitability_level,
                 roles=IdentityRole(row.roles),
+                tier=row.tier,
             )
             with self.engine.begin() as conn:
                 conn.execute(

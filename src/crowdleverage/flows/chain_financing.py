@@ -32,6 +32,8 @@ from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
+from crowdleverage.compliance.chain_adapter import ChainIdentityWriter
+from crowdleverage.compliance.ports import IdentityRole
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.domain.params import HAIRCUT_BPS
 from crowdleverage.domain.security import Security
@@ -97,13 +99,14 @@ class ChainFinancing:
         return self.chain.address_of(actor(user_id))
 
     def register(self, user_id: int, role: Role, suitability: int = 4) -> None:
-        """Compliance writes the verified identity on chain (idempotent for the same role)."""
+        """Compliance writes the verified identity on chain (idempotent for the same role),
+        through the compliance writer; the onboarding pipeline has usually written it already."""
         who = self.address(user_id)
         if self.chain.call("IdentityRegistry", "has_role", who, int(role)):
             return
-        self.chain.send(
-            "IdentityRegistry", "register", who, int(role), suitability, JURISDICTION,
-            self.chain.block_time() + IDENTITY_TTL_S, actor="compliance",
+        ChainIdentityWriter(self.chain, jurisdiction=JURISDICTION).set_identity(
+            who, verified=True, frozen=False, expiry_s=self.chain.block_time() + IDENTITY_TTL_S,
+            suitability_level=suitability, roles=IdentityRole(int(role)),
         )  # fmt: skip
 
     def list_securities(self, codes: list[str]) -> None:

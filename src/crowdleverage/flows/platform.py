@@ -338,6 +338,14 @@ class Platform:
             self._by_address[self.fin.address(user_id).lower()] = user_id
             self.save()
 
+    def relay_identities(self, pipeline: Any) -> int:
+        """The platform process applies compliance's queued identity writes on chain (the
+        onboarding pipeline's outbox, `ComplianceService.relay_outbox`)."""
+        from crowdleverage.compliance.chain_adapter import ChainIdentityWriter
+
+        with self.lock:
+            return int(pipeline.relay(ChainIdentityWriter(self.chain)))
+
     def _enrolled(self, user_id: int) -> None:
         if user_id not in self.s.enrolled:
             raise Conflict(f"user {user_id} is not enrolled (no approved KYC on chain yet)")

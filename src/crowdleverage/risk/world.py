@@ -22,6 +22,7 @@ from crowdleverage.chain.deploy import (
     manifest_path,
 )
 from crowdleverage.chain.embedded import DEFAULT_GENESIS_TIME_S, EmbeddedChain
+from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
@@ -58,9 +59,9 @@ def open_financing_chain(
 
 
 def register(chain: ChainPort, actor: str, roles: Role, suitability: int = 4) -> None:
-    chain.send(
-        "IdentityRegistry", "register", chain.address_of(actor), int(roles), suitability, CN,
-        chain.block_time() + 5 * YEAR_S, actor="compliance",
+    register_identity(
+        chain, chain.address_of(actor), roles=roles, suitability=suitability,
+        expiry_s=chain.block_time() + 5 * YEAR_S, jurisdiction=CN,
     )  # fmt: skip
 
 

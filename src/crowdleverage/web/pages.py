@@ -164,12 +164,24 @@ def me_page(
         request,
         "me.html",
         user,
+        onboarding=_onboarding_view(st, user),
         wallet=wallet,
         holdings=holdings,
         accounts=accounts,
         lines=lines[:50],
         quotes=quotes,
     )
+
+
+def _onboarding_view(st: ApiState, user: User) -> dict[str, Any] | None:
+    """The applicant's onboarding steps and reasons (compliance.onboarding), if any."""
+    from crowdleverage.compliance.onboarding import applicant_view
+    from crowdleverage.domain.errors import NotFound
+
+    try:
+        return applicant_view(st.onboarding().latest_for(str(user.id)))
+    except NotFound:
+        return None
 
 
 def mount(app: FastAPI) -> None:
