@@ -12,7 +12,8 @@ from crowdleverage.broker.simulated import SimulatedCrash
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.oracle.feeder import ReporterMode
-from crowdleverage.risk.replay import LAYERS, Replay, ReplayConfig, ReplayReport, run_replay
+from crowdleverage.risk.accounting import LAYERS
+from crowdleverage.risk.replay import Replay, ReplayConfig, ReplayReport, run_replay
 
 DATA = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
 

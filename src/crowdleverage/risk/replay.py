@@ -19,7 +19,9 @@ tranche NAVs, the insurance fund and the invariants checked. Deterministic for a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import shutil
 import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -45,8 +47,19 @@ from crowdleverage.market.exchange import (
 from crowdleverage.market.replay import TradingDay, intraday_ticks, trading_days
 from crowdleverage.market.rules import LOT, Side
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter, ReporterMode
+from crowdleverage.risk.accounting import (
+    BorrowerEnd,
+    WriteOff,
+    end_marks,
+    settle,
+    tier_table,
+    tranche_returns,
+)
+from crowdleverage.risk.book import Book, BorrowerSpec
 from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import AccountState, RiskMonitor
+from crowdleverage.risk.regime import RegimeParams, liquidity_caps, regime_history
+from crowdleverage.risk.umbrella import umbrella_trust
 from crowdleverage.risk.world import ENGINE, World, open_financing_chain
 
 YUAN = 100
@@ -59,12 +72,12 @@ class ReplayConfig:
     start: dt.date
     end: dt.date
     seed: int = 20160104
-    borrowers_per_tier: int = 6
-    stocks: int = 24
+    book: Book = field(default_factory=Book)
+    borrowers_per_tier: int | None = None  # overrides the book's
+    stocks: int | None = None  # overrides the book's
     ticks_per_day: int = 8
-    senior_fen: int = 20_000 * WAN  # 2亿元
-    junior_fen: int = 5_000 * WAN  # 5000万元
-    work_dir: Path | None = None  # chain, broker and keeper journals; a temporary dir when None
+    # chain, broker and keeper journals; None: a temporary dir, removed at the end
+    work_dir: Path | None = None
     faulty_reporter: ReporterMode = ReporterMode.HONEST  # the third reporter's behaviour
 
 
@@ -83,7 +96,10 @@ class DayReport:
     orders_waiting_behind_seals: int = 0
     shares_waiting_behind_seals: int = 0
     liquidation_fills: int = 0
-    losses_fen: dict[str, int] = field(default_factory=dict)
+    losses_fen: dict[str, int] = field(default_factory=dict)  # booked on chain this day
+
+
+BOOKED = ("borrower_reserve", "penalty", "insurance", "junior", "senior")
 
 
 @dataclass
@@ -101,9 +117,21 @@ class ReplayReport:
     keeper: dict[str, Any] = field(default_factory=dict)
     oracle: dict[str, Any] = field(default_factory=dict)
     fills: int = 0
+    book: dict[str, Any] = field(default_factory=dict)  # pool, utilisation, borrowers
+    accounting: dict[str, Any] = field(default_factory=dict)  # per borrower, layers, check
+    tiers: dict[int, dict[str, Any]] = field(default_factory=dict)  # per tier + umbrella
+    tranches: list[dict[str, Any]] = field(default_factory=list)
+    regime: dict[str, Any] = field(default_factory=dict)  # indicator history and parameters
+    liquidity: dict[str, Any] = field(default_factory=dict)  # 20-day volume caps
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "book": self.book,
+            "accounting": self.accounting,
+            "tiers": {str(k): v for k, v in self.tiers.items()},
+            "tranches": self.tranches,
+            "regime": self.regime,
+            "liquidity": self.liquidity,
             "setup_day": self.setup_day,
             "stocks": self.stocks,
             "borrowers": self.borrowers,
@@ -118,9 +146,6 @@ class ReplayReport:
             "oracle": self.oracle,
             "fills": self.fills,
         }
-
-
-LAYERS = ("borrower_margin", "borrower_reserve", "penalty", "insurance", "junior", "senior")
 
 
 def _choose_stocks(
@@ -141,15 +166,14 @@ def _choose_stocks(
     return sorted(pool[i] for i in picked)
 
 
-def _borrower(tier: int, i: int) -> str:
-    return f"borrower-t{tier}-{i + 1}"
-
-
 class Replay:
     def __init__(self, cfg: ReplayConfig) -> None:
         if cfg.end < cfg.start:
             raise InvalidInput(f"--to {cfg.end} is before --from {cfg.start}")
         self.cfg = cfg
+        self.book = cfg.book.with_options(
+            borrowers_per_tier=cfg.borrowers_per_tier, stocks=cfg.stocks
+        )
         self.rng = np.random.default_rng(cfg.seed)
         bars = read_bars(cfg.data)
         days = list(trading_days(bars, None, cfg.end))
@@ -160,9 +184,13 @@ class Replay:
                 f"the data needs a trading day before {cfg.start} (setup) and one in the range"
             )
         self.setup = before[-1]
-        self.codes = _choose_stocks(self.setup, self.days[0], cfg.stocks, self.rng)
+        self.history = days  # every day up to the end: regime look-back, 20-day volumes
+        self.codes = _choose_stocks(self.setup, self.days[0], self.book.stocks, self.rng)
+        self.plan = self.book.assign_stocks(self.book.plan(self.rng), self.codes, self.rng)
         genesis = dt.datetime.combine(self.setup.date, dt.time(9, 0), SHANGHAI)
+        self._temp_work = cfg.work_dir is None
         work = cfg.work_dir or Path(tempfile.mkdtemp(prefix="crowdlev-replay-"))
+        work.mkdir(parents=True, exist_ok=True)
         self.work = work
         self.genesis_time_s = int(genesis.timestamp()) - 2 * 86_400
         self.chain = open_financing_chain(work, self.actors(), genesis_time_s=self.genesis_time_s)
@@ -182,7 +210,13 @@ class Replay:
         self.sync = ChainSync(self.chain, self.monitor)
         self.borrowers: dict[str, int] = {}
         self.names: dict[str, str] = {}  # address → actor name
-        self.deposits: dict[str, int] = {}  # address → margin + reserve deposited
+        self.specs: dict[str, BorrowerSpec] = {}  # address → the book's borrower
+        self.initial: dict[str, dict[str, int]] = {}  # address → positions after setup
+        self.initial_debt: dict[str, int] = {}  # address → debt after setup
+        self.setup_utilisation_bps = 0
+        self.write_offs: dict[str, list[WriteOff]] = defaultdict(list)
+        self._penalty_open: Counter[str] = Counter()  # address → penalty in the open round
+        self._absorbed: dict[str, int] | None = None
         self.all_fills: list[tuple[dt.date, Fill, Order, Bar]] = []
         self.liq_orders: set[int] = set()
         self._in_liquidation: set[str] = set()
@@ -195,27 +229,30 @@ class Replay:
 
     def actors(self) -> list[str]:
         """The investors and borrowers that send transactions (they need keys)."""
-        borrowers = [_borrower(tier, i) for tier in sorted(TIERS)
-                     for i in range(self.cfg.borrowers_per_tier)]  # fmt: skip
-        return ["investor-senior", "investor-junior", *borrowers]
+        return ["investor-senior", "investor-junior", *(b.name for b in self.plan)]
 
     def fund_and_open(self) -> None:
         w = self.world
+        book = self.book
         w.list_securities(self.codes)
-        w.invest("investor-senior", True, self.cfg.senior_fen)
-        w.invest("investor-junior", False, self.cfg.junior_fen)
+        if book.senior_fen:
+            w.invest("investor-senior", True, book.senior_fen)
+        w.invest("investor-junior", False, book.junior_fen)
         w.close_epoch()
-        w.fund_broker(self.cfg.senior_fen)
-        for tier in sorted(TIERS):
-            for i in range(self.cfg.borrowers_per_tier):
-                name = _borrower(tier, i)
-                margin = int(self.rng.integers(20, 101)) * WAN
-                reserve = margin // 10 if i % 2 == 0 else 0
-                who = w.open_borrower(name, tier, margin, reserve)
-                self.monitor.add_account(who, tier)
-                self.borrowers[name] = tier
-                self.names[who] = name
-                self.deposits[who] = margin + reserve
+        w.fund_broker(book.pool_fen)
+        if book.insurance_seed_fen:
+            w.mint("operator", book.insurance_seed_fen)
+            ins = self.chain.address_of("insurance")
+            self.chain.send("CashToken", "transfer", ins, book.insurance_seed_fen,
+                            actor="operator")  # fmt: skip
+            self.chain.send("InsuranceFund", "credit", book.insurance_seed_fen, 0,
+                            actor="operator")  # fmt: skip
+        for spec in self.plan:
+            who = w.open_borrower(spec.name, spec.tier, spec.margin_fen, spec.reserve_fen)
+            self.monitor.add_account(who, spec.tier)
+            self.borrowers[spec.name] = spec.tier
+            self.names[who] = spec.name
+            self.specs[who] = spec
 
     def build_portfolios(self, rounds: int = 4) -> None:
         """Each borrower buys 3–6 stocks at the setup day's first price (+1% limit), sized to
@@ -227,19 +264,27 @@ class Replay:
         series = {c: intraday_ticks(day.bars[c], self.cfg.ticks_per_day) for c in self.codes}
         self.feeder.on_ticks(s[0] for s in series.values())
         plans: list[tuple[str, list[str], int]] = []
-        for who, name in self.names.items():
-            tier = TIERS[self.borrowers[name]]
-            margin = self.world.account(who)["cash_fen"]
-            k = int(self.rng.integers(3, 7))
-            picks = sorted(self.rng.choice(len(self.codes), size=k, replace=False).tolist())
-            gross = margin * (1 + tier.max_leverage) * 85 // 100
-            plans.append((name, [self.codes[i] for i in picks], gross // k // rounds))
+        for spec in self.specs.values():
+            gross = spec.margin_fen + spec.planned_loan_fen
+            plans.append((spec.name, list(spec.codes), gross // len(spec.codes) // rounds))
         for _ in range(rounds):
             for name, codes, each in plans:
                 for code in codes:
                     self._buy(name, code, each, series[code][0].price_fen, day.bars[code])
         self.broker.poll()
         self._run_session(day, series, report=None)
+        for who in self.names:
+            self.initial[who] = self._positions(who)
+            self.initial_debt[who] = int(self.chain.call(ENGINE, "debt_of", who))
+        self.setup_utilisation_bps = int(self.chain.call("TranchePool", "utilisation_bps"))
+
+    def _positions(self, who: str) -> dict[str, int]:
+        out = {}
+        for code in self.codes:
+            q = int(self.chain.call(ENGINE, "positions", who, code_to_chain(code)))
+            if q:
+                out[code] = q
+        return out
 
     def _buy(self, name: str, code: str, value_fen: int, price_fen: int, bar: Bar) -> None:
         up = bar.band.limit_up_fen if bar.band and bar.band.limit_up_fen else price_fen
@@ -394,20 +439,42 @@ class Replay:
                     report.liquidations_started += 1
             elif e.event == "LiquidationEnded":
                 report.liquidations_completed += 1
-                self._in_liquidation.discard(str(a["account"]))
+                who = str(a["account"])
+                self._in_liquidation.discard(who)
                 losses["borrower_reserve"] += int(a["reserve_used_fen"])
-                if int(a["shortfall_fen"]) > 0:
-                    who = str(a["account"])
-                    losses["borrower_margin"] += self.deposits.get(who, 0)
+                self._liquidation_ended(who, int(a["shortfall_fen"]),
+                                        int(a["insurance_paid_fen"]))  # fmt: skip
             elif e.event == "PenaltyCharged":
                 losses["penalty"] += int(a["amount_fen"])
+                self._penalty_open[str(a["account"])] += int(a["amount_fen"])
             elif e.event == "ShortfallAbsorbed":
+                self._absorbed = {k: int(a[k]) for k in ("insurance_fen", "junior_fen",
+                                                         "senior_fen")}  # fmt: skip
                 losses["insurance"] += int(a["insurance_fen"])
                 losses["junior"] += int(a["junior_fen"])
                 losses["senior"] += int(a["senior_fen"])
             elif e.event == "Filled" and int(a["order_id"]) in self.liq_orders:
                 report.liquidation_fills += 1
-        report.losses_fen = {k: losses.get(k, 0) for k in LAYERS}
+        report.losses_fen = {k: losses.get(k, 0) for k in BOOKED}
+
+    def _liquidation_ended(self, who: str, shortfall_fen: int, paid_fen: int) -> None:
+        """A shortfall is booked by the pool (ShortfallAbsorbed, same transaction, earlier)
+        and then reported by the engine: pair them into one write-off."""
+        penalty = self._penalty_open.pop(who, 0)
+        if shortfall_fen == 0:
+            return
+        parts = self._absorbed or {"insurance_fen": 0, "junior_fen": 0, "senior_fen": 0}
+        self._absorbed = None
+        from_penalty = min(paid_fen, penalty)
+        self.write_offs[who].append(
+            WriteOff(
+                shortfall_fen,
+                from_penalty,
+                parts["insurance_fen"] - from_penalty,
+                parts["junior_fen"],
+                parts["senior_fen"],
+            )
+        )
 
     def _ratios(self, report: DayReport) -> None:
         res = self.monitor.tick()
@@ -495,7 +562,7 @@ class Replay:
         inv["no_liquidation_order_left_open"] = all(
             int(c.call(ENGINE, "accounts", who)[7]) == 0 for who in self.names
         )
-        report.invariants = inv
+        report.invariants.update(inv)
 
     def run(self) -> ReplayReport:
         try:
@@ -505,9 +572,12 @@ class Replay:
             self.close()
 
     def close(self) -> None:
-        """Release the broker's journal and the chain (its writer lock); idempotent."""
+        """Release the broker's journal and the chain (its writer lock), and remove a
+        temporary work dir; idempotent."""
         self.broker.close()
         self.chain.close()
+        if self._temp_work:
+            shutil.rmtree(self.work, ignore_errors=True)
 
     def start(self) -> None:
         self.fund_and_open()
@@ -520,10 +590,7 @@ class Replay:
         report.insurance_fen = int(
             self.chain.call("CashToken", "balanceOf", self.chain.address_of("insurance"))
         )
-        totals: Counter[str] = Counter()
-        for d in days:
-            totals.update(d.losses_fen)
-        report.losses_fen = {k: totals.get(k, 0) for k in LAYERS}
+        self._account_for(report, days)
         report.keeper = {
             "calls": dict(self.keeper.stats.calls),
             "moved_back": dict(self.keeper.stats.moved_back),
@@ -541,6 +608,118 @@ class Replay:
         self.check(report)
         self.close()
         return report
+
+    # ── honest accounting (risk/accounting.py) ───────────────────────────────────────────
+
+    def _borrower_end(self, who: str) -> BorrowerEnd:
+        spec = self.specs[who]
+        a = self.chain.call(ENGINE, "accounts", who)
+        return BorrowerEnd(
+            name=spec.name,
+            tier=spec.tier,
+            margin_deposit_fen=spec.margin_fen,
+            reserve_deposit_fen=spec.reserve_fen,
+            cash_fen=int(a[1]) + int(a[3]),
+            reserve_fen=int(a[2]),
+            debt_fen=int(self.chain.call(ENGINE, "debt_of", who)),
+            principal_fen=int(a[4]),
+            positions=self._positions(who),
+            liquidating=bool(a[6]),
+            penalty_open_fen=int(a[8]),
+            write_offs=tuple(self.write_offs.get(who, [])),
+        )
+
+    def _last_bars(self) -> dict[str, Bar]:
+        last: dict[str, Bar] = {}
+        for day in [self.setup, *self.days]:
+            for code in self.codes:
+                if code in day.bars:
+                    last[code] = day.bars[code]
+        return last
+
+    def _account_for(self, report: ReplayReport, days: list[DayReport]) -> None:
+        c = self.chain
+        ends = [self._borrower_end(who) for who in self.names]
+        marks = end_marks(self._last_bars())
+        acct = settle(
+            ends,
+            marks,
+            insurance_fen=int(c.call("InsuranceFund", "balance_fen")),
+            junior_claim_fen=int(c.call("TranchePool", "junior_claim_fen")),
+        )
+        report.accounting = acct.as_dict()
+        report.losses_fen = dict(acct.layers_fen)
+        report.invariants["loss_attribution_sums_to_total"] = acct.attribution_ok
+        report.violations.extend(acct.problems)
+        report.tiers = tier_table(acct.borrowers)
+        umb = self._umbrellas()
+        for tier, row in report.tiers.items():
+            rs = [u for who, u in umb.items() if self.specs[who].tier == tier]
+            losses = np.array([u.junior_loss_pct for u in rs])
+            row["umbrella_loss_pct_median"] = round(float(np.median(losses)), 2)
+            row["umbrella_loss_pct_p90"] = round(float(np.percentile(losses, 90)), 2)
+            row["umbrella_leverage_median"] = round(float(np.median([u.leverage for u in rs])), 2)
+            row["umbrella_stopped"] = sum(u.stopped_on is not None for u in rs)
+        for r in report.accounting["borrowers"]:
+            who = c.address_of(r["name"])
+            r["umbrella_loss_pct"] = umb[who].junior_loss_pct
+        accrued = sum(max(e.debt_fen - e.principal_fen, 0) for e in ends)
+        rates = c.call("TranchePool", "rates")
+        pending = int(c.call("TranchePool", "interest_pending_fen"))
+        report.tranches = [
+            dataclasses.asdict(t)
+            for t in tranche_returns(
+                senior_invested_fen=self.book.senior_fen,
+                junior_invested_fen=self.book.junior_fen,
+                senior_nav_fen=report.senior_nav_fen,
+                junior_nav_fen=report.junior_nav_fen,
+                accrued_interest_fen=accrued + pending,
+                senior_apr_bps=int(rates[0]),
+                premium_bps=int(rates[1]),
+                fee_bps=int(rates[2]),
+                start=self.setup.date,
+                end=self.days[-1].date,
+            )
+        ]
+        lent = sum(self.initial_debt.values())
+        report.book = {
+            "senior_fen": self.book.senior_fen,
+            "junior_fen": self.book.junior_fen,
+            "insurance_seed_fen": self.book.insurance_seed_fen,
+            "target_utilisation_bps": self.book.target_utilisation_bps,
+            "utilisation_after_setup_bps": self.setup_utilisation_bps,
+            "debt_after_setup_fen": lent,
+            "borrowers_per_tier": {
+                str(t): sum(1 for s in self.specs.values() if s.tier == t) for t in sorted(TIERS)
+            },
+            "stocks": len(self.codes),
+        }
+        params = RegimeParams()
+        report.regime = {
+            "params": params.as_dict(),
+            "history": [
+                o.as_dict()
+                for o in regime_history(self.history, params)
+                if o.date >= self.setup.date
+            ],
+        }
+        report.liquidity = liquidity_caps(
+            self.history, self.setup.date, self.codes,
+            {who: self.initial[who] for who in self.names},
+        )  # fmt: skip
+
+    def _umbrellas(self) -> dict[str, Any]:
+        closes = {c: self.setup.bars[c].close for c in self.codes}
+        out = {}
+        for who in self.names:
+            held = self.initial[who]
+            value = sum(q * closes[c] for c, q in held.items())
+            weights = {c: q * closes[c] / value for c, q in held.items()} if value else {}
+            # same capital (margin and reserve) and the same loan as the borrower
+            spec = self.specs[who]
+            leverage = self.initial_debt[who] / (spec.margin_fen + spec.reserve_fen)
+            out[who] = umbrella_trust(weights, closes, leverage, self.days)
+        return out
 
 
 def run_replay(cfg: ReplayConfig) -> ReplayReport:
