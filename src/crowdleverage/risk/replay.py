@@ -33,7 +33,12 @@ import numpy as np
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
-from crowdleverage.domain.params import HAIRCUT_BPS, TIERS
+from crowdleverage.domain.params import (
+    HAIRCUT_BPS,
+    MAX_PLATFORM_EXPOSURE_BPS,
+    TIERS,
+    LeverageTier,
+)
 from crowdleverage.domain.security import Security
 from crowdleverage.market.bars import Bar, read_bars
 from crowdleverage.market.calendar import SHANGHAI
@@ -148,6 +153,98 @@ class ReplayReport:
         }
 
 
+def _limit_price(price_fen: int, bar: Bar) -> int:
+    up = bar.band.limit_up_fen if bar.band and bar.band.limit_up_fen else price_fen
+    return min(price_fen * 101 // 100, up)
+
+
+SINGLE_LIMIT_BPS = 3_950  # the engine's 40% single-security limit, with a little slack
+BUY_FEE_ALLOWANCE_BPS = 30  # the engine reserves this on top of a buy's amount
+
+
+class BuyPlanner:
+    """A borrower's setup buys, modelling the engine's pre-trade checks (DESIGN.md §7):
+    assets after the buy = assets + draw − cost + value; the held security ≤ 40% of that;
+    ratio ≥ the tier's initial ratio; leverage ≤ the tier's; the platform's shares of the
+    security (`platform`, shared by every borrower's planner) ≤ 5% of the pool's assets."""
+
+    def __init__(
+        self,
+        spec: BorrowerSpec,
+        prices: dict[str, int],
+        limits: dict[str, int],
+        haircuts: dict[str, int],
+        tier: LeverageTier,
+        platform: dict[str, int],
+        exposure_cap_fen: int,
+    ) -> None:
+        self.spec = spec
+        self.platform = platform
+        self.exposure_cap_fen = exposure_cap_fen
+        self.tier = tier
+        self.prices, self.limits, self.haircuts = prices, limits, haircuts
+        gross = spec.margin_fen + spec.planned_loan_fen
+        self.target = {c: gross // len(spec.codes) for c in spec.codes}
+        self.held = dict.fromkeys(spec.codes, 0)  # shares bought or being bought
+        self.cash = spec.margin_fen
+        self.assets = spec.margin_fen
+        self.debt = 0
+        self.done: set[str] = set()
+
+    def _after(self, code: str, qty: int) -> tuple[int, int, int, int]:
+        gross = qty * self.limits[code]
+        cost = gross + -(-gross * BUY_FEE_ALLOWANCE_BPS // 10_000)
+        draw = max(0, cost - self.cash)
+        value = qty * min(self.prices[code], self.limits[code]) * self.haircuts[code] // 10_000
+        return cost, draw, self.assets + draw - cost + value, self.debt + draw
+
+    def _allowed(self, code: str, qty: int) -> bool:
+        _, _, assets, debt = self._after(code, qty)
+        unit = min(self.prices[code], self.limits[code]) * self.haircuts[code] // 10_000
+        if (self.held[code] + qty) * unit * 10_000 > SINGLE_LIMIT_BPS * assets:
+            return False
+        if (self.platform[code] + qty) * unit > self.exposure_cap_fen:
+            return False
+        if debt == 0:
+            return True
+        t = self.tier
+        return assets * 10_000 >= t.initial_ratio_bps * debt and debt <= t.max_leverage * (
+            assets - debt
+        )
+
+    def next_buy(self) -> tuple[str, int] | None:
+        """(code, shares) of the next buy, or None when every target is reached."""
+        while True:
+            open_ = [c for c in self.spec.codes if c not in self.done]
+            if not open_:
+                return None
+            code = min(open_, key=lambda c: (self.held[c] * self.limits[c] / self.target[c], c))
+            room = self.target[code] - self.held[code] * self.limits[code]
+            hi = max(room, 0) // self.limits[code] // LOT  # lots
+            lo = 0
+            while lo < hi:  # the most lots the checks allow (feasibility falls with size)
+                mid = (lo + hi + 1) // 2
+                if self._allowed(code, mid * LOT):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo == 0:
+                self.done.add(code)
+                continue
+            return code, lo * LOT
+
+    def bought(self, code: str, qty: int) -> None:
+        """The engine accepted `qty` shares (0: refused; the code is then left as it is)."""
+        if qty == 0:
+            self.done.add(code)
+            return
+        cost, draw, assets, debt = self._after(code, qty)
+        self.cash += draw - cost
+        self.assets, self.debt = assets, debt
+        self.held[code] += qty
+        self.platform[code] += qty
+
+
 def _choose_stocks(
     setup: TradingDay, first: TradingDay, n: int, rng: np.random.Generator
 ) -> list[str]:
@@ -254,23 +351,40 @@ class Replay:
             self.names[who] = spec.name
             self.specs[who] = spec
 
-    def build_portfolios(self, rounds: int = 4) -> None:
-        """Each borrower buys 3–6 stocks at the setup day's first price (+1% limit), sized to
-        use most of the tier's leverage, in rounds (the 40% single-security limit is measured
-        against assets that grow as financing is drawn)."""
+    def build_portfolios(self) -> None:
+        """Each borrower buys its stocks at the setup day's first price (+1% limit) up to
+        its planned gross exposure, split evenly. The 40% single-security limit is measured
+        against assets that grow as financing is drawn, so the buys come in steps: each
+        step buys, for the stock furthest from its target, the most the engine's pre-trade
+        checks allow (`BuyPlanner` models them; the engine re-checks every order). The
+        borrowers take turns so the platform's exposure limit is shared."""
         day = self.setup
         self.feeder.open_day(day)
         self.exchange.open_day(day)
         series = {c: intraday_ticks(day.bars[c], self.cfg.ticks_per_day) for c in self.codes}
         self.feeder.on_ticks(s[0] for s in series.values())
-        plans: list[tuple[str, list[str], int]] = []
-        for spec in self.specs.values():
-            gross = spec.margin_fen + spec.planned_loan_fen
-            plans.append((spec.name, list(spec.codes), gross // len(spec.codes) // rounds))
-        for _ in range(rounds):
-            for name, codes, each in plans:
-                for code in codes:
-                    self._buy(name, code, each, series[code][0].price_fen, day.bars[code])
+        prices = {c: series[c][0].price_fen for c in self.codes}
+        limits = {c: _limit_price(prices[c], day.bars[c]) for c in self.codes}
+        haircuts = {c: HAIRCUT_BPS[Security.parse(c).board] for c in self.codes}
+        platform = dict.fromkeys(self.codes, 0)
+        pool = int(self.chain.call("TranchePool", "total_assets_fen"))
+        cap = pool * MAX_PLATFORM_EXPOSURE_BPS // 10_000 * 99 // 100  # a little slack
+        planners = [
+            BuyPlanner(spec, prices, limits, haircuts, TIERS[spec.tier], platform, cap)
+            for spec in self.specs.values()
+        ]
+        while True:
+            progressed = False
+            for bp in planners:
+                step = bp.next_buy()
+                if step is None:
+                    continue
+                code, qty = step
+                placed = self._buy(bp.spec.name, code, qty, limits[code])
+                bp.bought(code, placed)
+                progressed = True
+            if not progressed:
+                break
         self.broker.poll()
         self._run_session(day, series, report=None)
         for who in self.names:
@@ -286,17 +400,17 @@ class Replay:
                 out[code] = q
         return out
 
-    def _buy(self, name: str, code: str, value_fen: int, price_fen: int, bar: Bar) -> None:
-        up = bar.band.limit_up_fen if bar.band and bar.band.limit_up_fen else price_fen
-        limit = min(price_fen * 101 // 100, up)
-        qty = value_fen // limit // LOT * LOT
+    def _buy(self, name: str, code: str, qty: int, limit: int) -> int:
+        """Request the buy; a refusal the planner did not foresee (e.g. the platform's
+        exposure limit) is retried at half the size. Returns the quantity placed."""
         while qty > 0:
             try:
                 self.chain.send(ENGINE, "request_buy", code_to_chain(code), qty, limit,
                                 actor=name)  # fmt: skip
-                return
+                return qty
             except ContractRevert:
-                qty = qty // 2 // LOT * LOT  # a pre-trade check refused: try half
+                qty = qty // 2 // LOT * LOT
+        return 0
 
     # ── the days ────────────────────────────────────────────────────────────────────────
 
