@@ -39,7 +39,7 @@ def render_accounting(report: ReplayReport, console: Console) -> None:
     t = Table(title="Borrowers per tier (loss % of deposits) beside an umbrella trust")
     for col in ("tier", "n", "deposits median", "equity median", "loss median", "loss p90",
                 "loss worst", "reserve used p90", "umbrella lev.", "umbrella median",
-                "umbrella p90", "umbrella stopped"):  # fmt: skip
+                "umbrella p90", "umbrella stopped", "umbrella at tier max"):  # fmt: skip
         t.add_column(col, justify="right")
     for tier, r in sorted(report.tiers.items()):
         t.add_row(
@@ -49,6 +49,7 @@ def render_accounting(report: ReplayReport, console: Console) -> None:
             f"{r['reserve_used_yuan_p90']:,.0f}", f"{r['umbrella_leverage_median']:.2f}",
             f"{r['umbrella_loss_pct_median']:.1f}%", f"{r['umbrella_loss_pct_p90']:.1f}%",
             str(r["umbrella_stopped"]),
+            f"{r['umbrella_tier_max_loss_pct_median']:.1f}% (1:{r['umbrella_tier_max_leverage']})",
         )  # fmt: skip
     console.print(t)
     t = Table(title="Tranches over the window")

@@ -766,7 +766,7 @@ class Replay:
         report.invariants["loss_attribution_sums_to_total"] = acct.attribution_ok
         report.violations.extend(acct.problems)
         report.tiers = tier_table(acct.borrowers)
-        umb = self._umbrellas()
+        umb, umb_max = self._umbrellas(), self._umbrellas(tier_max=True)
         for tier, row in report.tiers.items():
             rs = [u for who, u in umb.items() if self.specs[who].tier == tier]
             losses = np.array([u.junior_loss_pct for u in rs])
@@ -774,9 +774,15 @@ class Replay:
             row["umbrella_loss_pct_p90"] = round(float(np.percentile(losses, 90)), 2)
             row["umbrella_leverage_median"] = round(float(np.median([u.leverage for u in rs])), 2)
             row["umbrella_stopped"] = sum(u.stopped_on is not None for u in rs)
+            at_max = [
+                u.junior_loss_pct for who, u in umb_max.items() if self.specs[who].tier == tier
+            ]
+            row["umbrella_tier_max_leverage"] = TIERS[tier].max_leverage
+            row["umbrella_tier_max_loss_pct_median"] = round(float(np.median(at_max)), 2)
         for r in report.accounting["borrowers"]:
             who = c.address_of(r["name"])
             r["umbrella_loss_pct"] = umb[who].junior_loss_pct
+            r["umbrella_tier_max_loss_pct"] = umb_max[who].junior_loss_pct
         accrued = sum(max(e.debt_fen - e.principal_fen, 0) for e in ends)
         rates = c.call("TranchePool", "rates")
         pending = int(c.call("TranchePool", "interest_pending_fen"))
@@ -822,7 +828,9 @@ class Replay:
             {who: self.initial[who] for who in self.names},
         )  # fmt: skip
 
-    def _umbrellas(self) -> dict[str, Any]:
+    def _umbrellas(self, *, tier_max: bool = False) -> dict[str, Any]:
+        """Per borrower, an umbrella trust on its initial portfolio with the same capital and
+        loan (or, `tier_max`, at the tier's maximum leverage, as the 2015 comparison)."""
         closes = {c: self.setup.bars[c].close for c in self.codes}
         out = {}
         for who in self.names:
@@ -832,6 +840,8 @@ class Replay:
             # same capital (margin and reserve) and the same loan as the borrower
             spec = self.specs[who]
             leverage = self.initial_debt[who] / (spec.margin_fen + spec.reserve_fen)
+            if tier_max:
+                leverage = float(TIERS[spec.tier].max_leverage)
             out[who] = umbrella_trust(weights, closes, leverage, self.days)
         return out
 
