@@ -290,11 +290,18 @@ class Replay:
         work.mkdir(parents=True, exist_ok=True)
         self.work = work
         self.genesis_time_s = int(genesis.timestamp()) - 2 * 86_400
-        self.chain = open_financing_chain(work, self.actors(), genesis_time_s=self.genesis_time_s)
-        self.world = World(self.chain)
-        self.exchange_cfg = ExchangeConfig()
-        self.exchange = SimulatedExchange(self.exchange_cfg)
-        self.broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
+        try:
+            self.chain = open_financing_chain(
+                work, self.actors(), genesis_time_s=self.genesis_time_s
+            )
+            self.world = World(self.chain)
+            self.exchange_cfg = ExchangeConfig()
+            self.exchange = SimulatedExchange(self.exchange_cfg)
+            self.broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
+        except BaseException:
+            if self._temp_work:  # nothing half-made is left behind
+                shutil.rmtree(work, ignore_errors=True)
+            raise
         reporters = [
             Reporter("reporter1"),
             Reporter("reporter2"),
@@ -688,10 +695,12 @@ class Replay:
     def close(self) -> None:
         """Release the broker's journal and the chain (its writer lock), and remove a
         temporary work dir; idempotent."""
-        self.broker.close()
-        self.chain.close()
-        if self._temp_work:
-            shutil.rmtree(self.work, ignore_errors=True)
+        try:
+            self.broker.close()
+            self.chain.close()
+        finally:
+            if self._temp_work:
+                shutil.rmtree(self.work, ignore_errors=True)
 
     def start(self) -> None:
         self.fund_and_open()
