@@ -68,6 +68,7 @@ def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
     assert senior["accrued_fen"] > 0 and senior["return_with_accrued_pct"] > 0
     regime = {h["date"]: h["regime"] for h in report.regime["history"]}
     assert regime["2015-12-31"] == "calm" and regime["2016-01-04"] == "stressed"
+    assert report.days[0].regime == "stressed"  # 2016-01-04, in the per-day table too
     assert report.liquidity["adv_days"] == 20 and len(report.liquidity["codes"]) == 30
     assert (tmp_path / "keeper.json").exists()  # --work-dir keeps the journals
     # ratio percentiles are ordered and fell on the circuit-breaker days

@@ -83,12 +83,13 @@ def render_accounting(report: ReplayReport, console: Console) -> None:
 def render(report: ReplayReport, console: Console) -> None:
     table = Table(title=f"Replay (setup {report.setup_day}, {len(report.borrowers)} borrowers)")
     short = {"borrower_margin": "margin", "borrower_reserve": "reserve", "insurance": "insur."}
-    for col in ("day", "p1", "p5", "p50", "warn", "top-up", "liq start", "rounds", "liq done",
-                "liq fills", "sealed ord/sh", *(short.get(k, k) for k in BOOKED)):  # fmt: skip
+    for col in ("day", "regime", "p1", "p5", "p50", "warn", "top-up", "liq start", "rounds",
+                "liq done", "liq fills", "sealed ord/sh",
+                *(short.get(k, k) for k in BOOKED)):  # fmt: skip
         table.add_column(col, justify="right")
     for d in report.days:
         table.add_row(
-            d.date, _pct(d.ratio_p01_bps), _pct(d.ratio_p05_bps), _pct(d.ratio_p50_bps),
+            d.date, d.regime, _pct(d.ratio_p01_bps), _pct(d.ratio_p05_bps), _pct(d.ratio_p50_bps),
             str(d.warnings), str(d.top_ups), str(d.liquidations_started),
             str(d.liquidation_rounds), str(d.liquidations_completed), str(d.liquidation_fills),
             f"{d.orders_waiting_behind_seals}/{d.shares_waiting_behind_seals:,}",

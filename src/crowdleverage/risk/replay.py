@@ -102,6 +102,7 @@ class DayReport:
     shares_waiting_behind_seals: int = 0
     liquidation_fills: int = 0
     losses_fen: dict[str, int] = field(default_factory=dict)  # booked on chain this day
+    regime: str = ""  # the market regime at the close (risk/regime.py)
 
 
 BOOKED = ("borrower_reserve", "penalty", "insurance", "junior", "senior")
@@ -824,13 +825,13 @@ class Replay:
             "stocks": len(self.codes),
         }
         params = RegimeParams()
+        history = regime_history(self.history, params)
+        at = {p.date.isoformat(): p.regime.value for p in history}
+        for d in days:
+            d.regime = at.get(d.date, "")
         report.regime = {
             "params": params.as_dict(),
-            "history": [
-                o.as_dict()
-                for o in regime_history(self.history, params)
-                if o.date >= self.setup.date
-            ],
+            "history": [o.as_dict() for o in history if o.date >= self.setup.date],
         }
         report.liquidity = liquidity_caps(
             self.history, self.setup.date, self.codes,
