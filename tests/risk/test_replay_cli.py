@@ -29,3 +29,15 @@ def test_a_missing_data_file_is_a_data_file_error():
     result = runner.invoke(app, ["replay", "--data", "/nonexistent/bars.csv", "--json"])
     assert result.exit_code == 2
     assert json.loads(result.stderr.strip().splitlines()[-1])["error"] == "invalid_data_file"
+
+
+def test_a_bad_book_or_option_is_refused_before_the_replay_starts(tmp_path):
+    book = tmp_path / "book.toml"
+    book.write_text("[pool]\njunior_yuan = -5\n")
+    result = runner.invoke(app, ["replay", "--book", str(book), "--json"])
+    assert result.exit_code == 2
+    assert "junior_yuan" in json.loads(result.stderr.strip().splitlines()[-1])["message"]
+    result = runner.invoke(app, ["replay", "--utilisation", "95"])
+    assert result.exit_code == 2 and "90%" in result.stderr
+    result = runner.invoke(app, ["replay", "--book", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 2 and "not found" in result.stderr

@@ -12,13 +12,15 @@ from crowdleverage.broker.simulated import SimulatedCrash
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.oracle.feeder import ReporterMode
-from crowdleverage.risk.replay import LAYERS, Replay, ReplayConfig, ReplayReport, run_replay
+from crowdleverage.risk.accounting import LAYERS
+from crowdleverage.risk.book import Book, TierBook
+from crowdleverage.risk.replay import Replay, ReplayConfig, ReplayReport, run_replay
 
 DATA = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
 
 
 def config(tmp: Path, start: str, end: str, **kw) -> ReplayConfig:
-    base = {"borrowers_per_tier": 4, "stocks": 16, "ticks_per_day": 6}
+    base = {"borrowers_per_tier": 4, "stocks": 30, "ticks_per_day": 6}
     base.update(kw)
     return ReplayConfig(
         DATA, dt.date.fromisoformat(start), dt.date.fromisoformat(end), work_dir=tmp, **base
@@ -47,6 +49,28 @@ def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
     assert set(report.losses_fen) == set(LAYERS)
     assert report.insurance_fen >= report.losses_fen["penalty"] - report.losses_fen["insurance"]
     assert report.losses_fen["senior"] == 0 or report.losses_fen["junior"] > 0
+    # the default book lends ≥ 70% of the pool across the three tiers
+    assert report.book["utilisation_after_setup_bps"] >= 7_000
+    assert set(report.tiers) == {1, 2, 3}
+    # honest accounting: every borrower's deposits against final equity, every fen of loss
+    # in a layer, and the layers sum to the total
+    acct = report.accounting
+    assert report.invariants["loss_attribution_sums_to_total"] and acct["problems"] == []
+    assert acct["total_loss_fen"] == sum(acct["layers_fen"].values()) > 0
+    assert acct["total_loss_fen"] == sum(b["loss_fen"] for b in acct["borrowers"]
+                                         if b["loss_fen"] > 0)  # fmt: skip
+    assert report.losses_fen["borrower_margin"] > 0  # the crash cost borrowers their margin
+    for row in report.tiers.values():
+        assert row["loss_pct_median"] <= row["loss_pct_p90"] <= row["loss_pct_worst"]
+        assert row["umbrella_loss_pct_median"] >= 0  # the comparator is beside each tier
+    assert [t["tranche"] for t in report.tranches] == ["senior", "junior"]
+    senior = report.tranches[0]
+    assert senior["accrued_fen"] > 0 and senior["return_with_accrued_pct"] > 0
+    regime = {h["date"]: h["regime"] for h in report.regime["history"]}
+    assert regime["2015-12-31"] == "calm" and regime["2016-01-04"] == "stressed"
+    assert report.days[0].regime == "stressed"  # 2016-01-04, in the per-day table too
+    assert report.liquidity["adv_days"] == 20 and len(report.liquidity["codes"]) == 30
+    assert (tmp_path / "keeper.json").exists()  # --work-dir keeps the journals
     # ratio percentiles are ordered and fell on the circuit-breaker days
     for d in report.days:
         assert d.ratio_p01_bps <= d.ratio_p05_bps <= d.ratio_p50_bps
@@ -62,9 +86,17 @@ def comparable(r: ReplayReport) -> dict:
 
 @pytest.mark.slow
 def test_kill_and_restart_broker_and_keeper_mid_replay_changes_nothing(tmp_path: Path):
-    clean = run_replay(config(tmp_path / "clean", "2016-01-04", "2016-01-05"))
+    # a small book whose tier-3 borrowers use 98% of their leverage on 3 stocks each: the
+    # crash forces liquidation sales on the second day, where the broker is killed
+    book = Book(
+        tiers={1: TierBook(borrowers=2), 2: TierBook(borrowers=2),
+               3: TierBook(borrowers=8, use_bps=9_800)},
+        stocks_per_borrower=(3, 3),
+    )  # fmt: skip
+    small = {"stocks": 16, "book": book, "borrowers_per_tier": None}
+    clean = run_replay(config(tmp_path / "clean", "2016-01-04", "2016-01-05", **small))
 
-    rp = Replay(config(tmp_path / "crash", "2016-01-04", "2016-01-05"))
+    rp = Replay(config(tmp_path / "crash", "2016-01-04", "2016-01-05", **small))
     rp.start()
     days = [rp.run_day(rp.days[0])]
     settled = 0
@@ -89,6 +121,15 @@ def test_kill_and_restart_broker_and_keeper_mid_replay_changes_nothing(tmp_path:
     assert all(crashed.invariants.values()), crashed.violations
     assert crashed.fills == clean.fills  # nothing lost
     assert comparable(crashed) == comparable(clean)  # nothing doubled, same end state
+
+
+def test_a_temporary_work_dir_is_removed_at_the_end():
+    rp = Replay(ReplayConfig(DATA, dt.date(2016, 1, 4), dt.date(2016, 1, 4),
+                             borrowers_per_tier=1, stocks=6))  # fmt: skip
+    work = rp.work
+    assert work.exists() and any(work.iterdir())
+    rp.close()
+    assert not work.exists()
 
 
 def test_a_range_outside_the_data_is_refused(tmp_path: Path):

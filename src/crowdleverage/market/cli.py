@@ -13,7 +13,7 @@ from rich.table import Table
 
 from crowdleverage.cliutil import emit_json, typed_errors
 from crowdleverage.config import load_settings
-from crowdleverage.domain.errors import DataFileError
+from crowdleverage.domain.errors import DataFileError, RuleViolation
 from crowdleverage.domain.money import format_yuan, parse_price_fen
 from crowdleverage.domain.security import Security
 from crowdleverage.market.bars import Bar, read_bars, write_bars
@@ -95,22 +95,37 @@ def convert_cmd(
 
 @app.command()
 @typed_errors
-def validate(path: Path, as_json: JsonOpt = False) -> None:
-    """Check a bar file against the schema and the market rules."""
-    bars = read_bars(path)
-    days = sorted({b.date for b in bars})
+def validate(
+    path: Path,
+    listings: Annotated[
+        Path | None,
+        typer.Option(help="CSV of code and listing_date (or tushare timeToMarket): IPO days"),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every bar against the schema and the market rules in force on its date (band
+    by board and ST, halted bars flat, prev close continuity). Exit 6 on any violation."""
+    from crowdleverage.market.validate import load_listings, validate_file
+
+    res = validate_file(path, load_listings(listings) if listings else None)
     out = {
-        "file": str(path),
-        "bars": len(bars),
-        "codes": len({b.code for b in bars}),
-        "first_day": days[0].isoformat(),
-        "last_day": days[-1].isoformat(),
+        "file": res.file,
+        "bars": res.rows,
+        "codes": res.codes,
+        "first_day": res.first_day,
+        "last_day": res.last_day,
+        "violations": [v.__dict__ for v in res.violations],
     }
     if as_json:
         emit_json(out)
     else:
         span = f"{out['first_day']} … {out['last_day']}"
         typer.echo(f"{path}: {out['bars']} bars, {out['codes']} codes, {span}")
+        for v in res.violations:
+            typer.echo(str(v))
+        typer.echo(f"{len(res.violations)} violation(s)")
+    if res.violations:
+        raise typer.Exit(code=RuleViolation.exit_code)
 
 
 def _change(bps: int) -> str:

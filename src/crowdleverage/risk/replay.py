@@ -19,7 +19,9 @@ tranche NAVs, the insurance fund and the invariants checked. Deterministic for a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import shutil
 import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -31,7 +33,12 @@ import numpy as np
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
-from crowdleverage.domain.params import HAIRCUT_BPS, TIERS
+from crowdleverage.domain.params import (
+    HAIRCUT_BPS,
+    MAX_PLATFORM_EXPOSURE_BPS,
+    TIERS,
+    LeverageTier,
+)
 from crowdleverage.domain.security import Security
 from crowdleverage.market.bars import Bar, read_bars
 from crowdleverage.market.calendar import SHANGHAI
@@ -45,8 +52,19 @@ from crowdleverage.market.exchange import (
 from crowdleverage.market.replay import TradingDay, intraday_ticks, trading_days
 from crowdleverage.market.rules import LOT, Side
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter, ReporterMode
+from crowdleverage.risk.accounting import (
+    BorrowerEnd,
+    WriteOff,
+    end_marks,
+    settle,
+    tier_table,
+    tranche_returns,
+)
+from crowdleverage.risk.book import Book, BorrowerSpec
 from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import AccountState, RiskMonitor
+from crowdleverage.risk.regime import RegimeParams, liquidity_caps, regime_history
+from crowdleverage.risk.umbrella import umbrella_trust
 from crowdleverage.risk.world import ENGINE, World, open_financing_chain
 
 YUAN = 100
@@ -59,12 +77,12 @@ class ReplayConfig:
     start: dt.date
     end: dt.date
     seed: int = 20160104
-    borrowers_per_tier: int = 6
-    stocks: int = 24
+    book: Book = field(default_factory=Book)
+    borrowers_per_tier: int | None = None  # overrides the book's
+    stocks: int | None = None  # overrides the book's
     ticks_per_day: int = 8
-    senior_fen: int = 20_000 * WAN  # 2亿元
-    junior_fen: int = 5_000 * WAN  # 5000万元
-    work_dir: Path | None = None  # chain, broker and keeper journals; a temporary dir when None
+    # chain, broker and keeper journals; None: a temporary dir, removed at the end
+    work_dir: Path | None = None
     faulty_reporter: ReporterMode = ReporterMode.HONEST  # the third reporter's behaviour
 
 
@@ -83,7 +101,11 @@ class DayReport:
     orders_waiting_behind_seals: int = 0
     shares_waiting_behind_seals: int = 0
     liquidation_fills: int = 0
-    losses_fen: dict[str, int] = field(default_factory=dict)
+    losses_fen: dict[str, int] = field(default_factory=dict)  # booked on chain this day
+    regime: str = ""  # the market regime at the close (risk/regime.py)
+
+
+BOOKED = ("borrower_reserve", "penalty", "insurance", "junior", "senior")
 
 
 @dataclass
@@ -101,9 +123,21 @@ class ReplayReport:
     keeper: dict[str, Any] = field(default_factory=dict)
     oracle: dict[str, Any] = field(default_factory=dict)
     fills: int = 0
+    book: dict[str, Any] = field(default_factory=dict)  # pool, utilisation, borrowers
+    accounting: dict[str, Any] = field(default_factory=dict)  # per borrower, layers, check
+    tiers: dict[int, dict[str, Any]] = field(default_factory=dict)  # per tier + umbrella
+    tranches: list[dict[str, Any]] = field(default_factory=list)
+    regime: dict[str, Any] = field(default_factory=dict)  # indicator history and parameters
+    liquidity: dict[str, Any] = field(default_factory=dict)  # 20-day volume caps
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "book": self.book,
+            "accounting": self.accounting,
+            "tiers": {str(k): v for k, v in self.tiers.items()},
+            "tranches": self.tranches,
+            "regime": self.regime,
+            "liquidity": self.liquidity,
             "setup_day": self.setup_day,
             "stocks": self.stocks,
             "borrowers": self.borrowers,
@@ -120,7 +154,96 @@ class ReplayReport:
         }
 
 
-LAYERS = ("borrower_margin", "borrower_reserve", "penalty", "insurance", "junior", "senior")
+def _limit_price(price_fen: int, bar: Bar) -> int:
+    up = bar.band.limit_up_fen if bar.band and bar.band.limit_up_fen else price_fen
+    return min(price_fen * 101 // 100, up)
+
+
+SINGLE_LIMIT_BPS = 3_950  # the engine's 40% single-security limit, with a little slack
+BUY_FEE_ALLOWANCE_BPS = 30  # the engine reserves this on top of a buy's amount
+
+
+class BuyPlanner:
+    """A borrower's setup buys, modelling the engine's pre-trade checks (DESIGN.md §7):
+    assets after the buy = assets + draw − cost + value; the held security ≤ 40% of that;
+    ratio ≥ the tier's initial ratio; leverage ≤ the tier's; the platform's shares of the
+    security (`platform`, shared by every borrower's planner) ≤ 5% of the pool's assets."""
+
+    def __init__(
+        self,
+        spec: BorrowerSpec,
+        prices: dict[str, int],
+        limits: dict[str, int],
+        haircuts: dict[str, int],
+        tier: LeverageTier,
+        platform: dict[str, int],
+        exposure_cap_fen: int,
+    ) -> None:
+        self.spec = spec
+        self.platform = platform
+        self.exposure_cap_fen = exposure_cap_fen
+        self.tier = tier
+        self.prices, self.limits, self.haircuts = prices, limits, haircuts
+        gross = spec.margin_fen + spec.planned_loan_fen
+        self.target = {c: gross // len(spec.codes) for c in spec.codes}
+        self.held = dict.fromkeys(spec.codes, 0)  # shares bought or being bought
+        self.cash = spec.margin_fen
+        self.assets = spec.margin_fen
+        self.debt = 0
+        self.done: set[str] = set()
+
+    def _after(self, code: str, qty: int) -> tuple[int, int, int, int]:
+        gross = qty * self.limits[code]
+        cost = gross + -(-gross * BUY_FEE_ALLOWANCE_BPS // 10_000)
+        draw = max(0, cost - self.cash)
+        value = qty * min(self.prices[code], self.limits[code]) * self.haircuts[code] // 10_000
+        return cost, draw, self.assets + draw - cost + value, self.debt + draw
+
+    def _allowed(self, code: str, qty: int) -> bool:
+        _, _, assets, debt = self._after(code, qty)
+        unit = min(self.prices[code], self.limits[code]) * self.haircuts[code] // 10_000
+        if (self.held[code] + qty) * unit * 10_000 > SINGLE_LIMIT_BPS * assets:
+            return False
+        if (self.platform[code] + qty) * unit > self.exposure_cap_fen:
+            return False
+        if debt == 0:
+            return True
+        t = self.tier
+        return assets * 10_000 >= t.initial_ratio_bps * debt and debt <= t.max_leverage * (
+            assets - debt
+        )
+
+    def next_buy(self) -> tuple[str, int] | None:
+        """(code, shares) of the next buy, or None when every target is reached."""
+        while True:
+            open_ = [c for c in self.spec.codes if c not in self.done]
+            if not open_:
+                return None
+            code = min(open_, key=lambda c: (self.held[c] * self.limits[c] / self.target[c], c))
+            room = self.target[code] - self.held[code] * self.limits[code]
+            hi = max(room, 0) // self.limits[code] // LOT  # lots
+            lo = 0
+            while lo < hi:  # the most lots the checks allow (feasibility falls with size)
+                mid = (lo + hi + 1) // 2
+                if self._allowed(code, mid * LOT):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo == 0:
+                self.done.add(code)
+                continue
+            return code, lo * LOT
+
+    def bought(self, code: str, qty: int) -> None:
+        """The engine accepted `qty` shares (0: refused; the code is then left as it is)."""
+        if qty == 0:
+            self.done.add(code)
+            return
+        cost, draw, assets, debt = self._after(code, qty)
+        self.cash += draw - cost
+        self.assets, self.debt = assets, debt
+        self.held[code] += qty
+        self.platform[code] += qty
 
 
 def _choose_stocks(
@@ -141,15 +264,14 @@ def _choose_stocks(
     return sorted(pool[i] for i in picked)
 
 
-def _borrower(tier: int, i: int) -> str:
-    return f"borrower-t{tier}-{i + 1}"
-
-
 class Replay:
     def __init__(self, cfg: ReplayConfig) -> None:
         if cfg.end < cfg.start:
             raise InvalidInput(f"--to {cfg.end} is before --from {cfg.start}")
         self.cfg = cfg
+        self.book = cfg.book.with_options(
+            borrowers_per_tier=cfg.borrowers_per_tier, stocks=cfg.stocks
+        )
         self.rng = np.random.default_rng(cfg.seed)
         bars = read_bars(cfg.data)
         days = list(trading_days(bars, None, cfg.end))
@@ -160,16 +282,27 @@ class Replay:
                 f"the data needs a trading day before {cfg.start} (setup) and one in the range"
             )
         self.setup = before[-1]
-        self.codes = _choose_stocks(self.setup, self.days[0], cfg.stocks, self.rng)
+        self.history = days  # every day up to the end: regime look-back, 20-day volumes
+        self.codes = _choose_stocks(self.setup, self.days[0], self.book.stocks, self.rng)
+        self.plan = self.book.assign_stocks(self.book.plan(self.rng), self.codes, self.rng)
         genesis = dt.datetime.combine(self.setup.date, dt.time(9, 0), SHANGHAI)
+        self._temp_work = cfg.work_dir is None
         work = cfg.work_dir or Path(tempfile.mkdtemp(prefix="crowdlev-replay-"))
+        work.mkdir(parents=True, exist_ok=True)
         self.work = work
         self.genesis_time_s = int(genesis.timestamp()) - 2 * 86_400
-        self.chain = open_financing_chain(work, self.actors(), genesis_time_s=self.genesis_time_s)
-        self.world = World(self.chain)
-        self.exchange_cfg = ExchangeConfig()
-        self.exchange = SimulatedExchange(self.exchange_cfg)
-        self.broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
+        try:
+            self.chain = open_financing_chain(
+                work, self.actors(), genesis_time_s=self.genesis_time_s
+            )
+            self.world = World(self.chain)
+            self.exchange_cfg = ExchangeConfig()
+            self.exchange = SimulatedExchange(self.exchange_cfg)
+            self.broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
+        except BaseException:
+            if self._temp_work:  # nothing half-made is left behind
+                shutil.rmtree(work, ignore_errors=True)
+            raise
         reporters = [
             Reporter("reporter1"),
             Reporter("reporter2"),
@@ -182,7 +315,13 @@ class Replay:
         self.sync = ChainSync(self.chain, self.monitor)
         self.borrowers: dict[str, int] = {}
         self.names: dict[str, str] = {}  # address → actor name
-        self.deposits: dict[str, int] = {}  # address → margin + reserve deposited
+        self.specs: dict[str, BorrowerSpec] = {}  # address → the book's borrower
+        self.initial: dict[str, dict[str, int]] = {}  # address → positions after setup
+        self.initial_debt: dict[str, int] = {}  # address → debt after setup
+        self.setup_utilisation_bps = 0
+        self.write_offs: dict[str, list[WriteOff]] = defaultdict(list)
+        self._penalty_open: Counter[str] = Counter()  # address → penalty in the open round
+        self._absorbed: dict[str, int] | None = None
         self.all_fills: list[tuple[dt.date, Fill, Order, Bar]] = []
         self.liq_orders: set[int] = set()
         self._in_liquidation: set[str] = set()
@@ -195,63 +334,91 @@ class Replay:
 
     def actors(self) -> list[str]:
         """The investors and borrowers that send transactions (they need keys)."""
-        borrowers = [_borrower(tier, i) for tier in sorted(TIERS)
-                     for i in range(self.cfg.borrowers_per_tier)]  # fmt: skip
-        return ["investor-senior", "investor-junior", *borrowers]
+        return ["investor-senior", "investor-junior", *(b.name for b in self.plan)]
 
     def fund_and_open(self) -> None:
         w = self.world
+        book = self.book
         w.list_securities(self.codes)
-        w.invest("investor-senior", True, self.cfg.senior_fen)
-        w.invest("investor-junior", False, self.cfg.junior_fen)
+        if book.senior_fen:
+            w.invest("investor-senior", True, book.senior_fen)
+        w.invest("investor-junior", False, book.junior_fen)
         w.close_epoch()
-        w.fund_broker(self.cfg.senior_fen)
-        for tier in sorted(TIERS):
-            for i in range(self.cfg.borrowers_per_tier):
-                name = _borrower(tier, i)
-                margin = int(self.rng.integers(20, 101)) * WAN
-                reserve = margin // 10 if i % 2 == 0 else 0
-                who = w.open_borrower(name, tier, margin, reserve)
-                self.monitor.add_account(who, tier)
-                self.borrowers[name] = tier
-                self.names[who] = name
-                self.deposits[who] = margin + reserve
+        w.fund_broker(book.pool_fen)
+        if book.insurance_seed_fen:
+            w.mint("operator", book.insurance_seed_fen)
+            ins = self.chain.address_of("insurance")
+            self.chain.send("CashToken", "transfer", ins, book.insurance_seed_fen,
+                            actor="operator")  # fmt: skip
+            self.chain.send("InsuranceFund", "credit", book.insurance_seed_fen, 0,
+                            actor="operator")  # fmt: skip
+        for spec in self.plan:
+            who = w.open_borrower(spec.name, spec.tier, spec.margin_fen, spec.reserve_fen)
+            self.monitor.add_account(who, spec.tier)
+            self.borrowers[spec.name] = spec.tier
+            self.names[who] = spec.name
+            self.specs[who] = spec
 
-    def build_portfolios(self, rounds: int = 4) -> None:
-        """Each borrower buys 3–6 stocks at the setup day's first price (+1% limit), sized to
-        use most of the tier's leverage, in rounds (the 40% single-security limit is measured
-        against assets that grow as financing is drawn)."""
+    def build_portfolios(self) -> None:
+        """Each borrower buys its stocks at the setup day's first price (+1% limit) up to
+        its planned gross exposure, split evenly. The 40% single-security limit is measured
+        against assets that grow as financing is drawn, so the buys come in steps: each
+        step buys, for the stock furthest from its target, the most the engine's pre-trade
+        checks allow (`BuyPlanner` models them; the engine re-checks every order). The
+        borrowers take turns so the platform's exposure limit is shared."""
         day = self.setup
         self.feeder.open_day(day)
         self.exchange.open_day(day)
         series = {c: intraday_ticks(day.bars[c], self.cfg.ticks_per_day) for c in self.codes}
         self.feeder.on_ticks(s[0] for s in series.values())
-        plans: list[tuple[str, list[str], int]] = []
-        for who, name in self.names.items():
-            tier = TIERS[self.borrowers[name]]
-            margin = self.world.account(who)["cash_fen"]
-            k = int(self.rng.integers(3, 7))
-            picks = sorted(self.rng.choice(len(self.codes), size=k, replace=False).tolist())
-            gross = margin * (1 + tier.max_leverage) * 85 // 100
-            plans.append((name, [self.codes[i] for i in picks], gross // k // rounds))
-        for _ in range(rounds):
-            for name, codes, each in plans:
-                for code in codes:
-                    self._buy(name, code, each, series[code][0].price_fen, day.bars[code])
+        prices = {c: series[c][0].price_fen for c in self.codes}
+        limits = {c: _limit_price(prices[c], day.bars[c]) for c in self.codes}
+        haircuts = {c: HAIRCUT_BPS[Security.parse(c).board] for c in self.codes}
+        platform = dict.fromkeys(self.codes, 0)
+        pool = int(self.chain.call("TranchePool", "total_assets_fen"))
+        cap = pool * MAX_PLATFORM_EXPOSURE_BPS // 10_000 * 99 // 100  # a little slack
+        planners = [
+            BuyPlanner(spec, prices, limits, haircuts, TIERS[spec.tier], platform, cap)
+            for spec in self.specs.values()
+        ]
+        while True:
+            progressed = False
+            for bp in planners:
+                step = bp.next_buy()
+                if step is None:
+                    continue
+                code, qty = step
+                placed = self._buy(bp.spec.name, code, qty, limits[code])
+                bp.bought(code, placed)
+                progressed = True
+            if not progressed:
+                break
         self.broker.poll()
         self._run_session(day, series, report=None)
+        for who in self.names:
+            self.initial[who] = self._positions(who)
+            self.initial_debt[who] = int(self.chain.call(ENGINE, "debt_of", who))
+        self.setup_utilisation_bps = int(self.chain.call("TranchePool", "utilisation_bps"))
 
-    def _buy(self, name: str, code: str, value_fen: int, price_fen: int, bar: Bar) -> None:
-        up = bar.band.limit_up_fen if bar.band and bar.band.limit_up_fen else price_fen
-        limit = min(price_fen * 101 // 100, up)
-        qty = value_fen // limit // LOT * LOT
+    def _positions(self, who: str) -> dict[str, int]:
+        out = {}
+        for code in self.codes:
+            q = int(self.chain.call(ENGINE, "positions", who, code_to_chain(code)))
+            if q:
+                out[code] = q
+        return out
+
+    def _buy(self, name: str, code: str, qty: int, limit: int) -> int:
+        """Request the buy; a refusal the planner did not foresee (e.g. the platform's
+        exposure limit) is retried at half the size. Returns the quantity placed."""
         while qty > 0:
             try:
                 self.chain.send(ENGINE, "request_buy", code_to_chain(code), qty, limit,
                                 actor=name)  # fmt: skip
-                return
+                return qty
             except ContractRevert:
-                qty = qty // 2 // LOT * LOT  # a pre-trade check refused: try half
+                qty = qty // 2 // LOT * LOT
+        return 0
 
     # ── the days ────────────────────────────────────────────────────────────────────────
 
@@ -394,20 +561,42 @@ class Replay:
                     report.liquidations_started += 1
             elif e.event == "LiquidationEnded":
                 report.liquidations_completed += 1
-                self._in_liquidation.discard(str(a["account"]))
+                who = str(a["account"])
+                self._in_liquidation.discard(who)
                 losses["borrower_reserve"] += int(a["reserve_used_fen"])
-                if int(a["shortfall_fen"]) > 0:
-                    who = str(a["account"])
-                    losses["borrower_margin"] += self.deposits.get(who, 0)
+                self._liquidation_ended(who, int(a["shortfall_fen"]),
+                                        int(a["insurance_paid_fen"]))  # fmt: skip
             elif e.event == "PenaltyCharged":
                 losses["penalty"] += int(a["amount_fen"])
+                self._penalty_open[str(a["account"])] += int(a["amount_fen"])
             elif e.event == "ShortfallAbsorbed":
+                self._absorbed = {k: int(a[k]) for k in ("insurance_fen", "junior_fen",
+                                                         "senior_fen")}  # fmt: skip
                 losses["insurance"] += int(a["insurance_fen"])
                 losses["junior"] += int(a["junior_fen"])
                 losses["senior"] += int(a["senior_fen"])
             elif e.event == "Filled" and int(a["order_id"]) in self.liq_orders:
                 report.liquidation_fills += 1
-        report.losses_fen = {k: losses.get(k, 0) for k in LAYERS}
+        report.losses_fen = {k: losses.get(k, 0) for k in BOOKED}
+
+    def _liquidation_ended(self, who: str, shortfall_fen: int, paid_fen: int) -> None:
+        """A shortfall is booked by the pool (ShortfallAbsorbed, same transaction, earlier)
+        and then reported by the engine: pair them into one write-off."""
+        penalty = self._penalty_open.pop(who, 0)
+        if shortfall_fen == 0:
+            return
+        parts = self._absorbed or {"insurance_fen": 0, "junior_fen": 0, "senior_fen": 0}
+        self._absorbed = None
+        from_penalty = min(paid_fen, penalty)
+        self.write_offs[who].append(
+            WriteOff(
+                shortfall_fen,
+                from_penalty,
+                parts["insurance_fen"] - from_penalty,
+                parts["junior_fen"],
+                parts["senior_fen"],
+            )
+        )
 
     def _ratios(self, report: DayReport) -> None:
         res = self.monitor.tick()
@@ -495,7 +684,7 @@ class Replay:
         inv["no_liquidation_order_left_open"] = all(
             int(c.call(ENGINE, "accounts", who)[7]) == 0 for who in self.names
         )
-        report.invariants = inv
+        report.invariants.update(inv)
 
     def run(self) -> ReplayReport:
         try:
@@ -505,9 +694,14 @@ class Replay:
             self.close()
 
     def close(self) -> None:
-        """Release the broker's journal and the chain (its writer lock); idempotent."""
-        self.broker.close()
-        self.chain.close()
+        """Release the broker's journal and the chain (its writer lock), and remove a
+        temporary work dir; idempotent."""
+        try:
+            self.broker.close()
+            self.chain.close()
+        finally:
+            if self._temp_work:
+                shutil.rmtree(self.work, ignore_errors=True)
 
     def start(self) -> None:
         self.fund_and_open()
@@ -520,10 +714,7 @@ class Replay:
         report.insurance_fen = int(
             self.chain.call("CashToken", "balanceOf", self.chain.address_of("insurance"))
         )
-        totals: Counter[str] = Counter()
-        for d in days:
-            totals.update(d.losses_fen)
-        report.losses_fen = {k: totals.get(k, 0) for k in LAYERS}
+        self._account_for(report, days)
         report.keeper = {
             "calls": dict(self.keeper.stats.calls),
             "moved_back": dict(self.keeper.stats.moved_back),
@@ -541,6 +732,128 @@ class Replay:
         self.check(report)
         self.close()
         return report
+
+    # ── honest accounting (risk/accounting.py) ───────────────────────────────────────────
+
+    def _borrower_end(self, who: str) -> BorrowerEnd:
+        spec = self.specs[who]
+        a = self.chain.call(ENGINE, "accounts", who)
+        return BorrowerEnd(
+            name=spec.name,
+            tier=spec.tier,
+            margin_deposit_fen=spec.margin_fen,
+            reserve_deposit_fen=spec.reserve_fen,
+            cash_fen=int(a[1]) + int(a[3]),
+            reserve_fen=int(a[2]),
+            debt_fen=int(self.chain.call(ENGINE, "debt_of", who)),
+            principal_fen=int(a[4]),
+            positions=self._positions(who),
+            liquidating=bool(a[6]),
+            penalty_open_fen=int(a[8]),
+            write_offs=tuple(self.write_offs.get(who, [])),
+        )
+
+    def _last_bars(self) -> dict[str, Bar]:
+        last: dict[str, Bar] = {}
+        for day in [self.setup, *self.days]:
+            for code in self.codes:
+                if code in day.bars:
+                    last[code] = day.bars[code]
+        return last
+
+    def _account_for(self, report: ReplayReport, days: list[DayReport]) -> None:
+        c = self.chain
+        ends = [self._borrower_end(who) for who in self.names]
+        marks = end_marks(self._last_bars())
+        acct = settle(
+            ends,
+            marks,
+            insurance_fen=int(c.call("InsuranceFund", "balance_fen")),
+            junior_claim_fen=int(c.call("TranchePool", "junior_claim_fen")),
+        )
+        report.accounting = acct.as_dict()
+        report.losses_fen = dict(acct.layers_fen)
+        report.invariants["loss_attribution_sums_to_total"] = acct.attribution_ok
+        report.violations.extend(acct.problems)
+        report.tiers = tier_table(acct.borrowers)
+        umb, umb_max = self._umbrellas(), self._umbrellas(tier_max=True)
+        for tier, row in report.tiers.items():
+            rs = [u for who, u in umb.items() if self.specs[who].tier == tier]
+            losses = np.array([u.junior_loss_pct for u in rs])
+            row["umbrella_loss_pct_median"] = round(float(np.median(losses)), 2)
+            row["umbrella_loss_pct_p90"] = round(float(np.percentile(losses, 90)), 2)
+            row["umbrella_leverage_median"] = round(float(np.median([u.leverage for u in rs])), 2)
+            row["umbrella_stopped"] = sum(u.stopped_on is not None for u in rs)
+            at_max = [
+                u.junior_loss_pct for who, u in umb_max.items() if self.specs[who].tier == tier
+            ]
+            row["umbrella_tier_max_leverage"] = TIERS[tier].max_leverage
+            row["umbrella_tier_max_loss_pct_median"] = round(float(np.median(at_max)), 2)
+        for r in report.accounting["borrowers"]:
+            who = c.address_of(r["name"])
+            r["umbrella_loss_pct"] = umb[who].junior_loss_pct
+            r["umbrella_tier_max_loss_pct"] = umb_max[who].junior_loss_pct
+        accrued = sum(max(e.debt_fen - e.principal_fen, 0) for e in ends)
+        rates = c.call("TranchePool", "rates")
+        pending = int(c.call("TranchePool", "interest_pending_fen"))
+        report.tranches = [
+            dataclasses.asdict(t)
+            for t in tranche_returns(
+                senior_invested_fen=self.book.senior_fen,
+                junior_invested_fen=self.book.junior_fen,
+                senior_nav_fen=report.senior_nav_fen,
+                junior_nav_fen=report.junior_nav_fen,
+                accrued_interest_fen=accrued + pending,
+                senior_apr_bps=int(rates[0]),
+                premium_bps=int(rates[1]),
+                fee_bps=int(rates[2]),
+                start=self.setup.date,
+                end=self.days[-1].date,
+            )
+        ]
+        lent = sum(self.initial_debt.values())
+        report.book = {
+            "senior_fen": self.book.senior_fen,
+            "junior_fen": self.book.junior_fen,
+            "insurance_seed_fen": self.book.insurance_seed_fen,
+            "target_utilisation_bps": self.book.target_utilisation_bps,
+            "utilisation_after_setup_bps": self.setup_utilisation_bps,
+            "debt_after_setup_fen": lent,
+            "borrowers_per_tier": {
+                str(t): sum(1 for s in self.specs.values() if s.tier == t) for t in sorted(TIERS)
+            },
+            "stocks": len(self.codes),
+        }
+        params = RegimeParams()
+        history = regime_history(self.history, params)
+        at = {p.date.isoformat(): p.regime.value for p in history}
+        for d in days:
+            d.regime = at.get(d.date, "")
+        report.regime = {
+            "params": params.as_dict(),
+            "history": [o.as_dict() for o in history if o.date >= self.setup.date],
+        }
+        report.liquidity = liquidity_caps(
+            self.history, self.setup.date, self.codes,
+            {who: self.initial[who] for who in self.names},
+        )  # fmt: skip
+
+    def _umbrellas(self, *, tier_max: bool = False) -> dict[str, Any]:
+        """Per borrower, an umbrella trust on its initial portfolio with the same capital and
+        loan (or, `tier_max`, at the tier's maximum leverage, as the 2015 comparison)."""
+        closes = {c: self.setup.bars[c].close for c in self.codes}
+        out = {}
+        for who in self.names:
+            held = self.initial[who]
+            value = sum(q * closes[c] for c, q in held.items())
+            weights = {c: q * closes[c] / value for c, q in held.items()} if value else {}
+            # same capital (margin and reserve) and the same loan as the borrower
+            spec = self.specs[who]
+            leverage = self.initial_debt[who] / (spec.margin_fen + spec.reserve_fen)
+            if tier_max:
+                leverage = float(TIERS[spec.tier].max_leverage)
+            out[who] = umbrella_trust(weights, closes, leverage, self.days)
+        return out
 
 
 def run_replay(cfg: ReplayConfig) -> ReplayReport:
