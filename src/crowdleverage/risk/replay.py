@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from crowdleverage.broker.corporate_actions import CorporateActionAgent
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
@@ -35,6 +36,7 @@ from crowdleverage.domain.params import HAIRCUT_BPS, TIERS
 from crowdleverage.domain.security import Security
 from crowdleverage.market.bars import Bar, read_bars
 from crowdleverage.market.calendar import SHANGHAI
+from crowdleverage.market.corporate_actions import read_actions, with_reference_prices
 from crowdleverage.market.exchange import (
     ExchangeConfig,
     Fill,
@@ -66,6 +68,7 @@ class ReplayConfig:
     junior_fen: int = 5_000 * WAN  # 5000万元
     work_dir: Path | None = None  # chain, broker and keeper journals; a temporary dir when None
     faulty_reporter: ReporterMode = ReporterMode.HONEST  # the third reporter's behaviour
+    actions: Path | None = None  # corporate actions applied at ex-date opens (unadjusted data)
 
 
 @dataclass
@@ -83,6 +86,8 @@ class DayReport:
     orders_waiting_behind_seals: int = 0
     shares_waiting_behind_seals: int = 0
     liquidation_fills: int = 0
+    positions_adjusted: int = 0  # corporate actions: bonus/transfer shares added at the open
+    dividends_net_fen: int = 0  # corporate actions: net cash dividends credited
     losses_fen: dict[str, int] = field(default_factory=dict)
 
 
@@ -152,6 +157,8 @@ class Replay:
         self.cfg = cfg
         self.rng = np.random.default_rng(cfg.seed)
         bars = read_bars(cfg.data)
+        actions = read_actions(cfg.actions) if cfg.actions else []
+        bars = with_reference_prices(bars, actions)  # the oracle opens ex-dates at the reference
         days = list(trading_days(bars, None, cfg.end))
         before = [d for d in days if d.date < cfg.start]
         self.days = [d for d in days if d.date >= cfg.start]
@@ -170,6 +177,7 @@ class Replay:
         self.exchange_cfg = ExchangeConfig()
         self.exchange = SimulatedExchange(self.exchange_cfg)
         self.broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
+        self.corporate = CorporateActionAgent(self.chain, actions, work / "corporate.db")
         reporters = [
             Reporter("reporter1"),
             Reporter("reporter2"),
@@ -362,6 +370,9 @@ class Replay:
             self.monitor.set_halted(code, bar is None or bar.halted)
         self.feeder.open_day(day)
         self.exchange.open_day(day)
+        applied = self.corporate.open_day(day.date, self.names)  # before any order or tick
+        report.positions_adjusted = applied.positions_adjusted
+        report.dividends_net_fen = applied.net_cash_fen
         self.broker.place_received()
         self.sync.sync()
         self.sync.refresh_all()  # interest accrued overnight on every debt
