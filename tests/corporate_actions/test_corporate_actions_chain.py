@@ -198,8 +198,9 @@ def desk(chain: ChainPort, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def _hold_overnight(desk: Desk, record: TradingDay, portfolios: dict[str, list[str]]) -> None:
-    """A trading day (the record date of the dividend test): each borrower buys ~35% of its margin in each of its securities (so
-    that it borrows), the session trades, the close is reported."""
+    """A trading day (the record date of the dividend test): each borrower buys ~35% of its
+    margin in each of its securities (so that it borrows), the session trades, the close is
+    reported."""
     desk.open(record)
     desk.report({c: intraday_ticks(record.bars[c], 8)[0].price_fen for c in CODES}, record)
     for name, codes in portfolios.items():

@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS entitlements (
     shares TEXT NOT NULL, cash TEXT NOT NULL,
     PRIMARY KEY (code, ex_date, account)
 );
+CREATE TABLE IF NOT EXISTS snapshots (
+    code TEXT NOT NULL, ex_date TEXT NOT NULL, PRIMARY KEY (code, ex_date)
+);
 """
 
 
@@ -120,19 +123,29 @@ class CorporateActionAgent:
         return report
 
     def _entitle(self, action: CorporateAction, accounts: list[str]) -> None:
+        """Snapshot the record date's holdings once per action, in one transaction: a second
+        call (a restart, the same day replayed) keeps the first snapshot, so shares bought on
+        the ex-date never earn the action."""
+        key = (action.code, action.ex_date.isoformat())
+        if self._db.execute(
+            "SELECT 1 FROM snapshots WHERE code = ? AND ex_date = ?", key
+        ).fetchone():
+            return
         code = code_to_chain(action.code)
-        for account in accounts:
-            qty = int(self.chain.call(self.holder, "positions", account, code))
+        held = [(a, int(self.chain.call(self.holder, "positions", a, code))) for a in accounts]
+        self._db.execute("BEGIN")
+        for account, qty in held:
             if qty == 0:
                 continue
             e = entitlement(action, self.lots(account, action, qty))
             self._db.execute(
-                "INSERT OR IGNORE INTO entitlements VALUES (?,?,?,?,?,?,?,?, ?, ?)",
-                (action.code, action.ex_date.isoformat(), account, e.qty, e.new_qty,
-                 e.gross_cash_fen, e.tax_fen, e.tax_unwithheld_fen,
-                 "due" if action.adds_shares else "none",
+                "INSERT INTO entitlements VALUES (?,?,?,?,?,?,?,?, ?, ?)",
+                (*key, account, e.qty, e.new_qty, e.gross_cash_fen, e.tax_fen,
+                 e.tax_unwithheld_fen, "due" if action.adds_shares else "none",
                  "due" if action.pays_cash else "none"),
             )  # fmt: skip
+        self._db.execute("INSERT INTO snapshots VALUES (?, ?)", key)
+        self._db.execute("COMMIT")
 
     def _rows(self, action: CorporateAction, leg: str) -> list[tuple[str, int, int, int, int]]:
         return [
