@@ -342,6 +342,7 @@ class Replay:
                 self.work, self.actors(), genesis_time_s=self.genesis_time_s
             )
             self.world.chain = self.feeder.port = self.sync.chain = self.chain
+            self.corporate.chain = self.chain
         self.broker = SimulatedBroker(self.chain, self.exchange, self.work / "broker.db")
         self.keeper = Keeper(self.chain, self.monitor, journal=self.work / "keeper.json")
 
@@ -518,6 +519,7 @@ class Replay:
     def close(self) -> None:
         """Release the broker's journal and the chain (its writer lock); idempotent."""
         self.broker.close()
+        self.corporate.close()
         self.chain.close()
 
     def start(self) -> None:
