@@ -119,9 +119,9 @@ class FinancingMachine(RuleBasedStateMachine):
     @rule(b=st.integers(0, 1), c=st.integers(0, 2), lots=st.integers(1, 200))
     def buy(self, b: int, c: int, lots: int) -> None:
         who, code = self.borrowers[b], MAIN[c]
-        before = self.p.engine.order_count()
-        self._user_action(who, self.p.engine.request_buy, code, lots * 100, self.p.prices[code])
-        if self.p.engine.order_count() > before:
+        before = self.p.orderbook.order_count()
+        self._user_action(who, self.p.orderbook.request_buy, code, lots * 100, self.p.prices[code])
+        if self.p.orderbook.order_count() > before:
             self.open_orders.append(before + 1)
 
     @rule(b=st.integers(0, 1), c=st.integers(0, 2), pct=st.integers(1, 100))
@@ -129,9 +129,9 @@ class FinancingMachine(RuleBasedStateMachine):
         who, code = self.borrowers[b], MAIN[c]
         qty = self.p.engine.sellable(who, code) * pct // 100 // 100 * 100
         if qty:
-            before = self.p.engine.order_count()
-            self._user_action(who, self.p.engine.request_sell, code, qty, self.p.prices[code])
-            if self.p.engine.order_count() > before:
+            before = self.p.orderbook.order_count()
+            self._user_action(who, self.p.orderbook.request_sell, code, qty, self.p.prices[code])
+            if self.p.orderbook.order_count() > before:
                 self.open_orders.append(before + 1)
 
     @rule(b=st.integers(0, 1), amount=st.integers(1, 200_000))
@@ -149,7 +149,7 @@ class FinancingMachine(RuleBasedStateMachine):
     @rule(k=st.integers(0, 20), part=st.integers(1, 100), cancel=st.booleans())
     def fill(self, k: int, part: int, cancel: bool) -> None:
         oid = self.open_orders[k % len(self.open_orders)]
-        o = self.p.engine.orders(oid)
+        o = self.p.orderbook.orders(oid)
         if not o[4]:
             self.open_orders.remove(oid)
             return
@@ -163,15 +163,15 @@ class FinancingMachine(RuleBasedStateMachine):
         ratio0, solvent = self.p.ratio(who), self._solvent(who)
         if is_buy:
             price = min(price, o[7])
-            self.p.engine.settle_fill(oid, qty, price, 0, self._ref(), sender=self.p.broker)
-        elif price >= (self.p.engine.orders(oid)[7] if not liq else 0):
+            self.p.orderbook.settle_fill(oid, qty, price, 0, self._ref(), sender=self.p.broker)
+        elif price >= (self.p.orderbook.orders(oid)[7] if not liq else 0):
             self.p.sell_fill(oid, qty, price)
             if liq:
                 EVENTS.update(("liquidation fill",))
             if liq and solvent:  # DESIGN §8.7
                 assert self.p.ratio(who) >= ratio0
-        if cancel and self.p.engine.orders(oid)[4]:
-            self.p.engine.cancel_order(oid, sender=self.p.broker)
+        if cancel and self.p.orderbook.orders(oid)[4]:
+            self.p.orderbook.cancel_order(oid, sender=self.p.broker)
 
     def _solvent(self, who: str) -> bool:
         assets, debt, _ = self.p.state(who)
@@ -225,13 +225,13 @@ class FinancingMachine(RuleBasedStateMachine):
         ratio = p.ratio(who)
         tier = p.engine.tiers(acct[0])
         if ratio < tier[2] and acct[2] > 0:
-            p.engine.top_up(who, sender=p.keeper)
+            p.liquidator.top_up(who, sender=p.keeper)
             EVENTS.update(("top-up",))
             assert p.ratio(who) > ratio or p.engine.accounts(who)[2] == 0
             ratio = p.ratio(who)
         if acct[6]:
             if acct[7] == 0:
-                if self._try(p.engine.end_liquidation, who, sender=p.keeper):
+                if self._try(p.liquidator.end_liquidation, who, sender=p.keeper):
                     EVENTS.update(("liquidation ended",))
                 else:
                     self._start(who)
@@ -239,13 +239,13 @@ class FinancingMachine(RuleBasedStateMachine):
             self._start(who)
         else:
             # DESIGN §8.7: never above the liquidation line
-            assert not self._try(p.engine.start_liquidation, who, sender=p.keeper)
+            assert not self._try(p.liquidator.start_liquidation, who, sender=p.keeper)
 
     def _start(self, who: str) -> None:
-        before = self.p.engine.order_count()
-        self.p.engine.start_liquidation(who, sender=self.p.keeper)
+        before = self.p.orderbook.order_count()
+        self.p.liquidator.start_liquidation(who, sender=self.p.keeper)
         EVENTS.update(("liquidation started",))
-        self.open_orders.extend(range(before + 1, self.p.engine.order_count() + 1))
+        self.open_orders.extend(range(before + 1, self.p.orderbook.order_count() + 1))
 
     # ------------------------------------------------------------ invariants
     @invariant()
@@ -258,7 +258,7 @@ class FinancingMachine(RuleBasedStateMachine):
         ]  # fmt: skip
         assert sum(p.cash.balanceOf(h) for h in holders) == p.cash.totalSupply()
         assert p.cash.balanceOf(p.engine.address) == p.engine.held_fen()
-        assert all(p.engine.fill_ref_used(r) for r in self.refs)
+        assert all(p.orderbook.fill_ref_used(r) for r in self.refs)
 
     @invariant()
     def pool_books_balance(self) -> None:

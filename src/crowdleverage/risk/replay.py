@@ -31,6 +31,7 @@ import numpy as np
 from crowdleverage.broker.corporate_actions import CorporateActionAgent
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.chain.margin import ORDERBOOK
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
 from crowdleverage.domain.params import HAIRCUT_BPS, TIERS
 from crowdleverage.domain.security import Security
@@ -255,7 +256,7 @@ class Replay:
         qty = value_fen // limit // LOT * LOT
         while qty > 0:
             try:
-                self.chain.send(ENGINE, "request_buy", code_to_chain(code), qty, limit,
+                self.chain.send(ORDERBOOK, "request_buy", code_to_chain(code), qty, limit,
                                 actor=name)  # fmt: skip
                 return
             except ContractRevert:
@@ -325,7 +326,7 @@ class Replay:
             self.chain.send("TranchePool", "close_epoch", actor="keeper")
 
     def _note_liquidation_orders(self) -> None:
-        for e in self.chain.events(ENGINE, "LiquidationOrder", since=self._liq_cursor):
+        for e in self.chain.events(ORDERBOOK, "LiquidationOrder", since=self._liq_cursor):
             self.liq_orders.add(int(e.args["order_id"]))
             self._liq_cursor = e.seq
 
