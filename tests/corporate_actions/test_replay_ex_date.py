@@ -8,10 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pytest
-
 from crowdleverage.config import SHIPPED_DATA
-from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.risk.replay import Replay, ReplayConfig
 from crowdleverage.risk.world import ENGINE
 
@@ -19,10 +16,6 @@ DATA = SHIPPED_DATA / "market" / "ashare_unadjusted_2016-04_2016-10.csv"
 ACTIONS = SHIPPED_DATA / "market" / "corporate_actions.csv"
 EX = dt.date(2016, 10, 12)
 CODE = 420
-
-pytestmark = pytest.mark.xfail(
-    strict=True, raises=InvalidInput, reason="engine corporate-action hooks not merged yet"
-)
 
 
 def test_replay_applies_the_ten_for_ten_at_the_open(tmp_path: Path) -> None:

@@ -165,18 +165,34 @@ class CorporateActionAgent:
         )
 
     def _adjust(self, action: CorporateAction, report: ApplyReport) -> None:
+        """`adjust_position` on the engine, then the added certificates minted to the engine
+        with the same reference (`mint_adjustment`, its own namespace); each step is skipped
+        when the chain has its reference already (a crash between the two)."""
         code = code_to_chain(action.code)
+        engine = self.chain.address_of("engine")
         for account, qty, new_qty, _gross, _tax in self._rows(action, "shares"):
             ref = action.reference(account, "shares")
-            if self._ref_used(ref):
-                report.already_applied += 1
-            elif new_qty > qty:
-                self.chain.send(
-                    self.holder, "adjust_position", account, code, new_qty, ref, actor=self.actor
-                )
-                report.positions_adjusted += 1
-                report.shares_added += new_qty - qty
-                report.accounts.setdefault(account, {})[action.code] = new_qty - qty
+            if new_qty > qty:
+                today = int(self.chain.call("PriceOracle", "trading_day"))
+                day, lock = (int(x) for x in self.chain.call(self.holder, "lots", account, code))
+                lock = lock if day == today else 0  # 0 at an ex-date open: locks are older
+                if self._ref_used(ref):
+                    report.already_applied += 1
+                    added_lock = lock - lock * qty // new_qty  # the engine scaled it already
+                else:
+                    self.chain.send(
+                        self.holder, "adjust_position", account, code, new_qty, ref,
+                        actor=self.actor,
+                    )  # fmt: skip
+                    added_lock = lock * new_qty // qty - lock  # as the engine scales it
+                    report.positions_adjusted += 1
+                    report.shares_added += new_qty - qty
+                    report.accounts.setdefault(account, {})[action.code] = new_qty - qty
+                if not self.chain.call("ShareCertificates", "ref_used", ref):
+                    self.chain.send(
+                        "ShareCertificates", "mint_adjustment", engine, code, new_qty - qty,
+                        added_lock, ref, actor=self.actor,
+                    )  # fmt: skip
             self._set(action, account, "shares", "applied")
 
     def _pay(self, action: CorporateAction, report: ApplyReport) -> None:
@@ -186,7 +202,7 @@ class CorporateActionAgent:
             if self._ref_used(ref):
                 report.already_applied += 1
             elif net > 0:
-                holder = self.chain.address_of(self.holder)
+                holder = self.chain.address_of("engine")
                 self.chain.send("CashToken", "approve", holder, net, actor=self.actor)
                 self.chain.send(self.holder, "credit_cash", account, net, ref, actor=self.actor)
                 report.cash_credited += 1
@@ -195,7 +211,7 @@ class CorporateActionAgent:
             self._set(action, account, "cash", "applied")
 
     def _ref_used(self, ref: bytes) -> bool:
-        return bool(self.chain.call(self.holder, "ca_ref_used", ref))
+        return bool(self.chain.call(self.holder, "action_ref_used", ref))
 
     def entitlements(self, action: CorporateAction) -> list[dict[str, object]]:
         rows = self._db.execute(

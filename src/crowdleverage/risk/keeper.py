@@ -167,7 +167,7 @@ class ChainSync:
         self.cursor = events[-1].seq
         touched: set[str] = set()
         for e in events:
-            who = e.args.get("account")
+            who = e.args.get("account", e.args.get("who"))  # corporate actions: `who`
             if who is None and "order_id" in e.args:
                 who = self.chain.call(ORDERBOOK, "orders", e.args["order_id"])[0]
             if who is not None:
