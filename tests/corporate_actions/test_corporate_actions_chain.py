@@ -256,7 +256,9 @@ def test_cash_dividend_equity_and_a_buy_spanning_the_ex_date(desk: Desk, days, a
     assert again.cash_credited == 0 and desk.account("b-long")["cash_fen"] == cash
 
 
-def test_ten_for_ten_ratio_unchanged_and_a_sell_spanning_the_ex_date(desk: Desk, days) -> None:
+def test_ten_for_ten_ratio_unchanged_and_a_sell_spanning_the_ex_date(
+    desk: Desk, days, tmp_path: Path
+) -> None:
     bought, record, ex = (days[dt.date(2016, 10, d)] for d in (10, 11, 12))
     _hold_overnight(desk, bought, {"b-bonus": ["000420", "000001", "000333"]})
     desk.open(record)  # the record date: held through it (sellable: bought the day before)
@@ -294,3 +296,10 @@ def test_ten_for_ten_ratio_unchanged_and_a_sell_spanning_the_ex_date(desk: Desk,
     # once more: the reference is used, nothing added
     again = desk.agent.open_day(ex.date, desk.who.values())
     assert again.positions_adjusted == 0 and desk.position("b-bonus", "000420") == 2 * held
+    # a new agent whose journal was lost: the chain's references stop it
+    fresh = CorporateActionAgent(desk.chain, read_actions(ACTIONS), tmp_path / "lost.db")
+    redo = fresh.open_day(ex.date, desk.who.values())
+    fresh.close()
+    assert (redo.positions_adjusted, redo.already_applied) == (0, 1)
+    assert desk.position("b-bonus", "000420") == 2 * held
+    assert desk.chain.call("ShareCertificates", "balance_of", engine, c) == 2 * held
