@@ -256,3 +256,14 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     wrong.write_text(HEADER + "000027,2016-06-28,2016-06-27,2016-06-28,0,0,3.00,inferred: t\n")
     res = runner.invoke(app, ["market", "corporate-actions", str(wrong), "--data", str(UNADJUSTED)])
     assert res.exit_code == 6 and "000027 2016-06-28" in res.stderr
+
+
+def test_shipped_unadjusted_file_is_the_conversion_of_the_raw_files() -> None:
+    codes = ("000001", "000002", "000027", "000056", "000333", "000420")
+    converted = []
+    for code in codes:
+        raw = DATA / "raw" / "tushare_hist" / f"{code}.csv"
+        bars, _ = convert("tushare-hist", raw, dt.date(2016, 4, 5), dt.date(2016, 10, 31))
+        converted.extend(bars)
+    converted.sort(key=lambda b: (b.date, b.code))
+    assert [b.row() for b in converted] == [b.row() for b in read_bars(UNADJUSTED)]
