@@ -36,7 +36,12 @@ from crowdleverage.domain.params import HAIRCUT_BPS
 from crowdleverage.domain.security import Security
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.calendar import SHANGHAI
-from crowdleverage.market.corporate_actions import CorporateAction, Lot, read_actions
+from crowdleverage.market.corporate_actions import (
+    CorporateAction,
+    Lot,
+    parse_actions,
+    read_actions,
+)
 from crowdleverage.market.exchange import SimulatedExchange
 from crowdleverage.market.replay import Tick, TradingDay, intraday_ticks, trading_days
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
@@ -262,6 +267,16 @@ def test_ten_for_ten_ratio_unchanged_and_a_sell_spanning_the_ex_date(
     bought, record, ex = (days[dt.date(2016, 10, d)] for d in (10, 11, 12))
     _hold_overnight(desk, bought, {"b-bonus": ["000420", "000001", "000333"]})
     desk.open(record)  # the record date: held through it (sellable: bought the day before)
+    # a SYNTHETIC cash action (not a real event) on 000333, ex-date 10-11 and paid on 10-12,
+    # to exercise a pay date after the ex-date: entitled at the 10-11 open, paid at 10-12's
+    synthetic = parse_actions(
+        "code,ex_date,record_date,pay_date,bonus_per_10,transfer_per_10,cash_per_10_yuan,source\n"
+        "000333,2016-10-11,2016-10-10,2016-10-12,0,0,3.00,inferred: synthetic (test only)\n"
+    )
+    later = CorporateActionAgent(desk.chain, synthetic, tmp_path / "later.db")
+    assert later.open_day(record.date, desk.who.values()).cash_credited == 0
+    (owed,) = [e for e in later.entitlements(synthetic[0]) if e["account"] == desk.who["b-bonus"]]
+    assert owed["qty"] == desk.position("b-bonus", "000333") and owed["cash"] == "due"
     desk.report({c: intraday_ticks(record.bars[c], 8)[0].price_fen for c in CODES}, record)
     desk.trade_day(record)
     desk.report({c: record.bars[c].close for c in CODES}, record, minute=239)
@@ -303,3 +318,11 @@ def test_ten_for_ten_ratio_unchanged_and_a_sell_spanning_the_ex_date(
     assert (redo.positions_adjusted, redo.already_applied) == (0, 1)
     assert desk.position("b-bonus", "000420") == 2 * held
     assert desk.chain.call("ShareCertificates", "balance_of", engine, c) == 2 * held
+    cash = desk.account("b-bonus")["cash_fen"]
+    # the synthetic action's pay date (after the ratio checks: the cash raises the ratio)
+    paid = later.open_day(ex.date, desk.who.values())
+    later.close()
+    net = owed["gross_fen"] - owed["tax_fen"]
+    assert paid.cash_credited == 3  # b-long and b-short hold 000333 since June too
+    assert owed["gross_fen"] == owed["qty"] * 30 and owed["tax_fen"] == owed["gross_fen"] // 5
+    assert desk.account("b-bonus")["cash_fen"] == cash + net
