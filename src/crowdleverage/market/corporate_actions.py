@@ -458,6 +458,19 @@ class TaxRegime:
     over_1_year_bps: int  # held over 1 year
 
 
+# The circulars are cited by number (their text was not in the reference index); the rates
+# are confirmed by companies' implementation notices, which state the tax per 10 shares by
+# holding period:
+# - 拓日新能 002218, 2015-05-28 (0.50 元/10): withheld 0.025 (5%), top-up 0.075 (≤ 1 month)
+#   or 0.025 (1 month–1 year), none over a year → 20% / 10% / 5%
+#   (vip.stock.finance.sina.com.cn/corp/view/vCB_AllBulletinDetail.php?id=1795527&stockid=002218);
+#   圣阳股份 002580, 2015-05-04, the same schedule on 1.00 元/10;
+# - 万年青 000789, 2016-05-19 (1.00 元/10): top-up 0.20 (≤ 1 month), 0.10 (1 month–1 year),
+#   none over a year, nothing withheld → 20% / 10% / 0% (xkdiek.com/Print.aspx?id=146130).
+# Practice since 2013 taxes at the sale by the holding period then; the platform settles at
+# payment on the holding period to the pay date (never less than the short-holding rate
+# without a lot history), so a borrower who holds on may be over-withheld; no refund is
+# computed.
 TAX_REGIMES = (
     # 财税〔2012〕85号: 20% taxed at 100% / 50% / 25% of the dividend
     TaxRegime(dt.date(2013, 1, 1), "财税〔2012〕85号", 2_000, 1_000, 500),
