@@ -44,5 +44,7 @@ def test_replay_applies_the_ten_for_ten_at_the_open(tmp_path: Path) -> None:
         replay._run_session(day, replay._series, report)
         report = replay.finish_day(report, since)
         assert report.warnings == 0 and report.liquidations_started == 0
+        final = replay.finish([report])  # the replay's invariants, custody counting the
+        assert all(final.invariants.values()), final.violations  # added shares
     finally:
         replay.close()

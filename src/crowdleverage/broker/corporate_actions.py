@@ -213,6 +213,16 @@ class CorporateActionAgent:
     def _ref_used(self, ref: bytes) -> bool:
         return bool(self.chain.call(self.holder, "action_ref_used", ref))
 
+    def shares_added(self, account: str) -> dict[str, int]:
+        """Shares the broker's custody received for `account` from applied actions, by code
+        (the broker's own record beside its fills: custody = fills + these)."""
+        rows = self._db.execute(
+            "SELECT code, SUM(new_qty - qty) FROM entitlements "
+            "WHERE account = ? AND shares = 'applied' GROUP BY code",
+            (account,),
+        ).fetchall()
+        return {str(code): int(n) for code, n in rows if n}
+
     def entitlements(self, action: CorporateAction) -> list[dict[str, object]]:
         rows = self._db.execute(
             "SELECT account, qty, new_qty, gross_fen, tax_fen, unwithheld_fen, shares, cash "

@@ -450,7 +450,11 @@ class Replay:
             attributed = sum(
                 int(c.call(ENGINE, "positions", who, chain_code)) for who in self.names
             )
-            custody = sum(self.broker.positions(who).get(code, 0) for who in self.names)
+            custody = sum(
+                self.broker.positions(who).get(code, 0)
+                + self.corporate.shares_added(who).get(code, 0)  # bonus/transfer shares
+                for who in self.names
+            )
             if not supply == attributed == custody:
                 ok8 = False
                 report.violations.append(
