@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crowdleverage.cliutil import emit_json, typed_errors
+from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import InvalidInput, RuleViolation
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.corporate_actions import (
@@ -28,7 +29,7 @@ from crowdleverage.market.corporate_actions import (
     read_actions,
 )
 
-DEFAULT_ACTIONS = Path("data/market/corporate_actions.csv")
+DEFAULT_ACTIONS = SHIPPED_DATA / "market" / "corporate_actions.csv"
 
 
 def _render_proposals(proposals: list[Proposal], console: Console) -> None:
