@@ -47,10 +47,10 @@ def new_day(p: RpcPlatform, day: int, price_fen: int, prev_fen: int) -> None:
 
 
 def buy_and_fill(p: RpcPlatform, who: str, code: int, qty: int, label: str | None) -> None:
-    before = p.call("MarginEngine", "order_count")
-    p.send("MarginEngine", "request_buy", code, qty, 1_000, by=who, label=label)
+    before = p.call("OrderBook", "order_count")
+    p.send("OrderBook", "request_buy", code, qty, 1_000, by=who, label=label)
     fill_label = "settle_fill (buy)" if label else None
-    p.send("MarginEngine", "settle_fill", before + 1, qty, 1_000, 0, p.ref(), by="broker",
+    p.send("OrderBook", "settle_fill", before + 1, qty, 1_000, 0, p.ref(), by="broker",
            label=fill_label)  # fmt: skip
 
 
@@ -84,15 +84,15 @@ def run(p: RpcPlatform) -> None:
         down = limit_down(prev)
         new_day(p, day, down, prev)
         prev = down
-    p.send("MarginEngine", "warn", a["borrower"], by="keeper", label="warn")
-    p.send("MarginEngine", "start_liquidation", a["borrower"], by="keeper",
+    p.send("Liquidator", "warn", a["borrower"], by="keeper", label="warn")
+    p.send("Liquidator", "start_liquidation", a["borrower"], by="keeper",
            label="start_liquidation (3 positions)")  # fmt: skip
     new_day(p, 5, (prev * 9_500) // 10_000, prev)
-    first = p.call("MarginEngine", "order_count") - 2
+    first = p.call("OrderBook", "order_count") - 2
     p.send("CashToken", "approve", p.c["MarginEngine"].address, 10**15, by="broker")
     for oid in range(first, first + 3):
-        o = p.call("MarginEngine", "orders", oid)
-        p.send("MarginEngine", "settle_fill", oid, o[5], (prev * 9_500) // 10_000, 0, p.ref(),
+        o = p.call("OrderBook", "orders", oid)
+        p.send("OrderBook", "settle_fill", oid, o[5], (prev * 9_500) // 10_000, 0, p.ref(),
                by="broker", label="settle_fill (liquidation sell)")  # fmt: skip
     # building blocks from the asset/oracle layer that every operation above pays for
     fund(p, "senior", 100 * YUAN, "TranchePool")
@@ -107,7 +107,7 @@ def run(p: RpcPlatform) -> None:
         est = getattr(p.c[contract].functions, fn)(*args).estimate_gas({"from": a["outsider"]})
         p.gas[label] = int(est) - 21_000  # execution only (cold), without the intrinsic cost
     if p.call("MarginEngine", "codes_of", a["borrower"]) == []:
-        p.send("MarginEngine", "end_liquidation", a["borrower"], by="keeper",
+        p.send("Liquidator", "end_liquidation", a["borrower"], by="keeper",
                label="end_liquidation")  # fmt: skip
 
 
@@ -117,7 +117,10 @@ def main() -> int:
     )
     with anvil(anvil_bin) as url:
         p = deploy_rpc_platform(url)
-        sizes = {n: p.code_size(n) for n in ("TranchePool", "InsuranceFund", "MarginEngine")}
+        sizes = {
+            n: p.code_size(n)
+            for n in ("TranchePool", "InsuranceFund", "MarginEngine", "OrderBook", "Liquidator")
+        }
         run(p)
     print("runtime sizes on anvil (EIP-170 limit 24,576 bytes):")
     for name, size in sizes.items():

@@ -54,12 +54,12 @@ def world(day: TradingDay, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def buy(world: World, name: str, code: str, qty: int, limit: int) -> int:
-    world.chain.send("MarginEngine", "request_buy", code_to_chain(code), qty, limit, actor=name)
-    return int(world.chain.call("MarginEngine", "order_count"))
+    world.chain.send("OrderBook", "request_buy", code_to_chain(code), qty, limit, actor=name)
+    return int(world.chain.call("OrderBook", "order_count"))
 
 
 def filled_refs(world: World) -> list[bytes]:
-    return [e.args["ref"] for e in world.chain.events("MarginEngine", "Filled")]
+    return [e.args["ref"] for e in world.chain.events("OrderBook", "Filled")]
 
 
 def test_orders_from_events_fill_and_settle_once(world, day, tmp_path: Path):
@@ -79,7 +79,7 @@ def test_orders_from_events_fill_and_settle_once(world, day, tmp_path: Path):
     refs = filled_refs(world)
     assert len(refs) == len(set(refs))
     # the engine's order is complete; the certificates match the broker's custody
-    assert not world.chain.call("MarginEngine", "orders", oid)[4]
+    assert not world.chain.call("OrderBook", "orders", oid)[4]
     assert world.chain.call("ShareCertificates", "total_supply", 1) == sum(
         broker.positions(world.chain.address_of(n)).get("000001", 0) for n in ["b-settle"]
     )
@@ -176,7 +176,7 @@ def test_unfilled_orders_are_released_at_the_close(world, day, tmp_path: Path):
     assert exchange.run_day() == []
     exchange.close_day()
     assert broker.end_day() == 1
-    assert not world.chain.call("MarginEngine", "orders", oid)[4]
+    assert not world.chain.call("OrderBook", "orders", oid)[4]
     assert world.account(who)["pending_fen"] == 0
     assert broker.order_status(oid) == "expired"
     assert broker.end_day() == 0  # idempotent

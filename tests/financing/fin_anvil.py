@@ -98,6 +98,8 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
     pool = p.deploy("TranchePool", cash, reg, blueprint, a["fee"])
     ins = p.deploy("InsuranceFund", cash, reg, pool)
     engine = p.deploy("MarginEngine", cash, reg, oracle, shares, pool, ins)
+    liquidator = p.deploy("Liquidator", engine, reg, oracle)
+    orderbook = p.deploy("OrderBook", engine, reg, oracle)
     expires = p.now() + 5 * 365 * DAY_S
     p.send("IdentityRegistry", "register", a["compliance"], int(Role.COMPLIANCE), 5, b"CN",
            expires, by="admin")  # fmt: skip
@@ -113,6 +115,7 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
         p.send("IdentityRegistry", "register", who, int(role), 4, b"CN", expires, by="compliance")
     p.send("TranchePool", "connect", engine, ins, by="operator")
     p.send("InsuranceFund", "set_engine", engine, by="operator")
+    p.send("MarginEngine", "connect", liquidator, orderbook, by="operator")
     for code in MAIN:
         p.send("MarginEngine", "set_security", code, 10_000, False, 0, by="operator")
     p.send("PriceOracle", "open_day", 1, by="operator")

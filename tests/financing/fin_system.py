@@ -69,6 +69,8 @@ class Platform:
     junior: Any
     insurance: Any
     engine: Any
+    liquidator: Any
+    orderbook: Any
     admin: str
     compliance: str
     operator: str
@@ -157,15 +159,15 @@ class Platform:
 
     def buy(self, who: str, code: int, qty: int, price_fen: int | None = None, fill: bool = True):
         price = price_fen or self.prices[code]
-        oid = self.engine.request_buy(code, qty, price, sender=who)
+        oid = self.orderbook.request_buy(code, qty, price, sender=who)
         if fill:
-            self.engine.settle_fill(oid, qty, price, 0, self.ref(), sender=self.broker)
+            self.orderbook.settle_fill(oid, qty, price, 0, self.ref(), sender=self.broker)
         return oid
 
     def sell_fill(self, oid: int, qty: int, price_fen: int, fee_fen: int = 0) -> None:
         gross = qty * price_fen
         self.cash.approve(self.engine.address, gross - fee_fen, sender=self.broker)
-        self.engine.settle_fill(oid, qty, price_fen, fee_fen, self.ref(), sender=self.broker)
+        self.orderbook.settle_fill(oid, qty, price_fen, fee_fen, self.ref(), sender=self.broker)
 
     def build_portfolio(self, who: str, codes: tuple[int, ...], step: int = 5_000) -> None:
         """Buy the codes round-robin, at most `step` shares each per round, in the largest
@@ -212,7 +214,7 @@ class Platform:
         while lo > 0:
             try:
                 with boa.env.anchor():
-                    self.engine.request_buy(code, lo * 100, price, sender=who)
+                    self.orderbook.request_buy(code, lo * 100, price, sender=who)
                 break
             except boa.BoaError:
                 lo -= 1
@@ -256,13 +258,15 @@ def deploy_platform() -> Platform:
             cash.address, registry.address, oracle.address, shares.address, pool.address,
             insurance.address,
         )  # fmt: skip
+        liquidator = compiled("Liquidator").deploy(engine.address, registry.address, oracle.address)
+        orderbook = compiled("OrderBook").deploy(engine.address, registry.address, oracle.address)
     expires = boa.env.timestamp + 5 * YEAR_S
     registry.register(addr["compliance"], int(Role.COMPLIANCE), 5, CN, expires, sender=admin)
     share = compiled("TrancheShare")
     p = Platform(
         registry, oracle, cash, shares, pool, share.at(pool.SENIOR()), share.at(pool.JUNIOR()),
-        insurance, engine, admin, addr["compliance"], addr["operator"], addr["custodian"],
-        addr["broker"], addr["keeper"], reporters, addr["fee"], addr["outsider"],
+        insurance, engine, liquidator, orderbook, admin, addr["compliance"], addr["operator"],
+        addr["custodian"], addr["broker"], addr["keeper"], reporters, addr["fee"], addr["outsider"],
     )  # fmt: skip
     p.register(p.operator, Role.OPERATOR)
     p.register(p.custodian, Role.CUSTODIAN)
@@ -277,6 +281,7 @@ def deploy_platform() -> Platform:
     p.register(engine.address, Role.PLATFORM | Role.BROKER)
     pool.connect(engine.address, insurance.address, sender=p.operator)
     insurance.set_engine(engine.address, sender=p.operator)
+    engine.connect(liquidator.address, orderbook.address, sender=p.operator)
     # securities: main board, STAR, an ST stock and a new listing
     for code in MAIN:
         engine.set_security(code, 10_000, False, 0, sender=p.operator)

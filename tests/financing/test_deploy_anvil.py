@@ -25,5 +25,5 @@ def test_system_deploys_on_anvil_within_eip170(anvil_bin: str) -> None:
         p.send("MarginEngine", "open_account", p.actor["borrower"], 1, by="compliance")
         fund(p, "borrower", 10_000 * YUAN, "MarginEngine")
         p.send("MarginEngine", "deposit", 10_000 * YUAN, False, by="borrower")
-        p.send("MarginEngine", "request_buy", PAB, 300, 1_000, by="borrower")
+        p.send("OrderBook", "request_buy", PAB, 300, 1_000, by="borrower")
         assert p.call("MarginEngine", "buying", p.actor["borrower"], PAB) == 300

@@ -124,7 +124,7 @@ def test_repay_from_cash_works_paused_and_checks_cash(p: Platform, borrower: str
 
 # ------------------------------------------------------------------ buys
 def test_buy_draws_financing_and_settles(p: Platform, borrower: str) -> None:
-    oid = p.engine.request_buy(PAB, 20_000, 1_000, sender=borrower)
+    oid = p.orderbook.request_buy(PAB, 20_000, 1_000, sender=borrower)
     gross = 20_000 * 1_000
     cost = gross + (gross * 30 + 9_999) // 10_000
     drawn = cost - MARGIN_FEN
@@ -132,12 +132,12 @@ def test_buy_draws_financing_and_settles(p: Platform, borrower: str) -> None:
     assert drawn <= p.engine.debt_of(borrower) <= drawn + 1
     assert p.pool.principal_out_fen() == drawn
     assert p.engine.accounts(borrower)[3] == cost  # pending
-    p.engine.settle_fill(oid, 5_000, 990, 1_500, p.ref(), sender=p.broker)
+    p.orderbook.settle_fill(oid, 5_000, 990, 1_500, p.ref(), sender=p.broker)
     assert p.cash.balanceOf(p.broker) == 5_000 * 990 + 1_500
     assert p.shares.balance_of(p.engine.address, PAB) == 5_000
     assert p.engine.positions(borrower, PAB) == 5_000
     assert p.engine.sellable(borrower, PAB) == 0  # T+1
-    p.engine.cancel_order(oid, sender=p.broker)  # rest unfilled: released, financing repaid
+    p.orderbook.cancel_order(oid, sender=p.broker)  # rest unfilled: released, financing repaid
     assert p.engine.accounts(borrower)[3] == 0
     # the unfilled financing went back; index rounding (up, for the platform) leaves <= 2 fen
     assert p.engine.debt_of(borrower) <= 2
@@ -167,22 +167,22 @@ def test_buy_pre_trade_rejections(
     p.buy(borrower, PINGAN, 10_000)
     p.engine.set_limits(DEFAULT_LIMITS, sender=p.operator)
     with boa.reverts(reason):
-        p.engine.request_buy(code, qty, price, sender=borrower)
+        p.orderbook.request_buy(code, qty, price, sender=borrower)
 
 
 def test_buy_rejected_halted_unreliable_paused_and_outsider(p: Platform, borrower: str) -> None:
     p.next_day(halted=frozenset({PAB}))
     with boa.reverts("margin: security not financeable"):
-        p.engine.request_buy(PAB, 100, 1_000, sender=borrower)
+        p.orderbook.request_buy(PAB, 100, 1_000, sender=borrower)
     boa.env.time_travel(seconds=11 * 86_400)  # every report is stale
     with boa.reverts("oracle: price unreliable"):
-        p.engine.request_buy(CMB, 100, 1_000, sender=borrower)
+        p.orderbook.request_buy(CMB, 100, 1_000, sender=borrower)
     p.engine.pause(sender=p.operator)
     with boa.reverts("margin: paused"):
-        p.engine.request_buy(CMB, 100, 1_000, sender=borrower)
+        p.orderbook.request_buy(CMB, 100, 1_000, sender=borrower)
     p.engine.unpause(sender=p.operator)
     with boa.reverts("margin: caller is not borrower"):
-        p.engine.request_buy(CMB, 100, 1_000, sender=p.outsider)
+        p.orderbook.request_buy(CMB, 100, 1_000, sender=p.outsider)
 
 
 def test_buy_star_board_haircut_80(p: Platform, borrower: str) -> None:
@@ -198,11 +198,11 @@ def test_platform_exposure_and_utilisation_limits(p: Platform) -> None:
     big = p.open_borrower("big", 1, 600_000 * YUAN)
     # 5% of 10m = 500k yuan per security
     with boa.reverts("margin: platform exposure above 5%"):
-        p.engine.request_buy(PAB, 50_100, 1_000, sender=big)
+        p.orderbook.request_buy(PAB, 50_100, 1_000, sender=big)
     p.engine.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
     p.pool.set_params(2_000, 10, 500, 1_000, 1_000, 86_400, sender=p.operator)
     with boa.reverts("pool: utilisation above limit"):
-        p.engine.request_buy(PAB, 100_000, 1_000, sender=big)
+        p.orderbook.request_buy(PAB, 100_000, 1_000, sender=big)
 
 
 def test_too_many_securities(p: Platform, borrower: str) -> None:
@@ -216,7 +216,7 @@ def test_too_many_securities(p: Platform, borrower: str) -> None:
     for code in codes[:10]:
         p.buy(borrower, code, 100)
     with boa.reverts("margin: too many securities"):
-        p.engine.request_buy(codes[10], 100, 1_000, sender=borrower)
+        p.orderbook.request_buy(codes[10], 100, 1_000, sender=borrower)
 
 
 # ------------------------------------------------------------------ fills
@@ -224,48 +224,48 @@ def test_fill_rejections(p: Platform, borrower: str) -> None:
     oid = p.buy(borrower, PAB, 1_000, fill=False)
     ref = p.ref()
     with boa.reverts("margin: caller is not broker"):
-        p.engine.settle_fill(oid, 100, 1_000, 0, ref, sender=p.outsider)
+        p.orderbook.settle_fill(oid, 100, 1_000, 0, ref, sender=p.outsider)
     with boa.reverts("margin: fill above limit"):
-        p.engine.settle_fill(oid, 100, 1_001, 0, ref, sender=p.broker)
+        p.orderbook.settle_fill(oid, 100, 1_001, 0, ref, sender=p.broker)
     with boa.reverts("margin: fill exceeds order"):
-        p.engine.settle_fill(oid, 1_100, 1_000, 0, ref, sender=p.broker)
+        p.orderbook.settle_fill(oid, 1_100, 1_000, 0, ref, sender=p.broker)
     with boa.reverts("margin: fill exceeds reserved cash"):
-        p.engine.settle_fill(oid, 1_000, 1_000, 10_000, ref, sender=p.broker)
-    p.engine.settle_fill(oid, 100, 1_000, 0, ref, sender=p.broker)
+        p.orderbook.settle_fill(oid, 1_000, 1_000, 10_000, ref, sender=p.broker)
+    p.orderbook.settle_fill(oid, 100, 1_000, 0, ref, sender=p.broker)
     with boa.reverts("margin: fill reference used"):
-        p.engine.settle_fill(oid, 100, 1_000, 0, ref, sender=p.broker)
-    p.engine.settle_fill(oid, 900, 1_000, 0, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(oid, 100, 1_000, 0, ref, sender=p.broker)
+    p.orderbook.settle_fill(oid, 900, 1_000, 0, p.ref(), sender=p.broker)
     with boa.reverts("margin: order not open"):
-        p.engine.settle_fill(oid, 100, 1_000, 0, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(oid, 100, 1_000, 0, p.ref(), sender=p.broker)
     with boa.reverts("margin: order not open"):
-        p.engine.cancel_order(oid, sender=p.broker)
+        p.orderbook.cancel_order(oid, sender=p.broker)
     with boa.reverts("margin: caller is not broker"):
-        p.engine.cancel_order(oid, sender=p.outsider)
+        p.orderbook.cancel_order(oid, sender=p.outsider)
 
 
 def test_sell_flow_and_rejections(p: Platform, borrower: str) -> None:
     buy = p.buy(borrower, PAB, 1_100, fill=False)
-    p.engine.settle_fill(buy, 1_050, 1_000, 0, p.ref(), sender=p.broker)
-    p.engine.cancel_order(buy, sender=p.broker)
+    p.orderbook.settle_fill(buy, 1_050, 1_000, 0, p.ref(), sender=p.broker)
+    p.orderbook.cancel_order(buy, sender=p.broker)
     with boa.reverts("margin: not enough sellable shares"):
-        p.engine.request_sell(PAB, 100, 1_000, sender=borrower)  # T+1
+        p.orderbook.request_sell(PAB, 100, 1_000, sender=borrower)  # T+1
     p.next_day()
     with boa.reverts("margin: quantity not whole lots"):
-        p.engine.request_sell(PAB, 150, 1_000, sender=borrower)
+        p.orderbook.request_sell(PAB, 150, 1_000, sender=borrower)
     with boa.reverts("margin: zero price"):
-        p.engine.request_sell(PAB, 100, 0, sender=borrower)
-    oid = p.engine.request_sell(PAB, 1_050, 1_000, sender=borrower)  # whole holding: odd ok
+        p.orderbook.request_sell(PAB, 100, 0, sender=borrower)
+    oid = p.orderbook.request_sell(PAB, 1_050, 1_000, sender=borrower)  # whole holding: odd ok
     with boa.reverts("margin: not enough sellable shares"):
-        p.engine.request_sell(PAB, 100, 1_000, sender=borrower)
+        p.orderbook.request_sell(PAB, 100, 1_000, sender=borrower)
     p.cash.approve(p.engine.address, 10**9, sender=p.broker)
     with boa.reverts("margin: fill below limit"):
-        p.engine.settle_fill(oid, 100, 999, 0, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(oid, 100, 999, 0, p.ref(), sender=p.broker)
     with boa.reverts("margin: fee exceeds proceeds"):
-        p.engine.settle_fill(oid, 100, 1_000, 100_000, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(oid, 100, 1_000, 100_000, p.ref(), sender=p.broker)
     cash0 = p.engine.accounts(borrower)[1]
     p.sell_fill(oid, 1_000, 1_010, fee_fen=500)
     assert p.engine.accounts(borrower)[1] == cash0 + 1_000 * 1_010 - 500
-    p.engine.cancel_order(oid, sender=p.broker)
+    p.orderbook.cancel_order(oid, sender=p.broker)
     assert p.engine.sellable(borrower, PAB) == 50
     assert p.shares.total_supply(PAB) == 50
 
@@ -274,10 +274,10 @@ def test_sell_blocked_in_sealed_limit_down(p: Platform, borrower: str) -> None:
     p.buy(borrower, PAB, 1_000)
     p.next_day({PAB: 900})
     assert p.oracle.is_sealed_limit_down(PAB)
-    oid = p.engine.request_sell(PAB, 1_000, 900, sender=borrower)
+    oid = p.orderbook.request_sell(PAB, 1_000, 900, sender=borrower)
     p.cash.approve(p.engine.address, 10**9, sender=p.broker)
     with boa.reverts("margin: sealed limit-down"):
-        p.engine.settle_fill(oid, 1_000, 900, 0, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(oid, 1_000, 900, 0, p.ref(), sender=p.broker)
 
 
 # ------------------------------------------------------------------ keeper
@@ -290,38 +290,38 @@ def levered(p: Platform, borrower: str) -> None:
 def test_warn_top_up_and_their_rejections(p: Platform, borrower: str) -> None:
     levered(p, borrower)
     with boa.reverts("margin: above warning line"):
-        p.engine.warn(borrower, sender=p.keeper)
+        p.liquidator.warn(borrower, sender=p.keeper)
     with boa.reverts("margin: above warning line"):
-        p.engine.top_up(borrower, sender=p.keeper)
+        p.liquidator.top_up(borrower, sender=p.keeper)
     with boa.reverts("margin: caller is not keeper"):
-        p.engine.warn(borrower, sender=p.outsider)
+        p.liquidator.warn(borrower, sender=p.outsider)
     p.next_day({c: 930 for c in (PAB, CMB, PINGAN)})
     ratio = p.ratio(borrower)
     assert ratio < 12_500
-    p.engine.warn(borrower, sender=p.keeper)
-    log = p.engine.get_logs()[0]
+    p.liquidator.warn(borrower, sender=p.keeper)
+    log = p.liquidator.get_logs()[0]
     assert (log.ratio_bps, log.warning_bps) == (ratio, 12_500)
-    p.engine.top_up(borrower, sender=p.keeper)
+    p.liquidator.top_up(borrower, sender=p.keeper)
     assert p.ratio(borrower) > ratio
     with boa.reverts("margin: no account"):
-        p.engine.warn(p.outsider, sender=p.keeper)
+        p.liquidator.warn(p.outsider, sender=p.keeper)
 
 
 def test_start_and_end_liquidation_rejections(p: Platform, borrower: str) -> None:
     levered(p, borrower)
     with boa.reverts("margin: above liquidation line"):
-        p.engine.start_liquidation(borrower, sender=p.keeper)
+        p.liquidator.start_liquidation(borrower, sender=p.keeper)
     with boa.reverts("margin: not in liquidation"):
-        p.engine.end_liquidation(borrower, sender=p.keeper)
+        p.liquidator.end_liquidation(borrower, sender=p.keeper)
     p.next_day({c: 900 for c in (PAB, CMB, PINGAN)})
     p.next_day({c: 810 for c in (PAB, CMB, PINGAN)})
-    p.engine.start_liquidation(borrower, sender=p.keeper)
+    p.liquidator.start_liquidation(borrower, sender=p.keeper)
     with boa.reverts("margin: liquidation orders open"):
-        p.engine.end_liquidation(borrower, sender=p.keeper)
+        p.liquidator.end_liquidation(borrower, sender=p.keeper)
     with boa.reverts("margin: account in liquidation"):
         p.engine.withdraw(1, True, sender=borrower)
     with boa.reverts("margin: account in liquidation"):
-        p.engine.request_sell(PAB, 100, 900, sender=borrower)
+        p.orderbook.request_sell(PAB, 100, 900, sender=borrower)
 
 
 def test_partial_liquidation_restores_and_unlocks(p: Platform, borrower: str) -> None:
@@ -329,8 +329,8 @@ def test_partial_liquidation_restores_and_unlocks(p: Platform, borrower: str) ->
     p.next_day({c: 900 for c in (PAB, CMB, PINGAN)})
     p.next_day({c: 810 for c in (PAB, CMB, PINGAN)})  # 108%: between floor and line
     ratio0 = p.ratio(borrower)
-    p.engine.start_liquidation(borrower, sender=p.keeper)
-    events = [e for e in p.engine.get_logs() if type(e).__name__ == "LiquidationOrder"]
+    p.liquidator.start_liquidation(borrower, sender=p.keeper)
+    events = [e for e in p.liquidator.get_logs() if type(e).__name__ == "LiquidationOrder"]
     assert events and not events[0].full
     held0 = sum(p.engine.positions(borrower, c) for c in (PAB, CMB, PINGAN))
     p.next_day({c: 800 for c in (PAB, CMB, PINGAN)})
@@ -343,7 +343,7 @@ def test_partial_liquidation_restores_and_unlocks(p: Platform, borrower: str) ->
     sold = held0 - sum(p.engine.positions(borrower, c) for c in (PAB, CMB, PINGAN))
     assert 0 < sold < held0
     assert p.insurance.penalties_fen() > 0
-    p.engine.end_liquidation(borrower, sender=p.keeper)
+    p.liquidator.end_liquidation(borrower, sender=p.keeper)
     assert not p.engine.accounts(borrower)[6]
     assert p.ratio(borrower) >= 11_500 > ratio0 - 1_000
 
@@ -398,7 +398,7 @@ def test_leverage_cap_of_the_tier_binds_beside_the_ratio(p: Platform) -> None:
     p.engine.set_tier(4, (1, 12_000, 11_500, 11_000, 800), sender=p.operator)
     who = p.open_borrower("capped", 4, 100_000 * YUAN)
     with boa.reverts("margin: leverage above tier"):
-        p.engine.request_buy(PAB, 30_000, 1_000, sender=who)  # 300k on 100k: 1:2
+        p.orderbook.request_buy(PAB, 30_000, 1_000, sender=who)  # 300k on 100k: 1:2
     p.buy(who, PAB, 19_000)  # 190k on 100k: within 1:1
     assets, debt, _ = p.state(who)
     assert debt <= assets - debt
@@ -422,11 +422,11 @@ def test_frozen_borrower_can_neither_trade_nor_deposit(p: Platform, borrower: st
     p.cash.approve(p.engine.address, 1_000, sender=borrower)
     p.registry.set_frozen(borrower, True, sender=p.compliance)
     with boa.reverts("margin: caller is not borrower"):
-        p.engine.request_buy(CMB, 100, p.prices[CMB], sender=borrower)
+        p.orderbook.request_buy(CMB, 100, p.prices[CMB], sender=borrower)
     with boa.reverts("cash: sender not verified"):  # the cash token refuses a frozen holder
         p.engine.deposit(1_000, False, sender=borrower)
     p.registry.set_frozen(borrower, False, sender=p.compliance)
     p.buy(borrower, CMB, 100)
     p.registry.revoke(borrower, sender=p.compliance)
     with boa.reverts("margin: caller is not borrower"):
-        p.engine.request_buy(CMB, 100, p.prices[CMB], sender=borrower)
+        p.orderbook.request_buy(CMB, 100, p.prices[CMB], sender=borrower)

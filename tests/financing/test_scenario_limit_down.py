@@ -47,7 +47,7 @@ def limit_down_day(p: Platform, sealed: bool = True) -> None:
 
 def fill_liquidation(p: Platform, borrower: str, order_ids: list[int], price_of) -> None:
     for oid in order_ids:
-        o = p.engine.orders(oid)
+        o = p.orderbook.orders(oid)
         p.sell_fill(oid, o[5] - o[6], price_of(o[1]))
 
 
@@ -55,7 +55,7 @@ def liquidation_orders(p: Platform, borrower: str) -> list[int]:
     """Order ids of the `LiquidationOrder` events of the last transaction."""
     return [
         e.order_id
-        for e in p.engine.get_logs()
+        for e in p.liquidator.get_logs()
         if type(e).__name__ == "LiquidationOrder" and e.account == borrower
     ]
 
@@ -80,10 +80,10 @@ def test_three_limit_down_days_insurance_covers_junior_untouched(
     limit_down_day(p)
     ratio1 = p.ratio(borrower)
     assert 11_500 <= ratio1 < 12_500
-    p.engine.warn(borrower, sender=p.keeper)
+    p.liquidator.warn(borrower, sender=p.keeper)
     with boa.reverts("margin: above liquidation line"):
-        p.engine.start_liquidation(borrower, sender=p.keeper)
-    p.engine.top_up(borrower, sender=p.keeper)
+        p.liquidator.start_liquidation(borrower, sender=p.keeper)
+    p.liquidator.top_up(borrower, sender=p.keeper)
     assert p.engine.accounts(borrower)[2] == 0  # the whole reserve went in
     ratio1b = p.ratio(borrower)
     assert ratio1b > ratio1
@@ -92,21 +92,21 @@ def test_three_limit_down_days_insurance_covers_junior_untouched(
     ratio2 = p.ratio(borrower)
     assert 11_500 <= ratio2 < 12_500
     with boa.reverts("margin: no reserve"):
-        p.engine.top_up(borrower, sender=p.keeper)
+        p.liquidator.top_up(borrower, sender=p.keeper)
     # day 3: -10% sealed: below 115% -> locked, liquidation orders queued, nothing fills
     limit_down_day(p)
     ratio3 = p.ratio(borrower)
     assert ratio3 < 11_500
-    p.engine.start_liquidation(borrower, sender=p.keeper)
+    p.liquidator.start_liquidation(borrower, sender=p.keeper)
     orders = liquidation_orders(p, borrower)
     assert len(orders) == 3
     assert p.engine.accounts(borrower)[6]  # locked
     with boa.reverts("margin: account in liquidation"):
-        p.engine.request_buy(MAIN[0], 100, p.prices[MAIN[0]], sender=borrower)
-    o = p.engine.orders(orders[0])
+        p.orderbook.request_buy(MAIN[0], 100, p.prices[MAIN[0]], sender=borrower)
+    o = p.orderbook.orders(orders[0])
     p.cash.approve(p.engine.address, 10**12, sender=p.broker)
     with boa.reverts("margin: sealed limit-down"):
-        p.engine.settle_fill(orders[0], o[5], p.prices[o[1]], 0, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(orders[0], o[5], p.prices[o[1]], 0, p.ref(), sender=p.broker)
     # day 4: the seal opens: the stocks trade 9.5% down (above the limit): orders fill
     ended = open_and_sell_out(p, borrower, orders)
     # shortfall: insurance pays all of it; both tranches untouched
@@ -130,12 +130,12 @@ def open_and_sell_out(p: Platform, borrower: str, orders: list[int]):
     fill_liquidation(p, borrower, orders, lambda code: p.prices[code])
     if p.engine.codes_of(borrower):
         with boa.reverts("margin: still below liquidation line"):
-            p.engine.end_liquidation(borrower, sender=p.keeper)
-        p.engine.start_liquidation(borrower, sender=p.keeper)
+            p.liquidator.end_liquidation(borrower, sender=p.keeper)
+        p.liquidator.start_liquidation(borrower, sender=p.keeper)
         fill_liquidation(p, borrower, liquidation_orders(p, borrower), lambda c: p.prices[c])
     assert p.engine.codes_of(borrower) == []
-    p.engine.end_liquidation(borrower, sender=p.keeper)
-    return next(e for e in p.engine.get_logs() if type(e).__name__ == "LiquidationEnded")
+    p.liquidator.end_liquidation(borrower, sender=p.keeper)
+    return next(e for e in p.liquidator.get_logs() if type(e).__name__ == "LiquidationEnded")
 
 
 def test_five_sealed_days_reach_junior_senior_untouched(book: tuple[Platform, str]) -> None:
@@ -143,15 +143,15 @@ def test_five_sealed_days_reach_junior_senior_untouched(book: tuple[Platform, st
     senior0, junior0 = p.pool.senior_claim_fen(), p.pool.junior_claim_fen()
     ins0 = p.insurance.balance_fen()
     limit_down_day(p)
-    p.engine.top_up(borrower, sender=p.keeper)
+    p.liquidator.top_up(borrower, sender=p.keeper)
     limit_down_day(p)
     limit_down_day(p)
-    p.engine.start_liquidation(borrower, sender=p.keeper)
+    p.liquidator.start_liquidation(borrower, sender=p.keeper)
     orders = liquidation_orders(p, borrower)
     # two more sealed days: nothing can be sold, the provisional loss grows
     limit_down_day(p)
     limit_down_day(p)
-    p.engine.start_liquidation(borrower, sender=p.keeper)  # orders open: re-mark only
+    p.liquidator.start_liquidation(borrower, sender=p.keeper)  # orders open: re-mark only
     provision = p.engine.marked_loss_fen()
     assert provision > ins0
     # before anyone can exit, junior NAV carries the loss the insurance fund cannot cover

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from crowdleverage.audit.reconcile import ChainGateway, Reconciler
+from crowdleverage.chain.margin import margin_events
 from crowdleverage.chain.roles import Role
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.custody.bridge import Bridge, ref32
@@ -155,7 +156,7 @@ def test_the_keeper_acts_on_a_crash(fin: ChainFinancing, days: list[TradingDay])
     for crash in trading_days(read_bars(DATA), dt.date(2016, 1, 4), dt.date(2016, 1, 7)):
         fin.open_day(crash)
         fin.close_day()
-    acted = {e.event for e in fin.chain.events(since=seen) if e.contract == "MarginEngine"}
+    acted = {e.event for e in margin_events(fin.chain, since=seen)}
     assert "ToppedUp" in acted, acted  # below the warning line with a reserve: top-up due
     after = fin.account(BORROWER)
     assert after.reserve_fen < before.reserve_fen and not after.locked

@@ -61,12 +61,12 @@ def levered_borrower(world: World, name: str, tier: int, reserve_fen: int = 0) -
             qty = 1_000_000 // price // 100 * 100
             while qty > 0:
                 try:
-                    world.chain.send("MarginEngine", "request_buy", code, qty, price, actor=name)
+                    world.chain.send("OrderBook", "request_buy", code, qty, price, actor=name)
                 except ContractRevert:
                     qty = qty // 2 // 100 * 100
                     continue
-                oid = world.chain.call("MarginEngine", "order_count")
-                world.chain.send("MarginEngine", "settle_fill", oid, qty, price, 0,
+                oid = world.chain.call("OrderBook", "order_count")
+                world.chain.send("OrderBook", "settle_fill", oid, qty, price, 0,
                                  world.ref("fill"), actor="broker")  # fmt: skip
                 bought = True
                 break
@@ -105,7 +105,7 @@ def test_warning_once_per_day_even_across_a_restart(world, tmp_path: Path):
         assert keeper.on_tick(res, "2015-12-31") == 0  # already warned today
         restarted = Keeper(world.chain, m, journal=journal, config=KeeperConfig(cooldown_s=0))
         assert restarted.on_tick(res, "2015-12-31") == 0
-        warnings = world.chain.events("MarginEngine", "MarginWarning")
+        warnings = world.chain.events("Liquidator", "MarginWarning")
         assert [e.args["account"] for e in warnings].count(who) == 1
         assert restarted.on_tick(res, "2016-01-04") == 1  # a new day warns again
     finally:
@@ -156,7 +156,7 @@ def test_liquidation_starts_and_a_stale_signal_is_handled_not_fatal(world):
         assert keeper.follow_up([who], new_session=True) == 1
         assert world.account(who)["open_liq"] >= 1
         orders = [
-            e.args for e in world.chain.events("MarginEngine", "LiquidationOrder")
+            e.args for e in world.chain.events("OrderBook", "LiquidationOrder")
             if e.args["account"] == who
         ]  # fmt: skip
         assert orders and all(o["qty"] > 0 for o in orders)

@@ -1,6 +1,6 @@
-"""The broker on the simulated exchange: consumes the engine's `OrderRequested` and
+"""The broker on the simulated exchange: consumes the order book's `OrderRequested` and
 `LiquidationOrder` events, places the orders, and settles every fill on chain
-(`MarginEngine.settle_fill`) with its unique exchange reference. Safe to restart.
+(`OrderBook.settle_fill`) with its unique exchange reference. Safe to restart.
 
 Restart safety comes from a journal (SQLite, one file) written before every effect and from
 the chain's own duplicate check:
@@ -33,6 +33,7 @@ from crowdleverage.market.exchange import Fill, OrderStatus, SimulatedExchange
 from crowdleverage.market.rules import Side
 
 ENGINE = "MarginEngine"
+ORDERBOOK = "OrderBook"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -126,10 +127,10 @@ class SimulatedBroker:
         """Take new engine orders from the chain and place them. Returns how many."""
         cursor = int(self._meta("cursor", "0"))
         events = [
-            e for e in self.chain.events(ENGINE, since=cursor)
+            e for e in self.chain.events(ORDERBOOK, since=cursor)
             if e.event in ("OrderRequested", "LiquidationOrder")
         ]  # fmt: skip
-        last = self.chain.events(ENGINE, since=cursor)
+        last = self.chain.events(ORDERBOOK, since=cursor)
         new_cursor = last[-1].seq if last else cursor
         self._db.execute("BEGIN")
         for e in events:
@@ -157,7 +158,7 @@ class SimulatedBroker:
         ).fetchall()
         placed = 0
         for oid, account, code, side, qty, limit, liq in rows:
-            if not self.chain.call(ENGINE, "orders", oid)[4]:
+            if not self.chain.call(ORDERBOOK, "orders", oid)[4]:
                 self._set_order(oid, "closed")  # closed on chain already (history replayed)
                 continue
             order = BrokerOrder(str(oid), account, code, Side(side), qty, limit, bool(liq))
@@ -210,7 +211,7 @@ class SimulatedBroker:
         settled = 0
         for ref, oid, side, qty, price, fee in rows:
             ref32 = ref_to_bytes32(ref)
-            if self.chain.call(ENGINE, "fill_ref_used", ref32):
+            if self.chain.call(ORDERBOOK, "fill_ref_used", ref32):
                 self._set_fill(ref, "settled")  # the chain has it: a crash came in between
                 continue
             try:
@@ -220,7 +221,7 @@ class SimulatedBroker:
                         qty * price - fee, actor=self.actor,
                     )  # fmt: skip
                 self.chain.send(
-                    ENGINE, "settle_fill", oid, qty, price, fee, ref32, actor=self.actor
+                    ORDERBOOK, "settle_fill", oid, qty, price, fee, ref32, actor=self.actor
                 )
             except ContractRevert as err:
                 self._set_fill(ref, "refused", err.reason)
@@ -253,13 +254,13 @@ class SimulatedBroker:
     def _close_on_chain(self, oid: int, status: str) -> int:
         """Release an engine order whose venue order is finished. Returns 1 if it was
         released now, 0 if it was already closed on chain (filled) or is still working."""
-        order: Any = self.chain.call(ENGINE, "orders", oid)
+        order: Any = self.chain.call(ORDERBOOK, "orders", oid)
         if not order[4]:
             self._set_order(oid, "done")
             return 0
         if self._exchange_order_status(oid) is OrderStatus.OPEN:
             return 0  # still working at the exchange
-        self.chain.send(ENGINE, "cancel_order", oid, actor=self.actor)
+        self.chain.send(ORDERBOOK, "cancel_order", oid, actor=self.actor)
         self._set_order(oid, status)
         return 1
 

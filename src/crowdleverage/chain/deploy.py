@@ -4,7 +4,8 @@
 makes `compliance` the compliance officer, registers the system actors with their roles, and
 writes `<data_dir>/chain/manifest.json` (addresses, ABI hashes, block, chain id).
 `deploy_financing` then adds the financing system on top (TranchePool with its TrancheShare
-blueprint, InsuranceFund, MarginEngine), wires it and records it in the manifest."""
+blueprint, InsuranceFund, MarginEngine with its Liquidator and OrderBook), wires it and records
+it in the manifest."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ FINANCING_CONTRACTS: dict[str, str] = {
     "TranchePool": "TranchePool",
     "InsuranceFund": "InsuranceFund",
     "MarginEngine": "MarginEngine",
+    "Liquidator": "Liquidator",
+    "OrderBook": "OrderBook",
     "SeniorShare": "TrancheShare",
     "JuniorShare": "TrancheShare",
 }
@@ -135,10 +138,10 @@ def deploy_system(
 
 def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
     """After `deploy_system`: deploy the tranche pool (from a TrancheShare blueprint), the
-    insurance fund and the margin engine; register the fee recipient and the platform
-    contracts (aliased as actors "pool", "insurance", "engine"); connect them as the operator
-    would; record them in the manifest, which is returned. Securities are listed later
-    (`MarginEngine.set_security`)."""
+    insurance fund, the margin engine with its liquidator (the keeper's entry points) and order
+    book; register the fee recipient and the platform contracts (aliased as actors "pool",
+    "insurance", "engine"); connect them as the operator would; record them in the manifest,
+    which is returned. Securities are listed later (`MarginEngine.set_security`)."""
     manifest = read_manifest(data_dir)
     if "MarginEngine" in manifest["contracts"]:
         raise Conflict(f"financing already deployed (manifest at {manifest_path(data_dir)})")
@@ -151,6 +154,8 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
     engine = port.deploy(
         "MarginEngine", [cash, registry, oracle, shares, pool, insurance], actor="admin"
     )
+    liquidator = port.deploy("Liquidator", [engine, registry, oracle], actor="admin")
+    orderbook = port.deploy("OrderBook", [engine, registry, oracle], actor="admin")
     expires = port.block_time() + IDENTITY_TTL_S
     parties = [(port.address_of(FEE_ACTOR), Role.INVESTOR)]
     for actor, (contract, role) in PLATFORM_ACTORS.items():
@@ -160,6 +165,7 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
         register_identity(port, address, roles=role, suitability=5, expiry_s=expires)
     port.send("TranchePool", "connect", engine, insurance, actor="operator")
     port.send("InsuranceFund", "set_engine", engine, actor="operator")
+    port.send("MarginEngine", "connect", liquidator, orderbook, actor="operator")
     port.register_at("SeniorShare", port.call("TranchePool", "SENIOR"), "TrancheShare")
     port.register_at("JuniorShare", port.call("TranchePool", "JUNIOR"), "TrancheShare")
     for label, source in FINANCING_CONTRACTS.items():

@@ -29,6 +29,7 @@ from .interfaces import IInsuranceFund
 from .interfaces import IPriceOracle
 from .interfaces import IShareCertificates
 from .interfaces import ITranchePool
+from . import constants as C
 
 # ---------------------------------------------------------------- events
 event AccountOpened:
@@ -63,70 +64,28 @@ event Repaid:
     debt_after_fen: uint256
 
 
-event OrderRequested:
-    order_id: indexed(uint256)
-    account: indexed(address)
-    code: indexed(uint256)
-    is_buy: bool
-    qty: uint256
-    limit_price_fen: uint256
-
-
-event LiquidationOrder:
-    order_id: indexed(uint256)
-    account: indexed(address)
-    code: indexed(uint256)
-    qty: uint256
-    min_price_fen: uint256
-    full: bool
-
-
-event Filled:
-    order_id: indexed(uint256)
-    ref: indexed(bytes32)
-    qty: uint256
-    price_fen: uint256
-    fee_fen: uint256
-    filled_after: uint256
-
-
-event OrderClosed:
-    order_id: indexed(uint256)
-    filled_qty: uint256
-    released_fen: uint256
-
-
-event MarginWarning:
-    account: indexed(address)
-    ratio_bps: uint256
-    warning_bps: uint256
-
-
-event ToppedUp:
-    account: indexed(address)
-    amount_fen: uint256
-    ratio_before_bps: uint256
-    ratio_after_bps: uint256
-
-
-event LiquidationStarted:
-    account: indexed(address)
-    ratio_bps: uint256
-    provision_fen: uint256
-    full: bool
-
-
-event LiquidationEnded:
-    account: indexed(address)
-    ratio_bps: uint256
-    reserve_used_fen: uint256
-    shortfall_fen: uint256
-    insurance_paid_fen: uint256
-
-
 event PenaltyCharged:
     account: indexed(address)
     amount_fen: uint256
+
+
+event CashCredited:
+    who: indexed(address)
+    amount_fen: uint256
+    ref: indexed(bytes32)
+
+
+event PositionAdjusted:
+    who: indexed(address)
+    code: indexed(uint256)
+    old_qty: uint256
+    new_qty: uint256
+    ref: indexed(bytes32)
+
+
+event Connected:
+    liquidator: address
+    orderbook: address
 
 
 event Paused:
@@ -176,24 +135,11 @@ struct Account:
     reserve_fen: uint256  # top-up reserve, outside the ratio
     pending_fen: uint256  # cash reserved for open buy orders
     principal_fen: uint256  # principal owed to the pool
-    scaled_debt: uint256  # debt / tier index (RAY)
+    scaled_debt: uint256  # debt / tier index (C.RAY)
     locked: bool  # in liquidation: no buys, sells or withdrawals by the borrower
     open_liq: uint256  # open liquidation orders
     penalty_fen: uint256  # penalties paid to insurance in the current liquidation
     provision_fen: uint256  # provisional loss marked at liquidation start
-
-
-struct Order:
-    account: address
-    code: uint256
-    is_buy: bool
-    liquidation: bool
-    open: bool
-    qty: uint256
-    filled_qty: uint256
-    limit_price_fen: uint256
-    reserved_fen: uint256  # buy: cash still reserved for this order
-    drawn_fen: uint256  # buy: financing drawn for this order not yet consumed
 
 
 struct Lot:
@@ -210,28 +156,23 @@ struct Limits:
     withdraw_floor_bps: uint256  # withdrawals with debt only above max(initial, this)
 
 
-# ---------------------------------------------------------------- constants
-BPS: constant(uint256) = 10_000
-RAY: constant(uint256) = 10**27
-YEAR_S: constant(uint256) = 365 * 86_400
-MAX_CODES: constant(uint256) = 10
-MAX_TIERS: constant(uint256) = 8
-LOT: constant(uint256) = 100
-NEW_LISTING_DAYS: constant(uint256) = 5
-HALTED_HAIRCUT_BPS: constant(uint256) = 5_000
-MAX_RATIO: constant(uint256) = max_value(uint256)
-
 # ---------------------------------------------------------------- storage
 # Collaborators, fixed at deployment.
-CASH: public(immutable(ICashToken))
-REGISTRY: public(immutable(IIdentityRegistry))
+CASH: immutable(ICashToken)
+REGISTRY: immutable(IIdentityRegistry)
 ORACLE: public(immutable(IPriceOracle))
-SHARES: public(immutable(IShareCertificates))
+SHARES: immutable(IShareCertificates)
 POOL: public(immutable(ITranchePool))
-INSURANCE: public(immutable(IInsuranceFund))
+INSURANCE: immutable(IInsuranceFund)
 
 # Platform-wide kill switch (fail closed), held by the operator.
 paused: public(bool)
+
+# The Liquidator (keeper logic) and the OrderBook (orders and fills), set once by the
+# operator (`connect`); the only callers of the liq_ and ob_ hooks.
+liquidator: public(address)
+
+orderbook: public(address)
 
 # Leverage tiers and their interest indices.
 tiers: public(HashMap[uint256, Tier])
@@ -254,17 +195,13 @@ buying: public(HashMap[address, HashMap[uint256, uint256]])
 lots: public(HashMap[address, HashMap[uint256, Lot]])
 
 # Securities with a position or an open buy, per account (<= 10).
-codes: public(HashMap[address, DynArray[uint256, MAX_CODES]])
+codes: HashMap[address, DynArray[uint256, C.MAX_CODES]]
 
 # Shares held or being bought per security across accounts (platform exposure).
 platform_qty: public(HashMap[uint256, uint256])
 
-# Orders by id and the id counter.
-orders: public(HashMap[uint256, Order])
-order_count: public(uint256)
-
-# Broker fill references already used.
-fill_ref_used: public(HashMap[bytes32, bool])
+# Corporate-action references already used (credit_cash, adjust_position).
+action_ref_used: public(HashMap[bytes32, bool])
 
 # Totals for reconciliation: principal owed to the pool; cash held for accounts
 # (cash + reserve + pending); provisional losses of accounts in liquidation.
@@ -312,14 +249,38 @@ def _check_role(role: IIdentityRegistry.Role, reason: String[40]):
 
 @internal
 @view
+def _check_operator():
+    self._check_role(IIdentityRegistry.Role.OPERATOR, "margin: caller is not operator")
+
+
+@internal
+@pure
+def _check_amount(amount_fen: uint256):
+    assert amount_fen > 0, "margin: zero amount"
+
+
+@internal
+@view
 def _check_not_paused():
     assert not self.paused, "margin: paused"
 
 
 @internal
 @view
+def _get(who: address) -> Account:
+    return self.accounts[who]
+
+
+@internal
+def _put(who: address, a: Account):
+    # dev: one copy of the 10-slot store in the bytecode
+    self.accounts[who] = a
+
+
+@internal
+@view
 def _account(who: address) -> Account:
-    a: Account = self.accounts[who]
+    a: Account = self._get(who)
     assert a.tier != 0, "margin: no account"
     return a
 
@@ -333,7 +294,7 @@ def _index(tier: uint256) -> uint256:
     if dt == 0:
         return ix.value_ray
     growth: uint256 = ix.value_ray * self.tiers[tier].rate_bps * dt
-    den: uint256 = BPS * YEAR_S
+    den: uint256 = C.BPS * C.YEAR_S
     # rounds up: interest favours the platform
     return ix.value_ray + (growth + den - 1) // den
 
@@ -349,7 +310,7 @@ def _accrue(tier: uint256) -> uint256:
 @pure
 def _debt(scaled: uint256, index: uint256) -> uint256:
     # rounds up: debt never understated
-    return (scaled * index + RAY - 1) // RAY
+    return (scaled * index + C.RAY - 1) // C.RAY
 
 
 # ---------------------------------------------------------------- internal: valuation
@@ -357,10 +318,10 @@ def _debt(scaled: uint256, index: uint256) -> uint256:
 @view
 def _haircut(code: uint256, day: uint256) -> uint256:
     s: Security = self.securities[code]
-    if s.st or s.haircut_bps == 0 or (s.listed_day != 0 and day < s.listed_day + NEW_LISTING_DAYS):
+    if s.st or s.haircut_bps == 0 or (s.listed_day != 0 and day < s.listed_day + C.NEW_LISTING_DAYS):
         return 0
     if staticcall ORACLE.halted(code):
-        return min(s.haircut_bps, HALTED_HAIRCUT_BPS)
+        return min(s.haircut_bps, C.HALTED_HAIRCUT_BPS)
     return s.haircut_bps
 
 
@@ -380,7 +341,7 @@ def _collateral(who: address) -> (uint256, uint256):
             continue
         v: uint256 = qty * staticcall ORACLE.conservative_price(code)
         mv += v
-        hv += v * self._haircut(code, day) // BPS
+        hv += v * self._haircut(code, day) // C.BPS
     return hv, mv
 
 
@@ -400,8 +361,8 @@ def _state(who: address, a: Account) -> (uint256, uint256):
 @pure
 def _ratio(assets: uint256, debt: uint256) -> uint256:
     if debt == 0:
-        return MAX_RATIO
-    return assets * BPS // debt
+        return C.MAX_RATIO
+    return assets * C.BPS // debt
 
 
 # ---------------------------------------------------------------- internal: debt
@@ -410,7 +371,7 @@ def _borrow(who: address, a: Account, amount: uint256) -> Account:
     if amount == 0:
         return a
     index: uint256 = self._accrue(a.tier)
-    a.scaled_debt += (amount * RAY + index - 1) // index
+    a.scaled_debt += (amount * C.RAY + index - 1) // index
     a.principal_fen += amount
     self.total_principal_fen += amount
     extcall POOL.draw(amount)
@@ -435,7 +396,7 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
         a.scaled_debt = 0
     else:
         # rounds down: the borrower's scaled debt shrinks by no more than paid for
-        a.scaled_debt -= pay * RAY // index
+        a.scaled_debt -= pay * C.RAY // index
     a.principal_fen -= principal
     a.cash_fen -= pay
     self.total_principal_fen -= principal
@@ -471,19 +432,11 @@ def _sellable(who: address, code: uint256, day: uint256) -> uint256:
 def _drop_code(who: address, code: uint256):
     if self.positions[who][code] != 0 or self.buying[who][code] != 0:
         return
-    keep: DynArray[uint256, MAX_CODES] = []
+    keep: DynArray[uint256, C.MAX_CODES] = []
     for c: uint256 in self.codes[who]:
         if c != code:
             keep.append(c)
     self.codes[who] = keep
-
-
-@internal
-def _new_order(o: Order) -> uint256:
-    oid: uint256 = self.order_count + 1
-    self.order_count = oid
-    self.orders[oid] = o
-    return oid
 
 
 # ---------------------------------------------------------------- internal: pre-trade
@@ -493,64 +446,19 @@ def _check_buy(who: address, a: Account, code: uint256, qty: uint256, price: uin
     t: Tier = self.tiers[a.tier]
     lim: Limits = self.limits
     if debt_after > 0:
-        assert assets_after * BPS >= t.initial_bps * debt_after, "margin: ratio below initial"
+        assert assets_after * C.BPS >= t.initial_bps * debt_after, "margin: ratio below initial"
         assert assets_after > debt_after and debt_after <= t.max_leverage * (assets_after - debt_after), (
             "margin: leverage above tier"
         )
     held: uint256 = (self.positions[who][code] + self.buying[who][code] + qty) * price
-    assert held * BPS <= lim.max_single_bps * assets_after, "margin: single security above 40%"
+    assert held * C.BPS <= lim.max_single_bps * assets_after, "margin: single security above 40%"
     exposure: uint256 = (self.platform_qty[code] + qty) * price
-    assert exposure * BPS <= lim.max_exposure_bps * staticcall POOL.total_assets_fen(), (
+    assert exposure * C.BPS <= lim.max_exposure_bps * staticcall POOL.total_assets_fen(), (
         "margin: platform exposure above 5%"
     )
 
 
 # ---------------------------------------------------------------- internal: liquidation
-@internal
-def _emit_liquidation(who: address, a: Account, assets: uint256, debt: uint256) -> (Account, bool):
-    """
-    @dev Lock the account and emit sell orders for its sellable lots: enough to restore the
-         tier's initial ratio, or everything below the hard floor.
-    """
-    t: Tier = self.tiers[a.tier]
-    lim: Limits = self.limits
-    day: uint256 = staticcall ORACLE.trading_day()
-    sellable_value: uint256 = 0
-    for code: uint256 in self.codes[who]:
-        sellable_value += self._sellable(who, code, day) * staticcall ORACLE.conservative_price(code)
-    full: bool = True
-    need: uint256 = sellable_value
-    # Selling value V (haircut <= 100%, penalty p) moves the ratio to (A - V) / (D - V(1-p));
-    # reaching target T needs V >= (T*D - A) / (T(1-p) - 1); a non-positive denominator or a
-    # ratio under the hard floor means sell everything.
-    den: uint256 = t.initial_bps * (BPS - lim.penalty_bps) // BPS
-    if assets * BPS >= lim.hard_floor_bps * debt and den > BPS:
-        full = False
-        need = (t.initial_bps * debt - assets * BPS + (den - BPS) - 1) // (den - BPS)
-    for code: uint256 in self.codes[who]:
-        avail: uint256 = self._sellable(who, code, day)
-        if avail == 0:
-            continue
-        qty: uint256 = avail
-        if not full and need < sellable_value:
-            qty = (avail * need + sellable_value - 1) // sellable_value
-            qty = (qty + LOT - 1) // LOT * LOT
-            qty = min(qty, avail)
-        low: uint256 = 0
-        high: uint256 = 0
-        low, high = staticcall ORACLE.band(code)
-        self.selling[who][code] += qty
-        oid: uint256 = self._new_order(
-            Order(
-                account=who, code=code, is_buy=False, liquidation=True, open=True, qty=qty,
-                filled_qty=0, limit_price_fen=low, reserved_fen=0, drawn_fen=0,
-            )
-        )
-        a.open_liq += 1
-        log LiquidationOrder(order_id=oid, account=who, code=code, qty=qty, min_price_fen=low, full=full)
-    return a, full
-
-
 @internal
 def _mark(who: address, a: Account) -> Account:
     """
@@ -576,7 +484,7 @@ def debt_of(who: address) -> uint256:
     """
     @notice Debt in fen including accrued interest (rounded up).
     """
-    a: Account = self.accounts[who]
+    a: Account = self._get(who)
     return self._debt(a.scaled_debt, self._index(a.tier))
 
 
@@ -603,7 +511,7 @@ def sellable(who: address, code: uint256) -> uint256:
 
 @external
 @view
-def codes_of(who: address) -> DynArray[uint256, MAX_CODES]:
+def codes_of(who: address) -> DynArray[uint256, C.MAX_CODES]:
     """
     @notice Securities the account holds or is buying.
     """
@@ -619,7 +527,7 @@ def deposit(amount_fen: uint256, to_reserve: bool):
     """
     # dev: field-wise access: reading the whole Account would cost 10 cold SLOADs
     assert self.accounts[msg.sender].tier != 0, "margin: no account"
-    assert amount_fen > 0, "margin: zero amount"
+    self._check_amount(amount_fen)
     if to_reserve:
         self.accounts[msg.sender].reserve_fen += amount_fen
     else:
@@ -637,7 +545,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
             debt, always.
     """
     a: Account = self._account(msg.sender)
-    assert amount_fen > 0, "margin: zero amount"
+    self._check_amount(amount_fen)
     assert not a.locked, "margin: account in liquidation"
     if from_reserve:
         assert a.reserve_fen >= amount_fen, "margin: insufficient reserve"
@@ -651,8 +559,8 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
         debt: uint256 = 0
         assets, debt = self._state(msg.sender, a)
         line: uint256 = max(self.tiers[a.tier].initial_bps, self.limits.withdraw_floor_bps)
-        assert assets * BPS >= line * debt, "margin: ratio below withdrawal line"
-    self.accounts[msg.sender] = a
+        assert assets * C.BPS >= line * debt, "margin: ratio below withdrawal line"
+    self._put(msg.sender, a)
     self.held_fen -= amount_fen
     extcall CASH.transfer(msg.sender, amount_fen)
     log Withdrawn(account=msg.sender, amount_fen=amount_fen, from_reserve=from_reserve)
@@ -666,7 +574,7 @@ def repay(amount_fen: uint256, from_wallet: bool):
             Works while paused and while in liquidation.
     """
     a: Account = self._account(msg.sender)
-    assert amount_fen > 0, "margin: zero amount"
+    self._check_amount(amount_fen)
     debt: uint256 = self._debt(a.scaled_debt, self._index(a.tier))
     assert debt > 0, "margin: no debt"
     pay: uint256 = min(amount_fen, debt)
@@ -677,298 +585,322 @@ def repay(amount_fen: uint256, from_wallet: bool):
     else:
         assert a.cash_fen >= pay, "margin: insufficient cash"
     a = self._repay(msg.sender, a, pay)
-    self.accounts[msg.sender] = a
+    self._put(msg.sender, a)
 
 
-# ---------------------------------------------------------------- external: trading
+# ---------------------------------------------------------------- external: order book hooks
+@internal
+@view
+def _check_orderbook():
+    assert msg.sender == self.orderbook and msg.sender != empty(address), (
+        "margin: caller is not order book"
+    )
+
+
 @external
-def request_buy(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint256:
+@nonreentrant
+def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) -> (uint256, uint256):
     """
-    @notice Borrower: buy `qty` shares (whole lots) at most at `limit_price_fen`. Reserves
-            cash (drawing financing from the pool for what the account lacks) after the
-            pre-trade checks; the broker executes on `OrderRequested`. Returns the order id.
+    @notice OrderBook: pre-trade checks of a buy of `qty` shares (whole lots) at most at
+            `limit_price_fen` by `who`; reserves the cost with the fee allowance, drawing
+            financing from the pool for what the account's cash lacks.
+    @param who The borrower (the OrderBook checked the role).
+    @param code Security code.
+    @param qty Shares (whole lots).
+    @param limit_price_fen Limit price.
+    @return The cash reserved and the financing drawn, in fen.
     """
+    self._check_orderbook()
     self._check_not_paused()
-    self._check_role(IIdentityRegistry.Role.BORROWER, "margin: caller is not borrower")
-    a: Account = self._account(msg.sender)
+    a: Account = self._account(who)
     assert not a.locked, "margin: account in liquidation"
-    assert qty > 0 and qty % LOT == 0, "margin: quantity not whole lots"
+    assert qty > 0 and qty % C.LOT == 0, "margin: quantity not whole lots"
     assert limit_price_fen > 0, "margin: zero price"
     day: uint256 = staticcall ORACLE.trading_day()
     h: uint256 = self._haircut(code, day)
     assert h > 0 and not staticcall ORACLE.halted(code), "margin: security not financeable"
     # reverts "oracle: price unreliable" without a fresh quorum of in-band reports
     price: uint256 = staticcall ORACLE.price(code)
-    if self.positions[msg.sender][code] == 0 and self.buying[msg.sender][code] == 0:
-        assert len(self.codes[msg.sender]) < MAX_CODES, "margin: too many securities"
-        self.codes[msg.sender].append(code)
+    if self.positions[who][code] == 0 and self.buying[who][code] == 0:
+        assert len(self.codes[who]) < C.MAX_CODES, "margin: too many securities"
+        self.codes[who].append(code)
     gross: uint256 = qty * limit_price_fen
-    cost: uint256 = gross + (gross * self.limits.max_fee_bps + BPS - 1) // BPS
+    cost: uint256 = gross + (gross * self.limits.max_fee_bps + C.BPS - 1) // C.BPS
     assets: uint256 = 0
     debt: uint256 = 0
-    assets, debt = self._state(msg.sender, a)
+    assets, debt = self._state(who, a)
     draw: uint256 = 0
     if cost > a.cash_fen:
         draw = cost - a.cash_fen
     # after the fill: cash spent (financing added), shares at min(oracle, limit) * haircut
-    value: uint256 = qty * min(price, limit_price_fen) * h // BPS
+    value: uint256 = qty * min(price, limit_price_fen) * h // C.BPS
     assert assets + draw >= cost, "margin: insufficient assets"
-    self._check_buy(msg.sender, a, code, qty, min(price, limit_price_fen) * h // BPS, assets + draw - cost + value, debt + draw)
+    self._check_buy(who, a, code, qty, min(price, limit_price_fen) * h // C.BPS, assets + draw - cost + value, debt + draw)
     a.cash_fen = a.cash_fen + draw - cost
     a.pending_fen += cost
-    a = self._borrow(msg.sender, a, draw)
-    self.accounts[msg.sender] = a
     self.held_fen += draw
-    self.buying[msg.sender][code] += qty
+    self.buying[who][code] += qty
     self.platform_qty[code] += qty
-    oid: uint256 = self._new_order(
-        Order(
-            account=msg.sender, code=code, is_buy=True, liquidation=False, open=True, qty=qty,
-            filled_qty=0, limit_price_fen=limit_price_fen, reserved_fen=cost, drawn_fen=draw,
-        )
-    )
-    log OrderRequested(order_id=oid, account=msg.sender, code=code, is_buy=True, qty=qty, limit_price_fen=limit_price_fen)
-    return oid
+    a = self._borrow(who, a, draw)
+    self._put(who, a)
+    return cost, draw
 
 
 @external
-def request_sell(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint256:
+def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256, liquidation: bool):
     """
-    @notice Borrower: sell `qty` unlocked shares (whole lots, or the whole holding) at least
-            at `limit_price_fen`. Returns the order id.
+    @notice OrderBook: commit `qty` sellable shares of `code` to a sell. A borrower's sell
+            needs an unlocked account, whole lots (or the whole sellable holding) and a
+            price; a liquidation sell (the Liquidator's) counts as an open liquidation order.
+    @param who The account holder.
+    @param code Security code.
+    @param qty Shares.
+    @param limit_price_fen Limit price (a liquidation: today's limit-down).
+    @param liquidation Whether the Liquidator ordered the sell.
     """
-    self._check_role(IIdentityRegistry.Role.BORROWER, "margin: caller is not borrower")
-    a: Account = self._account(msg.sender)
-    assert not a.locked, "margin: account in liquidation"
-    assert limit_price_fen > 0, "margin: zero price"
-    avail: uint256 = self._sellable(msg.sender, code, staticcall ORACLE.trading_day())
+    self._check_orderbook()
+    a: Account = self._account(who)
+    if liquidation:
+        self.accounts[who].open_liq = a.open_liq + 1
+    else:
+        assert not a.locked, "margin: account in liquidation"
+        assert limit_price_fen > 0, "margin: zero price"
+    avail: uint256 = self._sellable(who, code, staticcall ORACLE.trading_day())
     assert qty > 0 and qty <= avail, "margin: not enough sellable shares"
-    assert qty % LOT == 0 or qty == avail, "margin: quantity not whole lots"
-    self.selling[msg.sender][code] += qty
-    oid: uint256 = self._new_order(
-        Order(
-            account=msg.sender, code=code, is_buy=False, liquidation=False, open=True, qty=qty,
-            filled_qty=0, limit_price_fen=limit_price_fen, reserved_fen=0, drawn_fen=0,
-        )
-    )
-    log OrderRequested(order_id=oid, account=msg.sender, code=code, is_buy=False, qty=qty, limit_price_fen=limit_price_fen)
-    return oid
+    assert liquidation or qty % C.LOT == 0 or qty == avail, "margin: quantity not whole lots"
+    self.selling[who][code] += qty
 
 
-# ---------------------------------------------------------------- external: broker
 @external
-def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: uint256, ref: bytes32):
+@nonreentrant
+def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker: address, ref: bytes32):
     """
-    @notice Broker: a (partial) fill of an order with its exchange reference (used once).
-            Buys pay the broker from the reserved cash and credit T+1-locked shares; sells
-            take the proceeds from the broker (approve the engine) and retire the shares.
-            Liquidation proceeds repay the debt after the penalty to the insurance fund.
+    @notice OrderBook: a buy fill: pay the broker `cost` from the reserved cash and credit
+            `qty` T+1-locked shares (certificates minted to the engine with `ref`).
+    @param who The account holder.
+    @param code Security code.
+    @param qty Shares filled.
+    @param cost Gross plus fee, in fen (within the order's reserved cash).
+    @param broker The broker paid.
+    @param ref The fill reference.
     """
-    self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
-    o: Order = self.orders[order_id]
-    assert o.open, "margin: order not open"
-    assert ref != empty(bytes32) and not self.fill_ref_used[ref], "margin: fill reference used"
-    assert qty > 0 and o.filled_qty + qty <= o.qty, "margin: fill exceeds order"
-    self.fill_ref_used[ref] = True
-    who: address = o.account
-    a: Account = self.accounts[who]
-    gross: uint256 = qty * price_fen
-    high: uint256 = 0
-    o.filled_qty += qty
-    if o.is_buy:
-        assert price_fen <= o.limit_price_fen, "margin: fill above limit"
-        cost: uint256 = gross + fee_fen
-        assert cost <= o.reserved_fen, "margin: fill exceeds reserved cash"
-        o.reserved_fen -= cost
-        # fills spend the account's own cash first: financing is the last part reserved
-        o.drawn_fen = min(o.drawn_fen, o.reserved_fen)
-        a.pending_fen -= cost
-        self.held_fen -= cost
-        day: uint256 = staticcall ORACLE.trading_day()
-        self.lots[who][o.code] = Lot(day=day, qty=self._locked_qty(who, o.code, day) + qty)
-        self.positions[who][o.code] += qty
-        self.buying[who][o.code] -= qty
-        extcall CASH.transfer(msg.sender, cost)
-        extcall SHARES.mint(self, o.code, qty, ref)
-    else:
-        low: uint256 = o.limit_price_fen
-        if o.liquidation:
-            # a liquidation sells at any legal price of the day it fills
-            low, high = staticcall ORACLE.band(o.code)
-        assert price_fen >= low, "margin: fill below limit"
-        assert not staticcall ORACLE.is_sealed_limit_down(o.code), "margin: sealed limit-down"
-        assert gross > fee_fen, "margin: fee exceeds proceeds"
-        proceeds: uint256 = gross - fee_fen
-        penalty: uint256 = 0
-        if o.liquidation:
-            # the penalty never lowers the ratio: at most gross * (A - D) / A
-            assets: uint256 = 0
-            debt: uint256 = 0
-            assets, debt = self._state(who, a)
-            pen: uint256 = (gross * self.limits.penalty_bps + BPS - 1) // BPS
-            if assets > debt:
-                penalty = min(pen, gross * (assets - debt) // assets)
-            proceeds -= min(penalty, proceeds)
-        self.positions[who][o.code] -= qty
-        self.selling[who][o.code] -= qty
-        self.platform_qty[o.code] -= qty
-        a.cash_fen += proceeds
-        self.held_fen += proceeds
-        extcall CASH.transferFrom(msg.sender, self, gross - fee_fen)
-        extcall SHARES.burn(self, o.code, qty, ref)
-        if penalty > 0:
-            a.penalty_fen += penalty
-            extcall CASH.transfer(INSURANCE.address, penalty)
-            extcall INSURANCE.credit(penalty, 2)
-            log PenaltyCharged(account=who, amount_fen=penalty)
-        if o.liquidation:
-            a = self._repay(who, a, proceeds)
-    log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
-    self.orders[order_id] = o
-    if o.filled_qty == o.qty:
-        a = self._close(order_id, o, a)
-    elif o.liquidation:
-        a = self._mark(who, a)
-    self.accounts[who] = a
-    self._drop_code(who, o.code)
+    self._check_orderbook()
+    self.accounts[who].pending_fen -= cost
+    self.held_fen -= cost
+    day: uint256 = staticcall ORACLE.trading_day()
+    self.lots[who][code] = Lot(day=day, qty=self._locked_qty(who, code, day) + qty)
+    self.positions[who][code] += qty
+    self.buying[who][code] -= qty
+    extcall CASH.transfer(broker, cost)
+    extcall SHARES.mint(self, code, qty, ref)
 
 
-@internal
-def _close(order_id: uint256, o: Order, a: Account) -> Account:
+@external
+@nonreentrant
+def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address, ref: bytes32):
     """
-    @dev Close an order: release unfilled shares or cash; financing drawn for the unfilled
-         part goes back to the pool.
+    @notice OrderBook: a sell fill: take the proceeds from the broker (who approved the
+            engine), retire the shares; a liquidation pays the penalty to the insurance fund
+            (never lowering the ratio) and repays the debt with the rest.
+    @param who The account holder.
+    @param code Security code.
+    @param qty Shares filled.
+    @param gross Quantity times price, in fen (> fee).
+    @param fee_fen Broker fee, in fen.
+    @param liquidation Whether it is a liquidation sell.
+    @param closes Whether the fill completes the order (the OrderBook then closes it).
+    @param broker The broker paying the proceeds.
+    @param ref The fill reference.
     """
-    who: address = o.account
-    released: uint256 = 0
-    rest: uint256 = o.qty - o.filled_qty
-    if o.is_buy:
-        released = o.reserved_fen
-        a.pending_fen -= released
-        a.cash_fen += released
-        self.buying[who][o.code] -= rest
-        self.platform_qty[o.code] -= o.qty - o.filled_qty
-        a = self._repay(who, a, min(released, o.drawn_fen))
+    self._check_orderbook()
+    a: Account = self._get(who)
+    proceeds: uint256 = gross - fee_fen
+    penalty: uint256 = 0
+    if liquidation:
+        # the penalty never lowers the ratio: at most gross * (A - D) / A
+        assets: uint256 = 0
+        debt: uint256 = 0
+        assets, debt = self._state(who, a)
+        pen: uint256 = (gross * self.limits.penalty_bps + C.BPS - 1) // C.BPS
+        if assets > debt:
+            penalty = min(pen, gross * (assets - debt) // assets)
+        penalty = min(penalty, proceeds)
+    self.positions[who][code] -= qty
+    self.selling[who][code] -= qty
+    self.platform_qty[code] -= qty
+    a.cash_fen += proceeds - penalty
+    a.penalty_fen += penalty
+    self.held_fen += proceeds - penalty
+    extcall CASH.transferFrom(broker, self, proceeds)
+    extcall SHARES.burn(self, code, qty, ref)
+    if penalty > 0:
+        extcall CASH.transfer(INSURANCE.address, penalty)
+        extcall INSURANCE.credit(penalty, 2)
+        log PenaltyCharged(account=who, amount_fen=penalty)
+    if liquidation:
+        a = self._repay(who, a, proceeds - penalty)
+        if not closes:
+            a = self._mark(who, a)
+    self._put(who, a)
+    self._drop_code(who, code)
+
+
+@external
+@nonreentrant
+def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest: uint256, released_fen: uint256, drawn_fen: uint256):
+    """
+    @notice OrderBook: an order is closed: release its unfilled shares or cash; financing
+            drawn for the unfilled part goes back to the pool.
+    @param who The account holder.
+    @param code Security code.
+    @param is_buy Buy or sell.
+    @param liquidation Whether it is a liquidation sell.
+    @param rest Unfilled shares.
+    @param released_fen Cash still reserved (buys).
+    @param drawn_fen Financing drawn and not consumed (buys).
+    """
+    self._check_orderbook()
+    a: Account = self._get(who)
+    if is_buy:
+        a.pending_fen -= released_fen
+        a.cash_fen += released_fen
+        self.buying[who][code] -= rest
+        self.platform_qty[code] -= rest
+        a = self._repay(who, a, min(released_fen, drawn_fen))
     else:
-        self.selling[who][o.code] -= rest
-    if o.liquidation:
+        self.selling[who][code] -= rest
+    if liquidation:
         a.open_liq -= 1
         a = self._mark(who, a)
-    self.orders[order_id].open = False
-    self.orders[order_id].reserved_fen = 0
-    self.orders[order_id].drawn_fen = 0
-    log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
-    return a
+    self._put(who, a)
+    self._drop_code(who, code)
 
 
-@external
-def cancel_order(order_id: uint256):
-    """
-    @notice Broker: the unfilled remainder of an order is dead (expired, rejected, day end);
-            release it.
-    """
+# ---------------------------------------------------------------- external: corporate actions
+@internal
+def _use_ref(ref: bytes32):
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
-    o: Order = self.orders[order_id]
-    assert o.open, "margin: order not open"
-    a: Account = self._close(order_id, o, self.accounts[o.account])
-    self.accounts[o.account] = a
-    self._drop_code(o.account, o.code)
-
-
-# ---------------------------------------------------------------- external: keeper
-@external
-def warn(who: address):
-    """
-    @notice Keeper: emit `MarginWarning` for an account below its warning line (re-verified).
-    """
-    self._check_role(IIdentityRegistry.Role.KEEPER, "margin: caller is not keeper")
-    a: Account = self._account(who)
-    assets: uint256 = 0
-    debt: uint256 = 0
-    assets, debt = self._state(who, a)
-    ratio: uint256 = self._ratio(assets, debt)
-    w: uint256 = self.tiers[a.tier].warning_bps
-    assert ratio < w, "margin: above warning line"
-    log MarginWarning(account=who, ratio_bps=ratio, warning_bps=w)
+    assert ref != empty(bytes32) and not self.action_ref_used[ref], "margin: reference used"
+    self.action_ref_used[ref] = True
 
 
 @external
-def top_up(who: address):
+def credit_cash(who: address, amount_fen: uint256, ref: bytes32):
     """
-    @notice Keeper: below the warning line, move reserve into margin cash until the ratio is
-            back at the tier's initial ratio (or the reserve is used up).
+    @notice Broker: credit a cash dividend (派息, already net of dividend tax) to the margin
+            cash of `who`; the CashToken moves from the broker (approve the engine first).
+    @param who The account holder.
+    @param amount_fen Net dividend in fen (> 0).
+    @param ref The corporate-action reference, used once .
     """
-    self._check_role(IIdentityRegistry.Role.KEEPER, "margin: caller is not keeper")
+    self._use_ref(ref)
+    assert self.accounts[who].tier != 0, "margin: no account"
+    self._check_amount(amount_fen)
+    self.accounts[who].cash_fen += amount_fen
+    self.held_fen += amount_fen
+    log CashCredited(who=who, amount_fen=amount_fen, ref=ref)
+    extcall CASH.transferFrom(msg.sender, self, amount_fen)
+
+
+@external
+def adjust_position(who: address, code: uint256, new_qty: uint256, ref: bytes32):
+    """
+    @notice Broker: bonus or transfer shares (送股/转增) raise a held position to `new_qty`;
+            today's T+1-locked part is scaled by the same factor (rounded down) so locks
+            carry over; platform exposure grows by the added shares. The broker mints the
+            added certificates to the engine with `ShareCertificates.mint_adjustment`.
+    @param who The account holder.
+    @param code Security code held by the account.
+    @param new_qty Position after the action (> the current position).
+    @param ref The corporate-action reference, used once .
+    """
+    self._use_ref(ref)
+    old_qty: uint256 = self.positions[who][code]
+    assert old_qty > 0, "margin: no position"
+    assert new_qty > old_qty, "margin: adjustment must increase position"
+    lot: Lot = self.lots[who][code]
+    if lot.qty > 0 and lot.day == staticcall ORACLE.trading_day():
+        self.lots[who][code] = Lot(day=lot.day, qty=lot.qty * new_qty // old_qty)
+    self.positions[who][code] = new_qty
+    self.platform_qty[code] += new_qty - old_qty
+    log PositionAdjusted(who=who, code=code, old_qty=old_qty, new_qty=new_qty, ref=ref)
+
+
+# ---------------------------------------------------------------- external: liquidator hooks
+@internal
+@view
+def _check_liquidator():
+    assert msg.sender == self.liquidator and msg.sender != empty(address), (
+        "margin: caller is not liquidator"
+    )
+
+
+@external
+@view
+def keeper_view(who: address) -> (uint256, uint256, uint256, uint256, uint256, uint256, bool, uint256, uint256, uint256, uint256):
+    """
+    @notice What the Liquidator decides on, in one call.
+    @param who The account holder (reverts "margin: no account" without an account).
+    @return assets, debt (fen), the tier's initial, warning and liquidation lines (bps),
+            reserve (fen), locked, open liquidation orders, securities held or being
+            bought, penalty and hard floor (bps).
+    """
     a: Account = self._account(who)
     assets: uint256 = 0
     debt: uint256 = 0
     assets, debt = self._state(who, a)
     t: Tier = self.tiers[a.tier]
-    ratio: uint256 = self._ratio(assets, debt)
-    assert ratio < t.warning_bps, "margin: above warning line"
-    assert a.reserve_fen > 0, "margin: no reserve"
-    need: uint256 = (t.initial_bps * debt + BPS - 1) // BPS - assets
-    amount: uint256 = min(need, a.reserve_fen)
-    a.reserve_fen -= amount
-    a.cash_fen += amount
-    self.accounts[who] = a
-    log ToppedUp(account=who, amount_fen=amount, ratio_before_bps=ratio, ratio_after_bps=self._ratio(assets + amount, debt))
+    return (
+        assets, debt, t.initial_bps, t.warning_bps, t.liquidation_bps, a.reserve_fen, a.locked,
+        a.open_liq, len(self.codes[who]), self.limits.penalty_bps, self.limits.hard_floor_bps,
+    )
 
 
 @external
-def start_liquidation(who: address):
+def liq_top_up(who: address, amount_fen: uint256):
     """
-    @notice Keeper: below the liquidation line, lock the account and emit `LiquidationOrder`s
-            for its sellable lots (partial to restore the initial ratio, full below the hard
-            floor). On a locked account with no open liquidation orders, emit the next round
-            (e.g. lots unlocked by T+1 since); with orders still open (sealed limit-down),
-            only re-mark the provisional loss the pool deducts before anyone exits.
+    @notice Liquidator: move `amount_fen` of reserve into margin cash (automatic top-up).
+    @param who The account holder.
+    @param amount_fen Amount moved (<= reserve).
     """
-    self._check_role(IIdentityRegistry.Role.KEEPER, "margin: caller is not keeper")
-    a: Account = self._account(who)
-    assets: uint256 = 0
-    debt: uint256 = 0
-    assets, debt = self._state(who, a)
-    ratio: uint256 = self._ratio(assets, debt)
-    if a.locked and a.open_liq > 0:
-        # orders still open (e.g. sealed limit-down): only re-mark the provisional loss
-        a = self._mark(who, a)
-        self.accounts[who] = a
-        log LiquidationStarted(account=who, ratio_bps=ratio, provision_fen=a.provision_fen, full=False)
-        return
-    if not a.locked:
-        assert ratio < self.tiers[a.tier].liquidation_bps, "margin: above liquidation line"
+    self._check_liquidator()
+    self.accounts[who].reserve_fen -= amount_fen
+    self.accounts[who].cash_fen += amount_fen
+
+
+@external
+def liq_mark(who: address, lock: bool) -> uint256:
+    """
+    @notice Liquidator: lock the account if `lock`, then re-mark its provisional loss.
+    @param who The account holder.
+    @param lock Lock the account (in liquidation: no buys, sells or withdrawals).
+    @return The provisional loss in fen.
+    """
+    self._check_liquidator()
+    a: Account = self._get(who)
+    if lock:
         a.locked = True
-    full: bool = False
-    a, full = self._emit_liquidation(who, a, assets, debt)
     a = self._mark(who, a)
-    self.accounts[who] = a
-    log LiquidationStarted(account=who, ratio_bps=ratio, provision_fen=a.provision_fen, full=full)
+    self._put(who, a)
+    return a.provision_fen
 
 
 @external
-def end_liquidation(who: address):
+def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
     """
-    @notice Keeper: end a liquidation with no open liquidation orders. If shares remain the
-            ratio must be back above the liquidation line; if none remain, the debt left is a
-            shortfall: reserve, then the penalty and the insurance fund, then junior, then
-            senior (through the pool).
+    @notice Liquidator: unlock the account; with `waterfall` (no shares left) repay from
+            cash, then reserve, and pass the unrecoverable principal to the pool's waterfall
+            (penalty and insurance, then junior, then senior).
+    @param who The account holder.
+    @param waterfall Settle the remaining debt (only when no securities remain).
+    @return reserve used, shortfall and insurance paid, in fen.
     """
-    self._check_role(IIdentityRegistry.Role.KEEPER, "margin: caller is not keeper")
-    a: Account = self._account(who)
-    assert a.locked, "margin: not in liquidation"
-    assert a.open_liq == 0, "margin: liquidation orders open"
-    assets: uint256 = 0
-    debt: uint256 = 0
-    assets, debt = self._state(who, a)
+    self._check_liquidator()
+    a: Account = self._get(who)
     reserve_used: uint256 = 0
     shortfall: uint256 = 0
     paid: uint256 = 0
-    if len(self.codes[who]) > 0:
-        assert assets * BPS >= self.tiers[a.tier].liquidation_bps * debt, (
-            "margin: still below liquidation line"
-        )
-    else:
+    if waterfall:
         a = self._repay(who, a, a.cash_fen)
         index: uint256 = self._accrue(a.tier)
         if a.scaled_debt > 0:
@@ -982,25 +914,27 @@ def end_liquidation(who: address):
             self.total_principal_fen -= shortfall
             a.scaled_debt = 0
             a.principal_fen = 0
-            paid = extcall POOL.absorb_shortfall(shortfall, a.penalty_fen)
+    pen: uint256 = a.penalty_fen
     a.locked = False
     a.penalty_fen = 0
     self.marked_loss_fen -= a.provision_fen
     a.provision_fen = 0
-    self.accounts[who] = a
-    log LiquidationEnded(account=who, ratio_bps=self._ratio(assets, debt), reserve_used_fen=reserve_used, shortfall_fen=shortfall, insurance_paid_fen=paid)
+    self._put(who, a)
+    if shortfall > 0:
+        paid = extcall POOL.absorb_shortfall(shortfall, pen)
+    return reserve_used, shortfall, paid
 
 
 # ---------------------------------------------------------------- external: operator
 @internal
 def _set_tier(tier: uint256, t: Tier):
-    assert tier >= 1 and tier <= MAX_TIERS, "margin: tier not in 1..8"
+    assert tier >= 1 and tier <= C.MAX_TIERS, "margin: tier not in 1..8"
     assert t.max_leverage >= 1, "margin: zero leverage"
-    assert t.liquidation_bps > BPS and t.liquidation_bps < t.warning_bps and t.warning_bps < t.initial_bps, (
+    assert t.liquidation_bps > C.BPS and t.liquidation_bps < t.warning_bps and t.warning_bps < t.initial_bps, (
         "margin: lines not ordered"
     )
     if self.indices[tier].value_ray == 0:
-        self.indices[tier] = Index(value_ray=RAY, updated_at=block.timestamp)
+        self.indices[tier] = Index(value_ray=C.RAY, updated_at=block.timestamp)
     else:
         self._accrue(tier)
     self.tiers[tier] = t
@@ -1013,7 +947,7 @@ def set_tier(tier: uint256, t: Tier):
     @notice Operator: define or change a leverage tier (interest accrues at the old rate
             up to now).
     """
-    self._check_role(IIdentityRegistry.Role.OPERATOR, "margin: caller is not operator")
+    self._check_operator()
     self._set_tier(tier, t)
 
 
@@ -1022,9 +956,9 @@ def set_security(code: uint256, haircut_bps: uint256, st: bool, listed_day: uint
     """
     @notice Operator: board haircut, ST flag and listing day of a security.
     """
-    self._check_role(IIdentityRegistry.Role.OPERATOR, "margin: caller is not operator")
+    self._check_operator()
     assert code > 0 and code < 1_000_000, "margin: bad security code"
-    assert haircut_bps <= BPS, "margin: haircut above 100%"
+    assert haircut_bps <= C.BPS, "margin: haircut above 100%"
     self.securities[code] = Security(haircut_bps=haircut_bps, st=st, listed_day=listed_day)
     log SecuritySet(code=code, haircut_bps=haircut_bps, st=st, listed_day=listed_day)
 
@@ -1034,10 +968,26 @@ def set_limits(lim: Limits):
     """
     @notice Operator: position limits, penalty and floors (bps).
     """
-    self._check_role(IIdentityRegistry.Role.OPERATOR, "margin: caller is not operator")
-    assert lim.max_single_bps <= BPS and lim.max_exposure_bps <= BPS, "margin: limit above 100%"
-    assert lim.penalty_bps < BPS and lim.max_fee_bps < BPS, "margin: fee above 100%"
+    self._check_operator()
+    assert lim.max_single_bps <= C.BPS and lim.max_exposure_bps <= C.BPS, "margin: limit above 100%"
+    assert lim.penalty_bps < C.BPS and lim.max_fee_bps < C.BPS, "margin: fee above 100%"
     self.limits = lim
+
+
+@external
+def connect(liquidator: address, orderbook: address):
+    """
+    @notice Operator: name the Liquidator and the OrderBook, the only callers of the `liq_`
+            and `ob_` hooks; once.
+    @param liquidator The Liquidator's address (not zero).
+    @param orderbook The OrderBook's address (not zero).
+    """
+    self._check_operator()
+    assert liquidator != empty(address) and orderbook != empty(address), "margin: zero address"
+    assert self.orderbook == empty(address), "margin: already connected"
+    self.liquidator = liquidator
+    self.orderbook = orderbook
+    log Connected(liquidator=liquidator, orderbook=orderbook)
 
 
 @external
@@ -1045,7 +995,7 @@ def pause():
     """
     @notice Operator: fail closed (reconciliation break).
     """
-    self._check_role(IIdentityRegistry.Role.OPERATOR, "margin: caller is not operator")
+    self._check_operator()
     assert not self.paused, "margin: already paused"
     self.paused = True
     log Paused(by=msg.sender, paused=True)
@@ -1056,7 +1006,7 @@ def unpause():
     """
     @notice Operator: resume after a pause.
     """
-    self._check_role(IIdentityRegistry.Role.OPERATOR, "margin: caller is not operator")
+    self._check_operator()
     assert self.paused, "margin: not paused"
     self.paused = False
     log Paused(by=msg.sender, paused=False)
@@ -1074,8 +1024,8 @@ def open_account(who: address, tier: uint256):
         "margin: account is not a borrower"
     )
     assert self.tiers[tier].max_leverage > 0, "margin: unknown tier"
-    a: Account = self.accounts[who]
+    a: Account = self._get(who)
     assert a.scaled_debt == 0, "margin: repay before changing tier"
     log AccountOpened(account=who, tier_before=a.tier, tier_after=tier, by=msg.sender)
     a.tier = tier
-    self.accounts[who] = a
+    self._put(who, a)

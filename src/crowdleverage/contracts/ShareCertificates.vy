@@ -210,7 +210,32 @@ def transfer(to: address, code: uint256, qty: uint256):
 def mint(holder: address, code: uint256, qty: uint256, ref: bytes32):
     """
     @notice Broker: certificates for a buy fill `ref`; locked until the next trading day.
+    @param holder The verified receiver (the engine for financed positions).
+    @param code Security code (1..999999).
+    @param qty Shares minted, all T+1 locked today.
+    @param ref The broker's fill reference, used once.
     """
+    self._mint(holder, code, qty, qty, ref)
+
+
+@external
+def mint_adjustment(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref: bytes32):
+    """
+    @notice Broker: certificates added by a corporate action (送股/转增) with reference
+            `ref`; `locked_qty` of them carry today's T+1 lock (the locked part of the
+            holding scaled by the same factor), the rest are movable at once.
+    @param holder The verified receiver (the engine for financed positions).
+    @param code Security code (1..999999).
+    @param qty Shares added.
+    @param locked_qty Part of `qty` locked until the next trading day (<= qty).
+    @param ref The broker's corporate-action reference, used once.
+    """
+    assert locked_qty <= qty, "shares: locked above quantity"
+    self._mint(holder, code, qty, locked_qty, ref)
+
+
+@internal
+def _mint(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref: bytes32):
     self._check_broker()
     self._check_not_paused()
     self._check_code(code)
@@ -221,7 +246,8 @@ def mint(holder: address, code: uint256, qty: uint256, ref: bytes32):
     self.ref_used[ref] = True
     self.balance_of[holder][code] += qty
     self.total_supply[code] += qty
-    self._add_lock(holder, code, qty, today)
+    if locked_qty > 0:
+        self._add_lock(holder, code, locked_qty, today)
     log Minted(
         holder=holder, code=code, ref=ref, qty=qty, day=today, supply_after=self.total_supply[code]
     )

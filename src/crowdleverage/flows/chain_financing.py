@@ -30,6 +30,7 @@ import numpy as np
 
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
+from crowdleverage.chain.margin import ENGINE, ORDERBOOK, margin_events
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.compliance.chain_adapter import ChainIdentityWriter
@@ -44,7 +45,6 @@ from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import RiskMonitor
 from crowdleverage.risk.world import list_securities
 
-ENGINE = "MarginEngine"
 POOL = "TranchePool"
 SHARE = {True: "SeniorShare", False: "JuniorShare"}
 IDENTITY_TTL_S = 5 * 365 * 86_400
@@ -211,7 +211,7 @@ class ChainFinancing:
     def _request(self, fn: str, user_id: int, code: str, qty: int, limit_fen: int) -> int:
         if qty <= 0 or limit_fen <= 0:
             raise InvalidInput("quantity and limit price must be positive")
-        tx = self.chain.send(ENGINE, fn, code_to_chain(code), qty, limit_fen,
+        tx = self.chain.send(ORDERBOOK, fn, code_to_chain(code), qty, limit_fen,
                              actor=actor(user_id))  # fmt: skip
         [req] = [e.args for e in tx.events if e.event == "OrderRequested"]
         return int(req["order_id"])
@@ -294,4 +294,4 @@ class ChainFinancing:
 
     def events(self, event: str, since: int = 0) -> list[dict[str, Any]]:
         """The engine's events of one kind (MarginWarning, TopUp, LiquidationStarted, …)."""
-        return [e.args for e in self.chain.events(ENGINE, event, since)]
+        return [e.args for e in margin_events(self.chain, event, since)]

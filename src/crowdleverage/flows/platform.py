@@ -42,6 +42,7 @@ from crowdleverage.audit.proofs import Liabilities
 from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
+from crowdleverage.chain.margin import ORDERBOOK, margin_events
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.config import Settings
@@ -633,7 +634,7 @@ class Platform:
                 raise
             request = self.fin.request_buy if buy else self.fin.request_sell
             oid = request(acc.owner_id, code, qty, limit)
-            drawn = int(self.chain.call(ENGINE, "orders", oid)[9]) if buy else 0
+            drawn = int(self.chain.call(ORDERBOOK, "orders", oid)[9]) if buy else 0
             self._after()
             order = self.s.orders[oid]
             order.financing_fen = drawn
@@ -713,7 +714,7 @@ class Platform:
         """Turn the engine's and the pool's new events into orders, statement lines and the
         risk panel's feed."""
         evs = sorted(
-            [*self.chain.events(ENGINE, since=self.s.cursor),
+            [*margin_events(self.chain, since=self.s.cursor),
              *self.chain.events(POOL, "Executed", since=self.s.cursor)],
             key=lambda e: e.seq,
         )  # fmt: skip

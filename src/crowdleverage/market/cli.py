@@ -16,6 +16,7 @@ from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import DataFileError, RuleViolation
 from crowdleverage.domain.money import format_yuan, parse_price_fen
 from crowdleverage.domain.security import Security
+from crowdleverage.market import ca_cli
 from crowdleverage.market.bars import Bar, read_bars, write_bars
 from crowdleverage.market.calendar import parse_date
 from crowdleverage.market.convert import FORMATS, convert
@@ -23,6 +24,7 @@ from crowdleverage.market.replay import DaySummary, summarise, trading_days
 from crowdleverage.market.rules import price_band
 
 app = typer.Typer(help="A-share market rules and data.", no_args_is_help=True)
+app.command("corporate-actions")(ca_cli.corporate_actions)
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 

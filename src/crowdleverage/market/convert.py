@@ -12,6 +12,15 @@ Formats:
   Volume,amount` (points; Volume in lots, amount in thousand 元).
 - `netease`: NetEase (163) index history, newest first, Chinese headers
   `日期,股票代码,名称,收盘价,最高价,最低价,开盘价,前收盘,…,成交量,成交金额`.
+- `tushare-hist`: tushare `get_hist_data` stock bars, one file per code named `<code>.csv`,
+  newest first, `date,open,high,close,low,volume,price_change,…` (元, **not adjusted**,
+  volume in lots of 100 shares, no traded amount: written as 0). The previous close is
+  `close − price_change`, the exchange's own previous close: on an ex-rights or ex-dividend
+  day it is the ex-rights reference price (除权除息参考价), not the previous row's close, so
+  corporate actions stay visible (`crowdlev market corporate-actions --infer`). Trading days
+  missing between a code's first and last rows become halted bars at the previous close.
+  Only rows inside `--from`/`--to` are read (the published files carry a bar dated on a
+  holiday, 2017-02-02, outside the shipped window).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from crowdleverage.market.bars import Bar, classify_code, with_band
 from crowdleverage.market.calendar import xshg
 from crowdleverage.market.rules import price_band
 
-FORMATS = ("tushare-qfq", "tushare-index", "netease")
+FORMATS = ("tushare-qfq", "tushare-index", "netease", "tushare-hist")
 
 
 @dataclass
@@ -49,6 +58,13 @@ def _hundredths(value: str, column: str) -> int:
     if not d.is_finite():
         raise ValueError(f"{column} {value!r} is not a number")
     return int((d * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _signed_hundredths(value: str, column: str) -> int:
+    """Like `_hundredths` for a signed change ('-0.48' → -48), half away from zero."""
+    v = value.strip()
+    neg = v.startswith("-")
+    return -_hundredths(v[1:], column) if neg else _hundredths(v, column)
 
 
 def _whole(value: str, column: str, scale: int = 1) -> int:
@@ -223,6 +239,48 @@ def convert_netease(
     return _window(out, start, end, rep)
 
 
+def convert_tushare_hist(
+    path: Path, start: dt.date | None = None, end: dt.date | None = None
+) -> tuple[list[Bar], ConvertReport]:
+    rows = _read(path)
+    _need(path, rows, ("date", "open", "high", "close", "low", "volume", "price_change"))
+    rep = ConvertReport(rows_in=len(rows))
+    code = path.stem.strip()
+    cal = xshg()
+    out: list[Bar] = []
+    last: Bar | None = None
+    numbered = sorted(enumerate(rows, start=2), key=lambda x: x[1]["date"].strip())
+    for line, r in numbered:
+        try:
+            code, is_index = classify_code(code)
+            if is_index:
+                raise ValueError(f"{code} is an index symbol, not a stock")
+            day = _date(r["date"])
+            if (start is not None and day < start) or (end is not None and day > end):
+                continue  # outside the window: not read (the source has bad rows elsewhere)
+            if not cal.is_trading_day(day):
+                raise ValueError(f"{day} is not an XSHG trading day")
+            o, h, lo, c = (_hundredths(r[k], k) for k in ("open", "high", "low", "close"))
+            prev = c - _signed_hundredths(r["price_change"], "price_change")
+            vol = _whole(r["volume"], "volume", 100)  # lots → shares
+            if last is not None:
+                if day <= last.date:
+                    raise ValueError(f"{day} appears twice")
+                for gap in cal.trading_days(cal.next_trading_day(last.date), day)[:-1]:
+                    p = last.close
+                    out.append(Bar(code, gap, p, p, p, p, p, 0, 0, True))
+                    rep.halted_added += 1
+            bar = Bar(code, day, o, h, lo, c, prev, vol, 0)
+            if not (lo <= o <= h and lo <= c <= h):
+                raise ValueError(f"open {o} and close {c} must lie within [low {lo}, high {h}]")
+            out.append(_checked(bar))
+            last = bar
+        except (ValueError, InvalidInput) as exc:
+            msg = exc.message if isinstance(exc, InvalidInput) else str(exc)
+            raise DataFileError(str(path), line, msg) from exc
+    return _window(out, start, end, rep)
+
+
 def convert(
     fmt: str, path: Path, start: dt.date | None = None, end: dt.date | None = None
 ) -> tuple[list[Bar], ConvertReport]:
@@ -233,4 +291,6 @@ def convert(
         return convert_tushare_index(path, start, end)
     if fmt == "netease":
         return convert_netease(path, start, end)
+    if fmt == "tushare-hist":
+        return convert_tushare_hist(path, start, end)
     raise InvalidInput(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")

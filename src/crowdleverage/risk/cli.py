@@ -132,6 +132,9 @@ def replay_cmd(
     faulty_reporter: Annotated[
         str, typer.Option(help="third reporter: honest, stale, outlier or manipulated")
     ] = "honest",
+    actions: Annotated[
+        Path | None, typer.Option("--actions", help="corporate actions (unadjusted data only)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Replay a period through the whole platform; report per day and check invariants."""
@@ -157,6 +160,7 @@ def replay_cmd(
         ticks_per_day=ticks_per_day,
         work_dir=work_dir,
         faulty_reporter=mode,
+        actions=actions,
     )
     report = run_replay(cfg)
     if as_json:

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from crowdleverage.chain.codes import code_from_chain
+from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK, margin_events
 from crowdleverage.domain.errors import ContractRevert, NotFound
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
 
-ENGINE = "MarginEngine"
 MOVED_BACK = frozenset(
     {
         "margin: above warning line",
@@ -132,7 +132,7 @@ class Keeper:
 
     def _call(self, action: str, who: str, *, quiet: bool = False) -> bool:
         try:
-            self.chain.send(ENGINE, action, who, actor=self.actor)
+            self.chain.send(LIQUIDATOR, action, who, actor=self.actor)
         except ContractRevert as err:
             if err.reason in MOVED_BACK:
                 if not quiet:
@@ -161,15 +161,15 @@ class ChainSync:
         self._codes: dict[str, set[str]] = {}
 
     def sync(self) -> set[str]:
-        events = self.chain.events(ENGINE, since=self.cursor)
+        events = margin_events(self.chain, since=self.cursor)
         if not events:
             return set()
         self.cursor = events[-1].seq
         touched: set[str] = set()
         for e in events:
-            who = e.args.get("account")
+            who = e.args.get("account", e.args.get("who"))  # corporate actions: `who`
             if who is None and "order_id" in e.args:
-                who = self.chain.call(ENGINE, "orders", e.args["order_id"])[0]
+                who = self.chain.call(ORDERBOOK, "orders", e.args["order_id"])[0]
             if who is not None:
                 touched.add(str(who))
         for who in touched:

@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from crowdleverage.broker.corporate_actions import CorporateActionAgent
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.chain.margin import ORDERBOOK
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
 from crowdleverage.domain.params import (
     HAIRCUT_BPS,
@@ -42,6 +44,7 @@ from crowdleverage.domain.params import (
 from crowdleverage.domain.security import Security
 from crowdleverage.market.bars import Bar, read_bars
 from crowdleverage.market.calendar import SHANGHAI
+from crowdleverage.market.corporate_actions import read_actions, with_reference_prices
 from crowdleverage.market.exchange import (
     ExchangeConfig,
     Fill,
@@ -84,6 +87,7 @@ class ReplayConfig:
     # chain, broker and keeper journals; None: a temporary dir, removed at the end
     work_dir: Path | None = None
     faulty_reporter: ReporterMode = ReporterMode.HONEST  # the third reporter's behaviour
+    actions: Path | None = None  # corporate actions applied at ex-date opens (unadjusted data)
 
 
 @dataclass
@@ -101,6 +105,8 @@ class DayReport:
     orders_waiting_behind_seals: int = 0
     shares_waiting_behind_seals: int = 0
     liquidation_fills: int = 0
+    positions_adjusted: int = 0  # corporate actions: bonus/transfer shares added at the open
+    dividends_net_fen: int = 0  # corporate actions: net cash dividends credited
     losses_fen: dict[str, int] = field(default_factory=dict)  # booked on chain this day
     regime: str = ""  # the market regime at the close (risk/regime.py)
 
@@ -274,6 +280,8 @@ class Replay:
         )
         self.rng = np.random.default_rng(cfg.seed)
         bars = read_bars(cfg.data)
+        actions = read_actions(cfg.actions) if cfg.actions else []
+        bars = with_reference_prices(bars, actions)  # the oracle opens ex-dates at the reference
         days = list(trading_days(bars, None, cfg.end))
         before = [d for d in days if d.date < cfg.start]
         self.days = [d for d in days if d.date >= cfg.start]
@@ -299,6 +307,7 @@ class Replay:
             self.exchange_cfg = ExchangeConfig()
             self.exchange = SimulatedExchange(self.exchange_cfg)
             self.broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
+            self.corporate = CorporateActionAgent(self.chain, actions, work / "corporate.db")
         except BaseException:
             if self._temp_work:  # nothing half-made is left behind
                 shutil.rmtree(work, ignore_errors=True)
@@ -413,7 +422,7 @@ class Replay:
         exposure limit) is retried at half the size. Returns the quantity placed."""
         while qty > 0:
             try:
-                self.chain.send(ENGINE, "request_buy", code_to_chain(code), qty, limit,
+                self.chain.send(ORDERBOOK, "request_buy", code_to_chain(code), qty, limit,
                                 actor=name)  # fmt: skip
                 return qty
             except ContractRevert:
@@ -484,7 +493,7 @@ class Replay:
             self.chain.send("TranchePool", "close_epoch", actor="keeper")
 
     def _note_liquidation_orders(self) -> None:
-        for e in self.chain.events(ENGINE, "LiquidationOrder", since=self._liq_cursor):
+        for e in self.chain.events(ORDERBOOK, "LiquidationOrder", since=self._liq_cursor):
             self.liq_orders.add(int(e.args["order_id"]))
             self._liq_cursor = e.seq
 
@@ -501,6 +510,7 @@ class Replay:
                 self.work, self.actors(), genesis_time_s=self.genesis_time_s
             )
             self.world.chain = self.feeder.port = self.sync.chain = self.chain
+            self.corporate.chain = self.chain
         self.broker = SimulatedBroker(self.chain, self.exchange, self.work / "broker.db")
         self.keeper = Keeper(self.chain, self.monitor, journal=self.work / "keeper.json")
 
@@ -529,6 +539,9 @@ class Replay:
             self.monitor.set_halted(code, bar is None or bar.halted)
         self.feeder.open_day(day)
         self.exchange.open_day(day)
+        applied = self.corporate.open_day(day.date, self.names)  # before any order or tick
+        report.positions_adjusted = applied.positions_adjusted
+        report.dividends_net_fen = applied.net_cash_fen
         self.broker.place_received()
         self.sync.sync()
         self.sync.refresh_all()  # interest accrued overnight on every debt
@@ -626,7 +639,11 @@ class Replay:
             attributed = sum(
                 int(c.call(ENGINE, "positions", who, chain_code)) for who in self.names
             )
-            custody = sum(self.broker.positions(who).get(code, 0) for who in self.names)
+            custody = sum(
+                self.broker.positions(who).get(code, 0)
+                + self.corporate.shares_added(who).get(code, 0)  # bonus/transfer shares
+                for who in self.names
+            )
             if not supply == attributed == custody:
                 ok8 = False
                 report.violations.append(
@@ -694,10 +711,11 @@ class Replay:
             self.close()
 
     def close(self) -> None:
-        """Release the broker's journal and the chain (its writer lock), and remove a
-        temporary work dir; idempotent."""
+        """Release the broker's and the corporate-action agent's journals and the chain (its
+        writer lock), and remove a temporary work dir; idempotent."""
         try:
             self.broker.close()
+            self.corporate.close()
             self.chain.close()
         finally:
             if self._temp_work:

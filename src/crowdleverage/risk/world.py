@@ -24,12 +24,12 @@ from crowdleverage.chain.deploy import (
 from crowdleverage.chain.embedded import DEFAULT_GENESIS_TIME_S, EmbeddedChain
 from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.keys import ActorKeys
+from crowdleverage.chain.margin import ENGINE
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.domain.params import HAIRCUT_BPS
 from crowdleverage.domain.security import Security
 
-ENGINE = "MarginEngine"
 DEV_SEED = 20160104  # development keys of the simulated actors
 YEAR_S = 365 * 86_400
 CN = b"CN"

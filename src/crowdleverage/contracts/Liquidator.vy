@@ -1,0 +1,225 @@
+# pragma version ~=0.4.3
+# pragma optimize codesize
+"""
+@title Liquidator
+@custom:contract-name Liquidator
+@notice The keeper's entry points of the margin system (DESIGN.md §6-§7): margin warning
+        (event only), automatic top-up (自动补仓) from the reserve, start / next round / end
+        of a liquidation and the loss waterfall call. It holds no state and no assets: it
+        decides on one `MarginEngine.keeper_view` and acts through the engine's `liq_*`
+        hooks and liquidation sells through `OrderBook.liq_order`, which only this contract may
+        call (`MarginEngine.set_liquidator`, once).
+@custom:security Every action re-verifies the ratio on chain at the time of the call.
+        Revert strings keep the engine's "margin:" prefix (one margin system to the caller).
+"""
+
+from .interfaces import IIdentityRegistry
+from .interfaces import IMarginEngine
+from .interfaces import IOrderBook
+from .interfaces import IPriceOracle
+from . import constants as C
+
+# ---------------------------------------------------------------- events
+event MarginWarning:
+    account: indexed(address)
+    ratio_bps: uint256
+    warning_bps: uint256
+
+
+event ToppedUp:
+    account: indexed(address)
+    amount_fen: uint256
+    ratio_before_bps: uint256
+    ratio_after_bps: uint256
+
+
+event LiquidationStarted:
+    account: indexed(address)
+    ratio_bps: uint256
+    provision_fen: uint256
+    full: bool
+
+
+event LiquidationEnded:
+    account: indexed(address)
+    ratio_bps: uint256
+    reserve_used_fen: uint256
+    shortfall_fen: uint256
+    insurance_paid_fen: uint256
+
+
+# ---------------------------------------------------------------- storage
+ENGINE: public(immutable(IMarginEngine))
+REGISTRY: public(immutable(IIdentityRegistry))
+ORACLE: public(immutable(IPriceOracle))
+
+
+# A keeper's view of an account (MarginEngine.keeper_view).
+struct View:
+    assets: uint256
+    debt: uint256
+    initial_bps: uint256
+    warning_bps: uint256
+    liquidation_bps: uint256
+    reserve_fen: uint256
+    locked: bool
+    open_liq: uint256
+    n_codes: uint256
+    penalty_bps: uint256
+    hard_floor_bps: uint256
+
+
+@deploy
+def __init__(engine: IMarginEngine, registry: IIdentityRegistry, oracle: IPriceOracle):
+    """
+    @param engine The MarginEngine whose accounts this contract liquidates.
+    @param registry The IdentityRegistry (KEEPER role).
+    @param oracle The PriceOracle (conservative prices and bands).
+    """
+    assert engine.address != empty(address) and registry.address != empty(address), (
+        "liquidator: zero address"
+    )
+    assert oracle.address != empty(address), "liquidator: zero address"
+    ENGINE = engine
+    REGISTRY = registry
+    ORACLE = oracle
+
+
+# ---------------------------------------------------------------- internal
+@internal
+@view
+def _view(who: address) -> View:
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.KEEPER), (
+        "margin: caller is not keeper"
+    )
+    v: View = empty(View)
+    (
+        v.assets, v.debt, v.initial_bps, v.warning_bps, v.liquidation_bps, v.reserve_fen,
+        v.locked, v.open_liq, v.n_codes, v.penalty_bps, v.hard_floor_bps,
+    ) = staticcall ENGINE.keeper_view(who)
+    return v
+
+
+@internal
+@pure
+def _ratio(assets: uint256, debt: uint256) -> uint256:
+    if debt == 0:
+        return C.MAX_RATIO
+    return assets * C.BPS // debt
+
+
+@internal
+def _emit_orders(who: address, v: View) -> bool:
+    """
+    @dev Sell orders for the sellable lots: enough to restore the tier's initial ratio, or
+         everything below the hard floor. Returns whether the liquidation is full.
+    """
+    book: IOrderBook = IOrderBook(staticcall ENGINE.orderbook())
+    codes: DynArray[uint256, C.MAX_CODES] = staticcall ENGINE.codes_of(who)
+    avail: DynArray[uint256, C.MAX_CODES] = []
+    sellable_value: uint256 = 0
+    for code: uint256 in codes:
+        q: uint256 = staticcall ENGINE.sellable(who, code)
+        avail.append(q)
+        if q > 0:
+            sellable_value += q * staticcall ORACLE.conservative_price(code)
+    full: bool = True
+    need: uint256 = sellable_value
+    # Selling value V (haircut <= 100%, penalty p) moves the ratio to (A - V) / (D - V(1-p));
+    # reaching target T needs V >= (T*D - A) / (T(1-p) - 1); a non-positive denominator or a
+    # ratio under the hard floor means sell everything.
+    den: uint256 = v.initial_bps * (C.BPS - v.penalty_bps) // C.BPS
+    if v.assets * C.BPS >= v.hard_floor_bps * v.debt and den > C.BPS:
+        full = False
+        need = (v.initial_bps * v.debt - v.assets * C.BPS + (den - C.BPS) - 1) // (den - C.BPS)
+    for i: uint256 in range(len(codes), bound=C.MAX_CODES):
+        qty: uint256 = avail[i]
+        if qty == 0:
+            continue
+        if not full and need < sellable_value:
+            qty = (avail[i] * need + sellable_value - 1) // sellable_value
+            qty = min((qty + C.LOT - 1) // C.LOT * C.LOT, avail[i])
+        low: uint256 = 0
+        high: uint256 = 0
+        low, high = staticcall ORACLE.band(codes[i])
+        extcall book.liq_order(who, codes[i], qty, low, full)
+    return full
+
+
+# ---------------------------------------------------------------- external: keeper
+@external
+def warn(who: address):
+    """
+    @notice Keeper: emit `MarginWarning` for an account below its warning line (re-verified).
+    @param who The account holder.
+    """
+    v: View = self._view(who)
+    ratio: uint256 = self._ratio(v.assets, v.debt)
+    assert ratio < v.warning_bps, "margin: above warning line"
+    log MarginWarning(account=who, ratio_bps=ratio, warning_bps=v.warning_bps)
+
+
+@external
+def top_up(who: address):
+    """
+    @notice Keeper: below the warning line, move reserve into margin cash until the ratio is
+            back at the tier's initial ratio (or the reserve is used up).
+    @param who The account holder.
+    """
+    v: View = self._view(who)
+    ratio: uint256 = self._ratio(v.assets, v.debt)
+    assert ratio < v.warning_bps, "margin: above warning line"
+    assert v.reserve_fen > 0, "margin: no reserve"
+    need: uint256 = (v.initial_bps * v.debt + C.BPS - 1) // C.BPS - v.assets
+    amount: uint256 = min(need, v.reserve_fen)
+    extcall ENGINE.liq_top_up(who, amount)
+    log ToppedUp(
+        account=who, amount_fen=amount, ratio_before_bps=ratio,
+        ratio_after_bps=self._ratio(v.assets + amount, v.debt),
+    )
+
+
+@external
+def start_liquidation(who: address):
+    """
+    @notice Keeper: below the liquidation line, lock the account and emit `LiquidationOrder`s
+            (from the OrderBook) for its sellable lots (partial to restore the initial ratio,
+            full below the hard floor). On a locked account with no open liquidation orders,
+            emit the next round (e.g. lots unlocked by T+1 since); with orders still open
+            (sealed limit-down), only re-mark the provisional loss the pool deducts before
+            anyone exits.
+    @param who The account holder.
+    """
+    v: View = self._view(who)
+    ratio: uint256 = self._ratio(v.assets, v.debt)
+    full: bool = False
+    if not (v.locked and v.open_liq > 0):
+        if not v.locked:
+            assert ratio < v.liquidation_bps, "margin: above liquidation line"
+        full = self._emit_orders(who, v)
+    provision: uint256 = extcall ENGINE.liq_mark(who, True)
+    log LiquidationStarted(account=who, ratio_bps=ratio, provision_fen=provision, full=full)
+
+
+@external
+def end_liquidation(who: address):
+    """
+    @notice Keeper: end a liquidation with no open liquidation orders. If shares remain the
+            ratio must be back above the liquidation line; if none remain, the debt left is a
+            shortfall: reserve, then the penalty and the insurance fund, then junior, then
+            senior (through the pool).
+    @param who The account holder.
+    """
+    v: View = self._view(who)
+    assert v.locked, "margin: not in liquidation"
+    assert v.open_liq == 0, "margin: liquidation orders open"
+    if v.n_codes > 0:
+        assert v.assets * C.BPS >= v.liquidation_bps * v.debt, "margin: still below liquidation line"
+    reserve_used: uint256 = 0
+    shortfall: uint256 = 0
+    paid: uint256 = 0
+    reserve_used, shortfall, paid = extcall ENGINE.liq_end(who, v.n_codes == 0)
+    log LiquidationEnded(
+        account=who, ratio_bps=self._ratio(v.assets, v.debt), reserve_used_fen=reserve_used,
+        shortfall_fen=shortfall, insurance_paid_fen=paid,
+    )
