@@ -2,8 +2,9 @@
 `CROWDLEV_DATABASE_URL` is set (DESIGN.md §3).
 
 Writers are serialised, as in TigerBeetle's single-threaded state machine: on SQLite every
-write transaction starts with `BEGIN IMMEDIATE` (one writer at a time, readers keep reading the
-WAL); on PostgreSQL a writer first takes a transaction-scoped advisory lock. Under that lock a
+transaction starts with `BEGIN IMMEDIATE` unless a caller asks for `sqlite_begin="DEFERRED"`
+(one writer at a time, waiting up to the 30 s busy timeout; readers keep reading the WAL);
+on PostgreSQL a writer first takes a transaction-scoped advisory lock. Under that lock a
 batch may read, decide in memory and write without lost updates.
 """
 
@@ -58,7 +59,11 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        # IMMEDIATE by default: a deferred transaction that reads and then writes fails at
+        # once with "database is locked" (SQLITE_BUSY_SNAPSHOT, which the busy timeout does
+        # not wait for) when another writer committed in between. An immediate one waits for
+        # the write lock up to the busy timeout instead; WAL readers are never blocked.
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
