@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from crowdleverage.api import store
+from crowdleverage.api import logs, store
 from crowdleverage.api.auditlog import AuditLog
 from crowdleverage.api.deps import ApiState
 from crowdleverage.api.endpoints import auth, margin, money, operator
@@ -31,6 +33,7 @@ from crowdleverage.flows.platform import Platform
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger(__name__)
+_RID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{8,64}$")
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
@@ -151,6 +154,22 @@ def create_app(
             {"error": "internal_error", "message": "internal error; retry later", "details": {}},
             status_code=500,
         )
+
+    @app.middleware("http")
+    async def _request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Every request gets an id (the client's `X-Request-ID` if well-formed): in the
+        response header and in every log line written while serving it."""
+        given = request.headers.get("x-request-id", "")
+        rid = given if _RID_RE.match(given) else uuid.uuid4().hex
+        token = logs.request_id.set(rid)
+        try:
+            response = await call_next(request)
+        finally:
+            logs.request_id.reset(token)
+        response.headers["X-Request-ID"] = rid
+        return response
 
     @app.middleware("http")
     async def _options(

@@ -11,10 +11,13 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from crowdleverage.api.logs import configure_logging
 from crowdleverage.cliutil import emit_json, typed_errors
 from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import InvalidInput
@@ -27,11 +30,32 @@ class ReplayDriver(threading.Thread):
     """Advances the market replay one tick every `pace_s` seconds (the monitor, end of day
     and reconciliation run inside `Platform.tick`)."""
 
-    def __init__(self, platform: object, pace_s: float) -> None:
+    def __init__(
+        self, platform: object, pace_s: float, progress: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__(name="replay-driver", daemon=True)
         self.platform = platform
         self.pace_s = pace_s
+        self.progress = progress  # one line per replayed trading day, and one at the end
         self.stop = threading.Event()
+        self._day: str | None = None
+        self._days = 0
+
+    def _report(self, p: Any) -> None:
+        if self.progress is None:
+            return
+        day = p.market.today.isoformat()
+        if p.replay_done:
+            self.progress(f"replay ended after {self._days} trading days (last day {day});"
+                          " the service keeps serving, Ctrl-C stops it")  # fmt: skip
+            return
+        if self._day is not None and day != self._day:
+            self._days += 1
+            rec = p.last_reconciliation or {}
+            snap_status = rec.get("status", "?")
+            self.progress(f"replayed {self._day}  (day {self._days}; reconciliation "
+                          f"{snap_status}{', PAUSED' if p.paused_reason else ''})")  # fmt: skip
+        self._day = day
 
     def run(self) -> None:
         from crowdleverage.flows.platform import Platform
@@ -47,6 +71,7 @@ class ReplayDriver(threading.Thread):
             try:
                 p.tick()
                 failed = False
+                self._report(p)
             except Exception as exc:  # keep the service up; the operator sees why
                 log.exception("replay tick failed")
                 failed = True
@@ -64,6 +89,13 @@ def serve(
     pace_s: float = typer.Option(1.5, "--pace-s", help="seconds between replay ticks (demo)"),
     start: str = typer.Option("2015-12-28", "--from", help="first replay day (YYYY-MM-DD)"),
     as_json: bool = typer.Option(False, "--json", help="print the startup facts as JSON"),
+    log_level: str = typer.Option(
+        "warning",
+        "--log-level",
+        envvar="CROWDLEV_LOG_LEVEL",
+        help="JSON-lines logs on stderr at this level: debug (ticks), info (commands, risk"
+        " events), warning, error",
+    ),
 ) -> None:
     """Run the platform's HTTP service (single process: the platform state lives in it)."""
     import uvicorn
@@ -78,6 +110,7 @@ def serve(
         start_day = dt.date.fromisoformat(start)
     except ValueError as exc:
         raise InvalidInput(f"--from {start!r} is not a date YYYY-MM-DD") from exc
+    configure_logging(log_level)
     settings = load_settings(config)
     if demo and settings.database_url is None:
         # a fresh embedded store per demo run: the platform book starts empty
@@ -112,7 +145,7 @@ def serve(
             typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
             for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]
                 typer.echo(f"  {name:<12} {pw}")
-    driver = ReplayDriver(platform, pace_s) if demo else None
+    driver = ReplayDriver(platform, pace_s, None if as_json else typer.echo) if demo else None
     if driver is not None:
         driver.start()
     try:

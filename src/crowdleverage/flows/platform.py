@@ -30,6 +30,7 @@ import copy
 import datetime as dt
 import itertools
 import json
+import logging
 import threading
 import time
 from collections import deque
@@ -96,6 +97,13 @@ bank_refs = sa.Table(
     sa.Column("user_id", sa.BigInteger, nullable=False),
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
 )
+
+
+log = logging.getLogger("crowdleverage.flows")
+
+
+def _ms(t0: float) -> int:
+    return int((time.perf_counter() - t0) * 1000)
 
 
 def _now_iso() -> str:
@@ -282,12 +290,18 @@ class Platform:
         returns (status, body, replayed). `work` returns the response; a typed refusal (4xx)
         is stored as the result like a success; an unexpected failure leaves the command
         running, and a retry with the same key resumes it."""
+        t0 = time.perf_counter()
+        fields = {"event": "command", "owner_id": spec.owner_id, "key": spec.key,
+                  "path": spec.path}  # fmt: skip
         with self.lock:
             cmd, stored = self.commands.start(spec)
             if stored is not None:
+                log.info("command replayed", extra={**fields, "status": stored.status_code,
+                                                    "outcome": "replayed"})  # fmt: skip
                 return stored.status_code, stored.body, True
             assert cmd is not None
             self._cmd = cmd
+            fields["resumed"] = cmd.resumed
             try:
                 if cmd.resumed:
                     self._resolve(cmd)
@@ -295,16 +309,23 @@ class Platform:
             except CrowdLevError as err:
                 if err.http_status >= 500:  # paused or unavailable: retry later, resumes
                     self._resolve(cmd)
+                    log.warning("command deferred", extra={**fields, "outcome": err.code})
                     raise
                 refused = {"details": {}, **err.to_dict()}
                 self._commit(cmd, err.http_status, refused)
+                log.info("command refused", extra={**fields, "status": err.http_status,
+                         "outcome": err.code, "ms": _ms(t0)})  # fmt: skip
                 raise
             except Exception:
                 self._resolve(cmd)  # settle now, before another command can run
+                log.exception("command failed; a retry resumes it",
+                              extra={**fields, "outcome": "failed"})  # fmt: skip
                 raise
             finally:
                 self._cmd = None
             self._commit(cmd, status, body)
+            log.info("command done", extra={**fields, "status": status, "outcome": "done",
+                                            "ms": _ms(t0)})  # fmt: skip
             return status, body, False
 
     def _commit(self, cmd: Command, status: int, body: Any) -> None:
@@ -363,6 +384,8 @@ class Platform:
 
     def _event(self, kind: str, message: str, account_id: int | None = None) -> None:
         ev = Event(next(self._event_seq), _now_iso(), kind, account_id, message)
+        log.info(message, extra={"event": kind, "account_id": account_id,
+                                 "trade_date": self.market.today.isoformat()})  # fmt: skip
         self.events.append(ev)
         self._snap_cache = None
         for fn in list(self.listeners):
@@ -845,6 +868,8 @@ class Platform:
                 self.market.advance()
                 self.fin.step()
             self._after(save=False)
+            log.debug("tick", extra={"event": "tick", "trade_date": self.market.today.isoformat(),
+                                     "step": self.market.step})  # fmt: skip
             return {"date": self.market.today.isoformat(), "step": self.market.step}
 
     @property
