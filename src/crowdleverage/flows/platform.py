@@ -259,8 +259,11 @@ class Platform:
         self._event("restored", f"restored at {self.market.today}")
         # bridge operations a crash cut short (a burn without its payout, a mint due); while
         # the chain is paused they wait, and the reconciliation below says so
+        # (only the mints of deposit commands: a ledger deposit nobody made is a break)
+        ours = [c.progress["bank"]["transfer"] for c in self.commands.running()
+                if "bank" in c.progress]  # fmt: skip
         with contextlib.suppress(PlatformPaused):
-            self.bridge.process()
+            self.bridge.process(deposits=ours)
         self.reconcile()
 
     def _listed(self) -> bool:
@@ -548,6 +551,7 @@ class Platform:
         at = dt.datetime.combine(self.market.today, dt.time(17, 0), tzinfo=SHANGHAI)
         self._statement_booked = False
         before = copy.deepcopy(self.bank)
+        saved = self._bank_file.read_bytes() if self._bank_file.exists() else None
         data = self.bank.close_statement(at=at)
         self.bank.unimported = data.decode()
         self.bank.save(self._bank_file)  # from here a restart imports it (`_import_leftover`)
@@ -556,7 +560,10 @@ class Platform:
             report = self.custody.import_statement(data)
         except CrowdLevError:  # custody refused it, booking nothing: the bank takes it back
             self.bank = before
-            self.bank.save(self._bank_file)
+            if saved is None:
+                self._bank_file.unlink()
+            else:
+                self._bank_file.write_bytes(saved)
             self._statement_booked = False
             raise
         self.bank.unimported = None
