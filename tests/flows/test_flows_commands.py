@@ -10,6 +10,7 @@ The embedded chain and SQLite are real; "kill" is an exception no handler catche
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +69,21 @@ def _open(data_dir: Path, engine: sa.Engine) -> Platform:
     return p
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Holder]:
+@pytest.fixture(scope="module", params=["sqlite"])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Holder]:
     data_dir = tmp_path_factory.mktemp("commands")
-    engine = make_engine(f"sqlite:///{data_dir / 'custody.db'}")
+    schema = None
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{data_dir / 'custody.db'}")
+    else:
+        url = request.getfixturevalue("pg_url")
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        admin = sa.create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        engine = make_engine(url, schema=schema)
     p = _open(data_dir, engine)
     fund_pool(p, 50_000_000, 20_000_000)
     p.deposit(BORROWER, 5_000_000, "BORROWER-0001")
@@ -86,6 +98,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Holder]:
     yield h
     h.p.close()
     engine.dispose()
+    if schema is not None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
 
 
 _keys = itertools.count(1)
@@ -173,6 +189,20 @@ def _inject(h: Holder, name: str, point: str, mp: pytest.MonkeyPatch) -> None:
 def test_a_killed_command_retried_with_its_key_moves_money_once(
     world: Holder, name: str, point: str
 ) -> None:
+    _kill_and_retry(world, name, point)
+
+
+# the same on PostgreSQL, for the steps whose recovery differs (ledger reference, chain witness)
+@pytest.mark.parametrize("world", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(("name", "point"), [("withdraw", "after_chain"),
+                                             ("deposit", "after_ledger"),
+                                             ("subscribe", "after_chain"),
+                                             ("repay", "before_commit")])  # fmt: skip
+def test_killed_commands_on_postgresql(world: Holder, name: str, point: str) -> None:
+    _kill_and_retry(world, name, point)
+
+
+def _kill_and_retry(world: Holder, name: str, point: str) -> None:
     make, expected = USE_CASES[name]
     fn = make(world)
     key = f"kill-{name}-{point}"
