@@ -104,6 +104,31 @@ class CommandStore:
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
+        self._import_legacy()
+
+    def _import_legacy(self) -> None:
+        """A data dir of the previous release kept finished responses in `api_idempotency`:
+        they become finished commands, so a client retrying an old key still gets its first
+        answer (its unfinished rows ran nothing that a retry could repeat: they are dropped)."""
+        if not sa.inspect(self.engine).has_table("api_idempotency"):
+            return
+        legacy = sa.Table("api_idempotency", sa.MetaData(), autoload_with=self.engine)
+        with write_transaction(self.engine) as conn:
+            rows = conn.execute(sa.select(legacy).where(legacy.c.status_code.is_not(None))).all()
+            have = {
+                (r[0], r[1]) for r in conn.execute(sa.select(commands.c.owner_id, commands.c.key))
+            }
+            new = [
+                {"owner_id": r.user_id, "key": r.key, "request_hash": r.request_hash,
+                 "path": r.path, "state": "done", "status_code": r.status_code,
+                 "response_json": r.response_json, "progress": "{}",
+                 "created_at_s": r.created_at_s, "done_at_s": r.created_at_s}
+                for r in rows
+                if (r.user_id, r.key) not in have
+            ]  # fmt: skip
+            if new:
+                conn.execute(commands.insert(), new)
+            conn.execute(sa.text("DROP TABLE api_idempotency"))
 
     def start(self, spec: CommandSpec) -> tuple[Command | None, Stored | None]:
         """(the command to run, None) or (None, its stored result). A new key is recorded as
