@@ -6,6 +6,9 @@ The server is `crowdlev serve --demo` in its own process (uvicorn, one worker: t
 state lives in the process), the replay paused (pace 1 h) so that every request sees the same
 book; the load generator is an asyncio httpx client with `--concurrency` connections.
 
+The last case is a money command: a 1-fen withdrawal with a new Idempotency-Key each time
+(at most 300 of them), executed exactly once by the platform (`flows/commands.py`).
+
     .venv/bin/python bench/api.py [--requests 1500] [--concurrency 16]
 """
 
@@ -60,19 +63,35 @@ def token(base: str, username: str) -> str:
 
 
 async def load(
-    base: str, path: str, headers: dict[str, str], n: int, concurrency: int
+    base: str,
+    path: str,
+    headers: dict[str, str],
+    n: int,
+    concurrency: int,
+    body: dict[str, int] | None = None,
 ) -> tuple[list[float], float]:
+    """GET `path` n times, or POST `body` with a new Idempotency-Key each time (a command)."""
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits) as client:
+    keys = iter(range(10**9))
+
+    async def send(client: httpx.AsyncClient) -> httpx.Response:
+        if body is None:
+            return await client.get(path)
+        key = {"Idempotency-Key": f"bench-{os.getpid()}-{next(keys):09d}"}
+        return await client.post(path, json=body, headers=key)
+
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=60
+    ) as client:
         for _ in range(min(50, n)):  # warm-up, not measured
-            await client.get(path)
+            await send(client)
         queue = iter(range(n))
 
         async def worker() -> None:
             for _ in queue:
                 t0 = time.perf_counter()
-                r = await client.get(path)
+                r = await send(client)
                 latencies.append(time.perf_counter() - t0)
                 if r.status_code != 200:
                     raise SystemExit(f"{path}: {r.status_code} {r.text[:200]}")
@@ -99,6 +118,9 @@ def main() -> None:
         proc = start_server(port, tmp)
         try:
             borrower, operator = token(base, "borrower1"), token(base, "operator")
+            investor = token(base, "investor1")
+            inv_h = {"Authorization": f"Bearer {investor}"}
+            investor_id = httpx.get(f"{base}/api/v1/me", headers=inv_h).json()["id"]
             accounts = httpx.get(
                 f"{base}/api/v1/margin-accounts", headers={"Authorization": f"Bearer {borrower}"}
             ).json()["items"]
@@ -116,6 +138,11 @@ def main() -> None:
                     {"Authorization": f"Bearer {operator}"},
                 ),
                 ("GET /api/v1/public/transparency", "/api/v1/public/transparency", {}),
+                (
+                    "POST withdrawal 1 fen (command)",
+                    f"/api/v1/users/{investor_id}/withdrawals",
+                    inv_h,
+                ),
             ]
             print(
                 f"API bench: {args.requests} requests per endpoint, concurrency "
@@ -125,7 +152,9 @@ def main() -> None:
             print(f"{'endpoint':<36}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs baseline':>13}")
             results = {}
             for label, path, headers in cases:
-                lat, wall = asyncio.run(load(base, path, headers, args.requests, args.concurrency))
+                body = {"amount_fen": 1} if label.startswith("POST") else None
+                n = min(args.requests, 300) if body else args.requests  # commands are slower
+                lat, wall = asyncio.run(load(base, path, headers, n, args.concurrency, body))
                 rps = len(lat) / wall
                 results[label] = {
                     "rps": rps,

@@ -1,13 +1,11 @@
 """Idempotency-Key on money-moving POSTs: first response stored and replayed, a different body
-refused, a missing or malformed key refused, an in-flight key answered 409."""
+refused, a missing or malformed key refused, a command cut short resumed by its retry."""
 
 from __future__ import annotations
 
 import time
 
 from api_world import World
-
-from crowdleverage.api import store
 
 API = "/api/v1"
 
@@ -84,32 +82,40 @@ def test_a_refusal_is_stored_and_replayed_too(world: World) -> None:
     assert again.headers.get("Idempotent-Replayed") == "true"
 
 
-def test_key_in_flight_answers_409(world: World) -> None:
-    uid = world.uid("investor1")
-    with world.state.engine.begin() as conn:  # a first request that has not finished yet
-        from crowdleverage.api.idempotency import request_hash
-        from crowdleverage.api.schemas import SubscribeIn
+def test_a_command_left_running_by_a_crash_is_resumed_once(world: World) -> None:
+    """A key whose first attempt died before its result was stored: the retry completes the
+    same command (here nothing had reached the chain yet) and later retries replay it."""
+    from crowdleverage.api.idempotency import request_hash
+    from crowdleverage.api.schemas import SubscribeIn
+    from crowdleverage.flows.commands import commands
 
-        path = f"{API}/investors/{uid}/subscriptions"
+    uid = world.uid("investor1")
+    path = f"{API}/investors/{uid}/subscriptions"
+    with world.state.engine.begin() as conn:
         conn.execute(
-            store.idempotency.insert().values(
-                user_id=uid,
-                key="inflight-key-01",
-                path=path,
+            commands.insert().values(
+                owner_id=uid, key="crashed-key-01", path=path, state="running", progress="{}",
                 created_at_s=int(time.time()),
                 request_hash=request_hash(
                     "POST", path, SubscribeIn(tranche="senior", amount_fen=5)
                 ),
             )
-        )
-    r = _sub(world, "inflight-key-01", 5)
-    assert r.status_code == 409 and "still being processed" in r.json()["message"]
+        )  # fmt: skip
+    before = world.state.platform.wallet_fen(uid)
+    r = _sub(world, "crashed-key-01", 5)
+    assert r.status_code == 201 and "Idempotent-Replayed" not in r.headers
+    again = _sub(world, "crashed-key-01", 5)
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert world.state.platform.wallet_fen(uid) == before - 5
 
 
-def test_unexpected_failure_releases_the_key(world: World) -> None:
-    """A crash inside the work (not a typed refusal) stores nothing: the retry runs."""
+def test_an_unexpected_failure_after_the_chain_call_is_completed_by_the_retry(
+    world: World,
+) -> None:
+    """A 500 after the subscription reached the chain: the key is kept, the retry finishes
+    the same command without subscribing again (the chain's event is its witness)."""
     p = world.state.platform
-    original = p.subscribe
+    original = p._after
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -118,17 +124,23 @@ def test_unexpected_failure_releases_the_key(world: World) -> None:
             raise RuntimeError("database connection dropped")
         return original(*args, **kwargs)
 
-    p.subscribe = flaky  # type: ignore[method-assign]
+    p._after = flaky  # type: ignore[method-assign]
     try:
         from fastapi.testclient import TestClient
 
         client = TestClient(world.client.app, raise_server_exceptions=False)
         uid = world.uid("investor1")
+        before = p.wallet_fen(uid)
         hdr = {**world.h("investor1"), "Idempotency-Key": "flaky-key-0001"}
         body = {"tranche": "senior", "amount_fen": 3_000}
         url = f"{API}/investors/{uid}/subscriptions"
-        assert client.post(url, json=body, headers=hdr).status_code == 500
+        first = client.post(url, json=body, headers=hdr)
+        assert first.status_code == 500 and first.json()["error"] == "internal_error"
+        assert "RuntimeError" not in first.text
         r = client.post(url, json=body, headers=hdr)
         assert r.status_code == 201 and "Idempotent-Replayed" not in r.headers
+        assert p.wallet_fen(uid) == before - 3_000  # subscribed once
+        lines = [x for x in p.history[uid] if x["kind"] == "subscription_requested"]
+        assert [x["amount_fen"] for x in lines].count(-3_000) == 1
     finally:
-        p.subscribe = original  # type: ignore[method-assign]
+        p._after = original  # type: ignore[method-assign]

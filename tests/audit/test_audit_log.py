@@ -148,3 +148,31 @@ def test_cli_verify_log_exit_codes(tmp_path: Path) -> None:
     assert json.loads(bad.stdout)["problems"][0]["seq"] == 2
     bad_payload = runner.invoke(app, ["record", "--actor", "a", "--action", "b", "--payload", "[1"])
     assert bad_payload.exit_code == InvalidInput.exit_code
+
+
+def test_verify_while_others_append_never_raises_a_false_alarm(log: AuditLog) -> None:
+    """Issue 14: 15 of 30 verifications said "truncated" while other requests appended. The
+    verifier now reads the head before the rows, and the head never moves backwards."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(25):
+                log.append(f"operator:w{n}", "tick", {"i": i})
+        except BaseException as exc:  # surfaced below, never swallowed
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    reports = []
+    while any(t.is_alive() for t in threads) or len(reports) < 5:
+        reports.append(log.verify())
+    for t in threads:
+        t.join()
+    assert not errors
+    assert [r.problems for r in reports if not r.ok] == []
+    final = log.verify()
+    assert final.ok and final.head_seq == final.entries == 55

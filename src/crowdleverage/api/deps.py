@@ -111,7 +111,7 @@ def check_owner(user: User, owner_id: int, staff: tuple[Role, ...], what: str) -
 
 def idem(
     request: Request,
-    key: Idempotent = Depends(idempotency_dependency(lambda r: r.app.state.api.engine)),
+    key: Idempotent = Depends(idempotency_dependency(lambda r: r.app.state.api.platform)),
 ) -> Idempotent:
     return key
 

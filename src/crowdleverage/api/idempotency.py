@@ -1,10 +1,13 @@
-"""Idempotency-Key for money-moving POSTs (after the IETF httpapi draft and Stripe).
+"""Idempotency-Key for money-moving POSTs (after the IETF httpapi draft and Stripe): every
+such request is a platform command (`flows.commands`) named by (user, key).
 
-The key is claimed by inserting its row before the work runs (a concurrent retry then finds a
-row without a response: 409). When the work ends with a 2xx or a typed 4xx, the response is
-stored and every later request with the same key and the same method, path and body gets it
-back verbatim (header `Idempotent-Replayed: true`). The same key with another body or path is
-refused with 422. A 5xx or an unexpected exception releases the key so that a retry can run.
+The first request runs the command; its response (a 2xx or a typed 4xx) is committed in the
+same transaction as the platform's record of its effects, and every later request with the
+same key and the same method, path and body gets it back verbatim (header
+`Idempotent-Replayed: true`). The same key with another body or path is refused with 422. A
+request that failed unexpectedly (500), timed out or was cut by a crash leaves the command
+running: a retry with the same key resumes and completes that command — it never runs a
+second one. A concurrent retry waits for the first attempt and gets its response.
 """
 
 from __future__ import annotations
@@ -12,25 +15,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.engine import Engine
 
-from crowdleverage.api import store
-from crowdleverage.domain.errors import Conflict, CrowdLevError, InvalidInput
+from crowdleverage.domain.errors import InvalidInput
+from crowdleverage.flows.commands import CommandSpec, IdempotencyKeyMismatch
+from crowdleverage.flows.platform import Platform
+
+__all__ = ["IdempotencyKeyMismatch", "Idempotent", "idempotency_dependency", "request_hash"]
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
-
-
-class IdempotencyKeyMismatch(InvalidInput):
-    code = "idempotency_key_reused"
 
 
 def request_hash(method: str, path: str, body: BaseModel | None) -> str:
@@ -40,84 +39,26 @@ def request_hash(method: str, path: str, body: BaseModel | None) -> str:
 
 
 class Idempotent:
-    """Bound to one request; `run` executes the work at most once per key."""
+    """Bound to one request; `run` executes the work as a platform command."""
 
-    def __init__(self, engine: Engine, request: Request, key: str) -> None:
-        self.engine, self.request, self.key = engine, request, key
+    def __init__(self, platform: Platform, request: Request, key: str) -> None:
+        self.platform, self.request, self.key = platform, request, key
 
     def run(
         self, user_id: int, body: BaseModel | None, work: Callable[[], Any], status_code: int = 200
     ) -> JSONResponse:
         path = self.request.url.path
-        digest = request_hash(self.request.method, path, body)
-        t = store.idempotency
-        now = int(time.time())
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    t.insert().values(
-                        user_id=user_id,
-                        key=self.key,
-                        request_hash=digest,
-                        path=path,
-                        created_at_s=now,
-                    )
-                )
-        except sa.exc.IntegrityError:
-            return self._replay(user_id, digest)
-        try:
-            result = work()
-        except CrowdLevError as err:
-            if err.http_status >= 500:
-                self._release(user_id)
-                raise
-            self._store(user_id, err.http_status, {"details": {}, **err.to_dict()})
-            raise
-        except BaseException:
-            self._release(user_id)
-            raise
-        content = jsonable_encoder(result)
-        self._store(user_id, status_code, content)
-        return JSONResponse(content, status_code=status_code)
-
-    def _replay(self, user_id: int, digest: str) -> JSONResponse:
-        t = store.idempotency
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t).where(t.c.user_id == user_id, t.c.key == self.key)
-            ).first()
-        if row is None:  # released between our insert and this read: ask for a retry
-            raise Conflict("a request with this Idempotency-Key was just retried; retry again")
-        if row.request_hash != digest:
-            raise IdempotencyKeyMismatch(
-                "this Idempotency-Key was used for a different request "
-                f"({row.path}); use a new key for a new request",
-                original_path=row.path,
-            )
-        if row.status_code is None:
-            raise Conflict("a request with this Idempotency-Key is still being processed")
-        return JSONResponse(
-            json.loads(row.response_json),
-            status_code=row.status_code,
-            headers={"Idempotent-Replayed": "true"},
+        spec = CommandSpec(user_id, self.key, request_hash(self.request.method, path, body), path)
+        status, content, replayed = self.platform.execute(
+            spec, lambda: (status_code, jsonable_encoder(work()))
         )
-
-    def _store(self, user_id: int, status_code: int, content: Any) -> None:
-        t = store.idempotency
-        with self.engine.begin() as conn:
-            conn.execute(
-                t.update()
-                .where(t.c.user_id == user_id, t.c.key == self.key, t.c.status_code.is_(None))
-                .values(status_code=status_code, response_json=json.dumps(content))
-            )
-
-    def _release(self, user_id: int) -> None:
-        t = store.idempotency
-        with self.engine.begin() as conn:
-            conn.execute(t.delete().where(t.c.user_id == user_id, t.c.key == self.key))
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        return JSONResponse(content, status_code=status, headers=headers)
 
 
-def idempotency_dependency(engine_of: Callable[[Request], Engine]) -> Callable[..., Idempotent]:
+def idempotency_dependency(
+    platform_of: Callable[[Request], Platform],
+) -> Callable[..., Idempotent]:
     def dep(
         request: Request,
         idempotency_key: str = Header(
@@ -132,6 +73,6 @@ def idempotency_dependency(engine_of: Callable[[Request], Engine]) -> Callable[.
                 "Idempotency-Key must be 8–128 characters of A-Z a-z 0-9 _ . : -",
                 header="Idempotency-Key",
             )
-        return Idempotent(engine_of(request), request, idempotency_key)
+        return Idempotent(platform_of(request), request, idempotency_key)
 
     return dep

@@ -1,4 +1,6 @@
-"""Request and response models: exactly their fields (extra="forbid"), amounts in integer fen."""
+"""Request and response models: exactly their fields (extra="forbid"), amounts in integer fen.
+Every integer input is strict: a JSON integer, never a string ("1", "1_0"), a float (1.0) or a
+boolean."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from crowdleverage.flows.model import Tranche
 T = TypeVar("T")
 
 MAX_FEN = 10**15  # 10 万亿元: far above any pool; larger is a typo, not an order
-AmountFen = Annotated[int, Field(gt=0, le=MAX_FEN, description="amount in fen (0.01 CNY)")]
+AmountFen = Annotated[
+    int, Field(strict=True, gt=0, le=MAX_FEN, description="amount in fen (0.01 CNY)")
+]
 Username = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
 
@@ -65,11 +69,11 @@ class UserOut(Strict):
 
 class KycIn(Strict):
     decision: Literal["approved", "rejected"]
-    credit_tier: Annotated[int, Field(ge=1, le=3)] | None = None
+    credit_tier: Annotated[int, Field(strict=True, ge=1, le=3)] | None = None
 
 
 class DepositIn(Strict):
-    user_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    user_id: Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
     amount_fen: AmountFen
     bank_reference: Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9\-_]+$")]
 
@@ -98,7 +102,7 @@ class SubscribeIn(Strict):
 
 class RedeemIn(Strict):
     tranche: Tranche
-    units: Annotated[int, Field(gt=0, le=MAX_FEN)]
+    units: Annotated[int, Field(strict=True, gt=0, le=MAX_FEN)]
 
 
 class SubscriptionOut(Strict):
@@ -158,7 +162,7 @@ class UserProofOut(Strict):
 
 
 class OpenAccountIn(Strict):
-    tier: Annotated[int, Field(ge=1, le=3)]
+    tier: Annotated[int, Field(strict=True, ge=1, le=3)]
 
 
 class FundIn(Strict):
@@ -169,8 +173,8 @@ class FundIn(Strict):
 class OrderIn(Strict):
     side: Literal["BUY", "SELL"]
     code: Annotated[str, Field(pattern=r"^\d{6}$")]
-    quantity: Annotated[int, Field(gt=0, le=10**9)]
-    limit_price_fen: Annotated[int, Field(gt=0, le=10**8)]
+    quantity: Annotated[int, Field(strict=True, gt=0, le=10**9)]
+    limit_price_fen: Annotated[int, Field(strict=True, gt=0, le=10**8)]
 
 
 class OrderOut(Strict):
@@ -219,7 +223,7 @@ class PauseIn(Strict):
 
 
 class TickIn(Strict):
-    steps: Annotated[int, Field(ge=1, le=40)] = 1  # 40 ticks: five trading days
+    steps: Annotated[int, Field(strict=True, ge=1, le=40)] = 1  # 40 ticks: five trading days
 
 
 class StatusOut(Strict):

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from crowdleverage.api import store
 from crowdleverage.config import Settings
+from crowdleverage.custody.db import write_transaction
 from crowdleverage.domain.errors import Conflict, InvalidInput, RateLimited, Unauthorized
 
 
@@ -38,8 +39,16 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 TOKEN_TTL_S = 3600
 JWT_ALGORITHM = "HS256"
-LOGIN_WINDOW_S = 300
-LOGIN_MAX_FAILURES = 5
+LOGIN_WINDOW_S = 900  # failed logins older than this are forgotten
+LOGIN_FREE_PER_PAIR = 5  # failures for one username from one address before the back-off
+LOGIN_FREE_PER_ADDRESS = 10  # failures from one address (any usernames) before the back-off
+LOGIN_FIRST_BACKOFF_S = 4  # the first wait; each further failure doubles it
+LOGIN_MAX_BACKOFF_S = 300  # the longest wait between two tries
+USERNAME_MAX = 64
+PASSWORD_MAX = 128
+CLIENT_MAX = 64
+USER_ID_MAX = 2**31 - 1  # ids are 32-bit integers in every backend
+CLOCK_SKEW_S = 60  # a token issued this far in the future is still accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,39 +160,87 @@ class UserStore:
         return self.get(user_id)
 
     def authenticate(self, username: str, password: str, client: str) -> User:
-        """The user, or Unauthorized; RateLimited after too many recent failures."""
+        """The user, or Unauthorized; RateLimited while a back-off runs (see `LoginThrottle`).
+        The back-off is checked before the password, so a throttled guess learns nothing."""
+        if not 1 <= len(username) <= USERNAME_MAX or len(password) > PASSWORD_MAX:
+            raise Unauthorized("wrong username or password")
+        client = client[:CLIENT_MAX]
         now = int(time.time())
+        throttle = LoginThrottle(self.engine)
+        throttle.check(username, client, now)
         with self.engine.connect() as conn:
-            failures = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(store.login_failures)
-                .where(
-                    store.login_failures.c.username == username,
-                    store.login_failures.c.at_s > now - LOGIN_WINDOW_S,
-                )
-            ).scalar_one()
             row = conn.execute(
                 sa.select(store.users).where(store.users.c.username == username)
             ).first()
-        if failures >= LOGIN_MAX_FAILURES:
-            raise RateLimited(
-                f"too many failed logins for {username!r}; retry in {LOGIN_WINDOW_S} s",
-                retry_after_s=LOGIN_WINDOW_S,
-            )
         try:
             _hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
             ok = row is not None
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok or row is None:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    store.login_failures.insert().values(
-                        username=username, client=client[:64], at_s=now
-                    )
-                )
+            throttle.failed(username, client, now)
             raise Unauthorized("wrong username or password")
+        throttle.succeeded(username, client)
         return _row_user(row)
+
+
+class LoginThrottle:
+    """Exponential back-off on failed logins, per client address and per (username, address).
+
+    Policy (README "Logins"): after `LOGIN_FREE_PER_PAIR` failures for one username from one
+    address, that address waits 4, 8, 16 … s (at most `LOGIN_MAX_BACKOFF_S`) after its last
+    failure before its next try for that username; after `LOGIN_FREE_PER_ADDRESS` failures
+    from one address over any usernames, the address waits the same way for every username.
+    Failures older than `LOGIN_WINDOW_S` are forgotten and a success clears the pair's.
+    Nothing is counted per username alone: someone else's failures from another address never
+    delay the right password from a new address, so nobody can lock a known user out.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def check(self, username: str, client: str, now: int) -> None:
+        t = store.login_failures
+        since = now - LOGIN_WINDOW_S
+        with self.engine.connect() as conn:
+            pair = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(t.c.at_s)).where(
+                    t.c.username == username, t.c.client == client, t.c.at_s > since
+                )
+            ).one()
+            addr = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(t.c.at_s)).where(
+                    t.c.client == client, t.c.at_s > since
+                )
+            ).one()
+        wait = max(
+            _backoff_s(int(pair[0]), LOGIN_FREE_PER_PAIR, pair[1], now),
+            _backoff_s(int(addr[0]), LOGIN_FREE_PER_ADDRESS, addr[1], now),
+        )
+        if wait > 0:
+            raise RateLimited(
+                f"too many failed logins from this address; retry in {wait} s",
+                retry_after_s=wait,
+            )
+
+    def failed(self, username: str, client: str, now: int) -> None:
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                store.login_failures.insert().values(username=username, client=client, at_s=now)
+            )
+
+    def succeeded(self, username: str, client: str) -> None:
+        t = store.login_failures
+        with write_transaction(self.engine) as conn:
+            conn.execute(t.delete().where(t.c.username == username, t.c.client == client))
+
+
+def _backoff_s(failures: int, free: int, last_at_s: int | None, now: int) -> int:
+    """Seconds still to wait after the last failure: 4 s, then doubling, capped."""
+    if failures < free or last_at_s is None:
+        return 0
+    delay = min(LOGIN_MAX_BACKOFF_S, LOGIN_FIRST_BACKOFF_S * 2 ** min(failures - free, 20))
+    return max(0, int(last_at_s) + delay - now)
 
 
 def issue_token(user: User, secret: str, *, ttl_s: int = TOKEN_TTL_S) -> str:
@@ -193,9 +250,25 @@ def issue_token(user: User, secret: str, *, ttl_s: int = TOKEN_TTL_S) -> str:
 
 
 def decode_token(token: str, secret: str) -> int:
-    """The user id in a valid, unexpired token; Unauthorized otherwise."""
+    """The user id in a valid, unexpired token; Unauthorized otherwise. The token must name a
+    user id in range and live at most `TOKEN_TTL_S` (a token with a far `exp` is refused)."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp"]})
-        return int(claims["sub"])
-    except (jwt.PyJWTError, KeyError, ValueError) as exc:
-        raise Unauthorized(f"invalid or expired token ({type(exc).__name__})") from exc
+        claims = jwt.decode(
+            token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "iat", "sub"]}
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("expired token") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("invalid token") from exc
+    sub, iat, exp = claims["sub"], claims["iat"], claims["exp"]
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 10):
+        raise Unauthorized("invalid token: bad subject")
+    user_id = int(sub)
+    if not 1 <= user_id <= USER_ID_MAX:
+        raise Unauthorized("invalid token: bad subject")
+    if not (isinstance(iat, int) and isinstance(exp, int)) or isinstance(iat, bool):
+        raise Unauthorized("invalid token: bad times")
+    now = int(time.time())
+    if iat > now + CLOCK_SKEW_S or exp - iat > TOKEN_TTL_S:
+        raise Unauthorized("invalid token: lifetime longer than the platform issues")
+    return user_id

@@ -13,9 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from crowdleverage.api.logs import configure_logging
 from crowdleverage.cliutil import emit_json, typed_errors
 from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import InvalidInput
@@ -29,13 +31,36 @@ class ReplayDriver(threading.Thread):
     and reconciliation run inside `Platform.tick`)."""
 
     def __init__(
-        self, platform: object, pace_s: float, after_tick: Callable[[], object] | None = None
+        self,
+        platform: object,
+        pace_s: float,
+        after_tick: Callable[[], object] | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(name="replay-driver", daemon=True)
         self.platform = platform
         self.pace_s = pace_s
         self.after_tick = after_tick  # e.g. relay the compliance outbox on chain
+        self.progress = progress  # one line per replayed trading day, and one at the end
         self.stop = threading.Event()
+        self._day: str | None = None
+        self._days = 0
+
+    def _report(self, p: Any) -> None:
+        if self.progress is None:
+            return
+        day = p.market.today.isoformat()
+        if p.replay_done:
+            self.progress(f"replay ended after {self._days} trading days (last day {day});"
+                          " the service keeps serving, Ctrl-C stops it")  # fmt: skip
+            return
+        if self._day is not None and day != self._day:
+            self._days += 1
+            rec = p.last_reconciliation or {}
+            snap_status = rec.get("status", "?")
+            self.progress(f"replayed {self._day}  (day {self._days}; reconciliation "
+                          f"{snap_status}{', PAUSED' if p.paused_reason else ''})")  # fmt: skip
+        self._day = day
 
     def run(self) -> None:
         from crowdleverage.flows.platform import Platform
@@ -53,6 +78,7 @@ class ReplayDriver(threading.Thread):
                 if self.after_tick is not None:
                     self.after_tick()
                 failed = False
+                self._report(p)
             except Exception as exc:  # keep the service up; the operator sees why
                 log.exception("replay tick failed")
                 failed = True
@@ -70,6 +96,13 @@ def serve(
     pace_s: float = typer.Option(1.5, "--pace-s", help="seconds between replay ticks (demo)"),
     start: str = typer.Option("2015-12-28", "--from", help="first replay day (YYYY-MM-DD)"),
     as_json: bool = typer.Option(False, "--json", help="print the startup facts as JSON"),
+    log_level: str = typer.Option(
+        "warning",
+        "--log-level",
+        envvar="CROWDLEV_LOG_LEVEL",
+        help="JSON-lines logs on stderr at this level: debug (ticks), info (commands, risk"
+        " events), warning, error",
+    ),
 ) -> None:
     """Run the platform's HTTP service (single process: the platform state lives in it)."""
     import uvicorn
@@ -84,6 +117,7 @@ def serve(
         start_day = dt.date.fromisoformat(start)
     except ValueError as exc:
         raise InvalidInput(f"--from {start!r} is not a date YYYY-MM-DD") from exc
+    configure_logging(log_level)
     settings = load_settings(config)
     if demo and settings.database_url is None:
         # a fresh embedded store per demo run: the platform book starts empty
@@ -120,7 +154,8 @@ def serve(
                 typer.echo(f"  {name:<12} {pw}")
     api_state = application.state.api
     relay = lambda: platform.relay_identities(api_state.onboarding())  # noqa: E731
-    driver = ReplayDriver(platform, pace_s, relay) if demo else None
+    progress = None if as_json else typer.echo
+    driver = ReplayDriver(platform, pace_s, relay, progress) if demo else None
     if driver is not None:
         driver.start()
     try:

@@ -1,4 +1,4 @@
-"""The API's own tables (users, login attempts, idempotency records), SQLAlchemy
+"""The API's own tables (users, login attempts), SQLAlchemy
 Core on the same database as the custody ledger. All names are prefixed `api_`."""
 
 from __future__ import annotations
@@ -29,22 +29,8 @@ login_failures = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("username", sa.String(64), nullable=False, index=True),
-    sa.Column("client", sa.String(64), nullable=False),
+    sa.Column("client", sa.String(64), nullable=False, index=True),
     sa.Column("at_s", sa.BigInteger, nullable=False),
-)
-
-# The first response to a money-moving POST, replayed for a retry with the same key.
-idempotency = sa.Table(
-    "api_idempotency",
-    metadata,
-    sa.Column("user_id", sa.Integer, primary_key=True),
-    sa.Column("key", sa.String(128), primary_key=True),
-    sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("path", sa.String(256), nullable=False),
-    # NULL while the first request is still running (a concurrent retry gets 409).
-    sa.Column("status_code", sa.Integer, nullable=True),
-    sa.Column("response_json", sa.Text, nullable=True),
-    sa.Column("created_at_s", sa.BigInteger, nullable=False),
 )
 
 

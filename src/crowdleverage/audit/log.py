@@ -17,6 +17,7 @@ written there on creation; an auditor keeps their own copy).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -86,7 +87,9 @@ class Signer:
         signer = cls(raw)
         trust_file = data_dir / "audit_signers.json"
         trusted = set(load_trusted(data_dir)) | {signer.address}
-        trust_file.write_text(json.dumps(sorted(trusted)))
+        fd = os.open(trust_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(sorted(trusted)))
         return signer
 
     def sign(self, digest_hex: str) -> str:
@@ -170,14 +173,26 @@ class AuditLog:
         return LogEntry(seq, ts_ns, actor, action, payload, digest)
 
     def _write_head(self, seq: int, digest: str) -> None:
+        """Move the head forward to (seq, digest), never back: concurrent appenders (threads
+        or processes) take a file lock, and an older entry does not overwrite a newer head."""
         head = {
             "seq": seq,
             "entry_hash": digest,
             "signature": self.signer.sign(_head_digest(seq, digest)),
         }
-        tmp = self.head_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(head))
-        os.replace(tmp, self.head_file)
+        lock_fd = os.open(self.data_dir / "audit_head.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            current = self._read_head()
+            if current is not None and int(current["seq"]) >= seq:
+                return
+            tmp = self.head_file.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(head))
+            os.replace(tmp, self.head_file)
+        finally:
+            os.close(lock_fd)  # releases the lock
 
     def entries(self) -> list[LogEntry]:
         with self.engine.connect() as conn:
@@ -193,6 +208,10 @@ class AuditLog:
         if not trusted_set:
             report.problems.append({"seq": None, "problem": "no trusted audit signer configured"})
         prev, expected_seq = GENESIS, 1
+        # The head first, then the rows: an append commits its row before it writes the head,
+        # so every head we can read names a row we will read. Read the other way round, an
+        # append landing between the two reads looks like a truncated log (a false alarm).
+        head = self._read_head()
         with self.engine.connect() as conn:
             rows = list(conn.execute(sa.select(log_table).order_by(log_table.c.seq)).all())
         for r in rows:
@@ -214,15 +233,23 @@ class AuditLog:
                 problems.append(f"signed by untrusted key {who}")
             report.problems.extend({"seq": r.seq, "problem": p} for p in problems)
             prev, expected_seq = r.entry_hash, r.seq + 1
-        self._verify_head(report, rows, trusted_set)
+        self._verify_head(report, head, rows, trusted_set)
         return report
 
-    def _verify_head(self, report: VerifyReport, rows: list[Any], trusted: set[str]) -> None:
-        if not self.head_file.exists():
+    def _read_head(self) -> dict[str, Any] | None:
+        try:
+            head: dict[str, Any] = json.loads(self.head_file.read_text())
+        except FileNotFoundError:
+            return None
+        return head
+
+    def _verify_head(
+        self, report: VerifyReport, head: dict[str, Any] | None, rows: list[Any], trusted: set[str]
+    ) -> None:
+        if head is None:
             if rows:
                 report.problems.append({"seq": None, "problem": "head checkpoint is missing"})
             return
-        head = json.loads(self.head_file.read_text())
         report.head_seq = head["seq"]
         who = recover_signer(_head_digest(head["seq"], head["entry_hash"]), head["signature"])
         if who not in trusted:

@@ -13,7 +13,7 @@ import report, so a crash between booking a statement and queueing its mints los
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,8 +68,9 @@ class Bridge:
         self.chain = chain
         self.address_of = address_of
 
-    def queue_deposits(self) -> int:
-        """Queue a mint for every investor deposit in the ledger that has no bridge op yet."""
+    def queue_deposits(self, only: Collection[str] | None = None) -> int:
+        """Queue a mint for every investor deposit in the ledger that has no bridge op yet
+        (only those with the transfer ids `only`, 32 hex digits, when given)."""
         t, a = s.transfers, s.accounts
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -81,6 +82,8 @@ class Bridge:
                 .where(ops.c.op_id.is_(None))
                 .order_by(t.c.timestamp)
             ).all()
+        if only is not None:
+            rows = [r for r in rows if r.id in set(only)]
         for r in rows:
             self._record("mint", int(r.id, 16), r.investor_id, r.amount)
         return len(rows)
@@ -118,9 +121,10 @@ class Bridge:
                  "status": "pending", "chain_tx": None},
             )  # fmt: skip
 
-    def process(self) -> BridgeStats:
-        """Complete every pending op, oldest first; safe to call again after a crash."""
-        self.queue_deposits()
+    def process(self, deposits: Collection[str] | None = None) -> BridgeStats:
+        """Complete every pending op, oldest first; safe to call again after a crash. New
+        deposits are queued first: all of them, or only the transfer ids `deposits`."""
+        self.queue_deposits(deposits)
         with self.engine.connect() as conn:
             pending = conn.execute(
                 sa.select(ops).where(ops.c.status == "pending").order_by(ops.c.op_id)

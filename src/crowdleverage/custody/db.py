@@ -2,8 +2,9 @@
 `CROWDLEV_DATABASE_URL` is set (DESIGN.md §3).
 
 Writers are serialised, as in TigerBeetle's single-threaded state machine: on SQLite every
-write transaction starts with `BEGIN IMMEDIATE` (one writer at a time, readers keep reading the
-WAL); on PostgreSQL a writer first takes a transaction-scoped advisory lock. Under that lock a
+write transaction (`engine.begin()`, `write_transaction`) starts with `BEGIN IMMEDIATE` (one
+writer at a time, waiting up to the 30 s busy timeout; readers keep reading the WAL);
+on PostgreSQL a writer first takes a transaction-scoped advisory lock. Under that lock a
 batch may read, decide in memory and write without lost updates.
 """
 
@@ -60,6 +61,20 @@ def _sqlite_setup(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+    # `engine.begin()` (a write transaction) starts IMMEDIATE: a deferred transaction that
+    # reads and then writes fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT,
+    # which the busy timeout does not wait for) when another writer committed in between; an
+    # immediate one waits for the write lock up to the busy timeout. Reads through
+    # `engine.connect()` stay deferred and never block a writer (WAL).
+    @contextmanager
+    def _begin_immediate() -> Iterator[Connection]:
+        with engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    engine.begin = _begin_immediate  # type: ignore[method-assign]
 
 
 @contextmanager

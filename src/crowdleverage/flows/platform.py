@@ -25,9 +25,12 @@ anything after it from the chain's events.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import datetime as dt
 import itertools
 import json
+import logging
 import threading
 import time
 from collections import deque
@@ -48,13 +51,14 @@ from crowdleverage.chain.roles import Role
 from crowdleverage.config import Settings
 from crowdleverage.custody.bank.simulator import SimulatedBank
 from crowdleverage.custody.bridge import Bridge
-from crowdleverage.custody.db import engine_from_settings
+from crowdleverage.custody.db import engine_from_settings, write_transaction
 from crowdleverage.custody.indexer import ChainMirror
-from crowdleverage.custody.service import CustodyService
+from crowdleverage.custody.service import CustodyService, derive_id
 from crowdleverage.custody.types import new_id
 from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import (
     Conflict,
+    CrowdLevError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -64,6 +68,7 @@ from crowdleverage.domain.errors import (
 from crowdleverage.domain.money import format_yuan
 from crowdleverage.domain.security import Security
 from crowdleverage.flows.chain_financing import ENGINE, POOL, SHARE, AccountView, ChainFinancing
+from crowdleverage.flows.commands import Command, CommandSpec, CommandStore
 from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import AccountStatus, Event, Tranche
 from crowdleverage.market.calendar import SHANGHAI
@@ -93,6 +98,13 @@ bank_refs = sa.Table(
     sa.Column("user_id", sa.BigInteger, nullable=False),
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
 )
+
+
+log = logging.getLogger("crowdleverage.flows")
+
+
+def _ms(t0: float) -> int:
+    return int((time.perf_counter() - t0) * 1000)
 
 
 def _now_iso() -> str:
@@ -199,6 +211,7 @@ class Platform:
         self._bank_file = self.work_dir / "bank.json"
         self.bank = self._load_bank()
         self._statement_booked = False
+        self._import_leftover()
         self.market = market or MarketFeed.from_file(settings.market_data, start=market_start)
         self.codes = codes or default_universe(self.market)
         raw = chain if chain is not None else open_platform_chain(settings, self.market)
@@ -220,7 +233,12 @@ class Platform:
         self._day_open = False
         self._snap_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         self.s = _Saved()
+        self.commands = CommandStore(self.engine)
+        self.commands.create_schema()
+        self._cmd: Command | None = None  # the command being executed (under the lock)
         self._restore()
+        for cmd in self.commands.running():  # crashed mid-way: settle what reached the chain
+            self._resolve(cmd)
 
     # ----------------------------------------------------------------- start, save, close
 
@@ -240,22 +258,124 @@ class Platform:
             self.market.seek(dt.date.fromisoformat(self.s.market_day), 0)
         self._sync()  # events after the snapshot: orders, lines
         self._event("restored", f"restored at {self.market.today}")
+        # bridge operations a crash cut short (a burn without its payout, a mint due); while
+        # the chain is paused they wait, and the reconciliation below says so
+        # (only the mints of deposit commands: a ledger deposit nobody made is a break)
+        ours = [c.progress["bank"]["transfer"] for c in self.commands.running()
+                if "bank" in c.progress]  # fmt: skip
+        with contextlib.suppress(PlatformPaused):
+            self.bridge.process(deposits=ours)
         self.reconcile()
 
     def _listed(self) -> bool:
         code = code_to_chain(self.codes[0])
         return int(self.chain.call(ENGINE, "securities", code)[0]) > 0
 
-    def save(self) -> None:
-        """Persist the platform's own record (end of day, clean shutdown)."""
+    def save(self, also: Callable[[sa.Connection], None] | None = None) -> None:
+        """Persist the platform's own record (after a use case, end of day, clean shutdown);
+        `also` writes in the same transaction (a command's result)."""
         with self.lock:
             self.bank.save(self._bank_file)
             body = json.dumps(_dump(self.s), ensure_ascii=False)
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
                 conn.execute(snapshots.delete().where(snapshots.c.id == 1))
                 conn.execute(
                     snapshots.insert(), {"id": 1, "taken_at_s": int(time.time()), "body": body}
                 )
+                if also is not None:
+                    also(conn)
+
+    # ------------------------------------------------------------------ commands
+
+    def execute(
+        self, spec: CommandSpec, work: Callable[[], tuple[int, Any]]
+    ) -> tuple[int, Any, bool]:
+        """Run a money-moving use case exactly once per (owner, key) (`flows.commands`):
+        returns (status, body, replayed). `work` returns the response; a typed refusal (4xx)
+        is stored as the result like a success; an unexpected failure leaves the command
+        running, and a retry with the same key resumes it."""
+        t0 = time.perf_counter()
+        fields = {"event": "command", "owner_id": spec.owner_id, "key": spec.key,
+                  "path": spec.path}  # fmt: skip
+        with self.lock:
+            cmd, stored = self.commands.start(spec)
+            if stored is not None:
+                log.info("command replayed", extra={**fields, "status": stored.status_code,
+                                                    "outcome": "replayed"})  # fmt: skip
+                return stored.status_code, stored.body, True
+            assert cmd is not None
+            self._cmd = cmd
+            fields["resumed"] = cmd.resumed
+            try:
+                if cmd.resumed:
+                    self._resolve(cmd)
+                status, body = work()
+            except CrowdLevError as err:
+                if err.http_status >= 500:  # paused or unavailable: retry later, resumes
+                    self._resolve(cmd)
+                    log.warning("command deferred", extra={**fields, "outcome": err.code})
+                    raise
+                refused = {"details": {}, **err.to_dict()}
+                self._commit(cmd, err.http_status, refused)
+                log.info("command refused", extra={**fields, "status": err.http_status,
+                         "outcome": err.code, "ms": _ms(t0)})  # fmt: skip
+                raise
+            except Exception:
+                self._resolve(cmd)  # settle now, before another command can run
+                log.exception("command failed; a retry resumes it",
+                              extra={**fields, "outcome": "failed"})  # fmt: skip
+                raise
+            finally:
+                self._cmd = None
+            self._commit(cmd, status, body)
+            log.info("command done", extra={**fields, "status": status, "outcome": "done",
+                                            "ms": _ms(t0)})  # fmt: skip
+            return status, body, False
+
+    def _commit(self, cmd: Command, status: int, body: Any) -> None:
+        self.mirror.sync()
+        self._sync()
+        self.save(also=lambda conn: CommandStore.finish(conn, cmd.spec, status, body))
+
+    def _resolve(self, cmd: Command) -> None:
+        """For each chain step of `cmd` not yet settled, record whether it reached the chain
+        (its event after the recovery point). Runs before any other command can run."""
+        for step, st in list(cmd.progress.items()):
+            if st.get("kind") == "chain" and "seq" not in st:
+                ev = self._witness(st)
+                cmd.note(step, {**st, "seq": None if ev is None else ev.seq})
+
+    def _witness(self, st: dict[str, Any]) -> Any:
+        for e in self.chain.events(st["contract"], st["event"], since=int(st["since"])):
+            who = str(e.args.get("account", e.args.get("investor", ""))).lower()
+            if who == st["address"]:
+                return e
+        return None
+
+    def _event_head(self, contract: str, event: str) -> int:
+        evs = self.chain.events(contract, event, since=self.s.cursor)
+        return evs[-1].seq if evs else self.s.cursor
+
+    def _chain_once(
+        self, step: str, contract: str, event: str, user_id: int, send: Callable[[], Any]
+    ) -> dict[str, Any] | None:
+        """Send a chain transaction once per command: `None` after sending it now, or the
+        event's arguments when an earlier attempt of the same command already sent it."""
+        cmd = self._cmd
+        if cmd is None:
+            send()
+            return None
+        st = cmd.progress.get(step)
+        if st is not None and st.get("seq") is not None:
+            for e in self.chain.events(contract, event, since=int(st["seq"]) - 1):
+                if e.seq == int(st["seq"]):
+                    return dict(e.args)
+        address = self.fin.address(user_id).lower()
+        since = self._event_head(contract, event)
+        cmd.note(step, {"kind": "chain", "contract": contract, "event": event,
+                        "address": address, "since": since})  # fmt: skip
+        send()
+        return None
 
     def close(self) -> None:
         with self.lock:
@@ -268,13 +388,21 @@ class Platform:
 
     def _event(self, kind: str, message: str, account_id: int | None = None) -> None:
         ev = Event(next(self._event_seq), _now_iso(), kind, account_id, message)
+        log.info(message, extra={"event": kind, "account_id": account_id,
+                                 "trade_date": self.market.today.isoformat()})  # fmt: skip
         self.events.append(ev)
         self._snap_cache = None
         for fn in list(self.listeners):
             fn(ev)
 
     def _line(self, user_id: int, kind: str, amount_fen: int, **extra: Any) -> None:
-        self.s.history.setdefault(user_id, []).append(
+        lines = self.s.history.setdefault(user_id, [])
+        if self._cmd is not None:  # once per command, however often it resumes
+            tag = self._cmd.tag
+            if any(x.get("cmd") == tag and x["kind"] == kind for x in lines):
+                return
+            extra["cmd"] = tag
+        lines.append(
             {"at": _now_iso(), "trade_date": self.market.today.isoformat(), "kind": kind,
              "amount_fen": amount_fen, **extra}
         )  # fmt: skip
@@ -313,7 +441,7 @@ class Platform:
         chain's events after the saved cursor)."""
         self.mirror.sync()
         self._sync()
-        if save:
+        if save and self._cmd is None:  # a command saves with its result (`_commit`)
             self.save()
 
     # ------------------------------------------------------------------ 0. enrolment
@@ -357,41 +485,61 @@ class Platform:
         """The custodian bank received the user's transfer: it is booked on the bank's
         statement (camt.053), the statement is imported into the custody ledger, and the
         bridge mints the same amount of CashToken to the user's address with the ledger
-        transfer id as reference. A bank reference is accepted once."""
+        transfer id as reference. A bank reference is accepted once; a resumed command finds
+        its statement entry in the ledger (recovery point "bank") instead of booking again."""
         self._positive(amount_fen)
         if not 4 <= len(bank_reference) <= 64:
             raise InvalidInput("bank_reference must have 4–64 characters")
         with self.lock:
             self._require_open()
             self._enrolled(user_id)
-            with self.engine.begin() as conn:
-                seen = conn.execute(
-                    sa.select(bank_refs.c.user_id).where(bank_refs.c.reference == bank_reference)
-                ).first()
-                if seen is not None:
-                    raise Conflict(f"deposit: bank reference {bank_reference} was already posted")
-                conn.execute(
-                    bank_refs.insert(),
-                    {"reference": bank_reference, "user_id": user_id, "amount_fen": amount_fen},
-                )
-            try:
-                self.bank.receive_transfer(
-                    amount_fen, payer_name=f"user {user_id}",
-                    payer_account=f"6217{user_id:015d}", virtual_account=f"VA{user_id:08d}",
-                    remittance=bank_reference, day=self.market.today,
-                )  # fmt: skip
-                self._import_statement()
-            except Exception:
-                if not self._statement_booked:  # nothing reached custody: undo ours
-                    self.bank = self._load_bank()
-                    with self.engine.begin() as conn:
-                        conn.execute(
-                            bank_refs.delete().where(bank_refs.c.reference == bank_reference)
-                        )
-                raise
+            cmd = self._cmd
+            point = cmd.progress.get("bank") if cmd is not None else None
+            if point is not None and self.ledger.lookup_transfers([int(point["transfer"], 16)]):
+                self.bridge.process()  # booked before the crash: only the mint may be missing
+            else:
+                self._reserve_bank_reference(user_id, amount_fen, bank_reference, resumed=point)
+                self._book_deposit(user_id, amount_fen, bank_reference)
             self._line(user_id, "deposit", amount_fen, reference=bank_reference)
             self._after()
             return {"user_id": user_id, "wallet_fen": self.wallet_fen(user_id)}
+
+    def _reserve_bank_reference(
+        self, user_id: int, amount_fen: int, reference: str, *, resumed: Any
+    ) -> None:
+        with write_transaction(self.engine) as conn:
+            seen = conn.execute(
+                sa.select(bank_refs.c.user_id, bank_refs.c.amount_fen).where(
+                    bank_refs.c.reference == reference
+                )
+            ).first()
+            if seen is not None:
+                if resumed is not None and tuple(seen) == (user_id, amount_fen):
+                    return  # ours, from the attempt that crashed before booking
+                raise Conflict(f"deposit: bank reference {reference} was already posted")
+            conn.execute(
+                bank_refs.insert(),
+                {"reference": reference, "user_id": user_id, "amount_fen": amount_fen},
+            )
+
+    def _book_deposit(self, user_id: int, amount_fen: int, reference: str) -> None:
+        if self._cmd is not None:  # the ledger id the entry will get, noted before booking
+            servicer_ref = f"SIM{self.market.today:%Y%m%d}{self.bank.next_ref:08d}"
+            tid = derive_id("camt053", BANK_ACCOUNT, servicer_ref)
+            self._cmd.note("bank", {"transfer": f"{tid:032x}"})
+        try:
+            self.bank.receive_transfer(
+                amount_fen, payer_name=f"user {user_id}",
+                payer_account=f"6217{user_id:015d}", virtual_account=f"VA{user_id:08d}",
+                remittance=reference, day=self.market.today,
+            )  # fmt: skip
+            self._import_statement()
+        except Exception:
+            if not self._statement_booked:  # nothing reached custody: undo ours
+                self.bank = self._load_bank()
+                with write_transaction(self.engine) as conn:
+                    conn.execute(bank_refs.delete().where(bank_refs.c.reference == reference))
+            raise
 
     def _load_bank(self) -> SimulatedBank:
         """The simulated custodian bank as last saved (a new one on first start)."""
@@ -399,11 +547,35 @@ class Platform:
             return SimulatedBank.load(self._bank_file)
         return SimulatedBank(BANK_ACCOUNT)
 
+    def _import_leftover(self) -> None:
+        """A statement the bank closed before a crash that custody may not have imported:
+        import it now (importing the same statement twice changes nothing)."""
+        if self.bank.unimported is None:
+            return
+        self.custody.import_statement(self.bank.unimported.encode())
+        self.bank.unimported = None
+        self.bank.save(self._bank_file)
+
     def _import_statement(self) -> None:
         at = dt.datetime.combine(self.market.today, dt.time(17, 0), tzinfo=SHANGHAI)
         self._statement_booked = False
-        report = self.custody.import_statement(self.bank.close_statement(at=at))
+        before = copy.deepcopy(self.bank)
+        saved = self._bank_file.read_bytes() if self._bank_file.exists() else None
+        data = self.bank.close_statement(at=at)
+        self.bank.unimported = data.decode()
+        self.bank.save(self._bank_file)  # from here a restart imports it (`_import_leftover`)
         self._statement_booked = True
+        try:
+            report = self.custody.import_statement(data)
+        except CrowdLevError:  # custody refused it, booking nothing: the bank takes it back
+            self.bank = before
+            if saved is None:
+                self._bank_file.unlink()
+            else:
+                self._bank_file.write_bytes(saved)
+            self._statement_booked = False
+            raise
+        self.bank.unimported = None
         self.bank.save(self._bank_file)
         stats = self.bridge.process()
         if report.suspense_fen or stats.failed:
@@ -418,7 +590,10 @@ class Platform:
         with self.lock:
             self._require_open()
             self._enrolled(user_id)
-            self.bridge.redeem(investor_id(user_id), amount_fen, payout_id=new_id())
+            # a command's payout id (= burn reference) is derived from its key: a retry finds
+            # the same bridge operation and completes it instead of burning again
+            payout_id = self._cmd.ref if self._cmd is not None else new_id()
+            self.bridge.redeem(investor_id(user_id), amount_fen, payout_id=payout_id)
             self._line(user_id, "withdrawal", -amount_fen)
             self._after()
             return {"user_id": user_id, "wallet_fen": self.wallet_fen(user_id)}
@@ -436,7 +611,13 @@ class Platform:
         with self.lock:
             self._require_open()
             self._enrolled(user_id)
-            self.fin.subscribe(user_id, SENIOR_OF[tranche], amount_fen)
+            self._chain_once(
+                "subscribe",
+                POOL,
+                "Queued",
+                user_id,
+                lambda: self.fin.subscribe(user_id, SENIOR_OF[tranche], amount_fen),
+            )
             req = Request(self._next_id(), user_id, tranche, amount_fen, self.market.today)
             self._line(user_id, "subscription_requested", -amount_fen, tranche=tranche.value)
             self._after()
@@ -447,7 +628,13 @@ class Platform:
         with self.lock:
             self._require_open()
             self._enrolled(user_id)
-            self.fin.redeem(user_id, SENIOR_OF[tranche], units)
+            self._chain_once(
+                "redeem",
+                POOL,
+                "Queued",
+                user_id,
+                lambda: self.fin.redeem(user_id, SENIOR_OF[tranche], units),
+            )
             req = Request(self._next_id(), user_id, tranche, units, self.market.today)
             self._line(user_id, "redemption_requested", 0, tranche=tranche.value, units=units)
             self._after()
@@ -566,7 +753,13 @@ class Platform:
         with self.lock:
             self._require_open()
             acc = self.account(account_id)
-            self.fin.deposit(acc.owner_id, amount_fen, reserve=reserve)
+            self._chain_once(
+                "fund",
+                ENGINE,
+                "Deposited",
+                acc.owner_id,
+                lambda: self.fin.deposit(acc.owner_id, amount_fen, reserve=reserve),
+            )
             kind = "reserve_deposit" if reserve else "margin_deposit"
             self._line(acc.owner_id, kind, -amount_fen, account_id=acc.id)
             self._after()
@@ -580,7 +773,13 @@ class Platform:
         with self.lock:
             self._require_open()
             acc = self.account(account_id)
-            self.fin.withdraw(acc.owner_id, amount_fen, reserve=reserve)
+            self._chain_once(
+                "withdraw",
+                ENGINE,
+                "Withdrawn",
+                acc.owner_id,
+                lambda: self.fin.withdraw(acc.owner_id, amount_fen, reserve=reserve),
+            )
             self._line(acc.owner_id, "account_withdrawal", amount_fen, account_id=acc.id)
             self._after()
             return acc
@@ -590,10 +789,17 @@ class Platform:
         self._positive(amount_fen)
         with self.lock:
             acc = self.account(account_id)
+            done = self._cmd is not None and self._cmd.progress.get("repay", {}).get("seq")
             debt = self.fin.account(acc.owner_id).debt_fen
-            if amount_fen > debt:
+            if amount_fen > debt and not done:
                 raise RuleViolation(f"repay {amount_fen} fen exceeds the debt {debt} fen")
-            self.fin.repay(acc.owner_id, amount_fen, from_wallet=False)
+            self._chain_once(
+                "repay",
+                ENGINE,
+                "Repaid",
+                acc.owner_id,
+                lambda: self.fin.repay(acc.owner_id, amount_fen, from_wallet=False),
+            )
             self._line(acc.owner_id, "repayment", -amount_fen, account_id=acc.id)
             self._after()
             return acc
@@ -612,33 +818,44 @@ class Platform:
         sec = Security.parse(code)
         code = sec.code
         with self.lock:
-            if buy:
-                self._require_open()
             acc = self.account(account_id)
-            if code not in self.codes:
-                raise RuleViolation(f"{code} is not in the platform's financed universe")
-            q = self.quote(code)
-            if q.halted:
-                raise RuleViolation(f"{code} is halted on {self.market.today}")
-            # the exchange's order rules (band, lots; the broker would reject the order at
-            # placement); the engine checks the margin rules
-            sellable = 0 if buy else self.fin.sellable(acc.owner_id, code)
-            band = PriceBand(q.limit_down_fen, q.limit_up_fen, None)
-            try:
-                check_order(Side.BUY if buy else Side.SELL, qty, limit, band, holding=sellable)
-            except RuleViolation as err:
-                if not buy and qty > sellable:
-                    raise RuleViolation(
-                        f"{err.message} (T+1: bought today sells tomorrow)"
-                    ) from err
-                raise
+            if self._cmd is None or self._cmd.progress.get("order", {}).get("seq") is None:
+                self._check_order(acc, code, qty, limit, buy=buy)
             request = self.fin.request_buy if buy else self.fin.request_sell
-            oid = request(acc.owner_id, code, qty, limit)
+            placed: list[int] = []
+            sent = self._chain_once(
+                "order", ORDERBOOK, "OrderRequested", acc.owner_id,
+                lambda: placed.append(request(acc.owner_id, code, qty, limit)),
+            )  # fmt: skip
+            oid = placed[0] if sent is None else int(sent["order_id"])
             drawn = int(self.chain.call(ORDERBOOK, "orders", oid)[9]) if buy else 0
             self._after()
             order = self.s.orders[oid]
             order.financing_fen = drawn
             return order
+
+    def _check_order(
+        self, acc: MarginAccount, code: str, qty: int, limit: int, *, buy: bool
+    ) -> None:
+        """The exchange's order rules at entry (kept for a clearer message than the broker's
+        rejection at placement); the engine checks the margin rules."""
+        if buy:
+            self._require_open()
+        if code not in self.codes:
+            raise RuleViolation(f"{code} is not in the platform's financed universe")
+        q = self.quote(code)
+        if q.halted:
+            raise RuleViolation(f"{code} is halted on {self.market.today}")
+        # the exchange's order rules (band, lots; the broker would reject the order at
+        # placement); the engine checks the margin rules
+        sellable = 0 if buy else self.fin.sellable(acc.owner_id, code)
+        band = PriceBand(q.limit_down_fen, q.limit_up_fen, None)
+        try:
+            check_order(Side.BUY if buy else Side.SELL, qty, limit, band, holding=sellable)
+        except RuleViolation as err:
+            if not buy and qty > sellable:
+                raise RuleViolation(f"{err.message} (T+1: bought today sells tomorrow)") from err
+            raise
 
     def orders_of(self, account_id: int) -> list[Order]:
         with self.lock:
@@ -667,6 +884,8 @@ class Platform:
                 self.market.advance()
                 self.fin.step()
             self._after(save=False)
+            log.debug("tick", extra={"event": "tick", "trade_date": self.market.today.isoformat(),
+                                     "step": self.market.step})  # fmt: skip
             return {"date": self.market.today.isoformat(), "step": self.market.step}
 
     @property

@@ -26,6 +26,9 @@ class SimulatedBank:
     open_entries: list[Entry] = field(default_factory=list)  # booked since the last statement
     executed_messages: list[str] = field(default_factory=list)  # pain.001 MsgIds executed
     last_closing_fen: int = 0
+    # a closed statement the custodian has not imported yet (camt.053 XML): saved with the
+    # bank's state so that a crash between closing and importing loses no statement
+    unimported: str | None = None
 
     def _ref(self, day: date) -> str:
         ref = f"SIM{day:%Y%m%d}{self.next_ref:08d}"
