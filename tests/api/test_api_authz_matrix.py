@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from api_world import World, application_body, make_world, referred_borrower
 
+from crowdleverage.api.published import EndOfDayStress
 from crowdleverage.api.security import Role
 from crowdleverage.market.bars import Bar
 
@@ -216,12 +217,16 @@ ENDPOINTS = [
     Ep("GET", "/compliance/credit/population", frozenset({CMP, OP})),
     Ep("GET", "/status", public=True),
     Ep("GET", "/public/transparency", public=True),
+    Ep("GET", "/public/stress", public=True),
 ]
 
 
 @pytest.fixture(scope="module")
 def mworld(tmp_path_factory: pytest.TempPathFactory, market_bars: list[Bar]) -> Iterator[World]:
     w = make_world(tmp_path_factory.mktemp("matrix"), market_bars, trade=True)
+    stress = EndOfDayStress(w.state.platform.settings.data_dir)  # /public/stress has a result
+    stress.day_closed(w.state.platform.market.today)
+    stress.join(timeout=300)
     yield w
     w.client.close()
 

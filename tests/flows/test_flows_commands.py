@@ -28,6 +28,7 @@ from flows_world import (
     lever_up,
 )
 
+from crowdleverage.chain.margin import ORDERBOOK
 from crowdleverage.config import Settings
 from crowdleverage.custody.db import make_engine
 from crowdleverage.custody.service import payouts
@@ -128,7 +129,7 @@ def _facts(h: Holder, name: str) -> dict[str, int]:
         "payouts": int(n_payouts),
         "queued": int(p.chain.call(POOL, "queued", 3, who)),
         "orders": len(p.orders_of(h.account_id)),
-        "requested": len(p.chain.events(ENGINE, "OrderRequested")),
+        "requested": len(p.chain.events(ORDERBOOK, "OrderRequested")),
         "principal": view.principal_fen,
         "repaid": len(p.chain.events(ENGINE, "Repaid")),
         "cash": view.cash_fen,

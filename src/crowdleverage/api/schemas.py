@@ -4,7 +4,7 @@ boolean."""
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -374,3 +374,6 @@ class TransparencyOut(Strict):
     utilisation_bps: int
     insurance_fen: int
     trade_date: str
+    regime: dict[str, Any] | None = None  # market regime (risk/regime.py), last close
+    stress: dict[str, Any] | None = None  # newest stored stress result (risk/stress/)
+    strategy_brake: dict[str, Any] | None = None  # strategy accounts' liquidity brake

@@ -36,20 +36,25 @@ class ReplayDriver(threading.Thread):
         pace_s: float,
         after_tick: Callable[[], object] | None = None,
         progress: Callable[[str], None] | None = None,
+        day_closed: Callable[[dt.date], object] | None = None,
     ) -> None:
         super().__init__(name="replay-driver", daemon=True)
         self.platform = platform
         self.pace_s = pace_s
         self.after_tick = after_tick  # e.g. relay the compliance outbox on chain
         self.progress = progress  # one line per replayed trading day, and one at the end
+        self.day_closed = day_closed  # e.g. the end-of-day stress run
         self.stop = threading.Event()
         self._day: str | None = None
         self._days = 0
 
     def _report(self, p: Any) -> None:
-        if self.progress is None:
-            return
         day = p.market.today.isoformat()
+        if self.day_closed is not None and self._day is not None and day != self._day:
+            self.day_closed(dt.date.fromisoformat(self._day))
+        if self.progress is None:
+            self._day = day
+            return
         if p.replay_done:
             self.progress(f"replay ended after {self._days} trading days (last day {day});"
                           " the service keeps serving, Ctrl-C stops it")  # fmt: skip
@@ -96,6 +101,12 @@ def serve(
     pace_s: float = typer.Option(1.5, "--pace-s", help="seconds between replay ticks (demo)"),
     start: str = typer.Option("2015-12-28", "--from", help="first replay day (YYYY-MM-DD)"),
     as_json: bool = typer.Option(False, "--json", help="print the startup facts as JSON"),
+    stress_each_day: bool = typer.Option(
+        True,
+        "--stress/--no-stress",
+        help="run the reduced stress suite at every replayed close (demo), published on"
+        " /transparency",
+    ),
     log_level: str = typer.Option(
         "warning",
         "--log-level",
@@ -109,6 +120,7 @@ def serve(
 
     from crowdleverage.api import demo as demo_world
     from crowdleverage.api.app import create_app
+    from crowdleverage.api.published import EndOfDayStress
     from crowdleverage.flows.platform import Platform
 
     if not 0.05 <= pace_s <= 3600:
@@ -155,7 +167,9 @@ def serve(
     api_state = application.state.api
     relay = lambda: platform.relay_identities(api_state.onboarding())  # noqa: E731
     progress = None if as_json else typer.echo
-    driver = ReplayDriver(platform, pace_s, relay, progress) if demo else None
+    stress = EndOfDayStress(settings.data_dir) if demo and stress_each_day else None
+    day_closed = stress.day_closed if stress is not None else None
+    driver = ReplayDriver(platform, pace_s, relay, progress, day_closed) if demo else None
     if driver is not None:
         driver.start()
     try:
@@ -168,5 +182,7 @@ def serve(
         if driver is not None:
             driver.stop.set()
             driver.join(timeout=10)
+        if stress is not None:
+            stress.join(timeout=30)
         platform.save()  # also saved by the app's lifespan on SIGTERM (uvicorn re-raises it)
         platform.close()

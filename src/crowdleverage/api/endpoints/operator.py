@@ -11,10 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
+from crowdleverage.api import published
 from crowdleverage.api import schemas as S
 from crowdleverage.api.deps import ApiState, PageParams, page_params, require, state
 from crowdleverage.api.security import Role, User
 from crowdleverage.api.views import max_drawdown_bps
+from crowdleverage.domain.errors import NotFound
 from crowdleverage.flows.model import AccountStatus, Tranche
 from crowdleverage.flows.platform import Platform
 
@@ -191,6 +193,7 @@ def transparency(p: Platform) -> dict[str, Any]:
             )
         statuses = [a["status"] for a in snap["accounts"]]
         terms = p.published_terms()
+        today = p.market.today
     return {
         "tiers": [S.TierOut(**t) for t in terms["tiers"]],
         "fees": terms["fees"],
@@ -209,7 +212,20 @@ def transparency(p: Platform) -> dict[str, Any]:
         "utilisation_bps": snap["utilisation_bps"],
         "insurance_fen": snap["insurance_fen"],
         "trade_date": snap["trade_date"],
+        "regime": published.regime_summary(p.settings.market_data, today),
+        "stress": published.stress_summary(p.settings.data_dir),
+        "strategy_brake": published.brake_summary(),
     }
+
+
+@router.get("/public/stress", response_model=dict[str, Any])
+def public_stress(st: ApiState = Depends(state)) -> dict[str, Any]:
+    """Public: the newest stored stress-test result (scenarios, layers, targets), 404 when
+    none has run yet."""
+    out = published.stress_summary(st.platform.settings.data_dir)
+    if out is None:
+        raise NotFound("no stress test has run yet")
+    return out
 
 
 @router.get("/public/transparency", response_model=S.TransparencyOut)
