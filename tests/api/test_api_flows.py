@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from api_world import World
+from api_world import World, application_body
 
 from crowdleverage.api import demo
 from crowdleverage.api.security import Role
@@ -244,12 +244,27 @@ def test_kyc_gates_money_and_accounts(world: World) -> None:
     hn = {"Authorization": f"Bearer {tok.json()['access_token']}"}
     r = c.post(f"{API}/margin-accounts", json={"tier": 1}, headers=hn)
     assert r.status_code == 403 and r.json()["error"] == "compliance_block"
-    r = c.post(
+    r = c.post(  # the legacy KYC endpoint cannot approve a borrower: no credit decision
         f"{API}/compliance/users/{new_id}/kyc",
         json={"decision": "approved", "credit_tier": 1},
         headers=world.h("compliance"),
     )
-    assert r.status_code == 200 and r.json()["credit_tier"] == 1
+    assert r.status_code == 409 and "onboarding pipeline" in r.json()["message"]
+    assert world.state.users.get(new_id).kyc_status == "pending"
+    # through the pipeline: the policy refers this applicant, the officer approves tier 1
+    r = c.post(
+        f"{API}/onboarding/applications",
+        json=application_body(world, band=(0.15, 0.30)),
+        headers=hn,
+    )
+    assert r.status_code == 201 and r.json()["status"] == "referred", r.text
+    r = c.post(
+        f"{API}/compliance/onboarding/users/{new_id}/override",
+        json={"outcome": "approve", "tier": 1, "reason": "income verified by phone"},
+        headers=world.h("compliance"),
+    )
+    assert r.status_code == 200, r.text
+    assert world.state.users.get(new_id).credit_tier == 1
     assert c.post(f"{API}/margin-accounts", json={"tier": 2}, headers=hn).status_code == 403
     assert c.post(f"{API}/margin-accounts", json={"tier": 1}, headers=hn).status_code == 201
 

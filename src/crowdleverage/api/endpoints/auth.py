@@ -79,13 +79,21 @@ def decide_kyc(
     actor: User = Depends(require(Role.COMPLIANCE)),
     st: ApiState = Depends(state),
 ) -> S.UserOut:
-    """Record the KYC decision; a borrower's approval carries the credit tier. An approval is
-    screened against the sanctions lists first (compliance.screening); a hit blocks it."""
-    from crowdleverage.domain.errors import InvalidInput
+    """Record an investor's KYC decision, or decline anyone. An approval is screened against
+    the sanctions lists first (compliance.screening); a hit blocks it. A borrower is approved
+    only through the onboarding pipeline (credit score, tier and rate, or an officer's
+    override with a written reason), never here."""
+    from crowdleverage.domain.errors import Conflict, InvalidInput
 
     target = st.users.get(user_id)
     if target.role not in (Role.INVESTOR, Role.BORROWER):
         raise InvalidInput(f"KYC applies to investors and borrowers, not {target.role.value}")
+    if target.role is Role.BORROWER and body.decision == "approved":
+        raise Conflict(
+            "a borrower is approved through the onboarding pipeline (credit score and tier):"
+            " POST /api/v1/onboarding/applications, or the officer's override of a referred"
+            " application at /api/v1/compliance/onboarding/users/{id}/override"
+        )
     if body.decision == "approved":
         screened = st.compliance().screener().screen(target.display_name)
         if screened.is_hit:
@@ -100,9 +108,7 @@ def decide_kyc(
                 entry_id=top.entry_id,
                 score=top.score,
             )
-    tier = body.credit_tier if body.decision == "approved" else None
-    if target.role is Role.BORROWER and body.decision == "approved" and tier is None:
-        raise InvalidInput("approving a borrower needs a credit_tier (1–3)")
+    tier = None  # tiers come from the onboarding pipeline's credit decision
     user = st.users.set_kyc(user_id, body.decision, tier)
     st.audit.append(actor.username, "kyc_decision", {"user_id": user_id, **body.model_dump()})
     return user_out(user)
