@@ -9,7 +9,6 @@ results under `<data_dir>/stress/`, never the chain or the ledger.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import threading
 from pathlib import Path
@@ -20,24 +19,12 @@ from crowdleverage.domain.errors import NotFound
 log = logging.getLogger("crowdleverage.published")
 
 
-@functools.lru_cache(maxsize=4)
-def _regime_points(market_data: str) -> tuple[dict[str, Any], ...]:
-    """The regime at every close of the bar file (the indicator needs the whole market and
-    the index, not only the platform's universe). Computed once per file."""
-    from crowdleverage.market.bars import read_bars
-    from crowdleverage.market.replay import trading_days
-    from crowdleverage.risk.regime import regime_history
-
-    days = list(trading_days(read_bars(Path(market_data))))
-    return tuple(p.as_dict() for p in regime_history(days))
-
-
 def regime_summary(market_data: Path, on: dt.date) -> dict[str, Any] | None:
     """The regime at the last close before `on` (what was published before that day's open:
     no look-ahead), its last 20 closes and parameters."""
-    from crowdleverage.risk.regime import RegimeParams
+    from crowdleverage.risk.regime import RegimeParams, published_history
 
-    points = [p for p in _regime_points(str(market_data)) if p["date"] < on.isoformat()]
+    points = [p.as_dict() for p in published_history(str(market_data)) if p.date < on]
     if not points:
         return None
     return {"now": points[-1], "history": points[-20:], "params": RegimeParams().as_dict()}

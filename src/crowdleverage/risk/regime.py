@@ -32,6 +32,7 @@ at a 10% share of the market's volume the whole platform position sells in one n
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -252,3 +253,20 @@ def transparency(
         "params": p.as_dict(),
         "liquidity": liquidity_caps(upto, on, codes, holdings or {}),
     }
+
+
+@functools.lru_cache(maxsize=4)
+def published_history(market_data: str) -> tuple[RegimePoint, ...]:
+    """The regime at every close of a bar file, from the whole market in it (the indicator
+    needs every listed stock and the index, not only a platform's universe). Computed once
+    per file; what the platform publishes and sets on chain reads this."""
+    from crowdleverage.market.bars import read_bars
+    from crowdleverage.market.replay import trading_days
+
+    return tuple(regime_history(trading_days(read_bars(market_data))))
+
+
+def regime_at_close(market_data: str, day: dt.date) -> RegimePoint | None:
+    """The regime at the last close on or before `day` (None before the file's first close)."""
+    points = [p for p in published_history(market_data) if p.date <= day]
+    return points[-1] if points else None
