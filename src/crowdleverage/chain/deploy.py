@@ -19,6 +19,7 @@ from crowdleverage.chain.artifacts import DEPLOYABLES, artifact
 from crowdleverage.chain.keys import SYSTEM_ACTORS
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
+from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import ConfigError, Conflict, NotFound
 
 MANIFEST_NAME = "manifest.json"
@@ -167,6 +168,10 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
     port.send("TranchePool", "connect", engine, insurance, actor="operator")
     port.send("InsuranceFund", "set_engine", engine, actor="operator")
     port.send("MarginEngine", "connect", liquidator, orderbook, actor="operator")
+    # the risk parameters come from one definition (domain/params), not the constructor's
+    for tier in P.TIERS.values():
+        port.send("MarginEngine", "set_tier", tier.tier, P.engine_tier(tier), actor="operator")
+    port.send("MarginEngine", "set_limits", P.engine_limits(), actor="operator")
     port.register_at("SeniorShare", port.call("TranchePool", "SENIOR"), "TrancheShare")
     port.register_at("JuniorShare", port.call("TranchePool", "JUNIOR"), "TrancheShare")
     for label, source in FINANCING_CONTRACTS.items():

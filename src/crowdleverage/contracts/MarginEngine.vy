@@ -102,6 +102,11 @@ event TierSet:
     rate_bps: uint256
 
 
+event LimitsSet:
+    old: Limits
+    new: Limits
+
+
 event SecuritySet:
     code: indexed(uint256)
     haircut_bps: uint256
@@ -275,6 +280,12 @@ def _get(who: address) -> Account:
 def _put(who: address, a: Account):
     # dev: one copy of the 10-slot store in the bytecode
     self.accounts[who] = a
+
+
+@internal
+@view
+def _check_account(who: address):
+    assert self.accounts[who].tier != 0, "margin: no account"
 
 
 @internal
@@ -526,7 +537,7 @@ def deposit(amount_fen: uint256, to_reserve: bool):
             (approve the engine first).
     """
     # dev: field-wise access: reading the whole Account would cost 10 cold SLOADs
-    assert self.accounts[msg.sender].tier != 0, "margin: no account"
+    self._check_account(msg.sender)
     self._check_amount(amount_fen)
     if to_reserve:
         self.accounts[msg.sender].reserve_fen += amount_fen
@@ -794,7 +805,7 @@ def credit_cash(who: address, amount_fen: uint256, ref: bytes32):
     @param ref The corporate-action reference, used once .
     """
     self._use_ref(ref)
-    assert self.accounts[who].tier != 0, "margin: no account"
+    self._check_account(who)
     self._check_amount(amount_fen)
     self.accounts[who].cash_fen += amount_fen
     self.held_fen += amount_fen
@@ -966,11 +977,17 @@ def set_security(code: uint256, haircut_bps: uint256, st: bool, listed_day: uint
 @external
 def set_limits(lim: Limits):
     """
-    @notice Operator: position limits, penalty and floors (bps).
+    @notice Operator: position limits, penalty and floors (bps). Event `LimitsSet` with the
+            old and the new values.
+    @param lim max_single_bps and max_exposure_bps in 1..10000; penalty_bps and max_fee_bps
+           below 10000; hard_floor_bps and withdraw_floor_bps above 10000 (100%).
     """
     self._check_operator()
     assert lim.max_single_bps <= C.BPS and lim.max_exposure_bps <= C.BPS, "margin: limit above 100%"
+    assert lim.max_single_bps > 0 and lim.max_exposure_bps > 0, "margin: zero limit"
     assert lim.penalty_bps < C.BPS and lim.max_fee_bps < C.BPS, "margin: fee above 100%"
+    assert lim.hard_floor_bps > C.BPS and lim.withdraw_floor_bps > C.BPS, "margin: floor not above 100%"
+    log LimitsSet(old=self.limits, new=lim)
     self.limits = lim
 
 
@@ -995,10 +1012,7 @@ def pause():
     """
     @notice Operator: fail closed (reconciliation break).
     """
-    self._check_operator()
-    assert not self.paused, "margin: already paused"
-    self.paused = True
-    log Paused(by=msg.sender, paused=True)
+    self._set_paused(True)
 
 
 @external
@@ -1006,10 +1020,18 @@ def unpause():
     """
     @notice Operator: resume after a pause.
     """
+    self._set_paused(False)
+
+
+@internal
+def _set_paused(on: bool):
     self._check_operator()
-    assert self.paused, "margin: not paused"
-    self.paused = False
-    log Paused(by=msg.sender, paused=False)
+    if on:
+        assert not self.paused, "margin: already paused"
+    else:
+        assert self.paused, "margin: not paused"
+    self.paused = on
+    log Paused(by=msg.sender, paused=on)
 
 
 # ---------------------------------------------------------------- external: compliance
