@@ -46,6 +46,7 @@ PLATFORM_ACTORS: dict[str, tuple[str, Role]] = {
     "pool": ("TranchePool", Role.PLATFORM),
     "insurance": ("InsuranceFund", Role.PLATFORM),
     "engine": ("MarginEngine", Role.PLATFORM | Role.BROKER),
+    "orderbook": ("OrderBook", Role.BROKER),  # mints/burns the engine's certificates on fills
 }
 # Financing contracts in the manifest: label → source.
 FINANCING_CONTRACTS: dict[str, str] = {
@@ -152,11 +153,9 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
         "TranchePool", [cash, registry, blueprint, port.address_of(FEE_ACTOR)], actor="admin"
     )
     insurance = port.deploy("InsuranceFund", [cash, registry, pool], actor="admin")
-    engine = port.deploy(
-        "MarginEngine", [cash, registry, oracle, shares, pool, insurance], actor="admin"
-    )
+    engine = port.deploy("MarginEngine", [cash, registry, oracle, pool, insurance], actor="admin")
     liquidator = port.deploy("Liquidator", [engine, registry, oracle], actor="admin")
-    orderbook = port.deploy("OrderBook", [engine, registry, oracle], actor="admin")
+    orderbook = port.deploy("OrderBook", [engine, registry, oracle, shares], actor="admin")
     expires = port.block_time() + IDENTITY_TTL_S
     parties = [(port.address_of(FEE_ACTOR), Role.INVESTOR)]
     for actor, (contract, role) in PLATFORM_ACTORS.items():

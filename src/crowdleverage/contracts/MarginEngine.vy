@@ -27,7 +27,6 @@ from .interfaces import ICashToken
 from .interfaces import IIdentityRegistry
 from .interfaces import IInsuranceFund
 from .interfaces import IPriceOracle
-from .interfaces import IShareCertificates
 from .interfaces import ITranchePool
 from . import constants as C
 
@@ -166,7 +165,6 @@ struct Limits:
 CASH: immutable(ICashToken)
 REGISTRY: immutable(IIdentityRegistry)
 ORACLE: public(immutable(IPriceOracle))
-SHARES: immutable(IShareCertificates)
 POOL: public(immutable(ITranchePool))
 INSURANCE: immutable(IInsuranceFund)
 
@@ -220,14 +218,12 @@ def __init__(
     cash: ICashToken,
     registry: IIdentityRegistry,
     oracle: IPriceOracle,
-    shares: IShareCertificates,
     pool: ITranchePool,
     insurance: IInsuranceFund,
 ):
     CASH = cash
     REGISTRY = registry
     ORACLE = oracle
-    SHARES = shares
     POOL = pool
     INSURANCE = insurance
     self.limits = Limits(
@@ -687,7 +683,7 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
 def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker: address, ref: bytes32):
     """
     @notice OrderBook: a buy fill: pay the broker `cost` from the reserved cash and credit
-            `qty` T+1-locked shares (certificates minted to the engine with `ref`).
+            `qty` T+1-locked shares (the OrderBook mints the certificates to the engine).
     @param who The account holder.
     @param code Security code.
     @param qty Shares filled.
@@ -703,7 +699,6 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
     self.positions[who][code] += qty
     self.buying[who][code] -= qty
     extcall CASH.transfer(broker, cost)
-    extcall SHARES.mint(self, code, qty, ref)
 
 
 @external
@@ -711,7 +706,7 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
 def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address, ref: bytes32):
     """
     @notice OrderBook: a sell fill: take the proceeds from the broker (who approved the
-            engine), retire the shares; a liquidation pays the penalty to the insurance fund
+            engine), retire the shares (the OrderBook burns the certificates); a liquidation pays the penalty to the insurance fund
             (never lowering the ratio) and repays the debt with the rest.
     @param who The account holder.
     @param code Security code.
@@ -743,7 +738,6 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     a.penalty_fen += penalty
     self.held_fen += proceeds - penalty
     extcall CASH.transferFrom(broker, self, proceeds)
-    extcall SHARES.burn(self, code, qty, ref)
     if penalty > 0:
         extcall CASH.transfer(INSURANCE.address, penalty)
         extcall INSURANCE.credit(penalty, 2)
@@ -1046,8 +1040,6 @@ def open_account(who: address, tier: uint256):
         "margin: account is not a borrower"
     )
     assert self.tiers[tier].max_leverage > 0, "margin: unknown tier"
-    a: Account = self._get(who)
-    assert a.scaled_debt == 0, "margin: repay before changing tier"
-    log AccountOpened(account=who, tier_before=a.tier, tier_after=tier, by=msg.sender)
-    a.tier = tier
-    self._put(who, a)
+    assert self.accounts[who].scaled_debt == 0, "margin: repay before changing tier"
+    log AccountOpened(account=who, tier_before=self.accounts[who].tier, tier_after=tier, by=msg.sender)
+    self.accounts[who].tier = tier

@@ -17,6 +17,7 @@
 from .interfaces import IIdentityRegistry
 from .interfaces import IMarginEngine
 from .interfaces import IPriceOracle
+from .interfaces import IShareCertificates
 from . import constants as C
 
 # ---------------------------------------------------------------- events
@@ -79,6 +80,7 @@ struct Packed:
 ENGINE: public(immutable(IMarginEngine))
 REGISTRY: public(immutable(IIdentityRegistry))
 ORACLE: public(immutable(IPriceOracle))
+SHARES: public(immutable(IShareCertificates))
 
 # Orders by id (packed) and the id counter.
 packed: HashMap[uint256, Packed]
@@ -91,19 +93,29 @@ M64: constant(uint256) = 2**64 - 1
 
 
 @deploy
-def __init__(engine: IMarginEngine, registry: IIdentityRegistry, oracle: IPriceOracle):
+def __init__(
+    engine: IMarginEngine,
+    registry: IIdentityRegistry,
+    oracle: IPriceOracle,
+    shares: IShareCertificates,
+):
     """
     @param engine The MarginEngine holding the accounts.
     @param registry The IdentityRegistry (BORROWER and BROKER roles).
     @param oracle The PriceOracle (bands and seals).
+    @param shares The ShareCertificates: fills mint and burn the engine's certificates (this
+           contract holds the BROKER role for that).
     """
     assert engine.address != empty(address) and registry.address != empty(address), (
         "orders: zero address"
     )
-    assert oracle.address != empty(address), "orders: zero address"
+    assert oracle.address != empty(address) and shares.address != empty(address), (
+        "orders: zero address"
+    )
     ENGINE = engine
     REGISTRY = registry
     ORACLE = oracle
+    SHARES = shares
 
 
 # ---------------------------------------------------------------- internal
@@ -297,8 +309,10 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
     self.packed[order_id] = self._pack(o)
     if o.is_buy:
         extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, msg.sender, ref)
+        extcall SHARES.mint(ENGINE.address, o.code, qty, ref)
     else:
         extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender, ref)
+        extcall SHARES.burn(ENGINE.address, o.code, qty, ref)
     log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
     if closes:
         self._close(order_id, o)
