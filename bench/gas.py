@@ -150,7 +150,7 @@ def main() -> int:
             print(f"{label:<{w}} {gas:>9,}")
     print()
     for target, n in met.items():
-        print(f"target {target} of Aave: {n}/{len(AAVE)} met")
+        print(f"target {target} of Aave's figure: {n}/{len(AAVE)} operations")
     return 0
 
 
