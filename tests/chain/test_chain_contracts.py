@@ -20,6 +20,7 @@ from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.roles import Role
 from crowdleverage.chain.rpc import RpcChain
 from crowdleverage.chain.scenario import SCENARIO_ACTORS
+from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import Conflict, NotFound
 
 ERC5202_PREAMBLE = bytes.fromhex("fe7100")
@@ -91,6 +92,10 @@ def _check_financing(chain: EmbeddedChain | RpcChain) -> None:
     assert chain.call("IdentityRegistry", "has_role", engine, int(Role.PLATFORM | Role.BROKER))
     assert chain.call("TranchePool", "JUNIOR") == chain.contract_address("JuniorShare")
     assert chain.call("InsuranceFund", "engine") == engine
+    # deployed from the one parameter definition
+    for tier in P.TIERS.values():
+        assert tuple(chain.call("MarginEngine", "tiers", tier.tier)) == P.engine_tier(tier)
+    assert tuple(chain.call("MarginEngine", "limits")) == P.engine_limits()
 
 
 def test_financing_deploys_on_top_and_survives_a_restart(tmp_path: Path) -> None:

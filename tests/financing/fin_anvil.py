@@ -97,9 +97,9 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
     blueprint = p.deploy("TrancheShare", blueprint=True)
     pool = p.deploy("TranchePool", cash, reg, blueprint, a["fee"])
     ins = p.deploy("InsuranceFund", cash, reg, pool)
-    engine = p.deploy("MarginEngine", cash, reg, oracle, shares, pool, ins)
+    engine = p.deploy("MarginEngine", cash, reg, oracle, pool, ins)
     liquidator = p.deploy("Liquidator", engine, reg, oracle)
-    orderbook = p.deploy("OrderBook", engine, reg, oracle)
+    orderbook = p.deploy("OrderBook", engine, reg, oracle, shares)
     expires = p.now() + 5 * 365 * DAY_S
     p.send("IdentityRegistry", "register", a["compliance"], int(Role.COMPLIANCE), 5, b"CN",
            expires, by="admin")  # fmt: skip
@@ -111,6 +111,7 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
     }  # fmt: skip
     targets = {**{a[k]: v for k, v in roles.items()}, pool: Role.PLATFORM, ins: Role.PLATFORM}
     targets[engine] = Role.PLATFORM | Role.BROKER
+    targets[orderbook] = Role.BROKER
     for who, role in targets.items():
         p.send("IdentityRegistry", "register", who, int(role), 4, b"CN", expires, by="compliance")
     p.send("TranchePool", "connect", engine, ins, by="operator")

@@ -255,11 +255,12 @@ def deploy_platform() -> Platform:
         )
         insurance = compiled("InsuranceFund").deploy(cash.address, registry.address, pool.address)
         engine = compiled("MarginEngine").deploy(
-            cash.address, registry.address, oracle.address, shares.address, pool.address,
-            insurance.address,
+            cash.address, registry.address, oracle.address, pool.address, insurance.address,
         )  # fmt: skip
         liquidator = compiled("Liquidator").deploy(engine.address, registry.address, oracle.address)
-        orderbook = compiled("OrderBook").deploy(engine.address, registry.address, oracle.address)
+        orderbook = compiled("OrderBook").deploy(
+            engine.address, registry.address, oracle.address, shares.address
+        )
     expires = boa.env.timestamp + 5 * YEAR_S
     registry.register(addr["compliance"], int(Role.COMPLIANCE), 5, CN, expires, sender=admin)
     share = compiled("TrancheShare")
@@ -279,6 +280,7 @@ def deploy_platform() -> Platform:
         p.register(contract.address, Role.PLATFORM)
     # the engine holds certificates in custody and mints/burns them on fills
     p.register(engine.address, Role.PLATFORM | Role.BROKER)
+    p.register(orderbook.address, Role.BROKER)  # mints/burns them on fills
     pool.connect(engine.address, insurance.address, sender=p.operator)
     insurance.set_engine(engine.address, sender=p.operator)
     engine.connect(liquidator.address, orderbook.address, sender=p.operator)

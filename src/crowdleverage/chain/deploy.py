@@ -20,6 +20,7 @@ from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.keys import SYSTEM_ACTORS
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
+from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import ConfigError, Conflict, NotFound
 
 MANIFEST_NAME = "manifest.json"
@@ -46,6 +47,7 @@ PLATFORM_ACTORS: dict[str, tuple[str, Role]] = {
     "pool": ("TranchePool", Role.PLATFORM),
     "insurance": ("InsuranceFund", Role.PLATFORM),
     "engine": ("MarginEngine", Role.PLATFORM | Role.BROKER),
+    "orderbook": ("OrderBook", Role.BROKER),  # mints/burns the engine's certificates on fills
 }
 # Financing contracts in the manifest: label → source.
 FINANCING_CONTRACTS: dict[str, str] = {
@@ -151,11 +153,9 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
         "TranchePool", [cash, registry, blueprint, port.address_of(FEE_ACTOR)], actor="admin"
     )
     insurance = port.deploy("InsuranceFund", [cash, registry, pool], actor="admin")
-    engine = port.deploy(
-        "MarginEngine", [cash, registry, oracle, shares, pool, insurance], actor="admin"
-    )
+    engine = port.deploy("MarginEngine", [cash, registry, oracle, pool, insurance], actor="admin")
     liquidator = port.deploy("Liquidator", [engine, registry, oracle], actor="admin")
-    orderbook = port.deploy("OrderBook", [engine, registry, oracle], actor="admin")
+    orderbook = port.deploy("OrderBook", [engine, registry, oracle, shares], actor="admin")
     expires = port.block_time() + IDENTITY_TTL_S
     parties = [(port.address_of(FEE_ACTOR), Role.INVESTOR)]
     for actor, (contract, role) in PLATFORM_ACTORS.items():
@@ -166,6 +166,10 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
     port.send("TranchePool", "connect", engine, insurance, actor="operator")
     port.send("InsuranceFund", "set_engine", engine, actor="operator")
     port.send("MarginEngine", "connect", liquidator, orderbook, actor="operator")
+    # the risk parameters come from one definition (domain/params), not the constructor's
+    for tier in P.TIERS.values():
+        port.send("MarginEngine", "set_tier", tier.tier, P.engine_tier(tier), actor="operator")
+    port.send("MarginEngine", "set_limits", P.engine_limits(), actor="operator")
     port.register_at("SeniorShare", port.call("TranchePool", "SENIOR"), "TrancheShare")
     port.register_at("JuniorShare", port.call("TranchePool", "JUNIOR"), "TrancheShare")
     for label, source in FINANCING_CONTRACTS.items():

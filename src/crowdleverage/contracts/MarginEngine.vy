@@ -27,7 +27,6 @@ from .interfaces import ICashToken
 from .interfaces import IIdentityRegistry
 from .interfaces import IInsuranceFund
 from .interfaces import IPriceOracle
-from .interfaces import IShareCertificates
 from .interfaces import ITranchePool
 from . import constants as C
 
@@ -102,6 +101,11 @@ event TierSet:
     rate_bps: uint256
 
 
+event LimitsSet:
+    old: Limits
+    new: Limits
+
+
 event SecuritySet:
     code: indexed(uint256)
     haircut_bps: uint256
@@ -161,7 +165,6 @@ struct Limits:
 CASH: immutable(ICashToken)
 REGISTRY: immutable(IIdentityRegistry)
 ORACLE: public(immutable(IPriceOracle))
-SHARES: immutable(IShareCertificates)
 POOL: public(immutable(ITranchePool))
 INSURANCE: immutable(IInsuranceFund)
 
@@ -215,14 +218,12 @@ def __init__(
     cash: ICashToken,
     registry: IIdentityRegistry,
     oracle: IPriceOracle,
-    shares: IShareCertificates,
     pool: ITranchePool,
     insurance: IInsuranceFund,
 ):
     CASH = cash
     REGISTRY = registry
     ORACLE = oracle
-    SHARES = shares
     POOL = pool
     INSURANCE = insurance
     self.limits = Limits(
@@ -275,6 +276,12 @@ def _get(who: address) -> Account:
 def _put(who: address, a: Account):
     # dev: one copy of the 10-slot store in the bytecode
     self.accounts[who] = a
+
+
+@internal
+@view
+def _check_account(who: address):
+    assert self.accounts[who].tier != 0, "margin: no account"
 
 
 @internal
@@ -526,7 +533,7 @@ def deposit(amount_fen: uint256, to_reserve: bool):
             (approve the engine first).
     """
     # dev: field-wise access: reading the whole Account would cost 10 cold SLOADs
-    assert self.accounts[msg.sender].tier != 0, "margin: no account"
+    self._check_account(msg.sender)
     self._check_amount(amount_fen)
     if to_reserve:
         self.accounts[msg.sender].reserve_fen += amount_fen
@@ -676,7 +683,7 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
 def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker: address, ref: bytes32):
     """
     @notice OrderBook: a buy fill: pay the broker `cost` from the reserved cash and credit
-            `qty` T+1-locked shares (certificates minted to the engine with `ref`).
+            `qty` T+1-locked shares (the OrderBook mints the certificates to the engine).
     @param who The account holder.
     @param code Security code.
     @param qty Shares filled.
@@ -692,7 +699,6 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
     self.positions[who][code] += qty
     self.buying[who][code] -= qty
     extcall CASH.transfer(broker, cost)
-    extcall SHARES.mint(self, code, qty, ref)
 
 
 @external
@@ -700,7 +706,7 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
 def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address, ref: bytes32):
     """
     @notice OrderBook: a sell fill: take the proceeds from the broker (who approved the
-            engine), retire the shares; a liquidation pays the penalty to the insurance fund
+            engine), retire the shares (the OrderBook burns the certificates); a liquidation pays the penalty to the insurance fund
             (never lowering the ratio) and repays the debt with the rest.
     @param who The account holder.
     @param code Security code.
@@ -732,7 +738,6 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     a.penalty_fen += penalty
     self.held_fen += proceeds - penalty
     extcall CASH.transferFrom(broker, self, proceeds)
-    extcall SHARES.burn(self, code, qty, ref)
     if penalty > 0:
         extcall CASH.transfer(INSURANCE.address, penalty)
         extcall INSURANCE.credit(penalty, 2)
@@ -794,7 +799,7 @@ def credit_cash(who: address, amount_fen: uint256, ref: bytes32):
     @param ref The corporate-action reference, used once .
     """
     self._use_ref(ref)
-    assert self.accounts[who].tier != 0, "margin: no account"
+    self._check_account(who)
     self._check_amount(amount_fen)
     self.accounts[who].cash_fen += amount_fen
     self.held_fen += amount_fen
@@ -966,11 +971,17 @@ def set_security(code: uint256, haircut_bps: uint256, st: bool, listed_day: uint
 @external
 def set_limits(lim: Limits):
     """
-    @notice Operator: position limits, penalty and floors (bps).
+    @notice Operator: position limits, penalty and floors (bps). Event `LimitsSet` with the
+            old and the new values.
+    @param lim max_single_bps and max_exposure_bps in 1..10000; penalty_bps and max_fee_bps
+           below 10000; hard_floor_bps and withdraw_floor_bps above 10000 (100%).
     """
     self._check_operator()
     assert lim.max_single_bps <= C.BPS and lim.max_exposure_bps <= C.BPS, "margin: limit above 100%"
+    assert lim.max_single_bps > 0 and lim.max_exposure_bps > 0, "margin: zero limit"
     assert lim.penalty_bps < C.BPS and lim.max_fee_bps < C.BPS, "margin: fee above 100%"
+    assert lim.hard_floor_bps > C.BPS and lim.withdraw_floor_bps > C.BPS, "margin: floor not above 100%"
+    log LimitsSet(old=self.limits, new=lim)
     self.limits = lim
 
 
@@ -995,10 +1006,7 @@ def pause():
     """
     @notice Operator: fail closed (reconciliation break).
     """
-    self._check_operator()
-    assert not self.paused, "margin: already paused"
-    self.paused = True
-    log Paused(by=msg.sender, paused=True)
+    self._set_paused(True)
 
 
 @external
@@ -1006,10 +1014,18 @@ def unpause():
     """
     @notice Operator: resume after a pause.
     """
+    self._set_paused(False)
+
+
+@internal
+def _set_paused(on: bool):
     self._check_operator()
-    assert self.paused, "margin: not paused"
-    self.paused = False
-    log Paused(by=msg.sender, paused=False)
+    if on:
+        assert not self.paused, "margin: already paused"
+    else:
+        assert self.paused, "margin: not paused"
+    self.paused = on
+    log Paused(by=msg.sender, paused=on)
 
 
 # ---------------------------------------------------------------- external: compliance
@@ -1024,8 +1040,6 @@ def open_account(who: address, tier: uint256):
         "margin: account is not a borrower"
     )
     assert self.tiers[tier].max_leverage > 0, "margin: unknown tier"
-    a: Account = self._get(who)
-    assert a.scaled_debt == 0, "margin: repay before changing tier"
-    log AccountOpened(account=who, tier_before=a.tier, tier_after=tier, by=msg.sender)
-    a.tier = tier
-    self._put(who, a)
+    assert self.accounts[who].scaled_debt == 0, "margin: repay before changing tier"
+    log AccountOpened(account=who, tier_before=self.accounts[who].tier, tier_after=tier, by=msg.sender)
+    self.accounts[who].tier = tier

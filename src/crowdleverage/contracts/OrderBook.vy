@@ -17,6 +17,7 @@
 from .interfaces import IIdentityRegistry
 from .interfaces import IMarginEngine
 from .interfaces import IPriceOracle
+from .interfaces import IShareCertificates
 from . import constants as C
 
 # ---------------------------------------------------------------- events
@@ -53,6 +54,12 @@ event OrderClosed:
     released_fen: uint256
 
 
+event RegimeChanged:
+    old: uint8
+    new: uint8
+    indicator_bps: uint256
+
+
 # ---------------------------------------------------------------- structs
 struct Order:
     account: address
@@ -79,6 +86,7 @@ struct Packed:
 ENGINE: public(immutable(IMarginEngine))
 REGISTRY: public(immutable(IIdentityRegistry))
 ORACLE: public(immutable(IPriceOracle))
+SHARES: public(immutable(IShareCertificates))
 
 # Orders by id (packed) and the id counter.
 packed: HashMap[uint256, Packed]
@@ -87,23 +95,39 @@ order_count: public(uint256)
 # Broker fill references already used.
 fill_ref_used: public(HashMap[bytes32, bool])
 
+# Market regime (0 normal, 1 stressed), set from the published stress indicator; in the
+# stressed regime no buy may draw new financing.
+regime: public(uint8)
+NORMAL: constant(uint8) = 0
+STRESSED: constant(uint8) = 1
+
 M64: constant(uint256) = 2**64 - 1
 
 
 @deploy
-def __init__(engine: IMarginEngine, registry: IIdentityRegistry, oracle: IPriceOracle):
+def __init__(
+    engine: IMarginEngine,
+    registry: IIdentityRegistry,
+    oracle: IPriceOracle,
+    shares: IShareCertificates,
+):
     """
     @param engine The MarginEngine holding the accounts.
     @param registry The IdentityRegistry (BORROWER and BROKER roles).
     @param oracle The PriceOracle (bands and seals).
+    @param shares The ShareCertificates: fills mint and burn the engine's certificates (this
+           contract holds the BROKER role for that).
     """
     assert engine.address != empty(address) and registry.address != empty(address), (
         "orders: zero address"
     )
-    assert oracle.address != empty(address), "orders: zero address"
+    assert oracle.address != empty(address) and shares.address != empty(address), (
+        "orders: zero address"
+    )
     ENGINE = engine
     REGISTRY = registry
     ORACLE = oracle
+    SHARES = shares
 
 
 # ---------------------------------------------------------------- internal
@@ -198,6 +222,8 @@ def request_buy(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint25
     cost: uint256 = 0
     draw: uint256 = 0
     cost, draw = extcall ENGINE.ob_buy(msg.sender, code, qty, limit_price_fen)
+    # dev: a refusal here reverts the engine's reservation with it
+    assert draw == 0 or self.regime != STRESSED, "stressed regime: no new financing"
     oid: uint256 = self._new_order(
         Order(
             account=msg.sender, code=code, is_buy=True, liquidation=False, open=True, qty=qty,
@@ -228,6 +254,24 @@ def request_sell(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint2
     log OrderRequested(order_id=oid, account=msg.sender, code=code, is_buy=False, qty=qty, limit_price_fen=limit_price_fen)
     extcall ENGINE.ob_sell(msg.sender, code, qty, limit_price_fen, False)
     return oid
+
+
+# ---------------------------------------------------------------- external: risk
+@external
+def set_regime(regime: uint8, indicator_bps: uint256):
+    """
+    @notice Operator (the role that holds risk settings; there is no separate risk role):
+            set the market regime from the published stress indicator. In the stressed
+            regime a buy that would draw financing is refused; buys from own cash, sells,
+            fills and liquidations go on.
+    @param regime 0 normal, 1 stressed.
+    @param indicator_bps The stress indicator the decision rests on (logged).
+    """
+    self._check_role(IIdentityRegistry.Role.OPERATOR, "margin: caller is not operator")
+    assert regime <= STRESSED, "margin: unknown regime"
+    old: uint8 = self.regime
+    self.regime = regime
+    log RegimeChanged(old=old, new=regime, indicator_bps=indicator_bps)
 
 
 # ---------------------------------------------------------------- external: liquidator
@@ -297,8 +341,10 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
     self.packed[order_id] = self._pack(o)
     if o.is_buy:
         extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, msg.sender, ref)
+        extcall SHARES.mint(ENGINE.address, o.code, qty, ref)
     else:
         extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender, ref)
+        extcall SHARES.burn(ENGINE.address, o.code, qty, ref)
     log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
     if closes:
         self._close(order_id, o)

@@ -46,3 +46,21 @@ INSURANCE_PREMIUM_BPS = 1_000  # of interest
 PLATFORM_FEE_BPS = 1_000  # of interest
 LIQUIDATION_PENALTY_BPS = 100  # of sold value, to the insurance pool
 WITHDRAWAL_FLOOR_WITH_DEBT_BPS = 30_000
+HARD_FLOOR_BPS = 10_500  # below this ratio a liquidation sells everything
+MAX_FEE_ALLOWANCE_BPS = 30  # fee allowance reserved on buys
+
+
+def engine_limits() -> tuple[int, int, int, int, int, int]:
+    """`MarginEngine.Limits` in its field order, from the values above."""
+    return (
+        MAX_SINGLE_SECURITY_BPS, MAX_PLATFORM_EXPOSURE_BPS, LIQUIDATION_PENALTY_BPS,
+        HARD_FLOOR_BPS, MAX_FEE_ALLOWANCE_BPS, WITHDRAWAL_FLOOR_WITH_DEBT_BPS,
+    )  # fmt: skip
+
+
+def engine_tier(t: LeverageTier) -> tuple[int, int, int, int, int]:
+    """`MarginEngine.Tier` in its field order."""
+    return (
+        t.max_leverage, t.initial_ratio_bps, t.warning_ratio_bps, t.liquidation_ratio_bps,
+        t.rate_apr_bps,
+    )  # fmt: skip
