@@ -260,3 +260,40 @@ def test_a_deposit_that_custody_cannot_book_leaves_nothing_behind(
     p.deposit(INVESTOR_SENIOR, 1_000, "FLAKY-0002")  # the bank's statements still chain
     assert p.wallet_fen(INVESTOR_SENIOR) == 8_000
     check_invariants(p)
+
+
+def test_the_stressed_regime_goes_on_chain_and_stops_new_financing(
+    tmp_path: Path, bars: list[Bar]
+) -> None:
+    from crowdleverage.chain.margin import ORDERBOOK
+    from crowdleverage.domain.errors import ContractRevert
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'custody.db'}")
+    p = _platform(tmp_path, engine, bars)
+    try:
+        fund_pool(p, 800_000_000, 300_000_000)
+        p.deposit(BORROWER, 60_000_000, "BORROWER-0003")
+        acc = p.open_margin_account(BORROWER, 3, 3)
+        p.fund_account(acc.id, 50_000_000, reserve=False)
+        while p.market.today < dt.date(2016, 1, 5) or not p.day_open:
+            p.tick()
+            if p.market.today <= dt.date(2016, 1, 4):  # calm closes until the breaker
+                assert int(p.chain.call(ORDERBOOK, "regime")) == 0
+        # the 2016-01-04 close (72% of the sample at limit-down) was published before 01-05
+        assert int(p.chain.call(ORDERBOOK, "regime")) == 1
+        changed = [e for e in p.events if e.kind == "regime_changed"]
+        assert len(changed) == 1 and "2016-01-04" in changed[0].message
+        codes = [c for c in p.codes if not p.quote(c).halted and not p.quote(c).at_limit_up]
+
+        def qty(code: str, share_pct: int) -> int:
+            return 50_000_000 * share_pct // 100 // p.quote(code).price_fen // 100 * 100
+
+        for code in codes[:3]:  # ~90% of the cash in three buys: from own cash, allowed
+            p.buy(acc.id, code, qty(code, 30), p.quote(code).price_fen)
+        assert p.account_view(acc).debt_fen == 0
+        with pytest.raises(ContractRevert, match="stressed regime: no new financing"):
+            p.buy(acc.id, codes[3], qty(codes[3], 30), p.quote(codes[3]).price_fen)
+        assert p.account_view(acc).debt_fen == 0
+    finally:
+        p.close()
+        engine.dispose()

@@ -73,6 +73,7 @@ from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import AccountStatus, Event, Tranche
 from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.rules import PriceBand, Side, check_order
+from crowdleverage.risk.regime import apply_on_chain, published_history
 
 BPS = P.BPS
 BANK_ACCOUNT = "6222020200112233445"  # the platform's segregated custody account
@@ -902,9 +903,24 @@ class Platform:
         day = self.market.days[self.market.day_index]
         self.market.seek(day.date, 0)
         self.fin.open_day(day)
+        self._set_regime(day.date)
         self.fin.step()
         self._day_open = True
         self.s.market_day = day.date.isoformat()
+
+    def _set_regime(self, today: dt.date) -> None:
+        """Before the day's first tick: the market regime published at the last close (the
+        whole market of the configured bar file, risk/regime.py) goes on chain, so that in a
+        stressed regime the OrderBook refuses new financing."""
+        points = [p for p in published_history(str(self.settings.market_data)) if p.date < today]
+        if points and apply_on_chain(self.chain, points[-1]):
+            p = points[-1]
+            self._event(
+                "regime_changed",
+                f"market regime {p.regime.value} from the {p.date} close "
+                f"(indicator {p.indicator_bps / 100:.0f}% of the threshold; "
+                f"{', '.join(p.reasons) or 'calm again'})",
+            )
 
     def waiting_liquidations(self) -> list[dict[str, Any]]:
         """Liquidation sells that cannot fill now: sealed limit-down, halted, or T+1."""

@@ -270,3 +270,16 @@ def regime_at_close(market_data: str, day: dt.date) -> RegimePoint | None:
     """The regime at the last close on or before `day` (None before the file's first close)."""
     points = [p for p in published_history(market_data) if p.date <= day]
     return points[-1] if points else None
+
+
+def apply_on_chain(chain: Any, point: RegimePoint, *, actor: str = "operator") -> bool:
+    """Set the OrderBook's regime (0 calm, 1 stressed) to `point`'s when it differs, with the
+    indicator it rests on (`RegimeChanged` on chain); True when it changed. The contract
+    refuses new financing while stressed ("stressed regime: no new financing")."""
+    from crowdleverage.chain.margin import ORDERBOOK
+
+    want = 1 if point.regime is Regime.STRESSED else 0
+    if int(chain.call(ORDERBOOK, "regime")) == want:
+        return False
+    chain.send(ORDERBOOK, "set_regime", want, point.indicator_bps, actor=actor)
+    return True

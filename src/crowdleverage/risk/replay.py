@@ -66,7 +66,12 @@ from crowdleverage.risk.accounting import (
 from crowdleverage.risk.book import Book, BorrowerSpec
 from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import AccountState, RiskMonitor
-from crowdleverage.risk.regime import RegimeParams, liquidity_caps, regime_history
+from crowdleverage.risk.regime import (
+    RegimeParams,
+    apply_on_chain,
+    liquidity_caps,
+    regime_history,
+)
 from crowdleverage.risk.umbrella import umbrella_trust
 from crowdleverage.risk.world import ENGINE, World, open_financing_chain
 
@@ -291,6 +296,7 @@ class Replay:
             )
         self.setup = before[-1]
         self.history = days  # every day up to the end: regime look-back, 20-day volumes
+        self._regimes = regime_history(days)  # each close from the closes before it only
         self.codes = _choose_stocks(self.setup, self.days[0], self.book.stocks, self.rng)
         self.plan = self.book.assign_stocks(self.book.plan(self.rng), self.codes, self.rng)
         genesis = dt.datetime.combine(self.setup.date, dt.time(9, 0), SHANGHAI)
@@ -539,6 +545,9 @@ class Replay:
             self.monitor.set_halted(code, bar is None or bar.halted)
         self.feeder.open_day(day)
         self.exchange.open_day(day)
+        before = [p for p in self._regimes if p.date < day.date]  # published at the last close
+        if before:
+            apply_on_chain(self.chain, before[-1])
         applied = self.corporate.open_day(day.date, self.names)  # before any order or tick
         report.positions_adjusted = applied.positions_adjusted
         report.dividends_net_fen = applied.net_cash_fen
