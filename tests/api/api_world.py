@@ -52,7 +52,9 @@ class World:
 
 def make_world(tmp_path: Path, bars: list[Bar], *, trade: bool) -> World:
     settings = Settings(data_dir=tmp_path, jwt_secret="t" * 40)  # type: ignore[arg-type]
-    platform = Platform(settings, market=MarketFeed(bars, start=dt.date(2015, 12, 1)))
+    # 2015-12-04: the first open after the stressed regime that followed the 2015-11-27 drop
+    # (21.5% of the sample at limit-down); from then on the demo borrowers may be financed
+    platform = Platform(settings, market=MarketFeed(bars, start=dt.date(2015, 12, 4)))
     app = create_app(settings, platform=platform, engine=platform.engine)
     st: ApiState = app.state.api
     ids = demo.seed(st, trade=trade)
