@@ -136,6 +136,13 @@ def test_bad_strategy_input_is_refused(tmp_path: Path) -> None:
     bad.write_text('[[book]]\nname = "x"\nkind = "basis"\n', encoding="utf-8")
     with pytest.raises(InvalidInput, match="missing"):
         load_strategy_toml(bad)
+    bad.write_text(
+        '[[book]]\nname = "x"\nkind = "basis"\ndirection = 2\nspread_sign = 1\n'
+        "notional_fen = 1.0\nequity_fen = 1.0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InvalidInput, match="direction"):
+        load_strategy_toml(bad)
     with pytest.raises(InvalidInput, match="unknown strategy shock"):
         StrategyStress((BASIS_BOOK,), shock="nope")
     res = CliRunner().invoke(app, ["stress", "run", "--strategy-shock", "basis_blowout"])

@@ -142,6 +142,11 @@ def load_strategy_toml(path: Path) -> StrategyStress:
             if not ok:
                 raise InvalidInput(f"{path}: book {n}: {k} must be {typ.__name__}")
             kw[k] = typ(v)
+        if kw["direction"] not in (-1, 0, 1) or kw["spread_sign"] not in (-1, 1):
+            raise InvalidInput(f"{path}: book {n}: direction must be -1/0/1, spread_sign -1/1")
+        for k in ("notional_fen", "futures_notional_fen", "reserve_fen"):
+            if float(kw.get(k, 0.0)) < 0:  # type: ignore[arg-type]
+                raise InvalidInput(f"{path}: book {n}: {k} must be ≥ 0")
         books.append(BookExposure(**kw))  # type: ignore[arg-type]
     opts: dict[str, object] = {}
     if "shock" in raw:
