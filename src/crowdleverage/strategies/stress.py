@@ -42,6 +42,7 @@ class BookExposure:
     futures_notional_fen: float = 0.0
     margin_bps: float = 0.0  # futures margin in force
     free_fraction: float = 0.5  # share of equity that can meet a broker call without selling
+    reserve_fen: float = 0.0  # the account's reserve, used after its equity (stress waterfall)
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_FACTOR:

@@ -79,6 +79,17 @@ def run_cmd(
     as_of: Annotated[str | None, typer.Option(help="date of the run (bands), YYYY-MM-DD")] = None,
     store: Annotated[bool, typer.Option(help="store the result under the data dir")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    strategies: Annotated[
+        Path | None,
+        typer.Option(help="TOML of institutional strategy books ([[book]]) to add (default none)"),
+    ] = None,
+    strategy_shock: Annotated[
+        str | None,
+        typer.Option(
+            help="strategy shock: basis_blowout, ah_premium_jump, etf_discount, "
+            "rule_change_2015_09 (default: the TOML's, else basis_blowout)"
+        ),
+    ] = None,
 ) -> None:
     """Run the stress suite and store the result (JSON under <data_dir>/stress/)."""
     from crowdleverage.risk.stress.scenarios import SCENARIOS, RunOptions
@@ -95,7 +106,19 @@ def run_cmd(
         if suite == "reduced" and accounts == 1_000
         else Book(accounts=accounts, utilisation_bps=utilisation_bps)
     )
+    strat = None
+    if strategies is not None:
+        import dataclasses
+
+        from crowdleverage.risk.stress.strategy import load_strategy_toml
+
+        strat = load_strategy_toml(strategies)
+        if strategy_shock is not None:
+            strat = dataclasses.replace(strat, shock=strategy_shock)
+    elif strategy_shock is not None:
+        raise InvalidInput("--strategy-shock needs --strategies FILE")
     opt = RunOptions(
+        strategies=strat,
         paths=paths,
         seed=settings.seed if seed is None else seed,
         chunk_paths=chunk_paths,

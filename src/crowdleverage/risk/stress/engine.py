@@ -147,6 +147,9 @@ class ChunkResult:
     liquidations: np.ndarray  # (P,) accounts that entered liquidation
     stressed_days: np.ndarray  # (P,)
     sealed_share: np.ndarray  # (P, T) share of the universe sealed at limit-down
+    # strategy books (risk/stress/strategy.py), when the run has them: yuan per path for
+    # "loss", "strategy_margin", "strategy_reserve" and their part of each shared layer
+    strategy: dict[str, np.ndarray] | None = None
 
 
 def _haircuts(mkt: Market, boards: np.ndarray, pol: PolicyArrays, stressed: np.ndarray):
@@ -211,7 +214,10 @@ def simulate(
     pool_yuan: float,
     junior_ratio: float,
     insurance_seed_yuan: float,
+    strategy_losses: dict[str, np.ndarray] | None = None,
 ) -> ChunkResult:
+    """`strategy_losses` (yuan per path, from StrategyStress.losses): the strategy books'
+    deficit joins the retail deficit in the waterfall."""
     P, A = mkt.P, book.tier.size
     tier, idx = book.tier, book.idx
     idx_k = [np.ascontiguousarray(idx[:, k]) for k in range(idx.shape[1])]
@@ -302,7 +308,7 @@ def simulate(
     equity = np.maximum(assets - D, 0.0)
     return _waterfall(
         book, M, R0, equity, deficit, penalty, interest, ever_liq, stressed_days, sealed_share,
-        scale, pool_yuan, junior_ratio, insurance_seed_yuan, pol,
+        scale, pool_yuan, junior_ratio, insurance_seed_yuan, pol, strategy_losses,
     )  # fmt: skip
 
 
@@ -395,6 +401,7 @@ def _waterfall(
     junior_ratio: float,
     insurance_seed_yuan: float,
     pol: PolicyArrays,
+    strategy_losses: dict[str, np.ndarray] | None = None,
 ) -> ChunkResult:
     P = M.shape[0]
     deposits = M + R0
@@ -411,11 +418,18 @@ def _waterfall(
             tier_loss[:, t] = loss[:, m].sum(1) / deposits[:, m].sum(1)
             hist[t] = np.bincount(pct[:, m].ravel(), minlength=1001)
     d_total = deficit.sum(1) * scale
+    if strategy_losses is not None:
+        d_total = d_total + strategy_losses["deficit"]
     pen = penalty * scale
     fund = insurance_seed_yuan + pol.premium * interest * scale
     junior = junior_ratio * pool_yuan
     senior = pool_yuan - junior
     absorbed = allocate_deficit(d_total, pen, fund, junior * np.ones(P))
+    strategy = None
+    if strategy_losses is not None:
+        from crowdleverage.risk.stress.strategy import attribute
+
+        strategy = attribute(strategy_losses, absorbed, d_total)
     layer_loss = {
         "borrower_margin": margin_loss.sum(1) * scale,
         "borrower_reserve": reserve_loss.sum(1) * scale,
@@ -440,4 +454,5 @@ def _waterfall(
         liquidations=ever_liq.sum(1),
         stressed_days=stressed_days,
         sealed_share=sealed_share,
+        strategy=strategy,
     )

@@ -39,6 +39,27 @@ def scenario_rows(result: dict[str, Any]) -> list[list[str]]:
             rows.append([name, f"borrowers tier {t} (median {_pct(s['median_account_loss'])}"
                          f", umbrella {_pct(umb)})", _pct(s["mean"]), _pct(s["var99"]),
                          _pct(s["es99"]), "", ""])  # fmt: skip
+        if "strategy" in r:
+            rows += _strategy_rows(name, r["strategy"])
+    return rows
+
+
+def _strategy_rows(name: str, st: dict[str, Any]) -> list[list[str]]:
+    """The strategy books' own line (loss as a share of their equity) and the yuan each
+    layer absorbed of it (mean per path; max in the ES column; P(reached) in the last)."""
+    eq = st["equity_yuan"]
+    ls = st["loss_yuan"]
+
+    def frac(x: float) -> str:
+        return _pct(x / eq) if eq > 0 else "—"
+
+    rows = [[name, f"strategy books ×{st['books']} ({st['shock']}) / their equity",
+             frac(ls["mean"]), frac(ls["var99"]), frac(ls["es99"]), "", ""]]  # fmt: skip
+    for layer, v in st["layers"].items():
+        title = LAYER_TITLES.get(layer, layer.replace("_", " "))
+        mean, top = f"{v['loss_yuan_mean']:,.0f}", f"max {v['loss_yuan_max']:,.0f}"
+        reached = f"reached {_pct(v['p_reached'])}"
+        rows.append([name, f"  strategy → {title} (元)", mean, "", top, reached, ""])
     return rows
 
 

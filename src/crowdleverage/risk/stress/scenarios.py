@@ -47,6 +47,7 @@ from crowdleverage.risk.stress.engine import (
 )
 from crowdleverage.risk.stress.market import Market, ModelMarket, PanelMarket
 from crowdleverage.risk.stress.policy import Book, MarginPolicy
+from crowdleverage.risk.stress.strategy import STRATEGY_LAYERS, StrategyStress
 
 log = logging.getLogger("crowdleverage.stress")
 
@@ -110,6 +111,7 @@ class ChunkSpec:
     horizon: int
     as_of: dt.date
     umbrella: bool = False
+    strategy: StrategyStress | None = None
 
 
 def _universe(rng: np.random.Generator, P: int, candidates: np.ndarray) -> np.ndarray:
@@ -161,6 +163,9 @@ def run_chunk(spec: ChunkSpec) -> ChunkResult:
     boards = np.vectorize(lambda i: pol.board_haircut[spec.model.boards[i]])(pick)
     b = spec.book
     pool = b.pool_fen / 100.0
+    strat = None
+    if spec.strategy is not None:
+        strat = spec.strategy.losses(spec.paths, spec.seed, spec.scenario_no, spec.chunk_no)
     return simulate(
         spec.book_arrays,
         pol,
@@ -171,6 +176,7 @@ def run_chunk(spec: ChunkSpec) -> ChunkResult:
         pool_yuan=pool,
         junior_ratio=spec.policy.min_junior_ratio_bps / 10_000,
         insurance_seed_yuan=pool * b.insurance_seed_bps / 10_000,
+        strategy_losses=strat,
     )
 
 
@@ -220,6 +226,9 @@ def merge(results: Sequence[ChunkResult]) -> dict[str, Any]:
     }
     senior = cat([r.layer_loss["senior"] for r in results])
     exhausted = cat([r.insurance_exhausted for r in results])
+    extra: dict[str, Any] = {}
+    if results and results[0].strategy is not None:
+        extra["strategy"] = _merge_strategy(results)
     return {
         "paths": int(senior.size),
         "layers": layers,
@@ -230,7 +239,26 @@ def merge(results: Sequence[ChunkResult]) -> dict[str, Any]:
         "stressed_days_mean": float(cat([r.stressed_days for r in results]).mean()),
         "sealed_share_max_mean": float(cat([r.sealed_share.max(1) for r in results]).mean()),
         "deficit_yuan": _tail(cat([r.deficit for r in results])),
+        **extra,
     }
+
+
+def _merge_strategy(results: Sequence[ChunkResult]) -> dict[str, Any]:
+    """The strategy books' line: their loss (yuan and share of their equity) and the part of
+    it each layer absorbed, per path (mean, max) and how often it reached each layer."""
+    parts = [r.strategy for r in results if r.strategy is not None]
+    if len(parts) != len(results):
+        raise InvalidInput("stress: strategy books in some chunks only")
+    loss = np.concatenate([p["loss"] for p in parts])
+    layers = {}
+    for name in STRATEGY_LAYERS:
+        x = np.concatenate([p[name] for p in parts])
+        layers[name] = {
+            "loss_yuan_mean": float(x.mean()),
+            "loss_yuan_max": float(x.max()),
+            "p_reached": float((x > 1e-6).mean()),
+        }
+    return {"loss_yuan": _tail(loss), "layers": layers}
 
 
 # ── the runner ──────────────────────────────────────────────────────────────────────────────
@@ -245,6 +273,7 @@ class RunOptions:
     scheduler: str | None = None  # address of a running Dask scheduler
     umbrella: bool = True  # also run the umbrella-trust comparison
     as_of: dt.date | None = None
+    strategies: StrategyStress | None = None  # strategy books in every scenario (off: None)
 
 
 def _specs(
@@ -274,7 +303,8 @@ def _specs(
             p = min(opt.chunk_paths, opt.paths - i * opt.chunk_paths)
             specs.append(
                 ChunkSpec(sc, k, i, p, opt.seed, policy, book, arrays, model, garch, factor,
-                          panel, d0, horizon, opt.as_of or dt.date.today(), umbrella)
+                          panel, d0, horizon, opt.as_of or dt.date.today(), umbrella,
+                          None if umbrella else opt.strategies)
             )  # fmt: skip
     return specs
 
@@ -318,6 +348,14 @@ def run(
         entry["end"] = sc.end.isoformat() if sc.end else None
         if umb:
             entry["umbrella"] = merge(umb)["tiers"]
+        if opt.strategies is not None:
+            eq, res = opt.strategies.capital_yuan()
+            entry["strategy"].update(
+                shock=opt.strategies.shock,
+                books=len(opt.strategies.books),
+                equity_yuan=eq,
+                reserve_yuan=res,
+            )
         out[name] = entry
     return out
 
