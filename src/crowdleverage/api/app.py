@@ -24,6 +24,7 @@ from starlette.routing import compile_path
 from crowdleverage.api import logs, store
 from crowdleverage.api.auditlog import AuditLog
 from crowdleverage.api.deps import ApiState
+from crowdleverage.api.docs import mount_docs
 from crowdleverage.api.endpoints import auth, margin, money, onboarding, operator
 from crowdleverage.api.security import UserStore, jwt_secret
 from crowdleverage.config import Settings
@@ -108,6 +109,8 @@ def create_app(
         title="CrowdLeverage",
         version="0.1.0",
         description="Compliant pooled stock margin financing (众筹股票配资). Amounts in fen.",
+        docs_url=None,  # served from the package's assets (api/docs.py), not a CDN
+        redoc_url=None,
     )
     app.state.api = ApiState(
         settings=settings,
@@ -195,5 +198,6 @@ def create_app(
     from crowdleverage.web.pages import mount as mount_web  # web imports api: import late
 
     mount_web(app)
+    mount_docs(app)
     route_table = _route_table(app, routers)
     return app

@@ -199,6 +199,7 @@ class PositionOut(Strict):
     sellable: int
     price_fen: int
     market_value_fen: int
+    halted: bool = False  # suspended today (or no bar): valued at its last close
 
 
 class MarginAccountOut(Strict):

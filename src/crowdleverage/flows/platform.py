@@ -231,6 +231,9 @@ class Platform:
         self.listeners: list[Callable[[Event], None]] = []
         self._event_seq = itertools.count(1)
         self._by_address: dict[str, int] = {}
+        # accounts whose liquidation was reported and has not ended: the keeper re-marks a
+        # waiting liquidation (sealed, halted) at every tick, each a LiquidationStarted
+        self._liquidating: set[int] = set()
         self._day_open = False
         self._snap_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         self.s = _Saved()
@@ -738,10 +741,11 @@ class Platform:
             qty = int(self.chain.call(ENGINE, "positions", who, int(raw)))
             if qty == 0:
                 continue
-            price = self.quote(code).price_fen
+            q = self.quote(code)  # no bar today: halted at its last close
             out.append({"code": code, "quantity": qty,
                         "sellable": int(self.chain.call(ENGINE, "sellable", who, int(raw))),
-                        "price_fen": price, "market_value_fen": qty * price})  # fmt: skip
+                        "price_fen": q.price_fen, "market_value_fen": qty * q.price_fen,
+                        "halted": q.halted})  # fmt: skip
         return out
 
     def quote(self, code: str) -> Quote:
@@ -995,8 +999,14 @@ class Platform:
             self._event("auto_top_up", f"{format_yuan(amount)} 元 from reserve", acc_id)
             self._line(acc.owner_id, "auto_top_up", 0, account_id=acc_id, moved_fen=amount)
         elif name == "LiquidationStarted" and acc_id is not None:
+            if acc_id in self._liquidating:  # a re-mark or next round of the same liquidation
+                log.debug("liquidation re-marked", extra={"event": "liquidation_remarked",
+                                                          "account_id": acc_id})  # fmt: skip
+                return
+            self._liquidating.add(acc_id)
             self._event("liquidation_started", f"ratio {int(a['ratio_bps']) / 100:.1f}%", acc_id)
         elif name == "LiquidationEnded" and acc_id is not None:
+            self._liquidating.discard(acc_id)
             short = int(a["shortfall_fen"])
             self._event("liquidation_done", f"shortfall {format_yuan(short)} 元", acc_id)
         elif name == "Executed" and owner is not None:

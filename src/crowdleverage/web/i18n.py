@@ -93,6 +93,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "regime_indicator": ("压力指标（占进入阈值）", "Stress indicator (of the entry threshold)"),
     "share_limit_down": ("跌停封板占比", "Share sealed/locked limit-down"),
     "share_halted": ("停牌占比", "Share halted"),
+    "halted": ("停牌", "Halted"),
+    "halted_today": ("今日停牌（按最近收盘价计）", "Halted today (at the last close)"),
     "index_drawdown": ("指数回撤", "Index drawdown"),
     "regime_note": (
         "以上一交易日收盘计；进入压力状态后停止新增融资、提高预警/平仓线。",

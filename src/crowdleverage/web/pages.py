@@ -159,7 +159,11 @@ def me_page(
             account_out(p, a).model_dump() for a in p.accounts.values() if a.owner_id == user.id
         ]
         lines = [statement_line(x).model_dump() for x in reversed(p.history.get(user.id, []))]
-        quotes = {c: p.market.quote(c).price_fen for c in p.codes}
+        # a security with no bar today (suspended, or past its last bar): halted at its
+        # last close (Platform.quote), never a NotFound for the whole page
+        live = {c: p.quote(c) for c in p.codes}
+        quotes = {c: q.price_fen for c, q in live.items()}
+        halted = {c: q.price_fen for c, q in live.items() if q.halted}
     return render(
         request,
         "me.html",
@@ -170,6 +174,7 @@ def me_page(
         accounts=accounts,
         lines=lines[:50],
         quotes=quotes,
+        halted=halted,
     )
 
 
