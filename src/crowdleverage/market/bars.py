@@ -172,16 +172,20 @@ def parse_row(rec: dict[str, str]) -> Bar:
     return Bar(code, day, o, h, lo, c, pc, vol, amt, halted, st, is_index)
 
 
-def read_bars(path: Path | str) -> list[Bar]:
-    """Load a bar file, all or nothing. Rows come back sorted by (date, code), with bands."""
+def read_text_file(path: Path | str) -> str:
+    """A data file's text; a missing file or one that is not UTF-8 is a DataFileError."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise DataFileError(str(p), None, "file not found") from exc
     except UnicodeDecodeError as exc:
         raise DataFileError(str(p), None, f"not UTF-8 text ({exc.reason})") from exc
-    return parse_bars(text, str(p))
+
+
+def read_bars(path: Path | str) -> list[Bar]:
+    """Load a bar file, all or nothing. Rows come back sorted by (date, code), with bands."""
+    return parse_bars(read_text_file(path), str(path))
 
 
 def parse_bars(text: str, name: str = "<bars>") -> list[Bar]:

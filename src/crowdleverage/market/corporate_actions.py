@@ -46,7 +46,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from crowdleverage.domain.errors import DataFileError, InvalidInput, OutOfRange
-from crowdleverage.market.bars import Bar, classify_code, with_band
+from crowdleverage.market.bars import Bar, classify_code, read_text_file, with_band
 from crowdleverage.market.calendar import xshg
 
 COLUMNS = (
@@ -208,14 +208,7 @@ def parse_row(rec: dict[str, str]) -> CorporateAction:
 
 def read_actions(path: Path | str) -> list[CorporateAction]:
     """Load a corporate-action file, all or nothing, sorted by (ex_date, code)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DataFileError(str(p), None, "file not found") from exc
-    except UnicodeDecodeError as exc:
-        raise DataFileError(str(p), None, f"not UTF-8 text ({exc.reason})") from exc
-    return parse_actions(text, str(p))
+    return parse_actions(read_text_file(path), str(path))
 
 
 def parse_actions(text: str, name: str = "<corporate actions>") -> list[CorporateAction]:

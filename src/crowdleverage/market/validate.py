@@ -28,7 +28,13 @@ from pathlib import Path
 
 from crowdleverage.domain.errors import DataFileError, InvalidInput
 from crowdleverage.domain.security import Security
-from crowdleverage.market.bars import COLUMNS, OPTIONAL_COLUMNS, Bar, parse_row
+from crowdleverage.market.bars import (
+    COLUMNS,
+    OPTIONAL_COLUMNS,
+    Bar,
+    parse_row,
+    read_text_file,
+)
 from crowdleverage.market.calendar import xshg
 from crowdleverage.market.rules import price_band
 
@@ -58,11 +64,7 @@ class ValidationResult:
 def load_listings(path: Path) -> dict[str, dt.date]:
     """code → listing date, from a CSV with `code` and `listing_date` (YYYY-MM-DD) or
     tushare's `timeToMarket` (YYYYMMDD; 0 = unknown)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DataFileError(str(path), None, "file not found") from exc
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(read_text_file(path)))
     out: dict[str, dt.date] = {}
     for rec in reader:
         raw = (rec.get("listing_date") or rec.get("timeToMarket") or "").strip()
@@ -185,10 +187,4 @@ def _rule_violations(
 
 
 def validate_file(path: Path, listings: dict[str, dt.date] | None = None) -> ValidationResult:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DataFileError(str(path), None, "file not found") from exc
-    except UnicodeDecodeError as exc:
-        raise DataFileError(str(path), None, f"not UTF-8 text ({exc.reason})") from exc
-    return validate_text(text, str(path), listings)
+    return validate_text(read_text_file(path), str(path), listings)
