@@ -1,5 +1,6 @@
 """`Platform`: the use cases of DESIGN.md §5 as the API, the dashboards and `make run` call
-them — a facade over the real parts, with no rule of its own:
+them — a facade over the real parts; the decisions are the contracts' (the checks made here
+before a call, such as the exchange's order rules at entry, only give a clearer message):
 
 - money and rules: the financing contracts on the configured chain (`flows.ChainFinancing`:
   TranchePool, MarginEngine, CashToken, IdentityRegistry; the embedded py-evm chain under
