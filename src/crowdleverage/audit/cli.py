@@ -14,17 +14,28 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from crowdleverage.audit.log import AuditLog
-from crowdleverage.audit.proofs import Liabilities, load_proof_file, verify_proof
-from crowdleverage.audit.publish import ChainRootPublisher
-from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.config import load_settings
-from crowdleverage.custody.db import engine_from_settings
+from crowdleverage.cliutil import (
+    DataDirOpt,
+    emit_json,
+    platform_settings,
+    readonly_engine,
+    require_platform_data,
+    typed_errors,
+)
 from crowdleverage.domain.errors import IntegrityFailure, InvalidInput
+
+if TYPE_CHECKING:
+    from crowdleverage.audit.log import AuditLog
+    from crowdleverage.audit.proofs import Liabilities
+    from crowdleverage.audit.publish import ChainRootPublisher
+
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 app = typer.Typer(
     help="Audit: hash-chained signed log, proofs of liabilities.", no_args_is_help=True
@@ -34,6 +45,10 @@ JSON = typer.Option(False, "--json", help="machine-readable output")
 
 
 def _audit_log() -> AuditLog:
+    from crowdleverage.audit.log import AuditLog
+    from crowdleverage.config import load_settings
+    from crowdleverage.custody.db import engine_from_settings
+
     settings = load_settings()
     log = AuditLog(engine_from_settings(settings), settings.ensure_data_dir())
     log.create_schema()
@@ -41,6 +56,10 @@ def _audit_log() -> AuditLog:
 
 
 def _liabilities() -> Liabilities:
+    from crowdleverage.audit.proofs import Liabilities
+    from crowdleverage.config import load_settings
+    from crowdleverage.custody.db import engine_from_settings
+
     lia = Liabilities(engine_from_settings(load_settings()))
     lia.create_schema()
     return lia
@@ -66,21 +85,59 @@ def record(
     emit_json(out) if as_json else typer.echo(f"recorded #{entry.seq} {entry.entry_hash}")
 
 
+# The platform's record beside the audit log: tables whose rows mean the platform acted.
+_RECORD_TABLES = {"custody_transfers": "ledger transfers", "flows_commands": "API commands"}
+
+
+def record_counts(engine: Engine) -> dict[str, int]:
+    """Rows in the platform's record (ledger transfers, accepted API commands), per table."""
+    import sqlalchemy as sa
+
+    present = set(sa.inspect(engine).get_table_names())
+    out = {}
+    with engine.connect() as conn:
+        for table in _RECORD_TABLES:
+            if table in present:
+                out[table] = int(
+                    conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+                )
+    return out
+
+
 @app.command("verify-log")
 @typed_errors
 def verify_log(
     signer: list[str] = typer.Option(None, help="trusted signer address (default: data dir list)"),
+    data_dir: DataDirOpt = None,
     as_json: bool = JSON,
 ) -> None:
-    """Check the audit log's hash chain, signatures and head; exit 11 if anything was edited,
-    deleted or reordered."""
-    report = _audit_log().verify(trusted=signer or None)
+    """Check the audit log's hash chain, signatures and head (read-only); exit 11 if anything
+    was edited, deleted or reordered, or if the log is missing or empty while the platform's
+    record holds activity."""
+    import sqlalchemy as sa
+
+    from crowdleverage.audit.log import AuditLog, VerifyReport
+
+    settings = platform_settings(data_dir)
+    require_platform_data(settings)
+    engine = readonly_engine(settings)
+    log = AuditLog(engine, settings.data_dir)
+    has_table = "audit_log" in sa.inspect(engine).get_table_names()
+    report = log.verify(trusted=signer or None) if has_table else VerifyReport()
+    if report.entries == 0:
+        counts = {k: v for k, v in record_counts(engine).items() if v}
+        if counts:
+            what = ", ".join(f"{v:,} {_RECORD_TABLES[k]}" for k, v in counts.items())
+            report.problems.append({"seq": None, "problem":
+                f"the audit log is {'empty' if has_table else 'missing'} but the record in "
+                f"{settings.data_dir} holds {what}: the log was removed or this is not the "
+                "platform's data dir"})  # fmt: skip
     if as_json:
         emit_json(report.to_dict())
     else:
-        typer.echo(f"{report.entries} entries, head #{report.head_seq}")
+        typer.echo(f"{report.entries:,} entries, head #{report.head_seq}")
         for p in report.problems:
-            typer.echo(f"  #{p['seq']}: {p['problem']}")
+            typer.echo(f"  #{p['seq']}: {p['problem']}" if p["seq"] else f"  {p['problem']}")
     if not report.ok:
         err = IntegrityFailure(f"audit log failed verification: {len(report.problems)} problem(s)")
         sys.stderr.write(f"error: {err.message}\n")
@@ -99,6 +156,8 @@ def snapshot(
     as_json: bool = JSON,
 ) -> None:
     """Freeze investor balances from the custody ledger into a Merkle-sum tree."""
+    from crowdleverage.config import load_settings
+    from crowdleverage.custody.db import engine_from_settings
     from crowdleverage.custody.service import CustodyService
 
     settings = load_settings()
@@ -139,6 +198,8 @@ def verify_proof_cmd(
     as_json: bool = JSON,
 ) -> None:
     """Check an inclusion proof: exit 0 if it verifies, 11 if tampered, 2 if malformed."""
+    from crowdleverage.audit.proofs import load_proof_file, verify_proof
+
     proof = load_proof_file(str(file))
     if offline:
         root, total = verify_proof(proof)
@@ -163,7 +224,9 @@ def verify_proof_cmd(
 
 @contextlib.contextmanager
 def _root_publisher(read_only: bool) -> Iterator[ChainRootPublisher]:
+    from crowdleverage.audit.publish import ChainRootPublisher
     from crowdleverage.chain.factory import open_chain
+    from crowdleverage.config import load_settings
 
     port = open_chain(load_settings(), read_only=read_only)
     try:
@@ -180,6 +243,7 @@ def publish(
 ) -> None:
     """Publish an epoch's liabilities root on chain (LiabilityRoots; deployed if missing)."""
     from crowdleverage.chain.deploy import deploy_liability_roots
+    from crowdleverage.config import load_settings
 
     settings = load_settings()
     lia = _liabilities()
