@@ -114,8 +114,8 @@ def choose_data_dir(
 def platform_settings(
     data_dir: Path | None, config: Path | None = None, *, announce: bool = True
 ) -> Settings:
-    """Settings with the data dir chosen by `choose_data_dir`; says which one on stderr
-    (stdout stays machine-readable with --json)."""
+    """Settings with the data dir chosen by `choose_data_dir`; says which one on stderr when
+    `announce` (commands pass `not as_json`: with --json stdout and stderr stay as before)."""
     from crowdleverage.config import load_settings
 
     settings = load_settings(config)

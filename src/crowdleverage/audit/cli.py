@@ -65,6 +65,16 @@ def _liabilities() -> Liabilities:
     return lia
 
 
+def _read_liabilities(data_dir: Path | None, as_json: bool) -> Liabilities:
+    """The recorded epochs and roots, read-only from the chosen data dir (creates nothing)."""
+    from crowdleverage.audit.log import metadata as audit_tables
+    from crowdleverage.audit.proofs import Liabilities
+
+    settings = platform_settings(data_dir, announce=not as_json)
+    require_platform_data(settings)
+    return Liabilities(readonly_engine(settings, shadow=[audit_tables]))
+
+
 @app.command("record")
 @typed_errors
 def record(
@@ -118,7 +128,7 @@ def verify_log(
 
     from crowdleverage.audit.log import AuditLog, VerifyReport
 
-    settings = platform_settings(data_dir)
+    settings = platform_settings(data_dir, announce=not as_json)
     require_platform_data(settings)
     engine = readonly_engine(settings)
     log = AuditLog(engine, settings.data_dir)
@@ -174,15 +184,25 @@ def snapshot(
 def prove(
     investor: str = typer.Option(..., help="investor id"),
     epoch: int | None = typer.Option(None, help="epoch (default: the latest)"),
+    data_dir: DataDirOpt = None,
     as_json: bool = JSON,
 ) -> None:
-    """Inclusion proof of an investor's balance in an epoch's published root."""
-    lia = _liabilities()
+    """Inclusion proof of an investor's balance in an epoch's published root (read-only;
+    --json writes the proof file that `verify-proof` checks)."""
+    from crowdleverage.domain.money import format_cn, format_yuan
+
+    lia = _read_liabilities(data_dir, as_json)
     proof = lia.prove(epoch if epoch is not None else lia.latest_epoch(), investor)
     if as_json:
         emit_json(proof)
-    else:
-        typer.echo(json.dumps(proof, indent=1, ensure_ascii=False))
+        return
+    fen = int(proof["leaf"]["balance_fen"])
+    typer.echo(
+        f"{investor}: {format_cn(fen)} ({format_yuan(fen)} 元) in epoch {proof['epoch']}, "
+        f"leaf {proof['leaf_index'] + 1} of {proof['tree_size']}, {len(proof['path'])} nodes"
+    )
+    typer.echo(f"root {proof['root_hash']} · total {format_cn(int(proof['total_fen']))}")
+    typer.echo("save it with --json > proof.json; check with `crowdlev audit verify-proof`")
 
 
 @app.command("verify-proof")
@@ -195,20 +215,23 @@ def verify_proof_cmd(
     on_chain: bool = typer.Option(
         False, "--on-chain", help="also compare with the root published on chain"
     ),
+    data_dir: DataDirOpt = None,
     as_json: bool = JSON,
 ) -> None:
-    """Check an inclusion proof: exit 0 if it verifies, 11 if tampered, 2 if malformed."""
+    """Check an inclusion proof (read-only): exit 0 if it verifies, 11 if tampered, 2 if
+    malformed."""
     from crowdleverage.audit.proofs import load_proof_file, verify_proof
+    from crowdleverage.domain.money import format_cn
 
     proof = load_proof_file(str(file))
     if offline:
         root, total = verify_proof(proof)
     else:
-        _liabilities().check_against_published(proof)
+        _read_liabilities(data_dir, as_json).check_against_published(proof)
         root, total = str(proof["root_hash"]), int(proof["total_fen"])
     if on_chain:
         root, total = verify_proof(proof)
-        with _root_publisher(read_only=True) as publisher:
+        with _root_publisher(read_only=True, data_dir=data_dir, announce=not as_json) as publisher:
             publisher.check(int(proof["epoch"]), root, total)
     leaf = proof["leaf"]
     out = {"ok": True, "investor_id": leaf["investor_id"], "balance_fen": leaf["balance_fen"],
@@ -217,18 +240,21 @@ def verify_proof_cmd(
         emit_json(out)
     else:
         typer.echo(
-            f"proof verified: {leaf['investor_id']} holds {leaf['balance_fen']} fen in epoch"
-            f" {proof.get('epoch')} (root {root[:16]}…, total {total} fen)"
+            f"proof verified: {leaf['investor_id']} holds {format_cn(int(leaf['balance_fen']))}"
+            f" in epoch {proof.get('epoch')} (root {root[:16]}…, total {format_cn(total)})"
         )
 
 
 @contextlib.contextmanager
-def _root_publisher(read_only: bool) -> Iterator[ChainRootPublisher]:
+def _root_publisher(
+    read_only: bool, data_dir: Path | None = None, announce: bool = False
+) -> Iterator[ChainRootPublisher]:
     from crowdleverage.audit.publish import ChainRootPublisher
     from crowdleverage.chain.factory import open_chain
     from crowdleverage.config import load_settings
 
-    port = open_chain(load_settings(), read_only=read_only)
+    settings = platform_settings(data_dir, announce=announce) if read_only else load_settings()
+    port = open_chain(settings, read_only=read_only)
     try:
         yield ChainRootPublisher(port)
     finally:

@@ -26,6 +26,8 @@ from crowdleverage.cliutil import (
 from crowdleverage.domain.errors import DataFileError, IntegrityFailure, ServiceUnavailable
 
 if TYPE_CHECKING:
+    from crowdleverage.audit.reconcile import Break
+
     pass
 
 
@@ -44,6 +46,22 @@ def _json_file(path: Path | None, what: str) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise DataFileError(str(path), None, f"{what} must be a JSON object")
     return data
+
+
+def describe_break(b: Break) -> str:
+    """One break for a person: kind, detail, the two values (CNY in 元 with 万/亿)."""
+    from crowdleverage.domain.money import format_cn
+
+    def value(v: int | None) -> str:
+        if v is None:
+            return "—"
+        return format_cn(v) if b.asset == "CNY" else f"{v:,} shares"
+
+    ref = f" ref {b.reference}" if b.reference else ""
+    text = f"{b.kind.value.replace('_', ' ')} ({b.asset}{ref}): {b.detail}"
+    if b.chain_value is not None or b.ledger_value is not None:
+        text += f" — chain {value(b.chain_value)}, ledger {value(b.ledger_value)}"
+    return text
 
 
 @app.command("reconcile")
@@ -78,7 +96,7 @@ def reconcile(
 
     positions = _json_file(broker_positions, "broker positions")
     addr = _json_file(addresses, "addresses")
-    settings = platform_settings(data_dir)
+    settings = platform_settings(data_dir, announce=not as_json)
     require_platform_data(settings)
     if read_only:
         from crowdleverage.audit.log import metadata as audit_tables
@@ -125,9 +143,14 @@ def reconcile(
         typer.echo(f"checked: {checked}")
         typer.echo("reconciliation clean" if report.ok else f"{len(report.breaks)} break(s):")
         for b in report.breaks:
-            typer.echo(f"  {b.kind.value:<20} {b.asset:<7} {b.reference or '':<32} {b.detail}")
+            typer.echo("  " + describe_break(b))
         if read_only:
             typer.echo("read-only: nothing recorded, nothing paused")
+            if not report.ok:
+                typer.echo(
+                    "(while the platform runs, the ledger and the chain are read a moment"
+                    " apart: a break may be a movement in flight; run again to confirm)"
+                )
     if not report.ok:
         err = IntegrityFailure(f"reconciliation found {len(report.breaks)} break(s)")
         sys.stderr.write(f"error: {err.message}\n")

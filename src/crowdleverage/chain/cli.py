@@ -113,13 +113,13 @@ def _status(chain: ChainPort, manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _open_read_only(
-    data_dir: Path | None, config: Path | None, dev_keys: bool
+    data_dir: Path | None, config: Path | None, dev_keys: bool, as_json: bool
 ) -> tuple[ChainPort, dict[str, Any]]:
     """The chain and its manifest, read-only (creates nothing), from the chosen data dir."""
     from crowdleverage.chain.deploy import read_manifest
     from crowdleverage.chain.factory import open_chain
 
-    settings = platform_settings(data_dir, config)
+    settings = platform_settings(data_dir, config, announce=not as_json)
     if settings.chain == "embedded":
         require_platform_data(settings)
     manifest = read_manifest(settings.data_dir)
@@ -133,16 +133,17 @@ def _chain_time(seconds: int) -> str:
 def render_status(out: dict[str, Any]) -> list[str]:
     """`chain status` for a person: dates, 元 with 万/亿, the trading day as a date."""
     from crowdleverage.domain.money import format_cn
+    from crowdleverage.market.calendar import xshg
     from crowdleverage.oracle.feeder import session_date
 
-    day = session_date(int(out["trading_day"]))
+    n = int(out["trading_day"])
+    day = session_date(n)
     day_text = (
         "none open yet"
-        if int(out["trading_day"]) == 0
-        else f"{day} (XSHG session #{out['trading_day']}: the oracle counts trading days "
-        "since the calendar's first, 2005-01-04)"
+        if n == 0
+        else f"{day} (oracle day #{n}: XSHG sessions counted from {xshg().first_day})"
         if day
-        else f"session #{out['trading_day']} (past the shipped calendar)"
+        else f"oracle day #{n} (past the shipped calendar)"
     )
     lines = [
         f"{out['chain']} chain {out['chain_id']} · block {out['block']:,} "
@@ -171,7 +172,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Chain id, block, clock, trading day, cash supply, deployed contracts (read-only)."""
-    chain, manifest = _open_read_only(data_dir, config, dev_keys)
+    chain, manifest = _open_read_only(data_dir, config, dev_keys, as_json)
     try:
         out = _status(chain, manifest)
     finally:
@@ -198,7 +199,7 @@ def events(
     """Stored event logs, oldest first, from a cursor; `next` is the cursor to continue."""
     if limit <= 0 or since < 0:
         raise InvalidInput("limit must be > 0 and since >= 0")
-    chain, _ = _open_read_only(data_dir, config, dev_keys)
+    chain, _ = _open_read_only(data_dir, config, dev_keys, as_json)
     try:
         found = chain.events(contract, event, since)[:limit]
     finally:

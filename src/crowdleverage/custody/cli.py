@@ -146,7 +146,7 @@ def balances(bank_account: str = BANK_ACCOUNT, data_dir: DataDirOpt = None,
     from crowdleverage.custody.service import CustodyService
     from crowdleverage.domain.money import format_cn, format_yuan
 
-    settings = platform_settings(data_dir)
+    settings = platform_settings(data_dir, announce=not as_json)
     require_platform_data(settings)
     from crowdleverage.custody.schema import metadata as custody_tables
 
