@@ -135,7 +135,7 @@ def require_platform_data(settings: Settings) -> Path:
     if not path.is_dir():
         raise NotFound(f"data dir {path} does not exist; start the platform (`make run`) or "
                        "pass --data-dir")  # fmt: skip
-    if not has_platform_data(path) and settings.database_url is None:
+    if not has_platform_data(path) and not settings.database_url:
         raise NotFound(f"no platform data in {path} (no custody.db, no chain/); pass --data-dir "
                        "or set CROWDLEV_DATA_DIR to the running platform's directory")  # fmt: skip
     return path

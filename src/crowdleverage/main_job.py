@@ -112,9 +112,12 @@ def render_run(report: ReplayReport, console: Console) -> None:
     from crowdleverage.domain.money import format_cn
     from crowdleverage.risk.replay import BOOKED
 
-    t = Table(title=f"Replay day by day ({len(report.borrowers)} borrowers, set up "
-              f"{report.setup_day})", caption="ratio: 维持担保比例 percentiles across accounts; "
-              "liq.: accounts entering / finishing liquidation")  # fmt: skip
+    t = Table(
+        title=f"Replay day by day ({len(report.borrowers)} borrowers, set up {report.setup_day})",
+        caption="ratio: 维持担保比例 percentiles across accounts; liq.: accounts entering / "
+        "finishing liquidation; loss booked on chain beyond the borrower's margin (reserve, "
+        "penalty, insurance, tranches)",
+    )
     for col in ("day", "regime", "ratio p1", "p50", "warn", "top-up", "liq.", "fills",
                 "behind seals", "loss booked"):  # fmt: skip
         t.add_column(col, justify="right")
