@@ -66,8 +66,13 @@ def test_feature_modules_import_no_heavy_library() -> None:
     assert out.strip() == "[]", out
 
 
-def test_market_formats_listed_without_importing_the_converter() -> None:
+def test_market_constants_kept_beside_their_modules() -> None:
+    """market/cli.py and ca_cli.py repeat two constants to avoid importing the converter and
+    the settings at --help: they must stay equal."""
+    from crowdleverage.config import SHIPPED_DATA
+    from crowdleverage.market import ca_cli
     from crowdleverage.market import cli as market_cli
     from crowdleverage.market.convert import FORMATS
 
     assert market_cli.FORMATS == FORMATS
+    assert ca_cli.DEFAULT_ACTIONS == SHIPPED_DATA / "market" / "corporate_actions.csv"

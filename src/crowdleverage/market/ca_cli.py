@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import InvalidInput, RuleViolation
 
 if TYPE_CHECKING:
@@ -28,7 +27,8 @@ if TYPE_CHECKING:
     )
 
 
-DEFAULT_ACTIONS = SHIPPED_DATA / "market" / "corporate_actions.csv"
+# = config.SHIPPED_DATA / … (importing config loads pydantic-settings: slower --help)
+DEFAULT_ACTIONS = Path(__file__).resolve().parents[3] / "data" / "market" / "corporate_actions.csv"
 
 
 def _render_proposals(proposals: list[Proposal], console: Console) -> None:
