@@ -160,7 +160,7 @@ def render_run(report: ReplayReport, console: Console) -> None:
         f"{format_cn(a['unsellable_fen'])}.",
     )
     console.print(
-        f"Senior NAV {format_cn(report.senior_nav_fen)} · junior NAV "
+        f"senior NAV {format_cn(report.senior_nav_fen)} · junior NAV "
         f"{format_cn(report.junior_nav_fen)} · insurance fund {format_cn(report.insurance_fen)}"
         f" · {report.fills:,} fills"
     )
