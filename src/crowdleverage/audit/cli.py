@@ -176,7 +176,12 @@ def snapshot(
     lia = _liabilities()
     root, total = lia.snapshot(epoch, custody.investor_balances())
     out: dict[str, Any] = {"epoch": epoch, "root_hash": root, "total_fen": total}
-    emit_json(out) if as_json else typer.echo(f"epoch {epoch}: root {root} total {total} fen")
+    if as_json:
+        emit_json(out)
+    else:
+        from crowdleverage.domain.money import format_cn
+
+        typer.echo(f"epoch {epoch}: root {root} total {format_cn(total)}")
 
 
 @app.command("prove")
