@@ -60,7 +60,7 @@ event LegsSettled:
     account: indexed(address)
     day: uint256
     ref: bytes32
-    cash_fen: uint256
+    cash_fen: int256
     legs: uint256
     nlv_fen: int256
     margin_fen: uint256
@@ -96,7 +96,7 @@ struct Leg:
 struct Account:
     enrolled: bool
     broker: address
-    cash_fen: uint256  # broker account cash after the day's settlement
+    cash_fen: int256  # broker account cash after the day's settlement (negative: owed)
     settled_day: uint256  # oracle trading day of the last report
     cap_fen: uint256  # max engine debt while the brake caps exposure; 0 = no cap
     unwinding: bool
@@ -196,7 +196,7 @@ def _stale(a: Account) -> bool:
 def _off(who: address, a: Account) -> (int256, int256, uint256):
     """(net liquidation value, counted value, broker margin required) in fen."""
     stale: bool = self._stale(a)
-    nlv: int256 = convert(a.cash_fen, int256)
+    nlv: int256 = a.cash_fen
     counted: int256 = self._counted(nlv, KIND_CASH, stale)
     margin: uint256 = 0
     for leg: Leg in self._legs[who]:
@@ -307,7 +307,7 @@ def enrol(who: address, broker: address):
 
 # ---------------------------------------------------------------- external: broker
 @external
-def settle(who: address, day: uint256, ref: bytes32, cash_fen: uint256, legs: DynArray[Leg, MAX_LEGS]):
+def settle(who: address, day: uint256, ref: bytes32, cash_fen: int256, legs: DynArray[Leg, MAX_LEGS]):
     """
     @notice The account's broker: the day's settlement of the off-platform legs. Replaces the
             legs reported before (an empty list: everything closed).
@@ -324,7 +324,7 @@ def settle(who: address, day: uint256, ref: bytes32, cash_fen: uint256, legs: Dy
     )
     assert day <= staticcall ORACLE.trading_day(), "legs: day in the future"
     margin: uint256 = 0
-    nlv: int256 = convert(cash_fen, int256)
+    nlv: int256 = cash_fen
     for leg: Leg in legs:
         assert leg.kind >= KIND_FUTURES and leg.kind <= MAX_KIND, "legs: bad leg kind"
         assert leg.quantity != 0, "legs: zero quantity"

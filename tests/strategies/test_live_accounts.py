@@ -1,0 +1,331 @@
+"""Strategy accounts on the embedded chain: OffPlatformLegs (enrolment, broker settlement,
+combined ratio with haircuts, staleness, the brake's refusal of new financing) and the live
+keeper unwinding a financed basis book in August–September 2015 before its lines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crowdleverage.chain.deploy import INSTITUTIONAL_TIER, deploy_strategy_legs, read_manifest
+from crowdleverage.chain.margin import ENGINE
+from crowdleverage.chain.roles import Role
+from crowdleverage.domain.errors import ComplianceBlock, ContractRevert
+from crowdleverage.risk.world import World, open_financing_chain, register
+from crowdleverage.strategies import basis
+from crowdleverage.strategies.accounts import (
+    DEFAULT_TIER,
+    InvestorClass,
+    classify_investor,
+    waterfall,
+)
+from crowdleverage.strategies.brake import BrakeInputs, LiquidityBrake, Stage, regime_proxy
+from crowdleverage.strategies.data import MarketData
+from crowdleverage.strategies import futures_rules as fr
+from crowdleverage.strategies.live import (
+    LEGS,
+    Leg,
+    LegKindOnChain,
+    SimulatedLegBroker,
+    SpotLeg,
+    StrategyAccounts,
+    StrategyFinancingStopped,
+    StrategyKeeper,
+)
+
+YI = 100_000_000 * 100  # 1亿元 in fen
+WAN = 10_000 * 100  # 1万元 in fen
+ETFS = (510300, 510330, 159919)  # three CSI 300 ETFs: one security ≤ 40% of an account
+DIRS: dict[str, Path] = {}
+ACTORS = ["inv-senior", "inv-junior", "pro-a", "pro-b", "ordinary", "basis-desk"]
+
+
+def band(prev: int) -> tuple[int, int]:
+    return (prev * 9_000 + 5_000) // 10_000, (prev * 11_000 + 5_000) // 10_000
+
+
+class Venue:
+    """The operator, reporters and broker of a small market of ETFs on the chain."""
+
+    def __init__(self, world: World) -> None:
+        self.w, self.c = world, world.chain
+        self.day = int(self.c.call("PriceOracle", "trading_day"))
+        self.px: dict[int, int] = {}
+
+    def open_day(self, prices: dict[int, int]) -> None:
+        self.day += 1
+        self.c.advance_time(86_400)
+        self.c.send("PriceOracle", "open_day", self.day, actor="operator")
+        rows = []
+        for code, p in prices.items():
+            prev = self.px.get(code, p)
+            lo, hi = band(prev)
+            rows.append((code, prev, lo, hi, False))
+            self.px[code] = min(max(p, lo), hi)
+        self.c.send("PriceOracle", "set_day_params_many", rows, actor="operator")
+        codes = list(self.px)
+        for r in ("reporter1", "reporter2"):
+            self.c.send("PriceOracle", "report_many", codes, [self.px[k] for k in codes], actor=r)
+
+    def fill(self, oid: int, qty: int, price: int, buy: bool) -> None:
+        if not buy:
+            self.c.send("CashToken", "approve", self.c.address_of("engine"), qty * price,
+                        actor="broker")  # fmt: skip
+        self.c.send("OrderBook", "settle_fill", oid, qty, price, 0, self.w.ref("fill"),
+                    actor="broker")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    DIRS["chain"] = tmp_path_factory.mktemp("legs-chain")
+    chain = open_financing_chain(DIRS["chain"], ACTORS)
+    w = World(chain)
+    for code in ETFS:
+        chain.send(ENGINE, "set_security", code, 10_000, False, 0, actor="operator")
+    w.invest("inv-senior", True, 4 * YI)
+    w.invest("inv-junior", False, YI)
+    w.close_epoch()
+    w.fund_broker(YI)
+    yield w
+    chain.close()
+
+
+def institutional(w: World, name: str, margin_fen: int, suitability: int = 5) -> str:
+    register(w.chain, name, Role.BORROWER, suitability=suitability)
+    who = w.chain.address_of(name)
+    w.chain.send(ENGINE, "open_account", who, INSTITUTIONAL_TIER, actor="compliance")
+    w.mint(name, margin_fen)
+    w.chain.send("CashToken", "approve", w.chain.address_of("engine"), margin_fen, actor=name)
+    w.chain.send(ENGINE, "deposit", margin_fen, False, actor=name)
+    return who
+
+
+def buy_basket(v: Venue, acc: StrategyAccounts, name: str, budget_fen: int, rounds: int = 12):
+    """Round-robin in small steps: one security ≤ 40% of the account's assets at every buy."""
+    for _ in range(rounds):
+        for code in ETFS:
+            qty = budget_fen // len(ETFS) // rounds // v.px[code] // 100 * 100
+            oid = acc.request_buy(name, code, qty, v.px[code])
+            v.fill(oid, qty, v.px[code], buy=True)
+
+
+def test_deploy_records_the_contract_and_the_institutional_tier(world: World) -> None:
+    c = world.chain
+    manifest = read_manifest(DIRS["chain"])
+    assert manifest["contracts"]["OffPlatformLegs"]["address"] == c.contract_address(LEGS)
+    t = DEFAULT_TIER
+    assert tuple(c.call(ENGINE, "tiers", INSTITUTIONAL_TIER)) == (
+        t.max_leverage_x100 // 100, t.initial_ratio_bps, t.warning_ratio_bps,
+        t.liquidation_ratio_bps, t.rate_apr_bps,
+    )  # fmt: skip
+    assert deploy_strategy_legs(c, DIRS["chain"]) == c.contract_address(LEGS)
+
+
+def test_professional_investors_only() -> None:
+    pro = classify_investor(entity=False, financial_assets_fen=600 * WAN, experience_years=3)
+    assert pro is InvestorClass.PROFESSIONAL
+    assert classify_investor(entity=False, financial_assets_fen=600 * WAN, experience_years=1) is (
+        InvestorClass.ORDINARY
+    )
+    assert classify_investor(entity=True, financial_institution=True) is InvestorClass.PROFESSIONAL
+    assert (
+        classify_investor(
+            entity=True, net_assets_fen=3_000 * WAN, financial_assets_fen=900 * WAN,
+            experience_years=5,
+        )
+        is InvestorClass.ORDINARY
+    )  # fmt: skip
+
+
+def test_enrol_settle_and_combined_ratio(world: World) -> None:
+    c, acc = world.chain, StrategyAccounts(world.chain)
+    v = Venue(world)
+    v.open_day({code: 400 for code in ETFS})
+    institutional(world, "ordinary", 100 * WAN, suitability=4)
+    with pytest.raises(ComplianceBlock):
+        acc.enrol("ordinary", InvestorClass.ORDINARY)
+    with pytest.raises(ContractRevert, match="legs: professional investors only"):
+        acc.enrol("ordinary", InvestorClass.PROFESSIONAL)  # the chain checks C5 itself
+    who = institutional(world, "pro-a", 100 * WAN)
+    with pytest.raises(ContractRevert, match="legs: caller is not compliance"):
+        c.send(LEGS, "enrol", who, c.address_of("broker"), actor="operator")
+    acc.enrol("pro-a", InvestorClass.PROFESSIONAL)
+    with pytest.raises(ContractRevert, match="legs: already enrolled"):
+        acc.enrol("pro-a", InvestorClass.PROFESSIONAL)
+    buy_basket(v, acc, "pro-a", 280 * WAN)  # 100万 margin, ≈180万 financed
+    assets, debt, _ = (int(x) for x in c.call(ENGINE, "account_state", who))
+    assert debt > 170 * WAN
+
+    # the broker reports a short future (settled: worth 0 until the price moves), an H share
+    # valued by the oracle (code 510330 stands in for its feed) and 50万 cash
+    fut = Leg(LegKindOnChain.FUTURES, "IF1509", -2, 350_000, 300, 2_100_000 * 100 // 10)
+    h = Leg(LegKindOnChain.SHARE, "00939.HK", 10_000, 390, 1, 0, oracle_code=510330)
+    day = v.day
+    with pytest.raises(ContractRevert, match="legs: a short leg must be negative"):
+        bad = Leg(LegKindOnChain.SHORT, "601318", 5, 100, 1)
+        acc.settle("pro-a", day, "s-5", 0, [bad], broker="broker")
+    acc.settle("pro-a", day, "s-1", 50 * WAN, [fut, h], broker="broker")
+    with pytest.raises(ContractRevert, match="legs: reference already used"):
+        acc.settle("pro-a", day + 0, "s-1", 0, [], broker="broker")
+    with pytest.raises(ContractRevert, match="legs: caller is not the account's broker"):
+        acc.settle("pro-a", day, "s-2", 0, [], broker="operator")
+    with pytest.raises(ContractRevert, match="legs: day not after last settlement"):
+        acc.settle("pro-a", day, "s-3", 0, [], broker="broker")
+    with pytest.raises(ContractRevert, match="legs: day in the future"):
+        acc.settle("pro-a", day + 1, "s-4", 0, [], broker="broker")
+
+    h_value = 10_000 * v.px[510330]  # marked by the oracle, not the broker's 390
+    counted = 50 * WAN * 9_000 // 10_000 + h_value * 5_000 // 10_000
+    got = acc.combined("pro-a")
+    assert (got.engine_assets_fen, got.debt_fen, got.counted_fen) == (assets, debt, counted)
+    assert got.ratio_bps == (assets + counted) * 10_000 // debt
+    nlv, cnt, margin, stale = c.call(LEGS, "off_platform", who)
+    assert (nlv, cnt, margin, stale) == (50 * WAN + h_value, counted, fut.margin_fen, False)
+
+    # next day: ETFs −5%, the future +2% against the short: its variation counts in full
+    v.open_day({code: 380 for code in ETFS})
+    got = acc.combined("pro-a")
+    h_value = 10_000 * 380
+    assert got.counted_fen == 50 * WAN * 9_000 // 10_000 + h_value // 2
+    fut_move = -2 * (357_000 - 350_000) * 300  # the broker's settlement on day 2
+    acc.settle("pro-a", v.day, "s-6", 50 * WAN + fut_move, [
+        Leg(LegKindOnChain.FUTURES, "IF1509", -2, 357_000, 300, 0), h], broker="broker")  # fmt: skip
+    got = acc.combined("pro-a")
+    assets2, debt2, _ = (int(x) for x in c.call(ENGINE, "account_state", who))
+    assert got.counted_fen == (50 * WAN + fut_move) * 9_000 // 10_000 + h_value // 2
+    assert got.assets_fen == assets2 + got.counted_fen and got.debt_fen == debt2
+
+    # two days without a report: gains no longer count, losses still do
+    v.open_day({code: 380 for code in ETFS})
+    v.open_day({code: 380 for code in ETFS})
+    assert c.call(LEGS, "off_platform", who)[3] is True
+    assert acc.combined("pro-a").counted_fen == 0
+
+
+def test_the_brake_stops_new_strategy_financing(world: World) -> None:
+    c, acc = world.chain, StrategyAccounts(world.chain)
+    v = Venue(world)
+    v.open_day({code: 400 for code in ETFS})
+    institutional(world, "pro-b", 100 * WAN)
+    acc.enrol("pro-b", InvestorClass.PROFESSIONAL)
+    buy_basket(v, acc, "pro-b", 150 * WAN)
+    orders = int(c.call("OrderBook", "order_count"))
+    try:
+        c.send(LEGS, "set_brake_stage", int(Stage.NO_NEW), actor="keeper")
+        with pytest.raises(StrategyFinancingStopped, match="legs: strategy financing stopped"):
+            acc.request_buy("pro-b", ETFS[0], 10_000, 400)
+        assert int(c.call("OrderBook", "order_count")) == orders  # nothing placed
+        acc.check_financing("inv-senior", 10**12)  # not a strategy account: not concerned
+        with pytest.raises(ContractRevert, match="legs: caller is not operator or keeper"):
+            c.send(LEGS, "set_brake_stage", 0, actor="pro-b")
+        c.send(LEGS, "set_brake_stage", 0, actor="keeper")
+        debt = int(c.call(ENGINE, "account_state", c.address_of("pro-b"))[1])
+        c.send(LEGS, "set_cap", c.address_of("pro-b"), debt + 10 * WAN, actor="keeper")
+        acc.check_financing("pro-b", 10 * WAN)
+        with pytest.raises(StrategyFinancingStopped, match="legs: above strategy exposure cap"):
+            acc.check_financing("pro-b", 10 * WAN + 1)
+    finally:
+        c.send(LEGS, "set_brake_stage", 0, actor="keeper")
+
+
+# ── the 2015 basis book, live ─────────────────────────────────────────────────────────────
+
+START, RULE_CHANGE, END = dt.date(2015, 8, 10), dt.date(2015, 9, 7), dt.date(2015, 9, 11)
+
+
+def test_brake_unwinds_a_live_financed_basis_book_before_its_lines(
+    world: World, market: MarketData
+) -> None:
+    """Long a CSI 300 ETF basket financed on the engine (priced at the index / 1000: no
+    CSI 300 ETF data is shipped) and short IF at the broker, from 2015-08-10 through the
+    margin steps to 40% on 2015-09-07. The brake, fed each day with that day's data only,
+    stops new financing, then the keeper unwinds the book on its schedule — futures closed
+    through the broker port, ETFs sold through the OrderBook — flat before the rule change,
+    the combined ratio never under the warning line; the loss goes down the waterfall."""
+    c, acc = world.chain, StrategyAccounts(world.chain)
+    f = basis.build(market, basis.BasisParams()).frame
+    f = f[(f.index >= pd.Timestamp(START) - pd.Timedelta(days=120))]
+    regime = regime_proxy(market.indices["CSI300"]["close"]).reindex(f.index).ffill()
+    idx = market.indices["CSI300"]["close"].reindex(f.index)
+    days = [ts for ts in f.index if START <= ts.date() <= END]
+
+    def etf_fen(ts: pd.Timestamp) -> int:
+        return int(idx.loc[ts] // 10)  # index / 1000 in 元 → fen
+
+    def if_fen(ts: pd.Timestamp) -> int:
+        return round(f.loc[ts, "b_px"] * 100)  # fen per index point
+
+    v = Venue(world)
+    v.open_day({code: etf_fen(days[0]) for code in ETFS})
+    institutional(world, "basis-desk", 200 * WAN)
+    acc.enrol("basis-desk", InvestorClass.PROFESSIONAL)
+    buy_basket(v, acc, "basis-desk", 540 * WAN)
+    broker = SimulatedLegBroker()
+    broker.deposit("basis-desk", 150 * WAN)
+    lots = 5
+    broker.open("basis-desk", "IF", LegKindOnChain.FUTURES, -lots, if_fen(days[0]),
+                multiplier=300, product="IF")  # fmt: skip
+    brake = LiquidityBrake()
+    keeper = StrategyKeeper(c, acc, broker, brake)
+    keeper.track("basis-desk", [SpotLeg(code) for code in ETFS])
+    equity0 = 200 * WAN + 150 * WAN
+    pool_fen = int(c.call("TranchePool", "total_assets_fen"))
+    ratios, stages, refused_on, flat_on = [], [], None, None
+    vol = {k: f[k].to_numpy(dtype=float) for k in ("a_vol", "b_vol")}
+    for i, ts in enumerate(days):
+        day = ts.date()
+        if i:
+            v.open_day({code: etf_fen(ts) for code in ETFS})
+        cash, legs = broker.settle_day("basis-desk", day, {"IF": if_fen(ts)})
+        acc.settle("basis-desk", v.day, f"bk-{day}", cash, legs, broker="broker")
+        t = f.index.get_loc(ts)
+        gross = sum(int(c.call(ENGINE, "positions", c.address_of("basis-desk"), k)) * v.px[k]
+                    for k in ETFS)  # fmt: skip
+        lo = max(0, t - brake.params.lookback_days)
+        spread = f["spread_bps"].to_numpy()
+        pos = 1 if gross else 0
+        vr = min(_vol_ratio(vol["a_vol"], t), _vol_ratio(vol["b_vol"], t))
+        inputs = BrakeInputs(
+            day, 20 * gross * 10_000 // pool_fen, float(pos * (spread[t] - spread[lo])), vr,
+            float(regime.iloc[t]), fr.known_margin_step(day),
+        )  # fmt: skip
+        acts = keeper.on_day(day, inputs, {"IF": if_fen(ts)})
+        for _, oid, code, qty in acts.sells:
+            v.fill(oid, qty, v.px[code], buy=False)
+        stages.append(acts.brake.stage)
+        if acts.brake.stage >= Stage.NO_NEW and refused_on is None:
+            with pytest.raises(StrategyFinancingStopped):
+                acc.request_buy("basis-desk", ETFS[0], 100, v.px[ETFS[0]])
+            refused_on = day
+        ratio = acc.combined("basis-desk").ratio_bps
+        ratios.append(ratio)
+        held = sum(int(c.call(ENGINE, "positions", c.address_of("basis-desk"), k)) for k in ETFS)
+        if flat_on is None and held == 0 and broker.quantity("basis-desk", "IF") == 0:
+            flat_on = day
+    assert refused_on is not None and refused_on < RULE_CHANGE
+    assert Stage.UNWIND in stages
+    assert flat_on is not None and flat_on < RULE_CHANGE
+    unwind_days = [s for s in stages if s is Stage.UNWIND]
+    assert len(unwind_days) >= 2  # an orderly schedule, not one dump
+    live = [r for r in ratios if r is not None]
+    assert min(live) >= DEFAULT_TIER.warning_ratio_bps
+    a = world.account(c.address_of("basis-desk"))
+    assert a["locked"] == 0 and a["open_liq"] == 0  # never liquidated by the engine
+    # the desk repays what it can from the sale proceeds; what is left is its equity
+    equity = a["assets_fen"] - a["debt_fen"] + broker.accounts["basis-desk"].cash_fen
+    loss = max(0, equity0 - equity)
+    layers = {"borrower_margin": equity0, "insurance": 10 * YI, "junior": YI, "senior": 4 * YI}
+    split = waterfall(loss, layers)
+    assert split["borrower_margin"] == loss and sum(split.values()) == loss
+    assert split["insurance"] == split["junior"] == split["senior"] == split["unabsorbed"] == 0
+
+
+def _vol_ratio(x: np.ndarray, t: int, n: int = 20) -> float:
+    past = x[max(0, t - n) : t]
+    past = past[np.isfinite(past) & (past > 0)]
+    return 1.0 if len(past) == 0 or not np.isfinite(x[t]) else float(x[t] / past.mean())
