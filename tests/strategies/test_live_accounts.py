@@ -18,15 +18,23 @@ from crowdleverage.chain.roles import Role
 from crowdleverage.domain.errors import ComplianceBlock, ContractRevert
 from crowdleverage.risk.world import World, open_financing_chain, register
 from crowdleverage.strategies import basis
+from crowdleverage.strategies import futures_rules as fr
 from crowdleverage.strategies.accounts import (
     DEFAULT_TIER,
     InvestorClass,
     classify_investor,
     waterfall,
 )
-from crowdleverage.strategies.brake import BrakeInputs, LiquidityBrake, Stage, regime_proxy
+from crowdleverage.strategies.backtest import BacktestConfig, RunOptions, run
+from crowdleverage.strategies.base import StrategyFrame
+from crowdleverage.strategies.brake import (
+    BrakeInputs,
+    BrakeParams,
+    LiquidityBrake,
+    Stage,
+    regime_proxy,
+)
 from crowdleverage.strategies.data import MarketData
-from crowdleverage.strategies import futures_rules as fr
 from crowdleverage.strategies.live import (
     LEGS,
     Leg,
@@ -36,6 +44,7 @@ from crowdleverage.strategies.live import (
     StrategyAccounts,
     StrategyFinancingStopped,
     StrategyKeeper,
+    brake_panel,
 )
 
 YI = 100_000_000 * 100  # 1亿元 in fen
@@ -193,8 +202,8 @@ def test_enrol_settle_and_combined_ratio(world: World) -> None:
     h_value = 10_000 * 380
     assert got.counted_fen == 50 * WAN * 9_000 // 10_000 + h_value // 2
     fut_move = -2 * (357_000 - 350_000) * 300  # the broker's settlement on day 2
-    acc.settle("pro-a", v.day, "s-6", 50 * WAN + fut_move, [
-        Leg(LegKindOnChain.FUTURES, "IF1509", -2, 357_000, 300, 0), h], broker="broker")  # fmt: skip
+    fut2 = Leg(LegKindOnChain.FUTURES, "IF1509", -2, 357_000, 300, 0)
+    acc.settle("pro-a", v.day, "s-6", 50 * WAN + fut_move, [fut2, h], broker="broker")
     got = acc.combined("pro-a")
     assets2, debt2, _ = (int(x) for x in c.call(ENGINE, "account_state", who))
     assert got.counted_fen == (50 * WAN + fut_move) * 9_000 // 10_000 + h_value // 2
@@ -235,23 +244,40 @@ def test_the_brake_stops_new_strategy_financing(world: World) -> None:
 
 # ── the 2015 basis book, live ─────────────────────────────────────────────────────────────
 
-START, RULE_CHANGE, END = dt.date(2015, 8, 10), dt.date(2015, 9, 7), dt.date(2015, 9, 11)
+START, RULE_CHANGE, END = dt.date(2015, 8, 24), dt.date(2015, 9, 7), dt.date(2015, 9, 11)
+
+
+def bare_first_call(market: MarketData) -> tuple[dt.date, int]:
+    """The same book (long spot, short IF from START, 2.3× equity) in the rules-aware
+    backtest without a brake: the day of its first margin call and its forced exits."""
+    sf = basis.build(market, basis.BasisParams())
+    f = sf.frame.copy()
+    f["signal"] = np.where(f.index >= pd.Timestamp(START), 1, 0)
+    book = StrategyFrame(sf.name, sf.a, sf.b, f)
+    bare = run(book, BacktestConfig(notional_x_equity=2.3), options=RunOptions(crowd_multiple=20),
+               date_from=dt.date(2015, 7, 1), date_to=dt.date(2015, 9, 30))  # fmt: skip
+    calls = bare.daily.index[bare.daily["margin_calls"] > 0]
+    return calls[0].date(), bare.stats["forced_exits"]
 
 
 def test_brake_unwinds_a_live_financed_basis_book_before_its_lines(
     world: World, market: MarketData
 ) -> None:
     """Long a CSI 300 ETF basket financed on the engine (priced at the index / 1000: no
-    CSI 300 ETF data is shipped) and short IF at the broker, from 2015-08-10 through the
-    margin steps to 40% on 2015-09-07. The brake, fed each day with that day's data only,
-    stops new financing, then the keeper unwinds the book on its schedule — futures closed
-    through the broker port, ETFs sold through the OrderBook — flat before the rule change,
-    the combined ratio never under the warning line; the loss goes down the waterfall."""
+    CSI 300 ETF data is shipped) and short IF at the broker, from 2015-08-24 into the margin
+    steps to 40% on 2015-09-07. Without a brake the same book (rules-aware backtest) gets
+    its first margin call on the rule change and is forced out. Live, the brake, fed each
+    day with that day's data only, stops new financing and the keeper unwinds the book on its
+    schedule — futures closed through the broker port, ETFs sold through the OrderBook — flat
+    before that first call, the combined ratio never under the warning line, the engine never
+    liquidating; the loss goes down the waterfall to the borrower's margin only."""
+    first_call, bare_exits = bare_first_call(market)
+    assert first_call == RULE_CHANGE and bare_exits == 1
     c, acc = world.chain, StrategyAccounts(world.chain)
     f = basis.build(market, basis.BasisParams()).frame
     f = f[(f.index >= pd.Timestamp(START) - pd.Timedelta(days=120))]
-    regime = regime_proxy(market.indices["CSI300"]["close"]).reindex(f.index).ffill()
-    idx = market.indices["CSI300"]["close"].reindex(f.index)
+    regime = regime_proxy(market.indices["000300"]["close"]).reindex(f.index).ffill()
+    idx = market.indices["000300"]["close"].reindex(f.index)
     days = [ts for ts in f.index if START <= ts.date() <= END]
 
     def etf_fen(ts: pd.Timestamp) -> int:
@@ -270,7 +296,7 @@ def test_brake_unwinds_a_live_financed_basis_book_before_its_lines(
     lots = 5
     broker.open("basis-desk", "IF", LegKindOnChain.FUTURES, -lots, if_fen(days[0]),
                 multiplier=300, product="IF")  # fmt: skip
-    brake = LiquidityBrake()
+    brake = LiquidityBrake(BrakeParams(unwind_days=3))  # a 3-day schedule (default 5)
     keeper = StrategyKeeper(c, acc, broker, brake)
     keeper.track("basis-desk", [SpotLeg(code) for code in ETFS])
     equity0 = 200 * WAN + 150 * WAN
@@ -309,7 +335,7 @@ def test_brake_unwinds_a_live_financed_basis_book_before_its_lines(
             flat_on = day
     assert refused_on is not None and refused_on < RULE_CHANGE
     assert Stage.UNWIND in stages
-    assert flat_on is not None and flat_on < RULE_CHANGE
+    assert flat_on is not None and flat_on < first_call
     unwind_days = [s for s in stages if s is Stage.UNWIND]
     assert len(unwind_days) >= 2  # an orderly schedule, not one dump
     live = [r for r in ratios if r is not None]
@@ -320,6 +346,9 @@ def test_brake_unwinds_a_live_financed_basis_book_before_its_lines(
     equity = a["assets_fen"] - a["debt_fen"] + broker.accounts["basis-desk"].cash_fen
     loss = max(0, equity0 - equity)
     layers = {"borrower_margin": equity0, "insurance": 10 * YI, "junior": YI, "senior": 4 * YI}
+    panel = brake_panel(c)  # the operator's risk panel and the transparency page
+    assert panel["stage"] == "UNWIND" and panel["new_financing"] is False
+    assert panel["strategy_accounts_open"] >= 1 and panel["strategy_accounts_unwinding"] >= 1
     split = waterfall(loss, layers)
     assert split["borrower_margin"] == loss and sum(split.values()) == loss
     assert split["insurance"] == split["junior"] == split["senior"] == split["unabsorbed"] == 0

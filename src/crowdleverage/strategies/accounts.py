@@ -99,8 +99,7 @@ def classify_investor(
         )
     else:
         rich = (
-            financial_assets_fen >= PRO_PERSON_ASSETS_FEN
-            or avg_income_fen >= PRO_PERSON_INCOME_FEN
+            financial_assets_fen >= PRO_PERSON_ASSETS_FEN or avg_income_fen >= PRO_PERSON_INCOME_FEN
         )
     return InvestorClass.PROFESSIONAL if rich and experienced else InvestorClass.ORDINARY
 

@@ -240,7 +240,8 @@ class SpotLeg:
 class _Tracked:
     actor: str
     spot: list[SpotLeg]
-    ref_qty: dict[str, int] = field(default_factory=dict)  # sizes when the brake capped
+    ref_qty: dict[str, int] = field(default_factory=dict)  # sizes when the stage began
+    ref_stage: Stage = Stage.NORMAL
     warned_on: dt.date | None = None
 
 
@@ -276,9 +277,7 @@ class StrategyKeeper:
     def track(self, actor: str, spot: list[SpotLeg]) -> None:
         self.tracked[actor] = _Tracked(actor, spot)
 
-    def on_day(
-        self, day: dt.date, inputs: BrakeInputs, prices_fen: dict[str, int]
-    ) -> DayActions:
+    def on_day(self, day: dt.date, inputs: BrakeInputs, prices_fen: dict[str, int]) -> DayActions:
         """After the day's settlement is on chain: the brake, caps, unwinds and warnings.
         `prices_fen`: the day's price of each off-platform symbol (the broker's close)."""
         st = self.brake.update(inputs)
@@ -290,8 +289,9 @@ class StrategyKeeper:
         for t in self.tracked.values():
             c = self.accounts.combined(t.actor)
             liq = c.ratio_bps is not None and c.ratio_bps < self.tier.liquidation_ratio_bps
-            if st.stage >= Stage.LIMIT and not t.ref_qty:
-                t.ref_qty = self._sizes(t)
+            if st.stage >= Stage.LIMIT and (not t.ref_qty or t.ref_stage != st.stage):
+                # the schedule's reference: the book's size when this stage began
+                t.ref_qty, t.ref_stage = self._sizes(t), st.stage
                 if st.stage is Stage.LIMIT:
                     cap = c.debt_fen * int(st.params.limit_fraction * BPS) // BPS
                     self.chain.send(LEGS, "set_cap", self._who(t), max(cap, 1), actor=self.actor)
@@ -314,14 +314,17 @@ class StrategyKeeper:
                     closes += cl
                     if not self._unwinding(t):
                         self.chain.send(LEGS, "set_unwinding", self._who(t), True, actor=self.actor)
-            elif c.ratio_bps is not None and c.ratio_bps < self.tier.warning_ratio_bps:
-                if t.warned_on != day:
-                    t.warned_on = day
-                    warned.append(t.actor)
-                    log.warning(
-                        "strategy account below warning line",
-                        extra={"account": t.actor, "ratio_bps": c.ratio_bps},
-                    )
+            elif (
+                c.ratio_bps is not None
+                and c.ratio_bps < self.tier.warning_ratio_bps
+                and t.warned_on != day
+            ):
+                t.warned_on = day
+                warned.append(t.actor)
+                log.warning(
+                    "strategy account below warning line",
+                    extra={"account": t.actor, "ratio_bps": c.ratio_bps},
+                )
         return DayActions(day, st, tuple(warned), tuple(unwound), tuple(sells), tuple(closes))
 
     def _who(self, t: _Tracked) -> str:
@@ -363,3 +366,34 @@ class StrategyKeeper:
                     self.broker.close(t.actor, key, qty, prices_fen[key])
                     closes.append((t.actor, key, qty))
         return sells, closes
+
+
+def brake_panel(chain: ChainPort) -> dict[str, Any]:
+    """The brake as the operator's risk panel and the transparency page show it, with the live
+    strategy accounts: the stage on chain (what the desk enforces), the brake's parameters,
+    and aggregates over the enrolled accounts (count, unwinding, engine debt, the lowest
+    combined ratio). Without OffPlatformLegs on the chain: the resting state, no accounts."""
+    from crowdleverage.strategies.brake import brake_state
+
+    out = brake_state(None)
+    if LEGS not in chain.deployed():
+        out["strategy_accounts_open"] = 0
+        return out
+    stage = Stage(int(chain.call(LEGS, "brake_stage")))
+    out.update(stage=stage.name, stage_level=int(stage), new_financing=stage < Stage.NO_NEW)
+    accounts = sorted({e.args["account"] for e in chain.events(LEGS, "StrategyAccountEnrolled")})
+    unwinding, debt, lowest = 0, 0, None
+    for who in accounts:
+        _, d, _, _, r = chain.call(LEGS, "combined_state", who)
+        unwinding += bool(chain.call(LEGS, "accounts", who)[5])
+        debt += int(d)
+        if int(d) > 0:
+            lowest = int(r) if lowest is None else min(lowest, int(r))
+    out.update(
+        source="chain",
+        strategy_accounts_open=len(accounts),
+        strategy_accounts_unwinding=unwinding,
+        strategy_debt_fen=debt,
+        lowest_combined_ratio_bps=lowest,
+    )
+    return out
