@@ -11,12 +11,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from anvil_node import anvil
 
-from crowdleverage.chain.deploy import INSTITUTIONAL_TIER, deploy_strategy_legs, read_manifest
+from crowdleverage.chain.deploy import (
+    FINANCING_ACTORS,
+    INSTITUTIONAL_TIER,
+    deploy_financing,
+    deploy_strategy_legs,
+    deploy_system,
+    read_manifest,
+)
+from crowdleverage.chain.embedded import DEFAULT_GENESIS_TIME_S
+from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.margin import ENGINE
+from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
+from crowdleverage.chain.rpc import RpcChain
 from crowdleverage.domain.errors import ComplianceBlock, ContractRevert
-from crowdleverage.risk.world import World, open_financing_chain, register
+from crowdleverage.risk.world import (
+    DEV_SEED,
+    SESSION_ORACLE,
+    World,
+    open_financing_chain,
+    register,
+)
 from crowdleverage.strategies import basis
 from crowdleverage.strategies import futures_rules as fr
 from crowdleverage.strategies.accounts import (
@@ -49,9 +67,9 @@ from crowdleverage.strategies.live import (
 
 YI = 100_000_000 * 100  # 1亿元 in fen
 WAN = 10_000 * 100  # 1万元 in fen
-ETFS = (510300, 510330, 159919)  # three CSI 300 ETFs: one security ≤ 40% of an account
+ETFS = (510300, 510330, 510310, 159919)  # CSI 300 ETFs: one security ≤ 40% of an account
 DIRS: dict[str, Path] = {}
-ACTORS = ["inv-senior", "inv-junior", "pro-a", "pro-b", "ordinary", "basis-desk"]
+ACTORS = ["inv-senior", "inv-junior", "pro-a", "pro-b", "pro-c", "ordinary", "basis-desk"]
 
 
 def band(prev: int) -> tuple[int, int]:
@@ -89,10 +107,7 @@ class Venue:
                     actor="broker")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    DIRS["chain"] = tmp_path_factory.mktemp("legs-chain")
-    chain = open_financing_chain(DIRS["chain"], ACTORS)
+def _platform(chain: ChainPort) -> World:
     w = World(chain)
     for code in ETFS:
         chain.send(ENGINE, "set_security", code, 10_000, False, 0, actor="operator")
@@ -100,7 +115,36 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     w.invest("inv-junior", False, YI)
     w.close_epoch()
     w.fund_broker(YI)
-    yield w
+    return w
+
+
+@pytest.fixture(scope="module", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """The platform with OffPlatformLegs on the embedded chain and on anvil (the same deploy
+    script; the tests' expected values are computed independently, so both must agree)."""
+    work = DIRS[request.param] = tmp_path_factory.mktemp(f"legs-{request.param}")
+    if request.param == "embedded":
+        chain: ChainPort = open_financing_chain(work, ACTORS)
+        yield _platform(chain)
+        chain.close()
+        return
+    keys = ActorKeys.dev(DEV_SEED, dict.fromkeys([*FINANCING_ACTORS, *ACTORS]))
+    node = request.getfixturevalue("anvil_bin")
+    with anvil(node, "--timestamp", str(DEFAULT_GENESIS_TIME_S)) as url:
+        rpc = RpcChain(url, keys, None, controlled_clock=True)
+        rpc.fund([*FINANCING_ACTORS, *ACTORS], 10**21)
+        deploy_system(rpc, work, SESSION_ORACLE)
+        deploy_financing(rpc, work)
+        yield _platform(rpc)
+        rpc.close()
+
+
+@pytest.fixture(scope="module")
+def live_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    chain = open_financing_chain(tmp_path_factory.mktemp("legs-live"), ACTORS)
+    yield _platform(chain)
     chain.close()
 
 
@@ -114,25 +158,38 @@ def institutional(w: World, name: str, margin_fen: int, suitability: int = 5) ->
     return who
 
 
-def buy_basket(v: Venue, acc: StrategyAccounts, name: str, budget_fen: int, rounds: int = 12):
-    """Round-robin in small steps: one security ≤ 40% of the account's assets at every buy."""
-    for _ in range(rounds):
+def buy_basket(v: Venue, acc: StrategyAccounts, name: str, budget_fen: int) -> None:
+    """Round-robin in steps: one security ≤ 40% of the account's assets at every buy. With
+    four balanced holdings a step of at most the holding itself keeps that (2x / 5x)."""
+    who = v.c.address_of(name)
+    cash = int(v.c.call(ENGINE, "accounts", who)[1])
+    target = budget_fen // len(ETFS)
+    while True:
+        bought = False
         for code in ETFS:
-            qty = budget_fen // len(ETFS) // rounds // v.px[code] // 100 * 100
-            oid = acc.request_buy(name, code, qty, v.px[code])
-            v.fill(oid, qty, v.px[code], buy=True)
+            px = v.px[code]
+            held = int(v.c.call(ENGINE, "positions", who, code)) * px
+            step = min(target - held, held * 95 // 100 if held else cash // len(ETFS))
+            qty = step // px // 100 * 100
+            if qty > 0:
+                oid = acc.request_buy(name, code, qty, px)
+                v.fill(oid, qty, px, buy=True)
+                bought = True
+        if not bought:
+            return
 
 
 def test_deploy_records_the_contract_and_the_institutional_tier(world: World) -> None:
     c = world.chain
-    manifest = read_manifest(DIRS["chain"])
+    work = DIRS["embedded" if c.kind == "embedded" else "anvil"]
+    manifest = read_manifest(work)
     assert manifest["contracts"]["OffPlatformLegs"]["address"] == c.contract_address(LEGS)
     t = DEFAULT_TIER
     assert tuple(c.call(ENGINE, "tiers", INSTITUTIONAL_TIER)) == (
         t.max_leverage_x100 // 100, t.initial_ratio_bps, t.warning_ratio_bps,
         t.liquidation_ratio_bps, t.rate_apr_bps,
     )  # fmt: skip
-    assert deploy_strategy_legs(c, DIRS["chain"]) == c.contract_address(LEGS)
+    assert deploy_strategy_legs(c, work) == c.contract_address(LEGS)
 
 
 def test_professional_investors_only() -> None:
@@ -242,6 +299,40 @@ def test_the_brake_stops_new_strategy_financing(world: World) -> None:
         c.send(LEGS, "set_brake_stage", 0, actor="keeper")
 
 
+def test_keeper_unwinds_at_once_below_the_liquidation_line(world: World) -> None:
+    """A futures loss at the broker takes the combined ratio under the liquidation line while
+    the brake is NORMAL and the engine's own ratio is fine: the keeper closes the futures
+    through the broker port and sells the whole financed leg, and the account takes no new
+    financing while it is unwound."""
+    c, acc = world.chain, StrategyAccounts(world.chain)
+    v = Venue(world)
+    v.open_day({code: 400 for code in ETFS})
+    who = institutional(world, "pro-c", 100 * WAN)
+    acc.enrol("pro-c", InvestorClass.PROFESSIONAL)
+    buy_basket(v, acc, "pro-c", 280 * WAN)
+    broker = SimulatedLegBroker()
+    broker.deposit("pro-c", 10 * WAN)
+    broker.open("pro-c", "IF", LegKindOnChain.FUTURES, -5, 350_000, multiplier=300, product="IF")
+    v.open_day({code: 400 for code in ETFS})  # T+1: the ETFs are sellable
+    day = dt.date(2015, 10, 8)
+    cash, legs = broker.settle_day("pro-c", day, {"IF": 420_000})  # +20% against the short
+    assert cash == 10 * WAN - 5 * 70_000 * 300 < 0
+    acc.settle("pro-c", v.day, "c-1", cash, legs, broker="broker")
+    got = acc.combined("pro-c")
+    assert got.ratio_bps is not None and got.ratio_bps < DEFAULT_TIER.liquidation_ratio_bps
+    assert int(c.call(ENGINE, "account_state", who)[2]) > DEFAULT_TIER.initial_ratio_bps
+    keeper = StrategyKeeper(c, acc, broker, LiquidityBrake())
+    keeper.track("pro-c", [SpotLeg(code) for code in ETFS])
+    held = {code: int(c.call(ENGINE, "positions", who, code)) for code in ETFS}
+    acts = keeper.on_day(day, BrakeInputs(day, 0, 0.0, 1.0, 0.0), {"IF": 420_000})
+    assert acts.brake.stage is Stage.NORMAL and acts.unwound == ("pro-c",)
+    assert acts.closes == (("pro-c", "IF", 5),) and broker.quantity("pro-c", "IF") == 0
+    assert sorted((code, qty) for _, _, code, qty in acts.sells) == sorted(held.items())
+    assert c.call(LEGS, "accounts", who)[5] is True
+    with pytest.raises(StrategyFinancingStopped, match="legs: strategy account unwinding"):
+        acc.request_buy("pro-c", ETFS[0], 100, 400)
+
+
 # ── the 2015 basis book, live ─────────────────────────────────────────────────────────────
 
 START, RULE_CHANGE, END = dt.date(2015, 8, 24), dt.date(2015, 9, 7), dt.date(2015, 9, 11)
@@ -261,7 +352,7 @@ def bare_first_call(market: MarketData) -> tuple[dt.date, int]:
 
 
 def test_brake_unwinds_a_live_financed_basis_book_before_its_lines(
-    world: World, market: MarketData
+    live_world: World, market: MarketData
 ) -> None:
     """Long a CSI 300 ETF basket financed on the engine (priced at the index / 1000: no
     CSI 300 ETF data is shipped) and short IF at the broker, from 2015-08-24 into the margin
@@ -271,6 +362,7 @@ def test_brake_unwinds_a_live_financed_basis_book_before_its_lines(
     schedule — futures closed through the broker port, ETFs sold through the OrderBook — flat
     before that first call, the combined ratio never under the warning line, the engine never
     liquidating; the loss goes down the waterfall to the borrower's margin only."""
+    world = live_world
     first_call, bare_exits = bare_first_call(market)
     assert first_call == RULE_CHANGE and bare_exits == 1
     c, acc = world.chain, StrategyAccounts(world.chain)
