@@ -36,7 +36,6 @@ from crowdleverage.risk.world import (
     register,
 )
 from crowdleverage.strategies import basis
-from crowdleverage.strategies import futures_rules as fr
 from crowdleverage.strategies.accounts import (
     DEFAULT_TIER,
     InvestorClass,
@@ -63,6 +62,7 @@ from crowdleverage.strategies.live import (
     StrategyFinancingStopped,
     StrategyKeeper,
     brake_panel,
+    market_inputs,
 )
 
 YI = 100_000_000 * 100  # 1亿元 in fen
@@ -295,6 +295,17 @@ def test_the_brake_stops_new_strategy_financing(world: World) -> None:
         acc.check_financing("pro-b", 10 * WAN)
         with pytest.raises(StrategyFinancingStopped, match="legs: above strategy exposure cap"):
             acc.check_financing("pro-b", 10 * WAN + 1)
+        # an account marked as unwinding takes financing again once the brake is NORMAL and
+        # its combined ratio is above the initial line
+        c.send(LEGS, "set_unwinding", c.address_of("pro-b"), True, actor="keeper")
+        with pytest.raises(StrategyFinancingStopped, match="legs: strategy account unwinding"):
+            acc.check_financing("pro-b", 0)
+        keeper = StrategyKeeper(c, acc, SimulatedLegBroker(), LiquidityBrake())
+        keeper.track("pro-b", [SpotLeg(code) for code in ETFS])
+        day = dt.date(2015, 10, 8)
+        acts = keeper.on_day(day, BrakeInputs(day, 0, 0.0, 1.0, 0.0), {})
+        assert acts.unwound == () and acts.sells == ()
+        assert c.call(LEGS, "accounts", c.address_of("pro-b"))[5] is False
     finally:
         c.send(LEGS, "set_brake_stage", 0, actor="keeper")
 
@@ -394,7 +405,6 @@ def test_brake_unwinds_a_live_financed_basis_book_before_its_lines(
     equity0 = 200 * WAN + 150 * WAN
     pool_fen = int(c.call("TranchePool", "total_assets_fen"))
     ratios, stages, refused_on, flat_on = [], [], None, None
-    vol = {k: f[k].to_numpy(dtype=float) for k in ("a_vol", "b_vol")}
     for i, ts in enumerate(days):
         day = ts.date()
         if i:
@@ -404,13 +414,9 @@ def test_brake_unwinds_a_live_financed_basis_book_before_its_lines(
         t = f.index.get_loc(ts)
         gross = sum(int(c.call(ENGINE, "positions", c.address_of("basis-desk"), k)) * v.px[k]
                     for k in ETFS)  # fmt: skip
-        lo = max(0, t - brake.params.lookback_days)
-        spread = f["spread_bps"].to_numpy()
-        pos = 1 if gross else 0
-        vr = min(_vol_ratio(vol["a_vol"], t), _vol_ratio(vol["b_vol"], t))
-        inputs = BrakeInputs(
-            day, 20 * gross * 10_000 // pool_fen, float(pos * (spread[t] - spread[lo])), vr,
-            float(regime.iloc[t]), fr.known_margin_step(day),
+        inputs = market_inputs(
+            f, t, side=1 if gross else 0, book_fen=gross, pool_assets_fen=pool_fen,
+            params=brake.params, regime=float(regime.iloc[t]), crowd_multiple=20,
         )  # fmt: skip
         acts = keeper.on_day(day, inputs, {"IF": if_fen(ts)})
         for _, oid, code, qty in acts.sells:
@@ -444,9 +450,3 @@ def test_brake_unwinds_a_live_financed_basis_book_before_its_lines(
     split = waterfall(loss, layers)
     assert split["borrower_margin"] == loss and sum(split.values()) == loss
     assert split["insurance"] == split["junior"] == split["senior"] == split["unabsorbed"] == 0
-
-
-def _vol_ratio(x: np.ndarray, t: int, n: int = 20) -> float:
-    past = x[max(0, t - n) : t]
-    past = past[np.isfinite(past) & (past > 0)]
-    return 1.0 if len(past) == 0 or not np.isfinite(x[t]) else float(x[t] / past.mean())

@@ -13,11 +13,14 @@ reports them on chain with a reference. The account's combined ratio is
   reason) while the brake or an unwind stops new strategy financing or a cap would be passed.
 - `SimulatedLegBroker`: the off-platform broker port on the simulated venue: positions, cash,
   daily settlement (variation margin into cash), CFFEX margin by date, closes.
-- `StrategyKeeper`: each day, after the settlement, feeds the liquidity-reversal brake,
-  writes its stage on chain, caps the accounts' exposure at LIMIT, and unwinds in an orderly
-  schedule at UNWIND (1/`unwind_days` of the book a day: futures closed through the broker
-  port, the financed leg sold through the OrderBook) — and at once when an account's combined
-  ratio is below its liquidation line. Below the warning line it warns (once a day).
+- `StrategyKeeper`: each day, after the settlement, feeds the liquidity-reversal brake
+  (`market_inputs`), writes its stage on chain, caps the accounts' exposure at LIMIT, and
+  unwinds in an orderly schedule at UNWIND (1/`unwind_days` a day of the book's size when the
+  stage began: futures closed through the broker port, the financed leg sold through the
+  OrderBook) — and at once when an account's combined ratio is below its liquidation line.
+  Below the warning line it warns (once a day). When the brake is back below LIMIT the cap is
+  lifted, and an unwound account takes financing again once its combined ratio is above the
+  initial line.
 
 The engine's own lines still apply to the engine's assets alone (risk/keeper.py); this keeper
 acts on the combined ratio, which is what a strategy account's legs are worth together.
@@ -32,12 +35,21 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+import pandas as pd
+
 from crowdleverage.chain.codes import ref_to_bytes32
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.domain.errors import ComplianceBlock, ContractRevert, InvalidInput, RuleViolation
 from crowdleverage.strategies import futures_rules as fr
 from crowdleverage.strategies.accounts import DEFAULT_TIER, InstitutionalTier, InvestorClass
-from crowdleverage.strategies.brake import BrakeInputs, BrakeState, LiquidityBrake, Stage
+from crowdleverage.strategies.brake import (
+    BrakeInputs,
+    BrakeParams,
+    BrakeState,
+    LiquidityBrake,
+    Stage,
+    volume_ratio,
+)
 
 log = logging.getLogger("crowdleverage.strategies.live")
 
@@ -226,6 +238,37 @@ class SimulatedLegBroker:
         return acct.cash_fen, legs
 
 
+def market_inputs(
+    frame: pd.DataFrame,
+    t: int,
+    *,
+    side: int,
+    book_fen: int,
+    pool_assets_fen: int,
+    params: BrakeParams,
+    regime: float = 0.0,
+    crowd_multiple: float = 1.0,
+    futures: bool = True,
+) -> BrakeInputs:
+    """The brake's inputs on row `t` of a strategy frame (`spread_bps`, `a_vol`, `b_vol`),
+    with data up to that row only: the pool's share in books like this one (`book_fen` ×
+    `crowd_multiple` over the pool's assets), the spread's move against `side` (+1/−1, 0
+    flat) over the lookback, the thinner leg's volume against its average, the regime and
+    the exchange margin rise announced (futures legs). The live twin of the backtest's."""
+    day = frame.index[t].date()
+    spread = frame["spread_bps"].to_numpy(dtype=float)
+    lo = max(0, t - params.lookback_days)
+    adverse = float(side * (spread[t] - spread[lo]))
+    vr = min(
+        volume_ratio(frame["a_vol"].to_numpy(dtype=float), t, params.volume_avg_days),
+        volume_ratio(frame["b_vol"].to_numpy(dtype=float), t, params.volume_avg_days),
+    )
+    share = int(crowd_multiple * book_fen * BPS // max(pool_assets_fen, 1))
+    step = fr.known_margin_step(day) if futures else 1.0
+    reg = regime if math.isfinite(regime) else 0.0
+    return BrakeInputs(day, share, adverse if math.isfinite(adverse) else 0.0, vr, reg, step)
+
+
 # ── the keeper of strategy accounts ──────────────────────────────────────────────────────
 
 
@@ -296,7 +339,8 @@ class StrategyKeeper:
                     cap = c.debt_fen * int(st.params.limit_fraction * BPS) // BPS
                     self.chain.send(LEGS, "set_cap", self._who(t), max(cap, 1), actor=self.actor)
             elif st.stage < Stage.LIMIT and t.ref_qty:
-                t.ref_qty = {}
+                t.ref_qty, t.ref_stage = {}, Stage.NORMAL
+                self.chain.send(LEGS, "set_cap", self._who(t), 0, actor=self.actor)
             if liq:
                 target = 0.0
             elif st.stage >= Stage.UNWIND:
@@ -314,6 +358,11 @@ class StrategyKeeper:
                     closes += cl
                     if not self._unwinding(t):
                         self.chain.send(LEGS, "set_unwinding", self._who(t), True, actor=self.actor)
+            elif self._unwinding(t) and (
+                c.ratio_bps is None or c.ratio_bps >= self.tier.initial_ratio_bps
+            ):
+                # the brake released and the account is back above its initial line
+                self.chain.send(LEGS, "set_unwinding", self._who(t), False, actor=self.actor)
             elif (
                 c.ratio_bps is not None
                 and c.ratio_bps < self.tier.warning_ratio_bps
