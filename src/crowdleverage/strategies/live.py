@@ -356,8 +356,8 @@ class StrategyKeeper:
                     unwound.append(t.actor)
                     sells += s
                     closes += cl
-                    if not self._unwinding(t):
-                        self.chain.send(LEGS, "set_unwinding", self._who(t), True, actor=self.actor)
+                if (s or cl or liq) and not self._unwinding(t):
+                    self.chain.send(LEGS, "set_unwinding", self._who(t), True, actor=self.actor)
             elif self._unwinding(t) and (
                 c.ratio_bps is None or c.ratio_bps >= self.tier.initial_ratio_bps
             ):
