@@ -71,11 +71,15 @@ def stress_summary(data_dir: Path) -> dict[str, Any] | None:
     }
 
 
-def brake_summary() -> dict[str, Any]:
-    """The strategy accounts' liquidity-reversal brake. No strategy account is open on the
-    running platform yet, so this is the brake's resting state and its parameters."""
+def brake_summary(chain: Any = None) -> dict[str, Any]:
+    """The strategy accounts' liquidity-reversal brake: its stage on chain and the live
+    strategy accounts (strategies/live.py `brake_panel`); without a chain, the brake's
+    resting state and its parameters."""
     from crowdleverage.strategies.brake import brake_state
+    from crowdleverage.strategies.live import brake_panel
 
+    if chain is not None:
+        return brake_panel(chain)
     out = brake_state(None)
     out["strategy_accounts_open"] = 0
     return out

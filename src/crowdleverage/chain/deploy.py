@@ -183,7 +183,38 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
         manifest["actors"][actor] = port.address_of(actor)
     manifest["block"] = port.block_number()
     write_manifest(data_dir, manifest)
-    return manifest
+    deploy_strategy_legs(port, data_dir)
+    return read_manifest(data_dir)
+
+
+INSTITUTIONAL_TIER = 4  # the engine tier of institutional strategy accounts
+
+
+def deploy_strategy_legs(port: ChainPort, data_dir: Path) -> str:
+    """After the financing system: OffPlatformLegs (the broker-reported legs of institutional
+    strategy accounts, their combined ratio and the brake's stage) and the institutional tier
+    on the engine (strategies/accounts.py). Idempotent: returns the recorded address."""
+    from crowdleverage.strategies.accounts import DEFAULT_TIER, engine_tier
+
+    manifest = read_manifest(data_dir)
+    existing = manifest["contracts"].get("OffPlatformLegs")
+    if existing is not None:
+        return str(existing["address"])
+    engine = port.contract_address("MarginEngine")
+    registry, oracle = (port.contract_address(n) for n in DEPLOYABLES[:2])
+    address = port.deploy("OffPlatformLegs", [registry, oracle, engine], actor="admin")
+    port.send(
+        "MarginEngine", "set_tier", INSTITUTIONAL_TIER, engine_tier(DEFAULT_TIER), actor="operator"
+    )
+    manifest["contracts"]["OffPlatformLegs"] = {
+        "source": "OffPlatformLegs",
+        "address": address,
+        "abi_sha256": artifact("OffPlatformLegs").abi_hash,
+        "runtime_size_bytes": artifact("OffPlatformLegs").runtime_size_bytes,
+    }
+    manifest["block"] = port.block_number()
+    write_manifest(data_dir, manifest)
+    return address
 
 
 def record_contracts(port: ChainPort, data_dir: Path, labels: list[str]) -> dict[str, Any]:

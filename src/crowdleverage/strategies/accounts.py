@@ -57,6 +57,53 @@ class InstitutionalTier:
 DEFAULT_TIER = InstitutionalTier()
 
 
+def engine_tier(t: InstitutionalTier) -> tuple[int, int, int, int, int]:
+    """`MarginEngine.Tier` in its field order (max leverage as a whole multiple)."""
+    return (
+        t.max_leverage_x100 // 100, t.initial_ratio_bps, t.warning_ratio_bps,
+        t.liquidation_ratio_bps, t.rate_apr_bps,
+    )  # fmt: skip
+
+
+# 《证券期货投资者适当性管理办法》 art. 8: a natural person is a professional investor with
+# financial assets ≥ 5,000,000 元 at the end of the last month (or average annual income
+# ≥ 500,000 元 over three years) and two years of investment experience; an entity with net
+# assets ≥ 20,000,000 元, financial assets ≥ 10,000,000 元 and two years of experience; a
+# licensed financial institution or its product always.
+PRO_PERSON_ASSETS_FEN = 500_000_000
+PRO_PERSON_INCOME_FEN = 50_000_000
+PRO_ENTITY_NET_ASSETS_FEN = 2_000_000_000
+PRO_ENTITY_FIN_ASSETS_FEN = 1_000_000_000
+PRO_EXPERIENCE_YEARS = 2
+
+
+def classify_investor(
+    *,
+    entity: bool,
+    financial_institution: bool = False,
+    financial_assets_fen: int = 0,
+    net_assets_fen: int = 0,
+    avg_income_fen: int = 0,
+    experience_years: int = 0,
+) -> InvestorClass:
+    """Professional or ordinary investor by the 2017 suitability rules (art. 8)."""
+    if min(financial_assets_fen, net_assets_fen, avg_income_fen, experience_years) < 0:
+        raise InvalidInput("investor figures must be non-negative")
+    if financial_institution:
+        return InvestorClass.PROFESSIONAL
+    experienced = experience_years >= PRO_EXPERIENCE_YEARS
+    if entity:
+        rich = (
+            net_assets_fen >= PRO_ENTITY_NET_ASSETS_FEN
+            and financial_assets_fen >= PRO_ENTITY_FIN_ASSETS_FEN
+        )
+    else:
+        rich = (
+            financial_assets_fen >= PRO_PERSON_ASSETS_FEN or avg_income_fen >= PRO_PERSON_INCOME_FEN
+        )
+    return InvestorClass.PROFESSIONAL if rich and experienced else InvestorClass.ORDINARY
+
+
 @dataclass(frozen=True, slots=True)
 class OffPlatformPosition:
     """A leg held at the broker, as the broker reports it at the day's settlement."""

@@ -341,6 +341,13 @@ def _rows(sf: StrategyFrame) -> list[DayRow]:
     return out
 
 
+def day_rows(
+    sf: StrategyFrame, date_from: dt.date | None = None, date_to: dt.date | None = None
+) -> list[DayRow]:
+    """Each day's prices and seals in the window (for `run(rows=…)`)."""
+    return _rows(window(sf, date_from, date_to))
+
+
 def window(sf: StrategyFrame, date_from: dt.date | None, date_to: dt.date | None) -> StrategyFrame:
     """The frame restricted to [date_from, date_to] (signals were computed on the full data,
     causally, so restricting afterwards changes nothing before the cut)."""
@@ -376,10 +383,17 @@ def run(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
     options: RunOptions | None = None,
+    rows: list[DayRow] | None = None,
 ) -> BacktestResult:
+    """`rows`: the window's `day_rows` when a sweep already has them (they depend on the
+    legs' data and the window only, not on the signal)."""
     sf = window(sf, date_from, date_to)
     eng = Engine(sf, cfg or BacktestConfig(), brake)
-    daily = simulate(eng, _rows(sf), options or RunOptions())
+    if rows is None:
+        rows = _rows(sf)
+    elif len(rows) != len(sf.frame) or rows[0].day != sf.frame.index[0].date():
+        raise InvalidInput("backtest: rows are not this window's")
+    daily = simulate(eng, rows, options or RunOptions())
     return summarise(eng, daily)
 
 

@@ -72,6 +72,48 @@ def days_to_expiry(day: dt.date) -> int:
 
 
 def build(data: MarketData, p: BasisParams) -> StrategyFrame:
+    return build_many(data, [p])[0]
+
+
+def build_many(data: MarketData, ps: list[BasisParams]) -> list[StrategyFrame]:
+    """`build` for many settings at once: the data-only work (aligned days, basis, days to
+    expiry, the frame's price columns) is done once per (product, spot), the mispricing once
+    per (carry, dividend yield, smoothing), the band rule per setting. Same results as one
+    `build` per setting (a sweep's shared work)."""
+    bases: dict[tuple[str, str], tuple[pd.DataFrame, pd.Series, np.ndarray, LegSpec, LegSpec]] = {}
+    mis_cache: dict[tuple[str, str, float, float, int], np.ndarray] = {}
+    out = []
+    for p in ps:
+        key = (p.product, p.spot)
+        if key not in bases:
+            bases[key] = _base(data, p)
+        base, basis, dte, a, b = bases[key]
+        mkey = (*key, p.carry_apr_bps, p.dividend_yield_bps, p.smooth_days)
+        mis = mis_cache.get(mkey)
+        if mis is None:
+            fair = (p.carry_apr_bps - p.dividend_yield_bps) * dte / 365.0
+            ewm = (basis - fair).ewm(span=max(p.smooth_days, 1), adjust=False).mean()
+            mis = mis_cache[mkey] = -ewm.to_numpy()
+        signal = threshold_positions(
+            mis,
+            p.entry_bps,
+            p.exit_bps,
+            p.stop_bps,
+            allow_short=p.allow_reverse,
+            cooldown=p.cooldown_days,
+        )
+        # −1 here means short spot / long futures, which needs allow_reverse; +1 long spot.
+        frame = base.copy(deep=False)
+        frame.insert(len(frame.columns) - 1, "signal", signal)
+        out.append(StrategyFrame(f"basis-{p.product}-{p.spot}", a, b, frame))
+    return out
+
+
+def _base(
+    data: MarketData, p: BasisParams
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray, LegSpec, LegSpec]:
+    """The setting-independent part of `build`: the frame without a signal, the basis in bps,
+    the days to expiry and the legs."""
     if p.product not in FUTURES_SPOT:
         raise InvalidInput(f"basis: unknown futures product {p.product!r}")
     index_sym, etf_sym = FUTURES_SPOT[p.product]
@@ -84,17 +126,6 @@ def build(data: MarketData, p: BasisParams) -> StrategyFrame:
     f, s, x = fut.loc[days], idx.loc[days], spot_src.loc[days]
     basis = (f["close"] / s["close"] - 1.0) * 1e4
     dte = np.array([days_to_expiry(d.date()) for d in days], dtype=float)
-    fair = (p.carry_apr_bps - p.dividend_yield_bps) * dte / 365.0
-    mis = (basis - fair).ewm(span=max(p.smooth_days, 1), adjust=False).mean()
-    signal = threshold_positions(
-        -mis.to_numpy(),
-        p.entry_bps,
-        p.exit_bps,
-        p.stop_bps,
-        allow_short=p.allow_reverse,
-        cooldown=p.cooldown_days,
-    )
-    # −1 here means short spot / long futures, which needs allow_reverse; +1 long spot.
     frame = pd.DataFrame(
         {
             "a_px": x["close"],
@@ -108,7 +139,6 @@ def build(data: MarketData, p: BasisParams) -> StrategyFrame:
             "a_vol": x["volume"],
             "b_vol": f["volume"],
             "spread_bps": basis,
-            "signal": signal,
             "hedge": 1.0,
         },
         index=days,
@@ -116,4 +146,4 @@ def build(data: MarketData, p: BasisParams) -> StrategyFrame:
     kind = LegKind.ETF if p.spot == "etf" else LegKind.BASKET
     a = LegSpec(etf_sym if p.spot == "etf" and etf_sym else index_sym, kind)
     b = LegSpec(p.product, LegKind.FUTURES, product=p.product)
-    return StrategyFrame(f"basis-{p.product}-{p.spot}", a, b, frame)
+    return frame, basis, dte, a, b

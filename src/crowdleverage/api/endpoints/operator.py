@@ -214,7 +214,7 @@ def transparency(p: Platform) -> dict[str, Any]:
         "trade_date": snap["trade_date"],
         "regime": published.regime_summary(p.settings.market_data, today),
         "stress": published.stress_summary(p.settings.data_dir),
-        "strategy_brake": published.brake_summary(),
+        "strategy_brake": published.brake_summary(p.fin.chain),
     }
 
 
