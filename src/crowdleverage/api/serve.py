@@ -136,6 +136,13 @@ def serve(
         run_dir = settings.data_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         settings = settings.model_copy(update={"data_dir": run_dir})
     settings.ensure_data_dir()
+    sink = None
+    if demo and settings.smtp_host is None:  # the demo's mails go to a local sink (/mails)
+        from crowdleverage.reports.mailsink import MailSink
+        from crowdleverage.reports.wiring import mail_dir
+
+        sink = MailSink(mail_dir(settings.data_dir)).start()
+        settings = settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port})
     platform = Platform(settings, market_start=start_day)
     application = create_app(settings, platform=platform, engine=platform.engine)
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
@@ -145,6 +152,8 @@ def serve(
         "docs": f"{url}/docs",
         "data_dir": str(settings.data_dir),
     }
+    if sink is not None:
+        facts["smtp_sink"] = f"{sink.host}:{sink.port} (mails at {url}/mails)"
     if demo:
         demo_world.seed(application.state.api)
         logins = {
@@ -172,6 +181,9 @@ def serve(
     driver = ReplayDriver(platform, pace_s, relay, progress, day_closed) if demo else None
     if driver is not None:
         driver.start()
+    from crowdleverage.reports.wiring import start_notify_worker
+
+    notify = start_notify_worker(api_state)  # notifications and mail, derived from events
     try:
         # open SSE streams never end by themselves: give them 3 s at shutdown, then close
         uvicorn.run(
@@ -184,5 +196,9 @@ def serve(
             driver.join(timeout=10)
         if stress is not None:
             stress.join(timeout=30)
+        notify.stop.set()
+        notify.join(timeout=10)
+        if sink is not None:
+            sink.stop()
         platform.save()  # also saved by the app's lifespan on SIGTERM (uvicorn re-raises it)
         platform.close()
