@@ -4,7 +4,8 @@ exactly once.
 Sources, each with a stable event key:
 - the engine's and liquidator's chain events (`chain:<seq>`): margin warning, automatic top-up,
   liquidation started and ended. The keeper re-marks a waiting liquidation at every tick (a new
-  `LiquidationStarted` each time): only the first after the account's last end notifies;
+  `LiquidationStarted` each time): a start is keyed `liquidation:<account>:<n>`, n the number
+  of the account's liquidations that ended before it, so each liquidation notifies once;
 - the user's statement lines (`line:<n>`, append-only): fills (buy, sell, liquidation sell) and
   payouts (withdrawal paid out, redemption paid).
 
@@ -252,18 +253,27 @@ class Notifier:
             account_of = {a.owner_id: a.id for a in p.accounts.values()}
             today = p.market.today.isoformat()
             head = max((e.seq for e in evs), default=since)
+            ends = [(e.seq, str(e.args.get("account", "")).lower())
+                    for e in margin_events(p.chain, "LiquidationEnded")] if evs else []  # fmt: skip
         items = []
         for e in evs:
-            uid = owners.get(str(e.args.get("account", "")).lower())
+            who = str(e.args.get("account", "")).lower()
+            uid = owners.get(who)
             if uid is None or uid not in account_of:
                 continue
+            key = f"chain:{e.seq}"
+            if e.event == "LiquidationStarted":
+                # the keeper re-marks a waiting liquidation at every tick: one notification
+                # per liquidation, keyed by how many liquidations of the account ended before
+                episode = sum(1 for seq, a in ends if a == who and seq < e.seq)
+                key = f"liquidation:{account_of[uid]}:{episode}"
             params: dict[str, Any] = {"account_id": account_of[uid]}
             for k in ("ratio_bps", "amount_fen", "shortfall_fen"):
                 if k in e.args:
                     params[k] = int(e.args[k])
             if "shortfall_fen" in params:
                 params["amount_fen"] = params.pop("shortfall_fen")
-            items.append((uid, f"chain:{e.seq}", CHAIN_KINDS[e.event], params, today))
+            items.append((uid, key, CHAIN_KINDS[e.event], params, today))
         return self._insert(items, {"chain": head})
 
     def _derive_lines(self, p: Platform, uid: int) -> int:
@@ -295,19 +305,12 @@ class Notifier:
         new = 0
         prefs: dict[int, Prefs] = {}
         with write_transaction(self.engine) as conn:
-            liquidating = self._liquidating(conn)
             for uid, key, kind, params, day in items:
                 if conn.execute(
                     sa.select(n.id).where(n.user_id == uid, n.event_key == key)
                 ).first():
-                    continue  # already derived (a replay of the same event)
+                    continue  # already derived (a replay of the same event, a re-mark)
                 acc = params.get("account_id")
-                if kind == "liquidation_started":
-                    if acc in liquidating:
-                        continue  # a re-mark of the same liquidation: notified once
-                    liquidating.add(acc)
-                elif kind == "liquidation_ended":
-                    liquidating.discard(acc)
                 pr = prefs.get(uid) or prefs.setdefault(uid, self.prefs(uid))
                 mail = kind in pr.by_email and pr.email is not None and bool(self.smtp_host)
                 conn.execute(notifications.insert(), {
@@ -322,18 +325,6 @@ class Notifier:
             for name, value in moves.items():
                 self._set_cursor(conn, name, value)
         return new
-
-    @staticmethod
-    def _liquidating(conn: sa.Connection) -> set[Any]:
-        n = notifications.c
-        rows = conn.execute(
-            sa.select(n.account_id, n.kind)
-            .where(n.kind.in_(("liquidation_started", "liquidation_ended"))).order_by(n.id)
-        ).all()  # fmt: skip
-        state: dict[Any, str] = {}
-        for acc, kind in rows:
-            state[acc] = kind
-        return {a for a, k in state.items() if k == "liquidation_started"}
 
     # -------------------------------------------------------------------------- mailing
 
