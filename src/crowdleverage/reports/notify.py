@@ -26,7 +26,7 @@ import smtplib
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formatdate, make_msgid
 from typing import Any
 
 import sqlalchemy as sa
@@ -370,6 +370,7 @@ class Notifier:
         msg["From"] = self.smtp_from
         msg["To"] = pr.email
         msg["Subject"] = f"[{tr(pr.lang, 'title')}] {title}"
+        msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(idstring=f"{r.user_id}.{r.event_key.replace(':', '.')}")
         msg["X-CrowdLev-Event"] = f"{r.user_id}/{r.event_key}"
         msg.set_content(f"{message}\n\n{tr(pr.lang, 'trade_date')}: {r.trade_date}\n")

@@ -29,7 +29,7 @@ from typing import Any
 from crowdleverage.domain.errors import InvalidInput, NotFound
 from crowdleverage.domain.money import format_yuan
 from crowdleverage.flows.platform import Platform, investor_id
-from crowdleverage.web.i18n_reports import kind_label, tr
+from crowdleverage.web.i18n_reports import detail_label, detail_value, kind_label, tr
 
 MAX_DAYS = 3_660  # a custom range spans at most ten years
 
@@ -230,13 +230,15 @@ def _y(fen: int | None) -> str:
     return "" if fen is None else format_yuan(int(fen))
 
 
-def _detail_text(d: dict[str, Any]) -> str:
+def _detail_text(d: dict[str, Any], lang: str) -> str:
     parts = []
     for k, v in d.items():
-        if k.endswith("_fen") and isinstance(v, int):
-            parts.append(f"{k[:-4]}={format_yuan(v)}")
-        else:
-            parts.append(f"{k}={v}")
+        value = (
+            format_yuan(v)
+            if k.endswith("_fen") and isinstance(v, int)
+            else detail_value(lang, k, v)
+        )
+        parts.append(f"{detail_label(lang, k)}={value}")
     return "; ".join(parts)
 
 
@@ -252,7 +254,7 @@ def statement_csv(st: Statement, lang: str) -> str:
     for x in st.lines:
         w.writerow([x["confirmation_id"], x["trade_date"], kind_label(lang, x["kind"]),
                     _y(x["amount_fen"]), _y(wallet_effect_fen(x)),
-                    _detail_text(_line_details(x))])  # fmt: skip
+                    _detail_text(_line_details(x), lang)])  # fmt: skip
     w.writerow([])
     w.writerow([tr(lang, "totals_by_kind"), tr(lang, "count"), tr(lang, "amount"),
                 tr(lang, "wallet_effect")])  # fmt: skip
@@ -274,7 +276,7 @@ def confirmations_csv(items: list[dict[str, Any]], lang: str) -> str:
                 tr(lang, "amount"), tr(lang, "details")])  # fmt: skip
     for c in items:
         w.writerow([c["id"], c["trade_date"], kind_label(lang, c["kind"]), _y(c["amount_fen"]),
-                    _detail_text(c["details"])])  # fmt: skip
+                    _detail_text(c["details"], lang)])  # fmt: skip
     return buf.getvalue()
 
 
@@ -305,7 +307,7 @@ def statement_pdf(st: Statement, lang: str) -> bytes:
         [tr(lang, "confirmation_no"), tr(lang, "trade_date"), tr(lang, "kind"),
          tr(lang, "amount"), tr(lang, "details")],
         [[x["confirmation_id"], x["trade_date"], kind_label(lang, x["kind"]),
-          _y(x["amount_fen"]), _detail_text(_line_details(x))] for x in st.lines],
+          _y(x["amount_fen"]), _detail_text(_line_details(x), lang)] for x in st.lines],
         widths=(0.1, 0.14, 0.16, 0.16, 0.44),
     )  # fmt: skip
     doc.note(tr(lang, "statement_note"))
@@ -323,7 +325,9 @@ def confirmation_pdf(c: dict[str, Any], username: str, lang: str) -> bytes:
         (tr(lang, "trade_date"), c["trade_date"]),
         (tr(lang, "kind"), kind_label(lang, c["kind"])),
         (tr(lang, "amount"), _y(c["amount_fen"])),
-        *[(k, format_yuan(v) if k.endswith("_fen") and isinstance(v, int) else str(v))
+        *[(detail_label(lang, k),
+           format_yuan(v) if k.endswith("_fen") and isinstance(v, int)
+           else detail_value(lang, k, v))
           for k, v in c["details"].items()],
     ])  # fmt: skip
     doc.note(tr(lang, "statement_note"))

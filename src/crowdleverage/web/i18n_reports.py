@@ -137,6 +137,27 @@ REPORT_STRINGS: dict[str, tuple[str, str]] = {
     "deposits": ("入金", "Deposits"),
     "withdrawals": ("出金", "Withdrawals"),
     "notifications_sent": ("已发通知", "Notifications sent"),
+    "healthy": ("正常", "Healthy"),
+    "order_status_open": ("未成交", "open"),
+    "order_status_partially_filled": ("部分成交", "partially filled"),
+    "order_status_filled": ("已成交", "filled"),
+    "order_status_expired": ("已失效", "expired"),
+    # confirmation and statement details
+    "detail_reference": ("银行流水号", "Bank reference"),
+    "detail_account_id": ("账户", "Account"),
+    "detail_code": ("证券代码", "Code"),
+    "detail_quantity": ("数量", "Quantity"),
+    "detail_price": ("价格", "Price"),
+    "detail_order_id": ("委托号", "Order no."),
+    "detail_tranche": ("分级", "Tranche"),
+    "detail_units": ("份额", "Units"),
+    "detail_paid": ("金额", "Amount"),
+    "detail_moved": ("划转金额", "Moved"),
+    "detail_side": ("方向", "Side"),
+    "detail_limit_price": ("委托价", "Limit price"),
+    "detail_filled_quantity": ("成交数量", "Filled quantity"),
+    "detail_fees": ("费用", "Fees"),
+    "detail_status": ("状态", "Status"),
 }
 
 i18n.STRINGS.update({k: v for k, v in REPORT_STRINGS.items() if k not in i18n.STRINGS})
@@ -153,3 +174,18 @@ def tr(lang: str, key: str, **params: object) -> str:
 
 def kind_label(lang: str, kind: str) -> str:
     return tr(lang, f"kind_{kind}") if f"kind_{kind}" in i18n.STRINGS else kind
+
+
+def detail_label(lang: str, key: str) -> str:
+    """A confirmation detail's name (`price_fen` → 价格)."""
+    base = key[:-4] if key.endswith("_fen") else key
+    return tr(lang, f"detail_{base}") if f"detail_{base}" in i18n.STRINGS else key
+
+
+def detail_value(lang: str, key: str, value: object) -> str:
+    """A detail's value with its enum words translated (side, tranche, order status)."""
+    if key == "status" and f"order_status_{value}" in i18n.STRINGS:
+        return tr(lang, f"order_status_{value}")
+    if isinstance(value, str) and key in ("side", "tranche") and value in i18n.STRINGS:
+        return tr(lang, value)
+    return str(value)
