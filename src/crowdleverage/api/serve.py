@@ -169,6 +169,8 @@ def serve(
         typer.echo(f"CrowdLeverage is serving at {url}  (API docs: {url}/docs)")
         typer.echo(f"data: {settings.data_dir}  ledger: {settings.resolved_database_url}")
         typer.echo(f"chain: {settings.chain}  securities watched: {len(platform.codes)}")
+        if sink is not None:
+            typer.echo(f"mail: SMTP sink at {facts['smtp_sink']}")
         if demo:
             typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
             for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]

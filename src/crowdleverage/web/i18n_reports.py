@@ -95,7 +95,7 @@ REPORT_STRINGS: dict[str, tuple[str, str]] = {
         "Account {account_id}: liquidation ended, shortfall {amount} 元.",
     ),
     "msg_fill": (
-        "{side}{code} {quantity}股，成交价{price}元，金额{amount}元。",
+        "{side}：{code} {quantity}股，成交价{price}元，金额{amount}元。",
         "{side} {code} {quantity} shares at {price} 元, amount {amount} 元.",
     ),
     "msg_payout": ("{what}{amount}元。", "{what}: {amount} 元."),
