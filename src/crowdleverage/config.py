@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     jwt_secret: SecretStr | None = None
     seed: int = 20160104
+    # issue 16 (notifications): mail for margin warnings, fills, payouts (none: no mail)
+    smtp_host: str | None = Field(None, description="SMTP host for notification mails")
+    smtp_port: int = 25
+    smtp_from: str = "noreply@crowdlev.local"
 
     @property
     def resolved_database_url(self) -> str:

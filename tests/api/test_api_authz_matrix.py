@@ -218,7 +218,28 @@ ENDPOINTS = [
     Ep("GET", "/status", public=True),
     Ep("GET", "/public/transparency", public=True),
     Ep("GET", "/public/stress", public=True),
-]
+    # issue 16: statements, confirmations, notifications, attestations, operator views
+    Ep("GET", "/users/{user}/statements?month=2015-12", HOLDERS | {OP, CUS, AUD}, HOLDERS,
+       kind="user"),
+    Ep("GET", "/users/{user}/confirmations", HOLDERS | {OP, CUS, AUD}, HOLDERS, kind="user"),
+    Ep("GET", "/users/{user}/confirmations/{conf}", HOLDERS | {OP, CUS, AUD}, HOLDERS,
+       kind="user"),
+    Ep("GET", "/notifications", ALL),
+    Ep("POST", "/notifications/read", ALL, body=lambda w: {}),
+    Ep("GET", "/notifications/preferences", ALL),
+    Ep("PUT", "/notifications/preferences", ALL, body=lambda w: {"lang": "zh"}),
+    Ep("GET", "/mails", ALL),
+    Ep("POST", "/audit/attestations", frozenset({AUD}),
+       body=lambda w: {"period_start": "2015-12-01", "period_end": "2015-12-31"}),
+    Ep("GET", "/public/attestations", public=True),
+    Ep("GET", "/public/attestations/{att}", public=True),
+    Ep("GET", "/public/attestations/{att}/report.pdf", public=True),
+    Ep("POST", "/operator/control", frozenset({OP}),
+       body=lambda w: {"action": "pause", "reason": "matrix"}),
+    Ep("GET", "/operator/accounts/{account}", frozenset({OP, AUD}), kind="account"),
+    Ep("GET", "/operator/liquidations/waiting", frozenset({OP, AUD})),
+    Ep("GET", "/operator/end-of-day-report", frozenset({OP, AUD})),
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +260,14 @@ def _path(w: World, ep: Ep, role: Role | None, own: bool) -> str:
         "account": w.ids.accounts["borrower1" if own else "borrower2"],
         "borrower": w.uid("borrower2"),
     }
+    ids["conf"] = "L1"  # every demo holder's first statement line (a deposit)
+    if "{att}" in ep.path:  # an attestation to read
+        from crowdleverage.reports.wiring import attestations_of
+
+        att = attestations_of(w.state)
+        items, _ = att.page(1, 0)
+        ids["att"] = items[0]["id"] if items else att.create(
+            w.state.platform, "2015-12-01", "2015-12-31", "auditor")["id"]  # fmt: skip
     if "{referral}" in ep.path:  # a fresh referred application for each case
         ids["referral"] = referred_borrower(w) if role is CMP else w.uid("investor1")
     return API + ep.path.format(**ids)
@@ -300,7 +329,9 @@ def test_matrix_covers_every_route(mworld: World) -> None:
             .replace("{user}", "{user_id}")
             .replace("{account}", "{account_id}")
             .replace("{referral}", "{user_id}")
-            .replace("{borrower}", "{user_id}"),
+            .replace("{borrower}", "{user_id}")
+            .replace("{conf}", "{conf_id}")
+            .replace("{att}", "{att_id}"),
         )
         for ep in ENDPOINTS
     }

@@ -25,7 +25,17 @@ from crowdleverage.api import logs, store
 from crowdleverage.api.auditlog import AuditLog
 from crowdleverage.api.deps import ApiState
 from crowdleverage.api.docs import mount_docs
-from crowdleverage.api.endpoints import auth, margin, money, onboarding, operator
+from crowdleverage.api.endpoints import (
+    attestations,
+    auth,
+    margin,
+    money,
+    notifications,
+    onboarding,
+    operator,
+    operator_views,
+    statements,
+)
 from crowdleverage.api.security import UserStore, jwt_secret
 from crowdleverage.config import Settings
 from crowdleverage.custody.db import engine_from_settings
@@ -192,11 +202,15 @@ def create_app(
         allow = ", ".join(sorted(methods | {"OPTIONS"}))
         return Response(status_code=204, headers={"Allow": allow})
 
-    routers = (auth.router, money.router, margin.router, operator.router, onboarding.router)
+    routers = (auth.router, money.router, margin.router, operator.router, onboarding.router,
+               statements.router, notifications.router, attestations.router,
+               operator_views.router)  # fmt: skip
     for r in routers:
         app.include_router(r, prefix=API_PREFIX)
     from crowdleverage.web.pages import mount as mount_web  # web imports api: import late
+    from crowdleverage.web.pages_reports import router as report_pages
 
+    app.include_router(report_pages)
     mount_web(app)
     mount_docs(app)
     route_table = _route_table(app, routers)

@@ -136,6 +136,13 @@ def serve(
         run_dir = settings.data_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
         settings = settings.model_copy(update={"data_dir": run_dir})
     settings.ensure_data_dir()
+    sink = None
+    if demo and settings.smtp_host is None:  # the demo's mails go to a local sink (/mails)
+        from crowdleverage.reports.mailsink import MailSink
+        from crowdleverage.reports.wiring import mail_dir
+
+        sink = MailSink(mail_dir(settings.data_dir)).start()
+        settings = settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port})
     platform = Platform(settings, market_start=start_day)
     application = create_app(settings, platform=platform, engine=platform.engine)
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
@@ -145,6 +152,8 @@ def serve(
         "docs": f"{url}/docs",
         "data_dir": str(settings.data_dir),
     }
+    if sink is not None:
+        facts["smtp_sink"] = f"{sink.host}:{sink.port} (mails at {url}/mails)"
     if demo:
         demo_world.seed(application.state.api)
         logins = {
@@ -160,6 +169,8 @@ def serve(
         typer.echo(f"CrowdLeverage is serving at {url}  (API docs: {url}/docs)")
         typer.echo(f"data: {settings.data_dir}  ledger: {settings.resolved_database_url}")
         typer.echo(f"chain: {settings.chain}  securities watched: {len(platform.codes)}")
+        if sink is not None:
+            typer.echo(f"mail: SMTP sink at {facts['smtp_sink']}")
         if demo:
             typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
             for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]
@@ -172,6 +183,9 @@ def serve(
     driver = ReplayDriver(platform, pace_s, relay, progress, day_closed) if demo else None
     if driver is not None:
         driver.start()
+    from crowdleverage.reports.wiring import start_notify_worker
+
+    notify = start_notify_worker(api_state)  # notifications and mail, derived from events
     try:
         # open SSE streams never end by themselves: give them 3 s at shutdown, then close
         uvicorn.run(
@@ -184,5 +198,9 @@ def serve(
             driver.join(timeout=10)
         if stress is not None:
             stress.join(timeout=30)
+        notify.stop.set()
+        notify.join(timeout=10)
+        if sink is not None:
+            sink.stop()
         platform.save()  # also saved by the app's lifespan on SIGTERM (uvicorn re-raises it)
         platform.close()
