@@ -60,6 +60,8 @@ def render(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLRe
             "te": t.enum,
             "wan": lambda fen: "—" if fen is None else wan(int(fen), lang),
             "sname": lambda code: stock_name(code, lang),
+            # a catalogued label if there is one, else the value itself (e.g. "PD 12.7%")
+            "tr_or": lambda ns, v: t(f"{ns}{v}") if t.has(f"{ns}{v}") else str(v),
             **ctx,
         },
     )
@@ -113,7 +115,9 @@ def login_submit(
     try:
         user = st.users.authenticate(username, password, client)
     except CrowdLevError as err:
-        page = render(request, "login.html", None, error=err.message)
+        page = render(
+            request, "login.html", None, error=translator(_lang(request)).error(err.code, err.message)
+        )
         page.status_code = err.http_status
         return page
     resp = RedirectResponse(_home_for(user), status_code=303)
@@ -145,7 +149,10 @@ def risk_page(
         resp.status_code = 403
         return resp
     snap = st.platform.risk_snapshot()
-    return render(request, "risk.html", user, snap=snap)
+    lang = _lang(request)
+    with st.platform.lock:
+        names = {c: stock_name(c, lang) for c in st.platform.codes}
+    return render(request, "risk.html", user, snap=snap, names=names)
 
 
 @router.get("/transparency", response_class=HTMLResponse)
