@@ -26,7 +26,6 @@ from typing import Any
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.margin import ENGINE
 from crowdleverage.config import SHIPPED_DATA
-from crowdleverage.domain import params as P
 from crowdleverage.flows.platform import MarginAccount, Platform
 
 BPS = 10_000
@@ -215,7 +214,10 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
     """Read the account, its positions and the engine's valuation inputs (under the lock)."""
     with p.lock:
         view = p.account_view(acc)
-        tier = P.TIERS[acc.tier]
+        # the engine's lines as the contract enforces them (they rise in a stressed regime)
+        _lev, initial_bps, warning_bps, liquidation_bps, _rate = (
+            int(x) for x in p.chain.call(ENGINE, "tiers", acc.tier)
+        )
         who = p.fin.address(acc.owner_id)
         assets_engine, _debt, _ratio = (
             int(x) for x in p.chain.call(ENGINE, "account_state", who)
@@ -253,10 +255,7 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
         status = p.status(view, acc.tier).value
     rest = view.cash_fen + view.pending_fen
     assets = rest + sum(h.collateral_fen for h in hs)
-    lines = {
-        "warning": tier.warning_ratio_bps,
-        "liquidation": tier.liquidation_ratio_bps,
-    }
+    lines = {"warning": warning_bps, "liquidation": liquidation_bps}
     factors: dict[str, int | None] = {}
     for name, line in lines.items():
         k, prices = _whole_account(rest, hs, view.debt_fen, line)
@@ -269,6 +268,6 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
         account_id=acc.id, tier=acc.tier, status=status, cash_fen=view.cash_fen,
         reserve_fen=view.reserve_fen, pending_fen=view.pending_fen, debt_fen=view.debt_fen,
         assets_fen=assets, assets_check_fen=assets_engine, ratio_bps=view.ratio_bps,
-        initial_bps=tier.initial_ratio_bps, warning_bps=tier.warning_ratio_bps,
-        liquidation_bps=tier.liquidation_ratio_bps, holdings=hs, whole_factor=factors,
+        initial_bps=initial_bps, warning_bps=warning_bps,
+        liquidation_bps=liquidation_bps, holdings=hs, whole_factor=factors,
     )  # fmt: skip
