@@ -25,7 +25,11 @@ def test_transparency_page_public(served: Served, browser: Any) -> None:
     assert "信息披露" in page.locator("h1").inner_text()
     page.wait_for_selector("#nav-chart .main-svg")  # plotly drew the NAV chart (offline JS)
     assert len(page.locator("#proof-root").inner_text().strip()) == 64
-    assert page.locator("#recon-status").get_attribute("data-status") in {"ok", "break", "not yet run"}
+    assert page.locator("#recon-status").get_attribute("data-status") in {
+        "ok",
+        "break",
+        "not yet run",
+    }
     assert page.locator("#recon-status").inner_text() in {"一致", "不一致", "尚未运行"}
     rows = page.locator("#tranches tbody tr")
     assert rows.count() == 2

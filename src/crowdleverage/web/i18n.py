@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a message catalogue: one entry a line reads best)
 """Dashboard strings: one message catalogue, zh-CN by default, English on request (`?lang=en`,
 then the `lang` cookie).
 
@@ -235,11 +236,20 @@ STRINGS: dict[str, tuple[str, str]] = {
         " 元 (root {root})",
     ),
     "proof_fail": ("核验失败：{reason}", "Verification failed: {reason}"),
-    "proof_reason.root": ("计算出的根哈希与公开发布的不一致", "the computed root differs from the published one"),
-    "proof_reason.total": ("计算出的总额与公开发布的不一致", "the computed total differs from the published one"),
+    "proof_reason.root": (
+        "计算出的根哈希与公开发布的不一致",
+        "the computed root differs from the published one",
+    ),
+    "proof_reason.total": (
+        "计算出的总额与公开发布的不一致",
+        "the computed total differs from the published one",
+    ),
     "proof_reason.malformed": ("证明格式错误", "the proof is malformed"),
     "proof_reason.owner": ("证明不属于当前用户", "the proof is not for this user"),
-    "proof_reason.fetch": ("无法下载证明或公开根哈希", "the proof or the published root could not be downloaded"),
+    "proof_reason.fetch": (
+        "无法下载证明或公开根哈希",
+        "the proof or the published root could not be downloaded",
+    ),
     "proof_epoch": ("第 {epoch} 期", "epoch {epoch}"),
     "published_root": ("公开发布的根哈希", "Published root"),
     "onboarding": ("开户审核", "Onboarding"),
@@ -248,12 +258,18 @@ STRINGS: dict[str, tuple[str, str]] = {
     "cash_token_supply": ("链上 CashToken 发行量", "CashToken supply on chain"),
     "not_yet_run": ("尚未运行", "not yet run"),
     "sse_label": ("推送", "push"),
-    "time_zone_note": ("时间为北京时间；行情日期为回放日期", "Times in Beijing time; market dates are the replay's"),
+    "time_zone_note": (
+        "时间为北京时间；行情日期为回放日期",
+        "Times in Beijing time; market dates are the replay's",
+    ),
     "counts": ("账户数", "Accounts"),
     "ratio_pct": ("担保比例(%)", "Ratio (%)"),
     "amount_wan": ("金额(万元)", "Amount (万元)"),
     "tier_n": ("{tier}档", "tier {tier}"),
-    "forbidden": ("您的角色（{role}）无权访问{page}。", "Your role ({role}) may not open the {page}."),
+    "forbidden": (
+        "您的角色（{role}）无权访问{page}。",
+        "Your role ({role}) may not open the {page}.",
+    ),
     "step": ("步", "step"),
     "suite": ("测试集", "Suite"),
     # enums: account status, tranche, roles, reconciliation, regimes, board
@@ -324,9 +340,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "detail.fee_fen": ("费用", "fee"),
     # fee keys (Platform.published_terms()["fees"])
     "fee.senior_target_apr_bps": ("优先级目标年化收益", "Senior target APR"),
-    "fee.insurance_premium_bps_of_interest": ("风险准备金提取（占利息）", "Insurance premium (of interest)"),
+    "fee.insurance_premium_bps_of_interest": (
+        "风险准备金提取（占利息）",
+        "Insurance premium (of interest)",
+    ),
     "fee.platform_fee_bps_of_interest": ("平台服务费（占利息）", "Platform fee (of interest)"),
-    "fee.liquidation_penalty_bps_of_sold": ("强制平仓违约金（占卖出额）", "Liquidation penalty (of the amount sold)"),
+    "fee.liquidation_penalty_bps_of_sold": (
+        "强制平仓违约金（占卖出额）",
+        "Liquidation penalty (of the amount sold)",
+    ),
     "fee.min_junior_ratio_bps": ("劣后级最低占比", "Minimum junior ratio"),
     "fee.max_utilisation_bps": ("资金池最高使用率", "Maximum pool utilisation"),
     # custodian block (api.endpoints.operator.CUSTODIAN_INFO keys and values)
@@ -339,7 +361,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "在独立的客户资金专户中保管全部客户资金；以其账簿为准",
         "holds all client cash in a segregated omnibus account; its ledger is the book of record",
     ),
-    "custodian_v.statements": ("每日 ISO 20022 camt.053 对账单；付款指令 pain.001", "ISO 20022 camt.053 daily; payouts by pain.001"),
+    "custodian_v.statements": (
+        "每日 ISO 20022 camt.053 对账单；付款指令 pain.001",
+        "ISO 20022 camt.053 daily; payouts by pain.001",
+    ),
     "custodian_v.reconciliation": (
         "每个结算期后核对托管账簿与链上 CashToken（逐笔流水、发行量、每个地址余额）；不一致即暂停 CashToken 和平台",
         "custody ledger ↔ CashToken on chain (every reference, the supply and every"
@@ -375,7 +400,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "stress.crash2015": ("2015年股灾（沪深300路径）", "2015 crash (CSI 300 path)"),
     "stress.deval2015": ("2015年8月汇改（沪深300路径）", "2015-08 devaluation (CSI 300 path)"),
     "stress.gfc2008": ("2008年金融危机（沪深300路径）", "2008 (CSI 300 path)"),
-    "stress.covid2020": ("2020年2月3日及3月（沪深300路径）", "2020-02-03 and March 2020 (CSI 300 path)"),
+    "stress.covid2020": (
+        "2020年2月3日及3月（沪深300路径）",
+        "2020-02-03 and March 2020 (CSI 300 path)",
+    ),
     "stress.mc60": ("蒙特卡洛 60 日（GARCH-t）", "Monte Carlo, 60 days, GARCH-t"),
     "suite.reduced": ("精简版", "reduced"),
     "suite.full": ("完整版", "full"),

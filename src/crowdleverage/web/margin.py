@@ -219,9 +219,7 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
             int(x) for x in p.chain.call(ENGINE, "tiers", acc.tier)
         )
         who = p.fin.address(acc.owner_id)
-        assets_engine, _debt, _ratio = (
-            int(x) for x in p.chain.call(ENGINE, "account_state", who)
-        )
+        assets_engine, _debt, _ratio = (int(x) for x in p.chain.call(ENGINE, "account_state", who))
         day = int(p.chain.call(ORACLE, "trading_day"))
         costs = _avg_costs(p, acc.id)
         liquidating = view.locked or view.open_liquidation
@@ -233,7 +231,7 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
             c = code_to_chain(pos["code"])
             halted = bool(p.chain.call(ORACLE, "halted", c))
             px = int(p.chain.call(ORACLE, "conservative_price", c))
-            h = _haircut(p, c, day, halted)
+            haircut = _haircut(p, c, day, halted)
             q = p.quote(pos["code"])
             n, cost = costs.get(pos["code"], (0, 0))
             reason = waiting.get(pos["code"])
@@ -246,8 +244,8 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
                 Holding(
                     code=pos["code"], quantity=pos["quantity"], sellable=pos["sellable"],
                     last_fen=pos["price_fen"], halted=pos["halted"], sealed=q.at_limit_down,
-                    engine_price_fen=px, haircut_bps=h,
-                    collateral_fen=collateral_fen(pos["quantity"], px, h),
+                    engine_price_fen=px, haircut_bps=haircut,
+                    collateral_fen=collateral_fen(pos["quantity"], px, haircut),
                     cost_fen=-(-cost // pos["quantity"]) if n else None,
                     liq=liq,
                 )

@@ -116,7 +116,10 @@ def login_submit(
         user = st.users.authenticate(username, password, client)
     except CrowdLevError as err:
         page = render(
-            request, "login.html", None, error=translator(_lang(request)).error(err.code, err.message)
+            request,
+            "login.html",
+            None,
+            error=translator(_lang(request)).error(err.code, err.message),
         )
         page.status_code = err.http_status
         return page
