@@ -422,6 +422,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     "error.platform_paused": ("平台已暂停", "platform paused"),
     "error.rate_limited": ("请求过于频繁", "rate limited"),
     "error.error": ("操作失败", "failed"),
+    "error.invalid_data_file": ("数据文件有误", "invalid data file"),
+    "error.out_of_range": ("超出允许范围", "out of range"),
+    "error.contract_revert": ("合约拒绝了该操作（违反风控规则）", "the contract refused it"),
+    "error.compliance_block": ("合规限制", "blocked by compliance"),
+    "error.service_unavailable": ("服务暂不可用", "service unavailable"),
+    "error.config_error": ("配置错误", "configuration error"),
+    "error.integrity_failure": ("完整性校验失败", "integrity check failed"),
 }
 
 
