@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from crowdleverage.domain.money import format_cn, format_yuan
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("crowdleverage.web")
 
 LANGS = ("zh", "en")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -442,7 +442,7 @@ class Translator:
     def __call__(self, key: str, **fmt: Any) -> str:
         pair = STRINGS.get(key)
         if pair is None:
-            log.warning("i18n_missing key=%s lang=%s", key, self.lang)
+            log.warning("i18n key missing", extra={"key": key, "lang": self.lang})
             return key
         text = pair[self.idx]
         return text.format(**fmt) if fmt else text

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,8 @@ from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.margin import ENGINE
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.flows.platform import MarginAccount, Platform
+
+log = logging.getLogger("crowdleverage.web")
 
 BPS = 10_000
 SCALE = 1_000_000  # the whole-account factor's resolution (1 ppm)
@@ -42,8 +45,13 @@ INDEX_NAMES = {"000001.SH": ("上证指数", "SSE Composite"), "000300.SH": ("�
 
 @functools.cache
 def stock_names() -> dict[str, str]:
-    with STOCK_LIST.open(encoding="utf-8") as f:
-        return {row["code"]: row["name"] for row in csv.DictReader(f)}
+    """code → name; without the shipped list (an install without data/) pages show codes."""
+    try:
+        with STOCK_LIST.open(encoding="utf-8") as f:
+            return {row["code"]: row["name"] for row in csv.DictReader(f)}
+    except OSError as exc:
+        log.warning("stock list missing", extra={"path": str(STOCK_LIST), "error": exc.strerror})
+        return {}
 
 
 def stock_name(code: str, lang: str = "zh") -> str:
