@@ -47,3 +47,32 @@ def test_group_help_and_a_command_run_through_the_lazy_group() -> None:
     assert "1100" in r.output and "900" in r.output, r.output  # ±10% of 1000 fen
     r = CliRunner().invoke(cli.app, ["no-such-command"])
     assert r.exit_code == 2 and "No such command" in r.output
+
+
+def test_feature_modules_import_no_heavy_library() -> None:
+    """Every command's --help imports its module only: none of them may pull pandas, numpy,
+    exchange_calendars, SQLAlchemy, the EVM or the web stack at import (bench/cli.py times it)."""
+    heavy = ("pandas", "numpy", "exchange_calendars", "sqlalchemy", "eth_keys", "boa", "vyper",
+             "fastapi", "uvicorn", "statsmodels", "scipy", "sklearn")  # fmt: skip
+    code = (
+        "import sys\n"
+        "from crowdleverage import cli\n"
+        "for f in cli._FEATURES: cli.feature_commands(*f)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]", out
+
+
+def test_market_constants_kept_beside_their_modules() -> None:
+    """market/cli.py and ca_cli.py repeat two constants to avoid importing the converter and
+    the settings at --help: they must stay equal."""
+    from crowdleverage.config import SHIPPED_DATA
+    from crowdleverage.market import ca_cli
+    from crowdleverage.market import cli as market_cli
+    from crowdleverage.market.convert import FORMATS
+
+    assert market_cli.FORMATS == FORMATS
+    assert ca_cli.DEFAULT_ACTIONS == SHIPPED_DATA / "market" / "corporate_actions.csv"

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.domain.money import (
@@ -59,3 +61,40 @@ def test_rounding_directions() -> None:
     assert div_round_half_up(11055, 1000) == 11
     assert div_round_half_up(1005 * 11000, 10000) == 1106  # 11.055 → 11.06
     assert div_round_half_up(1005 * 9000, 10000) == 905  # 9.045 → 9.05
+
+
+@pytest.mark.parametrize(
+    ("fen", "text"),
+    [
+        (0, "0.00元"),
+        (-1, "-0.01元"),
+        (999_999, "9,999.99元"),  # 9,999.99 元: below 1 万
+        (1_000_000, "1.00万元"),
+        (1_004_999, "1.00万元"),  # 1.004999 万 → down
+        (1_005_000, "1.01万元"),  # half → up (away from zero)
+        (-1_005_000, "-1.01万元"),
+        (9_999_949_999, "9,999.95万元"),
+        (9_999_994_999, "9,999.99万元"),
+        (9_999_995_000, "1.00亿元"),  # 9,999.995 万 rounds to 10,000.00 万 = 1.00 亿
+        (10_000_000_000, "1.00亿元"),
+        (123_456_789_012_345, "12,345.68亿元"),
+    ],
+)
+def test_format_cn_units_and_rounding(fen: int, text: str) -> None:
+    assert format_cn(fen) == text
+
+
+@given(st.integers(min_value=-(10**20), max_value=10**20))
+def test_format_cn_matches_exact_decimal(fen: int) -> None:
+    """The integer formatter equals exact decimal arithmetic (half away from zero) at any size,
+    in 元 below 1 万, in 亿 from 1 亿 (or when 万 would round to 10,000.00), else in 万."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    text = format_cn(fen)
+    unit = text[-2:] if text[-2:] in ("万元", "亿元") else "元"
+    scale = {"万元": 10**6, "亿元": 10**10, "元": 100}[unit]
+    exact = (Decimal(fen) / scale).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert Decimal(text.removesuffix(unit).replace(",", "")) == exact
+    in_wan = (Decimal(abs(fen)) / 10**6).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    expected = "元" if abs(fen) < 10**6 else "亿元" if in_wan >= 10**4 else "万元"
+    assert unit == expected

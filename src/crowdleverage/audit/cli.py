@@ -14,17 +14,28 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from crowdleverage.audit.log import AuditLog
-from crowdleverage.audit.proofs import Liabilities, load_proof_file, verify_proof
-from crowdleverage.audit.publish import ChainRootPublisher
-from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.config import load_settings
-from crowdleverage.custody.db import engine_from_settings
+from crowdleverage.cliutil import (
+    DataDirOpt,
+    emit_json,
+    platform_settings,
+    readonly_engine,
+    require_platform_data,
+    typed_errors,
+)
 from crowdleverage.domain.errors import IntegrityFailure, InvalidInput
+
+if TYPE_CHECKING:
+    from crowdleverage.audit.log import AuditLog
+    from crowdleverage.audit.proofs import Liabilities
+    from crowdleverage.audit.publish import ChainRootPublisher
+
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 app = typer.Typer(
     help="Audit: hash-chained signed log, proofs of liabilities.", no_args_is_help=True
@@ -34,6 +45,10 @@ JSON = typer.Option(False, "--json", help="machine-readable output")
 
 
 def _audit_log() -> AuditLog:
+    from crowdleverage.audit.log import AuditLog
+    from crowdleverage.config import load_settings
+    from crowdleverage.custody.db import engine_from_settings
+
     settings = load_settings()
     log = AuditLog(engine_from_settings(settings), settings.ensure_data_dir())
     log.create_schema()
@@ -41,9 +56,23 @@ def _audit_log() -> AuditLog:
 
 
 def _liabilities() -> Liabilities:
+    from crowdleverage.audit.proofs import Liabilities
+    from crowdleverage.config import load_settings
+    from crowdleverage.custody.db import engine_from_settings
+
     lia = Liabilities(engine_from_settings(load_settings()))
     lia.create_schema()
     return lia
+
+
+def _read_liabilities(data_dir: Path | None, as_json: bool) -> Liabilities:
+    """The recorded epochs and roots, read-only from the chosen data dir (creates nothing)."""
+    from crowdleverage.audit.log import metadata as audit_tables
+    from crowdleverage.audit.proofs import Liabilities
+
+    settings = platform_settings(data_dir, announce=not as_json)
+    require_platform_data(settings)
+    return Liabilities(readonly_engine(settings, shadow=[audit_tables]))
 
 
 @app.command("record")
@@ -66,21 +95,59 @@ def record(
     emit_json(out) if as_json else typer.echo(f"recorded #{entry.seq} {entry.entry_hash}")
 
 
+# The platform's record beside the audit log: tables whose rows mean the platform acted.
+_RECORD_TABLES = {"custody_transfers": "ledger transfers", "flows_commands": "API commands"}
+
+
+def record_counts(engine: Engine) -> dict[str, int]:
+    """Rows in the platform's record (ledger transfers, accepted API commands), per table."""
+    import sqlalchemy as sa
+
+    present = set(sa.inspect(engine).get_table_names())
+    out = {}
+    with engine.connect() as conn:
+        for table in _RECORD_TABLES:
+            if table in present:
+                out[table] = int(
+                    conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+                )
+    return out
+
+
 @app.command("verify-log")
 @typed_errors
 def verify_log(
     signer: list[str] = typer.Option(None, help="trusted signer address (default: data dir list)"),
+    data_dir: DataDirOpt = None,
     as_json: bool = JSON,
 ) -> None:
-    """Check the audit log's hash chain, signatures and head; exit 11 if anything was edited,
-    deleted or reordered."""
-    report = _audit_log().verify(trusted=signer or None)
+    """Check the audit log's hash chain, signatures and head (read-only); exit 11 if anything
+    was edited, deleted or reordered, or if the log is missing or empty while the platform's
+    record holds activity."""
+    import sqlalchemy as sa
+
+    from crowdleverage.audit.log import AuditLog, VerifyReport
+
+    settings = platform_settings(data_dir, announce=not as_json)
+    require_platform_data(settings)
+    engine = readonly_engine(settings)
+    log = AuditLog(engine, settings.data_dir)
+    has_table = "audit_log" in sa.inspect(engine).get_table_names()
+    report = log.verify(trusted=signer or None) if has_table else VerifyReport()
+    if report.entries == 0:
+        counts = {k: v for k, v in record_counts(engine).items() if v}
+        if counts:
+            what = ", ".join(f"{v:,} {_RECORD_TABLES[k]}" for k, v in counts.items())
+            report.problems.append({"seq": None, "problem":
+                f"the audit log is {'empty' if has_table else 'missing'} but the record in "
+                f"{settings.data_dir} holds {what}: the log was removed or this is not the "
+                "platform's data dir"})  # fmt: skip
     if as_json:
         emit_json(report.to_dict())
     else:
-        typer.echo(f"{report.entries} entries, head #{report.head_seq}")
+        typer.echo(f"{report.entries:,} entries, head #{report.head_seq}")
         for p in report.problems:
-            typer.echo(f"  #{p['seq']}: {p['problem']}")
+            typer.echo(f"  #{p['seq']}: {p['problem']}" if p["seq"] else f"  {p['problem']}")
     if not report.ok:
         err = IntegrityFailure(f"audit log failed verification: {len(report.problems)} problem(s)")
         sys.stderr.write(f"error: {err.message}\n")
@@ -99,6 +166,8 @@ def snapshot(
     as_json: bool = JSON,
 ) -> None:
     """Freeze investor balances from the custody ledger into a Merkle-sum tree."""
+    from crowdleverage.config import load_settings
+    from crowdleverage.custody.db import engine_from_settings
     from crowdleverage.custody.service import CustodyService
 
     settings = load_settings()
@@ -107,7 +176,12 @@ def snapshot(
     lia = _liabilities()
     root, total = lia.snapshot(epoch, custody.investor_balances())
     out: dict[str, Any] = {"epoch": epoch, "root_hash": root, "total_fen": total}
-    emit_json(out) if as_json else typer.echo(f"epoch {epoch}: root {root} total {total} fen")
+    if as_json:
+        emit_json(out)
+    else:
+        from crowdleverage.domain.money import format_cn
+
+        typer.echo(f"epoch {epoch}: root {root} total {format_cn(total)}")
 
 
 @app.command("prove")
@@ -115,15 +189,25 @@ def snapshot(
 def prove(
     investor: str = typer.Option(..., help="investor id"),
     epoch: int | None = typer.Option(None, help="epoch (default: the latest)"),
+    data_dir: DataDirOpt = None,
     as_json: bool = JSON,
 ) -> None:
-    """Inclusion proof of an investor's balance in an epoch's published root."""
-    lia = _liabilities()
+    """Inclusion proof of an investor's balance in an epoch's published root (read-only;
+    --json writes the proof file that `verify-proof` checks)."""
+    from crowdleverage.domain.money import format_cn, format_yuan
+
+    lia = _read_liabilities(data_dir, as_json)
     proof = lia.prove(epoch if epoch is not None else lia.latest_epoch(), investor)
     if as_json:
         emit_json(proof)
-    else:
-        typer.echo(json.dumps(proof, indent=1, ensure_ascii=False))
+        return
+    fen = int(proof["leaf"]["balance_fen"])
+    typer.echo(
+        f"{investor}: {format_cn(fen)} ({format_yuan(fen)} 元) in epoch {proof['epoch']}, "
+        f"leaf {proof['leaf_index'] + 1} of {proof['tree_size']}, {len(proof['path'])} nodes"
+    )
+    typer.echo(f"root {proof['root_hash']} · total {format_cn(int(proof['total_fen']))}")
+    typer.echo("save it with --json > proof.json; check with `crowdlev audit verify-proof`")
 
 
 @app.command("verify-proof")
@@ -136,18 +220,23 @@ def verify_proof_cmd(
     on_chain: bool = typer.Option(
         False, "--on-chain", help="also compare with the root published on chain"
     ),
+    data_dir: DataDirOpt = None,
     as_json: bool = JSON,
 ) -> None:
-    """Check an inclusion proof: exit 0 if it verifies, 11 if tampered, 2 if malformed."""
+    """Check an inclusion proof (read-only): exit 0 if it verifies, 11 if tampered, 2 if
+    malformed."""
+    from crowdleverage.audit.proofs import load_proof_file, verify_proof
+    from crowdleverage.domain.money import format_cn
+
     proof = load_proof_file(str(file))
     if offline:
         root, total = verify_proof(proof)
     else:
-        _liabilities().check_against_published(proof)
+        _read_liabilities(data_dir, as_json).check_against_published(proof)
         root, total = str(proof["root_hash"]), int(proof["total_fen"])
     if on_chain:
         root, total = verify_proof(proof)
-        with _root_publisher(read_only=True) as publisher:
+        with _root_publisher(read_only=True, data_dir=data_dir, announce=not as_json) as publisher:
             publisher.check(int(proof["epoch"]), root, total)
     leaf = proof["leaf"]
     out = {"ok": True, "investor_id": leaf["investor_id"], "balance_fen": leaf["balance_fen"],
@@ -156,16 +245,21 @@ def verify_proof_cmd(
         emit_json(out)
     else:
         typer.echo(
-            f"proof verified: {leaf['investor_id']} holds {leaf['balance_fen']} fen in epoch"
-            f" {proof.get('epoch')} (root {root[:16]}…, total {total} fen)"
+            f"proof verified: {leaf['investor_id']} holds {format_cn(int(leaf['balance_fen']))}"
+            f" in epoch {proof.get('epoch')} (root {root[:16]}…, total {format_cn(total)})"
         )
 
 
 @contextlib.contextmanager
-def _root_publisher(read_only: bool) -> Iterator[ChainRootPublisher]:
+def _root_publisher(
+    read_only: bool, data_dir: Path | None = None, announce: bool = False
+) -> Iterator[ChainRootPublisher]:
+    from crowdleverage.audit.publish import ChainRootPublisher
     from crowdleverage.chain.factory import open_chain
+    from crowdleverage.config import load_settings
 
-    port = open_chain(load_settings(), read_only=read_only)
+    settings = platform_settings(data_dir, announce=announce) if read_only else load_settings()
+    port = open_chain(settings, read_only=read_only)
     try:
         yield ChainRootPublisher(port)
     finally:
@@ -180,6 +274,7 @@ def publish(
 ) -> None:
     """Publish an epoch's liabilities root on chain (LiabilityRoots; deployed if missing)."""
     from crowdleverage.chain.deploy import deploy_liability_roots
+    from crowdleverage.config import load_settings
 
     settings = load_settings()
     lia = _liabilities()

@@ -138,8 +138,15 @@ class AuditLog:
     def __init__(self, engine: Engine, data_dir: Path, *, signer: Signer | None = None) -> None:
         self.engine = engine
         self.data_dir = data_dir
-        self.signer = signer or Signer.load_or_create(data_dir)
+        self._signer = signer
         self.head_file = data_dir / "audit_head.json"
+
+    @property
+    def signer(self) -> Signer:
+        """The signing key, loaded (or created) on first append: verifying creates nothing."""
+        if self._signer is None:
+            self._signer = Signer.load_or_create(self.data_dir)
+        return self._signer
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)

@@ -11,17 +11,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from crowdleverage.audit.log import AuditLog
-from crowdleverage.audit.reconcile import ChainGateway, Reconciler
-from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.config import load_settings
-from crowdleverage.custody.db import engine_from_settings
-from crowdleverage.custody.service import CustodyService
-from crowdleverage.domain.errors import DataFileError, IntegrityFailure
+from crowdleverage.cliutil import (
+    DataDirOpt,
+    emit_json,
+    platform_settings,
+    readonly_engine,
+    require_platform_data,
+    typed_errors,
+)
+from crowdleverage.domain.errors import DataFileError, IntegrityFailure, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from crowdleverage.audit.reconcile import Break
+
+    pass
+
 
 app = typer.Typer(help="Reconciliation of the dual record.")
 
@@ -40,6 +48,22 @@ def _json_file(path: Path | None, what: str) -> dict[str, Any] | None:
     return data
 
 
+def describe_break(b: Break) -> str:
+    """One break for a person: kind, detail, the two values (CNY in 元 with 万/亿)."""
+    from crowdleverage.domain.money import format_cn
+
+    def value(v: int | None) -> str:
+        if v is None:
+            return "—"
+        return format_cn(v) if b.asset == "CNY" else f"{v:,} shares"
+
+    ref = f" ref {b.reference}" if b.reference else ""
+    text = f"{b.kind.value.replace('_', ' ')} ({b.asset}{ref}): {b.detail}"
+    if b.chain_value is not None or b.ledger_value is not None:
+        text += f" — chain {value(b.chain_value)}, ledger {value(b.ledger_value)}"
+    return text
+
+
 @app.command("reconcile")
 @typed_errors
 def reconcile(
@@ -51,33 +75,63 @@ def reconcile(
     ),
     html_out: Path | None = typer.Option(None, "--html", help="also write an HTML report"),
     pause: bool = typer.Option(True, help="pause the chain on a break (fail closed)"),
+    read_only: bool = typer.Option(
+        False,
+        "--read-only",
+        help="check only: open the ledger and the chain read-only, record nothing, pause "
+        "nothing (works while the platform runs)",
+    ),
     bank_account: str = typer.Option(
         "6222020200112233445", envvar="CROWDLEV_CUSTODY_BANK_ACCOUNT", help="custody account"
     ),
+    data_dir: DataDirOpt = None,
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Compare every mint/burn with its ledger twin, supplies and balances."""
+    from crowdleverage.audit.log import AuditLog
+    from crowdleverage.audit.reconcile import ChainGateway, Reconciler
     from crowdleverage.chain.factory import open_chain
+    from crowdleverage.custody.db import engine_from_settings
+    from crowdleverage.custody.service import CustodyService
 
     positions = _json_file(broker_positions, "broker positions")
     addr = _json_file(addresses, "addresses")
-    settings = load_settings()
-    engine = engine_from_settings(settings)
-    custody = CustodyService(engine, bank_account)
-    custody.setup()
-    log = AuditLog(engine, settings.ensure_data_dir())
-    log.create_schema()
-    rec = Reconciler(custody, audit_log=log)
-    rec.create_schema()
-    chain = open_chain(settings, read_only=not pause)
+    settings = platform_settings(data_dir, announce=not as_json)
+    require_platform_data(settings)
+    if read_only:
+        from crowdleverage.audit.log import metadata as audit_tables
+        from crowdleverage.custody.schema import metadata as custody_tables
+
+        engine = readonly_engine(settings, shadow=(custody_tables, audit_tables))
+        custody = CustodyService(engine, bank_account)
+        rec = Reconciler(custody)
+    else:
+        engine = engine_from_settings(settings)
+        custody = CustodyService(engine, bank_account)
+        custody.setup()
+        log = AuditLog(engine, settings.data_dir)
+        log.create_schema()
+        rec = Reconciler(custody, audit_log=log)
+        rec.create_schema()
+    try:
+        chain = open_chain(settings, read_only=read_only or not pause)
+    except ServiceUnavailable as exc:
+        raise ServiceUnavailable(
+            f"{exc.message.split(';')[0]} (the platform is running): use `crowdlev reconcile "
+            "--read-only` to check without recording or pausing"
+        ) from exc
     try:
         gateway = ChainGateway(chain)
-        report = rec.run(
-            gateway,
-            pauser=gateway if pause else None,
-            addresses={str(k): str(v) for k, v in addr.items()} if addr else None,
-            broker_positions={str(k): int(v) for k, v in positions.items()} if positions else None,
-        )
+        kwargs: dict[str, Any] = {
+            "addresses": {str(k): str(v) for k, v in addr.items()} if addr else None,
+            "broker_positions": (
+                {str(k): int(v) for k, v in positions.items()} if positions else None
+            ),
+        }
+        if read_only:
+            report = rec.check(gateway, **kwargs)
+        else:
+            report = rec.run(gateway, pauser=gateway if pause else None, **kwargs)
     finally:
         chain.close()
     if html_out is not None:
@@ -85,9 +139,18 @@ def reconcile(
     if as_json:
         emit_json(report.to_dict())
     else:
+        checked = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in report.checked.items())
+        typer.echo(f"checked: {checked}")
         typer.echo("reconciliation clean" if report.ok else f"{len(report.breaks)} break(s):")
         for b in report.breaks:
-            typer.echo(f"  {b.kind.value:<20} {b.asset:<7} {b.reference or '':<32} {b.detail}")
+            typer.echo("  " + describe_break(b))
+        if read_only:
+            typer.echo("read-only: nothing recorded, nothing paused")
+            if not report.ok:
+                typer.echo(
+                    "(while the platform runs, the ledger and the chain are read a moment"
+                    " apart: a break may be a movement in flight; run again to confirm)"
+                )
     if not report.ok:
         err = IntegrityFailure(f"reconciliation found {len(report.breaks)} break(s)")
         sys.stderr.write(f"error: {err.message}\n")
@@ -105,7 +168,12 @@ def resume(
 ) -> None:
     """Operator: unpause the chain after a break — refused unless the latest reconciliation
     is clean (run `crowdlev reconcile` after booking the correction)."""
+    from crowdleverage.audit.log import AuditLog
+    from crowdleverage.audit.reconcile import ChainGateway, Reconciler
     from crowdleverage.chain.factory import open_chain
+    from crowdleverage.config import load_settings
+    from crowdleverage.custody.db import engine_from_settings
+    from crowdleverage.custody.service import CustodyService
 
     settings = load_settings()
     engine = engine_from_settings(settings)

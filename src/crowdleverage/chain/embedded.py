@@ -120,7 +120,8 @@ class EmbeddedChain:
 
         self._mutex = threading.RLock()
         self.dir = Path(data_dir) / "chain"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if not read_only:  # a reader creates nothing
+            self.dir.mkdir(parents=True, exist_ok=True)
         self.keys = keys
         self.read_only = read_only
         self._snapshot_every = snapshot_every
@@ -161,7 +162,10 @@ class EmbeddedChain:
         if self.read_only:
             if not path.exists():
                 raise NotFound(f"no embedded chain in {self.dir}")
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            # immutable when no writer has it open (no -wal file): creates no -shm/-wal here
+            live = Path(f"{path}-wal").exists()
+            uri = f"file:{path}?mode=ro" + ("" if live else "&immutable=1")
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         else:
             db = sqlite3.connect(path, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")

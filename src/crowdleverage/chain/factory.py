@@ -44,7 +44,7 @@ def open_chain(
 ) -> ChainPort:
     """The configured chain. Embedded: `<data_dir>/chain`, one writer (read_only for readers)."""
     keys = actor_keys(settings, dev_keys=dev_keys, actors=actors)
-    data_dir = settings.ensure_data_dir()
+    data_dir = settings.data_dir if read_only else settings.ensure_data_dir()
     if settings.chain == "embedded":
         return EmbeddedChain(
             data_dir, keys, chain_id=settings.chain_id or 31337, read_only=read_only

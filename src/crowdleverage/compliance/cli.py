@@ -18,18 +18,18 @@ import io
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.compliance import cases as case_repo
-from crowdleverage.compliance.cases import Case, CaseStatus, Resolution
-from crowdleverage.compliance.ports import IdentityRole
-from crowdleverage.compliance.repository import make_engine
-from crowdleverage.compliance.screening import ScreenResult
-from crowdleverage.compliance.service import ComplianceService, Document, KycApplication
-from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import DataFileError, InvalidInput
+
+if TYPE_CHECKING:
+    from crowdleverage.compliance.cases import Case, CaseStatus
+    from crowdleverage.compliance.screening import ScreenResult
+    from crowdleverage.compliance.service import ComplianceService
+
 
 app = typer.Typer(no_args_is_help=True)
 lists_app = typer.Typer(help="Sanctions lists: load and show.", no_args_is_help=True)
@@ -45,6 +45,10 @@ JSON_OPT = typer.Option(False, "--json", help="machine-readable output")
 
 
 def _service() -> ComplianceService:
+    from crowdleverage.compliance.repository import make_engine
+    from crowdleverage.compliance.service import ComplianceService
+    from crowdleverage.config import load_settings
+
     settings = load_settings()
     if settings.database_url is None:
         settings.ensure_data_dir()
@@ -190,6 +194,9 @@ def kyc_onboard(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Validate and screen an applicant; a sanctions hit opens a case (exit code 7)."""
+    from crowdleverage.compliance.ports import IdentityRole
+    from crowdleverage.compliance.service import Document, KycApplication
+
     roles = IdentityRole(0)
     for r in role:
         try:
@@ -269,6 +276,8 @@ def cases_list(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Cases, oldest first."""
+    from crowdleverage.compliance import cases as case_repo
+
     want = _status(status) if status else None
     with _service().engine.connect() as conn:
         found = case_repo.list_cases(conn, status=want)
@@ -284,6 +293,8 @@ def cases_list(
 @typed_errors
 def cases_show(case_id: str, as_json: bool = JSON_OPT) -> None:
     """One case with its audit trail."""
+    from crowdleverage.compliance import cases as case_repo
+
     with _service().engine.connect() as conn:
         case = case_repo.get_case(conn, case_id)
         trail = case_repo.history(conn, case_id)
@@ -324,6 +335,8 @@ def cases_close(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Close a case; a confirmed sanctions match rejects or freezes the identity."""
+    from crowdleverage.compliance.cases import Resolution
+
     try:
         res = Resolution(resolution)
     except ValueError:
@@ -340,6 +353,8 @@ def cases_str_export(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Suspicious-transaction reports of every reported AML case."""
+    from crowdleverage.compliance import cases as case_repo
+
     reports = _service().str_export()
     if csv_out is not None:
         csv_out.write_text(case_repo.reports_to_csv(reports), encoding="utf-8")
@@ -352,6 +367,8 @@ def cases_str_export(
 
 
 def _status(text: str) -> CaseStatus:
+    from crowdleverage.compliance.cases import CaseStatus
+
     try:
         return CaseStatus(text)
     except ValueError:

@@ -13,19 +13,16 @@ Decisions and overrides go to the audit log.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from crowdleverage.audit.log import AuditLog
 from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.compliance.onboarding import OnboardingService
-from crowdleverage.compliance.repository import make_engine
-from crowdleverage.compliance.service import ComplianceService
-from crowdleverage.config import load_settings
-from crowdleverage.credit.model import ModelRegistry
-from crowdleverage.credit.registry import default_registry
 from crowdleverage.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from crowdleverage.compliance.onboarding import OnboardingService
+
 
 app = typer.Typer(help="Onboarding: the compliance officer's queue.", no_args_is_help=True)
 JSON_OPT = typer.Option(False, "--json", help="machine-readable output")
@@ -33,6 +30,14 @@ STATUSES = ("referred", "blocked", "approved", "declined", "all")
 
 
 def _service() -> OnboardingService:
+    from crowdleverage.audit.log import AuditLog
+    from crowdleverage.compliance.onboarding import OnboardingService
+    from crowdleverage.compliance.repository import make_engine
+    from crowdleverage.compliance.service import ComplianceService
+    from crowdleverage.config import load_settings
+    from crowdleverage.credit.model import ModelRegistry
+    from crowdleverage.credit.registry import default_registry
+
     settings = load_settings()
     settings.ensure_data_dir()
     engine = make_engine(settings.resolved_database_url)

@@ -16,15 +16,16 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.credit.config import load_config
-from crowdleverage.credit.model import ModelRegistry
-from crowdleverage.credit.registry import default_registry
 from crowdleverage.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    pass
+
 
 app = typer.Typer(help="Credit models: train, evaluate, score.", no_args_is_help=True)
 JSON_OPT = typer.Option(False, "--json", help="machine-readable output")
@@ -42,6 +43,7 @@ def train(
 ) -> None:
     """Train the scorecard and the challenger, write the model card, store the version."""
     from crowdleverage.credit import train as pipeline
+    from crowdleverage.credit.config import load_config
 
     cfg = load_config(config)
     if registry is not None:
@@ -66,6 +68,7 @@ def evaluate(
 ) -> None:
     """Train without saving; print held-out and cross-validated metrics."""
     from crowdleverage.credit import train as pipeline
+    from crowdleverage.credit.config import load_config
 
     out = pipeline.evaluate(load_config(config), cv=cv)
     if as_json:
@@ -88,6 +91,9 @@ def score(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Score applications read from stdin as JSON."""
+    from crowdleverage.credit.model import ModelRegistry
+    from crowdleverage.credit.registry import default_registry
+
     try:
         body: Any = json.loads(sys.stdin.read())
     except json.JSONDecodeError as exc:
@@ -108,6 +114,9 @@ def score(
 @typed_errors
 def models(registry: Path | None = REGISTRY_OPT, as_json: bool = JSON_OPT) -> None:
     """The stored versions and the one in use."""
+    from crowdleverage.credit.model import ModelRegistry
+    from crowdleverage.credit.registry import default_registry
+
     reg = ModelRegistry(registry or default_registry())
     current, versions = reg.current(), reg.versions()
     if as_json:

@@ -13,17 +13,24 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.config import load_settings
-from crowdleverage.custody.bank.simulator import SimulatedBank
-from crowdleverage.custody.db import engine_from_settings
-from crowdleverage.custody.service import CustodyService
-from crowdleverage.custody.types import new_id
+from crowdleverage.cliutil import (
+    DataDirOpt,
+    emit_json,
+    platform_settings,
+    readonly_engine,
+    require_platform_data,
+    typed_errors,
+)
 from crowdleverage.domain.errors import DataFileError
-from crowdleverage.domain.money import format_yuan, parse_yuan
+
+if TYPE_CHECKING:
+    from crowdleverage.custody.bank.simulator import SimulatedBank
+    from crowdleverage.custody.service import CustodyService
+
 
 app = typer.Typer(help="Custody ledger and custodian bank files.", no_args_is_help=True)
 
@@ -36,12 +43,19 @@ BANK_ACCOUNT = typer.Option(
 
 
 def _service(bank_account: str) -> CustodyService:
+    from crowdleverage.config import load_settings
+    from crowdleverage.custody.db import engine_from_settings
+    from crowdleverage.custody.service import CustodyService
+
     svc = CustodyService(engine_from_settings(load_settings()), bank_account)
     svc.setup()
     return svc
 
 
 def _bank(bank_account: str) -> tuple[SimulatedBank, Path]:
+    from crowdleverage.config import load_settings
+    from crowdleverage.custody.bank.simulator import SimulatedBank
+
     file = load_settings().ensure_data_dir() / "bank_sim.json"
     return (SimulatedBank.load(file) if file.exists() else SimulatedBank(bank_account)), file
 
@@ -73,6 +87,8 @@ def register_investor(
 @typed_errors
 def import_camt053(file: Path, bank_account: str = BANK_ACCOUNT, as_json: bool = JSON) -> None:
     """Validate and book a camt.053 statement (all or nothing; re-import changes nothing)."""
+    from crowdleverage.domain.money import format_yuan
+
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -99,6 +115,9 @@ def request_payout(
     as_json: bool = JSON,
 ) -> None:
     """Reserve a payout (pending transfer) for the next pain.001 file."""
+    from crowdleverage.custody.types import new_id
+    from crowdleverage.domain.money import parse_yuan
+
     pid = _service(bank_account).request_payout(investor_id, parse_yuan(amount), payout_id=new_id())
     emit_json({"payout_id": f"{pid:032x}"}) if as_json else typer.echo(f"payout {pid:032x}")
 
@@ -121,16 +140,26 @@ def export_pain001(
 
 @app.command("balances")
 @typed_errors
-def balances(bank_account: str = BANK_ACCOUNT, as_json: bool = JSON) -> None:
-    """Custody cash and every investor's balance (fen)."""
-    svc = _service(bank_account)
-    out = {"bank_cash_fen": svc.bank_cash_fen(), "investors_fen": svc.investor_balances()}
+def balances(bank_account: str = BANK_ACCOUNT, data_dir: DataDirOpt = None,
+             as_json: bool = JSON) -> None:  # fmt: skip
+    """Custody cash and every investor's balance (read-only; JSON in fen)."""
+    from crowdleverage.custody.service import CustodyService
+    from crowdleverage.domain.money import format_cn, format_yuan
+
+    settings = platform_settings(data_dir, announce=not as_json)
+    require_platform_data(settings)
+    from crowdleverage.custody.schema import metadata as custody_tables
+
+    svc = CustodyService(readonly_engine(settings, shadow=[custody_tables]), bank_account)
+    investors = svc.investor_balances()
+    out = {"bank_cash_fen": svc.bank_cash_fen(), "investors_fen": investors}
     if as_json:
         emit_json(out)
         return
-    typer.echo(f"custody cash {format_yuan(out['bank_cash_fen'])} 元")  # type: ignore[arg-type]
-    for inv, fen in svc.investor_balances().items():
-        typer.echo(f"  {inv}: {format_yuan(fen)} 元")
+    typer.echo(f"custody cash {format_cn(svc.bank_cash_fen())}  ({len(investors)} investors)")
+    width = max((len(i) for i in investors), default=0)
+    for inv, fen in investors.items():
+        typer.echo(f"  {inv:<{width}}  {format_cn(fen):>16}  ({format_yuan(fen)} 元)")
 
 
 @app.command("bank-receive")
@@ -145,6 +174,8 @@ def bank_receive(
     as_json: bool = JSON,
 ) -> None:
     """Simulated bank: an investor's transfer arrives."""
+    from crowdleverage.domain.money import parse_yuan
+
     bank, file = _bank(bank_account)
     e = bank.receive_transfer(
         parse_yuan(amount),
@@ -194,6 +225,7 @@ def bridge_cmd(
     import json
 
     from crowdleverage.chain.factory import open_chain
+    from crowdleverage.config import load_settings
     from crowdleverage.custody.bridge import Bridge
     from crowdleverage.custody.indexer import ChainMirror
 
@@ -245,7 +277,10 @@ def correct(
 ) -> None:
     """Operator: book a correcting entry between an investor and SUSPENSE (audited)."""
     from crowdleverage.audit.log import AuditLog
+    from crowdleverage.config import load_settings
+    from crowdleverage.custody.types import new_id
     from crowdleverage.domain.errors import InvalidInput
+    from crowdleverage.domain.money import parse_yuan
 
     try:
         ref = int(reference, 16) if reference else 0

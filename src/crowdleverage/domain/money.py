@@ -7,7 +7,7 @@ Conversions state their rounding direction; platform-side rounding favours the p
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from crowdleverage.domain.errors import InvalidInput
 
@@ -62,17 +62,29 @@ def format_yuan(fen: int) -> str:
 
 
 def format_cn(fen: int) -> str:
-    """Human display in 元 with 万/亿 (display only, two decimals, half-up): amounts ≥ 1亿元
-    in 亿, ≥ 1万元 in 万, else plain 元. 12_345_678 fen → '12.35万元'."""
-    yuan = Decimal(fen) / FEN_PER_YUAN
-    a = abs(yuan)
-    if a >= YI:
-        v, unit = yuan / YI, "亿元"
-    elif a >= WAN:
-        v, unit = yuan / WAN, "万元"
+    """Human display in 元 with 万/亿 (display only; integer arithmetic, two decimals rounded
+    half away from zero): amounts ≥ 1亿元 in 亿, ≥ 1万元 in 万, else plain 元.
+
+    >>> format_cn(12_345_678), format_cn(-999_999), format_cn(9_999_999_999)
+    ('12.35万元', '-9,999.99元', '1.00亿元')
+    """
+    sign = "-" if fen < 0 else ""
+    a = abs(fen)
+    # in hundredths of the unit: 1 万元 = 10**6 fen, 1 亿元 = 10**10 fen
+    if a >= YI * FEN_PER_YUAN:
+        hundredths, unit = _half_up(a, YI), "亿元"
+    elif a >= WAN * FEN_PER_YUAN:
+        hundredths, unit = _half_up(a, WAN), "万元"
+        if hundredths >= 100 * (YI // WAN):  # 9,999.995万 rounds up to 1.00亿
+            hundredths, unit = _half_up(a, YI), "亿元"
     else:
-        v, unit = yuan, "元"
-    return f"{v.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}{unit}"
+        return f"{sign}{format_yuan(a)}元"
+    q, r = divmod(hundredths, 100)
+    return f"{sign}{q:,}.{r:02d}{unit}"
+
+
+def _half_up(a: int, den: int) -> int:
+    return (2 * a + den) // (2 * den)
 
 
 def div_round_half_up(num: int, den: int) -> int:

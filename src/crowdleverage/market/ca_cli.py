@@ -10,29 +10,30 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import InvalidInput, RuleViolation
-from crowdleverage.market.bars import read_bars
-from crowdleverage.market.corporate_actions import (
-    CorporateAction,
-    Proposal,
-    ReferenceCheck,
-    check_references,
-    infer_actions,
-    read_actions,
-)
 
-DEFAULT_ACTIONS = SHIPPED_DATA / "market" / "corporate_actions.csv"
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from crowdleverage.market.corporate_actions import (
+        CorporateAction,
+        Proposal,
+        ReferenceCheck,
+    )
+
+
+# = config.SHIPPED_DATA / … (importing config loads pydantic-settings: slower --help)
+DEFAULT_ACTIONS = Path(__file__).resolve().parents[3] / "data" / "market" / "corporate_actions.csv"
 
 
 def _render_proposals(proposals: list[Proposal], console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title="Candidate ex-dates (previous close ≠ previous bar's close)")
     for col in ("code", "ex-date", "prev close", "reference", "factor", "change", "kind", "known"):
         table.add_column(col, justify="right" if col not in ("code", "kind") else "left")
@@ -50,6 +51,8 @@ def _render_actions(
     actions: list[CorporateAction], checks: dict[tuple[str, dt.date], ReferenceCheck] | None,
     console: Console,
 ) -> None:  # fmt: skip
+    from rich.table import Table
+
     table = Table(title="Corporate actions")
     cols = ("code", "ex-date", "record", "pay", "送/10", "转/10", "元/10 (pre-tax)")
     for col in cols:
@@ -84,6 +87,11 @@ def corporate_actions(
 ) -> None:
     """Validate corporate actions (and check them against --data), or with --infer propose
     them where a bar's previous close differs from the previous day's close."""
+    from rich.console import Console
+
+    from crowdleverage.market.bars import read_bars
+    from crowdleverage.market.corporate_actions import check_references, infer_actions, read_actions
+
     console = Console(width=max(Console().width, 140))
     if infer:
         if data is None:

@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
 from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import DataFileError, RuleViolation
-from crowdleverage.domain.money import format_yuan, parse_price_fen
-from crowdleverage.domain.security import Security
 from crowdleverage.market import ca_cli
-from crowdleverage.market.bars import Bar, read_bars, write_bars
-from crowdleverage.market.calendar import parse_date
-from crowdleverage.market.convert import FORMATS, convert
-from crowdleverage.market.replay import DaySummary, summarise, trading_days
-from crowdleverage.market.rules import price_band
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from crowdleverage.market.bars import Bar
+    from crowdleverage.market.replay import DaySummary
+
+
+# = market.convert.FORMATS (tests/test_cli_lazy.py checks): importing convert loads the calendar
+FORMATS = ("tushare-qfq", "tushare-index", "netease", "tushare-hist")
 app = typer.Typer(help="A-share market rules and data.", no_args_is_help=True)
 app.command("corporate-actions")(ca_cli.corporate_actions)
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -41,6 +39,11 @@ def limits(
     as_json: JsonOpt = False,
 ) -> None:
     """Limit-up and limit-down prices (fen) of CODE on a date."""
+    from crowdleverage.domain.money import format_yuan, parse_price_fen
+    from crowdleverage.domain.security import Security
+    from crowdleverage.market.calendar import parse_date
+    from crowdleverage.market.rules import price_band
+
     sec = Security.parse(code)
     day = parse_date(date)
     pc = parse_price_fen(prev_close)
@@ -80,6 +83,10 @@ def convert_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Convert published data files into the project's bar schema (all or nothing)."""
+    from crowdleverage.market.bars import write_bars
+    from crowdleverage.market.calendar import parse_date
+    from crowdleverage.market.convert import convert
+
     start = parse_date(date_from) if date_from else None
     end = parse_date(date_to) if date_to else None
     bars, reports = [], []
@@ -136,6 +143,8 @@ def _change(bps: int) -> str:
 
 
 def render_days(summaries: list[DaySummary], console: Console) -> None:
+    from rich.table import Table
+
     index_codes = sorted({c for s in summaries for c in s.indices})
     table = Table(title="Trading days")
     table.add_column("date")
@@ -163,6 +172,11 @@ def render_days(summaries: list[DaySummary], console: Console) -> None:
 def replay_summaries(
     data: Path, start: dt.date | None, end: dt.date | None, progress: bool
 ) -> list[DaySummary]:
+    from rich.progress import Progress
+
+    from crowdleverage.market.bars import read_bars
+    from crowdleverage.market.replay import summarise, trading_days
+
     bars = read_bars(data)
     days = list(trading_days(bars, start, end))
     if not progress:
@@ -185,6 +199,11 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Per trading day: index closes, stock count, and how many closed sealed at the limits."""
+    from rich.console import Console
+
+    from crowdleverage.config import load_settings
+    from crowdleverage.market.calendar import parse_date
+
     path = data or load_settings().market_data
     start = parse_date(date_from) if date_from else None
     end = parse_date(date_to) if date_to else None
@@ -203,6 +222,8 @@ def merge(
     as_json: JsonOpt = False,
 ) -> None:
     """Merge bar files into one (each validated; a (code, date) present twice is an error)."""
+    from crowdleverage.market.bars import read_bars, write_bars
+
     merged: list[Bar] = []
     seen: dict[tuple[str, dt.date], int] = {}
     for i, src in enumerate(sources):

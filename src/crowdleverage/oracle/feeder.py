@@ -80,6 +80,13 @@ def session_index(day: dt.date) -> int:
     return cal.trading_days_between(cal.first_day, day) + 1
 
 
+def session_date(index: int) -> dt.date | None:
+    """The day of XSHG session `index` (inverse of `session_index`); None for 0 (no day
+    open yet) or an index past the calendar."""
+    days = xshg().trading_days(xshg().first_day, xshg().last_day)
+    return days[index - 1] if 1 <= index <= len(days) else None
+
+
 def day_inputs(day: TradingDay, codes: Iterable[str]) -> list[tuple[int, int, int, int, bool]]:
     """(code, prev close, limit-down, limit-up, halted) per security, as the oracle takes it."""
     out = []

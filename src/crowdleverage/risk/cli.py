@@ -4,20 +4,18 @@ keeper, broker, margin engine, tranche pool, insurance fund)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import InvalidInput
-from crowdleverage.domain.money import format_cn
-from crowdleverage.market.calendar import parse_date
-from crowdleverage.oracle.feeder import ReporterMode
-from crowdleverage.risk.book import Book, load_book
-from crowdleverage.risk.replay import BOOKED, ReplayConfig, ReplayReport, run_replay
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from crowdleverage.risk.replay import ReplayReport
+
 
 app = typer.Typer()
 
@@ -28,6 +26,10 @@ def _pct(bps: int | None) -> str:
 
 def render_accounting(report: ReplayReport, console: Console) -> None:
     """Per tier beside the umbrella trust, per tranche, and the loss attribution."""
+    from rich.table import Table
+
+    from crowdleverage.domain.money import format_cn
+
     b = report.book
     console.print(
         f"book: senior {format_cn(b['senior_fen'])}, junior {format_cn(b['junior_fen'])}, "
@@ -81,6 +83,11 @@ def render_accounting(report: ReplayReport, console: Console) -> None:
 
 
 def render(report: ReplayReport, console: Console) -> None:
+    from rich.table import Table
+
+    from crowdleverage.domain.money import format_cn
+    from crowdleverage.risk.replay import BOOKED
+
     table = Table(title=f"Replay (setup {report.setup_day}, {len(report.borrowers)} borrowers)")
     short = {"borrower_margin": "margin", "borrower_reserve": "reserve", "insurance": "insur."}
     for col in ("day", "regime", "p1", "p5", "p50", "warn", "top-up", "liq start", "rounds",
@@ -138,6 +145,14 @@ def replay_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Replay a period through the whole platform; report per day and check invariants."""
+    from rich.console import Console
+
+    from crowdleverage.config import load_settings
+    from crowdleverage.market.calendar import parse_date
+    from crowdleverage.oracle.feeder import ReporterMode
+    from crowdleverage.risk.book import Book, load_book
+    from crowdleverage.risk.replay import ReplayConfig, run_replay
+
     settings = load_settings()
     if (borrowers_per_tier is not None and borrowers_per_tier < 1) or ticks_per_day < 4:
         raise InvalidInput("need ≥1 borrower per tier and ≥4 ticks per day")

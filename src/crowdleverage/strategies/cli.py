@@ -6,15 +6,15 @@ The strategy modules (statsmodels, pandas) are imported when a command runs, not
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.domain.money import format_yuan
-from crowdleverage.market.calendar import parse_date
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
 
 STRATEGY_NAMES = ("basis", "ah", "etf")  # = config.STRATEGIES (a test checks)
 DATA_DIR = Path(__file__).resolve().parents[3] / "data" / "strategies"
@@ -24,6 +24,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 
 
 def render(table: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
+    from crowdleverage.domain.money import format_yuan
+
     t = Table(title=f"{table['strategy']}  {table['from']} → {table['to']}")
     t.add_column("measure")
     t.add_column("value", justify="right")
@@ -49,6 +53,9 @@ def backtest(
     as_json: JsonOpt = False,
 ) -> None:
     """Backtest strategy NAME under the platform's rules and print its table."""
+    from rich.console import Console
+
+    from crowdleverage.market.calendar import parse_date
     from crowdleverage.strategies.backtest import run
     from crowdleverage.strategies.config import load_setup
     from crowdleverage.strategies.data import load_market

@@ -5,18 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-from rich.table import Table
 
 from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.config import load_settings
 from crowdleverage.domain.errors import InvalidInput
-from crowdleverage.market.calendar import parse_date
-from crowdleverage.risk.stress.policy import Book, MarginPolicy, load_params_toml
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from crowdleverage.risk.stress.policy import MarginPolicy
+
 
 # the engine, the data and the report are imported inside the commands: `crowdlev` starts fast
 SCENARIO_NAMES = "cb2016, crash2015, deval2015, gfc2008, covid2020, mc60"
@@ -25,6 +26,8 @@ app = typer.Typer(help="Stress tests: historical scenarios, Monte Carlo, calibra
 
 
 def render(result: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
     from crowdleverage.risk.stress.report import HEADER, scenario_rows
 
     table = Table(title=f"Stress {result['suite']} {result['date']} ({result['params_hash']})")
@@ -39,6 +42,8 @@ def render(result: dict[str, Any], console: Console) -> None:
 
 
 def progress_bar(console: Console) -> tuple[Progress, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
     prog = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -56,6 +61,8 @@ def progress_bar(console: Console) -> tuple[Progress, Any]:
 
 
 def _policy(params: Path | None) -> MarginPolicy:
+    from crowdleverage.risk.stress.policy import MarginPolicy, load_params_toml
+
     return load_params_toml(params) if params is not None else MarginPolicy()
 
 
@@ -92,6 +99,11 @@ def run_cmd(
     ] = None,
 ) -> None:
     """Run the stress suite and store the result (JSON under <data_dir>/stress/)."""
+    from rich.console import Console
+
+    from crowdleverage.config import load_settings
+    from crowdleverage.market.calendar import parse_date
+    from crowdleverage.risk.stress.policy import Book
     from crowdleverage.risk.stress.scenarios import SCENARIOS, RunOptions
     from crowdleverage.risk.stress.suite import REDUCED, REDUCED_BOOK, run_suite, store_result
 
@@ -150,6 +162,9 @@ def report_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Write an HTML report with charts and a PDF of a stored stress result."""
+    from rich.console import Console
+
+    from crowdleverage.config import load_settings
     from crowdleverage.risk.stress.report import write_html, write_pdf
     from crowdleverage.risk.stress.suite import latest_result
 
@@ -195,8 +210,12 @@ def calibrate_cmd(
     """Search tier lines, haircuts, stressed-regime settings, insurance premium and minimum
     junior ratio for sets that meet the stress targets; print the trade-off table; write the
     chosen set in the platform's parameter format."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from crowdleverage.config import load_settings
     from crowdleverage.risk.stress.calibrate import UTILISATION, calibrate
-    from crowdleverage.risk.stress.policy import write_params_toml
+    from crowdleverage.risk.stress.policy import Book, write_params_toml
 
     settings = load_settings()
     if candidates < 1 or paths_hist < 1 or paths_mc < 1 or accounts < 1:
