@@ -31,11 +31,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     import uvicorn
 
-    tmp = tmp_path_factory.mktemp("web")
+    tmp = tmp_path_factory.mktemp("web")  # one server for every browser test (session)
     settings = Settings(data_dir=tmp, jwt_secret="w" * 40)  # type: ignore[arg-type]
     bars = read_bars(SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv")
     platform = Platform(settings, market=MarketFeed(bars, start=dt.date(2015, 12, 28)))
@@ -61,7 +61,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK) or shutil.which("chromium") is None:
         reason = f"{CHROMIUM} missing; run scripts/services.sh (apt-get install chromium)"

@@ -25,7 +25,12 @@ def test_transparency_page_public(served: Served, browser: Any) -> None:
     assert "信息披露" in page.locator("h1").inner_text()
     page.wait_for_selector("#nav-chart .main-svg")  # plotly drew the NAV chart (offline JS)
     assert len(page.locator("#proof-root").inner_text().strip()) == 64
-    assert page.locator("#recon-status").inner_text() in {"ok", "break", "not yet run"}
+    assert page.locator("#recon-status").get_attribute("data-status") in {
+        "ok",
+        "break",
+        "not yet run",
+    }
+    assert page.locator("#recon-status").inner_text() in {"一致", "不一致", "尚未运行"}
     rows = page.locator("#tranches tbody tr")
     assert rows.count() == 2
     # the aggregate figures follow the replay without a reload
@@ -69,6 +74,7 @@ def test_borrower_places_an_order(served: Served, browser: Any) -> None:
     page.wait_for_url(f"{served.url}/me")
     aid = served.ids.accounts["borrower1"]
     page.wait_for_selector(f"#gauge-{aid} .main-svg")
+    assert page.locator(f"#positions-{aid} tbody tr[data-code]").count() >= 1
     p = served.state.platform
     with p.lock:
         held = [x["code"] for x in p.positions(p.account(aid))]
@@ -91,8 +97,9 @@ def test_borrower_places_an_order(served: Served, browser: Any) -> None:
     text = result.inner_text()
     page.screenshot(path=str(SHOTS / "borrower-order.png"), full_page=True)
     # requested on chain (the engine's pre-trade checks passed); the broker fills it at a tick
-    assert "open" in text or "filled" in text, text
-    assert f"buy {code} 100" in text
+    assert result.get_attribute("data-status") in ("open", "filled", "partially_filled"), text
+    assert result.get_attribute("data-side") == "buy"
+    assert f"买入 {code} 100" in text
     after = p.orders_of(aid)  # newest first
     assert len(after) == before + 1 and after[0].code == code and after[0].quantity == 100
     deadline = 60
@@ -105,9 +112,10 @@ def test_borrower_places_an_order(served: Served, browser: Any) -> None:
 
 def test_wrong_password_shows_the_reason(served: Served, browser: Any) -> None:
     page = browser.new_page()
-    page.goto(f"{served.url}/login")
-    page.fill("#username", "auditor")
-    page.fill("#password", "not-the-password")
-    page.click("#login-submit")
-    assert "wrong username or password" in page.locator("#login-error").inner_text()
+    for lang, text in (("zh", "用户名或密码错误"), ("en", "wrong username or password")):
+        page.goto(f"{served.url}/login?lang={lang}")
+        page.fill("#username", "auditor")
+        page.fill("#password", "not-the-password")
+        page.click("#login-submit")
+        assert text in page.locator("#login-error").inner_text()
     page.close()
