@@ -255,8 +255,8 @@ class ChainFinancing:
         """Reopen a session a restart interrupted after `ticks_done` ticks: the oracle already
         has the day's bands and those ticks' prices (nothing is reported again), the monitor
         gets the last tick's prices, and a new exchange session takes the broker's orders —
-        those placed before the restart for their unfilled remainder, then the ones received
-        since. The next `step` is tick `ticks_done`."""
+        those placed before the restart for their unfilled remainder, then the ones requested
+        on chain since. The next `step` is tick `ticks_done`."""
         self.today = day.date
         self.feeder.resume_day(day, ticks_done)
         self.exchange.open_day(day)
@@ -271,7 +271,7 @@ class ChainFinancing:
                                        [t.price_fen for t in last])  # fmt: skip
         self.sync.sync()
         self.broker.replace_open()
-        self.broker.place_received()
+        self.broker.poll()  # requested since the broker last looked: placed now
 
     def step(self) -> int | None:
         """One tick: prices to the oracle and the monitor, the keeper acts on accounts below
