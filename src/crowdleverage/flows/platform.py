@@ -802,7 +802,11 @@ class Platform:
             if oid not in self.s.orders:  # recorded with its financing by `_apply`
                 self._financing[oid] = drawn
             self._after()
-            return self.s.orders[oid]
+            order = self.s.orders[oid]
+            if order.financing_fen != drawn:  # re-derived after a crash: financing unknown
+                order.financing_fen = drawn
+                self._pending.order_event(oid, "financed", None, value=drawn)
+            return order
 
     def _check_order(
         self, acc: MarginAccount, code: str, qty: int, limit: int, *, buy: bool

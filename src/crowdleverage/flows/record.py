@@ -85,7 +85,8 @@ order_events = sa.Table(
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("order_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("chain_seq", sa.BigInteger, nullable=True),
-    sa.Column("kind", sa.String(8), nullable=False),  # fill | closed | carried (imported)
+    # fill | closed | financed | carried (the previous release's fills, imported)
+    sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("qty", sa.BigInteger, nullable=False),
     sa.Column("value_fen", sa.BigInteger, nullable=False),
     sa.Column("fee_fen", sa.BigInteger, nullable=False),
@@ -326,6 +327,8 @@ def read(conn: Connection) -> tuple[Saved, list[Event]] | None:
             continue
         if r.kind == "closed":
             o.closed = True
+        elif r.kind == "financed":  # the financing drawn, learnt after the order's row
+            o.financing_fen = int(r.value_fen)
         else:  # fill, or carried from the previous release's record
             o.filled_qty += int(r.qty)
             o.filled_value_fen += int(r.value_fen)
