@@ -933,7 +933,7 @@ class Platform:
             self._pending.chain_event(e.seq, e.contract, e.event, day, e.args)
             self.s.cursor = max(self.s.cursor, e.seq)
 
-    def _apply(self, name: str, a: Any, seq: int) -> None:
+    def _apply(self, name: str, a: Any, seq: int | None = None) -> None:
         owner = self._by_address.get(str(a.get("account", a.get("investor", ""))).lower())
         acc = self._account_of(owner) if owner is not None else None
         acc_id = acc.id if acc else None
