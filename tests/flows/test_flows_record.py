@@ -12,6 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
+import subprocess
+import sys
 import tarfile
 from dataclasses import asdict
 from pathlib import Path
@@ -163,15 +166,44 @@ def _resting_buy(p: Platform, account_id: int, skip: set[str]) -> int:
     raise AssertionError("no security to rest an order on")
 
 
-def _facts(p: Platform, account_id: int) -> dict[str, object]:
+def _facts(p: Platform, account_id: int) -> object:
+    """Positions, orders, statements and wallets, as JSON (compared across processes)."""
     acc = p.account(account_id)
-    return {
-        "view": p.account_view(acc),
+    facts = {
+        "view": asdict(p.account_view(acc)),
         "positions": [(x["code"], x["quantity"], x["sellable"]) for x in p.positions(acc)],
         "orders": [(o.id, o.status, o.filled_qty, o.fees_fen) for o in p.orders_of(account_id)],
-        "history": {u: list(v) for u, v in p.history.items()},
+        "history": {str(u): list(v) for u, v in p.history.items()},
         "wallets": [p.wallet_fen(u) for u in (1, 2, BORROWER)],
     }
+    return json.loads(json.dumps(facts))
+
+
+def _until_the_crash(data_dir: str, url: str, schema: str | None, out: str) -> None:
+    """In a child process: a day under way with a resting order at the exchange and one
+    requested but not placed yet; the facts go to `out`, then the process is SIGKILLed."""
+    engine = make_engine(url, schema=schema)
+    p = _open(Path(data_dir), engine, read_bars(MARKET))
+    fund_pool(p, 100_000_000, 40_000_000)
+    p.deposit(BORROWER, 10_000_000, "MIDDAY-0001")
+    acc = p.open_margin_account(BORROWER, 2, 2)
+    p.fund_account(acc.id, 10_000_000, reserve=False)
+    lever_up(p, acc.id, 10_000_000, n=3)  # opens the day, 3 ticks: the buys filled
+    used: set[str] = set()
+    resting = _resting_buy(p, acc.id, used)
+    p.tick()  # the broker places it at the exchange, where it rests
+    assert p.fin.exchange.order(f"E{resting}").status is OrderStatus.OPEN
+    received = _resting_buy(p, acc.id, used)  # requested on chain, not placed yet
+    assert p.day_open and 0 < p.market.step < p.market.ticks_per_day - 1
+    with engine.connect() as conn:
+        lines = conn.execute(sa.select(record.lines).order_by(record.lines.c.seq)).all()
+    Path(out).write_text(json.dumps({
+        "account_id": acc.id, "resting": resting, "received": received,
+        "day": p.market.today.isoformat(), "step": p.market.step,
+        "block": p.chain.block_number(), "facts": _facts(p, acc.id),
+        "lines": [list(r) for r in lines],
+    }))  # fmt: skip
+    os.kill(os.getpid(), signal.SIGKILL)  # no shutdown of any kind
 
 
 # SQLite by default; PostgreSQL too with CROWDLEV_LONG=1 (+40 s; the record's writes on
@@ -185,32 +217,28 @@ MID_DAY_BACKENDS = (
 def test_a_restart_mid_day_resumes_at_the_next_tick_and_places_open_orders_again(
     tmp_path: Path, bars: list[Bar], engine_factory: EngineFactory
 ) -> None:
-    engine = engine_factory()
-    p = _open(tmp_path, engine, bars)
-    fund_pool(p, 100_000_000, 40_000_000)
-    p.deposit(BORROWER, 10_000_000, "MIDDAY-0001")
-    acc = p.open_margin_account(BORROWER, 2, 2)
-    p.fund_account(acc.id, 10_000_000, reserve=False)
-    lever_up(p, acc.id, 10_000_000, n=3)  # opens the day, 3 ticks: the buys filled
-    used: set[str] = set()
-    resting = _resting_buy(p, acc.id, used)
-    p.tick()  # the broker places it at the exchange, where it rests
-    assert p.fin.exchange.order(f"E{resting}").status is OrderStatus.OPEN
-    received = _resting_buy(p, acc.id, used)  # requested on chain, not placed yet
-    day, step = p.market.today, p.market.step
-    assert p.day_open and 0 < step < p.market.ticks_per_day - 1
-    before = _facts(p, acc.id)
-    block = p.chain.block_number()
-    with engine.connect() as conn:
-        committed = conn.execute(sa.select(record.lines).order_by(record.lines.c.seq)).all()
-    p.close()  # crash: nothing saved after the last tick's commit
+    url, schema = engine_factory.url_and_schema()
+    engine = make_engine(url, schema=schema)
+    engine_factory._made.append((engine, schema))  # dropped at teardown
+    out = tmp_path / "before-the-crash.json"
+    here = Path(__file__).parent
+    args = ", ".join(repr(x) for x in (str(tmp_path), url, schema, str(out)))
+    code = (
+        f"import sys; sys.path[:0] = [{str(here)!r}, {str(here.parent)!r}]\n"
+        f"import test_flows_record as t; t._until_the_crash({args})"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    was = json.loads(out.read_text())
+    day, step = dt.date.fromisoformat(was["day"]), was["step"]
+    resting, received = was["resting"], was["received"]
 
     again = _open(tmp_path, engine, bars)
     assert (again.market.today, again.market.step, again.day_open) == (day, step, True)
-    assert _facts(again, acc.id) == before  # positions, orders, statements, wallets
-    assert again.chain.block_number() == block  # nothing reported or sent again
+    assert _facts(again, was["account_id"]) == was["facts"]  # nothing lost, nothing twice
+    assert again.chain.block_number() == was["block"]  # nothing reported or sent again
     # the resting order is at the exchange again (its remainder, under its id); the one
-    # received before the crash is placed too
+    # requested before the crash is placed too
     for oid in (resting, received):
         venue = again.fin.exchange.order(f"E{oid}")
         assert venue.status is OrderStatus.OPEN and venue.quantity == 100
@@ -229,7 +257,8 @@ def test_a_restart_mid_day_resumes_at_the_next_tick_and_places_open_orders_again
     check_invariants(again)
     with engine.connect() as conn:  # appended, never rewritten
         now = conn.execute(sa.select(record.lines).order_by(record.lines.c.seq)).all()
-    assert now[: len(committed)] == committed and len(now) >= len(committed)
+    assert [list(r) for r in now[: len(was["lines"])]] == was["lines"]
+    assert len(now) >= len(was["lines"])
     again.close()
 
 
