@@ -31,6 +31,7 @@ _FEATURES: list[tuple[str, str, str | None]] = [
     ("crowdleverage.strategies.cli", "app", "strategy"),
     ("crowdleverage.credit.cli", "app", "credit"),
     ("crowdleverage.compliance.onboarding_cli", "app", "onboarding"),
+    ("crowdleverage.migrations.cli", "app", "db"),
 ]
 
 # command → (module, one-line help) for `crowdlev --help` without importing the features
@@ -78,6 +79,7 @@ _LISTED: dict[str, tuple[str, str]] = {
         "crowdleverage.compliance.onboarding_cli",
         "Onboarding: the compliance officer's queue.",
     ),
+    "db": ("crowdleverage.migrations.cli", "Database schema: migrations (Alembic)."),
 }  # fmt: skip
 
 

@@ -25,7 +25,7 @@ CODES = ["000001", "600004", "600406"]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100  # 1亿元 in fen
 ACTORS = ["investor-senior", "investor-junior", "b-settle", "b-crash1", "b-crash2", "b-down",
-          "b-expire"]  # fmt: skip
+          "b-expire", "b-replace"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +181,38 @@ def test_unfilled_orders_are_released_at_the_close(world, day, tmp_path: Path):
     assert broker.order_status(oid) == "expired"
     assert broker.end_day() == 0  # idempotent
     broker.close()
+
+
+def test_a_session_lost_mid_day_places_the_remainder_again(world, day, tmp_path: Path):
+    """The platform restarts mid-day: the exchange's book is gone with the process. The
+    broker places each open order again for its unfilled remainder under the same venue id;
+    the new fills' references continue after the old ones, so none is taken for settled."""
+    who = world.open_borrower("b-replace", 3, 50_000_000)
+    code = "600004"
+    oid = buy(world, "b-replace", code, 5_000, day.bars[code].band.limit_up_fen)
+    journal = tmp_path / "broker.db"
+    first_session = SimulatedExchange(ExchangeConfig(participation_bps=10))  # small fills
+    first_session.open_day(day)
+    first = SimulatedBroker(world.chain, first_session, journal)
+    first.poll()
+    ticks = intraday_ticks(day.bars[code])
+    early = first.on_fills(first_session.on_ticks([ticks[0]]))
+    held = world.chain.call("MarginEngine", "positions", who, code_to_chain(code))
+    assert early > 0 and 0 < held < 5_000  # partly filled when the process dies
+    first.close()
+
+    session = SimulatedExchange(ExchangeConfig(participation_bps=10))
+    session.open_day(day)
+    second = SimulatedBroker(world.chain, session, journal)
+    assert second.replace_open() == 1
+    venue = session.order(f"E{oid}")
+    assert venue.quantity == 5_000 - held
+    rest = [t for t in ticks[1:]]
+    for t in rest:
+        second.on_fills(session.on_ticks([t]))
+    refs = filled_refs(world)
+    assert len(refs) == len(set(refs))
+    assert world.chain.call("MarginEngine", "positions", who, code_to_chain(code)) == 5_000
+    assert all(f.settled for f in second.fills())
+    session.close_day()
+    second.close()

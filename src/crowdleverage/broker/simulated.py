@@ -173,6 +173,44 @@ class SimulatedBroker:
             placed += 1
         return placed
 
+    def replace_open(self) -> int:
+        """After a restart in the middle of a session (the exchange's book is gone): place
+        every order journaled `placed` whose engine order is still open again, for its
+        unfilled remainder and under the same venue id, its fill references numbered after
+        the fills journaled before; a remainder the exchange refuses now (band, lot) is
+        released on chain like an expiry. Returns how many were placed again."""
+        if self.exchange.day is None:
+            return 0
+        rows = self._db.execute(
+            "SELECT order_id, account, code, side, qty, limit_fen, liquidation FROM orders "
+            "WHERE status = 'placed' ORDER BY order_id"
+        ).fetchall()
+        placed = 0
+        for oid, account, code, side, qty, limit, liq in rows:
+            if not self.chain.call(ORDERBOOK, "orders", oid)[4]:
+                self._set_order(oid, "done")
+                continue
+            filled, n = self._db.execute(
+                "SELECT COALESCE(SUM(qty), 0), COUNT(*) FROM fills WHERE order_id = ?", (oid,)
+            ).fetchone()
+            order = BrokerOrder(str(oid), account, code, Side(side), qty - int(filled), limit,
+                                bool(liq))  # fmt: skip
+            holding = 0
+            if order.side is Side.SELL:
+                holding = int(self.chain.call(ENGINE, "positions", account, int(code)))
+            try:
+                order = self._clamp_to_band(order)
+                self.exchange.submit(
+                    f"E{oid}", account, code, order.side, order.quantity,
+                    order.limit_price_fen, holding=holding, fills_before=int(n),
+                )  # fmt: skip
+            except (RuleViolation, NotFound) as err:
+                self._set_order(oid, "rejected", f"re-placed after a restart: {err.message}")
+                self.chain.send(ORDERBOOK, "cancel_order", oid, actor=self.actor)
+                continue
+            placed += 1
+        return placed
+
     def _clamp_to_band(self, order: BrokerOrder) -> BrokerOrder:
         """A liquidation sells at any legal price of the day it is placed, but never *at*
         the limit-down: that is where a seal sits, and the engine refuses to settle a sale

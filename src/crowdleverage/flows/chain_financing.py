@@ -251,6 +251,28 @@ class ChainFinancing:
         self.feeder.on_ticks(s[0] for s in self._series.values())
         self.broker.place_received()
 
+    def resume_day(self, day: TradingDay, ticks_done: int) -> None:
+        """Reopen a session a restart interrupted after `ticks_done` ticks: the oracle already
+        has the day's bands and those ticks' prices (nothing is reported again), the monitor
+        gets the last tick's prices, and a new exchange session takes the broker's orders —
+        those placed before the restart for their unfilled remainder, then the ones requested
+        on chain since. The next `step` is tick `ticks_done`."""
+        self.today = day.date
+        self.feeder.resume_day(day, ticks_done)
+        self.exchange.open_day(day)
+        series = {
+            c: intraday_ticks(day.bars[c], self.ticks_per_day) for c in self.codes if c in day.bars
+        }
+        self._series = {c: s for c, s in series.items() if s}
+        self._tick = ticks_done
+        last = [s[min(ticks_done, len(s)) - 1] for s in self._series.values()]
+        if ticks_done and last:
+            self.monitor.update_prices(self.monitor.cols(t.code for t in last),
+                                       [t.price_fen for t in last])  # fmt: skip
+        self.sync.sync()
+        self.broker.replace_open()
+        self.broker.poll()  # requested since the broker last looked: placed now
+
     def step(self) -> int | None:
         """One tick: prices to the oracle and the monitor, the keeper acts on accounts below
         a line (warn, top up, liquidate; the contract re-checks), new orders to the

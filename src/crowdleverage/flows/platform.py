@@ -19,9 +19,11 @@ before a call, such as the exchange's order rules at entry, only give a clearer 
 
 What lives here is only the platform's own record for people: margin-account numbers, orders
 and statement lines derived from the contracts' events, the event feed of the risk panel, the
-NAV history, and the proofs of liabilities. It is saved after every use case and at every end
-of day (`flows_snapshot`) together with the event cursor, so a restarted service re-derives
-anything after it from the chain's events.
+NAV history, and the proofs of liabilities. It is appended to its tables (`flows.record`,
+created by the Alembic migrations that run at start-up) after every use case — in a command's
+own transaction — after every tick and at every end of day, together with the event cursor and
+the last committed tick, so a restarted service resumes the day at the next tick and
+re-derives anything after the cursor from the chain's events.
 """
 
 from __future__ import annotations
@@ -30,14 +32,13 @@ import contextlib
 import copy
 import datetime as dt
 import itertools
-import json
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -68,12 +69,15 @@ from crowdleverage.domain.errors import (
 )
 from crowdleverage.domain.money import format_yuan
 from crowdleverage.domain.security import Security
+from crowdleverage.flows import record
 from crowdleverage.flows.chain_financing import ENGINE, POOL, SHARE, AccountView, ChainFinancing
 from crowdleverage.flows.commands import Command, CommandSpec, CommandStore
 from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import AccountStatus, Event, Tranche
+from crowdleverage.flows.record import MarginAccount, Order, Pending, Saved
 from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.rules import PriceBand, Side, check_order
+from crowdleverage.migrations import upgrade as migrate
 from crowdleverage.risk.regime import apply_on_chain, published_history
 
 BPS = P.BPS
@@ -85,14 +89,7 @@ QUEUES = {0: (Tranche.SENIOR, "redeem"), 1: (Tranche.JUNIOR, "redeem"),
           2: (Tranche.JUNIOR, "subscribe"), 3: (Tranche.SENIOR, "subscribe")}  # fmt: skip
 CHAIN_ROLE = {"investor": Role.INVESTOR, "borrower": Role.BORROWER}
 
-snap_meta = sa.MetaData()
-snapshots = sa.Table(
-    "flows_snapshot",
-    snap_meta,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("taken_at_s", sa.BigInteger, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-)
+snap_meta = sa.MetaData()  # created by the migrations (0001_baseline)
 bank_refs = sa.Table(
     "flows_bank_refs",
     snap_meta,
@@ -119,46 +116,6 @@ def investor_id(user_id: int) -> str:
 
 
 @dataclass
-class MarginAccount:
-    """The platform's number for a borrower's engine account (one per borrower)."""
-
-    id: int
-    owner_id: int
-    tier: int
-
-
-@dataclass
-class Order:
-    """An engine order as the borrower sees it; filled from the engine's events."""
-
-    id: int  # the engine's order id
-    account_id: int
-    side: str
-    code: str
-    quantity: int
-    limit_price_fen: int
-    trade_date: str
-    liquidation: bool = False
-    financing_fen: int = 0
-    filled_qty: int = 0
-    filled_value_fen: int = 0
-    fees_fen: int = 0
-    closed: bool = False
-
-    @property
-    def status(self) -> Literal["open", "partially_filled", "filled", "expired"]:
-        if not self.closed:
-            return "partially_filled" if self.filled_qty else "open"
-        if self.filled_qty == self.quantity:
-            return "filled"
-        return "partially_filled" if self.filled_qty else "expired"
-
-    @property
-    def fill_price_fen(self) -> int | None:
-        return -(-self.filled_value_fen // self.filled_qty) if self.filled_qty else None
-
-
-@dataclass
 class Request:
     """A queued subscription (fen) or redemption (units), as acknowledged."""
 
@@ -167,23 +124,6 @@ class Request:
     tranche: Tranche
     amount: int
     requested_on: dt.date
-
-
-@dataclass
-class _Saved:
-    next_id: int = 1
-    accounts: dict[int, MarginAccount] = field(default_factory=dict)
-    enrolled: dict[int, str] = field(default_factory=dict)  # user → "investor" | "borrower"
-    history: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-    orders: dict[int, Order] = field(default_factory=dict)
-    nav_history: dict[str, list[tuple[str, int]]] = field(
-        default_factory=lambda: {t.value: [] for t in Tranche}
-    )
-    cursor: int = 0  # chain event seq already turned into orders, lines and events
-    market_day: str | None = None  # the next trading day to open
-    replay_done: bool = False  # the last day of the market data has closed
-    paused_reason: str | None = None
-    last_reconciliation: dict[str, Any] | None = None
 
 
 class Platform:
@@ -202,7 +142,7 @@ class Platform:
         self.work_dir = data_dir / "flows"
         self.work_dir.mkdir(exist_ok=True)
         self.engine = engine if engine is not None else engine_from_settings(settings)
-        snap_meta.create_all(self.engine)
+        migrate(self.engine)  # the schema at this release's revision (Alembic)
         self.custody = CustodyService(self.engine, BANK_ACCOUNT)
         self.custody.setup()
         self.ledger = self.custody.ledger
@@ -237,7 +177,9 @@ class Platform:
         self._liquidating: set[int] = set()
         self._day_open = False
         self._snap_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
-        self.s = _Saved()
+        self.s = Saved()
+        self._pending = Pending()  # record rows not committed yet
+        self._financing: dict[int, int] = {}  # order id → financing drawn, until recorded
         self.commands = CommandStore(self.engine)
         self.commands.create_schema()
         self._cmd: Command | None = None  # the command being executed (under the lock)
@@ -249,20 +191,31 @@ class Platform:
 
     def _restore(self) -> None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(snapshots.c.body).where(snapshots.c.id == 1)).first()
-        if row is None:
+            loaded = record.read(conn)
+        if loaded is None:
             if not self._listed():
                 self.fin.list_securities(self.codes)
             return
-        self.s = _load(json.loads(row[0]))
+        self.s, feed = loaded
+        self.events.extend(feed)
+        self._event_seq = itertools.count(self.s.event_seq + 1)
         for uid in self.s.enrolled:
             self._by_address[self.fin.address(uid).lower()] = uid
         for acc in self.s.accounts.values():
             self.fin.track(acc.owner_id, acc.tier)
         if self.s.market_day is not None:
-            self.market.seek(dt.date.fromisoformat(self.s.market_day), 0)
-        self._sync()  # events after the snapshot: orders, lines
-        self._event("restored", f"restored at {self.market.today}")
+            day = dt.date.fromisoformat(self.s.market_day)
+            if self.s.tick_step is not None:  # stopped mid-day: resume after the last tick
+                self.market.seek(day, self.s.tick_step)
+                self.fin.resume_day(self.market.days[self.market.day_index],
+                                    self.s.tick_step + 1)  # fmt: skip
+                self._day_open = True
+            else:
+                self.market.seek(day, 0)
+        self._sync()  # events after the cursor: orders, lines
+        where = f"{self.market.today} tick {self.market.step}" if self._day_open else (
+            f"{self.market.today} (before the open)")  # fmt: skip
+        self._event("restored", f"restored at {where}")
         # bridge operations a crash cut short (a burn without its payout, a mint due); while
         # the chain is paused they wait, and the reconciliation below says so
         # (only the mints of deposit commands: a ledger deposit nobody made is a break)
@@ -271,24 +224,31 @@ class Platform:
         with contextlib.suppress(PlatformPaused):
             self.bridge.process(deposits=ours)
         self.reconcile()
+        self.save(bank=False)
 
     def _listed(self) -> bool:
         code = code_to_chain(self.codes[0])
         return int(self.chain.call(ENGINE, "securities", code)[0]) > 0
 
-    def save(self, also: Callable[[sa.Connection], None] | None = None) -> None:
-        """Persist the platform's own record (after a use case, end of day, clean shutdown);
-        `also` writes in the same transaction (a command's result)."""
+    def save(
+        self, also: Callable[[sa.Connection], None] | None = None, *, bank: bool = True
+    ) -> None:
+        """Commit the platform's record (after a use case, a tick, the end of day): the rows
+        added since the last commit are appended and the state row set; `also` writes in
+        the same transaction (a command's result). `bank`: the simulated bank's file too."""
         with self.lock:
-            self.bank.save(self._bank_file)
-            body = json.dumps(_dump(self.s), ensure_ascii=False)
-            with write_transaction(self.engine) as conn:
-                conn.execute(snapshots.delete().where(snapshots.c.id == 1))
-                conn.execute(
-                    snapshots.insert(), {"id": 1, "taken_at_s": int(time.time()), "body": body}
-                )
-                if also is not None:
-                    also(conn)
+            if bank:
+                self.bank.save(self._bank_file)
+            self.s.tick_step = self.market.step if self._day_open else None
+            rows = self._pending.take()
+            try:
+                with write_transaction(self.engine) as conn:
+                    record.write(conn, self.s, rows)
+                    if also is not None:
+                        also(conn)
+            except BaseException:
+                self._pending.give_back(rows)
+                raise
 
     # ------------------------------------------------------------------ commands
 
@@ -393,6 +353,8 @@ class Platform:
 
     def _event(self, kind: str, message: str, account_id: int | None = None) -> None:
         ev = Event(next(self._event_seq), _now_iso(), kind, account_id, message)
+        self.s.event_seq = ev.seq
+        self._pending.panel_event(ev)
         log.info(message, extra={"event": kind, "account_id": account_id,
                                  "trade_date": self.market.today.isoformat()})  # fmt: skip
         self.events.append(ev)
@@ -407,10 +369,10 @@ class Platform:
             if any(x.get("cmd") == tag and x["kind"] == kind for x in lines):
                 return
             extra["cmd"] = tag
-        lines.append(
-            {"at": _now_iso(), "trade_date": self.market.today.isoformat(), "kind": kind,
-             "amount_fen": amount_fen, **extra}
-        )  # fmt: skip
+        line = {"at": _now_iso(), "trade_date": self.market.today.isoformat(), "kind": kind,
+                "amount_fen": amount_fen, **extra}  # fmt: skip
+        lines.append(line)
+        self._pending.line(user_id, line)
 
     @property
     def history(self) -> dict[int, list[dict[str, Any]]]:
@@ -469,6 +431,7 @@ class Platform:
                 fund([f"user-{user_id}"], 10**20)  # dev node gas
             self.fin.register(user_id, CHAIN_ROLE[role], suitability)
             self.s.enrolled[user_id] = role
+            self._pending.enrolled[user_id] = role
             self._by_address[self.fin.address(user_id).lower()] = user_id
             self.save()
 
@@ -707,6 +670,7 @@ class Platform:
             self.fin.open_account(owner_id, tier)
             acc = MarginAccount(self._next_id(), owner_id, tier)
             self.s.accounts[acc.id] = acc
+            self._pending.accounts.append(asdict(acc))
             self._event("account_opened", f"margin account {acc.id} tier {tier}", acc.id)
             self._after()
             return acc
@@ -835,9 +799,13 @@ class Platform:
             )  # fmt: skip
             oid = placed[0] if sent is None else int(sent["order_id"])
             drawn = int(self.chain.call(ORDERBOOK, "orders", oid)[9]) if buy else 0
+            if oid not in self.s.orders:  # recorded with its financing by `_apply`
+                self._financing[oid] = drawn
             self._after()
             order = self.s.orders[oid]
-            order.financing_fen = drawn
+            if order.financing_fen != drawn:  # re-derived after a crash: financing unknown
+                order.financing_fen = drawn
+                self._pending.order_event(oid, "financed", None, value=drawn)
             return order
 
     def _check_order(
@@ -890,6 +858,7 @@ class Platform:
                 self.market.advance()
                 self.fin.step()
             self._after(save=False)
+            self.save(bank=False)  # the last committed tick: a restart resumes after it
             log.debug("tick", extra={"event": "tick", "trade_date": self.market.today.isoformat(),
                                      "step": self.market.step})  # fmt: skip
             return {"date": self.market.today.isoformat(), "step": self.market.step}
@@ -958,11 +927,13 @@ class Platform:
              *self.chain.events(POOL, "Executed", since=self.s.cursor)],
             key=lambda e: e.seq,
         )  # fmt: skip
+        day = self.market.today.isoformat()
         for e in evs:
-            self._apply(e.event, e.args)
+            self._apply(e.event, e.args, e.seq)
+            self._pending.chain_event(e.seq, e.contract, e.event, day, e.args)
             self.s.cursor = max(self.s.cursor, e.seq)
 
-    def _apply(self, name: str, a: Any) -> None:
+    def _apply(self, name: str, a: Any, seq: int | None = None) -> None:
         owner = self._by_address.get(str(a.get("account", a.get("investor", ""))).lower())
         acc = self._account_of(owner) if owner is not None else None
         acc_id = acc.id if acc else None
@@ -970,11 +941,13 @@ class Platform:
         if name in ("OrderRequested", "LiquidationOrder") and acc_id is not None:
             oid = int(a["order_id"])
             liq = name == "LiquidationOrder"
-            self.s.orders[oid] = Order(
+            order = Order(
                 oid, acc_id, "buy" if a.get("is_buy") else "sell", code_from_chain(int(a["code"])),
                 int(a["qty"]), int(a["min_price_fen"] if liq else a["limit_price_fen"]), day,
-                liquidation=liq,
+                liquidation=liq, financing_fen=self._financing.pop(oid, 0),
             )  # fmt: skip
+            self.s.orders[oid] = order
+            self._pending.order(order)
         elif name == "Filled":
             o = self.s.orders.get(int(a["order_id"]))
             if o is None:
@@ -983,6 +956,7 @@ class Platform:
             o.filled_qty += qty
             o.filled_value_fen += qty * price
             o.fees_fen += fee
+            self._pending.order_event(o.id, "fill", seq, qty, qty * price, fee)
             acct = self.s.accounts[o.account_id]
             gross = qty * price
             kind = "liquidation_sell" if o.liquidation else o.side
@@ -993,6 +967,7 @@ class Platform:
             o = self.s.orders.get(int(a["order_id"]))
             if o is not None:
                 o.closed = True
+                self._pending.order_event(o.id, "closed", seq)
         elif name == "MarginWarning" and acc_id is not None:
             self._event("margin_warning", f"ratio {int(a['ratio_bps']) / 100:.1f}%", acc_id)
         elif name == "ToppedUp" and acc is not None:
@@ -1049,6 +1024,9 @@ class Platform:
                     hist[-1] = point  # one point per trade date (the demo's opening epoch)
                 else:
                     hist.append(point)
+                self._pending.nav_points.append(
+                    {"tranche": t.value, "trade_date": point[0], "nav_e4": point[1]}
+                )
             self._after(save=False)  # saved below
             interest = closed["interest"] or {}
             out = {
@@ -1070,6 +1048,11 @@ class Platform:
                     self.s.replay_done = True
             self.snapshot_liabilities()
             self.reconcile()
+            snap = self._risk_snapshot()
+            self._pending.risk_snapshots.append(
+                {"trade_date": snap["trade_date"], "step": snap["step"], "at_s": snap["at_s"],
+                 "body": record.to_json(snap)}
+            )  # fmt: skip
             self.save()
             return out
 
@@ -1327,41 +1310,3 @@ def open_platform_chain(settings: Settings, market: MarketFeed) -> ChainPort:
     if "MarginEngine" not in chain.deployed():
         deploy_financing(chain, data_dir)
     return chain
-
-
-def _dump(s: _Saved) -> dict[str, Any]:
-    return {
-        "version": 2,
-        "next_id": s.next_id,
-        "accounts": [asdict(a) for a in s.accounts.values()],
-        "enrolled": {str(k): v for k, v in s.enrolled.items()},
-        "history": {str(k): v for k, v in s.history.items()},
-        "orders": [asdict(o) for o in s.orders.values()],
-        "nav_history": s.nav_history,
-        "cursor": s.cursor,
-        "market_day": s.market_day,
-        "replay_done": s.replay_done,
-        "paused_reason": s.paused_reason,
-        "last_reconciliation": s.last_reconciliation,
-    }
-
-
-def _load(body: dict[str, Any]) -> _Saved:
-    if body.get("version") != 2:
-        raise Conflict(
-            f"the saved platform record has version {body.get('version')}, expected 2: start"
-            " with a fresh data directory"
-        )
-    return _Saved(
-        next_id=body["next_id"],
-        accounts={a["id"]: MarginAccount(**a) for a in body["accounts"]},
-        enrolled={int(k): v for k, v in body["enrolled"].items()},
-        history={int(k): v for k, v in body["history"].items()},
-        orders={o["id"]: Order(**o) for o in body["orders"]},
-        nav_history={k: [tuple(x) for x in v] for k, v in body["nav_history"].items()},  # type: ignore[misc]
-        cursor=body["cursor"],
-        market_day=body["market_day"],
-        replay_done=body["replay_done"],
-        paused_reason=body["paused_reason"],
-        last_reconciliation=body["last_reconciliation"],
-    )

@@ -170,9 +170,12 @@ class SimulatedExchange:
         limit_price_fen: int,
         *,
         holding: int = 0,
+        fills_before: int = 0,
     ) -> Order:
         """Accept a day order, or raise RuleViolation (band, tick, lot) / Conflict (id reused)
-        without changing anything. `holding` is the seller's whole holding (odd-lot rule)."""
+        without changing anything. `holding` is the seller's whole holding (odd-lot rule).
+        `fills_before`: the fills this order id already had today in a session that ended
+        early (a broker's restart): its fill references continue after them, stay unique."""
         self._require_session()
         if order_id in self._orders:
             raise Conflict(f"order id {order_id} was already used", order_id=order_id)
@@ -182,6 +185,8 @@ class SimulatedExchange:
         assert self.day is not None
         order = Order(order_id, account, code, side, quantity, limit_price_fen, self.day, self._seq)
         self._orders[order_id] = order
+        if fills_before:
+            self._fill_counts[order_id] = fills_before
         book.orders.append(order)
         return order
 

@@ -148,6 +148,12 @@ class OracleFeeder:
         self._tick_index = 0
         return index
 
+    def resume_day(self, day: TradingDay, ticks_reported: int) -> None:
+        """Continue `day` after a restart: the oracle has its bands and the first
+        `ticks_reported` ticks already (nothing is sent again)."""
+        self.day = day
+        self._tick_index = ticks_reported
+
     def on_ticks(self, ticks: Iterable[Tick]) -> int:
         """Every reporter reports the watched securities of one time step; the chain clock
         follows the ticks. Returns how many reports landed."""
