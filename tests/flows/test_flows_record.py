@@ -63,9 +63,11 @@ def _component_metadata() -> list[sa.MetaData]:
     import crowdleverage.custody.service  # noqa: F401
     import crowdleverage.flows.commands as commands
     import crowdleverage.flows.platform as platform
+    import crowdleverage.reports.attest as attest
+    import crowdleverage.reports.notify as notify
 
     return [custody.metadata, compliance.metadata, audit_log.metadata, commands.metadata,
-            platform.snap_meta, api_store.metadata]  # fmt: skip
+            platform.snap_meta, api_store.metadata, notify.meta, attest.meta]  # fmt: skip
 
 
 def _diffs(engine: sa.Engine, md: sa.MetaData) -> list[object]:

@@ -6,7 +6,8 @@ platform's record), on SQLite and PostgreSQL.
   `metadata.create_all` made), each created only if it is missing, so a data dir of that
   release (no `alembic_version` table) upgrades from it and a fresh one starts from it;
 - `0002_platform_record`: the platform's record as append-only tables (`flows.record`), and
-  the previous release's JSON document (`flows_snapshot`, version 2) moved into them once.
+  the previous release's JSON document (`flows_snapshot`, version 2) moved into them once;
+- `0003_reports`: notifications, their preferences and cursor, and the auditor's attestations.
 
 `upgrade(engine)` runs at start-up (`flows.Platform`) and from `crowdlev db upgrade`; it
 holds the database's write lock while it runs (SQLite `BEGIN IMMEDIATE`, a PostgreSQL
@@ -23,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 log = logging.getLogger("crowdleverage.migrations")
 
 HERE = Path(__file__).resolve().parent
-HEAD = "0002_platform_record"
+HEAD = "0003_reports"
 _PG_LOCK = 0x43524F57444C4556  # "CROWDLEV": the advisory lock of schema upgrades
 
 
