@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+if TYPE_CHECKING:  # `crowdlev db --help` imports this package: keep SQLAlchemy out of it
+    from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger("crowdleverage.migrations")
 
@@ -54,6 +55,8 @@ def upgrade(engine: Engine, target: str = "head") -> str | None:
         return before
     with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE (custody.db's engine)
         if conn.dialect.name == "postgresql":
+            import sqlalchemy as sa
+
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
         command.upgrade(_config(conn), target)  # type: ignore[arg-type]
     after = current(engine)
