@@ -39,7 +39,7 @@ _COMMAND_RE = re.compile(r"^/api/v1/commands/(\d{1,18})$")
 LOCAL_MODULES = ("crowdleverage.api.endpoints.auth", "crowdleverage.api.docs", "fastapi.applications")
 LOCAL_ENDPOINTS = {"audit_log", "login_page", "login_submit", "logout", "plotly_js", "favicon"}
 UNCACHED = {"/api/v1/audit/reconciliation"}  # may run a reconciliation: always fresh
-WRITER_STALE_MS = 3000
+WRITER_STALE_MS = 15_000  # a busy writer (a long tick) still beats within this
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:

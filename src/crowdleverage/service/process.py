@@ -66,6 +66,7 @@ def run_platform(
     log.info("platform process ready", extra={"event": "platform_ready", "pid": os.getpid()})
     try:
         writer.run()
+        writer.flush()
     finally:
         writer.close()
         if stress_runner is not None:

@@ -130,6 +130,12 @@ class PlatformWriter:
             self.queue.put_docs(self._render_dirty(REFRESH_SLICE))
         return bool(rows) or bool(self.dirty)
 
+    def flush(self) -> None:
+        """Re-render every stale view (at a clean stop: the read models match the record)."""
+        while self.dirty:
+            self.queue.put_docs(self._render_dirty(64))
+        self._beat()
+
     def close(self) -> None:
         self.caller.close()
 
