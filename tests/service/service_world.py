@@ -268,6 +268,29 @@ def drive(serve: Serve, cl: Clients, run: str, clients: int, kills: list[str], e
     return load
 
 
+def settle(cl: Clients, load: Load) -> int:
+    """Send every unacknowledged command again with its key until it is answered (the
+    platform is up): it completes, or returns the result it already had. Returns how many."""
+    todo = [op for op in load.ops if op.acked is None]
+
+    async def main() -> None:
+        sem = asyncio.Semaphore(16)
+        async with httpx.AsyncClient(base_url=cl.serve.url, timeout=120) as client:
+
+            async def one(op: Op) -> None:
+                async with sem:
+                    for _ in range(20):
+                        await send(client, cl, op, load)
+                        if op.acked is not None:
+                            return
+                    raise AssertionError(f"{op.key} never answered: {op.statuses}")
+
+            await asyncio.gather(*(one(op) for op in todo))
+
+    asyncio.run(main())
+    return len(todo)
+
+
 def quiescent(serve: Serve) -> dict[str, Any] | None:
     """The writer is up, nothing queued or running, every view re-rendered."""
     h = serve.writer_up()

@@ -108,8 +108,7 @@ _LOG_LEVEL = typer.Option(
 _STRESS = typer.Option(
     True,
     "--stress/--no-stress",
-    help="run the reduced stress suite at every replayed close (demo), published on"
-    " /transparency",
+    help="run the reduced stress suite at every replayed close (demo), published on /transparency",
 )
 
 

@@ -28,9 +28,7 @@ class AsgiCaller:
         body: bytes = b"",
         client: str = "127.0.0.1",
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        return self.loop.run_until_complete(
-            self._call(method, path, query, headers, body, client)
-        )
+        return self.loop.run_until_complete(self._call(method, path, query, headers, body, client))
 
     async def _call(
         self,

@@ -36,7 +36,6 @@ log = logging.getLogger("crowdleverage.service.gateway")
 COOKIE = "crowdlev_token"
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
 _COMMAND_RE = re.compile(r"^/api/v1/commands/(\d{1,18})$")
-LOCAL_MODULES = ("crowdleverage.api.endpoints.auth", "crowdleverage.api.docs", "fastapi.applications")
 LOCAL_ENDPOINTS = {"audit_log", "login_page", "login_submit", "logout", "plotly_js", "favicon"}
 UNCACHED = {"/api/v1/audit/reconciliation"}  # may run a reconciliation: always fresh
 WRITER_STALE_MS = 15_000  # a busy writer (a long tick) still beats within this
@@ -214,7 +213,9 @@ class Gateway:
     async def health(self) -> Response:
         info = await asyncio.to_thread(self.queue.writer_info)
         counts = await asyncio.to_thread(self.queue.counts)
-        alive = info is not None and info["ready"] and now_ms() - info["heartbeat_ms"] < WRITER_STALE_MS
+        alive = (
+            info is not None and info["ready"] and now_ms() - info["heartbeat_ms"] < WRITER_STALE_MS
+        )
         return _json(200, {"api": "ok", "pid": os.getpid(), "writer_alive": alive,
                            "writer": info, "queue": counts})  # fmt: skip
 

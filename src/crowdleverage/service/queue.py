@@ -154,13 +154,15 @@ class Queue:
                 )
             ).first()
             if row is None:
-                new_id = conn.execute(
+                pk = conn.execute(
                     t.insert().values(
                         owner_id=owner_id, key=key, client_key=client_key, request_hash=req_hash,
                         kind=kind, payload=json.dumps(payload), state="queued", attempts=0,
                         created_at_ms=now_ms(),
                     )
-                ).inserted_primary_key[0]  # fmt: skip
+                ).inserted_primary_key  # fmt: skip
+                assert pk is not None, "dev: an insert has a primary key"
+                new_id = pk[0]
                 return int(new_id), False
             if row.request_hash != req_hash:
                 path = json.loads(row.payload).get("path", "?")

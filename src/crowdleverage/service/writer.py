@@ -171,8 +171,8 @@ class PlatformWriter:
             fresh = [k for k in list(self.dirty) + self._keys_of(affected) if k[0] in affected]
             docs += self._render(list(dict.fromkeys(fresh)))
         for i, (row, state, status, result) in enumerate(finished):
-            # the views go with the last row: one transaction per row keeps rows small
-            self.queue.finish(row.id, state, status, result, docs if i == len(finished) - 1 else None)
+            # the views go with the batch's first row, before any row of it is seen as done
+            self.queue.finish(row.id, state, status, result, docs if i == 0 else None)
             self.done += 1
         if not finished and docs:
             self.queue.put_docs(docs)
