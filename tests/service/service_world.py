@@ -52,7 +52,7 @@ def wait_for(cond: Any, what: str, timeout_s: float = 240.0, every_s: float = 0.
 class Serve:
     """`crowdlev serve --demo --workers 2` in a data dir of its own."""
 
-    def __init__(self, data_dir: Path, database_url: str | None, pace_s: float = 0.4) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None, pace_s: float = 1.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
@@ -292,12 +292,13 @@ def settle(cl: Clients, load: Load) -> int:
 
 
 def quiescent(serve: Serve) -> dict[str, Any] | None:
-    """The writer is up, nothing queued or running, every view re-rendered."""
+    """The writer is up, nothing queued or running (the views a command touches are stored
+    with its result; the replay keeps re-rendering the rest)."""
     h = serve.writer_up()
     if h is None:
         return None
     q = h["queue"]
-    if q.get("queued", 0) or q.get("running", 0) or h["writer"]["stale_views"]:
+    if q.get("queued", 0) or q.get("running", 0):
         return None
     return h
 
