@@ -266,6 +266,24 @@ class Queue:
                 )
             )  # fmt: skip
 
+    def finish_many(
+        self, rows: list[tuple[int, str, int, dict[str, Any]]], docs: list[dict[str, Any]]
+    ) -> None:
+        """A batch's responses (row id, state, status, result) and the views it changed, in
+        one transaction (one commit, one fsync, for the whole batch)."""
+        t = commands
+        with write_transaction(self.engine) as conn:
+            self._put_docs(conn, docs)
+            for row_id, state, status_code, result in rows:
+                conn.execute(
+                    t.update()
+                    .where(t.c.id == row_id)
+                    .values(
+                        state=state, status_code=status_code, result=json.dumps(result),
+                        done_at_ms=now_ms(),
+                    )
+                )  # fmt: skip
+
     def interrupted(self) -> list[Row]:
         """Rows a killed writer had claimed."""
         t = commands

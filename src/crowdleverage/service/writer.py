@@ -170,12 +170,9 @@ class PlatformWriter:
             self.wide_due = True
             fresh = [k for k in list(self.dirty) + self._keys_of(affected) if k[0] in affected]
             docs += self._render(list(dict.fromkeys(fresh)))
-        for i, (row, state, status, result) in enumerate(finished):
-            # the views go with the batch's first row, before any row of it is seen as done
-            self.queue.finish(row.id, state, status, result, docs if i == 0 else None)
-            self.done += 1
-        if not finished and docs:
-            self.queue.put_docs(docs)
+        # the responses and the views they changed: one transaction for the batch
+        self.queue.finish_many([(r.id, st, code, res) for r, st, code, res in finished], docs)
+        self.done += len(finished)
 
     def _call(self, p: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = [(k, v) for k, v in p["headers"]]
