@@ -63,7 +63,16 @@ _LISTED: dict[str, tuple[str, str]] = {
     ),
     "serve": (
         "crowdleverage.api.serve",
-        "Run the platform's HTTP service (single process: the platform state lives in it).",
+        "Run the platform process and the HTTP API workers (one writer, many readers).",
+    ),
+    "platform": (
+        "crowdleverage.api.serve",
+        "Run the platform process: the single writer (chain, trading session, command queue).",
+    ),
+    "api": (
+        "crowdleverage.api.serve",
+        "Run the HTTP API workers (commands to the platform process's queue, reads from its "
+        "read models).",
     ),
     "replay": (
         "crowdleverage.risk.cli",

@@ -101,18 +101,37 @@ def _route_table(app: FastAPI, routers: tuple[APIRouter, ...]) -> list[tuple[Any
     return table
 
 
+class _NoPlatform:
+    """An API worker's stand-in for the platform (`service.gateway`): the worker never opens
+    the chain; every endpoint that needs the platform runs in the platform process."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"dev: an API worker has no platform (Platform.{name})")
+
+
 def create_app(
-    settings: Settings, *, platform: Platform | None = None, engine: Engine | None = None
+    settings: Settings,
+    *,
+    platform: Platform | None = None,
+    engine: Engine | None = None,
+    worker: bool = False,
 ) -> FastAPI:
+    """The application. `worker`: an API worker of the split service (`crowdlev api`): no
+    platform in this process; platform endpoints go through the command queue and the read
+    models (`service.gateway`)."""
     private_data_dir(settings.data_dir)
     eng = engine if engine is not None else engine_from_settings(settings)
     store.create_schema(eng)
-    plat = platform if platform is not None else Platform(settings, engine=eng)
+    plat: Any = (
+        _NoPlatform() if worker
+        else platform if platform is not None else Platform(settings, engine=eng)
+    )  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        plat.save()  # a clean shutdown (SIGINT/SIGTERM) resumes where it stopped
+        if not worker:
+            plat.save()  # a clean shutdown (SIGINT/SIGTERM) resumes where it stopped
 
     app = FastAPI(
         lifespan=lifespan,
@@ -130,6 +149,10 @@ def create_app(
         audit=AuditLog(eng, settings.ensure_data_dir()),
         secret=jwt_secret(settings),
     )
+    if worker:  # innermost middleware: request ids and OPTIONS are handled before it
+        from crowdleverage.service.gateway import Gateway
+
+        Gateway(eng, app.state.api.secret).install(app)
 
     @app.exception_handler(CrowdLevError)
     async def _typed(_: Request, err: CrowdLevError) -> JSONResponse:

@@ -19,7 +19,7 @@ import typer
 
 from crowdleverage.api.logs import configure_logging
 from crowdleverage.cliutil import emit_json, typed_errors
-from crowdleverage.config import load_settings
+from crowdleverage.config import Settings, load_settings
 from crowdleverage.domain.errors import InvalidInput
 
 app = typer.Typer()
@@ -67,28 +67,78 @@ class ReplayDriver(threading.Thread):
                           f"{snap_status}{', PAUSED' if p.paused_reason else ''})")  # fmt: skip
         self._day = day
 
+    _failed = False
+
+    def step(self) -> None:
+        """One replay tick (the platform process's writer calls this between commands)."""
+        p: Any = self.platform
+        if p.replay_done:
+            return
+        if self._failed and p.paused_reason is not None:
+            return  # fail closed until an operator resumes
+        try:
+            p.tick()
+            if self.after_tick is not None:
+                self.after_tick()
+            self._failed = False
+            self._report(p)
+        except Exception as exc:  # keep the service up; the operator sees why
+            log.exception("replay tick failed")
+            self._failed = True
+            with contextlib.suppress(Exception):
+                p.pause(f"replay tick failed: {exc}")
+
     def run(self) -> None:
         from crowdleverage.flows.platform import Platform
 
-        p = self.platform
-        assert isinstance(p, Platform), "dev: driver needs a Platform"
-        failed = False
+        assert isinstance(self.platform, Platform), "dev: driver needs a Platform"
         while not self.stop.wait(self.pace_s):
-            if p.replay_done:
+            if self.platform.replay_done:
                 return
-            if failed and p.paused_reason is not None:
-                continue  # fail closed until an operator resumes
-            try:
-                p.tick()
-                if self.after_tick is not None:
-                    self.after_tick()
-                failed = False
-                self._report(p)
-            except Exception as exc:  # keep the service up; the operator sees why
-                log.exception("replay tick failed")
-                failed = True
-                with contextlib.suppress(Exception):
-                    p.pause(f"replay tick failed: {exc}")
+            self.step()
+
+
+_LOG_LEVEL = typer.Option(
+    "warning",
+    "--log-level",
+    envvar="CROWDLEV_LOG_LEVEL",
+    help="JSON-lines logs on stderr at this level: debug (ticks), info (commands, risk"
+    " events), warning, error",
+)
+_STRESS = typer.Option(
+    True,
+    "--stress/--no-stress",
+    help="run the reduced stress suite at every replayed close (demo), published on /transparency",
+)
+
+
+def _start_day(start: str, pace_s: float) -> dt.date:
+    if not 0.05 <= pace_s <= 3600:
+        raise InvalidInput("--pace-s must be between 0.05 and 3600 seconds")
+    try:
+        return dt.date.fromisoformat(start)
+    except ValueError as exc:
+        raise InvalidInput(f"--from {start!r} is not a date YYYY-MM-DD") from exc
+
+
+def _logins() -> dict[str, str]:
+    from crowdleverage.api import demo as demo_world
+
+    return {
+        name: demo_world.password(name)
+        for name in [s[0] for s in demo_world.STAFF]
+        + [i[0] for i in demo_world.INVESTORS]
+        + [b[0] for b in demo_world.BORROWERS]
+    }
+
+
+def _demo_settings(settings: Settings, demo: bool) -> Settings:
+    if demo and settings.database_url is None:
+        # a fresh embedded store per demo run: the platform book starts empty
+        run_dir = settings.data_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+        settings = settings.model_copy(update={"data_dir": run_dir})
+    settings.ensure_data_dir()
+    return settings
 
 
 @app.command()
@@ -101,41 +151,23 @@ def serve(
     pace_s: float = typer.Option(1.5, "--pace-s", help="seconds between replay ticks (demo)"),
     start: str = typer.Option("2015-12-28", "--from", help="first replay day (YYYY-MM-DD)"),
     as_json: bool = typer.Option(False, "--json", help="print the startup facts as JSON"),
-    stress_each_day: bool = typer.Option(
-        True,
-        "--stress/--no-stress",
-        help="run the reduced stress suite at every replayed close (demo), published on"
-        " /transparency",
+    workers: int = typer.Option(2, "--workers", help="API worker processes"),
+    in_process: bool = typer.Option(
+        False, "--in-process", help="one process: the platform in a thread of the API"
     ),
-    log_level: str = typer.Option(
-        "warning",
-        "--log-level",
-        envvar="CROWDLEV_LOG_LEVEL",
-        help="JSON-lines logs on stderr at this level: debug (ticks), info (commands, risk"
-        " events), warning, error",
-    ),
+    stress_each_day: bool = _STRESS,
+    log_level: str = _LOG_LEVEL,
 ) -> None:
-    """Run the platform's HTTP service (single process: the platform state lives in it)."""
-    import uvicorn
-
-    from crowdleverage.api import demo as demo_world
-    from crowdleverage.api.app import create_app
-    from crowdleverage.api.published import EndOfDayStress
-    from crowdleverage.flows.platform import Platform
-
-    if not 0.05 <= pace_s <= 3600:
-        raise InvalidInput("--pace-s must be between 0.05 and 3600 seconds")
-    try:
-        start_day = dt.date.fromisoformat(start)
-    except ValueError as exc:
-        raise InvalidInput(f"--from {start!r} is not a date YYYY-MM-DD") from exc
+    """Run the platform process and the HTTP API workers (one writer, many readers)."""
+    start_day = _start_day(start, pace_s)
+    if not 1 <= workers <= 64:
+        raise InvalidInput("--workers must be between 1 and 64")
     configure_logging(log_level)
-    settings = load_settings(config)
-    if demo and settings.database_url is None:
-        # a fresh embedded store per demo run: the platform book starts empty
-        run_dir = settings.data_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-        settings = settings.model_copy(update={"data_dir": run_dir})
-    settings.ensure_data_dir()
+    settings = _demo_settings(load_settings(config), demo)
+    bind_host, bind_port = host or settings.api_host, port or settings.api_port
+    url = f"http://{bind_host}:{bind_port}"
+    facts: dict[str, object] = {"url": url, "docs": f"{url}/docs",
+                                "data_dir": str(settings.data_dir)}  # fmt: skip
     sink = None
     if demo and settings.smtp_host is None:  # the demo's mails go to a local sink (/mails)
         from crowdleverage.reports.mailsink import MailSink
@@ -143,34 +175,137 @@ def serve(
 
         sink = MailSink(mail_dir(settings.data_dir)).start()
         settings = settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port})
-    platform = Platform(settings, market_start=start_day)
-    application = create_app(settings, platform=platform, engine=platform.engine)
-    bind_host, bind_port = host or settings.api_host, port or settings.api_port
-    url = f"http://{bind_host}:{bind_port}"
-    facts: dict[str, object] = {
-        "url": url,
-        "docs": f"{url}/docs",
-        "data_dir": str(settings.data_dir),
-    }
-    if sink is not None:
         facts["smtp_sink"] = f"{sink.host}:{sink.port} (mails at {url}/mails)"
     if demo:
+        facts["demo_logins"] = _logins()
+    try:
+        if in_process:
+            _serve_in_process(settings, facts, demo, pace_s, start_day, as_json,
+                              stress_each_day, bind_host, bind_port)  # fmt: skip
+        else:
+            _serve_processes(settings, config, facts, demo, pace_s, start_day, as_json,
+                             stress_each_day, log_level, workers, bind_host, bind_port)  # fmt: skip
+    finally:
+        if sink is not None:
+            sink.stop()
+
+
+def _serve_processes(
+    settings: Settings,
+    config: Path | None,
+    facts: dict[str, object],
+    demo: bool,
+    pace_s: float,
+    start_day: dt.date,
+    as_json: bool,
+    stress_each_day: bool,
+    log_level: str,
+    workers: int,
+    bind_host: str,
+    bind_port: int,
+) -> None:
+    """The platform process as a child (restarted when it dies) and the API workers."""
+    from crowdleverage.service.process import PlatformChild, run_api
+
+    child = PlatformChild(settings, config, demo=demo, pace_s=pace_s, start=start_day,
+                          stress=stress_each_day, log_level=log_level, quiet=as_json)  # fmt: skip
+    child.start()
+    try:
+        child.wait_ready(timeout_s=600)
+        facts["platform_pid"] = child.pid
+        facts["workers"] = workers
+        if as_json:
+            emit_json(facts)
+        else:
+            url = facts["url"]
+            typer.echo(f"CrowdLeverage is serving at {url}  (API docs: {url}/docs)")
+            typer.echo(f"data: {settings.data_dir}  ledger: {settings.resolved_database_url}")
+            typer.echo(f"platform process: pid {child.pid}; API workers: {workers}")
+            if "smtp_sink" in facts:
+                typer.echo(f"mail: SMTP sink at {facts['smtp_sink']}")
+            if demo:
+                typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
+                for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]
+                    typer.echo(f"  {name:<12} {pw}")
+        run_api(settings, config, bind_host, bind_port, workers, log_level)
+    finally:
+        child.stop()
+
+
+@app.command("platform")
+@typed_errors
+def platform_cmd(
+    config: Path | None = typer.Option(None, "--config", help="TOML settings file"),
+    demo: bool = typer.Option(False, "--demo", help="seed demo users (once) and replay"),
+    replay: bool = typer.Option(False, "--replay", help="advance the market replay"),
+    pace_s: float = typer.Option(1.5, "--pace-s", help="seconds between replay ticks"),
+    start: str = typer.Option("2015-12-28", "--from", help="first replay day (YYYY-MM-DD)"),
+    stress_each_day: bool = _STRESS,
+    log_level: str = _LOG_LEVEL,
+) -> None:
+    """Run the platform process: the single writer (chain, trading session, command queue)."""
+    from crowdleverage.service.process import run_platform
+
+    start_day = _start_day(start, pace_s)
+    configure_logging(log_level)
+    settings = load_settings(config)
+    settings.ensure_data_dir()
+    run_platform(settings, demo=demo, replay=replay or demo, pace_s=pace_s, start=start_day,
+                 stress=stress_each_day, progress=typer.echo)  # fmt: skip
+
+
+@app.command("api")
+@typed_errors
+def api_cmd(
+    config: Path | None = typer.Option(None, "--config", help="TOML settings file"),
+    host: str | None = typer.Option(None, help="bind address (default: settings.api_host)"),
+    port: int | None = typer.Option(None, help="port (default: settings.api_port)"),
+    workers: int = typer.Option(2, "--workers", help="API worker processes"),
+    log_level: str = _LOG_LEVEL,
+) -> None:
+    """Run the HTTP API workers (commands to the platform process's queue, reads from its
+    read models)."""
+    from crowdleverage.service.process import run_api
+
+    if not 1 <= workers <= 64:
+        raise InvalidInput("--workers must be between 1 and 64")
+    configure_logging(log_level)
+    settings = load_settings(config)
+    settings.ensure_data_dir()
+    run_api(settings, config, host or settings.api_host, port or settings.api_port, workers,
+            log_level)  # fmt: skip
+
+
+def _serve_in_process(
+    settings: Settings,
+    facts: dict[str, object],
+    demo: bool,
+    pace_s: float,
+    start_day: dt.date,
+    as_json: bool,
+    stress_each_day: bool,
+    bind_host: str,
+    bind_port: int,
+) -> None:
+    """`--in-process`: the platform and the API in one process, the replay in a thread."""
+    import uvicorn
+
+    from crowdleverage.api import demo as demo_world
+    from crowdleverage.api.app import create_app
+    from crowdleverage.api.published import EndOfDayStress
+    from crowdleverage.flows.platform import Platform
+
+    platform = Platform(settings, market_start=start_day)
+    application = create_app(settings, platform=platform, engine=platform.engine)
+    if demo:
         demo_world.seed(application.state.api)
-        logins = {
-            name: demo_world.password(name)
-            for name in [s[0] for s in demo_world.STAFF]
-            + [i[0] for i in demo_world.INVESTORS]
-            + [b[0] for b in demo_world.BORROWERS]
-        }
-        facts["demo_logins"] = logins
     if as_json:
         emit_json(facts)
     else:
+        url = facts["url"]
         typer.echo(f"CrowdLeverage is serving at {url}  (API docs: {url}/docs)")
         typer.echo(f"data: {settings.data_dir}  ledger: {settings.resolved_database_url}")
         typer.echo(f"chain: {settings.chain}  securities watched: {len(platform.codes)}")
-        if sink is not None:
-            typer.echo(f"mail: SMTP sink at {facts['smtp_sink']}")
         if demo:
             typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
             for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]
@@ -200,7 +335,5 @@ def serve(
             stress.join(timeout=30)
         notify.stop.set()
         notify.join(timeout=10)
-        if sink is not None:
-            sink.stop()
         platform.save()  # also saved by the app's lifespan on SIGTERM (uvicorn re-raises it)
         platform.close()

@@ -1,0 +1,1 @@
+"""The platform as a service: one writer process, API workers reading read models."""

@@ -1,0 +1,317 @@
+"""The API worker's side of the split (DESIGN.md §11): the worker never opens the chain.
+
+- a request to an endpoint that changes state is a command: it is queued (`service_commands`,
+  named by the client's Idempotency-Key when it sends one) and the worker waits for the
+  platform process's response. A retry with the same key waits for the same command; the same
+  key with another request is refused (422). When the platform does not answer within
+  `wait_s` (it is down or restarting), the answer is 202 with the command's id: the command is
+  queued durably and runs when the platform is back; sending it again with the same key
+  returns its result (or `GET /api/v1/commands/{id}`).
+- a read of a platform view is answered from the read models the platform projected for this
+  viewer; a view not projected yet is rendered by the platform on its first read.
+- authentication, user administration, the audit log and the docs are served by the worker
+  itself (they use only the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy.engine import Engine
+
+from crowdleverage.api.security import decode_token
+from crowdleverage.domain.errors import CrowdLevError, Unauthorized
+from crowdleverage.service.queue import Doc, Queue, Row, now_ms, request_hash
+
+log = logging.getLogger("crowdleverage.service.gateway")
+
+COOKIE = "crowdlev_token"
+_KEY_RE = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
+_COMMAND_RE = re.compile(r"^/api/v1/commands/(\d{1,18})$")
+LOCAL_ENDPOINTS = {"audit_log", "login_page", "login_submit", "logout", "plotly_js", "favicon"}
+UNCACHED = {"/api/v1/audit/reconciliation"}  # may run a reconciliation: always fresh
+WRITER_STALE_MS = 15_000  # a busy writer (a long tick) still beats within this
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers or {})
+
+
+def _typed(status: int, code: str, message: str, **details: Any) -> Response:
+    return _json(status, {"error": code, "message": message, "details": details})
+
+
+class Gateway:
+    def __init__(self, engine: Engine, secret: str, *, wait_s: float | None = None) -> None:
+        self.queue = Queue(engine)
+        self.queue.create_schema()
+        self.secret = secret
+        self.wait_s = wait_s if wait_s is not None else float(
+            os.environ.get("CROWDLEV_COMMAND_WAIT_S", "30")
+        )  # fmt: skip
+        self._waiters: dict[int, list[asyncio.Future[Row]]] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self._forwarded: list[tuple[Any, set[str]]] = []
+
+    # ------------------------------------------------------------------ wiring
+
+    def install(self, app: FastAPI) -> None:
+        """Decide per route whether the worker serves it or the platform does."""
+
+        @app.middleware("http")
+        async def _gateway(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            if not self._forwarded:
+                self._classify(app)
+            try:
+                return await self.dispatch(request, call_next)
+            except CrowdLevError as err:
+                from crowdleverage.api.app import _error_response
+
+                return _error_response(err)
+
+    def _classify(self, app: FastAPI) -> None:
+        from fastapi.routing import APIRoute
+        from starlette.routing import compile_path
+
+        from crowdleverage.api.app import API_PREFIX
+        from crowdleverage.api.endpoints import (
+            attestations,
+            margin,
+            money,
+            notifications,
+            onboarding,
+            operator,
+            operator_views,
+            statements,
+        )
+        from crowdleverage.web import pages, pages_reports
+
+        routers = [(API_PREFIX, r.router) for r in (money, margin, operator, onboarding,
+                   statements, notifications, attestations, operator_views)]  # fmt: skip
+        for prefix, router in [*routers, ("", pages.router), ("", pages_reports.router)]:
+            for route in router.routes:
+                if not isinstance(route, APIRoute) or route.name in LOCAL_ENDPOINTS:
+                    continue
+                regex, _fmt, _conv = compile_path(prefix + route.path)
+                self._forwarded.append((regex, set(route.methods or ())))
+
+    def _is_forwarded(self, method: str, path: str) -> bool:
+        return any(m in methods and rx.match(path) for rx, methods in self._forwarded
+                   for m in (method,))  # fmt: skip
+
+    # ------------------------------------------------------------------ requests
+
+    async def dispatch(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path, method = request.url.path, request.method
+        if path == "/healthz":
+            return await self.health()
+        m = _COMMAND_RE.match(path)
+        if m and method == "GET":
+            return await self.command_status(request, int(m.group(1)))
+        if method == "HEAD" or not self._is_forwarded(method, path):
+            return await call_next(request)
+        viewer = self._viewer(request)
+        if method == "GET":
+            if path == "/api/v1/risk/stream":
+                return await self.risk_stream(request, viewer)
+            return await self.read(request, viewer)
+        return await self.write(request, viewer)
+
+    def _viewer(self, request: Request) -> int | None:
+        """The caller's user id, 0 when anonymous, None when the token is not valid (the
+        platform answers such a request itself, uncached)."""
+        auth = request.headers.get("authorization", "")
+        raw = auth[7:] if auth.lower().startswith("bearer ") else request.cookies.get(COOKIE)
+        if not raw:
+            return 0
+        try:
+            return decode_token(raw, self.secret)
+        except Unauthorized:
+            return None
+
+    @staticmethod
+    def _payload(request: Request, body: bytes) -> dict[str, Any]:
+        from crowdleverage.api.logs import request_id
+
+        rid = request_id.get()
+        headers = [[k, v] for k, v in request.headers.items() if k != "x-request-id"]
+        if rid is not None:
+            headers.append(["x-request-id", rid])
+        return {
+            "method": request.method, "path": request.url.path,
+            "query": request.url.query, "headers": headers, "body_hex": body.hex(),
+            "client": request.client.host if request.client else "?",
+        }  # fmt: skip
+
+    @staticmethod
+    def view_key(request: Request) -> str:
+        key = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if not request.url.path.startswith("/api/"):
+            key += f"|lang={request.cookies.get('lang', '')[:8]}"
+        return key
+
+    async def read(self, request: Request, viewer: int | None) -> Response:
+        key = self.view_key(request)
+        cache = viewer is not None and len(key) <= 600 and request.url.path not in UNCACHED
+        if cache:
+            assert viewer is not None
+            doc = await asyncio.to_thread(self.queue.doc, viewer, key)
+            if doc is not None:
+                return self._doc_response(doc)
+        payload = {**self._payload(request, b""), "view": key, "cache": cache}
+        row_id, _ = await asyncio.to_thread(
+            self.queue.enqueue, owner_id=viewer or 0, key=None, kind="read", payload=payload,
+            req_hash="read",
+        )  # fmt: skip
+        row = await self._wait(row_id)
+        if row is None:
+            return _typed(503, "platform_unavailable",
+                          "the platform process is not answering; retry shortly",
+                          retry_after_s=1)  # fmt: skip
+        return self._row_response(row, replayed=False)
+
+    async def write(self, request: Request, viewer: int | None) -> Response:
+        body = await request.body()
+        given = request.headers.get("idempotency-key")
+        key = given if given is not None and _KEY_RE.match(given) else None
+        h = request_hash(request.method, request.url.path, request.url.query, body)
+        row_id, replayed = await asyncio.to_thread(
+            self.queue.enqueue, owner_id=viewer or 0, key=key, kind="write",
+            payload=self._payload(request, body), req_hash=h,
+        )  # fmt: skip
+        row = await self._wait(row_id)
+        if row is None:
+            return _json(
+                202,
+                {"command_id": row_id, "state": "queued",
+                 "message": "the platform has not run this command yet; it is queued and runs"
+                 " when the platform is back. Send it again with the same Idempotency-Key, or"
+                 f" GET /api/v1/commands/{row_id}, for its result"},
+                {"Retry-After": "1", "Location": f"/api/v1/commands/{row_id}"},
+            )  # fmt: skip
+        return self._row_response(row, replayed=replayed)
+
+    async def command_status(self, request: Request, row_id: int) -> Response:
+        viewer = self._viewer(request)
+        if not viewer:
+            raise Unauthorized("not authenticated: send 'Authorization: Bearer <token>'")
+        row = await asyncio.to_thread(self.queue.get, row_id)
+        if row is None or row.owner_id != viewer or row.kind != "write":
+            return _typed(404, "not_found", f"command {row_id} not found")
+        out: dict[str, Any] = {"command_id": row.id, "state": row.state}
+        if row.state in ("done", "failed") and row.result is not None:
+            out["status_code"] = row.status_code
+            text = row.result.get("body", "")
+            try:
+                out["response"] = json.loads(text) if text else None
+            except ValueError:
+                out["response"] = text
+        return _json(200, out)
+
+    async def health(self) -> Response:
+        info = await asyncio.to_thread(self.queue.writer_info)
+        counts = await asyncio.to_thread(self.queue.counts)
+        alive = (
+            info is not None and info["ready"] and now_ms() - info["heartbeat_ms"] < WRITER_STALE_MS
+        )
+        return _json(200, {"api": "ok", "pid": os.getpid(), "writer_alive": alive,
+                           "writer": info, "queue": counts})  # fmt: skip
+
+    async def risk_stream(self, request: Request, viewer: int | None) -> Response:
+        """The risk panel's server-sent events, from the risk summary's read model."""
+        try:
+            max_events = int(request.query_params.get("max_events", "0"))
+            interval_s = float(request.query_params.get("interval_s", "1.0"))
+        except ValueError:
+            return _typed(422, "invalid_input", "max_events and interval_s are numbers")
+        if not (0 <= max_events <= 10_000 and 0.2 <= interval_s <= 30.0):
+            return _typed(422, "invalid_input", "max_events 0–10000, interval_s 0.2–30")
+        summary = Request({**request.scope, "path": "/api/v1/risk/summary", "query_string": b""})
+        first = await self.read(summary, viewer)
+        if first.status_code != 200:
+            return first
+
+        async def gen() -> AsyncIterator[str]:
+            sent, resp = 0, first
+            while not await request.is_disconnected():
+                yield f"event: risk\ndata: {bytes(resp.body).decode()}\n\n"
+                sent += 1
+                if max_events and sent >= max_events:
+                    return
+                await asyncio.sleep(interval_s)
+                resp = await self.read(summary, viewer)
+
+        return StreamingResponse(
+            gen(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    # ------------------------------------------------------------------ waiting
+
+    async def _wait(self, row_id: int) -> Row | None:
+        fut: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(row_id, []).append(fut)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll())
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.wait_s)
+        except TimeoutError:
+            waiting = self._waiters.get(row_id, [])
+            if fut in waiting:
+                waiting.remove(fut)
+            if not waiting:
+                self._waiters.pop(row_id, None)
+            return None
+
+    async def _poll(self) -> None:
+        """One query for every request this worker waits on, every few milliseconds."""
+        delay = 0.002
+        while self._waiters:
+            try:
+                done = await asyncio.to_thread(self.queue.results, list(self._waiters))
+            except Exception:  # the database is restarting: keep waiting
+                log.warning("waiting for results: database unavailable", exc_info=True)
+                done = {}
+                await asyncio.sleep(0.2)
+            for row_id, row in done.items():
+                for fut in self._waiters.pop(row_id, []):
+                    if not fut.done():
+                        fut.set_result(row)
+            delay = 0.002 if done else min(delay * 1.5, 0.02)
+            await asyncio.sleep(delay)
+
+    # ------------------------------------------------------------------ responses
+
+    @staticmethod
+    def _doc_response(doc: Doc) -> Response:
+        resp = Response(content=doc.body, status_code=doc.status_code)
+        for k, v in doc.headers:
+            resp.headers.append(k, v)
+        resp.headers["X-Read-Model-Seq"] = str(doc.seq)
+        return resp
+
+    @staticmethod
+    def _row_response(row: Row, *, replayed: bool) -> Response:
+        result = row.result or {}
+        status = int(row.status_code or 503)
+        if status == 500:
+            return _typed(503, "platform_error", "internal error; retry later")
+        body = result["body"].encode() if "body" in result else bytes.fromhex(result["body_hex"])
+        resp = Response(content=body, status_code=status)
+        for k, v in result.get("headers", []):
+            if k.lower() not in ("content-length",):
+                resp.headers.append(k, v)
+        if replayed and "idempotent-replayed" not in resp.headers:
+            resp.headers["Idempotent-Replayed"] = "true"
+        return resp

@@ -1,0 +1,338 @@
+"""The durable command queue and the read models shared by the platform process (the single
+writer) and the API workers (DESIGN.md §10–11).
+
+- `service_commands`: one row per request the API hands to the platform: (owner, key) unique,
+  the key being the client's Idempotency-Key or one the API generates. A row is `queued`,
+  `running` (claimed by the writer), `done` (its response stored) or `failed` (a 5xx: a retry
+  with the same key queues it again and the platform resumes it, `flows.commands`).
+- `service_read_models`: the responses of GET views rendered by the writer for one viewer,
+  keyed by (viewer, path), with the projection sequence that rendered them. The API answers
+  reads from here; a view nobody asked for yet is rendered on its first read (a `read`
+  command) and from then on re-rendered by the writer after every command that touches its
+  viewer and after every market tick.
+- `service_writer`: the writer's heartbeat, pid and progress (the API's health check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from crowdleverage.custody.db import write_transaction
+from crowdleverage.flows.commands import IdempotencyKeyMismatch
+
+metadata = sa.MetaData()
+_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite: a rowid alias
+
+commands = sa.Table(
+    "service_commands",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),  # execution order
+    sa.Column("owner_id", sa.BigInteger, nullable=False),  # the sender (0: anonymous)
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("client_key", sa.Boolean, nullable=False),  # the client chose the key
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # write | read
+    sa.Column("payload", sa.Text, nullable=False),  # the request (JSON)
+    sa.Column("state", sa.String(8), nullable=False),  # queued | running | done | failed
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("result", sa.Text, nullable=True),  # the response (JSON)
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("done_at_ms", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("owner_id", "key", name="uq_service_commands_key"),
+    sa.Index("ix_service_commands_state", "state", "id"),
+)
+
+read_models = sa.Table(
+    "service_read_models",
+    metadata,
+    sa.Column("viewer_id", sa.BigInteger, primary_key=True),
+    sa.Column("path", sa.String(600), primary_key=True),  # path?query plus a variant
+    sa.Column("kind", sa.String(128), nullable=False),  # the route template
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("headers", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),  # the writer's projection sequence
+    sa.Column("rendered_at_ms", sa.BigInteger, nullable=False),
+)
+
+writer = sa.Table(
+    "service_writer",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("heartbeat_ms", sa.BigInteger, nullable=False),
+    sa.Column("ready", sa.Boolean, nullable=False),
+    sa.Column("info", sa.Text, nullable=False),  # progress facts (JSON)
+)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def request_hash(method: str, path: str, query: str, body: bytes) -> str:
+    """Method, path, query and body; a JSON body canonically (key order and spacing do not
+    make another request)."""
+    try:
+        canon: Any = json.loads(body) if body else None
+        text = json.dumps(canon, sort_keys=True, separators=(",", ":"))
+    except (ValueError, UnicodeDecodeError):
+        text = "raw:" + hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(f"{method}\n{path}\n{query}\n{text}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: int
+    owner_id: int
+    key: str
+    client_key: bool
+    kind: str
+    payload: dict[str, Any]
+    state: str
+    status_code: int | None
+    result: dict[str, Any] | None
+    attempts: int
+
+
+def _row(r: Any) -> Row:
+    return Row(
+        int(r.id), int(r.owner_id), str(r.key), bool(r.client_key), str(r.kind),
+        json.loads(r.payload), str(r.state), r.status_code,
+        json.loads(r.result) if r.result else None, int(r.attempts),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    status_code: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    seq: int
+
+
+class Queue:
+    """Both sides of the queue: the API enqueues and waits, the writer claims and finishes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine)
+
+    # ---------------------------------------------------------------- the API's side
+
+    def enqueue(
+        self,
+        *,
+        owner_id: int,
+        key: str | None,
+        kind: str,
+        payload: dict[str, Any],
+        req_hash: str,
+    ) -> tuple[int, bool]:
+        """(row id, replayed): a new row, or the row a retry with the same key names (a
+        `failed` one is queued again so the platform resumes it). The same key with another
+        request is refused (`IdempotencyKeyMismatch`, 422)."""
+        t = commands
+        client_key = key is not None
+        key = key if key is not None else f"gen-{uuid.uuid4().hex}"
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                sa.select(t.c.id, t.c.request_hash, t.c.state, t.c.payload).where(
+                    t.c.owner_id == owner_id, t.c.key == key
+                )
+            ).first()
+            if row is None:
+                pk = conn.execute(
+                    t.insert().values(
+                        owner_id=owner_id, key=key, client_key=client_key, request_hash=req_hash,
+                        kind=kind, payload=json.dumps(payload), state="queued", attempts=0,
+                        created_at_ms=now_ms(),
+                    )
+                ).inserted_primary_key  # fmt: skip
+                assert pk is not None, "dev: an insert has a primary key"
+                new_id = pk[0]
+                return int(new_id), False
+            if row.request_hash != req_hash:
+                path = json.loads(row.payload).get("path", "?")
+                raise IdempotencyKeyMismatch(
+                    "this Idempotency-Key was used for a different request "
+                    f"({path}); use a new key for a new request",
+                    original_path=path,
+                )
+            if row.state == "failed":
+                conn.execute(t.update().where(t.c.id == row.id).values(state="queued"))
+            return int(row.id), True
+
+    def results(self, ids: list[int]) -> dict[int, Row]:
+        """The finished (done or failed) rows among `ids`."""
+        if not ids:
+            return {}
+        t = commands
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t).where(t.c.id.in_(ids), t.c.state.in_(("done", "failed")))
+            ).all()
+        return {int(r.id): _row(r) for r in rows}
+
+    def get(self, row_id: int) -> Row | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(commands).where(commands.c.id == row_id)).first()
+        return None if r is None else _row(r)
+
+    def doc(self, viewer_id: int, path: str) -> Doc | None:
+        t = read_models
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                sa.select(t.c.status_code, t.c.headers, t.c.body, t.c.seq).where(
+                    t.c.viewer_id == viewer_id, t.c.path == path
+                )
+            ).first()
+        if r is None:
+            return None
+        return Doc(int(r.status_code), [tuple(h) for h in json.loads(r.headers)], bytes(r.body),
+                   int(r.seq))  # fmt: skip
+
+    def writer_info(self) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(writer).where(writer.c.id == 1)).first()
+        if r is None:
+            return None
+        return {
+            "pid": int(r.pid), "ready": bool(r.ready), "heartbeat_ms": int(r.heartbeat_ms),
+            "started_at_ms": int(r.started_at_ms), **json.loads(r.info),
+        }  # fmt: skip
+
+    def counts(self) -> dict[str, int]:
+        t = commands
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.state, sa.func.count()).group_by(t.c.state)).all()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    # ---------------------------------------------------------------- the writer's side
+
+    def claim(self, limit: int) -> list[Row]:
+        """The next queued rows in order, marked running (one transaction)."""
+        t = commands
+        with self.engine.connect() as conn:
+            ids = [
+                int(r[0])
+                for r in conn.execute(
+                    sa.select(t.c.id).where(t.c.state == "queued").order_by(t.c.id).limit(limit)
+                )
+            ]
+        if not ids:
+            return []
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.id.in_(ids), t.c.state == "queued")
+                .values(state="running", attempts=t.c.attempts + 1)
+            )
+            rows = conn.execute(
+                sa.select(t).where(t.c.id.in_(ids), t.c.state == "running").order_by(t.c.id)
+            ).all()
+        return [_row(r) for r in rows]
+
+    def finish(
+        self,
+        row_id: int,
+        state: str,
+        status_code: int,
+        result: dict[str, Any],
+        docs: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """The row's response, with the views it changed, in one transaction."""
+        t = commands
+        with write_transaction(self.engine) as conn:
+            self._put_docs(conn, docs or [])
+            conn.execute(
+                t.update()
+                .where(t.c.id == row_id)
+                .values(
+                    state=state, status_code=status_code, result=json.dumps(result),
+                    done_at_ms=now_ms(),
+                )
+            )  # fmt: skip
+
+    def finish_many(
+        self, rows: list[tuple[int, str, int, dict[str, Any]]], docs: list[dict[str, Any]]
+    ) -> None:
+        """A batch's responses (row id, state, status, result) and the views it changed, in
+        one transaction (one commit, one fsync, for the whole batch)."""
+        t = commands
+        with write_transaction(self.engine) as conn:
+            self._put_docs(conn, docs)
+            for row_id, state, status_code, result in rows:
+                conn.execute(
+                    t.update()
+                    .where(t.c.id == row_id)
+                    .values(
+                        state=state, status_code=status_code, result=json.dumps(result),
+                        done_at_ms=now_ms(),
+                    )
+                )  # fmt: skip
+
+    def interrupted(self) -> list[Row]:
+        """Rows a killed writer had claimed."""
+        t = commands
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.state == "running").order_by(t.c.id)).all()
+        return [_row(r) for r in rows]
+
+    def requeue(self, row_id: int) -> None:
+        t = commands
+        with write_transaction(self.engine) as conn:
+            conn.execute(t.update().where(t.c.id == row_id).values(state="queued"))
+
+    def put_docs(self, docs: list[dict[str, Any]]) -> None:
+        """Upsert rendered views (one transaction)."""
+        if not docs:
+            return
+        with write_transaction(self.engine) as conn:
+            self._put_docs(conn, docs)
+
+    @staticmethod
+    def _put_docs(conn: sa.Connection, docs: list[dict[str, Any]]) -> None:
+        t = read_models
+        for d in docs:
+            n = conn.execute(
+                t.update().where(t.c.viewer_id == d["viewer_id"], t.c.path == d["path"]).values(**d)
+            ).rowcount
+            if n == 0:
+                conn.execute(t.insert().values(**d))
+
+    def doc_keys(self) -> list[tuple[int, str, str]]:
+        t = read_models
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.viewer_id, t.c.path, t.c.kind)).all()
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def prune(self, older_than_ms: int) -> None:
+        """Finished read commands are only a channel: dropped after a while."""
+        t = commands
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                t.delete().where(
+                    t.c.kind == "read", t.c.state == "done", t.c.done_at_ms < older_than_ms
+                )
+            )
+
+    def beat(self, pid: int, started_at_ms: int, ready: bool, info: dict[str, Any]) -> None:
+        values = {"pid": pid, "started_at_ms": started_at_ms, "heartbeat_ms": now_ms(),
+                  "ready": ready, "info": json.dumps(info)}  # fmt: skip
+        with write_transaction(self.engine) as conn:
+            n = conn.execute(writer.update().where(writer.c.id == 1).values(**values)).rowcount
+            if n == 0:
+                conn.execute(writer.insert().values(id=1, **values))

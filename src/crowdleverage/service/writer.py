@@ -1,0 +1,287 @@
+"""The platform process's loop: the single writer (DESIGN.md §11).
+
+It owns the chain and `flows.Platform`, advances the trading session (one replay tick every
+`pace_s` seconds, with the monitor, keeper, broker and end of day inside `Platform.tick`), and
+executes the queued commands in order through the API's own endpoints in this process (so a
+command answers exactly what the endpoint answers, and money commands keep the exactly-once
+semantics of `flows.commands`). After every batch of commands it re-renders the read models of
+the viewers the batch touched, in the same transaction that stores the commands' responses
+(a client that got its response reads its own write); after every tick, and a little later
+after commands for staff and market-wide views, it re-renders the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from crowdleverage.api.security import Role, UserStore, issue_token
+from crowdleverage.domain.errors import NotFound
+from crowdleverage.service.asgi import AsgiCaller
+from crowdleverage.service.queue import Queue, Row, now_ms
+
+log = logging.getLogger("crowdleverage.service.writer")
+
+BATCH = 16  # commands executed before their views are projected and their rows finished
+HOLDERS = (Role.INVESTOR, Role.BORROWER)
+WIDE_EVERY_S = 0.25  # staff and market-wide views after commands: at most this often
+REFRESH_SLICE = 12  # stale views re-rendered between two batches of commands
+BEAT_EVERY_S = 0.5
+_USER_IN_PATH = re.compile(r"/(?:users|investors|onboarding/users)/(\d+)")
+_DIGITS = re.compile(r"/\d+")
+
+
+def view_kind(key: str) -> str:
+    """The route template of a view key (ids folded), e.g. /api/v1/users/{id}/wallet."""
+    return _DIGITS.sub("/{id}", key.split("?", 1)[0].split("|", 1)[0])[:128]
+
+
+def _typed(status: int, code: str, message: str) -> dict[str, Any]:
+    body = json.dumps({"error": code, "message": message, "details": {}}).encode()
+    return {"headers": [["content-type", "application/json"]], "body": body.decode()}
+
+
+class PlatformWriter:
+    def __init__(
+        self,
+        app: Any,
+        queue: Queue,
+        *,
+        tick: Callable[[], None] | None = None,
+        pace_s: float = 1.5,
+    ) -> None:
+        self.app = app
+        self.api = app.state.api
+        self.platform = self.api.platform
+        self.queue = queue
+        self.caller = AsgiCaller(app)
+        self.users = UserStore(self.api.engine)
+        self.tick_fn = tick
+        self.pace_s = pace_s
+        self.seq = 0
+        self.dirty: dict[tuple[int, str], str] = {}  # views to re-render, oldest first
+        self.wide_due = False
+        self._last_wide = 0.0
+        self._tokens: dict[int, tuple[float, str]] = {}
+        self._roles: dict[int, Role | None] = {}
+        self.started_at_ms = now_ms()
+        self.done = 0
+        self.ready = False
+        self.stop = threading.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def recover(self) -> None:
+        """Rows a killed writer had claimed: a keyed or read row runs again (a money command
+        resumes under its key, `flows.commands`); a write without a client key might have
+        happened, so it is not repeated: it answers 503 and the client checks."""
+        for row in self.queue.interrupted():
+            if row.kind == "read" or row.client_key:
+                self.queue.requeue(row.id)
+            else:
+                msg = ("the platform restarted while running this request; it may or may not"
+                       " have taken effect: check before sending it again")  # fmt: skip
+                self.queue.finish(row.id, "done", 503, _typed(503, "command_interrupted", msg))
+        for viewer, path, kind in self.queue.doc_keys():
+            self.dirty[(viewer, path)] = kind  # rendered before a restart: render again
+        self.ready = True
+        self._beat()
+
+    def run(self) -> None:
+        """Until `stop`: ticks at the pace, commands in order, views kept fresh."""
+        next_tick = time.monotonic() + self.pace_s
+        last_beat = 0.0
+        last_prune = time.monotonic()
+        while not self.stop.is_set():
+            now = time.monotonic()
+            try:
+                if self.tick_fn is not None and now >= next_tick:
+                    next_tick = now + self.pace_s
+                    self.tick_fn()
+                    self._all_dirty()
+                worked = self.step()
+                if now - last_beat >= BEAT_EVERY_S:
+                    last_beat = now
+                    self._beat()
+                if now - last_prune >= 30:
+                    last_prune = now
+                    self.queue.prune(now_ms() - 60_000)
+            except Exception:  # the writer stays up; the row's client retries
+                log.exception("writer loop failed; continuing")
+                worked = False
+                self.stop.wait(0.2)
+            if not worked:
+                self.stop.wait(0.003)
+
+    def step(self) -> bool:
+        """One batch of commands, then a slice of stale views; False when idle."""
+        rows = self.queue.claim(BATCH)
+        if rows:
+            self._execute(rows)
+        if self.wide_due and time.monotonic() - self._last_wide >= WIDE_EVERY_S:
+            self._wide_dirty()
+        if self.dirty:
+            self.queue.put_docs(self._render_dirty(REFRESH_SLICE))
+        return bool(rows) or bool(self.dirty)
+
+    def flush(self) -> None:
+        """Re-render every stale view (at a clean stop: the read models match the record)."""
+        while self.dirty:
+            self.queue.put_docs(self._render_dirty(64))
+        self._beat()
+
+    def close(self) -> None:
+        self.caller.close()
+
+    # ------------------------------------------------------------------ commands
+
+    def _execute(self, rows: list[Row]) -> None:
+        finished: list[tuple[Row, str, int, dict[str, Any]]] = []
+        docs: list[dict[str, Any]] = []
+        affected: set[int] = set()
+        for row in rows:
+            p = row.payload
+            status, headers, body = self._call(p)
+            if row.kind == "read":
+                if p.get("cache") and status < 500 and row.owner_id >= 0:
+                    docs.append(self._doc(row.owner_id, p["view"], status, headers, body))
+                finished.append((row, "done", status, _result(headers, body)))
+                continue
+            if status >= 500:
+                if row.client_key and row.attempts < 3:
+                    self.queue.requeue(row.id)  # resumes under its key
+                    continue
+                if status == 500:
+                    msg = ("the platform could not complete this command; send it again with"
+                           " the same Idempotency-Key to complete it")  # fmt: skip
+                    finished.append((row, "failed", 503, _typed(503, "command_failed", msg)))
+                else:
+                    finished.append((row, "failed", status, _result(headers, body)))
+                continue
+            finished.append((row, "done", status, _result(headers, body)))
+            affected |= self._affected(row)
+        if affected:
+            self.wide_due = True
+            fresh = [k for k in list(self.dirty) + self._keys_of(affected) if k[0] in affected]
+            docs += self._render(list(dict.fromkeys(fresh)))
+        # the responses and the views they changed: one transaction for the batch
+        self.queue.finish_many([(r.id, st, code, res) for r, st, code, res in finished], docs)
+        self.done += len(finished)
+
+    def _call(self, p: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = [(k, v) for k, v in p["headers"]]
+        body = bytes.fromhex(p.get("body_hex", ""))
+        try:
+            return self.caller.call(p["method"], p["path"], p.get("query", ""), headers, body,
+                                    p.get("client", "127.0.0.1"))  # fmt: skip
+        except Exception:
+            log.exception("command failed in the platform process")
+            return 500, [], b""
+
+    def _affected(self, row: Row) -> set[int]:
+        """The viewers whose views a write can change: the sender and the users it names."""
+        out = {row.owner_id}
+        out |= {int(m) for m in _USER_IN_PATH.findall(row.payload["path"])}
+        try:
+            body = json.loads(bytes.fromhex(row.payload.get("body_hex", "")) or b"null")
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("user_id"), int):
+            out.add(body["user_id"])
+        return out
+
+    # ------------------------------------------------------------------ read models
+
+    def _keys_of(self, viewers: set[int]) -> list[tuple[int, str]]:
+        return [(v, path) for v, path, _ in self.queue.doc_keys() if v in viewers]
+
+    def _all_dirty(self) -> None:
+        for viewer, path, kind in self.queue.doc_keys():
+            self.dirty.setdefault((viewer, path), kind)
+
+    def _wide_dirty(self) -> None:
+        """Staff and anonymous viewers' views, and every view without an id in its path."""
+        self.wide_due = False
+        self._last_wide = time.monotonic()
+        for viewer, path, kind in self.queue.doc_keys():
+            if "{id}" not in kind or self._role(viewer) not in HOLDERS:
+                self.dirty.setdefault((viewer, path), kind)
+
+    def _render_dirty(self, n: int) -> list[dict[str, Any]]:
+        keys = list(self.dirty)[:n]
+        return self._render(keys)
+
+    def _render(self, keys: list[tuple[int, str]]) -> list[dict[str, Any]]:
+        out = []
+        for viewer, key in keys:
+            self.dirty.pop((viewer, key), None)
+            path, _, rest = key.partition("?")
+            query, _, variant = rest.partition("|") if rest else ("", "", "")
+            if "|" in path:
+                path, _, variant = path.partition("|")
+            headers = [("accept", "application/json")]
+            token = self._token(viewer)
+            if viewer and token is None:
+                continue  # the user is gone: the view goes stale and is not served
+            if token is not None:
+                headers.append(("authorization", f"Bearer {token}"))
+            if variant.startswith("lang="):
+                headers.append(("cookie", f"lang={variant[5:]}"))
+            p = {"method": "GET", "path": path, "query": query, "headers": headers}
+            status, h, body = self._call(p)
+            if status < 500:
+                out.append(self._doc(viewer, key, status, h, body))
+        return out
+
+    def _doc(
+        self, viewer: int, key: str, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> dict[str, Any]:
+        self.seq += 1
+        keep = [[k, v] for k, v in headers if k.lower() not in ("set-cookie", "x-request-id")]
+        return {"viewer_id": viewer, "path": key, "kind": view_kind(key), "status_code": status,
+                "headers": json.dumps(keep), "body": body, "seq": self.seq,
+                "rendered_at_ms": now_ms()}  # fmt: skip
+
+    def _role(self, viewer: int) -> Role | None:
+        if viewer not in self._roles:
+            try:
+                self._roles[viewer] = self.users.get(viewer).role if viewer else None
+            except NotFound:
+                self._roles[viewer] = None
+        return self._roles[viewer]
+
+    def _token(self, viewer: int) -> str | None:
+        if not viewer:
+            return None
+        cached = self._tokens.get(viewer)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            user = self.users.get(viewer)
+        except NotFound:
+            return None
+        token = issue_token(user, self.api.secret, ttl_s=600)
+        self._tokens[viewer] = (time.monotonic() + 300, token)
+        return token
+
+    def _beat(self) -> None:
+        p = self.platform
+        info = {
+            "projection_seq": self.seq, "stale_views": len(self.dirty), "commands_done": self.done,
+            "market_day": p.market.today.isoformat(), "replay_done": bool(p.replay_done),
+            "paused": p.paused_reason,
+        }  # fmt: skip
+        self.queue.beat(os.getpid(), self.started_at_ms, self.ready, info)
+
+
+def _result(headers: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
+    try:
+        return {"headers": [list(h) for h in headers], "body": body.decode()}
+    except UnicodeDecodeError:
+        return {"headers": [list(h) for h in headers], "body_hex": body.hex()}
