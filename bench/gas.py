@@ -71,7 +71,7 @@ def run(p: RpcPlatform) -> None:
     p.time_travel(DAY_S)
     p.send("TranchePool", "close_epoch", by="keeper", label="close_epoch (2 subscriptions)")
     # the 40% rule is exercised by the tests; here one borrower holds three equal positions
-    p.send("MarginEngine", "set_limits", (10_000, 500, 100, 10_500, 30, 30_000), by="operator")
+    p.send("RiskParams", "set_limits", (10_000, 500, 100, 10_500, 30, 30_000), by="operator")
     for who in ("borrower", "borrower2"):
         p.send("MarginEngine", "open_account", a[who], 3, by="compliance")
         fund(p, who, 100_000 * YUAN, "MarginEngine")

@@ -94,8 +94,11 @@ def _check_financing(chain: EmbeddedChain | RpcChain) -> None:
     assert chain.call("InsuranceFund", "engine") == engine
     # deployed from the one parameter definition
     for tier in P.TIERS.values():
-        assert tuple(chain.call("MarginEngine", "tiers", tier.tier)) == P.engine_tier(tier)
-    assert tuple(chain.call("MarginEngine", "limits")) == P.engine_limits()
+        assert tuple(chain.call("RiskParams", "tiers", tier.tier)) == P.engine_tier(tier)
+    assert tuple(chain.call("RiskParams", "limits")) == P.engine_limits()
+    assert chain.call("RiskParams", "version") == P.VERSION
+    assert bytes(chain.call("RiskParams", "digest")) == P.digest()
+    assert chain.call("RiskParams", "engine") == engine
 
 
 def test_financing_deploys_on_top_and_survives_a_restart(tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def levered_borrower(world: World, name: str, tier: int, reserve_fen: int = 0) -
 
 def set_haircut(world: World, bps: int) -> None:
     for code in CHAIN_CODES:
-        world.chain.send("MarginEngine", "set_security", code, bps, False, 0, actor="operator")
+        world.chain.send("RiskParams", "set_security", code, bps, False, 0, actor="operator")
 
 
 def monitor_for(world: World, accounts: dict[str, int], haircut_bps: int) -> RiskMonitor:
