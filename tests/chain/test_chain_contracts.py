@@ -15,6 +15,7 @@ from crowdleverage.chain.deploy import (
     read_manifest,
     record_contracts,
 )
+from crowdleverage.chain.params import read_params
 from crowdleverage.chain.embedded import EmbeddedChain
 from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.roles import Role
@@ -96,8 +97,8 @@ def _check_financing(chain: EmbeddedChain | RpcChain) -> None:
     for tier in P.TIERS.values():
         assert tuple(chain.call("RiskParams", "tiers", tier.tier)) == P.engine_tier(tier)
     assert tuple(chain.call("RiskParams", "limits")) == P.engine_limits()
-    assert chain.call("RiskParams", "version") == P.VERSION
-    assert bytes(chain.call("RiskParams", "digest")) == P.digest()
+    params = read_params(chain)
+    assert (params.version, params.digest, params.tiers) == (P.VERSION, P.digest(), P.TIERS)
     assert chain.call("RiskParams", "engine") == engine
 
 

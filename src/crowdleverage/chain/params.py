@@ -50,6 +50,11 @@ def _tier(n: int, raw: Any) -> LeverageTier:
     return LeverageTier(n, lev, initial, warning, liquidation, rate)
 
 
+def _bytes32(value: Any) -> bytes:
+    """A `bytes32` as the adapters return it (bytes, or a 0x-hex string)."""
+    return bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+
+
 def apply_definition(port: ChainPort, *, actor: str = "operator") -> None:
     """Set `RiskParams` from `domain.params` (tiers, limits, ST haircut) and record the
     definition's version and digest."""
@@ -78,7 +83,7 @@ def read_params(chain: Any) -> ChainParams:
             tiers[n] = t
     return ChainParams(
         version=str(chain.call(PARAMS, "version")),
-        digest=bytes(chain.call(PARAMS, "digest")),
+        digest=_bytes32(chain.call(PARAMS, "digest")),
         tiers=tiers,
         limits=Limits(*(int(x) for x in chain.call(PARAMS, "limits"))),
         st_haircut_bps=int(chain.call(PARAMS, "st_haircut_bps")),
