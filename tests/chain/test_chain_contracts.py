@@ -15,9 +15,9 @@ from crowdleverage.chain.deploy import (
     read_manifest,
     record_contracts,
 )
-from crowdleverage.chain.params import read_params
 from crowdleverage.chain.embedded import EmbeddedChain
 from crowdleverage.chain.keys import ActorKeys
+from crowdleverage.chain.params import read_params
 from crowdleverage.chain.roles import Role
 from crowdleverage.chain.rpc import RpcChain
 from crowdleverage.chain.scenario import SCENARIO_ACTORS

@@ -137,11 +137,20 @@ def test_set_security_logs_old_and_new(platform: Platform) -> None:
 @pytest.mark.parametrize(
     ("call", "reason"),
     [
-        (lambda p: p.params.set_st_haircut(5_001, sender=p.operator), "params: ST haircut above 50%"),
-        (lambda p: p.params.set_version("", b"\0" * 32, sender=p.operator), "params: empty version"),
+        (
+            lambda p: p.params.set_st_haircut(5_001, sender=p.operator),
+            "params: ST haircut above 50%",
+        ),
+        (
+            lambda p: p.params.set_version("", b"\0" * 32, sender=p.operator),
+            "params: empty version",
+        ),
         (lambda p: p.params.connect(p.outsider, sender=p.operator), "params: already connected"),
         (lambda p: p.params.set_st_haircut(0, sender=p.keeper), "params: caller is not operator"),
-        (lambda p: p.params.set_version("v", b"\0" * 32, sender=p.broker), "params: caller is not operator"),
+        (
+            lambda p: p.params.set_version("v", b"\0" * 32, sender=p.broker),
+            "params: caller is not operator",
+        ),
         (lambda p: p.engine.params_rate(1, 0, sender=p.operator), "margin: caller is not params"),
     ],
 )

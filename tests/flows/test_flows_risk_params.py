@@ -28,7 +28,9 @@ def test_a_tier_changed_on_chain_is_followed_by_every_reader_at_the_next_tick(
 ) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'custody.db'}")
     p = Platform(
-        Settings(data_dir=tmp_path), engine=engine, market=MarketFeed(read_bars(MARKET), start=START)
+        Settings(data_dir=tmp_path),
+        engine=engine,
+        market=MarketFeed(read_bars(MARKET), start=START),
     )
     try:
         for uid, role in ((1, "investor"), (2, "investor"), (BORROWER, "borrower")):

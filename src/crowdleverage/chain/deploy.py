@@ -18,9 +18,9 @@ from typing import Any
 from crowdleverage.chain.artifacts import DEPLOYABLES, artifact
 from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.keys import SYSTEM_ACTORS
+from crowdleverage.chain.params import apply_definition
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
-from crowdleverage.chain.params import apply_definition
 from crowdleverage.domain.errors import ConfigError, Conflict, NotFound
 
 MANIFEST_NAME = "manifest.json"

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,23 @@ def effective_haircut_bps(chain: Any, code: str, day: int) -> int:
     """`RiskParams.haircut`: the haircut the engine values `code` at on trading day `day`
     (before a halt cap)."""
     return int(chain.call(PARAMS, "haircut", code_to_chain(code), day))
+
+
+def set_st_status(
+    chain: Any, statuses: Mapping[str, bool], *, actor: str = "operator"
+) -> list[str]:
+    """Operator, at the day open: a listed security's ST / *ST status from the day's market
+    data (`Bar.st`); only changes are sent (`SecuritySet` then re-values it everywhere).
+    Returns the codes whose status changed. Unlisted securities are left alone."""
+    changed = []
+    for code, st in sorted(statuses.items()):
+        haircut, current, listed_day = chain.call(PARAMS, "securities", code_to_chain(code))
+        if int(haircut) == 0 or bool(current) == st:
+            continue
+        chain.send(PARAMS, "set_security", code_to_chain(code), int(haircut), st,
+                   int(listed_day), actor=actor)  # fmt: skip
+        changed.append(code)
+    return changed
 
 
 class ParamsSync:

@@ -1204,9 +1204,12 @@ class Platform:
         """Tiers, rates and limits as the contracts enforce them (not a copy of the config)."""
         c = self.chain
         params = read_params(c)
-        tiers = [{"tier": n, "max_leverage": t.max_leverage, "initial_bps": t.initial_ratio_bps,
-                  "warning_bps": t.warning_ratio_bps, "liquidation_bps": t.liquidation_ratio_bps,
-                  "rate_apr_bps": t.rate_apr_bps} for n, t in sorted(params.tiers.items())]  # fmt: skip
+        tiers = [
+            {"tier": n, "max_leverage": t.max_leverage, "initial_bps": t.initial_ratio_bps,
+             "warning_bps": t.warning_ratio_bps, "liquidation_bps": t.liquidation_ratio_bps,
+             "rate_apr_bps": t.rate_apr_bps}
+            for n, t in sorted(params.tiers.items())
+        ]  # fmt: skip
         senior, premium, fee, junior, util, _epoch = (int(x) for x in c.call(POOL, "rates"))
         return {
             "tiers": tiers,
