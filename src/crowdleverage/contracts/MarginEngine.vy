@@ -165,6 +165,11 @@ total_principal_fen: public(uint256)
 held_fen: public(uint256)
 marked_loss_fen: public(uint256)
 
+# Repayments owed to the pool within the current call (checks-effects-interactions: the
+# account is stored first, `_pay_pool` then makes the one external call).
+due_principal: transient(uint256)
+due_interest: transient(uint256)
+
 
 @deploy
 def __init__(
@@ -330,7 +335,7 @@ def _borrow(who: address, a: Account, amount: uint256) -> Account:
     a.scaled_debt += (amount * C.RAY + index - 1) // index
     a.principal_fen += amount
     self.total_principal_fen += amount
-    extcall POOL.draw(amount)
+    # dev: the caller stores the account, then draws from the pool
     log Borrowed(account=who, amount_fen=amount, debt_after_fen=self._debt(a.scaled_debt, index))
     return a
 
@@ -357,7 +362,8 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
     a.cash_fen -= pay
     self.total_principal_fen -= principal
     self.held_fen -= pay
-    extcall POOL.repay(principal, interest)
+    self.due_principal += principal
+    self.due_interest += interest
     log Repaid(
         account=who,
         principal_fen=principal,
@@ -365,6 +371,20 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
         debt_after_fen=self._debt(a.scaled_debt, index),
     )
     return a
+
+
+@internal
+def _pay_pool():
+    """
+    @dev The interaction after the effects: pay the pool what `_repay` booked in this call.
+    """
+    principal: uint256 = self.due_principal
+    interest: uint256 = self.due_interest
+    if principal + interest == 0:
+        return
+    self.due_principal = 0
+    self.due_interest = 0
+    extcall POOL.repay(principal, interest)
 
 
 # ---------------------------------------------------------------- internal: positions
@@ -398,16 +418,16 @@ def _drop_code(who: address, code: uint256):
 # ---------------------------------------------------------------- internal: pre-trade
 @internal
 @view
-def _check_buy(who: address, t: IRiskParams.Tier, lim: IRiskParams.Limits, code: uint256, qty: uint256, price: uint256, assets_after: uint256, debt_after: uint256):
+def _check_buy(who: address, initial_bps: uint256, max_leverage: uint256, max_single_bps: uint256, max_exposure_bps: uint256, code: uint256, qty: uint256, price: uint256, assets_after: uint256, debt_after: uint256):
     if debt_after > 0:
-        assert assets_after * C.BPS >= t.initial_bps * debt_after, "margin: ratio below initial"
-        assert assets_after > debt_after and debt_after <= t.max_leverage * (assets_after - debt_after), (
+        assert assets_after * C.BPS >= initial_bps * debt_after, "margin: ratio below initial"
+        assert assets_after > debt_after and debt_after <= max_leverage * (assets_after - debt_after), (
             "margin: leverage above tier"
         )
     held: uint256 = (self.positions[who][code] + self.buying[who][code] + qty) * price
-    assert held * C.BPS <= lim.max_single_bps * assets_after, "margin: single security above 40%"
+    assert held * C.BPS <= max_single_bps * assets_after, "margin: single security above 40%"
     exposure: uint256 = (self.platform_qty[code] + qty) * price
-    assert exposure * C.BPS <= lim.max_exposure_bps * staticcall POOL.total_assets_fen(), (
+    assert exposure * C.BPS <= max_exposure_bps * staticcall POOL.total_assets_fen(), (
         "margin: platform exposure above 5%"
     )
 
@@ -474,6 +494,7 @@ def codes_of(who: address) -> DynArray[uint256, C.MAX_CODES]:
 
 # ---------------------------------------------------------------- external: borrower cash
 @external
+@nonreentrant
 def deposit(amount_fen: uint256, to_reserve: bool):
     """
     @notice Borrower: deposit margin (or top-up reserve) from the caller's CashToken balance
@@ -492,6 +513,7 @@ def deposit(amount_fen: uint256, to_reserve: bool):
 
 
 @external
+@nonreentrant
 def withdraw(amount_fen: uint256, from_reserve: bool):
     """
     @notice Borrower: withdraw free cash or reserve. With debt, only while the ratio after
@@ -512,7 +534,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
         assets: uint256 = 0
         debt: uint256 = 0
         assets, debt = self._state(msg.sender, a)
-        line: uint256 = max((staticcall PARAMS.tiers(a.tier)).initial_bps, (staticcall PARAMS.limits()).withdraw_floor_bps)
+        line: uint256 = staticcall PARAMS.withdraw_line(a.tier)
         assert assets * C.BPS >= line * debt, "margin: ratio below withdrawal line"
     self._put(msg.sender, a)
     self.held_fen -= amount_fen
@@ -521,6 +543,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
 
 
 @external
+@nonreentrant
 def repay(amount_fen: uint256, from_wallet: bool):
     """
     @notice Anyone holding an account: repay up to `amount_fen` of its debt (interest
@@ -535,11 +558,13 @@ def repay(amount_fen: uint256, from_wallet: bool):
     if from_wallet:
         a.cash_fen += pay
         self.held_fen += pay
-        extcall CASH.transferFrom(msg.sender, self, pay)
     else:
         assert a.cash_fen >= pay, "margin: insufficient cash"
     a = self._repay(msg.sender, a, pay)
     self._put(msg.sender, a)
+    if from_wallet:
+        extcall CASH.transferFrom(msg.sender, self, pay)
+    self._pay_pool()
 
 
 # ---------------------------------------------------------------- external: order book hooks
@@ -571,9 +596,14 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     assert qty > 0 and qty % C.LOT == 0, "margin: quantity not whole lots"
     assert limit_price_fen > 0, "margin: zero price"
     h: uint256 = 0
-    t: IRiskParams.Tier = empty(IRiskParams.Tier)
-    lim: IRiskParams.Limits = empty(IRiskParams.Limits)
-    h, t, lim = staticcall PARAMS.buy_terms(a.tier, code, staticcall ORACLE.trading_day())
+    initial: uint256 = 0
+    max_lev: uint256 = 0
+    max_single: uint256 = 0
+    max_exposure: uint256 = 0
+    max_fee: uint256 = 0
+    h, initial, max_lev, max_single, max_exposure, max_fee = staticcall PARAMS.buy_terms(
+        a.tier, code, staticcall ORACLE.trading_day()
+    )
     assert h > 0 and not staticcall ORACLE.halted(code), "margin: security not financeable"
     # reverts "oracle: price unreliable" without a fresh quorum of in-band reports
     price: uint256 = staticcall ORACLE.price(code)
@@ -581,7 +611,7 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
         assert len(self.codes[who]) < C.MAX_CODES, "margin: too many securities"
         self.codes[who].append(code)
     gross: uint256 = qty * limit_price_fen
-    cost: uint256 = gross + (gross * lim.max_fee_bps + C.BPS - 1) // C.BPS
+    cost: uint256 = gross + (gross * max_fee + C.BPS - 1) // C.BPS
     assets: uint256 = 0
     debt: uint256 = 0
     assets, debt = self._state(who, a)
@@ -591,7 +621,7 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     # after the fill: cash spent (financing added), shares at min(oracle, limit) * haircut
     value: uint256 = qty * min(price, limit_price_fen) * h // C.BPS
     assert assets + draw >= cost, "margin: insufficient assets"
-    self._check_buy(who, t, lim, code, qty, min(price, limit_price_fen) * h // C.BPS, assets + draw - cost + value, debt + draw)
+    self._check_buy(who, initial, max_lev, max_single, max_exposure, code, qty, min(price, limit_price_fen) * h // C.BPS, assets + draw - cost + value, debt + draw)
     a.cash_fen = a.cash_fen + draw - cost
     a.pending_fen += cost
     self.held_fen += draw
@@ -599,6 +629,8 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     self.platform_qty[code] += qty
     a = self._borrow(who, a, draw)
     self._put(who, a)
+    if draw > 0:
+        extcall POOL.draw(draw)
     return cost, draw
 
 
@@ -676,7 +708,7 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
         assets: uint256 = 0
         debt: uint256 = 0
         assets, debt = self._state(who, a)
-        pen: uint256 = (gross * (staticcall PARAMS.limits()).penalty_bps + C.BPS - 1) // C.BPS
+        pen: uint256 = (gross * staticcall PARAMS.penalty_bps() + C.BPS - 1) // C.BPS
         if assets > debt:
             penalty = min(pen, gross * (assets - debt) // assets)
         penalty = min(penalty, proceeds)
@@ -686,17 +718,19 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     a.cash_fen += proceeds - penalty
     a.penalty_fen += penalty
     self.held_fen += proceeds - penalty
-    extcall CASH.transferFrom(broker, self, proceeds)
-    if penalty > 0:
-        extcall CASH.transfer(INSURANCE.address, penalty)
-        extcall INSURANCE.credit(penalty, 2)
-        log PenaltyCharged(account=who, amount_fen=penalty)
     if liquidation:
         a = self._repay(who, a, proceeds - penalty)
         if not closes:
             a = self._mark(who, a)
     self._put(who, a)
     self._drop_code(who, code)
+    # interactions last: proceeds in, penalty to insurance, repayment to the pool
+    extcall CASH.transferFrom(broker, self, proceeds)
+    if penalty > 0:
+        extcall CASH.transfer(INSURANCE.address, penalty)
+        extcall INSURANCE.credit(penalty, 2)
+        log PenaltyCharged(account=who, amount_fen=penalty)
+    self._pay_pool()
 
 
 @external
@@ -728,6 +762,7 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
         a = self._mark(who, a)
     self._put(who, a)
     self._drop_code(who, code)
+    self._pay_pool()
 
 
 # ---------------------------------------------------------------- external: corporate actions
@@ -739,6 +774,7 @@ def _use_ref(ref: bytes32):
 
 
 @external
+@nonreentrant
 def credit_cash(who: address, amount_fen: uint256, ref: bytes32):
     """
     @notice Broker: credit a cash dividend (派息, already net of dividend tax) to the margin
@@ -803,11 +839,15 @@ def keeper_view(who: address) -> (uint256, uint256, uint256, uint256, uint256, u
     assets: uint256 = 0
     debt: uint256 = 0
     assets, debt = self._state(who, a)
-    t: IRiskParams.Tier = staticcall PARAMS.tiers(a.tier)
-    lim: IRiskParams.Limits = staticcall PARAMS.limits()
+    initial: uint256 = 0
+    warning: uint256 = 0
+    liquidation: uint256 = 0
+    penalty: uint256 = 0
+    hard_floor: uint256 = 0
+    initial, warning, liquidation, penalty, hard_floor = staticcall PARAMS.keeper_terms(a.tier)
     return (
-        assets, debt, t.initial_bps, t.warning_bps, t.liquidation_bps, a.reserve_fen, a.locked,
-        a.open_liq, len(self.codes[who]), lim.penalty_bps, lim.hard_floor_bps,
+        assets, debt, initial, warning, liquidation, a.reserve_fen, a.locked, a.open_liq,
+        len(self.codes[who]), penalty, hard_floor,
     )
 
 
@@ -841,6 +881,7 @@ def liq_mark(who: address, lock: bool) -> uint256:
 
 
 @external
+@nonreentrant
 def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
     """
     @notice Liquidator: unlock the account; with `waterfall` (no shares left) repay from
@@ -875,6 +916,7 @@ def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
     self.marked_loss_fen -= a.provision_fen
     a.provision_fen = 0
     self._put(who, a)
+    self._pay_pool()
     if shortfall > 0:
         paid = extcall POOL.absorb_shortfall(shortfall, pen)
     return reserve_used, shortfall, paid

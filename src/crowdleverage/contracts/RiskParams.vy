@@ -162,19 +162,60 @@ def haircuts(codes: uint256[C.MAX_CODES], day: uint256) -> uint256[C.MAX_CODES]:
 
 @external
 @view
-def buy_terms(tier: uint256, code: uint256, day: uint256) -> (uint256, Tier, Limits):
+def buy_terms(tier: uint256, code: uint256, day: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256):
     """
-    @notice What a buy is checked against, in one call.
+    @notice What a buy is checked against, in one call (only the slots it needs).
     @param tier The account's tier.
     @param code Security code.
     @param day Trading day.
     @return The haircut if the security may be bought with financing (0 if not: unlisted,
-            new listing, ST / *ST), the tier and the limits.
+            new listing, ST / *ST), the tier's initial line and maximum leverage, the
+            single-security and platform-exposure limits and the fee allowance (bps).
     """
     h: uint256 = 0
     if not self.securities[code].st:
         h = self._haircut(code, day)
-    return h, self.tiers[tier], self.limits
+    return (
+        h, self.tiers[tier].initial_bps, self.tiers[tier].max_leverage,
+        self.limits.max_single_bps, self.limits.max_exposure_bps, self.limits.max_fee_bps,
+    )
+
+
+@external
+@view
+def keeper_terms(tier: uint256) -> (uint256, uint256, uint256, uint256, uint256):
+    """
+    @notice What the keeper decides on besides the account: the tier's initial, warning and
+            liquidation lines, the liquidation penalty and the hard floor (bps).
+    @param tier The account's tier.
+    @return initial_bps, warning_bps, liquidation_bps, penalty_bps, hard_floor_bps.
+    """
+    return (
+        self.tiers[tier].initial_bps, self.tiers[tier].warning_bps,
+        self.tiers[tier].liquidation_bps, self.limits.penalty_bps, self.limits.hard_floor_bps,
+    )
+
+
+@external
+@view
+def withdraw_line(tier: uint256) -> uint256:
+    """
+    @notice The ratio an account with debt must keep after a withdrawal:
+            max(the tier's initial line, the withdrawal floor), in bps.
+    @param tier The account's tier.
+    @return The line in bps.
+    """
+    return max(self.tiers[tier].initial_bps, self.limits.withdraw_floor_bps)
+
+
+@external
+@view
+def penalty_bps() -> uint256:
+    """
+    @notice The liquidation penalty on sold value, in bps.
+    @return The penalty in bps.
+    """
+    return self.limits.penalty_bps
 
 
 # ---------------------------------------------------------------- operator setters
