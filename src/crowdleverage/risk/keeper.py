@@ -165,6 +165,7 @@ class ChainSync:
         self.params = ParamsSync(chain, monitor)
 
     def sync(self) -> set[str]:
+        self.params.chain = self.chain  # the chain may have been reopened (a restart)
         self.params.sync()
         events = margin_events(self.chain, since=self.cursor)
         if not events:
