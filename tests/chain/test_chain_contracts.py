@@ -17,6 +17,7 @@ from crowdleverage.chain.deploy import (
 )
 from crowdleverage.chain.embedded import EmbeddedChain
 from crowdleverage.chain.keys import ActorKeys
+from crowdleverage.chain.params import read_params
 from crowdleverage.chain.roles import Role
 from crowdleverage.chain.rpc import RpcChain
 from crowdleverage.chain.scenario import SCENARIO_ACTORS
@@ -94,8 +95,11 @@ def _check_financing(chain: EmbeddedChain | RpcChain) -> None:
     assert chain.call("InsuranceFund", "engine") == engine
     # deployed from the one parameter definition
     for tier in P.TIERS.values():
-        assert tuple(chain.call("MarginEngine", "tiers", tier.tier)) == P.engine_tier(tier)
-    assert tuple(chain.call("MarginEngine", "limits")) == P.engine_limits()
+        assert tuple(chain.call("RiskParams", "tiers", tier.tier)) == P.engine_tier(tier)
+    assert tuple(chain.call("RiskParams", "limits")) == P.engine_limits()
+    params = read_params(chain)
+    assert (params.version, params.digest, params.tiers) == (P.VERSION, P.digest(), P.TIERS)
+    assert chain.call("RiskParams", "engine") == engine
 
 
 def test_financing_deploys_on_top_and_survives_a_restart(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from crowdleverage.chain.roles import Role
+from crowdleverage.domain import params as P
 
 ACTORS = (
     "admin", "compliance", "operator", "custodian", "broker", "keeper", "reporter1",
@@ -97,7 +98,8 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
     blueprint = p.deploy("TrancheShare", blueprint=True)
     pool = p.deploy("TranchePool", cash, reg, blueprint, a["fee"])
     ins = p.deploy("InsuranceFund", cash, reg, pool)
-    engine = p.deploy("MarginEngine", cash, reg, oracle, pool, ins)
+    params = p.deploy("RiskParams", reg)
+    engine = p.deploy("MarginEngine", cash, reg, oracle, pool, ins, params)
     liquidator = p.deploy("Liquidator", engine, reg, oracle)
     orderbook = p.deploy("OrderBook", engine, reg, oracle, shares)
     expires = p.now() + 5 * 365 * DAY_S
@@ -117,8 +119,12 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
     p.send("TranchePool", "connect", engine, ins, by="operator")
     p.send("InsuranceFund", "set_engine", engine, by="operator")
     p.send("MarginEngine", "connect", liquidator, orderbook, by="operator")
+    for t in P.TIERS.values():
+        p.send("RiskParams", "set_tier", t.tier, P.engine_tier(t), by="operator")
+    p.send("RiskParams", "set_limits", P.engine_limits(), by="operator")
+    p.send("RiskParams", "connect", engine, by="operator")
     for code in MAIN:
-        p.send("MarginEngine", "set_security", code, 10_000, False, 0, by="operator")
+        p.send("RiskParams", "set_security", code, 10_000, False, 0, by="operator")
     p.send("PriceOracle", "open_day", 1, by="operator")
     for code in MAIN:
         p.send("PriceOracle", "set_day_params", code, 1_000, limit_down(1_000), limit_up(1_000),

@@ -16,6 +16,7 @@ import boa
 from hypothesis import settings
 
 from crowdleverage.chain.roles import Role
+from crowdleverage.domain import params as P
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "src" / "crowdleverage" / "contracts"
 YEAR_S = 365 * 86_400
@@ -84,6 +85,7 @@ class Platform:
     prices: dict[int, int] = field(default_factory=dict)
     prev_close: dict[int, int] = field(default_factory=dict)
     limit_bps: dict[int, int] = field(default_factory=dict)
+    params: Any = None  # RiskParams
     _refs: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # ------------------------------------------------------------ actors
@@ -188,8 +190,8 @@ class Platform:
         checks (the engine's own arithmetic, mirrored; verified by a dry run)."""
         price = self.prices[code]
         tier = self.engine.accounts(who)[0]
-        initial_bps = self.engine.tiers(tier)[1]
-        lim = self.engine.limits()
+        initial_bps = self.params.tiers(tier)[1]
+        lim = self.params.limits()
         assets, debt, _ = self.state(who)
         cash = self.engine.accounts(who)[1]
         held = self.engine.positions(who, code) + self.engine.buying(who, code)
@@ -254,8 +256,10 @@ def deploy_platform() -> Platform:
             cash.address, registry.address, blueprint.address, addr["fee"]
         )
         insurance = compiled("InsuranceFund").deploy(cash.address, registry.address, pool.address)
+        params = compiled("RiskParams").deploy(registry.address)
         engine = compiled("MarginEngine").deploy(
             cash.address, registry.address, oracle.address, pool.address, insurance.address,
+            params.address,
         )  # fmt: skip
         liquidator = compiled("Liquidator").deploy(engine.address, registry.address, oracle.address)
         orderbook = compiled("OrderBook").deploy(
@@ -269,6 +273,7 @@ def deploy_platform() -> Platform:
         insurance, engine, liquidator, orderbook, admin, addr["compliance"], addr["operator"],
         addr["custodian"], addr["broker"], addr["keeper"], reporters, addr["fee"], addr["outsider"],
     )  # fmt: skip
+    p.params = params
     p.register(p.operator, Role.OPERATOR)
     p.register(p.custodian, Role.CUSTODIAN)
     p.register(p.broker, Role.BROKER)
@@ -284,15 +289,20 @@ def deploy_platform() -> Platform:
     pool.connect(engine.address, insurance.address, sender=p.operator)
     insurance.set_engine(engine.address, sender=p.operator)
     engine.connect(liquidator.address, orderbook.address, sender=p.operator)
+    # the risk parameters, from the one definition (domain/params)
+    for t in P.TIERS.values():
+        params.set_tier(t.tier, P.engine_tier(t), sender=p.operator)
+    params.set_limits(P.engine_limits(), sender=p.operator)
+    params.connect(engine.address, sender=p.operator)
     # securities: main board, STAR, an ST stock and a new listing
     for code in MAIN:
-        engine.set_security(code, 10_000, False, 0, sender=p.operator)
+        params.set_security(code, 10_000, False, 0, sender=p.operator)
         p.limit_bps[code] = 1_000
-    engine.set_security(SMIC, 8_000, False, 0, sender=p.operator)
+    params.set_security(SMIC, 8_000, False, 0, sender=p.operator)
     p.limit_bps[SMIC] = 2_000
-    engine.set_security(ST_CODE, 10_000, True, 0, sender=p.operator)
+    params.set_security(ST_CODE, 10_000, True, 0, sender=p.operator)
     p.limit_bps[ST_CODE] = 500
-    engine.set_security(NEW_CODE, 10_000, False, 10, sender=p.operator)
+    params.set_security(NEW_CODE, 10_000, False, 10, sender=p.operator)
     p.limit_bps[NEW_CODE] = 1_000
     oracle.open_day(1, sender=p.operator)
     start = {PAB: 1_000, CMB: 1_000, PINGAN: 1_000, SMIC: 5_000, ST_CODE: 300, NEW_CODE: 2_000}

@@ -19,7 +19,7 @@ def p(platform: Platform) -> Platform:
     platform.invest(senior, True, 8_000_000 * YUAN)
     platform.invest(junior, False, 2_000_000 * YUAN)
     platform.close_epoch()
-    platform.engine.set_limits((10_000, 500, 100, 10_500, 30, 30_000), sender=platform.operator)
+    platform.params.set_limits((10_000, 500, 100, 10_500, 30, 30_000), sender=platform.operator)
     return platform
 
 

@@ -92,7 +92,7 @@ class FinancingMachine(RuleBasedStateMachine):
         p.cash.transfer(p.insurance.address, 20_000 * YUAN, sender=p.operator)
         p.insurance.credit(20_000 * YUAN, 0, sender=p.operator)
         # the 40% rule has its own unit tests; here one security may carry the book
-        p.engine.set_limits((10_000, 2_000, 100, 10_500, 30, 30_000), sender=p.operator)
+        p.params.set_limits((10_000, 2_000, 100, 10_500, 30, 30_000), sender=p.operator)
         self.borrowers = [
             p.open_borrower("b_tier3", 3, 100_000 * YUAN, 20_000 * YUAN),
             p.open_borrower("b_tier2", 2, 100_000 * YUAN, 0),
@@ -121,7 +121,7 @@ class FinancingMachine(RuleBasedStateMachine):
         return True
 
     def _line(self, who: str) -> int:
-        return self.p.engine.tiers(self.p.engine.accounts(who)[0])[3]
+        return self.p.params.tiers(self.p.engine.accounts(who)[0])[3]
 
     def _healthy(self, who: str) -> bool:
         return self.p.ratio(who) >= self._line(who)
@@ -318,7 +318,7 @@ class FinancingMachine(RuleBasedStateMachine):
         p, who = self.p, self.borrowers[b]
         acct = p.engine.accounts(who)
         ratio = p.ratio(who)
-        tier = p.engine.tiers(acct[0])
+        tier = p.params.tiers(acct[0])
         if ratio < tier[2] and acct[2] > 0:
             p.liquidator.top_up(who, sender=p.keeper)
             EVENTS.update(("top-up",))

@@ -22,7 +22,7 @@ def p(platform: Platform) -> Platform:
     platform.invest(junior, False, 2_000_000 * YUAN)
     platform.close_epoch()
     # most unit tests buy one security; the 40% rule has its own tests
-    platform.engine.set_limits(RELAXED, sender=platform.operator)
+    platform.params.set_limits(RELAXED, sender=platform.operator)
     return platform
 
 
@@ -165,7 +165,7 @@ def test_buy_pre_trade_rejections(
 ) -> None:
     p.buy(borrower, CMB, 10_000)
     p.buy(borrower, PINGAN, 10_000)
-    p.engine.set_limits(DEFAULT_LIMITS, sender=p.operator)
+    p.params.set_limits(DEFAULT_LIMITS, sender=p.operator)
     with boa.reverts(reason):
         p.orderbook.request_buy(code, qty, price, sender=borrower)
 
@@ -194,22 +194,22 @@ def test_buy_star_board_haircut_80(p: Platform, borrower: str) -> None:
 
 
 def test_platform_exposure_and_utilisation_limits(p: Platform) -> None:
-    p.engine.set_limits((10_000, 500, 100, 10_500, 30, 30_000), sender=p.operator)
+    p.params.set_limits((10_000, 500, 100, 10_500, 30, 30_000), sender=p.operator)
     big = p.open_borrower("big", 1, 600_000 * YUAN)
     # 5% of 10m = 500k yuan per security
     with boa.reverts("margin: platform exposure above 5%"):
         p.orderbook.request_buy(PAB, 50_100, 1_000, sender=big)
-    p.engine.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
+    p.params.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
     p.pool.set_params(2_000, 10, 500, 1_000, 1_000, 86_400, sender=p.operator)
     with boa.reverts("pool: utilisation above limit"):
         p.orderbook.request_buy(PAB, 100_000, 1_000, sender=big)
 
 
 def test_too_many_securities(p: Platform, borrower: str) -> None:
-    p.engine.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
+    p.params.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
     codes = [600000 + i for i in range(11)]
     for code in codes:
-        p.engine.set_security(code, 10_000, False, 0, sender=p.operator)
+        p.params.set_security(code, 10_000, False, 0, sender=p.operator)
         p.limit_bps[code] = 1_000
         p.oracle.set_day_params(code, 1_000, 900, 1_100, False, sender=p.operator)
         p.set_price(code, 1_000)
@@ -282,7 +282,7 @@ def test_sell_blocked_in_sealed_limit_down(p: Platform, borrower: str) -> None:
 
 # ------------------------------------------------------------------ keeper
 def levered(p: Platform, borrower: str) -> None:
-    p.engine.set_limits(DEFAULT_LIMITS, sender=p.operator)
+    p.params.set_limits(DEFAULT_LIMITS, sender=p.operator)
     p.build_portfolio(borrower, (PAB, CMB, PINGAN), step=20_000)
     p.next_day()
 
@@ -351,26 +351,26 @@ def test_partial_liquidation_restores_and_unlocks(p: Platform, borrower: str) ->
 # ------------------------------------------------------------------ operator
 def test_operator_settings_and_rejections(p: Platform) -> None:
     tier = (4, 12_500, 12_000, 11_000, 1_200)
-    with boa.reverts("margin: caller is not operator"):
-        p.engine.set_tier(4, tier, sender=p.outsider)
-    with boa.reverts("margin: lines not ordered"):
-        p.engine.set_tier(4, (4, 12_000, 12_500, 11_000, 1_200), sender=p.operator)
-    with boa.reverts("margin: tier not in 1..8"):
-        p.engine.set_tier(9, tier, sender=p.operator)
-    with boa.reverts("margin: zero leverage"):
-        p.engine.set_tier(4, (0, 12_500, 12_000, 11_000, 1_200), sender=p.operator)
-    p.engine.set_tier(4, tier, sender=p.operator)
-    assert p.engine.tiers(4) == tier
-    with boa.reverts("margin: bad security code"):
-        p.engine.set_security(0, 10_000, False, 0, sender=p.operator)
-    with boa.reverts("margin: haircut above 100%"):
-        p.engine.set_security(PAB, 10_001, False, 0, sender=p.operator)
-    with boa.reverts("margin: limit above 100%"):
-        p.engine.set_limits((10_001, 500, 100, 10_500, 30, 30_000), sender=p.operator)
-    with boa.reverts("margin: fee above 100%"):
-        p.engine.set_limits((4_000, 500, 10_000, 10_500, 30, 30_000), sender=p.operator)
-    with boa.reverts("margin: caller is not operator"):
-        p.engine.set_limits((4_000, 500, 100, 10_500, 30, 30_000), sender=p.outsider)
+    with boa.reverts("params: caller is not operator"):
+        p.params.set_tier(4, tier, sender=p.outsider)
+    with boa.reverts("params: lines not ordered"):
+        p.params.set_tier(4, (4, 12_000, 12_500, 11_000, 1_200), sender=p.operator)
+    with boa.reverts("params: tier not in 1..8"):
+        p.params.set_tier(9, tier, sender=p.operator)
+    with boa.reverts("params: leverage not in 1..10"):
+        p.params.set_tier(4, (0, 12_500, 12_000, 11_000, 1_200), sender=p.operator)
+    p.params.set_tier(4, tier, sender=p.operator)
+    assert p.params.tiers(4) == tier
+    with boa.reverts("params: bad security code"):
+        p.params.set_security(0, 10_000, False, 0, sender=p.operator)
+    with boa.reverts("params: haircut above 100%"):
+        p.params.set_security(PAB, 10_001, False, 0, sender=p.operator)
+    with boa.reverts("params: limit above 100%"):
+        p.params.set_limits((10_001, 500, 100, 10_500, 30, 30_000), sender=p.operator)
+    with boa.reverts("params: fee above 100%"):
+        p.params.set_limits((4_000, 500, 10_000, 10_500, 30, 30_000), sender=p.operator)
+    with boa.reverts("params: caller is not operator"):
+        p.params.set_limits((4_000, 500, 100, 10_500, 30, 30_000), sender=p.outsider)
     with boa.reverts("margin: not paused"):
         p.engine.unpause(sender=p.operator)
     p.engine.pause(sender=p.operator)
@@ -387,7 +387,7 @@ def test_interest_index_monotonic_and_rate_change(p: Platform, borrower: str) ->
     boa.env.time_travel(seconds=1)
     d1 = p.engine.debt_of(borrower)
     assert d1 >= d0
-    p.engine.set_tier(3, (3, 13_300, 12_500, 11_500, 2_000), sender=p.operator)
+    p.params.set_tier(3, (3, 13_300, 12_500, 11_500, 2_000), sender=p.operator)
     boa.env.time_travel(seconds=365 * 86_400)
     d2 = p.engine.debt_of(borrower)
     assert d2 >= d1 * 12_000 // 10_000  # 20% APR now, at least simple interest
@@ -395,7 +395,7 @@ def test_interest_index_monotonic_and_rate_change(p: Platform, borrower: str) ->
 
 def test_leverage_cap_of_the_tier_binds_beside_the_ratio(p: Platform) -> None:
     # a tier whose 120% initial line alone would allow 1:5; its 1:1 leverage cap binds
-    p.engine.set_tier(4, (1, 12_000, 11_500, 11_000, 800), sender=p.operator)
+    p.params.set_tier(4, (1, 12_000, 11_500, 11_000, 800), sender=p.operator)
     who = p.open_borrower("capped", 4, 100_000 * YUAN)
     with boa.reverts("margin: leverage above tier"):
         p.orderbook.request_buy(PAB, 30_000, 1_000, sender=who)  # 300k on 100k: 1:2

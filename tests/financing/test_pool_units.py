@@ -65,7 +65,7 @@ def test_redemption_priority_and_liquidity_buffer(
     p.invest(senior, True, 800_000 * YUAN)
     p.invest(junior, False, 200_000 * YUAN)
     p.close_epoch()
-    p.engine.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
+    p.params.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
     b = p.open_borrower("borrower", 1, 500_000 * YUAN)
     p.buy(b, 600000, 90_000)  # 900k yuan: 400k+ financed
     out = p.pool.principal_out_fen()
@@ -108,7 +108,7 @@ def test_interest_waterfall_senior_first_then_premium_fee_junior(
     p.invest(senior, True, 8_000_000 * YUAN)
     p.invest(junior, False, 2_000_000 * YUAN)
     p.close_epoch()
-    p.engine.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
+    p.params.set_limits((10_000, 10_000, 100, 10_500, 30, 30_000), sender=p.operator)
     b = p.open_borrower("borrower", 1, 400_000 * YUAN)
     p.buy(b, 600000, 79_000)
     boa.env.time_travel(seconds=YEAR_S // 12)

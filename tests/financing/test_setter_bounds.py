@@ -1,5 +1,6 @@
-"""Every operator setter of the margin system refuses out-of-range values, and the engine's
-hooks refuse every caller but the contract named for them."""
+"""Every operator setter of the margin system (the risk parameters at `RiskParams`, the
+engine's pause and wiring) refuses out-of-range values, and the engine's hooks refuse every
+caller but the contract named for them."""
 
 from __future__ import annotations
 
@@ -13,70 +14,73 @@ LIMITS = (4_000, 500, 100, 10_500, 30, 30_000)
 @pytest.mark.parametrize(
     ("tier", "t", "reason"),
     [
-        (0, (1, 20_000, 15_000, 13_000, 800), "margin: tier not in 1..8"),
-        (9, (1, 20_000, 15_000, 13_000, 800), "margin: tier not in 1..8"),
-        (1, (0, 20_000, 15_000, 13_000, 800), "margin: zero leverage"),
-        (1, (1, 20_000, 15_000, 10_000, 800), "margin: lines not ordered"),  # liquidation 100%
-        (1, (1, 20_000, 13_000, 15_000, 800), "margin: lines not ordered"),
-        (1, (1, 15_000, 15_000, 13_000, 800), "margin: lines not ordered"),
+        (0, (1, 20_000, 15_000, 13_000, 800), "params: tier not in 1..8"),
+        (9, (1, 20_000, 15_000, 13_000, 800), "params: tier not in 1..8"),
+        (1, (0, 20_000, 15_000, 13_000, 800), "params: leverage not in 1..10"),
+        (1, (1, 20_000, 15_000, 10_000, 800), "params: lines not ordered"),  # liquidation 100%
+        (1, (1, 20_000, 13_000, 15_000, 800), "params: lines not ordered"),
+        (1, (1, 15_000, 15_000, 13_000, 800), "params: lines not ordered"),
+        (1, (11, 20_000, 15_000, 13_000, 800), "params: leverage not in 1..10"),
+        (1, (1, 100_001, 15_000, 13_000, 800), "params: initial line above 1000%"),
+        (1, (1, 20_000, 15_000, 13_000, 10_000), "params: rate not below 100%"),
     ],
 )
 def test_set_tier_refuses(platform: Platform, tier: int, t: tuple[int, ...], reason: str) -> None:
     with boa.reverts(reason):
-        platform.engine.set_tier(tier, t, sender=platform.operator)
+        platform.params.set_tier(tier, t, sender=platform.operator)
 
 
 @pytest.mark.parametrize(
     ("code", "haircut", "reason"),
     [
-        (0, 10_000, "margin: bad security code"),
-        (1_000_000, 10_000, "margin: bad security code"),
-        (PAB, 10_001, "margin: haircut above 100%"),
+        (0, 10_000, "params: bad security code"),
+        (1_000_000, 10_000, "params: bad security code"),
+        (PAB, 10_001, "params: haircut above 100%"),
     ],
 )
 def test_set_security_refuses(platform: Platform, code: int, haircut: int, reason: str) -> None:
     with boa.reverts(reason):
-        platform.engine.set_security(code, haircut, False, 0, sender=platform.operator)
+        platform.params.set_security(code, haircut, False, 0, sender=platform.operator)
 
 
 @pytest.mark.parametrize(
     ("index", "value", "reason"),
     [
-        (0, 10_001, "margin: limit above 100%"),
-        (1, 10_001, "margin: limit above 100%"),
-        (0, 0, "margin: zero limit"),
-        (1, 0, "margin: zero limit"),
-        (2, 10_000, "margin: fee above 100%"),
-        (4, 10_000, "margin: fee above 100%"),
-        (3, 10_000, "margin: floor not above 100%"),
-        (3, 9_999, "margin: floor not above 100%"),
-        (5, 10_000, "margin: floor not above 100%"),
+        (0, 10_001, "params: limit above 100%"),
+        (1, 10_001, "params: limit above 100%"),
+        (0, 0, "params: zero limit"),
+        (1, 0, "params: zero limit"),
+        (2, 10_000, "params: fee above 100%"),
+        (4, 10_000, "params: fee above 100%"),
+        (3, 10_000, "params: floor not above 100%"),
+        (3, 9_999, "params: floor not above 100%"),
+        (5, 10_000, "params: floor not above 100%"),
     ],
 )
 def test_set_limits_refuses(platform: Platform, index: int, value: int, reason: str) -> None:
     bad = list(LIMITS)
     bad[index] = value
     with boa.reverts(reason):
-        platform.engine.set_limits(tuple(bad), sender=platform.operator)
+        platform.params.set_limits(tuple(bad), sender=platform.operator)
 
 
 def test_set_limits_logs_old_and_new(platform: Platform) -> None:
-    old = tuple(platform.engine.limits())
+    old = tuple(platform.params.limits())
     new = (5_000, 400, 200, 11_000, 40, 25_000)
-    platform.engine.set_limits(new, sender=platform.operator)
-    [log] = [e for e in platform.engine.get_logs() if type(e).__name__ == "LimitsSet"]
+    platform.params.set_limits(new, sender=platform.operator)
+    [log] = [e for e in platform.params.get_logs() if type(e).__name__ == "LimitsSet"]
     assert (tuple(log.old), tuple(log.new)) == (old, new)
-    assert tuple(platform.engine.limits()) == new
+    assert tuple(platform.params.limits()) == new
 
 
 def test_setters_need_the_operator(platform: Platform) -> None:
     p = platform
-    with boa.reverts("margin: caller is not operator"):
-        p.engine.set_limits(LIMITS, sender=p.keeper)
-    with boa.reverts("margin: caller is not operator"):
-        p.engine.set_tier(1, (1, 20_000, 15_000, 13_000, 800), sender=p.compliance)
-    with boa.reverts("margin: caller is not operator"):
-        p.engine.set_security(PAB, 10_000, False, 0, sender=p.broker)
+    with boa.reverts("params: caller is not operator"):
+        p.params.set_limits(LIMITS, sender=p.keeper)
+    with boa.reverts("params: caller is not operator"):
+        p.params.set_tier(1, (1, 20_000, 15_000, 13_000, 800), sender=p.compliance)
+    with boa.reverts("params: caller is not operator"):
+        p.params.set_security(PAB, 10_000, False, 0, sender=p.broker)
     with boa.reverts("margin: caller is not operator"):
         p.engine.pause(sender=p.keeper)
 
@@ -106,3 +110,50 @@ def test_hooks_refuse_everyone_but_their_contract(platform: Platform) -> None:
             p.engine.liq_end(p.outsider, True, sender=caller)
     with boa.reverts("margin: caller is not liquidator"):
         p.orderbook.liq_order(p.outsider, PAB, 100, 900, True, sender=p.keeper)
+
+
+def test_set_tier_logs_old_and_new_and_keeps_interest(platform: Platform) -> None:
+    p = platform
+    old = tuple(p.params.tiers(3))
+    index_before = p.engine.indices(3)
+    boa.env.time_travel(seconds=365 * 86_400)
+    new = (3, 14_000, 13_000, 12_000, 2_000)
+    p.params.set_tier(3, new, sender=p.operator)
+    [log] = [e for e in p.params.get_logs() if type(e).__name__ == "TierSet"]
+    assert (int(log.tier), tuple(log.old), tuple(log.new)) == (3, old, new)
+    # a year at the old rate (10%) accrued before the change; the new rate applies from now
+    value, _at, rate = p.engine.indices(3)
+    assert rate == 2_000
+    assert value == index_before[0] * 11 // 10 + (1 if index_before[0] % 10 else 0)
+
+
+def test_set_security_logs_old_and_new(platform: Platform) -> None:
+    p = platform
+    p.params.set_security(PAB, 10_000, True, 0, sender=p.operator)
+    [log] = [e for e in p.params.get_logs() if type(e).__name__ == "SecuritySet"]
+    assert (tuple(log.old), tuple(log.new)) == ((10_000, False, 0), (10_000, True, 0))
+
+
+@pytest.mark.parametrize(
+    ("call", "reason"),
+    [
+        (
+            lambda p: p.params.set_st_haircut(5_001, sender=p.operator),
+            "params: ST haircut above 50%",
+        ),
+        (
+            lambda p: p.params.set_version("", b"\0" * 32, sender=p.operator),
+            "params: empty version",
+        ),
+        (lambda p: p.params.connect(p.outsider, sender=p.operator), "params: already connected"),
+        (lambda p: p.params.set_st_haircut(0, sender=p.keeper), "params: caller is not operator"),
+        (
+            lambda p: p.params.set_version("v", b"\0" * 32, sender=p.broker),
+            "params: caller is not operator",
+        ),
+        (lambda p: p.engine.params_rate(1, 0, sender=p.operator), "margin: caller is not params"),
+    ],
+)
+def test_other_params_setters_refuse(platform: Platform, call: object, reason: str) -> None:
+    with boa.reverts(reason):
+        call(platform)  # type: ignore[operator]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from crowdleverage.chain.margin import margin_events
+from crowdleverage.chain.params import set_st_status
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.domain.params import TIERS
@@ -26,7 +28,7 @@ PRICES = [1_000, 1_380, 1_630]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100
 ACTORS = ["investor-senior", "investor-junior", "k-warn", "k-topup", "k-liq", "k-rate-a",
-          "k-rate-b"]  # fmt: skip
+          "k-rate-b", "k-st"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def levered_borrower(world: World, name: str, tier: int, reserve_fen: int = 0) -
 
 def set_haircut(world: World, bps: int) -> None:
     for code in CHAIN_CODES:
-        world.chain.send("MarginEngine", "set_security", code, bps, False, 0, actor="operator")
+        world.chain.send("RiskParams", "set_security", code, bps, False, 0, actor="operator")
 
 
 def monitor_for(world: World, accounts: dict[str, int], haircut_bps: int) -> RiskMonitor:
@@ -179,3 +181,33 @@ def test_rate_limit_acts_on_the_worst_first_and_defers_the_rest(world):
         assert keeper.on_tick(res, "2015-12-31") == 1  # a is cooling down: b's turn
     finally:
         set_haircut(world, 10_000)
+
+
+def test_a_security_turning_st_is_revalued_and_warned_never_bought(world: World) -> None:
+    """The day's data says 600004 turned ST: the operator's day open sets it at RiskParams,
+    the monitor re-values it at the ST haircut (0) from the event, the keeper's warning is
+    accepted by the chain, and no buy of it is financed (even with a non-zero ST haircut)."""
+    who = levered_borrower(world, "k-st", 3)
+    m = RiskMonitor(CODES, [10_000] * 3)
+    m.add_account(who, 3)
+    sync = ChainSync(world.chain, m)
+    sync.refresh(who)
+    m.update_prices([0, 1, 2], PRICES)
+    sync.sync()
+    assert m.tick().state[m.row(who)] == AccountState.HEALTHY
+    try:
+        assert set_st_status(world.chain, {"600004": True, "600406": False}) == ["600004"]
+        assert set_st_status(world.chain, {"600004": True}) == []  # only changes are sent
+        sync.sync()
+        state = AccountState(int(m.tick().state[m.row(who)]))
+        assert state in (AccountState.WARNING, AccountState.LIQUIDATION_DUE)
+        assert world.account(who)["ratio_bps"] < TIERS[3].warning_ratio_bps  # the chain agrees
+        before = len(margin_events(world.chain, "MarginWarning"))
+        world.chain.send("Liquidator", "warn", who, actor="keeper")
+        assert len(margin_events(world.chain, "MarginWarning")) == before + 1
+        world.chain.send("RiskParams", "set_st_haircut", 5_000, actor="operator")
+        with pytest.raises(ContractRevert, match="margin: security not financeable"):
+            world.chain.send("OrderBook", "request_buy", 600004, 100, PRICES[1], actor="k-st")
+    finally:
+        world.chain.send("RiskParams", "set_st_haircut", 0, actor="operator")
+        set_st_status(world.chain, {"600004": False})

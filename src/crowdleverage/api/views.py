@@ -6,7 +6,6 @@ from typing import Any
 
 from crowdleverage.api import schemas as S
 from crowdleverage.api.security import User
-from crowdleverage.domain import params as P
 from crowdleverage.flows.platform import MarginAccount, Order, Platform, Request
 
 
@@ -82,7 +81,7 @@ def holdings_out(p: Platform, user_id: int) -> S.HoldingsOut:
 def account_out(p: Platform, acc: MarginAccount) -> S.MarginAccountOut:
     """The engine's account (cash, reserve, debt, ratio) and positions at replayed prices."""
     with p.lock:
-        tier = P.TIERS[acc.tier]
+        tier = p.tier_terms(acc.tier)  # as RiskParams holds it now
         view = p.account_view(acc)
         positions = [S.PositionOut(**pos) for pos in p.positions(acc)]
         return S.MarginAccountOut(

@@ -18,9 +18,9 @@ from typing import Any
 from crowdleverage.chain.artifacts import DEPLOYABLES, artifact
 from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.keys import SYSTEM_ACTORS
+from crowdleverage.chain.params import apply_definition
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
-from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import ConfigError, Conflict, NotFound
 
 MANIFEST_NAME = "manifest.json"
@@ -53,6 +53,7 @@ PLATFORM_ACTORS: dict[str, tuple[str, Role]] = {
 FINANCING_CONTRACTS: dict[str, str] = {
     "TranchePool": "TranchePool",
     "InsuranceFund": "InsuranceFund",
+    "RiskParams": "RiskParams",
     "MarginEngine": "MarginEngine",
     "Liquidator": "Liquidator",
     "OrderBook": "OrderBook",
@@ -140,10 +141,11 @@ def deploy_system(
 
 def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
     """After `deploy_system`: deploy the tranche pool (from a TrancheShare blueprint), the
-    insurance fund, the margin engine with its liquidator (the keeper's entry points) and order
+    insurance fund, the risk parameters (`RiskParams`, from `domain.params`), the margin engine with
+    its liquidator (the keeper's entry points) and order
     book; register the fee recipient and the platform contracts (aliased as actors "pool",
     "insurance", "engine"); connect them as the operator would; record them in the manifest,
-    which is returned. Securities are listed later (`MarginEngine.set_security`)."""
+    which is returned. Securities are listed later (`RiskParams.set_security`)."""
     manifest = read_manifest(data_dir)
     if "MarginEngine" in manifest["contracts"]:
         raise Conflict(f"financing already deployed (manifest at {manifest_path(data_dir)})")
@@ -153,7 +155,10 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
         "TranchePool", [cash, registry, blueprint, port.address_of(FEE_ACTOR)], actor="admin"
     )
     insurance = port.deploy("InsuranceFund", [cash, registry, pool], actor="admin")
-    engine = port.deploy("MarginEngine", [cash, registry, oracle, pool, insurance], actor="admin")
+    params = port.deploy("RiskParams", [registry], actor="admin")
+    engine = port.deploy(
+        "MarginEngine", [cash, registry, oracle, pool, insurance, params], actor="admin"
+    )
     liquidator = port.deploy("Liquidator", [engine, registry, oracle], actor="admin")
     orderbook = port.deploy("OrderBook", [engine, registry, oracle, shares], actor="admin")
     expires = port.block_time() + IDENTITY_TTL_S
@@ -166,10 +171,9 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
     port.send("TranchePool", "connect", engine, insurance, actor="operator")
     port.send("InsuranceFund", "set_engine", engine, actor="operator")
     port.send("MarginEngine", "connect", liquidator, orderbook, actor="operator")
-    # the risk parameters come from one definition (domain/params), not the constructor's
-    for tier in P.TIERS.values():
-        port.send("MarginEngine", "set_tier", tier.tier, P.engine_tier(tier), actor="operator")
-    port.send("MarginEngine", "set_limits", P.engine_limits(), actor="operator")
+    # the risk parameters: one contract, set from one versioned definition (domain/params)
+    port.send("RiskParams", "connect", engine, actor="operator")
+    apply_definition(port)
     port.register_at("SeniorShare", port.call("TranchePool", "SENIOR"), "TrancheShare")
     port.register_at("JuniorShare", port.call("TranchePool", "JUNIOR"), "TrancheShare")
     for label, source in FINANCING_CONTRACTS.items():

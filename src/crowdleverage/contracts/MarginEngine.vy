@@ -27,6 +27,7 @@ from .interfaces import ICashToken
 from .interfaces import IIdentityRegistry
 from .interfaces import IInsuranceFund
 from .interfaces import IPriceOracle
+from .interfaces import IRiskParams
 from .interfaces import ITranchePool
 from . import constants as C
 
@@ -92,45 +93,11 @@ event Paused:
     paused: bool
 
 
-event TierSet:
-    tier: indexed(uint256)
-    max_leverage: uint256
-    initial_bps: uint256
-    warning_bps: uint256
-    liquidation_bps: uint256
-    rate_bps: uint256
-
-
-event LimitsSet:
-    old: Limits
-    new: Limits
-
-
-event SecuritySet:
-    code: indexed(uint256)
-    haircut_bps: uint256
-    st: bool
-    listed_day: uint256
-
-
 # ---------------------------------------------------------------- structs
-struct Tier:
-    max_leverage: uint256  # financing : equity, e.g. 3 for 1:3
-    initial_bps: uint256  # ratio required after a buy
-    warning_bps: uint256  # MarginWarning below this
-    liquidation_bps: uint256  # liquidation below this
-    rate_bps: uint256  # APR
-
-
 struct Index:
     value_ray: uint256  # cumulative interest factor, never decreases
     updated_at: uint256
-
-
-struct Security:
-    haircut_bps: uint256  # board haircut (main 10000, STAR/ChiNext 8000); 0 = not financeable
-    st: bool  # ST / delisting risk: not financeable
-    listed_day: uint256  # trading day of listing (0: before the platform began); 5 days unfinanceable
+    rate_bps: uint256  # APR, pushed by RiskParams (`params_rate`)
 
 
 struct Account:
@@ -151,15 +118,6 @@ struct Lot:
     qty: uint256
 
 
-struct Limits:
-    max_single_bps: uint256  # one security <= this share of account assets
-    max_exposure_bps: uint256  # platform exposure per security <= this share of pool assets
-    penalty_bps: uint256  # liquidation penalty on sold value, to insurance
-    hard_floor_bps: uint256  # below this ratio liquidation is full, not partial
-    max_fee_bps: uint256  # fee allowance reserved on buys
-    withdraw_floor_bps: uint256  # withdrawals with debt only above max(initial, this)
-
-
 # ---------------------------------------------------------------- storage
 # Collaborators, fixed at deployment.
 CASH: immutable(ICashToken)
@@ -167,6 +125,8 @@ REGISTRY: immutable(IIdentityRegistry)
 ORACLE: public(immutable(IPriceOracle))
 POOL: public(immutable(ITranchePool))
 INSURANCE: immutable(IInsuranceFund)
+# Tiers, haircuts, limits: the one source of risk parameters.
+PARAMS: public(immutable(IRiskParams))
 
 # Platform-wide kill switch (fail closed), held by the operator.
 paused: public(bool)
@@ -177,15 +137,8 @@ liquidator: public(address)
 
 orderbook: public(address)
 
-# Leverage tiers and their interest indices.
-tiers: public(HashMap[uint256, Tier])
+# Interest index of each leverage tier (the tier's lines are at RiskParams).
 indices: public(HashMap[uint256, Index])
-
-# Eligibility and haircut per security code.
-securities: public(HashMap[uint256, Security])
-
-# Position limits, penalty and floors (bps).
-limits: public(Limits)
 
 # Margin accounts.
 accounts: public(HashMap[address, Account])
@@ -212,6 +165,11 @@ total_principal_fen: public(uint256)
 held_fen: public(uint256)
 marked_loss_fen: public(uint256)
 
+# Repayments owed to the pool within the current call (checks-effects-interactions: the
+# account is stored first, `_pay_pool` then makes the one external call).
+due_principal: transient(uint256)
+due_interest: transient(uint256)
+
 
 @deploy
 def __init__(
@@ -220,23 +178,14 @@ def __init__(
     oracle: IPriceOracle,
     pool: ITranchePool,
     insurance: IInsuranceFund,
+    params: IRiskParams,
 ):
     CASH = cash
     REGISTRY = registry
     ORACLE = oracle
     POOL = pool
     INSURANCE = insurance
-    self.limits = Limits(
-        max_single_bps=4_000,
-        max_exposure_bps=500,
-        penalty_bps=100,
-        hard_floor_bps=10_500,
-        max_fee_bps=30,
-        withdraw_floor_bps=30_000,
-    )
-    self._set_tier(1, Tier(max_leverage=1, initial_bps=20_000, warning_bps=15_000, liquidation_bps=13_000, rate_bps=800))
-    self._set_tier(2, Tier(max_leverage=2, initial_bps=15_000, warning_bps=13_500, liquidation_bps=12_000, rate_bps=900))
-    self._set_tier(3, Tier(max_leverage=3, initial_bps=13_300, warning_bps=12_500, liquidation_bps=11_500, rate_bps=1_000))
+    PARAMS = params
     # the pool pulls repayments from the engine
     extcall cash.approve(pool.address, max_value(uint256))
 
@@ -300,7 +249,7 @@ def _index(tier: uint256) -> uint256:
     dt: uint256 = block.timestamp - ix.updated_at
     if dt == 0:
         return ix.value_ray
-    growth: uint256 = ix.value_ray * self.tiers[tier].rate_bps * dt
+    growth: uint256 = ix.value_ray * ix.rate_bps * dt
     den: uint256 = C.BPS * C.YEAR_S
     # rounds up: interest favours the platform
     return ix.value_ray + (growth + den - 1) // den
@@ -309,7 +258,8 @@ def _index(tier: uint256) -> uint256:
 @internal
 def _accrue(tier: uint256) -> uint256:
     value: uint256 = self._index(tier)
-    self.indices[tier] = Index(value_ray=value, updated_at=block.timestamp)
+    self.indices[tier].value_ray = value
+    self.indices[tier].updated_at = block.timestamp
     return value
 
 
@@ -323,13 +273,10 @@ def _debt(scaled: uint256, index: uint256) -> uint256:
 # ---------------------------------------------------------------- internal: valuation
 @internal
 @view
-def _haircut(code: uint256, day: uint256) -> uint256:
-    s: Security = self.securities[code]
-    if s.st or s.haircut_bps == 0 or (s.listed_day != 0 and day < s.listed_day + C.NEW_LISTING_DAYS):
-        return 0
-    if staticcall ORACLE.halted(code):
-        return min(s.haircut_bps, C.HALTED_HAIRCUT_BPS)
-    return s.haircut_bps
+def _halt_cap(code: uint256, h: uint256) -> uint256:
+    if h > C.HALTED_HAIRCUT_BPS and staticcall ORACLE.halted(code):
+        return C.HALTED_HAIRCUT_BPS
+    return h
 
 
 @internal
@@ -339,16 +286,23 @@ def _collateral(who: address) -> (uint256, uint256):
     @dev (haircut value, market value) of the account's shares at conservative prices,
          rounded down.
     """
-    day: uint256 = staticcall ORACLE.trading_day()
+    codes: DynArray[uint256, C.MAX_CODES] = self.codes[who]
     hv: uint256 = 0
     mv: uint256 = 0
-    for code: uint256 in self.codes[who]:
+    if len(codes) == 0:
+        return hv, mv
+    fixed: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    for i: uint256 in range(len(codes), bound=C.MAX_CODES):
+        fixed[i] = codes[i]
+    hs: uint256[C.MAX_CODES] = staticcall PARAMS.haircuts(fixed, staticcall ORACLE.trading_day())
+    for i: uint256 in range(len(codes), bound=C.MAX_CODES):
+        code: uint256 = codes[i]
         qty: uint256 = self.positions[who][code]
         if qty == 0:
             continue
         v: uint256 = qty * staticcall ORACLE.conservative_price(code)
         mv += v
-        hv += v * self._haircut(code, day) // C.BPS
+        hv += v * self._halt_cap(code, hs[i]) // C.BPS
     return hv, mv
 
 
@@ -381,7 +335,7 @@ def _borrow(who: address, a: Account, amount: uint256) -> Account:
     a.scaled_debt += (amount * C.RAY + index - 1) // index
     a.principal_fen += amount
     self.total_principal_fen += amount
-    extcall POOL.draw(amount)
+    # dev: the caller stores the account, then draws from the pool
     log Borrowed(account=who, amount_fen=amount, debt_after_fen=self._debt(a.scaled_debt, index))
     return a
 
@@ -408,7 +362,8 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
     a.cash_fen -= pay
     self.total_principal_fen -= principal
     self.held_fen -= pay
-    extcall POOL.repay(principal, interest)
+    self.due_principal += principal
+    self.due_interest += interest
     log Repaid(
         account=who,
         principal_fen=principal,
@@ -416,6 +371,20 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
         debt_after_fen=self._debt(a.scaled_debt, index),
     )
     return a
+
+
+@internal
+def _pay_pool():
+    """
+    @dev The interaction after the effects: pay the pool what `_repay` booked in this call.
+    """
+    principal: uint256 = self.due_principal
+    interest: uint256 = self.due_interest
+    if principal + interest == 0:
+        return
+    self.due_principal = 0
+    self.due_interest = 0
+    extcall POOL.repay(principal, interest)
 
 
 # ---------------------------------------------------------------- internal: positions
@@ -449,18 +418,16 @@ def _drop_code(who: address, code: uint256):
 # ---------------------------------------------------------------- internal: pre-trade
 @internal
 @view
-def _check_buy(who: address, a: Account, code: uint256, qty: uint256, price: uint256, assets_after: uint256, debt_after: uint256):
-    t: Tier = self.tiers[a.tier]
-    lim: Limits = self.limits
+def _check_buy(who: address, initial_bps: uint256, max_leverage: uint256, max_single_bps: uint256, max_exposure_bps: uint256, code: uint256, qty: uint256, price: uint256, assets_after: uint256, debt_after: uint256):
     if debt_after > 0:
-        assert assets_after * C.BPS >= t.initial_bps * debt_after, "margin: ratio below initial"
-        assert assets_after > debt_after and debt_after <= t.max_leverage * (assets_after - debt_after), (
+        assert assets_after * C.BPS >= initial_bps * debt_after, "margin: ratio below initial"
+        assert assets_after > debt_after and debt_after <= max_leverage * (assets_after - debt_after), (
             "margin: leverage above tier"
         )
     held: uint256 = (self.positions[who][code] + self.buying[who][code] + qty) * price
-    assert held * C.BPS <= lim.max_single_bps * assets_after, "margin: single security above 40%"
+    assert held * C.BPS <= max_single_bps * assets_after, "margin: single security above 40%"
     exposure: uint256 = (self.platform_qty[code] + qty) * price
-    assert exposure * C.BPS <= lim.max_exposure_bps * staticcall POOL.total_assets_fen(), (
+    assert exposure * C.BPS <= max_exposure_bps * staticcall POOL.total_assets_fen(), (
         "margin: platform exposure above 5%"
     )
 
@@ -527,6 +494,7 @@ def codes_of(who: address) -> DynArray[uint256, C.MAX_CODES]:
 
 # ---------------------------------------------------------------- external: borrower cash
 @external
+@nonreentrant
 def deposit(amount_fen: uint256, to_reserve: bool):
     """
     @notice Borrower: deposit margin (or top-up reserve) from the caller's CashToken balance
@@ -545,6 +513,7 @@ def deposit(amount_fen: uint256, to_reserve: bool):
 
 
 @external
+@nonreentrant
 def withdraw(amount_fen: uint256, from_reserve: bool):
     """
     @notice Borrower: withdraw free cash or reserve. With debt, only while the ratio after
@@ -565,7 +534,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
         assets: uint256 = 0
         debt: uint256 = 0
         assets, debt = self._state(msg.sender, a)
-        line: uint256 = max(self.tiers[a.tier].initial_bps, self.limits.withdraw_floor_bps)
+        line: uint256 = staticcall PARAMS.withdraw_line(a.tier)
         assert assets * C.BPS >= line * debt, "margin: ratio below withdrawal line"
     self._put(msg.sender, a)
     self.held_fen -= amount_fen
@@ -574,6 +543,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
 
 
 @external
+@nonreentrant
 def repay(amount_fen: uint256, from_wallet: bool):
     """
     @notice Anyone holding an account: repay up to `amount_fen` of its debt (interest
@@ -588,11 +558,13 @@ def repay(amount_fen: uint256, from_wallet: bool):
     if from_wallet:
         a.cash_fen += pay
         self.held_fen += pay
-        extcall CASH.transferFrom(msg.sender, self, pay)
     else:
         assert a.cash_fen >= pay, "margin: insufficient cash"
     a = self._repay(msg.sender, a, pay)
     self._put(msg.sender, a)
+    if from_wallet:
+        extcall CASH.transferFrom(msg.sender, self, pay)
+    self._pay_pool()
 
 
 # ---------------------------------------------------------------- external: order book hooks
@@ -623,8 +595,15 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     assert not a.locked, "margin: account in liquidation"
     assert qty > 0 and qty % C.LOT == 0, "margin: quantity not whole lots"
     assert limit_price_fen > 0, "margin: zero price"
-    day: uint256 = staticcall ORACLE.trading_day()
-    h: uint256 = self._haircut(code, day)
+    h: uint256 = 0
+    initial: uint256 = 0
+    max_lev: uint256 = 0
+    max_single: uint256 = 0
+    max_exposure: uint256 = 0
+    max_fee: uint256 = 0
+    h, initial, max_lev, max_single, max_exposure, max_fee = staticcall PARAMS.buy_terms(
+        a.tier, code, staticcall ORACLE.trading_day()
+    )
     assert h > 0 and not staticcall ORACLE.halted(code), "margin: security not financeable"
     # reverts "oracle: price unreliable" without a fresh quorum of in-band reports
     price: uint256 = staticcall ORACLE.price(code)
@@ -632,7 +611,7 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
         assert len(self.codes[who]) < C.MAX_CODES, "margin: too many securities"
         self.codes[who].append(code)
     gross: uint256 = qty * limit_price_fen
-    cost: uint256 = gross + (gross * self.limits.max_fee_bps + C.BPS - 1) // C.BPS
+    cost: uint256 = gross + (gross * max_fee + C.BPS - 1) // C.BPS
     assets: uint256 = 0
     debt: uint256 = 0
     assets, debt = self._state(who, a)
@@ -642,7 +621,7 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     # after the fill: cash spent (financing added), shares at min(oracle, limit) * haircut
     value: uint256 = qty * min(price, limit_price_fen) * h // C.BPS
     assert assets + draw >= cost, "margin: insufficient assets"
-    self._check_buy(who, a, code, qty, min(price, limit_price_fen) * h // C.BPS, assets + draw - cost + value, debt + draw)
+    self._check_buy(who, initial, max_lev, max_single, max_exposure, code, qty, min(price, limit_price_fen) * h // C.BPS, assets + draw - cost + value, debt + draw)
     a.cash_fen = a.cash_fen + draw - cost
     a.pending_fen += cost
     self.held_fen += draw
@@ -650,6 +629,8 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     self.platform_qty[code] += qty
     a = self._borrow(who, a, draw)
     self._put(who, a)
+    if draw > 0:
+        extcall POOL.draw(draw)
     return cost, draw
 
 
@@ -727,7 +708,7 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
         assets: uint256 = 0
         debt: uint256 = 0
         assets, debt = self._state(who, a)
-        pen: uint256 = (gross * self.limits.penalty_bps + C.BPS - 1) // C.BPS
+        pen: uint256 = (gross * staticcall PARAMS.penalty_bps() + C.BPS - 1) // C.BPS
         if assets > debt:
             penalty = min(pen, gross * (assets - debt) // assets)
         penalty = min(penalty, proceeds)
@@ -737,17 +718,19 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     a.cash_fen += proceeds - penalty
     a.penalty_fen += penalty
     self.held_fen += proceeds - penalty
-    extcall CASH.transferFrom(broker, self, proceeds)
-    if penalty > 0:
-        extcall CASH.transfer(INSURANCE.address, penalty)
-        extcall INSURANCE.credit(penalty, 2)
-        log PenaltyCharged(account=who, amount_fen=penalty)
     if liquidation:
         a = self._repay(who, a, proceeds - penalty)
         if not closes:
             a = self._mark(who, a)
     self._put(who, a)
     self._drop_code(who, code)
+    # interactions last: proceeds in, penalty to insurance, repayment to the pool
+    extcall CASH.transferFrom(broker, self, proceeds)
+    if penalty > 0:
+        extcall CASH.transfer(INSURANCE.address, penalty)
+        extcall INSURANCE.credit(penalty, 2)
+        log PenaltyCharged(account=who, amount_fen=penalty)
+    self._pay_pool()
 
 
 @external
@@ -779,6 +762,7 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
         a = self._mark(who, a)
     self._put(who, a)
     self._drop_code(who, code)
+    self._pay_pool()
 
 
 # ---------------------------------------------------------------- external: corporate actions
@@ -790,6 +774,7 @@ def _use_ref(ref: bytes32):
 
 
 @external
+@nonreentrant
 def credit_cash(who: address, amount_fen: uint256, ref: bytes32):
     """
     @notice Broker: credit a cash dividend (派息, already net of dividend tax) to the margin
@@ -854,10 +839,15 @@ def keeper_view(who: address) -> (uint256, uint256, uint256, uint256, uint256, u
     assets: uint256 = 0
     debt: uint256 = 0
     assets, debt = self._state(who, a)
-    t: Tier = self.tiers[a.tier]
+    initial: uint256 = 0
+    warning: uint256 = 0
+    liquidation: uint256 = 0
+    penalty: uint256 = 0
+    hard_floor: uint256 = 0
+    initial, warning, liquidation, penalty, hard_floor = staticcall PARAMS.keeper_terms(a.tier)
     return (
-        assets, debt, t.initial_bps, t.warning_bps, t.liquidation_bps, a.reserve_fen, a.locked,
-        a.open_liq, len(self.codes[who]), self.limits.penalty_bps, self.limits.hard_floor_bps,
+        assets, debt, initial, warning, liquidation, a.reserve_fen, a.locked, a.open_liq,
+        len(self.codes[who]), penalty, hard_floor,
     )
 
 
@@ -891,6 +881,7 @@ def liq_mark(who: address, lock: bool) -> uint256:
 
 
 @external
+@nonreentrant
 def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
     """
     @notice Liquidator: unlock the account; with `waterfall` (no shares left) repay from
@@ -925,64 +916,26 @@ def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
     self.marked_loss_fen -= a.provision_fen
     a.provision_fen = 0
     self._put(who, a)
+    self._pay_pool()
     if shortfall > 0:
         paid = extcall POOL.absorb_shortfall(shortfall, pen)
     return reserve_used, shortfall, paid
 
 
 # ---------------------------------------------------------------- external: operator
-@internal
-def _set_tier(tier: uint256, t: Tier):
-    assert tier >= 1 and tier <= C.MAX_TIERS, "margin: tier not in 1..8"
-    assert t.max_leverage >= 1, "margin: zero leverage"
-    assert t.liquidation_bps > C.BPS and t.liquidation_bps < t.warning_bps and t.warning_bps < t.initial_bps, (
-        "margin: lines not ordered"
-    )
+@external
+def params_rate(tier: uint256, rate_bps: uint256):
+    """
+    @notice RiskParams: a tier's rate was set; interest accrues at the old rate up to now.
+    @param tier The tier (its index starts at 1.0 when first defined).
+    @param rate_bps The new APR in bps.
+    """
+    assert msg.sender == PARAMS.address, "margin: caller is not params"
     if self.indices[tier].value_ray == 0:
-        self.indices[tier] = Index(value_ray=C.RAY, updated_at=block.timestamp)
+        self.indices[tier] = Index(value_ray=C.RAY, updated_at=block.timestamp, rate_bps=rate_bps)
     else:
         self._accrue(tier)
-    self.tiers[tier] = t
-    log TierSet(tier=tier, max_leverage=t.max_leverage, initial_bps=t.initial_bps, warning_bps=t.warning_bps, liquidation_bps=t.liquidation_bps, rate_bps=t.rate_bps)
-
-
-@external
-def set_tier(tier: uint256, t: Tier):
-    """
-    @notice Operator: define or change a leverage tier (interest accrues at the old rate
-            up to now).
-    """
-    self._check_operator()
-    self._set_tier(tier, t)
-
-
-@external
-def set_security(code: uint256, haircut_bps: uint256, st: bool, listed_day: uint256):
-    """
-    @notice Operator: board haircut, ST flag and listing day of a security.
-    """
-    self._check_operator()
-    assert code > 0 and code < 1_000_000, "margin: bad security code"
-    assert haircut_bps <= C.BPS, "margin: haircut above 100%"
-    self.securities[code] = Security(haircut_bps=haircut_bps, st=st, listed_day=listed_day)
-    log SecuritySet(code=code, haircut_bps=haircut_bps, st=st, listed_day=listed_day)
-
-
-@external
-def set_limits(lim: Limits):
-    """
-    @notice Operator: position limits, penalty and floors (bps). Event `LimitsSet` with the
-            old and the new values.
-    @param lim max_single_bps and max_exposure_bps in 1..10000; penalty_bps and max_fee_bps
-           below 10000; hard_floor_bps and withdraw_floor_bps above 10000 (100%).
-    """
-    self._check_operator()
-    assert lim.max_single_bps <= C.BPS and lim.max_exposure_bps <= C.BPS, "margin: limit above 100%"
-    assert lim.max_single_bps > 0 and lim.max_exposure_bps > 0, "margin: zero limit"
-    assert lim.penalty_bps < C.BPS and lim.max_fee_bps < C.BPS, "margin: fee above 100%"
-    assert lim.hard_floor_bps > C.BPS and lim.withdraw_floor_bps > C.BPS, "margin: floor not above 100%"
-    log LimitsSet(old=self.limits, new=lim)
-    self.limits = lim
+        self.indices[tier].rate_bps = rate_bps
 
 
 @external
@@ -1039,7 +992,7 @@ def open_account(who: address, tier: uint256):
     assert staticcall REGISTRY.has_role(who, IIdentityRegistry.Role.BORROWER), (
         "margin: account is not a borrower"
     )
-    assert self.tiers[tier].max_leverage > 0, "margin: unknown tier"
+    assert self.indices[tier].value_ray > 0, "margin: unknown tier"
     assert self.accounts[who].scaled_debt == 0, "margin: repay before changing tier"
     log AccountOpened(account=who, tier_before=self.accounts[who].tier, tier_after=tier, by=msg.sender)
     self.accounts[who].tier = tier

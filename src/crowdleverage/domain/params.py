@@ -1,8 +1,16 @@
 """Starting risk parameters (DESIGN.md §7). Ratios and rates in basis points (1% = 100 bps)
-so that they are exact integers on and off chain."""
+so that they are exact integers on and off chain.
+
+This module is the one versioned definition the `RiskParams` contract is deployed from
+(`chain.params.apply_definition`, which also records `VERSION` and `digest()` on chain). Once
+deployed, the chain is the source: the monitor, keeper, account status, API and transparency
+page read the values back from `RiskParams` and follow its setter events
+(`chain.params.read_params`, `ParamsSync`); change `VERSION` with any value below."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 from crowdleverage.domain.security import Board
@@ -33,7 +41,7 @@ HAIRCUT_BPS: dict[Board, int] = {
     Board.BSE: 8_000,
 }
 HALTED_HAIRCUT_BPS = 5_000
-ST_HAIRCUT_BPS = 0
+ST_HAIRCUT_BPS = 0  # ST / *ST securities: no collateral value by default
 NEW_LISTING_HAIRCUT_BPS = 0
 
 MAX_SINGLE_SECURITY_BPS = 4_000  # one security ≤ 40% of an account's assets
@@ -50,8 +58,11 @@ HARD_FLOOR_BPS = 10_500  # below this ratio a liquidation sells everything
 MAX_FEE_ALLOWANCE_BPS = 30  # fee allowance reserved on buys
 
 
+VERSION = "2026.11-1"  # of the definition below; recorded on chain with its digest
+
+
 def engine_limits() -> tuple[int, int, int, int, int, int]:
-    """`MarginEngine.Limits` in its field order, from the values above."""
+    """`RiskParams.Limits` in its field order, from the values above."""
     return (
         MAX_SINGLE_SECURITY_BPS, MAX_PLATFORM_EXPOSURE_BPS, LIQUIDATION_PENALTY_BPS,
         HARD_FLOOR_BPS, MAX_FEE_ALLOWANCE_BPS, WITHDRAWAL_FLOOR_WITH_DEBT_BPS,
@@ -59,8 +70,25 @@ def engine_limits() -> tuple[int, int, int, int, int, int]:
 
 
 def engine_tier(t: LeverageTier) -> tuple[int, int, int, int, int]:
-    """`MarginEngine.Tier` in its field order."""
+    """`RiskParams.Tier` in its field order."""
     return (
         t.max_leverage, t.initial_ratio_bps, t.warning_ratio_bps, t.liquidation_ratio_bps,
         t.rate_apr_bps,
     )  # fmt: skip
+
+
+def definition() -> dict[str, object]:
+    """What `RiskParams` is deployed from, in canonical (JSON-able) form."""
+    return {
+        "version": VERSION,
+        "tiers": {str(t.tier): list(engine_tier(t)) for t in TIERS.values()},
+        "limits": list(engine_limits()),
+        "st_haircut_bps": ST_HAIRCUT_BPS,
+        "board_haircut_bps": {b.value: v for b, v in sorted(HAIRCUT_BPS.items())},
+    }
+
+
+def digest() -> bytes:
+    """SHA-256 of the canonical definition (recorded on chain next to `VERSION`)."""
+    raw = json.dumps(definition(), sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).digest()

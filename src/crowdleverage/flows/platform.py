@@ -48,6 +48,7 @@ from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
 from crowdleverage.chain.margin import ORDERBOOK, margin_events
+from crowdleverage.chain.params import PARAMS, read_params, read_tier
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.config import Settings
@@ -68,6 +69,7 @@ from crowdleverage.domain.errors import (
     RuleViolation,
 )
 from crowdleverage.domain.money import format_yuan
+from crowdleverage.domain.params import LeverageTier
 from crowdleverage.domain.security import Security
 from crowdleverage.flows import record
 from crowdleverage.flows.chain_financing import ENGINE, POOL, SHARE, AccountView, ChainFinancing
@@ -228,7 +230,7 @@ class Platform:
 
     def _listed(self) -> bool:
         code = code_to_chain(self.codes[0])
-        return int(self.chain.call(ENGINE, "securities", code)[0]) > 0
+        return int(self.chain.call(PARAMS, "securities", code)[0]) > 0
 
     def save(
         self, also: Callable[[sa.Connection], None] | None = None, *, bank: bool = True
@@ -651,8 +653,9 @@ class Platform:
     def open_margin_account(
         self, owner_id: int, tier: int, granted_tier: int | None
     ) -> MarginAccount:
-        if tier not in P.TIERS:
-            raise InvalidInput(f"tier must be one of {sorted(P.TIERS)}, got {tier}")
+        tiers = read_params(self.chain).tiers  # as RiskParams defines them now
+        if tier not in tiers:
+            raise InvalidInput(f"tier must be one of {sorted(tiers)}, got {tier}")
         if granted_tier is None:
             raise Forbidden("borrower has no approved KYC and credit tier yet")
         if tier > granted_tier:
@@ -691,10 +694,15 @@ class Platform:
     def account_view(self, acc: MarginAccount) -> AccountView:
         return self.fin.account(acc.owner_id)
 
+    def tier_terms(self, tier: int) -> LeverageTier:
+        """A tier's lines and rate as `RiskParams` holds them now (the operator may have
+        changed them since deployment)."""
+        return read_tier(self.chain, tier)
+
     def status(self, view: AccountView, tier: int) -> AccountStatus:
         if view.locked or view.open_liquidation:
             return AccountStatus.LIQUIDATING
-        if view.ratio_bps is not None and view.ratio_bps < P.TIERS[tier].warning_ratio_bps:
+        if view.ratio_bps is not None and view.ratio_bps < self.tier_terms(tier).warning_ratio_bps:
             return AccountStatus.WARNING
         return AccountStatus.HEALTHY
 
@@ -1178,21 +1186,21 @@ class Platform:
     def published_terms(self) -> dict[str, Any]:
         """Tiers, rates and limits as the contracts enforce them (not a copy of the config)."""
         c = self.chain
-        tiers = []
-        for n in sorted(P.TIERS):
-            t = c.call(ENGINE, "tiers", n)
-            tiers.append({"tier": n, "max_leverage": int(t[0]), "initial_bps": int(t[1]),
-                          "warning_bps": int(t[2]), "liquidation_bps": int(t[3]),
-                          "rate_apr_bps": int(t[4])})  # fmt: skip
+        params = read_params(c)
+        tiers = [
+            {"tier": n, "max_leverage": t.max_leverage, "initial_bps": t.initial_ratio_bps,
+             "warning_bps": t.warning_ratio_bps, "liquidation_bps": t.liquidation_ratio_bps,
+             "rate_apr_bps": t.rate_apr_bps}
+            for n, t in sorted(params.tiers.items())
+        ]  # fmt: skip
         senior, premium, fee, junior, util, _epoch = (int(x) for x in c.call(POOL, "rates"))
-        limits = c.call(ENGINE, "limits")
         return {
             "tiers": tiers,
             "fees": {
                 "senior_target_apr_bps": senior,
                 "insurance_premium_bps_of_interest": premium,
                 "platform_fee_bps_of_interest": fee,
-                "liquidation_penalty_bps_of_sold": int(limits[2]),
+                "liquidation_penalty_bps_of_sold": params.limits.penalty_bps,
                 "min_junior_ratio_bps": junior,
                 "max_utilisation_bps": util,
             },
@@ -1213,8 +1221,9 @@ class Platform:
         exposure: dict[str, int] = {}
         board_exposure: dict[str, int] = {}
         total_debt = 0
+        tiers = read_params(self.chain).tiers
         for acc in self.s.accounts.values():
-            tier = P.TIERS[acc.tier]
+            tier = tiers[acc.tier]
             view = self.fin.account(acc.owner_id)
             total_debt += view.debt_fen
             accounts.append({

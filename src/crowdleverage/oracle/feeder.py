@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.chain.params import PARAMS, set_st_status
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
 from crowdleverage.domain.money import mul_div_down
@@ -131,8 +132,10 @@ class OracleFeeder:
         self._tick_index = 0
 
     def open_day(self, day: TradingDay) -> int:
-        """Advance the oracle to `day` and set every watched security's band; returns the
-        session index used as the on-chain trading day."""
+        """Advance the oracle to `day` and set every watched security's band (±5% for ST /
+        *ST), and, with the financing system deployed, each listed security's ST status at
+        `RiskParams` (a change re-values it at this open); returns the session index used
+        as the on-chain trading day."""
         index = session_index(day.date)
         current = int(self.port.call("PriceOracle", "trading_day"))
         if index > current:
@@ -144,6 +147,9 @@ class OracleFeeder:
             self.port.send(
                 "PriceOracle", "set_day_params_many", inputs[i : i + BATCH], actor=self.operator
             )
+        if PARAMS in self.port.deployed():  # the financing system: ST status of the day
+            set_st_status(self.port, {c: day.bars[c].st for c in self.codes if c in day.bars},
+                          actor=self.operator)  # fmt: skip
         self.day = day
         self._tick_index = 0
         return index

@@ -13,7 +13,9 @@ in step with the chain.
 
 `ChainSync` reads the engine's events and refreshes the touched accounts in the monitor from
 the chain's own views (cash + pending, reserve, debt with interest, positions), so the monitor
-is updated incrementally and agrees with what the engine will re-check.
+is updated incrementally and agrees with what the engine will re-check. It first applies the
+`RiskParams` setter events (tier lines, haircuts, ST status) to the monitor (`ParamsSync`), so
+an operator's change is used from the next tick.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 from crowdleverage.chain.codes import code_from_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK, margin_events
+from crowdleverage.chain.params import ParamsSync
 from crowdleverage.domain.errors import ContractRevert, NotFound
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
 
@@ -159,8 +162,11 @@ class ChainSync:
         self.monitor = monitor
         self.cursor = 0
         self._codes: dict[str, set[str]] = {}
+        self.params = ParamsSync(chain, monitor)
 
     def sync(self) -> set[str]:
+        self.params.chain = self.chain  # the chain may have been reopened (a restart)
+        self.params.sync()
         events = margin_events(self.chain, since=self.cursor)
         if not events:
             return set()

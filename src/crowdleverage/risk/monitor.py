@@ -52,9 +52,13 @@ class AccountState(IntEnum):
     LIQUIDATING = 4  # locked by the engine, orders working
 
 
-# per tier: (warning bps, liquidation bps); index 0 unused
-_WARN = np.array([0] + [TIERS[t].warning_ratio_bps for t in sorted(TIERS)], dtype=np.float64)
-_LIQ = np.array([0] + [TIERS[t].liquidation_ratio_bps for t in sorted(TIERS)], dtype=np.float64)
+MAX_TIERS = 8  # as RiskParams
+# per tier: (warning bps, liquidation bps) of the starting definition; index 0 unused. A monitor
+# copies them and follows the chain (`set_tier_lines`, from `chain.params.ParamsSync`).
+_WARN = np.zeros(MAX_TIERS + 1, dtype=np.float64)
+_LIQ = np.zeros(MAX_TIERS + 1, dtype=np.float64)
+for _t in TIERS.values():
+    _WARN[_t.tier], _LIQ[_t.tier] = _t.warning_ratio_bps, _t.liquidation_ratio_bps
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,8 @@ class RiskMonitor:
         if self._base_haircut.shape != (n_sec,):
             raise InvalidInput("one haircut per security")
         self._halted = np.zeros(n_sec, dtype=bool)
+        self._warn_bps = _WARN.copy()
+        self._liq_bps = _LIQ.copy()
         self._haircut = self._base_haircut.copy()
         self._price = np.zeros(n_sec, dtype=np.float64)
         self._value = np.zeros(n_sec, dtype=np.float64)  # price × haircut
@@ -193,7 +199,7 @@ class RiskMonitor:
         m.reserve_fen[:n] = np.asarray(reserve_fen, dtype=np.int64)
         m.debt_fen[:n] = np.asarray(debt_fen, dtype=np.int64)
         tiers = np.asarray(tier, dtype=np.int8)
-        if tiers.size and (tiers.min() < 1 or tiers.max() > max(TIERS)):
+        if tiers.size and not np.all(m._warn_bps[np.clip(tiers, 0, MAX_TIERS)] > 0):
             raise InvalidInput("unknown leverage tier")
         m.tier[:n] = tiers
         m._prev_state = np.zeros(m._cap, dtype=np.int8)
@@ -208,8 +214,8 @@ class RiskMonitor:
         self._reserve_f[rows] = self.reserve_fen[rows]
         debt = self.debt_fen[rows].astype(np.float64)
         tiers = self.tier[rows]
-        self._warn_thr[rows] = debt * _WARN[tiers] / BPS
-        self._liq_thr[rows] = debt * _LIQ[tiers] / BPS
+        self._warn_thr[rows] = debt * self._warn_bps[tiers] / BPS
+        self._liq_thr[rows] = debt * self._liq_bps[tiers] / BPS
         no_debt = debt <= 0
         self._no_debt[rows] = no_debt
         self._inv_debt_bps[rows] = np.where(no_debt, 0.0, BPS / np.where(no_debt, 1.0, debt))
@@ -236,7 +242,7 @@ class RiskMonitor:
     ) -> int:
         if account in self._row:
             raise Conflict(f"account {account} is already monitored", account=account)
-        if tier not in TIERS:
+        if not 1 <= tier <= MAX_TIERS or self._warn_bps[tier] == 0:
             raise InvalidInput(f"unknown leverage tier {tier}")
         if self._n and not self._ids:
             raise Conflict("a monitor bulk-loaded without ids cannot add named accounts")
@@ -334,6 +340,29 @@ class RiskMonitor:
 
     def update_price(self, code: str, price_fen: int) -> None:
         self.update_prices([self.col(code)], [price_fen])
+
+    def tier_lines(self, tier: int) -> tuple[int, int]:
+        """(warning, liquidation) bps the monitor classifies `tier` with."""
+        return int(self._warn_bps[tier]), int(self._liq_bps[tier])
+
+    def set_tier_lines(self, tier: int, warning_bps: int, liquidation_bps: int) -> None:
+        """A tier's lines changed on chain (`RiskParams.TierSet`): every account of the tier
+        is classified with the new lines from the next tick."""
+        if not 1 <= tier <= MAX_TIERS or not BPS < liquidation_bps < warning_bps:
+            raise InvalidInput(f"tier {tier}: lines {warning_bps}/{liquidation_bps} not ordered")
+        self._warn_bps[tier], self._liq_bps[tier] = warning_bps, liquidation_bps
+        rows = np.flatnonzero(self.tier[: self._n] == tier)
+        if rows.size:
+            self._refresh_mirrors(rows)
+
+    def set_base_haircut(self, code: str, haircut_bps: int) -> None:
+        """A security's haircut changed on chain (board haircut, ST status, new listing):
+        its value is re-computed now (a halt still caps it)."""
+        if not 0 <= haircut_bps <= BPS:
+            raise InvalidInput(f"haircut {haircut_bps} bps not in 0..{BPS}")
+        c = self.col(code)
+        self._base_haircut[c] = haircut_bps / BPS
+        self.set_halted(code, bool(self._halted[c]))
 
     def set_halted(self, code: str, halted: bool = True) -> None:
         c = self.col(code)

@@ -354,7 +354,8 @@ class Replay:
     def fund_and_open(self) -> None:
         w = self.world
         book = self.book
-        w.list_securities(self.codes)
+        first = self.days[0].bars
+        w.list_securities(self.codes, {c for c in self.codes if c in first and first[c].st})
         if book.senior_fen:
             w.invest("investor-senior", True, book.senior_fen)
         w.invest("investor-junior", False, book.junior_fen)

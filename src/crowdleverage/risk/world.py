@@ -9,7 +9,7 @@ embedded chain with the whole financing system deployed."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from crowdleverage.chain.embedded import DEFAULT_GENESIS_TIME_S, EmbeddedChain
 from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.margin import ENGINE
+from crowdleverage.chain.params import PARAMS
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.domain.params import HAIRCUT_BPS
@@ -65,11 +66,13 @@ def register(chain: ChainPort, actor: str, roles: Role, suitability: int = 4) ->
     )  # fmt: skip
 
 
-def list_securities(chain: ChainPort, codes: list[str]) -> None:
-    """Operator: board haircuts (DESIGN.md §7); every sample stock is non-ST and long listed."""
+def list_securities(chain: ChainPort, codes: list[str], st: Collection[str] = ()) -> None:
+    """Operator: board haircuts (DESIGN.md §7) at `RiskParams`; the codes in `st` are ST / *ST
+    (from the bar data's `st` column: valued at the ST haircut, never financed); all are
+    long listed."""
     for code in codes:
         haircut = HAIRCUT_BPS[Security.parse(code).board]
-        chain.send(ENGINE, "set_security", code_to_chain(code), haircut, False, 0,
+        chain.send(PARAMS, "set_security", code_to_chain(code), haircut, code in st, 0,
                    actor="operator")  # fmt: skip
 
 
@@ -87,8 +90,8 @@ class World:
             actor="custodian",
         )  # fmt: skip
 
-    def list_securities(self, codes: list[str]) -> None:
-        list_securities(self.chain, codes)
+    def list_securities(self, codes: list[str], st: Collection[str] = ()) -> None:
+        list_securities(self.chain, codes, st)
 
     def invest(self, investor: str, senior: bool, amount_fen: int) -> None:
         register(self.chain, investor, Role.INVESTOR)
