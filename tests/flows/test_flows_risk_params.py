@@ -11,6 +11,7 @@ from flows_world import BORROWER, MARKET, START, fund_pool, lever_up
 
 from crowdleverage.api.endpoints.operator import transparency
 from crowdleverage.api.views import account_out
+from crowdleverage.chain.deploy import INSTITUTIONAL_TIER
 from crowdleverage.chain.margin import margin_events
 from crowdleverage.chain.params import PARAMS, read_params
 from crowdleverage.config import Settings
@@ -38,7 +39,10 @@ def test_a_tier_changed_on_chain_is_followed_by_every_reader_at_the_next_tick(
         # deployed from the one definition
         on_chain = read_params(p.chain)
         assert (on_chain.version, on_chain.digest) == (P.VERSION, P.digest())
-        assert on_chain.tiers == P.TIERS
+        # the retail tiers come from the definition; the institutional tier of strategy
+        # accounts (strategies/accounts.py) is set beside them by deploy_strategy_legs
+        assert {n: t for n, t in on_chain.tiers.items() if n in P.TIERS} == P.TIERS
+        assert set(on_chain.tiers) == {*P.TIERS, INSTITUTIONAL_TIER}
         fund_pool(p, 800_000_000, 300_000_000)
         p.deposit(BORROWER, 60_000_000, "BORROWER-PARAMS")
         acc = p.open_margin_account(BORROWER, 3, 3)

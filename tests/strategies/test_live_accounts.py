@@ -110,7 +110,7 @@ class Venue:
 def _platform(chain: ChainPort) -> World:
     w = World(chain)
     for code in ETFS:
-        chain.send(ENGINE, "set_security", code, 10_000, False, 0, actor="operator")
+        chain.send("RiskParams", "set_security", code, 10_000, False, 0, actor="operator")
     w.invest("inv-senior", True, 4 * YI)
     w.invest("inv-junior", False, YI)
     w.close_epoch()
@@ -185,7 +185,7 @@ def test_deploy_records_the_contract_and_the_institutional_tier(world: World) ->
     manifest = read_manifest(work)
     assert manifest["contracts"]["OffPlatformLegs"]["address"] == c.contract_address(LEGS)
     t = DEFAULT_TIER
-    assert tuple(c.call(ENGINE, "tiers", INSTITUTIONAL_TIER)) == (
+    assert tuple(c.call("RiskParams", "tiers", INSTITUTIONAL_TIER)) == (
         t.max_leverage_x100 // 100, t.initial_ratio_bps, t.warning_ratio_bps,
         t.liquidation_ratio_bps, t.rate_apr_bps,
     )  # fmt: skip

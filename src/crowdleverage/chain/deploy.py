@@ -197,7 +197,7 @@ INSTITUTIONAL_TIER = 4  # the engine tier of institutional strategy accounts
 def deploy_strategy_legs(port: ChainPort, data_dir: Path) -> str:
     """After the financing system: OffPlatformLegs (the broker-reported legs of institutional
     strategy accounts, their combined ratio and the brake's stage) and the institutional tier
-    on the engine (strategies/accounts.py). Idempotent: returns the recorded address."""
+    at RiskParams (strategies/accounts.py). Idempotent: returns the recorded address."""
     from crowdleverage.strategies.accounts import DEFAULT_TIER, engine_tier
 
     manifest = read_manifest(data_dir)
@@ -208,7 +208,7 @@ def deploy_strategy_legs(port: ChainPort, data_dir: Path) -> str:
     registry, oracle = (port.contract_address(n) for n in DEPLOYABLES[:2])
     address = port.deploy("OffPlatformLegs", [registry, oracle, engine], actor="admin")
     port.send(
-        "MarginEngine", "set_tier", INSTITUTIONAL_TIER, engine_tier(DEFAULT_TIER), actor="operator"
+        "RiskParams", "set_tier", INSTITUTIONAL_TIER, engine_tier(DEFAULT_TIER), actor="operator"
     )
     manifest["contracts"]["OffPlatformLegs"] = {
         "source": "OffPlatformLegs",
