@@ -65,9 +65,11 @@ def _component_metadata() -> list[sa.MetaData]:
     import crowdleverage.flows.platform as platform
     import crowdleverage.reports.attest as attest
     import crowdleverage.reports.notify as notify
+    import crowdleverage.service.queue as service_queue
 
     return [custody.metadata, compliance.metadata, audit_log.metadata, commands.metadata,
-            platform.snap_meta, api_store.metadata, notify.meta, attest.meta]  # fmt: skip
+            platform.snap_meta, api_store.metadata, notify.meta, attest.meta,
+            service_queue.metadata]  # fmt: skip
 
 
 def _diffs(engine: sa.Engine, md: sa.MetaData) -> list[object]:
