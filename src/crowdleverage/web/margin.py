@@ -26,6 +26,7 @@ from typing import Any
 
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.margin import ENGINE
+from crowdleverage.chain.params import PARAMS
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.flows.platform import MarginAccount, Platform
 
@@ -33,7 +34,6 @@ log = logging.getLogger("crowdleverage.web")
 
 BPS = 10_000
 SCALE = 1_000_000  # the whole-account factor's resolution (1 ppm)
-NEW_LISTING_DAYS = 5  # contracts/constants.vy
 HALTED_HAIRCUT_BPS = 5_000  # contracts/constants.vy
 ORACLE = "PriceOracle"
 
@@ -171,11 +171,10 @@ class MarginView:
 
 
 def _haircut(p: Platform, code_int: int, day: int, halted: bool) -> int:
-    """MarginEngine._haircut."""
-    haircut, st, listed = (int(x) for x in p.chain.call(ENGINE, "securities", code_int))
-    if st or haircut == 0 or (listed != 0 and day < listed + NEW_LISTING_DAYS):
-        return 0
-    return min(haircut, HALTED_HAIRCUT_BPS) if halted else haircut
+    """MarginEngine's valuation haircut: `RiskParams.haircut` (board, ST, new listing), capped
+    while halted."""
+    haircut = int(p.chain.call(PARAMS, "haircut", code_int, day))
+    return min(haircut, HALTED_HAIRCUT_BPS) if halted and haircut else haircut
 
 
 def _avg_costs(p: Platform, account_id: int) -> dict[str, tuple[int, int]]:
@@ -224,7 +223,7 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
         view = p.account_view(acc)
         # the engine's lines as the contract enforces them (they rise in a stressed regime)
         _lev, initial_bps, warning_bps, liquidation_bps, _rate = (
-            int(x) for x in p.chain.call(ENGINE, "tiers", acc.tier)
+            int(x) for x in p.chain.call(PARAMS, "tiers", acc.tier)
         )
         who = p.fin.address(acc.owner_id)
         assets_engine, _debt, _ratio = (int(x) for x in p.chain.call(ENGINE, "account_state", who))
