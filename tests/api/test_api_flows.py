@@ -349,7 +349,8 @@ def test_public_transparency_needs_no_login(world: World) -> None:
     c = world.client
     c.post(f"{API}/operator/end-of-day", headers=world.h("operator"))
     t = c.get(f"{API}/public/transparency").json()
-    assert [x["tier"] for x in t["tiers"]] == [1, 2, 3]
+    # the three retail tiers and the institutional tier of strategy accounts (tier 4)
+    assert [x["tier"] for x in t["tiers"]] == [1, 2, 3, 4]
     assert t["fees"]["senior_target_apr_bps"] == 500
     assert {x["tranche"] for x in t["tranches"]} == {"senior", "junior"}
     dates = [h["date"] for h in t["tranches"][0]["history"]]

@@ -6,6 +6,7 @@ are SIGKILLed and come back. Imported under this unique module name by the tests
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,13 @@ import httpx
 from crowdleverage.api import demo
 
 HOLDER_ROLES = ("investor", "borrower")
+
+
+def run_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """asyncio.run in a thread of its own: the pytest worker's thread may already hold a
+    running loop (Playwright's sync API, from a browser test run before in the same worker)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result()
 
 
 def free_port() -> int:
@@ -264,7 +273,7 @@ def drive(serve: Serve, cl: Clients, run: str, clients: int, kills: list[str], e
         tasks = [client_loop(cl, load, run, i, running) for i in range(clients)]
         await asyncio.gather(faults(), *tasks)
 
-    asyncio.run(main())
+    run_loop(main)
     return load
 
 
@@ -287,7 +296,7 @@ def settle(cl: Clients, load: Load) -> int:
 
             await asyncio.gather(*(one(op) for op in todo))
 
-    asyncio.run(main())
+    run_loop(main)
     return len(todo)
 
 

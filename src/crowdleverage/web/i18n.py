@@ -48,6 +48,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "risk_panel": ("风控面板", "Risk panel"),
     "transparency": ("信息披露", "Transparency"),
     "my_account": ("我的账户", "My account"),
+    "tier_institutional": ("机构策略账户", "institutional strategy accounts"),
     "api_docs": ("接口文档", "API docs"),
     "trade_date": ("交易日", "Trade date"),
     "paused": ("平台已暂停", "Platform paused"),

@@ -3,7 +3,7 @@ mails (logic in `reports.notify`, `reports.mailsink`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +27,9 @@ class PrefsIn(BaseModel):
 
 class ReadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[int] | None = Field(None, max_length=1000, description="none: all")
+    ids: list[Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]] | None = Field(
+        None, max_length=1000, description="none: all"
+    )
 
 
 @router.get("/notifications", response_model=dict[str, Any])
