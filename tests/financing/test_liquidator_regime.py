@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import boa
 import pytest
-from fin_system import CMB, PAB, PINGAN, YUAN, Platform
+from fin_system import CMB, PAB, PINGAN, YUAN, Platform, limit_down
 
 from crowdleverage.chain.roles import Role
 from crowdleverage.domain import params as P
@@ -111,8 +111,8 @@ def test_partial_mode_sells_trading_and_most_liquid_first(p: Platform, levered: 
     p.liquidator.set_stressed_policy(10_000, 500, False, sender=p.operator)
     p.liquidator.set_liquidity([PAB, CMB, PINGAN], [10, 30, 20], sender=p.operator)
     p.orderbook.set_regime(1, 12_000, sender=p.operator)
-    p.next_day({PAB: p.sealed_down(PAB), CMB: 960, PINGAN: 960})  # PAB sealed at limit-down
-    p.next_day({PAB: p.sealed_down(PAB), CMB: 990, PINGAN: 990})
+    p.next_day({PAB: limit_down(p.prices[PAB]), CMB: 960, PINGAN: 960})  # PAB at limit-down
+    p.next_day({PAB: limit_down(p.prices[PAB]), CMB: 990, PINGAN: 990})  # and sealed again
     assert p.oracle.is_sealed_limit_down(PAB)
     ratio = p.ratio(who)
     assert ratio < 13_300
