@@ -13,7 +13,14 @@ LIQUIDATOR = "Liquidator"
 ORDERBOOK = "OrderBook"
 # Events the Liquidator and the OrderBook emit; every other margin event is the engine's.
 LIQUIDATOR_EVENTS = frozenset(
-    {"MarginWarning", "ToppedUp", "LiquidationStarted", "LiquidationEnded"}
+    {
+        "MarginWarning",
+        "ToppedUp",
+        "LiquidationStarted",
+        "LiquidationEnded",
+        "StressedPolicySet",
+        "LiquiditySet",
+    }
 )
 ORDERBOOK_EVENTS = frozenset({"OrderRequested", "LiquidationOrder", "Filled", "OrderClosed"})
 MARGIN_CONTRACTS = (ENGINE, LIQUIDATOR, ORDERBOOK)

@@ -9,6 +9,14 @@
         decides on one `MarginEngine.keeper_view` and acts through the engine's `liq_*`
         hooks and liquidation sells through `OrderBook.liq_order`, which only this contract may
         call (`MarginEngine.set_liquidator`, once).
+        Regime-aware (DESIGN.md §11): while the OrderBook's regime (set from the stress
+        indicator published at the last close) is stressed, the liquidation line rises by
+        `stressed_line_bps` of the distance from the tier's liquidation line to its initial
+        ratio (the warning line with it, when lower), and a liquidation closes the account in
+        full (`stressed_full_close`) or de-levers to the initial ratio +
+        `stressed_target_add_bps`. A liquidation sells what can trade today first (not
+        halted, not sealed at limit-down), most liquid first (`liquidity_fen`, the 20-day
+        average traded amount the operator publishes).
 @custom:security Every action re-verifies the ratio on chain at the time of the call.
         Revert strings keep the engine's "margin:" prefix (one margin system to the caller).
 """
@@ -48,6 +56,25 @@ event LiquidationEnded:
     insurance_paid_fen: uint256
 
 
+event StressedPolicySet:
+    old_line_bps: uint256
+    new_line_bps: uint256
+    old_target_add_bps: uint256
+    new_target_add_bps: uint256
+    old_full_close: bool
+    new_full_close: bool
+
+
+event LiquiditySet:
+    code: indexed(uint256)
+    old_fen: uint256
+    new_fen: uint256
+
+
+interface IRegime:
+    def regime() -> uint8: view
+
+
 # ---------------------------------------------------------------- storage
 ENGINE: public(immutable(IMarginEngine))
 REGISTRY: public(immutable(IIdentityRegistry))
@@ -67,6 +94,21 @@ struct View:
     n_codes: uint256
     penalty_bps: uint256
     hard_floor_bps: uint256
+    stressed: bool
+
+
+STRESSED: constant(uint8) = 1
+MAX_TARGET_ADD_BPS: constant(uint256) = 10_000
+MAX_LIQUIDITY_CODES: constant(uint256) = 128
+
+# Stressed regime: the liquidation line rises by this share (bps) of (initial - liquidation).
+stressed_line_bps: public(uint256)
+# Stressed regime, partial mode: de-lever to the initial ratio + this (bps of ratio).
+stressed_target_add_bps: public(uint256)
+# Stressed regime: below the line, close the account in full.
+stressed_full_close: public(bool)
+# Per security: its 20-day average traded amount (fen), the order in which a liquidation sells.
+liquidity_fen: public(HashMap[uint256, uint256])
 
 
 @deploy
@@ -83,6 +125,10 @@ def __init__(engine: IMarginEngine, registry: IIdentityRegistry, oracle: IPriceO
     ENGINE = engine
     REGISTRY = registry
     ORACLE = oracle
+    # defaults = domain/params.py STRESSED_* (a test checks they agree)
+    self.stressed_line_bps = 9_000
+    self.stressed_target_add_bps = 1_000
+    self.stressed_full_close = True
 
 
 # ---------------------------------------------------------------- internal
@@ -97,6 +143,11 @@ def _view(who: address) -> View:
         v.assets, v.debt, v.initial_bps, v.warning_bps, v.liquidation_bps, v.reserve_fen,
         v.locked, v.open_liq, v.n_codes, v.penalty_bps, v.hard_floor_bps,
     ) = staticcall ENGINE.keeper_view(who)
+    v.stressed = staticcall IRegime(staticcall ENGINE.orderbook()).regime() == STRESSED
+    if v.stressed:
+        v.liquidation_bps += (v.initial_bps - v.liquidation_bps) * self.stressed_line_bps // C.BPS
+        v.warning_bps = max(v.warning_bps, v.liquidation_bps)
+        v.initial_bps += self.stressed_target_add_bps
     return v
 
 
@@ -111,39 +162,105 @@ def _ratio(assets: uint256, debt: uint256) -> uint256:
 @internal
 def _emit_orders(who: address, v: View) -> bool:
     """
-    @dev Sell orders for the sellable lots: enough to restore the tier's initial ratio, or
-         everything below the hard floor. Returns whether the liquidation is full.
+    @dev Sell orders for the sellable lots: enough to restore the target ratio (the tier's
+         initial, raised while stressed), or everything below the hard floor or while
+         stressed in full-close mode. Securities that trade today (not halted, not sealed at
+         limit-down) come first, the most liquid first; a partial liquidation sells whole
+         positions in that order until the target is met. Returns whether it is full.
     """
     book: IOrderBook = IOrderBook(staticcall ENGINE.orderbook())
     codes: DynArray[uint256, C.MAX_CODES] = staticcall ENGINE.codes_of(who)
     avail: DynArray[uint256, C.MAX_CODES] = []
+    price: DynArray[uint256, C.MAX_CODES] = []
+    rank: DynArray[uint256, C.MAX_CODES] = []
     sellable_value: uint256 = 0
     for code: uint256 in codes:
         q: uint256 = staticcall ENGINE.sellable(who, code)
+        p: uint256 = staticcall ORACLE.conservative_price(code)
+        r: uint256 = self.liquidity_fen[code] + 1
+        if staticcall ORACLE.halted(code) or staticcall ORACLE.is_sealed_limit_down(code):
+            r = 0
         avail.append(q)
-        if q > 0:
-            sellable_value += q * staticcall ORACLE.conservative_price(code)
+        price.append(p)
+        rank.append(r)
+        sellable_value += q * p
     full: bool = True
     need: uint256 = sellable_value
     # Selling value V (haircut <= 100%, penalty p) moves the ratio to (A - V) / (D - V(1-p));
-    # reaching target T needs V >= (T*D - A) / (T(1-p) - 1); a non-positive denominator or a
-    # ratio under the hard floor means sell everything.
+    # reaching target T needs V >= (T*D - A) / (T(1-p) - 1); a non-positive denominator, a
+    # ratio under the hard floor or the stressed full-close mode means sell everything.
     den: uint256 = v.initial_bps * (C.BPS - v.penalty_bps) // C.BPS
-    if v.assets * C.BPS >= v.hard_floor_bps * v.debt and den > C.BPS:
+    if (
+        v.assets * C.BPS >= v.hard_floor_bps * v.debt and den > C.BPS
+        and not (v.stressed and self.stressed_full_close)
+    ):
         full = False
-        need = (v.initial_bps * v.debt - v.assets * C.BPS + (den - C.BPS) - 1) // (den - C.BPS)
-    for i: uint256 in range(len(codes), bound=C.MAX_CODES):
-        qty: uint256 = avail[i]
-        if qty == 0:
-            continue
-        if not full and need < sellable_value:
-            qty = (avail[i] * need + sellable_value - 1) // sellable_value
-            qty = min((qty + C.LOT - 1) // C.LOT * C.LOT, avail[i])
+        need = 0
+        if v.initial_bps * v.debt > v.assets * C.BPS:
+            need = (v.initial_bps * v.debt - v.assets * C.BPS + den - C.BPS - 1) // (den - C.BPS)
+    for _: uint256 in range(len(codes), bound=C.MAX_CODES):
+        # the next security: highest rank (trading today, then most liquid), first listed
+        best: uint256 = 0
+        best_rank: uint256 = 0
+        found: bool = False
+        for i: uint256 in range(len(codes), bound=C.MAX_CODES):
+            if avail[i] > 0 and (not found or rank[i] > best_rank):
+                best = i
+                best_rank = rank[i]
+                found = True
+        if not found or (not full and need == 0):
+            break
+        qty: uint256 = avail[best]
+        avail[best] = 0
+        if not full and price[best] > 0:
+            lots: uint256 = (need + price[best] * C.LOT - 1) // (price[best] * C.LOT)
+            qty = min(lots * C.LOT, qty)
+            need -= min(need, qty * price[best])
         low: uint256 = 0
         high: uint256 = 0
-        low, high = staticcall ORACLE.band(codes[i])
-        extcall book.liq_order(who, codes[i], qty, low, full)
+        low, high = staticcall ORACLE.band(codes[best])
+        extcall book.liq_order(who, codes[best], qty, low, full)
     return full
+
+
+@external
+def set_stressed_policy(line_bps: uint256, target_add_bps: uint256, full_close: bool):
+    """
+    @notice Operator: what a liquidation does while the regime is stressed.
+    @param line_bps The liquidation line rises by this share of (initial - liquidation line),
+           0..10000 (10000: the initial ratio).
+    @param target_add_bps Partial mode: de-lever to the initial ratio + this, 0..10000.
+    @param full_close Below the line, close the account in full.
+    """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.OPERATOR), (
+        "margin: caller is not operator"
+    )
+    assert line_bps <= C.BPS and target_add_bps <= MAX_TARGET_ADD_BPS, "margin: out of bounds"
+    log StressedPolicySet(
+        old_line_bps=self.stressed_line_bps, new_line_bps=line_bps,
+        old_target_add_bps=self.stressed_target_add_bps, new_target_add_bps=target_add_bps,
+        old_full_close=self.stressed_full_close, new_full_close=full_close,
+    )
+    self.stressed_line_bps = line_bps
+    self.stressed_target_add_bps = target_add_bps
+    self.stressed_full_close = full_close
+
+
+@external
+def set_liquidity(codes: DynArray[uint256, MAX_LIQUIDITY_CODES], amounts_fen: DynArray[uint256, MAX_LIQUIDITY_CODES]):
+    """
+    @notice Operator: each security's 20-day average traded amount (fen), the order in which
+            liquidations sell (most liquid first).
+    @param codes Security codes.
+    @param amounts_fen One amount per code.
+    """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.OPERATOR), (
+        "margin: caller is not operator"
+    )
+    assert len(codes) == len(amounts_fen), "margin: length mismatch"
+    for i: uint256 in range(len(codes), bound=MAX_LIQUIDITY_CODES):
+        log LiquiditySet(code=codes[i], old_fen=self.liquidity_fen[codes[i]], new_fen=amounts_fen[i])
+        self.liquidity_fen[codes[i]] = amounts_fen[i]
 
 
 # ---------------------------------------------------------------- external: keeper

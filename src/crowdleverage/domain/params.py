@@ -92,3 +92,20 @@ def digest() -> bytes:
     """SHA-256 of the canonical definition (recorded on chain next to `VERSION`)."""
     raw = json.dumps(definition(), sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(raw).digest()
+
+
+# ── stressed-regime liquidation (Liquidator.vy's defaults, issue 13; a test checks the chain) ──
+# While the regime published at the last close is stressed, the liquidation line rises by this
+# share of (initial ratio − liquidation line): 10,000 puts it at the initial ratio.
+STRESSED_LINE_BPS = 9_000
+STRESSED_TARGET_ADD_BPS = 1_000  # partial mode: de-lever to the initial ratio + this
+STRESSED_FULL_CLOSE = True  # below the stressed line, close the account in full
+
+
+def stressed_lines(t: LeverageTier, line_bps: int = STRESSED_LINE_BPS) -> tuple[int, int]:
+    """(warning, liquidation) lines of tier `t` while stressed, as the Liquidator computes
+    them (integer bps, rounded down)."""
+    liq = t.liquidation_ratio_bps + (
+        (t.initial_ratio_bps - t.liquidation_ratio_bps) * line_bps // BPS
+    )
+    return max(t.warning_ratio_bps, liq), liq

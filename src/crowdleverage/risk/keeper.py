@@ -34,6 +34,7 @@ from crowdleverage.chain.codes import code_from_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK, margin_events
 from crowdleverage.chain.params import ParamsSync
 from crowdleverage.domain.errors import ContractRevert, NotFound
+from crowdleverage.domain.params import TIERS, stressed_lines
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
 
 MOVED_BACK = frozenset(
@@ -79,13 +80,33 @@ class Keeper:
         self._journal = journal
         self._warned: dict[str, list[str]] = {}  # trading day → accounts warned
         self._last: dict[str, tuple[int, int]] = {}  # account → (chain time, state)
+        self._regime: tuple[bool, int] = (False, 0)  # (stressed, line bps) the monitor has
         if journal is not None and journal.exists():
             self._warned = json.loads(journal.read_text())
 
     # ── per tick ────────────────────────────────────────────────────────────────────────
 
+    def sync_regime(self) -> bool:
+        """The monitor's lines follow the Liquidator's: while the OrderBook's regime is
+        stressed, each tier's lines rise by the Liquidator's `stressed_line_bps`. Returns
+        whether the monitor's lines changed."""
+        stressed = int(self.chain.call(ORDERBOOK, "regime")) == 1
+        line_bps = int(self.chain.call(LIQUIDATOR, "stressed_line_bps")) if stressed else 0
+        if (stressed, line_bps) == self._regime:
+            return False
+        self._regime = (stressed, line_bps)
+        lines = {
+            t: stressed_lines(tier, line_bps) if stressed else
+            (tier.warning_ratio_bps, tier.liquidation_ratio_bps)
+            for t, tier in TIERS.items()
+        }  # fmt: skip
+        return self.monitor.set_lines(lines)
+
     def on_tick(self, result: TickResult, day: str) -> int:
-        """Act on every account below a line; returns the number of successful calls."""
+        """Act on every account below a line; returns the number of successful calls. The
+        lines follow the chain's regime first (a change re-ticks the monitor)."""
+        if self.sync_regime():
+            result = self.monitor.tick()
         rows = np.flatnonzero(result.state != AccountState.HEALTHY)
         order = rows[np.argsort(result.ratio_bps[rows], kind="stable")]  # worst first
         now = self.chain.block_time()

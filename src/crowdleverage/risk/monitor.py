@@ -119,6 +119,8 @@ class RiskMonitor:
         self._base_haircut = np.asarray(haircut_bps, dtype=np.float64) / BPS
         if self._base_haircut.shape != (n_sec,):
             raise InvalidInput("one haircut per security")
+        self._warn_bps = _WARN.copy()  # per tier; `set_lines` (stressed regime) changes them
+        self._liq_bps = _LIQ.copy()
         self._halted = np.zeros(n_sec, dtype=bool)
         self._warn_bps = _WARN.copy()
         self._liq_bps = _LIQ.copy()
@@ -219,6 +221,22 @@ class RiskMonitor:
         no_debt = debt <= 0
         self._no_debt[rows] = no_debt
         self._inv_debt_bps[rows] = np.where(no_debt, 0.0, BPS / np.where(no_debt, 1.0, debt))
+
+    def lines(self) -> dict[int, tuple[int, int]]:
+        """Per tier: the (warning, liquidation) lines in force, bps."""
+        return {t: (int(self._warn_bps[t]), int(self._liq_bps[t])) for t in sorted(TIERS)}
+
+    def set_lines(self, lines: dict[int, tuple[int, int]]) -> bool:
+        """Per tier: the (warning, liquidation) lines in force (the Liquidator raises them
+        while the regime is stressed). Returns whether anything changed."""
+        if self.lines() == {**self.lines(), **lines}:
+            return False
+        for t, (warn, liq) in lines.items():
+            if t not in TIERS or not warn >= liq > BPS:
+                raise InvalidInput(f"tier {t}: need warning ≥ liquidation > 100%")
+            self._warn_bps[t], self._liq_bps[t] = warn, liq
+        self._refresh_mirrors(slice(0, self._n))
+        return True
 
     # ── accounts ───────────────────────────────────────────────────────────────────────
 

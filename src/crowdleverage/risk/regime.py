@@ -206,6 +206,38 @@ def average_volumes(
     return out
 
 
+def average_amounts(
+    days: Sequence[TradingDay], on: dt.date, codes: Iterable[str], n: int = ADV_DAYS
+) -> dict[str, int]:
+    """Each code's mean daily traded amount (fen, rounded down) over the last `n` trading
+    days up to `on` (inclusive); a halted or missing day counts as 0."""
+    window = [d for d in days if d.date <= on][-n:]
+    out = {}
+    for code in codes:
+        amounts = [d.bars[code].amount if code in d.bars else 0 for d in window]
+        out[code] = int(sum(amounts)) // len(amounts) if amounts else 0
+    return out
+
+
+def publish_liquidity(
+    chain: Any,
+    days: Sequence[TradingDay],
+    on: dt.date,
+    codes: Sequence[str],
+    *,
+    actor: str = "operator",
+) -> dict[str, int]:
+    """Set the Liquidator's `liquidity_fen` (the order in which liquidations sell, most
+    liquid first) to each code's 20-day average traded amount up to `on`."""
+    from crowdleverage.chain.codes import code_to_chain
+    from crowdleverage.chain.margin import LIQUIDATOR
+
+    amounts = average_amounts(days, on, codes)
+    chain.send(LIQUIDATOR, "set_liquidity", [code_to_chain(c) for c in codes],
+               [amounts[c] for c in codes], actor=actor)  # fmt: skip
+    return amounts
+
+
 def liquidity_caps(
     days: Sequence[TradingDay],
     on: dt.date,

@@ -70,6 +70,7 @@ from crowdleverage.risk.regime import (
     RegimeParams,
     apply_on_chain,
     liquidity_caps,
+    publish_liquidity,
     regime_history,
 )
 from crowdleverage.risk.umbrella import umbrella_trust
@@ -549,6 +550,7 @@ class Replay:
         before = [p for p in self._regimes if p.date < day.date]  # published at the last close
         if before:
             apply_on_chain(self.chain, before[-1])
+            publish_liquidity(self.chain, self.history, before[-1].date, self.codes)
         applied = self.corporate.open_day(day.date, self.names)  # before any order or tick
         report.positions_adjusted = applied.positions_adjusted
         report.dividends_net_fen = applied.net_cash_fen

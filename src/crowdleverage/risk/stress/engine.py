@@ -1,13 +1,15 @@
 """The platform's margin policy on a simulated market, vectorised over paths × accounts.
 
 Each account holds K positions (indices into its path's universe of S securities). Every day:
-interest accrues; the regime indicator updates (share of the universe sealed or halted, index
-drawdown, with hysteresis); below the warning line a reserve tops up back to the initial ratio;
-below the liquidation line the account is liquidated — partially back to a target ratio, or in
-full while the market is stressed (`full_close`) — selling only sellable positions (not halted,
-not sealed at limit-down), within a daily capacity per security (a share of its average
-volume), at a price lowered by the platform's own sales (square-root impact). Sales move
-prices, which can push further accounts below the line: the day repeats in rounds (cascade).
+interest accrues; the day runs under the regime published at the last close (risk/regime.py's
+indicator: share of trading stocks sealed at limit-down, share halted, index drawdown, with
+hysteresis), raising the lines as the Liquidator does; below the warning line a reserve tops
+up back to the target ratio; below the liquidation line the account is liquidated — partially
+back to a target ratio, or in full while the market is stressed (`full_close`) — selling only
+sellable positions (not halted, not sealed at limit-down), within a daily capacity per
+security (a share of its average volume), at a price lowered by the platform's own sales
+(square-root impact). Sales move prices, which can push further accounts below the line: the
+day repeats in rounds (cascade), each later round only on the paths where something sold.
 An account with debt left and nothing left to sell defaults: its reserve pays first, the rest
 is a deficit. At the horizon, open positions are valued conservatively (a sealed stock one
 more limit-down lower, a halted one at the halted haircut) and any shortfall is a deficit.
@@ -48,17 +50,22 @@ class PolicyArrays:
     halted_haircut: float
     penalty: float
     premium: float
+    stress_line_share: float
     stress_line_add: float
     stress_haircut_mult: float
     stress_target_add: float
     stress_full_close: bool
     always_full_close: bool
     use_reserve: bool
-    on_share: float
-    off_share: float
-    on_dd: float
-    off_dd: float
+    # the regime indicator (risk/regime.py RegimeParams), shares as fractions
+    enter_ld: float
+    enter_halted: float
+    enter_dd: float
+    exit_ld: float
+    exit_halted: float
+    exit_dd: float
     dd_days: int
+    calm_closes: int
 
     @classmethod
     def of(cls, p: MarginPolicy, *, umbrella: bool = False) -> PolicyArrays:
@@ -74,9 +81,11 @@ class PolicyArrays:
                 leverage=lev, initial=(lev + 1) / np.where(lev > 0, lev, 1), warning=stop,
                 liquidation=stop, apr=col("rate_apr_bps") / BPS,
                 board_haircut={b: 1.0 for b in Board}, halted_haircut=1.0, penalty=0.0,
-                premium=0.0, stress_line_add=0.0, stress_haircut_mult=1.0,
-                stress_target_add=0.0, stress_full_close=True, always_full_close=True,
-                use_reserve=False, on_share=2.0, off_share=2.0, on_dd=2.0, off_dd=2.0, dd_days=1,
+                premium=0.0, stress_line_share=0.0, stress_line_add=0.0,
+                stress_haircut_mult=1.0, stress_target_add=0.0, stress_full_close=True,
+                always_full_close=True, use_reserve=False, enter_ld=2.0, enter_halted=2.0,
+                enter_dd=2.0, exit_ld=2.0, exit_halted=2.0, exit_dd=2.0, dd_days=1,
+                calm_closes=1,
             )  # fmt: skip
         s, r = p.stressed, p.regime
         return cls(
@@ -89,18 +98,33 @@ class PolicyArrays:
             halted_haircut=p.halted_haircut_bps / BPS,
             penalty=p.liquidation_penalty_bps / BPS,
             premium=p.insurance_premium_bps / BPS,
+            stress_line_share=s.line_share_bps / BPS,
             stress_line_add=s.line_add_bps / BPS,
             stress_haircut_mult=s.haircut_mult_bps / BPS,
             stress_target_add=s.target_add_bps / BPS,
             stress_full_close=s.full_close,
             always_full_close=p.liquidation_full_close,
             use_reserve=True,
-            on_share=r.on_share_bps / BPS,
-            off_share=r.off_share_bps / BPS,
-            on_dd=r.on_drawdown_bps / BPS,
-            off_dd=r.off_drawdown_bps / BPS,
+            enter_ld=r.enter_limit_down_bps / BPS,
+            enter_halted=r.enter_halted_bps / BPS,
+            enter_dd=r.enter_drawdown_bps / BPS,
+            exit_ld=r.exit_limit_down_bps / BPS,
+            exit_halted=r.exit_halted_bps / BPS,
+            exit_dd=r.exit_drawdown_bps / BPS,
             dd_days=r.drawdown_days,
+            calm_closes=r.calm_closes,
         )
+
+    def lines(self, tier: np.ndarray, stressed: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(warning, liquidation, target) per path × account: the Liquidator's lines, raised
+        while the path's regime (published at the last close) is stressed."""
+        s = stressed[:, None]
+        init, liq = self.initial[tier][None], self.liquidation[tier][None]
+        up = np.where(s, self.stress_line_share * (init - liq) + self.stress_line_add, 0.0)
+        liq_line = liq + up
+        warn_line = np.where(s, np.maximum(self.warning[tier][None] + self.stress_line_add,
+                                           liq_line), self.warning[tier][None])  # fmt: skip
+        return warn_line, liq_line, init + np.where(s, self.stress_target_add, 0.0)
 
 
 @dataclass(frozen=True)
@@ -157,18 +181,48 @@ def _haircuts(mkt: Market, boards: np.ndarray, pol: PolicyArrays, stressed: np.n
     return np.where(mkt.halted, np.minimum(pol.halted_haircut, h), h)
 
 
-def regime_step(
-    stressed: np.ndarray, levels: np.ndarray, mkt: Market, pol: PolicyArrays
-) -> tuple[np.ndarray, np.ndarray]:
-    """The stress indicator per path, with hysteresis: on when the share of the universe
-    sealed at limit-down or halted, or the index drawdown over the last days, reaches its `on`
-    level; off only when both are below their `off` levels."""
-    share = (mkt.sealed | mkt.halted).mean(1)
-    levels = np.concatenate([levels[:, 1:], mkt.index_level[:, None]], axis=1)
+@dataclass
+class RegimeState:
+    """risk/regime.py's indicator per path: the state, the run of calm closes, the last
+    `dd_days` index closes (for the drawdown)."""
+
+    stressed: np.ndarray  # (P,) bool
+    calm_run: np.ndarray  # (P,) int
+    levels: np.ndarray  # (P, dd_days)
+
+    @classmethod
+    def start(cls, P: int, pol: PolicyArrays) -> RegimeState:
+        return cls(np.zeros(P, dtype=bool), np.zeros(P, dtype=np.int64),
+                   np.ones((P, max(pol.dd_days, 1))))  # fmt: skip
+
+
+def regime_step(state: RegimeState, mkt: Market, pol: PolicyArrays) -> RegimeState:
+    """One close of risk/regime.py's `RegimeTracker`, per path: STRESSED as soon as the share
+    of trading stocks sealed at limit-down, the share halted or the index drawdown over the
+    last `dd_days` closes reaches its enter threshold; CALM again after `calm_closes`
+    consecutive closes below every exit threshold."""
+    n = mkt.halted.shape[1]
+    halted = mkt.halted.sum(1)
+    trading = n - halted
+    ld = (mkt.sealed & ~mkt.halted).sum(1)
+    levels = np.concatenate([state.levels[:, 1:], mkt.index_level[:, None]], axis=1)
     dd = 1.0 - levels[:, -1] / levels.max(1)
-    on = (share >= pol.on_share) | (dd >= pol.on_dd)
-    calm = (share < pol.off_share) & (dd < pol.off_dd)
-    return np.where(stressed, ~calm, on), levels
+
+    def at_least(count: np.ndarray, of: np.ndarray | int, share: float) -> np.ndarray:
+        # count / of ≥ share, without a division (no trading stock: 100% at limit-down)
+        return count >= share * of - 1e-9
+
+    enter = (
+        at_least(ld, trading, pol.enter_ld) | at_least(halted, n, pol.enter_halted)
+        | (dd >= pol.enter_dd)
+    )  # fmt: skip
+    calm = ~at_least(ld, trading, pol.exit_ld) & ~at_least(halted, n, pol.exit_halted) & (
+        dd < pol.exit_dd
+    ) & (trading > 0)  # fmt: skip
+    run = np.where(enter | ~state.stressed, 0, np.where(calm, state.calm_run + 1, 0))
+    back = state.stressed & ~enter & (run >= pol.calm_closes)
+    stressed = enter | (state.stressed & ~back)
+    return RegimeState(stressed, np.where(back, 0, run), levels)
 
 
 def _dot(q: np.ndarray, price: np.ndarray, idx_k: list[np.ndarray]) -> np.ndarray:
@@ -176,13 +230,6 @@ def _dot(q: np.ndarray, price: np.ndarray, idx_k: list[np.ndarray]) -> np.ndarra
     out = q[0] * price.take(idx_k[0], axis=1)
     for k in range(1, len(idx_k)):
         out += q[k] * price.take(idx_k[k], axis=1)
-    return out
-
-
-def _ratio(C: np.ndarray, V: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """(cash + haircut value) / debt; infinite without debt."""
-    out = np.full(D.shape, np.inf)
-    np.divide(C + V, D, out=out, where=D > 1e-12)
     return out
 
 
@@ -221,13 +268,10 @@ def simulate(
     P, A = mkt.P, book.tier.size
     tier, idx = book.tier, book.idx
     idx_k = [np.ascontiguousarray(idx[:, k]) for k in range(idx.shape[1])]
-    init = pol.initial[tier]
     scale, M, D, R, q = open_book(book, pol, boards, loans_yuan)
     R0 = R.copy()
     C = np.zeros((P, A))
-    daily = pol.apr[tier][None] / TRADING_DAYS
-    init_pa = init[None]
-    stressed = np.zeros(P, dtype=bool)
+    regime = RegimeState.start(P, pol)
     liq = np.zeros((P, A), dtype=bool)
     full = np.zeros((P, A), dtype=bool)
     ever_liq = np.zeros((P, A), dtype=bool)
@@ -235,70 +279,106 @@ def simulate(
     penalty = np.zeros(P)
     interest = np.zeros(P)
     stressed_days = np.zeros(P)
-    levels = np.ones((P, pol.dd_days + 1))
     sealed_share = np.zeros((P, horizon))
+
+    calm_lines = pol.lines(tier, np.zeros(1, dtype=bool))  # (1, A) each
+    stress_lines = pol.lines(tier, np.ones(1, dtype=bool))
+    live = np.zeros(0, dtype=np.intp)  # flat indices (p·A + a) in liquidation, sorted
+    growth = 1.0 + pol.apr[tier] / TRADING_DAYS
+    daily_a = pol.apr[tier] / TRADING_DAYS
 
     for t in range(horizon):
         mkt.step(t)
-        accr = D * daily
-        D += accr
-        interest += accr.sum(1)
+        interest += D @ daily_a
+        D *= growth[None]
         sealed_share[:, t] = mkt.sealed.mean(1)
-        stressed, levels = regime_step(stressed, levels, mkt, pol)
+        stressed = regime.stressed  # published at the last close (the chain's regime today)
         stressed_days += stressed
         h = _haircuts(mkt, boards, pol, stressed)
-        add = np.where(stressed, pol.stress_line_add, 0.0)[:, None]
-        warn_line = pol.warning[tier][None] + add
-        liq_line = pol.liquidation[tier][None] + add
-        target = init_pa + np.where(stressed, pol.stress_target_add, 0.0)[:, None]
-        # top-up from the reserve back to the initial ratio (a top-up changes debt, not V)
-        V = _dot(q, mkt.X * h, idx_k)
+        if stressed.all():
+            warn_line, liq_line, target = stress_lines
+        elif stressed.any():
+            warn_line, liq_line, target = (
+                np.where(stressed[:, None], s, c)
+                for s, c in zip(stress_lines, calm_lines, strict=True)
+            )
+        else:
+            warn_line, liq_line, target = calm_lines
+        hX = mkt.X * h
+        V = _dot(q, hX, idx_k)
+        CV = C + V
+        # top-up from the reserve back to the target ratio (a top-up changes debt, not V)
         if pol.use_reserve:
-            ratio = _ratio(C, V, D)
-            need = np.where((ratio < warn_line) & (R > 0) & ~liq, D - (C + V) / init_pa, 0.0)
-            x = np.clip(np.minimum(need, R), 0.0, None)
-            D -= x
-            R -= x
+            cand = np.flatnonzero(warn_line * D > CV)
+            pp, aa = np.divmod(cand, A)
+            ok = (R[pp, aa] > 0) & ~liq[pp, aa] & (D[pp, aa] > 1e-12)
+            pp, aa = pp[ok], aa[ok]
+            if pp.size:
+                tg = np.broadcast_to(target, (P, A))[pp, aa]
+                x = np.clip(np.minimum(D[pp, aa] - CV[pp, aa] / tg, R[pp, aa]), 0.0, None)
+                D[pp, aa] -= x
+                R[pp, aa] -= x
         cap_left = CAPACITY_SHARE * mkt.adv / scale[:, None]  # in book units
-        stale = False  # V is stale once a round has sold (prices and quantities moved)
+        rows: np.ndarray | None = None  # paths whose prices or books moved in the last round
         for _ in range(MAX_ROUNDS):
-            if stale:
-                V = _dot(q, mkt.X * h, idx_k)
-                stale = False
-            ratio = _ratio(C, V, D)
-            new = (ratio < liq_line) & (D > 1e-12) & ~liq
-            liq |= new
-            ever_liq |= new
-            if pol.always_full_close:
-                full |= new
-            elif pol.stress_full_close:
-                full |= new & stressed[:, None]
-            pp, aa = np.nonzero(liq)
-            if pp.size == 0 or not _liquidation_round(
-                pp, aa, q, C, D, full, target, V, mkt, h, idx, pol, cap_left, scale, penalty
-            ):
+            if rows is None:
+                cand = np.flatnonzero(liq_line * D > CV)
+                pp, aa = np.divmod(cand, A)
+            else:  # only the paths that sold can have new accounts below the line
+                Vr = _dot(q[:, rows], hX[rows], idx_k)
+                V[rows] = Vr
+                CVr = C[rows] + Vr
+                CV[rows] = CVr
+                lr = np.broadcast_to(liq_line, (P, A))[rows]
+                rr, aa = np.nonzero(CVr < lr * D[rows])
+                pp = rows[rr]
+            ok = ~liq[pp, aa] & (D[pp, aa] > 1e-12)
+            pp, aa = pp[ok], aa[ok]
+            if pp.size:
+                liq[pp, aa] = True
+                ever_liq[pp, aa] = True
+                live = np.sort(np.concatenate([live, pp * A + aa]))
+                if pol.always_full_close:
+                    full[pp, aa] = True
+                elif pol.stress_full_close:
+                    full[pp, aa] |= stressed[pp]
+            if live.size == 0:
                 break
-            stale = True
-        if stale:
-            V = _dot(q, mkt.X * h, idx_k)
-        # close the liquidations that are done
-        ratio = _ratio(C, V, D)
-        has_debt = D > 1e-12
-        done = ~has_debt | (~full & (ratio >= target))
-        liq &= ~done
-        full &= ~done
-        # default: debt left, nothing left to sell (only an account in liquidation sells out)
-        pp, aa = np.nonzero(liq)
-        if pp.size:
-            mv = (q[:, pp, aa].T * mkt.X[pp[:, None], idx[aa]]).sum(1)
-            out = mv <= 1e-12
-            pp, aa = pp[out], aa[out]
-            use = np.minimum(R[pp, aa], D[pp, aa])
-            R[pp, aa] -= use
-            deficit[pp, aa] += D[pp, aa] - use
-            D[pp, aa] = 0.0
-            liq[pp, aa] = False
-            full[pp, aa] = False
+            pp, aa = np.divmod(live, A)
+            moved = _liquidation_round(
+                pp, aa, q, C, D, full, target, V, mkt, h, idx, pol, cap_left, scale, penalty
+            )
+            if moved.size == 0:
+                break
+            hX[moved] = mkt.X[moved] * h[moved]
+            rows = moved
+            # the sellers' V changed too (fewer shares): refreshed with their paths
+        if rows is not None:
+            V[rows] = _dot(q[:, rows], hX[rows], idx_k)
+            CV[rows] = C[rows] + V[rows]
+        if live.size:
+            # close the liquidations that are done
+            pp, aa = np.divmod(live, A)
+            tg = np.broadcast_to(target, (P, A))[pp, aa]
+            Dl = D[pp, aa]
+            has_debt = Dl > 1e-12
+            done = ~has_debt | (~full[pp, aa] & (CV[pp, aa] >= tg * Dl))
+            liq[pp[done], aa[done]] = False
+            full[pp[done], aa[done]] = False
+            pp, aa = pp[~done], aa[~done]
+            # default: debt left, nothing left to sell (only an account in liquidation sells out)
+            if pp.size:
+                mv = (q[:, pp, aa].T * mkt.X[pp[:, None], idx[aa]]).sum(1)
+                out = mv <= 1e-12
+                pp, aa = pp[out], aa[out]
+                use = np.minimum(R[pp, aa], D[pp, aa])
+                R[pp, aa] -= use
+                deficit[pp, aa] += D[pp, aa] - use
+                D[pp, aa] = 0.0
+                liq[pp, aa] = False
+                full[pp, aa] = False
+            live = live[liq.ravel()[live]]
+        regime = regime_step(regime, mkt, pol)  # today's close
 
     # horizon: conservative value of what is left (open liquidations included)
     cons = np.where(mkt.sealed, mkt.X * (1.0 - mkt.limit), mkt.X)
@@ -328,9 +408,10 @@ def _liquidation_round(
     cap_left: np.ndarray,
     scale: np.ndarray,
     penalty: np.ndarray,
-) -> bool:
+) -> np.ndarray:
     """One round of forced sales by the accounts (pp, aa) in liquidation; updates in place.
-    Returns False when nothing could be offered (all sealed, halted or sold)."""
+    Returns the paths where something was sold (empty when nothing could be offered: all
+    sealed, halted or sold, or the day's capacity used)."""
     S = mkt.S
     sec = idx[aa]  # (n, K)
     qn = q[:, pp, aa].T  # (n, K)
@@ -341,7 +422,7 @@ def _liquidation_round(
     mvk = qn * Xk
     smv = (mvk * sellk).sum(1)
     sv = (mvk * hk * sellk).sum(1)
-    Cn, Dn, Tn = C[pp, aa], D[pp, aa], target[pp, aa]
+    Cn, Dn, Tn = C[pp, aa], D[pp, aa], np.broadcast_to(target, D.shape)[pp, aa]
     hs = np.where(smv > 0, sv / np.where(smv > 0, smv, 1.0), 1.0)
     denom = np.maximum(Tn * (1.0 - pol.penalty) - hs, 1e-6)
     y = np.clip((Tn * Dn - (Cn + V[pp, aa])) / denom, 0.0, None)
@@ -350,11 +431,13 @@ def _liquidation_round(
     order = mvk * sellk * phi[:, None]  # (n, K)
     flat = (pcol * S + sec).ravel()
     offer = np.bincount(flat, weights=order.ravel(), minlength=mkt.P * S).reshape(mkt.P, S)
+    nothing = np.zeros(0, dtype=np.intp)
     if not (offer > 1e-12).any():
-        return False
+        return nothing
     F = np.where(offer > 0, np.minimum(1.0, cap_left / np.where(offer > 0, offer, 1.0)), 0.0)
-    if not (offer * F > 1e-12).any():
-        return False  # everything offered waits behind seals, halts or exhausted capacity
+    sold = offer * F
+    if not (sold > 1e-12).any():
+        return nothing  # everything offered waits behind seals, halts or exhausted capacity
     cap_left -= offer * F
     fill = mkt.impact(offer * F, scale)  # also moves the prices (cascade)
     frac_k = phi[:, None] * sellk * F[pcol, sec]  # share of each position sold
@@ -366,7 +449,7 @@ def _liquidation_round(
     pay = np.minimum(Dn, cash)
     D[pp, aa] = Dn - pay
     C[pp, aa] = cash - pay
-    return True
+    return np.flatnonzero((sold > 0).any(1))  # the paths whose prices or books moved
 
 
 def allocate_deficit(

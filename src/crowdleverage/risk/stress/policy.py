@@ -6,6 +6,9 @@ indicator's thresholds. `Book` says how large the pool is and how it is lent. Bo
 write the platform's parameter format: a TOML file whose keys are params.py's field names in
 lower case (`[tiers.3]` rows of `LeverageTier`, `[haircut_bps]` by board, scalars), with a
 `[stressed_regime]` table and a `[regime]` table for the indicator.
+
+`MarginPolicy()` is the platform's deployed set: params.py's values, the Liquidator's stressed
+policy (params.py STRESSED_*) and the regime indicator of risk/regime.py (`RegimeParams`).
 """
 
 from __future__ import annotations
@@ -20,32 +23,23 @@ from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.domain.params import BPS, LeverageTier
 from crowdleverage.domain.security import Board
+from crowdleverage.risk.regime import RegimeParams
 
 FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
 class StressedRegime:
-    """What changes while the market is stressed (DESIGN §11)."""
+    """What changes while the market is stressed (DESIGN §11). The defaults are what the
+    platform deploys: the Liquidator's stressed policy (domain/params.py STRESSED_*; no
+    stressed haircuts on chain)."""
 
-    line_add_bps: int = 500  # warning and liquidation lines rise by this much
-    haircut_mult_bps: int = 9_000  # haircuts are multiplied by this (90% → 100% becomes 90%)
-    target_add_bps: int = 1_000  # liquidation de-levers to initial ratio + this
-    full_close: bool = True  # below the line, close the account in full
+    line_share_bps: int = P.STRESSED_LINE_BPS  # the line rises by this share of (initial − line)
+    line_add_bps: int = 0  # warning and liquidation lines rise by this much on top
+    haircut_mult_bps: int = BPS  # haircuts are multiplied by this (9,000: 100% becomes 90%)
+    target_add_bps: int = P.STRESSED_TARGET_ADD_BPS  # partial mode: initial ratio + this
+    full_close: bool = P.STRESSED_FULL_CLOSE  # below the line, close the account in full
     no_new_financing: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class RegimeThresholds:
-    """The stress indicator: share of the market sealed/locked at limit-down or halted, and
-    the index drawdown over the last `drawdown_days` days, with hysteresis (on at the `on_`
-    levels, off only when both are back below the `off_` levels)."""
-
-    on_share_bps: int = 2_000
-    off_share_bps: int = 1_000
-    on_drawdown_bps: int = 700
-    off_drawdown_bps: int = 300
-    drawdown_days: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +55,7 @@ class MarginPolicy:
     max_utilisation_bps: int = P.MAX_UTILISATION_BPS
     liquidation_full_close: bool = False  # also in calm markets: close in full below the line
     stressed: StressedRegime = StressedRegime()
-    regime: RegimeThresholds = RegimeThresholds()
+    regime: RegimeParams = field(default_factory=RegimeParams)  # risk/regime.py's indicator
 
     def __post_init__(self) -> None:
         for t in self.tiers.values():
@@ -126,7 +120,7 @@ class MarginPolicy:
                 tiers=tiers,
                 haircut_bps=haircuts,
                 stressed=StressedRegime(**d["stressed_regime"]),
-                regime=RegimeThresholds(**d["regime"]),
+                regime=RegimeParams(**d["regime"]),
                 liquidation_full_close=bool(d.get("liquidation_full_close", False)),
                 **scalars,
             )

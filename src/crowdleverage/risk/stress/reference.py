@@ -19,12 +19,22 @@ from crowdleverage.risk.stress.engine import (
     BookArrays,
     ChunkResult,
     PolicyArrays,
+    RegimeState,
     _haircuts,
     _waterfall,
     open_book,
     regime_step,
 )
 from crowdleverage.risk.stress.market import Market
+
+
+def _lines(pol: PolicyArrays, t: int, stressed: bool) -> tuple[float, float, float]:
+    """(warning, liquidation, target) of tier `t`, raised while stressed."""
+    init, liq, warn = pol.initial[t], pol.liquidation[t], pol.warning[t]
+    if not stressed:
+        return warn, liq, init
+    line = liq + pol.stress_line_share * (init - liq) + pol.stress_line_add
+    return max(warn + pol.stress_line_add, line), line, init + pol.stress_target_add
 
 
 def _value(q: np.ndarray, price: np.ndarray, p: int, a: int, idx: np.ndarray) -> float:
@@ -54,8 +64,7 @@ def simulate_loop(
     ever = np.zeros((P, A), dtype=bool)
     deficit = np.zeros((P, A))
     penalty, interest, sdays = np.zeros(P), np.zeros(P), np.zeros(P)
-    stressed = np.zeros(P, dtype=bool)
-    levels = np.ones((P, pol.dd_days + 1))
+    regime = RegimeState.start(P, pol)
     sealed_share = np.zeros((P, horizon))
     for t in range(horizon):
         mkt.step(t)
@@ -65,18 +74,18 @@ def simulate_loop(
                 D[p, a] += accr
                 interest[p] += accr
         sealed_share[:, t] = mkt.sealed.mean(1)
-        stressed, levels = regime_step(stressed, levels, mkt, pol)
+        stressed = regime.stressed
         sdays += stressed
         h = _haircuts(mkt, boards, pol, stressed)
         hX = mkt.X * h
         for p in range(P):
-            add = pol.stress_line_add if stressed[p] else 0.0
             for a in range(A):
                 if not pol.use_reserve or liq[p, a] or R[p, a] <= 0 or D[p, a] <= 1e-12:
                     continue
                 v = _value(q, hX, p, a, idx)
-                if (C[p, a] + v) / D[p, a] < pol.warning[tier[a]] + add:
-                    x = max(0.0, min(D[p, a] - (C[p, a] + v) / pol.initial[tier[a]], R[p, a]))
+                warn, _, target = _lines(pol, tier[a], bool(stressed[p]))
+                if (C[p, a] + v) / D[p, a] < warn:
+                    x = max(0.0, min(D[p, a] - (C[p, a] + v) / target, R[p, a]))
                     D[p, a] -= x
                     R[p, a] -= x
         cap_left = CAPACITY_SHARE * mkt.adv / scale[:, None]
@@ -85,12 +94,12 @@ def simulate_loop(
                           scale, penalty):  # fmt: skip
                 break
         for p in range(P):
-            tadd = pol.stress_target_add if stressed[p] else 0.0
             for a in range(A):
                 hv = _value(q, mkt.X * h, p, a, idx)
                 has_debt = D[p, a] > 1e-12
                 ratio = (C[p, a] + hv) / D[p, a] if has_debt else math.inf
-                if not has_debt or (not full[p, a] and ratio >= pol.initial[tier[a]] + tadd):
+                target = _lines(pol, tier[a], bool(stressed[p]))[2]
+                if not has_debt or (not full[p, a] and ratio >= target):
                     liq[p, a] = full[p, a] = False
                 if has_debt and _value(q, mkt.X, p, a, idx) <= 1e-12:
                     use = min(R[p, a], D[p, a])
@@ -98,6 +107,7 @@ def simulate_loop(
                     deficit[p, a] += D[p, a] - use
                     D[p, a] = 0.0
                     liq[p, a] = full[p, a] = False
+        regime = regime_step(regime, mkt, pol)  # today's close
     cons = np.where(mkt.sealed, mkt.X * (1.0 - mkt.limit), mkt.X)
     cons = np.where(mkt.halted, mkt.X * pol.halted_haircut, cons)
     equity = np.zeros((P, A))
@@ -135,11 +145,10 @@ def _round(
     orders: list[tuple[int, int, list[float], float]] = []
     offer = np.zeros((P, mkt.S))
     for p in range(P):
-        add = pol.stress_line_add if stressed[p] else 0.0
-        target_add = pol.stress_target_add if stressed[p] else 0.0
         for a in range(A):
+            _, line, target = _lines(pol, tier[a], bool(stressed[p]))
             v = _value(q, hX, p, a, idx)
-            below = D[p, a] > 1e-12 and (C[p, a] + v) / D[p, a] < pol.liquidation[tier[a]] + add
+            below = D[p, a] > 1e-12 and (C[p, a] + v) / D[p, a] < line
             if below and not liq[p, a]:
                 liq[p, a] = ever[p, a] = True
                 full[p, a] = pol.always_full_close or (pol.stress_full_close and stressed[p])
@@ -153,7 +162,6 @@ def _round(
                     sv += q[k, p, a] * mkt.X[p, s] * h[p, s]
             if smv <= 0:
                 continue
-            target = pol.initial[tier[a]] + target_add
             if full[p, a]:
                 y = smv
             else:
