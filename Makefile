@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# pytest-xdist workers for `make test` (tests are isolated: own temp dirs, PostgreSQL schemas, ports)
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint typecheck pytest bench setup services clean
 
@@ -32,7 +34,7 @@ typecheck: setup
 	$(BIN)/mypy src
 
 pytest: setup services
-	. scripts/test-env.sh && $(BIN)/pytest -q
+	. scripts/test-env.sh && $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint typecheck pytest
 

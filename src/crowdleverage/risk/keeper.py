@@ -32,7 +32,7 @@ import numpy as np
 
 from crowdleverage.chain.codes import code_from_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK, margin_events
-from crowdleverage.chain.params import ParamsSync
+from crowdleverage.chain.params import ParamsSync, read_tier
 from crowdleverage.domain.errors import ContractRevert, NotFound
 from crowdleverage.domain.params import TIERS, stressed_lines
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
@@ -92,13 +92,15 @@ class Keeper:
         whether the monitor's lines changed."""
         stressed = int(self.chain.call(ORDERBOOK, "regime")) == 1
         line_bps = int(self.chain.call(LIQUIDATOR, "stressed_line_bps")) if stressed else 0
-        if (stressed, line_bps) == self._regime:
-            return False
+        if (stressed, line_bps) == self._regime and not stressed:
+            return False  # calm: the monitor's lines are the chain's (chain.params.ParamsSync)
         self._regime = (stressed, line_bps)
+        # the tiers as RiskParams holds them now (an operator's TierSet included)
+        tiers = {t: read_tier(self.chain, t) for t in TIERS}
         lines = {
             t: stressed_lines(tier, line_bps) if stressed else
             (tier.warning_ratio_bps, tier.liquidation_ratio_bps)
-            for t, tier in TIERS.items()
+            for t, tier in tiers.items()
         }  # fmt: skip
         return self.monitor.set_lines(lines)
 

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crowdleverage.chain.codes import code_to_chain
-from crowdleverage.chain.margin import ENGINE
-from crowdleverage.chain.params import PARAMS
+from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK
+from crowdleverage.chain.params import PARAMS, read_tier
 from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.domain.params import stressed_lines
 from crowdleverage.flows.platform import MarginAccount, Platform
 
 log = logging.getLogger("crowdleverage.web")
@@ -222,9 +223,15 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
     with p.lock:
         view = p.account_view(acc)
         # the engine's lines as the contract enforces them (they rise in a stressed regime)
-        _lev, initial_bps, warning_bps, liquidation_bps, _rate = (
-            int(x) for x in p.chain.call(PARAMS, "tiers", acc.tier)
+        tier = read_tier(p.chain, acc.tier)
+        initial_bps, warning_bps, liquidation_bps = (
+            tier.initial_ratio_bps,
+            tier.warning_ratio_bps,
+            tier.liquidation_ratio_bps,
         )
+        if int(p.chain.call(ORDERBOOK, "regime")) == 1:  # stressed: the Liquidator's lines
+            line_bps = int(p.chain.call(LIQUIDATOR, "stressed_line_bps"))
+            warning_bps, liquidation_bps = stressed_lines(tier, line_bps)
         who = p.fin.address(acc.owner_id)
         assets_engine, _debt, _ratio = (int(x) for x in p.chain.call(ENGINE, "account_state", who))
         day = int(p.chain.call(ORACLE, "trading_day"))
