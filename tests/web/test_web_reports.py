@@ -176,6 +176,10 @@ def test_attestation_verifies_in_the_browser_and_a_tampered_one_fails(
     assert page.locator(sig).get_attribute("data-valid") == "true"
     assert page.locator(sig).inner_text() == "签名有效"
     page.screenshot(path=str(SHOTS / "attestations.png"), full_page=True)
+    # the public transparency page lists it and verifies it in the browser too
+    page.goto(f"{site.url}/transparency")
+    page.wait_for_function(f"document.querySelector('{sig}').dataset.valid !== ''")
+    assert page.locator(sig).get_attribute("data-valid") == "true"
     table = attest.attestations
     with write_transaction(site.state.engine) as conn:  # the published body edited afterwards
         body = conn.execute(sa.select(table.c.body).where(table.c.id == int(att_id))).scalar_one()
@@ -188,6 +192,9 @@ def test_attestation_verifies_in_the_browser_and_a_tampered_one_fails(
     assert public.locator(sig).get_attribute("data-valid") == "false"
     assert public.locator(sig).inner_text() == "签名无效"
     _fits(public, "attestations-tampered-phone")
+    public.goto(f"{site.url}/transparency")
+    public.wait_for_function(f"document.querySelector('{sig}').dataset.valid !== ''")
+    assert public.locator(sig).get_attribute("data-valid") == "false"
     public.close()
     page.context.close()
 

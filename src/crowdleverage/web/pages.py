@@ -162,10 +162,14 @@ def risk_page(
 def transparency_page(
     request: Request, user: User | None = Depends(optional_user), st: ApiState = Depends(state)
 ) -> Response:
+    from crowdleverage.reports.wiring import attestations_of
+
     data = transparency(st.platform)
     tranches = [t.model_dump(mode="json") for t in data["tranches"]]
     tiers = [t.model_dump() for t in data["tiers"]]
-    return render(request, "transparency.html", user, d=data, tranches=tranches, tiers=tiers)
+    attestations, _total = attestations_of(st).page(5, 0)  # the newest, verified in the browser
+    return render(request, "transparency.html", user, d=data, tranches=tranches, tiers=tiers,
+                  attestations=attestations)  # fmt: skip
 
 
 @router.get("/me", response_class=HTMLResponse)
