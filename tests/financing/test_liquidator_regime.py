@@ -23,7 +23,7 @@ def p(platform: Platform) -> Platform:
     platform.invest(senior, True, 8_000_000 * YUAN)
     platform.invest(junior, False, 2_000_000 * YUAN)
     platform.close_epoch()
-    platform.engine.set_limits(DEFAULT_LIMITS, sender=platform.operator)
+    platform.params.set_limits(DEFAULT_LIMITS, sender=platform.operator)
     return platform
 
 

@@ -18,12 +18,12 @@ import sys
 import tarfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import EngineFactory
 from flows_world import BORROWER, INVESTOR_SENIOR, MARKET, START, fund_pool, lever_up
 from test_flows_platform import check_invariants
 
@@ -38,6 +38,9 @@ from crowdleverage.market.exchange import OrderStatus
 from crowdleverage.migrations import HEAD, current, upgrade
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy_v2_datadir.tar.gz"
+
+if TYPE_CHECKING:  # tests/conftest.py (a bare `conftest` import is ambiguous)
+    from conftest import EngineFactory
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ until 3 s after the platform is back); CROWDLEV_LONG=1 kills each four times."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import uuid
@@ -87,7 +88,8 @@ def _reconcile(data_dir: Path, database_url: str | None, cl: Clients) -> None:
 
     settings = Settings(data_dir=data_dir, database_url=database_url,  # type: ignore[arg-type]
                         jwt_secret=SECRET)  # fmt: skip
-    platform = Platform(settings)
+    # the same market start as the served platform (it picks the watched universe)
+    platform = Platform(settings, market_start=dt.date(2015, 12, 28))
     try:
         rep = platform.reconcile()
         assert rep["status"] == "ok", rep

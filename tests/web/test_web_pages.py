@@ -157,12 +157,13 @@ def _engine_inputs(served: Served, account_id: int) -> dict[str, Any]:
     rows = {}
     for pos in p.positions(acc):
         c = code_to_chain(pos["code"])
-        haircut, st, _listed = (int(x) for x in p.chain.call("MarginEngine", "securities", c))
+        day = int(p.chain.call("PriceOracle", "trading_day"))
+        haircut = int(p.chain.call("RiskParams", "haircut", c, day))  # board, ST, new listing
         halted = bool(p.chain.call("PriceOracle", "halted", c))
         rows[pos["code"]] = {
             "qty": pos["quantity"],
             "px": int(p.chain.call("PriceOracle", "conservative_price", c)),
-            "h": 0 if st else (min(haircut, 5_000) if halted else haircut),
+            "h": min(haircut, 5_000) if halted else haircut,
         }
     return {"assets": assets, "debt": debt, "ratio": ratio, "cash_pending": int(a[1]) + int(a[3]),
             "rows": rows}  # fmt: skip
@@ -189,8 +190,14 @@ def test_margin_page_line_prices_match_the_engine_to_the_fen(served: Served, bro
         with served.state.platform.lock:
             eng = _engine_inputs(served, aid)
             tier = served.state.platform.account(aid).tier
-            t = served.state.platform.chain.call("MarginEngine", "tiers", tier)
+            chain = served.state.platform.chain
+            t = chain.call("RiskParams", "tiers", tier)
+            stressed = int(chain.call("OrderBook", "regime")) == 1
+            line_share = int(chain.call("Liquidator", "stressed_line_bps"))
     lines = {"warning": int(t[2]), "liquidation": int(t[3])}
+    if stressed:  # the Liquidator raises the lines while the regime is stressed
+        liq = int(t[3]) + (int(t[1]) - int(t[3])) * line_share // BPS
+        lines = {"warning": max(int(t[2]), liq), "liquidation": liq}
     rows, debt = eng["rows"], eng["debt"]
     assert debt > 0 and rows, "borrower1 has debt and positions"
     # the valuation the page inverts is the engine's own, to the fen
