@@ -190,6 +190,31 @@ def serve(
             sink.stop()
 
 
+def _announce(
+    facts: dict[str, object],
+    settings: Settings,
+    as_json: bool,
+    start_day: dt.date,
+    pace_s: float,
+    mode_line: str,
+) -> None:
+    """The startup facts: JSON, or the lines a person reads (URL, data, mode, mail, logins)."""
+    if as_json:
+        emit_json(facts)
+        return
+    url = facts["url"]
+    typer.echo(f"CrowdLeverage is serving at {url}  (API docs: {url}/docs)")
+    typer.echo(f"data: {settings.data_dir}  ledger: {settings.resolved_database_url}")
+    typer.echo(mode_line)
+    if "smtp_sink" in facts:
+        typer.echo(f"mail: SMTP sink at {facts['smtp_sink']}")
+    logins = facts.get("demo_logins")
+    if isinstance(logins, dict):
+        typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
+        for name, pw in logins.items():
+            typer.echo(f"  {name:<12} {pw}")
+
+
 def _serve_processes(
     settings: Settings,
     config: Path | None,
@@ -214,19 +239,8 @@ def _serve_processes(
         child.wait_ready(timeout_s=600)
         facts["platform_pid"] = child.pid
         facts["workers"] = workers
-        if as_json:
-            emit_json(facts)
-        else:
-            url = facts["url"]
-            typer.echo(f"CrowdLeverage is serving at {url}  (API docs: {url}/docs)")
-            typer.echo(f"data: {settings.data_dir}  ledger: {settings.resolved_database_url}")
-            typer.echo(f"platform process: pid {child.pid}; API workers: {workers}")
-            if "smtp_sink" in facts:
-                typer.echo(f"mail: SMTP sink at {facts['smtp_sink']}")
-            if demo:
-                typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
-                for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]
-                    typer.echo(f"  {name:<12} {pw}")
+        _announce(facts, settings, as_json, start_day, pace_s,
+                  f"platform process: pid {child.pid}; API workers: {workers}")  # fmt: skip
         run_api(settings, config, bind_host, bind_port, workers, log_level)
     finally:
         child.stop()
@@ -299,17 +313,8 @@ def _serve_in_process(
     application = create_app(settings, platform=platform, engine=platform.engine)
     if demo:
         demo_world.seed(application.state.api)
-    if as_json:
-        emit_json(facts)
-    else:
-        url = facts["url"]
-        typer.echo(f"CrowdLeverage is serving at {url}  (API docs: {url}/docs)")
-        typer.echo(f"data: {settings.data_dir}  ledger: {settings.resolved_database_url}")
-        typer.echo(f"chain: {settings.chain}  securities watched: {len(platform.codes)}")
-        if demo:
-            typer.echo(f"demo: replay from {start_day}, one tick every {pace_s:g} s; logins:")
-            for name, pw in facts["demo_logins"].items():  # type: ignore[attr-defined]
-                typer.echo(f"  {name:<12} {pw}")
+    _announce(facts, settings, as_json, start_day, pace_s,
+              f"chain: {settings.chain}  securities watched: {len(platform.codes)}")  # fmt: skip
     api_state = application.state.api
     relay = lambda: platform.relay_identities(api_state.onboarding())  # noqa: E731
     progress = None if as_json else typer.echo
