@@ -622,6 +622,13 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     value: uint256 = qty * min(price, limit_price_fen) * h // C.BPS
     assert assets + draw >= cost, "margin: insufficient assets"
     self._check_buy(who, initial, max_lev, max_single, max_exposure, code, qty, min(price, limit_price_fen) * h // C.BPS, assets + draw - cost + value, debt + draw)
+    # >>> policy (liquidity cap, issue 12.6 / 13.3): with debt after the buy, the platform's
+    # position in `code` at the oracle price stays within RiskParams.liquidity_cap_fen
+    if debt + draw > 0:
+        assert (self.platform_qty[code] + qty) * price <= staticcall PARAMS.liquidity_cap_fen(code), (
+            "margin: above liquidity cap"
+        )
+    # <<< policy
     a.cash_fen = a.cash_fen + draw - cost
     a.pending_fen += cost
     self.held_fen += draw

@@ -104,6 +104,16 @@ STRESSED: constant(uint8) = 1
 M64: constant(uint256) = 2**64 - 1
 
 
+# >>> policy (stressed haircuts): set_regime mirrors the regime to RiskParams
+interface IEngineParams:
+    def PARAMS() -> address: view
+
+
+interface IRegimeSink:
+    def params_regime(regime: uint8): nonpayable
+# <<< policy
+
+
 @deploy
 def __init__(
     engine: IMarginEngine,
@@ -263,7 +273,8 @@ def set_regime(regime: uint8, indicator_bps: uint256):
     @notice Operator (the role that holds risk settings; there is no separate risk role):
             set the market regime from the published stress indicator. In the stressed
             regime a buy that would draw financing is refused; buys from own cash, sells,
-            fills and liquidations go on.
+            fills and liquidations go on; the haircuts at RiskParams (which this call
+            updates) take their stressed values.
     @param regime 0 normal, 1 stressed.
     @param indicator_bps The stress indicator the decision rests on (logged).
     """
@@ -272,6 +283,9 @@ def set_regime(regime: uint8, indicator_bps: uint256):
     old: uint8 = self.regime
     self.regime = regime
     log RegimeChanged(old=old, new=regime, indicator_bps=indicator_bps)
+    # >>> policy (stressed haircuts)
+    extcall IRegimeSink(staticcall IEngineParams(ENGINE.address).PARAMS()).params_regime(regime)
+    # <<< policy
 
 
 # ---------------------------------------------------------------- external: liquidator
