@@ -190,7 +190,7 @@ def test_liquidation_sells_give_exposure_back(p: Platform) -> None:
     p.next_day({PAB: 810})
     p.next_day({PAB: 790})  # ~ 158k / 140k: below the 115% line
     p.liquidator.start_liquidation(who, sender=p.keeper)
-    emitted = logs(p.orderbook, "LiquidationOrder")
+    emitted = logs(p.liquidator, "LiquidationOrder")
     assert emitted
     held = p.engine.platform_qty(PAB)
     sold = 0
