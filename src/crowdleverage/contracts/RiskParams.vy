@@ -8,10 +8,11 @@
         *ST status, listing day), the ST haircut, position limits, liquidation penalty,
         floors and the fee allowance; the stressed regime's haircuts (the regime is the
         OrderBook's, mirrored here by `params_regime`) and the liquidity cap on financed
-        buys (a share of each security's published 20-day average traded amount). Deployed from one versioned definition
-        (`domain/params.py`, recorded with `set_version`); the MarginEngine and every
-        off-chain reader (monitor, keeper, account status, API, transparency page) read it
-        here and follow its setter events, each carrying the old and the new values.
+        buys (a share of each security's published 20-day average traded amount). Deployed
+        from one versioned definition (`domain/params.py`, recorded with `set_version`);
+        the MarginEngine and every off-chain reader (monitor, keeper, account status, API,
+        transparency page) read it here and follow its setter events, each carrying the old
+        and the new values.
 @custom:security Every setter is the operator's and checks its bounds. A tier's rate is
         pushed to the engine (`MarginEngine.params_rate`) so that interest accrues at the
         old rate up to the change.
@@ -120,15 +121,17 @@ limits: public(Limits)
 # Haircut of an ST / *ST security (0 by default: no collateral value).
 st_haircut_bps: public(uint256)
 
-# Stressed regime's haircuts (used while `regime` is stressed).
-stressed_haircuts: public(Stressed)
-
-# The market regime (0 normal, 1 stressed): the OrderBook's (`OrderBook.set_regime`), pushed
-# here by `params_regime` in the same call.
-regime: public(uint8)
-
-# Financed buys: platform exposure to a security <= this share (bps) of its liquidity figure.
-liquidity_cap_bps: public(uint256)
+# The policy settings in one slot (one cold read per call; getters `regime`,
+# `liquidity_cap_bps`, `stressed_haircuts`): bits 0..7 the market regime (0 normal, 1
+# stressed: the OrderBook's, pushed here by `params_regime` in `OrderBook.set_regime`);
+# 8..39 the liquidity cap (financed buys: platform exposure to a security <= this share, bps,
+# of its liquidity figure); 40..71 the stressed haircut scale (bps); 72..103 the stressed ST
+# haircut (bps).
+policy: uint256
+M32: constant(uint256) = 2**32 - 1
+CAP_SHIFT: constant(uint256) = 8
+SCALE_SHIFT: constant(uint256) = 40
+ST_SHIFT: constant(uint256) = 72
 
 # Per security: its published 20-day average traded amount in fen, plus 1 (0 = never
 # published: no liquidity cap; a published 0 refuses every financed buy).
@@ -153,8 +156,7 @@ def __init__(registry: IIdentityRegistry):
     REGISTRY = registry
     # defaults = domain/params.py STRESSED_HAIRCUT_SCALE_BPS, STRESSED_ST_HAIRCUT_BPS,
     # LIQUIDITY_CAP_BPS (a test checks they agree)
-    self.stressed_haircuts = Stressed(haircut_scale_bps=9_000, st_haircut_bps=0)
-    self.liquidity_cap_bps = 1_000
+    self.policy = 1_000 << CAP_SHIFT | 9_000 << SCALE_SHIFT
 
 
 @internal
@@ -168,25 +170,22 @@ def _check_operator():
 # ---------------------------------------------------------------- views
 @internal
 @view
-def _haircut(code: uint256, day: uint256, stressed: bool) -> uint256:
+def _haircut(code: uint256, day: uint256, w: uint256) -> uint256:
+    """
+    @dev `w` the policy word (its regime and stressed haircuts).
+    """
     s: Security = self.securities[code]
     if s.haircut_bps == 0 or (s.listed_day != 0 and day < s.listed_day + C.NEW_LISTING_DAYS):
         return 0
     h: uint256 = s.haircut_bps
     if s.st:
         h = min(h, self.st_haircut_bps)
-    if stressed:
+    if w & 255 == convert(STRESSED, uint256):
         # the stressed haircut never counts more than the normal one (rounded down)
-        h = h * self.stressed_haircuts.haircut_scale_bps // C.BPS
+        h = h * (w >> SCALE_SHIFT & M32) // C.BPS
         if s.st:
-            h = min(h, self.stressed_haircuts.st_haircut_bps)
+            h = min(h, w >> ST_SHIFT & M32)
     return h
-
-
-@internal
-@view
-def _stressed() -> bool:
-    return self.regime == STRESSED
 
 
 @external
@@ -196,12 +195,12 @@ def haircut(code: uint256, day: uint256) -> uint256:
     @notice Collateral haircut of `code` on trading day `day` (before a halt cap): 0 for an
             unlisted security or a new listing (first 5 trading days), the ST haircut for an
             ST / *ST security, else the board haircut; in the stressed regime scaled by
-            `stressed_haircuts.haircut_scale_bps` (and at most its ST haircut for ST / *ST).
+            the stressed haircut scale (and at most the stressed ST haircut for ST / *ST).
     @param code Security code.
     @param day Trading day.
     @return Haircut in bps.
     """
-    return self._haircut(code, day, self._stressed())
+    return self._haircut(code, day, self.policy)
 
 
 @external
@@ -215,11 +214,11 @@ def haircuts(codes: uint256[C.MAX_CODES], day: uint256) -> uint256[C.MAX_CODES]:
     @return Haircuts in bps, in the order of `codes` (0 after the last code).
     """
     out: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
-    stressed: bool = self._stressed()
+    w: uint256 = self.policy
     for i: uint256 in range(C.MAX_CODES):
         if codes[i] == 0:
             break
-        out[i] = self._haircut(codes[i], day, stressed)
+        out[i] = self._haircut(codes[i], day, w)
     return out
 
 
@@ -237,7 +236,7 @@ def buy_terms(tier: uint256, code: uint256, day: uint256) -> (uint256, uint256, 
     """
     h: uint256 = 0
     if not self.securities[code].st:
-        h = self._haircut(code, day, self._stressed())
+        h = self._haircut(code, day, self.policy)
     return (
         h, self.tiers[tier].initial_bps, self.tiers[tier].max_leverage,
         self.limits.max_single_bps, self.limits.max_exposure_bps, self.limits.max_fee_bps,
@@ -283,7 +282,45 @@ def liquidity_cap_fen(code: uint256) -> uint256:
     raw: uint256 = self.liquidity_raw[code]
     if raw == 0:
         return max_value(uint256)
-    return (raw - 1) * self.liquidity_cap_bps // C.BPS
+    return (raw - 1) * (self.policy >> CAP_SHIFT & M32) // C.BPS
+
+
+@external
+@view
+def regime() -> uint8:
+    """
+    @notice The market regime the haircuts follow (0 normal, 1 stressed): the OrderBook's.
+    @return The regime.
+    """
+    return convert(self.policy & 255, uint8)
+
+
+@external
+@view
+def liquidity_cap_bps() -> uint256:
+    """
+    @notice Financed buys: the platform's exposure to a security stays within this share
+            (bps) of its published liquidity figure.
+    @return The share in bps.
+    """
+    return self.policy >> CAP_SHIFT & M32
+
+
+@internal
+@view
+def _stressed_haircuts() -> Stressed:
+    w: uint256 = self.policy
+    return Stressed(haircut_scale_bps=w >> SCALE_SHIFT & M32, st_haircut_bps=w >> ST_SHIFT & M32)
+
+
+@external
+@view
+def stressed_haircuts() -> Stressed:
+    """
+    @notice The stressed regime's haircuts: the scale of every haircut and the ST haircut.
+    @return haircut_scale_bps, st_haircut_bps.
+    """
+    return self._stressed_haircuts()
 
 
 @external
@@ -410,8 +447,9 @@ def set_stressed_haircuts(haircut_scale_bps: uint256, st_haircut_bps: uint256):
     )
     assert st_haircut_bps <= C.BPS // 2, "params: ST haircut above 50%"
     new: Stressed = Stressed(haircut_scale_bps=haircut_scale_bps, st_haircut_bps=st_haircut_bps)
-    log StressedHaircutsSet(old=self.stressed_haircuts, new=new)
-    self.stressed_haircuts = new
+    log StressedHaircutsSet(old=self._stressed_haircuts(), new=new)
+    w: uint256 = self.policy & ~(M32 << SCALE_SHIFT | M32 << ST_SHIFT)
+    self.policy = w | haircut_scale_bps << SCALE_SHIFT | st_haircut_bps << ST_SHIFT
 
 
 @external
@@ -423,8 +461,8 @@ def set_liquidity_cap(cap_bps: uint256):
     """
     self._check_operator()
     assert cap_bps > 0 and cap_bps <= C.BPS, "params: liquidity cap not in 1..10000"
-    log LiquidityCapSet(old_bps=self.liquidity_cap_bps, new_bps=cap_bps)
-    self.liquidity_cap_bps = cap_bps
+    log LiquidityCapSet(old_bps=self.policy >> CAP_SHIFT & M32, new_bps=cap_bps)
+    self.policy = self.policy & ~(M32 << CAP_SHIFT) | cap_bps << CAP_SHIFT
 
 
 @external
@@ -459,7 +497,7 @@ def params_regime(regime: uint8):
     assert msg.sender == staticcall IEngineBook(self.engine).orderbook(), (
         "params: caller is not order book"
     )
-    self.regime = regime
+    self.policy = self.policy & ~convert(255, uint256) | convert(regime, uint256)
 
 
 @external
