@@ -48,7 +48,7 @@ from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
 from crowdleverage.chain.margin import ORDERBOOK, margin_events
-from crowdleverage.chain.params import PARAMS, read_params, read_tier
+from crowdleverage.chain.params import PARAMS, liquidity_headroom, read_params, read_tier
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.config import Settings
@@ -69,6 +69,7 @@ from crowdleverage.domain.errors import (
     RuleViolation,
 )
 from crowdleverage.domain.money import format_yuan
+from crowdleverage.domain import params as RP
 from crowdleverage.domain.params import LeverageTier
 from crowdleverage.domain.security import Security
 from crowdleverage.flows import record
@@ -80,7 +81,7 @@ from crowdleverage.flows.record import MarginAccount, Order, Pending, Saved
 from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.rules import PriceBand, Side, check_order
 from crowdleverage.migrations import upgrade as migrate
-from crowdleverage.risk.regime import apply_on_chain, published_history
+from crowdleverage.risk.regime import apply_on_chain, publish_liquidity, published_history
 
 BPS = P.BPS
 BANK_ACCOUNT = "6222020200112233445"  # the platform's segregated custody account
@@ -886,6 +887,7 @@ class Platform:
         self.market.seek(day.date, 0)
         self.fin.open_day(day)
         self._set_regime(day.date)
+        self._publish_liquidity(day.date)
         self.fin.step()
         self._day_open = True
         self.s.market_day = day.date.isoformat()
@@ -903,6 +905,15 @@ class Platform:
                 f"(indicator {p.indicator_bps / 100:.0f}% of the threshold; "
                 f"{', '.join(p.reasons) or 'calm again'})",
             )
+
+    def _publish_liquidity(self, today: dt.date) -> None:
+        """Before the day's first tick: each security's average traded amount over the last
+        20 trading days of the replay up to the last close goes on chain
+        (`RiskParams.set_liquidity`): the cap of financed buys and the order in which
+        liquidations sell. Nothing before the first close (no figure: no cap yet)."""
+        before = [d for d in self.market.days if d.date < today]
+        if before:
+            publish_liquidity(self.chain, before, before[-1].date, sorted(self.codes))
 
     def waiting_liquidations(self) -> list[dict[str, Any]]:
         """Liquidation sells that cannot fill now: sealed limit-down, halted, or T+1."""
@@ -1205,6 +1216,29 @@ class Platform:
                 "max_utilisation_bps": util,
             },
         }
+
+    def published_policy(self) -> dict[str, Any]:
+        """The regime-dependent risk parameters as `RiskParams` holds them (the transparency
+        page): the regime the haircuts follow, each board's haircut and its stressed value
+        (the definition's board haircuts at the chain's stressed scale), the ST haircuts,
+        the liquidity cap share, and per security its published liquidity figure, cap, the
+        platform's position and the headroom left for financed buys."""
+        params = read_params(self.chain)
+        scale, st = params.stressed_haircut_scale_bps, params.stressed_st_haircut_bps
+        return {
+            "regime_on_chain": "stressed" if params.stressed else "calm",
+            "stressed_haircut_scale_bps": scale,
+            "board_haircuts": {
+                b.value: {"normal_bps": v,
+                          "stressed_bps": RP.stressed_haircut_bps(v, scale_bps=scale)}
+                for b, v in sorted(RP.HAIRCUT_BPS.items())
+            },
+            "st_haircut_bps": params.st_haircut_bps,
+            "stressed_st_haircut_bps": min(params.st_haircut_bps * scale // RP.BPS, st),
+            "liquidity_cap_bps": params.liquidity_cap_bps,
+            "liquidity_adv_days": RP.LIQUIDITY_ADV_DAYS,
+            "liquidity": [r.as_dict() for r in liquidity_headroom(self.chain, sorted(self.codes))],
+        }  # fmt: skip
 
     def risk_snapshot(self) -> dict[str, Any]:
         """The operator's risk panel, read from the chain (cached per block and event)."""
