@@ -37,7 +37,7 @@ def logs(contract, name: str) -> list:
 def test_defaults_are_the_definition(p: Platform) -> None:
     assert tuple(p.params.stressed_haircuts()) == P.engine_stressed_haircuts()
     assert p.params.liquidity_cap_bps() == P.LIQUIDITY_CAP_BPS
-    assert P.STRESSED_HAIRCUT_BPS == {b: v * 9_000 // 10_000 for b, v in P.HAIRCUT_BPS.items()}
+    assert {b: v * 9_000 // 10_000 for b, v in P.HAIRCUT_BPS.items()} == P.STRESSED_HAIRCUT_BPS
     assert p.params.regime() == 0 and not p.params.liquidity_published(PAB)
 
 

@@ -12,8 +12,8 @@ import pytest
 from crowdleverage.chain.margin import margin_events
 from crowdleverage.chain.params import set_st_status
 from crowdleverage.config import SHIPPED_DATA
-from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.domain import params as P
+from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.domain.params import TIERS
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.replay import trading_days

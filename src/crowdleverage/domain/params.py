@@ -76,7 +76,9 @@ LIQUIDITY_ADV_DAYS = 20
 
 
 def stressed_haircut_bps(
-    haircut_bps: int, st: bool = False, scale_bps: int = STRESSED_HAIRCUT_SCALE_BPS,
+    haircut_bps: int,
+    st: bool = False,
+    scale_bps: int = STRESSED_HAIRCUT_SCALE_BPS,
     st_bps: int = STRESSED_ST_HAIRCUT_BPS,
 ) -> int:
     """The stressed value of an (effective, normal-regime) haircut, as `RiskParams` computes

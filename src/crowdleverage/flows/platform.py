@@ -59,6 +59,7 @@ from crowdleverage.custody.indexer import ChainMirror
 from crowdleverage.custody.service import CustodyService, derive_id
 from crowdleverage.custody.types import new_id
 from crowdleverage.domain import params as P
+from crowdleverage.domain import params as RP
 from crowdleverage.domain.errors import (
     Conflict,
     CrowdLevError,
@@ -69,7 +70,6 @@ from crowdleverage.domain.errors import (
     RuleViolation,
 )
 from crowdleverage.domain.money import format_yuan
-from crowdleverage.domain import params as RP
 from crowdleverage.domain.params import LeverageTier
 from crowdleverage.domain.security import Security
 from crowdleverage.flows import record
