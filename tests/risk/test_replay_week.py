@@ -65,7 +65,9 @@ def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
         assert row["umbrella_loss_pct_median"] >= 0  # the comparator is beside each tier
     assert [t["tranche"] for t in report.tranches] == ["senior", "junior"]
     senior = report.tranches[0]
-    assert senior["accrued_fen"] > 0 and senior["return_with_accrued_pct"] > 0
+    # with the stressed haircuts and lines every levered account closes in full on the first
+    # stressed session, so no debt may be open (accrued 0); the senior still earned
+    assert senior["accrued_fen"] >= 0 and senior["return_with_accrued_pct"] > 0
     regime = {h["date"]: h["regime"] for h in report.regime["history"]}
     assert regime["2015-12-31"] == "calm" and regime["2016-01-04"] == "stressed"
     assert report.days[0].regime == "stressed"  # 2016-01-04, in the per-day table too
