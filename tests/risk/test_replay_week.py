@@ -73,11 +73,14 @@ def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
     assert report.days[0].regime == "stressed"  # 2016-01-04, in the per-day table too
     assert report.liquidity["adv_days"] == 20 and len(report.liquidity["codes"]) == 30
     assert (tmp_path / "keeper.json").exists()  # --work-dir keeps the journals
-    # ratio percentiles are ordered and fell on the circuit-breaker days
-    for d in report.days:
+    # ratio percentiles are ordered while accounts have debt; the stressed regime (on chain
+    # from the 2016-01-05 open: lines up, haircuts at their stressed values) closes every
+    # levered account in full in that session, so no ratio is left after it
+    open_days = [d for d in report.days if d.ratio_p50_bps is not None]
+    for d in open_days:
         assert d.ratio_p01_bps <= d.ratio_p05_bps <= d.ratio_p50_bps
-    p50 = {d.date: d.ratio_p50_bps for d in report.days}
-    assert p50["2016-01-07"] < p50["2016-01-06"]
+    assert [d.date for d in open_days] == ["2016-01-04"]
+    assert report.days[1].liquidations_started == report.days[1].liquidations_completed > 0
 
 
 def comparable(r: ReplayReport) -> dict:
