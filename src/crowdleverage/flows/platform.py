@@ -910,9 +910,10 @@ class Platform:
         """Before the day's first tick: each security's average traded amount over the last
         20 trading days of the replay up to the last close goes on chain
         (`RiskParams.set_liquidity`): the cap of financed buys and the order in which
-        liquidations sell. Nothing before the first close (no figure: no cap yet)."""
+        liquidations sell. Nothing before the first close (no figure: no cap yet), nor on a
+        chain deployed before RiskParams."""
         before = [d for d in self.market.days if d.date < today]
-        if before:
+        if before and PARAMS in self.chain.deployed():  # a chain from before RiskParams: none
             publish_liquidity(self.chain, before, before[-1].date, sorted(self.codes))
 
     def waiting_liquidations(self) -> list[dict[str, Any]]:
