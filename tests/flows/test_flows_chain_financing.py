@@ -21,6 +21,7 @@ from crowdleverage.custody.db import make_engine
 from crowdleverage.custody.service import CustodyService
 from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.flows.chain_financing import ChainFinancing, actor
+from crowdleverage.flows.session import EpochClose
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.replay import TradingDay, trading_days
 from crowdleverage.risk.world import open_financing_chain
@@ -103,7 +104,7 @@ def test_levered_buy_fills_through_the_broker(fin: ChainFinancing, days: list[Tr
     fin.mint(BORROWER, 50 * WAN, ledger_transfer_id=2_000)
     fin.deposit(BORROWER, 50 * WAN, reserve=False)
     day = days[-1]
-    fin.open_day(day)
+    fin.session.open(day)
     wanted = {}
     for code in CODES:  # three lines of ~18万 each (≤ 40% of the account each): 54万 on 50万
         limit = day.bars[code].band.limit_up_fen
@@ -111,7 +112,7 @@ def test_levered_buy_fills_through_the_broker(fin: ChainFinancing, days: list[Tr
         fin.request_buy(BORROWER, code, wanted[code], limit)
     assert fin.position(BORROWER, "000001") == 0  # requested, not yet filled
     assert fin.account(BORROWER).debt_fen > 0  # financing drawn at the request
-    fin.close_day()
+    fin.session.close(EpochClose.SKIP)
     assert {c: fin.position(BORROWER, c) for c in CODES} == wanted
     acc = fin.account(BORROWER)
     assert acc.debt_fen > 0 and acc.pending_fen == 0
@@ -124,7 +125,7 @@ def test_pre_trade_check_is_the_contracts(fin: ChainFinancing, days: list[Tradin
     fin.open_account(BORROWER, 1)
     fin.mint(BORROWER, 10 * WAN, ledger_transfer_id=3_000)
     fin.deposit(BORROWER, 10 * WAN, reserve=False)
-    fin.open_day(days[-1])
+    fin.session.open(days[-1])
     with pytest.raises(ContractRevert, match="margin: "):
         fin.request_buy(BORROWER, "000001", 100_000, days[-1].bars["000001"].open)
     assert fin.account(BORROWER).debt_fen == 0  # nothing written
@@ -143,19 +144,19 @@ def test_the_keeper_acts_on_a_crash(fin: ChainFinancing, days: list[TradingDay])
     fin.deposit(BORROWER, 100 * WAN, reserve=False)
     fin.deposit(BORROWER, 10 * WAN, reserve=True)
     setup = days[-1]
-    fin.open_day(setup)
+    fin.session.open(setup)
     for _ in range(12):  # rounds: the 40% limit is measured against assets that grow
         for code in CODES:
             limit = setup.bars[code].open * 101 // 100
             with contextlib.suppress(ContractRevert):  # a limit reached: the contract says no
                 fin.request_buy(BORROWER, code, 12 * WAN // limit // 100 * 100, limit)
-    fin.close_day()
+    fin.session.close(EpochClose.SKIP)
     before = fin.account(BORROWER)
     assert before.ratio_bps is not None and before.ratio_bps < 13_600
     seen = len(fin.chain.events())
     for crash in trading_days(read_bars(DATA), dt.date(2016, 1, 4), dt.date(2016, 1, 7)):
-        fin.open_day(crash)
-        fin.close_day()
+        fin.session.open(crash)
+        fin.session.close(EpochClose.SKIP)
     acted = {e.event for e in margin_events(fin.chain, since=seen)}
     assert "ToppedUp" in acted, acted  # below the warning line with a reserve: top-up due
     after = fin.account(BORROWER)
@@ -202,21 +203,21 @@ def test_sell_after_t_plus_1_then_repay_and_withdraw(
     fin.mint(BORROWER, 50 * WAN, ledger_transfer_id=5_000)
     fin.deposit(BORROWER, 50 * WAN, reserve=False)
     setup = days[-1]
-    fin.open_day(setup)
+    fin.session.open(setup)
     for code in CODES:
         limit = setup.bars[code].band.limit_up_fen
         fin.request_buy(BORROWER, code, 18 * WAN // limit // 100 * 100, limit)
-    fin.close_day()
+    fin.session.close(EpochClose.SKIP)
     held = fin.position(BORROWER, "000001")
     with pytest.raises(ContractRevert, match="margin: "):  # bought today: T+1 locked
         fin.request_sell(BORROWER, "000001", held, setup.bars["000001"].band.limit_down_fen)
     # 2016-01-05 (01-04 closed early on the circuit breaker, some sells sealed at limit-down)
     [next_day] = trading_days(read_bars(DATA), dt.date(2016, 1, 5), dt.date(2016, 1, 5))
-    fin.open_day(next_day)
+    fin.session.open(next_day)
     for code in CODES:
         fin.request_sell(BORROWER, code, fin.position(BORROWER, code),
                          next_day.bars[code].band.limit_down_fen)  # fmt: skip
-    fin.close_day()
+    fin.session.close(EpochClose.SKIP)
     assert all(fin.position(BORROWER, c) == 0 for c in CODES)
     debt = fin.account(BORROWER).debt_fen
     assert debt > 0
