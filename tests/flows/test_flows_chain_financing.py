@@ -21,8 +21,9 @@ from crowdleverage.custody.db import make_engine
 from crowdleverage.custody.service import CustodyService
 from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.flows.chain_financing import ChainFinancing, actor
-from crowdleverage.flows.session import EpochClose
+from crowdleverage.flows.session import EpochClose, SessionObserver
 from crowdleverage.market.bars import read_bars
+from crowdleverage.market.exchange import Fill, Order
 from crowdleverage.market.replay import TradingDay, trading_days
 from crowdleverage.risk.world import open_financing_chain
 
@@ -112,11 +113,42 @@ def test_levered_buy_fills_through_the_broker(fin: ChainFinancing, days: list[Tr
         fin.request_buy(BORROWER, code, wanted[code], limit)
     assert fin.position(BORROWER, "000001") == 0  # requested, not yet filled
     assert fin.account(BORROWER).debt_fen > 0  # financing drawn at the request
+    seen = Seen()
+    fin.session.observer = seen
     fin.session.close(EpochClose.SKIP)
     assert {c: fin.position(BORROWER, c) for c in CODES} == wanted
+    # the session's hooks saw every fill before it was settled, and nothing left to expire
+    assert {c: sum(f.quantity for f in seen.fills if f.code == c) for c in CODES} == wanted
+    assert seen.expired == []
     acc = fin.account(BORROWER)
     assert acc.debt_fen > 0 and acc.pending_fen == 0
     assert acc.ratio_bps is not None and acc.ratio_bps >= 15_000
+
+
+class Seen(SessionObserver):
+    def __init__(self) -> None:
+        self.fills: list[Fill] = []
+        self.expired: list[Order] | None = None
+
+    def on_fills(self, day: TradingDay, fills: list[Fill]) -> None:
+        self.fills.extend(fills)
+
+    def on_expired(self, day: TradingDay, expired: list[Order]) -> None:
+        self.expired = expired
+
+
+def test_the_session_closes_the_epoch_as_told(fin: ChainFinancing) -> None:
+    fund_pool(fin)
+    first = fin.close_epoch()  # waited out: the subscriptions executed
+    assert first.executed == 2 and first.figures
+    s = fin.session
+    assert s.epoch_due_in_s() > 0
+    assert s.close_epoch(EpochClose.SKIP) is None
+    assert s.close_epoch(EpochClose.DUE) is None  # not due: left open
+    fin.chain.advance_time(s.epoch_due_in_s())
+    due = s.close_epoch(EpochClose.DUE)
+    assert due is not None and due.executed == 0
+    assert s.epoch_due_in_s() > 0  # a new epoch started
 
 
 def test_pre_trade_check_is_the_contracts(fin: ChainFinancing, days: list[TradingDay]) -> None:
