@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 
 from crowdleverage.audit.reconcile import ChainGateway, Reconciler
-from crowdleverage.chain.margin import margin_events
+from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.chain.margin import ORDERBOOK, margin_events
 from crowdleverage.chain.roles import Role
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.custody.bridge import Bridge, ref32
 from crowdleverage.custody.db import make_engine
 from crowdleverage.custody.service import CustodyService
-from crowdleverage.domain.errors import ContractRevert
-from crowdleverage.flows.chain_financing import ChainFinancing, actor
+from crowdleverage.domain.errors import ContractRevert, InvalidInput
+from crowdleverage.flows.chain_financing import ChainFinancing, actor, precheck_order_amounts
 from crowdleverage.flows.session import EpochClose, SessionObserver
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.exchange import Fill, Order
@@ -163,6 +164,25 @@ def test_pre_trade_check_is_the_contracts(fin: ChainFinancing, days: list[Tradin
     assert fin.account(BORROWER).debt_fen == 0  # nothing written
     fin.withdraw(BORROWER, 10 * WAN, reserve=False)  # no debt: everything can leave
     assert fin.wallet_fen(BORROWER) == 10 * WAN
+
+
+@pytest.mark.parametrize(
+    ("fn", "qty", "limit"),
+    [("request_buy", 0, 1_000), ("request_buy", 100, 0),
+     ("request_sell", 0, 1_000), ("request_sell", 100, 0)],
+)  # fmt: skip
+def test_precheck_order_amounts_agrees_with_the_contract(
+    fin: ChainFinancing, fn: str, qty: int, limit: int
+) -> None:
+    fin.open_account(BORROWER, 1)
+    with pytest.raises(InvalidInput):
+        precheck_order_amounts(qty, limit)
+    with pytest.raises(InvalidInput):  # the use case checks before the chain
+        getattr(fin, fn)(BORROWER, "000001", qty, limit)
+    with pytest.raises(ContractRevert, match="margin: "):  # the contract refuses the same
+        fin.chain.send(ORDERBOOK, fn, code_to_chain("000001"), qty, limit,
+                       actor=actor(BORROWER))  # fmt: skip
+    precheck_order_amounts(100, 1_000)  # and lets a real order through to it
 
 
 def test_the_keeper_acts_on_a_crash(fin: ChainFinancing, days: list[TradingDay]) -> None:

@@ -32,6 +32,7 @@ from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
 from crowdleverage.chain.margin import ENGINE, ORDERBOOK, margin_events
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
+from crowdleverage.chain.structs import read_account
 from crowdleverage.compliance.chain_adapter import ChainIdentityWriter
 from crowdleverage.compliance.ports import IdentityRole
 from crowdleverage.domain.errors import InvalidInput
@@ -70,6 +71,14 @@ class AccountView:
     assets_fen: int
     debt_fen: int
     ratio_bps: int | None  # None without debt
+
+
+def precheck_order_amounts(qty: int, limit_fen: int) -> None:
+    """Kept for a clearer message: the engine refuses the same orders ("margin: quantity not
+    whole lots", "margin: zero price", "margin: not enough sellable shares"; a negative value
+    cannot even be encoded as uint256). Tested to agree with the contract."""
+    if qty <= 0 or limit_fen <= 0:
+        raise InvalidInput("quantity and limit price must be positive")
 
 
 class ChainFinancing:
@@ -207,8 +216,7 @@ class ChainFinancing:
         return self._request("request_sell", user_id, code, qty, limit_price_fen)
 
     def _request(self, fn: str, user_id: int, code: str, qty: int, limit_fen: int) -> int:
-        if qty <= 0 or limit_fen <= 0:
-            raise InvalidInput("quantity and limit price must be positive")
+        precheck_order_amounts(qty, limit_fen)
         tx = self.chain.send(ORDERBOOK, fn, code_to_chain(code), qty, limit_fen,
                              actor=actor(user_id))  # fmt: skip
         [req] = [e.args for e in tx.events if e.event == "OrderRequested"]
@@ -216,12 +224,12 @@ class ChainFinancing:
 
     def account(self, user_id: int) -> AccountView:
         who = self.address(user_id)
-        a = self.chain.call(ENGINE, "accounts", who)
+        a = read_account(self.chain, who)
         assets, debt, ratio = self.chain.call(ENGINE, "account_state", who)
         return AccountView(
-            tier=int(a[0]), cash_fen=int(a[1]), reserve_fen=int(a[2]), pending_fen=int(a[3]),
-            principal_fen=int(a[4]), locked=bool(a[6]), open_liquidation=bool(a[7]),
-            assets_fen=int(assets), debt_fen=int(debt),
+            tier=a.tier, cash_fen=a.cash_fen, reserve_fen=a.reserve_fen,
+            pending_fen=a.pending_fen, principal_fen=a.principal_fen, locked=a.locked,
+            open_liquidation=a.open_liq > 0, assets_fen=int(assets), debt_fen=int(debt),
             ratio_bps=None if int(debt) == 0 else int(ratio),
         )  # fmt: skip
 

@@ -48,9 +48,10 @@ from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
 from crowdleverage.chain.margin import ORDERBOOK, margin_events
-from crowdleverage.chain.params import PARAMS, read_params, read_tier
+from crowdleverage.chain.params import read_params, read_tier
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
+from crowdleverage.chain.structs import read_order, read_security
 from crowdleverage.config import Settings
 from crowdleverage.custody.bank.simulator import SimulatedBank
 from crowdleverage.custody.bridge import Bridge
@@ -232,7 +233,7 @@ class Platform:
 
     def _listed(self) -> bool:
         code = code_to_chain(self.codes[0])
-        return int(self.chain.call(PARAMS, "securities", code)[0]) > 0
+        return read_security(self.chain, code).haircut_bps > 0
 
     def save(
         self, also: Callable[[sa.Connection], None] | None = None, *, bank: bool = True
@@ -808,7 +809,7 @@ class Platform:
                 lambda: placed.append(request(acc.owner_id, code, qty, limit)),
             )  # fmt: skip
             oid = placed[0] if sent is None else int(sent["order_id"])
-            drawn = int(self.chain.call(ORDERBOOK, "orders", oid)[9]) if buy else 0
+            drawn = read_order(self.chain, oid).drawn_fen if buy else 0
             if oid not in self.s.orders:  # recorded with its financing by `_apply`
                 self._financing[oid] = drawn
             self._after()

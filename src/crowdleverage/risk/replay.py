@@ -34,6 +34,7 @@ from crowdleverage.broker.corporate_actions import CorporateActionAgent
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.margin import ORDERBOOK
+from crowdleverage.chain.structs import read_account
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
 from crowdleverage.domain.params import (
     HAIRCUT_BPS,
@@ -658,7 +659,7 @@ class Replay(SessionObserver):
         )
         # no account left locked with open orders after the last close
         inv["no_liquidation_order_left_open"] = all(
-            int(c.call(ENGINE, "accounts", who)[7]) == 0 for who in self.names
+            read_account(c, who).open_liq == 0 for who in self.names
         )
         report.invariants.update(inv)
 
@@ -714,19 +715,19 @@ class Replay(SessionObserver):
 
     def _borrower_end(self, who: str) -> BorrowerEnd:
         spec = self.specs[who]
-        a = self.chain.call(ENGINE, "accounts", who)
+        a = read_account(self.chain, who)
         return BorrowerEnd(
             name=spec.name,
             tier=spec.tier,
             margin_deposit_fen=spec.margin_fen,
             reserve_deposit_fen=spec.reserve_fen,
-            cash_fen=int(a[1]) + int(a[3]),
-            reserve_fen=int(a[2]),
+            cash_fen=a.cash_fen + a.pending_fen,
+            reserve_fen=a.reserve_fen,
             debt_fen=int(self.chain.call(ENGINE, "debt_of", who)),
-            principal_fen=int(a[4]),
+            principal_fen=a.principal_fen,
             positions=self._positions(who),
-            liquidating=bool(a[6]),
-            penalty_open_fen=int(a[8]),
+            liquidating=a.locked,
+            penalty_open_fen=a.penalty_fen,
             write_offs=tuple(self.write_offs.get(who, [])),
         )
 
