@@ -48,9 +48,10 @@ from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
 from crowdleverage.chain.margin import ORDERBOOK, margin_events
-from crowdleverage.chain.params import PARAMS, read_params, read_tier
+from crowdleverage.chain.params import read_params, read_tier
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
+from crowdleverage.chain.structs import read_order, read_security
 from crowdleverage.config import Settings
 from crowdleverage.custody.bank.simulator import SimulatedBank
 from crowdleverage.custody.bridge import Bridge
@@ -77,10 +78,11 @@ from crowdleverage.flows.commands import Command, CommandSpec, CommandStore
 from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import AccountStatus, Event, Tranche
 from crowdleverage.flows.record import MarginAccount, Order, Pending, Saved
+from crowdleverage.flows.session import EpochClose
 from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.rules import PriceBand, Side, check_order
 from crowdleverage.migrations import upgrade as migrate
-from crowdleverage.risk.regime import apply_on_chain, published_history
+from crowdleverage.risk.regime import RegimePoint, published_history
 
 BPS = P.BPS
 BANK_ACCOUNT = "6222020200112233445"  # the platform's segregated custody account
@@ -165,6 +167,7 @@ class Platform:
             codes=self.codes,
             work_dir=self.work_dir,
             ticks_per_day=self.market.ticks_per_day,
+            regimes=lambda: published_history(str(settings.market_data)),
         )
         self.gateway = ChainGateway(self.chain)
         self.bridge = Bridge(self.custody, self.chain, self._address_of_investor)
@@ -209,8 +212,8 @@ class Platform:
             day = dt.date.fromisoformat(self.s.market_day)
             if self.s.tick_step is not None:  # stopped mid-day: resume after the last tick
                 self.market.seek(day, self.s.tick_step)
-                self.fin.resume_day(self.market.days[self.market.day_index],
-                                    self.s.tick_step + 1)  # fmt: skip
+                self.fin.session.resume(self.market.days[self.market.day_index],
+                                        self.s.tick_step + 1)  # fmt: skip
                 self._day_open = True
             else:
                 self.market.seek(day, 0)
@@ -230,7 +233,7 @@ class Platform:
 
     def _listed(self) -> bool:
         code = code_to_chain(self.codes[0])
-        return int(self.chain.call(PARAMS, "securities", code)[0]) > 0
+        return read_security(self.chain, code).haircut_bps > 0
 
     def save(
         self, also: Callable[[sa.Connection], None] | None = None, *, bank: bool = True
@@ -806,7 +809,7 @@ class Platform:
                 lambda: placed.append(request(acc.owner_id, code, qty, limit)),
             )  # fmt: skip
             oid = placed[0] if sent is None else int(sent["order_id"])
-            drawn = int(self.chain.call(ORDERBOOK, "orders", oid)[9]) if buy else 0
+            drawn = read_order(self.chain, oid).drawn_fen if buy else 0
             if oid not in self.s.orders:  # recorded with its financing by `_apply`
                 self._financing[oid] = drawn
             self._after()
@@ -864,7 +867,7 @@ class Platform:
                     self._open_day()
             else:
                 self.market.advance()
-                self.fin.step()
+                self.fin.session.step()
             self._after(save=False)
             self.save(bank=False)  # the last committed tick: a restart resumes after it
             log.debug("tick", extra={"event": "tick", "trade_date": self.market.today.isoformat(),
@@ -884,25 +887,23 @@ class Platform:
     def _open_day(self) -> None:
         day = self.market.days[self.market.day_index]
         self.market.seek(day.date, 0)
-        self.fin.open_day(day)
-        self._set_regime(day.date)
-        self.fin.step()
+        opened = self.fin.session.open(day)
+        if opened.regime is not None:
+            self._regime_changed(opened.regime)
+        self.fin.session.step()
         self._day_open = True
         self.s.market_day = day.date.isoformat()
 
-    def _set_regime(self, today: dt.date) -> None:
-        """Before the day's first tick: the market regime published at the last close (the
-        whole market of the configured bar file, risk/regime.py) goes on chain, so that in a
+    def _regime_changed(self, p: RegimePoint) -> None:
+        """The session set the regime published at the last close (the whole market of the
+        configured bar file, risk/regime.py) on chain before the day's first order: in a
         stressed regime the OrderBook refuses new financing."""
-        points = [p for p in published_history(str(self.settings.market_data)) if p.date < today]
-        if points and apply_on_chain(self.chain, points[-1]):
-            p = points[-1]
-            self._event(
-                "regime_changed",
-                f"market regime {p.regime.value} from the {p.date} close "
-                f"(indicator {p.indicator_bps / 100:.0f}% of the threshold; "
-                f"{', '.join(p.reasons) or 'calm again'})",
-            )
+        self._event(
+            "regime_changed",
+            f"market regime {p.regime.value} from the {p.date} close "
+            f"(indicator {p.indicator_bps / 100:.0f}% of the threshold; "
+            f"{', '.join(p.reasons) or 'calm again'})",
+        )
 
     def waiting_liquidations(self) -> list[dict[str, Any]]:
         """Liquidation sells that cannot fill now: sealed limit-down, halted, or T+1."""
@@ -1011,16 +1012,17 @@ class Platform:
         import its statement, snapshot the liabilities, reconcile and save."""
         with self.lock:
             traded = self._day_open
+            # the pool does not close an epoch while paused: interest keeps accruing on the
+            # engine's index and is distributed at the first close after the resume
+            paused = bool(self.chain.call(ENGINE, "paused")) or self.gateway.is_paused()
+            epoch = EpochClose.SKIP if paused else EpochClose.WAIT
             if self._day_open:
-                self.fin.close_day()
+                closed = self.fin.session.close(epoch)
                 self._day_open = False
-            if bool(self.chain.call(ENGINE, "paused")) or self.gateway.is_paused():
-                # the pool does not close an epoch while paused: interest keeps accruing on
-                # the engine's index and is distributed at the first close after the resume
-                closed: dict[str, Any] = {"interest": None, "executed": 0}
-                self._event("epoch_deferred", "epoch close deferred: the platform is paused")
             else:
-                closed = self.fin.close_epoch()
+                closed = self.fin.session.close_epoch(epoch)
+            if paused:
+                self._event("epoch_deferred", "epoch close deferred: the platform is paused")
             for uid in self.s.enrolled:
                 if int(self.chain.call(POOL, "claimable_fen", self.fin.address(uid))):
                     self.fin.collect(uid)
@@ -1036,7 +1038,7 @@ class Platform:
                     {"tranche": t.value, "trade_date": point[0], "nav_e4": point[1]}
                 )
             self._after(save=False)  # saved below
-            interest = closed["interest"] or {}
+            interest = (closed.interest if closed else None) or {}
             out = {
                 "date": self.market.today.isoformat(),
                 "interest_fen": int(interest.get("interest_fen", 0)),
@@ -1044,7 +1046,7 @@ class Platform:
                 "junior_fen": int(interest.get("junior_fen", 0)),
                 "insurance_fen": int(interest.get("insurance_fen", 0)),
                 "platform_fee_fen": int(interest.get("platform_fee_fen", 0)),
-                "executed": int(closed["executed"]),
+                "executed": closed.executed if closed else 0,
             }
             if traded:
                 if self.market.day_index < len(self.market.days) - 1:
