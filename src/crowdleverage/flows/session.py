@@ -25,7 +25,6 @@ step's fills (before they are settled) and the orders that expired at the close.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -126,14 +125,6 @@ class TradingSession:
         self.keeper_on = True
         self._live: list[list[Tick]] = []
         self._next = 0  # the next step; a step counts once the exchange has matched it
-
-    @property
-    def today(self) -> dt.date | None:
-        return self.day.date if self.day is not None else None
-
-    @property
-    def ticks_done(self) -> int:
-        return self._next
 
     # ── open ────────────────────────────────────────────────────────────────────────────
 
