@@ -32,7 +32,9 @@ import contextlib
 import copy
 import datetime as dt
 import itertools
+import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -104,6 +106,8 @@ bank_refs = sa.Table(
 
 
 log = logging.getLogger("crowdleverage.flows")
+# the market a data dir started with: its first replay day and the watched codes
+UNIVERSE_FILE = "universe.json"
 
 
 def _ms(t0: float) -> int:
@@ -158,8 +162,14 @@ class Platform:
         self.bank = self._load_bank()
         self._statement_booked = False
         self._import_leftover()
+        # a data dir keeps the market it started with (the replay's first day, the codes)
+        keep = market is None and codes is None
+        if keep:
+            market_start = self._first_start(market_start)
+        self._market_start = market_start
         self.market = market or MarketFeed.from_file(settings.market_data, start=market_start)
-        self.codes = codes or default_universe(self.market)
+        derived = codes or default_universe(self.market)
+        self.codes = self._universe(derived) if keep else derived
         raw = chain if chain is not None else open_platform_chain(settings, self.market)
         self.chain: ChainPort = CachedReads(raw)  # type: ignore[assignment]  # views per block
         self.fin = ChainFinancing(
@@ -513,6 +523,35 @@ class Platform:
                 with write_transaction(self.engine) as conn:
                     conn.execute(bank_refs.delete().where(bank_refs.c.reference == reference))
             raise
+
+    def _first_start(self, asked: dt.date | None) -> dt.date | None:
+        """The replay's first day this data dir was started with (`universe.json`); `asked`
+        on a fresh data dir. A restart with another `--from` keeps the first one (the
+        watched universe and the chain's listings come from it) and says so."""
+        path = self.work_dir / UNIVERSE_FILE
+        if not path.exists():
+            return asked
+        raw = json.loads(path.read_text())["market_start"]
+        first = None if raw is None else dt.date.fromisoformat(raw)
+        if first != asked:
+            log.warning(
+                "market start kept",
+                extra={"event": "market_start_kept", "data_dir_start": raw,
+                       "asked": None if asked is None else asked.isoformat()},
+            )  # fmt: skip
+        return first
+
+    def _universe(self, derived: list[str]) -> list[str]:
+        """The watched codes as first stored in the data dir (`derived` on a fresh one)."""
+        path = self.work_dir / UNIVERSE_FILE
+        if path.exists():
+            return [str(c) for c in json.loads(path.read_text())["codes"]]
+        start = None if self._market_start is None else self._market_start.isoformat()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"market_start": start, "codes": derived}))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        return derived
 
     def _load_bank(self) -> SimulatedBank:
         """The simulated custodian bank as last saved (a new one on first start)."""
