@@ -155,8 +155,9 @@ liquidator: public(address)
 
 orderbook: public(address)
 
-# Interest index of each leverage tier (the tier's lines are at RiskParams).
-indices: public(HashMap[uint256, Index])
+# Interest index of each leverage tier (the tier's lines are at RiskParams), in one slot:
+# value (160 bits) | updated_at (64 << 160) | rate (32 << 224). Read with `indices`.
+ix_slot: HashMap[uint256, uint256]
 
 # Margin accounts (packed, see `Slots`; read with `accounts`).
 acct: HashMap[address, Slots]
@@ -320,7 +321,7 @@ def _account(who: address) -> Account:
 @internal
 @view
 def _index(tier: uint256) -> uint256:
-    ix: Index = self.indices[tier]
+    ix: Index = self._ix(tier)
     dt: uint256 = block.timestamp - ix.updated_at
     if dt == 0:
         return ix.value_ray
@@ -333,9 +334,21 @@ def _index(tier: uint256) -> uint256:
 @internal
 def _accrue(tier: uint256) -> uint256:
     value: uint256 = self._index(tier)
-    self.indices[tier].value_ray = value
-    self.indices[tier].updated_at = block.timestamp
+    self._put_ix(tier, value, self.ix_slot[tier] >> 224)
     return value
+
+
+@internal
+@view
+def _ix(tier: uint256) -> Index:
+    w: uint256 = self.ix_slot[tier]
+    return Index(value_ray=w & (2**160 - 1), updated_at=(w >> 160) & (2**64 - 1), rate_bps=w >> 224)
+
+
+@internal
+def _put_ix(tier: uint256, value_ray: uint256, rate_bps: uint256):
+    assert value_ray >> 160 == 0, "margin: index too large"
+    self.ix_slot[tier] = value_ray | block.timestamp << 160 | rate_bps << 224
 
 
 @internal
@@ -565,6 +578,15 @@ def codes_of(who: address) -> DynArray[uint256, C.MAX_CODES]:
     @notice Securities the account holds or is buying.
     """
     return self._codes(who)
+
+
+@external
+@view
+def indices(tier: uint256) -> Index:
+    """
+    @notice A tier's interest index: value (RAY, never decreases), last update, APR (bps).
+    """
+    return self._ix(tier)
 
 
 @external
@@ -1073,11 +1095,10 @@ def params_rate(tier: uint256, rate_bps: uint256):
     @param rate_bps The new APR in bps.
     """
     assert msg.sender == PARAMS.address, "margin: caller is not params"
-    if self.indices[tier].value_ray == 0:
-        self.indices[tier] = Index(value_ray=C.RAY, updated_at=block.timestamp, rate_bps=rate_bps)
-    else:
-        self._accrue(tier)
-        self.indices[tier].rate_bps = rate_bps
+    v: uint256 = C.RAY
+    if self.ix_slot[tier] != 0:
+        v = self._index(tier)
+    self._put_ix(tier, v, rate_bps)
 
 
 @external
@@ -1134,7 +1155,7 @@ def open_account(who: address, tier: uint256):
     assert staticcall REGISTRY.has_role(who, IIdentityRegistry.Role.BORROWER), (
         "margin: account is not a borrower"
     )
-    assert self.indices[tier].value_ray > 0, "margin: unknown tier"
+    assert self.ix_slot[tier] != 0, "margin: unknown tier"
     a: Account = self._get(who)
     assert a.scaled_debt == 0, "margin: repay before changing tier"
     log AccountOpened(account=who, tier_before=a.tier, tier_after=tier, by=msg.sender)
