@@ -29,8 +29,9 @@ sys.path.insert(0, str(ROOT / "tests" / "financing"))
 sys.path.insert(0, str(ROOT / "tests"))  # anvil_node, used by fin_anvil
 
 from fin_anvil import RpcPlatform, anvil, deploy_rpc_platform, fund  # noqa: E402
-from crowdleverage.chain.roles import Role  # noqa: E402
 from fin_system import CMB, DAY_S, MAIN, PAB, PINGAN, YUAN, limit_down, limit_up  # noqa: E402
+
+from crowdleverage.chain.roles import Role  # noqa: E402
 
 AAVE = {
     "deposit": ("supply", 146_755),

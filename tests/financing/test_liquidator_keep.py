@@ -68,5 +68,6 @@ def test_keep_acts_on_the_eligible_and_skips_the_rest(p: Platform) -> None:
     # orders are open: ending is skipped, the batch itself goes through
     assert p.liquidator.keep([levered, calm], [END, END], sender=p.keeper) == 0
     assert [e.reason for e in logs(p, "KeeperSkipped")] == [
-        "margin: liquidation orders open", "margin: not in liquidation"
+        "margin: liquidation orders open",
+        "margin: not in liquidation",
     ]
