@@ -101,7 +101,8 @@ def run(p: RpcPlatform) -> None:
         p.send("MarginEngine", "open_account", a[who], 3, by="compliance")
         fund(p, who, 100_000 * YUAN, "MarginEngine")
     p.send("MarginEngine", "deposit", 100_000 * YUAN, False, by="borrower", label="deposit")
-    p.send("MarginEngine", "deposit", 100_000 * YUAN, False, by="borrower2")
+    p.send("MarginEngine", "deposit", 100_000 * YUAN, False, by="borrower2",
+           label="ref: deposit (second account: engine totals already non-zero)")  # fmt: skip
     buy_and_fill(p, "borrower", PAB, 10_000, "request_buy (first, own cash + fee draw)")
     buy_and_fill(p, "borrower", CMB, 10_000, "request_buy (financed, 1 position held)")
     buy_and_fill(p, "borrower", PINGAN, 10_000, "request_buy (financed, 2 positions held)")
