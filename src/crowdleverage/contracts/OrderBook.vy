@@ -93,8 +93,9 @@ SHARES: public(immutable(IShareCertificates))
 packed: HashMap[uint256, Packed]
 order_count: public(uint256)
 
-# Broker fill references already used.
-fill_ref_used: public(HashMap[bytes32, bool])
+# Broker fill references: ShareCertificates records each one in the fill's mint or burn
+# (`ref_used`, one namespace with the broker's other certificate references); read here
+# with `fill_ref_used`, not stored twice.
 
 # Market regime (0 normal, 1 stressed), set from the published stress indicator; in the
 # stressed regime no buy may draw new financing.
@@ -213,6 +214,17 @@ def orders(order_id: uint256) -> Order:
     return self._load(order_id)
 
 
+@external
+@view
+def fill_ref_used(ref: bytes32) -> bool:
+    """
+    @notice Whether a fill reference was used (by a fill, or by another certificate mint or
+            burn of the broker: one namespace at ShareCertificates).
+    @param ref The reference.
+    """
+    return staticcall SHARES.ref_used(ref)
+
+
 # ---------------------------------------------------------------- external: borrower
 @external
 def request_buy(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint256:
@@ -323,9 +335,8 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
     o: Order = self._load(order_id)
     assert o.open, "margin: order not open"
-    assert ref != empty(bytes32) and not self.fill_ref_used[ref], "margin: fill reference used"
+    assert ref != empty(bytes32) and not staticcall SHARES.ref_used(ref), "margin: fill reference used"
     assert qty > 0 and o.filled_qty + qty <= o.qty, "margin: fill exceeds order"
-    self.fill_ref_used[ref] = True
     gross: uint256 = qty * price_fen
     o.filled_qty += qty
     closes: bool = o.filled_qty == o.qty
