@@ -31,6 +31,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # anvil_node, used by fin_anvil
 from fin_anvil import RpcPlatform, anvil, deploy_rpc_platform, fund  # noqa: E402
 from fin_system import CMB, DAY_S, MAIN, PAB, PINGAN, YUAN, limit_down, limit_up  # noqa: E402
 
+from crowdleverage.chain.roles import Role  # noqa: E402
+
 AAVE = {
     "deposit": ("supply", 146_755),
     "request_buy (financed, 1 position held)": ("borrow", 249_000),
@@ -39,6 +41,7 @@ AAVE = {
     "start_liquidation (3 positions)": ("liquidationCall", 383_000),
 }
 STRETCH_RATIO = 0.60
+KEEP_N = 4  # accounts in the batched keeper calls
 # batched entry points: label -> items per call (gas per item is printed)
 PER_ITEM: dict[str, int] = {}
 
@@ -65,6 +68,25 @@ def buy_and_fill(p: RpcPlatform, who: str, code: int, qty: int, label: str | Non
         )
 
 
+def add_borrowers(p: RpcPlatform, n: int) -> list[str]:
+    """`n` more tier-3 borrowers (impersonated anvil addresses), each with 20,000 yuan margin."""
+    out = []
+    expires = p.now() + 365 * DAY_S
+    for i in range(n):
+        name = f"keep{i}"
+        addr = p.w3.to_checksum_address(f"0x{0xC0DE0000 + i:040x}")
+        p.w3.provider.make_request("anvil_impersonateAccount", [addr])
+        p.w3.provider.make_request("anvil_setBalance", [addr, hex(10**20)])
+        p.actor[name] = addr
+        p.send("IdentityRegistry", "register", addr, int(Role.BORROWER), 4, b"CN", expires,
+               by="compliance")  # fmt: skip
+        p.send("MarginEngine", "open_account", addr, 3, by="compliance")
+        fund(p, name, 20_000 * YUAN, "MarginEngine")
+        p.send("MarginEngine", "deposit", 20_000 * YUAN, False, by=name)
+        out.append(name)
+    return out
+
+
 def run(p: RpcPlatform) -> None:
     a = p.actor
     fund(p, "senior", 8_000_000 * YUAN, "TranchePool")
@@ -83,10 +105,15 @@ def run(p: RpcPlatform) -> None:
         p.send("MarginEngine", "open_account", a[who], 3, by="compliance")
         fund(p, who, 100_000 * YUAN, "MarginEngine")
     p.send("MarginEngine", "deposit", 100_000 * YUAN, False, by="borrower", label="deposit")
-    p.send("MarginEngine", "deposit", 100_000 * YUAN, False, by="borrower2")
+    p.send("MarginEngine", "deposit", 100_000 * YUAN, False, by="borrower2",
+           label="ref: deposit (second account: engine totals already non-zero)")  # fmt: skip
     buy_and_fill(p, "borrower", PAB, 10_000, "request_buy (first, own cash + fee draw)")
     buy_and_fill(p, "borrower", CMB, 10_000, "request_buy (financed, 1 position held)")
     buy_and_fill(p, "borrower", PINGAN, 10_000, "request_buy (financed, 2 positions held)")
+    # the batched keeper entry point acts on these (one CMB or PINGAN position each, 150%)
+    extra = add_borrowers(p, KEEP_N)
+    for i, who in enumerate(extra):
+        buy_and_fill(p, who, (CMB, PINGAN)[i % 2], 6_000, None)
     # repay: borrower2 holds one financed position for 30 days, then repays in full
     buy_and_fill(p, "borrower2", PAB, 15_000, None)
     p.time_travel(30 * DAY_S)
@@ -102,6 +129,13 @@ def run(p: RpcPlatform) -> None:
     p.send("Liquidator", "warn", a["borrower"], by="keeper", label="warn")
     p.send("Liquidator", "start_liquidation", a["borrower"], by="keeper",
            label="start_liquidation (3 positions)")  # fmt: skip
+    # batched keeper actions over many accounts in one call
+    label = f"Liquidator.keep: warn x{KEEP_N}"
+    PER_ITEM[label] = KEEP_N
+    p.send("Liquidator", "keep", [a[w] for w in extra], [0] * KEEP_N, by="keeper", label=label)
+    label = f"Liquidator.keep: start_liquidation x{KEEP_N} (1 position each)"
+    PER_ITEM[label] = KEEP_N
+    p.send("Liquidator", "keep", [a[w] for w in extra], [2] * KEEP_N, by="keeper", label=label)
     new_day(p, 5, (prev * 9_500) // 10_000, prev)
     first = p.call("OrderBook", "order_count") - 2
     p.send("CashToken", "approve", p.c["MarginEngine"].address, 10**15, by="broker")

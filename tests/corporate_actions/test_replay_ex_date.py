@@ -9,6 +9,7 @@ import datetime as dt
 from pathlib import Path
 
 from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.flows.session import EpochClose
 from crowdleverage.risk.replay import Replay, ReplayConfig
 from crowdleverage.risk.world import ENGINE
 
@@ -41,7 +42,7 @@ def test_replay_applies_the_ten_for_ten_at_the_open(tmp_path: Path) -> None:
             # the first tick moves prices from the close to the open (000420 opened at its
             # reference, 4.01 元); without the adjustment half of its value would be gone
             assert abs(int(ratio1) - int(ratio0)) < int(ratio0) // 50, w
-        replay._run_session(day, replay._series, report)
+        replay.session.close(EpochClose.DUE)
         report = replay.finish_day(report, since)
         assert report.warnings == 0 and report.liquidations_started == 0
         final = replay.finish([report])  # the replay's invariants, custody counting the

@@ -13,15 +13,18 @@ from pathlib import Path
 import pytest
 
 from crowdleverage.audit.reconcile import ChainGateway, Reconciler
-from crowdleverage.chain.margin import margin_events
+from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.chain.margin import ORDERBOOK, margin_events
 from crowdleverage.chain.roles import Role
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.custody.bridge import Bridge, ref32
 from crowdleverage.custody.db import make_engine
 from crowdleverage.custody.service import CustodyService
-from crowdleverage.domain.errors import ContractRevert
-from crowdleverage.flows.chain_financing import ChainFinancing, actor
+from crowdleverage.domain.errors import ContractRevert, InvalidInput
+from crowdleverage.flows.chain_financing import ChainFinancing, actor, precheck_order_amounts
+from crowdleverage.flows.session import EpochClose, SessionObserver
 from crowdleverage.market.bars import read_bars
+from crowdleverage.market.exchange import Fill, Order
 from crowdleverage.market.replay import TradingDay, trading_days
 from crowdleverage.risk.world import open_financing_chain
 
@@ -103,7 +106,7 @@ def test_levered_buy_fills_through_the_broker(fin: ChainFinancing, days: list[Tr
     fin.mint(BORROWER, 50 * WAN, ledger_transfer_id=2_000)
     fin.deposit(BORROWER, 50 * WAN, reserve=False)
     day = days[-1]
-    fin.open_day(day)
+    fin.session.open(day)
     wanted = {}
     for code in CODES:  # three lines of ~18万 each (≤ 40% of the account each): 54万 on 50万
         limit = day.bars[code].band.limit_up_fen
@@ -111,11 +114,42 @@ def test_levered_buy_fills_through_the_broker(fin: ChainFinancing, days: list[Tr
         fin.request_buy(BORROWER, code, wanted[code], limit)
     assert fin.position(BORROWER, "000001") == 0  # requested, not yet filled
     assert fin.account(BORROWER).debt_fen > 0  # financing drawn at the request
-    fin.close_day()
+    seen = Seen()
+    fin.session.observer = seen
+    fin.session.close(EpochClose.SKIP)
     assert {c: fin.position(BORROWER, c) for c in CODES} == wanted
+    # the session's hooks saw every fill before it was settled, and nothing left to expire
+    assert {c: sum(f.quantity for f in seen.fills if f.code == c) for c in CODES} == wanted
+    assert seen.expired == []
     acc = fin.account(BORROWER)
     assert acc.debt_fen > 0 and acc.pending_fen == 0
     assert acc.ratio_bps is not None and acc.ratio_bps >= 15_000
+
+
+class Seen(SessionObserver):
+    def __init__(self) -> None:
+        self.fills: list[Fill] = []
+        self.expired: list[Order] | None = None
+
+    def on_fills(self, day: TradingDay, fills: list[Fill]) -> None:
+        self.fills.extend(fills)
+
+    def on_expired(self, day: TradingDay, expired: list[Order]) -> None:
+        self.expired = expired
+
+
+def test_the_session_closes_the_epoch_as_told(fin: ChainFinancing) -> None:
+    fund_pool(fin)
+    first = fin.close_epoch()  # waited out: the subscriptions executed
+    assert first.executed == 2 and first.figures
+    s = fin.session
+    assert s.epoch_due_in_s() > 0
+    assert s.close_epoch(EpochClose.SKIP) is None
+    assert s.close_epoch(EpochClose.DUE) is None  # not due: left open
+    fin.chain.advance_time(s.epoch_due_in_s())
+    due = s.close_epoch(EpochClose.DUE)
+    assert due is not None and due.executed == 0
+    assert s.epoch_due_in_s() > 0  # a new epoch started
 
 
 def test_pre_trade_check_is_the_contracts(fin: ChainFinancing, days: list[TradingDay]) -> None:
@@ -124,12 +158,31 @@ def test_pre_trade_check_is_the_contracts(fin: ChainFinancing, days: list[Tradin
     fin.open_account(BORROWER, 1)
     fin.mint(BORROWER, 10 * WAN, ledger_transfer_id=3_000)
     fin.deposit(BORROWER, 10 * WAN, reserve=False)
-    fin.open_day(days[-1])
+    fin.session.open(days[-1])
     with pytest.raises(ContractRevert, match="margin: "):
         fin.request_buy(BORROWER, "000001", 100_000, days[-1].bars["000001"].open)
     assert fin.account(BORROWER).debt_fen == 0  # nothing written
     fin.withdraw(BORROWER, 10 * WAN, reserve=False)  # no debt: everything can leave
     assert fin.wallet_fen(BORROWER) == 10 * WAN
+
+
+@pytest.mark.parametrize(
+    ("fn", "qty", "limit"),
+    [("request_buy", 0, 1_000), ("request_buy", 100, 0),
+     ("request_sell", 0, 1_000), ("request_sell", 100, 0)],
+)  # fmt: skip
+def test_precheck_order_amounts_agrees_with_the_contract(
+    fin: ChainFinancing, fn: str, qty: int, limit: int
+) -> None:
+    fin.open_account(BORROWER, 1)
+    with pytest.raises(InvalidInput):
+        precheck_order_amounts(qty, limit)
+    with pytest.raises(InvalidInput):  # the use case checks before the chain
+        getattr(fin, fn)(BORROWER, "000001", qty, limit)
+    with pytest.raises(ContractRevert, match="margin: "):  # the contract refuses the same
+        fin.chain.send(ORDERBOOK, fn, code_to_chain("000001"), qty, limit,
+                       actor=actor(BORROWER))  # fmt: skip
+    precheck_order_amounts(100, 1_000)  # and lets a real order through to it
 
 
 def test_the_keeper_acts_on_a_crash(fin: ChainFinancing, days: list[TradingDay]) -> None:
@@ -143,19 +196,19 @@ def test_the_keeper_acts_on_a_crash(fin: ChainFinancing, days: list[TradingDay])
     fin.deposit(BORROWER, 100 * WAN, reserve=False)
     fin.deposit(BORROWER, 10 * WAN, reserve=True)
     setup = days[-1]
-    fin.open_day(setup)
+    fin.session.open(setup)
     for _ in range(12):  # rounds: the 40% limit is measured against assets that grow
         for code in CODES:
             limit = setup.bars[code].open * 101 // 100
             with contextlib.suppress(ContractRevert):  # a limit reached: the contract says no
                 fin.request_buy(BORROWER, code, 12 * WAN // limit // 100 * 100, limit)
-    fin.close_day()
+    fin.session.close(EpochClose.SKIP)
     before = fin.account(BORROWER)
     assert before.ratio_bps is not None and before.ratio_bps < 13_600
     seen = len(fin.chain.events())
     for crash in trading_days(read_bars(DATA), dt.date(2016, 1, 4), dt.date(2016, 1, 7)):
-        fin.open_day(crash)
-        fin.close_day()
+        fin.session.open(crash)
+        fin.session.close(EpochClose.SKIP)
     acted = {e.event for e in margin_events(fin.chain, since=seen)}
     assert "ToppedUp" in acted, acted  # below the warning line with a reserve: top-up due
     after = fin.account(BORROWER)
@@ -202,21 +255,21 @@ def test_sell_after_t_plus_1_then_repay_and_withdraw(
     fin.mint(BORROWER, 50 * WAN, ledger_transfer_id=5_000)
     fin.deposit(BORROWER, 50 * WAN, reserve=False)
     setup = days[-1]
-    fin.open_day(setup)
+    fin.session.open(setup)
     for code in CODES:
         limit = setup.bars[code].band.limit_up_fen
         fin.request_buy(BORROWER, code, 18 * WAN // limit // 100 * 100, limit)
-    fin.close_day()
+    fin.session.close(EpochClose.SKIP)
     held = fin.position(BORROWER, "000001")
     with pytest.raises(ContractRevert, match="margin: "):  # bought today: T+1 locked
         fin.request_sell(BORROWER, "000001", held, setup.bars["000001"].band.limit_down_fen)
     # 2016-01-05 (01-04 closed early on the circuit breaker, some sells sealed at limit-down)
     [next_day] = trading_days(read_bars(DATA), dt.date(2016, 1, 5), dt.date(2016, 1, 5))
-    fin.open_day(next_day)
+    fin.session.open(next_day)
     for code in CODES:
         fin.request_sell(BORROWER, code, fin.position(BORROWER, code),
                          next_day.bars[code].band.limit_down_fen)  # fmt: skip
-    fin.close_day()
+    fin.session.close(EpochClose.SKIP)
     assert all(fin.position(BORROWER, c) == 0 for c in CODES)
     debt = fin.account(BORROWER).debt_fen
     assert debt > 0

@@ -11,6 +11,7 @@ import pytest
 from crowdleverage.broker.simulated import SimulatedCrash
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import InvalidInput
+from crowdleverage.flows.session import EpochClose
 from crowdleverage.oracle.feeder import ReporterMode
 from crowdleverage.risk.accounting import LAYERS
 from crowdleverage.risk.book import Book, TierBook
@@ -116,7 +117,7 @@ def test_kill_and_restart_broker_and_keeper_mid_replay_changes_nothing(tmp_path:
     rp.broker._fail = die
     report, since = rp.begin_day(rp.days[1])
     with pytest.raises(SimulatedCrash):
-        rp._run_session(rp.days[1], rp._series, report)
+        rp.session.close(EpochClose.DUE)
     # new broker and keeper from their journals, and the chain reloaded from its data dir
     rp.restart_services(reopen_chain=True)
     rp.resume()

@@ -20,12 +20,13 @@ LIQUIDATOR_EVENTS = frozenset(
         "LiquidationEnded",
         "StressedPolicySet",
         "LiquiditySet",
+        "KeeperSkipped",
     }
 )
 ORDERBOOK_EVENTS = frozenset({"OrderRequested", "LiquidationOrder", "Filled", "OrderClosed"})
 MARGIN_CONTRACTS = (ENGINE, LIQUIDATOR, ORDERBOOK)
 # Keeper actions (entry points of the Liquidator).
-KEEPER_ACTIONS = frozenset({"warn", "top_up", "start_liquidation", "end_liquidation"})
+KEEPER_ACTIONS = frozenset({"warn", "top_up", "start_liquidation", "end_liquidation", "keep"})
 
 
 def contract_of(event: str) -> str:

@@ -141,9 +141,12 @@ def transfer(to: address, amount: uint256) -> bool:
 def transferFrom(owner: address, to: address, amount: uint256) -> bool:
     """
     @notice Move `amount` fen from `owner` to `to` on an allowance; the caller (spender) must
-            also be verified (typically a platform contract).
+            also be verified (typically a platform contract; pulling to itself, it is checked
+            as the receiver).
     """
-    assert staticcall REGISTRY.is_verified(msg.sender), "cash: spender not verified"
+    if msg.sender != to:
+        # dev: a spender pulling to itself is checked once, as the receiver (also not frozen)
+        assert staticcall REGISTRY.is_verified(msg.sender), "cash: spender not verified"
     assert erc20.allowance[owner][msg.sender] >= amount, "cash: insufficient allowance"
     self._move(owner, to, amount)
     erc20._spend_allowance(owner, msg.sender, amount)

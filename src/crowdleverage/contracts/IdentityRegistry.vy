@@ -73,9 +73,16 @@ struct Identity:
 # ---------------------------------------------------------------- constants
 MAX_SUITABILITY: constant(uint8) = 5
 
+# One identity in one slot (every role check of the platform is one SLOAD): roles (bits
+# 0..15), verified (16), frozen (17), suitability (24..31), jurisdiction (32..47), expires_at
+# (128..255).
+VERIFIED_BIT: constant(uint256) = 1 << 16
+FROZEN_BIT: constant(uint256) = 1 << 17
+ROLES_MASK: constant(uint256) = 2**16 - 1
+
 # ---------------------------------------------------------------- storage
-# The book of identities; everything else on the platform asks it who may act.
-identities: public(HashMap[address, Identity])
+# The book of identities (packed, read with `identities`); the platform asks it who may act.
+packed: HashMap[address, uint256]
 
 # Number of addresses ever registered, so auditors can tell an empty registry from a bad read.
 identity_count: public(uint256)
@@ -89,10 +96,28 @@ def __init__():
 
 
 @internal
+@pure
+def _unpack(w: uint256) -> Identity:
+    return Identity(
+        roles=convert(w & ROLES_MASK, IIdentityRegistry.Role),
+        verified=w & VERIFIED_BIT != 0,
+        suitability=convert((w >> 24) & 255, uint8),
+        jurisdiction=convert(convert((w >> 32) & 65535, uint16), bytes2),
+        expires_at=w >> 128,
+        frozen=w & FROZEN_BIT != 0,
+    )
+
+
+@internal
+@view
+def _live(w: uint256) -> bool:
+    return w & (VERIFIED_BIT | FROZEN_BIT) == VERIFIED_BIT and block.timestamp < w >> 128
+
+
+@internal
 @view
 def _active(account: address) -> bool:
-    ident: Identity = self.identities[account]
-    return ident.verified and not ident.frozen and block.timestamp < ident.expires_at
+    return self._live(self.packed[account])
 
 
 @internal
@@ -100,15 +125,16 @@ def _active(account: address) -> bool:
 def _check_compliance():
     if msg.sender == ownable.owner:
         return
-    assert self._active(msg.sender) and (
-        IIdentityRegistry.Role.COMPLIANCE in self.identities[msg.sender].roles
-    ), "identity: caller is not compliance"
+    w: uint256 = self.packed[msg.sender]
+    assert self._live(w) and w & convert(IIdentityRegistry.Role.COMPLIANCE, uint256) != 0, (
+        "identity: caller is not compliance"
+    )
 
 
 @internal
 @view
 def _check_registered(account: address):
-    assert self.identities[account].expires_at != 0, "identity: unknown account"
+    assert self.packed[account] >> 128 != 0, "identity: unknown account"
 
 
 # ---------------------------------------------------------------- views
@@ -132,7 +158,9 @@ def has_role(account: address, role: IIdentityRegistry.Role) -> bool:
     """
     if role == empty(IIdentityRegistry.Role):
         return False
-    return self._active(account) and (self.identities[account].roles & role) == role
+    w: uint256 = self.packed[account]
+    r: uint256 = convert(role, uint256)
+    return self._live(w) and w & r == r
 
 
 @external
@@ -141,7 +169,17 @@ def roles_of(account: address) -> IIdentityRegistry.Role:
     """
     @notice The role flags recorded for `account`, whether or not it is active.
     """
-    return self.identities[account].roles
+    return convert(self.packed[account] & ROLES_MASK, IIdentityRegistry.Role)
+
+
+@external
+@view
+def identities(account: address) -> Identity:
+    """
+    @notice The identity recorded for `account` (all fields zero if never registered).
+    @param account The address.
+    """
+    return self._unpack(self.packed[account])
 
 
 # ---------------------------------------------------------------- compliance entry points
@@ -168,16 +206,15 @@ def register(
     assert suitability >= 1 and suitability <= MAX_SUITABILITY, "identity: suitability not in 1..5"
     assert jurisdiction != empty(bytes2), "identity: empty jurisdiction"
     assert expires_at > block.timestamp, "identity: expiry not in the future"
-    before: Identity = self.identities[account]
+    assert expires_at < 2**128, "identity: expiry too large"
+    w: uint256 = self.packed[account]
+    before: Identity = self._unpack(w)
     if before.expires_at == 0:
         self.identity_count += 1
-    self.identities[account] = Identity(
-        roles=roles,
-        verified=True,
-        suitability=suitability,
-        jurisdiction=jurisdiction,
-        expires_at=expires_at,
-        frozen=before.frozen,
+    self.packed[account] = (
+        convert(roles, uint256) | VERIFIED_BIT | (w & FROZEN_BIT)
+        | convert(suitability, uint256) << 24
+        | convert(convert(jurisdiction, uint16), uint256) << 32 | expires_at << 128
     )
     log IdentitySet(
         account=account,
@@ -198,8 +235,9 @@ def set_roles(account: address, roles: IIdentityRegistry.Role):
     self._check_compliance()
     self._check_registered(account)
     assert roles != empty(IIdentityRegistry.Role), "identity: no roles"
-    before: IIdentityRegistry.Role = self.identities[account].roles
-    self.identities[account].roles = roles
+    w: uint256 = self.packed[account]
+    before: IIdentityRegistry.Role = convert(w & ROLES_MASK, IIdentityRegistry.Role)
+    self.packed[account] = (w & ~ROLES_MASK) | convert(roles, uint256)
     log RolesChanged(account=account, by=msg.sender, roles_before=before, roles_after=roles)
 
 
@@ -210,8 +248,12 @@ def set_frozen(account: address, frozen: bool):
     """
     self._check_compliance()
     self._check_registered(account)
-    assert self.identities[account].frozen != frozen, "identity: frozen flag unchanged"
-    self.identities[account].frozen = frozen
+    w: uint256 = self.packed[account]
+    assert (w & FROZEN_BIT != 0) != frozen, "identity: frozen flag unchanged"
+    if frozen:
+        self.packed[account] = w | FROZEN_BIT
+    else:
+        self.packed[account] = w & ~FROZEN_BIT
     log FrozenChanged(account=account, by=msg.sender, frozen=frozen)
 
 
@@ -222,6 +264,7 @@ def revoke(account: address):
     """
     self._check_compliance()
     self._check_registered(account)
-    assert self.identities[account].verified, "identity: already revoked"
-    self.identities[account].verified = False
+    w: uint256 = self.packed[account]
+    assert w & VERIFIED_BIT != 0, "identity: already revoked"
+    self.packed[account] = w & ~VERIFIED_BIT
     log Revoked(account=account, by=msg.sender)

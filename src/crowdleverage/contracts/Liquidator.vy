@@ -56,6 +56,12 @@ event LiquidationEnded:
     insurance_paid_fen: uint256
 
 
+event KeeperSkipped:
+    account: indexed(address)
+    action: uint8
+    reason: String[40]
+
+
 event StressedPolicySet:
     old_line_bps: uint256
     new_line_bps: uint256
@@ -101,6 +107,12 @@ struct View:
 
 STRESSED: constant(uint8) = 1
 MAX_TARGET_ADD_BPS: constant(uint256) = 10_000
+# `keep`: accounts per call and the action codes.
+MAX_KEEP: constant(uint256) = 64
+WARN: constant(uint8) = 0
+TOP_UP: constant(uint8) = 1
+START: constant(uint8) = 2
+END: constant(uint8) = 3
 
 # Stressed regime: the liquidation line rises by this share (bps) of (initial - liquidation).
 stressed_line_bps: public(uint256)
@@ -133,17 +145,28 @@ def __init__(engine: IMarginEngine, registry: IIdentityRegistry, oracle: IPriceO
 # ---------------------------------------------------------------- internal
 @internal
 @view
-def _view(who: address) -> View:
+def _check_keeper():
     assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.KEEPER), (
         "margin: caller is not keeper"
     )
+
+
+@internal
+@view
+def _stressed() -> bool:
+    return staticcall IRegime(staticcall ENGINE.orderbook()).regime() == STRESSED
+
+
+@internal
+@view
+def _view(who: address, stressed: bool) -> View:
     v: View = empty(View)
     (
         v.assets, v.debt, v.initial_bps, v.warning_bps, v.liquidation_bps, v.reserve_fen,
         v.locked, v.open_liq, v.n_codes, v.penalty_bps, v.hard_floor_bps,
     ) = staticcall ENGINE.keeper_view(who)
-    v.stressed = staticcall IRegime(staticcall ENGINE.orderbook()).regime() == STRESSED
-    if v.stressed:
+    v.stressed = stressed
+    if stressed:
         v.liquidation_bps += (v.initial_bps - v.liquidation_bps) * self.stressed_line_bps // C.BPS
         v.warning_bps = max(v.warning_bps, v.liquidation_bps)
         v.initial_bps += self.stressed_target_add_bps
@@ -247,6 +270,87 @@ def set_stressed_policy(line_bps: uint256, target_add_bps: uint256, full_close: 
     self.stressed_full_close = full_close
 
 
+# ---------------------------------------------------------------- internal: keeper actions
+# Each returns "" when done, else why the account is not eligible (the single entry points
+# revert with it, `keep` logs it in `KeeperSkipped` and goes on).
+@internal
+def _warn(who: address, v: View) -> String[40]:
+    ratio: uint256 = self._ratio(v.assets, v.debt)
+    if ratio >= v.warning_bps:
+        return "margin: above warning line"
+    log MarginWarning(account=who, ratio_bps=ratio, warning_bps=v.warning_bps)
+    return ""
+
+
+@internal
+def _top_up(who: address, v: View) -> String[40]:
+    ratio: uint256 = self._ratio(v.assets, v.debt)
+    if ratio >= v.warning_bps:
+        return "margin: above warning line"
+    if v.reserve_fen == 0:
+        return "margin: no reserve"
+    need: uint256 = (v.initial_bps * v.debt + C.BPS - 1) // C.BPS - v.assets
+    amount: uint256 = min(need, v.reserve_fen)
+    extcall ENGINE.liq_top_up(who, amount)
+    log ToppedUp(
+        account=who, amount_fen=amount, ratio_before_bps=ratio,
+        ratio_after_bps=self._ratio(v.assets + amount, v.debt),
+    )
+    return ""
+
+
+@internal
+def _start(who: address, v: View) -> String[40]:
+    ratio: uint256 = self._ratio(v.assets, v.debt)
+    full: bool = False
+    if not (v.locked and v.open_liq > 0):
+        if not v.locked and ratio >= v.liquidation_bps:
+            return "margin: above liquidation line"
+        full = self._emit_orders(who, v)
+    provision: uint256 = extcall ENGINE.liq_mark(who, True)
+    log LiquidationStarted(account=who, ratio_bps=ratio, provision_fen=provision, full=full)
+    return ""
+
+
+@internal
+def _end(who: address, v: View) -> String[40]:
+    if not v.locked:
+        return "margin: not in liquidation"
+    if v.open_liq != 0:
+        return "margin: liquidation orders open"
+    if v.n_codes > 0 and v.assets * C.BPS < v.liquidation_bps * v.debt:
+        return "margin: still below liquidation line"
+    reserve_used: uint256 = 0
+    shortfall: uint256 = 0
+    paid: uint256 = 0
+    reserve_used, shortfall, paid = extcall ENGINE.liq_end(who, v.n_codes == 0)
+    log LiquidationEnded(
+        account=who, ratio_bps=self._ratio(v.assets, v.debt), reserve_used_fen=reserve_used,
+        shortfall_fen=shortfall, insurance_paid_fen=paid,
+    )
+    return ""
+
+
+@internal
+def _act(who: address, action: uint8, stressed: bool) -> String[40]:
+    v: View = self._view(who, stressed)
+    if action == WARN:
+        return self._warn(who, v)
+    if action == TOP_UP:
+        return self._top_up(who, v)
+    if action == START:
+        return self._start(who, v)
+    return self._end(who, v)
+
+
+@internal
+def _single(who: address, action: uint8):
+    self._check_keeper()
+    reason: String[40] = self._act(who, action, self._stressed())
+    if len(reason) > 0:
+        raise reason
+
+
 # ---------------------------------------------------------------- external: keeper
 @external
 def warn(who: address):
@@ -254,10 +358,7 @@ def warn(who: address):
     @notice Keeper: emit `MarginWarning` for an account below its warning line (re-verified).
     @param who The account holder.
     """
-    v: View = self._view(who)
-    ratio: uint256 = self._ratio(v.assets, v.debt)
-    assert ratio < v.warning_bps, "margin: above warning line"
-    log MarginWarning(account=who, ratio_bps=ratio, warning_bps=v.warning_bps)
+    self._single(who, WARN)
 
 
 @external
@@ -267,17 +368,7 @@ def top_up(who: address):
             back at the tier's initial ratio (or the reserve is used up).
     @param who The account holder.
     """
-    v: View = self._view(who)
-    ratio: uint256 = self._ratio(v.assets, v.debt)
-    assert ratio < v.warning_bps, "margin: above warning line"
-    assert v.reserve_fen > 0, "margin: no reserve"
-    need: uint256 = (v.initial_bps * v.debt + C.BPS - 1) // C.BPS - v.assets
-    amount: uint256 = min(need, v.reserve_fen)
-    extcall ENGINE.liq_top_up(who, amount)
-    log ToppedUp(
-        account=who, amount_fen=amount, ratio_before_bps=ratio,
-        ratio_after_bps=self._ratio(v.assets + amount, v.debt),
-    )
+    self._single(who, TOP_UP)
 
 
 @external
@@ -291,15 +382,7 @@ def start_liquidation(who: address):
             anyone exits.
     @param who The account holder.
     """
-    v: View = self._view(who)
-    ratio: uint256 = self._ratio(v.assets, v.debt)
-    full: bool = False
-    if not (v.locked and v.open_liq > 0):
-        if not v.locked:
-            assert ratio < v.liquidation_bps, "margin: above liquidation line"
-        full = self._emit_orders(who, v)
-    provision: uint256 = extcall ENGINE.liq_mark(who, True)
-    log LiquidationStarted(account=who, ratio_bps=ratio, provision_fen=provision, full=full)
+    self._single(who, START)
 
 
 @external
@@ -311,16 +394,30 @@ def end_liquidation(who: address):
             senior (through the pool).
     @param who The account holder.
     """
-    v: View = self._view(who)
-    assert v.locked, "margin: not in liquidation"
-    assert v.open_liq == 0, "margin: liquidation orders open"
-    if v.n_codes > 0:
-        assert v.assets * C.BPS >= v.liquidation_bps * v.debt, "margin: still below liquidation line"
-    reserve_used: uint256 = 0
-    shortfall: uint256 = 0
-    paid: uint256 = 0
-    reserve_used, shortfall, paid = extcall ENGINE.liq_end(who, v.n_codes == 0)
-    log LiquidationEnded(
-        account=who, ratio_bps=self._ratio(v.assets, v.debt), reserve_used_fen=reserve_used,
-        shortfall_fen=shortfall, insurance_paid_fen=paid,
-    )
+    self._single(who, END)
+
+
+@external
+def keep(accounts: DynArray[address, MAX_KEEP], actions: DynArray[uint8, MAX_KEEP]) -> uint256:
+    """
+    @notice Keeper: up to 64 actions in one call, `actions[i]` on `accounts[i]` (0 warn,
+            1 top_up, 2 start_liquidation, 3 end_liquidation), each re-verified as its single
+            entry point does. An account no longer eligible is skipped with `KeeperSkipped`
+            (the single entry point's revert string) instead of reverting the batch; the
+            others log their usual events.
+    @param accounts The account holders.
+    @param actions One action code per account.
+    @return The number of actions done (not skipped).
+    """
+    self._check_keeper()
+    assert len(accounts) == len(actions), "margin: length mismatch"
+    stressed: bool = self._stressed()
+    done: uint256 = 0
+    for i: uint256 in range(len(accounts), bound=MAX_KEEP):
+        assert actions[i] <= END, "margin: unknown keeper action"
+        reason: String[40] = self._act(accounts[i], actions[i], stressed)
+        if len(reason) == 0:
+            done += 1
+        else:
+            log KeeperSkipped(account=accounts[i], action=actions[i], reason=reason)
+    return done

@@ -118,6 +118,24 @@ struct Lot:
     qty: uint256
 
 
+# An account's holding of one security (memory form of one packed slot, see `_pos`).
+struct Pos:
+    qty: uint256  # shares held
+    selling: uint256  # committed to open sells
+    buying: uint256  # pending in open buys
+    lot_qty: uint256  # bought on trading day `lot_day` (T+1 locked that day)
+    lot_day: uint256
+
+
+# An account in three slots: a = cash (96 bits) | pending (96 << 96) | tier (8 << 192) |
+# locked (1 << 200) | open liquidation orders (32 << 208); b = principal (96) | scaled debt
+# (160 << 96); c = reserve (96) | penalty (80 << 96) | provision (80 << 176).
+struct Slots:
+    a: uint256
+    b: uint256
+    c: uint256
+
+
 # ---------------------------------------------------------------- storage
 # Collaborators, fixed at deployment.
 CASH: immutable(ICashToken)
@@ -137,21 +155,22 @@ liquidator: public(address)
 
 orderbook: public(address)
 
-# Interest index of each leverage tier (the tier's lines are at RiskParams).
-indices: public(HashMap[uint256, Index])
+# Interest index of each leverage tier (the tier's lines are at RiskParams), in one slot:
+# value (160 bits) | updated_at (64 << 160) | rate (32 << 224). Read with `indices`.
+ix_slot: HashMap[uint256, uint256]
 
-# Margin accounts.
-accounts: public(HashMap[address, Account])
+# Margin accounts (packed, see `Slots`; read with `accounts`).
+acct: HashMap[address, Slots]
 
-# Shares held for each account (custody in the engine's name), committed to open sells,
-# pending in open buys, and bought today (T+1 lock).
-positions: public(HashMap[address, HashMap[uint256, uint256]])
-selling: public(HashMap[address, HashMap[uint256, uint256]])
-buying: public(HashMap[address, HashMap[uint256, uint256]])
-lots: public(HashMap[address, HashMap[uint256, Lot]])
+# Per account and security, one slot: shares held for the account (custody in the engine's
+# name) (56 bits), committed to open sells (56 << 56), pending in open buys (56 << 112),
+# bought on the lot's day (T+1 lock) (56 << 168) and that day (32 << 224). Read with
+# `positions`, `selling`, `buying`, `lots`.
+pos: HashMap[address, HashMap[uint256, uint256]]
 
-# Securities with a position or an open buy, per account (<= 10).
-codes: HashMap[address, DynArray[uint256, C.MAX_CODES]]
+# Securities with a position or an open buy, per account (<= 10), in one slot: the count
+# (4 bits), then 20 bits per code.
+code_set: HashMap[address, uint256]
 
 # Shares held or being bought per security across accounts (platform exposure).
 platform_qty: public(HashMap[uint256, uint256])
@@ -215,22 +234,79 @@ def _check_not_paused():
     assert not self.paused, "margin: paused"
 
 
+M96: constant(uint256) = 2**96 - 1
+M80: constant(uint256) = 2**80 - 1
+M56: constant(uint256) = 2**56 - 1
+M32: constant(uint256) = 2**32 - 1
+M20: constant(uint256) = 2**20 - 1
+
+
 @internal
 @view
 def _get(who: address) -> Account:
-    return self.accounts[who]
+    s: Slots = self.acct[who]
+    return Account(
+        tier=(s.a >> 192) & 255,
+        cash_fen=s.a & M96,
+        reserve_fen=s.c & M96,
+        pending_fen=(s.a >> 96) & M96,
+        principal_fen=s.b & M96,
+        scaled_debt=s.b >> 96,
+        locked=(s.a >> 200) & 1 != 0,
+        open_liq=s.a >> 208,
+        penalty_fen=(s.c >> 96) & M80,
+        provision_fen=s.c >> 176,
+    )
 
 
 @internal
 def _put(who: address, a: Account):
-    # dev: one copy of the 10-slot store in the bytecode
-    self.accounts[who] = a
+    assert (
+        a.cash_fen | a.pending_fen | a.reserve_fen | a.principal_fen <= M96 and a.scaled_debt >> 160 == 0
+        and a.penalty_fen | a.provision_fen <= M80 and a.open_liq <= M32 and a.tier < 256
+    ), "margin: amount too large"
+    self.acct[who] = Slots(
+        a=a.cash_fen | a.pending_fen << 96 | a.tier << 192 | convert(a.locked, uint256) << 200 | a.open_liq << 208,
+        b=a.principal_fen | a.scaled_debt << 96,
+        c=a.reserve_fen | a.penalty_fen << 96 | a.provision_fen << 176,
+    )
 
 
 @internal
 @view
 def _check_account(who: address):
-    assert self.accounts[who].tier != 0, "margin: no account"
+    assert (self.acct[who].a >> 192) & 255 != 0, "margin: no account"
+
+
+@internal
+@view
+def _pos(who: address, code: uint256) -> Pos:
+    w: uint256 = self.pos[who][code]
+    return Pos(qty=w & M56, selling=(w >> 56) & M56, buying=(w >> 112) & M56, lot_qty=(w >> 168) & M56, lot_day=w >> 224)
+
+
+@internal
+def _put_pos(who: address, code: uint256, p: Pos):
+    assert p.qty | p.selling | p.buying | p.lot_qty <= M56 and p.lot_day <= M32, "margin: quantity too large"
+    self.pos[who][code] = p.qty | p.selling << 56 | p.buying << 112 | p.lot_qty << 168 | p.lot_day << 224
+
+
+@internal
+@view
+def _codes(who: address) -> DynArray[uint256, C.MAX_CODES]:
+    w: uint256 = self.code_set[who]
+    out: DynArray[uint256, C.MAX_CODES] = []
+    for i: uint256 in range(w & 15, bound=C.MAX_CODES):
+        out.append((w >> (4 + 20 * i)) & M20)
+    return out
+
+
+@internal
+def _set_codes(who: address, codes: DynArray[uint256, C.MAX_CODES]):
+    w: uint256 = len(codes)
+    for i: uint256 in range(len(codes), bound=C.MAX_CODES):
+        w |= codes[i] << (4 + 20 * i)
+    self.code_set[who] = w
 
 
 @internal
@@ -245,7 +321,7 @@ def _account(who: address) -> Account:
 @internal
 @view
 def _index(tier: uint256) -> uint256:
-    ix: Index = self.indices[tier]
+    ix: Index = self._ix(tier)
     dt: uint256 = block.timestamp - ix.updated_at
     if dt == 0:
         return ix.value_ray
@@ -258,9 +334,21 @@ def _index(tier: uint256) -> uint256:
 @internal
 def _accrue(tier: uint256) -> uint256:
     value: uint256 = self._index(tier)
-    self.indices[tier].value_ray = value
-    self.indices[tier].updated_at = block.timestamp
+    self._put_ix(tier, value, self.ix_slot[tier] >> 224)
     return value
+
+
+@internal
+@view
+def _ix(tier: uint256) -> Index:
+    w: uint256 = self.ix_slot[tier]
+    return Index(value_ray=w & (2**160 - 1), updated_at=(w >> 160) & (2**64 - 1), rate_bps=w >> 224)
+
+
+@internal
+def _put_ix(tier: uint256, value_ray: uint256, rate_bps: uint256):
+    assert value_ray >> 160 == 0, "margin: index too large"
+    self.ix_slot[tier] = value_ray | block.timestamp << 160 | rate_bps << 224
 
 
 @internal
@@ -286,7 +374,7 @@ def _collateral(who: address) -> (uint256, uint256):
     @dev (haircut value, market value) of the account's shares at conservative prices,
          rounded down.
     """
-    codes: DynArray[uint256, C.MAX_CODES] = self.codes[who]
+    codes: DynArray[uint256, C.MAX_CODES] = self._codes(who)
     hv: uint256 = 0
     mv: uint256 = 0
     if len(codes) == 0:
@@ -297,7 +385,7 @@ def _collateral(who: address) -> (uint256, uint256):
     hs: uint256[C.MAX_CODES] = staticcall PARAMS.haircuts(fixed, staticcall ORACLE.trading_day())
     for i: uint256 in range(len(codes), bound=C.MAX_CODES):
         code: uint256 = codes[i]
-        qty: uint256 = self.positions[who][code]
+        qty: uint256 = self.pos[who][code] & M56
         if qty == 0:
             continue
         v: uint256 = qty * staticcall ORACLE.conservative_price(code)
@@ -389,42 +477,42 @@ def _pay_pool():
 
 # ---------------------------------------------------------------- internal: positions
 @internal
-@view
-def _locked_qty(who: address, code: uint256, day: uint256) -> uint256:
-    lot: Lot = self.lots[who][code]
-    if lot.day == day:
-        return lot.qty
+@pure
+def _locked_qty(p: Pos, day: uint256) -> uint256:
+    if p.lot_day == day:
+        return p.lot_qty
     return 0
 
 
 @internal
-@view
-def _sellable(who: address, code: uint256, day: uint256) -> uint256:
+@pure
+def _sellable(p: Pos, day: uint256) -> uint256:
     # dev: locked + selling <= positions (locks are added with positions, sells reserve them)
-    return self.positions[who][code] - self._locked_qty(who, code, day) - self.selling[who][code]
+    return p.qty - self._locked_qty(p, day) - p.selling
 
 
 @internal
-def _drop_code(who: address, code: uint256):
-    if self.positions[who][code] != 0 or self.buying[who][code] != 0:
+def _drop_code(who: address, code: uint256, p: Pos):
+    if p.qty != 0 or p.buying != 0:
         return
     keep: DynArray[uint256, C.MAX_CODES] = []
-    for c: uint256 in self.codes[who]:
+    codes: DynArray[uint256, C.MAX_CODES] = self._codes(who)
+    for c: uint256 in codes:
         if c != code:
             keep.append(c)
-    self.codes[who] = keep
+    self._set_codes(who, keep)
 
 
 # ---------------------------------------------------------------- internal: pre-trade
 @internal
 @view
-def _check_buy(who: address, initial_bps: uint256, max_leverage: uint256, max_single_bps: uint256, max_exposure_bps: uint256, code: uint256, qty: uint256, price: uint256, assets_after: uint256, debt_after: uint256):
+def _check_buy(p: Pos, initial_bps: uint256, max_leverage: uint256, max_single_bps: uint256, max_exposure_bps: uint256, code: uint256, qty: uint256, price: uint256, assets_after: uint256, debt_after: uint256):
     if debt_after > 0:
         assert assets_after * C.BPS >= initial_bps * debt_after, "margin: ratio below initial"
         assert assets_after > debt_after and debt_after <= max_leverage * (assets_after - debt_after), (
             "margin: leverage above tier"
         )
-    held: uint256 = (self.positions[who][code] + self.buying[who][code] + qty) * price
+    held: uint256 = (p.qty + p.buying + qty) * price
     assert held * C.BPS <= max_single_bps * assets_after, "margin: single security above 40%"
     exposure: uint256 = (self.platform_qty[code] + qty) * price
     assert exposure * C.BPS <= max_exposure_bps * staticcall POOL.total_assets_fen(), (
@@ -470,7 +558,7 @@ def account_state(who: address) -> (uint256, uint256, uint256):
     """
     assets: uint256 = 0
     debt: uint256 = 0
-    assets, debt = self._state(who, self.accounts[who])
+    assets, debt = self._state(who, self._get(who))
     return assets, debt, self._ratio(assets, debt)
 
 
@@ -480,7 +568,7 @@ def sellable(who: address, code: uint256) -> uint256:
     """
     @notice Shares of `code` the account can sell today (not T+1 locked, not in a sell).
     """
-    return self._sellable(who, code, staticcall ORACLE.trading_day())
+    return self._sellable(self._pos(who, code), staticcall ORACLE.trading_day())
 
 
 @external
@@ -489,7 +577,63 @@ def codes_of(who: address) -> DynArray[uint256, C.MAX_CODES]:
     """
     @notice Securities the account holds or is buying.
     """
-    return self.codes[who]
+    return self._codes(who)
+
+
+@external
+@view
+def indices(tier: uint256) -> Index:
+    """
+    @notice A tier's interest index: value (RAY, never decreases), last update, APR (bps).
+    """
+    return self._ix(tier)
+
+
+@external
+@view
+def accounts(who: address) -> Account:
+    """
+    @notice An account (all fields zero without one).
+    """
+    return self._get(who)
+
+
+@external
+@view
+def positions(who: address, code: uint256) -> uint256:
+    """
+    @notice Shares of `code` held for the account.
+    """
+    return self._pos(who, code).qty
+
+
+@external
+@view
+def selling(who: address, code: uint256) -> uint256:
+    """
+    @notice Shares of `code` committed to the account's open sells.
+    """
+    return self._pos(who, code).selling
+
+
+@external
+@view
+def buying(who: address, code: uint256) -> uint256:
+    """
+    @notice Shares of `code` pending in the account's open buys.
+    """
+    return self._pos(who, code).buying
+
+
+@external
+@view
+def lots(who: address, code: uint256) -> Lot:
+    """
+    @notice The account's last buy lot of `code`: its trading day and the shares bought
+            that day (T+1 locked while that day is today).
+    """
+    p: Pos = self._pos(who, code)
+    return Lot(day=p.lot_day, qty=p.lot_qty)
 
 
 # ---------------------------------------------------------------- external: borrower cash
@@ -500,13 +644,13 @@ def deposit(amount_fen: uint256, to_reserve: bool):
     @notice Borrower: deposit margin (or top-up reserve) from the caller's CashToken balance
             (approve the engine first).
     """
-    # dev: field-wise access: reading the whole Account would cost 10 cold SLOADs
-    self._check_account(msg.sender)
+    a: Account = self._account(msg.sender)
     self._check_amount(amount_fen)
     if to_reserve:
-        self.accounts[msg.sender].reserve_fen += amount_fen
+        a.reserve_fen += amount_fen
     else:
-        self.accounts[msg.sender].cash_fen += amount_fen
+        a.cash_fen += amount_fen
+    self._put(msg.sender, a)
     self.held_fen += amount_fen
     extcall CASH.transferFrom(msg.sender, self, amount_fen)
     log Deposited(account=msg.sender, amount_fen=amount_fen, to_reserve=to_reserve)
@@ -607,9 +751,12 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     assert h > 0 and not staticcall ORACLE.halted(code), "margin: security not financeable"
     # reverts "oracle: price unreliable" without a fresh quorum of in-band reports
     price: uint256 = staticcall ORACLE.price(code)
-    if self.positions[who][code] == 0 and self.buying[who][code] == 0:
-        assert len(self.codes[who]) < C.MAX_CODES, "margin: too many securities"
-        self.codes[who].append(code)
+    p: Pos = self._pos(who, code)
+    if p.qty == 0 and p.buying == 0:
+        codes: DynArray[uint256, C.MAX_CODES] = self._codes(who)
+        assert len(codes) < C.MAX_CODES, "margin: too many securities"
+        codes.append(code)
+        self._set_codes(who, codes)
     gross: uint256 = qty * limit_price_fen
     cost: uint256 = gross + (gross * max_fee + C.BPS - 1) // C.BPS
     assets: uint256 = 0
@@ -621,18 +768,12 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     # after the fill: cash spent (financing added), shares at min(oracle, limit) * haircut
     value: uint256 = qty * min(price, limit_price_fen) * h // C.BPS
     assert assets + draw >= cost, "margin: insufficient assets"
-    self._check_buy(who, initial, max_lev, max_single, max_exposure, code, qty, min(price, limit_price_fen) * h // C.BPS, assets + draw - cost + value, debt + draw)
-    # >>> policy (liquidity cap, issue 12.6 / 13.3): with debt after the buy, the platform's
-    # position in `code` at the oracle price stays within RiskParams.liquidity_cap_fen
-    if debt + draw > 0:
-        assert (self.platform_qty[code] + qty) * price <= staticcall PARAMS.liquidity_cap_fen(code), (
-            "margin: above liquidity cap"
-        )
-    # <<< policy
+    self._check_buy(p, initial, max_lev, max_single, max_exposure, code, qty, min(price, limit_price_fen) * h // C.BPS, assets + draw - cost + value, debt + draw)
     a.cash_fen = a.cash_fen + draw - cost
     a.pending_fen += cost
     self.held_fen += draw
-    self.buying[who][code] += qty
+    p.buying += qty
+    self._put_pos(who, code, p)
     self.platform_qty[code] += qty
     a = self._borrow(who, a, draw)
     self._put(who, a)
@@ -656,14 +797,17 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
     self._check_orderbook()
     a: Account = self._account(who)
     if liquidation:
-        self.accounts[who].open_liq = a.open_liq + 1
+        a.open_liq += 1
+        self._put(who, a)
     else:
         assert not a.locked, "margin: account in liquidation"
         assert limit_price_fen > 0, "margin: zero price"
-    avail: uint256 = self._sellable(who, code, staticcall ORACLE.trading_day())
+    p: Pos = self._pos(who, code)
+    avail: uint256 = self._sellable(p, staticcall ORACLE.trading_day())
     assert qty > 0 and qty <= avail, "margin: not enough sellable shares"
     assert liquidation or qty % C.LOT == 0 or qty == avail, "margin: quantity not whole lots"
-    self.selling[who][code] += qty
+    p.selling += qty
+    self._put_pos(who, code, p)
 
 
 @external
@@ -680,12 +824,17 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
     @param ref The fill reference.
     """
     self._check_orderbook()
-    self.accounts[who].pending_fen -= cost
+    a: Account = self._get(who)
+    a.pending_fen -= cost
+    self._put(who, a)
     self.held_fen -= cost
     day: uint256 = staticcall ORACLE.trading_day()
-    self.lots[who][code] = Lot(day=day, qty=self._locked_qty(who, code, day) + qty)
-    self.positions[who][code] += qty
-    self.buying[who][code] -= qty
+    p: Pos = self._pos(who, code)
+    p.lot_qty = self._locked_qty(p, day) + qty
+    p.lot_day = day
+    p.qty += qty
+    p.buying -= qty
+    self._put_pos(who, code, p)
     extcall CASH.transfer(broker, cost)
 
 
@@ -719,8 +868,10 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
         if assets > debt:
             penalty = min(pen, gross * (assets - debt) // assets)
         penalty = min(penalty, proceeds)
-    self.positions[who][code] -= qty
-    self.selling[who][code] -= qty
+    p: Pos = self._pos(who, code)
+    p.qty -= qty
+    p.selling -= qty
+    self._put_pos(who, code, p)
     self.platform_qty[code] -= qty
     a.cash_fen += proceeds - penalty
     a.penalty_fen += penalty
@@ -730,7 +881,7 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
         if not closes:
             a = self._mark(who, a)
     self._put(who, a)
-    self._drop_code(who, code)
+    self._drop_code(who, code, p)
     # interactions last: proceeds in, penalty to insurance, repayment to the pool
     extcall CASH.transferFrom(broker, self, proceeds)
     if penalty > 0:
@@ -756,19 +907,21 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
     """
     self._check_orderbook()
     a: Account = self._get(who)
+    p: Pos = self._pos(who, code)
     if is_buy:
         a.pending_fen -= released_fen
         a.cash_fen += released_fen
-        self.buying[who][code] -= rest
+        p.buying -= rest
         self.platform_qty[code] -= rest
         a = self._repay(who, a, min(released_fen, drawn_fen))
     else:
-        self.selling[who][code] -= rest
+        p.selling -= rest
+    self._put_pos(who, code, p)
     if liquidation:
         a.open_liq -= 1
         a = self._mark(who, a)
     self._put(who, a)
-    self._drop_code(who, code)
+    self._drop_code(who, code, p)
     self._pay_pool()
 
 
@@ -791,9 +944,10 @@ def credit_cash(who: address, amount_fen: uint256, ref: bytes32):
     @param ref The corporate-action reference, used once .
     """
     self._use_ref(ref)
-    self._check_account(who)
+    a: Account = self._account(who)
     self._check_amount(amount_fen)
-    self.accounts[who].cash_fen += amount_fen
+    a.cash_fen += amount_fen
+    self._put(who, a)
     self.held_fen += amount_fen
     log CashCredited(who=who, amount_fen=amount_fen, ref=ref)
     extcall CASH.transferFrom(msg.sender, self, amount_fen)
@@ -812,13 +966,14 @@ def adjust_position(who: address, code: uint256, new_qty: uint256, ref: bytes32)
     @param ref The corporate-action reference, used once .
     """
     self._use_ref(ref)
-    old_qty: uint256 = self.positions[who][code]
+    p: Pos = self._pos(who, code)
+    old_qty: uint256 = p.qty
     assert old_qty > 0, "margin: no position"
     assert new_qty > old_qty, "margin: adjustment must increase position"
-    lot: Lot = self.lots[who][code]
-    if lot.qty > 0 and lot.day == staticcall ORACLE.trading_day():
-        self.lots[who][code] = Lot(day=lot.day, qty=lot.qty * new_qty // old_qty)
-    self.positions[who][code] = new_qty
+    if p.lot_qty > 0 and p.lot_day == staticcall ORACLE.trading_day():
+        p.lot_qty = p.lot_qty * new_qty // old_qty
+    p.qty = new_qty
+    self._put_pos(who, code, p)
     self.platform_qty[code] += new_qty - old_qty
     log PositionAdjusted(who=who, code=code, old_qty=old_qty, new_qty=new_qty, ref=ref)
 
@@ -854,7 +1009,7 @@ def keeper_view(who: address) -> (uint256, uint256, uint256, uint256, uint256, u
     initial, warning, liquidation, penalty, hard_floor = staticcall PARAMS.keeper_terms(a.tier)
     return (
         assets, debt, initial, warning, liquidation, a.reserve_fen, a.locked, a.open_liq,
-        len(self.codes[who]), penalty, hard_floor,
+        self.code_set[who] & 15, penalty, hard_floor,
     )
 
 
@@ -866,8 +1021,10 @@ def liq_top_up(who: address, amount_fen: uint256):
     @param amount_fen Amount moved (<= reserve).
     """
     self._check_liquidator()
-    self.accounts[who].reserve_fen -= amount_fen
-    self.accounts[who].cash_fen += amount_fen
+    a: Account = self._get(who)
+    a.reserve_fen -= amount_fen
+    a.cash_fen += amount_fen
+    self._put(who, a)
 
 
 @external
@@ -938,11 +1095,10 @@ def params_rate(tier: uint256, rate_bps: uint256):
     @param rate_bps The new APR in bps.
     """
     assert msg.sender == PARAMS.address, "margin: caller is not params"
-    if self.indices[tier].value_ray == 0:
-        self.indices[tier] = Index(value_ray=C.RAY, updated_at=block.timestamp, rate_bps=rate_bps)
-    else:
-        self._accrue(tier)
-        self.indices[tier].rate_bps = rate_bps
+    v: uint256 = C.RAY
+    if self.ix_slot[tier] != 0:
+        v = self._index(tier)
+    self._put_ix(tier, v, rate_bps)
 
 
 @external
@@ -999,7 +1155,9 @@ def open_account(who: address, tier: uint256):
     assert staticcall REGISTRY.has_role(who, IIdentityRegistry.Role.BORROWER), (
         "margin: account is not a borrower"
     )
-    assert self.indices[tier].value_ray > 0, "margin: unknown tier"
-    assert self.accounts[who].scaled_debt == 0, "margin: repay before changing tier"
-    log AccountOpened(account=who, tier_before=self.accounts[who].tier, tier_after=tier, by=msg.sender)
-    self.accounts[who].tier = tier
+    assert self.ix_slot[tier] != 0, "margin: unknown tier"
+    a: Account = self._get(who)
+    assert a.scaled_debt == 0, "margin: repay before changing tier"
+    log AccountOpened(account=who, tier_before=a.tier, tier_after=tier, by=msg.sender)
+    a.tier = tier
+    self._put(who, a)

@@ -6,7 +6,7 @@
 @notice Orders of the margin accounts and their fills (DESIGN.md §6): borrowers request
         buys and sells here, the Liquidator emits liquidation sells here, and the broker
         settles fills (each with a one-use exchange reference) and cancels dead remainders
-        here. Orders are kept in two packed slots. Cash, shares, positions and T+1 lots stay
+        here. Orders are kept in two packed slots (a new sell writes one). Cash, shares, positions and T+1 lots stay
         in the MarginEngine, which this contract drives through its `ob_*` hooks (only this
         contract may call them: `MarginEngine.set_orderbook`, once).
 @custom:security Buys fill only at or below the limit and within the reserved cash; sells
@@ -75,8 +75,9 @@ struct Order:
 
 
 # Packed order: slot a = account (160 bits) | code (20 bits << 160) | flags (3 bits << 180)
-# | qty (64 bits << 184); slot b = filled (64) | limit price (64 << 64) | reserved (64 << 128)
-# | drawn (64 << 192). Shares and fen fit 64 bits (1.8e19).
+# | qty (40 bits << 183) | limit price (33 bits << 223); slot b = filled (64) | reserved
+# (64 << 64) | drawn (64 << 128). A new sell's slot b is zero, so a sell order costs one new
+# slot. Shares < 2^40 (1.1e12), limit price < 2^33 fen (85.9 million yuan), fen < 2^64.
 struct Packed:
     a: uint256
     b: uint256
@@ -92,8 +93,9 @@ SHARES: public(immutable(IShareCertificates))
 packed: HashMap[uint256, Packed]
 order_count: public(uint256)
 
-# Broker fill references already used.
-fill_ref_used: public(HashMap[bytes32, bool])
+# Broker fill references: ShareCertificates records each one in the fill's mint or burn
+# (`ref_used`, one namespace with the broker's other certificate references); read here
+# with `fill_ref_used`, not stored twice.
 
 # Market regime (0 normal, 1 stressed), set from the published stress indicator; in the
 # stressed regime no buy may draw new financing.
@@ -102,15 +104,26 @@ NORMAL: constant(uint8) = 0
 STRESSED: constant(uint8) = 1
 
 M64: constant(uint256) = 2**64 - 1
+M40: constant(uint256) = 2**40 - 1
+M33: constant(uint256) = 2**33 - 1
 
 
-# >>> policy (stressed haircuts): set_regime mirrors the regime to RiskParams
+# >>> policy: set_regime mirrors the regime to RiskParams (stressed haircuts); request_buy
+# checks the liquidity cap of financed buys there
 interface IEngineParams:
     def PARAMS() -> address: view
 
 
 interface IRegimeSink:
     def params_regime(regime: uint8): nonpayable
+
+
+interface IExposure:
+    def platform_qty(code: uint256) -> uint256: view
+
+
+interface ILiquidityCap:
+    def check_liquidity(code: uint256, exposure_fen: uint256) -> bool: view
 # <<< policy
 
 
@@ -150,11 +163,11 @@ def _check_role(role: IIdentityRegistry.Role, reason: String[40]):
 @internal
 @pure
 def _pack(o: Order) -> Packed:
-    assert o.qty <= M64 and o.limit_price_fen <= M64 and o.reserved_fen <= M64, "orders: too large"
+    assert o.qty <= M40 and o.limit_price_fen <= M33 and o.reserved_fen <= M64, "orders: too large"
     flags: uint256 = convert(o.is_buy, uint256) | convert(o.liquidation, uint256) << 1 | convert(o.open, uint256) << 2
     return Packed(
-        a=convert(o.account, uint256) | o.code << 160 | flags << 180 | o.qty << 184,
-        b=o.filled_qty | o.limit_price_fen << 64 | o.reserved_fen << 128 | o.drawn_fen << 192,
+        a=convert(o.account, uint256) | o.code << 160 | flags << 180 | o.qty << 183 | o.limit_price_fen << 223,
+        b=o.filled_qty | o.reserved_fen << 64 | o.drawn_fen << 128,
     )
 
 
@@ -169,11 +182,11 @@ def _load(order_id: uint256) -> Order:
         is_buy=flags & 1 != 0,
         liquidation=flags & 2 != 0,
         open=flags & 4 != 0,
-        qty=p.a >> 184,
+        qty=(p.a >> 183) & M40,
         filled_qty=p.b & M64,
-        limit_price_fen=(p.b >> 64) & M64,
-        reserved_fen=(p.b >> 128) & M64,
-        drawn_fen=p.b >> 192,
+        limit_price_fen=p.a >> 223,
+        reserved_fen=(p.b >> 64) & M64,
+        drawn_fen=p.b >> 128,
     )
 
 
@@ -181,7 +194,11 @@ def _load(order_id: uint256) -> Order:
 def _new_order(o: Order) -> uint256:
     oid: uint256 = self.order_count + 1
     self.order_count = oid
-    self.packed[oid] = self._pack(o)
+    p: Packed = self._pack(o)
+    self.packed[oid].a = p.a
+    if p.b != 0:
+        # dev: a new sell's second slot stays zero (no write)
+        self.packed[oid].b = p.b
     return oid
 
 
@@ -216,6 +233,17 @@ def orders(order_id: uint256) -> Order:
     return self._load(order_id)
 
 
+@external
+@view
+def fill_ref_used(ref: bytes32) -> bool:
+    """
+    @notice Whether a fill reference was used (by a fill, or by another certificate mint or
+            burn of the broker: one namespace at ShareCertificates).
+    @param ref The reference.
+    """
+    return staticcall SHARES.ref_used(ref)
+
+
 # ---------------------------------------------------------------- external: borrower
 @external
 def request_buy(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint256:
@@ -234,6 +262,14 @@ def request_buy(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint25
     cost, draw = extcall ENGINE.ob_buy(msg.sender, code, qty, limit_price_fen)
     # dev: a refusal here reverts the engine's reservation with it
     assert draw == 0 or self.regime != STRESSED, "stressed regime: no new financing"
+    # >>> policy (liquidity cap, issue 12.6 / 13.3): a buy that draws financing keeps the
+    # platform's position in `code` (held and being bought, this order included, valued at
+    # this order's limit) within RiskParams.liquidity_cap_fen ("margin: above liquidity cap")
+    if draw > 0:
+        assert staticcall ILiquidityCap(staticcall IEngineParams(ENGINE.address).PARAMS()).check_liquidity(
+            code, staticcall IExposure(ENGINE.address).platform_qty(code) * limit_price_fen
+        )
+    # <<< policy
     oid: uint256 = self._new_order(
         Order(
             account=msg.sender, code=code, is_buy=True, liquidation=False, open=True, qty=qty,
@@ -330,9 +366,8 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
     o: Order = self._load(order_id)
     assert o.open, "margin: order not open"
-    assert ref != empty(bytes32) and not self.fill_ref_used[ref], "margin: fill reference used"
+    assert ref != empty(bytes32) and not staticcall SHARES.ref_used(ref), "margin: fill reference used"
     assert qty > 0 and o.filled_qty + qty <= o.qty, "margin: fill exceeds order"
-    self.fill_ref_used[ref] = True
     gross: uint256 = qty * price_fen
     o.filled_qty += qty
     closes: bool = o.filled_qty == o.qty

@@ -93,8 +93,10 @@ max_age_s: public(uint256)
 # Minimum number of distinct fresh reporters for a reliable price.
 quorum: public(uint256)
 
-# Per security: the band of the day it was last set for.
-day_params: public(HashMap[uint256, DayParams])
+# Per security: the band of the day it was last set for, in one slot: day (64 bits) | prev
+# close (64 << 64) | limit-down (64 << 128) | limit-up (63 << 192) | halted (1 << 255).
+# Read with `day_params`.
+bands: HashMap[uint256, uint256]
 
 # Per security: reporters that reported it (bounded; slots of earlier days are reused).
 reporters: public(HashMap[uint256, DynArray[address, MAX_REPORTERS]])
@@ -136,6 +138,19 @@ def _check_code(code: uint256):
     assert code > 0 and code < CODE_LIMIT, "oracle: bad security code"
 
 
+@internal
+@view
+def _dp(code: uint256) -> DayParams:
+    w: uint256 = self.bands[code]
+    return DayParams(
+        day=w & MASK64,
+        prev_close_fen=(w >> 64) & MASK64,
+        limit_down_fen=(w >> 128) & MASK64,
+        limit_up_fen=(w >> 192) & (2**63 - 1),
+        halted=w >> 255 != 0,
+    )
+
+
 # ---------------------------------------------------------------- internal logic: median
 @internal
 @view
@@ -144,7 +159,7 @@ def _median(code: uint256) -> (uint256, uint256):
     @dev Median of today's fresh in-band reports and how many there were. An even count
          takes the mean of the two middle reports rounded down (platform-favouring value).
     """
-    dp: DayParams = self.day_params[code]
+    dp: DayParams = self._dp(code)
     today: uint256 = self.trading_day
     max_age: uint256 = self.max_age_s
     prices: DynArray[uint256, MAX_REPORTERS] = []
@@ -179,13 +194,13 @@ def _median(code: uint256) -> (uint256, uint256):
 @internal
 @view
 def _band_today(code: uint256) -> bool:
-    return self.trading_day != 0 and self.day_params[code].day == self.trading_day
+    return self.trading_day != 0 and self._dp(code).day == self.trading_day
 
 
 @internal
 @view
 def _reliable(code: uint256) -> (bool, uint256):
-    if not self._band_today(code) or self.day_params[code].halted:
+    if not self._band_today(code) or self._dp(code).halted:
         return False, 0
     median: uint256 = 0
     n: uint256 = 0
@@ -201,12 +216,10 @@ def _set_day_params(d: DayInput):
     assert d.limit_down_fen <= d.prev_close_fen and d.prev_close_fen <= d.limit_up_fen, (
         "oracle: prev close outside band"
     )
-    self.day_params[d.code] = DayParams(
-        day=self.trading_day,
-        prev_close_fen=d.prev_close_fen,
-        limit_down_fen=d.limit_down_fen,
-        limit_up_fen=d.limit_up_fen,
-        halted=d.halted,
+    assert d.limit_up_fen < 2**63, "oracle: price too large"
+    self.bands[d.code] = (
+        self.trading_day | d.prev_close_fen << 64 | d.limit_down_fen << 128
+        | d.limit_up_fen << 192 | convert(d.halted, uint256) << 255
     )
     log DayParamsSet(
         code=d.code,
@@ -241,7 +254,7 @@ def _add_reporter(code: uint256, reporter: address):
 def _report(code: uint256, price_fen: uint256):
     self._check_code(code)
     assert self._band_today(code), "oracle: band not set for today"
-    dp: DayParams = self.day_params[code]
+    dp: DayParams = self._dp(code)
     assert not dp.halted, "oracle: security halted"
     assert price_fen >= dp.limit_down_fen and price_fen <= dp.limit_up_fen, (
         "oracle: price outside band"
@@ -262,6 +275,15 @@ def _report(code: uint256, price_fen: uint256):
 
 
 # ---------------------------------------------------------------- external: views
+@external
+@view
+def day_params(code: uint256) -> DayParams:
+    """
+    @notice The band of `code` as set at its last day open (all zero if never set).
+    """
+    return self._dp(code)
+
+
 @external
 @view
 def price(code: uint256) -> uint256:
@@ -285,7 +307,7 @@ def conservative_price(code: uint256) -> uint256:
     """
     if not self._band_today(code):
         return 0
-    dp: DayParams = self.day_params[code]
+    dp: DayParams = self._dp(code)
     if dp.halted:
         return dp.prev_close_fen
     ok: bool = False
@@ -317,7 +339,7 @@ def latest(code: uint256) -> (uint256, uint256, bool):
     median: uint256 = 0
     n: uint256 = 0
     median, n = self._median(code)
-    dp: DayParams = self.day_params[code]
+    dp: DayParams = self._dp(code)
     ok: bool = self._band_today(code) and not dp.halted and n >= self.quorum
     return median, n, ok
 
@@ -338,7 +360,7 @@ def prev_close(code: uint256) -> uint256:
     """
     @notice Previous close in fen as set at the last day open of `code` (0 if never set).
     """
-    return self.day_params[code].prev_close_fen
+    return self._dp(code).prev_close_fen
 
 
 @external
@@ -347,7 +369,7 @@ def band(code: uint256) -> (uint256, uint256):
     """
     @notice (limit_down_fen, limit_up_fen) as set at the last day open of `code`.
     """
-    dp: DayParams = self.day_params[code]
+    dp: DayParams = self._dp(code)
     return dp.limit_down_fen, dp.limit_up_fen
 
 
@@ -357,7 +379,7 @@ def halted(code: uint256) -> bool:
     """
     @notice The halted flag as set at the last day open of `code`.
     """
-    return self.day_params[code].halted
+    return self._dp(code).halted
 
 
 @external
@@ -369,7 +391,7 @@ def is_sealed_limit_down(code: uint256) -> bool:
     ok: bool = False
     median: uint256 = 0
     ok, median = self._reliable(code)
-    return ok and median == self.day_params[code].limit_down_fen
+    return ok and median == self._dp(code).limit_down_fen
 
 
 # ---------------------------------------------------------------- external: operator

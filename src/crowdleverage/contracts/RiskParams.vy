@@ -269,6 +269,15 @@ def liquidity_published(code: uint256) -> bool:
     return self.liquidity_raw[code] != 0
 
 
+@internal
+@view
+def _liquidity_cap(code: uint256) -> uint256:
+    raw: uint256 = self.liquidity_raw[code]
+    if raw == 0:
+        return max_value(uint256)
+    return (raw - 1) * (self.policy >> CAP_SHIFT & M32) // C.BPS
+
+
 @external
 @view
 def liquidity_cap_fen(code: uint256) -> uint256:
@@ -279,10 +288,22 @@ def liquidity_cap_fen(code: uint256) -> uint256:
     @param code Security code.
     @return The cap in fen.
     """
-    raw: uint256 = self.liquidity_raw[code]
-    if raw == 0:
-        return max_value(uint256)
-    return (raw - 1) * (self.policy >> CAP_SHIFT & M32) // C.BPS
+    return self._liquidity_cap(code)
+
+
+@external
+@view
+def check_liquidity(code: uint256, exposure_fen: uint256) -> bool:
+    """
+    @notice The OrderBook's check of a buy that draws financing: reverts "margin: above
+            liquidity cap" when the platform's position in `code` after the buy
+            (`exposure_fen`, at the order's limit) is above `liquidity_cap_fen(code)`.
+    @param code Security code.
+    @param exposure_fen The platform's position after the buy, in fen.
+    @return True (else it reverts).
+    """
+    assert exposure_fen <= self._liquidity_cap(code), "margin: above liquidity cap"
+    return True
 
 
 @external

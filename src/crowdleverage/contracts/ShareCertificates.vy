@@ -81,8 +81,9 @@ ORACLE: public(immutable(IPriceOracle))
 # Shares held per holder and security.
 balance_of: public(HashMap[address, HashMap[uint256, uint256]])
 
-# Shares minted on the lock's day; they count as locked only while that day is today.
-locks: public(HashMap[address, HashMap[uint256, Lock]])
+# Shares minted on the lock's day; they count as locked only while that day is today. One
+# slot: qty (192 bits) | day (64 << 192). Read with `locks`.
+lock_slot: HashMap[address, HashMap[uint256, uint256]]
 
 # Shares outstanding per security; reconciled against the broker's custody position.
 total_supply: public(HashMap[uint256, uint256])
@@ -144,19 +145,37 @@ def _check_receiver(account: address):
 
 
 # ---------------------------------------------------------------- internal logic: locks
+@external
+@view
+def locks(holder: address, code: uint256) -> Lock:
+    """
+    @notice The last lock of `holder` in `code`: shares minted on `day` (locked while that
+            day is today).
+    """
+    w: uint256 = self.lock_slot[holder][code]
+    return Lock(qty=w & (2**192 - 1), day=w >> 192)
+
+
 @internal
 @view
 def _locked(holder: address, code: uint256, today: uint256) -> uint256:
-    lock: Lock = self.locks[holder][code]
-    if lock.day == today:
-        return lock.qty
+    w: uint256 = self.lock_slot[holder][code]
+    if w >> 192 == today:
+        return w & (2**192 - 1)
     # dev: lock.day < today because the day counter only grows
     return 0
 
 
 @internal
 def _add_lock(holder: address, code: uint256, qty: uint256, today: uint256):
-    self.locks[holder][code] = Lock(qty=self._locked(holder, code, today) + qty, day=today)
+    self._put_lock(holder, code, self._locked(holder, code, today) + qty, today)
+
+
+@internal
+def _put_lock(holder: address, code: uint256, qty: uint256, today: uint256):
+    # dev: the oracle's day counter stays below 2**64 (`open_day`)
+    assert qty < 2**192, "shares: quantity too large"
+    self.lock_slot[holder][code] = qty | today << 192
 
 
 @internal
@@ -290,7 +309,7 @@ def forced_transfer(holder: address, to: address, code: uint256, qty: uint256):
     moved_locked: uint256 = 0
     if qty > unlocked:
         moved_locked = qty - unlocked
-        self.locks[holder][code] = Lock(qty=locked - moved_locked, day=today)
+        self._put_lock(holder, code, locked - moved_locked, today)
         self._add_lock(to, code, moved_locked, today)
     self.balance_of[holder][code] = bal - qty
     self.balance_of[to][code] += qty

@@ -66,8 +66,8 @@ STRESSED_HAIRCUT_SCALE_BPS = 9_000
 STRESSED_ST_HAIRCUT_BPS = 0
 
 # ── liquidity cap (RiskParams.vy's default) ──
-# After a buy by an account with debt, the platform's position in the security (oracle
-# price) ≤ this share of its published 20-day average traded amount: at 10% of the market's
+# After a buy that draws financing, the platform's position in the security (at the order's
+# limit) ≤ this share of its published 20-day average traded amount: at 10% of the market's
 # daily amount the whole platform position sells in about one normal day. A security whose
 # figure was never published has no cap (the pool-share limit above still holds); a
 # published 0 refuses every financed buy.

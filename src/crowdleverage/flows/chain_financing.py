@@ -7,7 +7,8 @@ in Python: every check (eligibility, post-trade ratio, position limits, pool liq
 junior ratio, liquidity buffer) is the contract's, and a refusal comes back as
 `ContractRevert` with the contract's reason (HTTP 422) with nothing written. Orders fill
 asynchronously: `request_buy`/`request_sell` only record the request on chain; the broker
-places it on the exchange and settles fills during `run_day`.
+places it on the exchange and settles fills during the trading day (`self.session`, a
+`flows.session.TradingSession`).
 
 Each user acts from their own address (actor `user-<id>`), registered on chain by
 compliance with the role the platform's KYC granted. Cash reaches that address only as
@@ -21,28 +22,29 @@ must have keys on it. The broker's and keeper's journals live in `work_dir`.
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
 from crowdleverage.chain.margin import ENGINE, ORDERBOOK, margin_events
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
+from crowdleverage.chain.structs import read_account
 from crowdleverage.compliance.chain_adapter import ChainIdentityWriter
 from crowdleverage.compliance.ports import IdentityRole
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.domain.params import HAIRCUT_BPS
 from crowdleverage.domain.security import Security
+from crowdleverage.flows.session import EpochClose, EpochClosed, TradingSession
 from crowdleverage.market.exchange import SimulatedExchange
-from crowdleverage.market.replay import TradingDay, intraday_ticks
+from crowdleverage.market.replay import TradingDay
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
 from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import RiskMonitor
+from crowdleverage.risk.regime import RegimePoint
 from crowdleverage.risk.world import list_securities
 
 POOL = "TranchePool"
@@ -72,11 +74,26 @@ class AccountView:
     ratio_bps: int | None  # None without debt
 
 
+def precheck_order_amounts(qty: int, limit_fen: int) -> None:
+    """Kept for a clearer message: the engine refuses the same orders ("margin: quantity not
+    whole lots", "margin: zero price", "margin: not enough sellable shares"; a negative value
+    cannot even be encoded as uint256). Tested to agree with the contract."""
+    if qty <= 0 or limit_fen <= 0:
+        raise InvalidInput("quantity and limit price must be positive")
+
+
 class ChainFinancing:
     """Use cases on the financing contracts; one instance per chain."""
 
     def __init__(
-        self, chain: ChainPort, *, codes: list[str], work_dir: Path, ticks_per_day: int = 16
+        self,
+        chain: ChainPort,
+        *,
+        codes: list[str],
+        work_dir: Path,
+        ticks_per_day: int = 16,
+        regimes: Callable[[], Sequence[RegimePoint]] | None = None,
+        liquidity_days: Sequence[TradingDay] | None = None,
     ) -> None:
         self.chain = chain
         self.codes = list(codes)
@@ -88,7 +105,14 @@ class ChainFinancing:
         self.monitor = RiskMonitor(self.codes, haircuts, threads=1)
         self.keeper = Keeper(chain, self.monitor, journal=work_dir / "keeper.json")
         self.sync = ChainSync(chain, self.monitor)
-        self.today: dt.date | None = None
+        self.session = TradingSession(
+            chain, codes=self.codes, ticks_per_day=ticks_per_day, feeder=self.feeder,
+            exchange=self.exchange, broker=self.broker, monitor=self.monitor,
+            keeper=self.keeper, sync=self.sync, regimes=regimes,
+            # the 20-day liquidity published at each open (RiskParams; none on a chain
+            # deployed before RiskParams)
+            liquidity_days=liquidity_days if "RiskParams" in chain.deployed() else None,
+        )  # fmt: skip
 
     def close(self) -> None:
         self.broker.close()
@@ -155,23 +179,11 @@ class ChainFinancing:
     def units(self, user_id: int, senior: bool) -> int:
         return int(self.chain.call(SHARE[senior], "balanceOf", self.address(user_id)))
 
-    def epoch_due_in_s(self) -> int:
-        started = int(self.chain.call(POOL, "epoch_started_at"))
-        return started + int(self.chain.call(POOL, "epoch_s")) - self.chain.block_time()
-
-    def close_epoch(self) -> dict[str, Any]:
-        """Keeper: close the epoch (waiting out its length on the chain clock): interest
-        distributed, losses marked, queues executed by priority. Returns the EpochClosed
-        figures plus `interest` (InterestDistributed, if any) and `executed` (queue entries
-        executed)."""
-        wait = self.epoch_due_in_s()
-        if wait > 0:
-            self.chain.advance_time(wait)
-        tx = self.chain.send(POOL, "close_epoch", actor="keeper")
-        [closed] = [e.args for e in tx.events if e.event == "EpochClosed"]
-        interest = [dict(e.args) for e in tx.events if e.event == "InterestDistributed"]
-        executed = sum(e.event == "Executed" for e in tx.events)
-        return {**closed, "interest": interest[0] if interest else None, "executed": executed}
+    def close_epoch(self) -> EpochClosed:
+        """Keeper: close the epoch now (waiting out its length on the chain clock)."""
+        closed = self.session.close_epoch(EpochClose.WAIT)
+        assert closed is not None
+        return closed
 
     def track(self, user_id: int, tier: int) -> None:
         """Watch an account opened earlier (a restarted service)."""
@@ -209,8 +221,7 @@ class ChainFinancing:
         return self._request("request_sell", user_id, code, qty, limit_price_fen)
 
     def _request(self, fn: str, user_id: int, code: str, qty: int, limit_fen: int) -> int:
-        if qty <= 0 or limit_fen <= 0:
-            raise InvalidInput("quantity and limit price must be positive")
+        precheck_order_amounts(qty, limit_fen)
         tx = self.chain.send(ORDERBOOK, fn, code_to_chain(code), qty, limit_fen,
                              actor=actor(user_id))  # fmt: skip
         [req] = [e.args for e in tx.events if e.event == "OrderRequested"]
@@ -218,12 +229,12 @@ class ChainFinancing:
 
     def account(self, user_id: int) -> AccountView:
         who = self.address(user_id)
-        a = self.chain.call(ENGINE, "accounts", who)
+        a = read_account(self.chain, who)
         assets, debt, ratio = self.chain.call(ENGINE, "account_state", who)
         return AccountView(
-            tier=int(a[0]), cash_fen=int(a[1]), reserve_fen=int(a[2]), pending_fen=int(a[3]),
-            principal_fen=int(a[4]), locked=bool(a[6]), open_liquidation=bool(a[7]),
-            assets_fen=int(assets), debt_fen=int(debt),
+            tier=a.tier, cash_fen=a.cash_fen, reserve_fen=a.reserve_fen,
+            pending_fen=a.pending_fen, principal_fen=a.principal_fen, locked=a.locked,
+            open_liquidation=a.open_liq > 0, assets_fen=int(assets), debt_fen=int(debt),
             ratio_bps=None if int(debt) == 0 else int(ratio),
         )  # fmt: skip
 
@@ -235,84 +246,7 @@ class ChainFinancing:
         return int(self.chain.call(ENGINE, "sellable", self.address(user_id),
                                    code_to_chain(code)))  # fmt: skip
 
-    # ── the trading day: oracle, exchange, broker, monitor, keeper ─────────────────────
-
-    def open_day(self, day: TradingDay) -> None:
-        """Reporters publish the previous closes and the day's bands, the first tick's
-        prices; the exchange opens its session; orders received overnight are placed."""
-        self.today = day.date
-        self.feeder.open_day(day)
-        self.exchange.open_day(day)
-        series = {
-            c: intraday_ticks(day.bars[c], self.ticks_per_day) for c in self.codes if c in day.bars
-        }
-        self._series = {c: s for c, s in series.items() if s}  # halted: no ticks
-        self._tick = 0
-        self.feeder.on_ticks(s[0] for s in self._series.values())
-        self.broker.place_received()
-
-    def resume_day(self, day: TradingDay, ticks_done: int) -> None:
-        """Reopen a session a restart interrupted after `ticks_done` ticks: the oracle already
-        has the day's bands and those ticks' prices (nothing is reported again), the monitor
-        gets the last tick's prices, and a new exchange session takes the broker's orders —
-        those placed before the restart for their unfilled remainder, then the ones requested
-        on chain since. The next `step` is tick `ticks_done`."""
-        self.today = day.date
-        self.feeder.resume_day(day, ticks_done)
-        self.exchange.open_day(day)
-        series = {
-            c: intraday_ticks(day.bars[c], self.ticks_per_day) for c in self.codes if c in day.bars
-        }
-        self._series = {c: s for c, s in series.items() if s}
-        self._tick = ticks_done
-        last = [s[min(ticks_done, len(s)) - 1] for s in self._series.values()]
-        if ticks_done and last:
-            self.monitor.update_prices(self.monitor.cols(t.code for t in last),
-                                       [t.price_fen for t in last])  # fmt: skip
-        self.sync.sync()
-        self.broker.replace_open()
-        self.broker.poll()  # requested since the broker last looked: placed now
-
-    def step(self) -> int | None:
-        """One tick: prices to the oracle and the monitor, the keeper acts on accounts below
-        a line (warn, top up, liquidate; the contract re-checks), new orders to the
-        exchange, fills settled on chain. Returns the number of fills; None once the day's
-        ticks are used up."""
-        assert self.today is not None, "open_day first"
-        ticks = [s[self._tick] for s in self._series.values() if self._tick < len(s)]
-        if not ticks:
-            return None
-        first = self._tick == 0
-        self._tick += 1
-        if not first:  # the first tick was reported at the open
-            self.feeder.on_ticks(ticks)
-        cols = self.monitor.cols(t.code for t in ticks)
-        self.monitor.update_prices(cols, [t.price_fen for t in ticks])
-        self.sync.sync()
-        self.keeper.on_tick(self.monitor.tick(), self.today.isoformat())
-        if first:
-            self.keeper.follow_up(self.liquidating(), new_session=True)
-        self.broker.poll()
-        fills = self.exchange.on_ticks(ticks)
-        self.broker.on_fills(fills)
-        self.sync.sync()
-        self.keeper.follow_up(self.liquidating(), new_session=False)
-        return len(fills)
-
-    def close_day(self) -> None:
-        """Run the rest of the ticks, expire unfilled orders and release their cash, end
-        the liquidations whose orders are done."""
-        while self.step() is not None:
-            pass
-        self.exchange.close_day()
-        self.broker.end_day()
-        self.sync.sync()
-        self.keeper.follow_up(self.liquidating(), new_session=False)
-
-    def liquidating(self) -> list[str]:
-        n = self.monitor.n_accounts
-        rows = np.flatnonzero(self.monitor.liquidating[:n])
-        return [self.monitor.account_id(int(r)) for r in rows]
+    # ── the trading day: one `TradingSession` (flows/session.py) ─────────────────────────
 
     def events(self, event: str, since: int = 0) -> list[dict[str, Any]]:
         """The engine's events of one kind (MarginWarning, TopUp, LiquidationStarted, …)."""

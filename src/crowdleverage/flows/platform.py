@@ -32,7 +32,9 @@ import contextlib
 import copy
 import datetime as dt
 import itertools
+import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -48,9 +50,10 @@ from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
 from crowdleverage.chain.margin import ORDERBOOK, margin_events
-from crowdleverage.chain.params import PARAMS, liquidity_headroom, read_params, read_tier
+from crowdleverage.chain.params import liquidity_headroom, read_params, read_tier
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
+from crowdleverage.chain.structs import read_order, read_security
 from crowdleverage.config import Settings
 from crowdleverage.custody.bank.simulator import SimulatedBank
 from crowdleverage.custody.bridge import Bridge
@@ -78,10 +81,11 @@ from crowdleverage.flows.commands import Command, CommandSpec, CommandStore
 from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import AccountStatus, Event, Tranche
 from crowdleverage.flows.record import MarginAccount, Order, Pending, Saved
+from crowdleverage.flows.session import EpochClose
 from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.rules import PriceBand, Side, check_order
 from crowdleverage.migrations import upgrade as migrate
-from crowdleverage.risk.regime import apply_on_chain, publish_liquidity, published_history
+from crowdleverage.risk.regime import RegimePoint, published_history
 
 BPS = P.BPS
 BANK_ACCOUNT = "6222020200112233445"  # the platform's segregated custody account
@@ -103,6 +107,8 @@ bank_refs = sa.Table(
 
 
 log = logging.getLogger("crowdleverage.flows")
+# the market a data dir started with: its first replay day and the watched codes
+UNIVERSE_FILE = "universe.json"
 
 
 def _ms(t0: float) -> int:
@@ -157,8 +163,14 @@ class Platform:
         self.bank = self._load_bank()
         self._statement_booked = False
         self._import_leftover()
+        # a data dir keeps the market it started with (the replay's first day, the codes)
+        keep = market is None and codes is None
+        if keep:
+            market_start = self._first_start(market_start)
+        self._market_start = market_start
         self.market = market or MarketFeed.from_file(settings.market_data, start=market_start)
-        self.codes = codes or default_universe(self.market)
+        derived = codes or default_universe(self.market)
+        self.codes = self._universe(derived) if keep else derived
         raw = chain if chain is not None else open_platform_chain(settings, self.market)
         self.chain: ChainPort = CachedReads(raw)  # type: ignore[assignment]  # views per block
         self.fin = ChainFinancing(
@@ -166,6 +178,8 @@ class Platform:
             codes=self.codes,
             work_dir=self.work_dir,
             ticks_per_day=self.market.ticks_per_day,
+            regimes=lambda: published_history(str(settings.market_data)),
+            liquidity_days=self.market.days,
         )
         self.gateway = ChainGateway(self.chain)
         self.bridge = Bridge(self.custody, self.chain, self._address_of_investor)
@@ -210,8 +224,8 @@ class Platform:
             day = dt.date.fromisoformat(self.s.market_day)
             if self.s.tick_step is not None:  # stopped mid-day: resume after the last tick
                 self.market.seek(day, self.s.tick_step)
-                self.fin.resume_day(self.market.days[self.market.day_index],
-                                    self.s.tick_step + 1)  # fmt: skip
+                self.fin.session.resume(self.market.days[self.market.day_index],
+                                        self.s.tick_step + 1)  # fmt: skip
                 self._day_open = True
             else:
                 self.market.seek(day, 0)
@@ -231,7 +245,7 @@ class Platform:
 
     def _listed(self) -> bool:
         code = code_to_chain(self.codes[0])
-        return int(self.chain.call(PARAMS, "securities", code)[0]) > 0
+        return read_security(self.chain, code).haircut_bps > 0
 
     def save(
         self, also: Callable[[sa.Connection], None] | None = None, *, bank: bool = True
@@ -511,6 +525,35 @@ class Platform:
                 with write_transaction(self.engine) as conn:
                     conn.execute(bank_refs.delete().where(bank_refs.c.reference == reference))
             raise
+
+    def _first_start(self, asked: dt.date | None) -> dt.date | None:
+        """The replay's first day this data dir was started with (`universe.json`); `asked`
+        on a fresh data dir. A restart with another `--from` keeps the first one (the
+        watched universe and the chain's listings come from it) and says so."""
+        path = self.work_dir / UNIVERSE_FILE
+        if not path.exists():
+            return asked
+        raw = json.loads(path.read_text())["market_start"]
+        first = None if raw is None else dt.date.fromisoformat(raw)
+        if first != asked:
+            log.warning(
+                "market start kept",
+                extra={"event": "market_start_kept", "data_dir_start": raw,
+                       "asked": None if asked is None else asked.isoformat()},
+            )  # fmt: skip
+        return first
+
+    def _universe(self, derived: list[str]) -> list[str]:
+        """The watched codes as first stored in the data dir (`derived` on a fresh one)."""
+        path = self.work_dir / UNIVERSE_FILE
+        if path.exists():
+            return [str(c) for c in json.loads(path.read_text())["codes"]]
+        start = None if self._market_start is None else self._market_start.isoformat()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"market_start": start, "codes": derived}))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        return derived
 
     def _load_bank(self) -> SimulatedBank:
         """The simulated custodian bank as last saved (a new one on first start)."""
@@ -807,7 +850,7 @@ class Platform:
                 lambda: placed.append(request(acc.owner_id, code, qty, limit)),
             )  # fmt: skip
             oid = placed[0] if sent is None else int(sent["order_id"])
-            drawn = int(self.chain.call(ORDERBOOK, "orders", oid)[9]) if buy else 0
+            drawn = read_order(self.chain, oid).drawn_fen if buy else 0
             if oid not in self.s.orders:  # recorded with its financing by `_apply`
                 self._financing[oid] = drawn
             self._after()
@@ -865,7 +908,7 @@ class Platform:
                     self._open_day()
             else:
                 self.market.advance()
-                self.fin.step()
+                self.fin.session.step()
             self._after(save=False)
             self.save(bank=False)  # the last committed tick: a restart resumes after it
             log.debug("tick", extra={"event": "tick", "trade_date": self.market.today.isoformat(),
@@ -885,36 +928,23 @@ class Platform:
     def _open_day(self) -> None:
         day = self.market.days[self.market.day_index]
         self.market.seek(day.date, 0)
-        self.fin.open_day(day)
-        self._set_regime(day.date)
-        self._publish_liquidity(day.date)
-        self.fin.step()
+        opened = self.fin.session.open(day)
+        if opened.regime is not None:
+            self._regime_changed(opened.regime)
+        self.fin.session.step()
         self._day_open = True
         self.s.market_day = day.date.isoformat()
 
-    def _set_regime(self, today: dt.date) -> None:
-        """Before the day's first tick: the market regime published at the last close (the
-        whole market of the configured bar file, risk/regime.py) goes on chain, so that in a
+    def _regime_changed(self, p: RegimePoint) -> None:
+        """The session set the regime published at the last close (the whole market of the
+        configured bar file, risk/regime.py) on chain before the day's first order: in a
         stressed regime the OrderBook refuses new financing."""
-        points = [p for p in published_history(str(self.settings.market_data)) if p.date < today]
-        if points and apply_on_chain(self.chain, points[-1]):
-            p = points[-1]
-            self._event(
-                "regime_changed",
-                f"market regime {p.regime.value} from the {p.date} close "
-                f"(indicator {p.indicator_bps / 100:.0f}% of the threshold; "
-                f"{', '.join(p.reasons) or 'calm again'})",
-            )
-
-    def _publish_liquidity(self, today: dt.date) -> None:
-        """Before the day's first tick: each security's average traded amount over the last
-        20 trading days of the replay up to the last close goes on chain
-        (`RiskParams.set_liquidity`): the cap of financed buys and the order in which
-        liquidations sell. Nothing before the first close (no figure: no cap yet), nor on a
-        chain deployed before RiskParams."""
-        before = [d for d in self.market.days if d.date < today]
-        if before and PARAMS in self.chain.deployed():  # a chain from before RiskParams: none
-            publish_liquidity(self.chain, before, before[-1].date, sorted(self.codes))
+        self._event(
+            "regime_changed",
+            f"market regime {p.regime.value} from the {p.date} close "
+            f"(indicator {p.indicator_bps / 100:.0f}% of the threshold; "
+            f"{', '.join(p.reasons) or 'calm again'})",
+        )
 
     def waiting_liquidations(self) -> list[dict[str, Any]]:
         """Liquidation sells that cannot fill now: sealed limit-down, halted, or T+1."""
@@ -1023,16 +1053,17 @@ class Platform:
         import its statement, snapshot the liabilities, reconcile and save."""
         with self.lock:
             traded = self._day_open
+            # the pool does not close an epoch while paused: interest keeps accruing on the
+            # engine's index and is distributed at the first close after the resume
+            paused = bool(self.chain.call(ENGINE, "paused")) or self.gateway.is_paused()
+            epoch = EpochClose.SKIP if paused else EpochClose.WAIT
             if self._day_open:
-                self.fin.close_day()
+                closed = self.fin.session.close(epoch)
                 self._day_open = False
-            if bool(self.chain.call(ENGINE, "paused")) or self.gateway.is_paused():
-                # the pool does not close an epoch while paused: interest keeps accruing on
-                # the engine's index and is distributed at the first close after the resume
-                closed: dict[str, Any] = {"interest": None, "executed": 0}
-                self._event("epoch_deferred", "epoch close deferred: the platform is paused")
             else:
-                closed = self.fin.close_epoch()
+                closed = self.fin.session.close_epoch(epoch)
+            if paused:
+                self._event("epoch_deferred", "epoch close deferred: the platform is paused")
             for uid in self.s.enrolled:
                 if int(self.chain.call(POOL, "claimable_fen", self.fin.address(uid))):
                     self.fin.collect(uid)
@@ -1048,7 +1079,7 @@ class Platform:
                     {"tranche": t.value, "trade_date": point[0], "nav_e4": point[1]}
                 )
             self._after(save=False)  # saved below
-            interest = closed["interest"] or {}
+            interest = (closed.interest if closed else None) or {}
             out = {
                 "date": self.market.today.isoformat(),
                 "interest_fen": int(interest.get("interest_fen", 0)),
@@ -1056,7 +1087,7 @@ class Platform:
                 "junior_fen": int(interest.get("junior_fen", 0)),
                 "insurance_fen": int(interest.get("insurance_fen", 0)),
                 "platform_fee_fen": int(interest.get("platform_fee_fen", 0)),
-                "executed": int(closed["executed"]),
+                "executed": closed.executed if closed else 0,
             }
             if traded:
                 if self.market.day_index < len(self.market.days) - 1:

@@ -5,6 +5,10 @@ in step with the chain.
   keeper does not warn again); TOPUP_DUE → `top_up`; LIQUIDATION_DUE → `start_liquidation`;
   an account in liquidation with no open orders → `end_liquidation` when it is back above
   the line or sold out, else the next round (`start_liquidation`) at the next session.
+- Batched: the accounts a tick (or a follow-up) acts on go to the Liquidator's `keep` in one
+  transaction (up to `KEEP_BATCH` per call); the chain skips an account that is no longer
+  eligible with a `KeeperSkipped` event carrying the single entry point's revert string. If the
+  batch reverts as a whole, the keeper falls back to one call per account.
 - Rate-limited: at most `max_actions_per_tick` calls per tick, worst ratios first; an account
   acted on is left alone for `cooldown_s` (chain time) unless its state got worse.
 - The contract re-verifies every call. A revert because the price moved back ("above warning
@@ -46,6 +50,11 @@ MOVED_BACK = frozenset(
         "margin: still below liquidation line",
     }
 )
+
+
+# `Liquidator.keep` action codes and its batch bound.
+KEEP_CODES = {"warn": 0, "top_up": 1, "start_liquidation": 2, "end_liquidation": 3}
+KEEP_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +131,8 @@ class Keeper:
         rows = np.flatnonzero(result.state != AccountState.HEALTHY)
         order = rows[np.argsort(result.ratio_bps[rows], kind="stable")]  # worst first
         now = self.chain.block_time()
-        done = 0
         budget = self.config.max_actions_per_tick
+        batch: list[tuple[str, str]] = []
         for r in order.tolist():
             state = AccountState(int(result.state[r]))
             who = self.monitor.account_id(r)
@@ -137,12 +146,13 @@ class Keeper:
             if action is None:
                 continue
             budget -= 1
-            if self._call(action, who):
-                done += 1
-                if action == "warn":
-                    self._remember_warning(day, who)
+            batch.append((who, action))
             self._last[who] = (now, int(state))
-        return done
+        done = self._keep(batch)
+        for who, action in batch:
+            if action == "warn" and who in done:
+                self._remember_warning(day, who)
+        return len(done)
 
     def _action(self, who: str, state: AccountState, day: str) -> str | None:
         if state is AccountState.WARNING:
@@ -156,28 +166,67 @@ class Keeper:
     def follow_up(self, accounts: Iterable[str], *, new_session: bool) -> int:
         """Accounts in liquidation with no open orders: end it when possible; at a new
         session, emit the next round (lots unlocked by T+1, seals reopened)."""
-        done = 0
+        idle = []
         for who in accounts:
             a = self.chain.call(ENGINE, "accounts", who)
             locked, open_liq = bool(a[6]), int(a[7])
-            if not locked or open_liq:
+            if locked and not open_liq:
+                idle.append(who)
+        ended = self._keep([(who, "end_liquidation") for who in idle], quiet=True)
+        started: set[str] = set()
+        if new_session:
+            started = self._keep([(w, "start_liquidation") for w in idle if w not in ended])
+        return len(ended) + len(started)
+
+    def _keep(self, batch: list[tuple[str, str]], *, quiet: bool = False) -> set[str]:
+        """Run `batch` ((account, action) pairs) through `Liquidator.keep`; returns the
+        accounts acted on. A skipped account is counted like the single call's revert."""
+        done: set[str] = set()
+        for start in range(0, len(batch), KEEP_BATCH):
+            chunk = batch[start : start + KEEP_BATCH]
+            if len(chunk) == 1:
+                who, action = chunk[0]
+                if self._call(action, who, quiet=quiet):
+                    done.add(who)
                 continue
-            ended = self._call("end_liquidation", who, quiet=True)
-            done += ended or (new_session and self._call("start_liquidation", who))
+            try:
+                tx = self.chain.send(
+                    LIQUIDATOR, "keep", [w for w, _ in chunk],
+                    [KEEP_CODES[a] for _, a in chunk], actor=self.actor,
+                )  # fmt: skip
+            except ContractRevert:
+                # one account broke the batch (e.g. a refused sell): one call each
+                done |= {w for w, a in chunk if self._call(a, w, quiet=quiet)}
+                continue
+            skipped = {
+                str(e.args["account"]).lower(): str(e.args["reason"])
+                for e in tx.events
+                if e.event == "KeeperSkipped"
+            }
+            for who, action in chunk:
+                reason = skipped.get(who.lower())
+                if reason is None:
+                    self.stats.calls[action] += 1
+                    done.add(who)
+                else:
+                    self._count_refusal(reason, quiet=quiet)
         return done
 
     def _call(self, action: str, who: str, *, quiet: bool = False) -> bool:
         try:
             self.chain.send(LIQUIDATOR, action, who, actor=self.actor)
         except ContractRevert as err:
-            if err.reason in MOVED_BACK:
-                if not quiet:
-                    self.stats.moved_back[err.reason] += 1
-            else:
-                self.stats.refused[err.reason] += 1
+            self._count_refusal(err.reason, quiet=quiet)
             return False
         self.stats.calls[action] += 1
         return True
+
+    def _count_refusal(self, reason: str, *, quiet: bool) -> None:
+        if reason in MOVED_BACK:
+            if not quiet:
+                self.stats.moved_back[reason] += 1
+        else:
+            self.stats.refused[reason] += 1
 
     def _remember_warning(self, day: str, who: str) -> None:
         self._warned = {day: [*self._warned.get(day, []), who]}  # only today matters

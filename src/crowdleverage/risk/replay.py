@@ -34,6 +34,7 @@ from crowdleverage.broker.corporate_actions import CorporateActionAgent
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.margin import ORDERBOOK
+from crowdleverage.chain.structs import read_account
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
 from crowdleverage.domain.params import (
     HAIRCUT_BPS,
@@ -42,6 +43,7 @@ from crowdleverage.domain.params import (
     LeverageTier,
 )
 from crowdleverage.domain.security import Security
+from crowdleverage.flows.session import EpochClose, SessionObserver, TradingSession
 from crowdleverage.market.bars import Bar, read_bars
 from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.corporate_actions import read_actions, with_reference_prices
@@ -68,9 +70,7 @@ from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import AccountState, RiskMonitor
 from crowdleverage.risk.regime import (
     RegimeParams,
-    apply_on_chain,
     liquidity_caps,
-    publish_liquidity,
     regime_history,
 )
 from crowdleverage.risk.umbrella import umbrella_trust
@@ -276,7 +276,7 @@ def _choose_stocks(
     return sorted(pool[i] for i in picked)
 
 
-class Replay:
+class Replay(SessionObserver):
     def __init__(self, cfg: ReplayConfig) -> None:
         if cfg.end < cfg.start:
             raise InvalidInput(f"--to {cfg.end} is before --from {cfg.start}")
@@ -313,7 +313,7 @@ class Replay:
             self.world = World(self.chain)
             self.exchange_cfg = ExchangeConfig()
             self.exchange = SimulatedExchange(self.exchange_cfg)
-            self.broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
+            broker = SimulatedBroker(self.chain, self.exchange, work / "broker.db")
             self.corporate = CorporateActionAgent(self.chain, actions, work / "corporate.db")
         except BaseException:
             if self._temp_work:  # nothing half-made is left behind
@@ -327,8 +327,15 @@ class Replay:
         self.feeder = OracleFeeder(self.chain, reporters, self.codes)
         haircuts = [HAIRCUT_BPS[Security.parse(c).board] for c in self.codes]
         self.monitor = RiskMonitor(self.codes, haircuts, threads=1)
-        self.keeper = Keeper(self.chain, self.monitor, journal=work / "keeper.json")
         self.sync = ChainSync(self.chain, self.monitor)
+        # the day loop is the platform's (flows/session.py); this replay observes it
+        self.session = TradingSession(
+            self.chain, codes=self.codes, ticks_per_day=cfg.ticks_per_day, feeder=self.feeder,
+            exchange=self.exchange, broker=broker, monitor=self.monitor,
+            keeper=Keeper(self.chain, self.monitor, journal=work / "keeper.json"),
+            sync=self.sync, regimes=lambda: self._regimes, liquidity_days=self.history,
+            corporate=self.corporate, holders=lambda: self.names, observer=self,
+        )  # fmt: skip
         self.borrowers: dict[str, int] = {}
         self.names: dict[str, str] = {}  # address → actor name
         self.specs: dict[str, BorrowerSpec] = {}  # address → the book's borrower
@@ -342,9 +349,15 @@ class Replay:
         self.liq_orders: set[int] = set()
         self._in_liquidation: set[str] = set()
         self._liq_cursor = 0
-        self._session: tuple[TradingDay, dict[str, list[Any]], DayReport | None]
-        self._next_step = 0
-        self._series: dict[str, list[Any]] = {}
+        self._report: DayReport | None = None  # the day being replayed (None: the setup day)
+
+    @property
+    def broker(self) -> SimulatedBroker:
+        return self.session.broker
+
+    @property
+    def keeper(self) -> Keeper:
+        return self.session.keeper
 
     # ── setup ───────────────────────────────────────────────────────────────────────────
 
@@ -384,11 +397,10 @@ class Replay:
         checks allow (`BuyPlanner` models them; the engine re-checks every order). The
         borrowers take turns so the platform's exposure limit is shared."""
         day = self.setup
-        self.feeder.open_day(day)
-        self.exchange.open_day(day)
-        series = {c: intraday_ticks(day.bars[c], self.cfg.ticks_per_day) for c in self.codes}
-        self.feeder.on_ticks(s[0] for s in series.values())
-        prices = {c: series[c][0].price_fen for c in self.codes}
+        self._report = None
+        self.session.open(day, setup=True)
+        prices = {c: intraday_ticks(day.bars[c], self.cfg.ticks_per_day)[0].price_fen
+                  for c in self.codes}  # fmt: skip
         limits = {c: _limit_price(prices[c], day.bars[c]) for c in self.codes}
         haircuts = {c: HAIRCUT_BPS[Security.parse(c).board] for c in self.codes}
         platform = dict.fromkeys(self.codes, 0)
@@ -411,7 +423,7 @@ class Replay:
             if not progressed:
                 break
         self.broker.poll()
-        self._run_session(day, series, report=None)
+        self.session.close(EpochClose.DUE)
         for who in self.names:
             self.initial[who] = self._positions(who)
             self.initial_debt[who] = int(self.chain.call(ENGINE, "debt_of", who))
@@ -437,68 +449,24 @@ class Replay:
                 qty = qty // 2 // LOT * LOT
         return 0
 
-    # ── the days ────────────────────────────────────────────────────────────────────────
+    # ── the days: observed (the loop is flows/session.py's) ─────────────────────────────
 
-    def _run_session(
-        self, day: TradingDay, series: dict[str, list[Any]], report: DayReport | None
-    ) -> None:
-        self._session = (day, series, report)
-        self._next_step = 0
-        self._continue_session()
+    def on_fills(self, day: TradingDay, fills: list[Fill]) -> None:
+        """Every fill with its order and the day's bar, for the market-rule invariants."""
+        for f in fills:
+            self.all_fills.append((day.date, f, self.exchange.order(f.order_id), day.bars[f.code]))
 
-    def _continue_session(self) -> None:
-        """The session's remaining steps (all of them, or the rest after a restart)."""
-        day, series, report = self._session
-        live = {c: s for c, s in series.items() if s}
-        for step in range(self._next_step, self.cfg.ticks_per_day):
-            ticks = [s[step] for s in live.values()]
-            if step > 0:  # the first tick was reported before the session's orders
-                self.feeder.on_ticks(ticks)
-            cols = self.monitor.cols(t.code for t in ticks)
-            self.monitor.update_prices(cols, [t.price_fen for t in ticks])
-            if report is not None:
-                self.sync.sync()
-                res = self.monitor.tick()
-                self.keeper.on_tick(res, day.date.isoformat())
-                if step == 0:
-                    self.keeper.follow_up(self._liquidating(), new_session=True)
-            self.broker.poll()
-            fills = self.exchange.on_ticks(ticks)
-            for f in fills:
-                self.all_fills.append(
-                    (day.date, f, self.exchange.order(f.order_id), day.bars[f.code])
-                )
-            self._next_step = step + 1  # the exchange has matched this step: never again
-            self.broker.on_fills(fills)
-            self._after_fills()
-        self._close_session()
-
-    def _after_fills(self) -> None:
-        if self._session[2] is not None:
-            self.sync.sync()
-            self.keeper.follow_up(self._liquidating(), new_session=False)
-
-    def _close_session(self) -> None:
-        day, _, report = self._session
-        expired = self.exchange.close_day()
+    def on_expired(self, day: TradingDay, expired: list[Order]) -> None:
+        """Liquidation sells that expired unfilled behind a limit-down seal."""
         self._note_liquidation_orders()
-        if report is not None:
-            for o in expired:
-                bar = day.bars[o.code]
-                if (
-                    o.side is Side.SELL
-                    and int(o.order_id[1:]) in self.liq_orders
-                    and (bar.sealed_down)
-                ):
-                    report.orders_waiting_behind_seals += 1
-                    report.shares_waiting_behind_seals += o.remaining
-        self.broker.end_day()
-        self.sync.sync()
-        if report is not None:
-            self.keeper.follow_up(self._liquidating(), new_session=False)
-        started = int(self.chain.call("TranchePool", "epoch_started_at"))
-        if self.chain.block_time() >= started + int(self.chain.call("TranchePool", "epoch_s")):
-            self.chain.send("TranchePool", "close_epoch", actor="keeper")
+        report = self._report
+        if report is None:
+            return
+        for o in expired:
+            bar = day.bars[o.code]
+            if o.side is Side.SELL and int(o.order_id[1:]) in self.liq_orders and bar.sealed_down:
+                report.orders_waiting_behind_seals += 1
+                report.shares_waiting_behind_seals += o.remaining
 
     def _note_liquidation_orders(self) -> None:
         for e in self.chain.events(ORDERBOOK, "LiquidationOrder", since=self._liq_cursor):
@@ -518,52 +486,32 @@ class Replay:
                 self.work, self.actors(), genesis_time_s=self.genesis_time_s
             )
             self.world.chain = self.feeder.port = self.sync.chain = self.chain
-            self.corporate.chain = self.chain
-        self.broker = SimulatedBroker(self.chain, self.exchange, self.work / "broker.db")
-        self.keeper = Keeper(self.chain, self.monitor, journal=self.work / "keeper.json")
+            self.corporate.chain = self.session.chain = self.chain
+        self.session.broker = SimulatedBroker(self.chain, self.exchange, self.work / "broker.db")
+        self.session.keeper = Keeper(self.chain, self.monitor, journal=self.work / "keeper.json")
 
     def resume(self) -> None:
         """Finish the interrupted step (its fills are settled by the new broker's recovery)
         and the rest of the session."""
-        self._after_fills()
-        self._continue_session()
-
-    def _liquidating(self) -> list[str]:
-        n = self.monitor.n_accounts
-        rows = np.flatnonzero(self.monitor.liquidating[:n])
-        return [self.monitor.account_id(int(r)) for r in rows]
+        self.session.finish_step()
+        self.session.close(EpochClose.DUE)
 
     def run_day(self, day: TradingDay) -> DayReport:
         report, since = self.begin_day(day)
-        self._run_session(day, self._series, report)
+        self.session.close(EpochClose.DUE)
         return self.finish_day(report, since)
 
     def begin_day(self, day: TradingDay) -> tuple[DayReport, int]:
-        """Day open: halts into the monitor, the oracle's day, the exchange's session, the
-        first tick reported. Returns the day's report and the event cursor it counts from."""
+        """Day open (`TradingSession.open`: halts, the oracle's day, the exchange's session,
+        the last close's regime and liquidity, corporate actions, overnight orders, interest,
+        the first tick). Returns the day's report and the event cursor it counts from; the
+        day runs on with `self.session.close`."""
         report = DayReport(day.date.isoformat())
-        for code in self.codes:
-            bar = day.bars.get(code)
-            self.monitor.set_halted(code, bar is None or bar.halted)
-        self.feeder.open_day(day)
-        self.exchange.open_day(day)
-        before = [p for p in self._regimes if p.date < day.date]  # published at the last close
-        if before:
-            apply_on_chain(self.chain, before[-1])
-            publish_liquidity(self.chain, self.history, before[-1].date, self.codes)
-        applied = self.corporate.open_day(day.date, self.names)  # before any order or tick
-        report.positions_adjusted = applied.positions_adjusted
-        report.dividends_net_fen = applied.net_cash_fen
-        self.broker.place_received()
-        self.sync.sync()
-        self.sync.refresh_all()  # interest accrued overnight on every debt
-        series = {
-            c: intraday_ticks(day.bars[c], self.cfg.ticks_per_day) if c in day.bars else []
-            for c in self.codes
-        }
-        first = [s[0] for s in series.values() if s]
-        self.feeder.on_ticks(first)
-        self._series = series
+        self._report = report
+        applied = self.session.open(day).corporate
+        if applied is not None:
+            report.positions_adjusted = applied.positions_adjusted
+            report.dividends_net_fen = applied.net_cash_fen
         return report, len(self.chain.events())
 
     def finish_day(self, report: DayReport, since: int) -> DayReport:
@@ -711,7 +659,7 @@ class Replay:
         )
         # no account left locked with open orders after the last close
         inv["no_liquidation_order_left_open"] = all(
-            int(c.call(ENGINE, "accounts", who)[7]) == 0 for who in self.names
+            read_account(c, who).open_liq == 0 for who in self.names
         )
         report.invariants.update(inv)
 
@@ -767,19 +715,19 @@ class Replay:
 
     def _borrower_end(self, who: str) -> BorrowerEnd:
         spec = self.specs[who]
-        a = self.chain.call(ENGINE, "accounts", who)
+        a = read_account(self.chain, who)
         return BorrowerEnd(
             name=spec.name,
             tier=spec.tier,
             margin_deposit_fen=spec.margin_fen,
             reserve_deposit_fen=spec.reserve_fen,
-            cash_fen=int(a[1]) + int(a[3]),
-            reserve_fen=int(a[2]),
+            cash_fen=a.cash_fen + a.pending_fen,
+            reserve_fen=a.reserve_fen,
             debt_fen=int(self.chain.call(ENGINE, "debt_of", who)),
-            principal_fen=int(a[4]),
+            principal_fen=a.principal_fen,
             positions=self._positions(who),
-            liquidating=bool(a[6]),
-            penalty_open_fen=int(a[8]),
+            liquidating=a.locked,
+            penalty_open_fen=a.penalty_fen,
             write_offs=tuple(self.write_offs.get(who, [])),
         )
 

@@ -145,8 +145,8 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Liquidity cap (of the 20-day average traded amount)",
     ),
     "liquidity_cap_note": (
-        "有负债的账户买入后，平台对单只证券的持仓市值不得超过该证券20日日均成交额的此比例；尚未公布成交额的证券暂不设此上限（资金池占比上限仍适用），公布为0则不得融资买入。",
-        "After a buy by an account with debt, the platform's position in a security may not exceed this share of its 20-day average traded amount; a security with no published figure has no such cap yet (the pool-share limit still applies); a published 0 refuses financed buys.",
+        "融资买入后，平台对单只证券的持仓市值不得超过该证券20日日均成交额的此比例；尚未公布成交额的证券暂不设此上限（资金池占比上限仍适用），公布为0则不得融资买入。",
+        "After a buy that draws financing, the platform's position in a security may not exceed this share of its 20-day average traded amount; a security with no published figure has no such cap yet (the pool-share limit still applies); a published 0 refuses financed buys.",
     ),
     "liquidity_figure": ("20日日均成交额", "20-day avg. traded amount"),
     "platform_position": ("平台持仓市值", "Platform position"),
