@@ -2,7 +2,8 @@
 regime's haircuts and the liquidity cap of financed buys. Setters are the operator's, bounded
 and logged with old and new values; the regime set at the OrderBook reaches the haircuts in
 the same call; a buy that draws financing is refused above the cap while one under it
-passes (own-cash buys are not capped); sells, cancelled buys and liquidations give the exposure back."""
+passes (own-cash buys are not capped); sells, cancelled buys and liquidations give the
+exposure back."""
 
 from __future__ import annotations
 
