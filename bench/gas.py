@@ -97,6 +97,10 @@ def run(p: RpcPlatform) -> None:
     p.send("TranchePool", "close_epoch", by="keeper", label="close_epoch (2 subscriptions)")
     # the 40% rule is exercised by the tests; here one borrower holds three equal positions
     p.send("RiskParams", "set_limits", (10_000, 500, 100, 10_500, 30, 30_000), by="operator")
+    # the liquidity figures are published (a generous 100m yuan a day): every financed buy
+    # below pays for the liquidity cap check in full
+    p.send("RiskParams", "set_liquidity", list(MAIN), [100_000_000 * YUAN] * len(MAIN),
+           by="operator")  # fmt: skip
     for who in ("borrower", "borrower2"):
         p.send("MarginEngine", "open_account", a[who], 3, by="compliance")
         fund(p, who, 100_000 * YUAN, "MarginEngine")

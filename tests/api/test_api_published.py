@@ -11,6 +11,7 @@ from api_world import MARKET, World
 
 from crowdleverage.api.published import EndOfDayStress, regime_summary
 from crowdleverage.api.serve import ReplayDriver
+from crowdleverage.domain import params as P
 
 API = "/api/v1"
 
@@ -51,6 +52,23 @@ def test_transparency_shows_the_stress_result_once_one_has_run(world: World) -> 
     assert 'id="stress-table"' in page and "stress-none" not in page
     if missed:  # a missed target is shown, not hidden
         assert missed[0]["name"] in page
+
+
+def test_transparency_publishes_the_stressed_haircuts_and_the_liquidity_cap(world: World) -> None:
+    p = world.state.platform
+    t = world.client.get(f"{API}/public/transparency").json()["risk_policy"]
+    assert t["liquidity_cap_bps"] == P.LIQUIDITY_CAP_BPS and t["liquidity_adv_days"] == 20
+    assert t["board_haircuts"]["MAIN"] == {"normal_bps": 10_000, "stressed_bps": 9_000}
+    assert t["stressed_st_haircut_bps"] == 0 and t["regime_on_chain"] in ("calm", "stressed")
+    rows = {r["code"]: r for r in t["liquidity"]}
+    assert set(rows) == set(p.codes)
+    for r in rows.values():  # a published figure has a cap and a headroom, else neither
+        assert (r["cap_fen"] is None) == (not r["published"]) == (r["headroom_fen"] is None)
+        if r["published"]:
+            assert r["cap_fen"] == r["liquidity_fen"] * P.LIQUIDITY_CAP_BPS // P.BPS
+            assert r["headroom_fen"] == r["cap_fen"] - r["exposure_fen"]
+    page = world.client.get("/transparency").text
+    assert 'id="policy-card"' in page and 'id="policy-liquidity-cap"' in page
 
 
 def test_the_replay_driver_reports_each_closed_day(world: World) -> None:

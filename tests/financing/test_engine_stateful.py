@@ -37,6 +37,7 @@ BUY_LIMITS = (
     "margin: leverage above tier",
     "margin: insufficient assets",
     "margin: platform exposure above 5%",
+    "margin: above liquidity cap",
     "margin: account in liquidation",
     "oracle: price unreliable",
     "pool: utilisation above limit",
@@ -61,7 +62,7 @@ THEN = st.sampled_from(["fill", "cancel", "leave"])  # the broker's answer to a 
 KINDS = (
     "subscribe", "redeem", "close_epoch", "deposit", "withdraw", "buy", "sell", "repay",
     "buy fill", "sell fill", "cancel", "price move", "next day", "crash day", "time passes",
-    "top-up", "liquidation started", "liquidation fill", "end_liquidation",
+    "top-up", "liquidation started", "liquidation fill", "end_liquidation", "liquidity",
 )  # fmt: skip
 
 
@@ -182,6 +183,13 @@ class FinancingMachine(RuleBasedStateMachine):
             elif then == "cancel":  # rejected by the exchange: released at once
                 self.p.orderbook.cancel_order(before + 1, sender=self.p.broker)
                 EVENTS.update(("cancel",))
+
+    @rule(c=st.integers(0, 2), yuan=st.integers(0, 20_000_000))
+    def publish_liquidity(self, c: int, yuan: int) -> None:
+        """The operator publishes a security's 20-day average traded amount: financed buys
+        then keep the platform's position within 10% of it (0 refuses them)."""
+        self.p.params.set_liquidity([MAIN[c]], [yuan * YUAN], sender=self.p.operator)
+        EVENTS.update(("liquidity",))
 
     @rule(b=st.integers(0, 2), c=st.integers(0, 2), pct=st.integers(1, 100), then=THEN)
     def sell(self, b: int, c: int, pct: int, then: str) -> None:
@@ -382,6 +390,9 @@ class FinancingMachine(RuleBasedStateMachine):
             held = sum(self.p.engine.positions(b, code) for b in self.borrowers)
             assert self.p.shares.total_supply(code) == held
             assert self.p.shares.balance_of(self.p.engine.address, code) == held
+            # the platform's exposure the liquidity cap checks: held and being bought
+            buying = sum(self.p.engine.buying(b, code) for b in self.borrowers)
+            assert self.p.engine.platform_qty(code) == held + buying
 
     @invariant()
     def indices_never_decrease(self) -> None:
@@ -406,6 +417,7 @@ class FinancingMachine(RuleBasedStateMachine):
 # A scripted run of the same machine (every kind of action once, invariants after each step)
 # before the random examples: the run's coverage does not depend on the random draw.
 SCRIPT: tuple[tuple[str, dict[str, object]], ...] = (
+    ("publish_liquidity", {"c": 1, "yuan": 5_000_000}),
     ("buy", {"b": 2, "c": 0, "lots": 10, "then": "fill"}),
     ("buy", {"b": 2, "c": 1, "lots": 10, "then": "cancel"}),
     ("next_day", {"sealed": [False, False, False]}),

@@ -1,7 +1,9 @@
 """Liquidator v2 (issue 13): in the stressed regime (OrderBook.regime) the liquidation line
 rises and a liquidation closes the account in full (or de-levers to a safer target); every
 liquidation sells what trades today first, the most liquid first; the stressed policy and the
-liquidity map are operator settings, bounded and logged with old and new values."""
+the stressed policy is an operator setting, bounded and logged with old and new values (the
+liquidity figures are RiskParams', tests/financing/test_policy_hooks.py). These tests study the
+lines: the stressed haircuts (RiskParams) are set to the normal ones here."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ def p(platform: Platform) -> Platform:
     platform.invest(junior, False, 2_000_000 * YUAN)
     platform.close_epoch()
     platform.params.set_limits(DEFAULT_LIMITS, sender=platform.operator)
+    platform.params.set_stressed_haircuts(10_000, 0, sender=platform.operator)
     return platform
 
 
@@ -58,14 +61,6 @@ def test_defaults_are_the_platform_definition_and_the_setter_is_bounded(p: Platf
         P.STRESSED_LINE_BPS, 5_000, P.STRESSED_TARGET_ADD_BPS, 500, P.STRESSED_FULL_CLOSE, False
     )  # fmt: skip
     assert (liq.stressed_line_bps(), liq.stressed_target_add_bps()) == (5_000, 500)
-    with boa.reverts("margin: caller is not operator"):
-        liq.set_liquidity([PAB], [1], sender=p.keeper)
-    with boa.reverts("margin: length mismatch"):
-        liq.set_liquidity([PAB, CMB], [1], sender=p.operator)
-    liq.set_liquidity([PAB], [7 * YUAN], sender=p.operator)
-    [log] = [e for e in liq.get_logs() if type(e).__name__ == "LiquiditySet"]
-    assert (log.code, log.old_fen, log.new_fen) == (PAB, 0, 7 * YUAN)
-    assert liq.liquidity_fen(PAB) == 7 * YUAN
 
 
 def test_stressed_line_closes_in_full_what_calm_rules_leave_alone(
@@ -109,7 +104,7 @@ def test_stressed_line_share_and_warning_follow_the_setting(p: Platform, levered
 def test_partial_mode_sells_trading_and_most_liquid_first(p: Platform, levered: str) -> None:
     who = levered
     p.liquidator.set_stressed_policy(10_000, 500, False, sender=p.operator)
-    p.liquidator.set_liquidity([PAB, CMB, PINGAN], [10, 30, 20], sender=p.operator)
+    p.params.set_liquidity([PAB, CMB, PINGAN], [10, 30, 20], sender=p.operator)
     p.orderbook.set_regime(1, 12_000, sender=p.operator)
     p.next_day({PAB: limit_down(p.prices[PAB]), CMB: 960, PINGAN: 960})  # PAB at limit-down
     p.next_day({PAB: limit_down(p.prices[PAB]), CMB: 990, PINGAN: 990})  # and sealed again

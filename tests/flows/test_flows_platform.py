@@ -294,6 +294,26 @@ def test_the_stressed_regime_goes_on_chain_and_stops_new_financing(
         with pytest.raises(ContractRevert, match="stressed regime: no new financing"):
             p.buy(acc.id, codes[3], qty(codes[3], 30), p.quote(codes[3]).price_fen)
         assert p.account_view(acc).debt_fen == 0
+        # the margin page and the transparency page show the stressed haircuts, and the
+        # engine's valuation agrees to the fen
+        from crowdleverage.chain.codes import code_to_chain
+        from crowdleverage.chain.params import PARAMS
+        from crowdleverage.domain.params import stressed_haircut_bps
+        from crowdleverage.web.margin import margin_view
+
+        for _ in range(8):  # the broker fills the buys at the next ticks
+            view = margin_view(p, acc)
+            if view.holdings:
+                break
+            p.tick()
+        assert view.stressed and view.holdings
+        assert view.assets_fen == view.assets_check_fen
+        for h in view.holdings:
+            board, st, _listed = p.chain.call(PARAMS, "securities", code_to_chain(h.code))
+            assert h.haircut_bps == stressed_haircut_bps(int(board), bool(st)) < int(board)
+        policy = p.published_policy()
+        assert policy["regime_on_chain"] == "stressed" and policy["liquidity_cap_bps"] == 1_000
+        assert all(r["published"] for r in policy["liquidity"])  # at the day open
     finally:
         p.close()
         engine.dispose()

@@ -12,6 +12,7 @@ import pytest
 from crowdleverage.chain.margin import margin_events
 from crowdleverage.chain.params import set_st_status
 from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.domain.params import TIERS
 from crowdleverage.market.bars import read_bars
@@ -28,7 +29,7 @@ PRICES = [1_000, 1_380, 1_630]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100
 ACTORS = ["investor-senior", "investor-junior", "k-warn", "k-topup", "k-liq", "k-rate-a",
-          "k-rate-b", "k-st"]  # fmt: skip
+          "k-rate-b", "k-st", "k-stress"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +212,38 @@ def test_a_security_turning_st_is_revalued_and_warned_never_bought(world: World)
     finally:
         world.chain.send("RiskParams", "set_st_haircut", 0, actor="operator")
         set_st_status(world.chain, {"600004": False})
+
+
+def test_stressed_regime_cuts_haircuts_on_chain_and_in_the_monitor_at_the_next_tick(
+    world: World,
+) -> None:
+    """The operator sets the stressed regime at the OrderBook: RiskParams values every
+    security at its stressed haircut in the same call, and the keeper's next tick brings the
+    monitor to the chain's valuation (haircuts re-read, lines raised); calm again, back."""
+    who = levered_borrower(world, "k-stress", 3)
+    m = RiskMonitor(CODES, [10_000] * 3)
+    m.add_account(who, 3)
+    sync = ChainSync(world.chain, m)
+    sync.refresh(who)
+    m.update_prices([0, 1, 2], PRICES)
+    sync.sync()
+    keeper = Keeper(world.chain, m, config=KeeperConfig(cooldown_s=0, max_actions_per_tick=0))
+    calm = m.tick()
+    calm_ratio = int(calm.ratio_bps[m.row(who)])
+    assert abs(calm_ratio - world.account(who)["ratio_bps"]) <= 1
+    day = world.chain.call("PriceOracle", "trading_day")
+    try:
+        world.chain.send("OrderBook", "set_regime", 1, 12_000, actor="operator")
+        assert [world.chain.call("RiskParams", "haircut", c, day) for c in CHAIN_CODES] == [
+            P.stressed_haircut_bps(10_000)
+        ] * 3
+        chain_ratio = world.account(who)["ratio_bps"]
+        assert chain_ratio < calm_ratio * 9_100 // 10_000  # ~90% of the collateral counts
+        keeper.on_tick(calm, "2015-12-31")  # the next tick: sync_regime, then a re-tick
+        stressed = m.tick()
+        assert abs(int(stressed.ratio_bps[m.row(who)]) - chain_ratio) <= 1
+        assert AccountState(int(stressed.state[m.row(who)])) is AccountState.LIQUIDATION_DUE
+    finally:
+        world.chain.send("OrderBook", "set_regime", 0, 1_000, actor="operator")
+    keeper.on_tick(stressed, "2015-12-31")
+    assert abs(int(m.tick().ratio_bps[m.row(who)]) - calm_ratio) <= 1

@@ -66,17 +66,22 @@ def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
         assert row["umbrella_loss_pct_median"] >= 0  # the comparator is beside each tier
     assert [t["tranche"] for t in report.tranches] == ["senior", "junior"]
     senior = report.tranches[0]
-    assert senior["accrued_fen"] > 0 and senior["return_with_accrued_pct"] > 0
+    # with the stressed haircuts and lines every levered account closes in full on the first
+    # stressed session, so no debt may be open (accrued 0); the senior still earned
+    assert senior["accrued_fen"] >= 0 and senior["return_with_accrued_pct"] > 0
     regime = {h["date"]: h["regime"] for h in report.regime["history"]}
     assert regime["2015-12-31"] == "calm" and regime["2016-01-04"] == "stressed"
     assert report.days[0].regime == "stressed"  # 2016-01-04, in the per-day table too
     assert report.liquidity["adv_days"] == 20 and len(report.liquidity["codes"]) == 30
     assert (tmp_path / "keeper.json").exists()  # --work-dir keeps the journals
-    # ratio percentiles are ordered and fell on the circuit-breaker days
-    for d in report.days:
+    # ratio percentiles are ordered while accounts have debt; the stressed regime (on chain
+    # from the 2016-01-05 open: lines up, haircuts at their stressed values) closes every
+    # levered account in full in that session, so no ratio is left after it
+    open_days = [d for d in report.days if d.ratio_p50_bps is not None]
+    for d in open_days:
         assert d.ratio_p01_bps <= d.ratio_p05_bps <= d.ratio_p50_bps
-    p50 = {d.date: d.ratio_p50_bps for d in report.days}
-    assert p50["2016-01-07"] < p50["2016-01-06"]
+    assert [d.date for d in open_days] == ["2016-01-04"]
+    assert report.days[1].liquidations_started == report.days[1].liquidations_completed > 0
 
 
 def comparable(r: ReplayReport) -> dict:

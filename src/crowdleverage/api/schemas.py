@@ -378,3 +378,5 @@ class TransparencyOut(Strict):
     regime: dict[str, Any] | None = None  # market regime (risk/regime.py), last close
     stress: dict[str, Any] | None = None  # newest stored stress result (risk/stress/)
     strategy_brake: dict[str, Any] | None = None  # strategy accounts' liquidity brake
+    # stressed haircuts, liquidity cap share and per-security headroom (RiskParams)
+    risk_policy: dict[str, Any] | None = None

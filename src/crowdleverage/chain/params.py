@@ -3,14 +3,18 @@
 
 - `apply_definition`: the operator sets every tier, the limits and the ST haircut from
   `domain.params` and records its version and digest.
-- `read_params`: tiers, limits, ST haircut and version as the chain holds them now.
-- `ParamsSync`: `TierSet`, `SecuritySet`, `StHaircutSet` events since the last call, applied to
-  a `RiskMonitor` (tier lines, effective haircuts) — the keeper's view follows the operator's
-  setters at the next tick."""
+- `read_params`: tiers, limits, ST haircut, stressed haircuts, liquidity cap, the regime
+  RiskParams values at and version as the chain holds them now.
+- `liquidity_headroom`: per security, the published liquidity figure, the cap of financed
+  buys and the platform's position against it.
+- `ParamsSync`: `TierSet`, `SecuritySet`, `StHaircutSet`, `StressedHaircutsSet` events since
+  the last call, applied to a `RiskMonitor` (tier lines, effective haircuts) — the keeper's
+  view follows the operator's setters at the next tick; `refresh_haircuts` after a regime
+  change (`risk.keeper` `sync_regime`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +26,10 @@ from crowdleverage.domain.params import LeverageTier
 
 PARAMS = "RiskParams"
 MAX_TIERS = 8
-PARAMS_EVENTS = frozenset({"TierSet", "SecuritySet", "LimitsSet", "StHaircutSet", "VersionSet"})
+PARAMS_EVENTS = frozenset({
+    "TierSet", "SecuritySet", "LimitsSet", "StHaircutSet", "VersionSet", "StressedHaircutsSet",
+    "LiquidityCapSet", "LiquiditySet",
+})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,10 @@ class ChainParams:
     tiers: dict[int, LeverageTier]
     limits: Limits
     st_haircut_bps: int
+    stressed_haircut_scale_bps: int = P.STRESSED_HAIRCUT_SCALE_BPS
+    stressed_st_haircut_bps: int = P.STRESSED_ST_HAIRCUT_BPS
+    liquidity_cap_bps: int = P.LIQUIDITY_CAP_BPS
+    stressed: bool = False  # the regime RiskParams values at (the OrderBook's)
 
 
 def _tier(n: int, raw: Any) -> LeverageTier:
@@ -64,6 +75,11 @@ def apply_definition(port: ChainPort, *, actor: str = "operator") -> None:
     port.send(PARAMS, "set_limits", P.engine_limits(), actor=actor)
     if int(port.call(PARAMS, "st_haircut_bps")) != P.ST_HAIRCUT_BPS:
         port.send(PARAMS, "set_st_haircut", P.ST_HAIRCUT_BPS, actor=actor)
+    stressed = P.engine_stressed_haircuts()
+    if tuple(int(x) for x in port.call(PARAMS, "stressed_haircuts")) != stressed:
+        port.send(PARAMS, "set_stressed_haircuts", *stressed, actor=actor)
+    if int(port.call(PARAMS, "liquidity_cap_bps")) != P.LIQUIDITY_CAP_BPS:
+        port.send(PARAMS, "set_liquidity_cap", P.LIQUIDITY_CAP_BPS, actor=actor)
     port.send(PARAMS, "set_version", P.VERSION, P.digest(), actor=actor)
 
 
@@ -82,13 +98,52 @@ def read_params(chain: Any) -> ChainParams:
         t = _tier(n, chain.call(PARAMS, "tiers", n))
         if t.max_leverage:
             tiers[n] = t
+    scale, st_stressed = (int(x) for x in chain.call(PARAMS, "stressed_haircuts"))
     return ChainParams(
         version=str(chain.call(PARAMS, "version")),
         digest=_bytes32(chain.call(PARAMS, "digest")),
         tiers=tiers,
         limits=Limits(*(int(x) for x in chain.call(PARAMS, "limits"))),
         st_haircut_bps=int(chain.call(PARAMS, "st_haircut_bps")),
+        stressed_haircut_scale_bps=scale,
+        stressed_st_haircut_bps=st_stressed,
+        liquidity_cap_bps=int(chain.call(PARAMS, "liquidity_cap_bps")),
+        stressed=int(chain.call(PARAMS, "regime")) == 1,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidityHeadroom:
+    """One security against the liquidity cap of financed buys (`RiskParams`)."""
+
+    code: str
+    published: bool
+    liquidity_fen: int  # the published 20-day average traded amount
+    cap_fen: int | None  # None: no figure published, no cap
+    platform_qty: int  # shares held or being bought across accounts (`MarginEngine`)
+    exposure_fen: int  # platform_qty at the conservative price
+    headroom_fen: int | None  # cap − exposure (may be < 0 after prices rose); None: no cap
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__slots__}
+
+
+def liquidity_headroom(chain: Any, codes: Sequence[str]) -> list[LiquidityHeadroom]:
+    """Per code: the published liquidity figure, the cap, the platform's position valued at
+    the oracle's conservative price, and the headroom left for financed buys."""
+    out = []
+    for code in codes:
+        c = code_to_chain(code)
+        published = bool(chain.call(PARAMS, "liquidity_published", c))
+        liquidity = int(chain.call(PARAMS, "liquidity_fen", c))
+        qty = int(chain.call("MarginEngine", "platform_qty", c))
+        exposure = qty * int(chain.call("PriceOracle", "conservative_price", c)) if qty else 0
+        cap = int(chain.call(PARAMS, "liquidity_cap_fen", c)) if published else None
+        out.append(LiquidityHeadroom(
+            code, published, liquidity, cap, qty, exposure,
+            None if cap is None else cap - exposure,
+        ))  # fmt: skip
+    return out
 
 
 def effective_haircut_bps(chain: Any, code: str, day: int) -> int:
@@ -145,11 +200,16 @@ class ParamsSync:
                 self.monitor.set_tier_lines(int(e.args["tier"]), warning, liquidation)
             elif e.event == "SecuritySet":
                 codes.add(code_from_chain(int(e.args["code"])))
-            elif e.event == "StHaircutSet":
+            elif e.event in ("StHaircutSet", "StressedHaircutsSet"):
                 codes |= set(self.monitor.codes)
         self._haircuts(codes & set(self.monitor.codes))
         self.applied += len(events)
         return len(events)
+
+    def refresh_haircuts(self) -> None:
+        """Every monitored security's haircut read again (the regime changed: RiskParams
+        values at the stressed haircuts, or back)."""
+        self._haircuts(set(self.monitor.codes))
 
     def _haircuts(self, codes: set[str]) -> None:
         if not codes:

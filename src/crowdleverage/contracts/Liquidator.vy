@@ -15,8 +15,8 @@
         ratio (the warning line with it, when lower), and a liquidation closes the account in
         full (`stressed_full_close`) or de-levers to the initial ratio +
         `stressed_target_add_bps`. A liquidation sells what can trade today first (not
-        halted, not sealed at limit-down), most liquid first (`liquidity_fen`, the 20-day
-        average traded amount the operator publishes).
+        halted, not sealed at limit-down), most liquid first (`RiskParams.liquidity_fen`, the
+        20-day average traded amount the operator publishes).
 @custom:security Every action re-verifies the ratio on chain at the time of the call.
         Revert strings keep the engine's "margin:" prefix (one margin system to the caller).
 """
@@ -71,14 +71,16 @@ event StressedPolicySet:
     new_full_close: bool
 
 
-event LiquiditySet:
-    code: indexed(uint256)
-    old_fen: uint256
-    new_fen: uint256
-
-
 interface IRegime:
     def regime() -> uint8: view
+
+
+interface IEngineParams:
+    def PARAMS() -> address: view
+
+
+interface ILiquidity:
+    def liquidity_fen(code: uint256) -> uint256: view
 
 
 # ---------------------------------------------------------------- storage
@@ -105,7 +107,6 @@ struct View:
 
 STRESSED: constant(uint8) = 1
 MAX_TARGET_ADD_BPS: constant(uint256) = 10_000
-MAX_LIQUIDITY_CODES: constant(uint256) = 128
 # `keep`: accounts per call and the action codes.
 MAX_KEEP: constant(uint256) = 64
 WARN: constant(uint8) = 0
@@ -119,8 +120,6 @@ stressed_line_bps: public(uint256)
 stressed_target_add_bps: public(uint256)
 # Stressed regime: below the line, close the account in full.
 stressed_full_close: public(bool)
-# Per security: its 20-day average traded amount (fen), the order in which a liquidation sells.
-liquidity_fen: public(HashMap[uint256, uint256])
 
 
 @deploy
@@ -197,10 +196,12 @@ def _emit_orders(who: address, v: View) -> bool:
     price: DynArray[uint256, C.MAX_CODES] = []
     rank: DynArray[uint256, C.MAX_CODES] = []
     sellable_value: uint256 = 0
+    # each security's liquidity figure is published at RiskParams (one source)
+    params: ILiquidity = ILiquidity(staticcall IEngineParams(ENGINE.address).PARAMS())
     for code: uint256 in codes:
         q: uint256 = staticcall ENGINE.sellable(who, code)
         p: uint256 = staticcall ORACLE.conservative_price(code)
-        r: uint256 = self.liquidity_fen[code] + 1
+        r: uint256 = staticcall params.liquidity_fen(code) + 1
         if staticcall ORACLE.halted(code) or staticcall ORACLE.is_sealed_limit_down(code):
             r = 0
         avail.append(q)
@@ -267,23 +268,6 @@ def set_stressed_policy(line_bps: uint256, target_add_bps: uint256, full_close: 
     self.stressed_line_bps = line_bps
     self.stressed_target_add_bps = target_add_bps
     self.stressed_full_close = full_close
-
-
-@external
-def set_liquidity(codes: DynArray[uint256, MAX_LIQUIDITY_CODES], amounts_fen: DynArray[uint256, MAX_LIQUIDITY_CODES]):
-    """
-    @notice Operator: each security's 20-day average traded amount (fen), the order in which
-            liquidations sell (most liquid first).
-    @param codes Security codes.
-    @param amounts_fen One amount per code.
-    """
-    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.OPERATOR), (
-        "margin: caller is not operator"
-    )
-    assert len(codes) == len(amounts_fen), "margin: length mismatch"
-    for i: uint256 in range(len(codes), bound=MAX_LIQUIDITY_CODES):
-        log LiquiditySet(code=codes[i], old_fen=self.liquidity_fen[codes[i]], new_fen=amounts_fen[i])
-        self.liquidity_fen[codes[i]] = amounts_fen[i]
 
 
 # ---------------------------------------------------------------- internal: keeper actions

@@ -108,6 +108,25 @@ M40: constant(uint256) = 2**40 - 1
 M33: constant(uint256) = 2**33 - 1
 
 
+# >>> policy: set_regime mirrors the regime to RiskParams (stressed haircuts); request_buy
+# checks the liquidity cap of financed buys there
+interface IEngineParams:
+    def PARAMS() -> address: view
+
+
+interface IRegimeSink:
+    def params_regime(regime: uint8): nonpayable
+
+
+interface IExposure:
+    def platform_qty(code: uint256) -> uint256: view
+
+
+interface ILiquidityCap:
+    def check_liquidity(code: uint256, exposure_fen: uint256) -> bool: view
+# <<< policy
+
+
 @deploy
 def __init__(
     engine: IMarginEngine,
@@ -243,6 +262,14 @@ def request_buy(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint25
     cost, draw = extcall ENGINE.ob_buy(msg.sender, code, qty, limit_price_fen)
     # dev: a refusal here reverts the engine's reservation with it
     assert draw == 0 or self.regime != STRESSED, "stressed regime: no new financing"
+    # >>> policy (liquidity cap, issue 12.6 / 13.3): a buy that draws financing keeps the
+    # platform's position in `code` (held and being bought, this order included, valued at
+    # this order's limit) within RiskParams.liquidity_cap_fen ("margin: above liquidity cap")
+    if draw > 0:
+        assert staticcall ILiquidityCap(staticcall IEngineParams(ENGINE.address).PARAMS()).check_liquidity(
+            code, staticcall IExposure(ENGINE.address).platform_qty(code) * limit_price_fen
+        )
+    # <<< policy
     oid: uint256 = self._new_order(
         Order(
             account=msg.sender, code=code, is_buy=True, liquidation=False, open=True, qty=qty,
@@ -282,7 +309,8 @@ def set_regime(regime: uint8, indicator_bps: uint256):
     @notice Operator (the role that holds risk settings; there is no separate risk role):
             set the market regime from the published stress indicator. In the stressed
             regime a buy that would draw financing is refused; buys from own cash, sells,
-            fills and liquidations go on.
+            fills and liquidations go on; the haircuts at RiskParams (which this call
+            updates) take their stressed values.
     @param regime 0 normal, 1 stressed.
     @param indicator_bps The stress indicator the decision rests on (logged).
     """
@@ -291,6 +319,9 @@ def set_regime(regime: uint8, indicator_bps: uint256):
     old: uint8 = self.regime
     self.regime = regime
     log RegimeChanged(old=old, new=regime, indicator_bps=indicator_bps)
+    # >>> policy (stressed haircuts)
+    extcall IRegimeSink(staticcall IEngineParams(ENGINE.address).PARAMS()).params_regime(regime)
+    # <<< policy
 
 
 # ---------------------------------------------------------------- external: liquidator

@@ -58,7 +58,40 @@ HARD_FLOOR_BPS = 10_500  # below this ratio a liquidation sells everything
 MAX_FEE_ALLOWANCE_BPS = 30  # fee allowance reserved on buys
 
 
-VERSION = "2026.11-1"  # of the definition below; recorded on chain with its digest
+# ── stressed-regime haircuts (RiskParams.vy's defaults; a test checks the chain) ──
+# While the regime is stressed every haircut is scaled by this (rounded down): main board
+# 100% → 90%, STAR / ChiNext / BSE 80% → 72%; an ST / *ST security at most the stressed ST
+# haircut.
+STRESSED_HAIRCUT_SCALE_BPS = 9_000
+STRESSED_ST_HAIRCUT_BPS = 0
+
+# ── liquidity cap (RiskParams.vy's default) ──
+# After a buy that draws financing, the platform's position in the security (at the order's
+# limit) ≤ this share of its published 20-day average traded amount: at 10% of the market's
+# daily amount the whole platform position sells in about one normal day. A security whose
+# figure was never published has no cap (the pool-share limit above still holds); a
+# published 0 refuses every financed buy.
+LIQUIDITY_CAP_BPS = 1_000
+LIQUIDITY_ADV_DAYS = 20
+
+
+def stressed_haircut_bps(
+    haircut_bps: int,
+    st: bool = False,
+    scale_bps: int = STRESSED_HAIRCUT_SCALE_BPS,
+    st_bps: int = STRESSED_ST_HAIRCUT_BPS,
+) -> int:
+    """The stressed value of an (effective, normal-regime) haircut, as `RiskParams` computes
+    it: scaled down, and at most the stressed ST haircut for an ST / *ST security."""
+    h = haircut_bps * scale_bps // BPS
+    return min(h, st_bps) if st else h
+
+
+STRESSED_HAIRCUT_BPS: dict[Board, int] = {
+    b: stressed_haircut_bps(v) for b, v in HAIRCUT_BPS.items()
+}
+
+VERSION = "2026.11-2"  # of the definition below; recorded on chain with its digest
 
 
 def engine_limits() -> tuple[int, int, int, int, int, int]:
@@ -67,6 +100,11 @@ def engine_limits() -> tuple[int, int, int, int, int, int]:
         MAX_SINGLE_SECURITY_BPS, MAX_PLATFORM_EXPOSURE_BPS, LIQUIDATION_PENALTY_BPS,
         HARD_FLOOR_BPS, MAX_FEE_ALLOWANCE_BPS, WITHDRAWAL_FLOOR_WITH_DEBT_BPS,
     )  # fmt: skip
+
+
+def engine_stressed_haircuts() -> tuple[int, int]:
+    """`RiskParams.Stressed` in its field order."""
+    return STRESSED_HAIRCUT_SCALE_BPS, STRESSED_ST_HAIRCUT_BPS
 
 
 def engine_tier(t: LeverageTier) -> tuple[int, int, int, int, int]:
@@ -85,6 +123,8 @@ def definition() -> dict[str, object]:
         "limits": list(engine_limits()),
         "st_haircut_bps": ST_HAIRCUT_BPS,
         "board_haircut_bps": {b.value: v for b, v in sorted(HAIRCUT_BPS.items())},
+        "stressed_haircuts": list(engine_stressed_haircuts()),
+        "liquidity_cap_bps": LIQUIDITY_CAP_BPS,
     }
 
 

@@ -40,6 +40,7 @@ from crowdleverage.domain.params import HAIRCUT_BPS
 from crowdleverage.domain.security import Security
 from crowdleverage.flows.session import EpochClose, EpochClosed, TradingSession
 from crowdleverage.market.exchange import SimulatedExchange
+from crowdleverage.market.replay import TradingDay
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
 from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import RiskMonitor
@@ -92,6 +93,7 @@ class ChainFinancing:
         work_dir: Path,
         ticks_per_day: int = 16,
         regimes: Callable[[], Sequence[RegimePoint]] | None = None,
+        liquidity_days: Sequence[TradingDay] | None = None,
     ) -> None:
         self.chain = chain
         self.codes = list(codes)
@@ -107,6 +109,9 @@ class ChainFinancing:
             chain, codes=self.codes, ticks_per_day=ticks_per_day, feeder=self.feeder,
             exchange=self.exchange, broker=self.broker, monitor=self.monitor,
             keeper=self.keeper, sync=self.sync, regimes=regimes,
+            # the 20-day liquidity published at each open (RiskParams; none on a chain
+            # deployed before RiskParams)
+            liquidity_days=liquidity_days if "RiskParams" in chain.deployed() else None,
         )  # fmt: skip
 
     def close(self) -> None:

@@ -50,7 +50,7 @@ from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
 from crowdleverage.chain.margin import ORDERBOOK, margin_events
-from crowdleverage.chain.params import read_params, read_tier
+from crowdleverage.chain.params import liquidity_headroom, read_params, read_tier
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.chain.structs import read_order, read_security
@@ -62,6 +62,7 @@ from crowdleverage.custody.indexer import ChainMirror
 from crowdleverage.custody.service import CustodyService, derive_id
 from crowdleverage.custody.types import new_id
 from crowdleverage.domain import params as P
+from crowdleverage.domain import params as RP
 from crowdleverage.domain.errors import (
     Conflict,
     CrowdLevError,
@@ -178,6 +179,7 @@ class Platform:
             work_dir=self.work_dir,
             ticks_per_day=self.market.ticks_per_day,
             regimes=lambda: published_history(str(settings.market_data)),
+            liquidity_days=self.market.days,
         )
         self.gateway = ChainGateway(self.chain)
         self.bridge = Bridge(self.custody, self.chain, self._address_of_investor)
@@ -1246,6 +1248,29 @@ class Platform:
                 "max_utilisation_bps": util,
             },
         }
+
+    def published_policy(self) -> dict[str, Any]:
+        """The regime-dependent risk parameters as `RiskParams` holds them (the transparency
+        page): the regime the haircuts follow, each board's haircut and its stressed value
+        (the definition's board haircuts at the chain's stressed scale), the ST haircuts,
+        the liquidity cap share, and per security its published liquidity figure, cap, the
+        platform's position and the headroom left for financed buys."""
+        params = read_params(self.chain)
+        scale, st = params.stressed_haircut_scale_bps, params.stressed_st_haircut_bps
+        return {
+            "regime_on_chain": "stressed" if params.stressed else "calm",
+            "stressed_haircut_scale_bps": scale,
+            "board_haircuts": {
+                b.value: {"normal_bps": v,
+                          "stressed_bps": RP.stressed_haircut_bps(v, scale_bps=scale)}
+                for b, v in sorted(RP.HAIRCUT_BPS.items())
+            },
+            "st_haircut_bps": params.st_haircut_bps,
+            "stressed_st_haircut_bps": min(params.st_haircut_bps * scale // RP.BPS, st),
+            "liquidity_cap_bps": params.liquidity_cap_bps,
+            "liquidity_adv_days": RP.LIQUIDITY_ADV_DAYS,
+            "liquidity": [r.as_dict() for r in liquidity_headroom(self.chain, sorted(self.codes))],
+        }  # fmt: skip
 
     def risk_snapshot(self) -> dict[str, Any]:
         """The operator's risk panel, read from the chain (cached per block and event)."""

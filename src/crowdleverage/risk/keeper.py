@@ -36,7 +36,7 @@ import numpy as np
 
 from crowdleverage.chain.codes import code_from_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK, margin_events
-from crowdleverage.chain.params import ParamsSync, read_tier
+from crowdleverage.chain.params import ParamsSync, effective_haircut_bps, read_tier
 from crowdleverage.domain.errors import ContractRevert, NotFound
 from crowdleverage.domain.params import TIERS, stressed_lines
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
@@ -97,12 +97,14 @@ class Keeper:
 
     def sync_regime(self) -> bool:
         """The monitor's lines follow the Liquidator's: while the OrderBook's regime is
-        stressed, each tier's lines rise by the Liquidator's `stressed_line_bps`. Returns
-        whether the monitor's lines changed."""
+        stressed, each tier's lines rise by the Liquidator's `stressed_line_bps`; when the
+        regime switches, every haircut is read again from RiskParams (its stressed values
+        while stressed). Returns whether the monitor's lines or haircuts changed."""
         stressed = int(self.chain.call(ORDERBOOK, "regime")) == 1
         line_bps = int(self.chain.call(LIQUIDATOR, "stressed_line_bps")) if stressed else 0
         if (stressed, line_bps) == self._regime and not stressed:
             return False  # calm: the monitor's lines are the chain's (chain.params.ParamsSync)
+        haircuts = stressed != self._regime[0] and self._haircuts()
         self._regime = (stressed, line_bps)
         # the tiers as RiskParams holds them now (an operator's TierSet included)
         tiers = {t: read_tier(self.chain, t) for t in TIERS}
@@ -111,7 +113,15 @@ class Keeper:
             (tier.warning_ratio_bps, tier.liquidation_ratio_bps)
             for t, tier in tiers.items()
         }  # fmt: skip
-        return self.monitor.set_lines(lines)
+        return self.monitor.set_lines(lines) or haircuts
+
+    def _haircuts(self) -> bool:
+        """The regime switched: every monitored security's haircut as RiskParams values it
+        now (its stressed haircuts while stressed). Returns True (the monitor changed)."""
+        day = int(self.chain.call("PriceOracle", "trading_day"))
+        for code in self.monitor.codes:
+            self.monitor.set_base_haircut(code, effective_haircut_bps(self.chain, code, day))
+        return True
 
     def on_tick(self, result: TickResult, day: str) -> int:
         """Act on every account below a line; returns the number of successful calls. The

@@ -23,10 +23,13 @@ financing, higher lines and haircuts, liquidation de-levers to a safer target, s
 positions first. Off chain this module publishes the state, its history and its parameters
 (`transparency()`), and the replay report carries them.
 
-**Liquidity limits.** Each stock's 20-day average volume (halted days count as 0) from the
-bars; the platform's position in a stock should not exceed `cap_bps` of it (default 10%:
-at a 10% share of the market's volume the whole platform position sells in one normal day).
-`liquidity_caps` reports every stock's average, cap and the platform's position against it.
+**Liquidity limits.** Each stock's 20-day average volume and traded amount (halted days
+count as 0) from the bars; the platform's position in a stock should not exceed `cap_bps` of
+it (`domain.params.LIQUIDITY_CAP_BPS`, default 10%: at a 10% share of the market's volume the
+whole platform position sells in one normal day). `publish_liquidity` puts the average
+amounts on chain (`RiskParams.set_liquidity`), where a financed buy above the cap reverts
+"margin: above liquidity cap"; `liquidity_caps` reports every stock's averages, caps and the
+platform's position against them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from crowdleverage.domain import params as P
 from crowdleverage.market.replay import TradingDay
 
 BPS = 10_000
@@ -189,8 +193,8 @@ def regime_history(
 
 # ── liquidity-relative limits ────────────────────────────────────────────────────────────
 
-ADV_DAYS = 20
-LIQUIDITY_CAP_BPS = 1_000
+ADV_DAYS = P.LIQUIDITY_ADV_DAYS
+LIQUIDITY_CAP_BPS = P.LIQUIDITY_CAP_BPS  # the one parameter (RiskParams.liquidity_cap_bps)
 
 
 def average_volumes(
@@ -227,14 +231,17 @@ def publish_liquidity(
     *,
     actor: str = "operator",
 ) -> dict[str, int]:
-    """Set the Liquidator's `liquidity_fen` (the order in which liquidations sell, most
-    liquid first) to each code's 20-day average traded amount up to `on`."""
+    """Publish each code's 20-day average traded amount up to `on` at `RiskParams`
+    (`set_liquidity`, ≤ 128 codes a call): the liquidity cap of financed buys and the order in
+    which liquidations sell (most liquid first)."""
     from crowdleverage.chain.codes import code_to_chain
-    from crowdleverage.chain.margin import LIQUIDATOR
+    from crowdleverage.chain.params import PARAMS
 
     amounts = average_amounts(days, on, codes)
-    chain.send(LIQUIDATOR, "set_liquidity", [code_to_chain(c) for c in codes],
-               [amounts[c] for c in codes], actor=actor)  # fmt: skip
+    for i in range(0, len(codes), 128):
+        part = codes[i : i + 128]
+        chain.send(PARAMS, "set_liquidity", [code_to_chain(c) for c in part],
+                   [amounts[c] for c in part], actor=actor)  # fmt: skip
     return amounts
 
 
@@ -246,14 +253,18 @@ def liquidity_caps(
     cap_bps: int = LIQUIDITY_CAP_BPS,
 ) -> dict[str, Any]:
     """Per code: 20-day average volume, the platform cap (`cap_bps` of it) and the platform's
-    position (Σ of `holdings`, account → code → shares) against it."""
+    position (Σ of `holdings`, account → code → shares) against it; beside them the 20-day
+    average traded amount and its `cap_bps` — the figure and cap the chain enforces on
+    financed buys (`RiskParams.liquidity_cap_fen`)."""
     adv = average_volumes(days, on, codes)
+    amounts = average_amounts(days, on, codes)
     rows = []
     for code in codes:
         held = sum(h.get(code, 0) for h in holdings.values())
         cap = adv[code] * cap_bps // BPS
         rows.append({
             "code": code, "adv20_shares": adv[code], "cap_shares": cap,
+            "adv20_amount_fen": amounts[code], "cap_fen": amounts[code] * cap_bps // BPS,
             "platform_shares": held,
             "days_to_sell_at_cap": round(held / cap, 2) if cap else None,
             "over_cap": held > cap,

@@ -136,6 +136,7 @@ class MarginView:
     liquidation_bps: int
     holdings: list[Holding]
     whole_factor: dict[str, int | None]  # ppm of today's prices at which each line is reached
+    stressed: bool = False  # the regime in force: lines and haircuts at their stressed values
 
     @property
     def market_value_fen(self) -> int:
@@ -163,6 +164,7 @@ class MarginView:
             "warning_bps": self.warning_bps,
             "liquidation_bps": self.liquidation_bps,
             "initial_bps": self.initial_bps,
+            "stressed": self.stressed,
             "holdings": [
                 {"code": h.code, "quantity": h.quantity, "engine_price_fen": h.engine_price_fen,
                  "haircut_bps": h.haircut_bps, "lines": h.lines, "whole": h.whole}
@@ -172,8 +174,8 @@ class MarginView:
 
 
 def _haircut(p: Platform, code_int: int, day: int, halted: bool) -> int:
-    """MarginEngine's valuation haircut: `RiskParams.haircut` (board, ST, new listing), capped
-    while halted."""
+    """MarginEngine's valuation haircut: `RiskParams.haircut` (board, ST, new listing; its
+    stressed value while the regime is stressed), capped while halted."""
     haircut = int(p.chain.call(PARAMS, "haircut", code_int, day))
     return min(haircut, HALTED_HAIRCUT_BPS) if halted and haircut else haircut
 
@@ -229,7 +231,8 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
             tier.warning_ratio_bps,
             tier.liquidation_ratio_bps,
         )
-        if int(p.chain.call(ORDERBOOK, "regime")) == 1:  # stressed: the Liquidator's lines
+        stressed = int(p.chain.call(ORDERBOOK, "regime")) == 1
+        if stressed:  # the Liquidator's lines; RiskParams.haircut gives the stressed haircuts
             line_bps = int(p.chain.call(LIQUIDATOR, "stressed_line_bps"))
             warning_bps, liquidation_bps = stressed_lines(tier, line_bps)
         who = p.fin.address(acc.owner_id)
@@ -281,5 +284,5 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
         reserve_fen=view.reserve_fen, pending_fen=view.pending_fen, debt_fen=view.debt_fen,
         assets_fen=assets, assets_check_fen=assets_engine, ratio_bps=view.ratio_bps,
         initial_bps=initial_bps, warning_bps=warning_bps,
-        liquidation_bps=liquidation_bps, holdings=hs, whole_factor=factors,
+        liquidation_bps=liquidation_bps, holdings=hs, whole_factor=factors, stressed=stressed,
     )  # fmt: skip

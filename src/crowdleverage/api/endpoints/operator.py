@@ -193,6 +193,7 @@ def transparency(p: Platform) -> dict[str, Any]:
             )
         statuses = [a["status"] for a in snap["accounts"]]
         terms = p.published_terms()
+        policy = p.published_policy()
         today = p.market.today
     return {
         "tiers": [S.TierOut(**t) for t in terms["tiers"]],
@@ -215,6 +216,7 @@ def transparency(p: Platform) -> dict[str, Any]:
         "regime": published.regime_summary(p.settings.market_data, today),
         "stress": published.stress_summary(p.settings.data_dir),
         "strategy_brake": published.brake_summary(p.fin.chain),
+        "risk_policy": policy,
     }
 
 

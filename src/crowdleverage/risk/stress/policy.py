@@ -31,12 +31,13 @@ FORMAT_VERSION = 1
 @dataclass(frozen=True, slots=True)
 class StressedRegime:
     """What changes while the market is stressed (DESIGN §11). The defaults are what the
-    platform deploys: the Liquidator's stressed policy (domain/params.py STRESSED_*; no
-    stressed haircuts on chain)."""
+    platform deploys: the Liquidator's stressed policy and RiskParams' stressed haircut
+    scale (domain/params.py STRESSED_*)."""
 
     line_share_bps: int = P.STRESSED_LINE_BPS  # the line rises by this share of (initial − line)
     line_add_bps: int = 0  # warning and liquidation lines rise by this much on top
-    haircut_mult_bps: int = BPS  # haircuts are multiplied by this (9,000: 100% becomes 90%)
+    # haircuts are multiplied by this (9,000: 100% becomes 90%): RiskParams' stressed scale
+    haircut_mult_bps: int = P.STRESSED_HAIRCUT_SCALE_BPS
     target_add_bps: int = P.STRESSED_TARGET_ADD_BPS  # partial mode: initial ratio + this
     full_close: bool = P.STRESSED_FULL_CLOSE  # below the line, close the account in full
     no_new_financing: bool = True
