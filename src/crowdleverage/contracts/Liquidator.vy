@@ -17,6 +17,10 @@
         `stressed_target_add_bps`. A liquidation sells what can trade today first (not
         halted, not sealed at limit-down), most liquid first (`liquidity_fen`, the 20-day
         average traded amount the operator publishes).
+        NAV stop (issue 13, like an umbrella trust's stop line): the keeper records an
+        account's reference (assets and equity when it first has debt, `set_reference`); once
+        its equity falls below reference equity − `nav_stop_bps` × reference assets, the
+        account is closed in full whatever its ratio. 0 disables the stop.
 @custom:security Every action re-verifies the ratio on chain at the time of the call.
         Revert strings keep the engine's "margin:" prefix (one margin system to the caller).
 """
@@ -71,6 +75,19 @@ event LiquiditySet:
     new_fen: uint256
 
 
+# ── NAV stop (issue 13, wave2/losses) ──
+event ReferenceSet:
+    account: indexed(address)
+    assets_fen: uint256
+    equity_fen: uint256
+
+
+event NavStopSet:
+    old_bps: uint256
+    new_bps: uint256
+# ── end NAV stop ──
+
+
 interface IRegime:
     def regime() -> uint8: view
 
@@ -95,6 +112,7 @@ struct View:
     penalty_bps: uint256
     hard_floor_bps: uint256
     stressed: bool
+    stopped: bool  # NAV stop (wave2/losses): below the reference's stop
 
 
 STRESSED: constant(uint8) = 1
@@ -109,6 +127,18 @@ stressed_target_add_bps: public(uint256)
 stressed_full_close: public(bool)
 # Per security: its 20-day average traded amount (fen), the order in which a liquidation sells.
 liquidity_fen: public(HashMap[uint256, uint256])
+
+# ── NAV stop (issue 13, wave2/losses) ──
+struct Reference:
+    assets: uint256  # fen, haircut value + cash, when recorded
+    equity: uint256  # assets - debt when recorded
+
+
+MAX_NAV_STOP_BPS: constant(uint256) = 5_000
+# Closed in full below reference equity - this share of reference assets (bps; 0: no stop).
+nav_stop_bps: public(uint256)
+reference: public(HashMap[address, Reference])
+# ── end NAV stop ──
 
 
 @deploy
@@ -129,6 +159,7 @@ def __init__(engine: IMarginEngine, registry: IIdentityRegistry, oracle: IPriceO
     self.stressed_line_bps = 9_000
     self.stressed_target_add_bps = 1_000
     self.stressed_full_close = True
+    self.nav_stop_bps = 800  # domain/params.py NAV_STOP_BPS (wave2/losses)
 
 
 # ---------------------------------------------------------------- internal
@@ -148,6 +179,10 @@ def _view(who: address) -> View:
         v.liquidation_bps += (v.initial_bps - v.liquidation_bps) * self.stressed_line_bps // C.BPS
         v.warning_bps = max(v.warning_bps, v.liquidation_bps)
         v.initial_bps += self.stressed_target_add_bps
+    # NAV stop (wave2/losses): assets - debt < ref.equity - stop * ref.assets, without signs
+    r: Reference = self.reference[who]
+    if self.nav_stop_bps > 0 and r.assets > 0 and v.debt > 0:
+        v.stopped = v.assets * C.BPS + self.nav_stop_bps * r.assets < (v.debt + r.equity) * C.BPS
     return v
 
 
@@ -192,7 +227,7 @@ def _emit_orders(who: address, v: View) -> bool:
     den: uint256 = v.initial_bps * (C.BPS - v.penalty_bps) // C.BPS
     if (
         v.assets * C.BPS >= v.hard_floor_bps * v.debt and den > C.BPS
-        and not (v.stressed and self.stressed_full_close)
+        and not (v.stressed and self.stressed_full_close) and not v.stopped
     ):
         full = False
         need = 0
@@ -244,6 +279,36 @@ def set_stressed_policy(line_bps: uint256, target_add_bps: uint256, full_close: 
     self.stressed_line_bps = line_bps
     self.stressed_target_add_bps = target_add_bps
     self.stressed_full_close = full_close
+
+
+# ── NAV stop (issue 13, wave2/losses) ──
+@external
+def set_nav_stop(stop_bps: uint256):
+    """
+    @notice Operator: the NAV stop, as a share of an account's reference assets (0: none).
+    @param stop_bps 0..5000.
+    """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.OPERATOR), (
+        "margin: caller is not operator"
+    )
+    assert stop_bps <= MAX_NAV_STOP_BPS, "margin: out of bounds"
+    log NavStopSet(old_bps=self.nav_stop_bps, new_bps=stop_bps)
+    self.nav_stop_bps = stop_bps
+
+
+@external
+def set_reference(who: address):
+    """
+    @notice Keeper: record the account's assets and equity now as its NAV-stop reference
+            (when it first has debt, and again after a liquidation ended).
+    @param who The account holder (not in liquidation, with debt and positive equity).
+    """
+    v: View = self._view(who)
+    assert not v.locked, "margin: in liquidation"
+    assert v.debt > 0 and v.assets > v.debt, "margin: no debt or no equity"
+    self.reference[who] = Reference(assets=v.assets, equity=v.assets - v.debt)
+    log ReferenceSet(account=who, assets_fen=v.assets, equity_fen=v.assets - v.debt)
+# ── end NAV stop ──
 
 
 @external
@@ -301,10 +366,10 @@ def start_liquidation(who: address):
     """
     @notice Keeper: below the liquidation line, lock the account and emit `LiquidationOrder`s
             (from the OrderBook) for its sellable lots (partial to restore the initial ratio,
-            full below the hard floor). On a locked account with no open liquidation orders,
-            emit the next round (e.g. lots unlocked by T+1 since); with orders still open
-            (sealed limit-down), only re-mark the provisional loss the pool deducts before
-            anyone exits.
+            full below the hard floor or the NAV stop). On a locked account with no open
+            liquidation orders, emit the next round (e.g. lots unlocked by T+1 since); with
+            orders still open (sealed limit-down), only re-mark the provisional loss the pool
+            deducts before anyone exits.
     @param who The account holder.
     """
     v: View = self._view(who)
@@ -312,7 +377,7 @@ def start_liquidation(who: address):
     full: bool = False
     if not (v.locked and v.open_liq > 0):
         if not v.locked:
-            assert ratio < v.liquidation_bps, "margin: above liquidation line"
+            assert ratio < v.liquidation_bps or v.stopped, "margin: above liquidation line"
         full = self._emit_orders(who, v)
     provision: uint256 = extcall ENGINE.liq_mark(who, True)
     log LiquidationStarted(account=who, ratio_bps=ratio, provision_fen=provision, full=full)
@@ -336,6 +401,8 @@ def end_liquidation(who: address):
     shortfall: uint256 = 0
     paid: uint256 = 0
     reserve_used, shortfall, paid = extcall ENGINE.liq_end(who, v.n_codes == 0)
+    if v.n_codes == 0:
+        self.reference[who] = empty(Reference)  # NAV stop (wave2/losses): re-marked later
     log LiquidationEnded(
         account=who, ratio_bps=self._ratio(v.assets, v.debt), reserve_used_fen=reserve_used,
         shortfall_fen=shortfall, insurance_paid_fen=paid,

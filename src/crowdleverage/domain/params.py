@@ -101,6 +101,22 @@ STRESSED_LINE_BPS = 9_000
 STRESSED_TARGET_ADD_BPS = 1_000  # partial mode: de-lever to the initial ratio + this
 STRESSED_FULL_CLOSE = True  # below the stressed line, close the account in full
 
+# ── NAV stop (Liquidator.vy's default, issue 13; a test checks the chain) ──
+# Like an umbrella trust's stop line (NAV 0.90 of the start, close in full), per account: the
+# keeper records the account's assets and equity when it first has debt (and again after a
+# liquidation ended, `Liquidator.set_reference`); once equity < reference equity − this share
+# of reference assets, the account is closed in full whatever its ratio. An umbrella at
+# NAV 0.90 stops at 10% of its assets; 8% leaves room for the 1% penalty and the costs.
+NAV_STOP_BPS = 800
+
+
+def nav_stopped(assets_fen: int, debt_fen: int, ref_assets_fen: int, ref_equity_fen: int,
+                stop_bps: int = NAV_STOP_BPS) -> bool:
+    """Whether an account is below its NAV stop, as the Liquidator decides it."""
+    if stop_bps == 0 or ref_assets_fen == 0 or debt_fen == 0:
+        return False
+    return assets_fen * BPS + stop_bps * ref_assets_fen < (debt_fen + ref_equity_fen) * BPS
+
 
 def stressed_lines(t: LeverageTier, line_bps: int = STRESSED_LINE_BPS) -> tuple[int, int]:
     """(warning, liquidation) lines of tier `t` while stressed, as the Liquidator computes

@@ -5,6 +5,11 @@ in step with the chain.
   keeper does not warn again); TOPUP_DUE → `top_up`; LIQUIDATION_DUE → `start_liquidation`;
   an account in liquidation with no open orders → `end_liquidation` when it is back above
   the line or sold out, else the next round (`start_liquidation`) at the next session.
+- NAV stop (issue 13): the keeper records each account's reference (assets and equity) on
+  chain when it first has debt and again after a liquidation ended (`mark_references`,
+  `Liquidator.set_reference`); an account whose equity falls below reference equity − the
+  Liquidator's `nav_stop_bps` of reference assets is LIQUIDATION_DUE whatever its ratio (the
+  Liquidator re-checks it and closes the account in full).
 - Rate-limited: at most `max_actions_per_tick` calls per tick, worst ratios first; an account
   acted on is left alone for `cooldown_s` (chain time) unless its state got worse.
 - The contract re-verifies every call. A revert because the price moved back ("above warning
@@ -34,7 +39,7 @@ from crowdleverage.chain.codes import code_from_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK, margin_events
 from crowdleverage.chain.params import ParamsSync, read_tier
 from crowdleverage.domain.errors import ContractRevert, NotFound
-from crowdleverage.domain.params import TIERS, stressed_lines
+from crowdleverage.domain.params import BPS, TIERS, stressed_lines
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
 
 MOVED_BACK = frozenset(
@@ -44,6 +49,8 @@ MOVED_BACK = frozenset(
         "margin: no reserve",
         "margin: liquidation orders open",
         "margin: still below liquidation line",
+        "margin: in liquidation",  # set_reference: the account entered a liquidation meanwhile
+        "margin: no debt or no equity",  # set_reference: repaid or under water meanwhile
     }
 )
 
@@ -81,6 +88,10 @@ class Keeper:
         self._warned: dict[str, list[str]] = {}  # trading day → accounts warned
         self._last: dict[str, tuple[int, int]] = {}  # account → (chain time, state)
         self._regime: tuple[bool, int] = (False, 0)  # (stressed, line bps) the monitor has
+        # NAV stop: the chain's references (account → (assets, equity) fen), read once each
+        self._refs: dict[str, tuple[int, int]] = {}
+        self._nav_stop_bps: int | None = None
+        self._ref_arrays: tuple[np.ndarray, np.ndarray] | None = None  # per monitor row
         if journal is not None and journal.exists():
             self._warned = json.loads(journal.read_text())
 
@@ -104,11 +115,70 @@ class Keeper:
         }  # fmt: skip
         return self.monitor.set_lines(lines)
 
+    # ── NAV stop ────────────────────────────────────────────────────────────────────────
+
+    def nav_stop_bps(self) -> int:
+        if self._nav_stop_bps is None:
+            self._nav_stop_bps = int(self.chain.call(LIQUIDATOR, "nav_stop_bps"))
+        return self._nav_stop_bps
+
+    def reference(self, who: str) -> tuple[int, int]:
+        """(assets, equity) fen of the account's NAV-stop reference on chain ((0, 0): none)."""
+        if who not in self._refs:
+            r = self.chain.call(LIQUIDATOR, "reference", who)
+            self._refs[who] = (int(r[0]), int(r[1]))
+        return self._refs[who]
+
+    def mark_references(self) -> int:
+        """Record the reference of every monitored account with debt, not in liquidation and
+        without one (new debt, or a liquidation ended); returns how many were recorded."""
+        if self.nav_stop_bps() == 0:
+            return 0
+        n = self.monitor.n_accounts
+        done = 0
+        for r in np.flatnonzero((self.monitor.debt_fen[:n] > 0) & ~self.monitor.liquidating[:n]):
+            who = self.monitor.account_id(int(r))
+            if self.reference(who)[0] or not self._call("set_reference", who, quiet=True):
+                continue
+            self._refs.pop(who)  # read back what the chain recorded
+            self._ref_arrays = None
+            done += 1
+        return done
+
+    def _stopped(self, result: TickResult) -> np.ndarray:
+        """Rows below their NAV stop (assets from the monitor's ratio and debt), vectorised
+        over the references known (read from the chain once per account)."""
+        n = self.monitor.n_accounts
+        stop = self.nav_stop_bps()
+        if stop == 0:
+            return np.zeros(n, dtype=bool)
+        if self._ref_arrays is None or self._ref_arrays[0].size != n:
+            ref = np.array([self.reference(self.monitor.account_id(r)) for r in range(n)],
+                           dtype=float).reshape(n, 2)  # fmt: skip
+            self._ref_arrays = (ref[:, 0], ref[:, 1])
+        ref_assets, ref_equity = self._ref_arrays
+        debt = self.monitor.debt_fen[:n].astype(float)
+        with np.errstate(invalid="ignore"):
+            assets = np.where(debt > 0, result.ratio_bps[:n] * debt / BPS, 0.0)
+        out: np.ndarray = (
+            (ref_assets > 0) & (debt > 0)
+            & (assets * BPS + stop * ref_assets < (debt + ref_equity) * BPS)
+        )  # fmt: skip
+        return out
+
     def on_tick(self, result: TickResult, day: str) -> int:
-        """Act on every account below a line; returns the number of successful calls. The
-        lines follow the chain's regime first (a change re-ticks the monitor)."""
+        """Act on every account below a line or its NAV stop; returns the number of
+        successful calls. The lines follow the chain's regime first (a change re-ticks the
+        monitor)."""
         if self.sync_regime():
             result = self.monitor.tick()
+        stopped = self._stopped(result)
+        if stopped.any():  # below the NAV stop: liquidation due whatever the ratio
+            state = result.state.copy()
+            n = stopped.size
+            due = stopped & (state[:n] != AccountState.LIQUIDATING)
+            state[:n][due] = AccountState.LIQUIDATION_DUE
+            result = TickResult(result.ratio_bps, state, result.changed)
         rows = np.flatnonzero(result.state != AccountState.HEALTHY)
         order = rows[np.argsort(result.ratio_bps[rows], kind="stable")]  # worst first
         now = self.chain.block_time()
@@ -145,14 +215,20 @@ class Keeper:
 
     def follow_up(self, accounts: Iterable[str], *, new_session: bool) -> int:
         """Accounts in liquidation with no open orders: end it when possible; at a new
-        session, emit the next round (lots unlocked by T+1, seals reopened)."""
+        session, emit the next round (lots unlocked by T+1, seals reopened), then record the
+        NAV-stop reference of accounts with debt and none (`mark_references`)."""
         done = 0
+        if new_session:
+            self.mark_references()
         for who in accounts:
             a = self.chain.call(ENGINE, "accounts", who)
             locked, open_liq = bool(a[6]), int(a[7])
             if not locked or open_liq:
                 continue
             ended = self._call("end_liquidation", who, quiet=True)
+            if ended:
+                self._refs.pop(who, None)  # sold out: the chain cleared the reference
+                self._ref_arrays = None
             done += ended or (new_session and self._call("start_liquidation", who))
         return done
 
