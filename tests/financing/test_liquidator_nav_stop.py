@@ -67,12 +67,12 @@ def test_the_stop_closes_in_full_above_the_ratio_line(p: Platform, levered: str)
     who = levered
     p.liquidator.set_reference(who, sender=p.keeper)
     ref_assets, ref_equity = p.liquidator.reference(who)
-    p.next_day({c: 940 for c in CODES})  # −6%: equity lost ~4.6% of assets, above the stop
+    p.next_day({c: 970 for c in CODES})  # −3%: equity lost ~3% of assets, above the 5% stop
     assets, debt, ratio = p.state(who)
     assert not P.nav_stopped(assets, debt, ref_assets, ref_equity)
     with boa.reverts("margin: above liquidation line"):
         p.liquidator.start_liquidation(who, sender=p.keeper)
-    p.next_day({c: 900 for c in CODES})  # −10% from the start: below the 8% stop
+    p.next_day({c: 940 for c in CODES})  # −6% from the start: below the 5% stop
     assets, debt, ratio = p.state(who)
     assert ratio > P.TIERS[3].liquidation_ratio_bps  # the ratio line alone would wait
     assert P.nav_stopped(assets, debt, ref_assets, ref_equity)
@@ -94,7 +94,7 @@ def test_with_the_stop_off_only_the_line_counts(p: Platform, levered: str) -> No
     who = levered
     p.liquidator.set_nav_stop(0, sender=p.operator)
     p.liquidator.set_reference(who, sender=p.keeper)
-    p.next_day({c: 900 for c in CODES})  # −10% from the reference, above the 115% line
+    p.next_day({c: 940 for c in CODES})  # −6% from the reference, above the 115% line
     assert p.ratio(who) > P.TIERS[3].liquidation_ratio_bps
     with boa.reverts("margin: above liquidation line"):
         p.liquidator.start_liquidation(who, sender=p.keeper)

@@ -159,7 +159,7 @@ def __init__(engine: IMarginEngine, registry: IIdentityRegistry, oracle: IPriceO
     self.stressed_line_bps = 9_000
     self.stressed_target_add_bps = 1_000
     self.stressed_full_close = True
-    self.nav_stop_bps = 800  # domain/params.py NAV_STOP_BPS (wave2/losses)
+    self.nav_stop_bps = 500  # domain/params.py NAV_STOP_BPS (wave2/losses)
 
 
 # ---------------------------------------------------------------- internal

@@ -106,8 +106,10 @@ STRESSED_FULL_CLOSE = True  # below the stressed line, close the account in full
 # keeper records the account's assets and equity when it first has debt (and again after a
 # liquidation ended, `Liquidator.set_reference`); once equity < reference equity − this share
 # of reference assets, the account is closed in full whatever its ratio. An umbrella at
-# NAV 0.90 stops at 10% of its assets; 8% leaves room for the 1% penalty and the costs.
-NAV_STOP_BPS = 800
+# NAV 0.90 stops at 10% of its assets; 5% acts before the seals of a crash day (the 2016-01
+# replay: 8% crossed later on 01-04, behind limit-down seals) and leaves room for the 1%
+# penalty and the costs.
+NAV_STOP_BPS = 500
 
 
 def nav_stopped(assets_fen: int, debt_fen: int, ref_assets_fen: int, ref_equity_fen: int,

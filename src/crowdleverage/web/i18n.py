@@ -350,6 +350,11 @@ STRINGS: dict[str, tuple[str, str]] = {
         "强制平仓违约金（占卖出额）",
         "Liquidation penalty (of the amount sold)",
     ),
+    "fee.nav_stop_bps_of_reference_assets": (
+        "止损线（账户权益跌破建仓权益减去建仓资产的此比例即全部平仓）",
+        "NAV stop (closed in full once equity falls below the reference equity minus this"
+        " share of the reference assets)",
+    ),
     "fee.min_junior_ratio_bps": ("劣后级最低占比", "Minimum junior ratio"),
     "fee.max_utilisation_bps": ("资金池最高使用率", "Maximum pool utilisation"),
     # custodian block (api.endpoints.operator.CUSTODIAN_INFO keys and values)
