@@ -39,8 +39,9 @@ def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
     ]  # fmt: skip
     assert report.invariants and all(report.invariants.values()), report.violations
     assert report.violations == []
-    # the week hurt: warnings and liquidations happened, and liquidation fills settled
-    assert sum(d.warnings for d in report.days) > 0
+    # the week hurt: liquidations happened and liquidation fills settled; every account had
+    # its NAV-stop reference recorded at the setup close
+    assert report.keeper["calls"]["set_reference"] == 12
     started = sum(d.liquidations_started for d in report.days)
     assert started > 0
     assert sum(d.liquidation_fills for d in report.days) > 0
@@ -62,7 +63,10 @@ def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
     assert report.losses_fen["borrower_margin"] > 0  # the crash cost borrowers their margin
     for row in report.tiers.values():
         assert row["loss_pct_median"] <= row["loss_pct_p90"] <= row["loss_pct_worst"]
-        assert row["umbrella_loss_pct_median"] >= 0  # the comparator is beside each tier
+        # issue 13's target: each tier's median borrower lost less than an umbrella trust at
+        # the same leverage on the same portfolio, bought at the same prices (NAV stop 0.90)
+        assert row["loss_pct_median"] < row["umbrella_loss_pct_median"], row
+    assert report.tiers[3]["loss_pct_median"] <= 60
     assert [t["tranche"] for t in report.tranches] == ["senior", "junior"]
     senior = report.tranches[0]
     assert senior["accrued_fen"] > 0 and senior["return_with_accrued_pct"] > 0
@@ -71,11 +75,12 @@ def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
     assert report.days[0].regime == "stressed"  # 2016-01-04, in the per-day table too
     assert report.liquidity["adv_days"] == 20 and len(report.liquidity["codes"]) == 30
     assert (tmp_path / "keeper.json").exists()  # --work-dir keeps the journals
-    # ratio percentiles are ordered and fell on the circuit-breaker days
+    # ratio percentiles are ordered on the days some account still had debt; the NAV stop
+    # (5% of the reference assets) closed every account on the first circuit-breaker day
     for d in report.days:
-        assert d.ratio_p01_bps <= d.ratio_p05_bps <= d.ratio_p50_bps
-    p50 = {d.date: d.ratio_p50_bps for d in report.days}
-    assert p50["2016-01-07"] < p50["2016-01-06"]
+        if d.ratio_p50_bps is not None:
+            assert d.ratio_p01_bps <= d.ratio_p05_bps <= d.ratio_p50_bps
+    assert report.days[0].liquidations_started == 12
 
 
 def comparable(r: ReplayReport) -> dict:

@@ -58,7 +58,7 @@ HARD_FLOOR_BPS = 10_500  # below this ratio a liquidation sells everything
 MAX_FEE_ALLOWANCE_BPS = 30  # fee allowance reserved on buys
 
 
-VERSION = "2026.11-1"  # of the definition below; recorded on chain with its digest
+VERSION = "2026.11-2"  # -2: the NAV stop; recorded on chain with the digest below
 
 
 def engine_limits() -> tuple[int, int, int, int, int, int]:
@@ -112,8 +112,13 @@ STRESSED_FULL_CLOSE = True  # below the stressed line, close the account in full
 NAV_STOP_BPS = 500
 
 
-def nav_stopped(assets_fen: int, debt_fen: int, ref_assets_fen: int, ref_equity_fen: int,
-                stop_bps: int = NAV_STOP_BPS) -> bool:
+def nav_stopped(
+    assets_fen: int,
+    debt_fen: int,
+    ref_assets_fen: int,
+    ref_equity_fen: int,
+    stop_bps: int = NAV_STOP_BPS,
+) -> bool:
     """Whether an account is below its NAV stop, as the Liquidator decides it."""
     if stop_bps == 0 or ref_assets_fen == 0 or debt_fen == 0:
         return False

@@ -174,11 +174,11 @@ class Keeper:
             result = self.monitor.tick()
         stopped = self._stopped(result)
         if stopped.any():  # below the NAV stop: liquidation due whatever the ratio
-            state = result.state.copy()
+            states = result.state.copy()
             n = stopped.size
-            due = stopped & (state[:n] != AccountState.LIQUIDATING)
-            state[:n][due] = AccountState.LIQUIDATION_DUE
-            result = TickResult(result.ratio_bps, state, result.changed)
+            due = stopped & (states[:n] != AccountState.LIQUIDATING)
+            states[:n][due] = AccountState.LIQUIDATION_DUE
+            result = TickResult(result.ratio_bps, states, result.changed)
         rows = np.flatnonzero(result.state != AccountState.HEALTHY)
         order = rows[np.argsort(result.ratio_bps[rows], kind="stable")]  # worst first
         now = self.chain.block_time()

@@ -357,7 +357,7 @@ def simulate(
             if rows is None:
                 below = liq_line * D > CV
                 if stop_floor is not None:
-                    below |= CV - D < stop_floor
+                    below |= stop_floor > CV - D
                 cand = np.flatnonzero(below)
                 pp, aa = np.divmod(cand, A)
             else:  # only the paths that sold can have new accounts below the line
