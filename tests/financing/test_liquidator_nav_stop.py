@@ -43,14 +43,20 @@ def events(p: Platform, name: str) -> list:
 
 def test_default_setter_and_reference_are_bounded(p: Platform, levered: str) -> None:
     liq = p.liquidator
-    assert liq.nav_stop_bps() == P.NAV_STOP_BPS
+    assert (liq.nav_stop_bps(), liq.nav_stop_below_bps()) == (
+        P.NAV_STOP_BPS, P.NAV_STOP_BELOW_BPS
+    )  # fmt: skip
     with boa.reverts("margin: caller is not operator"):
-        liq.set_nav_stop(500, sender=p.keeper)
+        liq.set_nav_stop(700, 20_000, sender=p.keeper)
     with boa.reverts("margin: out of bounds"):
-        liq.set_nav_stop(5_001, sender=p.operator)
-    liq.set_nav_stop(500, sender=p.operator)
+        liq.set_nav_stop(5_001, 20_000, sender=p.operator)
+    with boa.reverts("margin: out of bounds"):
+        liq.set_nav_stop(700, 10_000, sender=p.operator)
+    liq.set_nav_stop(700, 20_000, sender=p.operator)
     [log] = events(p, "NavStopSet")
-    assert (log.old_bps, log.new_bps) == (P.NAV_STOP_BPS, 500)
+    assert (log.old_bps, log.new_bps, log.old_below_bps, log.new_below_bps) == (
+        P.NAV_STOP_BPS, 700, P.NAV_STOP_BELOW_BPS, 20_000
+    )  # fmt: skip
     with boa.reverts("margin: caller is not keeper"):
         liq.set_reference(levered, sender=p.operator)
     idle = p.open_borrower("idle_borrower", 1, 10_000 * YUAN)
@@ -90,14 +96,20 @@ def test_the_stop_closes_in_full_above_the_ratio_line(p: Platform, levered: str)
     assert p.state(who)[1] == 0  # no debt left; the borrower keeps the rest as cash
 
 
-def test_with_the_stop_off_only_the_line_counts(p: Platform, levered: str) -> None:
+def test_with_the_stop_off_or_above_its_ratio_only_the_line_counts(
+    p: Platform, levered: str
+) -> None:
     who = levered
-    p.liquidator.set_nav_stop(0, sender=p.operator)
+    p.liquidator.set_nav_stop(0, P.NAV_STOP_BELOW_BPS, sender=p.operator)
     p.liquidator.set_reference(who, sender=p.keeper)
     p.next_day({c: 940 for c in CODES})  # −6% from the reference, above the 115% line
     assert p.ratio(who) > P.TIERS[3].liquidation_ratio_bps
     with boa.reverts("margin: above liquidation line"):
         p.liquidator.start_liquidation(who, sender=p.keeper)
-    p.liquidator.set_nav_stop(P.NAV_STOP_BPS, sender=p.operator)  # on again: now it acts
-    p.liquidator.start_liquidation(who, sender=p.keeper)
+    # on, but only below 120%: the account (~125%) is left alone
+    p.liquidator.set_nav_stop(P.NAV_STOP_BPS, 12_000, sender=p.operator)
+    with boa.reverts("margin: above liquidation line"):
+        p.liquidator.start_liquidation(who, sender=p.keeper)
+    p.liquidator.set_nav_stop(P.NAV_STOP_BPS, P.NAV_STOP_BELOW_BPS, sender=p.operator)
+    p.liquidator.start_liquidation(who, sender=p.keeper)  # the defaults: now it acts
     assert p.engine.accounts(who)[6]  # locked, in liquidation

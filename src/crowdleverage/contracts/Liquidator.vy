@@ -20,7 +20,8 @@
         NAV stop (issue 13, like an umbrella trust's stop line): the keeper records an
         account's reference (assets and equity when it first has debt, `set_reference`); once
         its equity falls below reference equity − `nav_stop_bps` × reference assets, the
-        account is closed in full whatever its ratio. 0 disables the stop.
+        account is closed in full whatever its ratio below `nav_stop_below_bps` (an account
+        above it, e.g. barely levered, is left alone). 0 disables the stop.
 @custom:security Every action re-verifies the ratio on chain at the time of the call.
         Revert strings keep the engine's "margin:" prefix (one margin system to the caller).
 """
@@ -85,6 +86,8 @@ event ReferenceSet:
 event NavStopSet:
     old_bps: uint256
     new_bps: uint256
+    old_below_bps: uint256
+    new_below_bps: uint256
 # ── end NAV stop ──
 
 
@@ -137,6 +140,8 @@ struct Reference:
 MAX_NAV_STOP_BPS: constant(uint256) = 5_000
 # Closed in full below reference equity - this share of reference assets (bps; 0: no stop).
 nav_stop_bps: public(uint256)
+# The stop applies only to an account whose ratio is below this (bps).
+nav_stop_below_bps: public(uint256)
 reference: public(HashMap[address, Reference])
 # ── end NAV stop ──
 
@@ -160,6 +165,7 @@ def __init__(engine: IMarginEngine, registry: IIdentityRegistry, oracle: IPriceO
     self.stressed_target_add_bps = 1_000
     self.stressed_full_close = True
     self.nav_stop_bps = 500  # domain/params.py NAV_STOP_BPS (wave2/losses)
+    self.nav_stop_below_bps = 30_000  # domain/params.py NAV_STOP_BELOW_BPS
 
 
 # ---------------------------------------------------------------- internal
@@ -181,7 +187,7 @@ def _view(who: address) -> View:
         v.initial_bps += self.stressed_target_add_bps
     # NAV stop (wave2/losses): assets - debt < ref.equity - stop * ref.assets, without signs
     r: Reference = self.reference[who]
-    if self.nav_stop_bps > 0 and r.assets > 0 and v.debt > 0:
+    if self.nav_stop_bps > 0 and r.assets > 0 and v.assets * C.BPS < self.nav_stop_below_bps * v.debt:
         v.stopped = v.assets * C.BPS + self.nav_stop_bps * r.assets < (v.debt + r.equity) * C.BPS
     return v
 
@@ -283,17 +289,23 @@ def set_stressed_policy(line_bps: uint256, target_add_bps: uint256, full_close: 
 
 # ── NAV stop (issue 13, wave2/losses) ──
 @external
-def set_nav_stop(stop_bps: uint256):
+def set_nav_stop(stop_bps: uint256, below_bps: uint256):
     """
-    @notice Operator: the NAV stop, as a share of an account's reference assets (0: none).
+    @notice Operator: the NAV stop, as a share of an account's reference assets (0: none),
+            and the ratio below which it applies.
     @param stop_bps 0..5000.
+    @param below_bps Above 10000 (100%).
     """
     assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.OPERATOR), (
         "margin: caller is not operator"
     )
-    assert stop_bps <= MAX_NAV_STOP_BPS, "margin: out of bounds"
-    log NavStopSet(old_bps=self.nav_stop_bps, new_bps=stop_bps)
+    assert stop_bps <= MAX_NAV_STOP_BPS and below_bps > C.BPS, "margin: out of bounds"
+    log NavStopSet(
+        old_bps=self.nav_stop_bps, new_bps=stop_bps, old_below_bps=self.nav_stop_below_bps,
+        new_below_bps=below_bps,
+    )
     self.nav_stop_bps = stop_bps
+    self.nav_stop_below_bps = below_bps
 
 
 @external

@@ -110,6 +110,9 @@ STRESSED_FULL_CLOSE = True  # below the stressed line, close the account in full
 # replay: 8% crossed later on 01-04, behind limit-down seals) and leaves room for the 1%
 # penalty and the costs.
 NAV_STOP_BPS = 500
+# The stop applies only below this ratio (the withdrawal floor with debt: an account above it,
+# e.g. barely levered, is no risk to the pool and is left to its owner).
+NAV_STOP_BELOW_BPS = 30_000
 
 
 def nav_stopped(
@@ -118,9 +121,10 @@ def nav_stopped(
     ref_assets_fen: int,
     ref_equity_fen: int,
     stop_bps: int = NAV_STOP_BPS,
+    below_bps: int = NAV_STOP_BELOW_BPS,
 ) -> bool:
     """Whether an account is below its NAV stop, as the Liquidator decides it."""
-    if stop_bps == 0 or ref_assets_fen == 0 or debt_fen == 0:
+    if stop_bps == 0 or ref_assets_fen == 0 or assets_fen * BPS >= below_bps * debt_fen:
         return False
     return assets_fen * BPS + stop_bps * ref_assets_fen < (debt_fen + ref_equity_fen) * BPS
 

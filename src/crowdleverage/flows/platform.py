@@ -1204,6 +1204,7 @@ class Platform:
                 # the Liquidator's NAV stop: closed in full below reference equity − this
                 # share of reference assets (issue 13)
                 "nav_stop_bps_of_reference_assets": int(c.call(LIQUIDATOR, "nav_stop_bps")),
+                "nav_stop_below_ratio_bps": int(c.call(LIQUIDATOR, "nav_stop_below_bps")),
                 "min_junior_ratio_bps": junior,
                 "max_utilisation_bps": util,
             },

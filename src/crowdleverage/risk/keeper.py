@@ -8,8 +8,8 @@ in step with the chain.
 - NAV stop (issue 13): the keeper records each account's reference (assets and equity) on
   chain when it first has debt and again after a liquidation ended (`mark_references`,
   `Liquidator.set_reference`); an account whose equity falls below reference equity − the
-  Liquidator's `nav_stop_bps` of reference assets is LIQUIDATION_DUE whatever its ratio (the
-  Liquidator re-checks it and closes the account in full).
+  Liquidator's `nav_stop_bps` of reference assets is LIQUIDATION_DUE whatever its ratio below
+  `nav_stop_below_bps` (the Liquidator re-checks it and closes the account in full).
 - Rate-limited: at most `max_actions_per_tick` calls per tick, worst ratios first; an account
   acted on is left alone for `cooldown_s` (chain time) unless its state got worse.
 - The contract re-verifies every call. A revert because the price moved back ("above warning
@@ -91,6 +91,7 @@ class Keeper:
         # NAV stop: the chain's references (account → (assets, equity) fen), read once each
         self._refs: dict[str, tuple[int, int]] = {}
         self._nav_stop_bps: int | None = None
+        self._nav_stop_below = 0  # the stop applies below this ratio (bps)
         self._ref_arrays: tuple[np.ndarray, np.ndarray] | None = None  # per monitor row
         if journal is not None and journal.exists():
             self._warned = json.loads(journal.read_text())
@@ -120,6 +121,7 @@ class Keeper:
     def nav_stop_bps(self) -> int:
         if self._nav_stop_bps is None:
             self._nav_stop_bps = int(self.chain.call(LIQUIDATOR, "nav_stop_bps"))
+            self._nav_stop_below = int(self.chain.call(LIQUIDATOR, "nav_stop_below_bps"))
         return self._nav_stop_bps
 
     def reference(self, who: str) -> tuple[int, int]:
@@ -161,7 +163,7 @@ class Keeper:
         with np.errstate(invalid="ignore"):
             assets = np.where(debt > 0, result.ratio_bps[:n] * debt / BPS, 0.0)
         out: np.ndarray = (
-            (ref_assets > 0) & (debt > 0)
+            (ref_assets > 0) & (debt > 0) & (assets * BPS < self._nav_stop_below * debt)
             & (assets * BPS + stop * ref_assets < (debt + ref_equity) * BPS)
         )  # fmt: skip
         return out

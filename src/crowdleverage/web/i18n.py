@@ -355,6 +355,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "NAV stop (closed in full once equity falls below the reference equity minus this"
         " share of the reference assets)",
     ),
+    "fee.nav_stop_below_ratio_bps": (
+        "止损线适用于维持担保比例低于",
+        "NAV stop applies below the ratio",
+    ),
     "fee.min_junior_ratio_bps": ("劣后级最低占比", "Minimum junior ratio"),
     "fee.max_utilisation_bps": ("资金池最高使用率", "Maximum pool utilisation"),
     # custodian block (api.endpoints.operator.CUSTODIAN_INFO keys and values)

@@ -72,6 +72,7 @@ class PolicyArrays:
     # NAV stop (Liquidator.nav_stop_bps): closed in full once equity < opening equity − this
     # share of opening assets (the reference the keeper records when the debt is drawn)
     nav_stop: float = 0.0
+    nav_stop_below: float = 3.0  # the stop applies below this ratio
 
     @classmethod
     def of(cls, p: MarginPolicy, *, umbrella: bool = False) -> PolicyArrays:
@@ -122,6 +123,7 @@ class PolicyArrays:
             intraday_enter=r.intraday_enter,
             end_halted_mark=p.halted_haircut_bps / BPS,
             nav_stop=p.nav_stop_bps / BPS,
+            nav_stop_below=p.nav_stop_below_bps / BPS,
         )
 
     def lines(self, tier: np.ndarray, stressed: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -357,7 +359,7 @@ def simulate(
             if rows is None:
                 below = liq_line * D > CV
                 if stop_floor is not None:
-                    below |= stop_floor > CV - D
+                    below |= (stop_floor > CV - D) & (pol.nav_stop_below * D > CV)
                 cand = np.flatnonzero(below)
                 pp, aa = np.divmod(cand, A)
             else:  # only the paths that sold can have new accounts below the line
@@ -368,7 +370,8 @@ def simulate(
                 lr = np.broadcast_to(liq_line, (P, A))[rows]
                 below_r = CVr < lr * D[rows]
                 if stop_floor is not None:
-                    below_r |= CVr - D[rows] < stop_floor[rows]
+                    Dr = D[rows]
+                    below_r |= (CVr - Dr < stop_floor[rows]) & (CVr < pol.nav_stop_below * Dr)
                 rr, aa = np.nonzero(below_r)
                 pp = rows[rr]
             ok = ~liq[pp, aa] & (D[pp, aa] > 1e-12)
@@ -382,7 +385,8 @@ def simulate(
                 elif pol.stress_full_close:
                     full[pp, aa] |= stressed[pp]
                 if stop_floor is not None:  # below the NAV stop: closed in full
-                    full[pp, aa] |= CV[pp, aa] - D[pp, aa] < stop_floor[pp, aa]
+                    cv, d = CV[pp, aa], D[pp, aa]
+                    full[pp, aa] |= (cv - d < stop_floor[pp, aa]) & (cv < pol.nav_stop_below * d)
             if live.size == 0:
                 break
             pp, aa = np.divmod(live, A)

@@ -55,6 +55,7 @@ class MarginPolicy:
     max_utilisation_bps: int = P.MAX_UTILISATION_BPS
     liquidation_full_close: bool = False  # also in calm markets: close in full below the line
     nav_stop_bps: int = P.NAV_STOP_BPS  # Liquidator.nav_stop_bps: closed in full below it
+    nav_stop_below_bps: int = P.NAV_STOP_BELOW_BPS  # ... when the ratio is below this
     stressed: StressedRegime = StressedRegime()
     regime: RegimeParams = field(default_factory=RegimeParams)  # risk/regime.py's indicator
 
@@ -94,6 +95,7 @@ class MarginPolicy:
             "max_utilisation_bps": self.max_utilisation_bps,
             "liquidation_full_close": self.liquidation_full_close,
             "nav_stop_bps": self.nav_stop_bps,
+            "nav_stop_below_bps": self.nav_stop_below_bps,
             "stressed_regime": dataclasses.asdict(self.stressed),
             "regime": dataclasses.asdict(self.regime),
         }
@@ -127,6 +129,7 @@ class MarginPolicy:
                 regime=RegimeParams(**d["regime"]),
                 liquidation_full_close=bool(d.get("liquidation_full_close", False)),
                 nav_stop_bps=int(d.get("nav_stop_bps", 0)),  # older files: no NAV stop
+                nav_stop_below_bps=int(d.get("nav_stop_below_bps", P.NAV_STOP_BELOW_BPS)),
                 **scalars,
             )
         except (KeyError, TypeError, ValueError) as exc:

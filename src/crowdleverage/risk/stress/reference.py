@@ -157,7 +157,10 @@ def _round(
         for a in range(A):
             _, line, target = _lines(pol, tier[a], bool(stressed[p]))
             v = _value(q, hX, p, a, idx)
-            stopped = D[p, a] > 1e-12 and C[p, a] + v - D[p, a] < stop_floor[p, a]
+            stopped = (
+                D[p, a] > 1e-12 and C[p, a] + v - D[p, a] < stop_floor[p, a]
+                and C[p, a] + v < pol.nav_stop_below * D[p, a]
+            )  # fmt: skip
             below = D[p, a] > 1e-12 and (C[p, a] + v) / D[p, a] < line
             if (below or stopped) and not liq[p, a]:
                 liq[p, a] = ever[p, a] = True
