@@ -351,14 +351,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Liquidation penalty (of the amount sold)",
     ),
     "fee.nav_stop_bps_of_reference_assets": (
-        "止损线（账户权益跌破建仓权益减去建仓资产的此比例即全部平仓）",
-        "NAV stop (closed in full once equity falls below the reference equity minus this"
-        " share of the reference assets)",
+        "止损线（占建仓资产）",
+        "NAV stop (of reference assets)",
     ),
-    "fee.nav_stop_below_ratio_bps": (
-        "止损线适用于维持担保比例低于",
-        "NAV stop applies below the ratio",
-    ),
+    "fee.nav_stop_below_ratio_bps": ("止损线适用比例上限", "NAV stop: only below ratio"),
     "fee.min_junior_ratio_bps": ("劣后级最低占比", "Minimum junior ratio"),
     "fee.max_utilisation_bps": ("资金池最高使用率", "Maximum pool utilisation"),
     # custodian block (api.endpoints.operator.CUSTODIAN_INFO keys and values)
