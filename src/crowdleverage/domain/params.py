@@ -91,7 +91,8 @@ STRESSED_HAIRCUT_BPS: dict[Board, int] = {
     b: stressed_haircut_bps(v) for b, v in HAIRCUT_BPS.items()
 }
 
-VERSION = "2026.11-3"  # -2: stressed haircuts, liquidity cap; -3: the NAV stop (on chain with its digest)
+# -2: stressed haircuts and the liquidity cap; -3: the NAV stop
+VERSION = "2026.11-3"  # of the definition below; recorded on chain with its digest
 
 
 def engine_limits() -> tuple[int, int, int, int, int, int]:

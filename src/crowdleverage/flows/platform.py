@@ -50,7 +50,7 @@ from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
 from crowdleverage.chain.margin import LIQUIDATOR, ORDERBOOK, margin_events
-from crowdleverage.chain.params import PARAMS, liquidity_headroom, read_params, read_tier
+from crowdleverage.chain.params import liquidity_headroom, read_params, read_tier
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.chain.structs import read_order, read_security
