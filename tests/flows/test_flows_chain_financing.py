@@ -187,8 +187,10 @@ def test_precheck_order_amounts_agrees_with_the_contract(
 
 def test_the_keeper_acts_on_a_crash(fin: ChainFinancing, days: list[TradingDay]) -> None:
     """A tier-3 account levered near its initial line on 2015-12-31; in the circuit-breaker
-    week (2016-01-04 and 01-07, −6% to −8% each) the monitor sees it below the warning line
-    and the keeper tops it up from the reserve on chain (the contract re-checks)."""
+    week (2016-01-04 and 01-07, −6% to −8% each) its equity falls below the NAV stop (5% of
+    the reference assets the keeper recorded on the setup day) before its reserve would be
+    used: the keeper starts a full liquidation on chain (the contract re-checks) and the
+    reserve stays the borrower's."""
     fund_pool(fin)
     fin.close_epoch()
     fin.open_account(BORROWER, 3)
@@ -209,10 +211,15 @@ def test_the_keeper_acts_on_a_crash(fin: ChainFinancing, days: list[TradingDay])
     for crash in trading_days(read_bars(DATA), dt.date(2016, 1, 4), dt.date(2016, 1, 7)):
         fin.session.open(crash)
         fin.session.close(EpochClose.SKIP)
-    acted = {e.event for e in margin_events(fin.chain, since=seen)}
-    assert "ToppedUp" in acted, acted  # below the warning line with a reserve: top-up due
+    # the keeper recorded the reference at the setup session's first tick (debt drawn)
+    assert [e for e in margin_events(fin.chain) if e.event == "ReferenceSet"]
+    events = margin_events(fin.chain, since=seen)
+    acted = {e.event for e in events}
+    assert "LiquidationStarted" in acted, acted
+    assert all(e.args["full"] for e in events if e.event == "LiquidationStarted")
+    assert "ToppedUp" not in acted  # the stop acts first: the reserve is not spent
     after = fin.account(BORROWER)
-    assert after.reserve_fen < before.reserve_fen and not after.locked
+    assert after.reserve_fen == before.reserve_fen
 
 
 def test_custody_cash_reaches_the_pool_and_comes_back(fin: ChainFinancing, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ PRICES = [1_000, 1_380, 1_630]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100
 ACTORS = ["investor-senior", "investor-junior", "k-warn", "k-topup", "k-liq", "k-rate-a",
-          "k-rate-b", "k-st", "k-stress"]  # fmt: skip
+          "k-rate-b", "k-st", "k-stress", "k-stop"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +247,32 @@ def test_stressed_regime_cuts_haircuts_on_chain_and_in_the_monitor_at_the_next_t
         world.chain.send("OrderBook", "set_regime", 0, 1_000, actor="operator")
     keeper.on_tick(stressed, "2015-12-31")
     assert abs(int(m.tick().ratio_bps[m.row(who)]) - calm_ratio) <= 1
+
+
+def test_nav_stop_is_detected_and_closes_an_account_above_its_lines(world: World) -> None:
+    # Arrange: a tier-3 account at ~133%; the keeper records its reference on chain
+    who = levered_borrower(world, "k-stop", 3)
+    m = monitor_for(world, {who: 3}, 10_000)
+    keeper = Keeper(world.chain, m, config=KeeperConfig(cooldown_s=0))
+    assert keeper.mark_references() == 1
+    assert keeper.mark_references() == 0  # recorded once
+    ref_assets, ref_equity = keeper.reference(who)
+    acct = world.account(who)
+    assert 0 < ref_equity < ref_assets and acct["debt_fen"] > 0
+    set_haircut(world, 9_400)  # haircut value −6%: ratio ~125%, above the 115% line
+    try:
+        m = monitor_for(world, {who: 3}, 9_400)
+        res = m.tick()
+        assert AccountState(res.state[0]) < AccountState.LIQUIDATION_DUE  # the lines wait
+        assert res.ratio_bps[0] > TIERS[3].liquidation_ratio_bps
+        # Act: the keeper sees equity below reference equity − 5% of reference assets
+        keeper = Keeper(world.chain, m, config=KeeperConfig(cooldown_s=0))
+        assert keeper.on_tick(res, "2015-12-31") == 1
+        # Assert: the Liquidator agreed (re-checked on chain) and locked the account in full
+        assert keeper.stats.calls["start_liquidation"] == 1
+        started = [e.args for e in world.chain.events("Liquidator", "LiquidationStarted")
+                   if e.args["account"] == who]  # fmt: skip
+        assert started and started[-1]["full"] is True
+        assert world.account(who)["locked"]
+    finally:
+        set_haircut(world, 10_000)

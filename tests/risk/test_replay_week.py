@@ -40,8 +40,9 @@ def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
     ]  # fmt: skip
     assert report.invariants and all(report.invariants.values()), report.violations
     assert report.violations == []
-    # the week hurt: warnings and liquidations happened, and liquidation fills settled
-    assert sum(d.warnings for d in report.days) > 0
+    # the week hurt: liquidations happened and liquidation fills settled; every account had
+    # its NAV-stop reference recorded at the setup close
+    assert report.keeper["calls"]["set_reference"] == 12
     started = sum(d.liquidations_started for d in report.days)
     assert started > 0
     assert sum(d.liquidation_fills for d in report.days) > 0
@@ -63,25 +64,27 @@ def test_the_january_2016_week_keeps_every_invariant(tmp_path: Path):
     assert report.losses_fen["borrower_margin"] > 0  # the crash cost borrowers their margin
     for row in report.tiers.values():
         assert row["loss_pct_median"] <= row["loss_pct_p90"] <= row["loss_pct_worst"]
-        assert row["umbrella_loss_pct_median"] >= 0  # the comparator is beside each tier
+        # issue 13's target: each tier's median borrower lost less than an umbrella trust at
+        # the same leverage on the same portfolio, bought at the same prices (NAV stop 0.90)
+        assert row["loss_pct_median"] < row["umbrella_loss_pct_median"], row
+    assert report.tiers[3]["loss_pct_median"] <= 60
     assert [t["tranche"] for t in report.tranches] == ["senior", "junior"]
     senior = report.tranches[0]
-    # with the stressed haircuts and lines every levered account closes in full on the first
-    # stressed session, so no debt may be open (accrued 0); the senior still earned
-    assert senior["accrued_fen"] >= 0 and senior["return_with_accrued_pct"] > 0
+    # every debt was repaid on 01-04 (NAV stop): nothing accrues at the end, the interest
+    # earned until then is booked
+    assert senior["accrued_fen"] == 0 and senior["return_booked_pct"] > 0
     regime = {h["date"]: h["regime"] for h in report.regime["history"]}
     assert regime["2015-12-31"] == "calm" and regime["2016-01-04"] == "stressed"
     assert report.days[0].regime == "stressed"  # 2016-01-04, in the per-day table too
     assert report.liquidity["adv_days"] == 20 and len(report.liquidity["codes"]) == 30
-    assert (tmp_path / "keeper.json").exists()  # --work-dir keeps the journals
-    # ratio percentiles are ordered while accounts have debt; the stressed regime (on chain
-    # from the 2016-01-05 open: lines up, haircuts at their stressed values) closes every
-    # levered account in full in that session, so no ratio is left after it
-    open_days = [d for d in report.days if d.ratio_p50_bps is not None]
-    for d in open_days:
-        assert d.ratio_p01_bps <= d.ratio_p05_bps <= d.ratio_p50_bps
-    assert [d.date for d in open_days] == ["2016-01-04"]
-    assert report.days[1].liquidations_started == report.days[1].liquidations_completed > 0
+    assert (tmp_path / "broker.db").exists()  # --work-dir keeps the journals (keeper.json only
+    # once a warning was sent: the NAV stop closed every account before any warning line)
+    # ratio percentiles are ordered on the days some account still had debt; the NAV stop
+    # (5% of the reference assets) closed every account on the first circuit-breaker day
+    for d in report.days:
+        if d.ratio_p50_bps is not None:
+            assert d.ratio_p01_bps <= d.ratio_p05_bps <= d.ratio_p50_bps
+    assert report.days[0].liquidations_started == 12
 
 
 def comparable(r: ReplayReport) -> dict:

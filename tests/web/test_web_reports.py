@@ -32,6 +32,7 @@ from crowdleverage.api.serve import ReplayDriver
 from crowdleverage.config import SHIPPED_DATA, Settings
 from crowdleverage.custody.db import write_transaction
 from crowdleverage.domain.money import format_yuan
+from crowdleverage.domain.params import NAV_STOP_BELOW_BPS
 from crowdleverage.flows.market import MarketFeed
 from crowdleverage.flows.platform import Platform
 from crowdleverage.market.bars import read_bars
@@ -83,6 +84,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                         smtp_port=sink.port)  # fmt: skip
     bars = read_bars(SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv")
     platform = Platform(settings, market=MarketFeed(bars, start=dt.date(2015, 12, 31)))
+    # the NAV stop (5% of the reference assets) would close the demo's accounts on 01-04
+    # before any reaches its warning line; this module tests the warning → notification →
+    # mail path, so the operator turns the stop off (a supported setting, `set_nav_stop`)
+    platform.chain.send("Liquidator", "set_nav_stop", 0, NAV_STOP_BELOW_BPS, actor="operator")
     app = create_app(settings, platform=platform, engine=platform.engine)
     st: ApiState = app.state.api
     ids = demo.seed(st)

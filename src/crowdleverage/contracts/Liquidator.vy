@@ -17,6 +17,11 @@
         `stressed_target_add_bps`. A liquidation sells what can trade today first (not
         halted, not sealed at limit-down), most liquid first (`RiskParams.liquidity_fen`, the
         20-day average traded amount the operator publishes).
+        NAV stop (issue 13, like an umbrella trust's stop line): the keeper records an
+        account's reference (assets and equity when it first has debt, `set_reference`); once
+        its equity falls below reference equity − `nav_stop_bps` × reference assets, the
+        account is closed in full whatever its ratio below `nav_stop_below_bps` (an account
+        above it, e.g. barely levered, is left alone). 0 disables the stop.
 @custom:security Every action re-verifies the ratio on chain at the time of the call.
         Revert strings keep the engine's "margin:" prefix (one margin system to the caller).
 """
@@ -71,6 +76,21 @@ event StressedPolicySet:
     new_full_close: bool
 
 
+# ── NAV stop (issue 13, wave2/losses) ──
+event ReferenceSet:
+    account: indexed(address)
+    assets_fen: uint256
+    equity_fen: uint256
+
+
+event NavStopSet:
+    old_bps: uint256
+    new_bps: uint256
+    old_below_bps: uint256
+    new_below_bps: uint256
+# ── end NAV stop ──
+
+
 interface IRegime:
     def regime() -> uint8: view
 
@@ -103,6 +123,7 @@ struct View:
     penalty_bps: uint256
     hard_floor_bps: uint256
     stressed: bool
+    stopped: bool  # NAV stop (wave2/losses): below the reference's stop
 
 
 STRESSED: constant(uint8) = 1
@@ -120,6 +141,20 @@ stressed_line_bps: public(uint256)
 stressed_target_add_bps: public(uint256)
 # Stressed regime: below the line, close the account in full.
 stressed_full_close: public(bool)
+
+# ── NAV stop (issue 13, wave2/losses) ──
+struct Reference:
+    assets: uint256  # fen, haircut value + cash, when recorded
+    equity: uint256  # assets - debt when recorded
+
+
+MAX_NAV_STOP_BPS: constant(uint256) = 5_000
+# Closed in full below reference equity - this share of reference assets (bps; 0: no stop).
+nav_stop_bps: public(uint256)
+# The stop applies only to an account whose ratio is below this (bps).
+nav_stop_below_bps: public(uint256)
+reference: public(HashMap[address, Reference])
+# ── end NAV stop ──
 
 
 @deploy
@@ -140,6 +175,8 @@ def __init__(engine: IMarginEngine, registry: IIdentityRegistry, oracle: IPriceO
     self.stressed_line_bps = 9_000
     self.stressed_target_add_bps = 1_000
     self.stressed_full_close = True
+    self.nav_stop_bps = 500  # domain/params.py NAV_STOP_BPS (wave2/losses)
+    self.nav_stop_below_bps = 30_000  # domain/params.py NAV_STOP_BELOW_BPS
 
 
 # ---------------------------------------------------------------- internal
@@ -170,6 +207,10 @@ def _view(who: address, stressed: bool) -> View:
         v.liquidation_bps += (v.initial_bps - v.liquidation_bps) * self.stressed_line_bps // C.BPS
         v.warning_bps = max(v.warning_bps, v.liquidation_bps)
         v.initial_bps += self.stressed_target_add_bps
+    # NAV stop (wave2/losses): assets - debt < ref.equity - stop * ref.assets, without signs
+    r: Reference = self.reference[who]
+    if self.nav_stop_bps > 0 and r.assets > 0 and v.assets * C.BPS < self.nav_stop_below_bps * v.debt:
+        v.stopped = v.assets * C.BPS + self.nav_stop_bps * r.assets < (v.debt + r.equity) * C.BPS
     return v
 
 
@@ -216,7 +257,7 @@ def _emit_orders(who: address, v: View) -> bool:
     den: uint256 = v.initial_bps * (C.BPS - v.penalty_bps) // C.BPS
     if (
         v.assets * C.BPS >= v.hard_floor_bps * v.debt and den > C.BPS
-        and not (v.stressed and self.stressed_full_close)
+        and not (v.stressed and self.stressed_full_close) and not v.stopped
     ):
         full = False
         need = 0
@@ -270,6 +311,43 @@ def set_stressed_policy(line_bps: uint256, target_add_bps: uint256, full_close: 
     self.stressed_full_close = full_close
 
 
+# ── NAV stop (issue 13, wave2/losses) ──
+@external
+def set_nav_stop(stop_bps: uint256, below_bps: uint256):
+    """
+    @notice Operator: the NAV stop, as a share of an account's reference assets (0: none),
+            and the ratio below which it applies.
+    @param stop_bps 0..5000.
+    @param below_bps Above 10000 (100%).
+    """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.OPERATOR), (
+        "margin: caller is not operator"
+    )
+    assert stop_bps <= MAX_NAV_STOP_BPS and below_bps > C.BPS, "margin: out of bounds"
+    log NavStopSet(
+        old_bps=self.nav_stop_bps, new_bps=stop_bps, old_below_bps=self.nav_stop_below_bps,
+        new_below_bps=below_bps,
+    )
+    self.nav_stop_bps = stop_bps
+    self.nav_stop_below_bps = below_bps
+
+
+@external
+def set_reference(who: address):
+    """
+    @notice Keeper: record the account's assets and equity now as its NAV-stop reference
+            (when it first has debt, and again after a liquidation ended).
+    @param who The account holder (not in liquidation, with debt and positive equity).
+    """
+    self._check_keeper()
+    v: View = self._view(who, self._stressed())
+    assert not v.locked, "margin: in liquidation"
+    assert v.debt > 0 and v.assets > v.debt, "margin: no debt or no equity"
+    self.reference[who] = Reference(assets=v.assets, equity=v.assets - v.debt)
+    log ReferenceSet(account=who, assets_fen=v.assets, equity_fen=v.assets - v.debt)
+# ── end NAV stop ──
+
+
 # ---------------------------------------------------------------- internal: keeper actions
 # Each returns "" when done, else why the account is not eligible (the single entry points
 # revert with it, `keep` logs it in `KeeperSkipped` and goes on).
@@ -304,7 +382,7 @@ def _start(who: address, v: View) -> String[40]:
     ratio: uint256 = self._ratio(v.assets, v.debt)
     full: bool = False
     if not (v.locked and v.open_liq > 0):
-        if not v.locked and ratio >= v.liquidation_bps:
+        if not v.locked and ratio >= v.liquidation_bps and not v.stopped:
             return "margin: above liquidation line"
         full = self._emit_orders(who, v)
     provision: uint256 = extcall ENGINE.liq_mark(who, True)
@@ -324,6 +402,8 @@ def _end(who: address, v: View) -> String[40]:
     shortfall: uint256 = 0
     paid: uint256 = 0
     reserve_used, shortfall, paid = extcall ENGINE.liq_end(who, v.n_codes == 0)
+    if v.n_codes == 0:
+        self.reference[who] = empty(Reference)  # NAV stop (wave2/losses): re-marked later
     log LiquidationEnded(
         account=who, ratio_bps=self._ratio(v.assets, v.debt), reserve_used_fen=reserve_used,
         shortfall_fen=shortfall, insurance_paid_fen=paid,
@@ -376,10 +456,10 @@ def start_liquidation(who: address):
     """
     @notice Keeper: below the liquidation line, lock the account and emit `LiquidationOrder`s
             (from the OrderBook) for its sellable lots (partial to restore the initial ratio,
-            full below the hard floor). On a locked account with no open liquidation orders,
-            emit the next round (e.g. lots unlocked by T+1 since); with orders still open
-            (sealed limit-down), only re-mark the provisional loss the pool deducts before
-            anyone exits.
+            full below the hard floor or the NAV stop). On a locked account with no open
+            liquidation orders, emit the next round (e.g. lots unlocked by T+1 since); with
+            orders still open (sealed limit-down), only re-mark the provisional loss the pool
+            deducts before anyone exits.
     @param who The account holder.
     """
     self._single(who, START)

@@ -91,7 +91,8 @@ STRESSED_HAIRCUT_BPS: dict[Board, int] = {
     b: stressed_haircut_bps(v) for b, v in HAIRCUT_BPS.items()
 }
 
-VERSION = "2026.11-2"  # of the definition below; recorded on chain with its digest
+# -2: stressed haircuts and the liquidity cap; -3: the NAV stop
+VERSION = "2026.11-3"  # of the definition below; recorded on chain with its digest
 
 
 def engine_limits() -> tuple[int, int, int, int, int, int]:
@@ -140,6 +141,33 @@ def digest() -> bytes:
 STRESSED_LINE_BPS = 9_000
 STRESSED_TARGET_ADD_BPS = 1_000  # partial mode: de-lever to the initial ratio + this
 STRESSED_FULL_CLOSE = True  # below the stressed line, close the account in full
+
+# ── NAV stop (Liquidator.vy's default, issue 13; a test checks the chain) ──
+# Like an umbrella trust's stop line (NAV 0.90 of the start, close in full), per account: the
+# keeper records the account's assets and equity when it first has debt (and again after a
+# liquidation ended, `Liquidator.set_reference`); once equity < reference equity − this share
+# of reference assets, the account is closed in full whatever its ratio. An umbrella at
+# NAV 0.90 stops at 10% of its assets; 5% acts before the seals of a crash day (the 2016-01
+# replay: 8% crossed later on 01-04, behind limit-down seals) and leaves room for the 1%
+# penalty and the costs.
+NAV_STOP_BPS = 500
+# The stop applies only below this ratio (the withdrawal floor with debt: an account above it,
+# e.g. barely levered, is no risk to the pool and is left to its owner).
+NAV_STOP_BELOW_BPS = 30_000
+
+
+def nav_stopped(
+    assets_fen: int,
+    debt_fen: int,
+    ref_assets_fen: int,
+    ref_equity_fen: int,
+    stop_bps: int = NAV_STOP_BPS,
+    below_bps: int = NAV_STOP_BELOW_BPS,
+) -> bool:
+    """Whether an account is below its NAV stop, as the Liquidator decides it."""
+    if stop_bps == 0 or ref_assets_fen == 0 or assets_fen * BPS >= below_bps * debt_fen:
+        return False
+    return assets_fen * BPS + stop_bps * ref_assets_fen < (debt_fen + ref_equity_fen) * BPS
 
 
 def stressed_lines(t: LeverageTier, line_bps: int = STRESSED_LINE_BPS) -> tuple[int, int]:

@@ -49,7 +49,7 @@ from crowdleverage.audit.proofs import Liabilities
 from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
-from crowdleverage.chain.margin import ORDERBOOK, margin_events
+from crowdleverage.chain.margin import LIQUIDATOR, ORDERBOOK, margin_events
 from crowdleverage.chain.params import liquidity_headroom, read_params, read_tier
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
@@ -1244,6 +1244,10 @@ class Platform:
                 "insurance_premium_bps_of_interest": premium,
                 "platform_fee_bps_of_interest": fee,
                 "liquidation_penalty_bps_of_sold": params.limits.penalty_bps,
+                # the Liquidator's NAV stop: closed in full below reference equity − this
+                # share of reference assets (issue 13)
+                "nav_stop_bps_of_reference_assets": int(c.call(LIQUIDATOR, "nav_stop_bps")),
+                "nav_stop_below_ratio_bps": int(c.call(LIQUIDATOR, "nav_stop_below_bps")),
                 "min_junior_ratio_bps": junior,
                 "max_utilisation_bps": util,
             },

@@ -9,6 +9,11 @@ in step with the chain.
   transaction (up to `KEEP_BATCH` per call); the chain skips an account that is no longer
   eligible with a `KeeperSkipped` event carrying the single entry point's revert string. If the
   batch reverts as a whole, the keeper falls back to one call per account.
+- NAV stop (issue 13): the keeper records each account's reference (assets and equity) on
+  chain when it first has debt and again after a liquidation ended (`mark_references`,
+  `Liquidator.set_reference`); an account whose equity falls below reference equity − the
+  Liquidator's `nav_stop_bps` of reference assets is LIQUIDATION_DUE whatever its ratio below
+  `nav_stop_below_bps` (the Liquidator re-checks it and closes the account in full).
 - Rate-limited: at most `max_actions_per_tick` calls per tick, worst ratios first; an account
   acted on is left alone for `cooldown_s` (chain time) unless its state got worse.
 - The contract re-verifies every call. A revert because the price moved back ("above warning
@@ -38,7 +43,7 @@ from crowdleverage.chain.codes import code_from_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK, margin_events
 from crowdleverage.chain.params import ParamsSync, effective_haircut_bps, read_tier
 from crowdleverage.domain.errors import ContractRevert, NotFound
-from crowdleverage.domain.params import TIERS, stressed_lines
+from crowdleverage.domain.params import BPS, TIERS, stressed_lines
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
 
 MOVED_BACK = frozenset(
@@ -48,6 +53,8 @@ MOVED_BACK = frozenset(
         "margin: no reserve",
         "margin: liquidation orders open",
         "margin: still below liquidation line",
+        "margin: in liquidation",  # set_reference: the account entered a liquidation meanwhile
+        "margin: no debt or no equity",  # set_reference: repaid or under water meanwhile
     }
 )
 
@@ -90,6 +97,11 @@ class Keeper:
         self._warned: dict[str, list[str]] = {}  # trading day → accounts warned
         self._last: dict[str, tuple[int, int]] = {}  # account → (chain time, state)
         self._regime: tuple[bool, int] = (False, 0)  # (stressed, line bps) the monitor has
+        # NAV stop: the chain's references (account → (assets, equity) fen), read once each
+        self._refs: dict[str, tuple[int, int]] = {}
+        self._nav_stop_bps: int | None = None
+        self._nav_stop_below = 0  # the stop applies below this ratio (bps)
+        self._ref_arrays: tuple[np.ndarray, np.ndarray] | None = None  # per monitor row
         if journal is not None and journal.exists():
             self._warned = json.loads(journal.read_text())
 
@@ -123,11 +135,71 @@ class Keeper:
             self.monitor.set_base_haircut(code, effective_haircut_bps(self.chain, code, day))
         return True
 
+    # ── NAV stop ────────────────────────────────────────────────────────────────────────
+
+    def nav_stop_bps(self) -> int:
+        if self._nav_stop_bps is None:
+            self._nav_stop_bps = int(self.chain.call(LIQUIDATOR, "nav_stop_bps"))
+            self._nav_stop_below = int(self.chain.call(LIQUIDATOR, "nav_stop_below_bps"))
+        return self._nav_stop_bps
+
+    def reference(self, who: str) -> tuple[int, int]:
+        """(assets, equity) fen of the account's NAV-stop reference on chain ((0, 0): none)."""
+        if who not in self._refs:
+            r = self.chain.call(LIQUIDATOR, "reference", who)
+            self._refs[who] = (int(r[0]), int(r[1]))
+        return self._refs[who]
+
+    def mark_references(self) -> int:
+        """Record the reference of every monitored account with debt, not in liquidation and
+        without one (new debt, or a liquidation ended); returns how many were recorded."""
+        if self.nav_stop_bps() == 0:
+            return 0
+        n = self.monitor.n_accounts
+        done = 0
+        for r in np.flatnonzero((self.monitor.debt_fen[:n] > 0) & ~self.monitor.liquidating[:n]):
+            who = self.monitor.account_id(int(r))
+            if self.reference(who)[0] or not self._call("set_reference", who, quiet=True):
+                continue
+            self._refs.pop(who)  # read back what the chain recorded
+            self._ref_arrays = None
+            done += 1
+        return done
+
+    def _stopped(self, result: TickResult) -> np.ndarray:
+        """Rows below their NAV stop (assets from the monitor's ratio and debt), vectorised
+        over the references known (read from the chain once per account)."""
+        n = self.monitor.n_accounts
+        stop = self.nav_stop_bps()
+        if stop == 0:
+            return np.zeros(n, dtype=bool)
+        if self._ref_arrays is None or self._ref_arrays[0].size != n:
+            ref = np.array([self.reference(self.monitor.account_id(r)) for r in range(n)],
+                           dtype=float).reshape(n, 2)  # fmt: skip
+            self._ref_arrays = (ref[:, 0], ref[:, 1])
+        ref_assets, ref_equity = self._ref_arrays
+        debt = self.monitor.debt_fen[:n].astype(float)
+        with np.errstate(invalid="ignore"):
+            assets = np.where(debt > 0, result.ratio_bps[:n] * debt / BPS, 0.0)
+        out: np.ndarray = (
+            (ref_assets > 0) & (debt > 0) & (assets * BPS < self._nav_stop_below * debt)
+            & (assets * BPS + stop * ref_assets < (debt + ref_equity) * BPS)
+        )  # fmt: skip
+        return out
+
     def on_tick(self, result: TickResult, day: str) -> int:
-        """Act on every account below a line; returns the number of successful calls. The
-        lines follow the chain's regime first (a change re-ticks the monitor)."""
+        """Act on every account below a line or its NAV stop; returns the number of
+        successful calls. The lines follow the chain's regime first (a change re-ticks the
+        monitor)."""
         if self.sync_regime():
             result = self.monitor.tick()
+        stopped = self._stopped(result)
+        if stopped.any():  # below the NAV stop: liquidation due whatever the ratio
+            states = result.state.copy()
+            n = stopped.size
+            due = stopped & (states[:n] != AccountState.LIQUIDATING)
+            states[:n][due] = AccountState.LIQUIDATION_DUE
+            result = TickResult(result.ratio_bps, states, result.changed)
         rows = np.flatnonzero(result.state != AccountState.HEALTHY)
         order = rows[np.argsort(result.ratio_bps[rows], kind="stable")]  # worst first
         now = self.chain.block_time()
@@ -165,7 +237,11 @@ class Keeper:
 
     def follow_up(self, accounts: Iterable[str], *, new_session: bool) -> int:
         """Accounts in liquidation with no open orders: end it when possible; at a new
-        session, emit the next round (lots unlocked by T+1, seals reopened)."""
+        session, emit the next round (lots unlocked by T+1, seals reopened); at a new session
+        first record the NAV-stop reference of accounts with debt and none
+        (`mark_references`)."""
+        if new_session:
+            self.mark_references()
         idle = []
         for who in accounts:
             a = self.chain.call(ENGINE, "accounts", who)
@@ -173,6 +249,9 @@ class Keeper:
             if locked and not open_liq:
                 idle.append(who)
         ended = self._keep([(who, "end_liquidation") for who in idle], quiet=True)
+        for who in ended:  # sold out: the chain cleared the reference
+            self._refs.pop(who, None)
+            self._ref_arrays = None
         started: set[str] = set()
         if new_session:
             started = self._keep([(w, "start_liquidation") for w in idle if w not in ended])

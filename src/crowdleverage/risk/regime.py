@@ -64,6 +64,9 @@ class RegimeParams:
     exit_halted_bps: int = 1_000
     exit_drawdown_bps: int = 500
     calm_closes: int = 3
+    # enter STRESSED on the first stressed tick of a day (what the oracle publishes per tick),
+    # not only at the close: the chain's regime is set then, and the lines rise at once
+    intraday_enter: bool = False
 
     def __post_init__(self) -> None:
         pairs = (

@@ -424,6 +424,7 @@ class Replay(SessionObserver):
                 break
         self.broker.poll()
         self.session.close(EpochClose.DUE)
+        self.keeper.mark_references()  # NAV stop: each account's reference at the setup close
         for who in self.names:
             self.initial[who] = self._positions(who)
             self.initial_debt[who] = int(self.chain.call(ENGINE, "debt_of", who))
@@ -816,21 +817,40 @@ class Replay(SessionObserver):
             {who: self.initial[who] for who in self.names},
         )  # fmt: skip
 
+    def _setup_costs(self) -> dict[str, dict[str, int]]:
+        """Per borrower and security, the average price its setup buys filled at (fen)."""
+        amount: dict[tuple[str, str], int] = defaultdict(int)
+        qty: dict[tuple[str, str], int] = defaultdict(int)
+        for day, f, _, _ in self.all_fills:
+            if day == self.setup.date and f.side is Side.BUY:
+                amount[(f.account, f.code)] += f.amount_fen
+                qty[(f.account, f.code)] += f.quantity
+        by_name = {name: who for who, name in self.names.items()}
+        out: dict[str, dict[str, int]] = defaultdict(dict)
+        for (acct, code), q in qty.items():
+            out[by_name.get(acct, acct)][code] = amount[(acct, code)] // q
+        return out
+
     def _umbrellas(self, *, tier_max: bool = False) -> dict[str, Any]:
         """Per borrower, an umbrella trust on its initial portfolio with the same capital and
-        loan (or, `tier_max`, at the tier's maximum leverage, as the 2015 comparison)."""
+        loan (or, `tier_max`, at the tier's maximum leverage, as the 2015 comparison), bought
+        at the prices the borrower paid on the setup day: its window starts where the
+        borrower's does (the setup close is its first mark and may already stop it)."""
         closes = {c: self.setup.bars[c].close for c in self.codes}
+        costs = self._setup_costs()
         out = {}
         for who in self.names:
             held = self.initial[who]
-            value = sum(q * closes[c] for c, q in held.items())
-            weights = {c: q * closes[c] / value for c, q in held.items()} if value else {}
+            paid = {c: costs.get(who, {}).get(c, closes[c]) for c in held}
+            value = sum(q * paid[c] for c, q in held.items())
+            weights = {c: q * paid[c] / value for c, q in held.items()} if value else {}
             # same capital (margin and reserve) and the same loan as the borrower
             spec = self.specs[who]
             leverage = self.initial_debt[who] / (spec.margin_fen + spec.reserve_fen)
             if tier_max:
                 leverage = float(TIERS[spec.tier].max_leverage)
-            out[who] = umbrella_trust(weights, closes, leverage, self.days)
+            out[who] = umbrella_trust(weights, {**closes, **paid}, leverage,
+                                      [self.setup, *self.days])  # fmt: skip
         return out
 
 

@@ -367,6 +367,11 @@ STRINGS: dict[str, tuple[str, str]] = {
         "强制平仓违约金（占卖出额）",
         "Liquidation penalty (of the amount sold)",
     ),
+    "fee.nav_stop_bps_of_reference_assets": (
+        "止损线（占建仓资产）",
+        "NAV stop (of reference assets)",
+    ),
+    "fee.nav_stop_below_ratio_bps": ("止损线适用比例上限", "NAV stop: only below ratio"),
     "fee.min_junior_ratio_bps": ("劣后级最低占比", "Minimum junior ratio"),
     "fee.max_utilisation_bps": ("资金池最高使用率", "Maximum pool utilisation"),
     # custodian block (api.endpoints.operator.CUSTODIAN_INFO keys and values)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from crowdleverage.domain import params as P
 from crowdleverage.risk.stress.data import fit_factor_model, load_index
 from crowdleverage.risk.stress.engine import (
     TRADING_DAYS,
@@ -58,8 +59,8 @@ def one_tier3_account() -> BookArrays:
 POOL, LOANS, SEED = 4_000_000.0, 3_000_000.0, 50_000.0
 
 
-def run_scripted(closes: list[float], sealed: list[bool]):
-    pol = PolicyArrays.of(MarginPolicy())
+def run_scripted(closes: list[float], sealed: list[bool], policy: MarginPolicy | None = None):
+    pol = PolicyArrays.of(policy or MarginPolicy())
     mkt = ScriptedMarket(closes, sealed)
     return simulate(one_tier3_account(), pol, mkt, np.ones((1, 1)), len(closes), LOANS, POOL,
                     0.2, SEED)  # fmt: skip
@@ -159,3 +160,22 @@ def test_umbrella_policy_stops_at_nav_090() -> None:
     assert pol.liquidation[3] == pytest.approx(0.9 * 4 / 3)
     assert pol.liquidation[1] == pytest.approx(1.8)
     assert pol.always_full_close and not pol.use_reserve
+
+
+def test_nav_stop_closes_in_full_above_the_ratio_line() -> None:
+    # one −6% day, not sealed: ratio 4 × 0.94 / 3 ≈ 125% stays above tier 3's 115% line (and
+    # the regime published at the last close is calm), but equity lost 6% of the opening
+    # assets, beyond the 5% NAV stop: closed in full that day, no deficit
+    res = run_scripted([0.94], [False])
+    assert MarginPolicy().nav_stop_bps == P.NAV_STOP_BPS == 500
+    assert res.liquidations[0] == 1 and res.deficit[0] == 0.0
+    unit = LOANS / 3.0
+    sold = 4.0 * 0.94 * unit
+    assert res.layer_loss["penalty"][0] == 0.0  # no deficit: the penalty layer absorbed none
+    margin_lost = res.layer_loss["borrower_margin"][0]
+    r = 0.10 / TRADING_DAYS
+    expected = unit - (sold * (1 - 0.01) - 3.0 * (1 + r) * unit)  # margin − what is left
+    assert margin_lost == pytest.approx(expected, rel=1e-9)
+    # without the stop the line alone waits
+    off = run_scripted([0.94], [False], MarginPolicy(nav_stop_bps=0))
+    assert off.liquidations[0] == 0

@@ -8,6 +8,8 @@ The search space (a seeded random sample of the grid, with today's parameters al
 - haircuts (main board, STAR/ChiNext/BSE) in HAIRCUTS;
 - stressed regime: lines up by LINE_ADD, de-lever target up by TARGET_ADD, full close or not;
 - calm regime: liquidation back to the initial ratio, or a full close below the line;
+- the NAV stop (Liquidator `nav_stop_bps`: closed in full once equity falls below the opening
+  equity − this share of the opening assets; 0 = none) in NAV_STOP;
 - insurance premium (share of interest) and minimum junior ratio;
 - utilisation, highest first.
 Each candidate runs every historical scenario and the Monte Carlo on a reduced number of paths;
@@ -45,6 +47,7 @@ CALM_FULL_CLOSE = (False, True)
 PREMIUM = (1_000, 2_000)
 JUNIOR = (2_000, 2_500, 3_000)
 UTILISATION = (9_000, 8_000, 7_000)
+NAV_STOP = (800, 500, 0)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Candidate:
     premium: int
     junior: int
     calm_full_close: bool = False
+    nav_stop: int = 0
 
     def policy(self, base: MarginPolicy) -> MarginPolicy:
         tiers = dict(base.tiers)
@@ -79,6 +83,7 @@ class Candidate:
             insurance_premium_bps=self.premium,
             min_junior_ratio_bps=self.junior,
             liquidation_full_close=self.calm_full_close,
+            nav_stop_bps=self.nav_stop,
         )
 
     def label(self) -> str:
@@ -87,7 +92,7 @@ class Candidate:
                 f"stressed +{self.line_add // 100}%/+{self.target_add // 100}%"
                 f"{' full' if self.full_close else ''}, calm "
                 f"{'full close' if self.calm_full_close else 'to target'}, "
-                f"premium {self.premium // 100}%, "
+                f"NAV stop {self.nav_stop / 100:g}%, premium {self.premium // 100}%, "
                 f"junior {self.junior // 100}%")  # fmt: skip
 
 
@@ -96,11 +101,12 @@ def today(base: MarginPolicy) -> Candidate:
     s = base.stressed
     return Candidate(None, hc, s.line_add_bps, s.target_add_bps, s.full_close,
                      base.insurance_premium_bps, base.min_junior_ratio_bps,
-                     base.liquidation_full_close)  # fmt: skip
+                     base.liquidation_full_close, base.nav_stop_bps)  # fmt: skip
 
 
 def candidates(n: int, seed: int, base: MarginPolicy) -> list[Candidate]:
-    axes = (LINE_F, HAIRCUTS, LINE_ADD, TARGET_ADD, FULL_CLOSE, PREMIUM, JUNIOR, CALM_FULL_CLOSE)
+    axes = (LINE_F, HAIRCUTS, LINE_ADD, TARGET_ADD, FULL_CLOSE, PREMIUM, JUNIOR, CALM_FULL_CLOSE,
+            NAV_STOP)  # fmt: skip
     grid = [Candidate(*c) for c in itertools.product(*axes)]
     rng = np.random.default_rng(seed)
     first = today(base)

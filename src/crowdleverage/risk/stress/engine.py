@@ -66,6 +66,13 @@ class PolicyArrays:
     exit_dd: float
     dd_days: int
     calm_closes: int
+    intraday_enter: bool = False  # STRESSED from the day's first stressed observation
+    # the horizon's mark of a halted security (both sides of a comparison value it alike)
+    end_halted_mark: float = 0.5
+    # NAV stop (Liquidator.nav_stop_bps): closed in full once equity < opening equity − this
+    # share of opening assets (the reference the keeper records when the debt is drawn)
+    nav_stop: float = 0.0
+    nav_stop_below: float = 3.0  # the stop applies below this ratio
 
     @classmethod
     def of(cls, p: MarginPolicy, *, umbrella: bool = False) -> PolicyArrays:
@@ -85,7 +92,7 @@ class PolicyArrays:
                 stress_haircut_mult=1.0, stress_target_add=0.0, stress_full_close=True,
                 always_full_close=True, use_reserve=False, enter_ld=2.0, enter_halted=2.0,
                 enter_dd=2.0, exit_ld=2.0, exit_halted=2.0, exit_dd=2.0, dd_days=1,
-                calm_closes=1,
+                calm_closes=1, end_halted_mark=p.halted_haircut_bps / BPS,
             )  # fmt: skip
         s, r = p.stressed, p.regime
         return cls(
@@ -113,6 +120,10 @@ class PolicyArrays:
             exit_dd=r.exit_drawdown_bps / BPS,
             dd_days=r.drawdown_days,
             calm_closes=r.calm_closes,
+            intraday_enter=r.intraday_enter,
+            end_halted_mark=p.halted_haircut_bps / BPS,
+            nav_stop=p.nav_stop_bps / BPS,
+            nav_stop_below=p.nav_stop_below_bps / BPS,
         )
 
     def lines(self, tier: np.ndarray, stressed: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -196,11 +207,11 @@ class RegimeState:
                    np.ones((P, max(pol.dd_days, 1))))  # fmt: skip
 
 
-def regime_step(state: RegimeState, mkt: Market, pol: PolicyArrays) -> RegimeState:
-    """One close of risk/regime.py's `RegimeTracker`, per path: STRESSED as soon as the share
-    of trading stocks sealed at limit-down, the share halted or the index drawdown over the
-    last `dd_days` closes reaches its enter threshold; CALM again after `calm_closes`
-    consecutive closes below every exit threshold."""
+def _enter_and_calm(
+    state: RegimeState, mkt: Market, pol: PolicyArrays
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(enter, calm, levels) per path on today's market: whether a measure reaches its enter
+    threshold, whether every one is below its exit threshold, and the closes window."""
     n = mkt.halted.shape[1]
     halted = mkt.halted.sum(1)
     trading = n - halted
@@ -219,6 +230,26 @@ def regime_step(state: RegimeState, mkt: Market, pol: PolicyArrays) -> RegimeSta
     calm = ~at_least(ld, trading, pol.exit_ld) & ~at_least(halted, n, pol.exit_halted) & (
         dd < pol.exit_dd
     ) & (trading > 0)  # fmt: skip
+    return enter, calm, levels
+
+
+def regime_today(state: RegimeState, mkt: Market, pol: PolicyArrays) -> np.ndarray:
+    """The regime a day runs under, per path: the one published at the last close, or
+    STRESSED from the day's first stressed observation when the policy enters intraday
+    (`RegimeParams.intraday_enter`; a daily model sees the day's close as that
+    observation — an intraday crossing that recovers by the close is missed)."""
+    if not pol.intraday_enter:
+        return state.stressed
+    enter, _, _ = _enter_and_calm(state, mkt, pol)
+    return state.stressed | enter
+
+
+def regime_step(state: RegimeState, mkt: Market, pol: PolicyArrays) -> RegimeState:
+    """One close of risk/regime.py's `RegimeTracker`, per path: STRESSED as soon as the share
+    of trading stocks sealed at limit-down, the share halted or the index drawdown over the
+    last `dd_days` closes reaches its enter threshold; CALM again after `calm_closes`
+    consecutive closes below every exit threshold."""
+    enter, calm, levels = _enter_and_calm(state, mkt, pol)
     run = np.where(enter | ~state.stressed, 0, np.where(calm, state.calm_run + 1, 0))
     back = state.stressed & ~enter & (run >= pol.calm_closes)
     stressed = enter | (state.stressed & ~back)
@@ -271,6 +302,9 @@ def simulate(
     scale, M, D, R, q = open_book(book, pol, boards, loans_yuan)
     R0 = R.copy()
     C = np.zeros((P, A))
+    # NAV stop: closed in full once C + V − D < stop_floor (the reference is the opening book)
+    V0 = _dot(q, boards, idx_k)
+    stop_floor = V0 - D - pol.nav_stop * V0 if pol.nav_stop > 0 else None
     regime = RegimeState.start(P, pol)
     liq = np.zeros((P, A), dtype=bool)
     full = np.zeros((P, A), dtype=bool)
@@ -292,7 +326,8 @@ def simulate(
         interest += D @ daily_a
         D *= growth[None]
         sealed_share[:, t] = mkt.sealed.mean(1)
-        stressed = regime.stressed  # published at the last close (the chain's regime today)
+        # published at the last close, or entered on today's first stressed observation
+        stressed = regime_today(regime, mkt, pol)
         stressed_days += stressed
         h = _haircuts(mkt, boards, pol, stressed)
         if stressed.all():
@@ -322,7 +357,10 @@ def simulate(
         rows: np.ndarray | None = None  # paths whose prices or books moved in the last round
         for _ in range(MAX_ROUNDS):
             if rows is None:
-                cand = np.flatnonzero(liq_line * D > CV)
+                below = liq_line * D > CV
+                if stop_floor is not None:
+                    below |= (stop_floor > CV - D) & (pol.nav_stop_below * D > CV)
+                cand = np.flatnonzero(below)
                 pp, aa = np.divmod(cand, A)
             else:  # only the paths that sold can have new accounts below the line
                 Vr = _dot(q[:, rows], hX[rows], idx_k)
@@ -330,7 +368,11 @@ def simulate(
                 CVr = C[rows] + Vr
                 CV[rows] = CVr
                 lr = np.broadcast_to(liq_line, (P, A))[rows]
-                rr, aa = np.nonzero(CVr < lr * D[rows])
+                below_r = CVr < lr * D[rows]
+                if stop_floor is not None:
+                    Dr = D[rows]
+                    below_r |= (CVr - Dr < stop_floor[rows]) & (CVr < pol.nav_stop_below * Dr)
+                rr, aa = np.nonzero(below_r)
                 pp = rows[rr]
             ok = ~liq[pp, aa] & (D[pp, aa] > 1e-12)
             pp, aa = pp[ok], aa[ok]
@@ -342,6 +384,9 @@ def simulate(
                     full[pp, aa] = True
                 elif pol.stress_full_close:
                     full[pp, aa] |= stressed[pp]
+                if stop_floor is not None:  # below the NAV stop: closed in full
+                    cv, d = CV[pp, aa], D[pp, aa]
+                    full[pp, aa] |= (cv - d < stop_floor[pp, aa]) & (cv < pol.nav_stop_below * d)
             if live.size == 0:
                 break
             pp, aa = np.divmod(live, A)
@@ -382,7 +427,7 @@ def simulate(
 
     # horizon: conservative value of what is left (open liquidations included)
     cons = np.where(mkt.sealed, mkt.X * (1.0 - mkt.limit), mkt.X)
-    cons = np.where(mkt.halted, mkt.X * pol.halted_haircut, cons)
+    cons = np.where(mkt.halted, mkt.X * pol.end_halted_mark, cons)
     assets = C + R + _dot(q, cons, idx_k)
     deficit += np.maximum(D - assets, 0.0)
     equity = np.maximum(assets - D, 0.0)

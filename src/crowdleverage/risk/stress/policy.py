@@ -55,6 +55,8 @@ class MarginPolicy:
     min_junior_ratio_bps: int = P.MIN_JUNIOR_RATIO_BPS
     max_utilisation_bps: int = P.MAX_UTILISATION_BPS
     liquidation_full_close: bool = False  # also in calm markets: close in full below the line
+    nav_stop_bps: int = P.NAV_STOP_BPS  # Liquidator.nav_stop_bps: closed in full below it
+    nav_stop_below_bps: int = P.NAV_STOP_BELOW_BPS  # ... when the ratio is below this
     stressed: StressedRegime = StressedRegime()
     regime: RegimeParams = field(default_factory=RegimeParams)  # risk/regime.py's indicator
 
@@ -68,6 +70,8 @@ class MarginPolicy:
         for board, h in self.haircut_bps.items():
             if not 0 <= h <= BPS:
                 raise InvalidInput(f"haircut for {board} must be within 0..10000 bps")
+        if not 0 <= self.nav_stop_bps <= 5_000:
+            raise InvalidInput("nav_stop_bps must be within 0..5000 (the Liquidator's bound)")
         if not 0 < self.min_junior_ratio_bps < BPS:
             raise InvalidInput("min_junior_ratio_bps must be within 1..9999")
 
@@ -91,6 +95,8 @@ class MarginPolicy:
             "min_junior_ratio_bps": self.min_junior_ratio_bps,
             "max_utilisation_bps": self.max_utilisation_bps,
             "liquidation_full_close": self.liquidation_full_close,
+            "nav_stop_bps": self.nav_stop_bps,
+            "nav_stop_below_bps": self.nav_stop_below_bps,
             "stressed_regime": dataclasses.asdict(self.stressed),
             "regime": dataclasses.asdict(self.regime),
         }
@@ -123,6 +129,8 @@ class MarginPolicy:
                 stressed=StressedRegime(**d["stressed_regime"]),
                 regime=RegimeParams(**d["regime"]),
                 liquidation_full_close=bool(d.get("liquidation_full_close", False)),
+                nav_stop_bps=int(d.get("nav_stop_bps", 0)),  # older files: no NAV stop
+                nav_stop_below_bps=int(d.get("nav_stop_below_bps", P.NAV_STOP_BELOW_BPS)),
                 **scalars,
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -24,6 +24,7 @@ from crowdleverage.risk.stress.engine import (
     _waterfall,
     open_book,
     regime_step,
+    regime_today,
 )
 from crowdleverage.risk.stress.market import Market
 
@@ -59,6 +60,13 @@ def simulate_loop(
     idx, tier = book.idx, book.tier
     scale, M, D, R, q = open_book(book, pol, boards, loans_yuan)
     R0, C = R.copy(), np.zeros((P, A))
+    # NAV stop: the opening book is each account's reference
+    stop_floor = np.full((P, A), -math.inf)
+    if pol.nav_stop > 0:
+        for p in range(P):
+            for a in range(A):
+                v0 = _value(q, boards, p, a, idx)
+                stop_floor[p, a] = v0 - D[p, a] - pol.nav_stop * v0
     liq = np.zeros((P, A), dtype=bool)
     full = np.zeros((P, A), dtype=bool)
     ever = np.zeros((P, A), dtype=bool)
@@ -74,7 +82,7 @@ def simulate_loop(
                 D[p, a] += accr
                 interest[p] += accr
         sealed_share[:, t] = mkt.sealed.mean(1)
-        stressed = regime.stressed
+        stressed = regime_today(regime, mkt, pol)
         sdays += stressed
         h = _haircuts(mkt, boards, pol, stressed)
         hX = mkt.X * h
@@ -91,7 +99,7 @@ def simulate_loop(
         cap_left = CAPACITY_SHARE * mkt.adv / scale[:, None]
         for _ in range(MAX_ROUNDS):
             if not _round(q, C, D, liq, full, ever, stressed, mkt, h, book, pol, cap_left,
-                          scale, penalty):  # fmt: skip
+                          scale, penalty, stop_floor):  # fmt: skip
                 break
         for p in range(P):
             for a in range(A):
@@ -109,7 +117,7 @@ def simulate_loop(
                     liq[p, a] = full[p, a] = False
         regime = regime_step(regime, mkt, pol)  # today's close
     cons = np.where(mkt.sealed, mkt.X * (1.0 - mkt.limit), mkt.X)
-    cons = np.where(mkt.halted, mkt.X * pol.halted_haircut, cons)
+    cons = np.where(mkt.halted, mkt.X * pol.end_halted_mark, cons)
     equity = np.zeros((P, A))
     for p in range(P):
         for a in range(A):
@@ -138,6 +146,7 @@ def _round(
     cap_left: np.ndarray,
     scale: np.ndarray,
     penalty: np.ndarray,
+    stop_floor: np.ndarray,
 ) -> bool:
     P, A = D.shape
     idx, tier, K = book.idx, book.tier, book.idx.shape[1]
@@ -148,10 +157,15 @@ def _round(
         for a in range(A):
             _, line, target = _lines(pol, tier[a], bool(stressed[p]))
             v = _value(q, hX, p, a, idx)
+            stopped = (
+                D[p, a] > 1e-12 and C[p, a] + v - D[p, a] < stop_floor[p, a]
+                and C[p, a] + v < pol.nav_stop_below * D[p, a]
+            )  # fmt: skip
             below = D[p, a] > 1e-12 and (C[p, a] + v) / D[p, a] < line
-            if below and not liq[p, a]:
+            if (below or stopped) and not liq[p, a]:
                 liq[p, a] = ever[p, a] = True
                 full[p, a] = pol.always_full_close or (pol.stress_full_close and stressed[p])
+                full[p, a] = full[p, a] or stopped
             if not liq[p, a]:
                 continue
             smv = sv = 0.0
