@@ -236,10 +236,13 @@ def publish_liquidity(
 ) -> dict[str, int]:
     """Publish each code's 20-day average traded amount up to `on` at `RiskParams`
     (`set_liquidity`, ≤ 128 codes a call): the liquidity cap of financed buys and the order in
-    which liquidations sell (most liquid first)."""
+    which liquidations sell (most liquid first). Nothing when `days` has no day up to `on`
+    (a published 0 would refuse every financed buy)."""
     from crowdleverage.chain.codes import code_to_chain
     from crowdleverage.chain.params import PARAMS
 
+    if not any(d.date <= on for d in days):
+        return {}  # no trading day in the window: nothing known, nothing published (a 0 refuses)
     amounts = average_amounts(days, on, codes)
     for i in range(0, len(codes), 128):
         part = codes[i : i + 128]
