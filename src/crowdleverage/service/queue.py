@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -126,6 +128,59 @@ class Queue:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        db = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._sqlite_file = db if db and db != ":memory:" and not db.startswith("file:") else None
+        self._local = threading.local()
+
+    # ---------------------------------------------------------------- the hot reads (SQLite)
+
+    def _conn(self) -> sqlite3.Connection | None:
+        """This thread's own read-only SQLite connection (autocommit), for the checks an API
+        worker makes on every read: a query here costs microseconds, through the pool and
+        SQLAlchemy a good part of a millisecond. None on PostgreSQL."""
+        if self._sqlite_file is None:
+            return None
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._sqlite_file, isolation_level=None,
+                                   check_same_thread=False)  # fmt: skip
+            conn.execute("PRAGMA busy_timeout=1000")
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+        return conn
+
+    def data_version(self) -> int | None:
+        """SQLite's `PRAGMA data_version` on this thread's connection: it changes whenever
+        another connection (the writer, another worker) has committed since the last call. A
+        value seen before a read that is the same now means nothing was committed in between.
+        None on PostgreSQL (every check goes to the database)."""
+        conn = self._conn()
+        if conn is None:
+            return None
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def doc_seq(self, viewer_id: int, path: str) -> int | None:
+        """The projection sequence of a stored view (SQLite's own connection), None if absent."""
+        conn = self._conn()
+        assert conn is not None, "dev: doc_seq is for SQLite"
+        r = conn.execute(
+            "SELECT seq FROM service_read_models WHERE viewer_id = ? AND path = ?",
+            (viewer_id, path),
+        ).fetchone()
+        return None if r is None else int(r[0])
+
+    def doc_fast(self, viewer_id: int, path: str) -> Doc | None:
+        """`doc` on SQLite's own connection."""
+        conn = self._conn()
+        assert conn is not None, "dev: doc_fast is for SQLite"
+        r = conn.execute(
+            "SELECT status_code, headers, body, seq FROM service_read_models"
+            " WHERE viewer_id = ? AND path = ?",
+            (viewer_id, path),
+        ).fetchone()
+        if r is None:
+            return None
+        return Doc(int(r[0]), [tuple(h) for h in json.loads(r[1])], bytes(r[2]), int(r[3]))
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
@@ -312,6 +367,12 @@ class Queue:
             ).rowcount
             if n == 0:
                 conn.execute(t.insert().values(**d))
+
+    def max_seq(self) -> int:
+        """The highest projection sequence stored: a restarted writer counts on from it (a
+        view's seq never comes back with other content, which the workers' caches rely on)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(read_models.c.seq))).scalar() or 0)
 
     def doc_keys(self) -> list[tuple[int, str, str]]:
         t = read_models
