@@ -55,6 +55,7 @@ _RID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{8,64}$")  # as api.app's request ids
 CACHE_DOCS = 2048  # views cached per worker (the oldest dropped first)
 CACHE_TOKENS = 4096
 CACHE_ROUTES = 8192
+TOUCH_EVERY_S = 30.0  # the views this worker served, reported in one write (eviction)
 
 
 @dataclass(slots=True)
@@ -88,6 +89,8 @@ class Gateway:
         self._route_memo: dict[tuple[str, str], bool] = {}
         self._tokens: dict[str, tuple[int, int]] = {}  # token -> (user id, exp)
         self._docs: dict[tuple[int, str], _Cached] = {}
+        self._served: set[tuple[int, str]] = set()
+        self._toucher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ wiring
 
@@ -200,6 +203,21 @@ class Gateway:
             and self._is_forwarded(method, path)
         )  # fmt: skip
 
+    def served(self, viewer: int, key: str) -> None:
+        """Note a view served from the read models (reported every `TOUCH_EVERY_S`)."""
+        self._served.add((viewer, key))
+        if self._toucher is None or self._toucher.done():
+            self._toucher = asyncio.create_task(self._touch_later())
+
+    async def _touch_later(self) -> None:
+        await asyncio.sleep(TOUCH_EVERY_S)
+        keys, self._served = list(self._served), set()
+        try:
+            await asyncio.to_thread(self.queue.touch, keys, now_ms())
+        except Exception:  # an older schema or a busy database: the next batch tries again
+            log.warning("could not report the views served", exc_info=True)
+            self._served.update(keys)
+
     async def cached_doc(self, viewer: int, key: str) -> _Cached | None:
         """The stored view for (viewer, key) from this worker's cache when nothing was
         committed since it was seen current, else from the table; None when not rendered yet."""
@@ -251,6 +269,7 @@ class Gateway:
             assert viewer is not None
             doc = await asyncio.to_thread(self.queue.doc, viewer, key)
             if doc is not None:
+                self.served(viewer, key)
                 return self._doc_response(doc)
         payload = {**self._payload(request, b""), "view": key, "cache": cache}
         row_id, _ = await asyncio.to_thread(
@@ -482,6 +501,7 @@ class FastReads:
         if doc is None:
             await self.app(scope, receive, send)
             return
+        gw.served(viewer, key)
         rid = rid if _RID_RE.match(rid) else uuid.uuid4().hex
         headers = [*doc.headers, (b"x-request-id", rid.encode())]
         await send({"type": "http.response.start", "status": doc.status, "headers": headers})

@@ -9,7 +9,10 @@ writer) and the API workers (DESIGN.md §10–11).
   keyed by (viewer, path), with the projection sequence that rendered them. The API answers
   reads from here; a view nobody asked for yet is rendered on its first read (a `read`
   command) and from then on re-rendered by the writer after every command that touches its
-  viewer and after every market tick.
+  viewer and after every market tick (a rendering equal to the stored one is not written
+  again). The API workers report which views they served (`read_at_ms`, batched); a view
+  nobody read for `writer.VIEW_IDLE_S` is deleted and no longer rendered — its next read
+  renders it again.
 - `service_writer`: the writer's heartbeat, pid and progress (the API's health check).
 """
 
@@ -64,6 +67,8 @@ read_models = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),
     sa.Column("seq", sa.BigInteger, nullable=False),  # the writer's projection sequence
     sa.Column("rendered_at_ms", sa.BigInteger, nullable=False),
+    # last read (the API workers report their reads every `TOUCH_EVERY_S`): idle views go
+    sa.Column("read_at_ms", sa.BigInteger, nullable=True),
 )
 
 writer = sa.Table(
@@ -367,6 +372,32 @@ class Queue:
             ).rowcount
             if n == 0:
                 conn.execute(t.insert().values(**d))
+
+    def touch(self, keys: list[tuple[int, str]], at_ms: int) -> None:
+        """These views were read (one transaction for a worker's batch of reads)."""
+        if not keys:
+            return
+        t = read_models
+        stmt = (
+            t.update()
+            .where(t.c.viewer_id == sa.bindparam("v"), t.c.path == sa.bindparam("p"))
+            .values(read_at_ms=at_ms)
+        )
+        with write_transaction(self.engine) as conn:
+            conn.execute(stmt, [{"v": v, "p": p} for v, p in keys])
+
+    def evict(self, idle_before_ms: int) -> list[tuple[int, str]]:
+        """Delete the views last read before the cutoff (or never reported read); returns
+        their keys."""
+        t = read_models
+        last = sa.func.coalesce(t.c.read_at_ms, 0)
+        with write_transaction(self.engine) as conn:
+            keys = [(int(r[0]), str(r[1])) for r in conn.execute(
+                sa.select(t.c.viewer_id, t.c.path).where(last < idle_before_ms))]  # fmt: skip
+            for v, p in keys:
+                conn.execute(t.delete().where(t.c.viewer_id == v, t.c.path == p,
+                                              last < idle_before_ms))  # fmt: skip
+        return keys
 
     def max_seq(self) -> int:
         """The highest projection sequence stored: a restarted writer counts on from it (a

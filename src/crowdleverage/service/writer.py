@@ -36,6 +36,8 @@ WIDE_SHARE = 0.25  # ... and at most this share of the writer's time (they can b
 REFRESH_SLICE = 12  # stale views re-rendered between two batches of commands, at most ...
 REFRESH_BUDGET_S = 0.05  # ... and for about this long (queued commands are not held up)
 BEAT_EVERY_S = 0.5
+VIEW_IDLE_S = 900  # a view nobody read for this long is deleted (and no longer rendered)
+EVICT_EVERY_S = 60
 _USER_IN_PATH = re.compile(r"/(?:users|investors|onboarding/users)/(\d+)")
 _DIGITS = re.compile(r"/\d+")
 
@@ -107,7 +109,7 @@ class PlatformWriter:
         """Until `stop`: ticks at the pace, commands in order, views kept fresh."""
         next_tick = time.monotonic() + self.pace_s
         last_beat = 0.0
-        last_prune = time.monotonic()
+        last_prune = last_evict = time.monotonic()
         while not self.stop.is_set():
             now = time.monotonic()
             try:
@@ -122,6 +124,9 @@ class PlatformWriter:
                 if now - last_prune >= 30:
                     last_prune = now
                     self.queue.prune(now_ms() - 60_000)
+                if now - last_evict >= EVICT_EVERY_S:
+                    last_evict = now
+                    self.evict()
             except Exception:  # the writer stays up; the row's client retries
                 log.exception("writer loop failed; continuing")
                 worked = False
@@ -139,6 +144,16 @@ class PlatformWriter:
         if self.dirty:
             self._put_docs(self._render_dirty(REFRESH_SLICE, REFRESH_BUDGET_S))
         return bool(rows) or bool(self.dirty)
+
+    def evict(self) -> None:
+        """Forget the views nobody read for `VIEW_IDLE_S`."""
+        gone = self.queue.evict(now_ms() - VIEW_IDLE_S * 1000)
+        for key in gone:
+            self.dirty.pop(key, None)
+            self._written.pop(key, None)
+            self._cost.pop(key, None)
+        if gone:
+            log.info("idle views evicted", extra={"event": "views_evicted", "n": len(gone)})
 
     def flush(self) -> None:
         """Re-render every stale view (at a clean stop: the read models match the record)."""
@@ -175,7 +190,7 @@ class PlatformWriter:
                 if p.get("cache") and status < 500 and row.owner_id >= 0:
                     doc = self._doc(row.owner_id, p["view"], status, headers, body, force=True)
                     if doc is not None:
-                        docs.append(doc)
+                        docs.append({**doc, "read_at_ms": doc["rendered_at_ms"]})
                 finished.append((row, "done", status, _result(headers, body)))
                 continue
             if status >= 500:
