@@ -7,7 +7,9 @@ command answers exactly what the endpoint answers, and money commands keep the e
 semantics of `flows.commands`). After every batch of commands it re-renders the read models of
 the viewers the batch touched, in the same transaction that stores the commands' responses
 (a client that got its response reads its own write); after every tick, and a little later
-after commands for staff and market-wide views, it re-renders the rest.
+after commands for staff and market-wide views, it re-renders the rest, in slices of about
+`REFRESH_BUDGET_S` between batches. A rendering equal to the one last committed is not written
+again; views nobody has read for `VIEW_IDLE_S` are deleted (`evict`).
 """
 
 from __future__ import annotations
