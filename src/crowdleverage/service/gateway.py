@@ -383,6 +383,7 @@ class Gateway:
         seen: int | None = None
         last_query = 0.0
         while self._waiters:
+            version: int | None = None
             try:
                 version = self.queue.data_version()
                 now = time.monotonic()
@@ -476,12 +477,12 @@ class FastReads:
             await self.app(scope, receive, send)
             return
         auth = cookie = rid = ""
-        for k, v in scope["headers"]:
-            if k == b"authorization":
+        for k, v in scope["headers"]:  # the first of each, as Request.headers.get
+            if k == b"authorization" and not auth:
                 auth = v.decode("latin-1")
-            elif k == b"cookie":
+            elif k == b"cookie" and not cookie:
                 cookie = v.decode("latin-1")
-            elif k == b"x-request-id":
+            elif k == b"x-request-id" and not rid:
                 rid = v.decode("latin-1")
         cookies = cookie_parser(cookie) if cookie else {}
         raw = auth[7:] if auth.lower().startswith("bearer ") else cookies.get(COOKIE)
