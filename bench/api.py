@@ -14,8 +14,9 @@ process. Targets (issue 14): reads p99 < 50 ms at >= 300 req/s; commands >= 50/s
 250 ms; 0 errors.
 
 On a shared machine wall-clock rates depend on what else runs, so each case also reports the
-CPU time the server's processes spent per request (Linux /proc): the API workers' and the
-platform process's milliseconds of CPU per request, measured over the case.
+CPU time spent per request (Linux /proc): the API workers', the platform process's (its
+replay ticks included) and the load generator's own milliseconds of CPU per request, measured
+over the case.
 
     .venv/bin/python bench/api.py [--requests 1500] [--concurrency 16] [--pace-s 1.0]
 """
@@ -205,17 +206,20 @@ def main() -> None:
                 f"shared (load average {os.getloadavg()[0]:.1f})"
             )
             print(f"{'endpoint':<36}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-                  f"{'vs baseline':>13}{'cpu ms/req api':>16}{'platform':>10}  target")  # fmt: skip
+                  f"{'vs baseline':>13}{'cpu ms/req api':>16}{'platform':>10}{'client':>8}"
+                  "  target")  # fmt: skip
             results = {}
             for label, path, headers in cases:
                 body = {"amount_fen": 1} if label.startswith("POST") else None
                 n = min(args.requests, 300) if body else args.requests  # commands are slower
-                cpu0 = server_cpu(proc.pid)
+                cpu0, own0 = server_cpu(proc.pid), time.process_time()
                 lat, wall, errors = asyncio.run(
                     load(base, path, headers, n, args.concurrency, body)
                 )
-                cpu1 = server_cpu(proc.pid)
-                per = {k: (cpu1[k] - cpu0.get(k, 0.0)) * 1e3 / (n + min(50, n)) for k in cpu1}
+                cpu1, own1 = server_cpu(proc.pid), time.process_time()
+                sent = n + min(50, n)  # with the warm-up
+                per = {k: (cpu1[k] - cpu0.get(k, 0.0)) * 1e3 / sent for k in cpu1}
+                per["client"] = (own1 - own0) * 1e3 / sent
                 rps = len(lat) / wall
                 p99 = pct(lat, 0.99) * 1e3
                 if body is not None:
@@ -227,13 +231,14 @@ def main() -> None:
                                   "errors": errors, "target": target, "met": met,
                                   "api_cpu_ms": per.get("api"),
                                   "platform_cpu_ms": per.get("platform"),
+                                  "client_cpu_ms": per["client"],
                                   "load_avg": os.getloadavg()[0]}  # fmt: skip
                 base_rps = results["baseline GET /api/v1/status"]["rps"]
                 r = results[label]
                 print(
                     f"{label:<36}{rps:9.0f}{r['p50_ms']:9.1f}{r['p99_ms']:9.1f}{errors:8d}"
                     f"{rps / base_rps:12.2f}x{per.get('api', 0):16.2f}"
-                    f"{per.get('platform', 0):10.2f}"
+                    f"{per.get('platform', 0):10.2f}{per['client']:8.2f}"
                     f"  {target}: {'met' if met else 'NOT met'}"
                 )
             print(f"load average at the end {os.getloadavg()[0]:.1f} (the machine is shared)")

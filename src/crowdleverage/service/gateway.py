@@ -15,7 +15,7 @@
   changed). The viewer is the one the token names, as on the slow path: a reader gets only the
   views rendered for them.
 - a waiting request wakes up when its command's row is finished: on SQLite the worker checks
-  `PRAGMA data_version` every millisecond and looks at the rows only after a commit.
+  `PRAGMA data_version` every 2 ms and looks at the rows only after a commit.
 - authentication, user administration, the audit log and the docs are served by the worker
   itself (they use only the database).
 """
@@ -85,6 +85,7 @@ class Gateway:
         )  # fmt: skip
         self._waiters: dict[int, list[asyncio.Future[Row]]] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._new_waiter = False
         self._forwarded: list[tuple[Any, set[str]]] = []
         self._route_memo: dict[tuple[str, str], bool] = {}
         self._tokens: dict[str, tuple[int, int]] = {}  # token -> (user id, exp)
@@ -363,6 +364,7 @@ class Gateway:
     async def _wait(self, row_id: int) -> Row | None:
         fut: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(row_id, []).append(fut)
+        self._new_waiter = True  # its row may be finished already (a replayed key)
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
         try:
@@ -376,32 +378,37 @@ class Gateway:
             return None
 
     async def _poll(self) -> None:
-        """One query for every request this worker waits on. On SQLite only after a commit
-        (`PRAGMA data_version` changed, checked every millisecond; at least every 0.2 s), on
-        PostgreSQL every few milliseconds."""
+        """Wake the requests this worker waits on when their rows are finished. On SQLite:
+        `PRAGMA data_version` every 2 ms; after a commit (or a new waiter, or 0.5 s) one
+        indexed query on this worker's own connection, and the rows are read only when some
+        are finished. On PostgreSQL one query every few milliseconds."""
         delay = 0.002
         seen: int | None = None
-        last_query = 0.0
+        last = 0.0
         while self._waiters:
             version: int | None = None
+            done: dict[int, Row] = {}
             try:
                 version = self.queue.data_version()
-                now = time.monotonic()
-                if version is not None and version == seen and now - last_query < 0.2:
-                    await asyncio.sleep(0.001)
-                    continue
-                seen, last_query = version, now
-                done = await asyncio.to_thread(self.queue.results, list(self._waiters))
+                if version is not None:
+                    now = time.monotonic()
+                    if version != seen or self._new_waiter or now - last >= 0.5:
+                        seen, last, self._new_waiter = version, now, False
+                        ready = self.queue.finished_ids(list(self._waiters))
+                        if ready:
+                            done = await asyncio.to_thread(self.queue.results, ready)
+                else:
+                    done = await asyncio.to_thread(self.queue.results, list(self._waiters))
             except Exception:  # the database is restarting: keep waiting
                 log.warning("waiting for results: database unavailable", exc_info=True)
-                done, seen = {}, None
+                seen = None
                 await asyncio.sleep(0.2)
             for row_id, row in done.items():
                 for fut in self._waiters.pop(row_id, []):
                     if not fut.done():
                         fut.set_result(row)
             if version is not None:
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.002)
                 continue
             delay = 0.002 if done else min(delay * 1.5, 0.02)
             await asyncio.sleep(delay)

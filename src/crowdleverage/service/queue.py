@@ -187,6 +187,20 @@ class Queue:
             return None
         return Doc(int(r[0]), [tuple(h) for h in json.loads(r[1])], bytes(r[2]), int(r[3]))
 
+    def finished_ids(self, ids: list[int]) -> list[int]:
+        """The finished (done or failed) ids among `ids`, on SQLite's own connection: the
+        cheap test a waiting worker makes after each commit before `results` reads the rows."""
+        conn = self._conn()
+        assert conn is not None, "dev: finished_ids is for SQLite"
+        out: list[int] = []
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            sql = (f"SELECT id FROM service_commands WHERE id IN ({marks})"
+                   " AND state IN ('done', 'failed')")  # fmt: skip
+            out += [int(r[0]) for r in conn.execute(sql, part)]
+        return out
+
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
 
