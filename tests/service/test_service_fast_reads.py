@@ -7,19 +7,22 @@ worker application on SQLite; the rows are written the way the writer writes the
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from crowdleverage.api.app import create_app
 from crowdleverage.api.security import Role, User, issue_token
 from crowdleverage.config import Settings
 from crowdleverage.custody.db import engine_from_settings
+from crowdleverage.service import gateway
 from crowdleverage.service.gateway import FastReads
-from crowdleverage.service.queue import Queue, now_ms
+from crowdleverage.service.queue import Queue, commands, now_ms, read_models
 
 SECRET = "f" * 40
 
@@ -101,11 +104,6 @@ def test_expired_token_not_served_from_cache(worker: tuple[TestClient, Queue]) -
 def test_reads_reported_and_idle_views_evicted(
     worker: tuple[TestClient, Queue], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sqlalchemy as sa
-
-    from crowdleverage.service import gateway
-    from crowdleverage.service.queue import read_models
-
     monkeypatch.setattr(gateway, "TOUCH_EVERY_S", 0.05)
     client, queue = worker
     read, idle = "/api/v1/users/7/wallet", "/api/v1/users/7/statement"
@@ -128,3 +126,40 @@ def test_reads_reported_and_idle_views_evicted(
     assert set(read_at()) == {read}
     r = client.get(idle, headers=_auth(7))  # rendered again on its next read (no platform)
     assert r.status_code == 503 and "items" not in r.text
+
+
+def test_waiting_worker_wakes_on_the_writers_commit(worker: tuple[TestClient, Queue]) -> None:
+    """A command the platform has not run answers 202 (its row stays queued); once the
+    writer stores its response, the same key answers it at once, and a request waiting on a
+    row is woken by the writer's commit."""
+    client, queue = worker
+    path = "/api/v1/users/7/withdrawals"
+    h = {**_auth(7), "Idempotency-Key": "wake-up-key-0001"}
+    r = client.post(path, json={"amount_fen": 1}, headers=h)
+    assert r.status_code == 202, r.text
+    row_id = r.json()["command_id"]
+    queue.finish(row_id, "done", 200, {"headers": [["content-type", "application/json"]],
+                                       "body": '{"wallet_fen": 41}'})  # fmt: skip
+    r = client.post(path, json={"amount_fen": 1}, headers=h)  # already finished: no wait
+    assert r.status_code == 200 and r.json() == {"wallet_fen": 41}
+    assert r.headers["idempotent-replayed"] == "true"
+    # a new command, finished by "the writer" while the worker waits (wait_s is 0.3 s)
+    h2 = {**_auth(7), "Idempotency-Key": "wake-up-key-0002"}
+
+    def finish_soon() -> None:  # the writer's part: finish the row once it is queued
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with queue.engine.connect() as conn:
+                found = conn.execute(
+                    sa.select(commands.c.id).where(commands.c.key == "wake-up-key-0002")
+                ).first()
+            if found is not None:
+                queue.finish(int(found[0]), "done", 201, {"headers": [], "body": '{"n": 2}'})
+                return
+            time.sleep(0.01)
+
+    t = threading.Thread(target=finish_soon)
+    t.start()
+    r = client.post(path, json={"amount_fen": 1}, headers=h2)
+    t.join()
+    assert r.status_code == 201 and r.json() == {"n": 2}
