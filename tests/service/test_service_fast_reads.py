@@ -72,6 +72,11 @@ def test_stored_view_served_and_refreshed(worker: tuple[TestClient, Queue]) -> N
     queue.beat(1, now_ms(), True, {})
     assert client.get(path, headers=_auth(7)).json() == {"wallet_fen": 99}
     assert queue.max_seq() == 2  # where a restarted writer counts on from
+    # the query is part of the view's key
+    _store(queue, 7, "/api/v1/users/7/statement?limit=5", {"items": [1]}, seq=3)
+    assert client.get("/api/v1/users/7/statement?limit=5", headers=_auth(7)).json() == {
+        "items": [1]
+    }
 
 
 def test_each_viewer_only_their_own_views(worker: tuple[TestClient, Queue]) -> None:

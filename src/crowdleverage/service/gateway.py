@@ -494,7 +494,10 @@ class FastReads:
         cookies = cookie_parser(cookie) if cookie else {}
         raw = auth[7:] if auth.lower().startswith("bearer ") else cookies.get(COOKIE)
         viewer = gw.viewer_of(raw)
-        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            query = scope.get("query_string", b"").decode()  # as starlette's URL
+        except UnicodeDecodeError:
+            query, viewer = "", None  # not a key of ours: the application decides
         key = path + (f"?{query}" if query else "")
         if not path.startswith("/api/"):
             key += f"|lang={cookies.get('lang', '')[:8]}"
