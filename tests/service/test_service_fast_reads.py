@@ -29,7 +29,7 @@ SECRET = "f" * 40
 
 @pytest.fixture
 def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, Queue]]:
-    monkeypatch.setenv("CROWDLEV_COMMAND_WAIT_S", "0.3")  # no platform: give up quickly
+    monkeypatch.setenv("CROWDLEV_COMMAND_WAIT_S", "1.0")  # no platform: give up quickly
     settings = Settings(data_dir=tmp_path, jwt_secret=SECRET)  # type: ignore[call-arg]
     app = create_app(settings, worker=True)
     assert app.user_middleware[0].cls is FastReads  # outermost
@@ -148,7 +148,7 @@ def test_waiting_worker_wakes_on_the_writers_commit(worker: tuple[TestClient, Qu
     r = client.post(path, json={"amount_fen": 1}, headers=h)  # already finished: no wait
     assert r.status_code == 200 and r.json() == {"wallet_fen": 41}
     assert r.headers["idempotent-replayed"] == "true"
-    # a new command, finished by "the writer" while the worker waits (wait_s is 0.3 s)
+    # a new command, finished by "the writer" while the worker waits (wait_s is 1 s)
     h2 = {**_auth(7), "Idempotency-Key": "wake-up-key-0002"}
 
     def finish_soon() -> None:  # the writer's part: finish the row once it is queued
