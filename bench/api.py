@@ -13,6 +13,11 @@ The last case is a money command: a 1-fen withdrawal with a new Idempotency-Key 
 process. Targets (issue 14): reads p99 < 50 ms at >= 300 req/s; commands >= 50/s with p99 <
 250 ms; 0 errors.
 
+On a shared machine wall-clock rates depend on what else runs, so each case also reports the
+CPU time spent per request (Linux /proc): the API workers', the platform process's (its
+replay ticks included) and the load generator's own milliseconds of CPU per request, measured
+over the case.
+
     .venv/bin/python bench/api.py [--requests 1500] [--concurrency 16] [--pace-s 1.0]
 """
 
@@ -61,6 +66,40 @@ def start_server(port: int, data_dir: str, pace_s: float) -> subprocess.Popen[st
         time.sleep(0.2)
     proc.kill()
     raise SystemExit("server did not start")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds) of a process from /proc, None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
+
+
+def server_cpu(root: int) -> dict[str, float]:
+    """CPU seconds of the platform process and of the API workers under `root` (Linux)."""
+    if not Path("/proc").is_dir():
+        return {}
+    stats = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            st = _stat(int(d.name))
+            if st is not None:
+                stats[int(d.name)] = st
+    out = {"platform": 0.0, "api": 0.0}
+    for pid, (ppid, cpu) in stats.items():
+        if ppid != root:
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        kind = "platform" if b"crowdleverage.cli platform" in cmd else "api"
+        out[kind] += cpu
+    return out
 
 
 def token(base: str, username: str) -> str:
@@ -167,14 +206,20 @@ def main() -> None:
                 f"shared (load average {os.getloadavg()[0]:.1f})"
             )
             print(f"{'endpoint':<36}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-                  f"{'vs baseline':>13}  target")  # fmt: skip
+                  f"{'vs baseline':>13}{'cpu ms/req api':>16}{'platform':>10}{'client':>8}"
+                  "  target")  # fmt: skip
             results = {}
             for label, path, headers in cases:
                 body = {"amount_fen": 1} if label.startswith("POST") else None
                 n = min(args.requests, 300) if body else args.requests  # commands are slower
+                cpu0, own0 = server_cpu(proc.pid), time.process_time()
                 lat, wall, errors = asyncio.run(
                     load(base, path, headers, n, args.concurrency, body)
                 )
+                cpu1, own1 = server_cpu(proc.pid), time.process_time()
+                sent = n + min(50, n)  # with the warm-up
+                per = {k: (cpu1[k] - cpu0.get(k, 0.0)) * 1e3 / sent for k in cpu1}
+                per["client"] = (own1 - own0) * 1e3 / sent
                 rps = len(lat) / wall
                 p99 = pct(lat, 0.99) * 1e3
                 if body is not None:
@@ -183,13 +228,20 @@ def main() -> None:
                     target, met = "reads >= 300/s, p99 < 50 ms", rps >= 300 and p99 < 50
                 met = met and errors == 0
                 results[label] = {"rps": rps, "p50_ms": pct(lat, 0.5) * 1e3, "p99_ms": p99,
-                                  "errors": errors, "target": target, "met": met}  # fmt: skip
+                                  "errors": errors, "target": target, "met": met,
+                                  "api_cpu_ms": per.get("api"),
+                                  "platform_cpu_ms": per.get("platform"),
+                                  "client_cpu_ms": per["client"],
+                                  "load_avg": os.getloadavg()[0]}  # fmt: skip
                 base_rps = results["baseline GET /api/v1/status"]["rps"]
                 r = results[label]
                 print(
                     f"{label:<36}{rps:9.0f}{r['p50_ms']:9.1f}{r['p99_ms']:9.1f}{errors:8d}"
-                    f"{rps / base_rps:12.2f}x  {target}: {'met' if met else 'NOT met'}"
+                    f"{rps / base_rps:12.2f}x{per.get('api', 0):16.2f}"
+                    f"{per.get('platform', 0):10.2f}{per['client']:8.2f}"
+                    f"  {target}: {'met' if met else 'NOT met'}"
                 )
+            print(f"load average at the end {os.getloadavg()[0]:.1f} (the machine is shared)")
             print(json.dumps({"bench": "api", "results": results}))
         finally:
             proc.terminate()

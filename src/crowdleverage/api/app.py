@@ -149,10 +149,12 @@ def create_app(
         audit=AuditLog(eng, settings.ensure_data_dir()),
         secret=jwt_secret(settings),
     )
+    gateway = None
     if worker:  # innermost middleware: request ids and OPTIONS are handled before it
         from crowdleverage.service.gateway import Gateway
 
-        Gateway(eng, app.state.api.secret).install(app)
+        gateway = Gateway(eng, app.state.api.secret)
+        gateway.install(app)
 
     @app.exception_handler(CrowdLevError)
     async def _typed(_: Request, err: CrowdLevError) -> JSONResponse:
@@ -237,4 +239,6 @@ def create_app(
     mount_web(app)
     mount_docs(app)
     route_table = _route_table(app, routers)
+    if gateway is not None:  # outermost: stored views answered before any middleware
+        gateway.install_fast_reads(app)
     return app

@@ -8,7 +8,8 @@ platform's record), on SQLite and PostgreSQL.
 - `0002_platform_record`: the platform's record as append-only tables (`flows.record`), and
   the previous release's JSON document (`flows_snapshot`, version 2) moved into them once;
 - `0003_reports`: notifications, their preferences and cursor, and the auditor's attestations;
-- `0004_service`: the command queue, read models and writer heartbeat of the process split.
+- `0004_service`: the command queue, read models and writer heartbeat of the process split;
+- `0005_read_model_reads`: when each read model was last read (idle views are evicted).
 
 `upgrade(engine)` runs at start-up (`flows.Platform`) and from `crowdlev db upgrade`; it
 holds the database's write lock while it runs (SQLite `BEGIN IMMEDIATE`, a PostgreSQL
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # `crowdlev db --help` imports this package: keep SQLAlchemy 
 log = logging.getLogger("crowdleverage.migrations")
 
 HERE = Path(__file__).resolve().parent
-HEAD = "0004_service"
+HEAD = "0005_read_model_reads"
 _PG_LOCK = 0x43524F57444C4556  # "CROWDLEV": the advisory lock of schema upgrades
 
 

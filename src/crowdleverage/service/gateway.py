@@ -8,7 +8,14 @@
   queued durably and runs when the platform is back; sending it again with the same key
   returns its result (or `GET /api/v1/commands/{id}`).
 - a read of a platform view is answered from the read models the platform projected for this
-  viewer; a view not projected yet is rendered by the platform on its first read.
+  viewer; a view not projected yet is rendered by the platform on its first read. The hot path
+  (`FastReads`, the outermost ASGI layer of a worker) answers such a read without FastAPI: the
+  view's stored bytes, from an in-worker cache checked against SQLite's `PRAGMA data_version`
+  (nothing committed since: the cached row is current; else the row's `seq` says whether it
+  changed). The viewer is the one the token names, as on the slow path: a reader gets only the
+  views rendered for them.
+- a waiting request wakes up when its command's row is finished: on SQLite the worker checks
+  `PRAGMA data_version` every 2 ms and looks at the rows only after a commit.
 - authentication, user administration, the audit log and the docs are served by the worker
   itself (they use only the database).
 """
@@ -20,12 +27,17 @@ import json
 import logging
 import os
 import re
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.engine import Engine
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crowdleverage.api.security import decode_token
 from crowdleverage.domain.errors import CrowdLevError, Unauthorized
@@ -39,6 +51,20 @@ _COMMAND_RE = re.compile(r"^/api/v1/commands/(\d{1,18})$")
 LOCAL_ENDPOINTS = {"audit_log", "login_page", "login_submit", "logout", "plotly_js", "favicon"}
 UNCACHED = {"/api/v1/audit/reconciliation"}  # may run a reconciliation: always fresh
 WRITER_STALE_MS = 15_000  # a busy writer (a long tick) still beats within this
+_RID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{8,64}$")  # as api.app's request ids
+CACHE_DOCS = 2048  # views cached per worker (the oldest dropped first)
+CACHE_TOKENS = 4096
+CACHE_ROUTES = 8192
+TOUCH_EVERY_S = 30.0  # the views this worker served, reported in one write (eviction)
+
+
+@dataclass(slots=True)
+class _Cached:
+    version: int  # the data_version at which the row was last seen current
+    seq: int
+    status: int
+    headers: list[tuple[bytes, bytes]]  # as sent, without the request id
+    body: bytes
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -59,7 +85,13 @@ class Gateway:
         )  # fmt: skip
         self._waiters: dict[int, list[asyncio.Future[Row]]] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._new_waiter = False
         self._forwarded: list[tuple[Any, set[str]]] = []
+        self._route_memo: dict[tuple[str, str], bool] = {}
+        self._tokens: dict[str, tuple[int, int]] = {}  # token -> (user id, exp)
+        self._docs: dict[tuple[int, str], _Cached] = {}
+        self._served: set[tuple[int, str]] = set()
+        self._toucher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ wiring
 
@@ -106,8 +138,17 @@ class Gateway:
                 self._forwarded.append((regex, set(route.methods or ())))
 
     def _is_forwarded(self, method: str, path: str) -> bool:
-        return any(m in methods and rx.match(path) for rx, methods in self._forwarded
-                   for m in (method,))  # fmt: skip
+        memo = self._route_memo.get((method, path))
+        if memo is None:
+            memo = any(method in methods and rx.match(path) for rx, methods in self._forwarded)
+            if len(self._route_memo) >= CACHE_ROUTES:
+                self._route_memo.clear()
+            self._route_memo[(method, path)] = memo
+        return memo
+
+    def install_fast_reads(self, app: FastAPI) -> None:
+        """The outermost layer: call after every other middleware is added."""
+        app.add_middleware(FastReads, gateway=self)
 
     # ------------------------------------------------------------------ requests
 
@@ -134,12 +175,72 @@ class Gateway:
         platform answers such a request itself, uncached)."""
         auth = request.headers.get("authorization", "")
         raw = auth[7:] if auth.lower().startswith("bearer ") else request.cookies.get(COOKIE)
+        return self.viewer_of(raw)
+
+    def viewer_of(self, raw: str | None) -> int | None:
+        """`decode_token`, remembered until the token's `exp`: the same token decodes to the
+        same user until then (a token the check refuses is not remembered)."""
         if not raw:
             return 0
+        hit = self._tokens.get(raw)
+        if hit is not None and time.time() < hit[1]:
+            return hit[0]
         try:
-            return decode_token(raw, self.secret)
+            user_id = decode_token(raw, self.secret)
         except Unauthorized:
             return None
+        exp = _token_exp(raw)
+        if exp is not None:
+            if len(self._tokens) >= CACHE_TOKENS:
+                self._tokens.clear()
+            self._tokens[raw] = (user_id, exp)
+        return user_id
+
+    def cacheable(self, method: str, path: str) -> bool:
+        """A GET the read models answer (what `dispatch` sends to `read` with caching)."""
+        return (
+            method == "GET" and path != "/healthz" and path != "/api/v1/risk/stream"
+            and path not in UNCACHED and _COMMAND_RE.match(path) is None
+            and self._is_forwarded(method, path)
+        )  # fmt: skip
+
+    def served(self, viewer: int, key: str) -> None:
+        """Note a view served from the read models (reported every `TOUCH_EVERY_S`)."""
+        self._served.add((viewer, key))
+        if self._toucher is None or self._toucher.done():
+            self._toucher = asyncio.create_task(self._touch_later())
+
+    async def _touch_later(self) -> None:
+        await asyncio.sleep(TOUCH_EVERY_S)
+        keys, self._served = list(self._served), set()
+        try:
+            await asyncio.to_thread(self.queue.touch, keys, now_ms())
+        except Exception:  # an older schema or a busy database: the next batch tries again
+            log.warning("could not report the views served", exc_info=True)
+            self._served.update(keys)
+
+    async def cached_doc(self, viewer: int, key: str) -> _Cached | None:
+        """The stored view for (viewer, key) from this worker's cache when nothing was
+        committed since it was seen current, else from the table; None when not rendered yet."""
+        version = self.queue.data_version()
+        if version is None:  # PostgreSQL: the row each time
+            doc = await asyncio.to_thread(self.queue.doc, viewer, key)
+            return None if doc is None else _cached(doc, 0)
+        hit = self._docs.get((viewer, key))
+        if hit is not None and hit.version == version:
+            return hit
+        if hit is not None and self.queue.doc_seq(viewer, key) == hit.seq:
+            hit.version = version
+            return hit
+        doc = self.queue.doc_fast(viewer, key)
+        if doc is None:
+            self._docs.pop((viewer, key), None)
+            return None
+        entry = _cached(doc, version)
+        if len(self._docs) >= CACHE_DOCS and (viewer, key) not in self._docs:
+            self._docs.pop(next(iter(self._docs)))
+        self._docs[(viewer, key)] = entry
+        return entry
 
     @staticmethod
     def _payload(request: Request, body: bytes) -> dict[str, Any]:
@@ -169,6 +270,7 @@ class Gateway:
             assert viewer is not None
             doc = await asyncio.to_thread(self.queue.doc, viewer, key)
             if doc is not None:
+                self.served(viewer, key)
                 return self._doc_response(doc)
         payload = {**self._payload(request, b""), "view": key, "cache": cache}
         row_id, _ = await asyncio.to_thread(
@@ -262,6 +364,7 @@ class Gateway:
     async def _wait(self, row_id: int) -> Row | None:
         fut: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(row_id, []).append(fut)
+        self._new_waiter = True  # its row may be finished already (a replayed key)
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll())
         try:
@@ -275,19 +378,38 @@ class Gateway:
             return None
 
     async def _poll(self) -> None:
-        """One query for every request this worker waits on, every few milliseconds."""
+        """Wake the requests this worker waits on when their rows are finished. On SQLite:
+        `PRAGMA data_version` every 2 ms; after a commit (or a new waiter, or 0.5 s) one
+        indexed query on this worker's own connection, and the rows are read only when some
+        are finished. On PostgreSQL one query every few milliseconds."""
         delay = 0.002
+        seen: int | None = None
+        last = 0.0
         while self._waiters:
+            version: int | None = None
+            done: dict[int, Row] = {}
             try:
-                done = await asyncio.to_thread(self.queue.results, list(self._waiters))
+                version = self.queue.data_version()
+                if version is not None:
+                    now = time.monotonic()
+                    if version != seen or self._new_waiter or now - last >= 0.5:
+                        seen, last, self._new_waiter = version, now, False
+                        ready = self.queue.finished_ids(list(self._waiters))
+                        if ready:
+                            done = await asyncio.to_thread(self.queue.results, ready)
+                else:
+                    done = await asyncio.to_thread(self.queue.results, list(self._waiters))
             except Exception:  # the database is restarting: keep waiting
                 log.warning("waiting for results: database unavailable", exc_info=True)
-                done = {}
+                seen = None
                 await asyncio.sleep(0.2)
             for row_id, row in done.items():
                 for fut in self._waiters.pop(row_id, []):
                     if not fut.done():
                         fut.set_result(row)
+            if version is not None:
+                await asyncio.sleep(0.002)
+                continue
             delay = 0.002 if done else min(delay * 1.5, 0.02)
             await asyncio.sleep(delay)
 
@@ -315,3 +437,83 @@ class Gateway:
         if replayed and "idempotent-replayed" not in resp.headers:
             resp.headers["Idempotent-Replayed"] = "true"
         return resp
+
+
+def _token_exp(raw: str) -> int | None:
+    """The `exp` claim of a token `decode_token` accepted (its signature is checked)."""
+    import jwt
+
+    try:
+        exp = jwt.decode(raw, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return None
+    return exp if isinstance(exp, int) and not isinstance(exp, bool) else None
+
+
+def _cached(doc: Doc, version: int) -> _Cached:
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in doc.headers
+               if k.lower() not in ("content-length", "x-read-model-seq")]  # fmt: skip
+    headers.append((b"content-length", str(len(doc.body)).encode()))
+    headers.append((b"x-read-model-seq", str(doc.seq).encode()))
+    return _Cached(version, doc.seq, doc.status_code, headers, doc.body)
+
+
+class FastReads:
+    """The outermost ASGI layer of an API worker: a GET of a platform view whose read model
+    this viewer has is answered here, from the stored bytes, with its request id — no
+    middleware, routing or validation on the way. Everything else (writes, views not rendered
+    yet, bad tokens, local endpoints) goes on to the application unchanged."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app = app
+        self.gw = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        gw = self.gw
+        if not gw._forwarded:
+            app = scope.get("app")
+            if app is None:
+                await self.app(scope, receive, send)
+                return
+            gw._classify(app)
+        path: str = scope["path"]
+        if not gw.cacheable("GET", path):
+            await self.app(scope, receive, send)
+            return
+        auth = cookie = rid = ""
+        for k, v in scope["headers"]:  # the first of each, as Request.headers.get
+            if k == b"authorization" and not auth:
+                auth = v.decode("latin-1")
+            elif k == b"cookie" and not cookie:
+                cookie = v.decode("latin-1")
+            elif k == b"x-request-id" and not rid:
+                rid = v.decode("latin-1")
+        cookies = cookie_parser(cookie) if cookie else {}
+        raw = auth[7:] if auth.lower().startswith("bearer ") else cookies.get(COOKIE)
+        viewer = gw.viewer_of(raw)
+        try:
+            query = scope.get("query_string", b"").decode()  # as starlette's URL
+        except UnicodeDecodeError:
+            query, viewer = "", None  # not a key of ours: the application decides
+        key = path + (f"?{query}" if query else "")
+        if not path.startswith("/api/"):
+            key += f"|lang={cookies.get('lang', '')[:8]}"
+        if viewer is None or len(key) > 600:
+            await self.app(scope, receive, send)
+            return
+        try:
+            doc = await gw.cached_doc(viewer, key)
+        except Exception:  # the database is busy or restarting: the slow path decides
+            log.warning("fast read failed; through the application", exc_info=True)
+            doc = None
+        if doc is None:
+            await self.app(scope, receive, send)
+            return
+        gw.served(viewer, key)
+        rid = rid if _RID_RE.match(rid) else uuid.uuid4().hex
+        headers = [*doc.headers, (b"x-request-id", rid.encode())]
+        await send({"type": "http.response.start", "status": doc.status, "headers": headers})
+        await send({"type": "http.response.body", "body": doc.body})

@@ -9,7 +9,10 @@ writer) and the API workers (DESIGN.md §10–11).
   keyed by (viewer, path), with the projection sequence that rendered them. The API answers
   reads from here; a view nobody asked for yet is rendered on its first read (a `read`
   command) and from then on re-rendered by the writer after every command that touches its
-  viewer and after every market tick.
+  viewer and after every market tick (a rendering equal to the stored one is not written
+  again). The API workers report which views they served (`read_at_ms`, batched); a view
+  nobody read for `writer.VIEW_IDLE_S` is deleted and no longer rendered — its next read
+  renders it again.
 - `service_writer`: the writer's heartbeat, pid and progress (the API's health check).
 """
 
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -62,6 +67,8 @@ read_models = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),
     sa.Column("seq", sa.BigInteger, nullable=False),  # the writer's projection sequence
     sa.Column("rendered_at_ms", sa.BigInteger, nullable=False),
+    # last read (the API workers report their reads every `TOUCH_EVERY_S`): idle views go
+    sa.Column("read_at_ms", sa.BigInteger, nullable=True),
 )
 
 writer = sa.Table(
@@ -126,6 +133,73 @@ class Queue:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        db = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._sqlite_file = db if db and db != ":memory:" and not db.startswith("file:") else None
+        self._local = threading.local()
+
+    # ---------------------------------------------------------------- the hot reads (SQLite)
+
+    def _conn(self) -> sqlite3.Connection | None:
+        """This thread's own read-only SQLite connection (autocommit), for the checks an API
+        worker makes on every read: a query here costs microseconds, through the pool and
+        SQLAlchemy a good part of a millisecond. None on PostgreSQL."""
+        if self._sqlite_file is None:
+            return None
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._sqlite_file, isolation_level=None,
+                                   check_same_thread=False)  # fmt: skip
+            conn.execute("PRAGMA busy_timeout=1000")
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+        return conn
+
+    def data_version(self) -> int | None:
+        """SQLite's `PRAGMA data_version` on this thread's connection: it changes whenever
+        another connection (the writer, another worker) has committed since the last call. A
+        value seen before a read that is the same now means nothing was committed in between.
+        None on PostgreSQL (every check goes to the database)."""
+        conn = self._conn()
+        if conn is None:
+            return None
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def doc_seq(self, viewer_id: int, path: str) -> int | None:
+        """The projection sequence of a stored view (SQLite's own connection), None if absent."""
+        conn = self._conn()
+        assert conn is not None, "dev: doc_seq is for SQLite"
+        r = conn.execute(
+            "SELECT seq FROM service_read_models WHERE viewer_id = ? AND path = ?",
+            (viewer_id, path),
+        ).fetchone()
+        return None if r is None else int(r[0])
+
+    def doc_fast(self, viewer_id: int, path: str) -> Doc | None:
+        """`doc` on SQLite's own connection."""
+        conn = self._conn()
+        assert conn is not None, "dev: doc_fast is for SQLite"
+        r = conn.execute(
+            "SELECT status_code, headers, body, seq FROM service_read_models"
+            " WHERE viewer_id = ? AND path = ?",
+            (viewer_id, path),
+        ).fetchone()
+        if r is None:
+            return None
+        return Doc(int(r[0]), [tuple(h) for h in json.loads(r[1])], bytes(r[2]), int(r[3]))
+
+    def finished_ids(self, ids: list[int]) -> list[int]:
+        """The finished (done or failed) ids among `ids`, on SQLite's own connection: the
+        cheap test a waiting worker makes after each commit before `results` reads the rows."""
+        conn = self._conn()
+        assert conn is not None, "dev: finished_ids is for SQLite"
+        out: list[int] = []
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            sql = (f"SELECT id FROM service_commands WHERE id IN ({marks})"
+                   " AND state IN ('done', 'failed')")  # fmt: skip
+            out += [int(r[0]) for r in conn.execute(sql, part)]
+        return out
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
@@ -312,6 +386,38 @@ class Queue:
             ).rowcount
             if n == 0:
                 conn.execute(t.insert().values(**d))
+
+    def touch(self, keys: list[tuple[int, str]], at_ms: int) -> None:
+        """These views were read (one transaction for a worker's batch of reads)."""
+        if not keys:
+            return
+        t = read_models
+        stmt = (
+            t.update()
+            .where(t.c.viewer_id == sa.bindparam("v"), t.c.path == sa.bindparam("p"))
+            .values(read_at_ms=at_ms)
+        )
+        with write_transaction(self.engine) as conn:
+            conn.execute(stmt, [{"v": v, "p": p} for v, p in keys])
+
+    def evict(self, idle_before_ms: int) -> list[tuple[int, str]]:
+        """Delete the views last read before the cutoff (or never reported read); returns
+        their keys."""
+        t = read_models
+        last = sa.func.coalesce(t.c.read_at_ms, 0)
+        with write_transaction(self.engine) as conn:
+            keys = [(int(r[0]), str(r[1])) for r in conn.execute(
+                sa.select(t.c.viewer_id, t.c.path).where(last < idle_before_ms))]  # fmt: skip
+            for v, p in keys:
+                conn.execute(t.delete().where(t.c.viewer_id == v, t.c.path == p,
+                                              last < idle_before_ms))  # fmt: skip
+        return keys
+
+    def max_seq(self) -> int:
+        """The highest projection sequence stored: a restarted writer counts on from it (a
+        view's seq never comes back with other content, which the workers' caches rely on)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(read_models.c.seq))).scalar() or 0)
 
     def doc_keys(self) -> list[tuple[int, str, str]]:
         t = read_models

@@ -7,11 +7,14 @@ command answers exactly what the endpoint answers, and money commands keep the e
 semantics of `flows.commands`). After every batch of commands it re-renders the read models of
 the viewers the batch touched, in the same transaction that stores the commands' responses
 (a client that got its response reads its own write); after every tick, and a little later
-after commands for staff and market-wide views, it re-renders the rest.
+after commands for staff and market-wide views, it re-renders the rest, in slices of about
+`REFRESH_BUDGET_S` between batches. A rendering equal to the one last committed is not written
+again; views nobody has read for `VIEW_IDLE_S` are deleted (`evict`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,9 +33,13 @@ log = logging.getLogger("crowdleverage.service.writer")
 
 BATCH = 16  # commands executed before their views are projected and their rows finished
 HOLDERS = (Role.INVESTOR, Role.BORROWER)
-WIDE_EVERY_S = 0.25  # staff and market-wide views after commands: at most this often
-REFRESH_SLICE = 12  # stale views re-rendered between two batches of commands
+WIDE_EVERY_S = 0.25  # staff and market-wide views after commands: at most this often ...
+WIDE_SHARE = 0.25  # ... and at most this share of the writer's time (they can be slow)
+REFRESH_SLICE = 12  # stale views re-rendered between two batches of commands, at most ...
+REFRESH_BUDGET_S = 0.05  # ... and for about this long (queued commands are not held up)
 BEAT_EVERY_S = 0.5
+VIEW_IDLE_S = 900  # a view nobody read for this long is deleted (and no longer rendered)
+EVICT_EVERY_S = 60
 _USER_IN_PATH = re.compile(r"/(?:users|investors|onboarding/users)/(\d+)")
 _DIGITS = re.compile(r"/\d+")
 
@@ -66,8 +73,14 @@ class PlatformWriter:
         self.pace_s = pace_s
         self.seq = 0
         self.dirty: dict[tuple[int, str], str] = {}  # views to re-render, oldest first
+        # a digest of each view as last committed: a re-render that changed nothing is not
+        # written again (no write, no new seq, the API workers' caches stay valid)
+        self._written: dict[tuple[int, str], bytes] = {}
+        self._unsaved: dict[tuple[int, str], bytes] = {}
         self.wide_due = False
         self._last_wide = 0.0
+        self._wide_gap = WIDE_EVERY_S
+        self._cost: dict[tuple[int, str], float] = {}  # seconds a view's last render took
         self._tokens: dict[int, tuple[float, str]] = {}
         self._roles: dict[int, Role | None] = {}
         self.started_at_ms = now_ms()
@@ -81,6 +94,7 @@ class PlatformWriter:
         """Rows a killed writer had claimed: a keyed or read row runs again (a money command
         resumes under its key, `flows.commands`); a write without a client key might have
         happened, so it is not repeated: it answers 503 and the client checks."""
+        self.seq = max(self.seq, self.queue.max_seq())
         for row in self.queue.interrupted():
             if row.kind == "read" or row.client_key:
                 self.queue.requeue(row.id)
@@ -97,7 +111,7 @@ class PlatformWriter:
         """Until `stop`: ticks at the pace, commands in order, views kept fresh."""
         next_tick = time.monotonic() + self.pace_s
         last_beat = 0.0
-        last_prune = time.monotonic()
+        last_prune = last_evict = time.monotonic()
         while not self.stop.is_set():
             now = time.monotonic()
             try:
@@ -112,6 +126,9 @@ class PlatformWriter:
                 if now - last_prune >= 30:
                     last_prune = now
                     self.queue.prune(now_ms() - 60_000)
+                if now - last_evict >= EVICT_EVERY_S:
+                    last_evict = now
+                    self.evict()
             except Exception:  # the writer stays up; the row's client retries
                 log.exception("writer loop failed; continuing")
                 worked = False
@@ -124,17 +141,40 @@ class PlatformWriter:
         rows = self.queue.claim(BATCH)
         if rows:
             self._execute(rows)
-        if self.wide_due and time.monotonic() - self._last_wide >= WIDE_EVERY_S:
+        if self.wide_due and time.monotonic() - self._last_wide >= self._wide_gap:
             self._wide_dirty()
         if self.dirty:
-            self.queue.put_docs(self._render_dirty(REFRESH_SLICE))
+            self._put_docs(self._render_dirty(REFRESH_SLICE, REFRESH_BUDGET_S))
         return bool(rows) or bool(self.dirty)
+
+    def evict(self) -> None:
+        """Forget the views nobody read for `VIEW_IDLE_S`."""
+        gone = self.queue.evict(now_ms() - VIEW_IDLE_S * 1000)
+        for key in gone:
+            self.dirty.pop(key, None)
+            self._written.pop(key, None)
+            self._cost.pop(key, None)
+        if gone:
+            log.info("idle views evicted", extra={"event": "views_evicted", "n": len(gone)})
 
     def flush(self) -> None:
         """Re-render every stale view (at a clean stop: the read models match the record)."""
         while self.dirty:
-            self.queue.put_docs(self._render_dirty(64))
+            self._put_docs(self._render_dirty(64))
         self._beat()
+
+    def _put_docs(self, docs: list[dict[str, Any]]) -> None:
+        self._committing(lambda: self.queue.put_docs(docs))
+
+    def _committing(self, commit: Callable[[], None]) -> None:
+        """Run `commit`; the digests of the views it wrote count as written only if it did."""
+        try:
+            commit()
+        except BaseException:
+            self._unsaved.clear()
+            raise
+        self._written.update(self._unsaved)
+        self._unsaved.clear()
 
     def close(self) -> None:
         self.caller.close()
@@ -150,7 +190,9 @@ class PlatformWriter:
             status, headers, body = self._call(p)
             if row.kind == "read":
                 if p.get("cache") and status < 500 and row.owner_id >= 0:
-                    docs.append(self._doc(row.owner_id, p["view"], status, headers, body))
+                    doc = self._doc(row.owner_id, p["view"], status, headers, body, force=True)
+                    if doc is not None:
+                        docs.append({**doc, "read_at_ms": doc["rendered_at_ms"]})
                 finished.append((row, "done", status, _result(headers, body)))
                 continue
             if status >= 500:
@@ -171,7 +213,8 @@ class PlatformWriter:
             fresh = [k for k in list(self.dirty) + self._keys_of(affected) if k[0] in affected]
             docs += self._render(list(dict.fromkeys(fresh)))
         # the responses and the views they changed: one transaction for the batch
-        self.queue.finish_many([(r.id, st, code, res) for r, st, code, res in finished], docs)
+        done = [(r.id, st, code, res) for r, st, code, res in finished]
+        self._committing(lambda: self.queue.finish_many(done, docs))
         self.done += len(finished)
 
     def _call(self, p: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -209,17 +252,27 @@ class PlatformWriter:
         """Staff and anonymous viewers' views, and every view without an id in its path."""
         self.wide_due = False
         self._last_wide = time.monotonic()
+        cost = 0.0
         for viewer, path, kind in self.queue.doc_keys():
             if "{id}" not in kind or self._role(viewer) not in HOLDERS:
                 self.dirty.setdefault((viewer, path), kind)
+                cost += self._cost.get((viewer, path), 0.0)
+        self._wide_gap = max(WIDE_EVERY_S, cost / WIDE_SHARE)
 
-    def _render_dirty(self, n: int) -> list[dict[str, Any]]:
+    def _render_dirty(self, n: int, budget_s: float | None = None) -> list[dict[str, Any]]:
         keys = list(self.dirty)[:n]
-        return self._render(keys)
+        return self._render(keys, budget_s)
 
-    def _render(self, keys: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    def _render(
+        self, keys: list[tuple[int, str]], budget_s: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Render `keys` (those left when `budget_s` runs out stay dirty)."""
         out = []
-        for viewer, key in keys:
+        t_end = None if budget_s is None else time.monotonic() + budget_s
+        for i, (viewer, key) in enumerate(keys):
+            if t_end is not None and i and time.monotonic() >= t_end:
+                break
+            t0 = time.monotonic()
             self.dirty.pop((viewer, key), None)
             path, _, rest = key.partition("?")
             query, _, variant = rest.partition("|") if rest else ("", "", "")
@@ -235,15 +288,34 @@ class PlatformWriter:
                 headers.append(("cookie", f"lang={variant[5:]}"))
             p = {"method": "GET", "path": path, "query": query, "headers": headers}
             status, h, body = self._call(p)
+            self._cost[(viewer, key)] = time.monotonic() - t0
             if status < 500:
-                out.append(self._doc(viewer, key, status, h, body))
+                doc = self._doc(viewer, key, status, h, body)
+                if doc is not None:
+                    out.append(doc)
         return out
 
     def _doc(
-        self, viewer: int, key: str, status: int, headers: list[tuple[str, str]], body: bytes
-    ) -> dict[str, Any]:
-        self.seq += 1
+        self,
+        viewer: int,
+        key: str,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        force: bool = False,
+    ) -> dict[str, Any] | None:
+        """The row of a rendered view; None when it is what was last committed for it (not
+        `force`: a first render is always written)."""
         keep = [[k, v] for k, v in headers if k.lower() not in ("set-cookie", "x-request-id")]
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{status}\n{json.dumps(keep)}\n".encode())
+        h.update(body)
+        digest = h.digest()
+        if not force and self._written.get((viewer, key)) == digest:
+            return None
+        self._unsaved[(viewer, key)] = digest
+        self.seq += 1
         return {"viewer_id": viewer, "path": key, "kind": view_kind(key), "status_code": status,
                 "headers": json.dumps(keep), "body": body, "seq": self.seq,
                 "rendered_at_ms": now_ms()}  # fmt: skip
