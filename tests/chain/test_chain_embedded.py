@@ -230,3 +230,28 @@ def test_replay_with_other_gas_is_refused(tmp_path: Path, dev_keys: ActorKeys) -
     db.close()
     with pytest.raises(ConfigError, match="journal replay diverged"):
         EmbeddedChain(tmp_path, dev_keys, read_only=True)
+
+
+def test_lean_execution_keeps_state_and_survives_reopen(
+    embedded: EmbeddedChain, tmp_path: Path, dev_keys: ActorKeys
+) -> None:
+    """The embedded chain's cuts to titanoboa's per-message cost (chain/README.md) hold on a
+    fresh chain and on one reopened from its snapshot, and leave the state root as a replay of
+    the journal computes it."""
+    deploy_system(embedded, tmp_path)
+    register_participants(embedded)
+    investor = embedded.address_of("investor")
+    embedded.send("CashToken", "mint", investor, 100, ref_to_bytes32("a"), actor="custodian")
+    adb = embedded._state()._account_db
+    assert adb._get_accessed_node_hashes() is adb._raw_store_db._keys_read
+    assert embedded._state().computation_class.__name__ == "LeanComputation"
+    root = embedded.state_root()
+    embedded.close()
+    again = EmbeddedChain(tmp_path, dev_keys)
+    try:
+        adb = again._state()._account_db
+        assert adb._get_accessed_node_hashes() is adb._raw_store_db._keys_read
+        assert again.state_root() == root
+        assert again.call("CashToken", "balanceOf", investor) == 100
+    finally:
+        again.close()

@@ -129,6 +129,7 @@ class EmbeddedChain:
         self._db = self._open_journal()
         self._env = Env()
         self._env.evm.patch.code_size_limit = EIP170_LIMIT_BYTES
+        _lean_computations(self._env.evm.vm.state)
         self._contracts: dict[str, tuple[str, ContractAbi]] = {}
         self._names_by_address: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
@@ -142,6 +143,7 @@ class EmbeddedChain:
         self.chain_id = int(meta["chain_id"])
         self._env.evm.patch.chain_id = self.chain_id
         self._restore()
+        _live_access_log(self._state()._account_db)
         meta = self._meta()
         self._ts, self._block = int(meta["ts"]), int(meta["block"])
 
@@ -586,6 +588,58 @@ class EmbeddedChain:
         from boa.util.abi import Address
 
         return int(self._env.get_balance(Address(address)))
+
+
+def _live_access_log(account_db: Any) -> None:
+    """py-evm's `AccountDB.get_code` (run for every message call) asks whether the code hash is
+    among the keys read so far, through a property that copies the whole read log into a new
+    frozenset; titanoboa never persists, so that log holds every trie node ever read and each
+    call costs O(state size). Answer the same membership question from the live set instead
+    (read-only use: the witness bookkeeping it feeds is unchanged)."""
+    raw = account_db._raw_store_db
+    account_db._get_accessed_node_hashes = lambda: raw._keys_read
+
+
+_JUMPDESTS: dict[bytes, tuple[set[int], set[int]]] = {}
+
+
+def _lean_computations(state: Any) -> None:
+    """Two per-message costs of titanoboa's computations that buy this chain nothing, cut for
+    this environment only (its state's computation class; other boa environments unchanged):
+
+    - the code stream records every executed program counter (`_trace`, for boa's coverage
+      and source-mapped tracebacks; this chain decodes reverts from the output only);
+    - which JUMP targets are valid (not inside PUSH data) is worked out again per message
+      call; it depends on the code bytes only, so streams of the same code share the sets.
+    Execution, gas and results are unchanged."""
+    from boa.vm.py_evm import TracingCodeStream
+
+    class LeanCodeStream(TracingCodeStream):  # type: ignore[misc]
+        __slots__ = ()
+
+        def __iter__(self) -> Iterator[int]:
+            code, n = self._raw_code_bytes, self._length_cache
+            while self.program_counter < n:
+                opcode = code[self.program_counter]
+                self.program_counter += 1
+                yield opcode
+            yield 0x00  # STOP
+
+    base = state.computation_class
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        base.__init__(self, *args, **kwargs)
+        stream = self.code
+        stream.__class__ = LeanCodeStream
+        raw = stream._raw_code_bytes
+        found = _JUMPDESTS.get(raw)
+        if found is None:
+            if len(_JUMPDESTS) >= 512:
+                _JUMPDESTS.clear()
+            found = _JUMPDESTS[raw] = (stream.invalid_positions, stream.valid_positions)
+        stream.invalid_positions, stream.valid_positions = found
+
+    state.computation_class = type("LeanComputation", (base,), {"__init__": __init__})
 
 
 def _with_seq(log: EventLog, seq: int) -> EventLog:

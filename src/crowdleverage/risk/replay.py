@@ -430,10 +430,20 @@ class Replay(SessionObserver):
             self.initial_debt[who] = int(self.chain.call(ENGINE, "debt_of", who))
         self.setup_utilisation_bps = int(self.chain.call("TranchePool", "utilisation_bps"))
 
+    def _held(self, who: str) -> set[int]:
+        """On-chain codes of the securities the engine lists for `who` (held or being bought):
+        the engine adds a code before any buy and drops it only once position and pending buy
+        are both zero, so every non-zero position is among them."""
+        return {int(c) for c in self.chain.call(ENGINE, "codes_of", who)}
+
     def _positions(self, who: str) -> dict[str, int]:
         out = {}
+        held = self._held(who)
         for code in self.codes:
-            q = int(self.chain.call(ENGINE, "positions", who, code_to_chain(code)))
+            chain_code = code_to_chain(code)
+            if chain_code not in held:
+                continue
+            q = int(self.chain.call(ENGINE, "positions", who, chain_code))
             if q:
                 out[code] = q
         return out
@@ -593,12 +603,17 @@ class Replay(SessionObserver):
         inv: dict[str, bool] = {}
         # 8: certificate supply per security = what the engine attributes to accounts
         #    = the broker's custody from settled fills
+        #    (the engine's positions are read for the codes it lists per account: a position
+        #    missing from that list would show here as supply > engine, so this is stricter)
         ok8 = True
+        held = {who: self._held(who) for who in self.names}
         for code in self.codes:
             chain_code = code_to_chain(code)
             supply = int(c.call("ShareCertificates", "total_supply", chain_code))
             attributed = sum(
-                int(c.call(ENGINE, "positions", who, chain_code)) for who in self.names
+                int(c.call(ENGINE, "positions", who, chain_code))
+                for who in self.names
+                if chain_code in held[who]
             )
             custody = sum(
                 self.broker.positions(who).get(code, 0)
