@@ -30,6 +30,7 @@ an operator's change is used from the next tick.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -45,6 +46,8 @@ from crowdleverage.chain.params import ParamsSync, effective_haircut_bps, read_t
 from crowdleverage.domain.errors import ContractRevert, NotFound
 from crowdleverage.domain.params import BPS, TIERS, stressed_lines
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
+
+log = logging.getLogger("crowdleverage.keeper")
 
 MOVED_BACK = frozenset(
     {
@@ -138,9 +141,15 @@ class Keeper:
     # ── NAV stop ────────────────────────────────────────────────────────────────────────
 
     def nav_stop_bps(self) -> int:
+        """The Liquidator's NAV stop (bps of reference assets; 0: none). A Liquidator deployed
+        by a release before the stop has no such function: its calls revert, and it has no stop."""
         if self._nav_stop_bps is None:
-            self._nav_stop_bps = int(self.chain.call(LIQUIDATOR, "nav_stop_bps"))
-            self._nav_stop_below = int(self.chain.call(LIQUIDATOR, "nav_stop_below_bps"))
+            try:
+                self._nav_stop_bps = int(self.chain.call(LIQUIDATOR, "nav_stop_bps"))
+                self._nav_stop_below = int(self.chain.call(LIQUIDATOR, "nav_stop_below_bps"))
+            except ContractRevert:
+                log.info("nav stop absent", extra={"event": "nav_stop_absent"})
+                self._nav_stop_bps, self._nav_stop_below = 0, 0
         return self._nav_stop_bps
 
     def reference(self, who: str) -> tuple[int, int]:
