@@ -93,13 +93,28 @@ def test_crash_week_keeps_invariants_and_liquidates_below_the_line(platform: Pla
     assert view.ratio_bps >= P.TIERS[3].initial_ratio_bps  # the engine's pre-trade check held
     check_invariants(p)
     days = 0
+    stop_shown: int | None = None
     while p.market.today <= dt.date(2016, 1, 8):
         before = p.market.today
         p.tick()
         if p.market.today != before:  # a day closed: its end of day ran
             days += 1
             check_invariants(p)
+        if stop_shown is None and p.day_open:  # the margin page shows the stop once recorded
+            from crowdleverage.web.margin import margin_view, nav_stop_assets
+
+            mv = margin_view(p, acc)
+            who = p.fin.address(acc.owner_id)
+            ref = p.chain.call("Liquidator", "reference", who)
+            if int(ref[0]) and mv.status != "liquidating":
+                stop_shown = mv.stop_assets_fen
+                assert stop_shown == nav_stop_assets(
+                    mv.debt_fen, int(ref[0]), int(ref[1]), P.NAV_STOP_BPS
+                )
+                assert stop_shown is not None and 0 < stop_shown < mv.assets_fen
+                assert mv.to_json()["stop_assets_fen"] == stop_shown
     assert days >= 5
+    assert stop_shown is not None, "the keeper recorded a reference before the stop acted"
     kinds = [e.kind for e in p.events]
     # the NAV stop (5% of the reference assets, recorded when the debt was drawn) acts on
     # 01-04 before the ratio reaches the warning line: a full liquidation, the reserve unused
@@ -319,3 +334,23 @@ def test_the_stressed_regime_goes_on_chain_and_stops_new_financing(
     finally:
         p.close()
         engine.dispose()
+
+
+def test_the_shown_nav_stop_never_marks_an_account_the_contract_would_not_stop() -> None:
+    """`nav_stop_assets` against the Liquidator's inequality (assets·BPS + stop·ref_assets <
+    (debt + ref_equity)·BPS) on awkward integers: one fen below the figure stopped, at the
+    figure not."""
+    from crowdleverage.web.margin import nav_stop_assets
+
+    for debt, ref_a, ref_e, stop in ((3_000_001, 4_000_003, 1_000_007, 500),
+                                     (999, 1_333, 334, 1), (7, 11, 4, 4_999)):  # fmt: skip
+        t = nav_stop_assets(debt, ref_a, ref_e, stop)
+        assert t is not None
+
+        def stopped(assets: int, d: int = debt, a: int = ref_a, e: int = ref_e,
+                    s: int = stop) -> bool:  # fmt: skip
+            return assets * P.BPS + s * a < (d + e) * P.BPS
+
+        assert not stopped(t) and stopped(t - 1)
+    assert nav_stop_assets(1_000, 0, 0, 500) is None  # no reference recorded
+    assert nav_stop_assets(1_000, 2_000, 1_000, 0) is None  # the stop is off

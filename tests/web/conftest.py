@@ -20,6 +20,7 @@ from crowdleverage.api import demo
 from crowdleverage.api.app import create_app
 from crowdleverage.api.serve import ReplayDriver
 from crowdleverage.config import SHIPPED_DATA, Settings
+from crowdleverage.domain.params import NAV_STOP_BELOW_BPS
 from crowdleverage.flows.market import MarketFeed
 from crowdleverage.flows.platform import Platform
 from crowdleverage.market.bars import read_bars
@@ -39,6 +40,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     settings = Settings(data_dir=tmp, jwt_secret="w" * 40)  # type: ignore[arg-type]
     bars = read_bars(SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv")
     platform = Platform(settings, market=MarketFeed(bars, start=dt.date(2015, 12, 28)))
+    # the NAV stop (5% of the reference assets) closes the demo's levered accounts on
+    # 2016-01-04, while these pages are being tested against a replay that keeps running; the
+    # pages' line prices need an account with debt throughout, so the operator turns the stop
+    # off here (a supported setting, `set_nav_stop`; tests/flows checks the page's stop figure)
+    platform.chain.send("Liquidator", "set_nav_stop", 0, NAV_STOP_BELOW_BPS, actor="operator")
     app = create_app(settings, platform=platform, engine=platform.engine)
     ids = demo.seed(app.state.api)
     port = _free_port()

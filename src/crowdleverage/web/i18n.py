@@ -174,6 +174,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "margin_page": ("融资融券账户", "Margin account"),
     "maintenance_ratio": ("维持担保比例", "Maintenance margin ratio"),
     "available_margin": ("可用保证金", "Available margin"),
+    "nav_stop_assets": ("止损线（总资产）", "NAV stop (total assets)"),
+    "nav_stop_note": (
+        "总资产低于此值时账户全部平仓：建仓时的权益减去建仓时总资产的 {pct}（与伞形信托的止损线同理）",
+        "Below these total assets the account is closed in full: the equity when the debt was"
+        " drawn less {pct} of the assets then (like an umbrella trust's stop line)",
+    ),
     "available_margin_note": (
         "在维持开仓线以上可再融资买入的额度（按引擎口径）",
         "What can still be used before the initial line (engine's valuation)",

@@ -28,6 +28,7 @@ from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK
 from crowdleverage.chain.params import PARAMS, read_tier
 from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.domain.params import stressed_lines
 from crowdleverage.flows.platform import MarginAccount, Platform
 
@@ -137,6 +138,10 @@ class MarginView:
     holdings: list[Holding]
     whole_factor: dict[str, int | None]  # ppm of today's prices at which each line is reached
     stressed: bool = False  # the regime in force: lines and haircuts at their stressed values
+    # the NAV stop: below these assets the Liquidator closes the account in full (None: no
+    # reference recorded yet, the stop is off, or a Liquidator deployed before the stop)
+    stop_assets_fen: int | None = None
+    nav_stop_bps: int = 0
 
     @property
     def market_value_fen(self) -> int:
@@ -165,6 +170,8 @@ class MarginView:
             "liquidation_bps": self.liquidation_bps,
             "initial_bps": self.initial_bps,
             "stressed": self.stressed,
+            "nav_stop_bps": self.nav_stop_bps,
+            "stop_assets_fen": self.stop_assets_fen,
             "holdings": [
                 {"code": h.code, "quantity": h.quantity, "engine_price_fen": h.engine_price_fen,
                  "haircut_bps": h.haircut_bps, "lines": h.lines, "whole": h.whole}
@@ -220,6 +227,29 @@ def _whole_account(
     return k, {h.code: h.engine_price_fen * k // SCALE for h in hs}
 
 
+def nav_stop_assets(
+    debt_fen: int, ref_assets_fen: int, ref_equity_fen: int, stop_bps: int
+) -> int | None:
+    """The assets (fen) below which the Liquidator's NAV stop closes the account: it acts
+    when assets·BPS + stop·ref_assets < (debt + ref_equity)·BPS. Rounded up, so an account
+    shown at or above the figure is never one the contract stops (while its ratio is below the
+    stop's `nav_stop_below_bps`). None without a reference or with the stop off."""
+    if stop_bps == 0 or ref_assets_fen == 0 or debt_fen == 0:
+        return None
+    return max(0, -(-((debt_fen + ref_equity_fen) * BPS - stop_bps * ref_assets_fen) // BPS))
+
+
+def _nav_stop(p: Platform, who: str) -> tuple[int, int, int]:
+    """(stop bps, reference assets, reference equity) from the Liquidator; zeros on a
+    Liquidator deployed before the stop (its calls revert)."""
+    try:
+        stop = int(p.chain.call(LIQUIDATOR, "nav_stop_bps"))
+        ref = p.chain.call(LIQUIDATOR, "reference", who)
+    except ContractRevert:
+        return 0, 0, 0
+    return stop, int(ref[0]), int(ref[1])
+
+
 def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
     """Read the account, its positions and the engine's valuation inputs (under the lock)."""
     with p.lock:
@@ -239,6 +269,7 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
         assets_engine, _debt, _ratio = (int(x) for x in p.chain.call(ENGINE, "account_state", who))
         day = int(p.chain.call(ORACLE, "trading_day"))
         costs = _avg_costs(p, acc.id)
+        stop_bps, ref_assets, ref_equity = _nav_stop(p, who)
         liquidating = view.locked or view.open_liquidation
         waiting = {
             w["code"]: w["reason"] for w in p.waiting_liquidations() if w["account_id"] == acc.id
@@ -285,4 +316,6 @@ def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
         assets_fen=assets, assets_check_fen=assets_engine, ratio_bps=view.ratio_bps,
         initial_bps=initial_bps, warning_bps=warning_bps,
         liquidation_bps=liquidation_bps, holdings=hs, whole_factor=factors, stressed=stressed,
+        stop_assets_fen=nav_stop_assets(view.debt_fen, ref_assets, ref_equity, stop_bps),
+        nav_stop_bps=stop_bps,
     )  # fmt: skip
