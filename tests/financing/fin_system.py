@@ -138,6 +138,17 @@ class Platform:
         self.cash.approve(self.pool.address, amount_fen, sender=investor)
         self.pool.subscribe(senior, amount_fen, sender=investor)
 
+    def fund_pool(self, limits: tuple[int, ...], prefix: str = "") -> Platform:
+        """A 10m-yuan pool (8m senior, 2m junior, one epoch closed) under `limits`
+        (`RiskParams.set_limits`); the investors are `{prefix}senior_investor` / `…junior…`."""
+        senior = self.new_actor(f"{prefix}senior_investor", Role.INVESTOR)
+        junior = self.new_actor(f"{prefix}junior_investor", Role.INVESTOR)
+        self.invest(senior, True, 8_000_000 * YUAN)
+        self.invest(junior, False, 2_000_000 * YUAN)
+        self.close_epoch()
+        self.params.set_limits(limits, sender=self.operator)
+        return self
+
     def close_epoch(self) -> None:
         started = self.pool.epoch_started_at()
         wait = started + self.pool.epoch_s() - boa.env.timestamp

@@ -16,13 +16,8 @@ RELAXED = (10_000, 500, 100, 10_500, 30, 30_000)
 @pytest.fixture
 def p(platform: Platform) -> Platform:
     """A 10m-yuan pool (8m senior, 2m junior)."""
-    senior = platform.new_actor("senior_investor", Role.INVESTOR)
-    junior = platform.new_actor("junior_investor", Role.INVESTOR)
-    platform.invest(senior, True, 8_000_000 * YUAN)
-    platform.invest(junior, False, 2_000_000 * YUAN)
-    platform.close_epoch()
     # most unit tests buy one security; the 40% rule has its own tests
-    platform.params.set_limits(RELAXED, sender=platform.operator)
+    platform.fund_pool(RELAXED)
     return platform
 
 

@@ -8,21 +8,13 @@ import boa
 import pytest
 from fin_system import CMB, PAB, PINGAN, YUAN, Platform
 
-from crowdleverage.chain.roles import Role
-
 CODES = (PAB, CMB, PINGAN)
 WARN, TOP_UP, START, END = 0, 1, 2, 3
 
 
 @pytest.fixture
 def p(platform: Platform) -> Platform:
-    senior = platform.new_actor("keep_senior", Role.INVESTOR)
-    junior = platform.new_actor("keep_junior", Role.INVESTOR)
-    platform.invest(senior, True, 8_000_000 * YUAN)
-    platform.invest(junior, False, 2_000_000 * YUAN)
-    platform.close_epoch()
-    platform.params.set_limits((4_000, 500, 100, 10_500, 30, 30_000), sender=platform.operator)
-    return platform
+    return platform.fund_pool((4_000, 500, 100, 10_500, 30, 30_000), prefix="keep_")
 
 
 def logs(p: Platform, name: str) -> list:

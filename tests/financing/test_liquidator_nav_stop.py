@@ -10,7 +10,6 @@ import boa
 import pytest
 from fin_system import CMB, PAB, PINGAN, YUAN, Platform
 
-from crowdleverage.chain.roles import Role
 from crowdleverage.domain import params as P
 
 CODES = (PAB, CMB, PINGAN)
@@ -19,12 +18,7 @@ DEFAULT_LIMITS = (4_000, 500, 100, 10_500, 30, 30_000)
 
 @pytest.fixture
 def p(platform: Platform) -> Platform:
-    senior = platform.new_actor("senior_investor", Role.INVESTOR)
-    junior = platform.new_actor("junior_investor", Role.INVESTOR)
-    platform.invest(senior, True, 8_000_000 * YUAN)
-    platform.invest(junior, False, 2_000_000 * YUAN)
-    platform.close_epoch()
-    platform.params.set_limits(DEFAULT_LIMITS, sender=platform.operator)
+    platform.fund_pool(DEFAULT_LIMITS)
     return platform
 
 

@@ -11,7 +11,6 @@ import boa
 import pytest
 from fin_system import CMB, PAB, PINGAN, YUAN, Platform, limit_down
 
-from crowdleverage.chain.roles import Role
 from crowdleverage.domain import params as P
 
 CODES = (PAB, CMB, PINGAN)
@@ -20,12 +19,7 @@ DEFAULT_LIMITS = (4_000, 500, 100, 10_500, 30, 30_000)
 
 @pytest.fixture
 def p(platform: Platform) -> Platform:
-    senior = platform.new_actor("senior_investor", Role.INVESTOR)
-    junior = platform.new_actor("junior_investor", Role.INVESTOR)
-    platform.invest(senior, True, 8_000_000 * YUAN)
-    platform.invest(junior, False, 2_000_000 * YUAN)
-    platform.close_epoch()
-    platform.params.set_limits(DEFAULT_LIMITS, sender=platform.operator)
+    platform.fund_pool(DEFAULT_LIMITS)
     platform.params.set_stressed_haircuts(10_000, 0, sender=platform.operator)
     return platform
 

@@ -11,7 +11,6 @@ import boa
 import pytest
 from fin_system import CMB, PAB, SMIC, ST_CODE, YUAN, Platform
 
-from crowdleverage.chain.roles import Role
 from crowdleverage.domain import params as P
 
 NO_SINGLE_LIMIT = (10_000, 500, 100, 10_500, 30, 30_000)  # 5% of pool = 500k yuan per code
@@ -21,12 +20,7 @@ CAP = LIQUIDITY * P.LIQUIDITY_CAP_BPS // P.BPS  # 200k yuan = 20,000 PAB at 10 y
 
 @pytest.fixture
 def p(platform: Platform) -> Platform:
-    senior = platform.new_actor("senior_investor", Role.INVESTOR)
-    junior = platform.new_actor("junior_investor", Role.INVESTOR)
-    platform.invest(senior, True, 8_000_000 * YUAN)
-    platform.invest(junior, False, 2_000_000 * YUAN)
-    platform.close_epoch()
-    platform.params.set_limits(NO_SINGLE_LIMIT, sender=platform.operator)
+    platform.fund_pool(NO_SINGLE_LIMIT)
     return platform
 
 

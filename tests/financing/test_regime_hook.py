@@ -7,17 +7,10 @@ import boa
 import pytest
 from fin_system import CMB, PAB, YUAN, Platform
 
-from crowdleverage.chain.roles import Role
-
 
 @pytest.fixture
 def p(platform: Platform) -> Platform:
-    senior = platform.new_actor("senior_investor", Role.INVESTOR)
-    junior = platform.new_actor("junior_investor", Role.INVESTOR)
-    platform.invest(senior, True, 8_000_000 * YUAN)
-    platform.invest(junior, False, 2_000_000 * YUAN)
-    platform.close_epoch()
-    platform.params.set_limits((10_000, 500, 100, 10_500, 30, 30_000), sender=platform.operator)
+    platform.fund_pool((10_000, 500, 100, 10_500, 30, 30_000))
     return platform
 
 

@@ -9,7 +9,10 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from crowdleverage.config import Settings
+from crowdleverage.domain.errors import ConfigError
 from crowdleverage.flows.platform import UNIVERSE_FILE, Platform
 
 
@@ -33,3 +36,10 @@ def test_a_restart_with_another_start_keeps_the_first_market(tmp_path: Path) -> 
     finally:
         again.close()
         again.engine.dispose()
+
+
+def test_a_damaged_universe_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir(parents=True)
+    (tmp_path / "flows" / UNIVERSE_FILE).write_text('{"market_start": "2015-12-2')
+    with pytest.raises(ConfigError, match=r"universe\.json is damaged"):
+        Platform(Settings(data_dir=tmp_path), market_start=dt.date(2015, 12, 28))

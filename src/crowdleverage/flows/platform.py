@@ -64,6 +64,7 @@ from crowdleverage.custody.types import new_id
 from crowdleverage.domain import params as P
 from crowdleverage.domain import params as RP
 from crowdleverage.domain.errors import (
+    ConfigError,
     Conflict,
     CrowdLevError,
     Forbidden,
@@ -530,10 +531,10 @@ class Platform:
         """The replay's first day this data dir was started with (`universe.json`); `asked`
         on a fresh data dir. A restart with another `--from` keeps the first one (the
         watched universe and the chain's listings come from it) and says so."""
-        path = self.work_dir / UNIVERSE_FILE
-        if not path.exists():
+        stored = self._stored_universe()
+        if stored is None:
             return asked
-        raw = json.loads(path.read_text())["market_start"]
+        raw = stored["market_start"]
         first = None if raw is None else dt.date.fromisoformat(raw)
         if first != asked:
             log.warning(
@@ -543,11 +544,29 @@ class Platform:
             )  # fmt: skip
         return first
 
+    def _stored_universe(self) -> dict[str, Any] | None:
+        """`universe.json` as written at the first start (None on a fresh data dir); a file
+        that is not what this release wrote is a ConfigError naming it."""
+        path = self.work_dir / UNIVERSE_FILE
+        if not path.exists():
+            return None
+        try:
+            stored = json.loads(path.read_text())
+            raw, codes = stored["market_start"], stored["codes"]
+            if raw is not None:
+                dt.date.fromisoformat(raw)
+            if not isinstance(codes, list) or not codes:
+                raise ValueError("no codes")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path} is damaged ({exc}); restore it from a backup") from exc
+        return dict(stored)
+
     def _universe(self, derived: list[str]) -> list[str]:
         """The watched codes as first stored in the data dir (`derived` on a fresh one)."""
+        stored = self._stored_universe()
+        if stored is not None:
+            return [str(c) for c in stored["codes"]]
         path = self.work_dir / UNIVERSE_FILE
-        if path.exists():
-            return [str(c) for c in json.loads(path.read_text())["codes"]]
         start = None if self._market_start is None else self._market_start.isoformat()
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"market_start": start, "codes": derived}))
