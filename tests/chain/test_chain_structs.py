@@ -10,6 +10,7 @@ import pytest
 from crowdleverage.chain.structs import (
     EngineAccount,
     EngineOrder,
+    OracleDayParams,
     SecurityParams,
     StructMismatch,
     decode_struct,
@@ -20,6 +21,7 @@ GATEWAYS = [
     (EngineAccount, "MarginEngine", "accounts"),
     (EngineOrder, "OrderBook", "orders"),
     (SecurityParams, "RiskParams", "securities"),
+    (OracleDayParams, "PriceOracle", "day_params"),
 ]
 
 

@@ -227,9 +227,14 @@ class SimulatedBroker:
 
     def on_fills(self, fills: Iterable[Fill]) -> int:
         """Journal the exchange's fills of our orders, then settle them on chain."""
+        self.journal(fills)
+        return self.settle_pending()
+
+    def journal(self, fills: Iterable[Fill]) -> None:
+        """Journal the exchange's fills of our orders as pending (`settle_pending` settles
+        them; so does `recover` after a restart)."""
         for f in fills:
             self._journal_fill(f)
-        return self.settle_pending()
 
     def _journal_fill(self, f: Fill) -> None:
         if not f.order_id.startswith("E"):

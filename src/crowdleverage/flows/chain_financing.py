@@ -17,7 +17,8 @@ compliance with the role the platform's KYC granted. Cash reaches that address o
 
 Chain: any port that has the financing system deployed, e.g. the persisted embedded chain
 of `risk.world.open_financing_chain` (chain.deploy's `deploy_financing`); the users' actors
-must have keys on it. The broker's and keeper's journals live in `work_dir`.
+must have keys on it. The broker's and keeper's journals and the session's progress live
+in `work_dir`.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class ChainFinancing:
             # the 20-day liquidity published at each open (RiskParams; none on a chain
             # deployed before RiskParams)
             liquidity_days=liquidity_days if "RiskParams" in chain.deployed() else None,
+            progress=work_dir / "session.json",  # a restart resumes the tick exactly
         )  # fmt: skip
 
     def close(self) -> None:

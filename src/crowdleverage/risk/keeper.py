@@ -323,6 +323,14 @@ class Keeper:
             tmp.write_text(json.dumps(self._warned))
             os.replace(tmp, self._journal)
 
+    def note_done(self, who: str, action: str, day: str) -> None:
+        """`action` on `who` is on chain from the tick a restart interrupted (found by the
+        trading session): as if this keeper had done it — the account cools down for this tick
+        and a warning counts for the day — so the tick, run again, does not do it twice."""
+        self._last[who] = (self.chain.block_time(), int(AccountState.LIQUIDATION_DUE))
+        if action == "warn":
+            self._remember_warning(day, who)
+
 
 class ChainSync:
     """Engine events → monitor updates for the accounts they touch."""
