@@ -10,6 +10,7 @@ import pytest
 from crowdleverage.chain.structs import (
     EngineAccount,
     EngineOrder,
+    LegsAccount,
     OracleDayParams,
     SecurityParams,
     StructMismatch,
@@ -22,6 +23,7 @@ GATEWAYS = [
     (EngineOrder, "OrderBook", "orders"),
     (SecurityParams, "RiskParams", "securities"),
     (OracleDayParams, "PriceOracle", "day_params"),
+    (LegsAccount, "OffPlatformLegs", "accounts"),
 ]
 
 

@@ -18,6 +18,7 @@ from crowdleverage.chain.margin import ENGINE, ORDERBOOK
 from crowdleverage.chain.params import PARAMS
 
 ORACLE = "PriceOracle"
+LEGS = "OffPlatformLegs"
 
 T = TypeVar("T")
 
@@ -95,6 +96,19 @@ class SecurityParams:
 
 
 @dataclass(frozen=True, slots=True)
+class LegsAccount:
+    """`OffPlatformLegs.accounts(who)` (struct Account): a strategy account's off-platform legs."""
+
+    enrolled: bool
+    broker: str
+    cash_fen: int  # broker account cash after the day's settlement (negative: owed)
+    settled_day: int  # oracle trading day of the last report
+    cap_fen: int  # max engine debt while the brake caps exposure; 0: no cap
+    unwinding: bool
+    reported: bool  # a settlement was reported since enrolment
+
+
+@dataclass(frozen=True, slots=True)
 class OracleDayParams:
     """`PriceOracle.day_params(code)` (struct DayParams): the band of the day it was set for."""
 
@@ -122,3 +136,7 @@ def read_security(chain: Any, code: int) -> SecurityParams:
 def read_day_params(chain: Any, code: int) -> OracleDayParams:
     raw = chain.call(ORACLE, "day_params", code)
     return decode_struct(OracleDayParams, ORACLE, "day_params", raw)
+
+
+def read_legs_account(chain: Any, who: str) -> LegsAccount:
+    return decode_struct(LegsAccount, LEGS, "accounts", chain.call(LEGS, "accounts", who))
