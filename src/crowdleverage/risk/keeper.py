@@ -323,12 +323,16 @@ class Keeper:
             tmp.write_text(json.dumps(self._warned))
             os.replace(tmp, self._journal)
 
-    def note_done(self, who: str, action: str, day: str) -> None:
+    def note_done(self, who: str, action: str, day: str, *, skipped: bool = False) -> None:
         """`action` on `who` is on chain from the tick a restart interrupted (found by the
-        trading session): as if this keeper had done it — the account cools down for this tick
-        and a warning counts for the day — so the tick, run again, does not do it twice."""
-        self._last[who] = (self.chain.block_time(), int(AccountState.LIQUIDATION_DUE))
-        if action == "warn":
+        trading session; `skipped`: the chain skipped it): as if this keeper had tried it — the
+        account cools down at the state the action is for, and a warning counts for the day —
+        so the tick, run again, does not do it twice."""
+        state = {"warn": AccountState.WARNING, "top_up": AccountState.TOPUP_DUE}.get(
+            action, AccountState.LIQUIDATION_DUE
+        )
+        self._last[who] = (self.chain.block_time(), int(state))
+        if action == "warn" and not skipped:
             self._remember_warning(day, who)
 
 

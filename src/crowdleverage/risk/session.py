@@ -286,16 +286,17 @@ class TradingSession:
                          self._chain_mark())  # fmt: skip
             p.write(self.progress)
 
-    def _keeper_events(self, since: ChainMark) -> list[tuple[str, str]]:
-        """(account, action) of the keeper's events mined after `since` (on a restart)."""
+    def _keeper_events(self, since: ChainMark) -> list[tuple[str, str, bool]]:
+        """(account, action, skipped) of the keeper's events mined after `since`."""
         out = []
         for e in self.chain.events(LIQUIDATOR, since=since.seq):
             action = KEEPER_EVENTS.get(e.event)
             if action is None or e.block <= since.block:
                 continue
-            if action == "skipped":
-                action = f"skipped {ACTION_OF_CODE.get(int(e.args['action']), '?')}"
-            out.append((str(e.args["account"]), action))
+            skipped = action == "skipped"
+            if skipped:
+                action = ACTION_OF_CODE.get(int(e.args["action"]), "?")
+            out.append((str(e.args["account"]), action, skipped))
         return out
 
     def _set_halts(self, day: TradingDay) -> None:
@@ -344,7 +345,7 @@ class TradingSession:
             redo = None
         phase = redo.phase if redo is not None else None
         since = redo.mark if redo is not None else None
-        if redo is None or phase is None:
+        if redo is None:
             self._mark_step(step, BEGUN)
         ticks = [s[step] for s in self._live if step < len(s)]
         if step > 0 and phase in (None, BEGUN):  # the first tick was reported at the open
@@ -373,14 +374,15 @@ class TradingSession:
         date = day.date.isoformat()
         self.sync.sync()
         if phase in (None, BEGUN):
-            for who, action in self._keeper_events(since) if since is not None else ():
-                self.keeper.note_done(who, action, date)
+            for who, action, skipped in self._keeper_events(since) if since is not None else ():
+                self.keeper.note_done(who, action, date, skipped=skipped)
             self.keeper.on_tick(self.monitor.tick(), date)
         if step == 0:
             accounts = self.liquidating()
             if phase == KEPT and since is not None:
-                acted = {who.lower() for who, a in self._keeper_events(since)
-                         if a in ("start_liquidation", "end_liquidation")}  # fmt: skip
+                ends = ("start_liquidation", "end_liquidation")
+                acted = {who.lower() for who, a, skipped in self._keeper_events(since)
+                         if not skipped and a in ends}  # fmt: skip
                 accounts = [a for a in accounts if a.lower() not in acted]
             else:
                 self._mark_step(step, KEPT)
