@@ -9,12 +9,17 @@ The day is 2016-01-04 of the shipped sample: at its fifth tick (step 4) the keep
 a tier-3 account below its NAV stop, the liquidation sells fill and the liquidation ends. The
 book up to the close of 2015-12-31 is built once; each case starts from a copy of that data
 dir. A "crash" is an exception raised at the point, then the process's objects dropped after
-`Platform.close()` (which saves nothing), as in tests/flows/test_flows_record.py."""
+`Platform.close()` (which saves nothing), as in tests/flows/test_flows_record.py; once, the
+platform runs in a child process SIGKILLed at the point."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -145,6 +150,15 @@ def reference(tmp_path_factory: pytest.TempPathFactory, book: Book, bars: list[B
     return out
 
 
+_KILL = False  # in a child process: the crash points SIGKILL it instead of raising
+
+
+def _die(point: str) -> None:
+    if _KILL:
+        os.kill(os.getpid(), signal.SIGKILL)  # no shutdown of any kind
+    raise SimulatedCrash(point)
+
+
 def _in_step(p: Platform, step: int) -> bool:
     return p.market.today == DAY and p.market.step == step and p.day_open
 
@@ -159,7 +173,7 @@ def _after_reports(p: Platform, when: Callable[[], bool], n: int = 2) -> None:
         if when():
             done[0] += 1
             if done[0] == n:
-                raise SimulatedCrash("after some reports")
+                _die("after some reports")
         return landed
 
     p.fin.feeder._report = report  # type: ignore[method-assign]
@@ -176,7 +190,7 @@ def crash_after_the_keeper(p: Platform) -> None:
         acted = real(*args)
         if _in_step(p, KEEPER_STEP):
             assert acted, "the keeper acts at this tick"
-            raise SimulatedCrash("after the keeper")
+            _die("after the keeper")
         return acted
 
     p.fin.keeper.on_tick = on_tick  # type: ignore[method-assign]
@@ -185,7 +199,7 @@ def crash_after_the_keeper(p: Platform) -> None:
 def crash_while_settling(p: Platform) -> None:
     def fail(point: str) -> None:
         if point == "after_settle_before_journal" and _in_step(p, KEEPER_STEP):
-            raise SimulatedCrash(point)
+            _die(point)
 
     p.fin.broker._fail = fail
 
@@ -195,7 +209,7 @@ def crash_before_the_commit(p: Platform) -> None:
 
     def save(*args: Any, **kwargs: Any) -> None:
         if _in_step(p, KEEPER_STEP):
-            raise SimulatedCrash("before the tick is committed")
+            _die("before the tick is committed")
         real(*args, **kwargs)
 
     p.save = save  # type: ignore[method-assign]
@@ -214,7 +228,7 @@ def crash_in_the_first_step(p: Platform) -> None:
     def follow_up(accounts: Any, *, new_session: bool) -> int:
         n = real(accounts, new_session=new_session)
         if new_session and p.market.today == DAY:
-            raise SimulatedCrash("in the first step")
+            _die("in the first step")
         return n
 
     p.fin.keeper.follow_up = follow_up  # type: ignore[method-assign]
@@ -242,6 +256,34 @@ def test_a_crash_inside_a_tick_resumes_it_exactly(
         _finish_day(first)
     _close(first)
 
+    _resume_and_check(copy, book, reference, bars)
+
+
+def _child(data_dir: str, crash: str) -> None:
+    """In a child process: the platform on `data_dir`, killed at the crash point `crash`."""
+    global _KILL
+    _KILL = True
+    p = _open(Path(data_dir), read_bars(MARKET))
+    globals()[crash](p)
+    _finish_day(p)
+    raise AssertionError(f"{crash} was not reached")
+
+
+@pytest.mark.parametrize("crash", ["crash_after_some_reports"])
+def test_a_platform_process_killed_inside_a_tick_resumes_it_exactly(
+    crash: str, copy: Path, book: Book, reference: Outcome, bars: list[Bar]
+) -> None:
+    here = Path(__file__).parent
+    code = (
+        f"import sys; sys.path[:0] = [{str(here)!r}, {str(here.parent)!r}]\n"
+        f"import test_flows_tick_crash as t; t._child({str(copy)!r}, {crash!r})"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+    _resume_and_check(copy, book, reference, bars)
+
+
+def _resume_and_check(copy: Path, book: Book, reference: Outcome, bars: list[Bar]) -> None:
     again = _open(copy, bars)
     check_invariants(again)
     _finish_day(again)
