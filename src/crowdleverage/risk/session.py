@@ -62,6 +62,7 @@ from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.margin import LIQUIDATOR
 from crowdleverage.chain.params import PARAMS
 from crowdleverage.chain.port import ChainPort
+from crowdleverage.domain.errors import ConfigError
 from crowdleverage.market.exchange import Fill, Order, SimulatedExchange
 from crowdleverage.market.replay import Tick, TradingDay, intraday_ticks
 from crowdleverage.oracle.feeder import OracleFeeder
@@ -106,10 +107,13 @@ class Progress:
     def read(path: Path | None) -> Progress | None:
         if path is None or not path.exists():
             return None
-        raw = json.loads(path.read_text())
-        marks = {k: ChainMark(**raw[k]) if raw.get(k) else None for k in ("open", "mark")}
-        return Progress(raw["day"], marks["open"], raw.get("step"), raw.get("phase"),
-                        marks["mark"])  # fmt: skip
+        try:
+            raw = json.loads(path.read_text())
+            marks = {k: ChainMark(**raw[k]) if raw.get(k) else None for k in ("open", "mark")}
+            return Progress(str(raw["day"]), marks["open"], raw.get("step"), raw.get("phase"),
+                            marks["mark"])  # fmt: skip
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConfigError(f"{path} is not a trading session's progress file: {err}") from err
 
     def write(self, path: Path) -> None:
         """Atomically (a killed process leaves the old file or the new one)."""
