@@ -10,6 +10,8 @@ import pytest
 from crowdleverage.chain.structs import (
     EngineAccount,
     EngineOrder,
+    LegsAccount,
+    OracleDayParams,
     SecurityParams,
     StructMismatch,
     decode_struct,
@@ -20,6 +22,8 @@ GATEWAYS = [
     (EngineAccount, "MarginEngine", "accounts"),
     (EngineOrder, "OrderBook", "orders"),
     (SecurityParams, "RiskParams", "securities"),
+    (OracleDayParams, "PriceOracle", "day_params"),
+    (LegsAccount, "OffPlatformLegs", "accounts"),
 ]
 
 

@@ -9,8 +9,8 @@ import datetime as dt
 from pathlib import Path
 
 from crowdleverage.config import SHIPPED_DATA
-from crowdleverage.flows.session import EpochClose
 from crowdleverage.risk.replay import Replay, ReplayConfig
+from crowdleverage.risk.session import EpochClose
 from crowdleverage.risk.world import ENGINE
 
 DATA = SHIPPED_DATA / "market" / "ashare_unadjusted_2016-04_2016-10.csv"

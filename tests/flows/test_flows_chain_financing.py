@@ -22,10 +22,10 @@ from crowdleverage.custody.db import make_engine
 from crowdleverage.custody.service import CustodyService
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
 from crowdleverage.flows.chain_financing import ChainFinancing, actor, precheck_order_amounts
-from crowdleverage.flows.session import EpochClose, SessionObserver
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.exchange import Fill, Order
 from crowdleverage.market.replay import TradingDay, trading_days
+from crowdleverage.risk.session import EpochClose, SessionObserver
 from crowdleverage.risk.world import open_financing_chain
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custody"))

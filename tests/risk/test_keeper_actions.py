@@ -29,7 +29,7 @@ PRICES = [1_000, 1_380, 1_630]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100
 ACTORS = ["investor-senior", "investor-junior", "k-warn", "k-topup", "k-liq", "k-rate-a",
-          "k-rate-b", "k-st", "k-stress", "k-stop"]  # fmt: skip
+          "k-rate-b", "k-st", "k-stress", "k-stop", "k-noted"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,35 @@ def test_warning_once_per_day_even_across_a_restart(world, tmp_path: Path):
         warnings = world.chain.events("Liquidator", "MarginWarning")
         assert [e.args["account"] for e in warnings].count(who) == 1
         assert restarted.on_tick(res, "2016-01-04") == 1  # a new day warns again
+    finally:
+        set_haircut(world, 10_000)
+
+
+def test_an_action_found_on_chain_after_a_restart_is_not_done_again(world, tmp_path: Path):
+    """The trading session re-running a tick a crash interrupted tells a new keeper what the
+    chain shows it did (`note_done`): a warning mined before the crash (its journal line
+    lost) counts for the day and the account cools down; a skipped one counts for nothing."""
+    who = levered_borrower(world, "k-noted", 3)
+    set_haircut(world, 9_000)
+    try:
+        m = monitor_for(world, {who: 3}, 9_000)
+        res = m.tick()
+        assert AccountState(res.state[0]) is AccountState.WARNING
+        journal = tmp_path / "keeper.json"
+        keeper = Keeper(world.chain, m, journal=journal)
+        keeper.note_done(who, "warn", "2015-12-31")
+        assert keeper.on_tick(res, "2015-12-31") == 0  # warned already (and cooling down)
+        again = Keeper(world.chain, m, journal=journal, config=KeeperConfig(cooldown_s=0))
+        assert again.on_tick(res, "2015-12-31") == 0  # the warning is in the day's journal
+        skipped = Keeper(world.chain, m, journal=tmp_path / "other.json")
+        skipped.note_done(who, "warn", "2015-12-31", skipped=True)
+        assert skipped.on_tick(res, "2015-12-31") == 0  # cooling down: not tried again
+        warned = {str(e.args["account"]).lower() for e in world.chain.events("Liquidator")
+                  if e.event == "MarginWarning"}  # fmt: skip
+        assert who.lower() not in warned  # nothing was sent: the chain has no warning yet
+        fresh = Keeper(world.chain, m, journal=tmp_path / "other.json",
+                       config=KeeperConfig(cooldown_s=0))  # fmt: skip
+        assert fresh.on_tick(res, "2015-12-31") == 1  # a skip was no warning: it warns now
     finally:
         set_haircut(world, 10_000)
 

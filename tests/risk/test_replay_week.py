@@ -11,11 +11,11 @@ import pytest
 from crowdleverage.broker.simulated import SimulatedCrash
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import InvalidInput
-from crowdleverage.flows.session import EpochClose
 from crowdleverage.oracle.feeder import ReporterMode
 from crowdleverage.risk.accounting import LAYERS
 from crowdleverage.risk.book import Book, TierBook
 from crowdleverage.risk.replay import Replay, ReplayConfig, ReplayReport, run_replay
+from crowdleverage.risk.session import EpochClose
 
 DATA = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
 

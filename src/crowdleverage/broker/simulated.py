@@ -23,11 +23,11 @@ import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from crowdleverage.broker.port import BrokerFill, BrokerOrder
 from crowdleverage.chain.codes import code_from_chain, ref_to_bytes32
 from crowdleverage.chain.port import ChainPort
+from crowdleverage.chain.structs import read_order
 from crowdleverage.domain.errors import Conflict, ContractRevert, NotFound, RuleViolation
 from crowdleverage.market.exchange import Fill, OrderStatus, SimulatedExchange
 from crowdleverage.market.rules import Side
@@ -158,7 +158,7 @@ class SimulatedBroker:
         ).fetchall()
         placed = 0
         for oid, account, code, side, qty, limit, liq in rows:
-            if not self.chain.call(ORDERBOOK, "orders", oid)[4]:
+            if not read_order(self.chain, oid).open:
                 self._set_order(oid, "closed")  # closed on chain already (history replayed)
                 continue
             order = BrokerOrder(str(oid), account, code, Side(side), qty, limit, bool(liq))
@@ -187,7 +187,7 @@ class SimulatedBroker:
         ).fetchall()
         placed = 0
         for oid, account, code, side, qty, limit, liq in rows:
-            if not self.chain.call(ORDERBOOK, "orders", oid)[4]:
+            if not read_order(self.chain, oid).open:
                 self._set_order(oid, "done")
                 continue
             filled, n = self._db.execute(
@@ -227,9 +227,14 @@ class SimulatedBroker:
 
     def on_fills(self, fills: Iterable[Fill]) -> int:
         """Journal the exchange's fills of our orders, then settle them on chain."""
+        self.journal(fills)
+        return self.settle_pending()
+
+    def journal(self, fills: Iterable[Fill]) -> None:
+        """Journal the exchange's fills of our orders as pending (`settle_pending` settles
+        them; so does `recover` after a restart)."""
         for f in fills:
             self._journal_fill(f)
-        return self.settle_pending()
 
     def _journal_fill(self, f: Fill) -> None:
         if not f.order_id.startswith("E"):
@@ -292,8 +297,7 @@ class SimulatedBroker:
     def _close_on_chain(self, oid: int, status: str) -> int:
         """Release an engine order whose venue order is finished. Returns 1 if it was
         released now, 0 if it was already closed on chain (filled) or is still working."""
-        order: Any = self.chain.call(ORDERBOOK, "orders", oid)
-        if not order[4]:
+        if not read_order(self.chain, oid).open:
             self._set_order(oid, "done")
             return 0
         if self._exchange_order_status(oid) is OrderStatus.OPEN:

@@ -158,13 +158,15 @@ def set_st_status(
     """Operator, at the day open: a listed security's ST / *ST status from the day's market
     data (`Bar.st`); only changes are sent (`SecuritySet` then re-values it everywhere).
     Returns the codes whose status changed. Unlisted securities are left alone."""
+    from crowdleverage.chain.structs import read_security  # structs reads PARAMS from here
+
     changed = []
     for code, st in sorted(statuses.items()):
-        haircut, current, listed_day = chain.call(PARAMS, "securities", code_to_chain(code))
-        if int(haircut) == 0 or bool(current) == st:
+        sec = read_security(chain, code_to_chain(code))
+        if sec.haircut_bps == 0 or sec.st == st:
             continue
-        chain.send(PARAMS, "set_security", code_to_chain(code), int(haircut), st,
-                   int(listed_day), actor=actor)  # fmt: skip
+        chain.send(PARAMS, "set_security", code_to_chain(code), sec.haircut_bps, st,
+                   sec.listed_day, actor=actor)  # fmt: skip
         changed.append(code)
     return changed
 

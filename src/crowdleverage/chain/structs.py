@@ -17,6 +17,9 @@ from crowdleverage.chain.artifacts import artifact
 from crowdleverage.chain.margin import ENGINE, ORDERBOOK
 from crowdleverage.chain.params import PARAMS
 
+ORACLE = "PriceOracle"
+LEGS = "OffPlatformLegs"
+
 T = TypeVar("T")
 
 
@@ -92,6 +95,30 @@ class SecurityParams:
     listed_day: int
 
 
+@dataclass(frozen=True, slots=True)
+class LegsAccount:
+    """`OffPlatformLegs.accounts(who)` (struct Account): a strategy account's off-platform legs."""
+
+    enrolled: bool
+    broker: str
+    cash_fen: int  # broker account cash after the day's settlement (negative: owed)
+    settled_day: int  # oracle trading day of the last report
+    cap_fen: int  # max engine debt while the brake caps exposure; 0: no cap
+    unwinding: bool
+    reported: bool  # a settlement was reported since enrolment
+
+
+@dataclass(frozen=True, slots=True)
+class OracleDayParams:
+    """`PriceOracle.day_params(code)` (struct DayParams): the band of the day it was set for."""
+
+    day: int  # the oracle's trading day (session index) these belong to
+    prev_close_fen: int
+    limit_down_fen: int
+    limit_up_fen: int
+    halted: bool
+
+
 def read_account(chain: Any, who: str) -> EngineAccount:
     return decode_struct(EngineAccount, ENGINE, "accounts", chain.call(ENGINE, "accounts", who))
 
@@ -104,3 +131,12 @@ def read_order(chain: Any, order_id: int) -> EngineOrder:
 def read_security(chain: Any, code: int) -> SecurityParams:
     raw = chain.call(PARAMS, "securities", code)
     return decode_struct(SecurityParams, PARAMS, "securities", raw)
+
+
+def read_day_params(chain: Any, code: int) -> OracleDayParams:
+    raw = chain.call(ORACLE, "day_params", code)
+    return decode_struct(OracleDayParams, ORACLE, "day_params", raw)
+
+
+def read_legs_account(chain: Any, who: str) -> LegsAccount:
+    return decode_struct(LegsAccount, LEGS, "accounts", chain.call(LEGS, "accounts", who))

@@ -25,6 +25,7 @@ import logging
 
 from crowdleverage.chain.identity import register_identity
 from crowdleverage.chain.port import ChainPort
+from crowdleverage.chain.structs import read_account
 from crowdleverage.compliance.ports import IdentityRole
 
 REGISTRY = "IdentityRegistry"
@@ -75,10 +76,10 @@ class ChainIdentityWriter:
             self._set_tier(address, tier)
 
     def _set_tier(self, address: str, tier: int) -> None:
-        account = self.chain.call(ENGINE, "accounts", address)
-        if int(account[0]) == tier:
+        account = read_account(self.chain, address)
+        if account.tier == tier:
             return
-        if int(account[5]) != 0:  # scaled debt: the engine refuses a tier change
+        if account.scaled_debt != 0:  # the engine refuses a tier change while it owes
             log.warning("tier change deferred: account owes debt",
                         extra={"address": address, "tier": tier})  # fmt: skip
             return

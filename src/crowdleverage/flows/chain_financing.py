@@ -8,7 +8,7 @@ junior ratio, liquidity buffer) is the contract's, and a refusal comes back as
 `ContractRevert` with the contract's reason (HTTP 422) with nothing written. Orders fill
 asynchronously: `request_buy`/`request_sell` only record the request on chain; the broker
 places it on the exchange and settles fills during the trading day (`self.session`, a
-`flows.session.TradingSession`).
+`risk.session.TradingSession`).
 
 Each user acts from their own address (actor `user-<id>`), registered on chain by
 compliance with the role the platform's KYC granted. Cash reaches that address only as
@@ -17,7 +17,8 @@ compliance with the role the platform's KYC granted. Cash reaches that address o
 
 Chain: any port that has the financing system deployed, e.g. the persisted embedded chain
 of `risk.world.open_financing_chain` (chain.deploy's `deploy_financing`); the users' actors
-must have keys on it. The broker's and keeper's journals live in `work_dir`.
+must have keys on it. The broker's and keeper's journals and the session's progress live
+in `work_dir`.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ from crowdleverage.compliance.ports import IdentityRole
 from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.domain.params import HAIRCUT_BPS
 from crowdleverage.domain.security import Security
-from crowdleverage.flows.session import EpochClose, EpochClosed, TradingSession
 from crowdleverage.market.exchange import SimulatedExchange
 from crowdleverage.market.replay import TradingDay
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
 from crowdleverage.risk.keeper import ChainSync, Keeper
 from crowdleverage.risk.monitor import RiskMonitor
 from crowdleverage.risk.regime import RegimePoint
+from crowdleverage.risk.session import EpochClose, EpochClosed, TradingSession
 from crowdleverage.risk.world import list_securities
 
 POOL = "TranchePool"
@@ -112,6 +113,7 @@ class ChainFinancing:
             # the 20-day liquidity published at each open (RiskParams; none on a chain
             # deployed before RiskParams)
             liquidity_days=liquidity_days if "RiskParams" in chain.deployed() else None,
+            progress=work_dir / "session.json",  # a restart resumes the tick exactly
         )  # fmt: skip
 
     def close(self) -> None:
@@ -246,7 +248,7 @@ class ChainFinancing:
         return int(self.chain.call(ENGINE, "sellable", self.address(user_id),
                                    code_to_chain(code)))  # fmt: skip
 
-    # ── the trading day: one `TradingSession` (flows/session.py) ─────────────────────────
+    # ── the trading day: one `TradingSession` (risk/session.py) ─────────────────────────
 
     def events(self, event: str, since: int = 0) -> list[dict[str, Any]]:
         """The engine's events of one kind (MarginWarning, TopUp, LiquidationStarted, …)."""

@@ -82,11 +82,11 @@ from crowdleverage.flows.commands import Command, CommandSpec, CommandStore
 from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import AccountStatus, Event, Tranche
 from crowdleverage.flows.record import MarginAccount, Order, Pending, Saved
-from crowdleverage.flows.session import EpochClose
 from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.rules import PriceBand, Side, check_order
 from crowdleverage.migrations import upgrade as migrate
 from crowdleverage.risk.regime import RegimePoint, published_history
+from crowdleverage.risk.session import EpochClose
 
 BPS = P.BPS
 BANK_ACCOUNT = "6222020200112233445"  # the platform's segregated custody account

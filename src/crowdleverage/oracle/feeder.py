@@ -17,6 +17,7 @@ The feeder never retries a refused batch: a reverting reporter is a fact to repo
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,12 +26,15 @@ from enum import StrEnum
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.params import PARAMS, set_st_status
 from crowdleverage.chain.port import ChainPort
+from crowdleverage.chain.structs import read_day_params
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
 from crowdleverage.domain.money import mul_div_down
 from crowdleverage.market.bars import Bar
 from crowdleverage.market.calendar import xshg
 from crowdleverage.market.replay import Tick, TradingDay
 from crowdleverage.market.rules import BPS
+
+log = logging.getLogger("crowdleverage.oracle")
 
 BATCH = 64  # PriceOracle.MAX_BATCH
 UNLIMITED_UP_FEN = 2**64 - 1  # a day without a price limit: any positive price is legal
@@ -131,11 +135,13 @@ class OracleFeeder:
         self.day: TradingDay | None = None
         self._tick_index = 0
 
-    def open_day(self, day: TradingDay) -> int:
+    def open_day(self, day: TradingDay, *, again: bool = False) -> int:
         """Advance the oracle to `day` and set every watched security's band (±5% for ST /
         *ST), and, with the financing system deployed, each listed security's ST status at
         `RiskParams` (a change re-values it at this open); returns the session index used
-        as the on-chain trading day."""
+        as the on-chain trading day. `again`: the open of `day` was interrupted (a restart):
+        a batch of bands the oracle already holds for the day, as they would be set, is not
+        sent again (the ST statuses are sent only when they change anyway)."""
         index = session_index(day.date)
         current = int(self.port.call("PriceOracle", "trading_day"))
         if index > current:
@@ -144,9 +150,10 @@ class OracleFeeder:
             raise InvalidInput(f"the oracle is already at session {current}, after {day.date}")
         inputs = day_inputs(day, self.codes)
         for i in range(0, len(inputs), BATCH):
-            self.port.send(
-                "PriceOracle", "set_day_params_many", inputs[i : i + BATCH], actor=self.operator
-            )
+            batch = inputs[i : i + BATCH]
+            if again and all(self._band_set(index, x) for x in batch):
+                continue
+            self.port.send("PriceOracle", "set_day_params_many", batch, actor=self.operator)
         if PARAMS in self.port.deployed():  # the financing system: ST status of the day
             set_st_status(self.port, {c: day.bars[c].st for c in self.codes if c in day.bars},
                           actor=self.operator)  # fmt: skip
@@ -154,15 +161,24 @@ class OracleFeeder:
         self._tick_index = 0
         return index
 
+    def _band_set(self, index: int, x: tuple[int, int, int, int, bool]) -> bool:
+        """The oracle holds the day parameters `x` (as `day_inputs` gives them) for `index`."""
+        dp = read_day_params(self.port, x[0])
+        held = (dp.prev_close_fen, dp.limit_down_fen, dp.limit_up_fen, dp.halted)
+        return dp.day == index and held == x[1:]
+
     def resume_day(self, day: TradingDay, ticks_reported: int) -> None:
         """Continue `day` after a restart: the oracle has its bands and the first
         `ticks_reported` ticks already (nothing is sent again)."""
         self.day = day
         self._tick_index = ticks_reported
 
-    def on_ticks(self, ticks: Iterable[Tick]) -> int:
+    def on_ticks(self, ticks: Iterable[Tick], *, landed_after_s: int | None = None) -> int:
         """Every reporter reports the watched securities of one time step; the chain clock
-        follows the ticks. Returns how many reports landed."""
+        follows the ticks. Returns how many reports landed. `landed_after_s`: a restart
+        interrupted this step after that chain time: a batch whose reports the oracle
+        holds from a block after it (each of its codes, from this reporter, today) landed
+        before the restart and is not sent again (block times strictly increase)."""
         if self.day is None:
             raise InvalidInput("open a day before feeding ticks")
         watched = [t for t in ticks if t.code in self.day.bars and t.code in set(self.codes)]
@@ -173,11 +189,11 @@ class OracleFeeder:
             self.port.set_block_time(at_s)
         landed = 0
         for reporter in self.reporters:
-            landed += self._report(reporter, watched)
+            landed += self._report(reporter, watched, landed_after_s)
         self._tick_index += 1
         return landed
 
-    def _report(self, reporter: Reporter, ticks: list[Tick]) -> int:
+    def _report(self, reporter: Reporter, ticks: list[Tick], landed_after_s: int | None) -> int:
         assert self.day is not None
         pairs: list[tuple[int, int]] = []
         for t in ticks:
@@ -187,6 +203,11 @@ class OracleFeeder:
         landed = 0
         for i in range(0, len(pairs), BATCH):
             chunk = pairs[i : i + BATCH]
+            if landed_after_s is not None and self._landed(reporter, chunk, landed_after_s):
+                log.info("reports landed before a restart", extra={
+                    "event": "reports_landed", "reporter": reporter.actor,
+                    "tick": self._tick_index, "reports": len(chunk)})  # fmt: skip
+                continue
             try:
                 self.port.send(
                     "PriceOracle",
@@ -201,6 +222,17 @@ class OracleFeeder:
             reporter.sent += len(chunk)
             landed += len(chunk)
         return landed
+
+    def _landed(self, reporter: Reporter, chunk: list[tuple[int, int]], after_s: int) -> bool:
+        """Every report of `chunk` is on chain from `reporter`, today, mined after `after_s`
+        (a batch lands whole or not at all)."""
+        who = self.port.address_of(reporter.actor)
+        today = int(self.port.call("PriceOracle", "trading_day"))
+        for code, _ in chunk:
+            _, day, at_s = self.port.call("PriceOracle", "report_of", code, who)
+            if int(day) != today or int(at_s) <= after_s:
+                return False
+        return True
 
     def stats(self) -> FeedStats:
         reasons: Counter[str] = Counter()

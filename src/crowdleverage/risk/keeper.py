@@ -43,6 +43,7 @@ import numpy as np
 from crowdleverage.chain.codes import code_from_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK, margin_events
 from crowdleverage.chain.params import ParamsSync, effective_haircut_bps, read_tier
+from crowdleverage.chain.structs import read_account, read_order
 from crowdleverage.domain.errors import ContractRevert, NotFound
 from crowdleverage.domain.params import BPS, TIERS, stressed_lines
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
@@ -253,9 +254,8 @@ class Keeper:
             self.mark_references()
         idle = []
         for who in accounts:
-            a = self.chain.call(ENGINE, "accounts", who)
-            locked, open_liq = bool(a[6]), int(a[7])
-            if locked and not open_liq:
+            a = read_account(self.chain, who)
+            if a.locked and not a.open_liq:
                 idle.append(who)
         ended = self._keep([(who, "end_liquidation") for who in idle], quiet=True)
         for who in ended:  # sold out: the chain cleared the reference
@@ -323,6 +323,18 @@ class Keeper:
             tmp.write_text(json.dumps(self._warned))
             os.replace(tmp, self._journal)
 
+    def note_done(self, who: str, action: str, day: str, *, skipped: bool = False) -> None:
+        """`action` on `who` is on chain from the tick a restart interrupted (found by the
+        trading session; `skipped`: the chain skipped it): as if this keeper had tried it — the
+        account cools down at the state the action is for, and a warning counts for the day —
+        so the tick, run again, does not do it twice."""
+        state = {"warn": AccountState.WARNING, "top_up": AccountState.TOPUP_DUE}.get(
+            action, AccountState.LIQUIDATION_DUE
+        )
+        self._last[who] = (self.chain.block_time(), int(state))
+        if action == "warn" and not skipped:
+            self._remember_warning(day, who)
+
 
 class ChainSync:
     """Engine events → monitor updates for the accounts they touch."""
@@ -345,7 +357,7 @@ class ChainSync:
         for e in events:
             who = e.args.get("account", e.args.get("who"))  # corporate actions: `who`
             if who is None and "order_id" in e.args:
-                who = self.chain.call(ORDERBOOK, "orders", e.args["order_id"])[0]
+                who = read_order(self.chain, int(e.args["order_id"])).account
             if who is not None:
                 touched.add(str(who))
         for who in touched:
@@ -363,14 +375,14 @@ class ChainSync:
             self.monitor.row(who)
         except NotFound:
             return  # not a monitored account
-        a = self.chain.call(ENGINE, "accounts", who)
+        a = read_account(self.chain, who)
         self.monitor.set_balances(
             who,
-            cash_fen=int(a[1]) + int(a[3]),  # free cash + cash pending in buys (as the engine)
-            reserve_fen=int(a[2]),
+            cash_fen=a.cash_fen + a.pending_fen,  # free cash + cash pending in buys (as the engine)
+            reserve_fen=a.reserve_fen,
             debt_fen=int(self.chain.call(ENGINE, "debt_of", who)),
         )
-        self.monitor.set_liquidating(who, bool(a[6]))
+        self.monitor.set_liquidating(who, a.locked)
         held = {code_from_chain(int(c)) for c in self.chain.call(ENGINE, "codes_of", who)}
         for code in held | self._codes.get(who, set()):
             qty = int(self.chain.call(ENGINE, "positions", who, int(code))) if code in held else 0

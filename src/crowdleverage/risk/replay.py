@@ -43,7 +43,6 @@ from crowdleverage.domain.params import (
     LeverageTier,
 )
 from crowdleverage.domain.security import Security
-from crowdleverage.flows.session import EpochClose, SessionObserver, TradingSession
 from crowdleverage.market.bars import Bar, read_bars
 from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.corporate_actions import read_actions, with_reference_prices
@@ -73,6 +72,7 @@ from crowdleverage.risk.regime import (
     liquidity_caps,
     regime_history,
 )
+from crowdleverage.risk.session import EpochClose, SessionObserver, TradingSession
 from crowdleverage.risk.umbrella import umbrella_trust
 from crowdleverage.risk.world import ENGINE, World, open_financing_chain
 
@@ -328,7 +328,7 @@ class Replay(SessionObserver):
         haircuts = [HAIRCUT_BPS[Security.parse(c).board] for c in self.codes]
         self.monitor = RiskMonitor(self.codes, haircuts, threads=1)
         self.sync = ChainSync(self.chain, self.monitor)
-        # the day loop is the platform's (flows/session.py); this replay observes it
+        # the day loop is the platform's (risk/session.py); this replay observes it
         self.session = TradingSession(
             self.chain, codes=self.codes, ticks_per_day=cfg.ticks_per_day, feeder=self.feeder,
             exchange=self.exchange, broker=broker, monitor=self.monitor,
@@ -460,7 +460,7 @@ class Replay(SessionObserver):
                 qty = qty // 2 // LOT * LOT
         return 0
 
-    # ── the days: observed (the loop is flows/session.py's) ─────────────────────────────
+    # ── the days: observed (the loop is risk/session.py's) ─────────────────────────────
 
     def on_fills(self, day: TradingDay, fills: list[Fill]) -> None:
         """Every fill with its order and the day's bar, for the market-rule invariants."""

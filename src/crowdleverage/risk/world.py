@@ -28,6 +28,7 @@ from crowdleverage.chain.margin import ENGINE
 from crowdleverage.chain.params import PARAMS
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
+from crowdleverage.chain.structs import read_account
 from crowdleverage.domain.params import HAIRCUT_BPS
 from crowdleverage.domain.security import Security
 
@@ -128,16 +129,16 @@ class World:
         self.mint("broker", amount_fen)
 
     def account(self, who: str) -> dict[str, int]:
-        a = self.chain.call(ENGINE, "accounts", who)
+        a = read_account(self.chain, who)
         assets, debt, ratio = self.chain.call(ENGINE, "account_state", who)
         return {
-            "tier": int(a[0]),
-            "cash_fen": int(a[1]),
-            "reserve_fen": int(a[2]),
-            "pending_fen": int(a[3]),
-            "principal_fen": int(a[4]),
-            "locked": int(a[6]),
-            "open_liq": int(a[7]),
+            "tier": a.tier,
+            "cash_fen": a.cash_fen,
+            "reserve_fen": a.reserve_fen,
+            "pending_fen": a.pending_fen,
+            "principal_fen": a.principal_fen,
+            "locked": int(a.locked),
+            "open_liq": a.open_liq,
             "assets_fen": int(assets),
             "debt_fen": int(debt),
             "ratio_bps": int(ratio),

@@ -39,6 +39,7 @@ import pandas as pd
 
 from crowdleverage.chain.codes import ref_to_bytes32
 from crowdleverage.chain.port import ChainPort
+from crowdleverage.chain.structs import read_account, read_legs_account
 from crowdleverage.domain.errors import ComplianceBlock, ContractRevert, InvalidInput, RuleViolation
 from crowdleverage.strategies import futures_rules as fr
 from crowdleverage.strategies.accounts import DEFAULT_TIER, InstitutionalTier, InvestorClass
@@ -143,7 +144,7 @@ class StrategyAccounts:
         """The desk's buy of the financed leg: refused with `StrategyFinancingStopped` when
         the buy would draw financing the brake, an unwind or the cap forbids; else the
         order id."""
-        cash = int(self.chain.call("MarginEngine", "accounts", self.chain.address_of(actor))[1])
+        cash = read_account(self.chain, self.chain.address_of(actor)).cash_fen
         self.check_financing(actor, max(0, qty * price_fen - cash))
         self.chain.send("OrderBook", "request_buy", code, qty, price_fen, actor=actor)
         return int(self.chain.call("OrderBook", "order_count"))
@@ -380,7 +381,7 @@ class StrategyKeeper:
         return self.chain.address_of(t.actor)
 
     def _unwinding(self, t: _Tracked) -> bool:
-        return bool(self.chain.call(LEGS, "accounts", self._who(t))[5])
+        return read_legs_account(self.chain, self._who(t)).unwinding
 
     def _sizes(self, t: _Tracked) -> dict[str, int]:
         out = {f"spot:{s.code}": self._held(t, s.code) for s in t.spot}
@@ -434,7 +435,7 @@ def brake_panel(chain: ChainPort) -> dict[str, Any]:
     unwinding, debt, lowest = 0, 0, None
     for who in accounts:
         _, d, _, _, r = chain.call(LEGS, "combined_state", who)
-        unwinding += bool(chain.call(LEGS, "accounts", who)[5])
+        unwinding += read_legs_account(chain, who).unwinding
         debt += int(d)
         if int(d) > 0:
             lowest = int(r) if lowest is None else min(lowest, int(r))

@@ -19,30 +19,107 @@ The day:
 * `resume(day, ticks_done)`: a restarted process reopens a day after `ticks_done` ticks
   without reporting anything to the oracle again.
 
+Exact resumption (`progress`, a small JSON file beside the broker's and keeper's journals):
+before the chain effects of the open and of each step the session writes where the chain
+stood (`ChainMark`: the latest block, its time, an event seq before it), and again inside the
+step once the keeper's first-tick follow-up may start (`KEPT`) and once the exchange's fills
+are journaled by the broker (`MATCHED`). A restart that reopens or resumes the day the file
+names runs the interrupted part again and leaves out what the chain shows it already did:
+
+* oracle batches whose reports the oracle holds from a block after the mark (each code, this
+  reporter, today; a batch lands whole or not at all) and bands it already holds for the day;
+* keeper actions (`MarginWarning`, `ToppedUp`, `LiquidationStarted`, `LiquidationEnded`,
+  `KeeperSkipped`) in a block after the mark: those accounts cool down for the tick
+  (`Keeper.note_done`) and are left out of the first tick's follow-up;
+* the 20-day liquidity of codes published (`LiquiditySet`) after the open's mark;
+* after `MATCHED`, the exchange does not match the tick again: the broker settles the fills
+  it journaled (its own journal and `fill_ref_used` make that exactly once).
+
+What is idempotent by the chain's state anyway is simply run again (the oracle's day, ST
+statuses, the regime, orders the broker placed, liquidations ended, references recorded).
+A refused keeper call or oracle batch changes nothing on chain and may be tried again.
+
 Hooks for what only a caller needs (the replay's report): a `SessionObserver` sees every
 step's fills (before they are settled) and the orders that expired at the close.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from crowdleverage.broker.corporate_actions import ApplyReport, CorporateActionAgent
 from crowdleverage.broker.simulated import SimulatedBroker
+from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.chain.margin import LIQUIDATOR
+from crowdleverage.chain.params import PARAMS
 from crowdleverage.chain.port import ChainPort
+from crowdleverage.domain.errors import ConfigError
 from crowdleverage.market.exchange import Fill, Order, SimulatedExchange
 from crowdleverage.market.replay import Tick, TradingDay, intraday_ticks
 from crowdleverage.oracle.feeder import OracleFeeder
-from crowdleverage.risk.keeper import ChainSync, Keeper
+from crowdleverage.risk.keeper import KEEP_CODES, ChainSync, Keeper
 from crowdleverage.risk.monitor import RiskMonitor
 from crowdleverage.risk.regime import RegimePoint, apply_on_chain, publish_liquidity
 
+log = logging.getLogger("crowdleverage.session")
+
 POOL = "TranchePool"
+# the parts of a step after which the progress file is written (see the module doc)
+BEGUN, KEPT, MATCHED = "begun", "kept", "matched"
+# the keeper's events and the action each records (KeeperSkipped: the action it skipped)
+KEEPER_EVENTS = {"MarginWarning": "warn", "ToppedUp": "top_up",
+                 "LiquidationStarted": "start_liquidation",
+                 "LiquidationEnded": "end_liquidation", "KeeperSkipped": "skipped"}  # fmt: skip
+ACTION_OF_CODE = {code: name for name, code in KEEP_CODES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class ChainMark:
+    """Where the chain stood: the latest block, its time, and an event seq no later than it
+    (where a query for the events after the block may start)."""
+
+    block: int
+    time_s: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far the session got in `day`: its open began at `open`; step `step` got past
+    `phase`, which began at `mark` (None before the first step)."""
+
+    day: str
+    open: ChainMark | None
+    step: int | None = None
+    phase: str | None = None
+    mark: ChainMark | None = None
+
+    @staticmethod
+    def read(path: Path | None) -> Progress | None:
+        if path is None or not path.exists():
+            return None
+        try:
+            raw = json.loads(path.read_text())
+            marks = {k: ChainMark(**raw[k]) if raw.get(k) else None for k in ("open", "mark")}
+            return Progress(str(raw["day"]), marks["open"], raw.get("step"), raw.get("phase"),
+                            marks["mark"])  # fmt: skip
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConfigError(f"{path} is not a trading session's progress file: {err}") from err
+
+    def write(self, path: Path) -> None:
+        """Atomically (a killed process leaves the old file or the new one)."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, path)
 
 
 class EpochClose(Enum):
@@ -106,6 +183,7 @@ class TradingSession:
         corporate: CorporateActionAgent | None = None,
         holders: Callable[[], Iterable[str]] | None = None,
         observer: SessionObserver | None = None,
+        progress: Path | None = None,
     ) -> None:
         self.chain = chain
         self.codes = list(codes)
@@ -125,6 +203,9 @@ class TradingSession:
         self.keeper_on = True
         self._live: list[list[Tick]] = []
         self._next = 0  # the next step; a step counts once the exchange has matched it
+        self.progress = progress  # None: no exact resumption (the replay restarts in process)
+        self._open_mark: ChainMark | None = None
+        self._redo: Progress | None = None  # the interrupted step, when it is the next
 
     # ── open ────────────────────────────────────────────────────────────────────────────
 
@@ -134,16 +215,28 @@ class TradingSession:
         actions, overnight orders or refresh, and the keeper stands by all day."""
         self._begin(day, ticks_done=0)
         self.keeper_on = not setup
+        # an open of this day a restart interrupted (it, or its first step)
+        again = self._interrupted(day)
+        if again is not None:
+            self._open_mark = again.open
+            self._redo = again if again.step == 0 else None
+            log.info("open resumed", extra={"event": "open_resumed", "trade_date": again.day,
+                                            "step": again.step, "phase": again.phase})  # fmt: skip
+        else:
+            self._open_mark = self._chain_mark()
+            self._save(Progress(day.date.isoformat(), self._open_mark))
+        after = self._open_mark if again is not None else None
         self._set_halts(day)
-        self.feeder.open_day(day)
+        self.feeder.open_day(day, again=after is not None)
         self.exchange.open_day(day)
         opened = Opened(None, None)
         if not setup:
-            opened = Opened(self._publish_last_close(day), self._corporate_actions(day))
+            opened = Opened(self._publish_last_close(day, after), self._corporate_actions(day))
             self.broker.place_received()
             self.sync.sync()
             self.sync.refresh_all()  # interest accrued overnight on every debt
-        self.feeder.on_ticks(s[0] for s in self._live)
+        self.feeder.on_ticks((s[0] for s in self._live),
+                             landed_after_s=after.time_s if after else None)  # fmt: skip
         return opened
 
     def resume(self, day: TradingDay, ticks_done: int) -> None:
@@ -154,6 +247,12 @@ class TradingSession:
         the ones requested on chain since. The next `step` is tick `ticks_done`."""
         self._begin(day, ticks_done=ticks_done)
         self.keeper_on = True
+        was = self._interrupted(day)
+        self._open_mark = was.open if was is not None else None
+        self._redo = was if was is not None and was.step == ticks_done else None
+        if self._redo is not None:
+            log.info("step resumed", extra={"event": "step_resumed", "step": ticks_done,
+                     "trade_date": self._redo.day, "phase": self._redo.phase})  # fmt: skip
         self._set_halts(day)
         self.feeder.resume_day(day, ticks_done)
         self.exchange.open_day(day)
@@ -172,22 +271,62 @@ class TradingSession:
         self._live = [s for s in series if s]  # halted: no ticks
         self._next = ticks_done
 
+    def _interrupted(self, day: TradingDay) -> Progress | None:
+        """The progress file's record of `day`, if it names that day."""
+        p = Progress.read(self.progress)
+        return p if p is not None and p.day == day.date.isoformat() else None
+
+    def _chain_mark(self) -> ChainMark:
+        return ChainMark(self.chain.block_number(), self.chain.block_time(), self.sync.cursor)
+
+    def _save(self, p: Progress) -> None:
+        if self.progress is not None:
+            p.write(self.progress)
+
+    def _mark_step(self, step: int, phase: str) -> None:
+        """Where the chain stands as `phase` of `step` begins (before its chain effects)."""
+        if self.progress is not None and self.day is not None:
+            p = Progress(self.day.date.isoformat(), self._open_mark, step, phase,
+                         self._chain_mark())  # fmt: skip
+            p.write(self.progress)
+
+    def _keeper_events(self, since: ChainMark) -> list[tuple[str, str, bool]]:
+        """(account, action, skipped) of the keeper's events mined after `since`."""
+        out = []
+        for e in self.chain.events(LIQUIDATOR, since=since.seq):
+            action = KEEPER_EVENTS.get(e.event)
+            if action is None or e.block <= since.block:
+                continue
+            skipped = action == "skipped"
+            if skipped:
+                action = ACTION_OF_CODE.get(int(e.args["action"]), "?")
+            out.append((str(e.args["account"]), action, skipped))
+        return out
+
     def _set_halts(self, day: TradingDay) -> None:
         for code in self.codes:
             bar = day.bars.get(code)
             self.monitor.set_halted(code, bar is None or bar.halted)
 
-    def _publish_last_close(self, day: TradingDay) -> RegimePoint | None:
+    def _publish_last_close(self, day: TradingDay, after: ChainMark | None) -> RegimePoint | None:
         """The regime point and the 20-day liquidity published at the last close before
         `day` go on chain (so that in a stressed regime the OrderBook refuses new financing
-        from the first order). Returns the point when it changed the chain's regime."""
+        from the first order). Returns the point when it changed the chain's regime.
+        `after`: the open was interrupted; codes published since that mark are left out."""
         before = [p for p in (self.regimes() if self.regimes else ()) if p.date < day.date]
         if not before:
             return None
         point = before[-1]
         changed = apply_on_chain(self.chain, point)
         if self.liquidity_days is not None:
-            publish_liquidity(self.chain, self.liquidity_days, point.date, self.codes)
+            codes = self.codes
+            if after is not None:
+                done = {int(e.args["code"]) for e in
+                        self.chain.events(PARAMS, "LiquiditySet", since=after.seq)
+                        if e.block > after.block}  # fmt: skip
+                codes = [c for c in codes if code_to_chain(c) not in done]
+            if codes:
+                publish_liquidity(self.chain, self.liquidity_days, point.date, codes)
         return point if changed else None
 
     def _corporate_actions(self, day: TradingDay) -> ApplyReport | None:
@@ -205,23 +344,53 @@ class TradingSession:
         step = self._next
         if step >= self.ticks_per_day:
             return None
+        redo, self._redo = self._redo, None
+        if redo is not None and redo.step != step:
+            redo = None
+        phase = redo.phase if redo is not None else None
+        since = redo.mark if redo is not None else None
+        if redo is None:
+            self._mark_step(step, BEGUN)
         ticks = [s[step] for s in self._live if step < len(s)]
-        if step > 0:  # the first tick was reported at the open, before the session's orders
-            self.feeder.on_ticks(ticks)
+        if step > 0 and phase in (None, BEGUN):  # the first tick was reported at the open
+            self.feeder.on_ticks(ticks, landed_after_s=since.time_s if since else None)
         self.monitor.update_prices(self.monitor.cols(t.code for t in ticks),
                                    [t.price_fen for t in ticks])  # fmt: skip
-        if self.keeper_on:
-            self.sync.sync()
-            self.keeper.on_tick(self.monitor.tick(), day.date.isoformat())
-            if step == 0:
-                self.keeper.follow_up(self.liquidating(), new_session=True)
-        self.broker.poll()
-        fills = self.exchange.on_ticks(ticks)
-        self.observer.on_fills(day, fills)
+        fills: list[Fill] = []
+        if phase != MATCHED:
+            if self.keeper_on:
+                self._keep(day, step, phase, since)
+            self.broker.poll()
+            fills = self.exchange.on_ticks(ticks)
+            self.observer.on_fills(day, fills)
         self._next = step + 1  # the exchange has matched this step: never again
-        self.broker.on_fills(fills)
+        if phase != MATCHED:
+            self.broker.journal(fills)
+            self._mark_step(step, MATCHED)
+        self.broker.settle_pending()
         self.finish_step()
         return len(fills)
+
+    def _keep(self, day: TradingDay, step: int, phase: str | None, since: ChainMark | None) -> None:
+        """The keeper's part of a step: `on_tick`, and at the first tick the follow-up of a
+        new session. Run again after a restart (`since`: the interrupted phase's mark), the
+        actions the chain shows after the mark are not done twice."""
+        date = day.date.isoformat()
+        self.sync.sync()
+        if phase in (None, BEGUN):
+            for who, action, skipped in self._keeper_events(since) if since is not None else ():
+                self.keeper.note_done(who, action, date, skipped=skipped)
+            self.keeper.on_tick(self.monitor.tick(), date)
+        if step == 0:
+            accounts = self.liquidating()
+            if phase == KEPT and since is not None:
+                ends = ("start_liquidation", "end_liquidation")
+                acted = {who.lower() for who, a, skipped in self._keeper_events(since)
+                         if not skipped and a in ends}  # fmt: skip
+                accounts = [a for a in accounts if a.lower() not in acted]
+            else:
+                self._mark_step(step, KEPT)
+            self.keeper.follow_up(accounts, new_session=True)
 
     def finish_step(self) -> None:
         """The end of a step once its fills are settled: the monitor follows the chain, the
