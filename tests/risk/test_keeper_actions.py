@@ -29,7 +29,7 @@ PRICES = [1_000, 1_380, 1_630]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100
 ACTORS = ["investor-senior", "investor-junior", "k-warn", "k-topup", "k-liq", "k-rate-a",
-          "k-rate-b", "k-st", "k-stress", "k-stop", "k-relever"]  # fmt: skip
+          "k-rate-b", "k-st", "k-stress", "k-stop", "k-relever", "k-phase"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -319,3 +319,44 @@ def test_nav_stop_reference_follows_an_account_that_levers_up(world: World) -> N
         assert keeper.reference(who) == (assets1, equity1)
     finally:
         set_haircut(world, 10_000)
+
+
+def test_the_stressed_set_phases_in_on_chain_and_the_switch_day_values_at_calm_haircuts(
+    world: World,
+) -> None:
+    """The operator's schedule (`apply_on_chain` with the stressed run): the switch day sets
+    the Liquidator's line share to 0 and the stressed haircut scale to 100% before the regime,
+    so no account's value or line moves at the switch; each later stressed day 1/5 more; calm
+    again, the full stressed set is back (what the transparency page shows)."""
+    from crowdleverage.risk.regime import Regime, RegimePoint, apply_on_chain, stressed_run
+
+    day = world.chain.call("PriceOracle", "trading_day")
+    who = levered_borrower(world, "k-phase", 3)
+    calm_ratio = world.account(who)["ratio_bps"]
+
+    def point(regime: Regime) -> RegimePoint:
+        return RegimePoint(dt.date(2016, 1, 4), regime, False, 12_000, 0, 0, 900, ())
+
+    def chain_set() -> tuple[int, int]:
+        line = int(world.chain.call("Liquidator", "stressed_line_bps"))
+        return line, int(world.chain.call("RiskParams", "stressed_haircuts")[0])
+
+    try:
+        assert apply_on_chain(world.chain, point(Regime.STRESSED), run=1)
+        assert int(world.chain.call("OrderBook", "regime")) == 1
+        assert chain_set() == (0, 10_000)
+        assert world.chain.call("RiskParams", "haircut", CHAIN_CODES[0], day) == 10_000
+        assert world.account(who)["ratio_bps"] == calm_ratio  # the switch moved nothing
+        with pytest.raises(ContractRevert, match="margin: above liquidation line"):
+            world.chain.send("Liquidator", "start_liquidation", who, actor="keeper")
+        assert not apply_on_chain(world.chain, point(Regime.STRESSED), run=2)
+        assert chain_set() == (1_800, 9_800)
+        assert world.chain.call("RiskParams", "haircut", CHAIN_CODES[0], day) == 9_800
+        apply_on_chain(world.chain, point(Regime.STRESSED), run=9)
+        assert chain_set() == (P.STRESSED_LINE_BPS, P.STRESSED_HAIRCUT_SCALE_BPS)
+    finally:
+        apply_on_chain(world.chain, point(Regime.CALM), run=0)
+    assert int(world.chain.call("OrderBook", "regime")) == 0
+    assert chain_set() == (P.STRESSED_LINE_BPS, P.STRESSED_HAIRCUT_SCALE_BPS)
+    pts = [point(Regime.CALM), point(Regime.STRESSED), point(Regime.STRESSED)]
+    assert stressed_run(pts) == 2 and stressed_run(pts[:1]) == 0

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crowdleverage.domain.params import BPS
+from crowdleverage.domain.params import BPS, MAX_SINGLE_SECURITY_BPS
 from crowdleverage.domain.security import Board
 from crowdleverage.risk.stress.market import Market
 from crowdleverage.risk.stress.policy import Book, MarginPolicy
@@ -34,6 +34,7 @@ from crowdleverage.risk.stress.policy import Book, MarginPolicy
 TRADING_DAYS = 252
 MAX_ROUNDS = 4  # cascade rounds per day
 CAPACITY_SHARE = 0.10  # the platform sells at most 10% of a stock's average daily amount a day
+MAX_SINGLE_SHARE = MAX_SINGLE_SECURITY_BPS / BPS  # one security ≤ 40% of an account's book
 LAYERS = ("borrower_margin", "borrower_reserve", "penalty", "insurance", "junior", "senior")
 
 
@@ -326,28 +327,60 @@ def open_book(
 
 
 def cap_by_liquidity(
-    q: np.ndarray, D: np.ndarray, idx: np.ndarray, scale: np.ndarray, cap_yuan: np.ndarray
+    q: np.ndarray,
+    D: np.ndarray,
+    idx: np.ndarray,
+    scale: np.ndarray,
+    cap_yuan: np.ndarray,
+    rounds: int = 6,
 ) -> np.ndarray:
-    """Cut the opening book (in place) to the liquidity cap: per path and security, the
-    platform's position (Σ accounts, yuan at price 1) ≤ `cap_yuan` (P, S). An account's
-    position in a security over its cap loses the same share, taken from what its debt
-    financed (debt and shares fall together; a position larger than the account's debt keeps
-    the rest, bought with its margin). Returns the share kept per (P, S)."""
+    """Fit the opening book (in place) to the liquidity cap: per path and security, the
+    platform's position (Σ accounts, yuan at price 1) ≤ `cap_yuan` (P, S). A buy that would
+    take a security over its cap is refused, so each account's position in it is cut by the
+    same share and the borrower buys its other securities instead (those not capped, up to
+    40% of its book each), for `rounds` rounds; what still finds no room is financing not
+    drawn (debt and shares fall together; a cut larger than the account's debt keeps the rest,
+    bought with its margin). Returns the share of the asked loans kept per path."""
     P = q.shape[1]
     S = cap_yuan.shape[1]
     flat = (np.arange(P)[:, None] * S + idx.T[:, None, :]).ravel()  # (K, P, A) → p·S + s
-    pos = np.bincount(flat, weights=(q * scale[None, :, None]).ravel(), minlength=P * S)
-    pos = pos.reshape(P, S)
-    keep = np.where(pos > cap_yuan, cap_yuan / np.where(pos > 0, pos, 1.0), 1.0)
-    if (keep >= 1.0).all():
-        return keep
-    cut = q * (1.0 - keep[np.arange(P)[None, :, None], idx.T[:, None, :]])  # (K, P, A)
-    want = cut.sum(0)
-    paid = np.minimum(want, D)  # the financed part refused
-    frac = np.where(want > 0, paid / np.where(want > 0, want, 1.0), 0.0)
-    q -= cut * frac[None]
-    D -= paid
-    return keep
+    at = (np.arange(P)[None, :, None], idx.T[:, None, :])
+    d0 = D.sum(1)
+    limit = MAX_SINGLE_SHARE * q.sum(0)[None]  # the 40% concentration limit, (1, P, A)
+
+    def keep_share() -> np.ndarray:
+        pos = np.bincount(flat, weights=(q * scale[None, :, None]).ravel(), minlength=P * S)
+        pos = pos.reshape(P, S)
+        return np.where(pos > cap_yuan, cap_yuan / np.where(pos > 0, pos, 1.0), 1.0)
+
+    for _ in range(rounds):
+        keep = keep_share()
+        if (keep >= 1.0).all():
+            break
+        kk = keep[at]  # (K, P, A)
+        cut = q * (1.0 - kk)
+        q -= cut
+        moved = cut.sum(0)
+        room = np.where(kk >= 1.0, np.maximum(limit - q, 0.0), 0.0)
+        room_sum = room.sum(0)
+        put = np.minimum(moved, room_sum)
+        q += room * (put / np.where(room_sum > 0, room_sum, 1.0))[None]
+        lost = moved - put  # no room left in this account: financing not drawn
+        paid = np.minimum(lost, D)
+        D -= paid
+        # a cut beyond the debt was bought with margin: it stays where it was
+        back = lost - paid
+        if (back > 0).any():
+            q += cut * (back / np.where(moved > 0, moved, 1.0))[None]
+    keep = keep_share()
+    if not (keep >= 1.0).all():
+        cut = q * (1.0 - keep[at])
+        want = cut.sum(0)
+        paid = np.minimum(want, D)
+        q -= cut * np.where(want > 0, paid / np.where(want > 0, want, 1.0), 0.0)[None]
+        D -= paid
+    out: np.ndarray = D.sum(1) / np.where(d0 > 0, d0, 1.0)
+    return out
 
 
 def simulate(
