@@ -34,6 +34,7 @@ from crowdleverage.broker.corporate_actions import CorporateActionAgent
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.margin import ORDERBOOK
+from crowdleverage.chain.params import liquidity_headroom
 from crowdleverage.chain.structs import read_account
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
 from crowdleverage.domain.params import (
@@ -179,7 +180,10 @@ class BuyPlanner:
     """A borrower's setup buys, modelling the engine's pre-trade checks (DESIGN.md §7):
     assets after the buy = assets + draw − cost + value; the held security ≤ 40% of that;
     ratio ≥ the tier's initial ratio; leverage ≤ the tier's; the platform's shares of the
-    security (`platform`, shared by every borrower's planner) ≤ 5% of the pool's assets."""
+    security (`platform`, shared by every borrower's planner) ≤ 5% of the pool's assets; and
+    for a buy that draws financing, the platform's shares at the order's limit ≤ the security's
+    liquidity cap (`liquidity_cap_fen`, RiskParams' `liquidity_cap_fen` after the session's
+    `set_liquidity`; a code without one has no cap)."""
 
     def __init__(
         self,
@@ -190,10 +194,12 @@ class BuyPlanner:
         tier: LeverageTier,
         platform: dict[str, int],
         exposure_cap_fen: int,
+        liquidity_cap_fen: dict[str, int] | None = None,
     ) -> None:
         self.spec = spec
         self.platform = platform
         self.exposure_cap_fen = exposure_cap_fen
+        self.liquidity_cap_fen = liquidity_cap_fen or {}
         self.tier = tier
         self.prices, self.limits, self.haircuts = prices, limits, haircuts
         gross = spec.margin_fen + spec.planned_loan_fen
@@ -212,12 +218,15 @@ class BuyPlanner:
         return cost, draw, self.assets + draw - cost + value, self.debt + draw
 
     def _allowed(self, code: str, qty: int) -> bool:
-        _, _, assets, debt = self._after(code, qty)
+        _, draw, assets, debt = self._after(code, qty)
         unit = min(self.prices[code], self.limits[code]) * self.haircuts[code] // 10_000
         if (self.held[code] + qty) * unit * 10_000 > SINGLE_LIMIT_BPS * assets:
             return False
         if (self.platform[code] + qty) * unit > self.exposure_cap_fen:
             return False
+        cap = self.liquidity_cap_fen.get(code)
+        if cap is not None and draw > 0 and (self.platform[code] + qty) * self.limits[code] > cap:
+            return False  # "margin: above liquidity cap"
         if debt == 0:
             return True
         t = self.tier
@@ -406,8 +415,11 @@ class Replay(SessionObserver):
         platform = dict.fromkeys(self.codes, 0)
         pool = int(self.chain.call("TranchePool", "total_assets_fen"))
         cap = pool * MAX_PLATFORM_EXPOSURE_BPS // 10_000 * 99 // 100  # a little slack
+        # the liquidity cap of financed buys, as the session's open published it
+        liq = {h.code: h.cap_fen for h in liquidity_headroom(self.chain, self.codes)
+               if h.cap_fen is not None}  # fmt: skip
         planners = [
-            BuyPlanner(spec, prices, limits, haircuts, TIERS[spec.tier], platform, cap)
+            BuyPlanner(spec, prices, limits, haircuts, TIERS[spec.tier], platform, cap, liq)
             for spec in self.specs.values()
         ]
         while True:
