@@ -181,9 +181,10 @@ class BuyPlanner:
     assets after the buy = assets + draw − cost + value; the held security ≤ 40% of that;
     ratio ≥ the tier's initial ratio; leverage ≤ the tier's; the platform's shares of the
     security (`platform`, shared by every borrower's planner) ≤ 5% of the pool's assets; and
-    for a buy that draws financing, the platform's shares at the order's limit ≤ the security's
-    liquidity cap (`liquidity_cap_fen`, RiskParams' `liquidity_cap_fen` after the session's
-    `set_liquidity`; a code without one has no cap)."""
+    the platform's shares at the order's limit ≤ the security's liquidity cap
+    (`liquidity_cap_fen`, RiskParams' `liquidity_cap_fen` after the session's `set_liquidity`;
+    a code without one has no cap). The chain caps only buys that draw financing; the book
+    keeps every buy under it, so the platform's position respects the cap."""
 
     def __init__(
         self,
@@ -218,15 +219,15 @@ class BuyPlanner:
         return cost, draw, self.assets + draw - cost + value, self.debt + draw
 
     def _allowed(self, code: str, qty: int) -> bool:
-        _, draw, assets, debt = self._after(code, qty)
+        _, _, assets, debt = self._after(code, qty)
         unit = min(self.prices[code], self.limits[code]) * self.haircuts[code] // 10_000
         if (self.held[code] + qty) * unit * 10_000 > SINGLE_LIMIT_BPS * assets:
             return False
         if (self.platform[code] + qty) * unit > self.exposure_cap_fen:
             return False
         cap = self.liquidity_cap_fen.get(code)
-        if cap is not None and draw > 0 and (self.platform[code] + qty) * self.limits[code] > cap:
-            return False  # "margin: above liquidity cap"
+        if cap is not None and (self.platform[code] + qty) * self.limits[code] > cap:
+            return False  # financed: "margin: above liquidity cap"; own cash: the book's rule
         if debt == 0:
             return True
         t = self.tier
