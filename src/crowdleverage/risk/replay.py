@@ -72,6 +72,7 @@ from crowdleverage.risk.monitor import AccountState, RiskMonitor
 from crowdleverage.risk.regime import (
     RegimeParams,
     liquidity_caps,
+    publish_liquidity,
     regime_history,
 )
 from crowdleverage.risk.umbrella import umbrella_trust
@@ -416,7 +417,12 @@ class Replay(SessionObserver):
         platform = dict.fromkeys(self.codes, 0)
         pool = int(self.chain.call("TranchePool", "total_assets_fen"))
         cap = pool * MAX_PLATFORM_EXPOSURE_BPS // 10_000 * 99 // 100  # a little slack
-        # the liquidity cap of financed buys, as the session's open published it
+        # the liquidity cap: the setup session publishes no regime (it would refuse the
+        # book's financing), but the 20-day figures of the closes before it go on chain, so
+        # the chain caps the setup's financed buys and the planner keeps every buy under it
+        before = [d.date for d in self.history if d.date < day.date]
+        if before:
+            publish_liquidity(self.chain, self.history, before[-1], self.codes)
         liq = {h.code: h.cap_fen for h in liquidity_headroom(self.chain, self.codes)
                if h.cap_fen is not None}  # fmt: skip
         planners = [
