@@ -58,7 +58,16 @@ def test_transparency_publishes_the_stressed_haircuts_and_the_liquidity_cap(worl
     p = world.state.platform
     t = world.client.get(f"{API}/public/transparency").json()["risk_policy"]
     assert t["liquidity_cap_bps"] == P.LIQUIDITY_CAP_BPS and t["liquidity_adv_days"] == 20
-    assert t["board_haircuts"]["MAIN"] == {"normal_bps": 10_000, "stressed_bps": 9_000}
+    ph = t["stressed_phase"]  # the stressed set phases in; calm, the chain holds all of it
+    assert ph["days"] == P.STRESSED_PHASE_IN_DAYS and ph["scale_bps_full"] == 9_000
+    if ph["day"] == 0:
+        assert (ph["line_bps_now"], ph["scale_bps_now"]) == (ph["line_bps_full"], 9_000)
+    else:
+        assert (ph["line_bps_now"], ph["scale_bps_now"]) == P.stressed_phase(ph["day"])
+    assert t["board_haircuts"]["MAIN"] == {
+        "normal_bps": 10_000,
+        "stressed_bps": ph["scale_bps_now"],
+    }
     assert t["stressed_st_haircut_bps"] == 0 and t["regime_on_chain"] in ("calm", "stressed")
     rows = {r["code"]: r for r in t["liquidity"]}
     assert set(rows) == set(p.codes)
@@ -69,6 +78,7 @@ def test_transparency_publishes_the_stressed_haircuts_and_the_liquidity_cap(worl
             assert r["headroom_fen"] == r["cap_fen"] - r["exposure_fen"]
     page = world.client.get("/transparency").text
     assert 'id="policy-card"' in page and 'id="policy-liquidity-cap"' in page
+    assert 'id="policy-phase"' in page
 
 
 def test_the_replay_driver_reports_each_closed_day(world: World) -> None:

@@ -325,11 +325,25 @@ def test_the_stressed_regime_goes_on_chain_and_stops_new_financing(
             p.tick()
         assert view.stressed and view.holdings
         assert view.assets_fen == view.assets_check_fen
+        # 01-05 is the switch day: the stressed set phases in (domain/params.py
+        # STRESSED_PHASE_IN_DAYS), so the haircuts in force are still the calm ones
+        scale = int(p.chain.call(PARAMS, "stressed_haircuts")[0])
+        assert scale == 10_000 and int(p.chain.call("Liquidator", "stressed_line_bps")) == 0
         for h in view.holdings:
             board, st, _listed = p.chain.call(PARAMS, "securities", code_to_chain(h.code))
-            assert h.haircut_bps == stressed_haircut_bps(int(board), bool(st)) < int(board)
+            assert h.haircut_bps == stressed_haircut_bps(int(board), bool(st), scale) == int(board)
         policy = p.published_policy()
         assert policy["regime_on_chain"] == "stressed" and policy["liquidity_cap_bps"] == 1_000
+        assert policy["stressed_phase"]["day"] == 1 and policy["stressed_phase"]["days"] == 5
+        # the next day 1/5 of the step: the margin page follows the chain to the fen
+        while p.market.today < dt.date(2016, 1, 6) or not p.day_open:
+            p.tick()
+        assert int(p.chain.call(PARAMS, "stressed_haircuts")[0]) == 9_800
+        view = margin_view(p, acc)
+        assert view.assets_fen == view.assets_check_fen
+        for h in view.holdings:
+            board, st, _listed = p.chain.call(PARAMS, "securities", code_to_chain(h.code))
+            assert h.haircut_bps == stressed_haircut_bps(int(board), bool(st), 9_800) < int(board)
         assert all(r["published"] for r in policy["liquidity"])  # at the day open
     finally:
         p.close()

@@ -127,3 +127,33 @@ def test_the_shipped_book_files_load_and_default_toml_is_the_default_book():
     assert load_book(books / "default.toml") == Book()
     wave1 = load_book(books / "wave1.toml")
     assert wave1.pool_fen == 25_000_000_000 and wave1.target_utilisation_bps == 0
+
+
+def test_the_setup_planner_keeps_financed_buys_under_the_liquidity_cap():
+    from crowdleverage.domain.params import TIERS
+    from crowdleverage.risk.book import BorrowerSpec
+    from crowdleverage.risk.replay import BuyPlanner
+
+    spec = BorrowerSpec("b", 3, 1_000_000_00, 0, codes=("600000", "600004", "600009"))
+    prices = {"600000": 1_000, "600004": 1_000, "600009": 1_000}
+    limits = {c: 1_010 for c in prices}
+    haircuts = {c: 10_000 for c in prices}
+
+    def plan(caps: dict[str, int] | None) -> tuple[dict[str, int], list[tuple[str, int, int]]]:
+        platform = dict.fromkeys(prices, 0)
+        bp = BuyPlanner(spec, prices, limits, haircuts, TIERS[3], platform, 10**15, caps)
+        steps = []
+        while (step := bp.next_buy()) is not None:
+            code, qty = step
+            draw = bp._after(code, qty)[1]
+            steps.append((code, qty, draw))
+            bp.bought(code, qty)
+        return platform, steps
+
+    free, _ = plan(None)
+    cap = 60_000_000  # 60万 of 600000 for the whole platform
+    assert free["600000"] * limits["600000"] > cap  # without the cap the plan goes above it
+    capped, steps = plan({"600000": cap})
+    assert capped["600000"] * limits["600000"] <= cap < free["600000"] * limits["600000"]
+    assert any(code == "600000" and draw > 0 for code, _, draw in steps)  # some financed
+    assert capped["600004"] > 0 and capped["600009"] > 0

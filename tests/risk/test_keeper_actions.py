@@ -29,7 +29,7 @@ PRICES = [1_000, 1_380, 1_630]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100
 ACTORS = ["investor-senior", "investor-junior", "k-warn", "k-topup", "k-liq", "k-rate-a",
-          "k-rate-b", "k-st", "k-stress", "k-stop", "k-noted"]  # fmt: skip
+          "k-rate-b", "k-st", "k-stress", "k-stop", "k-noted", "k-relever", "k-phase"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -305,3 +305,87 @@ def test_nav_stop_is_detected_and_closes_an_account_above_its_lines(world: World
         assert world.account(who)["locked"]
     finally:
         set_haircut(world, 10_000)
+
+
+def buy_round_robin(world: World, name: str, n: int) -> None:
+    """`n` buys of about 5,000 元 each, round-robin over the three stocks, filled at once."""
+    for i in range(n):
+        code, price = CHAIN_CODES[i % 3], PRICES[i % 3]
+        qty = 500_000 // price // 100 * 100
+        world.chain.send("OrderBook", "request_buy", code, qty, price, actor=name)
+        oid = world.chain.call("OrderBook", "order_count")
+        world.chain.send("OrderBook", "settle_fill", oid, qty, price, 0, world.ref("fill"),
+                         actor="broker")  # fmt: skip
+
+
+def test_nav_stop_reference_follows_an_account_that_levers_up(world: World) -> None:
+    # Arrange: a tier-3 account with a little debt; the keeper records its reference
+    who = world.open_borrower("k-relever", 3, 10_000_000)
+    buy_round_robin(world, "k-relever", 24)  # ~12万 of stock on 10万 margin
+    m = monitor_for(world, {who: 3}, 10_000)
+    keeper = Keeper(world.chain, m, config=KeeperConfig(cooldown_s=0))
+    assert keeper.mark_references() == 1
+    assets0, equity0 = keeper.reference(who)
+    assert 0 < assets0 - equity0 < 3_000_000  # debt ≈ 2万
+    # Act: a new financed buy fills (debt ×4); the monitor learns it from the chain
+    buy_round_robin(world, "k-relever", 12)
+    m = monitor_for(world, {who: 3}, 10_000)
+    keeper.monitor = m
+    # Assert: the reference follows — the chain's larger book, same equity
+    assert keeper.mark_references() == 1
+    assets1, equity1 = keeper.reference(who)
+    acct = world.account(who)
+    assert assets1 > assets0 + 5_000_000 and assets1 - equity1 == acct["debt_fen"]
+    assert abs(equity1 - equity0) <= 10_000  # a financed buy does not change equity
+    assert keeper.mark_references() == 0  # nothing grew since
+    # an account below its reference equity that levers up keeps its old reference
+    set_haircut(world, 9_800)  # equity −2% of assets: above the 5% stop
+    try:
+        buy_round_robin(world, "k-relever", 6)
+        keeper.monitor = monitor_for(world, {who: 3}, 9_800)
+        assert world.account(who)["debt_fen"] * 10_000 > (assets1 - equity1) * 10_100
+        assert keeper.mark_references() == 0
+        assert keeper.reference(who) == (assets1, equity1)
+    finally:
+        set_haircut(world, 10_000)
+
+
+def test_the_stressed_set_phases_in_on_chain_and_the_switch_day_values_at_calm_haircuts(
+    world: World,
+) -> None:
+    """The operator's schedule (`apply_on_chain` with the stressed run): the switch day sets
+    the Liquidator's line share to 0 and the stressed haircut scale to 100% before the regime,
+    so no account's value or line moves at the switch; each later stressed day 1/5 more; calm
+    again, the full stressed set is back (what the transparency page shows)."""
+    from crowdleverage.risk.regime import Regime, RegimePoint, apply_on_chain, stressed_run
+
+    day = world.chain.call("PriceOracle", "trading_day")
+    who = levered_borrower(world, "k-phase", 3)
+    calm_ratio = world.account(who)["ratio_bps"]
+
+    def point(regime: Regime) -> RegimePoint:
+        return RegimePoint(dt.date(2016, 1, 4), regime, False, 12_000, 0, 0, 900, ())
+
+    def chain_set() -> tuple[int, int]:
+        line = int(world.chain.call("Liquidator", "stressed_line_bps"))
+        return line, int(world.chain.call("RiskParams", "stressed_haircuts")[0])
+
+    try:
+        assert apply_on_chain(world.chain, point(Regime.STRESSED), run=1)
+        assert int(world.chain.call("OrderBook", "regime")) == 1
+        assert chain_set() == (0, 10_000)
+        assert world.chain.call("RiskParams", "haircut", CHAIN_CODES[0], day) == 10_000
+        assert world.account(who)["ratio_bps"] == calm_ratio  # the switch moved nothing
+        with pytest.raises(ContractRevert, match="margin: above liquidation line"):
+            world.chain.send("Liquidator", "start_liquidation", who, actor="keeper")
+        assert not apply_on_chain(world.chain, point(Regime.STRESSED), run=2)
+        assert chain_set() == (1_800, 9_800)
+        assert world.chain.call("RiskParams", "haircut", CHAIN_CODES[0], day) == 9_800
+        apply_on_chain(world.chain, point(Regime.STRESSED), run=9)
+        assert chain_set() == (P.STRESSED_LINE_BPS, P.STRESSED_HAIRCUT_SCALE_BPS)
+    finally:
+        apply_on_chain(world.chain, point(Regime.CALM), run=0)
+    assert int(world.chain.call("OrderBook", "regime")) == 0
+    assert chain_set() == (P.STRESSED_LINE_BPS, P.STRESSED_HAIRCUT_SCALE_BPS)
+    pts = [point(Regime.CALM), point(Regime.STRESSED), point(Regime.STRESSED)]
+    assert stressed_run(pts) == 2 and stressed_run(pts[:1]) == 0

@@ -141,6 +141,29 @@ def digest() -> bytes:
 STRESSED_LINE_BPS = 9_000
 STRESSED_TARGET_ADD_BPS = 1_000  # partial mode: de-lever to the initial ratio + this
 STRESSED_FULL_CLOSE = True  # below the stressed line, close the account in full
+# Phase-in (off-chain operator schedule, issue 13): the raised lines and the stressed haircut
+# scale are not applied to the book at the switch at once — that alone closed accounts that
+# were fine a minute before, selling into the falling market. The switch day keeps the calm
+# lines and haircuts (new financing stops, the stressed liquidation mode and target apply) and
+# every account that the full stressed set would put below its warning line is warned; each
+# later stressed day the operator raises `Liquidator.stressed_line_bps` and lowers
+# `RiskParams`' stressed scale by 1/N of the step (`risk/regime.py` `stressed_schedule`).
+STRESSED_PHASE_IN_DAYS = 5
+
+
+def stressed_phase(run: int, days: int = STRESSED_PHASE_IN_DAYS) -> tuple[int, int]:
+    """(Liquidator line bps, RiskParams haircut scale bps) on the `run`-th consecutive
+    stressed day (1: the switch day), phased in linearly over `days` (0: at once); rounded
+    towards the full stressed set (the line up, the scale down)."""
+    if run < 1:
+        raise ValueError("run counts stressed days from 1")
+    if days <= 0 or run > days:
+        return STRESSED_LINE_BPS, STRESSED_HAIRCUT_SCALE_BPS
+    k = run - 1
+    line = -(-STRESSED_LINE_BPS * k // days)
+    scale = BPS - (-(-(BPS - STRESSED_HAIRCUT_SCALE_BPS) * k // days))
+    return line, scale
+
 
 # ── NAV stop (Liquidator.vy's default, issue 13; a test checks the chain) ──
 # Like an umbrella trust's stop line (NAV 0.90 of the start, close in full), per account: the

@@ -85,7 +85,7 @@ from crowdleverage.flows.record import MarginAccount, Order, Pending, Saved
 from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.rules import PriceBand, Side, check_order
 from crowdleverage.migrations import upgrade as migrate
-from crowdleverage.risk.regime import RegimePoint, published_history
+from crowdleverage.risk.regime import RegimePoint, published_history, stressed_run
 from crowdleverage.risk.session import EpochClose
 
 BPS = P.BPS
@@ -1293,7 +1293,23 @@ class Platform:
             "liquidity_cap_bps": params.liquidity_cap_bps,
             "liquidity_adv_days": RP.LIQUIDITY_ADV_DAYS,
             "liquidity": [r.as_dict() for r in liquidity_headroom(self.chain, sorted(self.codes))],
+            "stressed_phase": self._stressed_phase(),
         }  # fmt: skip
+
+    def _stressed_phase(self) -> dict[str, int]:
+        """The phase-in of the stressed set (domain/params.py `STRESSED_PHASE_IN_DAYS`): today
+        is its `day`-th stressed day (0: calm), and the line share and haircut scale the chain
+        holds now against the full stressed set."""
+        before = [pt for pt in published_history(str(self.settings.market_data))
+                  if pt.date < self.market.today]  # fmt: skip
+        return {
+            "days": RP.STRESSED_PHASE_IN_DAYS,
+            "day": stressed_run(before),
+            "line_bps_now": int(self.chain.call(LIQUIDATOR, "stressed_line_bps")),
+            "line_bps_full": RP.STRESSED_LINE_BPS,
+            "scale_bps_now": read_params(self.chain).stressed_haircut_scale_bps,
+            "scale_bps_full": RP.STRESSED_HAIRCUT_SCALE_BPS,
+        }
 
     def risk_snapshot(self) -> dict[str, Any]:
         """The operator's risk panel, read from the chain (cached per block and event)."""

@@ -10,10 +10,12 @@ in step with the chain.
   eligible with a `KeeperSkipped` event carrying the single entry point's revert string. If the
   batch reverts as a whole, the keeper falls back to one call per account.
 - NAV stop (issue 13): the keeper records each account's reference (assets and equity) on
-  chain when it first has debt and again after a liquidation ended (`mark_references`,
-  `Liquidator.set_reference`); an account whose equity falls below reference equity − the
-  Liquidator's `nav_stop_bps` of reference assets is LIQUIDATION_DUE whatever its ratio below
-  `nav_stop_below_bps` (the Liquidator re-checks it and closes the account in full).
+  chain when it first has debt, again after a liquidation ended, and again when the account
+  levered up since (a financed buy filled) while not below its reference equity
+  (`mark_references`, `Liquidator.set_reference`); an account whose equity falls below
+  reference equity − the Liquidator's `nav_stop_bps` of reference assets is LIQUIDATION_DUE
+  whatever its ratio below `nav_stop_below_bps` (the Liquidator re-checks it and closes the
+  account in full).
 - Rate-limited: at most `max_actions_per_tick` calls per tick, worst ratios first; an account
   acted on is left alone for `cooldown_s` (chain time) unless its state got worse.
 - The contract re-verifies every call. A revert because the price moved back ("above warning
@@ -66,6 +68,12 @@ MOVED_BACK = frozenset(
 # `Liquidator.keep` action codes and its batch bound.
 KEEP_CODES = {"warn": 0, "top_up": 1, "start_liquidation": 2, "end_liquidation": 3}
 KEEP_BATCH = 64
+# NAV stop: the reference follows an account whose debt grew by more than this (bps of the
+# reference's debt) since it was recorded — a new financed buy, not interest (`_levered_up`)
+RELEVER_BPS = 100
+# ... if its equity now is at least the reference's less this (bps of reference assets: the
+# interest and costs of the buy); further below, it keeps the old reference
+RELEVER_SLACK_BPS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,19 +170,40 @@ class Keeper:
 
     def mark_references(self) -> int:
         """Record the reference of every monitored account with debt, not in liquidation and
-        without one (new debt, or a liquidation ended); returns how many were recorded."""
+        without one (new debt, or a liquidation ended), and again for one that levered up
+        since (`_levered_up`); returns how many were recorded."""
         if self.nav_stop_bps() == 0:
             return 0
         n = self.monitor.n_accounts
+        debt = self.monitor.debt_fen[:n]
         done = 0
-        for r in np.flatnonzero((self.monitor.debt_fen[:n] > 0) & ~self.monitor.liquidating[:n]):
+        for r in np.flatnonzero((debt > 0) & ~self.monitor.liquidating[:n]):
             who = self.monitor.account_id(int(r))
-            if self.reference(who)[0] or not self._call("set_reference", who, quiet=True):
+            ref_assets, ref_equity = self.reference(who)
+            if ref_assets and not self._levered_up(who, int(debt[r]), ref_assets, ref_equity):
+                continue
+            if not self._call("set_reference", who, quiet=True):
                 continue
             self._refs.pop(who)  # read back what the chain recorded
             self._ref_arrays = None
             done += 1
         return done
+
+    def _levered_up(self, who: str, debt_fen: int, ref_assets: int, ref_equity: int) -> bool:
+        """Whether the reference should follow the account: its debt grew by more than
+        `RELEVER_BPS` over the reference's (a financed buy filled; interest alone takes months
+        to get there) and its equity now is at least the reference's (less
+        `RELEVER_SLACK_BPS` of its assets for interest and costs). Measured from the old,
+        smaller base the stop would fire after a smaller fall of the larger book; an account
+        below its reference equity keeps the old reference (re-marking would forgive the loss
+        so far). The chain's view decides (the monitor's debt only selects candidates)."""
+        ref_debt = ref_assets - ref_equity
+        if debt_fen * BPS <= ref_debt * (BPS + RELEVER_BPS):
+            return False
+        view = self.chain.call(ENGINE, "keeper_view", who)
+        assets, debt = int(view[0]), int(view[1])
+        slack = ref_assets * RELEVER_SLACK_BPS // BPS
+        return debt * BPS > ref_debt * (BPS + RELEVER_BPS) and assets - debt >= ref_equity - slack
 
     def _stopped(self, result: TickResult) -> np.ndarray:
         """Rows below their NAV stop (assets from the monitor's ratio and debt), vectorised

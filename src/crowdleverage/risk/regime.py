@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -46,6 +47,7 @@ from crowdleverage.market.replay import TradingDay
 
 BPS = 10_000
 INDEX = "000001.SH"
+log = logging.getLogger("crowdleverage.regime")
 
 
 class Regime(StrEnum):
@@ -321,12 +323,57 @@ def regime_at_close(market_data: str, day: dt.date) -> RegimePoint | None:
     return points[-1] if points else None
 
 
-def apply_on_chain(chain: Any, point: RegimePoint, *, actor: str = "operator") -> bool:
+def stressed_run(history: Sequence[RegimePoint]) -> int:
+    """How many consecutive closes at the end of `history` are STRESSED (0: the last is
+    calm): the day after them is the run-th stressed day (1: the switch day)."""
+    n = 0
+    for p in reversed(history):
+        if p.regime is not Regime.STRESSED:
+            break
+        n += 1
+    return n
+
+
+def stressed_schedule(chain: Any, run: int, *, actor: str = "operator") -> bool:
+    """The phase-in of the stressed set (domain/params.py `STRESSED_PHASE_IN_DAYS`): on the
+    `run`-th stressed day, `Liquidator.set_stressed_policy` with that day's line share and
+    `RiskParams.set_stressed_haircuts` with that day's scale; `run` 0 (calm) puts back the
+    full stressed set (what the next switch phases into, and what the transparency page
+    shows). Only changes are sent; True when something was. Call it before the regime is set
+    to stressed, so that the switch day runs on the phase's values from its first order."""
+    from crowdleverage.chain.margin import LIQUIDATOR
+    from crowdleverage.chain.params import PARAMS
+
+    line, scale = P.stressed_phase(run) if run > 0 else (
+        P.STRESSED_LINE_BPS, P.STRESSED_HAIRCUT_SCALE_BPS)  # fmt: skip
+    changed = False
+    if int(chain.call(LIQUIDATOR, "stressed_line_bps")) != line:
+        target = int(chain.call(LIQUIDATOR, "stressed_target_add_bps"))
+        full = bool(chain.call(LIQUIDATOR, "stressed_full_close"))
+        chain.send(LIQUIDATOR, "set_stressed_policy", line, target, full, actor=actor)
+        changed = True
+    cur_scale, st = (int(x) for x in chain.call(PARAMS, "stressed_haircuts"))
+    if cur_scale != scale:
+        chain.send(PARAMS, "set_stressed_haircuts", scale, st, actor=actor)
+        changed = True
+    if changed:
+        log.info("stressed phase", extra={"event": "stressed_phase", "run": run,
+                                          "line_bps": line, "scale_bps": scale})  # fmt: skip
+    return changed
+
+
+def apply_on_chain(
+    chain: Any, point: RegimePoint, *, actor: str = "operator", run: int | None = None
+) -> bool:
     """Set the OrderBook's regime (0 calm, 1 stressed) to `point`'s when it differs, with the
     indicator it rests on (`RegimeChanged` on chain); True when it changed. The contract
-    refuses new financing while stressed ("stressed regime: no new financing")."""
+    refuses new financing while stressed ("stressed regime: no new financing"). With `run`
+    (the consecutive stressed closes up to `point`, `stressed_run`) the stressed set is first
+    phased in (`stressed_schedule`)."""
     from crowdleverage.chain.margin import ORDERBOOK
 
+    if run is not None:
+        stressed_schedule(chain, run, actor=actor)
     want = 1 if point.regime is Regime.STRESSED else 0
     if int(chain.call(ORDERBOOK, "regime")) == want:
         return False

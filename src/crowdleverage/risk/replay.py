@@ -34,6 +34,7 @@ from crowdleverage.broker.corporate_actions import CorporateActionAgent
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.margin import ORDERBOOK
+from crowdleverage.chain.params import liquidity_headroom
 from crowdleverage.chain.structs import read_account
 from crowdleverage.domain.errors import ContractRevert, InvalidInput
 from crowdleverage.domain.params import (
@@ -70,6 +71,7 @@ from crowdleverage.risk.monitor import AccountState, RiskMonitor
 from crowdleverage.risk.regime import (
     RegimeParams,
     liquidity_caps,
+    publish_liquidity,
     regime_history,
 )
 from crowdleverage.risk.session import EpochClose, SessionObserver, TradingSession
@@ -179,7 +181,11 @@ class BuyPlanner:
     """A borrower's setup buys, modelling the engine's pre-trade checks (DESIGN.md §7):
     assets after the buy = assets + draw − cost + value; the held security ≤ 40% of that;
     ratio ≥ the tier's initial ratio; leverage ≤ the tier's; the platform's shares of the
-    security (`platform`, shared by every borrower's planner) ≤ 5% of the pool's assets."""
+    security (`platform`, shared by every borrower's planner) ≤ 5% of the pool's assets; and
+    the platform's shares at the order's limit ≤ the security's liquidity cap
+    (`liquidity_cap_fen`, RiskParams' `liquidity_cap_fen` after the session's `set_liquidity`;
+    a code without one has no cap). The chain caps only buys that draw financing; the book
+    keeps every buy under it, so the platform's position respects the cap."""
 
     def __init__(
         self,
@@ -190,10 +196,12 @@ class BuyPlanner:
         tier: LeverageTier,
         platform: dict[str, int],
         exposure_cap_fen: int,
+        liquidity_cap_fen: dict[str, int] | None = None,
     ) -> None:
         self.spec = spec
         self.platform = platform
         self.exposure_cap_fen = exposure_cap_fen
+        self.liquidity_cap_fen = liquidity_cap_fen or {}
         self.tier = tier
         self.prices, self.limits, self.haircuts = prices, limits, haircuts
         gross = spec.margin_fen + spec.planned_loan_fen
@@ -218,6 +226,9 @@ class BuyPlanner:
             return False
         if (self.platform[code] + qty) * unit > self.exposure_cap_fen:
             return False
+        cap = self.liquidity_cap_fen.get(code)
+        if cap is not None and (self.platform[code] + qty) * self.limits[code] > cap:
+            return False  # financed: "margin: above liquidity cap"; own cash: the book's rule
         if debt == 0:
             return True
         t = self.tier
@@ -406,8 +417,16 @@ class Replay(SessionObserver):
         platform = dict.fromkeys(self.codes, 0)
         pool = int(self.chain.call("TranchePool", "total_assets_fen"))
         cap = pool * MAX_PLATFORM_EXPOSURE_BPS // 10_000 * 99 // 100  # a little slack
+        # the liquidity cap: the setup session publishes no regime (it would refuse the
+        # book's financing), but the 20-day figures of the closes before it go on chain, so
+        # the chain caps the setup's financed buys and the planner keeps every buy under it
+        before = [d.date for d in self.history if d.date < day.date]
+        if before:
+            publish_liquidity(self.chain, self.history, before[-1], self.codes)
+        liq = {h.code: h.cap_fen for h in liquidity_headroom(self.chain, self.codes)
+               if h.cap_fen is not None}  # fmt: skip
         planners = [
-            BuyPlanner(spec, prices, limits, haircuts, TIERS[spec.tier], platform, cap)
+            BuyPlanner(spec, prices, limits, haircuts, TIERS[spec.tier], platform, cap, liq)
             for spec in self.specs.values()
         ]
         while True:

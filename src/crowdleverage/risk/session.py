@@ -68,7 +68,12 @@ from crowdleverage.market.replay import Tick, TradingDay, intraday_ticks
 from crowdleverage.oracle.feeder import OracleFeeder
 from crowdleverage.risk.keeper import KEEP_CODES, ChainSync, Keeper
 from crowdleverage.risk.monitor import RiskMonitor
-from crowdleverage.risk.regime import RegimePoint, apply_on_chain, publish_liquidity
+from crowdleverage.risk.regime import (
+    RegimePoint,
+    apply_on_chain,
+    publish_liquidity,
+    stressed_run,
+)
 
 log = logging.getLogger("crowdleverage.session")
 
@@ -317,7 +322,8 @@ class TradingSession:
         if not before:
             return None
         point = before[-1]
-        changed = apply_on_chain(self.chain, point)
+        # the stressed set phases in over the first stressed days (domain/params.py)
+        changed = apply_on_chain(self.chain, point, run=stressed_run(before))
         if self.liquidity_days is not None:
             codes = self.codes
             if after is not None:

@@ -45,6 +45,9 @@ def test_reduced_suite_cli_stores_a_result_and_reports_it(
     text = Path(paths["html"]).read_text(encoding="utf-8")
     assert "Plotly" in text and '<script src="http' not in text
     assert "cb2016" in text
+    # the policy in words: the phase-in, the NAV stop, the cap and what the switch did
+    assert "phased in over 5 stressed days" in text and "Liquidity cap: the platform" in text
+    assert "accounts entering liquidation on a switch day" in text
     assert Path(paths["pdf"]).read_bytes()[:5] == b"%PDF-"
 
 

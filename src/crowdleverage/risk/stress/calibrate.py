@@ -11,13 +11,17 @@ The search space (a seeded random sample of the grid, with today's parameters al
 - the NAV stop (Liquidator `nav_stop_bps`: closed in full once equity falls below the opening
   equity − this share of the opening assets; 0 = none) in NAV_STOP;
 - insurance premium (share of interest) and minimum junior ratio;
+- the liquidity cap (RiskParams `liquidity_cap_bps`: the platform's position per security
+  ≤ this share of its average daily amount; the book's financed buys above it are refused,
+  so the utilisation reached can be below the one asked) in LIQ_CAP;
 - utilisation, highest first.
 Each candidate runs every historical scenario and the Monte Carlo on a reduced number of paths;
 the umbrella-trust comparison depends only on leverage and the book, so it is computed once
 per utilisation. A candidate is *feasible* when it meets every target (suite.check_targets).
-The chosen set: the feasible one at the highest utilisation with the lowest mean borrower loss
-(ties: the lower premium). When none is feasible, the one with the fewest failed targets is
-written and the output says that no set met the targets.
+The chosen set: the feasible one at the highest utilisation reached (the one asked × the share
+the liquidity cap let the book lend, mean over the scenarios, in 1% steps) with the lowest mean
+borrower loss (ties: the lower premium). When none is feasible, the one with the fewest failed
+targets is written and the output says that no set met the targets.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ PREMIUM = (1_000, 2_000)
 JUNIOR = (2_000, 2_500, 3_000)
 UTILISATION = (9_000, 8_000, 7_000)
 NAV_STOP = (800, 500, 0)
+LIQ_CAP = (1_000, 500, 2_000)
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class Candidate:
     junior: int
     calm_full_close: bool = False
     nav_stop: int = 0
+    liquidity_cap: int = 0
 
     def policy(self, base: MarginPolicy) -> MarginPolicy:
         tiers = dict(base.tiers)
@@ -84,6 +90,7 @@ class Candidate:
             min_junior_ratio_bps=self.junior,
             liquidation_full_close=self.calm_full_close,
             nav_stop_bps=self.nav_stop,
+            liquidity_cap_bps=self.liquidity_cap,
         )
 
     def label(self) -> str:
@@ -92,7 +99,8 @@ class Candidate:
                 f"stressed +{self.line_add // 100}%/+{self.target_add // 100}%"
                 f"{' full' if self.full_close else ''}, calm "
                 f"{'full close' if self.calm_full_close else 'to target'}, "
-                f"NAV stop {self.nav_stop / 100:g}%, premium {self.premium // 100}%, "
+                f"NAV stop {self.nav_stop / 100:g}%, liquidity cap "
+                f"{self.liquidity_cap / 100:g}%, premium {self.premium // 100}%, "
                 f"junior {self.junior // 100}%")  # fmt: skip
 
 
@@ -101,12 +109,13 @@ def today(base: MarginPolicy) -> Candidate:
     s = base.stressed
     return Candidate(None, hc, s.line_add_bps, s.target_add_bps, s.full_close,
                      base.insurance_premium_bps, base.min_junior_ratio_bps,
-                     base.liquidation_full_close, base.nav_stop_bps)  # fmt: skip
+                     base.liquidation_full_close, base.nav_stop_bps,
+                     base.liquidity_cap_bps)  # fmt: skip
 
 
 def candidates(n: int, seed: int, base: MarginPolicy) -> list[Candidate]:
     axes = (LINE_F, HAIRCUTS, LINE_ADD, TARGET_ADD, FULL_CLOSE, PREMIUM, JUNIOR, CALM_FULL_CLOSE,
-            NAV_STOP)  # fmt: skip
+            NAV_STOP, LIQ_CAP)  # fmt: skip
     grid = [Candidate(*c) for c in itertools.product(*axes)]
     rng = np.random.default_rng(seed)
     first = today(base)
@@ -125,10 +134,12 @@ def summarise(c: Candidate, util: int, scen: dict[str, Any], targets: dict[str, 
     }  # fmt: skip
     borrower = float(np.mean([h["layers"]["borrower_margin"]["mean"] for h in hist]))
     failed = [k for k, v in targets.items() if not v["ok"]]
+    lent = float(np.mean([s.get("lent_share_mean", 1.0) for s in scen.values()]))
     return {
         "candidate": dataclasses.asdict(c),
         "label": c.label(),
         "utilisation_bps": util,
+        "lent_utilisation_bps": int(util * lent) // 100 * 100,
         "hist_junior_var99_max": max(h["layers"]["junior"]["var99"] for h in hist),
         "hist_senior_max": max(h["layers"]["senior"]["max"] for h in hist),
         "mc_p_senior_loss": mc["p_senior_loss"] if mc else None,
@@ -210,10 +221,14 @@ def _choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if feasible:
         return min(
             feasible,
-            key=lambda r: (-r["utilisation_bps"], r["borrower_margin_loss_mean"],
+            key=lambda r: (-r["lent_utilisation_bps"], r["borrower_margin_loss_mean"],
                            r["candidate"]["premium"]),
         )  # fmt: skip
     return min(
         rows,
-        key=lambda r: (len(r["failed"]), -r["utilisation_bps"], r["borrower_margin_loss_mean"]),
+        key=lambda r: (
+            len(r["failed"]),
+            -r["lent_utilisation_bps"],
+            r["borrower_margin_loss_mean"],
+        ),
     )

@@ -242,7 +242,8 @@ def calibrate_cmd(
     verdict = "meets every target" if best["feasible"] else "NO set met every target"
     comment = (
         f"crowdlev stress calibrate: {verdict}\n{best['label']}, utilisation "
-        f"{best['utilisation_bps'] / 100:.0f}%\nfailed: {', '.join(best['failed']) or 'none'}"
+        f"{best['utilisation_bps'] / 100:.0f}% (reached under the liquidity cap: "
+        f"{best['lent_utilisation_bps'] / 100:.0f}%)\nfailed: {', '.join(best['failed']) or 'none'}"
     )
     write_params_toml(chosen, out, comment=comment)
     plain = [{k: v for k, v in r.items() if k != "policy"} for r in rows]
@@ -251,12 +252,13 @@ def calibrate_cmd(
                    "out": str(out)})  # fmt: skip
         return
     table = Table(title="Calibration trade-off (max over historical scenarios)")
-    for h in ("util", "parameters", "junior VaR99 hist", "senior hist", "MC P(senior)",
+    for h in ("util → lent", "parameters", "junior VaR99 hist", "senior hist", "MC P(senior)",
               "MC junior ES99", "tier medians", "umbrella", "failed"):  # fmt: skip
         table.add_column(h)
     for r in plain:
         table.add_row(
-            f"{r['utilisation_bps'] / 100:.0f}%", r["label"], f"{r['hist_junior_var99_max']:.2%}",
+            f"{r['utilisation_bps'] / 100:.0f}% → {r['lent_utilisation_bps'] / 100:.0f}%",
+            r["label"], f"{r['hist_junior_var99_max']:.2%}",
             f"{r['hist_senior_max']:.2%}", f"{r['mc_p_senior_loss']:.2%}",
             f"{r['mc_junior_es99']:.2%}",
             "/".join(f"{v:.0%}" for v in r["tier_median_max"].values()),
@@ -264,5 +266,8 @@ def calibrate_cmd(
             str(len(r["failed"])),
         )  # fmt: skip
     Console(width=max(Console().width, 200)).print(table)
-    Console().print(f"chosen ({verdict}): {best['label']} at {best['utilisation_bps'] / 100:.0f}%")
+    Console().print(
+        f"chosen ({verdict}): {best['label']} at {best['utilisation_bps'] / 100:.0f}%"
+        f" ({best['lent_utilisation_bps'] / 100:.0f}% lent under the liquidity cap)"
+    )
     Console().print(f"wrote {out}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crowdleverage.domain.params import BPS
+from crowdleverage.domain.params import BPS, MAX_SINGLE_SECURITY_BPS
 from crowdleverage.domain.security import Board
 from crowdleverage.risk.stress.market import Market
 from crowdleverage.risk.stress.policy import Book, MarginPolicy
@@ -34,6 +34,7 @@ from crowdleverage.risk.stress.policy import Book, MarginPolicy
 TRADING_DAYS = 252
 MAX_ROUNDS = 4  # cascade rounds per day
 CAPACITY_SHARE = 0.10  # the platform sells at most 10% of a stock's average daily amount a day
+MAX_SINGLE_SHARE = MAX_SINGLE_SECURITY_BPS / BPS  # one security ≤ 40% of an account's book
 LAYERS = ("borrower_margin", "borrower_reserve", "penalty", "insurance", "junior", "senior")
 
 
@@ -73,6 +74,12 @@ class PolicyArrays:
     # share of opening assets (the reference the keeper records when the debt is drawn)
     nav_stop: float = 0.0
     nav_stop_below: float = 3.0  # the stop applies below this ratio
+    # liquidity cap (RiskParams.liquidity_cap_bps): the platform's position in a security
+    # ≤ this share of its average daily amount after a financed buy (0: not modelled)
+    liquidity_cap: float = 0.0
+    # the stressed lines and haircuts phase in over this many stressed days (0: at once); the
+    # switch day runs on the calm lines and haircuts (the stressed mode and target apply)
+    stress_phase_in: int = 0
 
     @classmethod
     def of(cls, p: MarginPolicy, *, umbrella: bool = False) -> PolicyArrays:
@@ -124,17 +131,32 @@ class PolicyArrays:
             end_halted_mark=p.halted_haircut_bps / BPS,
             nav_stop=p.nav_stop_bps / BPS,
             nav_stop_below=p.nav_stop_below_bps / BPS,
+            stress_phase_in=s.phase_in_days,
+            liquidity_cap=p.liquidity_cap_bps / BPS,
         )
 
-    def lines(self, tier: np.ndarray, stressed: np.ndarray) -> tuple[np.ndarray, ...]:
+    def phase(self, run: np.ndarray) -> np.ndarray:
+        """The share (0..1) of the stressed lines and haircuts in force on the `run`-th
+        consecutive stressed day (0: calm): all of it at once without a phase-in, else 0 on
+        the switch day and 1/N more on each stressed day after it."""
+        if self.stress_phase_in <= 0:
+            return (run > 0).astype(float)
+        return np.clip((run - 1) / self.stress_phase_in, 0.0, 1.0) * (run > 0)
+
+    def lines(
+        self, tier: np.ndarray, stressed: np.ndarray, w: np.ndarray | None = None
+    ) -> tuple[np.ndarray, ...]:
         """(warning, liquidation, target) per path × account: the Liquidator's lines, raised
-        while the path's regime (published at the last close) is stressed."""
+        while the path's regime (published at the last close) is stressed — by the share `w`
+        (per path, default all of it) of the stressed rise while it phases in."""
         s = stressed[:, None]
+        wf = s.astype(float) if w is None else w[:, None] * s
         init, liq = self.initial[tier][None], self.liquidation[tier][None]
-        up = np.where(s, self.stress_line_share * (init - liq) + self.stress_line_add, 0.0)
+        up = wf * (self.stress_line_share * (init - liq) + self.stress_line_add)
         liq_line = liq + up
-        warn_line = np.where(s, np.maximum(self.warning[tier][None] + self.stress_line_add,
-                                           liq_line), self.warning[tier][None])  # fmt: skip
+        warn_line = np.where(s, np.maximum(self.warning[tier][None]
+                                           + wf * self.stress_line_add, liq_line),
+                             self.warning[tier][None])  # fmt: skip
         return warn_line, liq_line, init + np.where(s, self.stress_target_add, 0.0)
 
 
@@ -185,10 +207,20 @@ class ChunkResult:
     # strategy books (risk/stress/strategy.py), when the run has them: yuan per path for
     # "loss", "strategy_margin", "strategy_reserve" and their part of each shared layer
     strategy: dict[str, np.ndarray] | None = None
+    # accounts entering liquidation on the first day of a stressed spell, and those the
+    # stressed parameters alone put there (above the calm lines and stop at calm haircuts)
+    switch_liquidations: np.ndarray | None = None  # (P,)
+    regime_liquidations: np.ndarray | None = None  # (P,)
+    # what the opened book lends / the book's loans (below 1 where the liquidity cap cut it)
+    lent_share: np.ndarray | None = None  # (P,)
 
 
-def _haircuts(mkt: Market, boards: np.ndarray, pol: PolicyArrays, stressed: np.ndarray):
-    h = boards * np.where(stressed, pol.stress_haircut_mult, 1.0)[:, None]
+def _haircuts(mkt: Market, boards: np.ndarray, pol: PolicyArrays, w: np.ndarray):
+    """Each security's haircut per path; `w` (per path, bool or 0..1) is the share of the
+    stressed scale in force."""
+    w = np.asarray(w, dtype=float)
+    mult = np.where(w >= 1.0, pol.stress_haircut_mult, 1.0 - w * (1.0 - pol.stress_haircut_mult))
+    h = boards * mult[:, None]
     return np.where(mkt.halted, np.minimum(pol.halted_haircut, h), h)
 
 
@@ -265,11 +297,21 @@ def _dot(q: np.ndarray, price: np.ndarray, idx_k: list[np.ndarray]) -> np.ndarra
 
 
 def open_book(
-    book: BookArrays, pol: PolicyArrays, boards: np.ndarray, loans_yuan: float
+    book: BookArrays,
+    pol: PolicyArrays,
+    boards: np.ndarray,
+    loans_yuan: float,
+    adv: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every account at its tier's initial ratio on haircut value (at most its leverage), the
     debts adding up to the loans on every path. Returns (yuan per book unit (P,), margin,
-    debt, reserve (P, A), quantities (K, P, A)); prices start at 1."""
+    debt, reserve (P, A), quantities (K, P, A)); prices start at 1.
+
+    With a liquidity cap (`pol.liquidity_cap`) and each security's average daily amount
+    `adv` (P, S, yuan), the book respects the chain's cap on financed buys: where the
+    platform's position in a security would exceed the cap, every account's financed part of
+    it is cut pro rata (the buys above the cap revert "margin: above liquidity cap"; what the
+    margin bought stays), so such a path lends less than `loans_yuan` (`lent_share`)."""
     P = boards.shape[0]
     lev, init = pol.leverage[book.tier], pol.initial[book.tier]
     hbar = (book.weight[None] * boards[:, book.idx]).sum(-1)  # (P, A)
@@ -279,7 +321,66 @@ def open_book(
     D = debt_per_margin * M
     R = book.reserve_frac[None] * M if pol.use_reserve else np.zeros_like(M)
     q = np.ascontiguousarray(np.moveaxis(book.weight[None] * (M + D)[..., None], -1, 0))
+    if pol.liquidity_cap > 0 and adv is not None:
+        cap_by_liquidity(q, D, book.idx, scale, pol.liquidity_cap * adv)
     return scale, M, D, R, q
+
+
+def cap_by_liquidity(
+    q: np.ndarray,
+    D: np.ndarray,
+    idx: np.ndarray,
+    scale: np.ndarray,
+    cap_yuan: np.ndarray,
+    rounds: int = 6,
+) -> np.ndarray:
+    """Fit the opening book (in place) to the liquidity cap: per path and security, the
+    platform's position (Σ accounts, yuan at price 1) ≤ `cap_yuan` (P, S). A buy that would
+    take a security over its cap is refused, so each account's position in it is cut by the
+    same share and the borrower buys its other securities instead (those not capped, up to
+    40% of its book each), for `rounds` rounds; what still finds no room is financing not
+    drawn (debt and shares fall together; a cut larger than the account's debt keeps the rest,
+    bought with its margin). Returns the share of the asked loans kept per path."""
+    P = q.shape[1]
+    S = cap_yuan.shape[1]
+    flat = (np.arange(P)[:, None] * S + idx.T[:, None, :]).ravel()  # (K, P, A) → p·S + s
+    at = (np.arange(P)[None, :, None], idx.T[:, None, :])
+    d0 = D.sum(1)
+    limit = MAX_SINGLE_SHARE * q.sum(0)[None]  # the 40% concentration limit, (1, P, A)
+
+    def keep_share() -> np.ndarray:
+        pos = np.bincount(flat, weights=(q * scale[None, :, None]).ravel(), minlength=P * S)
+        pos = pos.reshape(P, S)
+        return np.where(pos > cap_yuan, cap_yuan / np.where(pos > 0, pos, 1.0), 1.0)
+
+    for _ in range(rounds):
+        keep = keep_share()
+        if (keep >= 1.0).all():
+            break
+        kk = keep[at]  # (K, P, A)
+        cut = q * (1.0 - kk)
+        q -= cut
+        moved = cut.sum(0)
+        room = np.where(kk >= 1.0, np.maximum(limit - q, 0.0), 0.0)
+        room_sum = room.sum(0)
+        put = np.minimum(moved, room_sum)
+        q += room * (put / np.where(room_sum > 0, room_sum, 1.0))[None]
+        lost = moved - put  # no room left in this account: financing not drawn
+        paid = np.minimum(lost, D)
+        D -= paid
+        # a cut beyond the debt was bought with margin: it stays where it was
+        back = lost - paid
+        if (back > 0).any():
+            q += cut * (back / np.where(moved > 0, moved, 1.0))[None]
+    keep = keep_share()
+    if not (keep >= 1.0).all():
+        cut = q * (1.0 - keep[at])
+        want = cut.sum(0)
+        paid = np.minimum(want, D)
+        q -= cut * np.where(want > 0, paid / np.where(want > 0, want, 1.0), 0.0)[None]
+        D -= paid
+    out: np.ndarray = D.sum(1) / np.where(d0 > 0, d0, 1.0)
+    return out
 
 
 def simulate(
@@ -299,7 +400,8 @@ def simulate(
     P, A = mkt.P, book.tier.size
     tier, idx = book.tier, book.idx
     idx_k = [np.ascontiguousarray(idx[:, k]) for k in range(idx.shape[1])]
-    scale, M, D, R, q = open_book(book, pol, boards, loans_yuan)
+    scale, M, D, R, q = open_book(book, pol, boards, loans_yuan, mkt.adv)
+    lent = D.sum(1) * scale
     R0 = R.copy()
     C = np.zeros((P, A))
     # NAV stop: closed in full once C + V − D < stop_floor (the reference is the opening book)
@@ -317,6 +419,12 @@ def simulate(
 
     calm_lines = pol.lines(tier, np.zeros(1, dtype=bool))  # (1, A) each
     stress_lines = pol.lines(tier, np.ones(1, dtype=bool))
+    run = np.zeros(P, dtype=np.int64)  # consecutive days under the stressed regime
+    # accounts that entered liquidation on a switch day (the first of a stressed spell), and
+    # those the stressed parameters alone put there (above the calm lines and stop at the
+    # calm haircuts): what a regime switch closes by itself
+    switch_liq = np.zeros(P)
+    regime_liq = np.zeros(P)
     live = np.zeros(0, dtype=np.intp)  # flat indices (p·A + a) in liquidation, sorted
     growth = 1.0 + pol.apr[tier] / TRADING_DAYS
     daily_a = pol.apr[tier] / TRADING_DAYS
@@ -329,8 +437,12 @@ def simulate(
         # published at the last close, or entered on today's first stressed observation
         stressed = regime_today(regime, mkt, pol)
         stressed_days += stressed
-        h = _haircuts(mkt, boards, pol, stressed)
-        if stressed.all():
+        run = np.where(stressed, run + 1, 0)
+        w = pol.phase(run)
+        h = _haircuts(mkt, boards, pol, w)
+        if pol.stress_phase_in > 0 and stressed.any():
+            warn_line, liq_line, target = pol.lines(tier, stressed, w)
+        elif stressed.all():
             warn_line, liq_line, target = stress_lines
         elif stressed.any():
             warn_line, liq_line, target = (
@@ -377,6 +489,11 @@ def simulate(
             ok = ~liq[pp, aa] & (D[pp, aa] > 1e-12)
             pp, aa = pp[ok], aa[ok]
             if pp.size:
+                if stressed.any():
+                    _count_regime_closes(
+                        pp, aa, run, q, C, D, mkt, boards, pol, idx, calm_lines,
+                        stop_floor, switch_liq, regime_liq,
+                    )  # fmt: skip
                 liq[pp, aa] = True
                 ever_liq[pp, aa] = True
                 live = np.sort(np.concatenate([live, pp * A + aa]))
@@ -434,7 +551,37 @@ def simulate(
     return _waterfall(
         book, M, R0, equity, deficit, penalty, interest, ever_liq, stressed_days, sealed_share,
         scale, pool_yuan, junior_ratio, insurance_seed_yuan, pol, strategy_losses,
+        switch_liq, regime_liq, lent / loans_yuan if loans_yuan > 0 else None,
     )  # fmt: skip
+
+
+def _count_regime_closes(
+    pp: np.ndarray,
+    aa: np.ndarray,
+    run: np.ndarray,
+    q: np.ndarray,
+    C: np.ndarray,
+    D: np.ndarray,
+    mkt: Market,
+    boards: np.ndarray,
+    pol: PolicyArrays,
+    idx: np.ndarray,
+    calm_lines: tuple[np.ndarray, ...],
+    stop_floor: np.ndarray | None,
+    switch_liq: np.ndarray,
+    regime_liq: np.ndarray,
+) -> None:
+    """Count, per path, the accounts (pp, aa) entering liquidation on a switch day and those
+    that are not below the calm line or the NAV stop at the calm haircuts."""
+    switch_liq += np.bincount(pp, weights=(run[pp] == 1), minlength=switch_liq.size)
+    hc = _haircuts(mkt, boards, pol, np.zeros(mkt.P))
+    cv = C[pp, aa] + (q[:, pp, aa].T * (mkt.X * hc)[pp[:, None], idx[aa]]).sum(1)
+    d = D[pp, aa]
+    calm_below = cv < calm_lines[1][0, aa] * d
+    if stop_floor is not None:
+        calm_below |= (cv - d < stop_floor[pp, aa]) & (cv < pol.nav_stop_below * d)
+    sel = run[pp] > 0
+    regime_liq += np.bincount(pp, weights=(~calm_below & sel), minlength=regime_liq.size)
 
 
 def _liquidation_round(
@@ -530,6 +677,9 @@ def _waterfall(
     insurance_seed_yuan: float,
     pol: PolicyArrays,
     strategy_losses: dict[str, np.ndarray] | None = None,
+    switch_liq: np.ndarray | None = None,
+    regime_liq: np.ndarray | None = None,
+    lent_share: np.ndarray | None = None,
 ) -> ChunkResult:
     P = M.shape[0]
     deposits = M + R0
@@ -583,4 +733,7 @@ def _waterfall(
         stressed_days=stressed_days,
         sealed_share=sealed_share,
         strategy=strategy,
+        switch_liquidations=np.zeros(P) if switch_liq is None else switch_liq,
+        regime_liquidations=np.zeros(P) if regime_liq is None else regime_liq,
+        lent_share=np.ones(P) if lent_share is None else lent_share,
     )

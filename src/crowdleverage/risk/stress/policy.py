@@ -41,6 +41,11 @@ class StressedRegime:
     target_add_bps: int = P.STRESSED_TARGET_ADD_BPS  # partial mode: initial ratio + this
     full_close: bool = P.STRESSED_FULL_CLOSE  # below the line, close the account in full
     no_new_financing: bool = True
+    # the raised lines and the stressed haircut scale phase in linearly over this many
+    # stressed days (0: at once at the switch): the switch day keeps the calm lines and
+    # haircuts, each later stressed day adds 1/N of the rise (the operator's schedule,
+    # risk/regime.py `stressed_schedule`)
+    phase_in_days: int = P.STRESSED_PHASE_IN_DAYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,9 @@ class MarginPolicy:
     liquidation_full_close: bool = False  # also in calm markets: close in full below the line
     nav_stop_bps: int = P.NAV_STOP_BPS  # Liquidator.nav_stop_bps: closed in full below it
     nav_stop_below_bps: int = P.NAV_STOP_BELOW_BPS  # ... when the ratio is below this
+    # RiskParams.liquidity_cap_bps: after a financed buy the platform's position in a security
+    # ≤ this share of its average daily amount (0: not modelled)
+    liquidity_cap_bps: int = P.LIQUIDITY_CAP_BPS
     stressed: StressedRegime = StressedRegime()
     regime: RegimeParams = field(default_factory=RegimeParams)  # risk/regime.py's indicator
 
@@ -72,6 +80,8 @@ class MarginPolicy:
                 raise InvalidInput(f"haircut for {board} must be within 0..10000 bps")
         if not 0 <= self.nav_stop_bps <= 5_000:
             raise InvalidInput("nav_stop_bps must be within 0..5000 (the Liquidator's bound)")
+        if not 0 <= self.liquidity_cap_bps <= BPS:
+            raise InvalidInput("liquidity_cap_bps must be within 0..10000 (0: not modelled)")
         if not 0 < self.min_junior_ratio_bps < BPS:
             raise InvalidInput("min_junior_ratio_bps must be within 1..9999")
 
@@ -97,6 +107,7 @@ class MarginPolicy:
             "liquidation_full_close": self.liquidation_full_close,
             "nav_stop_bps": self.nav_stop_bps,
             "nav_stop_below_bps": self.nav_stop_below_bps,
+            "liquidity_cap_bps": self.liquidity_cap_bps,
             "stressed_regime": dataclasses.asdict(self.stressed),
             "regime": dataclasses.asdict(self.regime),
         }
@@ -126,11 +137,12 @@ class MarginPolicy:
             return cls(
                 tiers=tiers,
                 haircut_bps=haircuts,
-                stressed=StressedRegime(**d["stressed_regime"]),
+                stressed=StressedRegime(**{"phase_in_days": 0, **d["stressed_regime"]}),
                 regime=RegimeParams(**d["regime"]),
                 liquidation_full_close=bool(d.get("liquidation_full_close", False)),
                 nav_stop_bps=int(d.get("nav_stop_bps", 0)),  # older files: no NAV stop
                 nav_stop_below_bps=int(d.get("nav_stop_below_bps", P.NAV_STOP_BELOW_BPS)),
+                liquidity_cap_bps=int(d.get("liquidity_cap_bps", 0)),  # older files: none
                 **scalars,
             )
         except (KeyError, TypeError, ValueError) as exc:

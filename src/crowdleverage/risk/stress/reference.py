@@ -29,13 +29,14 @@ from crowdleverage.risk.stress.engine import (
 from crowdleverage.risk.stress.market import Market
 
 
-def _lines(pol: PolicyArrays, t: int, stressed: bool) -> tuple[float, float, float]:
-    """(warning, liquidation, target) of tier `t`, raised while stressed."""
+def _lines(pol: PolicyArrays, t: int, stressed: bool, w: float = 1.0) -> tuple[float, float, float]:
+    """(warning, liquidation, target) of tier `t`, raised while stressed (by the share `w`
+    of the rise while it phases in)."""
     init, liq, warn = pol.initial[t], pol.liquidation[t], pol.warning[t]
     if not stressed:
         return warn, liq, init
-    line = liq + pol.stress_line_share * (init - liq) + pol.stress_line_add
-    return max(warn + pol.stress_line_add, line), line, init + pol.stress_target_add
+    line = liq + w * (pol.stress_line_share * (init - liq) + pol.stress_line_add)
+    return max(warn + w * pol.stress_line_add, line), line, init + pol.stress_target_add
 
 
 def _value(q: np.ndarray, price: np.ndarray, p: int, a: int, idx: np.ndarray) -> float:
@@ -58,7 +59,7 @@ def simulate_loop(
 ) -> ChunkResult:
     P, A, K = mkt.P, book.tier.size, book.idx.shape[1]
     idx, tier = book.idx, book.tier
-    scale, M, D, R, q = open_book(book, pol, boards, loans_yuan)
+    scale, M, D, R, q = open_book(book, pol, boards, loans_yuan, mkt.adv)
     R0, C = R.copy(), np.zeros((P, A))
     # NAV stop: the opening book is each account's reference
     stop_floor = np.full((P, A), -math.inf)
@@ -73,6 +74,7 @@ def simulate_loop(
     deficit = np.zeros((P, A))
     penalty, interest, sdays = np.zeros(P), np.zeros(P), np.zeros(P)
     regime = RegimeState.start(P, pol)
+    run = np.zeros(P, dtype=np.int64)  # consecutive stressed days
     sealed_share = np.zeros((P, horizon))
     for t in range(horizon):
         mkt.step(t)
@@ -84,21 +86,23 @@ def simulate_loop(
         sealed_share[:, t] = mkt.sealed.mean(1)
         stressed = regime_today(regime, mkt, pol)
         sdays += stressed
-        h = _haircuts(mkt, boards, pol, stressed)
+        run = np.where(stressed, run + 1, 0)
+        w = pol.phase(run)
+        h = _haircuts(mkt, boards, pol, w)
         hX = mkt.X * h
         for p in range(P):
             for a in range(A):
                 if not pol.use_reserve or liq[p, a] or R[p, a] <= 0 or D[p, a] <= 1e-12:
                     continue
                 v = _value(q, hX, p, a, idx)
-                warn, _, target = _lines(pol, tier[a], bool(stressed[p]))
+                warn, _, target = _lines(pol, tier[a], bool(stressed[p]), w[p])
                 if (C[p, a] + v) / D[p, a] < warn:
                     x = max(0.0, min(D[p, a] - (C[p, a] + v) / target, R[p, a]))
                     D[p, a] -= x
                     R[p, a] -= x
         cap_left = CAPACITY_SHARE * mkt.adv / scale[:, None]
         for _ in range(MAX_ROUNDS):
-            if not _round(q, C, D, liq, full, ever, stressed, mkt, h, book, pol, cap_left,
+            if not _round(q, C, D, liq, full, ever, stressed, w, mkt, h, book, pol, cap_left,
                           scale, penalty, stop_floor):  # fmt: skip
                 break
         for p in range(P):
@@ -139,6 +143,7 @@ def _round(
     full: np.ndarray,
     ever: np.ndarray,
     stressed: np.ndarray,
+    w: np.ndarray,
     mkt: Market,
     h: np.ndarray,
     book: BookArrays,
@@ -155,7 +160,7 @@ def _round(
     offer = np.zeros((P, mkt.S))
     for p in range(P):
         for a in range(A):
-            _, line, target = _lines(pol, tier[a], bool(stressed[p]))
+            _, line, target = _lines(pol, tier[a], bool(stressed[p]), w[p])
             v = _value(q, hX, p, a, idx)
             stopped = (
                 D[p, a] > 1e-12 and C[p, a] + v - D[p, a] < stop_floor[p, a]

@@ -44,6 +44,40 @@ def scenario_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def policy_lines(result: dict[str, Any]) -> list[str]:
+    """The stressed-regime policy, the NAV stop and the liquidity cap the run used, in words,
+    and per scenario what the regime switch and the cap did to the book."""
+    p = result["params"]
+    s = p.get("stressed_regime", {})
+    days = int(s.get("phase_in_days", 0))
+    phase = (f"phased in over {days} stressed days (the switch day keeps the calm lines and "
+             f"haircuts, each later stressed day 1/{days} more)" if days > 0 else
+             "in force from the switch day")  # fmt: skip
+    out = [
+        f"Stressed regime: new financing stops; below the line the account is "
+        f"{'closed in full' if s.get('full_close') else 'de-levered'}; the liquidation line "
+        f"rises by {s.get('line_share_bps', 0) / 100:g}% of (initial − line) and haircuts "
+        f"count at {s.get('haircut_mult_bps', 10_000) / 100:g}%, {phase}.",
+        f"NAV stop: closed in full {p.get('nav_stop_bps', 0) / 100:g}% of the reference "
+        f"assets below the reference equity, while the ratio is below "
+        f"{p.get('nav_stop_below_bps', 0) / 100:g}%.",
+        "Liquidity cap: " + (
+            f"the platform's position per security ≤ {p['liquidity_cap_bps'] / 100:g}% of its "
+            "average daily amount (buys over it go to the account's other securities, then "
+            "financing is refused)." if p.get("liquidity_cap_bps") else "not modelled."),
+    ]  # fmt: skip
+    for name, r in result["scenarios"].items():
+        if "switch_liquidations_mean" not in r:
+            continue
+        out.append(
+            f"{name}: accounts entering liquidation on a switch day "
+            f"{r['switch_liquidations_mean']:.1f}, by the stressed parameters alone "
+            f"{r['regime_liquidations_mean']:.1f} (mean per path, of {result['book']['accounts']}"
+            f"); loans lent under the cap {100 * r.get('lent_share_mean', 1.0):.1f}% of the book's"
+        )
+    return out
+
+
 def _strategy_rows(name: str, st: dict[str, Any]) -> list[list[str]]:
     """The strategy books' own line (loss as a share of their equity) and the yuan each
     layer absorbed of it (mean per path; max in the ES column; P(reached) in the last)."""
@@ -138,6 +172,7 @@ table{{border-collapse:collapse;font-size:13px}}</style></head><body>
 parameters {html.escape(result["params_hash"])}; all targets met:
 <b>{"yes" if result["all_targets_met"] else "no"}</b>.</p>
 <h2>Scenarios</h2><table><tr>{"".join(f"<th>{h}</th>" for h in HEADER)}</tr>{table}</table>
+<h2>Policy</h2>{"".join(f"<p>{html.escape(x)}</p>" for x in policy_lines(result))}
 <h2>Targets</h2><table><tr><th>target</th><th>value</th><th>limit</th><th></th></tr>
 {targets}</table>
 <h2>Charts</h2>{"".join(parts)}
@@ -178,7 +213,8 @@ def write_pdf(result: dict[str, Any], path: Path) -> Path:
             for k, v in result["targets"].items()
         ]
         ax.axis("off")
-        ax.text(0, 1, "Targets\n" + "\n".join(lines), va="top", fontsize=7, family="monospace")
+        text = "Policy\n" + "\n".join(policy_lines(result)) + "\n\nTargets\n" + "\n".join(lines)
+        ax.text(0, 1, text, va="top", fontsize=7, family="monospace", wrap=True)
         pdf.savefig(fig)
         plt.close(fig)
         names = list(result["scenarios"])

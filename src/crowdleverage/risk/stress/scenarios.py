@@ -203,6 +203,15 @@ def _hist_median(h: np.ndarray) -> float | None:
     return float(np.searchsorted(np.cumsum(h), n / 2.0) / 1000.0)
 
 
+def _mean_of(results: Sequence[ChunkResult], name: str) -> float:
+    parts = [getattr(r, name) for r in results]
+    return (
+        float(np.concatenate([p for p in parts if p is not None]).mean())
+        if all(p is not None for p in parts)
+        else 0.0
+    )
+
+
 def merge(results: Sequence[ChunkResult]) -> dict[str, Any]:
     """Statistics over all paths of one scenario. Losses are fractions of the layer's capital."""
     cat = np.concatenate
@@ -237,6 +246,11 @@ def merge(results: Sequence[ChunkResult]) -> dict[str, Any]:
         "p_insurance_exhausted": float(exhausted.mean()),
         "liquidations_mean": float(cat([r.liquidations for r in results]).mean()),
         "stressed_days_mean": float(cat([r.stressed_days for r in results]).mean()),
+        "switch_liquidations_mean": _mean_of(results, "switch_liquidations"),
+        "regime_liquidations_mean": _mean_of(results, "regime_liquidations"),
+        "lent_share_mean": _mean_of(results, "lent_share")
+        if all(r.lent_share is not None for r in results)
+        else 1.0,
         "sealed_share_max_mean": float(cat([r.sealed_share.max(1) for r in results]).mean()),
         "deficit_yuan": _tail(cat([r.deficit for r in results])),
         **extra,
