@@ -5,20 +5,26 @@ cheapest read — the cost of the HTTP stack and the read-model lookup).
 
 The server is `crowdlev serve --demo --workers 2`: the platform process (the single writer)
 replays the market one tick every `--pace-s` seconds while 2 uvicorn API workers answer reads
-from the read models and queue commands for the platform process. The load generator is an
-asyncio httpx client with `--concurrency` connections.
+from the read models and queue commands for the platform process. The load generator is
+`bench/httpload.py` (asyncio over plain sockets, HTTP/1.1 keep-alive, `--concurrency`
+connections): httpx cost 1.5-3 ms of CPU per request here, more than the server, so on this
+2-core machine it measured itself (`python bench/httpload.py` prints the two side by side).
+httpx still sends each case once first and the case stops unless that answers 200 with a JSON
+object; the load counts every non-2xx answer as an error and checks every 50th body is JSON.
 
+Each read is measured twice: closed loop (each connection sends its next request when the last
+is answered: the most the server answers, with the latency at that saturation) and paced at
+`--rate` requests per second (300, the target; latency counted from when a request was due).
 The last case is a money command: a 1-fen withdrawal with a new Idempotency-Key each time
 (at most 300 of them), queued by an API worker and executed exactly once by the platform
 process. Targets (issue 14): reads p99 < 50 ms at >= 300 req/s; commands >= 50/s with p99 <
 250 ms; 0 errors.
 
 On a shared machine wall-clock rates depend on what else runs, so each case also reports the
-CPU time spent per request (Linux /proc): the API workers', the platform process's (its
-replay ticks included) and the load generator's own milliseconds of CPU per request, measured
-over the case.
+CPU time spent per request (Linux /proc) over the closed-loop run: the API workers', the
+platform process's (its replay ticks included) and the load generator's own.
 
-    .venv/bin/python bench/api.py [--requests 1500] [--concurrency 16] [--pace-s 1.0]
+    .venv/bin/python bench/api.py [--requests 1500] [--concurrency 16] [--pace-s 1.0] [--rate 300]
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ line, the headers and a body framed by Content-Length (or chunked). A general cl
 spends a few milliseconds of CPU per request on this 2-core machine, more than the server
 does; this one spends a fraction of that, so the figures measure the server.
 
+Run by itself it prints its CPU per request beside httpx's against a minimal server.
+
 It checks the status of every response and keeps a sample of the bodies so the caller can
 check that they are JSON: a fast client counting error pages would measure nothing.
 """
@@ -122,3 +124,66 @@ async def run(
     await asyncio.gather(*(worker(measured) for _ in range(concurrency)))
     out.wall_s = time.perf_counter() - start
     return out
+
+
+def _compare(n: int = 3000, concurrency: int = 16) -> None:
+    """This client's CPU per request beside httpx's, against a minimal asyncio server in
+    another process (a fixed 200 JSON response): what the load generator itself costs."""
+    import json
+    import multiprocessing
+    import socket
+
+    import httpx
+
+    body = json.dumps({"ok": True, "pad": "x" * 1000}).encode()
+    reply = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+
+    class Fixed(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.t = transport
+
+        def data_received(self, data: bytes) -> None:
+            for _ in range(data.count(b"\r\n\r\n")):
+                self.t.write(reply % (len(body), body))  # type: ignore[attr-defined]
+
+    def serve(sock: socket.socket) -> None:
+        async def main() -> None:
+            server = await asyncio.get_running_loop().create_server(Fixed, sock=sock)
+            await server.serve_forever()
+
+        asyncio.run(main())
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    proc = multiprocessing.get_context("fork").Process(target=serve, args=(sock,), daemon=True)
+    proc.start()
+    try:
+        raw = request_bytes("GET", f"127.0.0.1:{port}", "/", {})
+        t0 = time.process_time()
+        res = asyncio.run(run("127.0.0.1", port, lambda: raw, n, concurrency))
+        own = (time.process_time() - t0) * 1e3 / n
+        assert res.errors == 0 and all(json.loads(b)["ok"] for _s, _h, b in res.samples)
+
+        async def with_httpx() -> None:
+            limits = httpx.Limits(max_connections=concurrency)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as c:
+                todo = iter(range(n))
+
+                async def worker() -> None:
+                    for _ in todo:
+                        (await c.get("/")).raise_for_status()
+
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+        t0 = time.process_time()
+        asyncio.run(with_httpx())
+        other = (time.process_time() - t0) * 1e3 / n
+    finally:
+        proc.kill()
+    print(f"load generator CPU per request ({n} GETs, {concurrency} connections, a minimal "
+          f"server): bench/httpload.py {own:.3f} ms, httpx.AsyncClient {other:.3f} ms "
+          f"({other / own:.0f}x)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    _compare()
