@@ -117,6 +117,7 @@ def run_api(
     uvicorn.run(
         "crowdleverage.service.process:worker_app", factory=True, host=host, port=port,
         workers=workers, log_level="warning", timeout_graceful_shutdown=3,
+        http="crowdleverage.service.http_protocol:NoDelayHTTP",  # TCP_NODELAY: see there
     )  # fmt: skip
 
 
