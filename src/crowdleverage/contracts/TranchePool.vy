@@ -135,12 +135,12 @@ insurance: public(IInsuranceFund)
 # Receiver of the platform fee on interest.
 fee_recipient: public(address)
 
-# Cash the pool owns and has not lent out.
-idle_fen: public(uint256)
-# Principal currently lent to the MarginEngine (interest is booked when paid).
-principal_out_fen: public(uint256)
-# Interest received since the last epoch close, awaiting distribution.
-interest_pending_fen: public(uint256)
+# In one slot (a draw and a repayment touch them together): cash the pool owns and has not
+# lent out (96 bits) | principal currently lent to the MarginEngine (96 << 96; interest is
+# booked when paid) | interest received since the last epoch close, awaiting distribution
+# (64 << 192). Getters `idle_fen`, `principal_out_fen`, `interest_pending_fen`.
+book: uint256
+M96: constant(uint256) = 2**96 - 1
 # Tranche claims on the pool; they sum with interest_pending to idle + principal_out.
 senior_claim_fen: public(uint256)
 junior_claim_fen: public(uint256)
@@ -192,6 +192,29 @@ def __init__(
     self.fee_bps = 1_000
     self.epoch_s = 86_400
     self.epoch_started_at = block.timestamp
+
+
+# ---------------------------------------------------------------- internal: book
+@internal
+@view
+def _idle() -> uint256:
+    return self.book & M96
+
+
+@internal
+@view
+def _out() -> uint256:
+    return self.book >> 96 & M96
+
+
+@internal
+def _move(idle_add: uint256, idle_sub: uint256, out_add: uint256, out_sub: uint256, pending_add: uint256, pending_sub: uint256):
+    b: uint256 = self.book
+    idle: uint256 = (b & M96) + idle_add - idle_sub
+    out: uint256 = (b >> 96 & M96) + out_add - out_sub
+    pending: uint256 = (b >> 192) + pending_add - pending_sub
+    assert idle <= M96 and out <= M96 and pending < 2**64, "pool: amount too large"
+    self.book = idle | out << 96 | pending << 192
 
 
 # ---------------------------------------------------------------- internal: checks
@@ -261,7 +284,7 @@ def _navs() -> (uint256, uint256, uint256):
 # ---------------------------------------------------------------- internal: epoch
 @internal
 def _distribute_interest(elapsed_s: uint256):
-    interest: uint256 = self.interest_pending_fen
+    interest: uint256 = self.book >> 192
     if interest == 0:
         return
     senior_due: uint256 = self.senior_claim_fen * self.senior_apr_bps * elapsed_s // (BPS * YEAR_S)
@@ -271,10 +294,9 @@ def _distribute_interest(elapsed_s: uint256):
     rest -= premium
     fee: uint256 = min(rest, interest * self.fee_bps // BPS)
     to_junior: uint256 = rest - fee
-    self.interest_pending_fen = 0
+    self._move(0, premium + fee, 0, 0, 0, interest)
     self.senior_claim_fen += to_senior
     self.junior_claim_fen += to_junior
-    self.idle_fen -= premium + fee
     if premium > 0:
         extcall CASH.transfer(self.insurance.address, premium)
         extcall self.insurance.credit(premium, 1)
@@ -362,7 +384,7 @@ def _subscribe_queue(queue: uint256, nav_fen: uint256, cap_fen: uint256) -> uint
     self.queue_members[queue] = keep
     self.queue_total[queue] = total - taken
     self.escrow_fen -= taken
-    self.idle_fen += taken
+    self._move(taken, 0, 0, 0, 0, 0)
     return taken
 
 
@@ -373,13 +395,40 @@ def _liquidity_cap(assets_fen: uint256) -> uint256:
     @dev Cash that may leave while keeping principal_out <= max_util * assets (rounded so
          the buffer is never breached) and never more than idle cash.
     """
-    need: uint256 = (self.principal_out_fen * BPS + self.max_util_bps - 1) // self.max_util_bps
+    need: uint256 = (self._out() * BPS + self.max_util_bps - 1) // self.max_util_bps
     if assets_fen <= need:
         return 0
-    return min(assets_fen - need, self.idle_fen - self.interest_pending_fen)
+    return min(assets_fen - need, self._idle() - (self.book >> 192))
 
 
 # ---------------------------------------------------------------- external: views
+@external
+@view
+def idle_fen() -> uint256:
+    """
+    @notice Cash the pool owns and has not lent out.
+    """
+    return self._idle()
+
+
+@external
+@view
+def principal_out_fen() -> uint256:
+    """
+    @notice Principal currently lent to the MarginEngine (interest is booked when paid).
+    """
+    return self._out()
+
+
+@external
+@view
+def interest_pending_fen() -> uint256:
+    """
+    @notice Interest received since the last epoch close, awaiting distribution.
+    """
+    return self.book >> 192
+
+
 @external
 @view
 def total_assets_fen() -> uint256:
@@ -398,7 +447,7 @@ def utilisation_bps() -> uint256:
     assets: uint256 = self.senior_claim_fen + self.junior_claim_fen
     if assets == 0:
         return 0
-    return (self.principal_out_fen * BPS + assets - 1) // assets
+    return (self._out() * BPS + assets - 1) // assets
 
 
 @external
@@ -562,8 +611,8 @@ def close_epoch():
         junior_claim_fen=self.junior_claim_fen,
         senior_nav_fen=s_nav,
         junior_nav_fen=j_nav,
-        idle_fen=self.idle_fen,
-        principal_out_fen=self.principal_out_fen,
+        idle_fen=self._idle(),
+        principal_out_fen=self._out(),
     )
     self.epoch += 1
     self.epoch_started_at = block.timestamp
@@ -573,7 +622,7 @@ def close_epoch():
 def _pay_out(senior: bool, paid_fen: uint256):
     if paid_fen == 0:
         return
-    self.idle_fen -= paid_fen
+    self._move(0, paid_fen, 0, 0, 0, 0)
     self.escrow_fen += paid_fen
     if senior:
         self.senior_claim_fen -= paid_fen
@@ -589,12 +638,12 @@ def draw(amount_fen: uint256):
     """
     self._check_engine()
     self._check_open()
-    out: uint256 = self.principal_out_fen + amount_fen
+    b: uint256 = self.book
+    out: uint256 = (b >> 96 & M96) + amount_fen
     assets: uint256 = self.senior_claim_fen + self.junior_claim_fen
     assert out * BPS <= assets * self.max_util_bps, "pool: utilisation above limit"
-    assert self.idle_fen - self.interest_pending_fen >= amount_fen, "pool: insufficient liquidity"
-    self.principal_out_fen = out
-    self.idle_fen -= amount_fen
+    assert (b & M96) - (b >> 192) >= amount_fen, "pool: insufficient liquidity"
+    self._move(0, amount_fen, amount_fen, 0, 0, 0)
     extcall CASH.transfer(msg.sender, amount_fen)
     log Drawn(amount_fen=amount_fen, principal_out_after_fen=out)
 
@@ -608,14 +657,12 @@ def repay(principal_fen: uint256, interest_fen: uint256):
     total: uint256 = principal_fen + interest_fen
     if total == 0:
         return
-    self.principal_out_fen -= principal_fen
-    self.idle_fen += total
-    self.interest_pending_fen += interest_fen
+    self._move(total, 0, 0, principal_fen, interest_fen, 0)
     extcall CASH.transferFrom(msg.sender, self, total)
     log Repaid(
         principal_fen=principal_fen,
         interest_fen=interest_fen,
-        principal_out_after_fen=self.principal_out_fen,
+        principal_out_after_fen=self._out(),
     )
 
 
@@ -629,9 +676,9 @@ def absorb_shortfall(principal_fen: uint256, penalty_fen: uint256) -> uint256:
     self._check_engine()
     if principal_fen == 0:
         return 0
-    self.principal_out_fen -= principal_fen
+    self._move(0, 0, 0, principal_fen, 0, 0)
     paid: uint256 = extcall self.insurance.cover(principal_fen, penalty_fen)
-    self.idle_fen += paid
+    self._move(paid, 0, 0, 0, 0, 0)
     loss: uint256 = principal_fen - paid
     j_cut: uint256 = min(loss, self.junior_claim_fen)
     s_cut: uint256 = loss - j_cut
