@@ -247,8 +247,16 @@ M20: constant(uint256) = 2**20 - 1
 
 @internal
 @view
-def _get(who: address) -> Account:
-    s: Slots = self.acct[who]
+def _get(who: address, full: bool) -> Account:
+    """
+    @dev Without `full` slot c is not read: reserve, penalty and provision read as 0 and
+         must be stored back with `_put(who, a, False)`, which leaves slot c alone.
+    """
+    s: Slots = empty(Slots)
+    s.a = self.acct[who].a
+    s.b = self.acct[who].b
+    if full:
+        s.c = self.acct[who].c
     return Account(
         tier=(s.a >> 192) & 255,
         cash_fen=s.a & M96,
@@ -264,17 +272,16 @@ def _get(who: address) -> Account:
 
 
 @internal
-def _put(who: address, a: Account):
+def _put(who: address, a: Account, full: bool):
     assert (
         a.cash_fen | a.pending_fen | a.reserve_fen | a.principal_fen <= M96 and a.scaled_debt >> 160 == 0
         and a.penalty_fen | a.provision_fen <= M80 and a.open_liq < 65536 and a.tier < 256
     ), "margin: amount too large"
-    self.acct[who] = Slots(
-        # dev: the account id (bits 224..255) is kept
-        a=a.cash_fen | a.pending_fen << 96 | a.tier << 192 | convert(a.locked, uint256) << 200 | a.open_liq << 208 | self.acct[who].a >> 224 << 224,
-        b=a.principal_fen | a.scaled_debt << 96,
-        c=a.reserve_fen | a.penalty_fen << 96 | a.provision_fen << 176,
-    )
+    # dev: the account id (bits 224..255) is kept
+    self.acct[who].a = (a.cash_fen | a.pending_fen << 96 | a.tier << 192 | convert(a.locked, uint256) << 200 | a.open_liq << 208 | self.acct[who].a >> 224 << 224)
+    self.acct[who].b = a.principal_fen | a.scaled_debt << 96
+    if full:
+        self.acct[who].c = a.reserve_fen | a.penalty_fen << 96 | a.provision_fen << 176
 
 
 @internal
@@ -316,8 +323,8 @@ def _set_codes(who: address, codes: DynArray[uint256, C.MAX_CODES]):
 
 @internal
 @view
-def _account(who: address) -> Account:
-    a: Account = self._get(who)
+def _account(who: address, full: bool) -> Account:
+    a: Account = self._get(who, full)
     assert a.tier != 0, "margin: no account"
     return a
 
@@ -336,13 +343,13 @@ def _credit(who: address, amount_fen: uint256, to_reserve: bool):
     """
     @dev Credit `amount_fen` pulled from the caller (approved) to the cash or reserve of `who`.
     """
-    a: Account = self._account(who)
+    a: Account = self._account(who, True)
     self._check_amount(amount_fen)
     if to_reserve:
         a.reserve_fen += amount_fen
     else:
         a.cash_fen += amount_fen
-    self._put(who, a)
+    self._put(who, a, True)
     self._totals(amount_fen, 0, 0, 0)
     extcall CASH.transferFrom(msg.sender, self, amount_fen)
 
@@ -558,7 +565,7 @@ def debt_of(who: address) -> uint256:
     """
     @notice Debt in fen including accrued interest (rounded up).
     """
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     return self._debt(a.scaled_debt, self._index(a.tier))
 
 
@@ -570,7 +577,7 @@ def account_state(who: address) -> (uint256, uint256, uint256):
     """
     assets: uint256 = 0
     debt: uint256 = 0
-    assets, debt = self._state(who, self._get(who))
+    assets, debt = self._state(who, self._get(who, True))
     return assets, debt, self._ratio(assets, debt)
 
 
@@ -635,7 +642,7 @@ def accounts(who: address) -> Account:
     """
     @notice An account (all fields zero without one).
     """
-    return self._get(who)
+    return self._get(who, True)
 
 
 @external
@@ -696,7 +703,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
             stays above max(initial, withdraw floor) and the platform is not paused; without
             debt, always.
     """
-    a: Account = self._account(msg.sender)
+    a: Account = self._account(msg.sender, True)
     self._check_amount(amount_fen)
     assert not a.locked, "margin: account in liquidation"
     if from_reserve:
@@ -712,7 +719,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
         assets, debt = self._state(msg.sender, a)
         line: uint256 = staticcall PARAMS.withdraw_line(a.tier)
         assert assets * C.BPS >= line * debt, "margin: ratio below withdrawal line"
-    self._put(msg.sender, a)
+    self._put(msg.sender, a, True)
     self._totals(0, amount_fen, 0, 0)
     extcall CASH.transfer(msg.sender, amount_fen)
     log Withdrawn(account=msg.sender, amount_fen=amount_fen, from_reserve=from_reserve)
@@ -726,7 +733,7 @@ def repay(amount_fen: uint256, from_wallet: bool):
             first), from the caller's wallet (approve first) or from the account's free cash.
             Works while paused and while in liquidation.
     """
-    a: Account = self._account(msg.sender)
+    a: Account = self._account(msg.sender, False)
     self._check_amount(amount_fen)
     debt: uint256 = self._debt(a.scaled_debt, self._index(a.tier))
     assert debt > 0, "margin: no debt"
@@ -737,7 +744,7 @@ def repay(amount_fen: uint256, from_wallet: bool):
     else:
         assert a.cash_fen >= pay, "margin: insufficient cash"
     a = self._repay(msg.sender, a, pay)
-    self._put(msg.sender, a)
+    self._put(msg.sender, a, False)
     if from_wallet:
         extcall CASH.transferFrom(msg.sender, self, pay)
     self._pay_pool()
@@ -767,7 +774,7 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     """
     self._check_orderbook()
     self._check_not_paused()
-    a: Account = self._account(who)
+    a: Account = self._account(who, False)
     assert not a.locked, "margin: account in liquidation"
     assert qty > 0 and qty % C.LOT == 0, "margin: quantity not whole lots"
     assert limit_price_fen > 0, "margin: zero price"
@@ -809,7 +816,7 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     p.buying += qty
     self._put_pos(who, code, p)
     a = self._borrow(who, a, draw)
-    self._put(who, a)
+    self._put(who, a, False)
     if draw > 0:
         extcall POOL.draw(draw)
     return cost, draw, self.acct[who].a >> 224
@@ -829,10 +836,10 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
     @return The account id.
     """
     self._check_orderbook()
-    a: Account = self._account(who)
+    a: Account = self._account(who, True)
     if liquidation:
         a.open_liq += 1
-        self._put(who, a)
+        self._put(who, a, True)
     else:
         assert not a.locked, "margin: account in liquidation"
         assert limit_price_fen > 0, "margin: zero price"
@@ -859,9 +866,9 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
     @param ref The fill reference.
     """
     self._check_orderbook()
-    a: Account = self._get(who)
+    a: Account = self._get(who, False)
     a.pending_fen -= cost
-    self._put(who, a)
+    self._put(who, a, False)
     self._totals(0, cost, 0, 0)
     day: uint256 = staticcall ORACLE.trading_day()
     p: Pos = self._pos(who, code)
@@ -891,7 +898,7 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     @param ref The fill reference.
     """
     self._check_orderbook()
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     proceeds: uint256 = gross - fee_fen
     penalty: uint256 = 0
     if liquidation:
@@ -914,7 +921,7 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
         a = self._repay(who, a, proceeds - penalty)
         if not closes:
             a = self._mark(who, a)
-    self._put(who, a)
+    self._put(who, a, True)
     self._drop_code(who, code, p)
     # interactions last: exposure, proceeds in, penalty to insurance, repayment to the pool
     extcall PARAMS.engine_exposure(code, 0, qty)
@@ -941,7 +948,7 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
     @param drawn_fen Financing drawn and not consumed (buys).
     """
     self._check_orderbook()
-    a: Account = self._get(who)
+    a: Account = self._get(who, liquidation)
     p: Pos = self._pos(who, code)
     if is_buy:
         a.pending_fen -= released_fen
@@ -954,7 +961,7 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
     if liquidation:
         a.open_liq -= 1
         a = self._mark(who, a)
-    self._put(who, a)
+    self._put(who, a, liquidation)
     self._drop_code(who, code, p)
     if is_buy and rest > 0:
         extcall PARAMS.engine_exposure(code, 0, rest)
@@ -1028,7 +1035,7 @@ def keeper_view(who: address) -> (uint256, uint256, uint256, uint256, bool, uint
     @return assets, debt (fen), tier, reserve (fen), locked, open liquidation orders,
             securities held or being bought.
     """
-    a: Account = self._account(who)
+    a: Account = self._account(who, True)
     assets: uint256 = 0
     debt: uint256 = 0
     assets, debt = self._state(who, a)
@@ -1043,10 +1050,10 @@ def liq_top_up(who: address, amount_fen: uint256):
     @param amount_fen Amount moved (<= reserve).
     """
     self._check_liquidator()
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     a.reserve_fen -= amount_fen
     a.cash_fen += amount_fen
-    self._put(who, a)
+    self._put(who, a, True)
 
 
 @external
@@ -1058,11 +1065,11 @@ def liq_mark(who: address, lock: bool) -> uint256:
     @return The provisional loss in fen.
     """
     self._check_liquidator()
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     if lock:
         a.locked = True
     a = self._mark(who, a)
-    self._put(who, a)
+    self._put(who, a, True)
     return a.provision_fen
 
 
@@ -1078,7 +1085,7 @@ def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
     @return reserve used, shortfall and insurance paid, in fen.
     """
     self._check_liquidator()
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     reserve_used: uint256 = 0
     shortfall: uint256 = 0
     paid: uint256 = 0
@@ -1101,7 +1108,7 @@ def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
     a.penalty_fen = 0
     self.marked_loss_fen -= a.provision_fen
     a.provision_fen = 0
-    self._put(who, a)
+    self._put(who, a, True)
     self._pay_pool()
     if shortfall > 0:
         paid = extcall POOL.absorb_shortfall(shortfall, pen)
@@ -1178,11 +1185,11 @@ def open_account(who: address, tier: uint256):
         "margin: account is not a borrower"
     )
     assert self.ix_slot[tier] != 0, "margin: unknown tier"
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     assert a.scaled_debt == 0, "margin: repay before changing tier"
     log AccountOpened(account=who, tier_before=a.tier, tier_after=tier, by=msg.sender)
     a.tier = tier
-    self._put(who, a)
+    self._put(who, a, True)
     if self.acct[who].a >> 224 == 0:
         n: uint256 = self.account_count + 1
         assert n <= M32, "margin: too many accounts"
