@@ -148,13 +148,14 @@ INSURANCE: immutable(IInsuranceFund)
 PARAMS: public(immutable(IRiskParams))
 
 # Platform-wide kill switch (fail closed), held by the operator.
-paused: public(bool)
 
 # The Liquidator (keeper logic) and the OrderBook (orders and fills), set once by the
 # operator (`connect`); the only callers of the liq_ and ob_ hooks.
 liquidator: public(address)
 
-orderbook: public(address)
+# The OrderBook (160 bits) and the pause flag (1 << 160) in one slot: a buy reads both.
+# Getters `orderbook`, `paused`.
+wiring: uint256
 
 # Interest index of each leverage tier (the tier's lines are at RiskParams), in one slot:
 # value (160 bits) | updated_at (64 << 160) | rate (32 << 224). Read with `indices`.
@@ -234,7 +235,7 @@ def _check_amount(amount_fen: uint256):
 @internal
 @view
 def _check_not_paused():
-    assert not self.paused, "margin: paused"
+    assert self.wiring >> 160 == 0, "margin: paused"
 
 
 M128: constant(uint256) = 2**128 - 1
@@ -753,8 +754,32 @@ def repay(amount_fen: uint256, from_wallet: bool):
 # ---------------------------------------------------------------- external: order book hooks
 @internal
 @view
+def _orderbook() -> address:
+    return convert(convert(self.wiring & (2**160 - 1), uint160), address)
+
+
+@external
+@view
+def orderbook() -> address:
+    """
+    @notice The OrderBook, the only caller of the `ob_` hooks (zero before `connect`).
+    """
+    return self._orderbook()
+
+
+@external
+@view
+def paused() -> bool:
+    """
+    @notice Whether the operator paused the platform (fail closed).
+    """
+    return self.wiring >> 160 != 0
+
+
+@internal
+@view
 def _check_orderbook():
-    assert msg.sender == self.orderbook and msg.sender != empty(address), (
+    assert msg.sender == self._orderbook() and msg.sender != empty(address), (
         "margin: caller is not order book"
     )
 
@@ -1140,9 +1165,9 @@ def connect(liquidator: address, orderbook: address):
     """
     self._check_operator()
     assert liquidator != empty(address) and orderbook != empty(address), "margin: zero address"
-    assert self.orderbook == empty(address), "margin: already connected"
+    assert self._orderbook() == empty(address), "margin: already connected"
     self.liquidator = liquidator
-    self.orderbook = orderbook
+    self.wiring = self.wiring >> 160 << 160 | convert(orderbook, uint256)
     log Connected(liquidator=liquidator, orderbook=orderbook)
 
 
@@ -1166,10 +1191,10 @@ def unpause():
 def _set_paused(on: bool):
     self._check_operator()
     if on:
-        assert not self.paused, "margin: already paused"
+        assert self.wiring >> 160 == 0, "margin: already paused"
     else:
-        assert self.paused, "margin: not paused"
-    self.paused = on
+        assert self.wiring >> 160 != 0, "margin: not paused"
+    self.wiring = self.wiring & (2**160 - 1) | convert(on, uint256) << 160
     log Paused(by=msg.sender, paused=on)
 
 
