@@ -265,6 +265,31 @@ def test_sell_flow_and_rejections(p: Platform, borrower: str) -> None:
     assert p.shares.total_supply(PAB) == 50
 
 
+def test_an_order_is_one_slot_naming_the_account_by_its_id(p: Platform, borrower: str) -> None:
+    """Orders keep the account's engine id (given at opening); the view gives the address."""
+    n = p.engine.account_count()
+    assert n >= 1 and p.engine.account_of(n) == borrower
+    assert p.engine.account_of(n + 1) == "0x" + "00" * 20
+    p.engine.open_account(borrower, 2, sender=p.compliance)  # a tier change keeps the id
+    assert p.engine.account_count() == n and p.engine.account_of(n) == borrower
+    oid = p.buy(borrower, PAB, 1_000, fill=False)
+    o = p.orderbook.orders(oid)
+    assert (o[0], o[1], o[2], o[4], o[5], o[6]) == (borrower, PAB, True, True, 1_000, 0)
+    assert o[8] >= 1_000 * 1_000  # reserved: gross plus the fee allowance
+    p.orderbook.settle_fill(oid, 400, 990, 100, p.ref(), sender=p.broker)
+    o = p.orderbook.orders(oid)
+    assert (o[0], o[4], o[6]) == (borrower, True, 400)
+    p.next_day()
+    p.orderbook.cancel_order(oid, sender=p.broker)
+    # a limit price beyond the order's 31 bits is refused when the order is written
+    with boa.reverts("orders: too large"):
+        p.orderbook.request_sell(PAB, 400, 2**31, sender=borrower)
+    sell = p.orderbook.request_sell(PAB, 400, 2**31 - 1, sender=borrower)
+    assert tuple(p.orderbook.orders(sell))[:7] == (borrower, PAB, False, False, True, 400, 0)
+    assert p.orderbook.orders(sell)[7] == 2**31 - 1
+    assert p.orderbook.orders(sell + 1)[0] == "0x" + "00" * 20  # unknown id: all zero
+
+
 def test_sell_blocked_in_sealed_limit_down(p: Platform, borrower: str) -> None:
     p.buy(borrower, PAB, 1_000)
     p.next_day({PAB: 900})

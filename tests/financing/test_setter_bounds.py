@@ -43,6 +43,40 @@ def test_set_security_refuses(platform: Platform, code: int, haircut: int, reaso
         platform.params.set_security(code, haircut, False, 0, sender=platform.operator)
 
 
+def test_set_security_refuses_a_listing_day_beyond_its_32_bits(platform: Platform) -> None:
+    with boa.reverts("params: day too large"):
+        platform.params.set_security(PAB, 10_000, False, 2**32, sender=platform.operator)
+    platform.params.set_security(PAB, 10_000, False, 2**32 - 1, sender=platform.operator)
+    assert tuple(platform.params.securities(PAB)) == (10_000, False, 2**32 - 1)
+
+
+def test_packed_params_keep_each_field_apart(platform: Platform) -> None:
+    """The setters of the global word and of a security's word leave the other fields."""
+    p = platform
+    params = p.params
+    limits, stressed = tuple(params.limits()), tuple(params.stressed_haircuts())
+    security = tuple(params.securities(PAB))
+    params.set_liquidity([PAB], [2**100 - 1], sender=p.operator)
+    params.set_st_haircut(4_321, sender=p.operator)
+    params.set_liquidity_cap(777, sender=p.operator)
+    assert tuple(params.limits()) == limits and tuple(params.stressed_haircuts()) == stressed
+    assert tuple(params.securities(PAB)) == security
+    assert params.liquidity_fen(PAB) == 2**100 - 1 and params.st_haircut_bps() == 4_321
+    assert params.liquidity_cap_bps() == 777
+    params.set_security(PAB, 8_000, True, 12, sender=p.operator)
+    assert params.liquidity_fen(PAB) == 2**100 - 1
+    assert tuple(params.securities(PAB)) == (8_000, True, 12)
+
+
+def test_the_engine_hooks_at_riskparams_refuse_everyone_but_the_engine(platform: Platform) -> None:
+    p = platform
+    for caller in (p.operator, p.keeper, p.orderbook.address, p.liquidator.address):
+        with boa.reverts("params: caller is not engine"):
+            p.params.engine_exposure(PAB, 100, 0, sender=caller)
+        with boa.reverts("params: caller is not engine"):
+            p.params.engine_buy(3, PAB, 100, 0, 1_000, 10**9, 0, 10**12, 0, sender=caller)
+
+
 @pytest.mark.parametrize(
     ("index", "value", "reason"),
     [
@@ -55,6 +89,8 @@ def test_set_security_refuses(platform: Platform, code: int, haircut: int, reaso
         (3, 10_000, "params: floor not above 100%"),
         (3, 9_999, "params: floor not above 100%"),
         (5, 10_000, "params: floor not above 100%"),
+        (3, 100_001, "params: floor above 1000%"),  # the packed word keeps 20 bits a limit
+        (5, 100_001, "params: floor above 1000%"),
     ],
 )
 def test_set_limits_refuses(platform: Platform, index: int, value: int, reason: str) -> None:

@@ -101,6 +101,7 @@ interface IEngineParams:
 
 interface ILiquidity:
     def liquidity_fen(code: uint256) -> uint256: view
+    def keeper_terms(tier: uint256) -> (uint256, uint256, uint256, uint256, uint256): view
 
 
 # ---------------------------------------------------------------- storage
@@ -198,10 +199,11 @@ def _stressed() -> bool:
 @view
 def _view(who: address, stressed: bool) -> View:
     v: View = empty(View)
-    (
-        v.assets, v.debt, v.initial_bps, v.warning_bps, v.liquidation_bps, v.reserve_fen,
-        v.locked, v.open_liq, v.n_codes, v.penalty_bps, v.hard_floor_bps,
-    ) = staticcall ENGINE.keeper_view(who)
+    tier: uint256 = 0
+    v.assets, v.debt, tier, v.reserve_fen, v.locked, v.open_liq, v.n_codes = staticcall ENGINE.keeper_view(who)
+    # the tier's lines, the penalty and the hard floor: RiskParams (one source)
+    params: ILiquidity = ILiquidity(staticcall IEngineParams(ENGINE.address).PARAMS())
+    v.initial_bps, v.warning_bps, v.liquidation_bps, v.penalty_bps, v.hard_floor_bps = staticcall params.keeper_terms(tier)
     v.stressed = stressed
     if stressed:
         v.liquidation_bps += (v.initial_bps - v.liquidation_bps) * self.stressed_line_bps // C.BPS

@@ -128,8 +128,9 @@ struct Pos:
 
 
 # An account in three slots: a = cash (96 bits) | pending (96 << 96) | tier (8 << 192) |
-# locked (1 << 200) | open liquidation orders (32 << 208); b = principal (96) | scaled debt
-# (160 << 96); c = reserve (96) | penalty (80 << 96) | provision (80 << 176).
+# locked (1 << 200) | open liquidation orders (16 << 208) | account id (32 << 224, given at
+# opening; the OrderBook stores it in an order instead of the address); b = principal (96) |
+# scaled debt (160 << 96); c = reserve (96) | penalty (80 << 96) | provision (80 << 176).
 struct Slots:
     a: uint256
     b: uint256
@@ -147,13 +148,14 @@ INSURANCE: immutable(IInsuranceFund)
 PARAMS: public(immutable(IRiskParams))
 
 # Platform-wide kill switch (fail closed), held by the operator.
-paused: public(bool)
 
 # The Liquidator (keeper logic) and the OrderBook (orders and fills), set once by the
 # operator (`connect`); the only callers of the liq_ and ob_ hooks.
 liquidator: public(address)
 
-orderbook: public(address)
+# The OrderBook (160 bits) and the pause flag (1 << 160) in one slot: a buy reads both.
+# Getters `orderbook`, `paused`.
+wiring: uint256
 
 # Interest index of each leverage tier (the tier's lines are at RiskParams), in one slot:
 # value (160 bits) | updated_at (64 << 160) | rate (32 << 224). Read with `indices`.
@@ -172,16 +174,18 @@ pos: HashMap[address, HashMap[uint256, uint256]]
 # (4 bits), then 20 bits per code.
 code_set: HashMap[address, uint256]
 
-# Shares held or being bought per security across accounts (platform exposure).
-platform_qty: public(HashMap[uint256, uint256])
+# Accounts by id (the OrderBook's orders name the account by its id).
+account_of: public(HashMap[uint256, address])
+account_count: public(uint256)
 
 # Corporate-action references already used (credit_cash, adjust_position).
 action_ref_used: public(HashMap[bytes32, bool])
 
 # Totals for reconciliation: principal owed to the pool; cash held for accounts
 # (cash + reserve + pending); provisional losses of accounts in liquidation.
-total_principal_fen: public(uint256)
-held_fen: public(uint256)
+# The first two in one slot (a buy, a fill and a repayment touch both): held (128 bits) |
+# principal (128 << 128); getters `held_fen`, `total_principal_fen`.
+totals: uint256
 marked_loss_fen: public(uint256)
 
 # Repayments owed to the pool within the current call (checks-effects-interactions: the
@@ -231,9 +235,10 @@ def _check_amount(amount_fen: uint256):
 @internal
 @view
 def _check_not_paused():
-    assert not self.paused, "margin: paused"
+    assert self.wiring >> 160 == 0, "margin: paused"
 
 
+M128: constant(uint256) = 2**128 - 1
 M96: constant(uint256) = 2**96 - 1
 M80: constant(uint256) = 2**80 - 1
 M56: constant(uint256) = 2**56 - 1
@@ -243,8 +248,16 @@ M20: constant(uint256) = 2**20 - 1
 
 @internal
 @view
-def _get(who: address) -> Account:
-    s: Slots = self.acct[who]
+def _get(who: address, full: bool) -> Account:
+    """
+    @dev Without `full` slot c is not read: reserve, penalty and provision read as 0 and
+         must be stored back with `_put(who, a, False)`, which leaves slot c alone.
+    """
+    s: Slots = empty(Slots)
+    s.a = self.acct[who].a
+    s.b = self.acct[who].b
+    if full:
+        s.c = self.acct[who].c
     return Account(
         tier=(s.a >> 192) & 255,
         cash_fen=s.a & M96,
@@ -253,23 +266,23 @@ def _get(who: address) -> Account:
         principal_fen=s.b & M96,
         scaled_debt=s.b >> 96,
         locked=(s.a >> 200) & 1 != 0,
-        open_liq=s.a >> 208,
+        open_liq=(s.a >> 208) & 65535,
         penalty_fen=(s.c >> 96) & M80,
         provision_fen=s.c >> 176,
     )
 
 
 @internal
-def _put(who: address, a: Account):
+def _put(who: address, a: Account, full: bool):
     assert (
         a.cash_fen | a.pending_fen | a.reserve_fen | a.principal_fen <= M96 and a.scaled_debt >> 160 == 0
-        and a.penalty_fen | a.provision_fen <= M80 and a.open_liq <= M32 and a.tier < 256
+        and a.penalty_fen | a.provision_fen <= M80 and a.open_liq < 65536 and a.tier < 256
     ), "margin: amount too large"
-    self.acct[who] = Slots(
-        a=a.cash_fen | a.pending_fen << 96 | a.tier << 192 | convert(a.locked, uint256) << 200 | a.open_liq << 208,
-        b=a.principal_fen | a.scaled_debt << 96,
-        c=a.reserve_fen | a.penalty_fen << 96 | a.provision_fen << 176,
-    )
+    # dev: the account id (bits 224..255) is kept
+    self.acct[who].a = (a.cash_fen | a.pending_fen << 96 | a.tier << 192 | convert(a.locked, uint256) << 200 | a.open_liq << 208 | self.acct[who].a >> 224 << 224)
+    self.acct[who].b = a.principal_fen | a.scaled_debt << 96
+    if full:
+        self.acct[who].c = a.reserve_fen | a.penalty_fen << 96 | a.provision_fen << 176
 
 
 @internal
@@ -311,10 +324,35 @@ def _set_codes(who: address, codes: DynArray[uint256, C.MAX_CODES]):
 
 @internal
 @view
-def _account(who: address) -> Account:
-    a: Account = self._get(who)
+def _account(who: address, full: bool) -> Account:
+    a: Account = self._get(who, full)
     assert a.tier != 0, "margin: no account"
     return a
+
+
+@internal
+def _totals(held_add: uint256, held_sub: uint256, principal_add: uint256, principal_sub: uint256):
+    t: uint256 = self.totals
+    held: uint256 = (t & M128) + held_add - held_sub
+    principal: uint256 = (t >> 128) + principal_add - principal_sub
+    assert held <= M128 and principal <= M128, "margin: amount too large"
+    self.totals = held | principal << 128
+
+
+@internal
+def _credit(who: address, amount_fen: uint256, to_reserve: bool):
+    """
+    @dev Credit `amount_fen` pulled from the caller (approved) to the cash or reserve of `who`.
+    """
+    a: Account = self._account(who, True)
+    self._check_amount(amount_fen)
+    if to_reserve:
+        a.reserve_fen += amount_fen
+    else:
+        a.cash_fen += amount_fen
+    self._put(who, a, True)
+    self._totals(amount_fen, 0, 0, 0)
+    extcall CASH.transferFrom(msg.sender, self, amount_fen)
 
 
 # ---------------------------------------------------------------- internal: interest
@@ -422,7 +460,7 @@ def _borrow(who: address, a: Account, amount: uint256) -> Account:
     index: uint256 = self._accrue(a.tier)
     a.scaled_debt += (amount * C.RAY + index - 1) // index
     a.principal_fen += amount
-    self.total_principal_fen += amount
+    self._totals(amount, 0, amount, 0)
     # dev: the caller stores the account, then draws from the pool
     log Borrowed(account=who, amount_fen=amount, debt_after_fen=self._debt(a.scaled_debt, index))
     return a
@@ -448,8 +486,7 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
         a.scaled_debt -= pay * C.RAY // index
     a.principal_fen -= principal
     a.cash_fen -= pay
-    self.total_principal_fen -= principal
-    self.held_fen -= pay
+    self._totals(0, pay, 0, principal)
     self.due_principal += principal
     self.due_interest += interest
     log Repaid(
@@ -503,23 +540,6 @@ def _drop_code(who: address, code: uint256, p: Pos):
     self._set_codes(who, keep)
 
 
-# ---------------------------------------------------------------- internal: pre-trade
-@internal
-@view
-def _check_buy(p: Pos, initial_bps: uint256, max_leverage: uint256, max_single_bps: uint256, max_exposure_bps: uint256, code: uint256, qty: uint256, price: uint256, assets_after: uint256, debt_after: uint256):
-    if debt_after > 0:
-        assert assets_after * C.BPS >= initial_bps * debt_after, "margin: ratio below initial"
-        assert assets_after > debt_after and debt_after <= max_leverage * (assets_after - debt_after), (
-            "margin: leverage above tier"
-        )
-    held: uint256 = (p.qty + p.buying + qty) * price
-    assert held * C.BPS <= max_single_bps * assets_after, "margin: single security above 40%"
-    exposure: uint256 = (self.platform_qty[code] + qty) * price
-    assert exposure * C.BPS <= max_exposure_bps * staticcall POOL.total_assets_fen(), (
-        "margin: platform exposure above 5%"
-    )
-
-
 # ---------------------------------------------------------------- internal: liquidation
 @internal
 def _mark(who: address, a: Account) -> Account:
@@ -546,7 +566,7 @@ def debt_of(who: address) -> uint256:
     """
     @notice Debt in fen including accrued interest (rounded up).
     """
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     return self._debt(a.scaled_debt, self._index(a.tier))
 
 
@@ -558,8 +578,36 @@ def account_state(who: address) -> (uint256, uint256, uint256):
     """
     assets: uint256 = 0
     debt: uint256 = 0
-    assets, debt = self._state(who, self._get(who))
+    assets, debt = self._state(who, self._get(who, True))
     return assets, debt, self._ratio(assets, debt)
+
+
+@external
+@view
+def held_fen() -> uint256:
+    """
+    @notice Cash held for accounts (cash + reserve + pending), in fen.
+    """
+    return self.totals & M128
+
+
+@external
+@view
+def total_principal_fen() -> uint256:
+    """
+    @notice Principal owed to the pool, in fen.
+    """
+    return self.totals >> 128
+
+
+@external
+@view
+def platform_qty(code: uint256) -> uint256:
+    """
+    @notice Shares of `code` held or being bought across accounts (platform exposure, kept
+            at RiskParams next to the liquidity figure that caps it).
+    """
+    return staticcall PARAMS.platform_qty(code)
 
 
 @external
@@ -595,7 +643,7 @@ def accounts(who: address) -> Account:
     """
     @notice An account (all fields zero without one).
     """
-    return self._get(who)
+    return self._get(who, True)
 
 
 @external
@@ -644,15 +692,7 @@ def deposit(amount_fen: uint256, to_reserve: bool):
     @notice Borrower: deposit margin (or top-up reserve) from the caller's CashToken balance
             (approve the engine first).
     """
-    a: Account = self._account(msg.sender)
-    self._check_amount(amount_fen)
-    if to_reserve:
-        a.reserve_fen += amount_fen
-    else:
-        a.cash_fen += amount_fen
-    self._put(msg.sender, a)
-    self.held_fen += amount_fen
-    extcall CASH.transferFrom(msg.sender, self, amount_fen)
+    self._credit(msg.sender, amount_fen, to_reserve)
     log Deposited(account=msg.sender, amount_fen=amount_fen, to_reserve=to_reserve)
 
 
@@ -664,7 +704,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
             stays above max(initial, withdraw floor) and the platform is not paused; without
             debt, always.
     """
-    a: Account = self._account(msg.sender)
+    a: Account = self._account(msg.sender, True)
     self._check_amount(amount_fen)
     assert not a.locked, "margin: account in liquidation"
     if from_reserve:
@@ -680,8 +720,8 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
         assets, debt = self._state(msg.sender, a)
         line: uint256 = staticcall PARAMS.withdraw_line(a.tier)
         assert assets * C.BPS >= line * debt, "margin: ratio below withdrawal line"
-    self._put(msg.sender, a)
-    self.held_fen -= amount_fen
+    self._put(msg.sender, a, True)
+    self._totals(0, amount_fen, 0, 0)
     extcall CASH.transfer(msg.sender, amount_fen)
     log Withdrawn(account=msg.sender, amount_fen=amount_fen, from_reserve=from_reserve)
 
@@ -694,18 +734,18 @@ def repay(amount_fen: uint256, from_wallet: bool):
             first), from the caller's wallet (approve first) or from the account's free cash.
             Works while paused and while in liquidation.
     """
-    a: Account = self._account(msg.sender)
+    a: Account = self._account(msg.sender, False)
     self._check_amount(amount_fen)
     debt: uint256 = self._debt(a.scaled_debt, self._index(a.tier))
     assert debt > 0, "margin: no debt"
     pay: uint256 = min(amount_fen, debt)
     if from_wallet:
         a.cash_fen += pay
-        self.held_fen += pay
+        self._totals(pay, 0, 0, 0)
     else:
         assert a.cash_fen >= pay, "margin: insufficient cash"
     a = self._repay(msg.sender, a, pay)
-    self._put(msg.sender, a)
+    self._put(msg.sender, a, False)
     if from_wallet:
         extcall CASH.transferFrom(msg.sender, self, pay)
     self._pay_pool()
@@ -714,15 +754,39 @@ def repay(amount_fen: uint256, from_wallet: bool):
 # ---------------------------------------------------------------- external: order book hooks
 @internal
 @view
+def _orderbook() -> address:
+    return convert(convert(self.wiring & (2**160 - 1), uint160), address)
+
+
+@external
+@view
+def orderbook() -> address:
+    """
+    @notice The OrderBook, the only caller of the `ob_` hooks (zero before `connect`).
+    """
+    return self._orderbook()
+
+
+@external
+@view
+def paused() -> bool:
+    """
+    @notice Whether the operator paused the platform (fail closed).
+    """
+    return self.wiring >> 160 != 0
+
+
+@internal
+@view
 def _check_orderbook():
-    assert msg.sender == self.orderbook and msg.sender != empty(address), (
+    assert msg.sender == self._orderbook() and msg.sender != empty(address), (
         "margin: caller is not order book"
     )
 
 
 @external
 @nonreentrant
-def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) -> (uint256, uint256):
+def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) -> (uint256, uint256, uint256):
     """
     @notice OrderBook: pre-trade checks of a buy of `qty` shares (whole lots) at most at
             `limit_price_fen` by `who`; reserves the cost with the fee allowance, drawing
@@ -731,23 +795,17 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     @param code Security code.
     @param qty Shares (whole lots).
     @param limit_price_fen Limit price.
-    @return The cash reserved and the financing drawn, in fen.
+    @return The cash reserved and the financing drawn, in fen, and the account id.
     """
     self._check_orderbook()
     self._check_not_paused()
-    a: Account = self._account(who)
+    a: Account = self._account(who, False)
     assert not a.locked, "margin: account in liquidation"
     assert qty > 0 and qty % C.LOT == 0, "margin: quantity not whole lots"
     assert limit_price_fen > 0, "margin: zero price"
     h: uint256 = 0
-    initial: uint256 = 0
-    max_lev: uint256 = 0
-    max_single: uint256 = 0
-    max_exposure: uint256 = 0
     max_fee: uint256 = 0
-    h, initial, max_lev, max_single, max_exposure, max_fee = staticcall PARAMS.buy_terms(
-        a.tier, code, staticcall ORACLE.trading_day()
-    )
+    h, max_fee = staticcall PARAMS.buy_terms(a.tier, code, staticcall ORACLE.trading_day())
     assert h > 0 and not staticcall ORACLE.halted(code), "margin: security not financeable"
     # reverts "oracle: price unreliable" without a fresh quorum of in-band reports
     price: uint256 = staticcall ORACLE.price(code)
@@ -768,22 +826,29 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     # after the fill: cash spent (financing added), shares at min(oracle, limit) * haircut
     value: uint256 = qty * min(price, limit_price_fen) * h // C.BPS
     assert assets + draw >= cost, "margin: insufficient assets"
-    self._check_buy(p, initial, max_lev, max_single, max_exposure, code, qty, min(price, limit_price_fen) * h // C.BPS, assets + draw - cost + value, debt + draw)
+    # a financed buy is capped by the security's liquidity figure (and refused when stressed)
+    cap_price: uint256 = 0
+    if draw > 0:
+        cap_price = limit_price_fen
+    # the pre-trade limits (initial line, leverage, single security, platform exposure) are
+    # checked where they are kept, with the platform's exposure updated there
+    extcall PARAMS.engine_buy(
+        a.tier, code, qty, p.qty + p.buying, min(price, limit_price_fen) * h // C.BPS,
+        assets + draw - cost + value, debt + draw, staticcall POOL.total_assets_fen(), cap_price,
+    )
     a.cash_fen = a.cash_fen + draw - cost
     a.pending_fen += cost
-    self.held_fen += draw
     p.buying += qty
     self._put_pos(who, code, p)
-    self.platform_qty[code] += qty
     a = self._borrow(who, a, draw)
-    self._put(who, a)
+    self._put(who, a, False)
     if draw > 0:
         extcall POOL.draw(draw)
-    return cost, draw
+    return cost, draw, self.acct[who].a >> 224
 
 
 @external
-def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256, liquidation: bool):
+def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256, liquidation: bool) -> uint256:
     """
     @notice OrderBook: commit `qty` sellable shares of `code` to a sell. A borrower's sell
             needs an unlocked account, whole lots (or the whole sellable holding) and a
@@ -793,12 +858,13 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
     @param qty Shares.
     @param limit_price_fen Limit price (a liquidation: today's limit-down).
     @param liquidation Whether the Liquidator ordered the sell.
+    @return The account id.
     """
     self._check_orderbook()
-    a: Account = self._account(who)
+    a: Account = self._account(who, True)
     if liquidation:
         a.open_liq += 1
-        self._put(who, a)
+        self._put(who, a, True)
     else:
         assert not a.locked, "margin: account in liquidation"
         assert limit_price_fen > 0, "margin: zero price"
@@ -808,6 +874,7 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
     assert liquidation or qty % C.LOT == 0 or qty == avail, "margin: quantity not whole lots"
     p.selling += qty
     self._put_pos(who, code, p)
+    return self.acct[who].a >> 224
 
 
 @external
@@ -824,10 +891,10 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
     @param ref The fill reference.
     """
     self._check_orderbook()
-    a: Account = self._get(who)
+    a: Account = self._get(who, False)
     a.pending_fen -= cost
-    self._put(who, a)
-    self.held_fen -= cost
+    self._put(who, a, False)
+    self._totals(0, cost, 0, 0)
     day: uint256 = staticcall ORACLE.trading_day()
     p: Pos = self._pos(who, code)
     p.lot_qty = self._locked_qty(p, day) + qty
@@ -856,7 +923,7 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     @param ref The fill reference.
     """
     self._check_orderbook()
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     proceeds: uint256 = gross - fee_fen
     penalty: uint256 = 0
     if liquidation:
@@ -872,17 +939,17 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     p.qty -= qty
     p.selling -= qty
     self._put_pos(who, code, p)
-    self.platform_qty[code] -= qty
     a.cash_fen += proceeds - penalty
     a.penalty_fen += penalty
-    self.held_fen += proceeds - penalty
+    self._totals(proceeds - penalty, 0, 0, 0)
     if liquidation:
         a = self._repay(who, a, proceeds - penalty)
         if not closes:
             a = self._mark(who, a)
-    self._put(who, a)
+    self._put(who, a, True)
     self._drop_code(who, code, p)
-    # interactions last: proceeds in, penalty to insurance, repayment to the pool
+    # interactions last: exposure, proceeds in, penalty to insurance, repayment to the pool
+    extcall PARAMS.engine_exposure(code, 0, qty)
     extcall CASH.transferFrom(broker, self, proceeds)
     if penalty > 0:
         extcall CASH.transfer(INSURANCE.address, penalty)
@@ -906,13 +973,12 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
     @param drawn_fen Financing drawn and not consumed (buys).
     """
     self._check_orderbook()
-    a: Account = self._get(who)
+    a: Account = self._get(who, liquidation)
     p: Pos = self._pos(who, code)
     if is_buy:
         a.pending_fen -= released_fen
         a.cash_fen += released_fen
         p.buying -= rest
-        self.platform_qty[code] -= rest
         a = self._repay(who, a, min(released_fen, drawn_fen))
     else:
         p.selling -= rest
@@ -920,8 +986,10 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
     if liquidation:
         a.open_liq -= 1
         a = self._mark(who, a)
-    self._put(who, a)
+    self._put(who, a, liquidation)
     self._drop_code(who, code, p)
+    if is_buy and rest > 0:
+        extcall PARAMS.engine_exposure(code, 0, rest)
     self._pay_pool()
 
 
@@ -944,13 +1012,8 @@ def credit_cash(who: address, amount_fen: uint256, ref: bytes32):
     @param ref The corporate-action reference, used once .
     """
     self._use_ref(ref)
-    a: Account = self._account(who)
-    self._check_amount(amount_fen)
-    a.cash_fen += amount_fen
-    self._put(who, a)
-    self.held_fen += amount_fen
+    self._credit(who, amount_fen, False)
     log CashCredited(who=who, amount_fen=amount_fen, ref=ref)
-    extcall CASH.transferFrom(msg.sender, self, amount_fen)
 
 
 @external
@@ -974,8 +1037,8 @@ def adjust_position(who: address, code: uint256, new_qty: uint256, ref: bytes32)
         p.lot_qty = p.lot_qty * new_qty // old_qty
     p.qty = new_qty
     self._put_pos(who, code, p)
-    self.platform_qty[code] += new_qty - old_qty
     log PositionAdjusted(who=who, code=code, old_qty=old_qty, new_qty=new_qty, ref=ref)
+    extcall PARAMS.engine_exposure(code, new_qty - old_qty, 0)
 
 
 # ---------------------------------------------------------------- external: liquidator hooks
@@ -989,28 +1052,19 @@ def _check_liquidator():
 
 @external
 @view
-def keeper_view(who: address) -> (uint256, uint256, uint256, uint256, uint256, uint256, bool, uint256, uint256, uint256, uint256):
+def keeper_view(who: address) -> (uint256, uint256, uint256, uint256, bool, uint256, uint256):
     """
-    @notice What the Liquidator decides on, in one call.
+    @notice What the Liquidator decides on from the account, in one call (the tier's lines,
+            penalty and hard floor are at `RiskParams.keeper_terms`).
     @param who The account holder (reverts "margin: no account" without an account).
-    @return assets, debt (fen), the tier's initial, warning and liquidation lines (bps),
-            reserve (fen), locked, open liquidation orders, securities held or being
-            bought, penalty and hard floor (bps).
+    @return assets, debt (fen), tier, reserve (fen), locked, open liquidation orders,
+            securities held or being bought.
     """
-    a: Account = self._account(who)
+    a: Account = self._account(who, True)
     assets: uint256 = 0
     debt: uint256 = 0
     assets, debt = self._state(who, a)
-    initial: uint256 = 0
-    warning: uint256 = 0
-    liquidation: uint256 = 0
-    penalty: uint256 = 0
-    hard_floor: uint256 = 0
-    initial, warning, liquidation, penalty, hard_floor = staticcall PARAMS.keeper_terms(a.tier)
-    return (
-        assets, debt, initial, warning, liquidation, a.reserve_fen, a.locked, a.open_liq,
-        self.code_set[who] & 15, penalty, hard_floor,
-    )
+    return assets, debt, a.tier, a.reserve_fen, a.locked, a.open_liq, self.code_set[who] & 15
 
 
 @external
@@ -1021,10 +1075,10 @@ def liq_top_up(who: address, amount_fen: uint256):
     @param amount_fen Amount moved (<= reserve).
     """
     self._check_liquidator()
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     a.reserve_fen -= amount_fen
     a.cash_fen += amount_fen
-    self._put(who, a)
+    self._put(who, a, True)
 
 
 @external
@@ -1036,11 +1090,11 @@ def liq_mark(who: address, lock: bool) -> uint256:
     @return The provisional loss in fen.
     """
     self._check_liquidator()
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     if lock:
         a.locked = True
     a = self._mark(who, a)
-    self._put(who, a)
+    self._put(who, a, True)
     return a.provision_fen
 
 
@@ -1056,7 +1110,7 @@ def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
     @return reserve used, shortfall and insurance paid, in fen.
     """
     self._check_liquidator()
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     reserve_used: uint256 = 0
     shortfall: uint256 = 0
     paid: uint256 = 0
@@ -1071,7 +1125,7 @@ def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
         if a.scaled_debt > 0:
             # the rest is unrecoverable: interest is forgiven, principal is a pool loss
             shortfall = a.principal_fen
-            self.total_principal_fen -= shortfall
+            self._totals(0, 0, 0, shortfall)
             a.scaled_debt = 0
             a.principal_fen = 0
     pen: uint256 = a.penalty_fen
@@ -1079,7 +1133,7 @@ def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
     a.penalty_fen = 0
     self.marked_loss_fen -= a.provision_fen
     a.provision_fen = 0
-    self._put(who, a)
+    self._put(who, a, True)
     self._pay_pool()
     if shortfall > 0:
         paid = extcall POOL.absorb_shortfall(shortfall, pen)
@@ -1111,9 +1165,9 @@ def connect(liquidator: address, orderbook: address):
     """
     self._check_operator()
     assert liquidator != empty(address) and orderbook != empty(address), "margin: zero address"
-    assert self.orderbook == empty(address), "margin: already connected"
+    assert self._orderbook() == empty(address), "margin: already connected"
     self.liquidator = liquidator
-    self.orderbook = orderbook
+    self.wiring = self.wiring >> 160 << 160 | convert(orderbook, uint256)
     log Connected(liquidator=liquidator, orderbook=orderbook)
 
 
@@ -1137,10 +1191,10 @@ def unpause():
 def _set_paused(on: bool):
     self._check_operator()
     if on:
-        assert not self.paused, "margin: already paused"
+        assert self.wiring >> 160 == 0, "margin: already paused"
     else:
-        assert self.paused, "margin: not paused"
-    self.paused = on
+        assert self.wiring >> 160 != 0, "margin: not paused"
+    self.wiring = self.wiring & (2**160 - 1) | convert(on, uint256) << 160
     log Paused(by=msg.sender, paused=on)
 
 
@@ -1156,8 +1210,14 @@ def open_account(who: address, tier: uint256):
         "margin: account is not a borrower"
     )
     assert self.ix_slot[tier] != 0, "margin: unknown tier"
-    a: Account = self._get(who)
+    a: Account = self._get(who, True)
     assert a.scaled_debt == 0, "margin: repay before changing tier"
     log AccountOpened(account=who, tier_before=a.tier, tier_after=tier, by=msg.sender)
     a.tier = tier
-    self._put(who, a)
+    self._put(who, a, True)
+    if self.acct[who].a >> 224 == 0:
+        n: uint256 = self.account_count + 1
+        assert n <= M32, "margin: too many accounts"
+        self.account_count = n
+        self.account_of[n] = who
+        self.acct[who].a |= n << 224

@@ -6,12 +6,13 @@
 @notice Orders of the margin accounts and their fills (DESIGN.md §6): borrowers request
         buys and sells here, the Liquidator emits liquidation sells here, and the broker
         settles fills (each with a one-use exchange reference) and cancels dead remainders
-        here. Orders are kept in two packed slots (a new sell writes one). Cash, shares, positions and T+1 lots stay
+        here. An order is one packed slot naming the account by its MarginEngine id. Cash, shares, positions and T+1 lots stay
         in the MarginEngine, which this contract drives through its `ob_*` hooks (only this
         contract may call them: `MarginEngine.set_orderbook`, once).
 @custom:security Buys fill only at or below the limit and within the reserved cash; sells
         fill only at or above the limit (a liquidation: today's limit-down) and never into a
-        sealed limit-down. The order is written before any external call.
+        sealed limit-down. A fill or a cancel writes the order before any external call; a
+        new order is written after the engine's checks (the engine gives the account id).
 """
 
 from .interfaces import IIdentityRegistry
@@ -74,13 +75,10 @@ struct Order:
     drawn_fen: uint256  # buy: financing drawn for this order not yet consumed
 
 
-# Packed order: slot a = account (160 bits) | code (20 bits << 160) | flags (3 bits << 180)
-# | qty (40 bits << 183) | limit price (33 bits << 223); slot b = filled (64) | reserved
-# (64 << 64) | drawn (64 << 128). A new sell's slot b is zero, so a sell order costs one new
-# slot. Shares < 2^40 (1.1e12), limit price < 2^33 fen (85.9 million yuan), fen < 2^64.
-struct Packed:
-    a: uint256
-    b: uint256
+# Packed order, one slot: account id (32 bits, `MarginEngine.account_of`) | code (20 << 32)
+# | flags (3 << 52) | qty (36 << 55) | limit price (31 << 91) | filled (36 << 122) | reserved
+# (49 << 158) | drawn (49 << 207). Shares < 2^36 (6.9e10), limit price < 2^31 fen (21.4
+# million yuan), reserved cash < 2^49 fen (5.6 trillion yuan).
 
 
 # ---------------------------------------------------------------- storage
@@ -90,7 +88,7 @@ ORACLE: public(immutable(IPriceOracle))
 SHARES: public(immutable(IShareCertificates))
 
 # Orders by id (packed) and the id counter.
-packed: HashMap[uint256, Packed]
+packed: HashMap[uint256, uint256]
 order_count: public(uint256)
 
 # Broker fill references: ShareCertificates records each one in the fill's mint or burn
@@ -103,27 +101,19 @@ regime: public(uint8)
 NORMAL: constant(uint8) = 0
 STRESSED: constant(uint8) = 1
 
-M64: constant(uint256) = 2**64 - 1
-M40: constant(uint256) = 2**40 - 1
-M33: constant(uint256) = 2**33 - 1
+M36: constant(uint256) = 2**36 - 1
+M31: constant(uint256) = 2**31 - 1
+M49: constant(uint256) = 2**49 - 1
 
 
-# >>> policy: set_regime mirrors the regime to RiskParams (stressed haircuts); request_buy
-# checks the liquidity cap of financed buys there
+# >>> policy: set_regime mirrors the regime to RiskParams (stressed haircuts, and the
+# refusal of financed buys in the stressed regime, checked there with the liquidity cap)
 interface IEngineParams:
     def PARAMS() -> address: view
 
 
 interface IRegimeSink:
     def params_regime(regime: uint8): nonpayable
-
-
-interface IExposure:
-    def platform_qty(code: uint256) -> uint256: view
-
-
-interface ILiquidityCap:
-    def check_liquidity(code: uint256, exposure_fen: uint256) -> bool: view
 # <<< policy
 
 
@@ -162,48 +152,48 @@ def _check_role(role: IIdentityRegistry.Role, reason: String[40]):
 
 @internal
 @pure
-def _pack(o: Order) -> Packed:
-    assert o.qty <= M40 and o.limit_price_fen <= M33 and o.reserved_fen <= M64, "orders: too large"
+def _pack(o: Order, id: uint256) -> uint256:
+    assert o.qty <= M36 and o.limit_price_fen <= M31 and o.reserved_fen <= M49, "orders: too large"
     flags: uint256 = convert(o.is_buy, uint256) | convert(o.liquidation, uint256) << 1 | convert(o.open, uint256) << 2
-    return Packed(
-        a=convert(o.account, uint256) | o.code << 160 | flags << 180 | o.qty << 183 | o.limit_price_fen << 223,
-        b=o.filled_qty | o.reserved_fen << 64 | o.drawn_fen << 128,
+    return (
+        id | o.code << 32 | flags << 52 | o.qty << 55 | o.limit_price_fen << 91 | o.filled_qty << 122
+        | o.reserved_fen << 158 | o.drawn_fen << 207
     )
 
 
 @internal
 @view
-def _load(order_id: uint256) -> Order:
-    p: Packed = self.packed[order_id]
-    flags: uint256 = (p.a >> 180) & 7
+def _load(order_id: uint256) -> (Order, uint256):
+    """
+    @dev The order and its account id.
+    """
+    w: uint256 = self.packed[order_id]
+    id: uint256 = w & (2**32 - 1)
+    flags: uint256 = (w >> 52) & 7
     return Order(
-        account=convert(convert(p.a & (2**160 - 1), uint160), address),
-        code=(p.a >> 160) & (2**20 - 1),
+        account=staticcall ENGINE.account_of(id),
+        code=(w >> 32) & (2**20 - 1),
         is_buy=flags & 1 != 0,
         liquidation=flags & 2 != 0,
         open=flags & 4 != 0,
-        qty=(p.a >> 183) & M40,
-        filled_qty=p.b & M64,
-        limit_price_fen=p.a >> 223,
-        reserved_fen=(p.b >> 64) & M64,
-        drawn_fen=p.b >> 128,
-    )
+        qty=(w >> 55) & M36,
+        filled_qty=(w >> 122) & M36,
+        limit_price_fen=(w >> 91) & M31,
+        reserved_fen=(w >> 158) & M49,
+        drawn_fen=w >> 207,
+    ), id
 
 
 @internal
-def _new_order(o: Order) -> uint256:
+def _new_order(o: Order, id: uint256) -> uint256:
     oid: uint256 = self.order_count + 1
     self.order_count = oid
-    p: Packed = self._pack(o)
-    self.packed[oid].a = p.a
-    if p.b != 0:
-        # dev: a new sell's second slot stays zero (no write)
-        self.packed[oid].b = p.b
+    self.packed[oid] = self._pack(o, id)
     return oid
 
 
 @internal
-def _close(order_id: uint256, o: Order):
+def _close(order_id: uint256, o: Order, id: uint256):
     """
     @dev Close an order (written first), then release its unfilled part at the engine.
     """
@@ -214,7 +204,7 @@ def _close(order_id: uint256, o: Order):
     o.open = False
     o.reserved_fen = 0
     o.drawn_fen = 0
-    self.packed[order_id] = self._pack(o)
+    self.packed[order_id] = self._pack(o, id)
     log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
     extcall ENGINE.ob_close(o.account, o.code, o.is_buy, o.liquidation, o.qty - o.filled_qty, released, drawn)
 
@@ -230,7 +220,7 @@ def orders(order_id: uint256) -> Order:
             reserved_fen (buys: cash still reserved), drawn_fen (buys: financing not yet
             consumed).
     """
-    return self._load(order_id)
+    return self._load(order_id)[0]
 
 
 @external
@@ -259,22 +249,18 @@ def request_buy(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint25
     self._check_role(IIdentityRegistry.Role.BORROWER, "margin: caller is not borrower")
     cost: uint256 = 0
     draw: uint256 = 0
-    cost, draw = extcall ENGINE.ob_buy(msg.sender, code, qty, limit_price_fen)
-    # dev: a refusal here reverts the engine's reservation with it
-    assert draw == 0 or self.regime != STRESSED, "stressed regime: no new financing"
-    # >>> policy (liquidity cap, issue 12.6 / 13.3): a buy that draws financing keeps the
-    # platform's position in `code` (held and being bought, this order included, valued at
-    # this order's limit) within RiskParams.liquidity_cap_fen ("margin: above liquidity cap")
-    if draw > 0:
-        assert staticcall ILiquidityCap(staticcall IEngineParams(ENGINE.address).PARAMS()).check_liquidity(
-            code, staticcall IExposure(ENGINE.address).platform_qty(code) * limit_price_fen
-        )
-    # <<< policy
+    id: uint256 = 0
+    # dev: the engine refuses a buy that draws financing in the stressed regime ("stressed
+    # regime: no new financing") or above the liquidity cap ("margin: above liquidity cap",
+    # the platform's position in `code`, this order included, at this order's limit
+    # within RiskParams.liquidity_cap_fen), both checked at RiskParams
+    cost, draw, id = extcall ENGINE.ob_buy(msg.sender, code, qty, limit_price_fen)
     oid: uint256 = self._new_order(
         Order(
             account=msg.sender, code=code, is_buy=True, liquidation=False, open=True, qty=qty,
             filled_qty=0, limit_price_fen=limit_price_fen, reserved_fen=cost, drawn_fen=draw,
-        )
+        ),
+        id,
     )
     log OrderRequested(order_id=oid, account=msg.sender, code=code, is_buy=True, qty=qty, limit_price_fen=limit_price_fen)
     return oid
@@ -291,14 +277,15 @@ def request_sell(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint2
     @return The order id.
     """
     self._check_role(IIdentityRegistry.Role.BORROWER, "margin: caller is not borrower")
+    id: uint256 = extcall ENGINE.ob_sell(msg.sender, code, qty, limit_price_fen, False)
     oid: uint256 = self._new_order(
         Order(
             account=msg.sender, code=code, is_buy=False, liquidation=False, open=True, qty=qty,
             filled_qty=0, limit_price_fen=limit_price_fen, reserved_fen=0, drawn_fen=0,
-        )
+        ),
+        id,
     )
     log OrderRequested(order_id=oid, account=msg.sender, code=code, is_buy=False, qty=qty, limit_price_fen=limit_price_fen)
-    extcall ENGINE.ob_sell(msg.sender, code, qty, limit_price_fen, False)
     return oid
 
 
@@ -338,14 +325,15 @@ def liq_order(who: address, code: uint256, qty: uint256, min_price_fen: uint256,
     @return The order id.
     """
     assert msg.sender == staticcall ENGINE.liquidator(), "margin: caller is not liquidator"
+    id: uint256 = extcall ENGINE.ob_sell(who, code, qty, min_price_fen, True)
     oid: uint256 = self._new_order(
         Order(
             account=who, code=code, is_buy=False, liquidation=True, open=True, qty=qty,
             filled_qty=0, limit_price_fen=min_price_fen, reserved_fen=0, drawn_fen=0,
-        )
+        ),
+        id,
     )
     log LiquidationOrder(order_id=oid, account=who, code=code, qty=qty, min_price_fen=min_price_fen, full=full)
-    extcall ENGINE.ob_sell(who, code, qty, min_price_fen, True)
     return oid
 
 
@@ -364,7 +352,9 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
     @param ref The exchange fill reference, used once.
     """
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
-    o: Order = self._load(order_id)
+    o: Order = empty(Order)
+    id: uint256 = 0
+    o, id = self._load(order_id)
     assert o.open, "margin: order not open"
     assert ref != empty(bytes32) and not staticcall SHARES.ref_used(ref), "margin: fill reference used"
     assert qty > 0 and o.filled_qty + qty <= o.qty, "margin: fill exceeds order"
@@ -387,7 +377,7 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
         assert price_fen >= low, "margin: fill below limit"
         assert not staticcall ORACLE.is_sealed_limit_down(o.code), "margin: sealed limit-down"
         assert gross > fee_fen, "margin: fee exceeds proceeds"
-    self.packed[order_id] = self._pack(o)
+    self.packed[order_id] = self._pack(o, id)
     if o.is_buy:
         extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, msg.sender, ref)
         extcall SHARES.mint(ENGINE.address, o.code, qty, ref)
@@ -396,7 +386,7 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
         extcall SHARES.burn(ENGINE.address, o.code, qty, ref)
     log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
     if closes:
-        self._close(order_id, o)
+        self._close(order_id, o, id)
 
 
 @external
@@ -407,6 +397,8 @@ def cancel_order(order_id: uint256):
     @param order_id The order id.
     """
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
-    o: Order = self._load(order_id)
+    o: Order = empty(Order)
+    id: uint256 = 0
+    o, id = self._load(order_id)
     assert o.open, "margin: order not open"
-    self._close(order_id, o)
+    self._close(order_id, o, id)

@@ -114,28 +114,35 @@ REGISTRY: public(immutable(IIdentityRegistry))
 # The MarginEngine that accrues interest at the tiers' rates (set once).
 engine: public(address)
 
-tiers: public(HashMap[uint256, Tier])
-securities: public(HashMap[uint256, Security])
-limits: public(Limits)
-
-# Haircut of an ST / *ST security (0 by default: no collateral value).
-st_haircut_bps: public(uint256)
-
-# The policy settings in one slot (one cold read per call; getters `regime`,
-# `liquidity_cap_bps`, `stressed_haircuts`): bits 0..7 the market regime (0 normal, 1
-# stressed: the OrderBook's, pushed here by `params_regime` in `OrderBook.set_regime`);
-# 8..39 the liquidity cap (financed buys: platform exposure to a security <= this share, bps,
-# of its liquidity figure); 40..71 the stressed haircut scale (bps); 72..103 the stressed ST
-# haircut (bps).
-policy: uint256
+# Storage is packed so that a buy reads three cold slots here (its security, its tier, the
+# global word) instead of nine; getters `tiers`, `securities`, `limits`, `st_haircut_bps`,
+# `regime`, `liquidity_cap_bps`, `stressed_haircuts`, `liquidity_fen`, `platform_qty`.
+# Per tier, one slot: max leverage (8 bits) | initial (32 << 8) | warning (32 << 40) |
+# liquidation (32 << 72) | rate (32 << 104), bps.
+tier_w: HashMap[uint256, uint256]
+# Per security, one slot: board haircut (16 bits) | ST (1 << 16) | listing day (32 << 17) |
+# published 20-day average traded amount in fen plus 1 (104 << 49; 0 = never published: no
+# liquidity cap; a published 0 refuses every financed buy) | the platform's shares held or
+# being bought across accounts (103 << 153; kept by the MarginEngine through
+# `engine_exposure`, next to the liquidity figure it is capped by).
+sec_w: HashMap[uint256, uint256]
+# The global word (one cold read per call): the limits at 20 bits each (max single 0, max
+# exposure 20, penalty 40, hard floor 60, max fee 80, withdraw floor 100); the market regime
+# (8 << 120: 0 normal, 1 stressed: the OrderBook's, pushed here by `params_regime` in
+# `OrderBook.set_regime`); the liquidity cap (32 << 128: financed buys keep the platform's
+# exposure to a security within this share, bps, of its liquidity figure); the stressed
+# haircut scale (32 << 160) and stressed ST haircut (32 << 192); the ST haircut (32 << 224).
+glob: uint256
 M32: constant(uint256) = 2**32 - 1
-CAP_SHIFT: constant(uint256) = 8
-SCALE_SHIFT: constant(uint256) = 40
-ST_SHIFT: constant(uint256) = 72
-
-# Per security: its published 20-day average traded amount in fen, plus 1 (0 = never
-# published: no liquidity cap; a published 0 refuses every financed buy).
-liquidity_raw: HashMap[uint256, uint256]
+M20: constant(uint256) = 2**20 - 1
+REGIME_SHIFT: constant(uint256) = 120
+CAP_SHIFT: constant(uint256) = 128
+SCALE_SHIFT: constant(uint256) = 160
+ST_SHIFT: constant(uint256) = 192
+ST_HAIRCUT_SHIFT: constant(uint256) = 224
+LIQ_SHIFT: constant(uint256) = 49
+QTY_SHIFT: constant(uint256) = 153
+M104: constant(uint256) = 2**104 - 1
 
 MAX_LIQUIDITY_CODES: constant(uint256) = 128
 
@@ -156,7 +163,7 @@ def __init__(registry: IIdentityRegistry):
     REGISTRY = registry
     # defaults = domain/params.py STRESSED_HAIRCUT_SCALE_BPS, STRESSED_ST_HAIRCUT_BPS,
     # LIQUIDITY_CAP_BPS (a test checks they agree)
-    self.policy = 1_000 << CAP_SHIFT | 9_000 << SCALE_SHIFT
+    self.glob = 1_000 << CAP_SHIFT | 9_000 << SCALE_SHIFT
 
 
 @internal
@@ -167,25 +174,111 @@ def _check_operator():
     )
 
 
+# ---------------------------------------------------------------- packing
+@internal
+@pure
+def _tier(w: uint256) -> Tier:
+    return Tier(
+        max_leverage=w & 255, initial_bps=w >> 8 & M32, warning_bps=w >> 40 & M32,
+        liquidation_bps=w >> 72 & M32, rate_bps=w >> 104 & M32,
+    )
+
+
+@internal
+@pure
+def _security(w: uint256) -> Security:
+    return Security(haircut_bps=w & 65535, st=w >> 16 & 1 != 0, listed_day=w >> 17 & M32)
+
+
+@internal
+@pure
+def _limits(g: uint256) -> Limits:
+    return Limits(
+        max_single_bps=g & M20, max_exposure_bps=g >> 20 & M20, penalty_bps=g >> 40 & M20,
+        hard_floor_bps=g >> 60 & M20, max_fee_bps=g >> 80 & M20, withdraw_floor_bps=g >> 100 & M20,
+    )
+
+
+@internal
+@pure
+def _stressed(g: uint256) -> Stressed:
+    return Stressed(haircut_scale_bps=g >> SCALE_SHIFT & M32, st_haircut_bps=g >> ST_SHIFT & M32)
+
+
 # ---------------------------------------------------------------- views
 @internal
-@view
-def _haircut(code: uint256, day: uint256, w: uint256) -> uint256:
+@pure
+def _haircut(w: uint256, day: uint256, g: uint256) -> uint256:
     """
-    @dev `w` the policy word (its regime and stressed haircuts).
+    @dev `w` the security's word, `g` the global word (its regime, ST and stressed haircuts).
     """
-    s: Security = self.securities[code]
+    s: Security = self._security(w)
     if s.haircut_bps == 0 or (s.listed_day != 0 and day < s.listed_day + C.NEW_LISTING_DAYS):
         return 0
     h: uint256 = s.haircut_bps
     if s.st:
-        h = min(h, self.st_haircut_bps)
-    if w & 255 == convert(STRESSED, uint256):
+        h = min(h, g >> ST_HAIRCUT_SHIFT)
+    if g >> REGIME_SHIFT & 255 == convert(STRESSED, uint256):
         # the stressed haircut never counts more than the normal one (rounded down)
-        h = h * (w >> SCALE_SHIFT & M32) // C.BPS
+        h = h * (g >> SCALE_SHIFT & M32) // C.BPS
         if s.st:
-            h = min(h, w >> ST_SHIFT & M32)
+            h = min(h, g >> ST_SHIFT & M32)
     return h
+
+
+@external
+@view
+def tiers(tier: uint256) -> Tier:
+    """
+    @notice A leverage tier (all zero if not defined).
+    @param tier The tier.
+    @return max_leverage, initial_bps, warning_bps, liquidation_bps, rate_bps.
+    """
+    return self._tier(self.tier_w[tier])
+
+
+@external
+@view
+def securities(code: uint256) -> Security:
+    """
+    @notice A security's eligibility (all zero if never set).
+    @param code Security code.
+    @return haircut_bps, st, listed_day.
+    """
+    return self._security(self.sec_w[code])
+
+
+@external
+@view
+def limits() -> Limits:
+    """
+    @notice Position limits, penalty, floors and fee allowance (bps).
+    @return max_single_bps, max_exposure_bps, penalty_bps, hard_floor_bps, max_fee_bps,
+            withdraw_floor_bps.
+    """
+    return self._limits(self.glob)
+
+
+@external
+@view
+def st_haircut_bps() -> uint256:
+    """
+    @notice Haircut of an ST / *ST security (0 by default: no collateral value).
+    @return The haircut in bps.
+    """
+    return self.glob >> ST_HAIRCUT_SHIFT
+
+
+@external
+@view
+def platform_qty(code: uint256) -> uint256:
+    """
+    @notice Shares of `code` held or being bought across the margin accounts (platform
+            exposure; kept by the MarginEngine).
+    @param code Security code.
+    @return Shares.
+    """
+    return self.sec_w[code] >> QTY_SHIFT
 
 
 @external
@@ -200,7 +293,7 @@ def haircut(code: uint256, day: uint256) -> uint256:
     @param day Trading day.
     @return Haircut in bps.
     """
-    return self._haircut(code, day, self.policy)
+    return self._haircut(self.sec_w[code], day, self.glob)
 
 
 @external
@@ -214,33 +307,102 @@ def haircuts(codes: uint256[C.MAX_CODES], day: uint256) -> uint256[C.MAX_CODES]:
     @return Haircuts in bps, in the order of `codes` (0 after the last code).
     """
     out: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
-    w: uint256 = self.policy
+    g: uint256 = self.glob
     for i: uint256 in range(C.MAX_CODES):
         if codes[i] == 0:
             break
-        out[i] = self._haircut(codes[i], day, w)
+        out[i] = self._haircut(self.sec_w[codes[i]], day, g)
     return out
 
 
 @external
 @view
-def buy_terms(tier: uint256, code: uint256, day: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256):
+def buy_terms(tier: uint256, code: uint256, day: uint256) -> (uint256, uint256):
     """
-    @notice What a buy is checked against, in one call (only the slots it needs).
-    @param tier The account's tier.
+    @notice What a buy is priced with, in one call.
+    @param tier The account's tier (unused here; the limits are checked in `engine_buy`).
     @param code Security code.
     @param day Trading day.
     @return The haircut if the security may be bought with financing (0 if not: unlisted,
-            new listing, ST / *ST), the tier's initial line and maximum leverage, the
-            single-security and platform-exposure limits and the fee allowance (bps).
+            new listing, ST / *ST) and the fee allowance (bps).
     """
+    w: uint256 = self.sec_w[code]
+    g: uint256 = self.glob
     h: uint256 = 0
-    if not self.securities[code].st:
-        h = self._haircut(code, day, self.policy)
-    return (
-        h, self.tiers[tier].initial_bps, self.tiers[tier].max_leverage,
-        self.limits.max_single_bps, self.limits.max_exposure_bps, self.limits.max_fee_bps,
+    if w >> 16 & 1 == 0:
+        h = self._haircut(w, day, g)
+    return h, g >> 80 & M20
+
+
+@internal
+def _check_engine():
+    assert msg.sender == self.engine and msg.sender != empty(address), "params: caller is not engine"
+
+
+@internal
+def _add_exposure(code: uint256, w: uint256, qty: uint256):
+    assert qty < 2**103, "params: quantity too large"
+    self.sec_w[code] = w & (2**QTY_SHIFT - 1) | qty << QTY_SHIFT
+
+
+@external
+def engine_buy(
+    tier: uint256, code: uint256, qty: uint256, held_qty: uint256, value_price_fen: uint256,
+    assets_after: uint256, debt_after: uint256, pool_assets_fen: uint256, cap_price_fen: uint256,
+):
+    """
+    @notice MarginEngine: the pre-trade limits of a buy of `qty` shares of `code`, then the
+            platform's exposure grows by `qty`. Reverts "margin: ratio below initial" /
+            "margin: leverage above tier" (with debt after the buy), "margin: single security
+            above 40%", "margin: platform exposure above 5%"; with `cap_price_fen` (a buy that
+            draws financing, at its limit price) "stressed regime: no new financing" in the
+            stressed regime and "margin: above liquidity cap" when the platform's position
+            after it, at that price, is above `liquidity_cap_fen(code)`.
+    @param tier The account's tier.
+    @param code Security code.
+    @param qty Shares bought.
+    @param held_qty Shares of `code` the account holds or is buying before this order.
+    @param value_price_fen Collateral value per share after the buy (min(oracle, limit) *
+           haircut).
+    @param assets_after The account's assets after the buy, in fen.
+    @param debt_after The account's debt after the buy, in fen.
+    @param pool_assets_fen The pool's assets (the platform exposure limit's base).
+    @param cap_price_fen The financed buy's limit price (0: no financing drawn).
+    """
+    self._check_engine()
+    t: uint256 = self.tier_w[tier]
+    g: uint256 = self.glob
+    if debt_after > 0:
+        assert assets_after * C.BPS >= (t >> 8 & M32) * debt_after, "margin: ratio below initial"
+        assert assets_after > debt_after and debt_after <= (t & 255) * (assets_after - debt_after), (
+            "margin: leverage above tier"
+        )
+    assert (held_qty + qty) * value_price_fen * C.BPS <= (g & M20) * assets_after, (
+        "margin: single security above 40%"
     )
+    w: uint256 = self.sec_w[code]
+    total: uint256 = (w >> QTY_SHIFT) + qty
+    assert total * value_price_fen * C.BPS <= (g >> 20 & M20) * pool_assets_fen, (
+        "margin: platform exposure above 5%"
+    )
+    if cap_price_fen > 0:
+        assert g >> REGIME_SHIFT & 255 != convert(STRESSED, uint256), "stressed regime: no new financing"
+        assert total * cap_price_fen <= self._liquidity_cap(w, g), "margin: above liquidity cap"
+    self._add_exposure(code, w, total)
+
+
+@external
+def engine_exposure(code: uint256, added: uint256, removed: uint256):
+    """
+    @notice MarginEngine: the platform's shares of `code` held or being bought change by
+            `added - removed` (fills of sells, closed buys, bonus shares).
+    @param code Security code.
+    @param added Shares added.
+    @param removed Shares removed.
+    """
+    self._check_engine()
+    w: uint256 = self.sec_w[code]
+    self._add_exposure(code, w, (w >> QTY_SHIFT) + added - removed)
 
 
 @external
@@ -252,7 +414,7 @@ def liquidity_fen(code: uint256) -> uint256:
     @param code Security code.
     @return The amount in fen.
     """
-    raw: uint256 = self.liquidity_raw[code]
+    raw: uint256 = self.sec_w[code] >> LIQ_SHIFT & M104
     if raw == 0:
         return 0
     return raw - 1
@@ -266,16 +428,16 @@ def liquidity_published(code: uint256) -> bool:
     @param code Security code.
     @return True once `set_liquidity` named the code.
     """
-    return self.liquidity_raw[code] != 0
+    return self.sec_w[code] >> LIQ_SHIFT & M104 != 0
 
 
 @internal
-@view
-def _liquidity_cap(code: uint256) -> uint256:
-    raw: uint256 = self.liquidity_raw[code]
+@pure
+def _liquidity_cap(w: uint256, g: uint256) -> uint256:
+    raw: uint256 = w >> LIQ_SHIFT & M104
     if raw == 0:
         return max_value(uint256)
-    return (raw - 1) * (self.policy >> CAP_SHIFT & M32) // C.BPS
+    return (raw - 1) * (g >> CAP_SHIFT & M32) // C.BPS
 
 
 @external
@@ -288,22 +450,7 @@ def liquidity_cap_fen(code: uint256) -> uint256:
     @param code Security code.
     @return The cap in fen.
     """
-    return self._liquidity_cap(code)
-
-
-@external
-@view
-def check_liquidity(code: uint256, exposure_fen: uint256) -> bool:
-    """
-    @notice The OrderBook's check of a buy that draws financing: reverts "margin: above
-            liquidity cap" when the platform's position in `code` after the buy
-            (`exposure_fen`, at the order's limit) is above `liquidity_cap_fen(code)`.
-    @param code Security code.
-    @param exposure_fen The platform's position after the buy, in fen.
-    @return True (else it reverts).
-    """
-    assert exposure_fen <= self._liquidity_cap(code), "margin: above liquidity cap"
-    return True
+    return self._liquidity_cap(self.sec_w[code], self.glob)
 
 
 @external
@@ -313,7 +460,7 @@ def regime() -> uint8:
     @notice The market regime the haircuts follow (0 normal, 1 stressed): the OrderBook's.
     @return The regime.
     """
-    return convert(self.policy & 255, uint8)
+    return convert(self.glob >> REGIME_SHIFT & 255, uint8)
 
 
 @external
@@ -324,14 +471,7 @@ def liquidity_cap_bps() -> uint256:
             (bps) of its published liquidity figure.
     @return The share in bps.
     """
-    return self.policy >> CAP_SHIFT & M32
-
-
-@internal
-@view
-def _stressed_haircuts() -> Stressed:
-    w: uint256 = self.policy
-    return Stressed(haircut_scale_bps=w >> SCALE_SHIFT & M32, st_haircut_bps=w >> ST_SHIFT & M32)
+    return self.glob >> CAP_SHIFT & M32
 
 
 @external
@@ -341,7 +481,7 @@ def stressed_haircuts() -> Stressed:
     @notice The stressed regime's haircuts: the scale of every haircut and the ST haircut.
     @return haircut_scale_bps, st_haircut_bps.
     """
-    return self._stressed_haircuts()
+    return self._stressed(self.glob)
 
 
 @external
@@ -353,10 +493,9 @@ def keeper_terms(tier: uint256) -> (uint256, uint256, uint256, uint256, uint256)
     @param tier The account's tier.
     @return initial_bps, warning_bps, liquidation_bps, penalty_bps, hard_floor_bps.
     """
-    return (
-        self.tiers[tier].initial_bps, self.tiers[tier].warning_bps,
-        self.tiers[tier].liquidation_bps, self.limits.penalty_bps, self.limits.hard_floor_bps,
-    )
+    t: Tier = self._tier(self.tier_w[tier])
+    g: uint256 = self.glob
+    return t.initial_bps, t.warning_bps, t.liquidation_bps, g >> 40 & M20, g >> 60 & M20
 
 
 @external
@@ -368,7 +507,7 @@ def withdraw_line(tier: uint256) -> uint256:
     @param tier The account's tier.
     @return The line in bps.
     """
-    return max(self.tiers[tier].initial_bps, self.limits.withdraw_floor_bps)
+    return max(self.tier_w[tier] >> 8 & M32, self.glob >> 100 & M20)
 
 
 @external
@@ -378,7 +517,7 @@ def penalty_bps() -> uint256:
     @notice The liquidation penalty on sold value, in bps.
     @return The penalty in bps.
     """
-    return self.limits.penalty_bps
+    return self.glob >> 40 & M20
 
 
 # ---------------------------------------------------------------- operator setters
@@ -399,8 +538,10 @@ def set_tier(tier: uint256, t: Tier):
     )
     assert t.initial_bps <= 10 * C.BPS, "params: initial line above 1000%"
     assert t.rate_bps < C.BPS, "params: rate not below 100%"
-    log TierSet(tier=tier, old=self.tiers[tier], new=t)
-    self.tiers[tier] = t
+    log TierSet(tier=tier, old=self._tier(self.tier_w[tier]), new=t)
+    self.tier_w[tier] = (
+        t.max_leverage | t.initial_bps << 8 | t.warning_bps << 40 | t.liquidation_bps << 72 | t.rate_bps << 104
+    )
     if self.engine != empty(address):
         extcall IRateSink(self.engine).params_rate(tier, t.rate_bps)
 
@@ -414,14 +555,16 @@ def set_security(code: uint256, haircut_bps: uint256, st: bool, listed_day: uint
     @param code Security code, 1..999999.
     @param haircut_bps Board haircut, at most 10000 (0: not eligible).
     @param st Whether the security is ST or *ST today.
-    @param listed_day Trading day of listing (0: listed before the platform began).
+    @param listed_day Trading day of listing (0: listed before the platform began), below
+           2^32.
     """
     self._check_operator()
     assert code > 0 and code < 1_000_000, "params: bad security code"
     assert haircut_bps <= C.BPS, "params: haircut above 100%"
-    new: Security = Security(haircut_bps=haircut_bps, st=st, listed_day=listed_day)
-    log SecuritySet(code=code, old=self.securities[code], new=new)
-    self.securities[code] = new
+    assert listed_day <= M32, "params: day too large"
+    w: uint256 = self.sec_w[code]
+    log SecuritySet(code=code, old=self._security(w), new=Security(haircut_bps=haircut_bps, st=st, listed_day=listed_day))
+    self.sec_w[code] = w & ~(2**LIQ_SHIFT - 1) | haircut_bps | convert(st, uint256) << 16 | listed_day << 17
 
 
 @external
@@ -430,15 +573,21 @@ def set_limits(lim: Limits):
     @notice Operator: position limits, penalty, floors and fee allowance (bps). Event
             `LimitsSet` with the old and the new values.
     @param lim max_single_bps and max_exposure_bps in 1..10000; penalty_bps and max_fee_bps
-           below 10000; hard_floor_bps and withdraw_floor_bps above 10000 (100%).
+           below 10000; hard_floor_bps and withdraw_floor_bps above 10000 (100%) and at
+           most 100000 (1000%).
     """
     self._check_operator()
     assert lim.max_single_bps <= C.BPS and lim.max_exposure_bps <= C.BPS, "params: limit above 100%"
     assert lim.max_single_bps > 0 and lim.max_exposure_bps > 0, "params: zero limit"
     assert lim.penalty_bps < C.BPS and lim.max_fee_bps < C.BPS, "params: fee above 100%"
     assert lim.hard_floor_bps > C.BPS and lim.withdraw_floor_bps > C.BPS, "params: floor not above 100%"
-    log LimitsSet(old=self.limits, new=lim)
-    self.limits = lim
+    assert lim.hard_floor_bps <= 10 * C.BPS and lim.withdraw_floor_bps <= 10 * C.BPS, "params: floor above 1000%"
+    g: uint256 = self.glob
+    log LimitsSet(old=self._limits(g), new=lim)
+    self.glob = g >> 120 << 120 | (
+        lim.max_single_bps | lim.max_exposure_bps << 20 | lim.penalty_bps << 40
+        | lim.hard_floor_bps << 60 | lim.max_fee_bps << 80 | lim.withdraw_floor_bps << 100
+    )
 
 
 @external
@@ -450,8 +599,9 @@ def set_st_haircut(haircut_bps: uint256):
     """
     self._check_operator()
     assert haircut_bps <= C.BPS // 2, "params: ST haircut above 50%"
-    log StHaircutSet(old_bps=self.st_haircut_bps, new_bps=haircut_bps)
-    self.st_haircut_bps = haircut_bps
+    g: uint256 = self.glob
+    log StHaircutSet(old_bps=g >> ST_HAIRCUT_SHIFT, new_bps=haircut_bps)
+    self.glob = g & (2**ST_HAIRCUT_SHIFT - 1) | haircut_bps << ST_HAIRCUT_SHIFT
 
 
 @external
@@ -467,10 +617,10 @@ def set_stressed_haircuts(haircut_scale_bps: uint256, st_haircut_bps: uint256):
         "params: stressed scale not in 50..100%"
     )
     assert st_haircut_bps <= C.BPS // 2, "params: ST haircut above 50%"
-    new: Stressed = Stressed(haircut_scale_bps=haircut_scale_bps, st_haircut_bps=st_haircut_bps)
-    log StressedHaircutsSet(old=self._stressed_haircuts(), new=new)
-    w: uint256 = self.policy & ~(M32 << SCALE_SHIFT | M32 << ST_SHIFT)
-    self.policy = w | haircut_scale_bps << SCALE_SHIFT | st_haircut_bps << ST_SHIFT
+    g: uint256 = self.glob
+    log StressedHaircutsSet(old=self._stressed(g), new=Stressed(haircut_scale_bps=haircut_scale_bps, st_haircut_bps=st_haircut_bps))
+    g = g & ~(M32 << SCALE_SHIFT | M32 << ST_SHIFT)
+    self.glob = g | haircut_scale_bps << SCALE_SHIFT | st_haircut_bps << ST_SHIFT
 
 
 @external
@@ -482,8 +632,9 @@ def set_liquidity_cap(cap_bps: uint256):
     """
     self._check_operator()
     assert cap_bps > 0 and cap_bps <= C.BPS, "params: liquidity cap not in 1..10000"
-    log LiquidityCapSet(old_bps=self.policy >> CAP_SHIFT & M32, new_bps=cap_bps)
-    self.policy = self.policy & ~(M32 << CAP_SHIFT) | cap_bps << CAP_SHIFT
+    g: uint256 = self.glob
+    log LiquidityCapSet(old_bps=g >> CAP_SHIFT & M32, new_bps=cap_bps)
+    self.glob = g & ~(M32 << CAP_SHIFT) | cap_bps << CAP_SHIFT
 
 
 @external
@@ -493,19 +644,20 @@ def set_liquidity(codes: DynArray[uint256, MAX_LIQUIDITY_CODES], amounts_fen: Dy
             average traded amount (fen); the liquidity cap of financed buys and the order in
             which liquidations sell (most liquid first). Event `LiquiditySet` per code.
     @param codes Security codes, 1..999999.
-    @param amounts_fen One amount per code, below 2^128.
+    @param amounts_fen One amount per code, below 2^100.
     """
     self._check_operator()
     assert len(codes) == len(amounts_fen), "params: length mismatch"
     for i: uint256 in range(len(codes), bound=MAX_LIQUIDITY_CODES):
         code: uint256 = codes[i]
         assert code > 0 and code < 1_000_000, "params: bad security code"
-        assert amounts_fen[i] < 2**128, "params: amount too large"
-        old: uint256 = self.liquidity_raw[code]
+        assert amounts_fen[i] < 2**100, "params: amount too large"
+        w: uint256 = self.sec_w[code]
+        old: uint256 = w >> LIQ_SHIFT & M104
         if old > 0:
             old -= 1
         log LiquiditySet(code=code, old_fen=old, new_fen=amounts_fen[i])
-        self.liquidity_raw[code] = amounts_fen[i] + 1
+        self.sec_w[code] = w & ~(M104 << LIQ_SHIFT) | (amounts_fen[i] + 1) << LIQ_SHIFT
 
 
 @external
@@ -518,7 +670,7 @@ def params_regime(regime: uint8):
     assert msg.sender == staticcall IEngineBook(self.engine).orderbook(), (
         "params: caller is not order book"
     )
-    self.policy = self.policy & ~convert(255, uint256) | convert(regime, uint256)
+    self.glob = self.glob & ~(convert(255, uint256) << REGIME_SHIFT) | convert(regime, uint256) << REGIME_SHIFT
 
 
 @external
@@ -547,5 +699,6 @@ def connect(engine: address):
     self.engine = engine
     log EngineConnected(engine=engine)
     for tier: uint256 in range(1, C.MAX_TIERS + 1):
-        if self.tiers[tier].max_leverage > 0:
-            extcall IRateSink(engine).params_rate(tier, self.tiers[tier].rate_bps)
+        w: uint256 = self.tier_w[tier]
+        if w & 255 > 0:
+            extcall IRateSink(engine).params_rate(tier, w >> 104 & M32)

@@ -78,12 +78,12 @@ REGISTRY: public(immutable(IIdentityRegistry))
 # The trading-day counter (T+1 clock) lives in the oracle, advanced at each day open.
 ORACLE: public(immutable(IPriceOracle))
 
-# Shares held per holder and security.
-balance_of: public(HashMap[address, HashMap[uint256, uint256]])
-
-# Shares minted on the lock's day; they count as locked only while that day is today. One
-# slot: qty (192 bits) | day (64 << 192). Read with `locks`.
-lock_slot: HashMap[address, HashMap[uint256, uint256]]
+# Per holder and security, one slot (a mint writes one slot, not two): shares held (128
+# bits) | shares minted on the lock's day (64 << 128) | that day (64 << 192). The lock counts
+# only while its day is today. Read with `balance_of` and `locks`.
+holding: HashMap[address, HashMap[uint256, uint256]]
+M128: constant(uint256) = 2**128 - 1
+M64: constant(uint256) = 2**64 - 1
 
 # Shares outstanding per security; reconciled against the broker's custody position.
 total_supply: public(HashMap[uint256, uint256])
@@ -152,39 +152,52 @@ def locks(holder: address, code: uint256) -> Lock:
     @notice The last lock of `holder` in `code`: shares minted on `day` (locked while that
             day is today).
     """
-    w: uint256 = self.lock_slot[holder][code]
-    return Lock(qty=w & (2**192 - 1), day=w >> 192)
+    w: uint256 = self.holding[holder][code]
+    return Lock(qty=w >> 128 & M64, day=w >> 192)
+
+
+@external
+@view
+def balance_of(holder: address, code: uint256) -> uint256:
+    """
+    @notice Shares of `code` held by `holder`.
+    """
+    return self.holding[holder][code] & M128
 
 
 @internal
-@view
-def _locked(holder: address, code: uint256, today: uint256) -> uint256:
-    w: uint256 = self.lock_slot[holder][code]
+@pure
+def _locked(w: uint256, today: uint256) -> uint256:
     if w >> 192 == today:
-        return w & (2**192 - 1)
+        return w >> 128 & M64
     # dev: lock.day < today because the day counter only grows
     return 0
 
 
 @internal
-def _add_lock(holder: address, code: uint256, qty: uint256, today: uint256):
-    self._put_lock(holder, code, self._locked(holder, code, today) + qty, today)
+def _put(holder: address, code: uint256, w: uint256, bal: uint256):
+    """
+    @dev Write the balance `bal` into the holding word `w` (its lock kept).
+    """
+    assert bal <= M128, "shares: quantity too large"
+    self.holding[holder][code] = w >> 128 << 128 | bal
 
 
 @internal
-def _put_lock(holder: address, code: uint256, qty: uint256, today: uint256):
+@pure
+def _with_lock(w: uint256, locked: uint256, today: uint256) -> uint256:
     # dev: the oracle's day counter stays below 2**64 (`open_day`)
-    assert qty < 2**192, "shares: quantity too large"
-    self.lock_slot[holder][code] = qty | today << 192
+    assert locked <= M64, "shares: quantity too large"
+    return w & M128 | locked << 128 | today << 192
 
 
 @internal
-@view
-def _check_unlocked(holder: address, code: uint256, qty: uint256, today: uint256):
-    bal: uint256 = self.balance_of[holder][code]
+@pure
+def _check_unlocked(w: uint256, qty: uint256, today: uint256):
+    bal: uint256 = w & M128
     assert bal >= qty, "shares: insufficient balance"
     # dev: locked <= balance always (locks are only added with balance and carried with it)
-    assert bal - self._locked(holder, code, today) >= qty, "shares: locked until next trading day"
+    assert bal - self._locked(w, today) >= qty, "shares: locked until next trading day"
 
 
 # ---------------------------------------------------------------- external: views
@@ -194,8 +207,8 @@ def unlocked_balance_of(holder: address, code: uint256) -> uint256:
     """
     @notice Shares of `code` that `holder` may move or sell today.
     """
-    today: uint256 = staticcall ORACLE.trading_day()
-    return self.balance_of[holder][code] - self._locked(holder, code, today)
+    w: uint256 = self.holding[holder][code]
+    return (w & M128) - self._locked(w, staticcall ORACLE.trading_day())
 
 
 @external
@@ -204,7 +217,7 @@ def locked_balance_of(holder: address, code: uint256) -> uint256:
     """
     @notice Shares of `code` bought today by `holder` (T+1 locked).
     """
-    return self._locked(holder, code, staticcall ORACLE.trading_day())
+    return self._locked(self.holding[holder][code], staticcall ORACLE.trading_day())
 
 
 # ---------------------------------------------------------------- external: holders
@@ -218,9 +231,11 @@ def transfer(to: address, code: uint256, qty: uint256):
     assert qty > 0, "shares: zero quantity"
     assert staticcall REGISTRY.is_verified(msg.sender), "shares: sender not verified"
     self._check_receiver(to)
-    self._check_unlocked(msg.sender, code, qty, staticcall ORACLE.trading_day())
-    self.balance_of[msg.sender][code] -= qty
-    self.balance_of[to][code] += qty
+    w: uint256 = self.holding[msg.sender][code]
+    self._check_unlocked(w, qty, staticcall ORACLE.trading_day())
+    self._put(msg.sender, code, w, (w & M128) - qty)
+    w = self.holding[to][code]
+    self._put(to, code, w, (w & M128) + qty)
     log Transferred(sender=msg.sender, receiver=to, code=code, qty=qty)
 
 
@@ -263,10 +278,11 @@ def _mint(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref
     self._check_receiver(holder)
     today: uint256 = staticcall ORACLE.trading_day()
     self.ref_used[ref] = True
-    self.balance_of[holder][code] += qty
-    self.total_supply[code] += qty
+    w: uint256 = self.holding[holder][code]
     if locked_qty > 0:
-        self._add_lock(holder, code, locked_qty, today)
+        w = self._with_lock(w, self._locked(w, today) + locked_qty, today)
+    self._put(holder, code, w, (w & M128) + qty)
+    self.total_supply[code] += qty
     log Minted(
         holder=holder, code=code, ref=ref, qty=qty, day=today, supply_after=self.total_supply[code]
     )
@@ -282,9 +298,10 @@ def burn(holder: address, code: uint256, qty: uint256, ref: bytes32):
     self._check_code(code)
     assert qty > 0, "shares: zero quantity"
     self._check_ref(ref)
-    self._check_unlocked(holder, code, qty, staticcall ORACLE.trading_day())
+    w: uint256 = self.holding[holder][code]
+    self._check_unlocked(w, qty, staticcall ORACLE.trading_day())
     self.ref_used[ref] = True
-    self.balance_of[holder][code] -= qty
+    self._put(holder, code, w, (w & M128) - qty)
     self.total_supply[code] -= qty
     log Burned(holder=holder, code=code, ref=ref, qty=qty, supply_after=self.total_supply[code])
 
@@ -301,18 +318,21 @@ def forced_transfer(holder: address, to: address, code: uint256, qty: uint256):
     assert qty > 0, "shares: zero quantity"
     assert holder != to, "shares: transfer to self"
     self._check_receiver(to)
-    bal: uint256 = self.balance_of[holder][code]
+    w: uint256 = self.holding[holder][code]
+    bal: uint256 = w & M128
     assert bal >= qty, "shares: insufficient balance"
     today: uint256 = staticcall ORACLE.trading_day()
-    locked: uint256 = self._locked(holder, code, today)
+    locked: uint256 = self._locked(w, today)
     unlocked: uint256 = bal - locked
     moved_locked: uint256 = 0
     if qty > unlocked:
         moved_locked = qty - unlocked
-        self._put_lock(holder, code, locked - moved_locked, today)
-        self._add_lock(to, code, moved_locked, today)
-    self.balance_of[holder][code] = bal - qty
-    self.balance_of[to][code] += qty
+        w = self._with_lock(w, locked - moved_locked, today)
+    self._put(holder, code, w, bal - qty)
+    v: uint256 = self.holding[to][code]
+    if moved_locked > 0:
+        v = self._with_lock(v, self._locked(v, today) + moved_locked, today)
+    self._put(to, code, v, (v & M128) + qty)
     log ForcedTransfer(
         holder=holder, receiver=to, code=code, qty=qty, locked_qty=moved_locked, by=msg.sender
     )

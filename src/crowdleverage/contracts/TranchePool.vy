@@ -135,15 +135,17 @@ insurance: public(IInsuranceFund)
 # Receiver of the platform fee on interest.
 fee_recipient: public(address)
 
-# Cash the pool owns and has not lent out.
-idle_fen: public(uint256)
-# Principal currently lent to the MarginEngine (interest is booked when paid).
-principal_out_fen: public(uint256)
-# Interest received since the last epoch close, awaiting distribution.
-interest_pending_fen: public(uint256)
+# In one slot (a draw and a repayment touch them together): cash the pool owns and has not
+# lent out (96 bits) | principal currently lent to the MarginEngine (96 << 96; interest is
+# booked when paid) | interest received since the last epoch close, awaiting distribution
+# (64 << 192). Getters `idle_fen`, `principal_out_fen`, `interest_pending_fen`.
+book: uint256
+M96: constant(uint256) = 2**96 - 1
+M128: constant(uint256) = 2**128 - 1
 # Tranche claims on the pool; they sum with interest_pending to idle + principal_out.
-senior_claim_fen: public(uint256)
-junior_claim_fen: public(uint256)
+# In one slot (a buy's exposure check reads their sum): senior (128 bits) | junior (128 <<
+# 128). Getters `senior_claim_fen`, `junior_claim_fen`.
+claims: uint256
 # Cash held for others: queued subscriptions and unclaimed redemption payouts.
 escrow_fen: public(uint256)
 # Cumulative realised losses per tranche; a senior loss is the explicit deficit record.
@@ -192,6 +194,45 @@ def __init__(
     self.fee_bps = 1_000
     self.epoch_s = 86_400
     self.epoch_started_at = block.timestamp
+
+
+# ---------------------------------------------------------------- internal: book
+@internal
+@view
+def _idle() -> uint256:
+    return self.book & M96
+
+
+@internal
+@view
+def _out() -> uint256:
+    return self.book >> 96 & M96
+
+
+@internal
+def _move(idle_add: uint256, idle_sub: uint256, out_add: uint256, out_sub: uint256, pending_add: uint256, pending_sub: uint256):
+    b: uint256 = self.book
+    idle: uint256 = (b & M96) + idle_add - idle_sub
+    out: uint256 = (b >> 96 & M96) + out_add - out_sub
+    pending: uint256 = (b >> 192) + pending_add - pending_sub
+    assert idle <= M96 and out <= M96 and pending < 2**64, "pool: amount too large"
+    self.book = idle | out << 96 | pending << 192
+
+
+@internal
+@view
+def _total_claims() -> uint256:
+    c: uint256 = self.claims
+    return (c & M128) + (c >> 128)
+
+
+@internal
+def _claims(senior_add: uint256, senior_sub: uint256, junior_add: uint256, junior_sub: uint256):
+    c: uint256 = self.claims
+    senior: uint256 = (c & M128) + senior_add - senior_sub
+    junior: uint256 = (c >> 128) + junior_add - junior_sub
+    assert senior <= M128 and junior <= M128, "pool: amount too large"
+    self.claims = senior | junior << 128
 
 
 # ---------------------------------------------------------------- internal: checks
@@ -251,8 +292,8 @@ def _navs() -> (uint256, uint256, uint256):
     excess: uint256 = 0
     if provision > cover:
         excess = provision - cover
-    junior: uint256 = self.junior_claim_fen
-    senior: uint256 = self.senior_claim_fen
+    junior: uint256 = (self.claims >> 128)
+    senior: uint256 = (self.claims & M128)
     j_cut: uint256 = min(excess, junior)
     s_cut: uint256 = min(excess - j_cut, senior)
     return senior - s_cut, junior - j_cut, excess
@@ -261,20 +302,19 @@ def _navs() -> (uint256, uint256, uint256):
 # ---------------------------------------------------------------- internal: epoch
 @internal
 def _distribute_interest(elapsed_s: uint256):
-    interest: uint256 = self.interest_pending_fen
+    interest: uint256 = self.book >> 192
     if interest == 0:
         return
-    senior_due: uint256 = self.senior_claim_fen * self.senior_apr_bps * elapsed_s // (BPS * YEAR_S)
+    senior_due: uint256 = (self.claims & M128) * self.senior_apr_bps * elapsed_s // (BPS * YEAR_S)
     to_senior: uint256 = min(interest, senior_due)
     rest: uint256 = interest - to_senior
     premium: uint256 = min(rest, interest * self.premium_bps // BPS)
     rest -= premium
     fee: uint256 = min(rest, interest * self.fee_bps // BPS)
     to_junior: uint256 = rest - fee
-    self.interest_pending_fen = 0
-    self.senior_claim_fen += to_senior
-    self.junior_claim_fen += to_junior
-    self.idle_fen -= premium + fee
+    self._move(0, premium + fee, 0, 0, 0, interest)
+    self._claims(to_senior, 0, 0, 0)
+    self._claims(0, 0, to_junior, 0)
     if premium > 0:
         extcall CASH.transfer(self.insurance.address, premium)
         extcall self.insurance.credit(premium, 1)
@@ -362,7 +402,7 @@ def _subscribe_queue(queue: uint256, nav_fen: uint256, cap_fen: uint256) -> uint
     self.queue_members[queue] = keep
     self.queue_total[queue] = total - taken
     self.escrow_fen -= taken
-    self.idle_fen += taken
+    self._move(taken, 0, 0, 0, 0, 0)
     return taken
 
 
@@ -373,20 +413,65 @@ def _liquidity_cap(assets_fen: uint256) -> uint256:
     @dev Cash that may leave while keeping principal_out <= max_util * assets (rounded so
          the buffer is never breached) and never more than idle cash.
     """
-    need: uint256 = (self.principal_out_fen * BPS + self.max_util_bps - 1) // self.max_util_bps
+    need: uint256 = (self._out() * BPS + self.max_util_bps - 1) // self.max_util_bps
     if assets_fen <= need:
         return 0
-    return min(assets_fen - need, self.idle_fen - self.interest_pending_fen)
+    return min(assets_fen - need, self._idle() - (self.book >> 192))
 
 
 # ---------------------------------------------------------------- external: views
+@external
+@view
+def senior_claim_fen() -> uint256:
+    """
+    @notice The senior tranche's claim on the pool.
+    """
+    return self.claims & M128
+
+
+@external
+@view
+def junior_claim_fen() -> uint256:
+    """
+    @notice The junior tranche's claim on the pool.
+    """
+    return self.claims >> 128
+
+
+@external
+@view
+def idle_fen() -> uint256:
+    """
+    @notice Cash the pool owns and has not lent out.
+    """
+    return self._idle()
+
+
+@external
+@view
+def principal_out_fen() -> uint256:
+    """
+    @notice Principal currently lent to the MarginEngine (interest is booked when paid).
+    """
+    return self._out()
+
+
+@external
+@view
+def interest_pending_fen() -> uint256:
+    """
+    @notice Interest received since the last epoch close, awaiting distribution.
+    """
+    return self.book >> 192
+
+
 @external
 @view
 def total_assets_fen() -> uint256:
     """
     @notice Senior plus junior claims (what the pool owns, net of realised losses).
     """
-    return self.senior_claim_fen + self.junior_claim_fen
+    return self._total_claims()
 
 
 @external
@@ -395,10 +480,10 @@ def utilisation_bps() -> uint256:
     """
     @notice Principal lent out over pool assets, in bps (rounded up).
     """
-    assets: uint256 = self.senior_claim_fen + self.junior_claim_fen
+    assets: uint256 = self._total_claims()
     if assets == 0:
         return 0
-    return (self.principal_out_fen * BPS + assets - 1) // assets
+    return (self._out() * BPS + assets - 1) // assets
 
 
 @external
@@ -548,22 +633,22 @@ def close_epoch():
     # 3./4. subscriptions wait while unmarked provisional losses exceed the insurance fund
     if excess == 0:
         taken: uint256 = self._subscribe_queue(JUNIOR_SUBSCRIBE, j_nav, max_value(uint256))
-        self.junior_claim_fen += taken
+        self._claims(0, 0, taken, 0)
         j_nav += taken
         room: uint256 = 0
         if m > 0 and j_nav * BPS // m > s_nav + j_nav:
             room = j_nav * BPS // m - s_nav - j_nav
         taken = self._subscribe_queue(SENIOR_SUBSCRIBE, s_nav, room)
-        self.senior_claim_fen += taken
+        self._claims(taken, 0, 0, 0)
         s_nav += taken
     log EpochClosed(
         epoch=self.epoch,
-        senior_claim_fen=self.senior_claim_fen,
-        junior_claim_fen=self.junior_claim_fen,
+        senior_claim_fen=(self.claims & M128),
+        junior_claim_fen=(self.claims >> 128),
         senior_nav_fen=s_nav,
         junior_nav_fen=j_nav,
-        idle_fen=self.idle_fen,
-        principal_out_fen=self.principal_out_fen,
+        idle_fen=self._idle(),
+        principal_out_fen=self._out(),
     )
     self.epoch += 1
     self.epoch_started_at = block.timestamp
@@ -573,12 +658,12 @@ def close_epoch():
 def _pay_out(senior: bool, paid_fen: uint256):
     if paid_fen == 0:
         return
-    self.idle_fen -= paid_fen
+    self._move(0, paid_fen, 0, 0, 0, 0)
     self.escrow_fen += paid_fen
     if senior:
-        self.senior_claim_fen -= paid_fen
+        self._claims(0, paid_fen, 0, 0)
     else:
-        self.junior_claim_fen -= paid_fen
+        self._claims(0, 0, 0, paid_fen)
 
 
 # ---------------------------------------------------------------- external: engine
@@ -589,12 +674,12 @@ def draw(amount_fen: uint256):
     """
     self._check_engine()
     self._check_open()
-    out: uint256 = self.principal_out_fen + amount_fen
-    assets: uint256 = self.senior_claim_fen + self.junior_claim_fen
+    b: uint256 = self.book
+    out: uint256 = (b >> 96 & M96) + amount_fen
+    assets: uint256 = self._total_claims()
     assert out * BPS <= assets * self.max_util_bps, "pool: utilisation above limit"
-    assert self.idle_fen - self.interest_pending_fen >= amount_fen, "pool: insufficient liquidity"
-    self.principal_out_fen = out
-    self.idle_fen -= amount_fen
+    assert (b & M96) - (b >> 192) >= amount_fen, "pool: insufficient liquidity"
+    self._move(0, amount_fen, amount_fen, 0, 0, 0)
     extcall CASH.transfer(msg.sender, amount_fen)
     log Drawn(amount_fen=amount_fen, principal_out_after_fen=out)
 
@@ -608,14 +693,12 @@ def repay(principal_fen: uint256, interest_fen: uint256):
     total: uint256 = principal_fen + interest_fen
     if total == 0:
         return
-    self.principal_out_fen -= principal_fen
-    self.idle_fen += total
-    self.interest_pending_fen += interest_fen
+    self._move(total, 0, 0, principal_fen, interest_fen, 0)
     extcall CASH.transferFrom(msg.sender, self, total)
     log Repaid(
         principal_fen=principal_fen,
         interest_fen=interest_fen,
-        principal_out_after_fen=self.principal_out_fen,
+        principal_out_after_fen=self._out(),
     )
 
 
@@ -629,15 +712,15 @@ def absorb_shortfall(principal_fen: uint256, penalty_fen: uint256) -> uint256:
     self._check_engine()
     if principal_fen == 0:
         return 0
-    self.principal_out_fen -= principal_fen
+    self._move(0, 0, 0, principal_fen, 0, 0)
     paid: uint256 = extcall self.insurance.cover(principal_fen, penalty_fen)
-    self.idle_fen += paid
+    self._move(paid, 0, 0, 0, 0, 0)
     loss: uint256 = principal_fen - paid
-    j_cut: uint256 = min(loss, self.junior_claim_fen)
+    j_cut: uint256 = min(loss, (self.claims >> 128))
     s_cut: uint256 = loss - j_cut
     # dev: s_cut <= senior_claim because claims + pending interest >= principal_out
-    self.junior_claim_fen -= j_cut
-    self.senior_claim_fen -= s_cut
+    self._claims(0, 0, 0, j_cut)
+    self._claims(0, s_cut, 0, 0)
     self.junior_loss_fen += j_cut
     if s_cut > 0:
         self.senior_loss_fen += s_cut
