@@ -43,6 +43,7 @@ from enum import StrEnum
 from typing import Any
 
 from crowdleverage.domain import params as P
+from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.market.replay import TradingDay
 
 BPS = 10_000
@@ -346,13 +347,18 @@ def stressed_schedule(chain: Any, run: int, *, actor: str = "operator") -> bool:
 
     line, scale = P.stressed_phase(run) if run > 0 else (
         P.STRESSED_LINE_BPS, P.STRESSED_HAIRCUT_SCALE_BPS)  # fmt: skip
-    changed = False
-    if int(chain.call(LIQUIDATOR, "stressed_line_bps")) != line:
+    try:  # a release before the stressed set (its getters revert) has nothing to phase in
+        cur_line = int(chain.call(LIQUIDATOR, "stressed_line_bps"))
         target = int(chain.call(LIQUIDATOR, "stressed_target_add_bps"))
         full = bool(chain.call(LIQUIDATOR, "stressed_full_close"))
+        cur_scale, st = (int(x) for x in chain.call(PARAMS, "stressed_haircuts"))
+    except ContractRevert:
+        log.info("stressed phase absent", extra={"event": "stressed_phase_absent"})
+        return False
+    changed = False
+    if cur_line != line:
         chain.send(LIQUIDATOR, "set_stressed_policy", line, target, full, actor=actor)
         changed = True
-    cur_scale, st = (int(x) for x in chain.call(PARAMS, "stressed_haircuts"))
     if cur_scale != scale:
         chain.send(PARAMS, "set_stressed_haircuts", scale, st, actor=actor)
         changed = True
