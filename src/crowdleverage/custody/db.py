@@ -6,12 +6,25 @@ write transaction (`engine.begin()`, `write_transaction`) starts with `BEGIN IMM
 writer at a time, waiting up to the 30 s busy timeout; readers keep reading the WAL);
 on PostgreSQL a writer first takes a transaction-scoped advisory lock. Under that lock a
 batch may read, decide in memory and write without lost updates.
+
+Group commit (`group_commit`): the platform process runs a batch of queued commands in one
+database transaction, so the batch costs one commit (one fsync) instead of several per
+command. Inside it, on the calling context (a `ContextVar`: the threads the command's
+endpoint runs in inherit it), every `write_transaction`, `engine.begin()` and
+`engine.connect()` of the engine joins the group's connection: a write transaction becomes a
+SAVEPOINT (an error rolls back only its own writes, as before), and reads see the group's
+writes. `barrier` commits the group so far and goes on in a new transaction: callers use it
+where something must be durable before an effect outside the database (a command's recovery
+point, a chain transaction). `on_commit` defers work that must follow a commit (the audit
+log's head checkpoint) until the group's commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +33,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from crowdleverage.config import Settings
 from crowdleverage.domain.errors import ServiceUnavailable
+
+log = logging.getLogger("crowdleverage.custody.db")
 
 # Advisory lock key of the custody writer ("CLCUSTODY" folded into a signed 64-bit int).
 _PG_WRITER_LOCK = 0x434C_4355_5354_4F44
@@ -31,12 +46,14 @@ def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, **kwargs)
         _sqlite_setup(engine)
-        return engine
-    connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
-    if schema is not None:
-        assert schema.isidentifier(), "dev: schema name is an identifier"
-        connect_args["options"] = f"-csearch_path={schema}"
-    return sa.create_engine(url, connect_args=connect_args, **kwargs)
+    else:
+        connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
+        if schema is not None:
+            assert schema.isidentifier(), "dev: schema name is an identifier"
+            connect_args["options"] = f"-csearch_path={schema}"
+        engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    _join_groups(engine)
+    return engine
 
 
 def engine_from_settings(settings: Settings) -> Engine:
@@ -79,7 +96,13 @@ def _sqlite_setup(engine: Engine) -> None:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One serialised write transaction: committed on success, rolled back on any error."""
+    """One serialised write transaction: committed on success, rolled back on any error
+    (inside a `group_commit` on this engine: a savepoint of the group's transaction)."""
+    group = _group.get()
+    if group is not None and group.engine is engine:
+        with group.conn.begin_nested():
+            yield group.conn
+        return
     try:
         conn_cm = engine.connect()
         conn = conn_cm.__enter__()
@@ -94,6 +117,145 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
     finally:
         conn_cm.__exit__(None, None, None)
+
+
+class Group:
+    """The open transaction of a `group_commit` (one connection, the writer's lock held)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.commits = 0  # commits so far: barriers and the final one
+        self._after: dict[str, Callable[[], None]] = {}
+        self._cm = _real_connect(engine)
+        self.conn: Connection = self._cm.__enter__()
+        if engine.dialect.name == "sqlite":
+            self.conn = self.conn.execution_options(sqlite_begin="IMMEDIATE")
+        self._begin()
+
+    def _begin(self) -> None:
+        self.tx = self.conn.begin()
+        if self.engine.dialect.name == "postgresql":
+            self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITER_LOCK})
+
+    def commit(self, *, again: bool) -> None:
+        """Commit what the group wrote, run the deferred `on_commit` work, and (`again`)
+        begin the next transaction."""
+        self.tx.commit()
+        self.commits += 1
+        after, self._after = list(self._after.values()), {}
+        for fn in after:
+            try:
+                fn()
+            except Exception:  # committed already: the work after it must not undo that
+                log.exception("work after a group commit failed")
+        if again:
+            self._begin()
+
+    def close(self) -> None:
+        if self.tx.is_active:
+            self.tx.rollback()
+        self._cm.__exit__(None, None, None)
+
+
+_group: ContextVar[Group | None] = ContextVar("crowdlev_group_commit", default=None)
+
+
+@contextmanager
+def group_commit(engine: Engine) -> Iterator[Group]:
+    """Run the block in one transaction of `engine` (see the module's docstring): committed
+    at the end, rolled back on an error. Not nested."""
+    assert _group.get() is None, "dev: group commits do not nest"
+    group = Group(engine)
+    token = _group.set(group)
+    try:
+        yield group
+        group.commit(again=False)
+    finally:
+        _group.reset(token)
+        group.close()
+
+
+def in_group(engine: Engine) -> bool:
+    group = _group.get()
+    return group is not None and group.engine is engine
+
+
+def barrier(engine: Engine) -> None:
+    """Make everything written so far durable before going on: inside a `group_commit` on
+    `engine` the group commits here and continues in a new transaction; elsewhere every
+    write transaction has committed already, and this does nothing."""
+    group = _group.get()
+    if group is not None and group.engine is engine:
+        assert not group.conn.in_nested_transaction(), "dev: a barrier inside a transaction"
+        group.commit(again=True)
+
+
+def on_commit(engine: Engine, key: str, fn: Callable[[], None]) -> None:
+    """Run `fn` after the data written so far is committed: now outside a group, at the
+    group's next commit inside one (the last `fn` given for a `key` replaces earlier ones)."""
+    group = _group.get()
+    if group is None or group.engine is not engine:
+        fn()
+        return
+    group._after.pop(key, None)
+    group._after[key] = fn
+
+
+class _Joined:
+    """The group's connection as `engine.connect()` hands it out inside a group: closing it
+    does nothing, and a transaction begun on it is a savepoint."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def begin(self) -> Any:
+        return self._conn.begin_nested()
+
+    def execution_options(self, **_: Any) -> Any:
+        return self
+
+
+def _real_connect(engine: Engine) -> Any:
+    return engine.__dict__.get("_real_connect", engine.connect)()
+
+
+def _join_groups(engine: Engine) -> None:
+    """`engine.connect()` and `engine.begin()` join a group commit open on this engine in the
+    calling context."""
+    real_connect = engine.connect
+    real_begin = engine.begin
+    engine.__dict__["_real_connect"] = real_connect
+
+    def connect() -> Any:
+        group = _group.get()
+        if group is not None and group.engine is engine:
+            return _Joined(group.conn)
+        return real_connect()
+
+    @contextmanager
+    def begin() -> Iterator[Connection]:
+        group = _group.get()
+        if group is not None and group.engine is engine:
+            with group.conn.begin_nested():
+                yield group.conn
+            return
+        with real_begin() as conn:
+            yield conn
+
+    engine.connect = connect  # type: ignore[method-assign]
+    engine.begin = begin  # type: ignore[assignment,method-assign]
 
 
 def chunks(items: list[Any], size: int = 900) -> Iterator[list[Any]]:

@@ -25,11 +25,17 @@ from collections.abc import Callable
 from typing import Any
 
 from crowdleverage.api.security import Role, UserStore, issue_token
+from crowdleverage.custody.db import group_commit
 from crowdleverage.domain.errors import NotFound
 from crowdleverage.service.asgi import AsgiCaller
 from crowdleverage.service.queue import Queue, Row, now_ms
 
 log = logging.getLogger("crowdleverage.service.writer")
+
+
+class GroupCommitFailed(RuntimeError):
+    """A batch's transaction did not commit: the writer stops (see `_execute`)."""
+
 
 BATCH = 16  # commands executed before their views are projected and their rows finished
 HOLDERS = (Role.INVESTOR, Role.BORROWER)
@@ -85,6 +91,7 @@ class PlatformWriter:
         self._roles: dict[int, Role | None] = {}
         self.started_at_ms = now_ms()
         self.done = 0
+        self.commits = 0  # commits of the command batches (group commits and barriers)
         self.ready = False
         self.stop = threading.Event()
 
@@ -129,6 +136,8 @@ class PlatformWriter:
                 if now - last_evict >= EVICT_EVERY_S:
                     last_evict = now
                     self.evict()
+            except GroupCommitFailed:
+                raise
             except Exception:  # the writer stays up; the row's client retries
                 log.exception("writer loop failed; continuing")
                 worked = False
@@ -182,6 +191,24 @@ class PlatformWriter:
     # ------------------------------------------------------------------ commands
 
     def _execute(self, rows: list[Row]) -> None:
+        """A batch of claimed commands as one group commit (`custody.db.group_commit`): their
+        record, their commands' state, the views they changed and their responses commit in
+        one transaction — one fsync for the batch — and the API workers, which see a
+        response only once it is committed, answer only after that. The group commits early
+        wherever something must be durable first (a recovery point, a chain transaction). A
+        failed commit stops the process: the platform's memory may hold what the database
+        does not; a restart rebuilds it from the record and the chain, and the claimed rows
+        run again under their keys."""
+        try:
+            with group_commit(self.queue.engine) as group:
+                self._execute_in(rows)
+        except Exception as exc:
+            log.exception("group commit failed; the platform process stops",
+                          extra={"event": "group_commit_failed"})  # fmt: skip
+            raise GroupCommitFailed(str(exc)) from exc
+        self.commits += group.commits
+
+    def _execute_in(self, rows: list[Row]) -> None:
         finished: list[tuple[Row, str, int, dict[str, Any]]] = []
         docs: list[dict[str, Any]] = []
         affected: set[int] = set()
@@ -346,6 +373,7 @@ class PlatformWriter:
         p = self.platform
         info = {
             "projection_seq": self.seq, "stale_views": len(self.dirty), "commands_done": self.done,
+            "command_commits": self.commits,
             "market_day": p.market.today.isoformat(), "replay_done": bool(p.replay_done),
             "paused": p.paused_reason,
         }  # fmt: skip
