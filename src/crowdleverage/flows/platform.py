@@ -611,6 +611,10 @@ class Platform:
                 self._bank_file.write_bytes(saved)
             self._statement_booked = False
             raise
+        # the bank's file says "imported" only once the ledger has it durably (inside a group
+        # commit the group commits here; a crash before would otherwise lose the booking
+        # while the file forgets the statement)
+        barrier(self.engine)
         self.bank.unimported = None
         self.bank.save(self._bank_file)
         stats = self.bridge.process()
