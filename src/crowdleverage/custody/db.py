@@ -13,10 +13,11 @@ command. Inside it, on the calling context (a `ContextVar`: the threads the comm
 endpoint runs in inherit it), every `write_transaction`, `engine.begin()` and
 `engine.connect()` of the engine joins the group's connection: a write transaction becomes a
 SAVEPOINT (an error rolls back only its own writes, as before), and reads see the group's
-writes. `barrier` commits the group so far and goes on in a new transaction: callers use it
-where something must be durable before an effect outside the database (a command's recovery
-point, a chain transaction). `on_commit` defers work that must follow a commit (the audit
-log's head checkpoint) until the group's commit.
+writes. `barrier` commits the group so far; the next use of the database begins a new
+transaction (the writer's lock is not held in between: a chain transaction after a barrier
+runs without it). Callers put a barrier where something must be durable before an effect
+outside the database (a command's recovery point, a chain transaction). `on_commit` defers
+work that must follow a commit (the audit log's head checkpoint) until the group's commit.
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     (inside a `group_commit` on this engine: a savepoint of the group's transaction)."""
     group = _group.get()
     if group is not None and group.engine is engine:
-        with group.conn.begin_nested():
-            yield group.conn
+        conn = group.use()
+        with conn.begin_nested():
+            yield conn
         return
     try:
         conn_cm = engine.connect()
@@ -120,7 +122,9 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 class Group:
-    """The open transaction of a `group_commit` (one connection, the writer's lock held)."""
+    """A `group_commit`: one connection whose transaction begins at the group's first use
+    of the database (taking the writer's lock) and ends at a barrier or the group's end; in
+    between the lock is free (a chain transaction right after a barrier runs without it)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -130,29 +134,34 @@ class Group:
         self.conn: Connection = self._cm.__enter__()
         if engine.dialect.name == "sqlite":
             self.conn = self.conn.execution_options(sqlite_begin="IMMEDIATE")
-        self._begin()
+        self.tx: sa.RootTransaction | None = None
 
-    def _begin(self) -> None:
-        self.tx = self.conn.begin()
-        if self.engine.dialect.name == "postgresql":
-            self.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITER_LOCK})
+    def use(self) -> Connection:
+        """The group's connection, in the group's transaction (begun now if none is open)."""
+        if self.tx is None or not self.tx.is_active:
+            self.tx = self.conn.begin()
+            if self.engine.dialect.name == "postgresql":
+                self.conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITER_LOCK}
+                )
+        return self.conn
 
-    def commit(self, *, again: bool) -> None:
-        """Commit what the group wrote, run the deferred `on_commit` work, and (`again`)
-        begin the next transaction."""
-        self.tx.commit()
-        self.commits += 1
+    def commit(self) -> None:
+        """Commit what the group wrote (if anything) and run the deferred `on_commit` work;
+        the next use begins a new transaction."""
+        if self.tx is not None and self.tx.is_active:
+            self.tx.commit()
+            self.commits += 1
+        self.tx = None
         after, self._after = list(self._after.values()), {}
         for fn in after:
             try:
                 fn()
             except Exception:  # committed already: the work after it must not undo that
                 log.exception("work after a group commit failed")
-        if again:
-            self._begin()
 
     def close(self) -> None:
-        if self.tx.is_active:
+        if self.tx is not None and self.tx.is_active:
             self.tx.rollback()
         self._cm.__exit__(None, None, None)
 
@@ -169,7 +178,7 @@ def group_commit(engine: Engine) -> Iterator[Group]:
     token = _group.set(group)
     try:
         yield group
-        group.commit(again=False)
+        group.commit()
     finally:
         _group.reset(token)
         group.close()
@@ -187,7 +196,7 @@ def barrier(engine: Engine) -> None:
     group = _group.get()
     if group is not None and group.engine is engine:
         assert not group.conn.in_nested_transaction(), "dev: a barrier inside a transaction"
-        group.commit(again=True)
+        group.commit()
 
 
 def on_commit(engine: Engine, key: str, fn: Callable[[], None]) -> None:
@@ -205,8 +214,12 @@ class _Joined:
     """The group's connection as `engine.connect()` hands it out inside a group: closing it
     does nothing, and a transaction begun on it is a savepoint."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, group: Group) -> None:
+        self._group = group
+
+    @property
+    def _conn(self) -> Connection:
+        return self._group.use()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
@@ -241,15 +254,16 @@ def _join_groups(engine: Engine) -> None:
     def connect() -> Any:
         group = _group.get()
         if group is not None and group.engine is engine:
-            return _Joined(group.conn)
+            return _Joined(group)
         return real_connect()
 
     @contextmanager
     def begin() -> Iterator[Connection]:
         group = _group.get()
         if group is not None and group.engine is engine:
-            with group.conn.begin_nested():
-                yield group.conn
+            conn = group.use()
+            with conn.begin_nested():
+                yield conn
             return
         with real_begin() as conn:
             yield conn

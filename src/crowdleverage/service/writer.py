@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crowdleverage.api.security import Role, UserStore, issue_token
-from crowdleverage.custody.db import group_commit
+from crowdleverage.custody.db import barrier, group_commit
 from crowdleverage.domain.errors import NotFound
 from crowdleverage.service.asgi import AsgiCaller
 from crowdleverage.service.queue import Queue, Row, now_ms
@@ -38,6 +38,7 @@ class GroupCommitFailed(RuntimeError):
 
 
 BATCH = 16  # commands executed before their views are projected and their rows finished
+GROUP_SLICE_S = 0.05  # a group commit commits at least this often (it holds the lock)
 HOLDERS = (Role.INVESTOR, Role.BORROWER)
 WIDE_EVERY_S = 0.25  # staff and market-wide views after commands: at most this often ...
 WIDE_SHARE = 0.25  # ... and at most this share of the writer's time (they can be slow)
@@ -212,7 +213,11 @@ class PlatformWriter:
         finished: list[tuple[Row, str, int, dict[str, Any]]] = []
         docs: list[dict[str, Any]] = []
         affected: set[int] = set()
+        since = time.monotonic()
         for row in rows:
+            if time.monotonic() - since >= GROUP_SLICE_S:  # the API workers' queue writes
+                barrier(self.queue.engine)  # wait for the writer's lock: not for too long
+                since = time.monotonic()
             p = row.payload
             status, headers, body = self._call(p)
             if row.kind == "read":
