@@ -96,13 +96,17 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine, *, lock: int = _PG_WRITER_LOCK) -> Iterator[Connection]:
     """One serialised write transaction: committed on success, rolled back on any error
-    (inside a `group_commit` on this engine: a savepoint of the group's transaction)."""
+    (inside a `group_commit` on this engine: a savepoint of the group's transaction). `lock`:
+    the PostgreSQL advisory lock that serialises it (the ledger's writers by default; the
+    command queue has its own, so that enqueuing never waits for the platform's record)."""
     group = _group.get()
     if group is not None and group.engine is engine:
         conn = group.use()
         with conn.begin_nested():
+            if lock != _PG_WRITER_LOCK and engine.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
             yield conn
         return
     try:
@@ -115,7 +119,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             if engine.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITER_LOCK})
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
             yield conn
     finally:
         conn_cm.__exit__(None, None, None)

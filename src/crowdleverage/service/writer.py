@@ -38,7 +38,7 @@ class GroupCommitFailed(RuntimeError):
 
 
 BATCH = 16  # commands executed before their views are projected and their rows finished
-GROUP_SLICE_S = 0.05  # a group commit commits at least this often (it holds the lock)
+GROUP_SLICE_S = 0.25  # a group commit commits at least this often (it holds the lock)
 HOLDERS = (Role.INVESTOR, Role.BORROWER)
 WIDE_EVERY_S = 0.25  # staff and market-wide views after commands: at most this often ...
 WIDE_SHARE = 0.25  # ... and at most this share of the writer's time (they can be slow)
@@ -192,31 +192,37 @@ class PlatformWriter:
     # ------------------------------------------------------------------ commands
 
     def _execute(self, rows: list[Row]) -> None:
-        """A batch of claimed commands as one group commit (`custody.db.group_commit`): their
-        record, their commands' state, the views they changed and their responses commit in
-        one transaction — one fsync for the batch — and the API workers, which see a
-        response only once it is committed, answer only after that. The group commits early
-        wherever something must be durable first (a recovery point, a chain transaction). A
-        failed commit stops the process: the platform's memory may hold what the database
-        does not; a restart rebuilds it from the record and the chain, and the claimed rows
-        run again under their keys."""
+        """A batch of claimed commands as one group commit on the platform's database
+        (`custody.db.group_commit`): their record, their commands' state, ledger and audit
+        entries commit in one transaction — one fsync for the batch — and only then are their
+        responses and the views they changed stored (one transaction in the queue's
+        database), so the API workers answer only what is durable. The group commits early
+        wherever something must be durable first (a recovery point, a chain transaction) and
+        at least every `GROUP_SLICE_S`. A failed group commit stops the process: the
+        platform's memory may hold what the database does not; a restart rebuilds it from the
+        record and the chain, and the claimed rows run again under their keys."""
         try:
-            with group_commit(self.queue.engine) as group:
-                self._execute_in(rows)
+            with group_commit(self.platform.engine) as group:
+                finished, docs = self._execute_in(rows)
         except Exception as exc:
             log.exception("group commit failed; the platform process stops",
                           extra={"event": "group_commit_failed"})  # fmt: skip
             raise GroupCommitFailed(str(exc)) from exc
         self.commits += group.commits
+        done = [(r.id, st, code, res) for r, st, code, res in finished]
+        self._committing(lambda: self.queue.finish_many(done, docs))
+        self.done += len(finished)
 
-    def _execute_in(self, rows: list[Row]) -> None:
+    def _execute_in(
+        self, rows: list[Row]
+    ) -> tuple[list[tuple[Row, str, int, dict[str, Any]]], list[dict[str, Any]]]:
         finished: list[tuple[Row, str, int, dict[str, Any]]] = []
         docs: list[dict[str, Any]] = []
         affected: set[int] = set()
         since = time.monotonic()
         for row in rows:
-            if time.monotonic() - since >= GROUP_SLICE_S:  # the API workers' queue writes
-                barrier(self.queue.engine)  # wait for the writer's lock: not for too long
+            if time.monotonic() - since >= GROUP_SLICE_S:  # other writers of the platform's
+                barrier(self.platform.engine)  # database wait for its lock: not too long
                 since = time.monotonic()
             p = row.payload
             status, headers, body = self._call(p)
@@ -244,10 +250,7 @@ class PlatformWriter:
             self.wide_due = True
             fresh = [k for k in list(self.dirty) + self._keys_of(affected) if k[0] in affected]
             docs += self._render(list(dict.fromkeys(fresh)))
-        # the responses and the views they changed: one transaction for the batch
-        done = [(r.id, st, code, res) for r, st, code, res in finished]
-        self._committing(lambda: self.queue.finish_many(done, docs))
-        self.done += len(finished)
+        return finished, docs
 
     def _call(self, p: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = [(k, v) for k, v in p["headers"]]
