@@ -52,6 +52,7 @@ class Holder:
     engine: sa.Engine
     account_id: int
     code: str
+    code2: str  # the buys inside group commits: the first code's concentration limit
 
     def restart(self) -> None:
         self.p.close()  # what a killed process leaves: nothing saved in between
@@ -94,9 +95,9 @@ def world(
     p.fund_account(acc.id, 4_000_000, reserve=False)
     lever_up(p, acc.id, 4_000_000, n=3)  # 3 × 38% of the equity: some of it borrowed
     p.fund_account(acc.id, 500_000, reserve=False)  # cash for the buys and repays below
-    code = next(c for c in p.codes if not p.quote(c).halted)
+    code, code2 = [c for c in p.codes if not p.quote(c).halted][:2]
     assert p.fin.account(BORROWER).debt_fen > 0
-    h = Holder(p, data_dir, engine, acc.id, code)
+    h = Holder(p, data_dir, engine, acc.id, code, code2)
     yield h
     h.p.close()
     engine.dispose()
@@ -207,6 +208,9 @@ def test_killed_commands_on_postgresql(world: Holder, name: str, point: str) -> 
 def _kill_and_retry(world: Holder, name: str, point: str, *, grouped: bool = False) -> None:
     make, expected = USE_CASES[name]
     fn = make(world)
+    if grouped and name == "buy":
+        code = world.code2
+        fn = lambda p: p.buy(world.account_id, code, 100, p.quote(code).limit_down_fen)  # noqa: E731
     key = f"kill-{name}-{point}" + ("-grouped" if grouped else "")
     first_key = f"{key}-first"  # grouped: a withdrawal of 3 fen before it in the batch
     first_fn: Callable[[Platform], Any] = lambda p: p.withdraw(INVESTOR_SENIOR, 3)  # noqa: E731

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from crowdleverage.api.security import Role, UserStore, issue_token
-from crowdleverage.custody.db import barrier, group_commit
+from crowdleverage.custody.db import group_commit
 from crowdleverage.domain.errors import NotFound
 from crowdleverage.service.asgi import AsgiCaller
 from crowdleverage.service.queue import Queue, Row, now_ms
@@ -38,7 +38,7 @@ class GroupCommitFailed(RuntimeError):
 
 
 BATCH = 16  # commands executed before their views are projected and their rows finished
-GROUP_SLICE_S = 0.25  # a group commit commits at least this often (it holds the lock)
+GROUP_SLICE_S = 0.1  # a group commit takes no more commands after running this long
 HOLDERS = (Role.INVESTOR, Role.BORROWER)
 WIDE_EVERY_S = 0.25  # staff and market-wide views after commands: at most this often ...
 WIDE_SHARE = 0.25  # ... and at most this share of the writer's time (they can be slow)
@@ -197,33 +197,43 @@ class PlatformWriter:
         entries commit in one transaction — one fsync for the batch — and only then are their
         responses and the views they changed stored (one transaction in the queue's
         database), so the API workers answer only what is durable. The group commits early
-        wherever something must be durable first (a recovery point, a chain transaction) and
-        at least every `GROUP_SLICE_S`. A failed group commit stops the process: the
+        wherever something must be durable first (a recovery point, a chain transaction); it
+        takes no more commands after `GROUP_SLICE_S` (the rest of the batch goes on in the
+        next group). A failed group commit stops the process: the
         platform's memory may hold what the database does not; a restart rebuilds it from the
         record and the chain, and the claimed rows run again under their keys."""
-        try:
-            with group_commit(self.platform.engine) as group:
-                finished, docs = self._execute_in(rows)
-        except Exception as exc:
-            log.exception("group commit failed; the platform process stops",
-                          extra={"event": "group_commit_failed"})  # fmt: skip
-            raise GroupCommitFailed(str(exc)) from exc
-        self.commits += group.commits
+        while rows:  # a group runs for about GROUP_SLICE_S: its answers do not wait longer
+            try:
+                with group_commit(self.platform.engine) as group:
+                    finished, docs, rows = self._execute_in(rows)
+            except Exception as exc:
+                log.exception("group commit failed; the platform process stops",
+                              extra={"event": "group_commit_failed"})  # fmt: skip
+                raise GroupCommitFailed(str(exc)) from exc
+            self.commits += group.commits
+            self._finish(finished, docs)
+
+    def _finish(
+        self, finished: list[tuple[Row, str, int, dict[str, Any]]], docs: list[dict[str, Any]]
+    ) -> None:
+        """A group's responses and the views they changed: one transaction of the queue."""
         done = [(r.id, st, code, res) for r, st, code, res in finished]
         self._committing(lambda: self.queue.finish_many(done, docs))
         self.done += len(finished)
 
     def _execute_in(
         self, rows: list[Row]
-    ) -> tuple[list[tuple[Row, str, int, dict[str, Any]]], list[dict[str, Any]]]:
+    ) -> tuple[list[tuple[Row, str, int, dict[str, Any]]], list[dict[str, Any]], list[Row]]:
+        """Run rows until `GROUP_SLICE_S` has passed: (finished, their views, rows left)."""
         finished: list[tuple[Row, str, int, dict[str, Any]]] = []
         docs: list[dict[str, Any]] = []
         affected: set[int] = set()
-        since = time.monotonic()
-        for row in rows:
-            if time.monotonic() - since >= GROUP_SLICE_S:  # other writers of the platform's
-                barrier(self.platform.engine)  # database wait for its lock: not too long
-                since = time.monotonic()
+        t0 = time.monotonic()
+        left: list[Row] = []
+        for i, row in enumerate(rows):
+            if i and time.monotonic() - t0 >= GROUP_SLICE_S:
+                left = rows[i:]
+                break
             p = row.payload
             status, headers, body = self._call(p)
             if row.kind == "read":
@@ -250,7 +260,7 @@ class PlatformWriter:
             self.wide_due = True
             fresh = [k for k in list(self.dirty) + self._keys_of(affected) if k[0] in affected]
             docs += self._render(list(dict.fromkeys(fresh)))
-        return finished, docs
+        return finished, docs, left
 
     def _call(self, p: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = [(k, v) for k, v in p["headers"]]
