@@ -214,6 +214,9 @@ def _kill_and_retry(world: Holder, name: str, point: str, *, grouped: bool = Fal
     key = f"kill-{name}-{point}" + ("-grouped" if grouped else "")
     first_key = f"{key}-first"  # grouped: a withdrawal of 3 fen before it in the batch
     first_fn: Callable[[Platform], Any] = lambda p: p.withdraw(INVESTOR_SENIOR, 3)  # noqa: E731
+    if grouped and name in ("buy", "repay"):  # the module world's account cash: the buys
+        world.p.deposit(BORROWER, 200_000, f"TOPUP-{name}-{point}")  # reserve 1e5 fen each
+        world.p.fund_account(world.account_id, 200_000, reserve=False)
     before = _facts(world, name)
     sender_before = world.p.wallet_fen(INVESTOR_SENIOR)
     with pytest.MonkeyPatch.context() as mp:
