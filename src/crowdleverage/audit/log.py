@@ -176,7 +176,7 @@ class AuditLog:
             )  # fmt: skip
         # After the commit: a crash in between leaves the head one entry behind (verify still
         # passes); a head ahead of the log can only mean entries were removed. Inside a group
-        # commit the head moves when the group commits (once, to the group's last entry).
+        # commit the head moves at the group's end (once, to the group's last entry).
         on_commit(self.engine, "audit_head", lambda: self._write_head(seq, digest))
         return LogEntry(seq, ts_ns, actor, action, payload, digest)
 

@@ -17,7 +17,7 @@ writes. `barrier` commits the group so far; the next use of the database begins 
 transaction (the writer's lock is not held in between: a chain transaction after a barrier
 runs without it). Callers put a barrier where something must be durable before an effect
 outside the database (a command's recovery point, a chain transaction). `on_commit` defers
-work that must follow a commit (the audit log's head checkpoint) until the group's commit.
+work that must follow a commit (the audit log's head checkpoint) until the group's end.
 """
 
 from __future__ import annotations
@@ -150,13 +150,16 @@ class Group:
                 )
         return self.conn
 
-    def commit(self) -> None:
-        """Commit what the group wrote (if anything) and run the deferred `on_commit` work;
-        the next use begins a new transaction."""
+    def commit(self, *, final: bool) -> None:
+        """Commit what the group wrote (if anything); the next use begins a new transaction.
+        `final`: the group's end, where the deferred `on_commit` work runs (once, however
+        many barriers committed before)."""
         if self.tx is not None and self.tx.is_active:
             self.tx.commit()
             self.commits += 1
         self.tx = None
+        if not final:
+            return
         after, self._after = list(self._after.values()), {}
         for fn in after:
             try:
@@ -182,7 +185,7 @@ def group_commit(engine: Engine) -> Iterator[Group]:
     token = _group.set(group)
     try:
         yield group
-        group.commit()
+        group.commit(final=True)
     finally:
         _group.reset(token)
         group.close()
@@ -200,12 +203,13 @@ def barrier(engine: Engine) -> None:
     group = _group.get()
     if group is not None and group.engine is engine:
         assert not group.conn.in_nested_transaction(), "dev: a barrier inside a transaction"
-        group.commit()
+        group.commit(final=False)
 
 
 def on_commit(engine: Engine, key: str, fn: Callable[[], None]) -> None:
-    """Run `fn` after the data written so far is committed: now outside a group, at the
-    group's next commit inside one (the last `fn` given for a `key` replaces earlier ones)."""
+    """Run `fn` after the data written so far is committed: now outside a group, after the
+    group's final commit inside one (the last `fn` given for a `key` replaces earlier ones;
+    a crash before that runs none of them)."""
     group = _group.get()
     if group is None or group.engine is not engine:
         fn()
