@@ -9,6 +9,7 @@ The embedded chain and SQLite are real; "kill" is an exception no handler catche
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from flows_world import (
 
 from crowdleverage.chain.margin import ORDERBOOK
 from crowdleverage.config import Settings
-from crowdleverage.custody.db import make_engine
+from crowdleverage.custody.db import group_commit, make_engine
 from crowdleverage.custody.service import payouts
 from crowdleverage.flows.chain_financing import ENGINE, POOL
 from crowdleverage.flows.commands import CommandSpec, CommandStore
@@ -51,6 +52,7 @@ class Holder:
     engine: sa.Engine
     account_id: int
     code: str
+    code2: str  # the buys inside group commits: the first code's concentration limit
 
     def restart(self) -> None:
         self.p.close()  # what a killed process leaves: nothing saved in between
@@ -93,9 +95,9 @@ def world(
     p.fund_account(acc.id, 4_000_000, reserve=False)
     lever_up(p, acc.id, 4_000_000, n=3)  # 3 × 38% of the equity: some of it borrowed
     p.fund_account(acc.id, 500_000, reserve=False)  # cash for the buys and repays below
-    code = next(c for c in p.codes if not p.quote(c).halted)
+    code, code2 = [c for c in p.codes if not p.quote(c).halted][:2]
     assert p.fin.account(BORROWER).debt_fen > 0
-    h = Holder(p, data_dir, engine, acc.id, code)
+    h = Holder(p, data_dir, engine, acc.id, code, code2)
     yield h
     h.p.close()
     engine.dispose()
@@ -203,24 +205,51 @@ def test_killed_commands_on_postgresql(world: Holder, name: str, point: str) -> 
     _kill_and_retry(world, name, point)
 
 
-def _kill_and_retry(world: Holder, name: str, point: str) -> None:
+def _kill_and_retry(world: Holder, name: str, point: str, *, grouped: bool = False) -> None:
     make, expected = USE_CASES[name]
     fn = make(world)
-    key = f"kill-{name}-{point}"
+    if grouped and name == "buy":
+        code = world.code2
+        fn = lambda p: p.buy(world.account_id, code, 100, p.quote(code).limit_down_fen)  # noqa: E731
+    key = f"kill-{name}-{point}" + ("-grouped" if grouped else "")
+    first_key = f"{key}-first"  # grouped: a withdrawal of 3 fen before it in the batch
+    first_fn: Callable[[Platform], Any] = lambda p: p.withdraw(INVESTOR_SENIOR, 3)  # noqa: E731
+    if grouped and name in ("buy", "repay"):  # the module world's account cash: the buys
+        world.p.deposit(BORROWER, 200_000, f"TOPUP-{name}-{point}")  # reserve 1e5 fen each
+        world.p.fund_account(world.account_id, 200_000, reserve=False)
     before = _facts(world, name)
+    sender_before = world.p.wallet_fen(INVESTOR_SENIOR)
     with pytest.MonkeyPatch.context() as mp:
-        _inject(world, name, point, mp)
+        group = group_commit(world.engine) if grouped else contextlib.nullcontext()
         if point == "after_commit":
-            _run(world, key, name, fn)  # done and committed; the response never arrives
+            with group:  # done and committed; the response never arrives
+                if grouped:
+                    _run(world, first_key, "withdraw", first_fn)
+                _inject(world, name, point, mp)
+                _run(world, key, name, fn)
         else:
-            with pytest.raises(Kill):
+            with pytest.raises(Kill), group:
+                if grouped:
+                    _run(world, first_key, "withdraw", first_fn)
+                _inject(world, name, point, mp)
                 _run(world, key, name, fn)
     world.restart()
     status, body, replayed = _run(world, key, name, fn)
     assert status == 200 and replayed is (point == "after_commit")
     again = _run(world, key, name, fn)  # and any further retry is a replay
     assert again == (status, body, True)
+    if grouped:  # the first command of the batch, retried: done once, whatever was lost
+        status, _, _ = _run(world, first_key, "withdraw", first_fn)
+        assert status == 200
+        assert _run(world, first_key, "withdraw", first_fn)[2] is True
     after = _facts(world, name)
+    if grouped:  # take out what the first withdrawal (3 fen, once) moved
+        first = {"payouts": 1}
+        if name in ("buy", "repay"):  # the facts are the borrower's: the sender's wallet here
+            assert world.p.wallet_fen(INVESTOR_SENIOR) - sender_before == -3
+        else:
+            first |= {"wallet": -3, "lines": 1}
+        after = {k: v - first.get(k, 0) for k, v in after.items()}
     moved = {k: after[k] - before[k] for k in before}
     if name == "buy":  # one order: its financing drawn once, its cost reserved once
         order = world.p.orders_of(world.account_id)[0]
@@ -235,3 +264,25 @@ def _kill_and_retry(world: Holder, name: str, point: str) -> None:
     assert all(v == 0 for k, v in moved.items() if k not in expected), str(moved)
     rep = world.p.reconcile()
     assert rep["status"] == "ok", rep["breaks"]
+
+
+# The platform process runs a batch of queued commands as one group commit
+# (`custody.db.group_commit`): the same kills, with the command inside a group after another
+# command of the batch (a withdrawal) finished in it. Whatever the group had not committed is
+# lost with the process; both commands, retried with their keys, moved money exactly once.
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("name", list(USE_CASES))
+def test_a_command_killed_in_a_group_commit_moves_money_once(
+    world: Holder, name: str, point: str
+) -> None:
+    _kill_and_retry(world, name, point, grouped=True)
+
+
+@pytest.mark.parametrize("world", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(("name", "point"), [("withdraw", "after_chain"),
+                                             ("deposit", "after_ledger"),
+                                             ("buy", "before_commit")])  # fmt: skip
+def test_commands_killed_in_a_group_commit_on_postgresql(
+    world: Holder, name: str, point: str
+) -> None:
+    _kill_and_retry(world, name, point, grouped=True)

@@ -84,7 +84,7 @@ def _reconcile(data_dir: Path, database_url: str | None, cl: Clients) -> None:
     from crowdleverage.api.app import create_app
     from crowdleverage.api.security import UserStore, issue_token
     from crowdleverage.flows.platform import Platform
-    from crowdleverage.service.queue import read_models
+    from crowdleverage.service.queue import Queue, read_models
 
     settings = Settings(data_dir=data_dir, database_url=database_url,  # type: ignore[arg-type]
                         jwt_secret=SECRET)  # fmt: skip
@@ -95,7 +95,7 @@ def _reconcile(data_dir: Path, database_url: str | None, cl: Clients) -> None:
         assert rep["status"] == "ok", rep
         app = create_app(settings, platform=platform, engine=platform.engine)
         users = UserStore(platform.engine)
-        with platform.engine.connect() as conn:
+        with Queue(platform.engine).engine.connect() as conn:  # queue.db on SQLite
             docs = conn.execute(sa.select(read_models)).all()
         checked = 0
         with TestClient(app) as client:

@@ -31,7 +31,7 @@ from eth_keys import keys
 from eth_keys.exceptions import BadSignature, ValidationError
 from sqlalchemy.engine import Engine
 
-from crowdleverage.custody.db import write_transaction
+from crowdleverage.custody.db import on_commit, write_transaction
 from crowdleverage.domain.errors import ConfigError, InvalidInput
 
 metadata = sa.MetaData()
@@ -175,8 +175,9 @@ class AuditLog:
                  "signature": self.signer.sign(digest)},
             )  # fmt: skip
         # After the commit: a crash in between leaves the head one entry behind (verify still
-        # passes); a head ahead of the log can only mean entries were removed.
-        self._write_head(seq, digest)
+        # passes); a head ahead of the log can only mean entries were removed. Inside a group
+        # commit the head moves at the group's end (once, to the group's last entry).
+        on_commit(self.engine, "audit_head", lambda: self._write_head(seq, digest))
         return LogEntry(seq, ts_ns, actor, action, payload, digest)
 
     def _write_head(self, seq: int, digest: str) -> None:

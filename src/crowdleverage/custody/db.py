@@ -6,12 +6,26 @@ write transaction (`engine.begin()`, `write_transaction`) starts with `BEGIN IMM
 writer at a time, waiting up to the 30 s busy timeout; readers keep reading the WAL);
 on PostgreSQL a writer first takes a transaction-scoped advisory lock. Under that lock a
 batch may read, decide in memory and write without lost updates.
+
+Group commit (`group_commit`): the platform process runs a batch of queued commands in one
+database transaction, so the batch costs one commit (one fsync) instead of several per
+command. Inside it, on the calling context (a `ContextVar`: the threads the command's
+endpoint runs in inherit it), every `write_transaction`, `engine.begin()` and
+`engine.connect()` of the engine joins the group's connection: a write transaction becomes a
+SAVEPOINT (an error rolls back only its own writes, as before), and reads see the group's
+writes. `barrier` commits the group so far; the next use of the database begins a new
+transaction (the writer's lock is not held in between: a chain transaction after a barrier
+runs without it). Callers put a barrier where something must be durable before an effect
+outside the database (a command's recovery point, a chain transaction). `on_commit` defers
+work that must follow a commit (the audit log's head checkpoint) until the group's end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +34,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from crowdleverage.config import Settings
 from crowdleverage.domain.errors import ServiceUnavailable
+
+log = logging.getLogger("crowdleverage.custody.db")
 
 # Advisory lock key of the custody writer ("CLCUSTODY" folded into a signed 64-bit int).
 _PG_WRITER_LOCK = 0x434C_4355_5354_4F44
@@ -31,12 +47,14 @@ def make_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Engine
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, **kwargs)
         _sqlite_setup(engine)
-        return engine
-    connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
-    if schema is not None:
-        assert schema.isidentifier(), "dev: schema name is an identifier"
-        connect_args["options"] = f"-csearch_path={schema}"
-    return sa.create_engine(url, connect_args=connect_args, **kwargs)
+    else:
+        connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", {}))
+        if schema is not None:
+            assert schema.isidentifier(), "dev: schema name is an identifier"
+            connect_args["options"] = f"-csearch_path={schema}"
+        engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    _join_groups(engine)
+    return engine
 
 
 def engine_from_settings(settings: Settings) -> Engine:
@@ -78,8 +96,19 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One serialised write transaction: committed on success, rolled back on any error."""
+def write_transaction(engine: Engine, *, lock: int = _PG_WRITER_LOCK) -> Iterator[Connection]:
+    """One serialised write transaction: committed on success, rolled back on any error
+    (inside a `group_commit` on this engine: a savepoint of the group's transaction). `lock`:
+    the PostgreSQL advisory lock that serialises it (the ledger's writers by default; the
+    command queue has its own, so that enqueuing never waits for the platform's record)."""
+    group = _group.get()
+    if group is not None and group.engine is engine:
+        conn = group.use()
+        with conn.begin_nested():
+            if lock != _PG_WRITER_LOCK and engine.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+            yield conn
+        return
     try:
         conn_cm = engine.connect()
         conn = conn_cm.__enter__()
@@ -90,10 +119,165 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             if engine.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITER_LOCK})
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
             yield conn
     finally:
         conn_cm.__exit__(None, None, None)
+
+
+class Group:
+    """A `group_commit`: one connection whose transaction begins at the group's first use
+    of the database (taking the writer's lock) and ends at a barrier or the group's end; in
+    between the lock is free (a chain transaction right after a barrier runs without it)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.commits = 0  # commits so far: barriers and the final one
+        self._after: dict[str, Callable[[], None]] = {}
+        self._cm = _real_connect(engine)
+        self.conn: Connection = self._cm.__enter__()
+        if engine.dialect.name == "sqlite":
+            self.conn = self.conn.execution_options(sqlite_begin="IMMEDIATE")
+        self.tx: sa.RootTransaction | None = None
+
+    def use(self) -> Connection:
+        """The group's connection, in the group's transaction (begun now if none is open)."""
+        if self.tx is None or not self.tx.is_active:
+            self.tx = self.conn.begin()
+            if self.engine.dialect.name == "postgresql":
+                self.conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITER_LOCK}
+                )
+        return self.conn
+
+    def commit(self, *, final: bool) -> None:
+        """Commit what the group wrote (if anything); the next use begins a new transaction.
+        `final`: the group's end, where the deferred `on_commit` work runs (once, however
+        many barriers committed before)."""
+        if self.tx is not None and self.tx.is_active:
+            self.tx.commit()
+            self.commits += 1
+        self.tx = None
+        if not final:
+            return
+        after, self._after = list(self._after.values()), {}
+        for fn in after:
+            try:
+                fn()
+            except Exception:  # committed already: the work after it must not undo that
+                log.exception("work after a group commit failed")
+
+    def close(self) -> None:
+        if self.tx is not None and self.tx.is_active:
+            self.tx.rollback()
+        self._cm.__exit__(None, None, None)
+
+
+_group: ContextVar[Group | None] = ContextVar("crowdlev_group_commit", default=None)
+
+
+@contextmanager
+def group_commit(engine: Engine) -> Iterator[Group]:
+    """Run the block in one transaction of `engine` (see the module's docstring): committed
+    at the end, rolled back on an error. Not nested."""
+    assert _group.get() is None, "dev: group commits do not nest"
+    group = Group(engine)
+    token = _group.set(group)
+    try:
+        yield group
+        group.commit(final=True)
+    finally:
+        _group.reset(token)
+        group.close()
+
+
+def in_group(engine: Engine) -> bool:
+    group = _group.get()
+    return group is not None and group.engine is engine
+
+
+def barrier(engine: Engine) -> None:
+    """Make everything written so far durable before going on: inside a `group_commit` on
+    `engine` the group commits here and continues in a new transaction; elsewhere every
+    write transaction has committed already, and this does nothing."""
+    group = _group.get()
+    if group is not None and group.engine is engine:
+        assert not group.conn.in_nested_transaction(), "dev: a barrier inside a transaction"
+        group.commit(final=False)
+
+
+def on_commit(engine: Engine, key: str, fn: Callable[[], None]) -> None:
+    """Run `fn` after the data written so far is committed: now outside a group, after the
+    group's final commit inside one (the last `fn` given for a `key` replaces earlier ones;
+    a crash before that runs none of them)."""
+    group = _group.get()
+    if group is None or group.engine is not engine:
+        fn()
+        return
+    group._after.pop(key, None)
+    group._after[key] = fn
+
+
+class _Joined:
+    """The group's connection as `engine.connect()` hands it out inside a group: closing it
+    does nothing, and a transaction begun on it is a savepoint."""
+
+    def __init__(self, group: Group) -> None:
+        self._group = group
+
+    @property
+    def _conn(self) -> Connection:
+        return self._group.use()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def begin(self) -> Any:
+        return self._conn.begin_nested()
+
+    def execution_options(self, **_: Any) -> Any:
+        return self
+
+
+def _real_connect(engine: Engine) -> Any:
+    return engine.__dict__.get("_real_connect", engine.connect)()
+
+
+def _join_groups(engine: Engine) -> None:
+    """`engine.connect()` and `engine.begin()` join a group commit open on this engine in the
+    calling context."""
+    real_connect = engine.connect
+    real_begin = engine.begin
+    engine.__dict__["_real_connect"] = real_connect
+
+    def connect() -> Any:
+        group = _group.get()
+        if group is not None and group.engine is engine:
+            return _Joined(group)
+        return real_connect()
+
+    @contextmanager
+    def begin() -> Iterator[Connection]:
+        group = _group.get()
+        if group is not None and group.engine is engine:
+            conn = group.use()
+            with conn.begin_nested():
+                yield conn
+            return
+        with real_begin() as conn:
+            yield conn
+
+    engine.connect = connect  # type: ignore[method-assign]
+    engine.begin = begin  # type: ignore[assignment,method-assign]
 
 
 def chunks(items: list[Any], size: int = 900) -> Iterator[list[Any]]:

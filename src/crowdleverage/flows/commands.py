@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from crowdleverage.custody.db import write_transaction
+from crowdleverage.custody.db import barrier, write_transaction
 from crowdleverage.domain.errors import InvalidInput
 
 metadata = sa.MetaData()
@@ -93,9 +93,11 @@ class Command:
         return f"{self.ref:032x}"
 
     def note(self, step: str, value: dict[str, Any]) -> None:
-        """A recovery point, committed before the effect it describes."""
+        """A recovery point, committed before the effect it describes (inside a group commit
+        the group commits here: `custody.db.barrier`)."""
         self.progress[step] = value
         self.store.set_progress(self.spec, self.progress)
+        barrier(self.store.engine)
 
 
 class CommandStore:

@@ -57,7 +57,7 @@ from crowdleverage.chain.structs import read_order, read_security
 from crowdleverage.config import Settings
 from crowdleverage.custody.bank.simulator import SimulatedBank
 from crowdleverage.custody.bridge import Bridge
-from crowdleverage.custody.db import engine_from_settings, write_transaction
+from crowdleverage.custody.db import barrier, engine_from_settings, write_transaction
 from crowdleverage.custody.indexer import ChainMirror
 from crowdleverage.custody.service import CustodyService, derive_id
 from crowdleverage.custody.types import new_id
@@ -173,7 +173,10 @@ class Platform:
         derived = codes or default_universe(self.market)
         self.codes = self._universe(derived) if keep else derived
         raw = chain if chain is not None else open_platform_chain(settings, self.market)
-        self.chain: ChainPort = CachedReads(raw)  # type: ignore[assignment]  # views per block
+        # views cached per block; inside a group commit (the platform process runs a batch of
+        # commands in one transaction) the record is committed before every chain transaction
+        before = lambda: barrier(self.engine)  # noqa: E731
+        self.chain: ChainPort = CachedReads(raw, before_send=before)  # type: ignore[assignment]
         self.fin = ChainFinancing(
             self.chain,
             codes=self.codes,
@@ -608,6 +611,10 @@ class Platform:
                 self._bank_file.write_bytes(saved)
             self._statement_booked = False
             raise
+        # the bank's file says "imported" only once the ledger has it durably (inside a group
+        # commit the group commits here; a crash before would otherwise lose the booking
+        # while the file forgets the statement)
+        barrier(self.engine)
         self.bank.unimported = None
         self.bank.save(self._bank_file)
         stats = self.bridge.process()

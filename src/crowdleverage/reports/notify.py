@@ -11,8 +11,9 @@ Sources, each with a stable event key:
 
 A notification is inserted with a unique (user, event key) in the same transaction that moves
 the deriver's cursor, so a restart or a replay of the same events inserts nothing twice. Mail
-is sent at most once per notification: a conditional update claims it (`pending → sending`)
-before the SMTP call; a crash between the two leaves it `sending` (no duplicate mail).
+is sent at most once per notification: a conditional update claims it (`pending → sending`,
+one transaction for a round's mails) before the SMTP call; a crash in between leaves it
+`sending` (no duplicate mail).
 
 Texts are rendered from the stored parameters in the reader's language (zh-CN default).
 """
@@ -338,27 +339,42 @@ class Notifier:
                 sa.select(notifications).where(n.email_status == "pending")
                 .order_by(n.id).limit(limit)
             ).all()  # fmt: skip
+        if not rows:
+            return 0
+        # one transaction claims the round's mails (pending -> sending) and one records how
+        # they went: two commits a round, not two a mail (the platform process's commands
+        # wait for the same write lock)
+        claimed = []
+        with write_transaction(self.engine) as conn:
+            for r in rows:
+                if (
+                    conn.execute(
+                        notifications.update()
+                        .where(n.id == r.id, n.email_status == "pending")
+                        .values(email_status="sending")
+                    ).rowcount
+                    == 1
+                ):
+                    claimed.append(r)
         sent = 0
-        for r in rows:
-            with write_transaction(self.engine) as conn:
-                claimed = conn.execute(
-                    notifications.update()
-                    .where(n.id == r.id, n.email_status == "pending")
-                    .values(email_status="sending")
-                ).rowcount
-            if claimed != 1:
-                continue
-            status = "sent"
-            try:
-                self._send(r)
-                sent += 1
-            except (OSError, smtplib.SMTPException) as exc:
-                status = "failed"
-                log.warning("mail failed", extra={"event": "mail_failed", "id": r.id,
-                                                  "error": str(exc)})  # fmt: skip
-            with write_transaction(self.engine) as conn:
-                conn.execute(notifications.update().where(n.id == r.id)
-                             .values(email_status=status))  # fmt: skip
+        outcome: dict[int, str] = {}
+        try:
+            for r in claimed:
+                status = "sent"
+                try:
+                    self._send(r)
+                    sent += 1
+                except (OSError, smtplib.SMTPException) as exc:
+                    status = "failed"
+                    log.warning("mail failed", extra={"event": "mail_failed", "id": r.id,
+                                                      "error": str(exc)})  # fmt: skip
+                outcome[r.id] = status
+        finally:  # what was tried is recorded even when a later mail raises
+            if outcome:
+                with write_transaction(self.engine) as conn:
+                    for row_id, status in outcome.items():
+                        conn.execute(notifications.update().where(n.id == row_id)
+                                     .values(email_status=status))  # fmt: skip
         return sent
 
     def _send(self, r: Any) -> None:

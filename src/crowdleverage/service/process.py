@@ -40,7 +40,7 @@ def run_platform(
     from crowdleverage.api.serve import ReplayDriver
     from crowdleverage.flows.platform import Platform
     from crowdleverage.service.queue import Queue
-    from crowdleverage.service.writer import PlatformWriter
+    from crowdleverage.service.writer import GroupCommitFailed, PlatformWriter
 
     platform = Platform(settings, market_start=start)
     app = create_app(settings, platform=platform, engine=platform.engine)
@@ -67,16 +67,21 @@ def run_platform(
     notify = start_notify_worker(st)  # notifications and mail, derived from the events
     writer.recover()
     log.info("platform process ready", extra={"event": "platform_ready", "pid": os.getpid()})
+    failed = False
     try:
         writer.run()
         writer.flush()
+    except GroupCommitFailed:
+        failed = True
+        raise
     finally:
         writer.close()
         notify.stop.set()
         notify.join(timeout=10)
         if stress_runner is not None:
             stress_runner.join(timeout=30)
-        platform.save()
+        if not failed:  # after a failed group commit memory may hold what the record does not
+            platform.save()
         platform.close()
 
 

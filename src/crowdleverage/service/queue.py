@@ -14,6 +14,12 @@ writer) and the API workers (DESIGN.md §10–11).
   nobody read for `writer.VIEW_IDLE_S` is deleted and no longer rendered — its next read
   renders it again.
 - `service_writer`: the writer's heartbeat, pid and progress (the API's health check).
+
+On SQLite these tables live in a file of their own beside the platform's database
+(`queue.db`): SQLite has one writer per file, and the platform process holds the platform
+database's write lock for a batch of commands (a group commit, `custody.db.group_commit`);
+an API worker's enqueue waits only for other queue writes. On PostgreSQL they are in the same
+database, serialised by an advisory lock of their own (`QUEUE_LOCK`) for the same reason.
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from crowdleverage.custody.db import write_transaction
+from crowdleverage.custody.db import make_engine, write_transaction
 from crowdleverage.flows.commands import IdempotencyKeyMismatch
 
 metadata = sa.MetaData()
@@ -83,6 +90,19 @@ writer = sa.Table(
 )
 
 
+QUEUE_FILE = "queue.db"
+QUEUE_LOCK = 0x434C_5155_4555_4531  # PostgreSQL advisory lock of the queue ("CLQUEUE1")
+
+
+def queue_engine(engine: Engine) -> Engine:
+    """The queue's engine for a platform database: on a SQLite file, `queue.db` beside it;
+    otherwise the same engine."""
+    db = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return engine
+    return make_engine(f"sqlite:///{Path(db).resolve().with_name(QUEUE_FILE)}")
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -132,6 +152,8 @@ class Queue:
     """Both sides of the queue: the API enqueues and waits, the writer claims and finishes."""
 
     def __init__(self, engine: Engine) -> None:
+        """`engine`: the platform's database (the queue's own file beside it on SQLite)."""
+        engine = queue_engine(engine)
         self.engine = engine
         db = engine.url.database if engine.dialect.name == "sqlite" else None
         self._sqlite_file = db if db and db != ":memory:" and not db.startswith("file:") else None
@@ -221,7 +243,7 @@ class Queue:
         t = commands
         client_key = key is not None
         key = key if key is not None else f"gen-{uuid.uuid4().hex}"
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             row = conn.execute(
                 sa.select(t.c.id, t.c.request_hash, t.c.state, t.c.payload).where(
                     t.c.owner_id == owner_id, t.c.key == key
@@ -308,7 +330,7 @@ class Queue:
             ]
         if not ids:
             return []
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             conn.execute(
                 t.update()
                 .where(t.c.id.in_(ids), t.c.state == "queued")
@@ -329,7 +351,7 @@ class Queue:
     ) -> None:
         """The row's response, with the views it changed, in one transaction."""
         t = commands
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             self._put_docs(conn, docs or [])
             conn.execute(
                 t.update()
@@ -346,7 +368,7 @@ class Queue:
         """A batch's responses (row id, state, status, result) and the views it changed, in
         one transaction (one commit, one fsync, for the whole batch)."""
         t = commands
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             self._put_docs(conn, docs)
             for row_id, state, status_code, result in rows:
                 conn.execute(
@@ -367,14 +389,14 @@ class Queue:
 
     def requeue(self, row_id: int) -> None:
         t = commands
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             conn.execute(t.update().where(t.c.id == row_id).values(state="queued"))
 
     def put_docs(self, docs: list[dict[str, Any]]) -> None:
         """Upsert rendered views (one transaction)."""
         if not docs:
             return
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             self._put_docs(conn, docs)
 
     @staticmethod
@@ -397,7 +419,7 @@ class Queue:
             .where(t.c.viewer_id == sa.bindparam("v"), t.c.path == sa.bindparam("p"))
             .values(read_at_ms=at_ms)
         )
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             conn.execute(stmt, [{"v": v, "p": p} for v, p in keys])
 
     def evict(self, idle_before_ms: int) -> list[tuple[int, str]]:
@@ -405,7 +427,7 @@ class Queue:
         their keys."""
         t = read_models
         last = sa.func.coalesce(t.c.read_at_ms, 0)
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             keys = [(int(r[0]), str(r[1])) for r in conn.execute(
                 sa.select(t.c.viewer_id, t.c.path).where(last < idle_before_ms))]  # fmt: skip
             for v, p in keys:
@@ -428,7 +450,7 @@ class Queue:
     def prune(self, older_than_ms: int) -> None:
         """Finished read commands are only a channel: dropped after a while."""
         t = commands
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             conn.execute(
                 t.delete().where(
                     t.c.kind == "read", t.c.state == "done", t.c.done_at_ms < older_than_ms
@@ -438,7 +460,7 @@ class Queue:
     def beat(self, pid: int, started_at_ms: int, ready: bool, info: dict[str, Any]) -> None:
         values = {"pid": pid, "started_at_ms": started_at_ms, "heartbeat_ms": now_ms(),
                   "ready": ready, "info": json.dumps(info)}  # fmt: skip
-        with write_transaction(self.engine) as conn:
+        with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             n = conn.execute(writer.update().where(writer.c.id == 1).values(**values)).rowcount
             if n == 0:
                 conn.execute(writer.insert().values(id=1, **values))

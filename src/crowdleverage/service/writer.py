@@ -25,13 +25,20 @@ from collections.abc import Callable
 from typing import Any
 
 from crowdleverage.api.security import Role, UserStore, issue_token
+from crowdleverage.custody.db import group_commit
 from crowdleverage.domain.errors import NotFound
 from crowdleverage.service.asgi import AsgiCaller
 from crowdleverage.service.queue import Queue, Row, now_ms
 
 log = logging.getLogger("crowdleverage.service.writer")
 
+
+class GroupCommitFailed(RuntimeError):
+    """A batch's transaction did not commit: the writer stops (see `_execute`)."""
+
+
 BATCH = 16  # commands executed before their views are projected and their rows finished
+GROUP_SLICE_S = 0.1  # a group commit takes no more commands after running this long
 HOLDERS = (Role.INVESTOR, Role.BORROWER)
 WIDE_EVERY_S = 0.25  # staff and market-wide views after commands: at most this often ...
 WIDE_SHARE = 0.25  # ... and at most this share of the writer's time (they can be slow)
@@ -85,6 +92,7 @@ class PlatformWriter:
         self._roles: dict[int, Role | None] = {}
         self.started_at_ms = now_ms()
         self.done = 0
+        self.commits = 0  # commits of the command batches (group commits and barriers)
         self.ready = False
         self.stop = threading.Event()
 
@@ -129,6 +137,8 @@ class PlatformWriter:
                 if now - last_evict >= EVICT_EVERY_S:
                     last_evict = now
                     self.evict()
+            except GroupCommitFailed:
+                raise
             except Exception:  # the writer stays up; the row's client retries
                 log.exception("writer loop failed; continuing")
                 worked = False
@@ -182,10 +192,48 @@ class PlatformWriter:
     # ------------------------------------------------------------------ commands
 
     def _execute(self, rows: list[Row]) -> None:
+        """A batch of claimed commands as one group commit on the platform's database
+        (`custody.db.group_commit`): their record, their commands' state, ledger and audit
+        entries commit in one transaction — one fsync for the batch — and only then are their
+        responses and the views they changed stored (one transaction in the queue's
+        database), so the API workers answer only what is durable. The group commits early
+        wherever something must be durable first (a recovery point, a chain transaction); it
+        takes no more commands after `GROUP_SLICE_S` (the rest of the batch goes on in the
+        next group). A failed group commit stops the process: the
+        platform's memory may hold what the database does not; a restart rebuilds it from the
+        record and the chain, and the claimed rows run again under their keys."""
+        while rows:  # a group runs for about GROUP_SLICE_S: its answers do not wait longer
+            try:
+                with group_commit(self.platform.engine) as group:
+                    finished, docs, rows = self._execute_in(rows)
+            except Exception as exc:
+                log.exception("group commit failed; the platform process stops",
+                              extra={"event": "group_commit_failed"})  # fmt: skip
+                raise GroupCommitFailed(str(exc)) from exc
+            self.commits += group.commits
+            self._finish(finished, docs)
+
+    def _finish(
+        self, finished: list[tuple[Row, str, int, dict[str, Any]]], docs: list[dict[str, Any]]
+    ) -> None:
+        """A group's responses and the views they changed: one transaction of the queue."""
+        done = [(r.id, st, code, res) for r, st, code, res in finished]
+        self._committing(lambda: self.queue.finish_many(done, docs))
+        self.done += len(finished)
+
+    def _execute_in(
+        self, rows: list[Row]
+    ) -> tuple[list[tuple[Row, str, int, dict[str, Any]]], list[dict[str, Any]], list[Row]]:
+        """Run rows until `GROUP_SLICE_S` has passed: (finished, their views, rows left)."""
         finished: list[tuple[Row, str, int, dict[str, Any]]] = []
         docs: list[dict[str, Any]] = []
         affected: set[int] = set()
-        for row in rows:
+        t0 = time.monotonic()
+        left: list[Row] = []
+        for i, row in enumerate(rows):
+            if i and time.monotonic() - t0 >= GROUP_SLICE_S:
+                left = rows[i:]
+                break
             p = row.payload
             status, headers, body = self._call(p)
             if row.kind == "read":
@@ -212,10 +260,7 @@ class PlatformWriter:
             self.wide_due = True
             fresh = [k for k in list(self.dirty) + self._keys_of(affected) if k[0] in affected]
             docs += self._render(list(dict.fromkeys(fresh)))
-        # the responses and the views they changed: one transaction for the batch
-        done = [(r.id, st, code, res) for r, st, code, res in finished]
-        self._committing(lambda: self.queue.finish_many(done, docs))
-        self.done += len(finished)
+        return finished, docs, left
 
     def _call(self, p: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = [(k, v) for k, v in p["headers"]]
@@ -346,6 +391,7 @@ class PlatformWriter:
         p = self.platform
         info = {
             "projection_seq": self.seq, "stale_views": len(self.dirty), "commands_done": self.done,
+            "command_commits": self.commits,
             "market_day": p.market.today.isoformat(), "replay_done": bool(p.replay_done),
             "paused": p.paused_reason,
         }  # fmt: skip

@@ -1,0 +1,230 @@
+"""Money commands end to end (issue 14): what one 1-fen withdrawal costs from the API worker's
+enqueue to its answer, while the demo replays.
+
+The server is `crowdlev serve --demo --workers 2` (the platform process replays one tick every
+`--pace-s` seconds). `--concurrency` clients each send withdrawals with a new Idempotency-Key;
+the bench prints commands/s, p50/p99, errors, and per command:
+
+- durable commits: SQLite commits with `synchronous=FULL` (one `fdatasync` of the WAL each, on
+  Linux), counted from `fsync`/`fdatasync` calls per file under the data dir with `strace`
+  attached to every thread of the server's processes (`--strace`; it slows the run, so the
+  latency figures of such a run are not the ones to quote). Checkpoints add a few fsyncs of
+  the database file; they are shown apart;
+- CPU milliseconds of the platform process and of the API workers (Linux /proc), which the
+  machine's other load does not inflate as it does wall-clock time.
+
+The baseline in the same run is `GET /api/v1/status` (the HTTP stack alone).
+
+    .venv/bin/python bench/commands.py [--commands 300] [--concurrency 16] [--strace]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(port: int, data_dir: str, pace_s: float) -> subprocess.Popen[str]:
+    env = {**os.environ, "CROWDLEV_DATA_DIR": data_dir}
+    env.pop("CROWDLEV_DATABASE_URL", None)
+    cmd = [sys.executable, "-m", "crowdleverage.cli", "serve", "--demo", "--workers", "2",
+           "--port", str(port), "--pace-s", str(pace_s), "--no-stress", "--json"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            h = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            if h.status_code == 200 and h.json()["writer_alive"]:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def children(root: int) -> dict[int, str]:
+    """pid -> 'platform' | 'api' of the server's processes (Linux /proc)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            text = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[1]) == root:
+            out[int(d.name)] = "platform" if b"crowdleverage.cli platform" in cmd else "api"
+    return out
+
+
+def cpu_s(pid: int) -> float:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    f = text[text.rindex(")") + 2 :].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def token(base: str, username: str) -> str:
+    r = httpx.post(f"{base}/api/v1/auth/token",
+                   data={"username": username, "password": f"{username}-demo-pass"})  # fmt: skip
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+async def load(
+    base: str, path: str, headers: dict[str, str], n: int, concurrency: int, command: bool
+) -> tuple[list[float], float, int]:
+    lat: list[float] = []
+    errors = 0
+    keys = iter(range(10**9))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def send(client: httpx.AsyncClient) -> httpx.Response:
+        if not command:
+            return await client.get(path)
+        key = {"Idempotency-Key": f"cmdbench-{os.getpid()}-{next(keys):09d}"}
+        return await client.post(path, json={"amount_fen": 1}, headers=key)
+
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits,
+                                 timeout=60) as client:  # fmt: skip
+        queue = iter(range(n))
+
+        async def worker() -> None:
+            nonlocal errors
+            for _ in queue:
+                t0 = time.perf_counter()
+                try:
+                    ok = (await send(client)).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                lat.append(time.perf_counter() - t0)
+                errors += not ok
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return lat, time.perf_counter() - t0, errors
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+class Strace:
+    """fsync/fdatasync calls of every thread of `pids`, by file, while attached."""
+
+    def __init__(self, pids: dict[int, str], out: Path) -> None:
+        self.out = out
+        args = ["strace", "-qq", "-f", "-y", "-e", "trace=fsync,fdatasync", "-o", str(out)]
+        for pid in pids:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                args += ["-p", tid]
+        self.proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # attaching takes a moment; what it misses is the warm-up's
+
+    def stop(self) -> collections.Counter[str]:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        counts: collections.Counter[str] = collections.Counter()
+        for line in self.out.read_text().splitlines():
+            m = re.search(r"f(?:data)?sync\(\d+<([^>]*)>", line)
+            if m:
+                counts[Path(m.group(1)).name] += 1
+        return counts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--commands", type=int, default=300)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--pace-s", type=float, default=1.0)
+    ap.add_argument("--strace", action="store_true", help="count fsyncs per command (slower)")
+    args = ap.parse_args()
+    if args.strace and shutil.which("strace") is None:
+        raise SystemExit("--strace needs strace on the PATH")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = start_server(port, tmp, args.pace_s)
+        try:
+            inv_h = {"Authorization": f"Bearer {token(base, 'investor1')}"}
+            uid = httpx.get(f"{base}/api/v1/me", headers=inv_h).json()["id"]
+            path = f"/api/v1/users/{uid}/withdrawals"
+            asyncio.run(load(base, path, inv_h, 30, 4, True))  # warm-up, not measured
+            asyncio.run(load(base, "/api/v1/status", {}, 200, args.concurrency, False))
+            pids = children(proc.pid)
+            print(f"money commands: {args.commands} 1-fen withdrawals, concurrency "
+                  f"{args.concurrency}, crowdlev serve --demo --workers 2 replaying one tick "
+                  f"every {args.pace_s:g} s; {os.cpu_count()} CPUs shared, load average "
+                  f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+            results = {}
+            cases = [("baseline GET /api/v1/status", "/api/v1/status", {}, False, 1500),
+                     ("POST withdrawal 1 fen", path, inv_h, True, args.commands)]  # fmt: skip
+            for label, p, h, command, n in cases:
+                tracer = Strace(pids, Path(tmp) / "strace.txt") if args.strace and command else None
+                cpu0 = {pid: cpu_s(pid) for pid in pids}
+                lat, wall, errors = asyncio.run(load(base, p, h, n, args.concurrency, command))
+                cpu1 = {pid: cpu_s(pid) for pid in pids}
+                fsyncs = tracer.stop() if tracer is not None else None
+                per: dict[str, float] = collections.defaultdict(float)
+                for pid, kind in pids.items():
+                    per[kind] += (cpu1[pid] - cpu0[pid]) * 1e3 / n
+                r = {"rps": n / wall, "p50_ms": pct(lat, 0.5) * 1e3, "p99_ms": pct(lat, 0.99) * 1e3,
+                     "errors": errors, "platform_cpu_ms": per["platform"],
+                     "api_cpu_ms": per["api"]}  # fmt: skip
+                print(f"{label:<30}{r['rps']:8.1f}/s  p50 {r['p50_ms']:7.1f} ms  p99 "
+                      f"{r['p99_ms']:7.1f} ms  errors {errors}  cpu ms/req: platform "
+                      f"{per['platform']:.2f}, api {per['api']:.2f}")  # fmt: skip
+                if fsyncs is not None:
+                    total = sum(fsyncs.values())
+                    r["fsyncs_per_command"] = total / n
+                    r["fsyncs_by_file"] = {k: v / n for k, v in fsyncs.most_common()}
+                    detail = ", ".join(f"{k} {v / n:.2f}" for k, v in fsyncs.most_common())
+                    print(f"{'':<30}fsyncs per command {total / n:.2f} ({detail})")
+                results[label] = r
+            base_rps = results["baseline GET /api/v1/status"]["rps"]
+            cmd = results["POST withdrawal 1 fen"]
+            met = cmd["rps"] >= 50 and cmd["p99_ms"] < 250 and cmd["errors"] == 0
+            print(f"commands/s vs the baseline's req/s: {cmd['rps'] / base_rps:.3f}x; target "
+                  f"(issue 14) >= 50/s, p99 < 250 ms, 0 errors: {'met' if met else 'NOT met'}; "
+                  f"load average at the end {os.getloadavg()[0]:.1f}")  # fmt: skip
+            print(json.dumps({"bench": "commands", "results": results}))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
