@@ -16,6 +16,7 @@ from crowdleverage.risk.regime import (
     Regime,
     RegimeParams,
     RegimeTracker,
+    average_amounts,
     average_volumes,
     liquidity_caps,
     observe_day,
@@ -103,3 +104,21 @@ def test_liquidity_caps_from_twenty_day_volumes():
     pub = transparency(days(), on)
     assert pub["regime"]["regime"] == "stressed" and pub["params"]["calm_closes"] == 3
     assert len(pub["liquidity"]["codes"]) > 300
+
+
+def test_a_source_without_traded_amounts_gets_volume_times_close():
+    """tushare-hist bars carry amount 0: the published 20-day amount is then volume × close
+    (a published 0 would refuse every financed buy); halted days still count 0."""
+    on = dt.date(2016, 10, 11)
+    data = SHIPPED_DATA / "market" / "ashare_unadjusted_2016-04_2016-10.csv"
+    tdays = tuple(trading_days(read_bars(data), None, on))
+    window = [d for d in tdays if d.date <= on][-20:]
+    code = "000420"
+    assert all(d.bars[code].amount == 0 for d in window if code in d.bars)
+    expected = sum(
+        d.bars[code].volume * d.bars[code].close for d in window if code in d.bars
+    ) // len(window)
+    assert average_amounts(tdays, on, [code])[code] == expected > 0
+    code = "000001"  # a source with amounts: the amount itself
+    expected = sum(d.bars[code].amount for d in days()[-20:]) // 20
+    assert average_amounts(days(), days()[-1].date, [code])[code] == expected > 0

@@ -6,6 +6,7 @@ client's delayed ACK of the head (~40 ms a request on keep-alive connections).""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import socket
 import time
@@ -56,7 +57,10 @@ def _served_connection_nodelay(http: str) -> int:
         listener.close()
         return value
 
-    return asyncio.run(main())
+    # its own thread and loop: a test before it in this worker may have left a loop running
+    # in the main thread (asyncio.run refuses to nest)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result(timeout=120)
 
 
 def test_nodelay_protocol_sets_tcp_nodelay_where_uvicorn_binds_the_socket() -> None:

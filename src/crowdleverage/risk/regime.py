@@ -216,15 +216,22 @@ def average_volumes(
     return out
 
 
+def _amount(bar: Any) -> int:
+    """A bar's traded amount in fen; volume × close when the source gave none."""
+    return int(bar.amount) if bar.amount or not bar.volume else int(bar.volume) * int(bar.close)
+
+
 def average_amounts(
     days: Sequence[TradingDay], on: dt.date, codes: Iterable[str], n: int = ADV_DAYS
 ) -> dict[str, int]:
     """Each code's mean daily traded amount (fen, rounded down) over the last `n` trading
-    days up to `on` (inclusive); a halted or missing day counts as 0."""
+    days up to `on` (inclusive); a halted or missing day counts as 0. A bar that traded but
+    carries no amount (sources without one, e.g. tushare-hist, write 0) counts volume × close:
+    an estimate, where a published 0 would refuse every financed buy of a traded stock."""
     window = [d for d in days if d.date <= on][-n:]
     out = {}
     for code in codes:
-        amounts = [d.bars[code].amount if code in d.bars else 0 for d in window]
+        amounts = [_amount(d.bars[code]) if code in d.bars else 0 for d in window]
         out[code] = int(sum(amounts)) // len(amounts) if amounts else 0
     return out
 
