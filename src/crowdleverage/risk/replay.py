@@ -395,6 +395,7 @@ class Replay(SessionObserver):
         if manifest_path(self.work).exists():
             return chain
         if chain.block_time() > self.genesis_time_s:
+            chain.close()
             raise ConfigError(
                 f"the node's clock ({chain.block_time()}) is after the replay's genesis"
                 f" ({self.genesis_time_s}): start a fresh dev node, e.g."
