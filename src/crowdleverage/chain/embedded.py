@@ -613,6 +613,8 @@ def _lean_opcode(op: Any) -> Any:
     cost, logic, mnemonic = op.gas_cost, op.logic_fn, op.mnemonic
     if cost == 0:
         return logic
+    if mnemonic.startswith("PUSH") and mnemonic != "PUSH0":
+        return _lean_push(int(mnemonic[4:]), cost, mnemonic)
 
     def run(computation: Any) -> Any:
         meter = computation._gas_meter
@@ -622,6 +624,32 @@ def _lean_opcode(op: Any) -> Any:
             )
         meter.gas_remaining -= cost
         return logic(computation)
+
+    return run
+
+
+def _lean_push(size: int, cost: int, mnemonic: str) -> Any:
+    """PUSH1..PUSH32 as py-evm's `push_XX` does it (the next `size` code bytes, zero-padded
+    past the end of the code, pushed as bytes), in one function."""
+    from eth.exceptions import FullStack, OutOfGas
+
+    def run(computation: Any) -> None:
+        meter = computation._gas_meter
+        if cost > meter.gas_remaining:
+            raise OutOfGas(
+                f"Out of gas: Needed {cost} - Remaining {meter.gas_remaining} - Reason: {mnemonic}"
+            )
+        meter.gas_remaining -= cost
+        code = computation.code
+        pc = code.program_counter
+        raw = code._raw_code_bytes[pc : pc + size]
+        code.program_counter = pc + size
+        if len(raw) != size:
+            raw = raw.ljust(size, b"\x00")
+        values = computation._stack.values
+        if len(values) > 1023:
+            raise FullStack("Stack limit reached")
+        values.append(raw)
 
     return run
 
