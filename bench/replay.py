@@ -67,11 +67,19 @@ def anvil_node() -> Iterator[tuple[str, int]]:
 
 
 def cpu_of(pid: int | None) -> float:
-    """User + system CPU seconds of process `pid` so far (0 without one)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds so far of process `pid` and its descendants (the npm
+    `anvil` launcher starts the node binary as its child); 0 without one."""
+    total, todo = 0, [] if pid is None else [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except FileNotFoundError:  # exited meanwhile
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def config(per_tier: int, rpc_url: str | None) -> ReplayConfig:
