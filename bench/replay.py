@@ -150,6 +150,11 @@ def main() -> None:
     args = ap.parse_args()
     n = 3 * args.borrowers_per_tier
     print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
+    if args.backend != "embedded" and not os.access(ANVIL, os.X_OK):
+        print(f"no anvil at {ANVIL} (CROWDLEV_ANVIL_BIN): the embedded chain only")
+        if args.backend == "anvil":
+            raise SystemExit(2)
+        args.backend = "embedded"
     if args.backend != "embedded" and args.parity_per_tier:
         print("0) parity, anvil vs embedded, the same week")
         parity(args.parity_per_tier)
