@@ -601,18 +601,95 @@ def _live_access_log(account_db: Any) -> None:
 
 
 _JUMPDESTS: dict[bytes, tuple[set[int], set[int]]] = {}
+_OPCODE_TABLES: dict[tuple[int, ...], dict[int, Any]] = {}
+
+
+def _lean_opcode(op: Any) -> Any:
+    """A py-evm `_FastOpcode` (fixed gas, then its logic) as one function: the gas meter's
+    `consume_gas` inlined (same check, same OutOfGas, same arithmetic), two Python calls per
+    executed opcode fewer."""
+    from eth.exceptions import OutOfGas
+
+    cost, logic, mnemonic = op.gas_cost, op.logic_fn, op.mnemonic
+    if cost == 0:
+        return logic
+    if mnemonic.startswith("PUSH") and mnemonic != "PUSH0":
+        return _lean_push(int(mnemonic[4:]), cost, mnemonic)
+
+    def run(computation: Any) -> Any:
+        meter = computation._gas_meter
+        if cost > meter.gas_remaining:
+            raise OutOfGas(
+                f"Out of gas: Needed {cost} - Remaining {meter.gas_remaining} - Reason: {mnemonic}"
+            )
+        meter.gas_remaining -= cost
+        return logic(computation)
+
+    return run
+
+
+def _lean_push(size: int, cost: int, mnemonic: str) -> Any:
+    """PUSH1..PUSH32 as py-evm's `push_XX` does it (the next `size` code bytes, zero-padded
+    past the end of the code, pushed as bytes), in one function."""
+    from eth.exceptions import FullStack, OutOfGas
+
+    def run(computation: Any) -> None:
+        meter = computation._gas_meter
+        if cost > meter.gas_remaining:
+            raise OutOfGas(
+                f"Out of gas: Needed {cost} - Remaining {meter.gas_remaining} - Reason: {mnemonic}"
+            )
+        meter.gas_remaining -= cost
+        code = computation.code
+        pc = code.program_counter
+        raw = code._raw_code_bytes[pc : pc + size]
+        code.program_counter = pc + size
+        if len(raw) != size:
+            raw = raw.ljust(size, b"\x00")
+        values = computation._stack.values
+        if len(values) > 1023:
+            raise FullStack("Stack limit reached")
+        values.append(raw)
+
+    return run
+
+
+def _lean_opcodes(opcodes: dict[int, Any]) -> dict[int, Any]:
+    from eth.vm.opcode import _FastOpcode
+
+    key = tuple(map(id, opcodes.values()))
+    table = _OPCODE_TABLES.get(key)
+    if table is None:
+        table = {k: _lean_opcode(v) if type(v) is _FastOpcode else v for k, v in opcodes.items()}
+        _OPCODE_TABLES.clear()  # one environment's table at a time
+        _OPCODE_TABLES[key] = table
+    return table
 
 
 def _lean_computations(state: Any) -> None:
-    """Two per-message costs of titanoboa's computations that buy this chain nothing, cut for
-    this environment only (its state's computation class; other boa environments unchanged):
+    """Per-message and per-opcode costs of titanoboa's computations that buy this chain
+    nothing, cut for this environment only (its state's computation class; other boa
+    environments unchanged):
 
     - the code stream records every executed program counter (`_trace`, for boa's coverage
       and source-mapped tracebacks; this chain decodes reverts from the output only);
     - which JUMP targets are valid (not inside PUSH data) is worked out again per message
-      call; it depends on the code bytes only, so streams of the same code share the sets.
-    Execution, gas and results are unchanged."""
+      call; it depends on the code bytes only, so streams of the same code share the sets;
+    - every fixed-gas opcode goes through three calls (opcode, computation, gas meter) to
+      charge its gas: one function does the same (`_lean_opcode`), when the gas meter is
+      py-evm's own;
+    - the stack re-validates every pushed value (a uint256, ≤ 32 bytes), which py-evm's
+      opcodes produce in range by construction (results are masked to 256 bits, pushed
+      bytes are PUSH data, words or hashes); memory expansion within the memory already
+      paid for is worked out in full for every MLOAD/MSTORE (`extend_memory`), though it
+      neither costs gas nor grows anything; popping ints goes through a generator and two
+      calls per value; a memory write re-checks what `extend_memory` just ensured.
+    Execution, gas and results are unchanged (tests/chain: the same gas per transaction
+    as anvil)."""
     from boa.vm.py_evm import TracingCodeStream
+    from eth.vm.gas_meter import GasMeter
+    from eth.vm.memory import Memory
+    from eth.vm.stack import Stack
 
     class LeanCodeStream(TracingCodeStream):  # type: ignore[misc]
         __slots__ = ()
@@ -625,7 +702,48 @@ def _lean_computations(state: Any) -> None:
                 yield opcode
             yield 0x00  # STOP
 
+    class LeanStack(Stack):  # type: ignore[misc]
+        __slots__ = ()
+
+        def push_int(self, value: int) -> None:
+            if len(self.values) > 1023:
+                from eth.exceptions import FullStack
+
+                raise FullStack("Stack limit reached")
+            self._append(value)
+
+        push_bytes = push_int  # type: ignore[assignment]
+
+        def pop1_int(self) -> int:
+            try:
+                x = self._pop()
+            except IndexError:
+                from eth.exceptions import InsufficientStack
+
+                raise InsufficientStack("Wanted 1 stack item, had none") from None
+            return x if isinstance(x, int) else int.from_bytes(x, "big")
+
+        def pop_ints(self, num_items: int) -> tuple[int, ...]:
+            values = self.values
+            if num_items > len(values):
+                from eth.exceptions import InsufficientStack
+
+                raise InsufficientStack(f"Wanted {num_items} stack items, only had {len(values)}")
+            ret = values[-num_items:]
+            del values[-num_items:]
+            ret.reverse()
+            return tuple([x if isinstance(x, int) else int.from_bytes(x, "big") for x in ret])
+
+    class LeanMemory(Memory):  # type: ignore[misc]
+        __slots__ = ()
+
+        def write(self, start_position: int, size: int, value: bytes) -> None:
+            # callers extended the memory first and pass `size` bytes (py-evm's checks)
+            if size:
+                self._bytes[start_position : start_position + len(value)] = value
+
     base = state.computation_class
+    base_extend = base.extend_memory
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         base.__init__(self, *args, **kwargs)
@@ -638,8 +756,20 @@ def _lean_computations(state: Any) -> None:
                 _JUMPDESTS.clear()
             found = _JUMPDESTS[raw] = (stream.invalid_positions, stream.valid_positions)
         stream.invalid_positions, stream.valid_positions = found
+        self._stack.__class__ = LeanStack
+        self._memory.__class__ = LeanMemory
+        if type(self._gas_meter) is GasMeter:
+            self.opcodes = _lean_opcodes(self.opcodes)
 
-    state.computation_class = type("LeanComputation", (base,), {"__init__": __init__})
+    def extend_memory(self: Any, start_position: int, size: int) -> None:
+        # nothing to pay or grow: no bytes, or all within the (32-byte aligned) memory
+        if size == 0 or start_position + size <= len(self._memory._bytes):
+            return
+        base_extend(self, start_position, size)
+
+    state.computation_class = type(
+        "LeanComputation", (base,), {"__init__": __init__, "extend_memory": extend_memory}
+    )
 
 
 def _with_seq(log: EventLog, seq: int) -> EventLog:

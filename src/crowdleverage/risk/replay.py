@@ -33,10 +33,19 @@ import numpy as np
 from crowdleverage.broker.corporate_actions import CorporateActionAgent
 from crowdleverage.broker.simulated import SimulatedBroker
 from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.chain.deploy import (
+    FINANCING_ACTORS,
+    deploy_financing,
+    deploy_system,
+    manifest_path,
+)
+from crowdleverage.chain.devnode import DevNodeChain
+from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.margin import ORDERBOOK
 from crowdleverage.chain.params import liquidity_headroom
+from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.structs import read_account
-from crowdleverage.domain.errors import ContractRevert, InvalidInput
+from crowdleverage.domain.errors import ConfigError, ContractRevert, InvalidInput
 from crowdleverage.domain.params import (
     HAIRCUT_BPS,
     MAX_PLATFORM_EXPOSURE_BPS,
@@ -76,7 +85,13 @@ from crowdleverage.risk.regime import (
 )
 from crowdleverage.risk.session import EpochClose, SessionObserver, TradingSession
 from crowdleverage.risk.umbrella import umbrella_trust
-from crowdleverage.risk.world import ENGINE, World, open_financing_chain
+from crowdleverage.risk.world import (
+    DEV_SEED,
+    ENGINE,
+    SESSION_ORACLE,
+    World,
+    open_financing_chain,
+)
 
 YUAN = 100
 WAN = 10_000 * YUAN
@@ -96,6 +111,10 @@ class ReplayConfig:
     work_dir: Path | None = None
     faulty_reporter: ReporterMode = ReporterMode.HONEST  # the third reporter's behaviour
     actions: Path | None = None  # corporate actions applied at ex-date opens (unadjusted data)
+    # the chain: None = the embedded EVM in the work dir; else the JSON-RPC URL of a fresh dev
+    # node (anvil) whose clock is not after the setup day's 09:00 − 2 days (development keys,
+    # funded with `anvil_setBalance`; the contracts are deployed on it)
+    rpc_url: str | None = None
 
 
 @dataclass
@@ -318,9 +337,7 @@ class Replay(SessionObserver):
         self.work = work
         self.genesis_time_s = int(genesis.timestamp()) - 2 * 86_400
         try:
-            self.chain = open_financing_chain(
-                work, self.actors(), genesis_time_s=self.genesis_time_s
-            )
+            self.chain = self._open_chain()
             self.world = World(self.chain)
             self.exchange_cfg = ExchangeConfig()
             self.exchange = SimulatedExchange(self.exchange_cfg)
@@ -360,6 +377,7 @@ class Replay(SessionObserver):
         self.liq_orders: set[int] = set()
         self._in_liquidation: set[str] = set()
         self._liq_cursor = 0
+        self._events_seen = 0  # the latest event seq read
         self._report: DayReport | None = None  # the day being replayed (None: the setup day)
 
     @property
@@ -375,6 +393,31 @@ class Replay(SessionObserver):
     def actors(self) -> list[str]:
         """The investors and borrowers that send transactions (they need keys)."""
         return ["investor-senior", "investor-junior", *(b.name for b in self.plan)]
+
+    def _open_chain(self) -> ChainPort:
+        """The embedded chain in the work dir, or the configured dev node (`rpc_url`) with the
+        financing system deployed on first open (the manifest in the work dir says it is)."""
+        if self.cfg.rpc_url is None:
+            return open_financing_chain(
+                self.work, self.actors(), genesis_time_s=self.genesis_time_s
+            )
+        keys = ActorKeys.dev(DEV_SEED, dict.fromkeys([*FINANCING_ACTORS, *self.actors()]))
+        chain = DevNodeChain(self.cfg.rpc_url, keys, self.work)
+        if manifest_path(self.work).exists():
+            return chain
+        if chain.block_time() > self.genesis_time_s:
+            chain.close()
+            raise ConfigError(
+                f"the node's clock ({chain.block_time()}) is after the replay's genesis"
+                f" ({self.genesis_time_s}): start a fresh dev node, e.g."
+                f" `anvil --timestamp {self.genesis_time_s}`"
+            )
+        if chain.block_time() < self.genesis_time_s:
+            chain.set_block_time(self.genesis_time_s)
+        chain.fund([*FINANCING_ACTORS, *self.actors()], 10**21)  # gas money (a dev node)
+        deploy_system(chain, self.work, SESSION_ORACLE)
+        deploy_financing(chain, self.work)
+        return chain
 
     def fund_and_open(self) -> None:
         w = self.world
@@ -512,9 +555,7 @@ class Replay(SessionObserver):
         self.broker.close()
         if reopen_chain:
             self.chain.close()
-            self.chain = open_financing_chain(
-                self.work, self.actors(), genesis_time_s=self.genesis_time_s
-            )
+            self.chain = self._open_chain()
             self.world.chain = self.feeder.port = self.sync.chain = self.chain
             self.corporate.chain = self.session.chain = self.chain
         self.session.broker = SimulatedBroker(self.chain, self.exchange, self.work / "broker.db")
@@ -542,7 +583,15 @@ class Replay(SessionObserver):
         if applied is not None:
             report.positions_adjusted = applied.positions_adjusted
             report.dividends_net_fen = applied.net_cash_fen
-        return report, len(self.chain.events())
+        return report, self._latest_event()
+
+    def _latest_event(self) -> int:
+        """The chain's latest event seq (events are read from the last one seen on: seqs are
+        increasing but not contiguous on a node)."""
+        new = self.chain.events(since=self._events_seen)
+        if new:
+            self._events_seen = new[-1].seq
+        return self._events_seen
 
     def finish_day(self, report: DayReport, since: int) -> DayReport:
         self._count_events(report, since)
@@ -552,6 +601,7 @@ class Replay(SessionObserver):
     def _count_events(self, report: DayReport, since: int) -> None:
         losses: Counter[str] = Counter()
         for e in self.chain.events(since=since):
+            self._events_seen = max(self._events_seen, e.seq)
             a = e.args
             if e.event == "MarginWarning":
                 report.warnings += 1
