@@ -8,9 +8,11 @@ from dataclasses import dataclass, fields
 import pytest
 
 from crowdleverage.chain.structs import (
+    DebtIndex,
     EngineAccount,
     EngineOrder,
     LegsAccount,
+    NavReference,
     OracleDayParams,
     SecurityParams,
     StructMismatch,
@@ -24,6 +26,8 @@ GATEWAYS = [
     (SecurityParams, "RiskParams", "securities"),
     (OracleDayParams, "PriceOracle", "day_params"),
     (LegsAccount, "OffPlatformLegs", "accounts"),
+    (NavReference, "Liquidator", "reference"),
+    (DebtIndex, "MarginEngine", "indices"),
 ]
 
 

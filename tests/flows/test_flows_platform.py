@@ -101,15 +101,16 @@ def test_crash_week_keeps_invariants_and_liquidates_below_the_line(platform: Pla
             days += 1
             check_invariants(p)
         if stop_shown is None and p.day_open:  # the margin page shows the stop once recorded
+            from crowdleverage.chain.structs import read_reference
             from crowdleverage.web.margin import margin_view, nav_stop_assets
 
             mv = margin_view(p, acc)
             who = p.fin.address(acc.owner_id)
-            ref = p.chain.call("Liquidator", "reference", who)
-            if int(ref[0]) and mv.status != "liquidating":
+            ref = read_reference(p.chain, who)
+            if ref.assets and mv.status != "liquidating":
                 stop_shown = mv.stop_assets_fen
                 assert stop_shown == nav_stop_assets(
-                    mv.debt_fen, int(ref[0]), int(ref[1]), P.NAV_STOP_BPS
+                    mv.debt_fen, ref.assets, ref.equity, P.NAV_STOP_BPS
                 )
                 assert stop_shown is not None and 0 < stop_shown < mv.assets_fen
                 assert mv.to_json()["stop_assets_fen"] == stop_shown

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from crowdleverage.chain.artifacts import artifact
-from crowdleverage.chain.margin import ENGINE, ORDERBOOK
+from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK
 from crowdleverage.chain.params import PARAMS
 
 ORACLE = "PriceOracle"
@@ -119,6 +119,23 @@ class OracleDayParams:
     halted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class NavReference:
+    """`Liquidator.reference(who)` (struct Reference): an account's NAV-stop reference."""
+
+    assets: int  # fen; 0: no reference
+    equity: int  # fen
+
+
+@dataclass(frozen=True, slots=True)
+class DebtIndex:
+    """`MarginEngine.indices(tier)` (struct Index): a tier's debt interest index."""
+
+    value_ray: int  # RAY (10**27) at deployment; never decreases
+    updated_at: int
+    rate_bps: int
+
+
 def read_account(chain: Any, who: str) -> EngineAccount:
     return decode_struct(EngineAccount, ENGINE, "accounts", chain.call(ENGINE, "accounts", who))
 
@@ -140,3 +157,12 @@ def read_day_params(chain: Any, code: int) -> OracleDayParams:
 
 def read_legs_account(chain: Any, who: str) -> LegsAccount:
     return decode_struct(LegsAccount, LEGS, "accounts", chain.call(LEGS, "accounts", who))
+
+
+def read_reference(chain: Any, who: str) -> NavReference:
+    raw = chain.call(LIQUIDATOR, "reference", who)
+    return decode_struct(NavReference, LIQUIDATOR, "reference", raw)
+
+
+def read_index(chain: Any, tier: int) -> DebtIndex:
+    return decode_struct(DebtIndex, ENGINE, "indices", chain.call(ENGINE, "indices", tier))

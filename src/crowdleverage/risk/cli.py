@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -142,6 +143,15 @@ def replay_cmd(
     actions: Annotated[
         Path | None, typer.Option("--actions", help="corporate actions (unadjusted data only)")
     ] = None,
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-url",
+            help="run on this JSON-RPC dev node (a fresh local one such as anvil, e.g."
+            " http://127.0.0.1:8545) instead of the embedded chain; refused if the node's clock"
+            " is past the replay's start (start it with `anvil --timestamp <before the start>`)",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Replay a period through the whole platform; report per day and check invariants."""
@@ -166,6 +176,10 @@ def replay_cmd(
         mode = ReporterMode(faulty_reporter)
     except ValueError:
         raise InvalidInput(f"unknown reporter behaviour {faulty_reporter!r}") from None
+    if rpc_url is not None:
+        url = urlsplit(rpc_url)
+        if url.scheme != "http" or not url.hostname:
+            raise InvalidInput(f"--rpc-url needs an http://host:port URL, not {rpc_url!r}")
     cfg = ReplayConfig(
         data=data or settings.market_data,
         start=parse_date(date_from),
@@ -176,6 +190,7 @@ def replay_cmd(
         work_dir=work_dir,
         faulty_reporter=mode,
         actions=actions,
+        rpc_url=rpc_url,
     )
     report = run_replay(cfg)
     if as_json:

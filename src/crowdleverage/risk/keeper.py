@@ -45,7 +45,7 @@ import numpy as np
 from crowdleverage.chain.codes import code_from_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK, margin_events
 from crowdleverage.chain.params import ParamsSync, effective_haircut_bps, read_tier
-from crowdleverage.chain.structs import read_account, read_order
+from crowdleverage.chain.structs import read_account, read_order, read_reference
 from crowdleverage.domain.errors import ContractRevert, NotFound
 from crowdleverage.domain.params import BPS, TIERS, stressed_lines
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
@@ -164,8 +164,8 @@ class Keeper:
     def reference(self, who: str) -> tuple[int, int]:
         """(assets, equity) fen of the account's NAV-stop reference on chain ((0, 0): none)."""
         if who not in self._refs:
-            r = self.chain.call(LIQUIDATOR, "reference", who)
-            self._refs[who] = (int(r[0]), int(r[1]))
+            r = read_reference(self.chain, who)
+            self._refs[who] = (r.assets, r.equity)
         return self._refs[who]
 
     def mark_references(self) -> int:

@@ -44,7 +44,7 @@ from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.margin import ORDERBOOK
 from crowdleverage.chain.params import liquidity_headroom
 from crowdleverage.chain.port import ChainPort
-from crowdleverage.chain.structs import read_account
+from crowdleverage.chain.structs import read_account, read_index
 from crowdleverage.domain.errors import ConfigError, ContractRevert, InvalidInput
 from crowdleverage.domain.params import (
     HAIRCUT_BPS,
@@ -740,7 +740,7 @@ class Replay(SessionObserver):
         inv["every_loss_attributed_to_a_layer"] = ok_w
         # 9: interest indices never decrease (checked at the end against the start: RAY)
         inv["debt_indices_non_decreasing"] = all(
-            int(c.call(ENGINE, "indices", t)[0]) >= 10**27 for t in TIERS
+            read_index(c, t).value_ray >= 10**27 for t in TIERS
         )
         # no account left locked with open orders after the last close
         inv["no_liquidation_order_left_open"] = all(

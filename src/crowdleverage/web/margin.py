@@ -27,6 +27,7 @@ from typing import Any
 from crowdleverage.chain.codes import code_to_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK
 from crowdleverage.chain.params import PARAMS, read_tier
+from crowdleverage.chain.structs import read_reference
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.domain.params import stressed_lines
@@ -244,10 +245,10 @@ def _nav_stop(p: Platform, who: str) -> tuple[int, int, int]:
     Liquidator deployed before the stop (its calls revert)."""
     try:
         stop = int(p.chain.call(LIQUIDATOR, "nav_stop_bps"))
-        ref = p.chain.call(LIQUIDATOR, "reference", who)
+        ref = read_reference(p.chain, who)
     except ContractRevert:
         return 0, 0, 0
-    return stop, int(ref[0]), int(ref[1])
+    return stop, ref.assets, ref.equity
 
 
 def margin_view(p: Platform, acc: MarginAccount) -> MarginView:
