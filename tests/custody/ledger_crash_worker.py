@@ -1,5 +1,7 @@
 """Worker for the crash test: books a fixed, deterministic workload batch by batch and prints
-one line per committed batch. Run as `python ledger_crash_worker.py URL SCHEMA N_BATCHES`.
+one line per committed batch, and waits for a line on stdin before each next batch (the test
+paces it, so that a kill always lands before the end however fast the machine). Run as
+`python ledger_crash_worker.py URL SCHEMA N_BATCHES`.
 Exits 3 if a batch answers anything but all-`created` or all-`exists` (a half-applied batch)."""
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def main() -> int:
     accounts += [Account(i, CNY, 3, AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS) for i in INVESTORS]
     ledger.create_accounts(accounts)
     for k in range(n):
+        if k > 0:  # the test paces the batches: one line on stdin lets the next one start
+            sys.stdin.readline()
         results = set(ledger.create_transfers(batch(k)))
         if results not in ({CreateTransferResult.CREATED}, {CreateTransferResult.EXISTS}):
             print(f"batch {k} mixed {sorted(results)}", flush=True)

@@ -28,17 +28,24 @@ def run_worker(
     """Run the worker; with `kill_at=(n, delay_s)`, SIGKILL it `delay_s` after its n-th
     reported batch, i.e. while it is inside the next one."""
     cmd = [sys.executable, str(HERE / "ledger_crash_worker.py"), url, schema or "-", str(N_BATCHES)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
-    assert proc.stdout is not None
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    assert proc.stdin is not None and proc.stdout is not None
     lines: list[str] = []
-    if kill_at is not None:
-        n, delay_s = kill_at
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if len(lines) >= n:
-                time.sleep(delay_s)
-                proc.send_signal(signal.SIGKILL)
-                break
+    if kill_at is None:
+        out, _ = proc.communicate("go\n" * N_BATCHES, timeout=300)
+        return lines + out.splitlines(), proc.returncode
+    n, delay_s = kill_at
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        proc.stdin.write("go\n")  # the next batch may start
+        proc.stdin.flush()
+        if len(lines) >= n:
+            # inside batch n+1, or done with it and waiting for the next line: never the end
+            time.sleep(delay_s)
+            proc.send_signal(signal.SIGKILL)
+            break
     out, _ = proc.communicate(timeout=300)
     lines += out.splitlines()
     return lines, proc.returncode
