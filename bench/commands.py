@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,36 +35,9 @@ import time
 from pathlib import Path
 
 import httpx
+from api import free_port, pct, start_server, token  # bench/api.py, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(port: int, data_dir: str, pace_s: float) -> subprocess.Popen[str]:
-    env = {**os.environ, "CROWDLEV_DATA_DIR": data_dir}
-    env.pop("CROWDLEV_DATABASE_URL", None)
-    cmd = [sys.executable, "-m", "crowdleverage.cli", "serve", "--demo", "--workers", "2",
-           "--port", str(port), "--pace-s", str(pace_s), "--no-stress", "--json"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)  # fmt: skip
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            h = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            if h.status_code == 200 and h.json()["writer_alive"]:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start")
 
 
 def children(root: int) -> dict[int, str]:
@@ -91,13 +63,6 @@ def cpu_s(pid: int) -> float:
         return 0.0
     f = text[text.rindex(")") + 2 :].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def token(base: str, username: str) -> str:
-    r = httpx.post(f"{base}/api/v1/auth/token",
-                   data={"username": username, "password": f"{username}-demo-pass"})  # fmt: skip
-    r.raise_for_status()
-    return str(r.json()["access_token"])
 
 
 async def load(
@@ -132,11 +97,6 @@ async def load(
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return lat, time.perf_counter() - t0, errors
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 class Strace:

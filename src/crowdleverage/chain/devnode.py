@@ -28,7 +28,7 @@ from eth_utils import to_checksum_address
 from crowdleverage.chain.abi import decode_revert
 from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.port import EventLog, TxResult
-from crowdleverage.chain.rpc import LOG_WINDOW_BLOCKS, SEQ_PER_BLOCK, RpcChain
+from crowdleverage.chain.rpc import SEQ_PER_BLOCK, RpcChain
 from crowdleverage.domain.errors import ContractRevert, InvalidInput, ServiceUnavailable
 
 
@@ -133,7 +133,7 @@ class DevNodeChain(RpcChain):
     def send(self, contract: str, fn: str, *args: Any, actor: str) -> TxResult:
         address, abi = self._contract(contract)
         receipt = self._transact(actor, address, abi.function(fn).encode(args), contract, fn)
-        events = (self._decode_json(log) for log in receipt["logs"])
+        events = (self._decode(log) for log in receipt["logs"])
         return TxResult(
             tx_hash=str(receipt["transactionHash"]),
             block=int(receipt["blockNumber"], 16),
@@ -157,7 +157,7 @@ class DevNodeChain(RpcChain):
             raise ServiceUnavailable(f"{contract}.{fn} failed on {self.url}: {err}") from err
         return func.decode(bytes.fromhex(out[2:]))
 
-    def _decode_json(self, log: dict[str, Any]) -> EventLog | None:
+    def _decode(self, log: Any) -> EventLog | None:
         address = to_checksum_address(log["address"])
         name = self._names_by_address.get(address.lower())
         if name is None or not log["topics"]:
@@ -177,32 +177,10 @@ class DevNodeChain(RpcChain):
             args=ev.decode(topics, bytes.fromhex(log["data"][2:])),
         )
 
-    def events(
-        self, contract: str | None = None, event: str | None = None, since: int = 0
-    ) -> list[EventLog]:
-        if contract is not None:
-            addresses = [self._contract(contract)[0]]
-        else:
-            addresses = [a for a, _ in self._contracts.values()]
-        if not addresses:
-            return []
-        topics = None
-        if event is not None and contract is not None:
-            topics = ["0x" + self._contracts[contract][1].event_by_name(event).topic0.hex()]
-        out: list[EventLog] = []
-        start, latest = since // SEQ_PER_BLOCK, self._block
-        while start <= latest:
-            end = min(latest, start + LOG_WINDOW_BLOCKS - 1)
-            flt: dict[str, Any] = {"address": addresses, "fromBlock": hex(start),
-                                   "toBlock": hex(end)}  # fmt: skip
-            if topics is not None:
-                flt["topics"] = topics
-            for log in self._post("eth_getLogs", [flt]):
-                e = self._decode_json(log)
-                if e is not None and e.seq > since and (event is None or e.event == event):
-                    out.append(e)
-            start = end + 1
-        return sorted(out, key=lambda e: e.seq)
+    def _get_logs(self, flt: dict[str, Any]) -> list[Any]:
+        """`eth_getLogs` as plain JSON (hex block numbers); `RpcChain.events` windows it."""
+        hexed = {**flt, "fromBlock": hex(flt["fromBlock"]), "toBlock": hex(flt["toBlock"])}
+        return list(self._post("eth_getLogs", [hexed]))
 
     def block_number(self) -> int:
         return self._block

@@ -280,11 +280,15 @@ class RpcChain:
             flt: dict[str, Any] = {"address": addresses, "fromBlock": start, "toBlock": end}
             if topics is not None:
                 flt["topics"] = topics
-            logs.extend(self._w3.eth.get_logs(flt))  # type: ignore[arg-type]
+            logs.extend(self._get_logs(flt))
             start = end + 1
         out = [e for e in (self._decode(log) for log in logs) if e is not None]
         out = [e for e in out if e.seq > since and (event is None or e.event == event)]
         return sorted(out, key=lambda e: e.seq)
+
+    def _get_logs(self, flt: dict[str, Any]) -> list[Any]:
+        """`eth_getLogs` for one window (`fromBlock`/`toBlock` as ints)."""
+        return list(self._w3.eth.get_logs(flt))  # type: ignore[arg-type]
 
     def block_number(self) -> int:
         return int(self._w3.eth.block_number)
