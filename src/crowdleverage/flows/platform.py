@@ -38,7 +38,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -204,6 +204,10 @@ class Platform:
         self.commands = CommandStore(self.engine)
         self.commands.create_schema()
         self._cmd: Command | None = None  # the command being executed (under the lock)
+        self._mid_tick = False  # an intraday tick is in parts (`tick`)
+        # run between the parts of an intraday tick, without the lock (the writer's wallet
+        # commands); None: the tick runs through
+        self.between_parts: Callable[[], None] | None = None
         self._restore()
         for cmd in self.commands.running():  # crashed mid-way: settle what reached the chain
             self._resolve(cmd)
@@ -260,7 +264,9 @@ class Platform:
         with self.lock:
             if bank:
                 self.bank.save(self._bank_file)
-            self.s.tick_step = self.market.step if self._day_open else None
+            # inside a tick's parts the tick before it is the last one committed
+            step = self.market.step - 1 if self._mid_tick else self.market.step
+            self.s.tick_step = step if self._day_open else None
             rows = self._pending.take()
             try:
                 with write_transaction(self.engine) as conn:
@@ -922,24 +928,52 @@ class Platform:
     def tick(self) -> dict[str, Any]:
         """One replay step: open the day if needed (oracle bands, overnight orders placed),
         else the next intraday tick (prices → oracle → monitor → keeper → exchange → fills);
-        after the last tick of a day, its end of day."""
+        after the last tick of a day, its end of day.
+
+        An intraday tick runs in parts (`TradingSession.step_parts`), each under the lock;
+        between two parts `between_parts` (when set: the platform process's writer serves
+        the wallet commands queued meanwhile) runs without it. While a tick is in parts the
+        record names the tick before it as the last one committed (`save`), so a restart in
+        between resumes the interrupted tick from its progress file."""
+        for _ in self._tick_parts():
+            hook = self.between_parts
+            if hook is not None:
+                hook()
         with self.lock:
-            if self.s.replay_done:
+            return {"date": self.market.today.isoformat(), "step": self.market.step}
+
+    def _tick_parts(self) -> Iterator[None]:
+        with self.lock:
+            intraday = not self.s.replay_done and self._day_open and not self.market.at_close()
+            if intraday:
+                self.market.advance()
+                self._mid_tick = True
+                parts = self.fin.session.step_parts()
+            elif self.s.replay_done:
                 pass
             elif not self._day_open:
                 self._open_day()
-            elif self.market.at_close():
+            else:
                 self.end_of_day()
                 if not self.s.replay_done:
                     self._open_day()
-            else:
-                self.market.advance()
-                self.fin.session.step()
+        if intraday:
+            try:
+                while True:
+                    with self.lock:
+                        try:
+                            next(parts)
+                        except StopIteration:
+                            break
+                    yield
+            finally:
+                with self.lock:
+                    self._mid_tick = False
+        with self.lock:
             self._after(save=False)
             self.save(bank=False)  # the last committed tick: a restart resumes after it
             log.debug("tick", extra={"event": "tick", "trade_date": self.market.today.isoformat(),
                                      "step": self.market.step})  # fmt: skip
-            return {"date": self.market.today.isoformat(), "step": self.market.step}
 
     @property
     def day_open(self) -> bool:

@@ -25,16 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 from crowdleverage.api.security import Role, UserStore, issue_token
-from crowdleverage.custody.db import group_commit
+from crowdleverage.custody.db import GroupCommitFailed, group_commit
 from crowdleverage.domain.errors import NotFound
 from crowdleverage.service.asgi import AsgiCaller
 from crowdleverage.service.queue import Queue, Row, now_ms
 
 log = logging.getLogger("crowdleverage.service.writer")
 
-
-class GroupCommitFailed(RuntimeError):
-    """A batch's transaction did not commit: the writer stops (see `_execute`)."""
+__all__ = ["GroupCommitFailed", "PlatformWriter", "view_kind"]
 
 
 BATCH = 16  # commands executed before their views are projected and their rows finished
@@ -47,6 +45,9 @@ REFRESH_BUDGET_S = 0.05  # ... and for about this long (queued commands are not 
 BEAT_EVERY_S = 0.5
 VIEW_IDLE_S = 900  # a view nobody read for this long is deleted (and no longer rendered)
 EVICT_EVERY_S = 60
+# wallet commands: they run between the parts of a market tick too (`Platform.tick`); every
+# other command waits for the tick's end
+_BETWEEN_TICK_PARTS = re.compile(r"^/api/v1/(?:users/\d+/withdrawals|custody/deposits)$")
 _USER_IN_PATH = re.compile(r"/(?:users|investors|onboarding/users)/(\d+)")
 _DIGITS = re.compile(r"/\d+")
 
@@ -95,6 +96,10 @@ class PlatformWriter:
         self.commits = 0  # commits of the command batches (group commits and barriers)
         self.ready = False
         self.stop = threading.Event()
+        # the queue's data_version when a claim (per filter) last found nothing to run
+        self._idle_version: dict[Callable[[str, dict[str, Any]], bool] | None, int | None] = {}
+        if tick is not None:
+            self.platform.between_parts = self._between_tick_parts
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -148,7 +153,7 @@ class PlatformWriter:
 
     def step(self) -> bool:
         """One batch of commands, then a slice of stale views; False when idle."""
-        rows = self.queue.claim(BATCH)
+        rows = self._claim(BATCH)
         if rows:
             self._execute(rows)
         if self.wide_due and time.monotonic() - self._last_wide >= self._wide_gap:
@@ -156,6 +161,29 @@ class PlatformWriter:
         if self.dirty:
             self._put_docs(self._render_dirty(REFRESH_SLICE, REFRESH_BUDGET_S))
         return bool(rows) or bool(self.dirty)
+
+    def _between_tick_parts(self) -> None:
+        """Between two parts of a market tick: the wallet commands at the head of the queue
+        (one batch), so that they wait for a part of a tick rather than all of it. Their
+        views are rendered with them (read your writes); the rest waits for the tick's end."""
+        if self.stop.is_set():
+            return
+        rows = self._claim(BATCH, only=_between_tick_parts)
+        if rows:
+            self._execute(rows)
+
+    def _claim(
+        self, limit: int, only: Callable[[str, dict[str, Any]], bool] | None = None
+    ) -> list[Row]:
+        """`Queue.claim`, skipped while nothing was committed to the queue's database since
+        it last found nothing to run (SQLite's `PRAGMA data_version`, read before the claim:
+        a row queued after that read changes it): the idle loop costs a pragma, not a query."""
+        version = self.queue.data_version()
+        if version is not None and version == self._idle_version.get(only):
+            return []
+        rows = self.queue.claim(limit, only=only)
+        self._idle_version[only] = None if rows else version
+        return rows
 
     def evict(self) -> None:
         """Forget the views nobody read for `VIEW_IDLE_S`."""
@@ -396,6 +424,11 @@ class PlatformWriter:
             "paused": p.paused_reason,
         }  # fmt: skip
         self.queue.beat(os.getpid(), self.started_at_ms, self.ready, info)
+
+
+def _between_tick_parts(kind: str, payload: dict[str, Any]) -> bool:
+    return (kind == "write" and payload.get("method") == "POST"
+            and _BETWEEN_TICK_PARTS.match(str(payload.get("path", ""))) is not None)  # fmt: skip
 
 
 def _result(headers: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
