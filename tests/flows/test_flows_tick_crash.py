@@ -252,9 +252,25 @@ def crash_after_a_commit_between_the_parts(p: Platform) -> None:
     p.between_parts = between
 
 
+def crash_after_a_commit_in_the_open(p: Platform) -> None:
+    """The same between the parts of the tick that closes the day before DAY and opens DAY:
+    after the close, and after DAY's open (before its first step), the record is committed;
+    then the process dies."""
+    parts = [0]
+
+    def between() -> None:
+        if p.market.today == DAY and not p.day_open:
+            parts[0] += 1
+            p.save()
+            if parts[0] == 2:
+                _die("after a commit between the parts of the open")
+
+    p.between_parts = between
+
+
 CRASHES = [crash_after_some_reports, crash_after_the_keeper, crash_while_settling,
            crash_before_the_commit, crash_in_the_open, crash_in_the_first_step,
-           crash_after_a_commit_between_the_parts]  # fmt: skip
+           crash_after_a_commit_between_the_parts, crash_after_a_commit_in_the_open]  # fmt: skip
 
 
 @pytest.fixture

@@ -930,11 +930,13 @@ class Platform:
         else the next intraday tick (prices → oracle → monitor → keeper → exchange → fills);
         after the last tick of a day, its end of day.
 
-        An intraday tick runs in parts (`TradingSession.step_parts`), each under the lock;
-        between two parts `between_parts` (when set: the platform process's writer serves
-        the wallet commands queued meanwhile) runs without it. While a tick is in parts the
-        record names the tick before it as the last one committed (`save`), so a restart in
-        between resumes the interrupted tick from its progress file."""
+        The tick runs in parts (`_tick_parts`: an intraday step as `TradingSession.step_parts`
+        cuts it; a day's close, then the next day's open and its first step), each under the
+        lock; between two parts `between_parts` (when set: the platform process's writer
+        serves the wallet commands queued meanwhile) runs without it. While a step is in
+        parts the record names the tick before it as the last one committed (`save`), and a
+        day counts as open only once its first step is done, so a restart in between resumes
+        the interrupted part from the session's progress file."""
         for _ in self._tick_parts():
             hook = self.between_parts
             if hook is not None:
@@ -943,22 +945,32 @@ class Platform:
             return {"date": self.market.today.isoformat(), "step": self.market.step}
 
     def _tick_parts(self) -> Iterator[None]:
+        """The tick's parts. An intraday tick: the session's step in parts, the record naming
+        the tick before as the last committed one meanwhile. A day's open: the session's
+        open, then its first step in parts (the day counts as open once they are done: a
+        restart in between opens it again, resuming from the progress file). A day's close:
+        the end of day whole (it saves the record), then the next day's open in parts."""
         with self.lock:
-            intraday = not self.s.replay_done and self._day_open and not self.market.at_close()
-            if intraday:
+            if self.s.replay_done:
+                kind = "none"
+            elif not self._day_open:
+                kind = "open"
+            elif self.market.at_close():
+                kind = "close"
+                self.end_of_day()  # committed: the next day is the one to open
+            else:
+                kind = "step"
                 self.market.advance()
                 self._mid_tick = True
-                parts = self.fin.session.step_parts()
-            elif self.s.replay_done:
-                pass
-            elif not self._day_open:
-                self._open_day()
-            else:
-                self.end_of_day()
-                if not self.s.replay_done:
-                    self._open_day()
-        if intraday:
+        if kind == "close" and not self.replay_done:
+            yield
+            kind = "open"
+        if kind in ("open", "step"):
             try:
+                with self.lock:
+                    parts: Iterator[None] = (
+                        self._open_day_parts() if kind == "open" else self.fin.session.step_parts()
+                    )
                 while True:
                     with self.lock:
                         try:
@@ -985,13 +997,15 @@ class Platform:
         """The market data's last trading day has closed: `tick` does nothing more."""
         return self.s.replay_done
 
-    def _open_day(self) -> None:
+    def _open_day_parts(self) -> Iterator[None]:
+        """The day's open, then its first step, in parts (`_tick_parts`)."""
         day = self.market.days[self.market.day_index]
         self.market.seek(day.date, 0)
         opened = self.fin.session.open(day)
         if opened.regime is not None:
             self._regime_changed(opened.regime)
-        self.fin.session.step()
+        yield
+        yield from self.fin.session.step_parts()
         self._day_open = True
         self.s.market_day = day.date.isoformat()
 

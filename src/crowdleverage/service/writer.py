@@ -168,9 +168,14 @@ class PlatformWriter:
         views are rendered with them (read your writes); the rest waits for the tick's end."""
         if self.stop.is_set():
             return
-        rows = self._claim(BATCH, only=_between_tick_parts)
-        if rows:
-            self._execute(rows)
+        try:
+            rows = self._claim(BATCH, only=_between_tick_parts)
+            if rows:
+                self._execute(rows)
+        except GroupCommitFailed:
+            raise  # the process stops (the tick with it: a restart resumes it)
+        except Exception:  # not the tick's failure: it goes on, the commands wait for its end
+            log.exception("commands between a tick's parts failed; the tick goes on")
 
     def _claim(
         self, limit: int, only: Callable[[str, dict[str, Any]], bool] | None = None
