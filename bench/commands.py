@@ -2,8 +2,20 @@
 enqueue to its answer, while the demo replays.
 
 The server is `crowdlev serve --demo --workers 2` (the platform process replays one tick every
-`--pace-s` seconds). `--concurrency` clients each send withdrawals with a new Idempotency-Key;
-the bench prints commands/s, p50/p99, errors, and per command:
+`--pace-s` seconds; `--pace-s 3600` measures without ticks). Two modes, each withdrawal with a
+new Idempotency-Key:
+
+- closed loop (the default, `--closed` beside `--rate`): `--concurrency` clients each send the
+  next withdrawal when the last is answered: the most the server completes. The latency of
+  this mode is set by the clients as much as by the server (Little's law: mean latency =
+  concurrency / throughput);
+- open loop (`--rate R`): withdrawals arrive at R per second whatever the answers (command i
+  is due at i / R, over up to `--connections` connections, bench/httpload.py), and each one's
+  latency counts from when it was due, so a server that falls behind pays for the wait. It
+  prints the offered rate, the completed rate (commands / time to the last answer), p50, p99
+  and max latency.
+
+For each mode the bench prints errors and, per command:
 
 - durable commits: SQLite commits with `synchronous=FULL` (one `fdatasync` of the WAL each, on
   Linux), counted from `fsync`/`fdatasync` calls per file under the data dir with `strace`
@@ -16,6 +28,7 @@ the bench prints commands/s, p50/p99, errors, and per command:
 The baseline in the same run is `GET /api/v1/status` (the HTTP stack alone).
 
     .venv/bin/python bench/commands.py [--commands 300] [--concurrency 16] [--strace]
+    .venv/bin/python bench/commands.py --rate 50 [--closed] [--pace-s 3600]
 """
 
 from __future__ import annotations
@@ -34,8 +47,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpload  # bench/httpload.py, beside this file
 import httpx
-from api import free_port, pct, start_server, token  # bench/api.py, beside this file
+from api import free_port, make_request, pct, start_server, token  # bench/api.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,6 +113,17 @@ async def load(
         return lat, time.perf_counter() - t0, errors
 
 
+def open_loop(
+    port: int, path: str, headers: dict[str, str], n: int, rate: float, connections: int
+) -> tuple[list[float], float, int]:
+    """`n` withdrawals due at `rate` per second (latency from when each was due); an answer
+    other than 200 is an error (a 202 says the platform did not run it in time)."""
+    request = make_request(f"127.0.0.1:{port}", path, headers, {"amount_fen": 1})
+    res = asyncio.run(httpload.run("127.0.0.1", port, request, n, connections,
+                                   rate_per_s=rate))  # fmt: skip
+    return res.latencies_s, res.wall_s, n - res.statuses.get(200, 0)
+
+
 class Strace:
     """fsync/fdatasync calls of every thread of `pids`, by file, while attached."""
 
@@ -125,8 +150,12 @@ class Strace:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--commands", type=int, default=300)
-    ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--pace-s", type=float, default=1.0)
+    ap.add_argument("--concurrency", type=int, default=16, help="closed loop: clients")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="open loop: withdrawals per second (0: closed loop only)")  # fmt: skip
+    ap.add_argument("--closed", action="store_true", help="with --rate: the closed loop too")
+    ap.add_argument("--connections", type=int, default=128, help="open loop: at most")
+    ap.add_argument("--pace-s", type=float, default=1.0, help="seconds per tick (3600: none)")
     ap.add_argument("--strace", action="store_true", help="count fsyncs per command (slower)")
     args = ap.parse_args()
     if args.strace and shutil.which("strace") is None:
@@ -142,42 +171,59 @@ def main() -> None:
             asyncio.run(load(base, path, inv_h, 30, 4, True))  # warm-up, not measured
             asyncio.run(load(base, "/api/v1/status", {}, 200, args.concurrency, False))
             pids = children(proc.pid)
-            print(f"money commands: {args.commands} 1-fen withdrawals, concurrency "
-                  f"{args.concurrency}, crowdlev serve --demo --workers 2 replaying one tick "
-                  f"every {args.pace_s:g} s; {os.cpu_count()} CPUs shared, load average "
+            print(f"money commands: {args.commands} 1-fen withdrawals per mode, crowdlev serve "
+                  f"--demo --workers 2 replaying one tick every {args.pace_s:g} s; "
+                  f"{os.cpu_count()} CPUs shared, load average "
                   f"{os.getloadavg()[0]:.1f}")  # fmt: skip
             results = {}
-            cases = [("baseline GET /api/v1/status", "/api/v1/status", {}, False, 1500),
-                     ("POST withdrawal 1 fen", path, inv_h, True, args.commands)]  # fmt: skip
-            for label, p, h, command, n in cases:
-                tracer = Strace(pids, Path(tmp) / "strace.txt") if args.strace and command else None
+            cases = [("baseline GET /api/v1/status", "/api/v1/status", {}, None, 1500)]
+            if not args.rate or args.closed:
+                cases.append((f"withdrawal, closed loop x{args.concurrency}", path, inv_h,
+                              "closed", args.commands))  # fmt: skip
+            if args.rate:
+                cases.append((f"withdrawal, open loop {args.rate:g}/s", path, inv_h, "open",
+                              args.commands))  # fmt: skip
+            for label, p, h, mode, n in cases:
+                tracer = Strace(pids, Path(tmp) / "strace.txt") if args.strace and mode else None
                 cpu0 = {pid: cpu_s(pid) for pid in pids}
-                lat, wall, errors = asyncio.run(load(base, p, h, n, args.concurrency, command))
+                if mode == "open":
+                    lat, wall, errors = open_loop(port, p, h, n, args.rate, args.connections)
+                else:
+                    conc = args.concurrency
+                    lat, wall, errors = asyncio.run(load(base, p, h, n, conc, mode is not None))
                 cpu1 = {pid: cpu_s(pid) for pid in pids}
                 fsyncs = tracer.stop() if tracer is not None else None
                 per: dict[str, float] = collections.defaultdict(float)
                 for pid, kind in pids.items():
                     per[kind] += (cpu1[pid] - cpu0[pid]) * 1e3 / n
                 r = {"rps": n / wall, "p50_ms": pct(lat, 0.5) * 1e3, "p99_ms": pct(lat, 0.99) * 1e3,
-                     "errors": errors, "platform_cpu_ms": per["platform"],
-                     "api_cpu_ms": per["api"]}  # fmt: skip
-                print(f"{label:<30}{r['rps']:8.1f}/s  p50 {r['p50_ms']:7.1f} ms  p99 "
-                      f"{r['p99_ms']:7.1f} ms  errors {errors}  cpu ms/req: platform "
-                      f"{per['platform']:.2f}, api {per['api']:.2f}")  # fmt: skip
+                     "max_ms": max(lat) * 1e3, "errors": errors,
+                     "platform_cpu_ms": per["platform"], "api_cpu_ms": per["api"],
+                     "load_avg": os.getloadavg()[0]}  # fmt: skip
+                offered = f"offered {args.rate:g}/s, " if mode == "open" else ""
+                if mode == "open":
+                    r["offered_rps"] = args.rate
+                print(f"{label:<32}{offered}{r['rps']:6.1f}/s  p50 {r['p50_ms']:7.1f} ms  p99 "
+                      f"{r['p99_ms']:7.1f} ms  max {r['max_ms']:7.1f} ms  errors {errors}  "
+                      f"cpu ms/req: platform {per['platform']:.2f}, api {per['api']:.2f}  "
+                      f"load {r['load_avg']:.1f}")  # fmt: skip
                 if fsyncs is not None:
                     total = sum(fsyncs.values())
                     r["fsyncs_per_command"] = total / n
                     r["fsyncs_by_file"] = {k: v / n for k, v in fsyncs.most_common()}
                     detail = ", ".join(f"{k} {v / n:.2f}" for k, v in fsyncs.most_common())
-                    print(f"{'':<30}fsyncs per command {total / n:.2f} ({detail})")
+                    print(f"{'':<32}fsyncs per command {total / n:.2f} ({detail})")
+                if mode is not None:
+                    r["met"] = r["rps"] >= 50 and r["p99_ms"] < 250 and errors == 0
                 results[label] = r
             base_rps = results["baseline GET /api/v1/status"]["rps"]
-            cmd = results["POST withdrawal 1 fen"]
-            met = cmd["rps"] >= 50 and cmd["p99_ms"] < 250 and cmd["errors"] == 0
-            print(f"commands/s vs the baseline's req/s: {cmd['rps'] / base_rps:.3f}x; target "
-                  f"(issue 14) >= 50/s, p99 < 250 ms, 0 errors: {'met' if met else 'NOT met'}; "
-                  f"load average at the end {os.getloadavg()[0]:.1f}")  # fmt: skip
-            print(json.dumps({"bench": "commands", "results": results}))
+            for label, r in results.items():
+                if "met" in r:
+                    print(f"{label}: commands/s vs the baseline's req/s {r['rps'] / base_rps:.3f}x;"
+                          f" target (issue 14) >= 50/s, p99 < 250 ms, 0 errors: "
+                          f"{'met' if r['met'] else 'NOT met'}")  # fmt: skip
+            print(f"load average at the end {os.getloadavg()[0]:.1f}")
+            print(json.dumps({"bench": "commands", "pace_s": args.pace_s, "results": results}))
         finally:
             proc.terminate()
             try:

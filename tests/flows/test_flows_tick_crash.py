@@ -10,7 +10,9 @@ a tier-3 account below its NAV stop, the liquidation sells fill and the liquidat
 book up to the close of 2015-12-31 is built once; each case starts from a copy of that data
 dir. A "crash" is an exception raised at the point, then the process's objects dropped after
 `Platform.close()` (which saves nothing), as in tests/flows/test_flows_record.py; once, the
-platform runs in a child process SIGKILLed at the point."""
+platform runs in a child process SIGKILLed at the point. One crash comes after the record was
+committed between two parts of the tick (where the platform process runs wallet commands):
+the record names the tick before as the last committed one, so the tick resumes exactly."""
 
 from __future__ import annotations
 
@@ -234,8 +236,41 @@ def crash_in_the_first_step(p: Platform) -> None:
     p.fin.keeper.follow_up = follow_up  # type: ignore[method-assign]
 
 
+def crash_after_a_commit_between_the_parts(p: Platform) -> None:
+    """The platform process's writer runs wallet commands between the parts of a tick
+    (`Platform.between_parts`), and each commits the record: after the keeper acted, the
+    record is committed (as a command's commit does) and the process dies."""
+    parts = [0]
+
+    def between() -> None:
+        if _in_step(p, KEEPER_STEP):
+            parts[0] += 1
+            p.save()
+            if parts[0] == 2:  # after the prices, after the keeper
+                _die("after a commit between the tick's parts")
+
+    p.between_parts = between
+
+
+def crash_after_a_commit_in_the_open(p: Platform) -> None:
+    """The same between the parts of the tick that closes the day before DAY and opens DAY:
+    after the close, and after DAY's open (before its first step), the record is committed;
+    then the process dies."""
+    parts = [0]
+
+    def between() -> None:
+        if p.market.today == DAY and not p.day_open:
+            parts[0] += 1
+            p.save()
+            if parts[0] == 2:
+                _die("after a commit between the parts of the open")
+
+    p.between_parts = between
+
+
 CRASHES = [crash_after_some_reports, crash_after_the_keeper, crash_while_settling,
-           crash_before_the_commit, crash_in_the_open, crash_in_the_first_step]  # fmt: skip
+           crash_before_the_commit, crash_in_the_open, crash_in_the_first_step,
+           crash_after_a_commit_between_the_parts, crash_after_a_commit_in_the_open]  # fmt: skip
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import typer
 from crowdleverage.api.logs import configure_logging
 from crowdleverage.cliutil import emit_json, typed_errors
 from crowdleverage.config import Settings, load_settings
+from crowdleverage.custody.db import GroupCommitFailed
 from crowdleverage.domain.errors import InvalidInput
 
 app = typer.Typer()
@@ -82,6 +83,8 @@ class ReplayDriver(threading.Thread):
                 self.after_tick()
             self._failed = False
             self._report(p)
+        except GroupCommitFailed:  # commands between the tick's parts: the process stops
+            raise
         except Exception as exc:  # keep the service up; the operator sees why
             log.exception("replay tick failed")
             self._failed = True

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 
 from crowdleverage.broker.port import BrokerFill, BrokerOrder
@@ -247,6 +247,18 @@ class SimulatedBroker:
         )  # fmt: skip
 
     def settle_pending(self) -> int:
+        """Settle every journaled fill on chain (oldest first); returns how many settled."""
+        parts = self.settle_parts()
+        while True:
+            try:
+                next(parts)
+            except StopIteration as done:
+                return int(done.value)
+
+    def settle_parts(self) -> Generator[None, None, int]:
+        """`settle_pending` one fill at a time: it yields after each fill's chain effects and
+        journal entry (a caller may do other work there: every fill settles on its own,
+        exactly once by `fill_ref_used`), and returns how many settled."""
         rows = self._db.execute(
             "SELECT fill_ref, order_id, side, qty, price_fen, fee_fen FROM fills "
             "WHERE status = 'pending' ORDER BY n"
@@ -272,6 +284,7 @@ class SimulatedBroker:
             self._fail("after_settle_before_journal")
             self._set_fill(ref, "settled")
             settled += 1
+            yield
         return settled
 
     def end_day(self) -> int:

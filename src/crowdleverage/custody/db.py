@@ -176,6 +176,12 @@ class Group:
 _group: ContextVar[Group | None] = ContextVar("crowdlev_group_commit", default=None)
 
 
+class GroupCommitFailed(RuntimeError):
+    """A group's transaction did not commit: the platform process stops (its memory may
+    hold what the database does not; a restart rebuilds it from the record and the chain).
+    Nothing that catches errors to carry on (a replay tick) may catch this one."""
+
+
 @contextmanager
 def group_commit(engine: Engine) -> Iterator[Group]:
     """Run the block in one transaction of `engine` (see the module's docstring): committed

@@ -113,6 +113,8 @@ class ChainMirror:
             if e.args["sender"] != ZERO and e.args["receiver"] != ZERO
         ]
         last_seq = max((e.seq for e in self.chain.events("CashToken", since=since)), default=since)
+        if last_seq == since:  # nothing after the cursor: nothing to write
+            return MirrorStats(0, 0, 0, 0)
         batch = [
             Transfer(
                 derive_id("chain-transfer", e.tx_hash, str(e.seq)),

@@ -138,6 +138,8 @@ class CustodyService:
         self.bank_account = bank_account
         self.bank_cash_id = derive_id("account", "bank_cash", bank_account)
         self.suspense_id = derive_id("account", "suspense", bank_account)
+        # investor id → ledger account id, once found (a registration is never changed)
+        self._account_ids: dict[str, int] = {}
 
     def setup(self) -> None:
         """Create tables and the platform accounts (idempotent)."""
@@ -208,6 +210,9 @@ class CustodyService:
         return acc_id
 
     def investor_account_id(self, investor_id: str) -> int:
+        known = self._account_ids.get(investor_id)
+        if known is not None:
+            return known
         with self.engine.connect() as conn:
             v = conn.execute(
                 sa.select(investors.c.ledger_account_id).where(
@@ -216,6 +221,7 @@ class CustodyService:
             ).scalar()
         if v is None:
             raise NotFound(f"investor {investor_id} is not registered with custody")
+        self._account_ids[investor_id] = int(v, 16)
         return int(v, 16)
 
     def investor_balances(self) -> dict[str, int]:

@@ -38,7 +38,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -204,6 +204,10 @@ class Platform:
         self.commands = CommandStore(self.engine)
         self.commands.create_schema()
         self._cmd: Command | None = None  # the command being executed (under the lock)
+        self._mid_tick = False  # an intraday tick is in parts (`tick`)
+        # run between the parts of an intraday tick, without the lock (the writer's wallet
+        # commands); None: the tick runs through
+        self.between_parts: Callable[[], None] | None = None
         self._restore()
         for cmd in self.commands.running():  # crashed mid-way: settle what reached the chain
             self._resolve(cmd)
@@ -260,7 +264,9 @@ class Platform:
         with self.lock:
             if bank:
                 self.bank.save(self._bank_file)
-            self.s.tick_step = self.market.step if self._day_open else None
+            # inside a tick's parts the tick before it is the last one committed
+            step = self.market.step - 1 if self._mid_tick else self.market.step
+            self.s.tick_step = step if self._day_open else None
             rows = self._pending.take()
             try:
                 with write_transaction(self.engine) as conn:
@@ -922,24 +928,64 @@ class Platform:
     def tick(self) -> dict[str, Any]:
         """One replay step: open the day if needed (oracle bands, overnight orders placed),
         else the next intraday tick (prices → oracle → monitor → keeper → exchange → fills);
-        after the last tick of a day, its end of day."""
+        after the last tick of a day, its end of day.
+
+        The tick runs in parts (`_tick_parts`: an intraday step as `TradingSession.step_parts`
+        cuts it; a day's close, then the next day's open and its first step), each under the
+        lock; between two parts `between_parts` (when set: the platform process's writer
+        serves the wallet commands queued meanwhile) runs without it. While a step is in
+        parts the record names the tick before it as the last one committed (`save`), and a
+        day counts as open only once its first step is done, so a restart in between resumes
+        the interrupted part from the session's progress file."""
+        for _ in self._tick_parts():
+            hook = self.between_parts
+            if hook is not None:
+                hook()
+        with self.lock:
+            return {"date": self.market.today.isoformat(), "step": self.market.step}
+
+    def _tick_parts(self) -> Iterator[None]:
+        """The tick's parts. An intraday tick: the session's step in parts, the record naming
+        the tick before as the last committed one meanwhile. A day's open: the session's
+        open, then its first step in parts (the day counts as open once they are done: a
+        restart in between opens it again, resuming from the progress file). A day's close:
+        the end of day whole (it saves the record), then the next day's open in parts."""
         with self.lock:
             if self.s.replay_done:
-                pass
+                kind = "none"
             elif not self._day_open:
-                self._open_day()
+                kind = "open"
             elif self.market.at_close():
-                self.end_of_day()
-                if not self.s.replay_done:
-                    self._open_day()
+                kind = "close"
+                self.end_of_day()  # committed: the next day is the one to open
             else:
+                kind = "step"
                 self.market.advance()
-                self.fin.session.step()
+                self._mid_tick = True
+        if kind == "close" and not self.replay_done:
+            yield
+            kind = "open"
+        if kind in ("open", "step"):
+            try:
+                with self.lock:
+                    parts: Iterator[None] = (
+                        self._open_day_parts() if kind == "open" else self.fin.session.step_parts()
+                    )
+                while True:
+                    with self.lock:
+                        try:
+                            next(parts)
+                        except StopIteration:
+                            break
+                    yield
+            finally:
+                with self.lock:
+                    self._mid_tick = False
+        with self.lock:
             self._after(save=False)
             self.save(bank=False)  # the last committed tick: a restart resumes after it
             log.debug("tick", extra={"event": "tick", "trade_date": self.market.today.isoformat(),
                                      "step": self.market.step})  # fmt: skip
-            return {"date": self.market.today.isoformat(), "step": self.market.step}
 
     @property
     def day_open(self) -> bool:
@@ -951,13 +997,15 @@ class Platform:
         """The market data's last trading day has closed: `tick` does nothing more."""
         return self.s.replay_done
 
-    def _open_day(self) -> None:
+    def _open_day_parts(self) -> Iterator[None]:
+        """The day's open, then its first step, in parts (`_tick_parts`)."""
         day = self.market.days[self.market.day_index]
         self.market.seek(day.date, 0)
         opened = self.fin.session.open(day)
         if opened.regime is not None:
             self._regime_changed(opened.regime)
-        self.fin.session.step()
+        yield
+        yield from self.fin.session.step_parts()
         self._day_open = True
         self.s.market_day = day.date.isoformat()
 

@@ -358,18 +358,26 @@ class Notifier:
                     claimed.append(r)
         sent = 0
         outcome: dict[int, str] = {}
+        smtp: smtplib.SMTP | None = None  # one connection for the round's mails
         try:
             for r in claimed:
                 status = "sent"
                 try:
-                    self._send(r)
+                    if smtp is None:
+                        smtp = self._connect()
+                    self._send(r, smtp)
                     sent += 1
                 except (OSError, smtplib.SMTPException) as exc:
                     status = "failed"
                     log.warning("mail failed", extra={"event": "mail_failed", "id": r.id,
                                                       "error": str(exc)})  # fmt: skip
+                    if smtp is not None and not isinstance(exc, smtplib.SMTPRecipientsRefused):
+                        self._hang_up(smtp)  # the next mail opens a new connection
+                        smtp = None
                 outcome[r.id] = status
         finally:  # what was tried is recorded even when a later mail raises
+            if smtp is not None:
+                self._hang_up(smtp)
             if outcome:
                 with write_transaction(self.engine) as conn:
                     for row_id, status in outcome.items():
@@ -377,7 +385,25 @@ class Notifier:
                                      .values(email_status=status))  # fmt: skip
         return sent
 
-    def _send(self, r: Any) -> None:
+    @property
+    def _domain(self) -> str:
+        """The sender's domain: the Message-ID's and the SMTP greeting's (not the host's
+        name, which `socket.getfqdn` would look up for every mail)."""
+        return self.smtp_from.rpartition("@")[2] or "crowdlev.local"
+
+    def _connect(self) -> smtplib.SMTP:
+        assert self.smtp_host is not None
+        return smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=10,
+                            local_hostname=self._domain)  # fmt: skip
+
+    @staticmethod
+    def _hang_up(smtp: smtplib.SMTP) -> None:
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+
+    def _send(self, r: Any, smtp: smtplib.SMTP) -> None:
         pr = self.prefs(int(r.user_id))
         if pr.email is None:
             raise smtplib.SMTPRecipientsRefused({})
@@ -387,12 +413,11 @@ class Notifier:
         msg["To"] = pr.email
         msg["Subject"] = f"[{tr(pr.lang, 'title')}] {title}"
         msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(idstring=f"{r.user_id}.{r.event_key.replace(':', '.')}")
+        msg["Message-ID"] = make_msgid(idstring=f"{r.user_id}.{r.event_key.replace(':', '.')}",
+                                       domain=self._domain)  # fmt: skip
         msg["X-CrowdLev-Event"] = f"{r.user_id}/{r.event_key}"
         msg.set_content(f"{message}\n\n{tr(pr.lang, 'trade_date')}: {r.trade_date}\n")
-        assert self.smtp_host is not None
-        with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=10) as smtp:
-            smtp.send_message(msg)
+        smtp.send_message(msg)
 
 
 class NotifyWorker(threading.Thread):

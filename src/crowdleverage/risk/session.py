@@ -48,7 +48,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
@@ -345,6 +345,20 @@ class TradingSession:
     def step(self) -> int | None:
         """One tick (see the module doc). Returns the number of fills; None once the day's
         ticks are used up."""
+        parts = self.step_parts()
+        while True:
+            try:
+                next(parts)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def step_parts(self) -> Generator[None, None, int | None]:
+        """`step` in parts: it yields between the tick's phases (after the prices, after the
+        keeper, after the exchange matched and the broker journaled, after each settled
+        fill) and returns what `step` returns. Between two parts the caller may run other
+        chain work that is no part of the session (the platform process runs wallet
+        commands there: `flows.Platform.tick`); the progress file names the interrupted
+        phase at every point, so a restart at any point resumes the step as without it."""
         day = self.day
         assert day is not None, "open a day first"
         step = self._next
@@ -362,10 +376,12 @@ class TradingSession:
             self.feeder.on_ticks(ticks, landed_after_s=since.time_s if since else None)
         self.monitor.update_prices(self.monitor.cols(t.code for t in ticks),
                                    [t.price_fen for t in ticks])  # fmt: skip
+        yield
         fills: list[Fill] = []
         if phase != MATCHED:
             if self.keeper_on:
                 self._keep(day, step, phase, since)
+                yield
             self.broker.poll()
             fills = self.exchange.on_ticks(ticks)
             self.observer.on_fills(day, fills)
@@ -373,7 +389,8 @@ class TradingSession:
         if phase != MATCHED:
             self.broker.journal(fills)
             self._mark_step(step, MATCHED)
-        self.broker.settle_pending()
+        yield
+        yield from self.broker.settle_parts()
         self.finish_step()
         return len(fills)
 

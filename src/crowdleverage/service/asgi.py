@@ -1,9 +1,20 @@
 """One HTTP request through an ASGI application in this process, without a socket: how the
-platform process runs a queued command or renders a view with the API's own endpoints."""
+platform process runs a queued command or renders a view with the API's own endpoints.
+
+The application runs on an event loop of the caller's own, in a thread of its own, under one
+task that lives as long as the caller: anyio (under Starlette's `run_in_threadpool`) keeps
+the worker threads of sync endpoints for the life of that task, so a request reuses an idle
+worker thread instead of starting one (a loop run once per request ends its task, and
+anyio stops its threads with it). Each request runs in a copy of the calling thread's
+context (`contextvars`), as it would on the caller's thread (the platform's group commit
+is a context variable)."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
+import threading
 from typing import Any
 
 _HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
@@ -15,9 +26,27 @@ class AsgiCaller:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        ready = threading.Event()
+
+        async def root() -> None:  # the task anyio ties its worker threads to
+            self._stop = asyncio.Event()
+            ready.set()
+            await self._stop.wait()
+
+        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(root(),),
+                                        name="asgi-caller", daemon=True)  # fmt: skip
+        self._thread.start()
+        ready.wait()
 
     def close(self) -> None:
-        self.loop.close()
+        if self._thread.is_alive():
+            stop = self._stop
+            assert stop is not None
+            self.loop.call_soon_threadsafe(stop.set)
+            self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self.loop.close()
 
     def call(
         self,
@@ -28,7 +57,30 @@ class AsgiCaller:
         body: bytes = b"",
         client: str = "127.0.0.1",
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        return self.loop.run_until_complete(self._call(method, path, query, headers, body, client))
+        done: concurrent.futures.Future[tuple[int, list[tuple[str, str]], bytes]]
+        done = concurrent.futures.Future()
+        context = contextvars.copy_context()  # the caller's (its group commit)
+        coro = self._call(method, path, query, headers, body, client)
+
+        def finished(task: asyncio.Task[tuple[int, list[tuple[str, str]], bytes]]) -> None:
+            if task.cancelled():
+                done.set_exception(RuntimeError("dev: an ASGI call was cancelled"))
+            elif task.exception() is not None:
+                done.set_exception(task.exception())  # type: ignore[arg-type]
+            else:
+                done.set_result(task.result())
+
+        def start() -> None:
+            try:
+                task = self.loop.create_task(coro, context=context)
+            except BaseException as exc:  # e.g. a loop being closed
+                coro.close()
+                done.set_exception(exc)
+                return
+            task.add_done_callback(finished)
+
+        self.loop.call_soon_threadsafe(start)
+        return done.result()
 
     async def _call(
         self,

@@ -30,6 +30,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -318,16 +319,25 @@ class Queue:
 
     # ---------------------------------------------------------------- the writer's side
 
-    def claim(self, limit: int) -> list[Row]:
-        """The next queued rows in order, marked running (one transaction)."""
+    def claim(
+        self, limit: int, *, only: Callable[[str, dict[str, Any]], bool] | None = None
+    ) -> list[Row]:
+        """The next queued rows in order, marked running (one transaction). `only(kind,
+        payload)`: the rows from the head of the queue up to the first one it refuses (a row
+        never runs before one queued ahead of it)."""
         t = commands
         with self.engine.connect() as conn:
-            ids = [
-                int(r[0])
-                for r in conn.execute(
-                    sa.select(t.c.id).where(t.c.state == "queued").order_by(t.c.id).limit(limit)
-                )
-            ]
+            if only is None:
+                q = sa.select(t.c.id).where(t.c.state == "queued").order_by(t.c.id).limit(limit)
+                ids = [int(r[0]) for r in conn.execute(q)]
+            else:
+                q = (sa.select(t.c.id, t.c.kind, t.c.payload).where(t.c.state == "queued")
+                     .order_by(t.c.id).limit(limit))  # fmt: skip
+                ids = []
+                for r in conn.execute(q):
+                    if not only(str(r.kind), json.loads(r.payload)):
+                        break
+                    ids.append(int(r.id))
         if not ids:
             return []
         with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:

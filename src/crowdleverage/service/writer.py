@@ -4,9 +4,14 @@ It owns the chain and `flows.Platform`, advances the trading session (one replay
 `pace_s` seconds, with the monitor, keeper, broker and end of day inside `Platform.tick`), and
 executes the queued commands in order through the API's own endpoints in this process (so a
 command answers exactly what the endpoint answers, and money commands keep the exactly-once
-semantics of `flows.commands`). After every batch of commands it re-renders the read models of
-the viewers the batch touched, in the same transaction that stores the commands' responses
-(a client that got its response reads its own write); after every tick, and a little later
+semantics of `flows.commands`). A tick runs in parts (`flows.Platform.tick`); between two parts
+the writer runs the wallet commands (withdrawals, deposits) at the head of the queue, so they
+wait for a part of a tick rather than all of it (any other command waits for the tick's end,
+and no command runs before one queued ahead of it). After every batch of commands it
+re-renders the read models of the viewers the batch touched, in the same transaction that
+stores the commands' responses (a client that got its response reads its own write; between
+a tick's parts such a view may show the tick half done until the tick's end re-renders it);
+after every tick, and a little later
 after commands for staff and market-wide views, it re-renders the rest, in slices of about
 `REFRESH_BUDGET_S` between batches. A rendering equal to the one last committed is not written
 again; views nobody has read for `VIEW_IDLE_S` are deleted (`evict`).
@@ -25,16 +30,14 @@ from collections.abc import Callable
 from typing import Any
 
 from crowdleverage.api.security import Role, UserStore, issue_token
-from crowdleverage.custody.db import group_commit
+from crowdleverage.custody.db import GroupCommitFailed, group_commit
 from crowdleverage.domain.errors import NotFound
 from crowdleverage.service.asgi import AsgiCaller
 from crowdleverage.service.queue import Queue, Row, now_ms
 
 log = logging.getLogger("crowdleverage.service.writer")
 
-
-class GroupCommitFailed(RuntimeError):
-    """A batch's transaction did not commit: the writer stops (see `_execute`)."""
+__all__ = ["GroupCommitFailed", "PlatformWriter", "view_kind"]
 
 
 BATCH = 16  # commands executed before their views are projected and their rows finished
@@ -47,6 +50,9 @@ REFRESH_BUDGET_S = 0.05  # ... and for about this long (queued commands are not 
 BEAT_EVERY_S = 0.5
 VIEW_IDLE_S = 900  # a view nobody read for this long is deleted (and no longer rendered)
 EVICT_EVERY_S = 60
+# wallet commands: they run between the parts of a market tick too (`Platform.tick`); every
+# other command waits for the tick's end
+_BETWEEN_TICK_PARTS = re.compile(r"^/api/v1/(?:users/\d+/withdrawals|custody/deposits)$")
 _USER_IN_PATH = re.compile(r"/(?:users|investors|onboarding/users)/(\d+)")
 _DIGITS = re.compile(r"/\d+")
 
@@ -95,6 +101,10 @@ class PlatformWriter:
         self.commits = 0  # commits of the command batches (group commits and barriers)
         self.ready = False
         self.stop = threading.Event()
+        # the queue's data_version when a claim (per filter) last found nothing to run
+        self._idle_version: dict[Callable[[str, dict[str, Any]], bool] | None, int | None] = {}
+        if tick is not None:
+            self.platform.between_parts = self._between_tick_parts
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -148,7 +158,7 @@ class PlatformWriter:
 
     def step(self) -> bool:
         """One batch of commands, then a slice of stale views; False when idle."""
-        rows = self.queue.claim(BATCH)
+        rows = self._claim(BATCH)
         if rows:
             self._execute(rows)
         if self.wide_due and time.monotonic() - self._last_wide >= self._wide_gap:
@@ -156,6 +166,34 @@ class PlatformWriter:
         if self.dirty:
             self._put_docs(self._render_dirty(REFRESH_SLICE, REFRESH_BUDGET_S))
         return bool(rows) or bool(self.dirty)
+
+    def _between_tick_parts(self) -> None:
+        """Between two parts of a market tick: the wallet commands at the head of the queue
+        (one batch), so that they wait for a part of a tick rather than all of it. Their
+        views are rendered with them (read your writes); the rest waits for the tick's end."""
+        if self.stop.is_set():
+            return
+        try:
+            rows = self._claim(BATCH, only=_between_tick_parts)
+            if rows:
+                self._execute(rows)
+        except GroupCommitFailed:
+            raise  # the process stops (the tick with it: a restart resumes it)
+        except Exception:  # not the tick's failure: it goes on, the commands wait for its end
+            log.exception("commands between a tick's parts failed; the tick goes on")
+
+    def _claim(
+        self, limit: int, only: Callable[[str, dict[str, Any]], bool] | None = None
+    ) -> list[Row]:
+        """`Queue.claim`, skipped while nothing was committed to the queue's database since
+        it last found nothing to run (SQLite's `PRAGMA data_version`, read before the claim:
+        a row queued after that read changes it): the idle loop costs a pragma, not a query."""
+        version = self.queue.data_version()
+        if version is not None and version == self._idle_version.get(only):
+            return []
+        rows = self.queue.claim(limit, only=only)
+        self._idle_version[only] = None if rows else version
+        return rows
 
     def evict(self) -> None:
         """Forget the views nobody read for `VIEW_IDLE_S`."""
@@ -396,6 +434,11 @@ class PlatformWriter:
             "paused": p.paused_reason,
         }  # fmt: skip
         self.queue.beat(os.getpid(), self.started_at_ms, self.ready, info)
+
+
+def _between_tick_parts(kind: str, payload: dict[str, Any]) -> bool:
+    return (kind == "write" and payload.get("method") == "POST"
+            and _BETWEEN_TICK_PARTS.match(str(payload.get("path", ""))) is not None)  # fmt: skip
 
 
 def _result(headers: list[tuple[str, str]], body: bytes) -> dict[str, Any]:

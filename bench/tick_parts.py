@@ -1,0 +1,93 @@
+"""How long the platform process's writer is away from the command queue during the market
+replay (issue 14): the writer runs wallet commands between the parts of a tick
+(`flows.Platform.tick`, `between_parts`), so a withdrawal queued during a tick waits for the
+rest of the current part, not for the rest of the tick.
+
+The demo world (`crowdlev serve --demo`'s seed) replays `--ticks` ticks in this process. For
+each tick the writer thread's CPU time (`time.thread_time`: the machine's other load does not
+inflate it as it does wall-clock time) is split at the points where commands could run; the
+baseline in the same run is the whole tick (what a command waited for before ticks ran in
+parts). Printed: mean, p90, p99 and max of both, and the longest parts by kind (an intraday
+step's part, the end of day — committed whole — and the open's parts).
+
+    .venv/bin/python bench/tick_parts.py [--ticks 80]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+
+def _q(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _line(label: str, values: list[float]) -> str:
+    ms = [v * 1e3 for v in values]
+    return (f"{label:<44}{statistics.mean(ms):7.0f}{_q(ms, 0.9):7.0f}{_q(ms, 0.99):7.0f}"
+            f"{max(ms):7.0f}{len(ms):6d}")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ticks", type=int, default=80)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["CROWDLEV_DATA_DIR"] = tmp
+        os.environ.pop("CROWDLEV_DATABASE_URL", None)
+        from crowdleverage.api import demo as demo_world
+        from crowdleverage.api.app import create_app
+        from crowdleverage.config import load_settings
+        from crowdleverage.flows.platform import Platform
+
+        settings = load_settings(None)
+        settings.ensure_data_dir()
+        p = Platform(settings, market_start=dt.date(2015, 12, 28))
+        app = create_app(settings, platform=p, engine=p.engine)
+        demo_world.seed(app.state.api)
+        for _ in range(3):
+            p.tick()
+        ticks: list[float] = []
+        parts: list[float] = []
+        by_kind: dict[str, list[float]] = collections.defaultdict(list)
+        last = [0.0]
+        kind = ["step"]
+
+        def between() -> None:  # where the writer runs the queued wallet commands
+            now = time.thread_time()
+            parts.append(now - last[0])
+            by_kind[kind[0]].append(now - last[0])
+            last[0] = now
+            kind[0] = "open" if not p.day_open else "step"
+
+        p.between_parts = between
+        for _ in range(args.ticks):
+            kind[0] = "end of day" if p.day_open and p.market.at_close() else (
+                "step" if p.day_open else "open")  # fmt: skip
+            t0 = last[0] = time.thread_time()
+            p.tick()
+            t1 = time.thread_time()
+            ticks.append(t1 - t0)
+            parts.append(t1 - last[0])
+            by_kind[kind[0]].append(t1 - last[0])
+        p.close()
+    print(f"writer thread CPU ms over {args.ticks} demo ticks ({os.cpu_count()} CPUs shared, "
+          f"load average {os.getloadavg()[0]:.1f})")  # fmt: skip
+    print(f"{'':<44}{'mean':>7}{'p90':>7}{'p99':>7}{'max':>7}{'n':>6}")
+    print(_line("a whole tick (the baseline: no parts)", ticks))
+    print(_line("a stretch between two chances to run commands", parts))
+    for k, v in sorted(by_kind.items()):
+        print(_line(f"  a part of: {k}", v))
+    print(f"stretch p99 / whole-tick p99: {_q(parts, 0.99) / _q(ticks, 0.99):.2f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
