@@ -655,12 +655,29 @@ def _lean_push(size: int, cost: int, mnemonic: str) -> Any:
 
 
 def _lean_opcodes(opcodes: dict[int, Any]) -> dict[int, Any]:
+    """The lean table of `opcodes`: the most executed ones as single functions
+    (chain/leanops.py), every other fixed-gas one with its gas charge inlined
+    (`_lean_opcode`), titanoboa's SSTORE tracer replaced by the py-evm opcode it wraps (the
+    slots it records feed titanoboa's storage introspection only)."""
+    from boa.vm.py_evm import SstoreTracer
     from eth.vm.opcode import _FastOpcode
+
+    from crowdleverage.chain.leanops import lean_op, unwrap
 
     key = tuple(map(id, opcodes.values()))
     table = _OPCODE_TABLES.get(key)
     if table is None:
-        table = {k: _lean_opcode(v) if type(v) is _FastOpcode else v for k, v in opcodes.items()}
+        table = {}
+        for k, v in opcodes.items():
+            lean = lean_op(k, v)
+            if type(v) is SstoreTracer:
+                v = unwrap(v)
+            if lean is not None:
+                table[k] = lean
+            elif type(v) is _FastOpcode:
+                table[k] = _lean_opcode(v)
+            else:
+                table[k] = v
         _OPCODE_TABLES.clear()  # one environment's table at a time
         _OPCODE_TABLES[key] = table
     return table
@@ -683,10 +700,17 @@ def _lean_computations(state: Any) -> None:
       bytes are PUSH data, words or hashes); memory expansion within the memory already
       paid for is worked out in full for every MLOAD/MSTORE (`extend_memory`), though it
       neither costs gas nor grows anything; popping ints goes through a generator and two
-      calls per value; a memory write re-checks what `extend_memory` just ensured.
+      calls per value; a memory write re-checks what `extend_memory` just ensured;
+    - the most executed opcodes (arithmetic, comparisons, DUP/SWAP, MLOAD/MSTORE, JUMP/JUMPI,
+      SHA3, ...) pop, compute and push through the computation's stack and memory proxies:
+      each is one function (chain/leanops.py);
+    - the opcode loop iterates a generator and calls each opcode with a keyword argument:
+      `apply_computation` reads the code bytes itself and dispatches through a list.
     Execution, gas and results are unchanged (tests/chain: the same gas per transaction
     as anvil)."""
     from boa.vm.py_evm import TracingCodeStream
+    from eth.exceptions import Halt
+    from eth.vm.computation import NO_RESULT as _NO_RESULT
     from eth.vm.gas_meter import GasMeter
     from eth.vm.memory import Memory
     from eth.vm.stack import Stack
@@ -767,9 +791,81 @@ def _lean_computations(state: Any) -> None:
             return
         base_extend(self, start_position, size)
 
+    def apply_computation(
+        cls: Any, state: Any, message: Any, tx_ctx: Any, parent_computation: Any = None
+    ) -> Any:
+        # py-evm's `BaseComputation.apply_computation` under titanoboa's (fast mode off: no
+        # IR executor), with the opcode loop reading the code bytes itself and dispatching
+        # through a 256-entry list instead of a generator and a keyword call per opcode
+        if cls.env.evm._fast_mode_enabled:
+            return base.apply_computation.__func__(cls, state, message, tx_ctx,
+                                                   parent_computation)  # fmt: skip
+        with cls(state, message, tx_ctx) as computation:
+            if computation.is_origin_computation:
+                computation.contracts_created = []
+                if message.is_create:
+                    cls.consume_initcode_gas_cost(computation)
+            if parent_computation is not None:
+                computation.contracts_created = parent_computation.contracts_created
+            if message.is_create:
+                computation.contracts_created.append(message.storage_address)
+            precompile = computation.precompiles.get(message.code_address, _NO_RESULT)
+            if precompile is not _NO_RESULT:
+                if not message.is_delegation:
+                    precompile(computation)
+                return _finalize(cls, message, computation)
+            ops = _dispatch_list(computation.opcodes)
+            code = computation.code
+            raw, n = code._raw_code_bytes, code._length_cache
+            try:
+                while True:
+                    pc = code.program_counter
+                    if pc < n:
+                        code.program_counter = pc + 1
+                        ops[raw[pc]](computation)
+                    else:
+                        ops[0](computation)  # STOP past the end of the code
+            except Halt:
+                pass
+        return _finalize(cls, message, computation)
+
     state.computation_class = type(
-        "LeanComputation", (base,), {"__init__": __init__, "extend_memory": extend_memory}
+        "LeanComputation",
+        (base,),
+        {
+            "__init__": __init__,
+            "extend_memory": extend_memory,
+            "apply_computation": classmethod(apply_computation),
+        },
     )
+
+
+def _finalize(cls: Any, message: Any, computation: Any) -> Any:
+    """titanoboa's: a failed computation keeps the repr of the contract it ran (for its error
+    messages)."""
+    if computation.is_error:
+        addr = message.code_address
+        contract = cls.env._lookup_contract_fast(addr) if addr else None
+        computation._contract_repr_before_revert = repr(contract)
+    return computation
+
+
+_DISPATCH: dict[int, tuple[dict[int, Any], list[Any]]] = {}
+
+
+def _dispatch_list(opcodes: dict[int, Any]) -> list[Any]:
+    """`opcodes` as a list indexed by opcode; an opcode the table lacks is py-evm's
+    `InvalidOpcode` (as its loop does it)."""
+    from eth.vm.logic.invalid import InvalidOpcode
+
+    found = _DISPATCH.get(id(opcodes))
+    if found is not None and found[0] is opcodes:
+        return found[1]
+    ops = [opcodes.get(i) or InvalidOpcode(i) for i in range(256)]
+    if len(_DISPATCH) >= 64:
+        _DISPATCH.clear()
+    _DISPATCH[id(opcodes)] = (opcodes, ops)
+    return ops
 
 
 def _with_seq(log: EventLog, seq: int) -> EventLog:
