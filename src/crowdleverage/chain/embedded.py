@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from eth_utils import keccak, to_checksum_address
 
-from crowdleverage.chain.abi import ContractAbi, decode_revert, intrinsic_gas
+from crowdleverage.chain.abi import ContractAbi, checksummed, decode_revert, intrinsic_gas
 from crowdleverage.chain.artifacts import EIP170_LIMIT_BYTES, artifact
 from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.port import EventLog, TxResult
@@ -488,7 +488,7 @@ class EmbeddedChain:
     def _decode_logs(self, comp: Any, block: int, tx_hash: str) -> list[EventLog]:
         out: list[EventLog] = []
         for _, raw_addr, topics, data in comp.get_raw_log_entries():
-            address = to_checksum_address(raw_addr)
+            address = checksummed(bytes(raw_addr))
             name = self._names_by_address.get(address.lower())
             if name is None:
                 continue  # a contract the gateway does not know: not ours to index

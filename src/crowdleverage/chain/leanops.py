@@ -203,7 +203,7 @@ def _dup(n: int) -> Op:
 
     def run(c: Any) -> None:
         meter = c._gas_meter
-        if 3 > meter.gas_remaining:
+        if meter.gas_remaining < 3:
             raise OutOfGas(
                 f"Out of gas: Needed 3 - Remaining {meter.gas_remaining} - Reason: {mnemonic}"
             )
@@ -224,7 +224,7 @@ def _swap(n: int) -> Op:
 
     def run(c: Any) -> None:
         meter = c._gas_meter
-        if 3 > meter.gas_remaining:
+        if meter.gas_remaining < 3:
             raise OutOfGas(
                 f"Out of gas: Needed 3 - Remaining {meter.gas_remaining} - Reason: {mnemonic}"
             )
@@ -259,10 +259,7 @@ def _mstore(c: Any) -> None:
         raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
     start = _int(values.pop())
     value = values.pop()
-    if value.__class__ is int:
-        data = value.to_bytes(32, "big")
-    else:
-        data = value.rjust(32, b"\x00")[-32:]
+    data = value.to_bytes(32, "big") if value.__class__ is int else value.rjust(32, b"\x00")[-32:]
     mem = c._memory._bytes
     if start + 32 > len(mem):
         c.extend_memory(start, 32)
