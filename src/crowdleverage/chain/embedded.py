@@ -601,7 +601,7 @@ def _live_access_log(account_db: Any) -> None:
 
 
 _JUMPDESTS: dict[bytes, tuple[set[int], set[int]]] = {}
-_OPCODE_TABLES: dict[tuple[int, ...], dict[int, Any]] = {}
+_OPCODE_TABLES: list[tuple[dict[int, Any], dict[int, Any]]] = []  # (source, lean table)
 
 
 def _lean_opcode(op: Any) -> Any:
@@ -651,6 +651,7 @@ def _lean_push(size: int, cost: int, mnemonic: str) -> Any:
             raise FullStack("Stack limit reached")
         values.append(raw)
 
+    run.push = (size, cost)  # type: ignore[attr-defined]  # the loop may inline it
     return run
 
 
@@ -659,27 +660,26 @@ def _lean_opcodes(opcodes: dict[int, Any]) -> dict[int, Any]:
     (chain/leanops.py), every other fixed-gas one with its gas charge inlined
     (`_lean_opcode`), titanoboa's SSTORE tracer replaced by the py-evm opcode it wraps (the
     slots it records feed titanoboa's storage introspection only)."""
+    last = _OPCODE_TABLES[0] if _OPCODE_TABLES else None
+    if last is not None and last[0] == opcodes:  # the same opcode objects (identity)
+        return last[1]
     from boa.vm.py_evm import SstoreTracer
     from eth.vm.opcode import _FastOpcode
 
     from crowdleverage.chain.leanops import lean_op, unwrap
 
-    key = tuple(map(id, opcodes.values()))
-    table = _OPCODE_TABLES.get(key)
-    if table is None:
-        table = {}
-        for k, v in opcodes.items():
-            lean = lean_op(k, v)
-            if type(v) is SstoreTracer:
-                v = unwrap(v)
-            if lean is not None:
-                table[k] = lean
-            elif type(v) is _FastOpcode:
-                table[k] = _lean_opcode(v)
-            else:
-                table[k] = v
-        _OPCODE_TABLES.clear()  # one environment's table at a time
-        _OPCODE_TABLES[key] = table
+    table = {}
+    for k, v in opcodes.items():
+        lean = lean_op(k, v)
+        if type(v) is SstoreTracer:
+            v = unwrap(v)
+        if lean is not None:
+            table[k] = lean
+        elif type(v) is _FastOpcode:
+            table[k] = _lean_opcode(v)
+        else:
+            table[k] = v
+    _OPCODE_TABLES[:] = [(dict(opcodes), table)]  # one environment's table at a time
     return table
 
 
@@ -709,7 +709,7 @@ def _lean_computations(state: Any) -> None:
     Execution, gas and results are unchanged (tests/chain: the same gas per transaction
     as anvil)."""
     from boa.vm.py_evm import TracingCodeStream
-    from eth.exceptions import Halt
+    from eth.exceptions import FullStack, Halt, OutOfGas
     from eth.vm.computation import NO_RESULT as _NO_RESULT
     from eth.vm.gas_meter import GasMeter
     from eth.vm.memory import Memory
@@ -814,17 +814,43 @@ def _lean_computations(state: Any) -> None:
                 if not message.is_delegation:
                     precompile(computation)
                 return _finalize(cls, message, computation)
-            ops = _dispatch_list(computation.opcodes)
+            ops, inline_push = _dispatch_list(computation.opcodes)
             code = computation.code
             raw, n = code._raw_code_bytes, code._length_cache
             try:
+                if not inline_push:
+                    while True:
+                        pc = code.program_counter
+                        if pc < n:
+                            code.program_counter = pc + 1
+                            ops[raw[pc]](computation)
+                        else:
+                            ops[0](computation)  # STOP past the end of the code
+                # PUSH1..PUSH32 (a third of what runs) in the loop itself, as `_lean_push`
+                meter, values = computation._gas_meter, computation._stack.values
                 while True:
                     pc = code.program_counter
-                    if pc < n:
-                        code.program_counter = pc + 1
-                        ops[raw[pc]](computation)
-                    else:
+                    if pc >= n:
                         ops[0](computation)  # STOP past the end of the code
+                    op = raw[pc]
+                    if 0x60 <= op <= 0x7F:
+                        if meter.gas_remaining < 3:
+                            raise OutOfGas(
+                                f"Out of gas: Needed 3 - Remaining {meter.gas_remaining}"
+                                f" - Reason: PUSH{op - 0x5F}"
+                            )
+                        meter.gas_remaining -= 3
+                        end = pc + op - 0x5E
+                        data = raw[pc + 1 : end]
+                        code.program_counter = end
+                        if len(data) != op - 0x5F:
+                            data = data.ljust(op - 0x5F, b"\x00")
+                        if len(values) > 1023:
+                            raise FullStack("Stack limit reached")
+                        values.append(data)
+                        continue
+                    code.program_counter = pc + 1
+                    ops[op](computation)
             except Halt:
                 pass
         return _finalize(cls, message, computation)
@@ -850,22 +876,24 @@ def _finalize(cls: Any, message: Any, computation: Any) -> Any:
     return computation
 
 
-_DISPATCH: dict[int, tuple[dict[int, Any], list[Any]]] = {}
+_DISPATCH: dict[int, tuple[dict[int, Any], list[Any], bool]] = {}
 
 
-def _dispatch_list(opcodes: dict[int, Any]) -> list[Any]:
-    """`opcodes` as a list indexed by opcode; an opcode the table lacks is py-evm's
-    `InvalidOpcode` (as its loop does it)."""
+def _dispatch_list(opcodes: dict[int, Any]) -> tuple[list[Any], bool]:
+    """`opcodes` as a list indexed by opcode (an opcode the table lacks is py-evm's
+    `InvalidOpcode`, as its loop does it), and whether PUSH1..PUSH32 are `_lean_push`'s (3
+    gas each), which the loop may then run itself."""
     from eth.vm.logic.invalid import InvalidOpcode
 
     found = _DISPATCH.get(id(opcodes))
     if found is not None and found[0] is opcodes:
-        return found[1]
+        return found[1], found[2]
     ops = [opcodes.get(i) or InvalidOpcode(i) for i in range(256)]
+    inline_push = all(getattr(ops[op], "push", None) == (op - 0x5F, 3) for op in range(0x60, 0x80))
     if len(_DISPATCH) >= 64:
         _DISPATCH.clear()
-    _DISPATCH[id(opcodes)] = (opcodes, ops)
-    return ops
+    _DISPATCH[id(opcodes)] = (opcodes, ops, inline_push)
+    return ops, inline_push
 
 
 def _with_seq(log: EventLog, seq: int) -> EventLog:
