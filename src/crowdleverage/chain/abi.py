@@ -5,6 +5,7 @@ same log decodes to the same Python values on the embedded chain and on a JSON-R
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,113 @@ def plain(value: Any, t: str) -> Any:
     return value
 
 
+class _Slow(Exception):
+    """A word the fast decoder leaves to eth_abi (not canonical, or not a simple type)."""
+
+
+_CHECKSUMMED: dict[bytes, str] = {}
+
+
+def checksummed(raw: bytes) -> str:
+    """The checksummed form of a 20-byte address (remembered: the same few recur)."""
+    out = _CHECKSUMMED.get(raw)
+    if out is None:
+        if len(_CHECKSUMMED) >= 1 << 16:
+            _CHECKSUMMED.clear()
+        out = _CHECKSUMMED[raw] = to_checksum_address(raw)
+    return out
+
+
+def _word_decoder(t: str) -> Any:
+    """A decoder of one 32-byte ABI word of the simple static type `t` into what
+    `plain(eth_abi's value, t)` gives (raising `_Slow` for a word eth_abi would refuse), or
+    None for a type it does not handle."""
+    if t == "bool":
+
+        def dec_bool(w: bytes) -> bool:
+            v = int.from_bytes(w, "big")
+            if v > 1:
+                raise _Slow
+            return v == 1
+
+        return dec_bool
+    if t == "address":
+
+        def dec_address(w: bytes) -> str:
+            if any(w[:12]):
+                raise _Slow
+            return checksummed(w[12:])
+
+        return dec_address
+    if t.startswith("uint") and t[4:].isdigit():
+        bits = int(t[4:])
+
+        def dec_uint(w: bytes) -> int:
+            v = int.from_bytes(w, "big")
+            if v >> bits:
+                raise _Slow
+            return v
+
+        return dec_uint
+    if t.startswith("int") and t[3:].isdigit():
+        half = 1 << (int(t[3:]) - 1)
+
+        def dec_int(w: bytes) -> int:
+            v = int.from_bytes(w, "big", signed=True)
+            if not -half <= v < half:
+                raise _Slow
+            return v
+
+        return dec_int
+    if t.startswith("bytes") and t[5:].isdigit():
+        n = int(t[5:])
+
+        def dec_bytes(w: bytes) -> str:
+            if any(w[n:]):
+                raise _Slow
+            return "0x" + w[:n].hex()
+
+        return dec_bytes
+    return None
+
+
+def _fast_decoder(types: Sequence[str]) -> Any:
+    """A decoder of `types` (simple static types, or tuples of them: one word each, inline)
+    into the `plain` values, or None when one is not such a type."""
+    parts: list[tuple[Any, int]] = []  # (word decoder or tuple's decoders, words)
+    for t in types:
+        if t.startswith("(") and t.endswith(")"):
+            inner = [_word_decoder(p) for p in _split_tuple(t)]
+            if not inner or any(d is None for d in inner):
+                return None
+            parts.append((inner, len(inner)))
+        else:
+            d = _word_decoder(t)
+            if d is None:
+                return None
+            parts.append((d, 1))
+    size = 32 * sum(n for _, n in parts)
+
+    def decode(data: bytes) -> list[Any]:
+        if len(data) < size:
+            raise _Slow
+        out: list[Any] = []
+        pos = 0
+        for d, n in parts:
+            if n == 1 and not isinstance(d, list):
+                out.append(d(data[pos : pos + 32]))
+                pos += 32
+            else:
+                row = []
+                for dd in d:
+                    row.append(dd(data[pos : pos + 32]))
+                    pos += 32
+                out.append(row)
+        return out
+
+    return decode
+
+
 @dataclass(frozen=True, slots=True)
 class Function:
     name: str
@@ -93,8 +201,16 @@ class Function:
             raise InvalidInput(f"bad arguments for {self.name}: {exc}") from exc
 
     def decode(self, data: bytes) -> Any:
-        values = abi_decode(list(self.output_types), data)
-        out = [plain(v, t) for v, t in zip(values, self.output_types, strict=True)]
+        fast = _FAST_OUTPUTS.get(self.output_types, _UNSET)
+        if fast is _UNSET:
+            fast = _FAST_OUTPUTS[self.output_types] = _fast_decoder(self.output_types)
+        out: list[Any] | None = None
+        if fast is not None:
+            with contextlib.suppress(_Slow):
+                out = fast(data)
+        if out is None:
+            values = abi_decode(list(self.output_types), data)
+            out = [plain(v, t) for v, t in zip(values, self.output_types, strict=True)]
         if len(out) == 1:
             return out[0]
         return tuple(out)
@@ -111,11 +227,34 @@ class Event:
         rest = [(n, t) for n, t, ix in self.inputs if not ix]
         out: dict[str, Any] = {}
         for (n, t), topic in zip(indexed, topics[1:], strict=True):
-            out[n] = plain(abi_decode([t], topic)[0], t)
-        values = abi_decode([t for _, t in rest], data)
-        for (n, t), v in zip(rest, values, strict=True):
-            out[n] = plain(v, t)
+            word = _WORDS.get(t, _UNSET)
+            if word is _UNSET:
+                word = _WORDS[t] = _word_decoder(t)
+            try:
+                if word is None or len(topic) != 32:
+                    raise _Slow
+                out[n] = word(topic)
+            except _Slow:
+                out[n] = plain(abi_decode([t], topic)[0], t)
+        types = tuple(t for _, t in rest)
+        fast = _FAST_OUTPUTS.get(types, _UNSET)
+        if fast is _UNSET:
+            fast = _FAST_OUTPUTS[types] = _fast_decoder(types)
+        plain_values: list[Any] | None = None
+        if fast is not None:
+            with contextlib.suppress(_Slow):
+                plain_values = fast(data)
+        if plain_values is None:
+            values = abi_decode(list(types), data)
+            plain_values = [plain(v, t) for (_, t), v in zip(rest, values, strict=True)]
+        for (n, _), v in zip(rest, plain_values, strict=True):
+            out[n] = v
         return {n: out[n] for n, _, _ in self.inputs}
+
+
+_UNSET: Any = object()
+_FAST_OUTPUTS: dict[tuple[str, ...], Any] = {}  # types → fast decoder (None: eth_abi)
+_WORDS: dict[str, Any] = {}  # type → word decoder (None: eth_abi)
 
 
 class ContractAbi:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from eth_utils import keccak, to_checksum_address
 
-from crowdleverage.chain.abi import ContractAbi, decode_revert, intrinsic_gas
+from crowdleverage.chain.abi import ContractAbi, checksummed, decode_revert, intrinsic_gas
 from crowdleverage.chain.artifacts import EIP170_LIMIT_BYTES, artifact
 from crowdleverage.chain.keys import ActorKeys
 from crowdleverage.chain.port import EventLog, TxResult
@@ -488,7 +488,7 @@ class EmbeddedChain:
     def _decode_logs(self, comp: Any, block: int, tx_hash: str) -> list[EventLog]:
         out: list[EventLog] = []
         for _, raw_addr, topics, data in comp.get_raw_log_entries():
-            address = to_checksum_address(raw_addr)
+            address = checksummed(bytes(raw_addr))
             name = self._names_by_address.get(address.lower())
             if name is None:
                 continue  # a contract the gateway does not know: not ours to index
@@ -601,7 +601,7 @@ def _live_access_log(account_db: Any) -> None:
 
 
 _JUMPDESTS: dict[bytes, tuple[set[int], set[int]]] = {}
-_OPCODE_TABLES: dict[tuple[int, ...], dict[int, Any]] = {}
+_OPCODE_TABLES: list[tuple[dict[int, Any], dict[int, Any]]] = []  # (source, lean table)
 
 
 def _lean_opcode(op: Any) -> Any:
@@ -651,18 +651,35 @@ def _lean_push(size: int, cost: int, mnemonic: str) -> Any:
             raise FullStack("Stack limit reached")
         values.append(raw)
 
+    run.push = (size, cost)  # type: ignore[attr-defined]  # the loop may inline it
     return run
 
 
 def _lean_opcodes(opcodes: dict[int, Any]) -> dict[int, Any]:
+    """The lean table of `opcodes`: the most executed ones as single functions
+    (chain/leanops.py), every other fixed-gas one with its gas charge inlined
+    (`_lean_opcode`), titanoboa's SSTORE tracer replaced by the py-evm opcode it wraps (the
+    slots it records feed titanoboa's storage introspection only)."""
+    last = _OPCODE_TABLES[0] if _OPCODE_TABLES else None
+    if last is not None and last[0] == opcodes:  # the same opcode objects (identity)
+        return last[1]
+    from boa.vm.py_evm import SstoreTracer
     from eth.vm.opcode import _FastOpcode
 
-    key = tuple(map(id, opcodes.values()))
-    table = _OPCODE_TABLES.get(key)
-    if table is None:
-        table = {k: _lean_opcode(v) if type(v) is _FastOpcode else v for k, v in opcodes.items()}
-        _OPCODE_TABLES.clear()  # one environment's table at a time
-        _OPCODE_TABLES[key] = table
+    from crowdleverage.chain.leanops import lean_op, unwrap
+
+    table = {}
+    for k, v in opcodes.items():
+        lean = lean_op(k, v)
+        if type(v) is SstoreTracer:
+            v = unwrap(v)
+        if lean is not None:
+            table[k] = lean
+        elif type(v) is _FastOpcode:
+            table[k] = _lean_opcode(v)
+        else:
+            table[k] = v
+    _OPCODE_TABLES[:] = [(dict(opcodes), table)]  # one environment's table at a time
     return table
 
 
@@ -683,10 +700,17 @@ def _lean_computations(state: Any) -> None:
       bytes are PUSH data, words or hashes); memory expansion within the memory already
       paid for is worked out in full for every MLOAD/MSTORE (`extend_memory`), though it
       neither costs gas nor grows anything; popping ints goes through a generator and two
-      calls per value; a memory write re-checks what `extend_memory` just ensured.
+      calls per value; a memory write re-checks what `extend_memory` just ensured;
+    - the most executed opcodes (arithmetic, comparisons, DUP/SWAP, MLOAD/MSTORE, JUMP/JUMPI,
+      SHA3, ...) pop, compute and push through the computation's stack and memory proxies:
+      each is one function (chain/leanops.py);
+    - the opcode loop iterates a generator and calls each opcode with a keyword argument:
+      `apply_computation` reads the code bytes itself and dispatches through a list.
     Execution, gas and results are unchanged (tests/chain: the same gas per transaction
     as anvil)."""
     from boa.vm.py_evm import TracingCodeStream
+    from eth.exceptions import FullStack, Halt, OutOfGas
+    from eth.vm.computation import NO_RESULT as _NO_RESULT
     from eth.vm.gas_meter import GasMeter
     from eth.vm.memory import Memory
     from eth.vm.stack import Stack
@@ -767,9 +791,109 @@ def _lean_computations(state: Any) -> None:
             return
         base_extend(self, start_position, size)
 
+    def apply_computation(
+        cls: Any, state: Any, message: Any, tx_ctx: Any, parent_computation: Any = None
+    ) -> Any:
+        # py-evm's `BaseComputation.apply_computation` under titanoboa's (fast mode off: no
+        # IR executor), with the opcode loop reading the code bytes itself and dispatching
+        # through a 256-entry list instead of a generator and a keyword call per opcode
+        if cls.env.evm._fast_mode_enabled:
+            return base.apply_computation.__func__(cls, state, message, tx_ctx,
+                                                   parent_computation)  # fmt: skip
+        with cls(state, message, tx_ctx) as computation:
+            if computation.is_origin_computation:
+                computation.contracts_created = []
+                if message.is_create:
+                    cls.consume_initcode_gas_cost(computation)
+            if parent_computation is not None:
+                computation.contracts_created = parent_computation.contracts_created
+            if message.is_create:
+                computation.contracts_created.append(message.storage_address)
+            precompile = computation.precompiles.get(message.code_address, _NO_RESULT)
+            if precompile is not _NO_RESULT:
+                if not message.is_delegation:
+                    precompile(computation)
+                return _finalize(cls, message, computation)
+            ops, inline_push = _dispatch_list(computation.opcodes)
+            code = computation.code
+            raw, n = code._raw_code_bytes, code._length_cache
+            try:
+                if not inline_push:
+                    while True:
+                        pc = code.program_counter
+                        if pc < n:
+                            code.program_counter = pc + 1
+                            ops[raw[pc]](computation)
+                        else:
+                            ops[0](computation)  # STOP past the end of the code
+                # PUSH1..PUSH32 (a third of what runs) in the loop itself, as `_lean_push`
+                meter, values = computation._gas_meter, computation._stack.values
+                while True:
+                    pc = code.program_counter
+                    if pc >= n:
+                        ops[0](computation)  # STOP past the end of the code
+                    op = raw[pc]
+                    if 0x60 <= op <= 0x7F:
+                        if meter.gas_remaining < 3:
+                            raise OutOfGas(
+                                f"Out of gas: Needed 3 - Remaining {meter.gas_remaining}"
+                                f" - Reason: PUSH{op - 0x5F}"
+                            )
+                        meter.gas_remaining -= 3
+                        end = pc + op - 0x5E
+                        data = raw[pc + 1 : end]
+                        code.program_counter = end
+                        if len(data) != op - 0x5F:
+                            data = data.ljust(op - 0x5F, b"\x00")
+                        if len(values) > 1023:
+                            raise FullStack("Stack limit reached")
+                        values.append(data)
+                        continue
+                    code.program_counter = pc + 1
+                    ops[op](computation)
+            except Halt:
+                pass
+        return _finalize(cls, message, computation)
+
     state.computation_class = type(
-        "LeanComputation", (base,), {"__init__": __init__, "extend_memory": extend_memory}
+        "LeanComputation",
+        (base,),
+        {
+            "__init__": __init__,
+            "extend_memory": extend_memory,
+            "apply_computation": classmethod(apply_computation),
+        },
     )
+
+
+def _finalize(cls: Any, message: Any, computation: Any) -> Any:
+    """titanoboa's: a failed computation keeps the repr of the contract it ran (for its error
+    messages)."""
+    if computation.is_error:
+        addr = message.code_address
+        contract = cls.env._lookup_contract_fast(addr) if addr else None
+        computation._contract_repr_before_revert = repr(contract)
+    return computation
+
+
+_DISPATCH: dict[int, tuple[dict[int, Any], list[Any], bool]] = {}
+
+
+def _dispatch_list(opcodes: dict[int, Any]) -> tuple[list[Any], bool]:
+    """`opcodes` as a list indexed by opcode (an opcode the table lacks is py-evm's
+    `InvalidOpcode`, as its loop does it), and whether PUSH1..PUSH32 are `_lean_push`'s (3
+    gas each), which the loop may then run itself."""
+    from eth.vm.logic.invalid import InvalidOpcode
+
+    found = _DISPATCH.get(id(opcodes))
+    if found is not None and found[0] is opcodes:
+        return found[1], found[2]
+    ops = [opcodes.get(i) or InvalidOpcode(i) for i in range(256)]
+    inline_push = all(getattr(ops[op], "push", None) == (op - 0x5F, 3) for op in range(0x60, 0x80))
+    if len(_DISPATCH) >= 64:
+        _DISPATCH.clear()
+    _DISPATCH[id(opcodes)] = (opcodes, ops, inline_push)
+    return ops, inline_push
 
 
 def _with_seq(log: EventLog, seq: int) -> EventLog:

@@ -373,6 +373,7 @@ class ChainSync:
         self.monitor = monitor
         self.cursor = 0
         self._codes: dict[str, set[str]] = {}
+        self._owners: dict[int, str] = {}  # order id → its account (an order never changes it)
         self.params = ParamsSync(chain, monitor)
 
     def sync(self) -> set[str]:
@@ -385,8 +386,14 @@ class ChainSync:
         touched: set[str] = set()
         for e in events:
             who = e.args.get("account", e.args.get("who"))  # corporate actions: `who`
-            if who is None and "order_id" in e.args:
-                who = read_order(self.chain, int(e.args["order_id"])).account
+            if "order_id" in e.args:
+                oid = int(e.args["order_id"])
+                if who is not None:
+                    self._owners[oid] = str(who)
+                else:
+                    who = self._owners.get(oid)
+                    if who is None:
+                        who = self._owners[oid] = read_order(self.chain, oid).account
             if who is not None:
                 touched.add(str(who))
         for who in touched:
