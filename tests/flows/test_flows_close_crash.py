@@ -11,8 +11,9 @@ record equal those of a run without the crash.
 The close is that of 2015-12-31 (the book of tests/flows/test_flows_tick_crash.py: a levered
 borrower, a funded pool) after these requests of its last tick: investor 1 withdraws (a payout
 for the day's pain.001) and redeems senior units, investor 2 subscribes junior (both executed
-at the epoch's close), the borrower repays (interest for the pool) and requests a sale after the day's last tick (placed at
-the next open). The run goes on to the second tick of 2016-01-04."""
+at the epoch's close), the borrower repays (interest for the pool) and requests a sale after
+the day's last tick (placed at the next open, also after a restart before the close). The
+run goes on to the second tick of 2016-01-04."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from test_flows_tick_crash import DAY, Book, _close, _open, bars, book  # noqa: 
 
 from crowdleverage.broker.simulated import SimulatedCrash
 from crowdleverage.custody.service import payouts
+from crowdleverage.flows.commands import CommandSpec
 from crowdleverage.flows.model import Tranche
 from crowdleverage.flows.platform import Platform
 from crowdleverage.market.bars import Bar, read_bars
@@ -52,14 +54,14 @@ class Eve:
     sell_order: int  # the borrower's order requested after the last tick
 
 
-@pytest.fixture(scope="module")
-def eve(tmp_path_factory: pytest.TempPathFactory, book: Book, bars: list[Bar]) -> Eve:  # noqa: F811
-    work = tmp_path_factory.mktemp("eve") / "data"
-    shutil.copytree(book.dir, work)
-    p = _open(work, bars)
+def _requests(p: Platform, book: Book) -> tuple[int, int]:  # noqa: F811
+    """The requests of the day's last tick; returns the latest proof epoch and the
+    borrower's order."""
     assert p.day_open and p.market.at_close() and p.paused_reason is None
     p.deposit(INVESTOR_SENIOR, 3_000_000, "CLOSE-0001")
-    p.withdraw(INVESTOR_SENIOR, 1_000_000)
+    # a command: its burn reference (the payout id) derives from the key
+    spec = CommandSpec(INVESTOR_SENIOR, "close-withdrawal", "h", "/withdrawals")
+    p.execute(spec, lambda: (200, p.withdraw(INVESTOR_SENIOR, 1_000_000)))
     units = p.fin.units(INVESTOR_SENIOR, True)
     p.redeem(INVESTOR_SENIOR, Tranche.SENIOR, units // 50)
     p.deposit(INVESTOR_JUNIOR, 2_000_000, "CLOSE-0002")
@@ -70,9 +72,17 @@ def eve(tmp_path_factory: pytest.TempPathFactory, book: Book, bars: list[Bar]) -
     pos = next(x for x in p.positions(acc) if x["sellable"] >= 100)
     q = p.quote(pos["code"])
     order = p.sell(acc.id, pos["code"], 100, q.limit_up_fen or q.price_fen)
-    proof_epoch = p.latest_epoch() or 0
+    return p.latest_epoch() or 0, order.id
+
+
+@pytest.fixture(scope="module")
+def eve(tmp_path_factory: pytest.TempPathFactory, book: Book, bars: list[Bar]) -> Eve:  # noqa: F811
+    work = tmp_path_factory.mktemp("eve") / "data"
+    shutil.copytree(book.dir, work)
+    p = _open(work, bars)
+    proof_epoch, order = _requests(p, book)
     _close(p)
-    return Eve(work, book, proof_epoch, order.id)
+    return Eve(work, book, proof_epoch, order)
 
 
 def _run_close(p: Platform) -> None:
@@ -87,6 +97,22 @@ class Outcome:
     facts: dict[str, Any]
 
 
+STATEMENTS = "SELECT statement_id, opening_fen, closing_fen FROM custody_statements ORDER BY 1"
+NAV_ROWS = "SELECT tranche, trade_date, nav_e4 FROM flows_nav_points ORDER BY id"
+LINE_ROWS = "SELECT user_id, trade_date, kind, amount_fen FROM flows_statement_lines ORDER BY seq"
+
+
+def _no_at(line: dict[str, Any]) -> dict[str, Any]:
+    """A statement line without its wall-clock time."""
+    return {k: v for k, v in line.items() if k != "at"}
+
+
+def _total(p: Platform, epoch: int) -> int:
+    root = p.proofs.root(epoch)
+    assert root is not None
+    return root[1]
+
+
 def _rows(p: Platform, sql: str) -> list[tuple[Any, ...]]:
     with p.engine.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text(sql)).all()]
@@ -97,34 +123,28 @@ def _outcome(p: Platform, eve: Eve) -> Outcome:
     acc = p.account(eve.book.account_id)
     users = (INVESTOR_SENIOR, INVESTOR_JUNIOR, BORROWER)
     with p.engine.connect() as conn:
-        pays = [(r.amount_fen, r.status) for r in conn.execute(
-            sa.select(payouts).order_by(payouts.c.transfer_id)).all()]  # fmt: skip
+        pays = sorted((r.amount_fen, r.status) for r in conn.execute(sa.select(payouts)).all())
     latest = p.latest_epoch() or 0
+    bank = p.bank
     facts = {
         "view": asdict(p.account_view(acc)),
         "orders": [(o.id, o.status, o.filled_qty, o.closed) for o in p.orders_of(acc.id)],
-        "lines": {u: [{k: v for k, v in x.items() if k != "at"} for x in v]
-                  for u, v in p.history.items()},  # fmt: skip
+        "lines": {u: [_no_at(x) for x in v] for u, v in p.history.items()},
         "wallets": [p.wallet_fen(u) for u in users],
         "holdings": [p.holdings(u) for u in users],
         "nav": {t.value: p.nav_history(t) for t in Tranche},
         "market": (p.market.today, p.market.step, p.day_open),
         # custody: the payouts, the bank and what custody holds there, the statements
         "payouts": pays,
-        "bank": (p.bank.balance_fen, p.bank.sequence_nb, len(p.bank.executed_messages),
-                 p.bank.unimported is None),  # fmt: skip
+        "bank": (bank.balance_fen, bank.sequence_nb, len(bank.executed_messages), bank.unimported),
         "custody_cash_fen": p.custody.bank_cash_fen(),
-        "statements": _rows(p, "SELECT statement_id, opening_fen, closing_fen "
-                               "FROM custody_statements ORDER BY sequence_nb"),  # fmt: skip
+        "statements": _rows(p, STATEMENTS),
         # one proof of liabilities per close, with the same totals
-        "proofs": [(e, p.proofs.root(e)[1]) for e in range(eve.proof_epoch + 1, latest + 1)]
-        if latest > eve.proof_epoch else [],  # fmt: skip
+        "proofs": [(e, _total(p, e)) for e in range(eve.proof_epoch + 1, latest + 1)],
         # the record: NAV points, risk snapshots and statement lines once each
-        "nav_rows": _rows(p, "SELECT tranche, trade_date, nav_e4 FROM flows_nav_points "
-                             "ORDER BY id"),  # fmt: skip
+        "nav_rows": _rows(p, NAV_ROWS),
         "risk_rows": _rows(p, "SELECT trade_date, step FROM flows_risk_snapshots ORDER BY id"),
-        "line_rows": _rows(p, "SELECT user_id, trade_date, kind, amount_fen "
-                              "FROM flows_statement_lines ORDER BY seq"),  # fmt: skip
+        "line_rows": _rows(p, LINE_ROWS),
         "reconciliation": (p.last_reconciliation or {}).get("status"),
         "paused": p.paused_reason,
     }
@@ -138,10 +158,12 @@ def _outcome(p: Platform, eve: Eve) -> Outcome:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, eve: Eve, bars: list[Bar]) -> Outcome:  # noqa: F811
-    """The close without a crash (from a copy of the eve: a restart at a committed tick)."""
+    """The requests and the close in one process, without a crash or a restart (the crash
+    runs restart the eve, a committed tick, before the close: that changes nothing)."""
     work = tmp_path_factory.mktemp("reference") / "data"
-    shutil.copytree(eve.dir, work)
+    shutil.copytree(eve.book.dir, work)
     p = _open(work, bars)
+    assert _requests(p, eve.book) == (eve.proof_epoch, eve.sell_order)
     _run_close(p)
     out = _outcome(p, eve)
     _close(p)
@@ -149,7 +171,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, eve: Eve, bars: list[Bar
     names = Counter(e for (_c, e, _a) in out.events)
     assert names["EpochClosed"] == 1 and names["InterestDistributed"] == 1
     assert names["Executed"] == 2  # the redemption and the subscription
-    assert [s for _a, s in out.facts["payouts"]][-1] == "settled"
+    assert out.facts["payouts"] and {s for _a, s in out.facts["payouts"]} == {"settled"}
     assert out.facts["nav_rows"][-2:] and out.facts["proofs"]
     assert any(o[0] == eve.sell_order for o in out.facts["orders"])
     return out
@@ -286,8 +308,8 @@ def test_a_platform_process_killed_inside_the_end_of_day_resumes_it_exactly(
     _resume_and_check(copy, eve, reference, bars)
 
 
-def _resume_and_check(copy: Path, eve: Eve, reference: Outcome, bars: list[Bar]) -> None:
-    again = _open(copy, bars)
+def _resume_and_check(copy: Path, eve: Eve, reference: Outcome, market: list[Bar]) -> None:
+    again = _open(copy, market)
     # (the day's payout is burnt on chain and not yet paid by the bank: supply < bank cash)
     assert again.last_reconciliation and again.last_reconciliation["status"] == "ok"
     while again.market.today < DAY or again.market.step < CLOSE_TICKS - 1:
