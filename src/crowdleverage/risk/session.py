@@ -435,9 +435,9 @@ class TradingSession:
         self.sync.sync()
         if self.keeper_on:
             self.keeper.follow_up(self.liquidating(), new_session=False)
-        if self.progress is None or epoch is EpochClose.SKIP:
+        if self.progress is None:
             return self.close_epoch(epoch)
-        return self._close_epoch_once(day, epoch)
+        return self._close_epoch_once(day, epoch)  # (paused since a first run closed it: read)
 
     def close_epoch(
         self, epoch: EpochClose, *, before: Callable[[], None] | None = None
