@@ -249,13 +249,13 @@ def crash_before_the_commit(p: Platform) -> None:
 
 def crash_before_the_open(p: Platform) -> None:
     """The close is committed; the next day's open has not begun."""
-    real = p._open_day
+    real = p.fin.session.open
 
-    def open_day() -> None:
+    def open_day(*args: Any, **kwargs: Any) -> Any:
         _die("before the open")
-        real()
+        return real(*args, **kwargs)
 
-    p._open_day = open_day  # type: ignore[method-assign]
+    p.fin.session.open = open_day  # type: ignore[method-assign]
 
 
 CRASHES = [crash_after_the_expiry, crash_after_the_epoch, crash_after_the_collect,
