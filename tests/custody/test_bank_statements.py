@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from crowdleverage.custody.bank.camt053 import read_statement
 from crowdleverage.custody.bank.pain001 import read_payment_file
 from crowdleverage.custody.bank.simulator import SimulatedBank
-from crowdleverage.custody.service import CustodyService
+from crowdleverage.custody.service import CustodyService, payment_message_id
 from crowdleverage.domain.errors import Conflict, DataFileError, InvalidInput, RuleViolation
 
 ACCOUNT = "6222020200112233445"
@@ -196,6 +196,30 @@ def test_payout_round_trip_through_pain001(custody: CustodyService, bank: Simula
     assert custody.investor_balances()["INV-0001"] == 1_100_000
     assert custody.bank_cash_fen() == bank.balance_fen == 1_351_049
     assert custody.ledger.audit() == []
+
+
+def test_a_payment_file_under_a_chosen_message_id_is_written_again_until_paid(
+    custody: CustodyService, bank: SimulatedBank
+) -> None:
+    """The platform's end of day records the MsgId before the export; after a crash that lost
+    the bank's copy, exporting under it gives the same file (and takes no newer payout), and
+    once the bank paid it, nothing."""
+    custody.import_statement(fund(bank))
+    custody.request_payout("INV-0001", 400_000, payout_id=777)
+    mid = payment_message_id(EOD)
+    first = custody.export_payouts(at=EOD, execution_date=DAY, message_id=mid)
+    assert first is not None and read_payment_file(first).message_id == mid
+    custody.request_payout("INV-0002", 50_000, payout_id=778)  # after the export
+    again = custody.export_payouts(at=EOD, execution_date=DAY, message_id=mid)
+    assert again == first  # the same file: the bank refuses it if it executed it
+    assert bank.execute_payment_file(again, day=DAY) == 1
+    with pytest.raises(Conflict, match="already executed"):
+        bank.execute_payment_file(first, day=DAY)
+    assert custody.import_statement(bank.close_statement(at=EOD)).payouts_settled == 1
+    assert custody.export_payouts(at=EOD, execution_date=DAY, message_id=mid) is None  # paid
+    later = custody.export_payouts(at=EOD, execution_date=DAY)  # the newer payout: its own
+    assert later is not None
+    assert [p.amount_fen for p in read_payment_file(later).payments] == [50_000]
 
 
 def test_pain001_inconsistent_file_is_refused(custody: CustodyService, bank: SimulatedBank) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crowdleverage.domain.errors import ConfigError
-from crowdleverage.risk.session import MATCHED, ChainMark, Progress
+from crowdleverage.risk.session import CLOSING, MATCHED, ChainMark, Progress
 
 
 def test_progress_reads_back_what_was_written(tmp_path: Path) -> None:
@@ -21,6 +21,11 @@ def test_progress_reads_back_what_was_written(tmp_path: Path) -> None:
     step.write(path)
     assert Progress.read(path) == step
     assert not path.with_suffix(".tmp").exists()  # replaced atomically
+    closing = Progress(
+        "2016-01-04", opened.open, 16, CLOSING, ChainMark(240, 1_451_900_000, 1100), 7
+    )
+    closing.write(path)
+    assert Progress.read(path) == closing and closing.epoch == 7
 
 
 @pytest.mark.parametrize("text", ["", "{", '{"open": null}', '{"day": "x", "mark": {"b": 1}}'])

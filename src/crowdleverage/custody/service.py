@@ -454,15 +454,30 @@ class CustodyService:
         if res not in (R.CREATED, R.EXISTS):
             raise Conflict(f"correction {correction_id:032x} refused: {res.value}")
 
-    def export_payouts(self, *, at: datetime, execution_date: date) -> bytes | None:
-        """A pain.001 file with every payout not yet exported (None if there is none)."""
-        message_id = f"CL{at:%Y%m%d%H%M%S}{time.time_ns() % 1_000_000:06d}"
+    def export_payouts(
+        self, *, at: datetime, execution_date: date, message_id: str | None = None
+    ) -> bytes | None:
+        """A pain.001 file with every payout not yet exported (None if there is none).
+
+        `message_id` (from `payment_message_id`, chosen and recorded by the caller before
+        the export): the file's MsgId. When payouts were already exported under it and are
+        not settled, the same file is written again instead (the caller crashed before the
+        bank had it; a bank refuses a MsgId it executed); when they are settled, None."""
+        mid = message_id if message_id is not None else payment_message_id(at)
+        pick = sa.select(payouts, investors.c.name, investors.c.payout_account).join(
+            investors, investors.c.investor_id == payouts.c.investor_id
+        )
         with self.engine.begin() as conn:
+            if message_id is not None:
+                before = conn.execute(
+                    pick.where(payouts.c.message_id == message_id).order_by(payouts.c.transfer_id)
+                ).all()
+                if before:
+                    if any(r.status != "exported" for r in before):
+                        return None  # the bank paid that file: nothing to send again
+                    return self._payment_file(mid, at, execution_date, before)
             rows = conn.execute(
-                sa.select(payouts, investors.c.name, investors.c.payout_account)
-                .join(investors, investors.c.investor_id == payouts.c.investor_id)
-                .where(payouts.c.status == "requested")
-                .order_by(payouts.c.transfer_id)
+                pick.where(payouts.c.status == "requested").order_by(payouts.c.transfer_id)
             ).all()
             if not rows:
                 return None
@@ -470,24 +485,34 @@ class CustodyService:
                 payouts.update()
                 .where(payouts.c.transfer_id.in_([r.transfer_id for r in rows]))
                 .where(payouts.c.status == "requested")
-                .values(status="exported", message_id=message_id)
+                .values(status="exported", message_id=mid)
             )
             if upd.rowcount != len(rows):
                 raise Conflict("payouts were exported concurrently; retry")
-            return write_payment_file(
-                PaymentFile(
-                    message_id=message_id,
-                    created_at=at,
-                    execution_date=execution_date,
-                    debtor_name="CrowdLeverage custody",
-                    debtor_account=self.bank_account,
-                    payments=tuple(
-                        Payment(r.transfer_id, r.amount_fen, r.name, r.payout_account,
-                                f"CrowdLeverage payout {r.transfer_id}")
-                        for r in rows
-                    ),
-                )
-            )  # fmt: skip
+            return self._payment_file(mid, at, execution_date, rows)
+
+    def _payment_file(
+        self, message_id: str, at: datetime, execution_date: date, rows: Sequence[sa.Row[Any]]
+    ) -> bytes:
+        return write_payment_file(
+            PaymentFile(
+                message_id=message_id,
+                created_at=at,
+                execution_date=execution_date,
+                debtor_name="CrowdLeverage custody",
+                debtor_account=self.bank_account,
+                payments=tuple(
+                    Payment(r.transfer_id, r.amount_fen, r.name, r.payout_account,
+                            f"CrowdLeverage payout {r.transfer_id}")
+                    for r in rows
+                ),
+            )
+        )  # fmt: skip
+
+
+def payment_message_id(at: datetime) -> str:
+    """A new pain.001 MsgId for a file created at `at` (unique per export)."""
+    return f"CL{at:%Y%m%d%H%M%S}{time.time_ns() % 1_000_000:06d}"
 
 
 @dataclass

@@ -59,7 +59,7 @@ from crowdleverage.custody.bank.simulator import SimulatedBank
 from crowdleverage.custody.bridge import Bridge
 from crowdleverage.custody.db import barrier, engine_from_settings, write_transaction
 from crowdleverage.custody.indexer import ChainMirror
-from crowdleverage.custody.service import CustodyService, derive_id
+from crowdleverage.custody.service import CustodyService, derive_id, payment_message_id
 from crowdleverage.custody.types import new_id
 from crowdleverage.domain import params as P
 from crowdleverage.domain import params as RP
@@ -79,6 +79,7 @@ from crowdleverage.domain.security import Security
 from crowdleverage.flows import record
 from crowdleverage.flows.chain_financing import ENGINE, POOL, SHARE, AccountView, ChainFinancing
 from crowdleverage.flows.commands import Command, CommandSpec, CommandStore
+from crowdleverage.flows.day_close import DayClose
 from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import AccountStatus, Event, Tranche
 from crowdleverage.flows.record import MarginAccount, Order, Pending, Saved
@@ -161,6 +162,7 @@ class Platform:
         self.reconciler = Reconciler(self.custody)
         self.reconciler.create_schema()
         self._bank_file = self.work_dir / "bank.json"
+        self._close_file = self.work_dir / "close.json"  # a traded close's references
         self.bank = self._load_bank()
         self._statement_booked = False
         self._import_leftover()
@@ -1124,9 +1126,12 @@ class Platform:
         """Finish the trading day (the remaining ticks; unfilled orders expire), close the
         pool's epoch (interest distributed, losses marked, queues executed), pay executed
         redemptions into the investors' wallets, send the day's payouts to the bank and
-        import its statement, snapshot the liabilities, reconcile and save."""
+        import its statement, snapshot the liabilities, reconcile and save. A restart inside
+        a traded day's close runs it again, exactly (`flows/day_close.py`)."""
         with self.lock:
             traded = self._day_open
+            today = self.market.today.isoformat()
+            close = DayClose.of(self._close_file, today) if traded else None
             # the pool does not close an epoch while paused: interest keeps accruing on the
             # engine's index and is distributed at the first close after the resume
             paused = bool(self.chain.call(ENGINE, "paused")) or self.gateway.is_paused()
@@ -1141,7 +1146,7 @@ class Platform:
             for uid in self.s.enrolled:
                 if int(self.chain.call(POOL, "claimable_fen", self.fin.address(uid))):
                     self.fin.collect(uid)
-            self._settle_payouts()
+            self._settle_payouts(close)
             for t in Tranche:
                 hist = self.s.nav_history[t.value]
                 point = (self.market.today.isoformat(), self.nav_e4(t))
@@ -1171,7 +1176,7 @@ class Platform:
                 else:
                     self.s.market_day = None
                     self.s.replay_done = True
-            self.snapshot_liabilities()
+            self.snapshot_liabilities(close)
             self.reconcile()
             snap = self._risk_snapshot()
             self._pending.risk_snapshots.append(
@@ -1181,11 +1186,22 @@ class Platform:
             self.save()
             return out
 
-    def _settle_payouts(self) -> None:
+    def _settle_payouts(self, close: DayClose | None = None) -> None:
         """pain.001 for the requested payouts → the bank executes it → its camt.053 settles
-        the reserved payouts in the custody ledger."""
+        the reserved payouts in the custody ledger. `close`: a traded day's close, whose
+        file's MsgId is recorded before the export (a restart sends the same file again if
+        the bank has not executed it, and nothing if it has)."""
         at = dt.datetime.combine(self.market.today, dt.time(16, 0), tzinfo=SHANGHAI)
-        data = self.custody.export_payouts(at=at, execution_date=self.market.today)
+        mid = None
+        if close is not None:
+            if close.message_id is None:
+                close.message_id = payment_message_id(at)
+                close.write(self._close_file)
+            elif close.message_id in self.bank.executed_messages:
+                return  # paid; its statement was imported (at the latest at start)
+            mid = close.message_id
+        data = self.custody.export_payouts(at=at, execution_date=self.market.today,
+                                           message_id=mid)  # fmt: skip
         if data is None:
             return
         self.bank.execute_payment_file(data, day=self.market.today)
@@ -1281,9 +1297,19 @@ class Platform:
         except NotFound:
             return None
 
-    def snapshot_liabilities(self) -> None:
-        """Freeze this epoch's liabilities into a Merkle-sum tree (audit.proofs)."""
+    def snapshot_liabilities(self, close: DayClose | None = None) -> None:
+        """Freeze this epoch's liabilities into a Merkle-sum tree (audit.proofs). `close`: a
+        traded day's close, whose epoch is recorded before the snapshot (once per close)."""
+        if (
+            close is not None
+            and close.proof_epoch is not None
+            and self.proofs.root(close.proof_epoch, missing_ok=True) is not None
+        ):
+            return  # written before a restart
         epoch = (self.latest_epoch() or 0) + 1
+        if close is not None:
+            close.proof_epoch = epoch
+            close.write(self._close_file)
         self.proofs.snapshot(epoch, {str(u): b for u, b in self.liabilities().items()})
 
     def pool_figures(self) -> dict[str, int]:

@@ -33,7 +33,11 @@ names runs the interrupted part again and leaves out what the chain shows it alr
   (`Keeper.note_done`) and are left out of the first tick's follow-up;
 * the 20-day liquidity of codes published (`LiquiditySet`) after the open's mark;
 * after `MATCHED`, the exchange does not match the tick again: the broker settles the fills
-  it journaled (its own journal and `fill_ref_used` make that exactly once).
+  it journaled (its own journal and `fill_ref_used` make that exactly once);
+* the day's epoch close (`close`): before its transaction the file names the pool's epoch it
+  closes (`CLOSING`, `epoch`); a restart that closes the same day again finds that epoch
+  closed on chain (`TranchePool.epoch` is past it) and reads the figures from its events
+  instead of waiting out and closing another epoch (interest for a day nobody traded).
 
 What is idempotent by the chain's state anyway is simply run again (the oracle's day, ST
 statuses, the regime, orders the broker placed, liquidations ended, references recorded).
@@ -80,6 +84,7 @@ log = logging.getLogger("crowdleverage.session")
 POOL = "TranchePool"
 # the parts of a step after which the progress file is written (see the module doc)
 BEGUN, KEPT, MATCHED = "begun", "kept", "matched"
+CLOSING = "closing"  # the day's close: the pool's epoch `Progress.epoch` is being closed
 # the keeper's events and the action each records (KeeperSkipped: the action it skipped)
 KEEPER_EVENTS = {"MarginWarning": "warn", "ToppedUp": "top_up",
                  "LiquidationStarted": "start_liquidation",
@@ -100,13 +105,15 @@ class ChainMark:
 @dataclass(frozen=True, slots=True)
 class Progress:
     """How far the session got in `day`: its open began at `open`; step `step` got past
-    `phase`, which began at `mark` (None before the first step)."""
+    `phase`, which began at `mark` (None before the first step). At the close (`CLOSING`):
+    `epoch`, the pool's epoch the day's close closes."""
 
     day: str
     open: ChainMark | None
     step: int | None = None
     phase: str | None = None
     mark: ChainMark | None = None
+    epoch: int | None = None
 
     @staticmethod
     def read(path: Path | None) -> Progress | None:
@@ -115,8 +122,9 @@ class Progress:
         try:
             raw = json.loads(path.read_text())
             marks = {k: ChainMark(**raw[k]) if raw.get(k) else None for k in ("open", "mark")}
+            epoch = raw.get("epoch")
             return Progress(str(raw["day"]), marks["open"], raw.get("step"), raw.get("phase"),
-                            marks["mark"])  # fmt: skip
+                            marks["mark"], None if epoch is None else int(epoch))  # fmt: skip
         except (ValueError, KeyError, TypeError) as err:
             raise ConfigError(f"{path} is not a trading session's progress file: {err}") from err
 
@@ -249,12 +257,14 @@ class TradingSession:
         has the day's bands and those ticks' prices (nothing is reported again), the monitor
         gets the halts and the last tick's prices, and a new exchange session takes the
         broker's orders — those placed before the restart for their unfilled remainder, then
-        the ones requested on chain since. The next `step` is tick `ticks_done`."""
+        the ones requested on chain since (unless the day's ticks are done: then at the next
+        open). The next `step` is tick `ticks_done`."""
         self._begin(day, ticks_done=ticks_done)
         self.keeper_on = True
         was = self._interrupted(day)
         self._open_mark = was.open if was is not None else None
-        self._redo = was if was is not None and was.step == ticks_done else None
+        self._redo = (was if was is not None and was.step == ticks_done
+                      and was.phase != CLOSING else None)  # fmt: skip
         if self._redo is not None:
             log.info("step resumed", extra={"event": "step_resumed", "step": ticks_done,
                      "trade_date": self._redo.day, "phase": self._redo.phase})  # fmt: skip
@@ -267,7 +277,10 @@ class TradingSession:
                                        [t.price_fen for t in last])  # fmt: skip
         self.sync.sync()
         self.broker.replace_open()
-        self.broker.poll()  # requested since the broker last looked: placed now
+        if ticks_done < self.ticks_per_day:
+            self.broker.poll()  # requested since the broker last looked: placed now
+        # (after the day's last tick they wait for the next open, as without the restart;
+        # placed now, the close would expire them)
 
     def _begin(self, day: TradingDay, ticks_done: int) -> None:
         self.day = day
@@ -439,12 +452,17 @@ class TradingSession:
         self.sync.sync()
         if self.keeper_on:
             self.keeper.follow_up(self.liquidating(), new_session=False)
-        return self.close_epoch(epoch)
+        if self.progress is None:
+            return self.close_epoch(epoch)
+        return self._close_epoch_once(day, epoch)  # (paused since a first run closed it: read)
 
-    def close_epoch(self, epoch: EpochClose) -> EpochClosed | None:
+    def close_epoch(
+        self, epoch: EpochClose, *, before: Callable[[], None] | None = None
+    ) -> EpochClosed | None:
         """Keeper: close the pool's epoch — interest distributed, losses marked, queues
         executed by priority — waiting out its length (`WAIT`) or only when it is due
-        (`DUE`); `SKIP` leaves it. Returns the figures when it closed."""
+        (`DUE`); `SKIP` leaves it. Returns the figures when it closed. `before`: called
+        just before the transaction."""
         if epoch is EpochClose.SKIP:
             return None
         wait = self.epoch_due_in_s()
@@ -452,11 +470,32 @@ class TradingSession:
             if epoch is EpochClose.DUE:
                 return None
             self.chain.advance_time(wait)
+        if before is not None:
+            before()
         tx = self.chain.send(POOL, "close_epoch", actor="keeper")
-        [closed] = [e.args for e in tx.events if e.event == "EpochClosed"]
-        interest = [dict(e.args) for e in tx.events if e.event == "InterestDistributed"]
-        executed = sum(e.event == "Executed" for e in tx.events)
-        return EpochClosed(dict(closed), interest[0] if interest else None, executed)
+        return _epoch_figures(tx.events)
+
+    def _close_epoch_once(self, day: TradingDay, epoch: EpochClose) -> EpochClosed | None:
+        """The epoch close of `day`'s close, once per day (see the module doc): the
+        progress file names the pool's epoch before the transaction; when a restart closes
+        the day again and the chain shows that epoch closed, its figures are read back."""
+        was = self._interrupted(day)
+        closing = was.epoch if was is not None and was.phase == CLOSING else None
+        if closing is not None and int(self.chain.call(POOL, "epoch")) > closing:
+            assert was is not None
+            since = was.mark.seq if was.mark is not None else 0
+            evs = [e for e in self.chain.events(POOL, since=since)
+                   if e.event in _EPOCH_EVENTS and int(e.args["epoch"]) == closing]  # fmt: skip
+            log.info("epoch close resumed", extra={"event": "epoch_close_resumed",
+                     "trade_date": was.day, "epoch": closing})  # fmt: skip
+            return _epoch_figures(evs)
+
+        def mark() -> None:
+            now = int(self.chain.call(POOL, "epoch"))
+            self._save(Progress(day.date.isoformat(), self._open_mark, self.ticks_per_day,
+                                CLOSING, self._chain_mark(), now))  # fmt: skip
+
+        return self.close_epoch(epoch, before=mark)
 
     def epoch_due_in_s(self) -> int:
         """Seconds of chain time until the pool's epoch may close (≤ 0: now)."""
@@ -468,3 +507,16 @@ class TradingSession:
         n = self.monitor.n_accounts
         rows = np.flatnonzero(self.monitor.liquidating[:n])
         return [self.monitor.account_id(int(r)) for r in rows]
+
+
+_EPOCH_EVENTS = ("EpochClosed", "InterestDistributed", "Executed")
+
+
+def _epoch_figures(events: Iterable[Any]) -> EpochClosed:
+    """The figures of one `close_epoch` from its events (its transaction's, or the events of
+    that epoch read back from the chain)."""
+    evs = list(events)
+    [closed] = [e.args for e in evs if e.event == "EpochClosed"]
+    interest = [dict(e.args) for e in evs if e.event == "InterestDistributed"]
+    executed = sum(e.event == "Executed" for e in evs)
+    return EpochClosed(dict(closed), interest[0] if interest else None, executed)
