@@ -287,3 +287,46 @@ def test_reporter_slots_of_earlier_days_are_reused(system: System) -> None:
 def test_open_day_rejects_day_beyond_64_bits(system: System) -> None:
     with boa.reverts("oracle: day too large"):
         system.oracle.open_day(2**64, sender=system.operator)
+
+
+def test_stored_median_follows_a_counted_report_ageing_out(system: System) -> None:
+    # the median is stored when a report lands; once one of the reports it counted ages out
+    # the read falls back to the reports themselves (same result as computing it afresh)
+    system.oracle.set_params(600, 2, sender=system.operator)
+    system.open_day(1)
+    system.oracle.report(PAB, 1000, sender=system.reporters[0])
+    boa.env.time_travel(seconds=300)
+    system.oracle.report(PAB, 1020, sender=system.reporters[1])
+    system.oracle.report(PAB, 1040, sender=system.reporters[2])
+    assert system.oracle.latest(PAB) == (1020, 3, True)
+    boa.env.time_travel(seconds=300)  # reporter 0's report is exactly max_age old: counts
+    assert system.oracle.latest(PAB) == (1020, 3, True)
+    boa.env.time_travel(seconds=1)  # now it is stale
+    assert system.oracle.latest(PAB) == (1030, 2, True)
+    assert system.oracle.price(PAB) == 1030
+    boa.env.time_travel(seconds=300)  # all stale
+    assert system.oracle.latest(PAB) == (0, 0, False)
+    assert system.oracle.conservative_price(PAB) == 900
+
+
+def test_stored_median_follows_a_wider_window_and_a_new_band(system: System) -> None:
+    system.oracle.set_params(600, 1, sender=system.operator)
+    system.open_day(1)
+    system.oracle.report(PAB, 1000, sender=system.reporters[0])
+    boa.env.time_travel(seconds=700)
+    system.oracle.report(PAB, 1080, sender=system.reporters[1])  # stored: 1080 alone
+    assert system.oracle.latest(PAB) == (1080, 1, True)
+    # a wider window brings reporter 0's report back: the stored figure is not used
+    system.oracle.set_params(3_600, 1, sender=system.operator)
+    assert system.oracle.latest(PAB) == (1040, 2, True)
+    # a band set again the same day drops the report now outside it
+    system.oracle.set_day_params(PAB, 1000, 950, 1050, False, sender=system.operator)
+    assert system.oracle.latest(PAB) == (1000, 1, True)
+    system.oracle.set_day_params(PAB, 1000, 900, 1100, True, sender=system.operator)
+    assert not system.oracle.is_reliable(PAB)
+    assert system.oracle.conservative_price(PAB) == 1000  # halted: previous close
+
+
+def test_set_params_rejects_a_window_beyond_64_bits(system: System) -> None:
+    with boa.reverts("oracle: max age too large"):
+        system.oracle.set_params(2**64, 1, sender=system.operator)
