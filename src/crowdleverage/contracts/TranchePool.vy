@@ -687,14 +687,16 @@ def draw(amount_fen: uint256):
 @external
 def repay(principal_fen: uint256, interest_fen: uint256):
     """
-    @notice Engine: pay back principal and interest (pulled from the engine).
+    @notice Engine: book principal and interest paid back; the engine transferred their sum
+            to the pool just before this call (no allowance).
+    @param principal_fen Principal repaid, in fen.
+    @param interest_fen Interest paid, in fen.
     """
     self._check_engine()
     total: uint256 = principal_fen + interest_fen
     if total == 0:
         return
     self._move(total, 0, 0, principal_fen, interest_fen, 0)
-    extcall CASH.transferFrom(msg.sender, self, total)
     log Repaid(
         principal_fen=principal_fen,
         interest_fen=interest_fen,
