@@ -41,6 +41,9 @@ AAVE = {
     "start_liquidation (3 positions)": ("liquidationCall", 383_000),
 }
 STRETCH_RATIO = 0.60
+# every buy above is the platform's first of its security: the certificates' holding and
+# supply slots are created; this one (borrower2's first buy, financed) buys one it holds
+REPEAT = "ref: request_buy (financed, account's first, a security the platform holds)"
 KEEP_N = 4  # accounts in the batched keeper calls
 # batched entry points: label -> items per call (gas per item is printed)
 PER_ITEM: dict[str, int] = {}
@@ -66,6 +69,8 @@ def buy_and_fill(p: RpcPlatform, who: str, code: int, qty: int, label: str | Non
         p.gas["request_buy + settle_fill (financed, 1 held)"] = (
             p.gas[label] + p.gas[str(fill_label)]
         )
+    elif label == REPEAT:
+        p.gas[f"{REPEAT}: request + settle"] = p.gas[label] + p.gas[str(fill_label)]
 
 
 def add_borrowers(p: RpcPlatform, n: int) -> list[str]:
@@ -115,7 +120,7 @@ def run(p: RpcPlatform) -> None:
     for i, who in enumerate(extra):
         buy_and_fill(p, who, (CMB, PINGAN)[i % 2], 6_000, None)
     # repay: borrower2 holds one financed position for 30 days, then repays in full
-    buy_and_fill(p, "borrower2", PAB, 15_000, None)
+    buy_and_fill(p, "borrower2", PAB, 15_000, REPEAT)
     p.time_travel(30 * DAY_S)
     fund(p, "borrower2", 100_000 * YUAN, "MarginEngine")
     p.send("MarginEngine", "repay", 100_000 * YUAN, True, by="borrower2",

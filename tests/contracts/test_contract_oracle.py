@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import boa
 from contract_system import PAB, System
 
@@ -330,3 +332,66 @@ def test_stored_median_follows_a_wider_window_and_a_new_band(system: System) -> 
 def test_set_params_rejects_a_window_beyond_64_bits(system: System) -> None:
     with boa.reverts("oracle: max age too large"):
         system.oracle.set_params(2**64, 1, sender=system.operator)
+
+
+def test_stored_median_is_not_used_on_a_new_day_before_its_band(system: System) -> None:
+    system.open_day(1)
+    _report(system, [1010, 1000, 1030])
+    assert system.oracle.latest(PAB) == (1010, 3, True)
+    system.oracle.open_day(2, sender=system.operator)  # yesterday's band word is unchanged
+    assert system.oracle.latest(PAB) == (0, 0, False)
+    assert system.oracle.conservative_price(PAB) == 0
+
+
+def _model_latest(system: System, code: int) -> tuple[int, int]:
+    """(median, count) of today's fresh in-band reports, from the reports themselves."""
+    o = system.oracle
+    day, max_age, now = o.trading_day(), o.max_age_s(), boa.env.timestamp
+    _d, _prev, down, up, _halted = o.day_params(code)
+    prices = []
+    for i in range(16):
+        try:
+            reporter = o.reporters(code, i)
+        except boa.BoaError:
+            break
+        p, d, ts = o.report_of(code, reporter)
+        if d == day and ts + max_age >= now and down <= p <= up:
+            prices.append(p)
+    prices.sort()
+    n = len(prices)
+    if n == 0:
+        return 0, 0
+    if n % 2:
+        return prices[n // 2], n
+    return (prices[n // 2 - 1] + prices[n // 2]) // 2, n
+
+
+def test_stored_median_equals_the_median_of_the_reports(system: System) -> None:
+    # random reports, clock moves, bands, windows and day opens: the read (stored figure or
+    # computed) always equals the median computed here from the reports
+    rng = random.Random(12)
+    system.open_day(1)
+    day = 1
+    for _ in range(150):
+        action = rng.random()
+        if action < 0.55:
+            reporter = rng.choice(system.reporters)
+            _d, _prev, down, up, halted = system.oracle.day_params(PAB)
+            if not halted and _d == day:
+                system.oracle.report(PAB, rng.randint(down, up), sender=reporter)
+        elif action < 0.75:
+            boa.env.time_travel(seconds=rng.choice([1, 100, 299, 300, 301, 599, 600, 601]))
+        elif action < 0.85:
+            down = rng.randint(850, 1000)
+            system.oracle.set_day_params(PAB, 1000, down, rng.randint(1000, 1150),
+                                         rng.random() < 0.1, sender=system.operator)  # fmt: skip
+        elif action < 0.93:
+            system.oracle.set_params(rng.choice([300, 600, 900]), rng.randint(1, 4),
+                                     sender=system.operator)  # fmt: skip
+        else:
+            day += 1
+            system.oracle.open_day(day, sender=system.operator)
+            if rng.random() < 0.8:
+                system.oracle.set_day_params(PAB, 1000, 900, 1100, False, sender=system.operator)
+        median, n, _ok = system.oracle.latest(PAB)
+        assert (median, n) == _model_latest(system, PAB)

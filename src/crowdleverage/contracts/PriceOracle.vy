@@ -105,9 +105,9 @@ reports: HashMap[uint256, HashMap[address, uint256]]
 # Per security: the median as of the last report, computed when the report lands so that a
 # read is one slot: median (64 bits) | reports counted (8 << 64) | valid until (64 << 72: the
 # first moment one of the counted reports ages out) | fingerprint (120 << 136: of the band
-# word and the freshness window it was computed under). A read uses it while the fingerprint
-# matches (same day, same band, same window) and no counted report has aged out; otherwise
-# it computes the median from the reports (same result, the aggregate is only a cache).
+# word, the trading day and the freshness window it was computed under). A read uses it while
+# the fingerprint matches (same day, same band, same window) and no counted report has aged
+# out; otherwise it computes the median from the reports (same result: only a cache).
 agg: HashMap[uint256, uint256]
 
 
@@ -178,11 +178,12 @@ def _quorum() -> uint256:
 
 @internal
 @view
-def _fingerprint(band: uint256, max_age: uint256) -> uint256:
+def _fingerprint(band: uint256) -> uint256:
     """
-    @dev 120 bits identifying the band word (day included) and the freshness window.
+    @dev 120 bits identifying the band word (its day included), the trading day and the
+         freshness window: what the median of the reports depends on besides the time.
     """
-    return convert(keccak256(concat(convert(band, bytes32), convert(max_age, bytes32))), uint256) >> 136
+    return convert(keccak256(concat(convert(band, bytes32), convert(self.cfg & (2**128 - 1), bytes32))), uint256) >> 136
 
 
 @internal
@@ -236,7 +237,7 @@ def _current(code: uint256) -> (uint256, uint256):
     """
     g: uint256 = self.agg[code]
     if (
-        g >> 136 == self._fingerprint(self.bands[code], self._max_age())
+        g >> 136 == self._fingerprint(self.bands[code])
         and block.timestamp <= (g >> 72) & MASK64
     ):
         return g & MASK64, (g >> 64) & 255
@@ -257,7 +258,7 @@ def _aggregate(code: uint256):
     until: uint256 = 0
     median, n, until = self._median(code)
     # dev: median <= limit-up < 2**63 and n <= 16
-    self.agg[code] = median | n << 64 | until << 72 | self._fingerprint(self.bands[code], self._max_age()) << 136
+    self.agg[code] = median | n << 64 | until << 72 | self._fingerprint(self.bands[code]) << 136
 
 
 @internal
