@@ -178,12 +178,13 @@ def _quorum() -> uint256:
 
 @internal
 @view
-def _fingerprint(band: uint256) -> uint256:
+def _fingerprint(band: uint256, c: uint256) -> uint256:
     """
     @dev 120 bits identifying the band word (its day included), the trading day and the
-         freshness window: what the median of the reports depends on besides the time.
+         freshness window (the low half of the config word `c`): what the median of the
+         reports depends on besides the time.
     """
-    return convert(keccak256(concat(convert(band, bytes32), convert(self.cfg & (2**128 - 1), bytes32))), uint256) >> 136
+    return convert(keccak256(concat(convert(band, bytes32), convert(c & (2**128 - 1), bytes32))), uint256) >> 136
 
 
 @internal
@@ -230,16 +231,14 @@ def _median(code: uint256) -> (uint256, uint256, uint256):
 
 @internal
 @view
-def _current(code: uint256) -> (uint256, uint256):
+def _current(code: uint256, band: uint256, c: uint256) -> (uint256, uint256):
     """
     @dev (median, count) of today's fresh in-band reports: the aggregate stored at the last
-         report while it is still exact, else computed from the reports.
+         report while it is still exact, else computed from the reports. `band` and `c` are
+         the security's band word and the config word, as stored.
     """
     g: uint256 = self.agg[code]
-    if (
-        g >> 136 == self._fingerprint(self.bands[code])
-        and block.timestamp <= (g >> 72) & MASK64
-    ):
+    if g >> 136 == self._fingerprint(band, c) and block.timestamp <= (g >> 72) & MASK64:
         return g & MASK64, (g >> 64) & 255
     median: uint256 = 0
     n: uint256 = 0
@@ -258,7 +257,7 @@ def _aggregate(code: uint256):
     until: uint256 = 0
     median, n, until = self._median(code)
     # dev: median <= limit-up < 2**63 and n <= 16
-    self.agg[code] = median | n << 64 | until << 72 | self._fingerprint(self.bands[code]) << 136
+    self.agg[code] = median | n << 64 | until << 72 | self._fingerprint(self.bands[code], self.cfg) << 136
 
 
 @internal
@@ -271,12 +270,15 @@ def _band_today(code: uint256) -> bool:
 @internal
 @view
 def _reliable(code: uint256) -> (bool, uint256):
-    if not self._band_today(code) or self._dp(code).halted:
+    # dev: one read of the config word and of the band word
+    c: uint256 = self.cfg
+    w: uint256 = self.bands[code]
+    if c & MASK64 == 0 or w & MASK64 != c & MASK64 or w >> 255 != 0:
         return False, 0
     median: uint256 = 0
     n: uint256 = 0
-    median, n = self._current(code)
-    return n >= self._quorum(), median
+    median, n = self._current(code, w, c)
+    return n >= c >> 128, median
 
 
 # ---------------------------------------------------------------- internal logic: writes
@@ -406,17 +408,18 @@ def conservative_price(code: uint256) -> uint256:
     @notice A price that never overstates value: the median when reliable, the previous close
             while halted, today's limit-down price otherwise, 0 when today's band is not set.
     """
-    if not self._band_today(code):
+    c: uint256 = self.cfg
+    w: uint256 = self.bands[code]
+    if c & MASK64 == 0 or w & MASK64 != c & MASK64:
         return 0
-    dp: DayParams = self._dp(code)
-    if dp.halted:
-        return dp.prev_close_fen
-    ok: bool = False
+    if w >> 255 != 0:
+        return (w >> 64) & MASK64  # halted: the previous close
     median: uint256 = 0
-    ok, median = self._reliable(code)
-    if ok:
+    n: uint256 = 0
+    median, n = self._current(code, w, c)
+    if n >= c >> 128:
         return median
-    return dp.limit_down_fen
+    return (w >> 128) & MASK64  # unreliable: the limit-down price
 
 
 @external
@@ -439,7 +442,7 @@ def latest(code: uint256) -> (uint256, uint256, bool):
     """
     median: uint256 = 0
     n: uint256 = 0
-    median, n = self._current(code)
+    median, n = self._current(code, self.bands[code], self.cfg)
     dp: DayParams = self._dp(code)
     ok: bool = self._band_today(code) and not dp.halted and n >= self._quorum()
     return median, n, ok
