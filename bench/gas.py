@@ -16,6 +16,15 @@ operations are printed for reference. The margin system is split in three contra
 size is printed, and the gas per item of the batched entry points.
 
     .venv/bin/python bench/gas.py
+
+Measured 2026-11-30 (issue 12 gas, wave 2), before -> after: financed request_buy 235,726 ->
+201,214, its settle_fill 223,706 -> 217,168, together 459,432 -> 418,382 (1.85x -> 1.68x
+Aave's borrow: still missed), repay 108,057 -> 99,474 (0.61 -> 0.56: stretch met), deposit
+102,873 -> 100,251, start_liquidation (3 positions) 357,681 -> 282,042; report_many 21,573
+-> 35,713 per item (the oracle now stores each security's median when a report lands, so a
+read is three slots instead of one per reporter). Every buy of the scenario is the
+platform's first of its security (ShareCertificates creates the holding and supply slots,
+2 x 20,000); the `ref:` line of a security the platform already holds shows the difference.
 """
 
 from __future__ import annotations
