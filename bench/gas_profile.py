@@ -6,7 +6,9 @@ their cost per contract, from anvil's step traces (`--steps-tracing`, `debug_tra
 Runs the same scenario as bench/gas.py and prints, for each labelled transaction (or those
 whose label contains one of the arguments), its `gasUsed` and per contract the count and the
 summed cost of each storage and log opcode, and the number of calls to each contract (each
-call's first to a contract in the transaction pays 2,600 for the cold account).
+call's first to a contract in the transaction pays 2,600 for the cold account), then the call
+tree with the gas each frame used (anvil's `callTracer`; a frame's figure includes its
+sub-calls, not the caller's 2,600 for a cold account).
 """
 
 from __future__ import annotations
@@ -58,6 +60,50 @@ def profile(p: RpcPlatform, label: str, tx_hash: Any) -> None:
     print(f"{label}: gasUsed {used:,}")
     for (who, op), n in sorted(count.items()):
         print(f"    {who:<18} {op:<32} x{n:<4} {cost[(who, op)]:>9,}")
+    calls = p.w3.provider.make_request(
+        "debug_traceTransaction", [tx_hash.to_0x_hex(), {"tracer": "callTracer"}]
+    )
+    print("  calls (gas used by each frame, its sub-calls included):")
+    _tree(names, _selectors(p), calls["result"], 2)
+
+
+def _selectors(p: RpcPlatform) -> dict[tuple[str, str], str]:
+    out = {}
+    for name, c in p.c.items():
+        for f in c.abi:
+            if f.get("type") == "function":
+                out[(name, c.encode_abi(f["name"], _zeros(f["inputs"]))[:10])] = f["name"]
+    return out
+
+
+def _zeros(inputs: list[dict[str, Any]]) -> list[Any]:
+    def zero(i: dict[str, Any]) -> Any:
+        t = i["type"]
+        if t.endswith("]"):
+            return (
+                []
+                if t.endswith("[]")
+                else [zero({**i, "type": t[: t.rindex("[")]})] * int(t[t.rindex("[") + 1 : -1])
+            )
+        if t == "tuple":
+            return tuple(zero(c) for c in i["components"])
+        if t == "address":
+            return "0x" + "00" * 20
+        if t == "bool":
+            return False
+        if t.startswith("bytes"):
+            return b"" if t == "bytes" else b"\0" * int(t[5:])
+        return "" if t == "string" else 0
+
+    return [zero(i) for i in inputs]
+
+
+def _tree(names: dict[str, str], sel: dict[tuple[str, str], str], node: Any, depth: int) -> None:
+    to = names.get(node["to"].lower(), node["to"][:10])
+    fn = sel.get((to, node.get("input", "0x")[:10]), node.get("input", "0x")[:10])
+    print(f"{'  ' * depth}{to}.{fn} {int(node['gasUsed'], 16):,}")
+    for sub in node.get("calls", []):
+        _tree(names, sel, sub, depth + 1)
 
 
 def main(wanted: list[str]) -> int:

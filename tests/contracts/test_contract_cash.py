@@ -199,3 +199,57 @@ def test_name_and_constructor_rejects_zero_registry(system: System) -> None:
     assert system.cash.name() == "CrowdLeverage CNY"
     with boa.reverts("cash: zero registry"):
         deployer("CashToken").deploy(ZERO)
+
+
+def test_set_platform_marks_only_a_platform_contract(system: System) -> None:
+    contract = system.shares.address  # any contract: it needs the PLATFORM role first
+    with boa.reverts("cash: caller is not compliance"):
+        system.cash.set_platform(contract, True, sender=system.operator)
+    with boa.reverts("cash: not a platform contract"):
+        system.cash.set_platform(contract, True, sender=system.compliance)
+    system.register(system.investor, Role.INVESTOR | Role.PLATFORM)
+    with boa.reverts("cash: not a platform contract"):  # a human address, whatever its roles
+        system.cash.set_platform(system.investor, True, sender=system.compliance)
+    system.register(contract, Role.PLATFORM)
+    system.cash.set_platform(contract, True, sender=system.compliance)
+    log = system.cash.get_logs()[-1]
+    assert type(log).__name__ == "PlatformSet"
+    assert (log.account, log.by, log.platform) == (contract, system.compliance, True)
+    assert system.cash.platform(contract) and not system.cash.frozen(contract)
+    with boa.reverts("cash: platform flag unchanged"):
+        system.cash.set_platform(contract, True, sender=system.compliance)
+
+
+def test_a_marked_platform_contract_skips_the_registry_not_the_cash_freeze(
+    system: System,
+) -> None:
+    contract = system.shares.address
+    system.register(contract, Role.PLATFORM)
+    system.cash.set_platform(contract, True, sender=system.compliance)
+    _fund(system, system.investor, 1_000)
+    # the registry freezes the contract: its side is not checked there any more
+    system.registry.set_frozen(contract, True, sender=system.compliance)
+    system.cash.transfer(contract, 300, sender=system.investor)
+    system.cash.transfer(system.investor, 100, sender=contract)
+    # a human party is still checked in the registry
+    system.registry.set_frozen(system.investor, True, sender=system.compliance)
+    with boa.reverts("cash: receiver not verified"):
+        system.cash.transfer(system.investor, 100, sender=contract)
+    system.registry.set_frozen(system.investor, False, sender=system.compliance)
+    # the cash freeze applies to it, and keeps the platform flag
+    system.cash.set_frozen(contract, True, sender=system.compliance)
+    assert system.cash.frozen(contract) and system.cash.platform(contract)
+    with boa.reverts("cash: sender frozen"):
+        system.cash.transfer(system.investor, 100, sender=contract)
+    with boa.reverts("cash: receiver frozen"):
+        system.cash.transfer(contract, 100, sender=system.investor)
+    system.cash.set_frozen(contract, False, sender=system.compliance)
+    assert system.cash.platform(contract)
+    # unmarked, the registry's freeze applies to it again
+    system.cash.set_platform(contract, False, sender=system.compliance)
+    assert not system.cash.platform(contract)
+    with boa.reverts("cash: sender not verified"):
+        system.cash.transfer(system.investor, 100, sender=contract)
+    with boa.reverts("cash: receiver not verified"):
+        system.cash.transfer(contract, 100, sender=system.investor)
+    assert system.cash.balanceOf(contract) == 200

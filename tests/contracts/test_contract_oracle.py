@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import boa
 from contract_system import PAB, System
 
@@ -287,3 +289,109 @@ def test_reporter_slots_of_earlier_days_are_reused(system: System) -> None:
 def test_open_day_rejects_day_beyond_64_bits(system: System) -> None:
     with boa.reverts("oracle: day too large"):
         system.oracle.open_day(2**64, sender=system.operator)
+
+
+def test_stored_median_follows_a_counted_report_ageing_out(system: System) -> None:
+    # the median is stored when a report lands; once one of the reports it counted ages out
+    # the read falls back to the reports themselves (same result as computing it afresh)
+    system.oracle.set_params(600, 2, sender=system.operator)
+    system.open_day(1)
+    system.oracle.report(PAB, 1000, sender=system.reporters[0])
+    boa.env.time_travel(seconds=300)
+    system.oracle.report(PAB, 1020, sender=system.reporters[1])
+    system.oracle.report(PAB, 1040, sender=system.reporters[2])
+    assert system.oracle.latest(PAB) == (1020, 3, True)
+    boa.env.time_travel(seconds=300)  # reporter 0's report is exactly max_age old: counts
+    assert system.oracle.latest(PAB) == (1020, 3, True)
+    boa.env.time_travel(seconds=1)  # now it is stale
+    assert system.oracle.latest(PAB) == (1030, 2, True)
+    assert system.oracle.price(PAB) == 1030
+    boa.env.time_travel(seconds=300)  # all stale
+    assert system.oracle.latest(PAB) == (0, 0, False)
+    assert system.oracle.conservative_price(PAB) == 900
+
+
+def test_stored_median_follows_a_wider_window_and_a_new_band(system: System) -> None:
+    system.oracle.set_params(600, 1, sender=system.operator)
+    system.open_day(1)
+    system.oracle.report(PAB, 1000, sender=system.reporters[0])
+    boa.env.time_travel(seconds=700)
+    system.oracle.report(PAB, 1080, sender=system.reporters[1])  # stored: 1080 alone
+    assert system.oracle.latest(PAB) == (1080, 1, True)
+    # a wider window brings reporter 0's report back: the stored figure is not used
+    system.oracle.set_params(3_600, 1, sender=system.operator)
+    assert system.oracle.latest(PAB) == (1040, 2, True)
+    # a band set again the same day drops the report now outside it
+    system.oracle.set_day_params(PAB, 1000, 950, 1050, False, sender=system.operator)
+    assert system.oracle.latest(PAB) == (1000, 1, True)
+    system.oracle.set_day_params(PAB, 1000, 900, 1100, True, sender=system.operator)
+    assert not system.oracle.is_reliable(PAB)
+    assert system.oracle.conservative_price(PAB) == 1000  # halted: previous close
+
+
+def test_set_params_rejects_a_window_beyond_64_bits(system: System) -> None:
+    with boa.reverts("oracle: max age too large"):
+        system.oracle.set_params(2**64, 1, sender=system.operator)
+
+
+def test_stored_median_is_not_used_on_a_new_day_before_its_band(system: System) -> None:
+    system.open_day(1)
+    _report(system, [1010, 1000, 1030])
+    assert system.oracle.latest(PAB) == (1010, 3, True)
+    system.oracle.open_day(2, sender=system.operator)  # yesterday's band word is unchanged
+    assert system.oracle.latest(PAB) == (0, 0, False)
+    assert system.oracle.conservative_price(PAB) == 0
+
+
+def _model_latest(system: System, code: int) -> tuple[int, int]:
+    """(median, count) of today's fresh in-band reports, from the reports themselves."""
+    o = system.oracle
+    day, max_age, now = o.trading_day(), o.max_age_s(), boa.env.timestamp
+    _d, _prev, down, up, _halted = o.day_params(code)
+    prices = []
+    for i in range(16):
+        try:
+            reporter = o.reporters(code, i)
+        except boa.BoaError:
+            break
+        p, d, ts = o.report_of(code, reporter)
+        if d == day and ts + max_age >= now and down <= p <= up:
+            prices.append(p)
+    prices.sort()
+    n = len(prices)
+    if n == 0:
+        return 0, 0
+    if n % 2:
+        return prices[n // 2], n
+    return (prices[n // 2 - 1] + prices[n // 2]) // 2, n
+
+
+def test_stored_median_equals_the_median_of_the_reports(system: System) -> None:
+    # random reports, clock moves, bands, windows and day opens: the read (stored figure or
+    # computed) always equals the median computed here from the reports
+    rng = random.Random(12)
+    system.open_day(1)
+    day = 1
+    for _ in range(150):
+        action = rng.random()
+        if action < 0.55:
+            reporter = rng.choice(system.reporters)
+            _d, _prev, down, up, halted = system.oracle.day_params(PAB)
+            if not halted and _d == day:
+                system.oracle.report(PAB, rng.randint(down, up), sender=reporter)
+        elif action < 0.75:
+            boa.env.time_travel(seconds=rng.choice([1, 100, 299, 300, 301, 599, 600, 601]))
+        elif action < 0.85:
+            down = rng.randint(850, 1000)
+            system.oracle.set_day_params(PAB, 1000, down, rng.randint(1000, 1150),
+                                         rng.random() < 0.1, sender=system.operator)  # fmt: skip
+        elif action < 0.93:
+            system.oracle.set_params(rng.choice([300, 600, 900]), rng.randint(1, 4),
+                                     sender=system.operator)  # fmt: skip
+        else:
+            day += 1
+            system.oracle.open_day(day, sender=system.operator)
+            if rng.random() < 0.8:
+                system.oracle.set_day_params(PAB, 1000, 900, 1100, False, sender=system.operator)
+        median, n, _ok = system.oracle.latest(PAB)
+        assert (median, n) == _model_latest(system, PAB)

@@ -49,6 +49,8 @@ PLATFORM_ACTORS: dict[str, tuple[str, Role]] = {
     "engine": ("MarginEngine", Role.PLATFORM | Role.BROKER),
     "orderbook": ("OrderBook", Role.BROKER),  # mints/burns the engine's certificates on fills
 }
+# Platform contracts marked at CashToken (`set_platform`): they hold cash.
+PLATFORM_CASH_HOLDERS: tuple[str, ...] = ("pool", "insurance", "engine")
 # Financing contracts in the manifest: label → source.
 FINANCING_CONTRACTS: dict[str, str] = {
     "TranchePool": "TranchePool",
@@ -168,6 +170,9 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
         parties.append((port.address_of(actor), role))
     for address, role in parties:
         register_identity(port, address, roles=role, suitability=5, expiry_s=expires)
+    # the contracts holding cash skip the registry call on their side of a transfer
+    for actor in PLATFORM_CASH_HOLDERS:
+        port.send("CashToken", "set_platform", port.address_of(actor), True, actor="compliance")
     port.send("TranchePool", "connect", engine, insurance, actor="operator")
     port.send("InsuranceFund", "set_engine", engine, actor="operator")
     port.send("MarginEngine", "connect", liquidator, orderbook, actor="operator")

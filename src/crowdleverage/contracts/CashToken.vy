@@ -7,7 +7,10 @@
         time with a `bytes32` reference (the custody ledger transfer id) that can be used
         once, so every on-chain movement of supply has exactly one ledger twin.
         Transfers move only between verified identities (platform contracts are identities
-        with the PLATFORM role) and never to or from a frozen address.
+        with the PLATFORM role) and never to or from a frozen address. Compliance may mark a
+        platform contract (a contract holding the PLATFORM role) as such here: its side of a
+        transfer then skips the registry call (the cash freeze still applies); a human
+        address is always checked in the registry.
 @custom:security The custodian can burn from any holder that is not frozen here: the bank's
         ledger is the book of record and a burn is a payout it has already posted. Supply
         changes are auditable by reference (`Minted`/`Burned`). Allowances are standard
@@ -66,6 +69,12 @@ event FrozenChanged:
     frozen: bool
 
 
+event PlatformSet:
+    account: indexed(address)
+    by: indexed(address)
+    platform: bool
+
+
 # ---------------------------------------------------------------- constants
 DECIMALS: constant(uint8) = 2
 
@@ -76,8 +85,12 @@ REGISTRY: public(immutable(IIdentityRegistry))
 # Custody references already consumed by a mint or burn (one namespace: ledger transfer ids).
 ref_used: public(HashMap[bytes32, bool])
 
-# Cash-only freeze (e.g. a disputed deposit) on top of the registry-wide freeze.
-frozen: public(HashMap[address, bool])
+# Per address, one slot read by every transfer: the cash-only freeze (e.g. a disputed
+# deposit) on top of the registry-wide freeze (bit 0) | a platform contract marked by
+# compliance, whose registry check is skipped (bit 1). Getters `frozen`, `platform`.
+flags: HashMap[address, uint256]
+FROZEN: constant(uint256) = 1
+PLATFORM: constant(uint256) = 2
 
 
 @deploy
@@ -99,16 +112,20 @@ def _check_not_paused():
 @internal
 @view
 def _check_sender(account: address):
-    assert staticcall REGISTRY.is_verified(account), "cash: sender not verified"
-    assert not self.frozen[account], "cash: sender frozen"
+    f: uint256 = self.flags[account]
+    if f & PLATFORM == 0:
+        assert staticcall REGISTRY.is_verified(account), "cash: sender not verified"
+    assert f & FROZEN == 0, "cash: sender frozen"
 
 
 @internal
 @view
 def _check_receiver(account: address):
     assert account != empty(address), "cash: zero address"
-    assert staticcall REGISTRY.is_verified(account), "cash: receiver not verified"
-    assert not self.frozen[account], "cash: receiver frozen"
+    f: uint256 = self.flags[account]
+    if f & PLATFORM == 0:
+        assert staticcall REGISTRY.is_verified(account), "cash: receiver not verified"
+    assert f & FROZEN == 0, "cash: receiver frozen"
 
 
 @internal
@@ -144,7 +161,7 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
             also be verified (typically a platform contract; pulling to itself, it is checked
             as the receiver).
     """
-    if msg.sender != to:
+    if msg.sender != to and self.flags[msg.sender] & PLATFORM == 0:
         # dev: a spender pulling to itself is checked once, as the receiver (also not frozen)
         assert staticcall REGISTRY.is_verified(msg.sender), "cash: spender not verified"
     assert erc20.allowance[owner][msg.sender] >= amount, "cash: insufficient allowance"
@@ -194,7 +211,7 @@ def burn(holder: address, amount_fen: uint256, ref: bytes32):
     self._check_not_paused()
     assert amount_fen > 0, "cash: zero amount"
     self._check_ref(ref)
-    assert not self.frozen[holder], "cash: holder frozen"
+    assert self.flags[holder] & FROZEN == 0, "cash: holder frozen"
     assert erc20.balanceOf[holder] >= amount_fen, "cash: insufficient balance"
     self.ref_used[ref] = True
     erc20._burn(holder, amount_fen)
@@ -234,6 +251,53 @@ def set_frozen(account: address, frozen: bool):
     assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.COMPLIANCE), (
         "cash: caller is not compliance"
     )
-    assert self.frozen[account] != frozen, "cash: frozen flag unchanged"
-    self.frozen[account] = frozen
+    f: uint256 = self.flags[account]
+    assert (f & FROZEN != 0) != frozen, "cash: frozen flag unchanged"
+    self.flags[account] = f & PLATFORM | convert(frozen, uint256)
     log FrozenChanged(account=account, by=msg.sender, frozen=frozen)
+
+
+@external
+def set_platform(account: address, platform: bool):
+    """
+    @notice Compliance: mark (or unmark) a platform contract, whose side of a transfer then
+            skips the registry check (its cash freeze here still applies). Only a contract
+            holding the PLATFORM role in the registry can be marked; unmark it to have the
+            registry's status (freeze, expiry) apply to it again.
+    @param account The platform contract (TranchePool, InsuranceFund, MarginEngine).
+    @param platform Mark (True) or unmark (False).
+    """
+    assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.COMPLIANCE), (
+        "cash: caller is not compliance"
+    )
+    if platform:
+        assert account.is_contract and staticcall REGISTRY.has_role(
+            account, IIdentityRegistry.Role.PLATFORM
+        ), "cash: not a platform contract"
+    f: uint256 = self.flags[account]
+    assert (f & PLATFORM != 0) != platform, "cash: platform flag unchanged"
+    self.flags[account] = f & FROZEN | convert(platform, uint256) << 1
+    log PlatformSet(account=account, by=msg.sender, platform=platform)
+
+
+@external
+@view
+def frozen(account: address) -> bool:
+    """
+    @notice Whether compliance froze the cash of `account` (on top of the registry).
+    @param account The address.
+    @return True when frozen here.
+    """
+    return self.flags[account] & FROZEN != 0
+
+
+@external
+@view
+def platform(account: address) -> bool:
+    """
+    @notice Whether `account` is a platform contract marked by compliance (its registry
+            check is skipped in transfers).
+    @param account The address.
+    @return True when marked.
+    """
+    return self.flags[account] & PLATFORM != 0

@@ -209,8 +209,6 @@ def __init__(
     POOL = pool
     INSURANCE = insurance
     PARAMS = params
-    # the pool pulls repayments from the engine
-    extcall cash.approve(pool.address, max_value(uint256))
 
 
 # ---------------------------------------------------------------- internal: roles
@@ -340,6 +338,19 @@ def _totals(held_add: uint256, held_sub: uint256, principal_add: uint256, princi
 
 
 @internal
+def _pay(to: address, amount_fen: uint256):
+    extcall CASH.transfer(to, amount_fen)
+
+
+@internal
+def _pull(owner: address, amount_fen: uint256):
+    """
+    @dev Take `amount_fen` from `owner`, who approved the engine.
+    """
+    extcall CASH.transferFrom(owner, self, amount_fen)
+
+
+@internal
 def _credit(who: address, amount_fen: uint256, to_reserve: bool):
     """
     @dev Credit `amount_fen` pulled from the caller (approved) to the cash or reserve of `who`.
@@ -352,7 +363,7 @@ def _credit(who: address, amount_fen: uint256, to_reserve: bool):
         a.cash_fen += amount_fen
     self._put(who, a, True)
     self._totals(amount_fen, 0, 0, 0)
-    extcall CASH.transferFrom(msg.sender, self, amount_fen)
+    self._pull(msg.sender, amount_fen)
 
 
 # ---------------------------------------------------------------- internal: interest
@@ -501,7 +512,8 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
 @internal
 def _pay_pool():
     """
-    @dev The interaction after the effects: pay the pool what `_repay` booked in this call.
+    @dev The interaction after the effects: pay the pool what `_repay` booked in this call
+         (the cash first, then the pool books it: no allowance).
     """
     principal: uint256 = self.due_principal
     interest: uint256 = self.due_interest
@@ -509,6 +521,7 @@ def _pay_pool():
         return
     self.due_principal = 0
     self.due_interest = 0
+    self._pay(POOL.address, principal + interest)
     extcall POOL.repay(principal, interest)
 
 
@@ -722,7 +735,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
         assert assets * C.BPS >= line * debt, "margin: ratio below withdrawal line"
     self._put(msg.sender, a, True)
     self._totals(0, amount_fen, 0, 0)
-    extcall CASH.transfer(msg.sender, amount_fen)
+    self._pay(msg.sender, amount_fen)
     log Withdrawn(account=msg.sender, amount_fen=amount_fen, from_reserve=from_reserve)
 
 
@@ -747,7 +760,7 @@ def repay(amount_fen: uint256, from_wallet: bool):
     a = self._repay(msg.sender, a, pay)
     self._put(msg.sender, a, False)
     if from_wallet:
-        extcall CASH.transferFrom(msg.sender, self, pay)
+        self._pull(msg.sender, pay)
     self._pay_pool()
 
 
@@ -902,7 +915,7 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
     p.qty += qty
     p.buying -= qty
     self._put_pos(who, code, p)
-    extcall CASH.transfer(broker, cost)
+    self._pay(broker, cost)
 
 
 @external
@@ -950,9 +963,9 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     self._drop_code(who, code, p)
     # interactions last: exposure, proceeds in, penalty to insurance, repayment to the pool
     extcall PARAMS.engine_exposure(code, 0, qty)
-    extcall CASH.transferFrom(broker, self, proceeds)
+    self._pull(broker, proceeds)
     if penalty > 0:
-        extcall CASH.transfer(INSURANCE.address, penalty)
+        self._pay(INSURANCE.address, penalty)
         extcall INSURANCE.credit(penalty, 2)
         log PenaltyCharged(account=who, amount_fen=penalty)
     self._pay_pool()

@@ -84,14 +84,12 @@ MASK64: constant(uint256) = 2**64 - 1
 # Who holds the REPORTER and OPERATOR roles.
 REGISTRY: public(immutable(IIdentityRegistry))
 
-# Trading-day counter advanced by the operator at each day open; the platform's T+1 clock.
-trading_day: public(uint256)
-
-# A report older than this many seconds no longer counts towards the median.
-max_age_s: public(uint256)
-
-# Minimum number of distinct fresh reporters for a reliable price.
-quorum: public(uint256)
+# One slot, read by every price read: the trading-day counter advanced by the operator at
+# each day open, the platform's T+1 clock (64 bits) | the freshness window: a report older
+# than this many seconds no longer counts towards the median (64 << 64) | the minimum number
+# of distinct fresh reporters for a reliable price (8 << 128). Getters `trading_day`,
+# `max_age_s`, `quorum`.
+cfg: uint256
 
 # Per security: the band of the day it was last set for, in one slot: day (64 bits) | prev
 # close (64 << 64) | limit-down (64 << 128) | limit-up (63 << 192) | halted (1 << 255).
@@ -104,15 +102,23 @@ reporters: public(HashMap[uint256, DynArray[address, MAX_REPORTERS]])
 # Per security and reporter: its latest report, packed (see MASK64).
 reports: HashMap[uint256, HashMap[address, uint256]]
 
+# Per security: the median as of the last report, computed when the report lands so that a
+# read is one slot: median (64 bits) | reports counted (8 << 64) | valid until (64 << 72: the
+# first moment one of the counted reports ages out) | fingerprint (120 << 136: of the band
+# word, the trading day and the freshness window it was computed under). A read uses it while
+# the fingerprint matches (same day, same band, same window) and no counted report has aged
+# out; otherwise it computes the median from the reports (same result: only a cache).
+agg: HashMap[uint256, uint256]
+
 
 @deploy
 def __init__(registry: IIdentityRegistry, max_age_s: uint256, quorum: uint256):
     assert registry.address != empty(address), "oracle: zero registry"
     assert max_age_s > 0, "oracle: zero max age"
     assert quorum >= 1 and quorum <= MAX_REPORTERS, "oracle: quorum not in 1..16"
+    assert max_age_s < 2**64, "oracle: max age too large"
     REGISTRY = registry
-    self.max_age_s = max_age_s
-    self.quorum = quorum
+    self.cfg = max_age_s << 64 | quorum << 128
 
 
 # ---------------------------------------------------------------- internal logic: checks
@@ -154,14 +160,45 @@ def _dp(code: uint256) -> DayParams:
 # ---------------------------------------------------------------- internal logic: median
 @internal
 @view
-def _median(code: uint256) -> (uint256, uint256):
+def _today() -> uint256:
+    return self.cfg & MASK64
+
+
+@internal
+@view
+def _max_age() -> uint256:
+    return (self.cfg >> 64) & MASK64
+
+
+@internal
+@view
+def _quorum() -> uint256:
+    return self.cfg >> 128
+
+
+@internal
+@view
+def _fingerprint(band: uint256, c: uint256) -> uint256:
     """
-    @dev Median of today's fresh in-band reports and how many there were. An even count
-         takes the mean of the two middle reports rounded down (platform-favouring value).
+    @dev 120 bits identifying the band word (its day included), the trading day and the
+         freshness window (the low half of the config word `c`): what the median of the
+         reports depends on besides the time.
+    """
+    return convert(keccak256(concat(convert(band, bytes32), convert(c & (2**128 - 1), bytes32))), uint256) >> 136
+
+
+@internal
+@view
+def _median(code: uint256) -> (uint256, uint256, uint256):
+    """
+    @dev Median of today's fresh in-band reports, how many there were and the last moment
+         all of them stay fresh. An even count takes the mean of the two middle reports
+         rounded down (platform-favouring value).
     """
     dp: DayParams = self._dp(code)
-    today: uint256 = self.trading_day
-    max_age: uint256 = self.max_age_s
+    today: uint256 = self._today()
+    max_age: uint256 = self._max_age()
+    until: uint256 = MASK64
     prices: DynArray[uint256, MAX_REPORTERS] = []
     for reporter: address in self.reporters[code]:
         packed: uint256 = self.reports[code][reporter]
@@ -172,6 +209,7 @@ def _median(code: uint256) -> (uint256, uint256):
             continue
         if p < dp.limit_down_fen or p > dp.limit_up_fen:
             continue
+        until = min(until, ts + max_age)
         # insertion sort: at most 16 elements
         prices.append(p)
         i: uint256 = len(prices) - 1
@@ -184,28 +222,63 @@ def _median(code: uint256) -> (uint256, uint256):
             i -= 1
     n: uint256 = len(prices)
     if n == 0:
-        return 0, 0
+        return 0, 0, until
     if n % 2 == 1:
-        return prices[n // 2], n
+        return prices[n // 2], n, until
     # dev: both middle prices are in band, so their floor mean is too
-    return (prices[n // 2 - 1] + prices[n // 2]) // 2, n
+    return (prices[n // 2 - 1] + prices[n // 2]) // 2, n, until
+
+
+@internal
+@view
+def _current(code: uint256, band: uint256, c: uint256) -> (uint256, uint256):
+    """
+    @dev (median, count) of today's fresh in-band reports: the aggregate stored at the last
+         report while it is still exact, else computed from the reports. `band` and `c` are
+         the security's band word and the config word, as stored.
+    """
+    g: uint256 = self.agg[code]
+    if g >> 136 == self._fingerprint(band, c) and block.timestamp <= (g >> 72) & MASK64:
+        return g & MASK64, (g >> 64) & 255
+    median: uint256 = 0
+    n: uint256 = 0
+    until: uint256 = 0
+    median, n, until = self._median(code)
+    return median, n
+
+
+@internal
+def _aggregate(code: uint256):
+    """
+    @dev Store the median of `code` as of now (after a report landed).
+    """
+    median: uint256 = 0
+    n: uint256 = 0
+    until: uint256 = 0
+    median, n, until = self._median(code)
+    # dev: median <= limit-up < 2**63 and n <= 16
+    self.agg[code] = median | n << 64 | until << 72 | self._fingerprint(self.bands[code], self.cfg) << 136
 
 
 @internal
 @view
 def _band_today(code: uint256) -> bool:
-    return self.trading_day != 0 and self._dp(code).day == self.trading_day
+    today: uint256 = self._today()
+    return today != 0 and self._dp(code).day == today
 
 
 @internal
 @view
 def _reliable(code: uint256) -> (bool, uint256):
-    if not self._band_today(code) or self._dp(code).halted:
+    # dev: one read of the config word and of the band word
+    c: uint256 = self.cfg
+    w: uint256 = self.bands[code]
+    if c & MASK64 == 0 or w & MASK64 != c & MASK64 or w >> 255 != 0:
         return False, 0
     median: uint256 = 0
     n: uint256 = 0
-    median, n = self._median(code)
-    return n >= self.quorum, median
+    median, n = self._current(code, w, c)
+    return n >= c >> 128, median
 
 
 # ---------------------------------------------------------------- internal logic: writes
@@ -217,13 +290,14 @@ def _set_day_params(d: DayInput):
         "oracle: prev close outside band"
     )
     assert d.limit_up_fen < 2**63, "oracle: price too large"
+    today: uint256 = self._today()
     self.bands[d.code] = (
-        self.trading_day | d.prev_close_fen << 64 | d.limit_down_fen << 128
+        today | d.prev_close_fen << 64 | d.limit_down_fen << 128
         | d.limit_up_fen << 192 | convert(d.halted, uint256) << 255
     )
     log DayParamsSet(
         code=d.code,
-        day=self.trading_day,
+        day=today,
         prev_close_fen=d.prev_close_fen,
         limit_down_fen=d.limit_down_fen,
         limit_up_fen=d.limit_up_fen,
@@ -240,7 +314,7 @@ def _add_reporter(code: uint256, reporter: address):
     if len(self.reporters[code]) < MAX_REPORTERS:
         self.reporters[code].append(reporter)
         return
-    today: uint256 = self.trading_day
+    today: uint256 = self._today()
     for i: uint256 in range(MAX_REPORTERS):
         old: address = self.reporters[code][i]
         if (self.reports[code][old] >> 64) & MASK64 != today:
@@ -264,17 +338,46 @@ def _report(code: uint256, price_fen: uint256):
         self._add_reporter(code, msg.sender)
     # dev: price <= limit_up < 2**128 in practice; day and timestamp < 2**64
     assert price_fen < 2**128, "oracle: price too large"
-    self.reports[code][msg.sender] = (price_fen << 128) | (self.trading_day << 64) | block.timestamp
+    today: uint256 = self._today()
+    self.reports[code][msg.sender] = (price_fen << 128) | (today << 64) | block.timestamp
+    self._aggregate(code)
     log PriceReported(
         code=code,
         reporter=msg.sender,
-        day=self.trading_day,
+        day=today,
         price_before_fen=before >> 128,
         price_fen=price_fen,
     )
 
 
 # ---------------------------------------------------------------- external: views
+@external
+@view
+def trading_day() -> uint256:
+    """
+    @notice The trading-day counter (the platform's T+1 clock; 0 before the first day open).
+    """
+    return self._today()
+
+
+@external
+@view
+def max_age_s() -> uint256:
+    """
+    @notice A report older than this many seconds no longer counts towards the median.
+    """
+    return self._max_age()
+
+
+@external
+@view
+def quorum() -> uint256:
+    """
+    @notice Minimum number of distinct fresh reporters for a reliable price.
+    """
+    return self._quorum()
+
+
 @external
 @view
 def day_params(code: uint256) -> DayParams:
@@ -305,17 +408,18 @@ def conservative_price(code: uint256) -> uint256:
     @notice A price that never overstates value: the median when reliable, the previous close
             while halted, today's limit-down price otherwise, 0 when today's band is not set.
     """
-    if not self._band_today(code):
+    c: uint256 = self.cfg
+    w: uint256 = self.bands[code]
+    if c & MASK64 == 0 or w & MASK64 != c & MASK64:
         return 0
-    dp: DayParams = self._dp(code)
-    if dp.halted:
-        return dp.prev_close_fen
-    ok: bool = False
+    if w >> 255 != 0:
+        return (w >> 64) & MASK64  # halted: the previous close
     median: uint256 = 0
-    ok, median = self._reliable(code)
-    if ok:
+    n: uint256 = 0
+    median, n = self._current(code, w, c)
+    if n >= c >> 128:
         return median
-    return dp.limit_down_fen
+    return (w >> 128) & MASK64  # unreliable: the limit-down price
 
 
 @external
@@ -338,9 +442,9 @@ def latest(code: uint256) -> (uint256, uint256, bool):
     """
     median: uint256 = 0
     n: uint256 = 0
-    median, n = self._median(code)
+    median, n = self._current(code, self.bands[code], self.cfg)
     dp: DayParams = self._dp(code)
-    ok: bool = self._band_today(code) and not dp.halted and n >= self.quorum
+    ok: bool = self._band_today(code) and not dp.halted and n >= self._quorum()
     return median, n, ok
 
 
@@ -402,10 +506,11 @@ def open_day(day: uint256):
             reports of earlier days stop counting.
     """
     self._check_operator()
-    assert day > self.trading_day, "oracle: day must advance"
+    c: uint256 = self.cfg
+    assert day > c & MASK64, "oracle: day must advance"
     assert day < 2**64, "oracle: day too large"
-    log DayOpened(day_before=self.trading_day, day_after=day, by=msg.sender)
-    self.trading_day = day
+    log DayOpened(day_before=c & MASK64, day_after=day, by=msg.sender)
+    self.cfg = c >> 64 << 64 | day
 
 
 @external
@@ -417,7 +522,7 @@ def set_day_params(
     @notice Operator: today's previous close, limit band and halted flag of one security.
     """
     self._check_operator()
-    assert self.trading_day != 0, "oracle: no day open"
+    assert self._today() != 0, "oracle: no day open"
     self._set_day_params(
         DayInput(
             code=code,
@@ -435,7 +540,7 @@ def set_day_params_many(inputs: DynArray[DayInput, MAX_BATCH]):
     @notice Operator: `set_day_params` for up to 64 securities in one transaction.
     """
     self._check_operator()
-    assert self.trading_day != 0, "oracle: no day open"
+    assert self._today() != 0, "oracle: no day open"
     for d: DayInput in inputs:
         self._set_day_params(d)
 
@@ -447,15 +552,16 @@ def set_params(max_age_s: uint256, quorum: uint256):
     """
     self._check_operator()
     assert max_age_s > 0, "oracle: zero max age"
+    assert max_age_s < 2**64, "oracle: max age too large"
     assert quorum >= 1 and quorum <= MAX_REPORTERS, "oracle: quorum not in 1..16"
     log ParamsSet(
-        max_age_before_s=self.max_age_s,
+        max_age_before_s=self._max_age(),
         max_age_after_s=max_age_s,
-        quorum_before=self.quorum,
+        quorum_before=self._quorum(),
         quorum_after=quorum,
     )
-    self.max_age_s = max_age_s
-    self.quorum = quorum
+    # dev: aggregates computed under the old window no longer match their fingerprint
+    self.cfg = self._today() | max_age_s << 64 | quorum << 128
 
 
 # ---------------------------------------------------------------- external: reporters

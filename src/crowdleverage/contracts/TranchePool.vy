@@ -129,7 +129,9 @@ SENIOR: public(immutable(ITrancheShare))
 JUNIOR: public(immutable(ITrancheShare))
 
 # Set once by the operator: the only borrower of the pool, and the fund that covers losses.
-engine: public(IMarginEngine)
+# The engine (160 bits) and the maximum utilisation in bps (16 << 160, set by the operator)
+# share one slot: a draw reads both. Getters `engine`, `max_util_bps`.
+wiring: uint256
 insurance: public(IInsuranceFund)
 
 # Receiver of the platform fee on interest.
@@ -154,7 +156,6 @@ senior_loss_fen: public(uint256)
 
 # Parameters in bps (public: the transparency page shows them).
 min_junior_bps: public(uint256)
-max_util_bps: public(uint256)
 senior_apr_bps: public(uint256)
 premium_bps: public(uint256)
 fee_bps: public(uint256)
@@ -188,7 +189,7 @@ def __init__(
     )
     self.fee_recipient = fee_recipient
     self.min_junior_bps = 2_000
-    self.max_util_bps = 9_000
+    self.wiring = 9_000 << 160
     self.senior_apr_bps = 500
     self.premium_bps = 1_000
     self.fee_bps = 1_000
@@ -246,15 +247,27 @@ def _check_operator():
 
 @internal
 @view
+def _engine() -> IMarginEngine:
+    return IMarginEngine(convert(convert(self.wiring & (2**160 - 1), uint160), address))
+
+
+@internal
+@view
+def _max_util() -> uint256:
+    return self.wiring >> 160
+
+
+@internal
+@view
 def _check_engine():
-    assert msg.sender == self.engine.address, "pool: caller is not engine"
+    assert msg.sender == self._engine().address, "pool: caller is not engine"
 
 
 @internal
 @view
 def _check_open():
-    assert self.engine.address != empty(address), "pool: not connected"
-    assert not staticcall self.engine.paused(), "pool: paused"
+    assert self._engine().address != empty(address), "pool: not connected"
+    assert not staticcall self._engine().paused(), "pool: paused"
 
 
 @internal
@@ -287,7 +300,7 @@ def _navs() -> (uint256, uint256, uint256):
     @dev Tranche NAVs after marking the engine's provisional losses beyond the insurance
          fund: junior first, then senior. Returns (senior_nav, junior_nav, unmarked_excess).
     """
-    provision: uint256 = staticcall self.engine.marked_loss_fen()
+    provision: uint256 = staticcall self._engine().marked_loss_fen()
     cover: uint256 = staticcall self.insurance.balance_fen()
     excess: uint256 = 0
     if provision > cover:
@@ -413,7 +426,8 @@ def _liquidity_cap(assets_fen: uint256) -> uint256:
     @dev Cash that may leave while keeping principal_out <= max_util * assets (rounded so
          the buffer is never breached) and never more than idle cash.
     """
-    need: uint256 = (self._out() * BPS + self.max_util_bps - 1) // self.max_util_bps
+    mu: uint256 = self._max_util()
+    need: uint256 = (self._out() * BPS + mu - 1) // mu
     if assets_fen <= need:
         return 0
     return min(assets_fen - need, self._idle() - (self.book >> 192))
@@ -476,6 +490,24 @@ def total_assets_fen() -> uint256:
 
 @external
 @view
+def engine() -> IMarginEngine:
+    """
+    @notice The MarginEngine, the only borrower (zero before `connect`).
+    """
+    return self._engine()
+
+
+@external
+@view
+def max_util_bps() -> uint256:
+    """
+    @notice Principal lent out may reach at most this share of pool assets, in bps.
+    """
+    return self._max_util()
+
+
+@external
+@view
 def utilisation_bps() -> uint256:
     """
     @notice Principal lent out over pool assets, in bps (rounded up).
@@ -511,7 +543,7 @@ def rates() -> (uint256, uint256, uint256, uint256, uint256, uint256):
         self.premium_bps,
         self.fee_bps,
         self.min_junior_bps,
-        self.max_util_bps,
+        self._max_util(),
         self.epoch_s,
     )
 
@@ -677,7 +709,7 @@ def draw(amount_fen: uint256):
     b: uint256 = self.book
     out: uint256 = (b >> 96 & M96) + amount_fen
     assets: uint256 = self._total_claims()
-    assert out * BPS <= assets * self.max_util_bps, "pool: utilisation above limit"
+    assert out * BPS <= assets * self._max_util(), "pool: utilisation above limit"
     assert (b & M96) - (b >> 192) >= amount_fen, "pool: insufficient liquidity"
     self._move(0, amount_fen, amount_fen, 0, 0, 0)
     extcall CASH.transfer(msg.sender, amount_fen)
@@ -687,14 +719,16 @@ def draw(amount_fen: uint256):
 @external
 def repay(principal_fen: uint256, interest_fen: uint256):
     """
-    @notice Engine: pay back principal and interest (pulled from the engine).
+    @notice Engine: book principal and interest paid back; the engine transferred their sum
+            to the pool just before this call (no allowance).
+    @param principal_fen Principal repaid, in fen.
+    @param interest_fen Interest paid, in fen.
     """
     self._check_engine()
     total: uint256 = principal_fen + interest_fen
     if total == 0:
         return
     self._move(total, 0, 0, principal_fen, interest_fen, 0)
-    extcall CASH.transferFrom(msg.sender, self, total)
     log Repaid(
         principal_fen=principal_fen,
         interest_fen=interest_fen,
@@ -738,11 +772,11 @@ def connect(engine: IMarginEngine, insurance: IInsuranceFund):
     @notice Operator: connect the MarginEngine and the InsuranceFund (once).
     """
     self._check_operator()
-    assert self.engine.address == empty(address), "pool: already connected"
+    assert self._engine().address == empty(address), "pool: already connected"
     assert engine.address != empty(address) and insurance.address != empty(address), (
         "pool: zero address"
     )
-    self.engine = engine
+    self.wiring = self.wiring >> 160 << 160 | convert(engine.address, uint256)
     self.insurance = insurance
 
 
@@ -765,7 +799,7 @@ def set_params(
     assert premium_bps + fee_bps <= BPS, "pool: premium + fee above 100%"
     assert epoch_s > 0, "pool: zero epoch"
     self.min_junior_bps = min_junior_bps
-    self.max_util_bps = max_util_bps
+    self.wiring = self.wiring & (2**160 - 1) | max_util_bps << 160
     self.senior_apr_bps = senior_apr_bps
     self.premium_bps = premium_bps
     self.fee_bps = fee_bps
