@@ -216,7 +216,7 @@ def average_volumes(
     return out
 
 
-def _amount(bar: Any) -> int:
+def traded_amount(bar: Any) -> int:
     """A bar's traded amount in fen; volume × close when the source gave none."""
     return int(bar.amount) if bar.amount or not bar.volume else int(bar.volume) * int(bar.close)
 
@@ -231,7 +231,7 @@ def average_amounts(
     window = [d for d in days if d.date <= on][-n:]
     out = {}
     for code in codes:
-        amounts = [_amount(d.bars[code]) if code in d.bars else 0 for d in window]
+        amounts = [traded_amount(d.bars[code]) if code in d.bars else 0 for d in window]
         out[code] = int(sum(amounts)) // len(amounts) if amounts else 0
     return out
 

@@ -33,7 +33,7 @@ from crowdleverage.risk.stress.policy import Book, MarginPolicy
 
 TRADING_DAYS = 252
 MAX_ROUNDS = 4  # cascade rounds per day
-CAPACITY_SHARE = 0.10  # the platform sells at most 10% of a stock's average daily amount a day
+CAPACITY_SHARE = 0.10  # the platform sells at most 10% of a stock's 20-day average amount a day
 MAX_SINGLE_SHARE = MAX_SINGLE_SECURITY_BPS / BPS  # one security ≤ 40% of an account's book
 LAYERS = ("borrower_margin", "borrower_reserve", "penalty", "insurance", "junior", "senior")
 
@@ -307,11 +307,12 @@ def open_book(
     debts adding up to the loans on every path. Returns (yuan per book unit (P,), margin,
     debt, reserve (P, A), quantities (K, P, A)); prices start at 1.
 
-    With a liquidity cap (`pol.liquidity_cap`) and each security's average daily amount
-    `adv` (P, S, yuan), the book respects the chain's cap on financed buys: where the
-    platform's position in a security would exceed the cap, every account's financed part of
-    it is cut pro rata (the buys above the cap revert "margin: above liquidity cap"; what the
-    margin bought stays), so such a path lends less than `loans_yuan` (`lent_share`)."""
+    With a liquidity cap (`pol.liquidity_cap`) and each security's 20-day average amount
+    published before the session (`adv`, (P, S) yuan, `Market.adv`), the book respects the
+    chain's cap on financed buys: where the platform's position in a security would exceed the
+    cap, every account's financed part of it is cut pro rata (the buys above the cap revert
+    "margin: above liquidity cap"; what the margin bought stays), so such a path lends
+    less than `loans_yuan` (`lent_share`)."""
     P = boards.shape[0]
     lev, init = pol.leverage[book.tier], pol.initial[book.tier]
     hbar = (book.weight[None] * boards[:, book.idx]).sum(-1)  # (P, A)
