@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from crowdleverage.domain import params as P
+from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.risk.stress.engine import PolicyArrays, cap_by_liquidity
 from crowdleverage.risk.stress.policy import MarginPolicy, StressedRegime
 from crowdleverage.risk.stress.scenarios import RunOptions, run
@@ -91,7 +92,8 @@ def test_the_cap_binds_on_the_stress_book_and_off_means_off():
     assert MarginPolicy().liquidity_cap_bps == P.LIQUIDITY_CAP_BPS
     assert 0.5 < capped["lent_share_mean"] < 1.0
     assert free["lent_share_mean"] == pytest.approx(1.0)
-    # older parameter files have no cap key: not modelled
+    # a parameter file without the cap key is refused (the loader is strict)
     d = MarginPolicy().to_toml_dict()
     del d["liquidity_cap_bps"]
-    assert MarginPolicy.from_toml_dict(d).liquidity_cap_bps == 0
+    with pytest.raises(InvalidInput, match="missing liquidity_cap_bps"):
+        MarginPolicy.from_toml_dict(d)
