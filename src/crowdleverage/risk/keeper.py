@@ -15,7 +15,10 @@ in step with the chain.
   (`mark_references`, `Liquidator.set_reference`); an account whose equity falls below
   reference equity − the Liquidator's `nav_stop_bps` of reference assets is LIQUIDATION_DUE
   whatever its ratio below `nav_stop_below_bps` (the Liquidator re-checks it and closes the
-  account in full).
+  account in full). A haircut step (the stressed set phasing in, the regime switching) is not a
+  loss: around the operator's step (`across_haircut_step`, from `risk/regime.py`
+  `apply_on_chain`) the keeper reads each referenced account's assets before and after and
+  moves its reference equity by the difference (`Liquidator.shift_references`).
 - Rate-limited: at most `max_actions_per_tick` calls per tick, worst ratios first; an account
   acted on is left alone for `cooldown_s` (chain time) unless its state got worse.
 - The contract re-verifies every call. A revert because the price moved back ("above warning
@@ -35,10 +38,10 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -64,6 +67,8 @@ MOVED_BACK = frozenset(
     }
 )
 
+
+T = TypeVar("T")
 
 # `Liquidator.keep` action codes and its batch bound.
 KEEP_CODES = {"warn": 0, "top_up": 1, "start_liquidation": 2, "end_liquidation": 3}
@@ -188,6 +193,48 @@ class Keeper:
             self._ref_arrays = None
             done += 1
         return done
+
+    def across_haircut_step(self, step: Callable[[], T]) -> T:
+        """Run `step` (the operator's change of the regime or the stressed haircut scale, at
+        unchanged prices) and move each NAV-stop reference's equity by what the step changed
+        of its account's assets (`MarginEngine.keeper_view`, before and after), so that the
+        stop counts only market losses; returns what `step` returned. A Liquidator without
+        `shift_references` (an earlier release) keeps its references as they are."""
+        if self.nav_stop_bps() == 0:
+            return step()
+        n = self.monitor.n_accounts
+        rows = np.flatnonzero(self.monitor.debt_fen[:n] > 0)
+        who = [self.monitor.account_id(int(r)) for r in rows]
+        who = [w for w in who if self.reference(w)[0] > 0]
+        before = [int(self.chain.call(ENGINE, "keeper_view", w)[0]) for w in who]
+        out = step()
+        after = [int(self.chain.call(ENGINE, "keeper_view", w)[0]) for w in who]
+        moves = [(w, a - b) for w, b, a in zip(who, before, after, strict=True) if a != b]
+        shifted = 0
+        for up in (False, True):
+            part = [(w, abs(d)) for w, d in moves if (d > 0) is up]
+            for i in range(0, len(part), KEEP_BATCH):
+                chunk = part[i : i + KEEP_BATCH]
+                try:
+                    self.chain.send(LIQUIDATOR, "shift_references", [w for w, _ in chunk],
+                                    [d for _, d in chunk], up, actor=self.actor)  # fmt: skip
+                except ContractRevert as err:
+                    if not err.reason.startswith("margin:"):  # no such function: absent
+                        log.info("reference shift absent",
+                                 extra={"event": "reference_shift_absent"})  # fmt: skip
+                        return out
+                    self._count_refusal(err.reason, quiet=False)  # e.g. out of bounds
+                    log.warning("references not shifted", extra={
+                        "event": "reference_shift_refused", "reason": err.reason})  # fmt: skip
+                    continue
+                shifted += len(chunk)
+                for w, _ in chunk:
+                    self._refs.pop(w, None)
+        if moves:
+            self._ref_arrays = None
+            log.info("references shifted", extra={"event": "references_shifted",
+                                                   "accounts": shifted})  # fmt: skip
+        return out
 
     def _levered_up(self, who: str, debt_fen: int, ref_assets: int, ref_equity: int) -> bool:
         """Whether the reference should follow the account: its debt grew by more than

@@ -80,6 +80,10 @@ class PolicyArrays:
     # the stressed lines and haircuts phase in over this many stressed days (0: at once); the
     # switch day runs on the calm lines and haircuts (the stressed mode and target apply)
     stress_phase_in: int = 0
+    # the NAV-stop reference follows a haircut step (the keeper's `across_haircut_step`,
+    # `Liquidator.shift_references`): the reference equity moves by what the step changed of
+    # the account's value at the last close, so the stop counts market losses only
+    stop_follows_haircuts: bool = True
 
     @classmethod
     def of(cls, p: MarginPolicy, *, umbrella: bool = False) -> PolicyArrays:
@@ -407,7 +411,10 @@ def simulate(
     C = np.zeros((P, A))
     # NAV stop: closed in full once C + V − D < stop_floor (the reference is the opening book)
     V0 = _dot(q, boards, idx_k)
-    stop_floor = V0 - D - pol.nav_stop * V0 if pol.nav_stop > 0 else None
+    stop_floor0 = V0 - D - pol.nav_stop * V0 if pol.nav_stop > 0 else None
+    # the live floor: moved by every haircut step (stop_follows_haircuts), the calm one kept
+    stop_floor = None if stop_floor0 is None else stop_floor0.copy()
+    w_prev = np.zeros(P)  # the share of the stressed set the last day ran on
     regime = RegimeState.start(P, pol)
     liq = np.zeros((P, A), dtype=bool)
     full = np.zeros((P, A), dtype=bool)
@@ -431,6 +438,7 @@ def simulate(
     daily_a = pol.apr[tier] / TRADING_DAYS
 
     for t in range(horizon):
+        X_close = mkt.X  # the last close (after its sales): where a haircut step is measured
         mkt.step(t)
         interest += D @ daily_a
         D *= growth[None]
@@ -441,6 +449,13 @@ def simulate(
         run = np.where(stressed, run + 1, 0)
         w = pol.phase(run)
         h = _haircuts(mkt, boards, pol, w)
+        if stop_floor is not None and pol.stop_follows_haircuts:
+            stepped = np.flatnonzero(w != w_prev)
+            if stepped.size:
+                h_prev = _haircuts(mkt, boards, pol, w_prev)
+                cut = X_close[stepped] * (h_prev[stepped] - h[stepped])
+                stop_floor[stepped] -= _dot(q[:, stepped], cut, idx_k)
+        w_prev = w
         if pol.stress_phase_in > 0 and stressed.any():
             warn_line, liq_line, target = pol.lines(tier, stressed, w)
         elif stressed.all():
@@ -493,7 +508,7 @@ def simulate(
                 if stressed.any():
                     _count_regime_closes(
                         pp, aa, run, q, C, D, mkt, boards, pol, idx, calm_lines,
-                        stop_floor, switch_liq, regime_liq,
+                        stop_floor0, switch_liq, regime_liq,
                     )  # fmt: skip
                 liq[pp, aa] = True
                 ever_liq[pp, aa] = True
