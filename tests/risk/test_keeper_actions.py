@@ -30,7 +30,7 @@ GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100
 ACTORS = ["investor-senior", "investor-junior", "k-warn", "k-topup", "k-liq", "k-rate-a",
           "k-rate-b", "k-st", "k-stress", "k-stop", "k-noted", "k-relever", "k-phase",
-          "k-shift"]  # fmt: skip
+          "k-shift", "k-intraday"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -452,3 +452,32 @@ def test_a_stressed_haircut_step_at_flat_prices_moves_no_account_to_its_nav_stop
     with pytest.raises(ContractRevert, match="margin: shift out of bounds"):
         world.chain.send("Liquidator", "shift_references", [who], [ref0.assets], False,
                          actor="keeper")  # fmt: skip
+
+
+def test_the_reference_follows_an_intraday_financed_buy_at_its_tick(world: World) -> None:
+    """A financed buy settles during the session: the tick's follow-up (the session's
+    `finish_step`: chain sync, then `follow_up(new_session=False)`) re-marks the NAV-stop
+    reference at once, not at the next session's open; a tick without one sends nothing."""
+    # Arrange: a tier-3 account with a little debt and its reference; a monitor kept in step
+    # with the chain through its events, as the session's
+    who = world.open_borrower("k-intraday", 3, 10_000_000)
+    buy_round_robin(world, "k-intraday", 24)
+    m = monitor_for(world, {who: 3}, 10_000)
+    sync = ChainSync(world.chain, m)
+    sync.sync()
+    keeper = Keeper(world.chain, m, config=KeeperConfig(cooldown_s=0))
+    assert keeper.mark_references() == 1
+    assets0, equity0 = keeper.reference(who)
+    keeper.follow_up([], new_session=False)  # a quiet tick
+    assert keeper.stats.calls["set_reference"] == 1
+    # Act: intraday, the account levers up (debt ×4) and the tick's fills settle on chain
+    buy_round_robin(world, "k-intraday", 12)
+    sync.sync()
+    keeper.follow_up([], new_session=False)
+    # Assert: re-marked at this tick, from the chain's larger book
+    assert keeper.stats.calls["set_reference"] == 2
+    assets1, equity1 = keeper.reference(who)
+    assert assets1 > assets0 + 5_000_000 and assets1 - equity1 == world.account(who)["debt_fen"]
+    assert abs(equity1 - equity0) <= 10_000
+    keeper.follow_up([], new_session=False)  # nothing grew since: no transaction
+    assert keeper.stats.calls["set_reference"] == 2
