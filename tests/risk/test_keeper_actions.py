@@ -29,7 +29,8 @@ PRICES = [1_000, 1_380, 1_630]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100
 ACTORS = ["investor-senior", "investor-junior", "k-warn", "k-topup", "k-liq", "k-rate-a",
-          "k-rate-b", "k-st", "k-stress", "k-stop", "k-noted", "k-relever", "k-phase"]  # fmt: skip
+          "k-rate-b", "k-st", "k-stress", "k-stop", "k-noted", "k-relever", "k-phase",
+          "k-shift", "k-intraday"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -389,3 +390,94 @@ def test_the_stressed_set_phases_in_on_chain_and_the_switch_day_values_at_calm_h
     assert chain_set() == (P.STRESSED_LINE_BPS, P.STRESSED_HAIRCUT_SCALE_BPS)
     pts = [point(Regime.CALM), point(Regime.STRESSED), point(Regime.STRESSED)]
     assert stressed_run(pts) == 2 and stressed_run(pts[:1]) == 0
+
+
+def test_a_stressed_haircut_step_at_flat_prices_moves_no_account_to_its_nav_stop(
+    world: World,
+) -> None:
+    """The stressed set phases in at unchanged prices: the haircut steps lower the account's
+    collateral value, but the keeper moves its NAV-stop reference equity by the same fen
+    (`Liquidator.shift_references`), so an account 2% into its 5% stop is not stopped by two
+    2% steps; without the shift it would be (checked with the Liquidator's own rule). Calm
+    again, the haircuts and the reference come back."""
+    from crowdleverage.chain.structs import read_reference
+    from crowdleverage.risk.regime import Regime, RegimePoint, apply_on_chain
+
+    # Arrange: a tier-3 account (~133%) with its reference, then a 2% "market" fall of its
+    # collateral value (the board haircut as the stand-in for prices, as above)
+    who = levered_borrower(world, "k-shift", 3)
+    keeper = Keeper(world.chain, monitor_for(world, {who: 3}, 10_000),
+                    config=KeeperConfig(cooldown_s=0))  # fmt: skip
+    assert keeper.mark_references() == 1
+    ref0 = read_reference(world.chain, who)
+    set_haircut(world, 9_800)
+
+    def point(regime: Regime) -> RegimePoint:
+        return RegimePoint(dt.date(2016, 1, 4), regime, False, 12_000, 0, 0, 900, ())
+
+    def stopped(ref_equity: int) -> bool:
+        a = world.account(who)
+        return P.nav_stopped(a["assets_fen"], a["debt_fen"], ref0.assets, ref_equity)
+
+    try:
+        keeper.monitor = monitor_for(world, {who: 3}, 9_800)
+        assert not stopped(ref0.equity)  # 2% of its assets below: inside the 5% stop
+        # Act: the switch day (no haircut change) and two phase steps (scale 98%, 96%)
+        for run in (1, 2, 3):
+            apply_on_chain(world.chain, point(Regime.STRESSED), run=run, references=keeper)
+        # Assert: 2 × ~2% of collateral value went, the reference equity with it
+        ref = read_reference(world.chain, who)
+        assert ref.assets == ref0.assets
+        drop = ref0.equity - ref.equity
+        assert ref0.assets * 300 // 10_000 < drop < ref0.assets * 450 // 10_000
+        assert stopped(ref0.equity)  # the old reference would have stopped it: no market loss
+        assert not stopped(ref.equity)
+        with pytest.raises(ContractRevert, match="margin: above liquidation line"):
+            world.chain.send("Liquidator", "start_liquidation", who, actor="keeper")
+        m = monitor_for(world, {who: 3}, P.stressed_haircut_bps(9_800, scale_bps=9_600))
+        keeper.monitor = m
+        keeper.on_tick(m.tick(), "2016-01-06")
+        assert keeper.stats.calls["start_liquidation"] == 0
+        shifts = [e.args for e in world.chain.events("Liquidator", "ReferenceShifted")
+                  if e.args["account"] == who]  # fmt: skip
+        assert [s["up"] for s in shifts] == [False, False]
+    finally:
+        apply_on_chain(world.chain, point(Regime.CALM), run=0, references=keeper)
+        set_haircut(world, 10_000)
+    # calm again: the haircuts rose back, and the reference equity with them (to the fen's
+    # rounding of the per-security haircut values)
+    assert abs(read_reference(world.chain, who).equity - ref0.equity) <= 100
+    with pytest.raises(ContractRevert, match="margin: caller is not keeper"):
+        world.chain.send("Liquidator", "shift_references", [who], [1], True, actor="k-shift")
+    with pytest.raises(ContractRevert, match="margin: shift out of bounds"):
+        world.chain.send("Liquidator", "shift_references", [who], [ref0.assets], False,
+                         actor="keeper")  # fmt: skip
+
+
+def test_the_reference_follows_an_intraday_financed_buy_at_its_tick(world: World) -> None:
+    """A financed buy settles during the session: the tick's follow-up (the session's
+    `finish_step`: chain sync, then `follow_up(new_session=False)`) re-marks the NAV-stop
+    reference at once, not at the next session's open; a tick without one sends nothing."""
+    # Arrange: a tier-3 account with a little debt and its reference; a monitor kept in step
+    # with the chain through its events, as the session's
+    who = world.open_borrower("k-intraday", 3, 10_000_000)
+    buy_round_robin(world, "k-intraday", 24)
+    m = monitor_for(world, {who: 3}, 10_000)
+    sync = ChainSync(world.chain, m)
+    sync.sync()
+    keeper = Keeper(world.chain, m, config=KeeperConfig(cooldown_s=0))
+    assert keeper.mark_references() == 1
+    assets0, equity0 = keeper.reference(who)
+    keeper.follow_up([], new_session=False)  # a quiet tick
+    assert keeper.stats.calls["set_reference"] == 1
+    # Act: intraday, the account levers up (debt ×4) and the tick's fills settle on chain
+    buy_round_robin(world, "k-intraday", 12)
+    sync.sync()
+    keeper.follow_up([], new_session=False)
+    # Assert: re-marked at this tick, from the chain's larger book
+    assert keeper.stats.calls["set_reference"] == 2
+    assets1, equity1 = keeper.reference(who)
+    assert assets1 > assets0 + 5_000_000 and assets1 - equity1 == world.account(who)["debt_fen"]
+    assert abs(equity1 - equity0) <= 10_000
+    keeper.follow_up([], new_session=False)  # nothing grew since: no transaction
+    assert keeper.stats.calls["set_reference"] == 2

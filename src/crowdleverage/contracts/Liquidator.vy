@@ -21,7 +21,9 @@
         account's reference (assets and equity when it first has debt, `set_reference`); once
         its equity falls below reference equity − `nav_stop_bps` × reference assets, the
         account is closed in full whatever its ratio below `nav_stop_below_bps` (an account
-        above it, e.g. barely levered, is left alone). 0 disables the stop.
+        above it, e.g. barely levered, is left alone). 0 disables the stop. A haircut step
+        (the stressed set phasing in, the regime switching) is not a loss: the keeper moves
+        the references' equity by what the step changed (`shift_references`).
 @custom:security Every action re-verifies the ratio on chain at the time of the call.
         Revert strings keep the engine's "margin:" prefix (one margin system to the caller).
 """
@@ -88,6 +90,13 @@ event NavStopSet:
     new_bps: uint256
     old_below_bps: uint256
     new_below_bps: uint256
+
+
+event ReferenceShifted:
+    account: indexed(address)
+    delta_fen: uint256
+    up: bool
+    equity_fen: uint256
 # ── end NAV stop ──
 
 
@@ -150,6 +159,9 @@ struct Reference:
 
 
 MAX_NAV_STOP_BPS: constant(uint256) = 5_000
+# A haircut step moves an account's assets by at most this share (RiskParams' lowest
+# stressed haircut scale is 5000): the bound of `shift_references`.
+MAX_SHIFT_BPS: constant(uint256) = 5_000
 # Closed in full below reference equity - this share of reference assets (bps; 0: no stop).
 nav_stop_bps: public(uint256)
 # The stop applies only to an account whose ratio is below this (bps).
@@ -347,6 +359,45 @@ def set_reference(who: address):
     assert v.debt > 0 and v.assets > v.debt, "margin: no debt or no equity"
     self.reference[who] = Reference(assets=v.assets, equity=v.assets - v.debt)
     log ReferenceSet(account=who, assets_fen=v.assets, equity_fen=v.assets - v.debt)
+
+
+@external
+def shift_references(
+    accounts: DynArray[address, MAX_KEEP], deltas: DynArray[uint256, MAX_KEEP], up: bool
+) -> uint256:
+    """
+    @notice Keeper: move each account's NAV-stop reference equity by the change of its assets
+            that a haircut step caused (the stressed set phasing in, the regime switching), so
+            that the stop counts market losses only. The reference assets (the stop's size)
+            stay, so the stop's test gives what it gave before the step.
+    @dev The keeper measures each account's assets (`MarginEngine.keeper_view`) just before
+         and just after the operator's step, at the same prices. An account without a
+         reference is left alone (not counted).
+    @param accounts The account holders (at most 64).
+    @param deltas Fen per account: at most half its reference assets, and (down) below its
+           reference equity.
+    @param up True when the haircuts rose (the equity references rise), else they fall.
+    @return How many references moved.
+    """
+    self._check_keeper()
+    assert len(accounts) == len(deltas), "margin: length mismatch"
+    done: uint256 = 0
+    for i: uint256 in range(len(accounts), bound=MAX_KEEP):
+        who: address = accounts[i]
+        d: uint256 = deltas[i]
+        r: Reference = self.reference[who]
+        if r.assets == 0 or d == 0:
+            continue
+        assert d * C.BPS <= r.assets * MAX_SHIFT_BPS, "margin: shift out of bounds"
+        if up:
+            r.equity += d
+        else:
+            assert d < r.equity, "margin: shift out of bounds"
+            r.equity -= d
+        self.reference[who] = r
+        log ReferenceShifted(account=who, delta_fen=d, up=up, equity_fen=r.equity)
+        done += 1
+    return done
 # ── end NAV stop ──
 
 

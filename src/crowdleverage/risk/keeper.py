@@ -12,10 +12,14 @@ in step with the chain.
 - NAV stop (issue 13): the keeper records each account's reference (assets and equity) on
   chain when it first has debt, again after a liquidation ended, and again when the account
   levered up since (a financed buy filled) while not below its reference equity
-  (`mark_references`, `Liquidator.set_reference`); an account whose equity falls below
+  (`mark_references`, `Liquidator.set_reference`; at the session open, and at the tick where
+  an intraday financed buy settled); an account whose equity falls below
   reference equity − the Liquidator's `nav_stop_bps` of reference assets is LIQUIDATION_DUE
   whatever its ratio below `nav_stop_below_bps` (the Liquidator re-checks it and closes the
-  account in full).
+  account in full). A haircut step (the stressed set phasing in, the regime switching) is not a
+  loss: around the operator's step (`across_haircut_step`, from `risk/regime.py`
+  `apply_on_chain`) the keeper reads each referenced account's assets before and after and
+  moves its reference equity by the difference (`Liquidator.shift_references`).
 - Rate-limited: at most `max_actions_per_tick` calls per tick, worst ratios first; an account
   acted on is left alone for `cooldown_s` (chain time) unless its state got worse.
 - The contract re-verifies every call. A revert because the price moved back ("above warning
@@ -35,10 +39,10 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -64,6 +68,8 @@ MOVED_BACK = frozenset(
     }
 )
 
+
+T = TypeVar("T")
 
 # `Liquidator.keep` action codes and its batch bound.
 KEEP_CODES = {"warn": 0, "top_up": 1, "start_liquidation": 2, "end_liquidation": 3}
@@ -114,6 +120,7 @@ class Keeper:
         self._nav_stop_bps: int | None = None
         self._nav_stop_below = 0  # the stop applies below this ratio (bps)
         self._ref_arrays: tuple[np.ndarray, np.ndarray] | None = None  # per monitor row
+        self._ref_refused: set[str] = set()  # set_reference refused this session
         if journal is not None and journal.exists():
             self._warned = json.loads(journal.read_text())
 
@@ -168,26 +175,92 @@ class Keeper:
             self._refs[who] = (r.assets, r.equity)
         return self._refs[who]
 
-    def mark_references(self) -> int:
+    def mark_references(self, *, intraday: bool = False) -> int:
         """Record the reference of every monitored account with debt, not in liquidation and
         without one (new debt, or a liquidation ended), and again for one that levered up
-        since (`_levered_up`); returns how many were recorded."""
+        since (`_levered_up`); returns how many were recorded. `intraday` (after each tick's
+        fills settled, `follow_up`): only the accounts whose debt the monitor sees above their
+        reference's by more than `RELEVER_BPS`, or with debt and none (a financed buy settled
+        this tick), selected vectorised; an account the chain refused since the session
+        opened is left to the next session."""
         if self.nav_stop_bps() == 0:
             return 0
         n = self.monitor.n_accounts
         debt = self.monitor.debt_fen[:n]
+        cand = (debt > 0) & ~self.monitor.liquidating[:n]
+        if intraday:
+            all_assets, all_equity = self._reference_arrays()
+            grown = debt.astype(float) * BPS > (all_assets - all_equity) * (BPS + RELEVER_BPS)
+            cand &= (all_assets == 0) | grown
+        else:
+            self._ref_refused.clear()
         done = 0
-        for r in np.flatnonzero((debt > 0) & ~self.monitor.liquidating[:n]):
+        for r in np.flatnonzero(cand):
             who = self.monitor.account_id(int(r))
+            if intraday and who in self._ref_refused:
+                continue
             ref_assets, ref_equity = self.reference(who)
             if ref_assets and not self._levered_up(who, int(debt[r]), ref_assets, ref_equity):
                 continue
             if not self._call("set_reference", who, quiet=True):
+                self._ref_refused.add(who)
                 continue
             self._refs.pop(who)  # read back what the chain recorded
             self._ref_arrays = None
             done += 1
         return done
+
+    def _reference_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every monitored row's reference (assets, equity) fen as floats ((0, 0): none),
+        read from the chain once per account."""
+        n = self.monitor.n_accounts
+        if self._ref_arrays is None or self._ref_arrays[0].size != n:
+            ref = np.array([self.reference(self.monitor.account_id(r)) for r in range(n)],
+                           dtype=float).reshape(n, 2)  # fmt: skip
+            self._ref_arrays = (ref[:, 0], ref[:, 1])
+        return self._ref_arrays
+
+    def across_haircut_step(self, step: Callable[[], T]) -> T:
+        """Run `step` (the operator's change of the regime or the stressed haircut scale, at
+        unchanged prices) and move each NAV-stop reference's equity by what the step changed
+        of its account's assets (`MarginEngine.keeper_view`, before and after), so that the
+        stop counts only market losses; returns what `step` returned. A Liquidator without
+        `shift_references` (an earlier release) keeps its references as they are."""
+        if self.nav_stop_bps() == 0:
+            return step()
+        n = self.monitor.n_accounts
+        rows = np.flatnonzero(self.monitor.debt_fen[:n] > 0)
+        who = [self.monitor.account_id(int(r)) for r in rows]
+        who = [w for w in who if self.reference(w)[0] > 0]
+        before = [int(self.chain.call(ENGINE, "keeper_view", w)[0]) for w in who]
+        out = step()
+        after = [int(self.chain.call(ENGINE, "keeper_view", w)[0]) for w in who]
+        moves = [(w, a - b) for w, b, a in zip(who, before, after, strict=True) if a != b]
+        shifted = 0
+        for up in (False, True):
+            part = [(w, abs(d)) for w, d in moves if (d > 0) is up]
+            for i in range(0, len(part), KEEP_BATCH):
+                chunk = part[i : i + KEEP_BATCH]
+                try:
+                    self.chain.send(LIQUIDATOR, "shift_references", [w for w, _ in chunk],
+                                    [d for _, d in chunk], up, actor=self.actor)  # fmt: skip
+                except ContractRevert as err:
+                    if not err.reason.startswith("margin:"):  # no such function: absent
+                        log.info("reference shift absent",
+                                 extra={"event": "reference_shift_absent"})  # fmt: skip
+                        return out
+                    self._count_refusal(err.reason, quiet=False)  # e.g. out of bounds
+                    log.warning("references not shifted", extra={
+                        "event": "reference_shift_refused", "reason": err.reason})  # fmt: skip
+                    continue
+                shifted += len(chunk)
+                for w, _ in chunk:
+                    self._refs.pop(w, None)
+        if moves:
+            self._ref_arrays = None
+            log.info("references shifted", extra={"event": "references_shifted",
+                                                   "accounts": shifted})  # fmt: skip
+        return out
 
     def _levered_up(self, who: str, debt_fen: int, ref_assets: int, ref_equity: int) -> bool:
         """Whether the reference should follow the account: its debt grew by more than
@@ -212,11 +285,7 @@ class Keeper:
         stop = self.nav_stop_bps()
         if stop == 0:
             return np.zeros(n, dtype=bool)
-        if self._ref_arrays is None or self._ref_arrays[0].size != n:
-            ref = np.array([self.reference(self.monitor.account_id(r)) for r in range(n)],
-                           dtype=float).reshape(n, 2)  # fmt: skip
-            self._ref_arrays = (ref[:, 0], ref[:, 1])
-        ref_assets, ref_equity = self._ref_arrays
+        ref_assets, ref_equity = self._reference_arrays()
         debt = self.monitor.debt_fen[:n].astype(float)
         with np.errstate(invalid="ignore"):
             assets = np.where(debt > 0, result.ratio_bps[:n] * debt / BPS, 0.0)
@@ -276,11 +345,14 @@ class Keeper:
 
     def follow_up(self, accounts: Iterable[str], *, new_session: bool) -> int:
         """Accounts in liquidation with no open orders: end it when possible; at a new
-        session, emit the next round (lots unlocked by T+1, seals reopened); at a new session
-        first record the NAV-stop reference of accounts with debt and none
-        (`mark_references`)."""
+        session, emit the next round (lots unlocked by T+1, seals reopened). First the NAV-stop
+        references (`mark_references`): at a new session of every account with debt and none
+        or levered up, after a tick (the session's `finish_step`, once its fills settled) of
+        those whose financed buy settled in it."""
         if new_session:
             self.mark_references()
+        else:  # a financed buy settled this tick: its reference follows at once
+            self.mark_references(intraday=True)
         idle = []
         for who in accounts:
             a = read_account(self.chain, who)

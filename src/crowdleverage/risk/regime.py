@@ -43,7 +43,7 @@ from enum import StrEnum
 from typing import Any
 
 from crowdleverage.domain import params as P
-from crowdleverage.domain.errors import ContractRevert
+from crowdleverage.domain.errors import ContractRevert, NotFound
 from crowdleverage.market.replay import TradingDay
 
 BPS = 10_000
@@ -216,7 +216,7 @@ def average_volumes(
     return out
 
 
-def _amount(bar: Any) -> int:
+def traded_amount(bar: Any) -> int:
     """A bar's traded amount in fen; volume × close when the source gave none."""
     return int(bar.amount) if bar.amount or not bar.volume else int(bar.volume) * int(bar.close)
 
@@ -231,7 +231,7 @@ def average_amounts(
     window = [d for d in days if d.date <= on][-n:]
     out = {}
     for code in codes:
-        amounts = [_amount(d.bars[code]) if code in d.bars else 0 for d in window]
+        amounts = [traded_amount(d.bars[code]) if code in d.bars else 0 for d in window]
         out[code] = int(sum(amounts)) // len(amounts) if amounts else 0
     return out
 
@@ -376,19 +376,56 @@ def stressed_schedule(chain: Any, run: int, *, actor: str = "operator") -> bool:
 
 
 def apply_on_chain(
-    chain: Any, point: RegimePoint, *, actor: str = "operator", run: int | None = None
+    chain: Any,
+    point: RegimePoint,
+    *,
+    actor: str = "operator",
+    run: int | None = None,
+    references: Any = None,
 ) -> bool:
     """Set the OrderBook's regime (0 calm, 1 stressed) to `point`'s when it differs, with the
     indicator it rests on (`RegimeChanged` on chain); True when it changed. The contract
     refuses new financing while stressed ("stressed regime: no new financing"). With `run`
     (the consecutive stressed closes up to `point`, `stressed_run`) the stressed set is first
-    phased in (`stressed_schedule`)."""
+    phased in (`stressed_schedule`). With `references` (the keeper, `risk.keeper.Keeper`) a
+    step that changes the haircuts RiskParams values at (the regime, or the stressed scale
+    while stressed) moves every NAV-stop reference by what it changed of the account's assets
+    (`Keeper.across_haircut_step`): a haircut step is not a loss."""
     from crowdleverage.chain.margin import ORDERBOOK
 
-    if run is not None:
-        stressed_schedule(chain, run, actor=actor)
     want = 1 if point.regime is Regime.STRESSED else 0
-    if int(chain.call(ORDERBOOK, "regime")) == want:
+
+    def step() -> bool:
+        if run is not None:
+            stressed_schedule(chain, run, actor=actor)
+        if int(chain.call(ORDERBOOK, "regime")) == want:
+            return False
+        chain.send(ORDERBOOK, "set_regime", want, point.indicator_bps, actor=actor)
+        return True
+
+    # a release without the NAV stop (the keeper reads 0) has no references to move
+    if references is None or references.nav_stop_bps() == 0:
+        return step()
+    if not _moves_haircuts(chain, want, run):
+        return step()
+    changed: bool = references.across_haircut_step(step)
+    return changed
+
+
+def _moves_haircuts(chain: Any, want: int, run: int | None) -> bool:
+    """Whether setting the regime `want` (with the phase of `run`) changes the scale RiskParams
+    values haircuts at (100% while calm, the stressed scale while stressed)."""
+    from crowdleverage.chain.margin import ORDERBOOK
+    from crowdleverage.chain.params import PARAMS
+
+    regime = int(chain.call(ORDERBOOK, "regime"))
+    try:
+        scale = int(chain.call(PARAMS, "stressed_haircuts")[0])
+    except (ContractRevert, NotFound):  # a release before the stressed haircuts: no scale
         return False
-    chain.send(ORDERBOOK, "set_regime", want, point.indicator_bps, actor=actor)
-    return True
+    target = scale
+    if run is not None:
+        target = P.stressed_phase(run)[1] if run > 0 else P.STRESSED_HAIRCUT_SCALE_BPS
+    before = scale if regime == 1 else BPS
+    after = target if want == 1 else BPS
+    return before != after

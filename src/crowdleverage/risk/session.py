@@ -335,8 +335,10 @@ class TradingSession:
         if not before:
             return None
         point = before[-1]
-        # the stressed set phases in over the first stressed days (domain/params.py)
-        changed = apply_on_chain(self.chain, point, run=stressed_run(before))
+        # the stressed set phases in over the first stressed days (domain/params.py); the
+        # keeper moves the NAV-stop references by what a haircut step changed (not a loss)
+        changed = apply_on_chain(self.chain, point, run=stressed_run(before),
+                                 references=self.keeper)  # fmt: skip
         if self.liquidity_days is not None:
             codes = self.codes
             if after is not None:

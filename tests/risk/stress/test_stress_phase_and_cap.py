@@ -3,11 +3,15 @@ and the liquidity cap on the opening book."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from crowdleverage.domain import params as P
+from crowdleverage.domain.errors import InvalidInput
 from crowdleverage.risk.stress.engine import PolicyArrays, cap_by_liquidity
+from crowdleverage.risk.stress.market import Market
 from crowdleverage.risk.stress.policy import MarginPolicy, StressedRegime
 from crowdleverage.risk.stress.scenarios import RunOptions, run
 
@@ -91,7 +95,59 @@ def test_the_cap_binds_on_the_stress_book_and_off_means_off():
     assert MarginPolicy().liquidity_cap_bps == P.LIQUIDITY_CAP_BPS
     assert 0.5 < capped["lent_share_mean"] < 1.0
     assert free["lent_share_mean"] == pytest.approx(1.0)
-    # older parameter files have no cap key: not modelled
+    # a parameter file without the cap key is refused (the loader is strict)
     d = MarginPolicy().to_toml_dict()
     del d["liquidity_cap_bps"]
-    assert MarginPolicy.from_toml_dict(d).liquidity_cap_bps == 0
+    with pytest.raises(InvalidInput, match="missing liquidity_cap_bps"):
+        MarginPolicy.from_toml_dict(d)
+
+
+class _FlatStockFallingIndex(Market):
+    """One path, one main-board stock 2% down and flat after; the index falls 10% on day 0,
+    so the regime is stressed from day 1 and the stressed haircuts phase in at flat prices."""
+
+    def __init__(self) -> None:
+        self.P, self.S = 1, 1
+        self.X = np.ones((1, 1))
+        self.prev = self.X.copy()
+        self.limit = np.full((1, 1), 0.10)
+        self.halted = np.zeros((1, 1), dtype=bool)
+        self.sealed = np.zeros((1, 1), dtype=bool)
+        self.locked = np.zeros((1, 1), dtype=bool)
+        self.vol = np.zeros((1, 1))
+        self.adv = np.full((1, 1), 1e15)
+        self.index_level = np.ones(1)
+
+    def step(self, t: int) -> None:
+        self.prev = self.X
+        self.X = np.full((1, 1), 0.98)
+        self.index_level = np.full(1, 0.9)
+
+
+def test_a_haircut_step_at_flat_prices_closes_no_account_by_the_nav_stop() -> None:
+    """The stress engine follows the keeper: the NAV-stop reference moves with each step of
+    the stressed haircuts (issue 13), so a tier-3 account 2% into its 5% stop is not stopped
+    by the 10% haircut cut at flat prices; without the shift (before) it was."""
+    from crowdleverage.risk.stress.engine import BookArrays, simulate
+
+    # Arrange: no raised lines (only the haircuts and the stop move); one tier-3 account
+    policy = MarginPolicy(stressed=StressedRegime(line_share_bps=0))
+    book = BookArrays(
+        tier=np.array([3]),
+        idx=np.array([[0]]),
+        weight=np.array([[1.0]]),
+        margin_w=np.array([1.0]),
+        reserve_frac=np.array([0.0]),
+        n_securities=1,
+    )
+    args = (8, 3_000_000.0, 4_000_000.0, 0.2, 50_000.0)  # horizon, loans, pool, junior, seed
+    follows = PolicyArrays.of(policy)
+    before = dataclasses.replace(follows, stop_follows_haircuts=False)
+    # Act
+    now = simulate(book, follows, _FlatStockFallingIndex(), np.ones((1, 1)), *args)
+    then = simulate(book, before, _FlatStockFallingIndex(), np.ones((1, 1)), *args)
+    # Assert: stressed from day 1, the full stressed scale by day 6 (5 phase steps)
+    assert now.stressed_days[0] == 7
+    assert follows.stop_follows_haircuts and follows.stress_phase_in == 5
+    assert now.liquidations[0] == 0
+    assert then.liquidations[0] == 1 and then.regime_liquidations[0] == 1

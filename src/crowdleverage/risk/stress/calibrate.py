@@ -6,8 +6,9 @@ The search space (a seeded random sample of the grid, with today's parameters al
 - tier lines: today's (params.py), or liquidation at 1 + f·(initial − 1) for f in LINE_F, the
   warning line 40% of the way from there to the initial ratio;
 - haircuts (main board, STAR/ChiNext/BSE) in HAIRCUTS;
-- stressed regime: lines up by LINE_ADD, de-lever target up by TARGET_ADD, full close or not;
-- calm regime: liquidation back to the initial ratio, or a full close below the line;
+- stressed regime: de-lever target up by TARGET_ADD, full close or not (the stressed line
+  share, haircut scale and phase-in are the deployed ones; no extra line `LINE_ADD`, and in a
+  calm market liquidation back to the initial ratio: the Liquidator has neither);
 - the NAV stop (Liquidator `nav_stop_bps`: closed in full once equity falls below the opening
   equity − this share of the opening assets; 0 = none) in NAV_STOP;
 - insurance premium (share of interest) and minimum junior ratio;
@@ -44,10 +45,12 @@ log = logging.getLogger("crowdleverage.stress")
 
 LINE_F = (None, 0.6, 0.7, 0.8, 0.85, 0.9)  # None: today's lines
 HAIRCUTS = ((10_000, 8_000), (10_000, 6_000), (9_000, 7_000))
-LINE_ADD = (0, 500, 1_500)
+# the chain has no extra stressed line and no full close in a calm market (deploy.py): the
+# search keeps to what the platform can deploy (the engine still models both)
+LINE_ADD = (0,)
 TARGET_ADD = (0, 1_000, 3_000)
 FULL_CLOSE = (True, False)
-CALM_FULL_CLOSE = (False, True)
+CALM_FULL_CLOSE = (False,)
 PREMIUM = (1_000, 2_000)
 JUNIOR = (2_000, 2_500, 3_000)
 UTILISATION = (9_000, 8_000, 7_000)

@@ -239,11 +239,19 @@ def calibrate_cmd(
             workers=workers,
             on_candidate=lambda i, n, _row: on_chunk(i, n),
         )
+    from crowdleverage.risk.stress.deploy import deploy_problems
+
     verdict = "meets every target" if best["feasible"] else "NO set met every target"
+    problems = deploy_problems(chosen)
+    used = (f"--candidates {candidates} --paths-hist {paths_hist} --paths-mc {paths_mc} "
+            f"--accounts {accounts} " + " ".join(f"--utilisation {u}" for u in utils)
+            + f" --seed {settings.seed if seed is None else seed}")  # fmt: skip
     comment = (
         f"crowdlev stress calibrate: {verdict}\n{best['label']}, utilisation "
         f"{best['utilisation_bps'] / 100:.0f}% (reached under the liquidity cap: "
         f"{best['lent_utilisation_bps'] / 100:.0f}%)\nfailed: {', '.join(best['failed']) or 'none'}"
+        f"\nrun: {used}\ndeploys: "
+        + ("yes (risk/stress/deploy.py apply_policy)" if not problems else "; ".join(problems))
     )
     write_params_toml(chosen, out, comment=comment)
     plain = [{k: v for k, v in r.items() if k != "policy"} for r in rows]

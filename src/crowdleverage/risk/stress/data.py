@@ -1,7 +1,9 @@
 """The shipped data a stress run stands on, and the models fitted to it.
 
 - `load_panel`: the real stocks of the demo file (333 A-shares, 2015-11-26 → 2016-03-31) as
-  (day × stock) arrays: close, previous close, sealed at limit-down, locked, halted, amount.
+  (day × stock) arrays: close, previous close, sealed at limit-down, locked, halted, amount,
+  and `liquidity`: the 20-day average traded amount the platform publishes before each day's
+  session (`risk/regime.py` `average_amounts` over the closes before the day, `rolling_amounts`).
 - `load_index`: the CSI 300 (NetEase file, 2002 → 2020) or the Shanghai Composite (2013 → 2020).
 - `fit_factor_model`: a one-factor model of the shipped stocks on the CSI 300: per stock a
   beta, an idiosyncratic volatility, its average daily amount and board; the tails of the
@@ -30,6 +32,7 @@ from crowdleverage.domain.security import Board, Security
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.convert import convert_netease
 from crowdleverage.market.rules import limit_bps
+from crowdleverage.risk.regime import ADV_DAYS, traded_amount
 
 log = logging.getLogger("crowdleverage.stress")
 
@@ -50,6 +53,9 @@ class Panel:
     halted: np.ndarray
     present: np.ndarray
     amount: np.ndarray  # fen
+    # (D, S) int64 fen: the 20-day average traded amount published at the close before day d
+    # (risk/regime.py `average_amounts` up to the previous trading day; row 0: its own day)
+    liquidity: np.ndarray
 
     def day(self, d: dt.date) -> int:
         try:
@@ -84,15 +90,40 @@ def load_panel(path: Path = STOCK_FILE) -> Panel:
     close = np.full(shape, np.nan)
     prev = np.full(shape, np.nan)
     amount = np.zeros(shape)
+    traded = np.zeros(shape, dtype=np.int64)  # fen, as risk/regime.py `traded_amount` counts
     flags = {k: np.zeros(shape, dtype=bool) for k in ("sd", "ld", "h", "p")}
     for b in bars:
         d, s = di[b.date], ci[b.code]
         close[d, s], prev[d, s], amount[d, s] = b.close, b.prev_close, b.amount
+        traded[d, s] = traded_amount(b)
         flags["sd"][d, s], flags["ld"][d, s] = b.sealed_down, b.locked_down
         flags["h"][d, s], flags["p"][d, s] = b.halted, True
+    avg = rolling_amounts(traded)
+    liquidity = np.concatenate([avg[:1], avg[:-1]])  # published at the previous close
     return Panel(
-        codes, dates, close, prev, flags["sd"], flags["ld"], flags["h"], flags["p"], amount
+        codes,
+        dates,
+        close,
+        prev,
+        flags["sd"],
+        flags["ld"],
+        flags["h"],
+        flags["p"],
+        amount,
+        liquidity,
     )
+
+
+def rolling_amounts(traded: np.ndarray, n: int = ADV_DAYS) -> np.ndarray:
+    """(D, S) int64 fen: each stock's mean daily traded amount over the last `n` trading days
+    up to each day (inclusive; fewer at the start), rounded down, a halted or missing day
+    counting 0 — `risk/regime.py` `average_amounts` for every day at once."""
+    csum = np.cumsum(np.asarray(traded, dtype=np.int64), axis=0)
+    prior = np.zeros_like(csum)
+    prior[n:] = csum[:-n]
+    count = np.minimum(np.arange(1, csum.shape[0] + 1), n).astype(np.int64)[:, None]
+    out: np.ndarray = (csum - prior) // count
+    return out
 
 
 @functools.lru_cache(maxsize=4)
@@ -125,6 +156,11 @@ class FactorModel:
     halt_enter_sealed: float  # the same after a day sealed at limit-down
     halt_stay: float  # P(still halted tomorrow | halted today)
     factor_vol: float  # daily vol of the CSI 300 over the fitting window
+    # a day's traded shares relative to the stock's average trading day, when it closed
+    # sealed at limit-down (not locked) and when locked there all day (一字跌停): the
+    # model market's daily amounts (its rolling 20-day liquidity figure)
+    sealed_volume_share: float = 1.0
+    locked_volume_share: float = 1.0
 
     def limit_bps(self, day: dt.date) -> np.ndarray:
         return np.array(
@@ -186,6 +222,13 @@ def fit_factor_model() -> FactorModel:
     stay = nxt_h[prev_h].mean() if prev_h.any() else 0.0
     amount = np.where(trade, panel.amount, np.nan) / 100.0
     adv = np.nan_to_num(np.nanmean(amount, axis=0), nan=1e7)
+    # shares traded on sealed / locked days against the stock's average trading day
+    shares = np.where(trade, panel.amount / panel.close, np.nan)
+    rel = shares / np.nanmean(shares, axis=0)
+    sealed_only = panel.sealed_down & ~panel.locked_down & trade
+    locked = panel.locked_down & trade
+    sealed_share = float(np.nanmean(rel[sealed_only])) if sealed_only.any() else 1.0
+    locked_share = float(np.nanmean(rel[locked])) if locked.any() else sealed_share
     model = FactorModel(
         codes=panel.codes,
         alpha=alpha * 0.0,  # no drift in stress paths: the sample's drift is not a forecast
@@ -199,6 +242,8 @@ def fit_factor_model() -> FactorModel:
         halt_enter_sealed=float(max(enter_sealed, enter)),
         halt_stay=float(stay),
         factor_vol=float(np.std(lm)),
+        sealed_volume_share=sealed_share,
+        locked_volume_share=locked_share,
     )
     log.info(
         "factor model fitted",

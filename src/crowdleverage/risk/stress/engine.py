@@ -33,7 +33,7 @@ from crowdleverage.risk.stress.policy import Book, MarginPolicy
 
 TRADING_DAYS = 252
 MAX_ROUNDS = 4  # cascade rounds per day
-CAPACITY_SHARE = 0.10  # the platform sells at most 10% of a stock's average daily amount a day
+CAPACITY_SHARE = 0.10  # the platform sells at most 10% of a stock's 20-day average amount a day
 MAX_SINGLE_SHARE = MAX_SINGLE_SECURITY_BPS / BPS  # one security ≤ 40% of an account's book
 LAYERS = ("borrower_margin", "borrower_reserve", "penalty", "insurance", "junior", "senior")
 
@@ -80,6 +80,10 @@ class PolicyArrays:
     # the stressed lines and haircuts phase in over this many stressed days (0: at once); the
     # switch day runs on the calm lines and haircuts (the stressed mode and target apply)
     stress_phase_in: int = 0
+    # the NAV-stop reference follows a haircut step (the keeper's `across_haircut_step`,
+    # `Liquidator.shift_references`): the reference equity moves by what the step changed of
+    # the account's value at the last close, so the stop counts market losses only
+    stop_follows_haircuts: bool = True
 
     @classmethod
     def of(cls, p: MarginPolicy, *, umbrella: bool = False) -> PolicyArrays:
@@ -307,11 +311,12 @@ def open_book(
     debts adding up to the loans on every path. Returns (yuan per book unit (P,), margin,
     debt, reserve (P, A), quantities (K, P, A)); prices start at 1.
 
-    With a liquidity cap (`pol.liquidity_cap`) and each security's average daily amount
-    `adv` (P, S, yuan), the book respects the chain's cap on financed buys: where the
-    platform's position in a security would exceed the cap, every account's financed part of
-    it is cut pro rata (the buys above the cap revert "margin: above liquidity cap"; what the
-    margin bought stays), so such a path lends less than `loans_yuan` (`lent_share`)."""
+    With a liquidity cap (`pol.liquidity_cap`) and each security's 20-day average amount
+    published before the session (`adv`, (P, S) yuan, `Market.adv`), the book respects the
+    chain's cap on financed buys: where the platform's position in a security would exceed the
+    cap, every account's financed part of it is cut pro rata (the buys above the cap revert
+    "margin: above liquidity cap"; what the margin bought stays), so such a path lends
+    less than `loans_yuan` (`lent_share`)."""
     P = boards.shape[0]
     lev, init = pol.leverage[book.tier], pol.initial[book.tier]
     hbar = (book.weight[None] * boards[:, book.idx]).sum(-1)  # (P, A)
@@ -406,7 +411,10 @@ def simulate(
     C = np.zeros((P, A))
     # NAV stop: closed in full once C + V − D < stop_floor (the reference is the opening book)
     V0 = _dot(q, boards, idx_k)
-    stop_floor = V0 - D - pol.nav_stop * V0 if pol.nav_stop > 0 else None
+    stop_floor0 = V0 - D - pol.nav_stop * V0 if pol.nav_stop > 0 else None
+    # the live floor: moved by every haircut step (stop_follows_haircuts), the calm one kept
+    stop_floor = None if stop_floor0 is None else stop_floor0.copy()
+    w_prev = np.zeros(P)  # the share of the stressed set the last day ran on
     regime = RegimeState.start(P, pol)
     liq = np.zeros((P, A), dtype=bool)
     full = np.zeros((P, A), dtype=bool)
@@ -430,6 +438,7 @@ def simulate(
     daily_a = pol.apr[tier] / TRADING_DAYS
 
     for t in range(horizon):
+        X_close = mkt.X  # the last close (after its sales): where a haircut step is measured
         mkt.step(t)
         interest += D @ daily_a
         D *= growth[None]
@@ -440,6 +449,13 @@ def simulate(
         run = np.where(stressed, run + 1, 0)
         w = pol.phase(run)
         h = _haircuts(mkt, boards, pol, w)
+        if stop_floor is not None and pol.stop_follows_haircuts:
+            stepped = np.flatnonzero(w != w_prev)
+            if stepped.size:
+                h_prev = _haircuts(mkt, boards, pol, w_prev)
+                cut = X_close[stepped] * (h_prev[stepped] - h[stepped])
+                stop_floor[stepped] -= _dot(q[:, stepped], cut, idx_k)
+        w_prev = w
         if pol.stress_phase_in > 0 and stressed.any():
             warn_line, liq_line, target = pol.lines(tier, stressed, w)
         elif stressed.all():
@@ -492,7 +508,7 @@ def simulate(
                 if stressed.any():
                     _count_regime_closes(
                         pp, aa, run, q, C, D, mkt, boards, pol, idx, calm_lines,
-                        stop_floor, switch_liq, regime_liq,
+                        stop_floor0, switch_liq, regime_liq,
                     )  # fmt: skip
                 liq[pp, aa] = True
                 ever_liq[pp, aa] = True

@@ -13,12 +13,25 @@ latent move within the fitted *magnet* of limit-down ends sealed. Halts follow a
 
 `PanelMarket` replays the shipped real stocks (prices, seals and halts as they happened);
 liquidation sales there only lower the platform's own fill prices.
+
+**Liquidity** (`adv`): what the platform publishes before each day's session, each stock's
+average traded amount over the last 20 trading days up to the previous close (a halted day
+counts 0; `risk/regime.py` `average_amounts`). It sets the liquidity cap of the opening book,
+the day's sale capacity and the impact's scale. `PanelMarket` takes the real figure of each
+day (`Panel.liquidity`). `ModelMarket` starts from 20 ordinary days at the stock's average
+amount in the shipped window and rolls in each simulated day's amount: the average day's
+shares at the day's close (× the closing price relative to the start), none while halted,
+the fitted share on a day sealed at limit-down and on a day locked there
+(`FactorModel.sealed_volume_share`, `locked_volume_share`: 95% and 11% on the shipped data),
+so the figure falls through a crash as the platform's would. The platform's own sales are
+not added to the amounts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from crowdleverage.domain.params import LIQUIDITY_ADV_DAYS
 from crowdleverage.risk.stress.data import FactorModel, Panel
 
 IMPACT_ETA = 1.0  # square-root law: impact = η · σ_daily · sqrt(sold / ADV)
@@ -35,7 +48,7 @@ class Market:
     sealed: np.ndarray
     locked: np.ndarray
     vol: np.ndarray  # (P, S) daily vol, for impact
-    adv: np.ndarray  # (P, S) average daily amount, yuan
+    adv: np.ndarray  # (P, S) 20-day average daily amount published at the last close, yuan
     index_level: np.ndarray  # (P,)
 
     def step(self, t: int) -> None:
@@ -45,7 +58,7 @@ class Market:
         """Apply the price impact of `sold_yuan` (P, S) and return the fill-price factor.
 
         `scale_yuan` converts the book's normalised values into yuan (one per path)."""
-        frac = sold_yuan * scale_yuan[:, None] / self.adv
+        frac = sold_yuan * scale_yuan[:, None] / np.maximum(self.adv, 1.0)
         imp = IMPACT_ETA * self.vol * np.sqrt(np.maximum(frac, 0.0))
         floor = self.prev * (1.0 - self.limit) / self.X
         fill = np.maximum(1.0 - imp, np.minimum(floor, 1.0))
@@ -73,7 +86,11 @@ class ModelMarket(Market):
         self.P, self.S = pick.shape
         self.beta = model.beta[pick]
         self.vol = model.idio_vol[pick]
-        self.adv = model.adv_yuan[pick]
+        # the 20-day window of daily amounts (yuan), oldest first: 20 ordinary days to start
+        self._day_amount = model.adv_yuan[pick]
+        self._window = np.repeat(self._day_amount[None], LIQUIDITY_ADV_DAYS, axis=0)
+        self._stepped = False
+        self.adv = self._window.mean(0)
         self.limit = limit_bps[pick] / 10_000.0
         self.log_down = np.log1p(-self.limit)
         self.log_up = np.log1p(self.limit)
@@ -90,7 +107,20 @@ class ModelMarket(Market):
         df = model.resid_df
         self._t_scale = np.sqrt((df - 2.0) / df)
 
+    def _publish_liquidity(self) -> None:
+        """Roll the last day's traded amount (at its close, after the platform's sales) into
+        the 20-day window and publish the new average."""
+        m = self.model
+        share = np.where(self.locked, m.locked_volume_share,
+                         np.where(self.sealed, m.sealed_volume_share, 1.0))  # fmt: skip
+        today = np.where(self.halted, 0.0, self._day_amount * self.X * share)
+        self._window = np.concatenate([self._window[1:], today[None]])
+        self.adv = self._window.mean(0)
+
     def step(self, t: int) -> None:
+        if self._stepped:
+            self._publish_liquidity()
+        self._stepped = True
         m, rng = self.model, self.rng
         f = self.factor[:, t]
         eps = rng.standard_t(m.resid_df, size=(self.P, self.S)) * self._t_scale
@@ -127,7 +157,8 @@ class PanelMarket(Market):
         self._close = self._close / base
         self._prev = self._prev / base
         self.vol = model.idio_vol[pick]
-        self.adv = model.adv_yuan[pick]
+        self._liquidity = panel.liquidity[sl][:, pick] / 100.0  # (T, P, S) yuan
+        self.adv = self._liquidity[0]
         self.limit = np.full((self.P, self.S), 0.10)
         self.X = np.ones((self.P, self.S))
         self.prev = self.X.copy()
@@ -137,6 +168,7 @@ class PanelMarket(Market):
         self.index_level = np.ones(self.P)
 
     def step(self, t: int) -> None:
+        self.adv = self._liquidity[t]
         close = self._close[t]
         self.halted = self._halted[t] | np.isnan(close)
         self.prev = self.X

@@ -7,6 +7,11 @@ write the platform's parameter format: a TOML file whose keys are params.py's fi
 lower case (`[tiers.3]` rows of `LeverageTier`, `[haircut_bps]` by board, scalars), with a
 `[stressed_regime]` table and a `[regime]` table for the indicator.
 
+The file carries every key the platform reads, on chain (`deploy.apply_policy`: RiskParams,
+the Liquidator's stressed policy and NAV stop, the TranchePool's rates) and off it (the
+stressed set's phase-in days, the liquidity window, the regime indicator); the loader refuses
+a file with a key missing or unknown.
+
 `MarginPolicy()` is the platform's deployed set: params.py's values, the Liquidator's stressed
 policy (params.py STRESSED_*) and the regime indicator of risk/regime.py (`RegimeParams`).
 """
@@ -46,6 +51,7 @@ class StressedRegime:
     # haircuts, each later stressed day adds 1/N of the rise (the operator's schedule,
     # risk/regime.py `stressed_schedule`)
     phase_in_days: int = P.STRESSED_PHASE_IN_DAYS
+    st_haircut_bps: int = P.STRESSED_ST_HAIRCUT_BPS  # RiskParams: stressed ST / *ST haircut
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,15 @@ class MarginPolicy:
     # RiskParams.liquidity_cap_bps: after a financed buy the platform's position in a security
     # ≤ this share of its average daily amount (0: not modelled)
     liquidity_cap_bps: int = P.LIQUIDITY_CAP_BPS
+    liquidity_adv_days: int = P.LIQUIDITY_ADV_DAYS  # the published figure's window (days)
+    # what else the platform deploys (RiskParams: ST haircut, `Limits`); the stress engine
+    # models the 40% single-security share, not the rest
+    st_haircut_bps: int = P.ST_HAIRCUT_BPS
+    max_single_security_bps: int = P.MAX_SINGLE_SECURITY_BPS
+    max_platform_exposure_bps: int = P.MAX_PLATFORM_EXPOSURE_BPS
+    hard_floor_bps: int = P.HARD_FLOOR_BPS
+    max_fee_allowance_bps: int = P.MAX_FEE_ALLOWANCE_BPS
+    withdrawal_floor_with_debt_bps: int = P.WITHDRAWAL_FLOOR_WITH_DEBT_BPS
     stressed: StressedRegime = StressedRegime()
     regime: RegimeParams = field(default_factory=RegimeParams)  # risk/regime.py's indicator
 
@@ -84,6 +99,10 @@ class MarginPolicy:
             raise InvalidInput("liquidity_cap_bps must be within 0..10000 (0: not modelled)")
         if not 0 < self.min_junior_ratio_bps < BPS:
             raise InvalidInput("min_junior_ratio_bps must be within 1..9999")
+        if self.liquidity_adv_days < 1 or self.stressed.phase_in_days < 0:
+            raise InvalidInput("liquidity_adv_days must be ≥ 1 and phase_in_days ≥ 0")
+        if not 0 <= self.st_haircut_bps <= BPS or not 0 <= self.stressed.st_haircut_bps <= BPS:
+            raise InvalidInput("ST haircuts must be within 0..10000 bps")
 
     def replace(self, **changes: Any) -> MarginPolicy:
         return dataclasses.replace(self, **changes)
@@ -108,19 +127,30 @@ class MarginPolicy:
             "nav_stop_bps": self.nav_stop_bps,
             "nav_stop_below_bps": self.nav_stop_below_bps,
             "liquidity_cap_bps": self.liquidity_cap_bps,
+            **{k: getattr(self, k) for k in _EXTRA_SCALARS},
             "stressed_regime": dataclasses.asdict(self.stressed),
             "regime": dataclasses.asdict(self.regime),
         }
 
     @classmethod
     def from_toml_dict(cls, d: dict[str, Any]) -> MarginPolicy:
+        """Strict: every key the platform reads must be there, and nothing else (a file
+        written before a key existed is refused with the keys it lacks; rewrite it with
+        `crowdlev stress calibrate`)."""
         try:
             if d.get("format_version") != FORMAT_VERSION:
                 raise InvalidInput(f"format_version must be {FORMAT_VERSION}")
-            tiers = {
-                int(k): LeverageTier(**{**v, "tier": int(v.get("tier", k))})
-                for k, v in d["tiers"].items()
-            }
+            _exact_keys("", d, set(MarginPolicy().to_toml_dict()))
+            _exact_keys("stressed_regime", d["stressed_regime"],
+                        {f.name for f in dataclasses.fields(StressedRegime)})  # fmt: skip
+            _exact_keys("regime", d["regime"], {f.name for f in dataclasses.fields(RegimeParams)})
+            _exact_keys("haircut_bps", d["haircut_bps"], {b.value for b in Board})
+            tier_keys = {f.name for f in dataclasses.fields(LeverageTier)}
+            for k, v in d["tiers"].items():
+                _exact_keys(f"tiers.{k}", v, tier_keys)
+                if int(v["tier"]) != int(k):
+                    raise InvalidInput(f"tiers.{k}: tier is {v['tier']}")
+            tiers = {int(k): LeverageTier(**v) for k, v in d["tiers"].items()}
             haircuts = {Board(k): int(v) for k, v in d["haircut_bps"].items()}
             scalars = {
                 k: int(d[k])
@@ -132,21 +162,50 @@ class MarginPolicy:
                     "senior_target_apr_bps",
                     "min_junior_ratio_bps",
                     "max_utilisation_bps",
+                    "nav_stop_bps",
+                    "nav_stop_below_bps",
+                    "liquidity_cap_bps",
+                    *_EXTRA_SCALARS,
                 )
             }
             return cls(
                 tiers=tiers,
                 haircut_bps=haircuts,
-                stressed=StressedRegime(**{"phase_in_days": 0, **d["stressed_regime"]}),
+                stressed=StressedRegime(**d["stressed_regime"]),
                 regime=RegimeParams(**d["regime"]),
-                liquidation_full_close=bool(d.get("liquidation_full_close", False)),
-                nav_stop_bps=int(d.get("nav_stop_bps", 0)),  # older files: no NAV stop
-                nav_stop_below_bps=int(d.get("nav_stop_below_bps", P.NAV_STOP_BELOW_BPS)),
-                liquidity_cap_bps=int(d.get("liquidity_cap_bps", 0)),  # older files: none
+                liquidation_full_close=bool(d["liquidation_full_close"]),
                 **scalars,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"parameter file is not in the platform's format: {exc}") from exc
+
+
+_EXTRA_SCALARS = (
+    "liquidity_adv_days",
+    "st_haircut_bps",
+    "max_single_security_bps",
+    "max_platform_exposure_bps",
+    "hard_floor_bps",
+    "max_fee_allowance_bps",
+    "withdrawal_floor_with_debt_bps",
+)
+
+
+def _exact_keys(where: str, d: dict[str, Any], want: set[str]) -> None:
+    missing, extra = sorted(want - set(d)), sorted(set(d) - want)
+    if missing or extra:
+        at = f" in [{where}]" if where else ""
+        raise InvalidInput(
+            f"parameter file{at}: "
+            + "; ".join(
+                part
+                for part in (
+                    f"missing {', '.join(missing)}" if missing else "",
+                    f"unknown {', '.join(extra)}" if extra else "",
+                )
+                if part
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,9 @@ def simulate_loop(
     regime = RegimeState.start(P, pol)
     run = np.zeros(P, dtype=np.int64)  # consecutive stressed days
     sealed_share = np.zeros((P, horizon))
+    w_prev = np.zeros(P)
     for t in range(horizon):
+        X_close = mkt.X
         mkt.step(t)
         for p in range(P):
             for a in range(A):
@@ -89,6 +91,18 @@ def simulate_loop(
         run = np.where(stressed, run + 1, 0)
         w = pol.phase(run)
         h = _haircuts(mkt, boards, pol, w)
+        if pol.nav_stop > 0 and pol.stop_follows_haircuts:  # the keeper's reference shift
+            h_prev = _haircuts(mkt, boards, pol, w_prev)
+            for p in range(P):
+                if w[p] == w_prev[p]:
+                    continue
+                for a in range(A):
+                    stop_floor[p, a] -= sum(
+                        q[k, p, a] * X_close[p, idx[a, k]]
+                        * (h_prev[p, idx[a, k]] - h[p, idx[a, k]])
+                        for k in range(K)
+                    )  # fmt: skip
+        w_prev = w
         hX = mkt.X * h
         for p in range(P):
             for a in range(A):

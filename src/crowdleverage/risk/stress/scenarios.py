@@ -333,6 +333,7 @@ def _slice_panel(p: Panel, d0: int, n: int) -> Panel:
             for f in ("close", "prev_close", "sealed_down", "locked_down", "halted", "present")
         },
         amount=p.amount[sl],
+        liquidity=p.liquidity[sl],
     )
 
 
