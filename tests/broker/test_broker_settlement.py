@@ -78,8 +78,11 @@ def test_orders_from_events_fill_and_settle_once(world, day, tmp_path: Path):
     assert broker.positions(who) == {"000001": 10_000}
     refs = filled_refs(world)
     assert len(refs) == len(set(refs))
-    # the engine's order is complete; the certificates match the broker's custody
+    # the engine's order is complete, and the broker journals it done with its last fill
+    # (the day's end does not read it back from the chain)
     assert not world.chain.call("OrderBook", "orders", oid)[4]
+    assert broker.order_status(oid) == "done"
+    # the certificates match the broker's custody
     assert world.chain.call("ShareCertificates", "total_supply", 1) == sum(
         broker.positions(world.chain.address_of(n)).get("000001", 0) for n in ["b-settle"]
     )
@@ -116,6 +119,8 @@ def test_crash_after_settle_before_journal_settles_nothing_twice(world, day, tmp
         f.quantity for f in fills
     )
     assert all(f.settled for f in second.fills())
+    # the fill the chain had before the crash counts: once all are settled the order is done
+    assert second.order_status(int(world.chain.call("OrderBook", "order_count"))) == "done"
     exchange.close_day()
     second.close()
 

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS fills (
     qty INTEGER NOT NULL, price_fen INTEGER NOT NULL, fee_fen INTEGER NOT NULL,
     status TEXT NOT NULL, reason TEXT
 );
+CREATE INDEX IF NOT EXISTS fills_by_order ON fills(order_id);
 """
 
 
@@ -130,12 +131,9 @@ class SimulatedBroker:
     def poll(self) -> int:
         """Take new engine orders from the chain and place them. Returns how many."""
         cursor = int(self._meta("cursor", "0"))
-        events = [
-            e for e in self.chain.events(ORDERBOOK, since=cursor)
-            if e.event in ("OrderRequested", "LiquidationOrder")
-        ]  # fmt: skip
-        last = self.chain.events(ORDERBOOK, since=cursor)
-        new_cursor = last[-1].seq if last else cursor
+        seen = self.chain.events(ORDERBOOK, since=cursor)
+        events = [e for e in seen if e.event in ("OrderRequested", "LiquidationOrder")]
+        new_cursor = seen[-1].seq if seen else cursor
         self._db.execute("BEGIN")
         for e in events:
             a = e.args
@@ -272,6 +270,7 @@ class SimulatedBroker:
             ref32 = ref_to_bytes32(ref)
             if self.chain.call(ORDERBOOK, "fill_ref_used", ref32):
                 self._set_fill(ref, "settled")  # the chain has it: a crash came in between
+                self._done_if_filled(oid)
                 continue
             try:
                 if side == Side.SELL.value:
@@ -287,6 +286,7 @@ class SimulatedBroker:
                 continue
             self._fail("after_settle_before_journal")
             self._set_fill(ref, "settled")
+            self._done_if_filled(oid)
             settled += 1
             yield
         return settled
@@ -342,6 +342,17 @@ class SimulatedBroker:
     def _set_order(self, oid: int, status: str, reason: str | None = None) -> None:
         self._db.execute(
             "UPDATE orders SET status = ?, reason = ? WHERE order_id = ?", (status, reason, oid)
+        )
+
+    def _done_if_filled(self, oid: int) -> None:
+        """An order whose settled fills add up to its quantity is closed on chain (settle_fill
+        closes it with its last fill): journal it `done` now, so the day's end and a restart
+        need not read it back from the chain."""
+        self._db.execute(
+            "UPDATE orders SET status = 'done' WHERE order_id = ? AND status = 'placed' AND qty"
+            " = (SELECT COALESCE(SUM(qty), 0) FROM fills WHERE order_id = ? AND status ="
+            " 'settled')",
+            (oid, oid),
         )
 
     def _set_fill(self, ref: str, status: str, reason: str | None = None) -> None:
