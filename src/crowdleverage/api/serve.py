@@ -20,7 +20,6 @@ import typer
 from crowdleverage.api.logs import configure_logging
 from crowdleverage.cliutil import emit_json, typed_errors
 from crowdleverage.config import Settings, load_settings
-from crowdleverage.custody.db import GroupCommitFailed
 from crowdleverage.domain.errors import InvalidInput
 
 app = typer.Typer()
@@ -72,6 +71,8 @@ class ReplayDriver(threading.Thread):
 
     def step(self) -> None:
         """One replay tick (the platform process's writer calls this between commands)."""
+        from crowdleverage.custody.db import GroupCommitFailed  # not at --help (SQLAlchemy)
+
         p: Any = self.platform
         if p.replay_done:
             return
