@@ -892,21 +892,26 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
 
 @external
 @nonreentrant
-def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker: address, ref: bytes32):
+def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker: address, ref: bytes32, closes: bool, released_fen: uint256, drawn_fen: uint256):
     """
     @notice OrderBook: a buy fill: pay the broker `cost` from the reserved cash and credit
             `qty` T+1-locked shares (the OrderBook mints the certificates to the engine).
+            A fill that completes the order also closes it here (as `ob_close` would): the
+            cash still reserved is released, the financing drawn and not consumed goes back
+            to the pool.
     @param who The account holder.
     @param code Security code.
     @param qty Shares filled.
     @param cost Gross plus fee, in fen (within the order's reserved cash).
     @param broker The broker paid.
     @param ref The fill reference.
+    @param closes Whether the fill completes the order.
+    @param released_fen Cash still reserved after the fill (closes only).
+    @param drawn_fen Financing drawn and not consumed after the fill (closes only).
     """
     self._check_orderbook()
     a: Account = self._get(who, False)
     a.pending_fen -= cost
-    self._put(who, a, False)
     self._totals(0, cost, 0, 0)
     day: uint256 = staticcall ORACLE.trading_day()
     p: Pos = self._pos(who, code)
@@ -915,7 +920,14 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
     p.qty += qty
     p.buying -= qty
     self._put_pos(who, code, p)
+    if closes:
+        a.pending_fen -= released_fen
+        a.cash_fen += released_fen
+        a = self._repay(who, a, min(released_fen, drawn_fen))
+    self._put(who, a, False)
+    # interactions last: the broker, then what the close repaid to the pool
     self._pay(broker, cost)
+    self._pay_pool()
 
 
 @external

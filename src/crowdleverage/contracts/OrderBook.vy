@@ -377,13 +377,26 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
         assert price_fen >= low, "margin: fill below limit"
         assert not staticcall ORACLE.is_sealed_limit_down(o.code), "margin: sealed limit-down"
         assert gross > fee_fen, "margin: fee exceeds proceeds"
-    self.packed[order_id] = self._pack(o, id)
     if o.is_buy:
-        extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, msg.sender, ref)
+        # a buy fill that completes the order closes it in the same engine call
+        released: uint256 = 0
+        drawn: uint256 = 0
+        if closes:
+            released = o.reserved_fen
+            drawn = o.drawn_fen
+            o.open = False
+            o.reserved_fen = 0
+            o.drawn_fen = 0
+        self.packed[order_id] = self._pack(o, id)
+        extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, msg.sender, ref, closes, released, drawn)
         extcall SHARES.mint(ENGINE.address, o.code, qty, ref)
-    else:
-        extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender, ref)
-        extcall SHARES.burn(ENGINE.address, o.code, qty, ref)
+        log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
+        if closes:
+            log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
+        return
+    self.packed[order_id] = self._pack(o, id)
+    extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender, ref)
+    extcall SHARES.burn(ENGINE.address, o.code, qty, ref)
     log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
     if closes:
         self._close(order_id, o, id)
