@@ -252,7 +252,7 @@ def test_custody_holder_behaves_as_any_holder(system: System) -> None:
         system.shares.burn(who, PAB, 200, ref(f"burn-{who}"), sender=system.broker)
         system.shares.transfer(system.borrower, PAB, 100, sender=who)
         system.shares.forced_transfer(who, system.borrower, PAB, 350, sender=system.operator)
-        seen.append(_holding(system, who) + (system.oracle.trading_day(),))
+        seen.append((*_holding(system, who), system.oracle.trading_day()))
     for h in seen:  # 200 unlocked moved first, then 150 of the 300 locked today
         assert h[:4] == (150, 150, 0, 150) and h[4] == h[5]
     assert system.shares.total_supply(PAB) == 2 * 600

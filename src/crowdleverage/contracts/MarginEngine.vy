@@ -525,6 +525,23 @@ def _pay_pool():
     extcall POOL.repay(principal, interest)
 
 
+@internal
+def _settle(broker: address, pay_fen: uint256, back_fen: uint256):
+    """
+    @dev A buy order's financing, held by the pool since the draw: pay `pay_fen` of it to
+         the broker, and return `back_fen` at the order's close: what `_repay` booked in this
+         call is repaid there (no transfer), the rest comes back to the engine (the account's
+         cash, which `_repay` could not use).
+    """
+    principal: uint256 = self.due_principal
+    interest: uint256 = self.due_interest
+    if pay_fen + back_fen == 0:
+        return
+    self.due_principal = 0
+    self.due_interest = 0
+    extcall POOL.settle(broker, pay_fen, principal, interest, back_fen - principal - interest)
+
+
 # ---------------------------------------------------------------- internal: positions
 @internal
 @pure
@@ -892,7 +909,7 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
 
 @external
 @nonreentrant
-def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker: address, ref: bytes32, closes: bool, released_fen: uint256, drawn_fen: uint256):
+def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financed: uint256, broker: address, closes: bool, released_fen: uint256, drawn_fen: uint256):
     """
     @notice OrderBook: a buy fill: pay the broker `cost` from the reserved cash and credit
             `qty` T+1-locked shares (the OrderBook mints the certificates to the engine).
@@ -903,8 +920,9 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
     @param code Security code.
     @param qty Shares filled.
     @param cost Gross plus fee, in fen (within the order's reserved cash).
+    @param financed The part of `cost` paid from the order's financing, which the pool
+           still holds and pays to the broker; the engine pays the rest.
     @param broker The broker paid.
-    @param ref The fill reference.
     @param closes Whether the fill completes the order.
     @param released_fen Cash still reserved after the fill (closes only).
     @param drawn_fen Financing drawn and not consumed after the fill (closes only).
@@ -920,19 +938,23 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
     p.qty += qty
     p.buying -= qty
     self._put_pos(who, code, p)
+    back: uint256 = 0
     if closes:
+        back = min(released_fen, drawn_fen)
         a.pending_fen -= released_fen
         a.cash_fen += released_fen
-        a = self._repay(who, a, min(released_fen, drawn_fen))
+        a = self._repay(who, a, back)
     self._put(who, a, False)
-    # interactions last: the broker, then what the close repaid to the pool
-    self._pay(broker, cost)
-    self._pay_pool()
+    # interactions last: the broker's own-cash part, then the pool pays the financed part
+    # and books what the close repaid
+    if cost > financed:
+        self._pay(broker, cost - financed)
+    self._settle(broker, financed, back)
 
 
 @external
 @nonreentrant
-def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address, ref: bytes32):
+def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address):
     """
     @notice OrderBook: a sell fill: take the proceeds from the broker (who approved the
             engine), retire the shares (the OrderBook burns the certificates); a liquidation pays the penalty to the insurance fund
@@ -945,7 +967,6 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     @param liquidation Whether it is a liquidation sell.
     @param closes Whether the fill completes the order (the OrderBook then closes it).
     @param broker The broker paying the proceeds.
-    @param ref The fill reference.
     """
     self._check_orderbook()
     a: Account = self._get(who, True)
@@ -1015,7 +1036,10 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
     self._drop_code(who, code, p)
     if is_buy and rest > 0:
         extcall PARAMS.engine_exposure(code, 0, rest)
-    self._pay_pool()
+    if is_buy:
+        self._settle(empty(address), 0, min(released_fen, drawn_fen))
+    else:
+        self._pay_pool()
 
 
 # ---------------------------------------------------------------- external: corporate actions

@@ -362,12 +362,14 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
     o.filled_qty += qty
     closes: bool = o.filled_qty == o.qty
     cost: uint256 = gross + fee_fen
+    financed: uint256 = 0  # buys: the part of the cost paid from the order's financing
     if o.is_buy:
         assert price_fen <= o.limit_price_fen, "margin: fill above limit"
         assert cost <= o.reserved_fen, "margin: fill exceeds reserved cash"
         o.reserved_fen -= cost
         # fills spend the account's own cash first: financing is the last part reserved
-        o.drawn_fen = min(o.drawn_fen, o.reserved_fen)
+        financed = o.drawn_fen - min(o.drawn_fen, o.reserved_fen)
+        o.drawn_fen -= financed
     else:
         low: uint256 = o.limit_price_fen
         if o.liquidation:
@@ -388,14 +390,14 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
             o.reserved_fen = 0
             o.drawn_fen = 0
         self.packed[order_id] = self._pack(o, id)
-        extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, msg.sender, ref, closes, released, drawn)
+        extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, financed, msg.sender, closes, released, drawn)
         extcall SHARES.mint(ENGINE.address, o.code, qty, ref)
         log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
         if closes:
             log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
         return
     self.packed[order_id] = self._pack(o, id)
-    extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender, ref)
+    extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender)
     extcall SHARES.burn(ENGINE.address, o.code, qty, ref)
     log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
     if closes:
