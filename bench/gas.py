@@ -126,8 +126,16 @@ def run(p: RpcPlatform) -> None:
     buy_and_fill(p, "borrower", PINGAN, 10_000, "request_buy (financed, 2 positions held)")
     # the batched keeper entry point acts on these (one CMB or PINGAN position each, 150%)
     extra = add_borrowers(p, KEEP_N)
+    first = p.call("OrderBook", "order_count") + 1
     for i, who in enumerate(extra):
-        buy_and_fill(p, who, (CMB, PINGAN)[i % 2], 6_000, None)
+        p.send("OrderBook", "request_buy", (CMB, PINGAN)[i % 2], 6_000, 1_000, by=who)
+    # the broker settles the four fills in one call (each an account's first buy, financed
+    # in part, of a security the platform holds)
+    label = f"OrderBook.settle_fills x{KEEP_N} (financed buys)"
+    PER_ITEM[label] = KEEP_N
+    ids = list(range(first, first + KEEP_N))
+    p.send("OrderBook", "settle_fills", ids, [6_000] * KEEP_N, [1_000] * KEEP_N, [0] * KEEP_N,
+           [p.ref() for _ in ids], by="broker", label=label)  # fmt: skip
     # repay: borrower2 holds one financed position for 30 days, then repays in full
     buy_and_fill(p, "borrower2", PAB, 15_000, REPEAT)
     p.time_travel(30 * DAY_S)

@@ -102,6 +102,7 @@ NORMAL: constant(uint8) = 0
 STRESSED: constant(uint8) = 1
 
 M36: constant(uint256) = 2**36 - 1
+MAX_BATCH: constant(uint256) = 64  # fills per `settle_fills`
 M31: constant(uint256) = 2**31 - 1
 M49: constant(uint256) = 2**49 - 1
 
@@ -352,6 +353,39 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
     @param ref The exchange fill reference, used once.
     """
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
+    self._settle_fill(order_id, qty, price_fen, fee_fen, ref)
+
+
+@external
+def settle_fills(
+    order_ids: DynArray[uint256, MAX_BATCH],
+    qtys: DynArray[uint256, MAX_BATCH],
+    prices_fen: DynArray[uint256, MAX_BATCH],
+    fees_fen: DynArray[uint256, MAX_BATCH],
+    refs: DynArray[bytes32, MAX_BATCH],
+) -> uint256:
+    """
+    @notice Broker: up to 64 fills in one call, each exactly as `settle_fill` (same checks,
+            same events); any failure reverts the whole batch.
+    @param order_ids The order of each fill.
+    @param qtys Shares filled.
+    @param prices_fen Fill prices.
+    @param fees_fen Broker fees.
+    @param refs The exchange fill references, each used once.
+    @return The number of fills settled.
+    """
+    self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
+    n: uint256 = len(order_ids)
+    assert len(qtys) == n and len(prices_fen) == n and len(fees_fen) == n and len(refs) == n, (
+        "margin: length mismatch"
+    )
+    for i: uint256 in range(n, bound=MAX_BATCH):
+        self._settle_fill(order_ids[i], qtys[i], prices_fen[i], fees_fen[i], refs[i])
+    return n
+
+
+@internal
+def _settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: uint256, ref: bytes32):
     o: Order = empty(Order)
     id: uint256 = 0
     o, id = self._load(order_id)
