@@ -1,5 +1,5 @@
 # pragma version ~=0.4.3
-# pragma optimize codesize
+# pragma optimize gas
 """
 @title OrderBook
 @custom:contract-name OrderBook

@@ -17,17 +17,13 @@
 """
 
 # ---------------------------------------------------------------- interfaces
-from snekmate.utils import pausable
-
 from .interfaces import IIdentityRegistry
 from .interfaces import IPriceOracle
 from .interfaces import IShareCertificates
 
 implements: IShareCertificates
 
-initializes: pausable
 
-exports: pausable.paused
 
 # ---------------------------------------------------------------- events
 event Minted:
@@ -52,6 +48,14 @@ event Transferred:
     receiver: indexed(address)
     code: indexed(uint256)
     qty: uint256
+
+
+event Paused:
+    account: address
+
+
+event Unpaused:
+    account: address
 
 
 event CustodySet:
@@ -101,9 +105,13 @@ M80: constant(uint256) = 2**80 - 1
 M56: constant(uint256) = 2**56 - 1
 
 # The custody holder (160 bits), set once by the operator before any mint
-# (`set_custody`), | whether any certificate was minted (1 << 160). Its side of a mint or a
-# transfer skips the registry's receiver check (it is a platform contract checked when set).
+# (`set_custody`), | whether any certificate was minted (1 << 160) | the operator's pause
+# (1 << 161): a mint, burn or transfer reads one slot for both. The custody holder's side of
+# a mint or a transfer skips the registry's receiver check (it is a platform contract
+# checked when set). Getters `custody`, `paused`.
 custody_word: uint256
+MINTED: constant(uint256) = 2**160
+PAUSED: constant(uint256) = 2**161
 
 # Broker fill references already consumed by a mint or burn.
 ref_used: public(HashMap[bytes32, bool])
@@ -113,7 +121,6 @@ ref_used: public(HashMap[bytes32, bool])
 def __init__(registry: IIdentityRegistry, oracle: IPriceOracle):
     assert registry.address != empty(address), "shares: zero registry"
     assert oracle.address != empty(address), "shares: zero oracle"
-    pausable.__init__()
     REGISTRY = registry
     ORACLE = oracle
 
@@ -138,7 +145,7 @@ def _check_operator():
 @internal
 @view
 def _check_not_paused():
-    assert not pausable.paused, "shares: paused"
+    assert self.custody_word & PAUSED == 0, "shares: paused"
 
 
 @internal
@@ -192,6 +199,16 @@ def total_supply(code: uint256) -> uint256:
     @return The supply.
     """
     return self.supply_word[code] & M80
+
+
+@external
+@view
+def paused() -> bool:
+    """
+    @notice Whether the operator paused transfers, mints and burns.
+    @return True when paused.
+    """
+    return self.custody_word & PAUSED != 0
 
 
 @external
@@ -348,12 +365,12 @@ def _mint(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref
     assert qty > 0, "shares: zero quantity"
     self._check_ref(ref)
     cw: uint256 = self.custody_word
-    custody: address = convert(convert(cw & (2**160 - 1), uint160), address)
+    custody: address = self._custody()
     self._check_receiver(holder, custody)
     today: uint256 = staticcall ORACLE.trading_day()
     self.ref_used[ref] = True
-    if cw >> 160 == 0:
-        self.custody_word = cw | 1 << 160
+    if cw & MINTED == 0:
+        self.custody_word = cw | MINTED
     w: uint256 = self._load(holder, code, custody)
     if locked_qty > 0:
         w = self._with_lock(w, self._locked(w, today) + locked_qty, today)
@@ -428,11 +445,11 @@ def set_custody(holder: address):
     self._check_operator()
     cw: uint256 = self.custody_word
     assert cw & (2**160 - 1) == 0, "shares: custody already set"
-    assert cw >> 160 == 0, "shares: certificates already minted"
+    assert cw & MINTED == 0, "shares: certificates already minted"
     assert holder.is_contract and staticcall REGISTRY.has_role(
         holder, IIdentityRegistry.Role.PLATFORM
     ), "shares: not a platform contract"
-    self.custody_word = convert(holder, uint256)
+    self.custody_word = cw | convert(holder, uint256)
     log CustodySet(holder=holder, by=msg.sender)
 
 
@@ -442,8 +459,9 @@ def pause():
     @notice Operator: stop transfers, mints and burns (forced transfers still work).
     """
     self._check_operator()
-    assert not pausable.paused, "shares: already paused"
-    pausable._pause()
+    assert self.custody_word & PAUSED == 0, "shares: already paused"
+    self.custody_word |= PAUSED
+    log Paused(account=msg.sender)
 
 
 @external
@@ -452,5 +470,6 @@ def unpause():
     @notice Operator: resume after a pause.
     """
     self._check_operator()
-    assert pausable.paused, "shares: not paused"
-    pausable._unpause()
+    assert self.custody_word & PAUSED != 0, "shares: not paused"
+    self.custody_word &= ~PAUSED
+    log Unpaused(account=msg.sender)
