@@ -940,7 +940,8 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financ
     self._put_pos(who, code, p)
     back: uint256 = 0
     if closes:
-        back = min(released_fen, drawn_fen)
+        # dev: drawn <= released (the OrderBook spends own cash first)
+        back = drawn_fen
         a.pending_fen -= released_fen
         a.cash_fen += released_fen
         a = self._repay(who, a, back)
@@ -1025,7 +1026,8 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
         a.pending_fen -= released_fen
         a.cash_fen += released_fen
         p.buying -= rest
-        a = self._repay(who, a, min(released_fen, drawn_fen))
+        # dev: drawn <= released (the OrderBook spends own cash first)
+        a = self._repay(who, a, drawn_fen)
     else:
         p.selling -= rest
     self._put_pos(who, code, p)
@@ -1034,10 +1036,10 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
         a = self._mark(who, a)
     self._put(who, a, liquidation)
     self._drop_code(who, code, p)
-    if is_buy and rest > 0:
-        extcall PARAMS.engine_exposure(code, 0, rest)
     if is_buy:
-        self._settle(empty(address), 0, min(released_fen, drawn_fen))
+        if rest > 0:
+            extcall PARAMS.engine_exposure(code, 0, rest)
+        self._settle(empty(address), 0, drawn_fen)
     else:
         self._pay_pool()
 
