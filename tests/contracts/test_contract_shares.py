@@ -266,3 +266,21 @@ def test_custody_holder_behaves_as_any_holder(system: System) -> None:
     assert system.shares.balance_of(custody, PAB) + system.shares.balance_of(other, PAB) == 1_300
     with boa.reverts("shares: locked until next trading day"):
         system.shares.burn(custody, PAB, 901, ref("burn-locked"), sender=system.broker)
+
+
+def test_supply_and_custody_holding_bounds(system: System) -> None:
+    """The supply shares a slot with the custody holder's holding: both stay below 2^80."""
+    custody = system.cash.address
+    system.register(custody, Role.PLATFORM)
+    system.shares.set_custody(custody, sender=system.operator)
+    with boa.reverts("shares: quantity too large"):
+        system.shares.mint(system.borrower, PAB, 2**80, ref("big"), sender=system.broker)
+    with boa.reverts("shares: quantity too large"):
+        system.shares.mint(custody, PAB, 2**80, ref("big"), sender=system.broker)
+    system.shares.mint(custody, PAB, 2**56 - 1, ref("lock-max"), sender=system.broker)
+    with boa.reverts("shares: quantity too large"):  # its T+1 lock is below 2^56
+        system.shares.mint(custody, PAB, 1, ref("lock-over"), sender=system.broker)
+    _next_day(system)
+    system.shares.mint(custody, PAB, 1, ref("next-day"), sender=system.broker)
+    assert system.shares.total_supply(PAB) == 2**56
+    assert system.shares.locked_balance_of(custody, PAB) == 1
