@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -201,7 +201,14 @@ def _after(obj: Any, name: str, point: str, when: Callable[[Any], bool] = lambda
 
 def crash_after_the_expiry(p: Platform) -> None:
     """The session's close released the unfilled orders on chain; the epoch is still open."""
-    _after(p.fin.broker, "end_day", "after the expiry")
+    real = p.fin.broker.end_day_parts
+
+    def end_day_parts() -> Generator[None, None, int]:
+        released = yield from real()
+        _die("after the expiry")
+        return released
+
+    p.fin.broker.end_day_parts = end_day_parts  # type: ignore[method-assign]
 
 
 def crash_after_the_epoch(p: Platform) -> None:
@@ -249,13 +256,13 @@ def crash_before_the_commit(p: Platform) -> None:
 
 def crash_before_the_open(p: Platform) -> None:
     """The close is committed; the next day's open has not begun."""
-    real = p.fin.session.open
+    real = p.fin.session.open_parts
 
-    def open_day(*args: Any, **kwargs: Any) -> Any:
+    def open_parts(*args: Any, **kwargs: Any) -> Any:
         _die("before the open")
-        return real(*args, **kwargs)
+        return (yield from real(*args, **kwargs))
 
-    p.fin.session.open = open_day  # type: ignore[method-assign]
+    p.fin.session.open_parts = open_parts  # type: ignore[method-assign]
 
 
 CRASHES = [crash_after_the_expiry, crash_after_the_epoch, crash_after_the_collect,

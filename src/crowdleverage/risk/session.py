@@ -15,7 +15,8 @@ The day:
   (`Keeper.on_tick`, once per tick), follow-ups of liquidations, new orders to the exchange,
   the exchange matches, fills settled on chain, follow-ups again.
 * `close(epoch)`: the remaining ticks, unfilled orders expire and their cash is released,
-  liquidations whose orders are done end, then the pool's epoch (`EpochClose`).
+  liquidations whose orders are done end, then the pool's epoch (`EpochClose`); in parts
+  (`close_parts`) like a step.
 * `resume(day, ticks_done)`: a restarted process reopens a day after `ticks_done` ticks
   without reporting anything to the oracle again.
 
@@ -226,6 +227,19 @@ class TradingSession:
         """Open `day` (see the module doc). `setup`: the replay's day the book is built on —
         the market only (oracle day, exchange session, first tick), no regime, corporate
         actions, overnight orders or refresh, and the keeper stands by all day."""
+        parts = self.open_parts(day, setup=setup)
+        while True:
+            try:
+                next(parts)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def open_parts(self, day: TradingDay, *, setup: bool = False) -> Generator[None, None, Opened]:
+        """`open` in parts: it yields after the oracle's day and the exchange's session,
+        after the regime, liquidity and corporate actions, and after the overnight orders
+        and the refresh (before the first tick's prices), and returns what `open` returns.
+        The progress file names the open from its start: a restart at any of these points
+        opens the day again as without it (what the chain shows done is not done twice)."""
         self._begin(day, ticks_done=0)
         self.keeper_on = not setup
         # an open of this day a restart interrupted (it, or its first step)
@@ -242,12 +256,15 @@ class TradingSession:
         self._set_halts(day)
         self.feeder.open_day(day, again=after is not None)
         self.exchange.open_day(day)
+        yield
         opened = Opened(None, None)
         if not setup:
             opened = Opened(self._publish_last_close(day, after), self._corporate_actions(day))
+            yield
             self.broker.place_received()
             self.sync.sync()
             self.sync.refresh_all()  # interest accrued overnight on every debt
+            yield
         self.feeder.on_ticks((s[0] for s in self._live),
                              landed_after_s=after.time_s if after else None)  # fmt: skip
         return opened
@@ -444,16 +461,34 @@ class TradingSession:
         """Run the rest of the ticks, expire unfilled orders and release their cash, end the
         liquidations whose orders are done, then the pool's epoch as `epoch` says. Returns
         the epoch's figures when it closed."""
+        parts = self.close_parts(epoch)
+        while True:
+            try:
+                next(parts)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def close_parts(self, epoch: EpochClose) -> Generator[None, None, EpochClosed | None]:
+        """`close` in parts: it yields between the remaining ticks' parts and after each of
+        them (`step_parts`), after each expired order released and after the expiry
+        (before the epoch's close), and returns
+        what `close` returns. A restart at any of these points closes the day again as
+        without it: the remaining ticks resume from the progress file, the expiry releases
+        only orders still open on chain, the epoch closes once (`_close_epoch_once`)."""
         day = self.day
         assert day is not None, "open a day first"
-        while self.step() is not None:
-            pass
+        while True:
+            fills = yield from self.step_parts()
+            if fills is None:
+                break
+            yield
         expired = self.exchange.close_day()
         self.observer.on_expired(day, expired)
-        self.broker.end_day()
+        yield from self.broker.end_day_parts()
         self.sync.sync()
         if self.keeper_on:
             self.keeper.follow_up(self.liquidating(), new_session=False)
+        yield
         if self.progress is None:
             return self.close_epoch(epoch)
         return self._close_epoch_once(day, epoch)  # (paused since a first run closed it: read)
