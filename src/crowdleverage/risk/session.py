@@ -237,7 +237,8 @@ class TradingSession:
     def open_parts(self, day: TradingDay, *, setup: bool = False) -> Generator[None, None, Opened]:
         """`open` in parts: it yields after the oracle's day and the exchange's session,
         after the regime, liquidity and corporate actions, and after the overnight orders
-        and the refresh (before the first tick's prices), and returns what `open` returns.
+        and the refresh (before the first tick's prices), after each oracle reporter's
+        prices of the first tick but the last, and returns what `open` returns.
         The progress file names the open from its start: a restart at any of these points
         opens the day again as without it (what the chain shows done is not done twice)."""
         self._begin(day, ticks_done=0)
@@ -265,8 +266,8 @@ class TradingSession:
             self.sync.sync()
             self.sync.refresh_all()  # interest accrued overnight on every debt
             yield
-        self.feeder.on_ticks((s[0] for s in self._live),
-                             landed_after_s=after.time_s if after else None)  # fmt: skip
+        first = (s[0] for s in self._live)
+        yield from self.feeder.on_ticks_parts(first, landed_after_s=after.time_s if after else None)
         return opened
 
     def resume(self, day: TradingDay, ticks_done: int) -> None:
@@ -385,9 +386,10 @@ class TradingSession:
                 return done.value  # type: ignore[no-any-return]
 
     def step_parts(self) -> Generator[None, None, int | None]:
-        """`step` in parts: it yields between the tick's phases (after the prices, after the
-        keeper, after the exchange matched and the broker journaled, after each settled
-        fill) and returns what `step` returns. Between two parts the caller may run other
+        """`step` in parts: it yields between the tick's phases (after each oracle
+        reporter's prices but the last, after the prices, after the keeper, after the
+        exchange matched and the broker journaled, after each settled fill) and returns
+        what `step` returns. Between two parts the caller may run other
         chain work that is no part of the session (the platform process runs wallet
         commands there: `flows.Platform.tick`); the progress file names the interrupted
         phase at every point, so a restart at any point resumes the step as without it."""
@@ -405,7 +407,9 @@ class TradingSession:
             self._mark_step(step, BEGUN)
         ticks = [s[step] for s in self._live if step < len(s)]
         if step > 0 and phase in (None, BEGUN):  # the first tick was reported at the open
-            self.feeder.on_ticks(ticks, landed_after_s=since.time_s if since else None)
+            yield from self.feeder.on_ticks_parts(
+                ticks, landed_after_s=since.time_s if since else None
+            )
         self.monitor.update_prices(self.monitor.cols(t.code for t in ticks),
                                    [t.price_fen for t in ticks])  # fmt: skip
         yield
