@@ -1194,7 +1194,6 @@ class Platform:
         try:
             if traded:
                 session = self.fin.session.close_parts(epoch)
-                self._day_open = False
                 while True:
                     try:
                         next(session)
@@ -1202,6 +1201,7 @@ class Platform:
                         closed = done.value
                         break
                     yield "session"
+                self._day_open = False  # (a failure before: the next tick closes again)
             else:
                 closed = self.fin.session.close_epoch(epoch)
             if paused:
