@@ -375,13 +375,15 @@ def test_wallet_commands_between_the_parts_of_the_end_of_day_run_once_across_a_r
     with the day's last tick still the last one committed, so a restart inside the close
     (here at the cut after the reconciliation) closes the day again; every command ran once
     (a retry with its key answers the stored result); a withdrawal before the payouts' part
-    left in the day's pain.001 and was paid, one after waits for the next day's file; the
-    proof of liabilities is that of the chain at its part, the user valued before their own
-    withdrawals included; custody and chain reconcile."""
+    left in the day's pain.001 and was paid, one after waits for the next day's file; in the
+    proof of liabilities each user's value is the chain's when they were valued, and the
+    investor who withdrew after being valued is valued again; custody and chain reconcile."""
     p = _open(copy, bars)
     p.close_part_budget_s = 0.0  # a part per user: a cut between any two valuations
     last = (p.s.market_day, p.market.step)
     done: list[tuple[str, CommandSpec, int]] = []
+    order = list(p.s.enrolled)  # the order the close values the users in, one per part
+    valued_on: list[dict[int, int]] = []
 
     def committed() -> tuple[str | None, int | None]:
         with p.engine.connect() as conn:
@@ -393,10 +395,16 @@ def test_wallet_commands_between_the_parts_of_the_end_of_day_run_once_across_a_r
         part = p.last_part
         if not part.startswith("close:") or part == "close:commit":
             return
-        if part == "close:proofs":  # the snapshot: the liabilities the chain shows now
+        if part == "close:liabilities":  # a user valued on the chain as it is now
+            valued_on.append(p.liabilities())
+        if part == "close:proofs":
             epoch = p.latest_epoch()
             assert epoch is not None and epoch > eve.proof_epoch
-            assert _total(p, epoch) == sum(p.liabilities().values())
+            now = p.liabilities()
+            for k, uid in enumerate(order):
+                leaf = p.proofs.prove(epoch, str(uid))["leaf"]["balance_fen"]
+                # the investor withdrew after being valued: valued again in the proofs' part
+                assert leaf == (now[uid] if uid == INVESTOR_SENIOR else valued_on[k][uid]), uid
         n = len(done)
         spec = CommandSpec(INVESTOR_SENIOR, f"mid-close-{n}", "h", "/withdrawals")
         p.execute(spec, lambda: (200, p.withdraw(INVESTOR_SENIOR, 100 + n)))

@@ -1179,8 +1179,9 @@ class Platform:
         may commit as well (statement lines and orders derived from the chain after the
         cursor, the reconciliation); the close's own rows (NAV points, risk snapshot, the
         next day) are added in the last part. Liabilities are valued per user between
-        commands; a user whose statement changed after being valued (`_line`) is valued
-        again in the snapshot's part, so the snapshot is that of the chain at its part."""
+        commands, each on the chain as it is then; a user whose statement changed after being
+        valued (`_line`: a command between the parts) is valued again in the snapshot's part
+        (the interest a debt accrued over the blocks commands mined meanwhile is not)."""
         traded = self._day_open
         today = self.market.today.isoformat()
         close = DayClose.of(self._close_file, today) if traded else None
