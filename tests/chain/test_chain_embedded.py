@@ -304,3 +304,21 @@ def test_close_without_a_snapshot_reopens_from_the_journal(
     with EmbeddedChain(tmp_path, dev_keys) as again:
         assert again.state_root() == root
         assert again.call("CashToken", "balanceOf", investor) == 100
+
+
+def test_no_snapshot_every_n_transactions_when_none(tmp_path: Path, dev_keys: ActorKeys) -> None:
+    snap = tmp_path / "chain" / "state.snapshot"
+    chain = EmbeddedChain(tmp_path, dev_keys, snapshot_every=None)
+    deploy_system(chain, tmp_path)  # more than a handful of transactions
+    assert chain.transactions() and not snap.exists()
+    root = chain.state_root()
+    chain.close()  # the close still writes one
+    assert snap.exists()
+    with EmbeddedChain(tmp_path, dev_keys, read_only=True) as again:
+        assert again.state_root() == root
+    every_two = EmbeddedChain(tmp_path / "b", dev_keys, snapshot_every=2)
+    try:
+        deploy_system(every_two, tmp_path / "b")
+        assert (tmp_path / "b" / "chain" / "state.snapshot").exists()
+    finally:
+        every_two.close()
