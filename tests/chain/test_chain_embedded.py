@@ -255,3 +255,70 @@ def test_lean_execution_keeps_state_and_survives_reopen(
         assert again.call("CashToken", "balanceOf", investor) == 100
     finally:
         again.close()
+
+
+def test_storage_reads_outlive_a_snapshot_and_a_revert(
+    embedded: EmbeddedChain, tmp_path: Path, dev_keys: ActorKeys
+) -> None:
+    """Each account's slot cache survives the persist a snapshot makes (py-evm drops its
+    storage views, caches included) and a reverted transaction, and every read stays right:
+    the state root is the one a replay of the journal from genesis computes."""
+    deploy_system(embedded, tmp_path)
+    register_participants(embedded)
+    investor = embedded.address_of("investor")
+    embedded.send("CashToken", "mint", investor, 100, ref_to_bytes32("a"), actor="custodian")
+    assert embedded.call("CashToken", "balanceOf", investor) == 100
+    token = bytes.fromhex(embedded.contract_address("CashToken")[2:])
+    adb = embedded._state()._account_db
+    view = adb._get_address_store(token)
+    cache = view._storage_cache._cached_values
+    embedded.snapshot()
+    after = adb._get_address_store(token)
+    assert after is not view  # a new storage view over the persisted trie ...
+    assert after._storage_cache._cached_values is cache and len(cache) > 0  # ... same cache
+    with pytest.raises(ContractRevert):  # an empty reference reverts
+        embedded.send("CashToken", "mint", investor, 5, bytes(32), actor="custodian")
+    assert adb._get_address_store(token)._storage_cache._cached_values is cache
+    embedded.send("CashToken", "mint", investor, 7, ref_to_bytes32("b"), actor="custodian")
+    embedded.snapshot()
+    assert embedded.call("CashToken", "balanceOf", investor) == 107
+    root = embedded.state_root()
+    embedded.close()
+    (tmp_path / "chain" / "state.snapshot").unlink()  # replay every transaction, no caches
+    with EmbeddedChain(tmp_path, dev_keys, read_only=True) as replayed:
+        assert replayed.state_root() == root
+        assert replayed.call("CashToken", "balanceOf", investor) == 107
+
+
+def test_close_without_a_snapshot_reopens_from_the_journal(
+    tmp_path: Path, dev_keys: ActorKeys
+) -> None:
+    chain = EmbeddedChain(tmp_path, dev_keys)
+    deploy_system(chain, tmp_path)
+    register_participants(chain)
+    investor = chain.address_of("investor")
+    chain.send("CashToken", "mint", investor, 100, ref_to_bytes32("a"), actor="custodian")
+    root = chain.state_root()
+    chain.close(snapshot=False)
+    assert not (tmp_path / "chain" / "state.snapshot").exists()  # < 500 transactions: none
+    with EmbeddedChain(tmp_path, dev_keys) as again:
+        assert again.state_root() == root
+        assert again.call("CashToken", "balanceOf", investor) == 100
+
+
+def test_no_snapshot_every_n_transactions_when_none(tmp_path: Path, dev_keys: ActorKeys) -> None:
+    snap = tmp_path / "chain" / "state.snapshot"
+    chain = EmbeddedChain(tmp_path, dev_keys, snapshot_every=None)
+    deploy_system(chain, tmp_path)  # more than a handful of transactions
+    assert chain.transactions() and not snap.exists()
+    root = chain.state_root()
+    chain.close()  # the close still writes one
+    assert snap.exists()
+    with EmbeddedChain(tmp_path, dev_keys, read_only=True) as again:
+        assert again.state_root() == root
+    every_two = EmbeddedChain(tmp_path / "b", dev_keys, snapshot_every=2)
+    try:
+        deploy_system(every_two, tmp_path / "b")
+        assert (tmp_path / "b" / "chain" / "state.snapshot").exists()
+    finally:
+        every_two.close()

@@ -4,6 +4,7 @@ kill-and-restart of the broker and keeper mid-replay that must change nothing.""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,18 @@ def test_a_temporary_work_dir_is_removed_at_the_end():
     assert work.exists() and any(work.iterdir())
     rp.close()
     assert not work.exists()
+
+
+def test_the_cyclic_collector_is_off_from_the_setup_to_the_close():
+    rp = Replay(ReplayConfig(DATA, dt.date(2016, 1, 4), dt.date(2016, 1, 4),
+                             borrowers_per_tier=1, stocks=6))  # fmt: skip
+    assert gc.isenabled()
+    try:
+        rp.start()
+        assert not gc.isenabled()
+    finally:
+        rp.close()
+    assert gc.isenabled()
 
 
 def test_a_range_outside_the_data_is_refused(tmp_path: Path):

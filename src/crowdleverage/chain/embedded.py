@@ -102,7 +102,8 @@ def _serialised(fn: F) -> F:
 
 class EmbeddedChain:
     """ChainPort on an in-process EVM whose state survives restarts. Thread-safe (calls are
-    serialised); one writing process per data directory."""
+    serialised); one writing process per data directory. A state snapshot is written every
+    `snapshot_every` transactions (None: only when `snapshot()` is called, and at `close()`)."""
 
     kind = "embedded"
 
@@ -114,7 +115,7 @@ class EmbeddedChain:
         chain_id: int = DEFAULT_CHAIN_ID,
         genesis_time_s: int = DEFAULT_GENESIS_TIME_S,
         read_only: bool = False,
-        snapshot_every: int = 500,
+        snapshot_every: int | None = 500,
     ) -> None:
         from boa.environment import Env
 
@@ -143,9 +144,9 @@ class EmbeddedChain:
         self.chain_id = int(meta["chain_id"])
         self._env.evm.patch.chain_id = self.chain_id
         self._restore()
-        _live_access_log(self._state()._account_db)
         meta = self._meta()
         self._ts, self._block = int(meta["ts"]), int(meta["block"])
+        self._seq = self._last_seq()  # the journal's last transaction (the writer appends)
 
     # ------------------------------------------------------------ lifecycle
     def _acquire_lock(self) -> int:
@@ -176,10 +177,13 @@ class EmbeddedChain:
         return db
 
     @_serialised
-    def close(self) -> None:
+    def close(self, *, snapshot: bool = True) -> None:
+        """Snapshot the state (unless `snapshot=False`: the journal alone still restores it
+        exactly, replayed from the last snapshot — for a directory about to be removed) and
+        release the journal and the writer lock; idempotent."""
         if getattr(self, "_db", None) is None:
             return
-        if not self.read_only and self._since_snapshot:
+        if snapshot and not self.read_only and self._since_snapshot:
             self.snapshot()
         self._db.close()
         self._db = None  # type: ignore[assignment]
@@ -222,7 +226,7 @@ class EmbeddedChain:
         state.persist()
         root = bytes(state.state_root)
         kv = self._env.evm.chain.chaindb.db.wrapped_db.kv_store
-        seq = self._last_seq()
+        seq = self._seq
         header = json.dumps(
             {"seq": seq, "state_root": root.hex(), "block": self.block_number(), "nodes": len(kv)}
         ).encode()
@@ -263,6 +267,10 @@ class EmbeddedChain:
 
     def _restore(self) -> None:
         covered = self._load_snapshot()
+        account_db = self._state()._account_db  # the snapshot's, or the genesis one
+        _live_access_log(account_db)
+        _lean_touch(account_db)
+        _lasting_slot_caches(account_db)
         for label, source, address, kind in self._db.execute(
             "SELECT label, source, address, kind FROM contracts"
         ).fetchall():
@@ -451,7 +459,7 @@ class EmbeddedChain:
         self, kind: str, contract: str, fn: str, sender: str, to: str, data: bytes,
         block: int, ts: int, gas: int, comp: Any, register: tuple[str, str] | None = None,
     ) -> TxResult:  # fmt: skip
-        seq = self._last_seq() + 1
+        seq = self._seq + 1
         tx_hash = "0x" + keccak(seq.to_bytes(8, "big") + bytes.fromhex(sender[2:]) + data).hex()
         logs = self._decode_logs(comp, block, tx_hash)
         with self._db:
@@ -479,9 +487,9 @@ class EmbeddedChain:
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 [("block", str(block)), ("ts", str(ts))],
             )
-        self._block, self._ts = block, ts
+        self._seq, self._block, self._ts = seq, block, ts
         self._since_snapshot += 1
-        if self._since_snapshot >= self._snapshot_every:
+        if self._snapshot_every is not None and self._since_snapshot >= self._snapshot_every:
             self.snapshot()
         return TxResult(tx_hash=tx_hash, block=block, gas_used=gas, events=tuple(stored))
 
@@ -598,6 +606,105 @@ def _live_access_log(account_db: Any) -> None:
     (read-only use: the witness bookkeeping it feeds is unchanged)."""
     raw = account_db._raw_store_db
     account_db._get_accessed_node_hashes = lambda: raw._keys_read
+
+
+def _lean_touch(account_db: Any) -> None:
+    """py-evm touches the target of every message call: it reads the account and writes it
+    back unchanged, RLP-encoding it into the account journal. For an account that exists and
+    is not empty (a nonce, a balance, code or storage: it is in the journal or the trie with
+    exactly that value) the write changes nothing, so it is skipped; an empty or absent
+    account is touched as py-evm does it (the state root is the same either way)."""
+    from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
+
+    get_account, touch = account_db._get_account, account_db.touch_account
+
+    def touch_account(address: bytes) -> None:
+        a = get_account(address)
+        if a.nonce or a.balance or a.code_hash != EMPTY_SHA3 or a.storage_root != BLANK_ROOT_HASH:
+            account_db._accessed_accounts.add(address)  # as the read in `touch` does
+            return
+        touch(address)
+
+    account_db.touch_account = touch_account
+
+
+def _lasting_slot_caches(account_db: Any) -> None:
+    """Storage reads that survive a snapshot. py-evm drops every account's storage view when
+    the state is persisted (`snapshot()`), read caches included, so after each snapshot every
+    slot is read again from the trie (a node lookup and an RLP decode per level); its read
+    cache is also an LRU of 2048 slots per account, fewer than a contract with hundreds of
+    accounts' positions holds. Here each account's storage view caches in one unbounded dict
+    per account that outlives the view: it holds slot values as the trie below the view has
+    them (reads, and the writes `make_storage_root` applies to that trie), which a persist
+    leaves as they are — the new view starts from the root those writes made. The dict is
+    emptied where py-evm resets its cache and the trie below changes (a storage wipe, or a
+    revert past one). Slot values are also RLP-decoded and encoded without the generic codec
+    (a big-endian integer is its length byte and its bytes). Same values, same gas, same
+    state root (tests/chain)."""
+    import rlp
+    from eth.db.storage import AccountStorageDB
+    from eth.vm.interrupt import MissingStorageTrieNode
+    from eth_utils import int_to_big_endian
+
+    decode, encode, sedes = rlp.decode, rlp.encode, rlp.sedes.big_endian_int
+    caches: dict[bytes, dict[bytes, bytes]] = {}
+
+    class LastingStorageDB(AccountStorageDB):  # type: ignore[misc]
+        def __init__(self, db: Any, root: Any, address: Any) -> None:
+            super().__init__(db, root, address)
+            self._slots = caches.setdefault(address, {})
+            self._storage_cache._cached_values = self._slots  # type: ignore[assignment]
+
+        def _keep_cache(self, wiped: bool) -> None:
+            if wiped:
+                self._slots.clear()
+            self._storage_cache._cached_values = self._slots  # type: ignore[assignment]  # py-evm put a new LRU there
+
+        def get(self, slot: int, from_journal: bool = True) -> int:
+            self._accessed_slots.add(slot)
+            lookup = self._journal_storage if from_journal else self._locked_changes
+            try:
+                v = lookup[int_to_big_endian(slot)]
+            except MissingStorageTrieNode:
+                raise
+            except KeyError:
+                return 0
+            n = len(v)
+            if n == 1 and v[0] < 0x80:
+                return v[0]
+            if 1 < n <= 33 and v[0] == 0x7F + n and v[1]:
+                return int.from_bytes(v[1:], "big")
+            return 0 if v == b"" else int(decode(v, sedes=sedes))
+
+        def set(self, slot: int, value: int) -> None:
+            if value <= 0 or value.__class__ is not int:
+                super().set(slot, value)  # a delete (or an odd value): py-evm's way
+                return
+            if value < 0x80:
+                raw = bytes((value,))
+            else:
+                raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+                raw = bytes((0x80 + len(raw),)) + raw if len(raw) <= 32 else encode(value)
+            self._journal_storage[int_to_big_endian(slot)] = raw
+
+        def delete(self) -> None:
+            super().delete()
+            self._keep_cache(True)
+
+        def discard(self, checkpoint: Any) -> None:
+            before = len(self._storage_lookup._historical_write_tries)
+            super().discard(checkpoint)
+            self._keep_cache(len(self._storage_lookup._historical_write_tries) != before)
+
+    def _get_address_store(address: bytes) -> Any:
+        stores = account_db._account_stores
+        store = stores.get(address)
+        if store is None:
+            root = account_db._get_storage_root(address)
+            store = stores[address] = LastingStorageDB(account_db._raw_store_db, root, address)
+        return store
+
+    account_db._get_address_store = _get_address_store
 
 
 _JUMPDESTS: dict[bytes, tuple[set[int], set[int]]] = {}

@@ -46,13 +46,17 @@ def open_financing_chain(
     genesis_time_s: int = DEFAULT_GENESIS_TIME_S,
     seed: int = DEV_SEED,
     on_demand: bool = False,
+    snapshot_every: int | None = 500,
 ) -> EmbeddedChain:
     """The embedded chain in `data_dir` with the financing system deployed (on first open;
     later opens reload it from disk). `actors` are the investors and borrowers that will
     send transactions (development keys from `seed`; with `on_demand` also every `user-<id>`
-    actor that appears later)."""
+    actor that appears later). `snapshot_every`: transactions between state snapshots
+    (None: none but an explicit one; the journal alone restores the state)."""
     keys = ActorKeys.dev(seed, dict.fromkeys([*FINANCING_ACTORS, *actors]), on_demand=on_demand)
-    chain = EmbeddedChain(data_dir, keys, genesis_time_s=genesis_time_s)
+    chain = EmbeddedChain(
+        data_dir, keys, genesis_time_s=genesis_time_s, snapshot_every=snapshot_every
+    )
     if not manifest_path(data_dir).exists():
         deploy_system(chain, data_dir, SESSION_ORACLE)
     if "MarginEngine" not in chain.deployed():
