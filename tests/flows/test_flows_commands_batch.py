@@ -137,7 +137,7 @@ def test_a_batch_killed_anywhere_moves_each_withdrawal_once(world: Holder, point
             def payout(*args: Any, **kwargs: Any) -> Any:
                 raise Kill(point)
 
-            mp.setattr(p.custody, "request_payout", payout)
+            mp.setattr(p.custody, "request_payouts", payout)
         if point == "before_commit":
 
             def finish(*args: Any, **kwargs: Any) -> None:

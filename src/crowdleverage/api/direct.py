@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -31,7 +31,7 @@ from crowdleverage.api import schemas as S
 from crowdleverage.api.deps import ID_MAX, ApiState
 from crowdleverage.api.endpoints.money import _holder, _kyc
 from crowdleverage.api.idempotency import _KEY_RE, request_hash
-from crowdleverage.api.security import Role, decode_token
+from crowdleverage.api.security import Role, User, decode_token
 from crowdleverage.domain.errors import CrowdLevError
 from crowdleverage.flows.commands import CommandSpec
 from crowdleverage.flows.platform import Withdrawal
@@ -46,6 +46,15 @@ MAX_BODY = 4096
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
+@dataclass
+class Seen:
+    """The checks passed for the earlier requests of one batch: a token's user, a holder's
+    ownership and KYC (nothing a withdrawal changes)."""
+
+    users: dict[str, User] = field(default_factory=dict)
+    holders: set[tuple[int, int]] = field(default_factory=set)
+
+
 @dataclass(frozen=True)
 class Prepared:
     item: Withdrawal
@@ -53,9 +62,16 @@ class Prepared:
 
 
 def prepare(
-    st: ApiState, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+    st: ApiState,
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    seen: Seen | None = None,
 ) -> Prepared | None:
-    """The withdrawal this request is, when the endpoint would run it; else None."""
+    """The withdrawal this request is, when the endpoint would run it; else None. `seen`:
+    the checks passed for earlier requests of the same batch (a token's user, a holder's
+    KYC), which nothing in between can change: not made again."""
     if method != "POST" or len(body) > MAX_BODY:
         return None
     m = WITHDRAWAL_PATH.match(path)
@@ -82,11 +98,17 @@ def prepare(
         amount = S.AmountIn.model_validate(parsed)
     except (ValueError, ValidationError):  # a JSONDecodeError is a ValueError
         return None
+    seen = seen if seen is not None else Seen()
     try:
-        user = st.users.get(decode_token(token, st.secret))
+        user = seen.users.get(token)
+        if user is None:
+            user = st.users.get(decode_token(token, st.secret))
         if user.role not in (Role.INVESTOR, Role.BORROWER):
             return None
-        _kyc(_holder(user, user_id, st, staff=()), st)
+        if (user.id, user_id) not in seen.holders:
+            _kyc(_holder(user, user_id, st, staff=()), st)
+        seen.users[token] = user
+        seen.holders.add((user.id, user_id))
     except CrowdLevError:
         return None
     spec = CommandSpec(user.id, key, request_hash("POST", path, amount), path)

@@ -172,11 +172,17 @@ class Bridge:
                     continue
                 sent.append((op, "done", tx))
                 out[op_id] = "burned"
-        for op, status, note in sent:  # the ledger's side, after every burn of the batch
-            if status == "done":
-                self.custody.request_payout(op.investor_id, op.amount_fen,
-                                            payout_id=int(op.op_id, 16))  # fmt: skip
-            self._finish(op.op_id, status, note)
+        # the ledger's side, after every burn of the batch: one ledger call, one update each
+        self.custody.request_payouts([(op.investor_id, op.amount_fen, int(op.op_id, 16))
+                                      for op, status, _ in sent if status == "done"])  # fmt: skip
+        if sent:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    ops.update()
+                    .where(ops.c.op_id == sa.bindparam("k"), ops.c.status == "pending")
+                    .values(status=sa.bindparam("s"), chain_tx=sa.bindparam("n")),
+                    [{"k": op.op_id, "s": status, "n": note} for op, status, note in sent],
+                )
         return out
 
     def _record(self, kind: str, op_id: int, investor_id: str, amount_fen: int) -> None:

@@ -745,6 +745,8 @@ class Platform:
         except Exception as exc:  # unexpected: every command of the batch resumes on retry
             log.exception("a batch of withdrawals failed; a retry resumes each",
                           extra={"event": "command", "outcome": "failed"})  # fmt: skip
+            if isinstance(exc, CrowdLevError) and exc.http_status < 500:
+                exc = RuntimeError(f"after the burns: {exc}")  # not a refusal: burns happened
             for i, _ in started:
                 out[i] = exc
             return

@@ -315,6 +315,7 @@ class PlatformWriter:
         as one batch (`Platform.withdraw_batch`): their answers by row id. Empty when the
         first row is not one (it goes through the application)."""
         prepared: list[tuple[Row, direct.Prepared]] = []
+        seen = direct.Seen()
         for row in rows:
             p = row.payload
             if row.kind != "write" or not direct.WITHDRAWAL_PATH.match(str(p.get("path", ""))):
@@ -322,7 +323,7 @@ class PlatformWriter:
             try:
                 one = direct.prepare(self.api, p["method"], p["path"],
                                      [(k, v) for k, v in p["headers"]],
-                                     bytes.fromhex(p.get("body_hex", "")))  # fmt: skip
+                                     bytes.fromhex(p.get("body_hex", "")), seen)  # fmt: skip
             except Exception:
                 log.exception("a withdrawal could not be prepared; through the application")
                 one = None
