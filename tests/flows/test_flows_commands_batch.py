@@ -82,13 +82,13 @@ _audited: list[str] = []
 def _batch(name: str) -> list[Withdrawal]:
     """Three withdrawals: two of the investor's (7 and 5 fen) around one of the borrower's."""
     spec = lambda uid, i: CommandSpec(uid, f"{name}-{i}", f"hash-{name}-{i}", "/test/w")  # noqa: E731
-    return [
-        Withdrawal(spec(INVESTOR_SENIOR, 0), INVESTOR_SENIOR, 7,
-                   after=lambda: _audited.append(f"{name}-0")),
-        Withdrawal(spec(BORROWER, 1), BORROWER, 3, after=lambda: _audited.append(f"{name}-1")),
-        Withdrawal(spec(INVESTOR_SENIOR, 2), INVESTOR_SENIOR, 5,
-                   after=lambda: _audited.append(f"{name}-2")),
-    ]  # fmt: skip
+    return [Withdrawal(spec(INVESTOR_SENIOR, 0), INVESTOR_SENIOR, 7),
+            Withdrawal(spec(BORROWER, 1), BORROWER, 3),
+            Withdrawal(spec(INVESTOR_SENIOR, 2), INVESTOR_SENIOR, 5)]  # fmt: skip
+
+
+def _after(done: list[Withdrawal]) -> None:
+    _audited.extend(w.spec.key for w in done)
 
 
 def _facts(p: Platform) -> dict[str, int]:
@@ -104,9 +104,9 @@ def _facts(p: Platform) -> dict[str, int]:
 
 def _run(h: Holder, name: str, *, group: bool = True) -> list[Any]:
     if not group:
-        return h.p.withdraw_batch(_batch(name))
+        return h.p.withdraw_batch(_batch(name), _after)
     with group_commit(h.engine):
-        return h.p.withdraw_batch(_batch(name))
+        return h.p.withdraw_batch(_batch(name), _after)
 
 
 # where the kill lands, counted in burns of the batch sent before it

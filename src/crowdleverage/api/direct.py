@@ -22,6 +22,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -59,6 +60,7 @@ class Seen:
 class Prepared:
     item: Withdrawal
     request_id: str
+    audit: tuple[str, str, dict[str, Any]]  # the endpoint's audit entry
 
 
 def prepare(
@@ -114,22 +116,24 @@ def prepare(
     spec = CommandSpec(user.id, key, request_hash("POST", path, amount), path)
     given = h.get("x-request-id", "")
     rid = given if _RID_RE.match(given) else uuid.uuid4().hex
-    username = user.username
+    audit = (user.username, "withdrawal", {"user_id": user_id, **amount.model_dump()})
+    return Prepared(Withdrawal(spec, user_id, amount.amount_fen, _respond), rid, audit)
 
-    def audit() -> None:
-        st.audit.append(username, "withdrawal", {"user_id": user_id, **amount.model_dump()})
 
-    def respond(out: dict[str, object]) -> tuple[int, object]:
-        return 200, jsonable_encoder(S.WalletOut(**out))  # type: ignore[arg-type]
-
-    return Prepared(Withdrawal(spec, user_id, amount.amount_fen, respond, audit), rid)
+def _respond(out: dict[str, Any]) -> tuple[int, Any]:
+    return 200, jsonable_encoder(S.WalletOut(**out))
 
 
 def run(st: ApiState, batch: list[Prepared]) -> list[Answer]:
     """The prepared withdrawals as one batch; each one's response as the endpoint's."""
     from crowdleverage.api.app import _error_response
 
-    results = st.platform.withdraw_batch([p.item for p in batch])
+    entries = {id(p.item): p.audit for p in batch}
+
+    def audit(done: list[Withdrawal]) -> None:  # the endpoint's entries, in one write
+        st.audit.append_many([entries[id(w)] for w in done])
+
+    results = st.platform.withdraw_batch([p.item for p in batch], audit)
     out: list[Answer] = []
     for p, r in zip(batch, results, strict=True):
         if isinstance(r, CrowdLevError):

@@ -129,14 +129,12 @@ def investor_id(user_id: int) -> str:
 @dataclass(frozen=True)
 class Withdrawal:
     """One withdrawal command of a batch (`Platform.withdraw_batch`): `respond` turns the
-    use case's result into the command's (status, body); `after` runs once its burn is done,
-    before its result is stored (the API's audit entry)."""
+    use case's result into the command's (status, body)."""
 
     spec: CommandSpec
     user_id: int
     amount_fen: int
     respond: Callable[[dict[str, Any]], tuple[int, Any]] = lambda out: (200, out)
-    after: Callable[[], None] | None = None
 
 
 @dataclass
@@ -659,18 +657,24 @@ class Platform:
             self._after()
             return {"user_id": user_id, "wallet_fen": self.wallet_fen(user_id)}
 
-    def withdraw_batch(self, items: list[Withdrawal]) -> list[tuple[int, Any, bool] | Exception]:
+    def withdraw_batch(
+        self,
+        items: list[Withdrawal],
+        after: Callable[[list[Withdrawal]], None] | None = None,
+    ) -> list[tuple[int, Any, bool] | Exception]:
         """Withdrawal commands as one batch, each exactly once per (owner, key) as `execute`
         runs it (per item: (status, body, replayed), or the error that command raised):
 
-        1. per command, in order: its row started (a new key, or a resumed one), the checks of
-           `withdraw`, and its bridge op recorded (the recovery point: the burn's reference is
-           the command's); the balance check counts the burns recorded before it in the batch;
+        1. the commands' rows started in one write (a new key, or a resumed one), then per
+           command, in order, the checks of `withdraw` and its bridge op recorded (the
+           recovery point: the burn's reference is the command's); the balance check counts
+           the burns recorded before it in the batch;
         2. one barrier (those recovery points are durable), then the burns back to back
-           (`Bridge.burn_batch`), then each payout reserved in the ledger;
-        3. the statement lines, `after`, and every command's result saved in one transaction
-           with the record. Each response's wallet is what it would have been had the batch
-           run one command at a time.
+           (`Bridge.burn_batch`), then the payouts reserved in the ledger;
+        3. the statement lines, `after` (once, with the withdrawals done: the API's audit
+           entries), and every command's result saved in one transaction with the record.
+           Each response's wallet is what it would have been had the batch run one command
+           at a time.
 
         A crash anywhere leaves each command running with its op recorded (or neither): a
         restart (`Bridge.process`) or the command's retry completes its burn once."""
@@ -679,14 +683,14 @@ class Platform:
         with self.lock:
             started: list[tuple[int, Command]] = []
             pending: dict[str, int] = {}
-            for i, w in enumerate(items):
+            begun = self.commands.start_many([w.spec for w in items])
+            for i, (w, one) in enumerate(zip(items, begun, strict=True)):
                 fields = {"event": "command", "owner_id": w.spec.owner_id, "key": w.spec.key,
                           "path": w.spec.path, "batch": len(items)}  # fmt: skip
-                try:
-                    cmd, stored = self.commands.start(w.spec)
-                except CrowdLevError as err:  # the key was used for another request
-                    out[i] = err
+                if isinstance(one, CrowdLevError):  # the key was used for another request
+                    out[i] = one
                     continue
+                cmd, stored = one
                 if stored is not None:
                     log.info("command replayed", extra={**fields, "status": stored.status_code,
                                                         "outcome": "replayed"})  # fmt: skip
@@ -715,7 +719,7 @@ class Platform:
                     self._cmd = None
                 started.append((i, cmd))
             if started:
-                self._burn_batch(items, started, out, t0)
+                self._burn_batch(items, started, out, t0, after)
         assert all(x is not None for x in out), "dev: every item answered"
         return [x for x in out if x is not None]
 
@@ -739,6 +743,7 @@ class Platform:
         started: list[tuple[int, Command]],
         out: list[tuple[int, Any, bool] | Exception | None],
         t0: float,
+        after: Callable[[list[Withdrawal]], None] | None,
     ) -> None:
         try:  # one barrier for the batch's recovery points, then the burns
             outcome = self.bridge.burn_batch([cmd.ref for _, cmd in started])
@@ -762,17 +767,19 @@ class Platform:
             self._cmd = cmd
             try:
                 self._line(w.user_id, "withdrawal", -w.amount_fen)
-                if w.after is not None:
-                    w.after()
-            except Exception as exc:
-                log.exception("command failed; a retry resumes it",
-                              extra={**fields, "outcome": "failed"})  # fmt: skip
-                out[i] = exc
-                continue
             finally:
                 self._cmd = None
             done.append((i, cmd, outcome[cmd.ref] == "burned"))
         if not done:
+            return
+        try:
+            if after is not None:
+                after([items[i] for i, *_ in done])
+        except Exception as exc:  # nothing stored: each command resumes on its retry
+            log.exception("a batch of withdrawals failed; a retry resumes each",
+                          extra={"event": "command", "outcome": "failed"})  # fmt: skip
+            for i, *_ in done:
+                out[i] = exc
             return
         # each response's wallet as if the batch ran one command at a time: the wallet after
         # the batch plus what the same user's later commands of the batch burned
