@@ -101,11 +101,12 @@ class Bridge:
         *,
         payout_id: int,
         pending: dict[str, int] | None = None,
-    ) -> None:
+    ) -> bool:
         """A withdrawal's checks and its recorded op, without the burn (`redeem`, or a batch:
         `burn_batch` after one barrier for all of them). `pending`: fen of the burns a batch
         recorded so far and has not sent, per investor; the balance check counts them (a
-        batch never overdraws a wallet) and this op's amount is added."""
+        batch never overdraws a wallet) and this op's amount is added. True when the op is
+        new (recorded now: no burn with its reference can have been sent)."""
         if amount_fen <= 0:
             raise InvalidInput(f"redemption amount must be positive, got {amount_fen} fen")
         self.custody.investor_account_id(investor_id)  # NotFound for unknown investors
@@ -127,15 +128,21 @@ class Bridge:
                 and not self.chain.call("CashToken", "ref_used", ref32(payout_id)))
         ):  # fmt: skip
             pending[investor_id] = pending.get(investor_id, 0) + amount_fen
+        return known is None
 
-    def burn_batch(self, payout_ids: list[int]) -> dict[int, str]:
+    def burn_batch(
+        self, payout_ids: list[int], fresh: Collection[int] = frozenset()
+    ) -> dict[int, str]:
         """The burns of a batch of withdrawals (`prepare_burn`: their ops are recorded; one
         barrier here makes them durable), back to back, then each one's payout
         reserved and its op finished. Per payout id: `burned` (now), `done` (before this
         call, or found on chain: an earlier attempt's burn), `failed` (the contract refused
         it) or `paused` (the chain is paused: it was not sent and waits). A crash anywhere in
         between leaves the ops pending: `process` (at the restart) or the command's retry
-        completes each one exactly once (the chain's `ref_used` is the witness)."""
+        completes each one exactly once (the chain's `ref_used` is the witness). `fresh`:
+        the ops `prepare_burn` recorded new in this batch — every burn is sent only after its
+        op is committed, so the chain has not seen their references and is not asked (the
+        contract refuses a used reference in any case)."""
         keys = {f"{i:032x}": i for i in payout_ids}
         with self.engine.connect() as conn:
             rows = {r.op_id: r for r in conn.execute(sa.select(ops).where(
@@ -153,7 +160,7 @@ class Bridge:
                 continue
             if paused:
                 out[op_id] = "paused"
-            elif self.chain.call("CashToken", "ref_used", ref32(op_id)):
+            elif op_id not in fresh and self.chain.call("CashToken", "ref_used", ref32(op_id)):
                 sent.append((op, "done", None))
                 out[op_id] = "done"
             else:

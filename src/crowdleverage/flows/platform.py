@@ -683,6 +683,7 @@ class Platform:
         with self.lock:
             started: list[tuple[int, Command]] = []
             pending: dict[str, int] = {}
+            fresh: set[int] = set()  # ops recorded new by this batch
             begun = self.commands.start_many([w.spec for w in items])
             for i, (w, one) in enumerate(zip(items, begun, strict=True)):
                 fields = {"event": "command", "owner_id": w.spec.owner_id, "key": w.spec.key,
@@ -704,8 +705,9 @@ class Platform:
                     self._positive(w.amount_fen)
                     self._require_open()
                     self._enrolled(w.user_id)
-                    self.bridge.prepare_burn(investor_id(w.user_id), w.amount_fen,
-                                             payout_id=cmd.ref, pending=pending)  # fmt: skip
+                    if self.bridge.prepare_burn(investor_id(w.user_id), w.amount_fen,
+                                                payout_id=cmd.ref, pending=pending):  # fmt: skip
+                        fresh.add(cmd.ref)
                 except CrowdLevError as err:
                     out[i] = self._refused(cmd, err, fields, t0)
                     continue
@@ -719,7 +721,7 @@ class Platform:
                     self._cmd = None
                 started.append((i, cmd))
             if started:
-                self._burn_batch(items, started, out, t0, after)
+                self._burn_batch(items, started, fresh, out, t0, after)
         assert all(x is not None for x in out), "dev: every item answered"
         return [x for x in out if x is not None]
 
@@ -741,12 +743,13 @@ class Platform:
         self,
         items: list[Withdrawal],
         started: list[tuple[int, Command]],
+        fresh: set[int],
         out: list[tuple[int, Any, bool] | Exception | None],
         t0: float,
         after: Callable[[list[Withdrawal]], None] | None,
     ) -> None:
         try:  # one barrier for the batch's recovery points, then the burns
-            outcome = self.bridge.burn_batch([cmd.ref for _, cmd in started])
+            outcome = self.bridge.burn_batch([cmd.ref for _, cmd in started], fresh)
         except Exception as exc:  # unexpected: every command of the batch resumes on retry
             log.exception("a batch of withdrawals failed; a retry resumes each",
                           extra={"event": "command", "outcome": "failed"})  # fmt: skip

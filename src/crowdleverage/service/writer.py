@@ -4,17 +4,20 @@ It owns the chain and `flows.Platform`, advances the trading session (one replay
 `pace_s` seconds, with the monitor, keeper, broker and end of day inside `Platform.tick`), and
 executes the queued commands in order through the API's own endpoints in this process (so a
 command answers exactly what the endpoint answers, and money commands keep the exactly-once
-semantics of `flows.commands`). A tick runs in parts (`flows.Platform.tick`); between two parts
-the writer runs the wallet commands (withdrawals, deposits) at the head of the queue, so they
-wait for a part of a tick rather than all of it (any other command waits for the tick's end,
-and no command runs before one queued ahead of it). After every batch of commands it
-re-renders the read models of the viewers the batch touched, in the same transaction that
-stores the commands' responses (a client that got its response reads its own write; between
-a tick's parts such a view may show the tick half done until the tick's end re-renders it);
-after every tick, and a little later
-after commands for staff and market-wide views, it re-renders the rest, in slices of about
-`REFRESH_BUDGET_S` between batches. A rendering equal to the one last committed is not written
-again; views nobody has read for `VIEW_IDLE_S` are deleted (`evict`).
+semantics of `flows.commands`). Withdrawals take a typed path instead (`api.direct`: the
+endpoint's own checks and answers; a request it would refuse goes through the endpoint): the
+run of them at the head of a batch executes as one `Platform.withdraw_batch` (one barrier for
+their recovery points, the burns back to back, one commit). A tick runs in parts
+(`flows.Platform.tick`); between two parts the writer runs the wallet commands (withdrawals,
+deposits) at the head of the queue, so they wait for a part of a tick rather than all of it
+(any other command waits for the tick's end, and no command runs before one queued ahead of
+it). After every batch of commands it re-renders the read models of the viewers the batch
+touched, in the same transaction that stores the commands' responses (a client that got its
+response reads its own write; between a tick's parts such a view may show the tick half done
+until the tick's end re-renders it); after every tick, and a little later after commands for
+staff and market-wide views, it re-renders the rest, in slices of about `REFRESH_BUDGET_S`
+between batches. A rendering equal to the one last committed is not written again; views nobody
+has read for `VIEW_IDLE_S` are deleted (`evict`).
 """
 
 from __future__ import annotations
