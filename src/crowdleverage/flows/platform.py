@@ -684,6 +684,7 @@ class Platform:
             started: list[tuple[int, Command]] = []
             pending: dict[str, int] = {}
             fresh: set[int] = set()  # ops recorded new by this batch
+            wallets: dict[int, int] = {}
             begun = self.commands.start_many([w.spec for w in items])
             for i, (w, one) in enumerate(zip(items, begun, strict=True)):
                 fields = {"event": "command", "owner_id": w.spec.owner_id, "key": w.spec.key,
@@ -708,6 +709,8 @@ class Platform:
                     if self.bridge.prepare_burn(investor_id(w.user_id), w.amount_fen,
                                                 payout_id=cmd.ref, pending=pending):  # fmt: skip
                         fresh.add(cmd.ref)
+                    # the wallet before the batch's burns (the check's read, cached per block)
+                    wallets.setdefault(w.user_id, self.wallet_fen(w.user_id))
                 except CrowdLevError as err:
                     out[i] = self._refused(cmd, err, fields, t0)
                     continue
@@ -721,7 +724,7 @@ class Platform:
                     self._cmd = None
                 started.append((i, cmd))
             if started:
-                self._burn_batch(items, started, fresh, out, t0, after)
+                self._burn_batch(items, started, fresh, wallets, out, t0, after)
         assert all(x is not None for x in out), "dev: every item answered"
         return [x for x in out if x is not None]
 
@@ -744,6 +747,7 @@ class Platform:
         items: list[Withdrawal],
         started: list[tuple[int, Command]],
         fresh: set[int],
+        wallets: dict[int, int],
         out: list[tuple[int, Any, bool] | Exception | None],
         t0: float,
         after: Callable[[list[Withdrawal]], None] | None,
@@ -784,18 +788,15 @@ class Platform:
             for i, *_ in done:
                 out[i] = exc
             return
-        # each response's wallet as if the batch ran one command at a time: the wallet after
-        # the batch plus what the same user's later commands of the batch burned
-        users = dict.fromkeys(items[i].user_id for i, *_ in done)
-        wallets = {u: self.wallet_fen(u) for u in users}
+        # each response's wallet as if the batch ran one command at a time: the wallet before
+        # the batch less what this batch burned up to and including that command
         results: list[tuple[int, Command, int, Any]] = []
-        for i, cmd, burned in reversed(done):
+        for i, cmd, burned in done:
             w = items[i]
-            status, body = w.respond({"user_id": w.user_id, "wallet_fen": wallets[w.user_id]})
             if burned:
-                wallets[w.user_id] += w.amount_fen
+                wallets[w.user_id] -= w.amount_fen
+            status, body = w.respond({"user_id": w.user_id, "wallet_fen": wallets[w.user_id]})
             results.append((i, cmd, status, body))
-        results.reverse()
 
         def finish(conn: sa.Connection) -> None:
             for _, cmd, status, body in results:

@@ -451,10 +451,14 @@ class Queue:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(read_models.c.seq))).scalar() or 0)
 
-    def doc_keys(self) -> list[tuple[int, str, str]]:
+    def doc_keys(self, viewers: set[int] | None = None) -> list[tuple[int, str, str]]:
+        """(viewer, path, kind) of the stored views: all, or those of `viewers`."""
         t = read_models
+        q = sa.select(t.c.viewer_id, t.c.path, t.c.kind)
+        if viewers is not None:
+            q = q.where(t.c.viewer_id.in_(sorted(viewers)))
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.c.viewer_id, t.c.path, t.c.kind)).all()
+            rows = conn.execute(q).all()
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def prune(self, older_than_ms: int) -> None:

@@ -367,7 +367,7 @@ class PlatformWriter:
     # ------------------------------------------------------------------ read models
 
     def _keys_of(self, viewers: set[int]) -> list[tuple[int, str]]:
-        return [(v, path) for v, path, _ in self.queue.doc_keys() if v in viewers]
+        return [(v, path) for v, path, _ in self.queue.doc_keys(viewers)]
 
     def _all_dirty(self) -> None:
         for viewer, path, kind in self.queue.doc_keys():
