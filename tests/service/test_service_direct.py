@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -209,13 +210,22 @@ def test_the_writer_runs_a_queue_of_mixed_commands_in_order(world: World) -> Non
     assert world.p.reconcile()["status"] == "ok"
 
 
-def test_a_batch_of_withdrawals_commits_twice(world: World) -> None:
+def test_a_batch_of_withdrawals_commits_twice(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     """Six queued withdrawals of three holders: one barrier for their recovery points, one
-    commit for their results (one command at a time: a barrier each, then the commit)."""
+    commit for their results (one command at a time: a barrier each, then the commit). Each
+    command logs one line with its key and its request id."""
     names = ["investor1", "investor2", "borrower1"] * 2
-    ids = [world.enqueue(n, world.request(n, {"amount_fen": 1})) for n in names]
+    payloads = [world.request(n, {"amount_fen": 1}) for n in names]
+    ids = [world.enqueue(n, p) for n, p in zip(names, payloads, strict=True)]
     commits0 = world.writer.commits
-    world.run_all()
+    with caplog.at_level(logging.INFO, logger="crowdleverage.flows"):
+        world.run_all()
     rows = world.queue.results(ids)
     assert [rows[i].status_code for i in ids] == [200] * 6
     assert world.writer.commits - commits0 == 2
+    done = [r for r in caplog.records if getattr(r, "outcome", None) == "done"]
+    want = [(dict(p["headers"])["idempotency-key"], dict(p["headers"])["x-request-id"])
+            for p in payloads]  # fmt: skip
+    assert [(r.key, r.request_id) for r in done] == want  # type: ignore[attr-defined]

@@ -117,7 +117,8 @@ def prepare(
     given = h.get("x-request-id", "")
     rid = given if _RID_RE.match(given) else uuid.uuid4().hex
     audit = (user.username, "withdrawal", {"user_id": user_id, **amount.model_dump()})
-    return Prepared(Withdrawal(spec, user_id, amount.amount_fen, _respond), rid, audit)
+    item = Withdrawal(spec, user_id, amount.amount_fen, _respond, {"request_id": rid})
+    return Prepared(item, rid, audit)
 
 
 def _respond(out: dict[str, Any]) -> tuple[int, Any]:

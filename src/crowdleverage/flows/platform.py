@@ -39,7 +39,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -135,6 +135,7 @@ class Withdrawal:
     user_id: int
     amount_fen: int
     respond: Callable[[dict[str, Any]], tuple[int, Any]] = lambda out: (200, out)
+    log_fields: dict[str, Any] = field(default_factory=dict)  # e.g. the request id
 
 
 @dataclass
@@ -688,7 +689,7 @@ class Platform:
             begun = self.commands.start_many([w.spec for w in items])
             for i, (w, one) in enumerate(zip(items, begun, strict=True)):
                 fields = {"event": "command", "owner_id": w.spec.owner_id, "key": w.spec.key,
-                          "path": w.spec.path, "batch": len(items)}  # fmt: skip
+                          "path": w.spec.path, "batch": len(items), **w.log_fields}  # fmt: skip
                 if isinstance(one, CrowdLevError):  # the key was used for another request
                     out[i] = one
                     continue
@@ -766,7 +767,8 @@ class Platform:
         for i, cmd in started:
             w = items[i]
             fields = {"event": "command", "owner_id": w.spec.owner_id, "key": w.spec.key,
-                      "path": w.spec.path, "resumed": cmd.resumed, "batch": len(items)}  # fmt: skip
+                      "path": w.spec.path, "resumed": cmd.resumed, "batch": len(items),
+                      **w.log_fields}  # fmt: skip
             if outcome[cmd.ref] == "paused":  # not sent: the command waits for the chain
                 err = PlatformPaused(f"chain is paused; bridge op {cmd.ref:032x} waits")
                 out[i] = self._refused(cmd, err, fields, t0)
@@ -818,7 +820,7 @@ class Platform:
             log.info("command done", extra={"event": "command", "owner_id": cmd.spec.owner_id,
                      "key": cmd.spec.key, "path": cmd.spec.path, "resumed": cmd.resumed,
                      "status": status, "outcome": "done", "batch": len(items),
-                     "ms": _ms(t0)})  # fmt: skip
+                     "ms": _ms(t0), **items[i].log_fields})  # fmt: skip
 
     def wallet_fen(self, user_id: int) -> int:
         if user_id not in self.s.enrolled:
