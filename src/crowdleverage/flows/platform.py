@@ -805,7 +805,8 @@ class Platform:
                 CommandStore.finish(conn, cmd.spec, status, body)
 
         try:
-            self.mirror.sync()
+            # no custody mirror here: a burn is no transfer between two holders (the mirror
+            # skips it; the next sync, or the reconciliation's, moves its cursor past it)
             self._sync()
             # a withdrawal does not touch the simulated bank (its payout leaves at day's end)
             self.save(also=finish, bank=False)
