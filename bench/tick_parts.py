@@ -7,8 +7,8 @@ The demo world (`crowdlev serve --demo`'s seed) replays `--ticks` ticks in this 
 each tick the writer thread's CPU time (`time.thread_time`: the machine's other load does not
 inflate it as it does wall-clock time) is split at the points where commands could run; the
 baseline in the same run is the whole tick (what a command waited for before ticks ran in
-parts). Printed: mean, p90, p99 and max of both, and the longest parts by kind (an intraday
-step's part, the end of day — committed whole — and the open's parts).
+parts). Printed: mean, p90, p99 and max of both, and the parts by kind (`Platform.last_part`:
+an intraday step's part, each part of the end of day, the open's parts).
 
     .venv/bin/python bench/tick_parts.py [--ticks 80]
 """
@@ -59,25 +59,27 @@ def main() -> None:
         parts: list[float] = []
         by_kind: dict[str, list[float]] = collections.defaultdict(list)
         last = [0.0]
-        kind = ["step"]
+
+        def kind() -> str:  # the part that just ran (`Platform.last_part`)
+            name = p.last_part or "step"
+            return (
+                f"end of day: {name.removeprefix('close:')}" if name.startswith("close:") else name
+            )
 
         def between() -> None:  # where the writer runs the queued wallet commands
             now = time.thread_time()
             parts.append(now - last[0])
-            by_kind[kind[0]].append(now - last[0])
+            by_kind[kind()].append(now - last[0])
             last[0] = now
-            kind[0] = "open" if not p.day_open else "step"
 
         p.between_parts = between
         for _ in range(args.ticks):
-            kind[0] = "end of day" if p.day_open and p.market.at_close() else (
-                "step" if p.day_open else "open")  # fmt: skip
             t0 = last[0] = time.thread_time()
             p.tick()
             t1 = time.thread_time()
             ticks.append(t1 - t0)
             parts.append(t1 - last[0])
-            by_kind[kind[0]].append(t1 - last[0])
+            by_kind[kind()].append(t1 - last[0])
         p.close()
     print(f"writer thread CPU ms over {args.ticks} demo ticks ({os.cpu_count()} CPUs shared, "
           f"load average {os.getloadavg()[0]:.1f})")  # fmt: skip

@@ -47,6 +47,13 @@ def test_mint_rejects_non_custodian_and_bad_input(system: System) -> None:
         system.cash.mint(system.outsider, 100, ref("T1"), sender=system.custodian)
     with boa.reverts("cash: zero address"):
         system.cash.mint(ZERO, 100, ref("T1"), sender=system.custodian)
+    # the supply (and so every balance) stays below 2^128: a balance shares its slot
+    system.cash.mint(system.investor, 2**128 - 2, ref("T2"), sender=system.custodian)
+    with boa.reverts("cash: amount too large"):
+        system.cash.mint(system.investor, 2, ref("T3"), sender=system.custodian)
+    system.cash.mint(system.investor, 1, ref("T3"), sender=system.custodian)
+    assert system.cash.balanceOf(system.investor) == system.cash.totalSupply() == 2**128 - 1
+    assert not system.cash.frozen(system.investor) and not system.cash.platform(system.investor)
 
 
 def test_burn_debits_and_consumes_reference(system: System) -> None:

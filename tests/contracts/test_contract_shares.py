@@ -5,6 +5,8 @@ from __future__ import annotations
 import boa
 from contract_system import PAB, System, ref
 
+from crowdleverage.chain.roles import Role
+
 ZERO = "0x" + "00" * 20
 
 
@@ -200,3 +202,85 @@ def test_constructor_rejects_zero_addresses(system: System) -> None:
         deployer("ShareCertificates").deploy(ZERO, system.oracle.address)
     with boa.reverts("shares: zero oracle"):
         deployer("ShareCertificates").deploy(system.registry.address, ZERO)
+
+
+def test_set_custody_rejects_bad_calls(system: System) -> None:
+    custody = system.cash.address  # any contract: it needs the PLATFORM role
+    with boa.reverts("shares: caller is not operator"):
+        system.shares.set_custody(custody, sender=system.broker)
+    with boa.reverts("shares: not a platform contract"):
+        system.shares.set_custody(custody, sender=system.operator)
+    system.register(system.investor, Role.INVESTOR | Role.PLATFORM)
+    with boa.reverts("shares: not a platform contract"):  # a human address
+        system.shares.set_custody(system.investor, sender=system.operator)
+    system.register(custody, Role.PLATFORM)
+    system.shares.set_custody(custody, sender=system.operator)
+    log = system.shares.get_logs()[-1]
+    assert (type(log).__name__, log.holder, log.by) == ("CustodySet", custody, system.operator)
+    assert system.shares.custody() == custody
+    with boa.reverts("shares: custody already set"):
+        system.shares.set_custody(custody, sender=system.operator)
+
+
+def test_set_custody_only_before_any_mint(system: System) -> None:
+    _buy(system, system.borrower, 100)
+    system.register(system.cash.address, Role.PLATFORM)
+    with boa.reverts("shares: certificates already minted"):
+        system.shares.set_custody(system.cash.address, sender=system.operator)
+
+
+def _holding(system: System, who: str) -> tuple[int, ...]:
+    s = system.shares
+    lock = s.locks(who, PAB)
+    return (s.balance_of(who, PAB), s.locked_balance_of(who, PAB),
+            s.unlocked_balance_of(who, PAB), lock[0], lock[1])  # fmt: skip
+
+
+def test_custody_holder_behaves_as_any_holder(system: System) -> None:
+    """The custody holder's word lives in the security's slot with the supply: the same
+    sequence of mints, burns, transfers and forced transfers gives it the same balances and
+    locks as an ordinary holder, and the supply counts both."""
+    custody = system.cash.address
+    system.register(custody, Role.PLATFORM)
+    system.shares.set_custody(custody, sender=system.operator)
+    other = system.pool  # an ordinary holder (verified)
+    seen = []
+    for who in (custody, other):
+        _buy(system, who, 500, tag="a")
+        _next_day(system)
+        _buy(system, who, 300, tag="b")
+        system.shares.burn(who, PAB, 200, ref(f"burn-{who}"), sender=system.broker)
+        system.shares.transfer(system.borrower, PAB, 100, sender=who)
+        system.shares.forced_transfer(who, system.borrower, PAB, 350, sender=system.operator)
+        seen.append((*_holding(system, who), system.oracle.trading_day()))
+    for h in seen:  # 200 unlocked moved first, then 150 of the 300 locked today
+        assert h[:4] == (150, 150, 0, 150) and h[4] == h[5]
+    assert system.shares.total_supply(PAB) == 2 * 600
+    assert system.shares.balance_of(system.borrower, PAB) == 2 * 450
+    # into the custody holder: a holder's transfer and a forced transfer (lock carried)
+    system.shares.transfer(custody, PAB, 100, sender=system.borrower)
+    _buy(system, system.borrower, 100, tag="c")
+    system.shares.forced_transfer(system.borrower, custody, PAB, 900, sender=system.operator)
+    assert _holding(system, custody) == (1_150, 250, 900, 250, system.oracle.trading_day())
+    assert system.shares.total_supply(PAB) == 1_300
+    assert system.shares.balance_of(custody, PAB) + system.shares.balance_of(other, PAB) == 1_300
+    with boa.reverts("shares: locked until next trading day"):
+        system.shares.burn(custody, PAB, 901, ref("burn-locked"), sender=system.broker)
+
+
+def test_supply_and_custody_holding_bounds(system: System) -> None:
+    """The supply shares a slot with the custody holder's holding: both stay below 2^80."""
+    custody = system.cash.address
+    system.register(custody, Role.PLATFORM)
+    system.shares.set_custody(custody, sender=system.operator)
+    with boa.reverts("shares: quantity too large"):
+        system.shares.mint(system.borrower, PAB, 2**80, ref("big"), sender=system.broker)
+    with boa.reverts("shares: quantity too large"):
+        system.shares.mint(custody, PAB, 2**80, ref("big"), sender=system.broker)
+    system.shares.mint(custody, PAB, 2**56 - 1, ref("lock-max"), sender=system.broker)
+    with boa.reverts("shares: quantity too large"):  # its T+1 lock is below 2^56
+        system.shares.mint(custody, PAB, 1, ref("lock-over"), sender=system.broker)
+    _next_day(system)
+    system.shares.mint(custody, PAB, 1, ref("next-day"), sender=system.broker)
+    assert system.shares.total_supply(PAB) == 2**56
+    assert system.shares.locked_balance_of(custody, PAB) == 1

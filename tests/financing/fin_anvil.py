@@ -118,6 +118,7 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
         p.send("IdentityRegistry", "register", who, int(role), 4, b"CN", expires, by="compliance")
     for who in (pool, ins, engine):  # their side of a cash transfer skips the registry call
         p.send("CashToken", "set_platform", who, True, by="compliance")
+    p.send("ShareCertificates", "set_custody", engine, by="operator")  # one slot a fill
     p.send("TranchePool", "connect", engine, ins, by="operator")
     p.send("InsuranceFund", "set_engine", engine, by="operator")
     p.send("MarginEngine", "connect", liquidator, orderbook, by="operator")

@@ -300,6 +300,8 @@ def deploy_platform() -> Platform:
     # platform contracts: their side of a cash transfer skips the registry call
     for contract in (pool, insurance, engine):
         cash.set_platform(contract.address, True, sender=p.compliance)
+    # the engine's certificates share each security's slot with the supply
+    p.shares.set_custody(engine.address, sender=p.operator)
     pool.connect(engine.address, insurance.address, sender=p.operator)
     insurance.set_engine(engine.address, sender=p.operator)
     engine.connect(liquidator.address, orderbook.address, sender=p.operator)

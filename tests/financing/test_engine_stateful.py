@@ -361,7 +361,12 @@ class FinancingMachine(RuleBasedStateMachine):
             p.operator, *self.investors, *self.borrowers,
         ]  # fmt: skip
         assert sum(p.cash.balanceOf(h) for h in holders) == p.cash.totalSupply()
-        assert p.cash.balanceOf(p.engine.address) == p.engine.held_fen()
+        # the financing of open buy orders stays at the pool until their fills pay the broker
+        undisbursed = p.pool.undisbursed_fen()
+        assert p.cash.balanceOf(p.engine.address) + undisbursed == p.engine.held_fen()
+        assert undisbursed == sum(
+            p.orderbook.orders(i)[9] for i in range(1, p.orderbook.order_count() + 1)
+        )
         assert all(p.orderbook.fill_ref_used(r) for r in self.refs)
 
     @invariant()
@@ -373,7 +378,9 @@ class FinancingMachine(RuleBasedStateMachine):
             pool.senior_claim_fen() + pool.junior_claim_fen() + pool.interest_pending_fen()
         )
         assert pool.principal_out_fen() == p.engine.total_principal_fen()
-        assert p.cash.balanceOf(pool.address) >= pool.idle_fen() + pool.escrow_fen()
+        assert p.cash.balanceOf(pool.address) >= (
+            pool.idle_fen() + pool.escrow_fen() + pool.undisbursed_fen()
+        )
         assert p.insurance.balance_fen() <= p.cash.balanceOf(p.insurance.address)
 
     @invariant()

@@ -450,3 +450,92 @@ def test_frozen_borrower_can_neither_trade_nor_deposit(p: Platform, borrower: st
     p.registry.revoke(borrower, sender=p.compliance)
     with boa.reverts("margin: caller is not borrower"):
         p.orderbook.request_buy(CMB, 100, p.prices[CMB], sender=borrower)
+
+
+# ------------------------------------------------------------------ financing held at the pool
+def _cash_conserved(p: Platform) -> None:
+    """The engine holds the accounts' cash but the open orders' financing, which the pool
+    holds until the fills pay the broker."""
+    undisbursed = p.pool.undisbursed_fen()
+    assert p.cash.balanceOf(p.engine.address) + undisbursed == p.engine.held_fen()
+    open_drawn = sum(p.orderbook.orders(i)[9] for i in range(1, p.orderbook.order_count() + 1))
+    assert undisbursed == open_drawn
+
+
+def test_financing_stays_at_the_pool_until_the_fill(p: Platform, borrower: str) -> None:
+    engine_cash, pool_cash = p.cash.balanceOf(p.engine.address), p.cash.balanceOf(p.pool.address)
+    oid = p.buy(borrower, PAB, 20_000, fill=False)
+    drawn = p.orderbook.orders(oid)[9]
+    assert drawn > 0 and p.pool.undisbursed_fen() == drawn
+    # the loan is booked, the cash has not moved
+    assert p.cash.balanceOf(p.engine.address) == engine_cash
+    assert p.cash.balanceOf(p.pool.address) == pool_cash
+    _cash_conserved(p)
+    broker_cash = p.cash.balanceOf(p.broker)
+    price = p.prices[PAB]
+    # a first part is paid from the account's own cash (financing is the last part reserved)
+    own = p.orderbook.orders(oid)[8] - drawn
+    first = own // price // 100 * 100
+    p.orderbook.settle_fill(oid, first, price, 0, p.ref(), sender=p.broker)
+    assert p.pool.undisbursed_fen() == drawn and p.orderbook.orders(oid)[9] == drawn
+    assert p.cash.balanceOf(p.engine.address) == engine_cash - first * price
+    # the rest draws on the financing: the pool pays the broker
+    p.orderbook.settle_fill(oid, 20_000 - first, price, 0, p.ref(), sender=p.broker)
+    assert p.cash.balanceOf(p.broker) == broker_cash + 20_000 * price
+    assert p.pool.undisbursed_fen() == 0 and not p.orderbook.orders(oid)[4]
+    _cash_conserved(p)
+    assert p.pool.principal_out_fen() == p.engine.total_principal_fen()
+
+
+def test_closed_order_returns_financing_the_debt_no_longer_needs(
+    p: Platform, borrower: str
+) -> None:
+    """The borrower repays from free cash while a financed buy is open: at the cancel the
+    order's financing repays what is still owed and the rest comes back to the engine as the
+    account's cash."""
+    p.buy(borrower, PAB, 5_000)  # debt-free: own cash
+    oid = p.buy(borrower, CMB, 20_000, fill=False)
+    drawn = p.orderbook.orders(oid)[9]
+    debt = p.engine.debt_of(borrower)
+    p.mint(borrower, debt)
+    p.cash.approve(p.engine.address, debt, sender=borrower)
+    p.engine.repay(debt // 2, True, sender=borrower)
+    _cash_conserved(p)
+    owed = p.engine.debt_of(borrower)
+    assert owed < drawn
+    engine_cash = p.cash.balanceOf(p.engine.address)
+    p.orderbook.cancel_order(oid, sender=p.broker)
+    assert p.engine.debt_of(borrower) == 0 and p.pool.undisbursed_fen() == 0
+    assert p.cash.balanceOf(p.engine.address) == engine_cash + drawn - owed
+    _cash_conserved(p)
+    assert p.pool.principal_out_fen() == p.engine.total_principal_fen() == 0
+
+
+def test_settle_fills_settles_each_as_settle_fill(p: Platform, borrower: str) -> None:
+    other = p.open_borrower("other", 3, MARGIN_FEN)
+    a = p.buy(borrower, PAB, 20_000, fill=False)
+    b = p.buy(other, CMB, 20_000, fill=False)
+    price = (p.prices[PAB], p.prices[CMB])
+    refs = [p.ref(), p.ref()]
+    with boa.reverts("margin: caller is not broker"):
+        p.orderbook.settle_fills([a], [100], [price[0]], [0], refs[:1], sender=p.operator)
+    with boa.reverts("margin: length mismatch"):
+        p.orderbook.settle_fills([a, b], [100], price, [0, 0], refs, sender=p.broker)
+    # one bad item (above the limit) reverts the whole batch
+    with boa.reverts("margin: fill above limit"):
+        p.orderbook.settle_fills(
+            [a, b], [20_000, 20_000], [price[0], price[1] + 1], [0, 0], refs, sender=p.broker
+        )
+    assert p.orderbook.orders(a)[6] == 0
+    n = p.orderbook.settle_fills(
+        [a, b], [20_000, 10_000], list(price), [0, 0], refs, sender=p.broker
+    )
+    assert n == 2
+    fills = [e for e in p.orderbook.get_logs() if type(e).__name__ == "Filled"]
+    assert [(f.order_id, f.qty) for f in fills] == [(a, 20_000), (b, 10_000)]
+    assert p.engine.positions(borrower, PAB) == 20_000 and p.engine.positions(other, CMB) == 10_000
+    assert not p.orderbook.orders(a)[4] and p.orderbook.orders(b)[4]
+    assert p.shares.balance_of(p.engine.address, CMB) == 10_000
+    with boa.reverts("margin: fill reference used"):
+        p.orderbook.settle_fills([b], [100], [price[1]], [0], refs[1:], sender=p.broker)
+    _cash_conserved(p)

@@ -182,9 +182,16 @@ def test_pool_rejections(platform: Platform, investors: tuple[str, str]) -> None
         p.pool.redeem(True, 0, sender=senior)
     with boa.reverts("pool: insufficient shares"):
         p.pool.redeem(True, 1, sender=senior)
-    for fn, args in (("draw", (1,)), ("repay", (1, 0)), ("absorb_shortfall", (1, 0))):
+    for fn, args in (
+        ("draw", (1,)), ("repay", (1, 0)), ("absorb_shortfall", (1, 0)),
+        ("settle", (p.broker, 1, 0, 0, 0)),
+    ):  # fmt: skip
         with boa.reverts("pool: caller is not engine"):
             getattr(p.pool, fn)(*args, sender=p.operator)
+    # the engine spends only the financing its open buy orders drew (none yet)
+    assert p.pool.undisbursed_fen() == 0
+    with boa.reverts("pool: above undisbursed financing"):
+        p.pool.settle(p.broker, 1, 0, 0, 0, sender=p.engine.address)
     with boa.reverts("pool: already connected"):
         p.pool.connect(p.engine.address, p.insurance.address, sender=p.operator)
     with boa.reverts("pool: caller is not operator"):

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,8 @@ from test_flows_tick_crash import DAY, Book, _close, _open, bars, book  # noqa: 
 
 from crowdleverage.broker.simulated import SimulatedCrash
 from crowdleverage.custody.service import payouts
-from crowdleverage.flows.commands import CommandSpec
+from crowdleverage.flows import record
+from crowdleverage.flows.commands import CommandSpec, command_ref
 from crowdleverage.flows.model import Tranche
 from crowdleverage.flows.platform import Platform
 from crowdleverage.market.bars import Bar, read_bars
@@ -201,7 +202,14 @@ def _after(obj: Any, name: str, point: str, when: Callable[[Any], bool] = lambda
 
 def crash_after_the_expiry(p: Platform) -> None:
     """The session's close released the unfilled orders on chain; the epoch is still open."""
-    _after(p.fin.broker, "end_day", "after the expiry")
+    real = p.fin.broker.end_day_parts
+
+    def end_day_parts() -> Generator[None, None, int]:
+        released = yield from real()
+        _die("after the expiry")
+        return released
+
+    p.fin.broker.end_day_parts = end_day_parts  # type: ignore[method-assign]
 
 
 def crash_after_the_epoch(p: Platform) -> None:
@@ -249,18 +257,49 @@ def crash_before_the_commit(p: Platform) -> None:
 
 def crash_before_the_open(p: Platform) -> None:
     """The close is committed; the next day's open has not begun."""
-    real = p.fin.session.open
+    real = p.fin.session.open_parts
 
-    def open_day(*args: Any, **kwargs: Any) -> Any:
+    def open_parts(*args: Any, **kwargs: Any) -> Any:
         _die("before the open")
-        return real(*args, **kwargs)
+        return (yield from real(*args, **kwargs))
 
-    p.fin.session.open = open_day  # type: ignore[method-assign]
+    p.fin.session.open_parts = open_parts  # type: ignore[method-assign]
 
+
+def _at_cut(part: str, n: int = 1) -> Callable[[Platform], None]:
+    """Die at the `n`-th cut after a part named `part` of the close (`Platform.last_part`),
+    where the platform process's writer would serve queued wallet commands (`tick`); each
+    per-user part is one user (`close_part_budget_s` 0)."""
+
+    def crash(p: Platform) -> None:
+        p.close_part_budget_s = 0.0
+        seen = Counter[str]()
+
+        def between() -> None:
+            if p.last_part.startswith("close:"):
+                seen[p.last_part] += 1
+            if seen[f"close:{part}"] == n:
+                _die(f"at the cut after {part} {n}")
+
+        p.between_parts = between
+
+    crash.__name__ = f"crash_at_the_cut_after_{part}_{n}"
+    return crash
+
+
+# every cut of this close: the session's (its expiry: no order of the book was still open on
+# the exchange), the epoch, each user's collect and valuation, the payouts, the proofs, the
+# reconciliation, and the commit (before the open)
+CUTS = [_at_cut("session"), _at_cut("epoch"), _at_cut("collect"), _at_cut("collect", 3),
+        _at_cut("payouts"), _at_cut("liabilities"), _at_cut("liabilities", 2),
+        _at_cut("liabilities", 3), _at_cut("proofs"), _at_cut("reconcile"),
+        _at_cut("commit")]  # fmt: skip
+crash_at_a_liabilities_cut = _at_cut("liabilities", 2)
 
 CRASHES = [crash_after_the_expiry, crash_after_the_epoch, crash_after_the_collect,
            crash_after_the_export, crash_after_the_bank, crash_after_the_statement,
-           crash_after_the_proofs, crash_before_the_commit, crash_before_the_open]  # fmt: skip
+           crash_after_the_proofs, crash_before_the_commit, crash_before_the_open,
+           *CUTS]  # fmt: skip
 
 
 @pytest.fixture
@@ -294,7 +333,9 @@ def _child(data_dir: str, crash: str) -> None:
     raise AssertionError(f"{crash} was not reached")
 
 
-@pytest.mark.parametrize("crash", ["crash_after_the_epoch", "crash_after_the_bank"])
+@pytest.mark.parametrize(
+    "crash", ["crash_after_the_epoch", "crash_after_the_bank", "crash_at_a_liabilities_cut"]
+)
 def test_a_platform_process_killed_inside_the_end_of_day_resumes_it_exactly(
     crash: str, copy: Path, eve: Eve, reference: Outcome, bars: list[Bar],  # noqa: F811
 ) -> None:  # fmt: skip
@@ -324,3 +365,88 @@ def _resume_and_check(copy: Path, eve: Eve, reference: Outcome, market: list[Bar
     assert got.chain == reference.chain
     for key in reference.facts:
         assert got.facts[key] == reference.facts[key], key
+
+
+def test_wallet_commands_between_the_parts_of_the_end_of_day_run_once_across_a_restart(
+    copy: Path, eve: Eve, bars: list[Bar],  # noqa: F811
+) -> None:  # fmt: skip
+    """What the platform process's writer does between the close's parts (`tick`): it serves
+    the queued wallet commands (a withdrawal at every cut, a deposit at one). Each commits
+    with the day's last tick still the last one committed, so a restart inside the close
+    (here at the cut after the reconciliation) closes the day again; every command ran once
+    (a retry with its key answers the stored result); a withdrawal before the payouts' part
+    left in the day's pain.001 and was paid, one after waits for the next day's file; in the
+    proof of liabilities each user's value is the chain's when they were valued, and the
+    investor who withdrew after being valued is valued again; custody and chain reconcile."""
+    p = _open(copy, bars)
+    p.close_part_budget_s = 0.0  # a part per user: a cut between any two valuations
+    last = (p.s.market_day, p.market.step)
+    done: list[tuple[str, CommandSpec, int]] = []
+    order = list(p.s.enrolled)  # the order the close values the users in, one per part
+    valued_on: list[dict[int, int]] = []
+
+    def committed() -> tuple[str | None, int | None]:
+        with p.engine.connect() as conn:
+            loaded = record.read(conn)
+        assert loaded is not None
+        return loaded[0].market_day, loaded[0].tick_step
+
+    def between() -> None:
+        part = p.last_part
+        if not part.startswith("close:") or part == "close:commit":
+            return
+        if part == "close:liabilities":  # a user valued on the chain as it is now
+            valued_on.append(p.liabilities())
+        if part == "close:proofs":
+            epoch = p.latest_epoch()
+            assert epoch is not None and epoch > eve.proof_epoch
+            now = p.liabilities()
+            for k, uid in enumerate(order):
+                leaf = p.proofs.prove(epoch, str(uid))["leaf"]["balance_fen"]
+                # the investor withdrew after being valued: valued again in the proofs' part
+                assert leaf == (now[uid] if uid == INVESTOR_SENIOR else valued_on[k][uid]), uid
+        n = len(done)
+        spec = CommandSpec(INVESTOR_SENIOR, f"mid-close-{n}", "h", "/withdrawals")
+        p.execute(spec, lambda: (200, p.withdraw(INVESTOR_SENIOR, 100 + n)))
+        done.append((part, spec, 100 + n))
+        if part == "close:epoch":
+            dep = CommandSpec(INVESTOR_JUNIOR, "mid-close-deposit", "h", "/custody/deposits")
+            p.execute(dep, lambda: (200, p.deposit(INVESTOR_JUNIOR, 5_000, "MIDCLOSE-01")))
+        assert committed() == last  # the close is not committed: a restart closes again
+        if part == "close:reconcile":
+            _die("at the cut after the reconciliation, after a withdrawal")
+
+    p.between_parts = between
+    with pytest.raises(SimulatedCrash):
+        p.tick()
+    _close(p)
+    parts = [part for part, _s, _a in done]
+    assert parts == ["close:session", "close:epoch", *["close:collect"] * 3, "close:payouts",
+                     *["close:liabilities"] * 3, "close:proofs", "close:reconcile"]  # fmt: skip
+
+    again = _open(copy, bars)
+    assert again.day_open and (again.s.market_day, again.market.step) == last
+    again.tick()  # the close again, then the next open
+    assert again.market.today == DAY and again.day_open
+    # each command once: its withdrawal line, its burn, its payout; a retry replays it
+    lines = [x for x in again.history[INVESTOR_SENIOR] if x["kind"] == "withdrawal"]
+    for _part, spec, amount in done:
+        mine = [x for x in lines if x.get("cmd") == f"{command_ref(spec.owner_id, spec.key):032x}"]
+        assert [x["amount_fen"] for x in mine] == [-amount]
+        status, _body, replayed = again.execute(spec, lambda: (500, None))
+        assert (status, replayed) == (200, True)
+    deposits = [x for x in again.history[INVESTOR_JUNIOR] if x.get("reference") == "MIDCLOSE-01"]
+    assert len(deposits) == 1
+    with again.engine.connect() as conn:
+        pays = {r.amount_fen: r.status for r in conn.execute(sa.select(payouts)).all()}
+    before_payouts = {a for part, _s, a in done[: parts.index("close:payouts")]}
+    for _part, _spec, amount in done:
+        assert pays[amount] == ("settled" if amount in before_payouts else "requested")
+    # one more proof of liabilities for the close, not two
+    assert again.latest_epoch() == eve.proof_epoch + 1
+    rep = again.reconcile()
+    assert rep["status"] == "ok", rep["breaks"]
+    # (the payouts requested after the day's file are burnt, not yet paid by the bank)
+    waiting = sum(a for a, st in pays.items() if st == "requested")
+    assert rep["chain"]["supply_fen"] + waiting == rep["chain"]["custody_cash_fen"]
+    _close(again)

@@ -246,31 +246,44 @@ def crash_after_a_commit_between_the_parts(p: Platform) -> None:
         if _in_step(p, KEEPER_STEP):
             parts[0] += 1
             p.save()
-            if parts[0] == 2:  # after the prices, after the keeper
+            # after the first and the second reporter, after the prices, after the keeper
+            if parts[0] == 4:
                 _die("after a commit between the tick's parts")
 
     p.between_parts = between
 
 
-def crash_after_a_commit_in_the_open(p: Platform) -> None:
-    """The same between the parts of the tick that closes the day before DAY and opens DAY:
-    after the close, and after DAY's open (before its first step), the record is committed;
-    then the process dies."""
-    parts = [0]
+def _commit_in_the_open(n: int, what: str) -> Callable[[Platform], None]:
+    def crash(p: Platform) -> None:
+        """The same between the parts of the tick that closes the day before DAY and opens
+        DAY: at each cut after the close's commit (the close's last part), then of DAY's
+        open (after the oracle's day, after the regime and liquidity, after the orders and
+        the refresh, after the first and the second reporter's prices of the first tick,
+        after its last reporter's and the monitor's) the record is committed; at the `n`-th
+        the process dies."""
+        parts = [0]
 
-    def between() -> None:
-        if p.market.today == DAY and not p.day_open:
-            parts[0] += 1
-            p.save()
-            if parts[0] == 2:
-                _die("after a commit between the parts of the open")
+        def between() -> None:
+            if p.market.today == DAY and not p.day_open:
+                parts[0] += 1
+                p.save()
+                if parts[0] == n:
+                    _die(f"after a commit between the parts of the open ({what})")
 
-    p.between_parts = between
+        p.between_parts = between
+
+    crash.__name__ = f"crash_after_a_commit_in_the_open_{what}"
+    return crash
+
+
+crash_after_a_commit_in_the_open = _commit_in_the_open(7, "after_it")
 
 
 CRASHES = [crash_after_some_reports, crash_after_the_keeper, crash_while_settling,
            crash_before_the_commit, crash_in_the_open, crash_in_the_first_step,
-           crash_after_a_commit_between_the_parts, crash_after_a_commit_in_the_open]  # fmt: skip
+           crash_after_a_commit_between_the_parts, crash_after_a_commit_in_the_open,
+           _commit_in_the_open(2, "oracle_day"), _commit_in_the_open(4, "refresh"),
+           _commit_in_the_open(6, "two_reporters")]  # fmt: skip
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100
 ACTORS = ["investor-senior", "investor-junior", "k-warn", "k-topup", "k-liq", "k-rate-a",
           "k-rate-b", "k-st", "k-stress", "k-stop", "k-noted", "k-relever", "k-phase",
-          "k-shift", "k-intraday"]  # fmt: skip
+          "k-shift", "k-intraday", "k-kill0-0", "k-kill0-1", "k-kill1-0", "k-kill1-1"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -452,6 +452,80 @@ def test_a_stressed_haircut_step_at_flat_prices_moves_no_account_to_its_nav_stop
     with pytest.raises(ContractRevert, match="margin: shift out of bounds"):
         world.chain.send("Liquidator", "shift_references", [who], [ref0.assets], False,
                          actor="keeper")  # fmt: skip
+
+
+class _Killed(BaseException):
+    """The process dies (not an error the keeper could handle)."""
+
+
+class _DiesAtShift:
+    """The keeper's chain, killing the process at its `shift_references` number `at` (0-based)."""
+
+    def __init__(self, chain: object, at: int) -> None:
+        self._chain, self._at = chain, at
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._chain, name)
+
+    def send(self, contract: str, fn: str, *args: object, actor: str) -> object:
+        if fn == "shift_references":
+            if self._at == 0:
+                raise _Killed
+            self._at -= 1
+        return self._chain.send(contract, fn, *args, actor=actor)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("killed_at", [0, 1])
+def test_a_restart_between_a_haircut_step_and_its_shifts_completes_them(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed_at: int
+) -> None:
+    """The process dies after the stressed phase step is on chain and before (0) or between
+    (1: one account per call) its reference shifts: the restarted keeper finds the shift file
+    written before the step and shifts each reference that was not shifted yet, once — as the
+    step alone would have. Without the file the restart would leave the step as a loss."""
+    from crowdleverage.chain.structs import read_reference
+    from crowdleverage.risk import keeper as keeper_module
+    from crowdleverage.risk.regime import Regime, RegimePoint, apply_on_chain
+
+    monkeypatch.setattr(keeper_module, "KEEP_BATCH", 1)
+    names = [f"k-kill{killed_at}-{i}" for i in range(2)]
+    accounts = {levered_borrower(world, n, 3): 3 for n in names}
+    journal = tmp_path / "keeper.json"
+
+    def point(regime: Regime) -> RegimePoint:
+        return RegimePoint(dt.date(2016, 1, 4), regime, False, 12_000, 0, 0, 900, ())
+
+    def keeper(chain: object) -> Keeper:
+        return Keeper(chain, monitor_for(world, accounts, 10_000),
+                      config=KeeperConfig(cooldown_s=0), journal=journal)  # fmt: skip
+
+    first = keeper(_DiesAtShift(world.chain, killed_at))
+    assert first.mark_references() == 2
+    refs0 = {w: read_reference(world.chain, w) for w in accounts}
+
+    def shifts(w: str) -> list[bool]:
+        return [bool(e.args["up"]) for e in world.chain.events("Liquidator", "ReferenceShifted")
+                if e.args["account"] == w]  # fmt: skip
+
+    try:
+        # Act: the switch day (no haircut change), then the first phase step, killed
+        apply_on_chain(world.chain, point(Regime.STRESSED), run=1, references=first)
+        with pytest.raises(_Killed):
+            apply_on_chain(world.chain, point(Regime.STRESSED), run=2, references=first)
+        assert journal.with_suffix(".shift.json").exists()
+        assert sum(len(shifts(w)) for w in accounts) == killed_at  # what landed before
+        # the restart: a new keeper, the same journal, the session's open again
+        apply_on_chain(world.chain, point(Regime.STRESSED), run=2, references=keeper(world.chain))
+        # Assert: each reference shifted down once, by the step's ~2% of its collateral value
+        assert not journal.with_suffix(".shift.json").exists()
+        for w, ref0 in refs0.items():
+            assert shifts(w) == [False]
+            drop = ref0.equity - read_reference(world.chain, w).equity
+            assert ref0.assets * 150 // 10_000 < drop < ref0.assets * 250 // 10_000
+    finally:
+        apply_on_chain(world.chain, point(Regime.CALM), run=0, references=keeper(world.chain))
+    for w, ref0 in refs0.items():  # calm again: the step undone, the reference with it
+        assert abs(read_reference(world.chain, w).equity - ref0.equity) <= 100
 
 
 def test_the_reference_follows_an_intraday_financed_buy_at_its_tick(world: World) -> None:

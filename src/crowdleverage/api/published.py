@@ -9,7 +9,11 @@ results under `<data_dir>/stress/`, never the chain or the ledger.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -86,8 +90,10 @@ def brake_summary(chain: Any = None) -> dict[str, Any]:
 
 
 class EndOfDayStress:
-    """Runs the reduced stress suite once per closed trading day, in a background thread so
-    that the replay does not wait, and stores the result under `<data_dir>/stress/`. A day
+    """Runs the reduced stress suite once per closed trading day and stores the result under
+    `<data_dir>/stress/`, in a child process (at a lower CPU priority) watched by a
+    background thread: neither the replay nor the platform process's writer waits for it,
+    and it holds no lock or GIL of theirs (it reads only the shipped market data). A day
     that closes while the previous run is still going is skipped (and logged)."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -107,11 +113,25 @@ class EndOfDayStress:
         self._thread.start()
 
     def _run(self, day: dt.date) -> None:
-        from crowdleverage.risk.stress.suite import reduced_suite, store_result
+        from crowdleverage.risk.stress.suite import list_results
 
+        code = (
+            "from crowdleverage.api.published import run_reduced_suite; "
+            f"run_reduced_suite({str(self.data_dir)!r}, {day.isoformat()!r})"
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
-            result = reduced_suite(as_of=day)
-            path = store_result(result, self.data_dir)
+            before = set(list_results(self.data_dir))
+            child = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True
+            )
+            if child.returncode != 0:
+                log.error("end-of-day stress run failed",
+                          extra={"day": day.isoformat(), "rc": child.returncode,
+                                 "stderr": child.stderr[-2000:]})  # fmt: skip
+                return
+            path = sorted(set(list_results(self.data_dir)) - before)[-1]
+            result = json.loads(path.read_text(encoding="utf-8"))
             self.runs += 1
             log.info(
                 "stress run stored",
@@ -123,3 +143,12 @@ class EndOfDayStress:
     def join(self, timeout: float) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def run_reduced_suite(data_dir: str, day: str) -> None:
+    """The end-of-day stress run in its own process (`EndOfDayStress`): the reduced suite as
+    of `day`, stored under `<data_dir>/stress/`, at a lower CPU priority than the platform."""
+    from crowdleverage.risk.stress.suite import reduced_suite, store_result
+
+    os.nice(10)
+    store_result(reduced_suite(as_of=dt.date.fromisoformat(day)), Path(data_dir))

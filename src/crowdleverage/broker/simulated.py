@@ -294,12 +294,24 @@ class SimulatedBroker:
     def end_day(self) -> int:
         """After the exchange closed the session: release every engine order still open
         (its remainder expired). Returns how many were closed on chain."""
+        parts = self.end_day_parts()
+        while True:
+            try:
+                next(parts)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def end_day_parts(self) -> Generator[None, None, int]:
+        """`end_day` in parts: it yields after each order released on chain (a caller may do
+        other work there; run again, it releases only what is still open on chain)."""
         rows = self._db.execute(
             "SELECT order_id FROM orders WHERE status = 'placed' ORDER BY order_id"
         ).fetchall()
         closed = 0
         for (oid,) in rows:
-            closed += self._close_on_chain(oid, "expired")
+            if self._close_on_chain(oid, "expired"):
+                closed += 1
+                yield
         return closed
 
     def recover(self) -> None:

@@ -173,6 +173,8 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
     # the contracts holding cash skip the registry call on their side of a transfer
     for actor in PLATFORM_CASH_HOLDERS:
         port.send("CashToken", "set_platform", port.address_of(actor), True, actor="compliance")
+    # the engine's certificates share each security's slot with its supply (one slot a fill)
+    port.send("ShareCertificates", "set_custody", engine, actor="operator")
     port.send("TranchePool", "connect", engine, insurance, actor="operator")
     port.send("InsuranceFund", "set_engine", engine, actor="operator")
     port.send("MarginEngine", "connect", liquidator, orderbook, actor="operator")

@@ -23,7 +23,6 @@
 from ethereum.ercs import IERC20
 
 from snekmate.auth import ownable
-from snekmate.tokens import erc20
 from snekmate.utils import pausable
 
 from .interfaces import ICashToken
@@ -32,21 +31,13 @@ from .interfaces import IIdentityRegistry
 implements: IERC20
 implements: ICashToken
 
-initializes: ownable
-initializes: erc20[ownable := ownable]
 initializes: pausable
 
-# Only the read side of snekmate's erc20 is exported: every state change goes through the
-# compliance-gated entry points below (no permit, no snekmate mint/burn/minter roles).
-exports: (
-    erc20.balanceOf,
-    erc20.totalSupply,
-    erc20.allowance,
-    erc20.name,
-    erc20.symbol,
-    erc20.decimals,
-    pausable.paused,
-)
+# The ERC-20 state is kept here (not in snekmate's erc20): each holder's balance shares one
+# slot with its cash flags, so a transfer reads two holder slots instead of four. Every state
+# change goes through the compliance-gated entry points below (no permit, no minter roles).
+exports: pausable.paused
+
 
 # ---------------------------------------------------------------- events
 event Minted:
@@ -85,19 +76,28 @@ REGISTRY: public(immutable(IIdentityRegistry))
 # Custody references already consumed by a mint or burn (one namespace: ledger transfer ids).
 ref_used: public(HashMap[bytes32, bool])
 
-# Per address, one slot read by every transfer: the cash-only freeze (e.g. a disputed
-# deposit) on top of the registry-wide freeze (bit 0) | a platform contract marked by
-# compliance, whose registry check is skipped (bit 1). Getters `frozen`, `platform`.
-flags: HashMap[address, uint256]
-FROZEN: constant(uint256) = 1
-PLATFORM: constant(uint256) = 2
+# Per address, one slot read by every transfer: the balance in fen (128 bits; the supply
+# stays below 2^128, "cash: amount too large") | the cash-only freeze (e.g. a disputed
+# deposit) on top of the registry-wide freeze (1 << 128) | a platform contract marked by
+# compliance, whose registry check is skipped (1 << 129). Getters `balanceOf`, `frozen`,
+# `platform`.
+word: HashMap[address, uint256]
+FROZEN: constant(uint256) = 2**128
+PLATFORM: constant(uint256) = 2**129
+M128: constant(uint256) = 2**128 - 1
+
+# ERC-20 (snekmate semantics: infinite approvals are not decreased; a spent allowance logs
+# `Approval`).
+totalSupply: public(uint256)
+allowance: public(HashMap[address, HashMap[address, uint256]])
+name: public(constant(String[25])) = "CrowdLeverage CNY"
+symbol: public(constant(String[5])) = "CNYC"
+decimals: public(constant(uint8)) = DECIMALS
 
 
 @deploy
 def __init__(registry: IIdentityRegistry):
     assert registry.address != empty(address), "cash: zero registry"
-    ownable.__init__()
-    erc20.__init__("CrowdLeverage CNY", "CNYC", DECIMALS, "CrowdLeverage CNY", "1")
     pausable.__init__()
     REGISTRY = registry
 
@@ -111,18 +111,22 @@ def _check_not_paused():
 
 @internal
 @view
-def _check_sender(account: address):
-    f: uint256 = self.flags[account]
+def _check_sender(account: address) -> uint256:
+    """
+    @dev The sender's word (balance and flags), checked.
+    """
+    f: uint256 = self.word[account]
     if f & PLATFORM == 0:
         assert staticcall REGISTRY.is_verified(account), "cash: sender not verified"
     assert f & FROZEN == 0, "cash: sender frozen"
+    return f
 
 
 @internal
 @view
 def _check_receiver(account: address):
     assert account != empty(address), "cash: zero address"
-    f: uint256 = self.flags[account]
+    f: uint256 = self.word[account]
     if f & PLATFORM == 0:
         assert staticcall REGISTRY.is_verified(account), "cash: receiver not verified"
     assert f & FROZEN == 0, "cash: receiver frozen"
@@ -138,10 +142,19 @@ def _check_ref(ref: bytes32):
 @internal
 def _move(owner: address, to: address, amount: uint256):
     self._check_not_paused()
-    self._check_sender(owner)
+    f: uint256 = self._check_sender(owner)
     self._check_receiver(to)
-    assert erc20.balanceOf[owner] >= amount, "cash: insufficient balance"
-    erc20._transfer(owner, to, amount)
+    assert f & M128 >= amount, "cash: insufficient balance"
+    self.word[owner] = f - amount
+    # dev: read after the write (a transfer to oneself); balances <= supply < 2^128
+    self.word[to] += amount
+    log IERC20.Transfer(sender=owner, receiver=to, value=amount)
+
+
+@internal
+def _approve(owner: address, spender: address, amount: uint256):
+    self.allowance[owner][spender] = amount
+    log IERC20.Approval(owner=owner, spender=spender, value=amount)
 
 
 # ---------------------------------------------------------------- external: ERC-20
@@ -161,12 +174,15 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
             also be verified (typically a platform contract; pulling to itself, it is checked
             as the receiver).
     """
-    if msg.sender != to and self.flags[msg.sender] & PLATFORM == 0:
+    if msg.sender != to and self.word[msg.sender] & PLATFORM == 0:
         # dev: a spender pulling to itself is checked once, as the receiver (also not frozen)
         assert staticcall REGISTRY.is_verified(msg.sender), "cash: spender not verified"
-    assert erc20.allowance[owner][msg.sender] >= amount, "cash: insufficient allowance"
+    allowed: uint256 = self.allowance[owner][msg.sender]
+    assert allowed >= amount, "cash: insufficient allowance"
     self._move(owner, to, amount)
-    erc20._spend_allowance(owner, msg.sender, amount)
+    if allowed != max_value(uint256):
+        # dev: an infinite approval is not decreased
+        self._approve(owner, msg.sender, allowed - amount)
     return True
 
 
@@ -176,7 +192,7 @@ def approve(spender: address, amount: uint256) -> bool:
     @notice Standard ERC-20 approval; spending still requires every party to be verified.
     """
     assert spender != empty(address), "cash: zero address"
-    erc20._approve(msg.sender, spender, amount)
+    self._approve(msg.sender, spender, amount)
     return True
 
 
@@ -194,9 +210,13 @@ def mint(to: address, amount_fen: uint256, ref: bytes32):
     assert amount_fen > 0, "cash: zero amount"
     self._check_ref(ref)
     self._check_receiver(to)
+    supply: uint256 = self.totalSupply + amount_fen
+    assert supply <= M128, "cash: amount too large"
     self.ref_used[ref] = True
-    erc20._mint(to, amount_fen)
-    log Minted(to=to, ref=ref, amount_fen=amount_fen, supply_after_fen=erc20.totalSupply)
+    self.totalSupply = supply
+    self.word[to] += amount_fen
+    log IERC20.Transfer(sender=empty(address), receiver=to, value=amount_fen)
+    log Minted(to=to, ref=ref, amount_fen=amount_fen, supply_after_fen=supply)
 
 
 @external
@@ -211,11 +231,15 @@ def burn(holder: address, amount_fen: uint256, ref: bytes32):
     self._check_not_paused()
     assert amount_fen > 0, "cash: zero amount"
     self._check_ref(ref)
-    assert self.flags[holder] & FROZEN == 0, "cash: holder frozen"
-    assert erc20.balanceOf[holder] >= amount_fen, "cash: insufficient balance"
+    f: uint256 = self.word[holder]
+    assert f & FROZEN == 0, "cash: holder frozen"
+    assert f & M128 >= amount_fen, "cash: insufficient balance"
     self.ref_used[ref] = True
-    erc20._burn(holder, amount_fen)
-    log Burned(holder=holder, ref=ref, amount_fen=amount_fen, supply_after_fen=erc20.totalSupply)
+    self.word[holder] = f - amount_fen
+    supply: uint256 = self.totalSupply - amount_fen
+    self.totalSupply = supply
+    log IERC20.Transfer(sender=holder, receiver=empty(address), value=amount_fen)
+    log Burned(holder=holder, ref=ref, amount_fen=amount_fen, supply_after_fen=supply)
 
 
 # ---------------------------------------------------------------- external: operator/compliance
@@ -251,9 +275,9 @@ def set_frozen(account: address, frozen: bool):
     assert staticcall REGISTRY.has_role(msg.sender, IIdentityRegistry.Role.COMPLIANCE), (
         "cash: caller is not compliance"
     )
-    f: uint256 = self.flags[account]
+    f: uint256 = self.word[account]
     assert (f & FROZEN != 0) != frozen, "cash: frozen flag unchanged"
-    self.flags[account] = f & PLATFORM | convert(frozen, uint256)
+    self.word[account] = f & ~FROZEN | convert(frozen, uint256) << 128
     log FrozenChanged(account=account, by=msg.sender, frozen=frozen)
 
 
@@ -274,10 +298,21 @@ def set_platform(account: address, platform: bool):
         assert account.is_contract and staticcall REGISTRY.has_role(
             account, IIdentityRegistry.Role.PLATFORM
         ), "cash: not a platform contract"
-    f: uint256 = self.flags[account]
+    f: uint256 = self.word[account]
     assert (f & PLATFORM != 0) != platform, "cash: platform flag unchanged"
-    self.flags[account] = f & FROZEN | convert(platform, uint256) << 1
+    self.word[account] = f & ~PLATFORM | convert(platform, uint256) << 129
     log PlatformSet(account=account, by=msg.sender, platform=platform)
+
+
+@external
+@view
+def balanceOf(account: address) -> uint256:
+    """
+    @notice The cash of `account`, in fen.
+    @param account The address.
+    @return The balance.
+    """
+    return self.word[account] & M128
 
 
 @external
@@ -288,7 +323,7 @@ def frozen(account: address) -> bool:
     @param account The address.
     @return True when frozen here.
     """
-    return self.flags[account] & FROZEN != 0
+    return self.word[account] & FROZEN != 0
 
 
 @external
@@ -300,4 +335,4 @@ def platform(account: address) -> bool:
     @param account The address.
     @return True when marked.
     """
-    return self.flags[account] & PLATFORM != 0
+    return self.word[account] & PLATFORM != 0

@@ -525,6 +525,23 @@ def _pay_pool():
     extcall POOL.repay(principal, interest)
 
 
+@internal
+def _settle(broker: address, pay_fen: uint256, back_fen: uint256):
+    """
+    @dev A buy order's financing, held by the pool since the draw: pay `pay_fen` of it to
+         the broker, and return `back_fen` at the order's close: what `_repay` booked in this
+         call is repaid there (no transfer), the rest comes back to the engine (the account's
+         cash, which `_repay` could not use).
+    """
+    principal: uint256 = self.due_principal
+    interest: uint256 = self.due_interest
+    if pay_fen + back_fen == 0:
+        return
+    self.due_principal = 0
+    self.due_interest = 0
+    extcall POOL.settle(broker, pay_fen, principal, interest, back_fen - principal - interest)
+
+
 # ---------------------------------------------------------------- internal: positions
 @internal
 @pure
@@ -892,21 +909,27 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
 
 @external
 @nonreentrant
-def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker: address, ref: bytes32):
+def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financed: uint256, broker: address, closes: bool, released_fen: uint256, drawn_fen: uint256):
     """
     @notice OrderBook: a buy fill: pay the broker `cost` from the reserved cash and credit
             `qty` T+1-locked shares (the OrderBook mints the certificates to the engine).
+            A fill that completes the order also closes it here (as `ob_close` would): the
+            cash still reserved is released, the financing drawn and not consumed goes back
+            to the pool.
     @param who The account holder.
     @param code Security code.
     @param qty Shares filled.
     @param cost Gross plus fee, in fen (within the order's reserved cash).
+    @param financed The part of `cost` paid from the order's financing, which the pool
+           still holds and pays to the broker; the engine pays the rest.
     @param broker The broker paid.
-    @param ref The fill reference.
+    @param closes Whether the fill completes the order.
+    @param released_fen Cash still reserved after the fill (closes only).
+    @param drawn_fen Financing drawn and not consumed after the fill (closes only).
     """
     self._check_orderbook()
     a: Account = self._get(who, False)
     a.pending_fen -= cost
-    self._put(who, a, False)
     self._totals(0, cost, 0, 0)
     day: uint256 = staticcall ORACLE.trading_day()
     p: Pos = self._pos(who, code)
@@ -915,12 +938,24 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, broker
     p.qty += qty
     p.buying -= qty
     self._put_pos(who, code, p)
-    self._pay(broker, cost)
+    back: uint256 = 0
+    if closes:
+        # dev: drawn <= released (the OrderBook spends own cash first)
+        back = drawn_fen
+        a.pending_fen -= released_fen
+        a.cash_fen += released_fen
+        a = self._repay(who, a, back)
+    self._put(who, a, False)
+    # interactions last: the broker's own-cash part, then the pool pays the financed part
+    # and books what the close repaid
+    if cost > financed:
+        self._pay(broker, cost - financed)
+    self._settle(broker, financed, back)
 
 
 @external
 @nonreentrant
-def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address, ref: bytes32):
+def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address):
     """
     @notice OrderBook: a sell fill: take the proceeds from the broker (who approved the
             engine), retire the shares (the OrderBook burns the certificates); a liquidation pays the penalty to the insurance fund
@@ -933,7 +968,6 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     @param liquidation Whether it is a liquidation sell.
     @param closes Whether the fill completes the order (the OrderBook then closes it).
     @param broker The broker paying the proceeds.
-    @param ref The fill reference.
     """
     self._check_orderbook()
     a: Account = self._get(who, True)
@@ -992,7 +1026,8 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
         a.pending_fen -= released_fen
         a.cash_fen += released_fen
         p.buying -= rest
-        a = self._repay(who, a, min(released_fen, drawn_fen))
+        # dev: drawn <= released (the OrderBook spends own cash first)
+        a = self._repay(who, a, drawn_fen)
     else:
         p.selling -= rest
     self._put_pos(who, code, p)
@@ -1001,9 +1036,12 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
         a = self._mark(who, a)
     self._put(who, a, liquidation)
     self._drop_code(who, code, p)
-    if is_buy and rest > 0:
-        extcall PARAMS.engine_exposure(code, 0, rest)
-    self._pay_pool()
+    if is_buy:
+        if rest > 0:
+            extcall PARAMS.engine_exposure(code, 0, rest)
+        self._settle(empty(address), 0, drawn_fen)
+    else:
+        self._pay_pool()
 
 
 # ---------------------------------------------------------------- external: corporate actions

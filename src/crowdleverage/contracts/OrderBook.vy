@@ -1,5 +1,5 @@
 # pragma version ~=0.4.3
-# pragma optimize codesize
+# pragma optimize gas
 """
 @title OrderBook
 @custom:contract-name OrderBook
@@ -102,6 +102,7 @@ NORMAL: constant(uint8) = 0
 STRESSED: constant(uint8) = 1
 
 M36: constant(uint256) = 2**36 - 1
+MAX_BATCH: constant(uint256) = 64  # fills per `settle_fills`
 M31: constant(uint256) = 2**31 - 1
 M49: constant(uint256) = 2**49 - 1
 
@@ -352,6 +353,39 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
     @param ref The exchange fill reference, used once.
     """
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
+    self._settle_fill(order_id, qty, price_fen, fee_fen, ref)
+
+
+@external
+def settle_fills(
+    order_ids: DynArray[uint256, MAX_BATCH],
+    qtys: DynArray[uint256, MAX_BATCH],
+    prices_fen: DynArray[uint256, MAX_BATCH],
+    fees_fen: DynArray[uint256, MAX_BATCH],
+    refs: DynArray[bytes32, MAX_BATCH],
+) -> uint256:
+    """
+    @notice Broker: up to 64 fills in one call, each exactly as `settle_fill` (same checks,
+            same events); any failure reverts the whole batch.
+    @param order_ids The order of each fill.
+    @param qtys Shares filled.
+    @param prices_fen Fill prices.
+    @param fees_fen Broker fees.
+    @param refs The exchange fill references, each used once.
+    @return The number of fills settled.
+    """
+    self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
+    n: uint256 = len(order_ids)
+    assert len(qtys) == n and len(prices_fen) == n and len(fees_fen) == n and len(refs) == n, (
+        "margin: length mismatch"
+    )
+    for i: uint256 in range(n, bound=MAX_BATCH):
+        self._settle_fill(order_ids[i], qtys[i], prices_fen[i], fees_fen[i], refs[i])
+    return n
+
+
+@internal
+def _settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: uint256, ref: bytes32):
     o: Order = empty(Order)
     id: uint256 = 0
     o, id = self._load(order_id)
@@ -362,12 +396,14 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
     o.filled_qty += qty
     closes: bool = o.filled_qty == o.qty
     cost: uint256 = gross + fee_fen
+    financed: uint256 = 0  # buys: the part of the cost paid from the order's financing
     if o.is_buy:
         assert price_fen <= o.limit_price_fen, "margin: fill above limit"
         assert cost <= o.reserved_fen, "margin: fill exceeds reserved cash"
         o.reserved_fen -= cost
         # fills spend the account's own cash first: financing is the last part reserved
-        o.drawn_fen = min(o.drawn_fen, o.reserved_fen)
+        financed = o.drawn_fen - min(o.drawn_fen, o.reserved_fen)
+        o.drawn_fen -= financed
     else:
         low: uint256 = o.limit_price_fen
         if o.liquidation:
@@ -377,13 +413,26 @@ def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: ui
         assert price_fen >= low, "margin: fill below limit"
         assert not staticcall ORACLE.is_sealed_limit_down(o.code), "margin: sealed limit-down"
         assert gross > fee_fen, "margin: fee exceeds proceeds"
-    self.packed[order_id] = self._pack(o, id)
     if o.is_buy:
-        extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, msg.sender, ref)
+        # a buy fill that completes the order closes it in the same engine call
+        released: uint256 = 0
+        drawn: uint256 = 0
+        if closes:
+            released = o.reserved_fen
+            drawn = o.drawn_fen
+            o.open = False
+            o.reserved_fen = 0
+            o.drawn_fen = 0
+        self.packed[order_id] = self._pack(o, id)
+        extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, financed, msg.sender, closes, released, drawn)
         extcall SHARES.mint(ENGINE.address, o.code, qty, ref)
-    else:
-        extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender, ref)
-        extcall SHARES.burn(ENGINE.address, o.code, qty, ref)
+        log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
+        if closes:
+            log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
+        return
+    self.packed[order_id] = self._pack(o, id)
+    extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender)
+    extcall SHARES.burn(ENGINE.address, o.code, qty, ref)
     log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
     if closes:
         self._close(order_id, o, id)

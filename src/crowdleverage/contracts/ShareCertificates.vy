@@ -17,17 +17,13 @@
 """
 
 # ---------------------------------------------------------------- interfaces
-from snekmate.utils import pausable
-
 from .interfaces import IIdentityRegistry
 from .interfaces import IPriceOracle
 from .interfaces import IShareCertificates
 
 implements: IShareCertificates
 
-initializes: pausable
 
-exports: pausable.paused
 
 # ---------------------------------------------------------------- events
 event Minted:
@@ -52,6 +48,19 @@ event Transferred:
     receiver: indexed(address)
     code: indexed(uint256)
     qty: uint256
+
+
+event Paused:
+    account: address
+
+
+event Unpaused:
+    account: address
+
+
+event CustodySet:
+    holder: indexed(address)
+    by: indexed(address)
 
 
 event ForcedTransfer:
@@ -85,8 +94,24 @@ holding: HashMap[address, HashMap[uint256, uint256]]
 M128: constant(uint256) = 2**128 - 1
 M64: constant(uint256) = 2**64 - 1
 
-# Shares outstanding per security; reconciled against the broker's custody position.
-total_supply: public(HashMap[uint256, uint256])
+# Per security, one slot: shares outstanding (80 bits; reconciled against the broker's
+# custody position) | the custody holder's balance (80 << 80) | its lock: shares minted on
+# the lock's day (56 << 160) and that day (40 << 216). A fill's mint or burn for the custody
+# holder (the MarginEngine, which holds every financed position) writes one slot, and the
+# platform's first buy of a security creates one slot, not two. Read with `total_supply`
+# (other holders' words stay in `holding`).
+supply_word: HashMap[uint256, uint256]
+M80: constant(uint256) = 2**80 - 1
+M56: constant(uint256) = 2**56 - 1
+
+# The custody holder (160 bits), set once by the operator before any mint
+# (`set_custody`), | whether any certificate was minted (1 << 160) | the operator's pause
+# (1 << 161): a mint, burn or transfer reads one slot for both. The custody holder's side of
+# a mint or a transfer skips the registry's receiver check (it is a platform contract
+# checked when set). Getters `custody`, `paused`.
+custody_word: uint256
+MINTED: constant(uint256) = 2**160
+PAUSED: constant(uint256) = 2**161
 
 # Broker fill references already consumed by a mint or burn.
 ref_used: public(HashMap[bytes32, bool])
@@ -96,7 +121,6 @@ ref_used: public(HashMap[bytes32, bool])
 def __init__(registry: IIdentityRegistry, oracle: IPriceOracle):
     assert registry.address != empty(address), "shares: zero registry"
     assert oracle.address != empty(address), "shares: zero oracle"
-    pausable.__init__()
     REGISTRY = registry
     ORACLE = oracle
 
@@ -121,7 +145,7 @@ def _check_operator():
 @internal
 @view
 def _check_not_paused():
-    assert not pausable.paused, "shares: paused"
+    assert self.custody_word & PAUSED == 0, "shares: paused"
 
 
 @internal
@@ -139,9 +163,10 @@ def _check_ref(ref: bytes32):
 
 @internal
 @view
-def _check_receiver(account: address):
+def _check_receiver(account: address, custody: address):
     assert account != empty(address), "shares: zero address"
-    assert staticcall REGISTRY.is_verified(account), "shares: receiver not verified"
+    if account != custody:
+        assert staticcall REGISTRY.is_verified(account), "shares: receiver not verified"
 
 
 # ---------------------------------------------------------------- internal logic: locks
@@ -152,7 +177,7 @@ def locks(holder: address, code: uint256) -> Lock:
     @notice The last lock of `holder` in `code`: shares minted on `day` (locked while that
             day is today).
     """
-    w: uint256 = self.holding[holder][code]
+    w: uint256 = self._load(holder, code, self._custody())
     return Lock(qty=w >> 128 & M64, day=w >> 192)
 
 
@@ -162,7 +187,63 @@ def balance_of(holder: address, code: uint256) -> uint256:
     """
     @notice Shares of `code` held by `holder`.
     """
-    return self.holding[holder][code] & M128
+    return self._load(holder, code, self._custody()) & M128
+
+
+@external
+@view
+def total_supply(code: uint256) -> uint256:
+    """
+    @notice Shares of `code` outstanding.
+    @param code Security code.
+    @return The supply.
+    """
+    return self.supply_word[code] & M80
+
+
+@external
+@view
+def paused() -> bool:
+    """
+    @notice Whether the operator paused transfers, mints and burns.
+    @return True when paused.
+    """
+    return self.custody_word & PAUSED != 0
+
+
+@external
+@view
+def custody() -> address:
+    """
+    @notice The custody holder (the MarginEngine; zero before `set_custody`).
+    @return The address.
+    """
+    return self._custody()
+
+
+@internal
+@view
+def _custody() -> address:
+    return convert(convert(self.custody_word & (2**160 - 1), uint160), address)
+
+
+@internal
+@view
+def _load(holder: address, code: uint256, custody: address) -> uint256:
+    """
+    @dev The holding word of `holder` in `code` (balance | lock qty << 128 | day << 192),
+         from the security's slot for the custody holder.
+    """
+    if holder == custody:
+        c: uint256 = self.supply_word[code]
+        return c >> 80 & M80 | (c >> 160 & M56) << 128 | (c >> 216) << 192
+    return self.holding[holder][code]
+
+
+@internal
+def _supply(code: uint256, supply: uint256):
+    assert supply <= M80, "shares: quantity too large"
+    self.supply_word[code] = self.supply_word[code] >> 80 << 80 | supply
 
 
 @internal
@@ -175,12 +256,19 @@ def _locked(w: uint256, today: uint256) -> uint256:
 
 
 @internal
-def _put(holder: address, code: uint256, w: uint256, bal: uint256):
+def _put(holder: address, code: uint256, w: uint256, bal: uint256, custody: address):
     """
     @dev Write the balance `bal` into the holding word `w` (its lock kept).
     """
     assert bal <= M128, "shares: quantity too large"
-    self.holding[holder][code] = w >> 128 << 128 | bal
+    if holder == custody:
+        lq: uint256 = w >> 128 & M64
+        day: uint256 = w >> 192
+        assert bal <= M80 and lq <= M56 and day < 2**40, "shares: quantity too large"
+        c: uint256 = self.supply_word[code]
+        self.supply_word[code] = c & M80 | bal << 80 | lq << 160 | day << 216
+    else:
+        self.holding[holder][code] = w >> 128 << 128 | bal
 
 
 @internal
@@ -207,7 +295,7 @@ def unlocked_balance_of(holder: address, code: uint256) -> uint256:
     """
     @notice Shares of `code` that `holder` may move or sell today.
     """
-    w: uint256 = self.holding[holder][code]
+    w: uint256 = self._load(holder, code, self._custody())
     return (w & M128) - self._locked(w, staticcall ORACLE.trading_day())
 
 
@@ -217,7 +305,7 @@ def locked_balance_of(holder: address, code: uint256) -> uint256:
     """
     @notice Shares of `code` bought today by `holder` (T+1 locked).
     """
-    return self._locked(self.holding[holder][code], staticcall ORACLE.trading_day())
+    return self._locked(self._load(holder, code, self._custody()), staticcall ORACLE.trading_day())
 
 
 # ---------------------------------------------------------------- external: holders
@@ -230,12 +318,13 @@ def transfer(to: address, code: uint256, qty: uint256):
     self._check_code(code)
     assert qty > 0, "shares: zero quantity"
     assert staticcall REGISTRY.is_verified(msg.sender), "shares: sender not verified"
-    self._check_receiver(to)
-    w: uint256 = self.holding[msg.sender][code]
+    custody: address = self._custody()
+    self._check_receiver(to, custody)
+    w: uint256 = self._load(msg.sender, code, custody)
     self._check_unlocked(w, qty, staticcall ORACLE.trading_day())
-    self._put(msg.sender, code, w, (w & M128) - qty)
-    w = self.holding[to][code]
-    self._put(to, code, w, (w & M128) + qty)
+    self._put(msg.sender, code, w, (w & M128) - qty, custody)
+    w = self._load(to, code, custody)
+    self._put(to, code, w, (w & M128) + qty, custody)
     log Transferred(sender=msg.sender, receiver=to, code=code, qty=qty)
 
 
@@ -275,17 +364,20 @@ def _mint(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref
     self._check_code(code)
     assert qty > 0, "shares: zero quantity"
     self._check_ref(ref)
-    self._check_receiver(holder)
+    cw: uint256 = self.custody_word
+    custody: address = self._custody()
+    self._check_receiver(holder, custody)
     today: uint256 = staticcall ORACLE.trading_day()
     self.ref_used[ref] = True
-    w: uint256 = self.holding[holder][code]
+    if cw & MINTED == 0:
+        self.custody_word = cw | MINTED
+    w: uint256 = self._load(holder, code, custody)
     if locked_qty > 0:
         w = self._with_lock(w, self._locked(w, today) + locked_qty, today)
-    self._put(holder, code, w, (w & M128) + qty)
-    self.total_supply[code] += qty
-    log Minted(
-        holder=holder, code=code, ref=ref, qty=qty, day=today, supply_after=self.total_supply[code]
-    )
+    self._put(holder, code, w, (w & M128) + qty, custody)
+    supply: uint256 = (self.supply_word[code] & M80) + qty
+    self._supply(code, supply)
+    log Minted(holder=holder, code=code, ref=ref, qty=qty, day=today, supply_after=supply)
 
 
 @external
@@ -298,12 +390,14 @@ def burn(holder: address, code: uint256, qty: uint256, ref: bytes32):
     self._check_code(code)
     assert qty > 0, "shares: zero quantity"
     self._check_ref(ref)
-    w: uint256 = self.holding[holder][code]
+    custody: address = self._custody()
+    w: uint256 = self._load(holder, code, custody)
     self._check_unlocked(w, qty, staticcall ORACLE.trading_day())
     self.ref_used[ref] = True
-    self._put(holder, code, w, (w & M128) - qty)
-    self.total_supply[code] -= qty
-    log Burned(holder=holder, code=code, ref=ref, qty=qty, supply_after=self.total_supply[code])
+    self._put(holder, code, w, (w & M128) - qty, custody)
+    supply: uint256 = (self.supply_word[code] & M80) - qty
+    self._supply(code, supply)
+    log Burned(holder=holder, code=code, ref=ref, qty=qty, supply_after=supply)
 
 
 # ---------------------------------------------------------------- external: operator
@@ -317,8 +411,9 @@ def forced_transfer(holder: address, to: address, code: uint256, qty: uint256):
     self._check_code(code)
     assert qty > 0, "shares: zero quantity"
     assert holder != to, "shares: transfer to self"
-    self._check_receiver(to)
-    w: uint256 = self.holding[holder][code]
+    custody: address = self._custody()
+    self._check_receiver(to, custody)
+    w: uint256 = self._load(holder, code, custody)
     bal: uint256 = w & M128
     assert bal >= qty, "shares: insufficient balance"
     today: uint256 = staticcall ORACLE.trading_day()
@@ -328,14 +423,34 @@ def forced_transfer(holder: address, to: address, code: uint256, qty: uint256):
     if qty > unlocked:
         moved_locked = qty - unlocked
         w = self._with_lock(w, locked - moved_locked, today)
-    self._put(holder, code, w, bal - qty)
-    v: uint256 = self.holding[to][code]
+    self._put(holder, code, w, bal - qty, custody)
+    v: uint256 = self._load(to, code, custody)
     if moved_locked > 0:
         v = self._with_lock(v, self._locked(v, today) + moved_locked, today)
-    self._put(to, code, v, (v & M128) + qty)
+    self._put(to, code, v, (v & M128) + qty, custody)
     log ForcedTransfer(
         holder=holder, receiver=to, code=code, qty=qty, locked_qty=moved_locked, by=msg.sender
     )
+
+
+@external
+def set_custody(holder: address):
+    """
+    @notice Operator, once and before any certificate is minted: name the custody holder
+            (the MarginEngine, a contract holding the PLATFORM role), whose holdings share
+            each security's slot with the supply and whose receiving side skips the
+            registry check (like a platform contract marked at CashToken).
+    @param holder The custody holder.
+    """
+    self._check_operator()
+    cw: uint256 = self.custody_word
+    assert cw & (2**160 - 1) == 0, "shares: custody already set"
+    assert cw & MINTED == 0, "shares: certificates already minted"
+    assert holder.is_contract and staticcall REGISTRY.has_role(
+        holder, IIdentityRegistry.Role.PLATFORM
+    ), "shares: not a platform contract"
+    self.custody_word = cw | convert(holder, uint256)
+    log CustodySet(holder=holder, by=msg.sender)
 
 
 @external
@@ -344,8 +459,9 @@ def pause():
     @notice Operator: stop transfers, mints and burns (forced transfers still work).
     """
     self._check_operator()
-    assert not pausable.paused, "shares: already paused"
-    pausable._pause()
+    assert self.custody_word & PAUSED == 0, "shares: already paused"
+    self.custody_word |= PAUSED
+    log Paused(account=msg.sender)
 
 
 @external
@@ -354,5 +470,6 @@ def unpause():
     @notice Operator: resume after a pause.
     """
     self._check_operator()
-    assert pausable.paused, "shares: not paused"
-    pausable._unpause()
+    assert self.custody_word & PAUSED != 0, "shares: not paused"
+    self.custody_word &= ~PAUSED
+    log Unpaused(account=msg.sender)

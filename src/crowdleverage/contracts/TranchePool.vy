@@ -129,9 +129,13 @@ SENIOR: public(immutable(ITrancheShare))
 JUNIOR: public(immutable(ITrancheShare))
 
 # Set once by the operator: the only borrower of the pool, and the fund that covers losses.
-# The engine (160 bits) and the maximum utilisation in bps (16 << 160, set by the operator)
-# share one slot: a draw reads both. Getters `engine`, `max_util_bps`.
+# The engine (160 bits), the maximum utilisation in bps (32 << 160, set by the operator)
+# and the financing drawn for open buy orders that their fills have not paid out yet (64 <<
+# 192: lent, counted in principal out, still held here; a fill pays the broker from it and
+# the order's close returns the rest) share one slot: a draw reads and writes it. Getters
+# `engine`, `max_util_bps`, `undisbursed_fen`.
 wiring: uint256
+M32: constant(uint256) = 2**32 - 1
 insurance: public(IInsuranceFund)
 
 # Receiver of the platform fee on interest.
@@ -254,7 +258,7 @@ def _engine() -> IMarginEngine:
 @internal
 @view
 def _max_util() -> uint256:
-    return self.wiring >> 160
+    return self.wiring >> 160 & M32
 
 
 @internal
@@ -499,6 +503,17 @@ def engine() -> IMarginEngine:
 
 @external
 @view
+def undisbursed_fen() -> uint256:
+    """
+    @notice Financing drawn for open buy orders and not paid out by their fills yet: lent
+            (counted in principal out) and still held here.
+    @return The amount in fen.
+    """
+    return self.wiring >> 192
+
+
+@external
+@view
 def max_util_bps() -> uint256:
     """
     @notice Principal lent out may reach at most this share of pool assets, in bps.
@@ -702,7 +717,9 @@ def _pay_out(senior: bool, paid_fen: uint256):
 @external
 def draw(amount_fen: uint256):
     """
-    @notice Engine: borrow `amount_fen` for a margin account; utilisation stays <= max.
+    @notice Engine: lend `amount_fen` to a margin account for a buy order; utilisation stays
+            <= max. The cash stays here until the order's fills pay the broker (`settle`).
+    @param amount_fen The financing, in fen.
     """
     self._check_engine()
     self._check_open()
@@ -712,8 +729,41 @@ def draw(amount_fen: uint256):
     assert out * BPS <= assets * self._max_util(), "pool: utilisation above limit"
     assert (b & M96) - (b >> 192) >= amount_fen, "pool: insufficient liquidity"
     self._move(0, amount_fen, amount_fen, 0, 0, 0)
-    extcall CASH.transfer(msg.sender, amount_fen)
+    w: uint256 = self.wiring
+    assert (w >> 192) + amount_fen < 2**64, "pool: amount too large"
+    self.wiring = w + (amount_fen << 192)
     log Drawn(amount_fen=amount_fen, principal_out_after_fen=out)
+
+
+@external
+def settle(broker: address, pay_fen: uint256, principal_fen: uint256, interest_fen: uint256, refund_fen: uint256):
+    """
+    @notice Engine: out of the financing drawn for a buy order and still held here, pay
+            `pay_fen` to the broker for a fill, book `principal_fen` and `interest_fen` as
+            repaid by the order's close, and send `refund_fen` (the rest the account keeps)
+            to the engine.
+    @param broker The broker paid for the fill.
+    @param pay_fen Paid to the broker, in fen.
+    @param principal_fen Principal repaid, in fen.
+    @param interest_fen Interest paid, in fen.
+    @param refund_fen Sent back to the engine, in fen.
+    """
+    self._check_engine()
+    used: uint256 = pay_fen + principal_fen + interest_fen + refund_fen
+    w: uint256 = self.wiring
+    assert w >> 192 >= used, "pool: above undisbursed financing"
+    self.wiring = w - (used << 192)
+    if principal_fen + interest_fen > 0:
+        self._move(principal_fen + interest_fen, 0, 0, principal_fen, interest_fen, 0)
+        log Repaid(
+            principal_fen=principal_fen,
+            interest_fen=interest_fen,
+            principal_out_after_fen=self._out(),
+        )
+    if pay_fen > 0:
+        extcall CASH.transfer(broker, pay_fen)
+    if refund_fen > 0:
+        extcall CASH.transfer(msg.sender, refund_fen)
 
 
 @external
@@ -799,7 +849,7 @@ def set_params(
     assert premium_bps + fee_bps <= BPS, "pool: premium + fee above 100%"
     assert epoch_s > 0, "pool: zero epoch"
     self.min_junior_bps = min_junior_bps
-    self.wiring = self.wiring & (2**160 - 1) | max_util_bps << 160
+    self.wiring = self.wiring & ~(M32 << 160) | max_util_bps << 160
     self.senior_apr_bps = senior_apr_bps
     self.premium_bps = premium_bps
     self.fee_bps = fee_bps

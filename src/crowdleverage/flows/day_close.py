@@ -2,7 +2,9 @@
 that a restart inside it resumes it exactly (issue 14, "a durable record").
 
 A restart after the day's last committed tick and before the close's commit runs
-`Platform.end_of_day` again. Each of its steps is then either idempotent by the state it
+`Platform.end_of_day` again (`tick` runs it in parts, serving wallet commands between them;
+until the close's last part commits, their commits name the day's last tick as the last
+one committed too). Each of its steps is then either idempotent by the state it
 changes, or finds what it did before through a reference written here *before* its effect:
 
 * the session's close (unfilled orders expire, their cash is released): idempotent, the

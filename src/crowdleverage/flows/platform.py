@@ -38,7 +38,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -87,7 +87,7 @@ from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.rules import PriceBand, Side, check_order
 from crowdleverage.migrations import upgrade as migrate
 from crowdleverage.risk.regime import RegimePoint, published_history, stressed_run
-from crowdleverage.risk.session import EpochClose
+from crowdleverage.risk.session import EpochClose, EpochClosed
 
 BPS = P.BPS
 BANK_ACCOUNT = "6222020200112233445"  # the platform's segregated custody account
@@ -97,6 +97,10 @@ SENIOR_OF = {Tranche.SENIOR: True, Tranche.JUNIOR: False}
 QUEUES = {0: (Tranche.SENIOR, "redeem"), 1: (Tranche.JUNIOR, "redeem"),
           2: (Tranche.JUNIOR, "subscribe"), 3: (Tranche.SENIOR, "subscribe")}  # fmt: skip
 CHAIN_ROLE = {"investor": Role.INVESTOR, "borrower": Role.BORROWER}
+# the end of day collects redemption proceeds and values liabilities user by user, ending a
+# part once it has taken this much of the writer thread's CPU (`_end_of_day_parts`: the
+# writer serves queued wallet commands between two parts)
+CLOSE_PART_BUDGET_S = 0.04
 
 snap_meta = sa.MetaData()  # created by the migrations (0001_baseline)
 bank_refs = sa.Table(
@@ -219,6 +223,13 @@ class Platform:
         self.commands.create_schema()
         self._cmd: Command | None = None  # the command being executed (under the lock)
         self._mid_tick = False  # an intraday tick is in parts (`tick`)
+        # a traded day's close is in parts: the last tick of the day is the last committed
+        self._closing = False
+        # users whose statement changed while the close values liabilities (`_line`)
+        self._touched: set[int] | None = None
+        # the part of a tick that ran last ("step", "open", "close:<part>"; `_tick_parts`)
+        self.last_part = ""
+        self.close_part_budget_s = CLOSE_PART_BUDGET_S  # 0: a part per user
         # run between the parts of an intraday tick, without the lock (the writer's wallet
         # commands); None: the tick runs through
         self.between_parts: Callable[[], None] | None = None
@@ -278,9 +289,10 @@ class Platform:
         with self.lock:
             if bank:
                 self.bank.save(self._bank_file)
-            # inside a tick's parts the tick before it is the last one committed
+            # inside a tick's parts the tick before it is the last one committed; inside a
+            # close's parts, the day's last tick (a restart closes the day again)
             step = self.market.step - 1 if self._mid_tick else self.market.step
-            self.s.tick_step = step if self._day_open else None
+            self.s.tick_step = step if self._day_open or self._closing else None
             rows = self._pending.take()
             try:
                 with write_transaction(self.engine) as conn:
@@ -404,6 +416,8 @@ class Platform:
             fn(ev)
 
     def _line(self, user_id: int, kind: str, amount_fen: int, **extra: Any) -> None:
+        if self._touched is not None:
+            self._touched.add(user_id)
         lines = self.s.history.setdefault(user_id, [])
         if self._cmd is not None:  # once per command, however often it resumes
             tag = self._cmd.tag
@@ -1110,12 +1124,14 @@ class Platform:
         after the last tick of a day, its end of day.
 
         The tick runs in parts (`_tick_parts`: an intraday step as `TradingSession.step_parts`
-        cuts it; a day's close, then the next day's open and its first step), each under the
-        lock; between two parts `between_parts` (when set: the platform process's writer
-        serves the wallet commands queued meanwhile) runs without it. While a step is in
-        parts the record names the tick before it as the last one committed (`save`), and a
-        day counts as open only once its first step is done, so a restart in between resumes
-        the interrupted part from the session's progress file."""
+        cuts it; a day's close as `_end_of_day_parts` cuts it, then the next day's open and
+        its first step), each under the lock; between two parts `between_parts` (when set:
+        the platform process's writer serves the wallet commands queued meanwhile) runs
+        without it, and `last_part` names the part just done. While a step is in parts the
+        record names the tick before it as the last one committed (`save`), while a close
+        is, the day's last tick, and a day counts as open only once its first step is done,
+        so a restart in between resumes the interrupted part from the session's progress
+        file (and the close's, `flows/day_close.py`)."""
         for _ in self._tick_parts():
             hook = self.between_parts
             if hook is not None:
@@ -1123,12 +1139,24 @@ class Platform:
         with self.lock:
             return {"date": self.market.today.isoformat(), "step": self.market.step}
 
+    def _locked(self, parts: Iterator[str]) -> Iterator[None]:
+        """Each of `parts` under the lock (`last_part`: the name it yields), a yield between
+        two of them without it."""
+        while True:
+            with self.lock:
+                try:
+                    self.last_part = next(parts)
+                except StopIteration:
+                    return
+            yield
+
     def _tick_parts(self) -> Iterator[None]:
         """The tick's parts. An intraday tick: the session's step in parts, the record naming
         the tick before as the last committed one meanwhile. A day's open: the session's
         open, then its first step in parts (the day counts as open once they are done: a
         restart in between opens it again, resuming from the progress file). A day's close:
-        the end of day whole (it saves the record), then the next day's open in parts."""
+        the end of day in parts (its last part commits it), then the next day's open in
+        parts."""
         with self.lock:
             if self.s.replay_done:
                 kind = "none"
@@ -1136,27 +1164,24 @@ class Platform:
                 kind = "open"
             elif self.market.at_close():
                 kind = "close"
-                self.end_of_day()  # committed: the next day is the one to open
             else:
                 kind = "step"
                 self.market.advance()
                 self._mid_tick = True
-        if kind == "close" and not self.replay_done:
-            yield
-            kind = "open"
+        if kind == "close":
+            yield from self._locked(f"close:{n}" for n in self._end_of_day_parts())
+            with self.lock:
+                self.last_part = "close:commit"  # committed: the next day is the one to open
+            if not self.replay_done:
+                yield
+                kind = "open"
         if kind in ("open", "step"):
             try:
                 with self.lock:
                     parts: Iterator[None] = (
                         self._open_day_parts() if kind == "open" else self.fin.session.step_parts()
                     )
-                while True:
-                    with self.lock:
-                        try:
-                            next(parts)
-                        except StopIteration:
-                            break
-                    yield
+                yield from self._locked(kind for _ in parts)
             finally:
                 with self.lock:
                     self._mid_tick = False
@@ -1180,7 +1205,7 @@ class Platform:
         """The day's open, then its first step, in parts (`_tick_parts`)."""
         day = self.market.days[self.market.day_index]
         self.market.seek(day.date, 0)
-        opened = self.fin.session.open(day)
+        opened = yield from self.fin.session.open_parts(day)
         if opened.regime is not None:
             self._regime_changed(opened.regime)
         yield
@@ -1303,30 +1328,95 @@ class Platform:
         """Finish the trading day (the remaining ticks; unfilled orders expire), close the
         pool's epoch (interest distributed, losses marked, queues executed), pay executed
         redemptions into the investors' wallets, send the day's payouts to the bank and
-        import its statement, snapshot the liabilities, reconcile and save. A restart inside
-        a traded day's close runs it again, exactly (`flows/day_close.py`)."""
+        import its statement, snapshot the liabilities, reconcile and save — whole, under the
+        lock (`tick` runs it in parts, `_end_of_day_parts`). A restart inside a traded day's
+        close runs it again, exactly (`flows/day_close.py`)."""
         with self.lock:
-            traded = self._day_open
-            today = self.market.today.isoformat()
-            close = DayClose.of(self._close_file, today) if traded else None
-            # the pool does not close an epoch while paused: interest keeps accruing on the
-            # engine's index and is distributed at the first close after the resume
-            paused = bool(self.chain.call(ENGINE, "paused")) or self.gateway.is_paused()
-            epoch = EpochClose.SKIP if paused else EpochClose.WAIT
-            if self._day_open:
-                closed = self.fin.session.close(epoch)
-                self._day_open = False
+            parts = self._end_of_day_parts()
+            while True:
+                try:
+                    next(parts)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+
+    def _end_of_day_parts(self) -> Generator[str, None, dict[str, Any]]:
+        """`end_of_day` in parts, each run under the lock; it yields the name of the part
+        just done: the remaining ticks' parts, each expired order's release and the rest of
+        the session's close ("session", `TradingSession.close_parts`), the epoch's close
+        ("epoch"), the collects of redemption proceeds and the valuation of liabilities user
+        by user, a part ending once it took `close_part_budget_s` of this thread's CPU
+        ("collect", "liabilities"), the payouts ("payouts"), the proof-of-liabilities
+        snapshot ("proofs"), the reconciliation ("reconcile"); the last part (NAV points,
+        risk snapshot, the next day) commits the close and returns its figures.
+
+        Between two parts the writer serves queued wallet commands (`tick`). Until the last
+        part commits, the record names the day's last tick as the last one committed (a
+        command's commit too: `_closing`), so a restart at any point closes the day again,
+        exactly (`flows/day_close.py`); what a part writes to the record is what a command
+        may commit as well (statement lines and orders derived from the chain after the
+        cursor, the reconciliation); the close's own rows (NAV points, risk snapshot, the
+        next day) are added in the last part. Liabilities are valued per user between
+        commands, each on the chain as it is then; a user whose statement changed after being
+        valued (`_line`: a command between the parts) is valued again in the snapshot's part
+        (the interest a debt accrued over the blocks commands mined meanwhile is not)."""
+        traded = self._day_open
+        today = self.market.today.isoformat()
+        close = DayClose.of(self._close_file, today) if traded else None
+        # the pool does not close an epoch while paused: interest keeps accruing on the
+        # engine's index and is distributed at the first close after the resume
+        paused = bool(self.chain.call(ENGINE, "paused")) or self.gateway.is_paused()
+        epoch = EpochClose.SKIP if paused else EpochClose.WAIT
+        closed: EpochClosed | None
+        if traded:
+            self._closing = True
+        try:
+            if traded:
+                session = self.fin.session.close_parts(epoch)
+                while True:
+                    try:
+                        next(session)
+                    except StopIteration as done:
+                        closed = done.value
+                        break
+                    yield "session"
+                self._day_open = False  # (a failure before: the next tick closes again)
             else:
                 closed = self.fin.session.close_epoch(epoch)
             if paused:
                 self._event("epoch_deferred", "epoch close deferred: the platform is paused")
-            for uid in self.s.enrolled:
+            yield "epoch"
+            users = list(self.s.enrolled)
+
+            def collect(uid: int) -> None:
                 if int(self.chain.call(POOL, "claimable_fen", self.fin.address(uid))):
                     self.fin.collect(uid)
+
+            yield from self._per_user("collect", users, collect)
             self._settle_payouts(close)
+            yield "payouts"
+            if not self._proof_written(close):
+                self._touched = set()
+                owed: dict[int, int] = {}
+
+                def value(uid: int) -> None:
+                    owed[uid] = self._liability(uid)
+
+                yield from self._per_user("liabilities", users, value)
+                # valued again: changed since (a command between the parts), or new
+                again = (self._touched & owed.keys()) | (set(self.s.enrolled) - owed.keys())
+                owed.update((uid, self._liability(uid)) for uid in again)
+                self._touched = None
+                self.snapshot_liabilities(close, owed)
+                yield "proofs"
+            nxt: dt.date | None = None
+            if traded and self.market.day_index < len(self.market.days) - 1:
+                nxt = self.market.days[self.market.day_index + 1].date
+            # (dated the day to open next, as the whole close did)
+            self.reconcile(trade_date=nxt if traded else None)
+            yield "reconcile"
             for t in Tranche:
                 hist = self.s.nav_history[t.value]
-                point = (self.market.today.isoformat(), self.nav_e4(t))
+                point = (today, self.nav_e4(t))
                 if hist and hist[-1][0] == point[0]:
                     hist[-1] = point  # one point per trade date (the demo's opening epoch)
                 else:
@@ -1337,7 +1427,7 @@ class Platform:
             self._after(save=False)  # saved below
             interest = (closed.interest if closed else None) or {}
             out = {
-                "date": self.market.today.isoformat(),
+                "date": today,
                 "interest_fen": int(interest.get("interest_fen", 0)),
                 "senior_fen": int(interest.get("senior_fen", 0)),
                 "junior_fen": int(interest.get("junior_fen", 0)),
@@ -1346,15 +1436,13 @@ class Platform:
                 "executed": closed.executed if closed else 0,
             }
             if traded:
-                if self.market.day_index < len(self.market.days) - 1:
-                    nxt = self.market.days[self.market.day_index + 1].date
+                self._closing = False
+                if nxt is not None:
                     self.market.seek(nxt, 0)
                     self.s.market_day = nxt.isoformat()
                 else:
                     self.s.market_day = None
                     self.s.replay_done = True
-            self.snapshot_liabilities(close)
-            self.reconcile()
             snap = self._risk_snapshot()
             self._pending.risk_snapshots.append(
                 {"trade_date": snap["trade_date"], "step": snap["step"], "at_s": snap["at_s"],
@@ -1362,6 +1450,20 @@ class Platform:
             )  # fmt: skip
             self.save()
             return out
+        finally:  # (a close cut short stays `_closing`: the record keeps its last tick)
+            self._touched = None
+
+    def _per_user(self, name: str, users: list[int], work: Callable[[int], None]) -> Iterator[str]:
+        """`work` for each user, `name` yielded once a part has taken `close_part_budget_s`
+        of this thread's CPU, and after the last user."""
+        t0 = time.thread_time()
+        for i, uid in enumerate(users):
+            work(uid)
+            if time.thread_time() - t0 >= self.close_part_budget_s or i == len(users) - 1:
+                yield name
+                t0 = time.thread_time()
+        if not users:
+            yield name
 
     def _settle_payouts(self, close: DayClose | None = None) -> None:
         """pain.001 for the requested payouts → the bank executes it → its camt.053 settles
@@ -1386,10 +1488,11 @@ class Platform:
 
     # ------------------------------------------------------ 7. reconciliation, pause
 
-    def reconcile(self) -> dict[str, Any]:
+    def reconcile(self, *, trade_date: dt.date | None = None) -> dict[str, Any]:
         """Chain ↔ custody: every mint/burn reference once with its ledger twin, CashToken
         supply = custody liabilities, every address's balance = its custody account; a break
-        pauses CashToken on chain and the platform (fail closed)."""
+        pauses CashToken on chain and the platform (fail closed). `trade_date`: the report's
+        (the market's day by default)."""
         with self.lock:
             self.mirror.sync()
             addresses = {investor_id(u): self.fin.address(u) for u in self.s.enrolled}
@@ -1410,7 +1513,7 @@ class Platform:
                     "references": rep.checked.get("chain_movements", 0),
                 },
                 "at": _now_iso(),
-                "trade_date": self.market.today.isoformat(),
+                "trade_date": (trade_date or self.market.today).isoformat(),
                 "status": "ok" if not breaks else "break",
                 "breaks": breaks,
                 "accounts_checked": rep.checked.get("mirrored_accounts", 0),
@@ -1445,28 +1548,29 @@ class Platform:
     # ------------------------------------------------------------- proofs, figures
 
     def liabilities(self) -> dict[int, int]:
-        """What the platform owes each user: wallet, claimable and queued cash, tranche
-        holdings at NAV, and a borrower's equity (cash, reserve and positions less debt)."""
-        out: dict[int, int] = {}
-        for uid in self.s.enrolled:
-            who = self.fin.address(uid)
-            total = self.fin.wallet_fen(uid) + int(self.chain.call(POOL, "claimable_fen", who))
-            for q in (2, 3):
-                total += int(self.chain.call(POOL, "queued", q, who))
-            for t in Tranche:
-                total += self._units_value(t, self.fin.units(uid, SENIOR_OF[t]))
-            acc = self._account_of(uid)
-            if acc is not None:
-                v = self.fin.account(uid)
-                gross = (
-                    v.cash_fen
-                    + v.reserve_fen
-                    + v.pending_fen
-                    + sum(p["market_value_fen"] for p in self.positions(acc))
-                )
-                total += max(0, gross - v.debt_fen)
-            out[uid] = total
-        return out
+        """What the platform owes each user (`_liability`)."""
+        return {uid: self._liability(uid) for uid in self.s.enrolled}
+
+    def _liability(self, uid: int) -> int:
+        """What the platform owes a user: wallet, claimable and queued cash, tranche holdings
+        at NAV, and a borrower's equity (cash, reserve and positions less debt)."""
+        who = self.fin.address(uid)
+        total = self.fin.wallet_fen(uid) + int(self.chain.call(POOL, "claimable_fen", who))
+        for q in (2, 3):
+            total += int(self.chain.call(POOL, "queued", q, who))
+        for t in Tranche:
+            total += self._units_value(t, self.fin.units(uid, SENIOR_OF[t]))
+        acc = self._account_of(uid)
+        if acc is not None:
+            v = self.fin.account(uid)
+            gross = (
+                v.cash_fen
+                + v.reserve_fen
+                + v.pending_fen
+                + sum(p["market_value_fen"] for p in self.positions(acc))
+            )
+            total += max(0, gross - v.debt_fen)
+        return total
 
     def latest_epoch(self) -> int | None:
         try:
@@ -1474,20 +1578,29 @@ class Platform:
         except NotFound:
             return None
 
-    def snapshot_liabilities(self, close: DayClose | None = None) -> None:
-        """Freeze this epoch's liabilities into a Merkle-sum tree (audit.proofs). `close`: a
-        traded day's close, whose epoch is recorded before the snapshot (once per close)."""
-        if (
+    def _proof_written(self, close: DayClose | None) -> bool:
+        """The proof-of-liabilities snapshot of a traded day's close was written (before a
+        restart)."""
+        return (
             close is not None
             and close.proof_epoch is not None
             and self.proofs.root(close.proof_epoch, missing_ok=True) is not None
-        ):
+        )
+
+    def snapshot_liabilities(
+        self, close: DayClose | None = None, owed: dict[int, int] | None = None
+    ) -> None:
+        """Freeze this epoch's liabilities into a Merkle-sum tree (audit.proofs). `close`: a
+        traded day's close, whose epoch is recorded before the snapshot (once per close).
+        `owed`: the liabilities valued already (`liabilities()` by default)."""
+        if self._proof_written(close):
             return  # written before a restart
         epoch = (self.latest_epoch() or 0) + 1
         if close is not None:
             close.proof_epoch = epoch
             close.write(self._close_file)
-        self.proofs.snapshot(epoch, {str(u): b for u, b in self.liabilities().items()})
+        balances = owed if owed is not None else self.liabilities()
+        self.proofs.snapshot(epoch, {str(u): b for u, b in balances.items()})
 
     def pool_figures(self) -> dict[str, int]:
         c = self.chain

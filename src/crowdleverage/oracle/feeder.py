@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -179,6 +179,19 @@ class OracleFeeder:
         interrupted this step after that chain time: a batch whose reports the oracle
         holds from a block after it (each of its codes, from this reporter, today) landed
         before the restart and is not sent again (block times strictly increase)."""
+        parts = self.on_ticks_parts(ticks, landed_after_s=landed_after_s)
+        while True:
+            try:
+                next(parts)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def on_ticks_parts(
+        self, ticks: Iterable[Tick], *, landed_after_s: int | None = None
+    ) -> Generator[None, None, int]:
+        """`on_ticks` in parts: it yields after each reporter's batches but the last one's (a
+        caller may run other chain work there that does not read the oracle), and returns
+        what `on_ticks` returns."""
         if self.day is None:
             raise InvalidInput("open a day before feeding ticks")
         watched = [t for t in ticks if t.code in self.day.bars and t.code in set(self.codes)]
@@ -188,7 +201,9 @@ class OracleFeeder:
         if at_s > self.port.block_time():
             self.port.set_block_time(at_s)
         landed = 0
-        for reporter in self.reporters:
+        for i, reporter in enumerate(self.reporters):
+            if i:
+                yield
             landed += self._report(reporter, watched, landed_after_s)
         self._tick_index += 1
         return landed

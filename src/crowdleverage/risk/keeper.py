@@ -220,23 +220,75 @@ class Keeper:
             self._ref_arrays = (ref[:, 0], ref[:, 1])
         return self._ref_arrays
 
+    @property
+    def _shift_file(self) -> Path | None:
+        """Where a reference shift in flight is recorded (beside the keeper's journal): the
+        accounts and their assets before the haircut step, written before the step."""
+        return None if self._journal is None else self._journal.with_suffix(".shift.json")
+
     def across_haircut_step(self, step: Callable[[], T]) -> T:
         """Run `step` (the operator's change of the regime or the stressed haircut scale, at
         unchanged prices) and move each NAV-stop reference's equity by what the step changed
         of its account's assets (`MarginEngine.keeper_view`, before and after), so that the
         stop counts only market losses; returns what `step` returned. A Liquidator without
-        `shift_references` (an earlier release) keeps its references as they are."""
+        `shift_references` (an earlier release) keeps its references as they are.
+
+        With a journal, the accounts and their assets before the step are written to the
+        shift file first (atomically, fsynced), and the file is removed once every shift is
+        on chain: a restart between the step and its shifts completes them
+        (`resume_shift`)."""
         if self.nav_stop_bps() == 0:
             return step()
+        self.resume_shift()
         n = self.monitor.n_accounts
         rows = np.flatnonzero(self.monitor.debt_fen[:n] > 0)
         who = [self.monitor.account_id(int(r)) for r in rows]
         who = [w for w in who if self.reference(w)[0] > 0]
         before = [int(self.chain.call(ENGINE, "keeper_view", w)[0]) for w in who]
+        self._write_shift(who, before)
         out = step()
+        self._shift(who, before, since_block=None)
+        return out
+
+    def resume_shift(self) -> int:
+        """Complete the reference shift a restart interrupted (the shift file names the
+        accounts and their assets before the step): the step's effect is read from the chain
+        now — the step is done or not, and no price moved since (the session's open reports
+        no price before its regime step) — and the accounts the chain shows shifted since
+        the file was written are left out. Returns the accounts shifted now."""
+        path = self._shift_file
+        if path is None or not path.exists():
+            return 0
+        rec = json.loads(path.read_text())
+        log.info("reference shift resumed", extra={"event": "reference_shift_resumed",
+                                                    "accounts": len(rec["who"])})  # fmt: skip
+        return self._shift(list(rec["who"]), [int(b) for b in rec["before"]],
+                           since_block=int(rec["block"]))  # fmt: skip
+
+    def _write_shift(self, who: list[str], before: list[int]) -> None:
+        path = self._shift_file
+        if path is None:
+            return
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump({"who": who, "before": before, "block": self.chain.block_number()}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _shift(self, who: list[str], before: list[int], *, since_block: int | None) -> int:
+        """Shift each reference by its account's assets now less `before`; `since_block`: a
+        resumed shift, whose accounts shifted after that block are done already."""
+        if since_block is not None:
+            done = {str(e.args["account"]).lower()
+                    for e in self.chain.events(LIQUIDATOR, "ReferenceShifted")
+                    if e.block > since_block}  # fmt: skip
+            pairs = [(w, b) for w, b in zip(who, before, strict=True) if w.lower() not in done]
+            who, before = [w for w, _ in pairs], [b for _, b in pairs]
         after = [int(self.chain.call(ENGINE, "keeper_view", w)[0]) for w in who]
         moves = [(w, a - b) for w, b, a in zip(who, before, after, strict=True) if a != b]
         shifted = 0
+        absent = False
         for up in (False, True):
             part = [(w, abs(d)) for w, d in moves if (d > 0) is up]
             for i in range(0, len(part), KEEP_BATCH):
@@ -248,7 +300,8 @@ class Keeper:
                     if not err.reason.startswith("margin:"):  # no such function: absent
                         log.info("reference shift absent",
                                  extra={"event": "reference_shift_absent"})  # fmt: skip
-                        return out
+                        absent = True
+                        break
                     self._count_refusal(err.reason, quiet=False)  # e.g. out of bounds
                     log.warning("references not shifted", extra={
                         "event": "reference_shift_refused", "reason": err.reason})  # fmt: skip
@@ -256,11 +309,16 @@ class Keeper:
                 shifted += len(chunk)
                 for w, _ in chunk:
                     self._refs.pop(w, None)
+            if absent:
+                break
         if moves:
             self._ref_arrays = None
             log.info("references shifted", extra={"event": "references_shifted",
                                                    "accounts": shifted})  # fmt: skip
-        return out
+        path = self._shift_file
+        if path is not None:
+            path.unlink(missing_ok=True)
+        return shifted
 
     def _levered_up(self, who: str, debt_fen: int, ref_assets: int, ref_equity: int) -> bool:
         """Whether the reference should follow the account: its debt grew by more than

@@ -406,6 +406,8 @@ def apply_on_chain(
     # a release without the NAV stop (the keeper reads 0) has no references to move
     if references is None or references.nav_stop_bps() == 0:
         return step()
+    # a shift a restart interrupted after its step: completed before anything else moves
+    references.resume_shift()
     if not _moves_haircuts(chain, want, run):
         return step()
     changed: bool = references.across_haircut_step(step)

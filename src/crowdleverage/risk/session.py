@@ -15,7 +15,8 @@ The day:
   (`Keeper.on_tick`, once per tick), follow-ups of liquidations, new orders to the exchange,
   the exchange matches, fills settled on chain, follow-ups again.
 * `close(epoch)`: the remaining ticks, unfilled orders expire and their cash is released,
-  liquidations whose orders are done end, then the pool's epoch (`EpochClose`).
+  liquidations whose orders are done end, then the pool's epoch (`EpochClose`); in parts
+  (`close_parts`) like a step.
 * `resume(day, ticks_done)`: a restarted process reopens a day after `ticks_done` ticks
   without reporting anything to the oracle again.
 
@@ -226,6 +227,20 @@ class TradingSession:
         """Open `day` (see the module doc). `setup`: the replay's day the book is built on —
         the market only (oracle day, exchange session, first tick), no regime, corporate
         actions, overnight orders or refresh, and the keeper stands by all day."""
+        parts = self.open_parts(day, setup=setup)
+        while True:
+            try:
+                next(parts)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def open_parts(self, day: TradingDay, *, setup: bool = False) -> Generator[None, None, Opened]:
+        """`open` in parts: it yields after the oracle's day and the exchange's session,
+        after the regime, liquidity and corporate actions, and after the overnight orders
+        and the refresh (before the first tick's prices), after each oracle reporter's
+        prices of the first tick but the last, and returns what `open` returns.
+        The progress file names the open from its start: a restart at any of these points
+        opens the day again as without it (what the chain shows done is not done twice)."""
         self._begin(day, ticks_done=0)
         self.keeper_on = not setup
         # an open of this day a restart interrupted (it, or its first step)
@@ -242,14 +257,17 @@ class TradingSession:
         self._set_halts(day)
         self.feeder.open_day(day, again=after is not None)
         self.exchange.open_day(day)
+        yield
         opened = Opened(None, None)
         if not setup:
             opened = Opened(self._publish_last_close(day, after), self._corporate_actions(day))
+            yield
             self.broker.place_received()
             self.sync.sync()
             self.sync.refresh_all()  # interest accrued overnight on every debt
-        self.feeder.on_ticks((s[0] for s in self._live),
-                             landed_after_s=after.time_s if after else None)  # fmt: skip
+            yield
+        first = (s[0] for s in self._live)
+        yield from self.feeder.on_ticks_parts(first, landed_after_s=after.time_s if after else None)
         return opened
 
     def resume(self, day: TradingDay, ticks_done: int) -> None:
@@ -368,9 +386,10 @@ class TradingSession:
                 return done.value  # type: ignore[no-any-return]
 
     def step_parts(self) -> Generator[None, None, int | None]:
-        """`step` in parts: it yields between the tick's phases (after the prices, after the
-        keeper, after the exchange matched and the broker journaled, after each settled
-        fill) and returns what `step` returns. Between two parts the caller may run other
+        """`step` in parts: it yields between the tick's phases (after each oracle
+        reporter's prices but the last, after the prices, after the keeper, after the
+        exchange matched and the broker journaled, after each settled fill) and returns
+        what `step` returns. Between two parts the caller may run other
         chain work that is no part of the session (the platform process runs wallet
         commands there: `flows.Platform.tick`); the progress file names the interrupted
         phase at every point, so a restart at any point resumes the step as without it."""
@@ -388,7 +407,9 @@ class TradingSession:
             self._mark_step(step, BEGUN)
         ticks = [s[step] for s in self._live if step < len(s)]
         if step > 0 and phase in (None, BEGUN):  # the first tick was reported at the open
-            self.feeder.on_ticks(ticks, landed_after_s=since.time_s if since else None)
+            yield from self.feeder.on_ticks_parts(
+                ticks, landed_after_s=since.time_s if since else None
+            )
         self.monitor.update_prices(self.monitor.cols(t.code for t in ticks),
                                    [t.price_fen for t in ticks])  # fmt: skip
         yield
@@ -444,16 +465,34 @@ class TradingSession:
         """Run the rest of the ticks, expire unfilled orders and release their cash, end the
         liquidations whose orders are done, then the pool's epoch as `epoch` says. Returns
         the epoch's figures when it closed."""
+        parts = self.close_parts(epoch)
+        while True:
+            try:
+                next(parts)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def close_parts(self, epoch: EpochClose) -> Generator[None, None, EpochClosed | None]:
+        """`close` in parts: it yields between the remaining ticks' parts and after each of
+        them (`step_parts`), after each expired order released and after the expiry
+        (before the epoch's close), and returns
+        what `close` returns. A restart at any of these points closes the day again as
+        without it: the remaining ticks resume from the progress file, the expiry releases
+        only orders still open on chain, the epoch closes once (`_close_epoch_once`)."""
         day = self.day
         assert day is not None, "open a day first"
-        while self.step() is not None:
-            pass
+        while True:
+            fills = yield from self.step_parts()
+            if fills is None:
+                break
+            yield
         expired = self.exchange.close_day()
         self.observer.on_expired(day, expired)
-        self.broker.end_day()
+        yield from self.broker.end_day_parts()
         self.sync.sync()
         if self.keeper_on:
             self.keeper.follow_up(self.liquidating(), new_session=False)
+        yield
         if self.progress is None:
             return self.close_epoch(epoch)
         return self._close_epoch_once(day, epoch)  # (paused since a first run closed it: read)
