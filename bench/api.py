@@ -46,7 +46,10 @@ import httpload  # bench/httpload.py, beside this file
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+# the project's venv, else the one running this bench (a worktree without a venv of its own)
 CROWDLEV = ROOT / ".venv" / "bin" / "crowdlev"
+if not CROWDLEV.exists():
+    CROWDLEV = Path(sys.executable).parent / "crowdlev"
 
 
 def free_port() -> int:

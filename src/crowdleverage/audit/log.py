@@ -153,32 +153,48 @@ class AuditLog:
 
     def append(self, actor: str, action: str, payload: dict[str, Any]) -> LogEntry:
         """Append one action; serialised with every other writer."""
-        if not actor.strip() or not action.strip():
-            raise InvalidInput("an audit entry needs an actor and an action")
-        try:
-            body = canonical(payload)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"audit payload is not JSON: {exc}") from exc
+        return self.append_many([(actor, action, payload)])[0]
+
+    def append_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> list[LogEntry]:
+        """Append actions (actor, action, payload) in order, in one write transaction: each
+        its own signed, hash-chained entry, as one `append` after another would write them."""
+        bodies = []
+        for actor, action, payload in items:
+            if not actor.strip() or not action.strip():
+                raise InvalidInput("an audit entry needs an actor and an action")
+            try:
+                bodies.append(canonical(payload))
+            except (TypeError, ValueError) as exc:
+                raise InvalidInput(f"audit payload is not JSON: {exc}") from exc
+        out: list[LogEntry] = []
         with write_transaction(self.engine) as conn:
             last = conn.execute(
                 sa.select(log_table.c.seq, log_table.c.entry_hash)
                 .order_by(log_table.c.seq.desc())
                 .limit(1)
             ).first()
-            seq, prev = (last.seq + 1, last.entry_hash) if last else (1, GENESIS)
-            ts_ns = time.time_ns()
-            digest = entry_hash(seq, ts_ns, actor, action, body, prev)
-            conn.execute(
-                log_table.insert(),
-                {"seq": seq, "ts_ns": ts_ns, "actor": actor, "action": action, "payload": body,
-                 "prev_hash": prev, "entry_hash": digest, "signer": self.signer.address,
-                 "signature": self.signer.sign(digest)},
-            )  # fmt: skip
-        # After the commit: a crash in between leaves the head one entry behind (verify still
-        # passes); a head ahead of the log can only mean entries were removed. Inside a group
-        # commit the head moves at the group's end (once, to the group's last entry).
-        on_commit(self.engine, "audit_head", lambda: self._write_head(seq, digest))
-        return LogEntry(seq, ts_ns, actor, action, payload, digest)
+            seq, prev = (last.seq, last.entry_hash) if last else (0, GENESIS)
+            rows = []
+            for (actor, action, payload), body in zip(items, bodies, strict=True):
+                seq += 1
+                ts_ns = time.time_ns()
+                digest = entry_hash(seq, ts_ns, actor, action, body, prev)
+                rows.append(
+                    {"seq": seq, "ts_ns": ts_ns, "actor": actor, "action": action,
+                     "payload": body, "prev_hash": prev, "entry_hash": digest,
+                     "signer": self.signer.address, "signature": self.signer.sign(digest)}
+                )  # fmt: skip
+                out.append(LogEntry(seq, ts_ns, actor, action, payload, digest))
+                prev = digest
+            if rows:
+                conn.execute(log_table.insert(), rows)
+        if out:
+            # After the commit: a crash in between leaves the head behind (verify still
+            # passes); a head ahead of the log can only mean entries were removed. Inside a
+            # group commit the head moves at the group's end (once, to the group's last entry).
+            head_seq, head = out[-1].seq, out[-1].entry_hash
+            on_commit(self.engine, "audit_head", lambda: self._write_head(head_seq, head))
+        return out
 
     def _write_head(self, seq: int, digest: str) -> None:
         """Move the head forward to (seq, digest), never back: concurrent appenders (threads

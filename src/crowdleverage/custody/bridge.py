@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crowdleverage.custody import schema as s
+from crowdleverage.custody.db import barrier
 from crowdleverage.custody.service import AccountCode, CustodyService, TransferCode, investors
 from crowdleverage.domain.errors import (
     ContractRevert,
@@ -90,21 +91,106 @@ class Bridge:
 
     def redeem(self, investor_id: str, amount_fen: int, *, payout_id: int) -> None:
         """Withdrawal: burn, then reserve the payout (exported later as pain.001)."""
+        self.prepare_burn(investor_id, amount_fen, payout_id=payout_id)
+        self.process()
+
+    def prepare_burn(
+        self,
+        investor_id: str,
+        amount_fen: int,
+        *,
+        payout_id: int,
+        pending: dict[str, int] | None = None,
+    ) -> bool:
+        """A withdrawal's checks and its recorded op, without the burn (`redeem`, or a batch:
+        `burn_batch` after one barrier for all of them). `pending`: fen of the burns a batch
+        recorded so far and has not sent, per investor; the balance check counts them (a
+        batch never overdraws a wallet) and this op's amount is added. True when the op is
+        new (recorded now: no burn with its reference can have been sent)."""
         if amount_fen <= 0:
             raise InvalidInput(f"redemption amount must be positive, got {amount_fen} fen")
         self.custody.investor_account_id(investor_id)  # NotFound for unknown investors
         with self.engine.connect() as conn:
             known = conn.execute(
-                sa.select(ops.c.op_id).where(ops.c.op_id == f"{payout_id:032x}")
+                sa.select(ops.c.status).where(ops.c.op_id == f"{payout_id:032x}")
             ).first()
         if known is None:  # a retry of a known op skips the check: its burn may be done
             held = int(self.chain.call("CashToken", "balanceOf", self.address_of(investor_id)))
+            held -= pending.get(investor_id, 0) if pending is not None else 0
             if held < amount_fen:
                 raise RuleViolation(
                     f"investor {investor_id} holds {held} fen, cannot redeem {amount_fen}"
                 )
         self._record("burn", payout_id, investor_id, amount_fen)
-        self.process()
+        if pending is not None and (
+            known is None  # a resumed op whose burn is still to be sent counts too
+            or (known.status == "pending"
+                and not self.chain.call("CashToken", "ref_used", ref32(payout_id)))
+        ):  # fmt: skip
+            pending[investor_id] = pending.get(investor_id, 0) + amount_fen
+        return known is None
+
+    def burn_batch(
+        self, payout_ids: list[int], fresh: Collection[int] = frozenset()
+    ) -> dict[int, str]:
+        """The burns of a batch of withdrawals (`prepare_burn`: their ops are recorded; one
+        barrier here makes them durable), back to back, then each one's payout
+        reserved and its op finished. Per payout id: `burned` (now), `done` (before this
+        call, or found on chain: an earlier attempt's burn), `failed` (the contract refused
+        it) or `paused` (the chain is paused: it was not sent and waits). A crash anywhere in
+        between leaves the ops pending: `process` (at the restart) or the command's retry
+        completes each one exactly once (the chain's `ref_used` is the witness). `fresh`:
+        the ops `prepare_burn` recorded new in this batch — every burn is sent only after its
+        op is committed, so the chain has not seen their references and is not asked (the
+        contract refuses a used reference in any case)."""
+        keys = {f"{i:032x}": i for i in payout_ids}
+        with self.engine.connect() as conn:
+            rows = {r.op_id: r for r in conn.execute(sa.select(ops).where(
+                ops.c.op_id.in_(list(keys)), ops.c.kind == "burn"))}  # fmt: skip
+        # the batch's recovery points (its ops, its commands' rows) durable before any burn:
+        # one commit for the batch; nothing touches the database until the last burn is sent
+        barrier(self.engine)
+        out: dict[int, str] = {}
+        sent: list[tuple[Any, str, str | None]] = []  # (op, status, chain tx or reason)
+        paused = False
+        for key, op_id in keys.items():
+            op = rows.get(key)
+            if op is None or op.status != "pending":
+                out[op_id] = "done" if op is not None and op.status == "done" else "failed"
+                continue
+            if paused:
+                out[op_id] = "paused"
+            elif op_id not in fresh and self.chain.call("CashToken", "ref_used", ref32(op_id)):
+                sent.append((op, "done", None))
+                out[op_id] = "done"
+            else:
+                try:
+                    tx = self.chain.send(
+                        "CashToken", "burn", op.address, op.amount_fen, ref32(op_id),
+                        actor="custodian",
+                    ).tx_hash  # fmt: skip
+                except ContractRevert as exc:
+                    if "paused" in exc.reason:
+                        paused = True  # this op and the rest wait for the chain
+                        out[op_id] = "paused"
+                        continue
+                    sent.append((op, "failed", exc.reason[:80]))
+                    out[op_id] = "failed"
+                    continue
+                sent.append((op, "done", tx))
+                out[op_id] = "burned"
+        # the ledger's side, after every burn of the batch: one ledger call, one update each
+        self.custody.request_payouts([(op.investor_id, op.amount_fen, int(op.op_id, 16))
+                                      for op, status, _ in sent if status == "done"])  # fmt: skip
+        if sent:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    ops.update()
+                    .where(ops.c.op_id == sa.bindparam("k"), ops.c.status == "pending")
+                    .values(status=sa.bindparam("s"), chain_tx=sa.bindparam("n")),
+                    [{"k": op.op_id, "s": status, "n": note} for op, status, note in sent],
+                )
+        return out
 
     def _record(self, kind: str, op_id: int, investor_id: str, amount_fen: int) -> None:
         key = f"{op_id:032x}"

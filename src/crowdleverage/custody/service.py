@@ -411,6 +411,44 @@ class CustodyService:
                 )  # fmt: skip
         return payout_id
 
+    def request_payouts(self, items: list[tuple[str, int, int]]) -> None:
+        """`request_payout` for many (investor id, amount fen, payout id) at once: one ledger
+        call and one insert (a batch of withdrawals). Each is checked as `request_payout`
+        checks it; the first refusal raises (after the ones before it are reserved)."""
+        if not items:
+            return
+        transfers = []
+        for investor_id, amount_fen, payout_id in items:
+            if amount_fen <= 0:
+                raise InvalidInput(f"payout amount must be positive, got {amount_fen} fen")
+            acc = self.investor_account_id(investor_id)
+            transfers.append(
+                Transfer(payout_id, acc, self.bank_cash_id, amount_fen, CNY_LEDGER,
+                         TransferCode.PAYOUT, flags=TransferFlags.PENDING)
+            )  # fmt: skip
+        results = self.ledger.create_transfers(transfers)
+        keys = [f"{payout_id:032x}" for _, _, payout_id in items]
+        with self.engine.begin() as conn:
+            found = sa.select(payouts.c.transfer_id).where(payouts.c.transfer_id.in_(keys))
+            have = {r[0] for r in conn.execute(found)}
+            new = []
+            for (investor_id, amount_fen, payout_id), key, res in zip(
+                items, keys, results, strict=True
+            ):
+                if res is R.EXCEEDS_CREDITS:
+                    raise RuleViolation(
+                        f"investor {investor_id} has less than {amount_fen} fen available"
+                    )
+                if res not in (R.CREATED, R.EXISTS):
+                    raise Conflict(f"payout {payout_id:032x} refused: {res.value}")
+                if key not in have:
+                    have.add(key)
+                    new.append({"transfer_id": key, "investor_id": investor_id,
+                                "amount_fen": amount_fen, "status": "requested",
+                                "message_id": None})  # fmt: skip
+            if new:
+                conn.execute(payouts.insert(), new)
+
     def cancel_payout(self, payout_id: int) -> None:
         """Void a payout that was not exported yet (releases the reserved amount)."""
         key = f"{payout_id:032x}"

@@ -100,6 +100,12 @@ class Command:
         barrier(self.store.engine)
 
 
+def _new_row(spec: CommandSpec) -> dict[str, Any]:
+    return {"owner_id": spec.owner_id, "key": spec.key, "request_hash": spec.request_hash,
+            "path": spec.path[:256], "state": "running", "progress": "{}",
+            "created_at_s": int(time.time())}  # fmt: skip
+
+
 class CommandStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -140,14 +146,51 @@ class CommandStore:
         with write_transaction(self.engine) as conn:
             row = conn.execute(sa.select(t).where(*where)).first()
             if row is None:
-                conn.execute(
-                    t.insert().values(
-                        owner_id=spec.owner_id, key=spec.key, request_hash=spec.request_hash,
-                        path=spec.path[:256], state="running", progress="{}",
-                        created_at_s=int(time.time()),
-                    )
-                )  # fmt: skip
+                conn.execute(t.insert().values(**_new_row(spec)))
                 return Command(spec, self, resumed=False), None
+        return self._found(spec, row)
+
+    def start_many(
+        self, specs: list[CommandSpec]
+    ) -> list[tuple[Command | None, Stored | None] | IdempotencyKeyMismatch]:
+        """`start` for a batch of commands in one write (its new rows in one insert): per
+        spec what `start` returns, or the mismatch it raises."""
+        if len({(s.owner_id, s.key) for s in specs}) != len(specs):  # one key twice: in turn
+            return [self._start_or_mismatch(s) for s in specs]
+        t = commands
+        out: list[tuple[Command | None, Stored | None] | IdempotencyKeyMismatch] = []
+        with write_transaction(self.engine) as conn:
+            found: dict[tuple[int, str], Any] = {}
+            for owner in dict.fromkeys(s.owner_id for s in specs):
+                keys = [s.key for s in specs if s.owner_id == owner]
+                for r in conn.execute(sa.select(t).where(t.c.owner_id == owner,
+                                                         t.c.key.in_(keys))):  # fmt: skip
+                    found[(owner, r.key)] = r
+            new = []
+            for spec in specs:
+                row = found.get((spec.owner_id, spec.key))
+                if row is None:
+                    new.append(_new_row(spec))
+                    out.append((Command(spec, self, resumed=False), None))
+                    continue
+                try:
+                    out.append(self._found(spec, row))
+                except IdempotencyKeyMismatch as err:
+                    out.append(err)
+            if new:
+                conn.execute(t.insert(), new)
+        return out
+
+    def _start_or_mismatch(
+        self, spec: CommandSpec
+    ) -> tuple[Command | None, Stored | None] | IdempotencyKeyMismatch:
+        try:
+            return self.start(spec)
+        except IdempotencyKeyMismatch as err:
+            return err
+
+    def _found(self, spec: CommandSpec, row: Any) -> tuple[Command | None, Stored | None]:
+        """`start` for a key that has its row already."""
         if row.request_hash != spec.request_hash:
             raise IdempotencyKeyMismatch(
                 "this Idempotency-Key was used for a different request "

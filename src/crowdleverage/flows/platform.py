@@ -39,7 +39,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -128,6 +128,18 @@ def _now_iso() -> str:
 def investor_id(user_id: int) -> str:
     """The user's custody investor id (every wallet holder is a custody client)."""
     return f"U{user_id:06d}"
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """One withdrawal command of a batch (`Platform.withdraw_batch`): `respond` turns the
+    use case's result into the command's (status, body)."""
+
+    spec: CommandSpec
+    user_id: int
+    amount_fen: int
+    respond: Callable[[dict[str, Any]], tuple[int, Any]] = lambda out: (200, out)
+    log_fields: dict[str, Any] = field(default_factory=dict)  # e.g. the request id
 
 
 @dataclass
@@ -659,6 +671,171 @@ class Platform:
             self._line(user_id, "withdrawal", -amount_fen)
             self._after()
             return {"user_id": user_id, "wallet_fen": self.wallet_fen(user_id)}
+
+    def withdraw_batch(
+        self,
+        items: list[Withdrawal],
+        after: Callable[[list[Withdrawal]], None] | None = None,
+    ) -> list[tuple[int, Any, bool] | Exception]:
+        """Withdrawal commands as one batch, each exactly once per (owner, key) as `execute`
+        runs it (per item: (status, body, replayed), or the error that command raised):
+
+        1. the commands' rows started in one write (a new key, or a resumed one), then per
+           command, in order, the checks of `withdraw` and its bridge op recorded (the
+           recovery point: the burn's reference is the command's); the balance check counts
+           the burns recorded before it in the batch;
+        2. one barrier (those recovery points are durable), then the burns back to back
+           (`Bridge.burn_batch`), then the payouts reserved in the ledger;
+        3. the statement lines, `after` (once, with the withdrawals done: the API's audit
+           entries), and every command's result saved in one transaction with the record.
+           Each response's wallet is what it would have been had the batch run one command
+           at a time.
+
+        A crash anywhere leaves each command running with its op recorded (or neither): a
+        restart (`Bridge.process`) or the command's retry completes its burn once."""
+        out: list[tuple[int, Any, bool] | Exception | None] = [None] * len(items)
+        t0 = time.perf_counter()
+        with self.lock:
+            started: list[tuple[int, Command]] = []
+            pending: dict[str, int] = {}
+            fresh: set[int] = set()  # ops recorded new by this batch
+            wallets: dict[int, int] = {}
+            begun = self.commands.start_many([w.spec for w in items])
+            for i, (w, one) in enumerate(zip(items, begun, strict=True)):
+                fields = {"event": "command", "owner_id": w.spec.owner_id, "key": w.spec.key,
+                          "path": w.spec.path, "batch": len(items), **w.log_fields}  # fmt: skip
+                if isinstance(one, CrowdLevError):  # the key was used for another request
+                    out[i] = one
+                    continue
+                cmd, stored = one
+                if stored is not None:
+                    log.info("command replayed", extra={**fields, "status": stored.status_code,
+                                                        "outcome": "replayed"})  # fmt: skip
+                    out[i] = (stored.status_code, stored.body, True)
+                    continue
+                assert cmd is not None
+                self._cmd = cmd
+                try:
+                    if cmd.resumed:
+                        self._resolve(cmd)
+                    self._positive(w.amount_fen)
+                    self._require_open()
+                    self._enrolled(w.user_id)
+                    if self.bridge.prepare_burn(investor_id(w.user_id), w.amount_fen,
+                                                payout_id=cmd.ref, pending=pending):  # fmt: skip
+                        fresh.add(cmd.ref)
+                    # the wallet before the batch's burns (the check's read, cached per block)
+                    wallets.setdefault(w.user_id, self.wallet_fen(w.user_id))
+                except CrowdLevError as err:
+                    out[i] = self._refused(cmd, err, fields, t0)
+                    continue
+                except Exception as exc:
+                    self._resolve(cmd)
+                    log.exception("command failed; a retry resumes it",
+                                  extra={**fields, "outcome": "failed"})  # fmt: skip
+                    out[i] = exc
+                    continue
+                finally:
+                    self._cmd = None
+                started.append((i, cmd))
+            if started:
+                self._burn_batch(items, started, fresh, wallets, out, t0, after)
+        assert all(x is not None for x in out), "dev: every item answered"
+        return [x for x in out if x is not None]
+
+    def _refused(
+        self, cmd: Command, err: CrowdLevError, fields: dict[str, Any], t0: float
+    ) -> CrowdLevError:
+        """As `execute` handles a typed error: a 5xx leaves the command to resume, a refusal
+        is stored as its result."""
+        if err.http_status >= 500:
+            self._resolve(cmd)
+            log.warning("command deferred", extra={**fields, "outcome": err.code})
+            return err
+        self._commit(cmd, err.http_status, {"details": {}, **err.to_dict()})
+        log.info("command refused", extra={**fields, "status": err.http_status,
+                 "outcome": err.code, "ms": _ms(t0)})  # fmt: skip
+        return err
+
+    def _burn_batch(
+        self,
+        items: list[Withdrawal],
+        started: list[tuple[int, Command]],
+        fresh: set[int],
+        wallets: dict[int, int],
+        out: list[tuple[int, Any, bool] | Exception | None],
+        t0: float,
+        after: Callable[[list[Withdrawal]], None] | None,
+    ) -> None:
+        try:  # one barrier for the batch's recovery points, then the burns
+            outcome = self.bridge.burn_batch([cmd.ref for _, cmd in started], fresh)
+        except Exception as exc:  # unexpected: every command of the batch resumes on retry
+            log.exception("a batch of withdrawals failed; a retry resumes each",
+                          extra={"event": "command", "outcome": "failed"})  # fmt: skip
+            if isinstance(exc, CrowdLevError) and exc.http_status < 500:
+                exc = RuntimeError(f"after the burns: {exc}")  # not a refusal: burns happened
+            for i, _ in started:
+                out[i] = exc
+            return
+        done: list[tuple[int, Command, bool]] = []
+        for i, cmd in started:
+            w = items[i]
+            fields = {"event": "command", "owner_id": w.spec.owner_id, "key": w.spec.key,
+                      "path": w.spec.path, "resumed": cmd.resumed, "batch": len(items),
+                      **w.log_fields}  # fmt: skip
+            if outcome[cmd.ref] == "paused":  # not sent: the command waits for the chain
+                err = PlatformPaused(f"chain is paused; bridge op {cmd.ref:032x} waits")
+                out[i] = self._refused(cmd, err, fields, t0)
+                continue
+            self._cmd = cmd
+            try:
+                self._line(w.user_id, "withdrawal", -w.amount_fen)
+            finally:
+                self._cmd = None
+            done.append((i, cmd, outcome[cmd.ref] == "burned"))
+        if not done:
+            return
+        try:
+            if after is not None:
+                after([items[i] for i, *_ in done])
+        except Exception as exc:  # nothing stored: each command resumes on its retry
+            log.exception("a batch of withdrawals failed; a retry resumes each",
+                          extra={"event": "command", "outcome": "failed"})  # fmt: skip
+            for i, *_ in done:
+                out[i] = exc
+            return
+        # each response's wallet as if the batch ran one command at a time: the wallet before
+        # the batch less what this batch burned up to and including that command
+        results: list[tuple[int, Command, int, Any]] = []
+        for i, cmd, burned in done:
+            w = items[i]
+            if burned:
+                wallets[w.user_id] -= w.amount_fen
+            status, body = w.respond({"user_id": w.user_id, "wallet_fen": wallets[w.user_id]})
+            results.append((i, cmd, status, body))
+
+        def finish(conn: sa.Connection) -> None:
+            for _, cmd, status, body in results:
+                CommandStore.finish(conn, cmd.spec, status, body)
+
+        try:
+            # no custody mirror here: a burn is no transfer between two holders (the mirror
+            # skips it; the next sync, or the reconciliation's, moves its cursor past it)
+            self._sync()
+            # a withdrawal does not touch the simulated bank (its payout leaves at day's end)
+            self.save(also=finish, bank=False)
+        except Exception as exc:  # nothing stored: each command resumes on its retry
+            log.exception("a batch of withdrawals failed; a retry resumes each",
+                          extra={"event": "command", "outcome": "failed"})  # fmt: skip
+            for i, *_ in results:
+                out[i] = exc
+            return
+        for i, cmd, status, body in results:
+            out[i] = (status, body, False)
+            log.info("command done", extra={"event": "command", "owner_id": cmd.spec.owner_id,
+                     "key": cmd.spec.key, "path": cmd.spec.path, "resumed": cmd.resumed,
+                     "status": status, "outcome": "done", "batch": len(items),
+                     "ms": _ms(t0), **items[i].log_fields})  # fmt: skip
 
     def wallet_fen(self, user_id: int) -> int:
         if user_id not in self.s.enrolled:

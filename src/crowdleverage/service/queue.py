@@ -326,7 +326,7 @@ class Queue:
         payload)`: the rows from the head of the queue up to the first one it refuses (a row
         never runs before one queued ahead of it)."""
         t = commands
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn:  # a read first: an idle claim takes no write lock
             if only is None:
                 q = sa.select(t.c.id).where(t.c.state == "queued").order_by(t.c.id).limit(limit)
                 ids = [int(r[0]) for r in conn.execute(q)]
@@ -378,17 +378,19 @@ class Queue:
         """A batch's responses (row id, state, status, result) and the views it changed, in
         one transaction (one commit, one fsync, for the whole batch)."""
         t = commands
+        stmt = (
+            t.update()
+            .where(t.c.id == sa.bindparam("rid"))
+            .values(state=sa.bindparam("st"), status_code=sa.bindparam("code"),
+                    result=sa.bindparam("res"), done_at_ms=sa.bindparam("at"))
+        )  # fmt: skip
+        at = now_ms()
+        params = [{"rid": row_id, "st": state, "code": status_code, "res": json.dumps(result),
+                   "at": at} for row_id, state, status_code, result in rows]  # fmt: skip
         with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             self._put_docs(conn, docs)
-            for row_id, state, status_code, result in rows:
-                conn.execute(
-                    t.update()
-                    .where(t.c.id == row_id)
-                    .values(
-                        state=state, status_code=status_code, result=json.dumps(result),
-                        done_at_ms=now_ms(),
-                    )
-                )  # fmt: skip
+            if params:
+                conn.execute(stmt, params)
 
     def interrupted(self) -> list[Row]:
         """Rows a killed writer had claimed."""
@@ -451,10 +453,14 @@ class Queue:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(read_models.c.seq))).scalar() or 0)
 
-    def doc_keys(self) -> list[tuple[int, str, str]]:
+    def doc_keys(self, viewers: set[int] | None = None) -> list[tuple[int, str, str]]:
+        """(viewer, path, kind) of the stored views: all, or those of `viewers`."""
         t = read_models
+        q = sa.select(t.c.viewer_id, t.c.path, t.c.kind)
+        if viewers is not None:
+            q = q.where(t.c.viewer_id.in_(sorted(viewers)))
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.c.viewer_id, t.c.path, t.c.kind)).all()
+            rows = conn.execute(q).all()
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def prune(self, older_than_ms: int) -> None:

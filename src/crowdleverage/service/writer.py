@@ -4,17 +4,20 @@ It owns the chain and `flows.Platform`, advances the trading session (one replay
 `pace_s` seconds, with the monitor, keeper, broker and end of day inside `Platform.tick`), and
 executes the queued commands in order through the API's own endpoints in this process (so a
 command answers exactly what the endpoint answers, and money commands keep the exactly-once
-semantics of `flows.commands`). A tick runs in parts (`flows.Platform.tick`); between two parts
-the writer runs the wallet commands (withdrawals, deposits) at the head of the queue, so they
-wait for a part of a tick rather than all of it (any other command waits for the tick's end,
-and no command runs before one queued ahead of it). After every batch of commands it
-re-renders the read models of the viewers the batch touched, in the same transaction that
-stores the commands' responses (a client that got its response reads its own write; between
-a tick's parts such a view may show the tick half done until the tick's end re-renders it);
-after every tick, and a little later
-after commands for staff and market-wide views, it re-renders the rest, in slices of about
-`REFRESH_BUDGET_S` between batches. A rendering equal to the one last committed is not written
-again; views nobody has read for `VIEW_IDLE_S` are deleted (`evict`).
+semantics of `flows.commands`). Withdrawals take a typed path instead (`api.direct`: the
+endpoint's own checks and answers; a request it would refuse goes through the endpoint): the
+run of them at the head of a batch executes as one `Platform.withdraw_batch` (one barrier for
+their recovery points, the burns back to back, one commit). A tick runs in parts
+(`flows.Platform.tick`); between two parts the writer runs the wallet commands (withdrawals,
+deposits) at the head of the queue, so they wait for a part of a tick rather than all of it
+(any other command waits for the tick's end, and no command runs before one queued ahead of
+it). After every batch of commands it re-renders the read models of the viewers the batch
+touched, in the same transaction that stores the commands' responses (a client that got its
+response reads its own write; between a tick's parts such a view may show the tick half done
+until the tick's end re-renders it); after every tick, and a little later after commands for
+staff and market-wide views, it re-renders the rest, in slices of about `REFRESH_BUDGET_S`
+between batches. A rendering equal to the one last committed is not written again; views nobody
+has read for `VIEW_IDLE_S` are deleted (`evict`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from crowdleverage.api import direct
 from crowdleverage.api.security import Role, UserStore, issue_token
 from crowdleverage.custody.db import GroupCommitFailed, group_commit
 from crowdleverage.domain.errors import NotFound
@@ -268,12 +272,21 @@ class PlatformWriter:
         affected: set[int] = set()
         t0 = time.monotonic()
         left: list[Row] = []
+        answers: dict[int, tuple[int, list[tuple[str, str]], bytes]] = {}
         for i, row in enumerate(rows):
             if i and time.monotonic() - t0 >= GROUP_SLICE_S:
                 left = rows[i:]
                 break
             p = row.payload
-            status, headers, body = self._call(p)
+            if row.id in answers:
+                status, headers, body = answers.pop(row.id)
+            else:
+                batch = self._withdrawals(rows[i:])
+                if batch:
+                    answers.update(batch)
+                    status, headers, body = answers.pop(row.id)
+                else:
+                    status, headers, body = self._call(p)
             if row.kind == "read":
                 if p.get("cache") and status < 500 and row.owner_id >= 0:
                     doc = self._doc(row.owner_id, p["view"], status, headers, body, force=True)
@@ -300,6 +313,35 @@ class PlatformWriter:
             docs += self._render(list(dict.fromkeys(fresh)))
         return finished, docs, left
 
+    def _withdrawals(self, rows: list[Row]) -> dict[int, tuple[int, list[tuple[str, str]], bytes]]:
+        """The withdrawals at the head of `rows` that take the typed path (`api.direct`), run
+        as one batch (`Platform.withdraw_batch`): their answers by row id. Empty when the
+        first row is not one (it goes through the application)."""
+        prepared: list[tuple[Row, direct.Prepared]] = []
+        seen = direct.Seen()
+        for row in rows:
+            p = row.payload
+            if row.kind != "write" or not direct.WITHDRAWAL_PATH.match(str(p.get("path", ""))):
+                break
+            try:
+                one = direct.prepare(self.api, p["method"], p["path"],
+                                     [(k, v) for k, v in p["headers"]],
+                                     bytes.fromhex(p.get("body_hex", "")), seen)  # fmt: skip
+            except Exception:
+                log.exception("a withdrawal could not be prepared; through the application")
+                one = None
+            if one is None:
+                break
+            prepared.append((row, one))
+        if not prepared:
+            return {}
+        try:
+            answers = direct.run(self.api, [one for _, one in prepared])
+        except Exception:
+            log.exception("a batch of withdrawals failed in the platform process")
+            return {row.id: (500, [], b"") for row, _ in prepared}
+        return {row.id: a for (row, _), a in zip(prepared, answers, strict=True)}
+
     def _call(self, p: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = [(k, v) for k, v in p["headers"]]
         body = bytes.fromhex(p.get("body_hex", ""))
@@ -325,7 +367,7 @@ class PlatformWriter:
     # ------------------------------------------------------------------ read models
 
     def _keys_of(self, viewers: set[int]) -> list[tuple[int, str]]:
-        return [(v, path) for v, path, _ in self.queue.doc_keys() if v in viewers]
+        return [(v, path) for v, path, _ in self.queue.doc_keys(viewers)]
 
     def _all_dirty(self) -> None:
         for viewer, path, kind in self.queue.doc_keys():
