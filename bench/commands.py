@@ -13,7 +13,9 @@ new Idempotency-Key:
   is due at i / R, over up to `--connections` connections, bench/httpload.py), and each one's
   latency counts from when it was due, so a server that falls behind pays for the wait. It
   prints the offered rate, the completed rate (commands / time to the last answer), p50, p99
-  and max latency.
+  and max latency. Its target is met when the offered rate is at least 50/s, every command is
+  answered 200 and p99 < 250 ms (the completed rate is below the offered one by the last
+  command's latency even when the server keeps up; one that does not shows in the latency).
 
 For each mode the bench prints errors and, per command:
 
@@ -213,14 +215,25 @@ def main() -> None:
                     r["fsyncs_by_file"] = {k: v / n for k, v in fsyncs.most_common()}
                     detail = ", ".join(f"{k} {v / n:.2f}" for k, v in fsyncs.most_common())
                     print(f"{'':<32}fsyncs per command {total / n:.2f} ({detail})")
-                if mode is not None:
+                if mode == "open":
+                    # open loop: the offered rate is the throughput asked for; the server
+                    # sustains it when every command is answered 200 and the latency (from
+                    # when each was due) stays bounded. n / wall is below the offered rate by
+                    # the last command's latency even for a server that keeps up.
+                    r["met"] = args.rate >= 50 and r["p99_ms"] < 250 and errors == 0
+                elif mode is not None:
                     r["met"] = r["rps"] >= 50 and r["p99_ms"] < 250 and errors == 0
                 results[label] = r
             base_rps = results["baseline GET /api/v1/status"]["rps"]
             for label, r in results.items():
                 if "met" in r:
+                    rate = (
+                        "offered >= 50/s, every command answered 200"
+                        if "offered_rps" in r
+                        else ">= 50/s"
+                    )
                     print(f"{label}: commands/s vs the baseline's req/s {r['rps'] / base_rps:.3f}x;"
-                          f" target (issue 14) >= 50/s, p99 < 250 ms, 0 errors: "
+                          f" target (issue 14) {rate}, p99 < 250 ms, 0 errors: "
                           f"{'met' if r['met'] else 'NOT met'}")  # fmt: skip
             print(f"load average at the end {os.getloadavg()[0]:.1f}")
             print(json.dumps({"bench": "commands", "pace_s": args.pace_s, "results": results}))
