@@ -247,6 +247,8 @@ def test_enrol_settle_and_combined_ratio(world: World) -> None:
 
     h_value = 10_000 * v.px[510330]  # marked by the oracle, not the broker's 390
     counted = 50 * WAN * 9_000 // 10_000 + h_value * 5_000 // 10_000
+    # the debt as the combined view sees it: interest accrued over the settlements' blocks
+    assets, debt, _ = (int(x) for x in c.call(ENGINE, "account_state", who))
     got = acc.combined("pro-a")
     assert (got.engine_assets_fen, got.debt_fen, got.counted_fen) == (assets, debt, counted)
     assert got.ratio_bps == (assets + counted) * 10_000 // debt
