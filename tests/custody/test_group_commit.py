@@ -110,6 +110,22 @@ def test_on_commit_runs_once_per_key_after_the_commit(engine: Engine) -> None:
     assert ran[1:] == [("head 3", [1, 2, 3])]  # the last one, after the commit
 
 
+def test_deferred_after_work_runs_when_the_caller_says(engine: Engine) -> None:
+    """`defer_after` (the platform's writer: the audit head after the answers): the final
+    commit leaves the `on_commit` work to `run_after`, which runs it once."""
+    md.create_all(engine)
+    ran: list[tuple[str, list[int]]] = []
+    with group_commit(engine) as group:
+        group.defer_after = True
+        with write_transaction(engine) as conn:
+            conn.execute(items.insert(), {"id": 1})
+        on_commit(engine, "head", lambda: ran.append(("head", _others_see(engine))))
+    assert ran == [] and _others_see(engine) == [1]  # committed, the work not run yet
+    group.run_after()
+    group.run_after()
+    assert ran == [("head", [1])]
+
+
 def test_barrier_outside_a_group_and_inside_a_transaction(engine: Engine) -> None:
     md.create_all(engine)
     barrier(engine)  # nothing to do: every write transaction committed already

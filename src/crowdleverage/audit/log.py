@@ -191,7 +191,8 @@ class AuditLog:
         if out:
             # After the commit: a crash in between leaves the head behind (verify still
             # passes); a head ahead of the log can only mean entries were removed. Inside a
-            # group commit the head moves at the group's end (once, to the group's last entry).
+            # group commit the head moves at the group's end (once, to the group's last entry;
+            # the platform's writer: after the group's answers are stored, `Group.defer_after`).
             head_seq, head = out[-1].seq, out[-1].entry_hash
             on_commit(self.engine, "audit_head", lambda: self._write_head(head_seq, head))
         return out

@@ -139,6 +139,8 @@ class Group:
         if engine.dialect.name == "sqlite":
             self.conn = self.conn.execution_options(sqlite_begin="IMMEDIATE")
         self.tx: sa.RootTransaction | None = None
+        # True: the final commit leaves the `on_commit` work to the caller's `run_after`
+        self.defer_after = False
 
     def use(self) -> Connection:
         """The group's connection, in the group's transaction (begun now if none is open)."""
@@ -158,8 +160,12 @@ class Group:
             self.tx.commit()
             self.commits += 1
         self.tx = None
-        if not final:
-            return
+        if final and not self.defer_after:
+            self.run_after()
+
+    def run_after(self) -> None:
+        """The deferred `on_commit` work, once (at the final commit, or when the caller says
+        so with `defer_after`: e.g. after the group's answers are stored)."""
         after, self._after = list(self._after.values()), {}
         for fn in after:
             try:

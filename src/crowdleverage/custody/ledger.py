@@ -46,6 +46,11 @@ _ACCOUNT_FLAGS_ALL = int(
 _TRANSFER_FLAGS_ALL = int(TransferFlags.LINKED | _TWO_PHASE)
 _NS_PER_S = 1_000_000_000
 _ZERO_ID = "0" * 32
+# the newest timestamps of transfers and accounts (both indexed: each max is one seek)
+_LAST_TIMESTAMPS = sa.select(
+    sa.select(sa.func.max(s.transfers.c.timestamp)).scalar_subquery(),
+    sa.select(sa.func.max(s.accounts.c.timestamp)).scalar_subquery(),
+)
 _LINKED_I, _PENDING_I = int(TransferFlags.LINKED), int(TransferFlags.PENDING)
 _POST_I, _VOID_I = (
     int(TransferFlags.POST_PENDING_TRANSFER),
@@ -233,10 +238,8 @@ class Ledger:
 
     def _timestamp_base(self, conn: Connection) -> int:
         """Strictly increasing ns timestamps even if the wall clock steps back."""
-        last = max(
-            conn.execute(sa.select(sa.func.max(s.transfers.c.timestamp))).scalar() or 0,
-            conn.execute(sa.select(sa.func.max(s.accounts.c.timestamp))).scalar() or 0,
-        )
+        row = conn.execute(_LAST_TIMESTAMPS).one()  # one statement for both tables
+        last = max(row[0] or 0, row[1] or 0)
         return max(self.clock_ns(), last + 1)
 
     @staticmethod

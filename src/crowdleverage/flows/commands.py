@@ -82,6 +82,7 @@ class Command:
     store: CommandStore
     resumed: bool
     progress: dict[str, Any] = field(default_factory=dict)
+    lined: set[str] = field(default_factory=set)  # kinds of statement lines this run added
 
     @property
     def ref(self) -> int:

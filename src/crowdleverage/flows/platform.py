@@ -420,9 +420,14 @@ class Platform:
             self._touched.add(user_id)
         lines = self.s.history.setdefault(user_id, [])
         if self._cmd is not None:  # once per command, however often it resumes
-            tag = self._cmd.tag
-            if any(x.get("cmd") == tag and x["kind"] == kind for x in lines):
+            cmd, tag = self._cmd, self._cmd.tag
+            # a new command's lines are the ones this run added (no scan of the history); a
+            # resumed one looks for the lines of its earlier runs too
+            if kind in cmd.lined or (
+                cmd.resumed and any(x.get("cmd") == tag and x["kind"] == kind for x in lines)
+            ):
                 return
+            cmd.lined.add(kind)
             extra["cmd"] = tag
         line = {"at": _now_iso(), "trade_date": self.market.today.isoformat(), "kind": kind,
                 "amount_fen": amount_fen, **extra}  # fmt: skip

@@ -341,15 +341,13 @@ class Queue:
         if not ids:
             return []
         with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
-            conn.execute(
+            rows = conn.execute(  # the rows as updated, in one statement
                 t.update()
                 .where(t.c.id.in_(ids), t.c.state == "queued")
                 .values(state="running", attempts=t.c.attempts + 1)
-            )
-            rows = conn.execute(
-                sa.select(t).where(t.c.id.in_(ids), t.c.state == "running").order_by(t.c.id)
+                .returning(*t.c)
             ).all()
-        return [_row(r) for r in rows]
+        return sorted((_row(r) for r in rows), key=lambda r: r.id)
 
     def finish(
         self,

@@ -241,12 +241,16 @@ class PlatformWriter:
         database), so the API workers answer only what is durable. The group commits early
         wherever something must be durable first (a recovery point, a chain transaction); it
         takes no more commands after `GROUP_SLICE_S` (the rest of the batch goes on in the
-        next group). A failed group commit stops the process: the
-        platform's memory may hold what the database does not; a restart rebuilds it from the
-        record and the chain, and the claimed rows run again under their keys."""
+        next group). The work a group leaves for after its commit (the audit log's signed
+        head) runs after the answers are stored: a crash in between leaves the head behind
+        the log, as a crash after any commit may (`audit.log`). A failed group commit stops
+        the process: the platform's memory may hold what the database does not; a restart
+        rebuilds it from the record and the chain, and the claimed rows run again under their
+        keys."""
         while rows:  # a group runs for about GROUP_SLICE_S: its answers do not wait longer
             try:
                 with group_commit(self.platform.engine) as group:
+                    group.defer_after = True  # the audit head: after the answers
                     finished, docs, rows = self._execute_in(rows)
             except Exception as exc:
                 log.exception("group commit failed; the platform process stops",
@@ -254,6 +258,7 @@ class PlatformWriter:
                 raise GroupCommitFailed(str(exc)) from exc
             self.commits += group.commits
             self._finish(finished, docs)
+            group.run_after()
 
     def _finish(
         self, finished: list[tuple[Row, str, int, dict[str, Any]]], docs: list[dict[str, Any]]
