@@ -12,12 +12,14 @@ connections): httpx cost 1.5-3 ms of CPU per request here, more than the server,
 httpx still sends each case once first and the case stops unless that answers 200 with a JSON
 object; the load counts every non-2xx answer as an error and checks every 50th body is JSON.
 
-Each read is measured twice: closed loop (each connection sends its next request when the last
-is answered: the most the server answers, with the latency at that saturation) and paced at
-`--rate` requests per second (300, the target; latency counted from when a request was due).
-The last case is a money command: a 1-fen withdrawal with a new Idempotency-Key each time
-(at most 300 of them), queued by an API worker and executed exactly once by the platform
-process. Targets (issue 14): reads p99 < 50 ms at >= 300 req/s; commands >= 50/s with p99 <
+Each case is measured twice: closed loop (each connection sends its next request when the last
+is answered: the most the server answers, with the latency at that saturation) and paced
+(latency counted from when a request was due): reads at `--rate` requests per second (300,
+the target), the command at `--command-rate` (50, the target). The last case is a money
+command: a 1-fen withdrawal with a new Idempotency-Key each time (at most 300 of them per run),
+queued by an API worker and executed exactly once by the platform process; a 202 (not run in
+time) counts as an error. Targets (issue 14), judged as for reads on the closed loop's rate
+and the paced run's p99: reads p99 < 50 ms at >= 300 req/s; commands >= 50/s with p99 <
 250 ms; 0 errors.
 
 On a shared machine wall-clock rates depend on what else runs, so each case also reports the
@@ -25,6 +27,7 @@ CPU time spent per request (Linux /proc) over the closed-loop run: the API worke
 platform process's (its replay ticks included) and the load generator's own.
 
     .venv/bin/python bench/api.py [--requests 1500] [--concurrency 16] [--pace-s 1.0] [--rate 300]
+        [--command-rate 50]
 """
 
 from __future__ import annotations
@@ -201,18 +204,24 @@ def measure(
         "api_cpu_ms": per.get("api"), "platform_cpu_ms": per.get("platform"),
         "client_cpu_ms": (own1 - own0) * 1e3 / (n + warmup),
     }  # fmt: skip
+    # as for reads, the closed loop gives the most the server answers (its latency is that of
+    # saturation: concurrency / rate), and a paced run at the target rate the latency
+    rate = args.rate if body is None else args.command_rate
+    paced = asyncio.run(httpload.run("127.0.0.1", port, request, n, args.concurrency,
+                                     rate_per_s=rate))  # fmt: skip
+    out["errors"] += paced.errors + bad_samples(paced)
+    if body is not None:  # a 202 says the platform did not run the command in time
+        out["errors"] += res.statuses.get(202, 0) + paced.statuses.get(202, 0)
+    out["paced_rps"] = len(paced.latencies_s) / paced.wall_s
+    out["paced_p50_ms"] = pct(paced.latencies_s, 0.5) * 1e3
+    out["paced_p99_ms"] = pct(paced.latencies_s, 0.99) * 1e3
     if body is not None:
-        out["target"] = "cmds >= 50/s, p99 < 250 ms"
-        out["met"] = rps >= 50 and p99 < 250 and out["errors"] == 0
+        out["target"] = f"cmds >= 50/s, p99 < 250 ms at {rate:g}/s"
+        out["met"] = (rps >= 50 and rate >= 50 and out["paced_p99_ms"] < 250
+                      and out["errors"] == 0)  # fmt: skip
     else:
-        paced = asyncio.run(httpload.run("127.0.0.1", port, request, n, args.concurrency,
-                                         rate_per_s=args.rate))  # fmt: skip
-        out["errors"] += paced.errors + bad_samples(paced)
-        out["paced_rps"] = len(paced.latencies_s) / paced.wall_s
-        out["paced_p50_ms"] = pct(paced.latencies_s, 0.5) * 1e3
-        out["paced_p99_ms"] = pct(paced.latencies_s, 0.99) * 1e3
-        out["target"] = f"reads >= 300/s, p99 < 50 ms at {args.rate:g}/s"
-        out["met"] = (rps >= 300 and args.rate >= 300 and out["paced_p99_ms"] < 50
+        out["target"] = f"reads >= 300/s, p99 < 50 ms at {rate:g}/s"
+        out["met"] = (rps >= 300 and rate >= 300 and out["paced_p99_ms"] < 50
                       and out["errors"] == 0)  # fmt: skip
     out["load_avg"] = os.getloadavg()[0]
     return out
@@ -224,6 +233,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--pace-s", type=float, default=1.0, help="replay: seconds per tick")
     ap.add_argument("--rate", type=float, default=300.0, help="reads: the paced run's req/s")
+    ap.add_argument("--command-rate", type=float, default=50.0,
+                    help="the command's paced run: withdrawals/s")  # fmt: skip
     args = ap.parse_args()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -273,8 +284,7 @@ def main() -> None:
                 r = measure(base, port, proc.pid, path, headers, body, args)
                 results[label] = r
                 ratio = r["rps"] / results["baseline GET /api/v1/status"]["rps"]
-                paced = (f"{r['paced_p50_ms']:12.1f}{r['paced_p99_ms']:7.1f}" if body is None
-                         else f"{'-':>12}{'-':>7}")  # fmt: skip
+                paced = f"{r['paced_p50_ms']:12.1f}{r['paced_p99_ms']:7.1f}"
                 print(
                     f"{label:<36}{r['rps']:7.0f}{r['p50_ms']:8.1f}{r['p99_ms']:8.1f}"
                     f"{r['errors']:7d}{ratio:11.2f}x{paced}{r['api_cpu_ms'] or 0:16.2f}"
