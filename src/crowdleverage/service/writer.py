@@ -47,8 +47,11 @@ __all__ = ["GroupCommitFailed", "PlatformWriter", "view_kind"]
 BATCH = 16  # commands executed before their views are projected and their rows finished
 GROUP_SLICE_S = 0.1  # a group commit takes no more commands after running this long
 HOLDERS = (Role.INVESTOR, Role.BORROWER)
-WIDE_EVERY_S = 0.25  # staff and market-wide views after commands: at most this often ...
-WIDE_SHARE = 0.25  # ... and at most this share of the writer's time (they can be slow)
+# staff and market-wide views after commands: at most this often ... (every view is rendered
+# again after each market tick anyway; at 0.25 s and a quarter of the writer's time they held
+# up the commands: bench/api.py's withdrawal paced at 50/s, p99 325-375 -> 234 ms)
+WIDE_EVERY_S = 1.0
+WIDE_SHARE = 0.1  # ... and at most this share of the writer's time (they can be slow)
 REFRESH_SLICE = 12  # stale views re-rendered between two batches of commands, at most ...
 REFRESH_BUDGET_S = 0.05  # ... and for about this long (queued commands are not held up)
 BEAT_EVERY_S = 0.5
