@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +20,19 @@ import pytest
 import sqlalchemy as sa
 from flows_world import (
     BORROWER,
-    INVESTOR_JUNIOR,
     INVESTOR_SENIOR,
     MARKET,
-    START,
+    custody_engine,
     fund_pool,
     lever_up,
+    open_platform,
 )
 
 from crowdleverage.chain.margin import ORDERBOOK
-from crowdleverage.config import Settings
-from crowdleverage.custody.db import group_commit, make_engine
+from crowdleverage.custody.db import group_commit
 from crowdleverage.custody.service import payouts
 from crowdleverage.flows.chain_financing import ENGINE, POOL
 from crowdleverage.flows.commands import CommandSpec, CommandStore
-from crowdleverage.flows.market import MarketFeed
 from crowdleverage.flows.model import Tranche
 from crowdleverage.flows.platform import Platform
 from crowdleverage.market.bars import read_bars
@@ -65,11 +62,7 @@ _bars: list[Any] = []
 def _open(data_dir: Path, engine: sa.Engine) -> Platform:
     if not _bars:
         _bars.extend(read_bars(MARKET))
-    p = Platform(Settings(data_dir=data_dir), engine=engine, market=MarketFeed(_bars, start=START))
-    for uid, role in ((INVESTOR_SENIOR, "investor"), (INVESTOR_JUNIOR, "investor"),
-                      (BORROWER, "borrower")):  # fmt: skip
-        p.enroll(uid, role)
-    return p
+    return open_platform(data_dir, engine, _bars)
 
 
 @pytest.fixture(scope="module", params=["sqlite"])
@@ -77,34 +70,20 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Holder]:
     data_dir = tmp_path_factory.mktemp("commands")
-    schema = None
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{data_dir / 'custody.db'}")
-    else:
-        url = request.getfixturevalue("pg_url")
-        schema = f"t_{uuid.uuid4().hex[:16]}"
-        admin = sa.create_engine(url)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        engine = make_engine(url, schema=schema)
-    p = _open(data_dir, engine)
-    fund_pool(p, 50_000_000, 20_000_000)
-    p.deposit(BORROWER, 5_000_000, "BORROWER-0001")
-    p.deposit(INVESTOR_SENIOR, 1_000_000, "SENIOR-0002")
-    acc = p.open_margin_account(BORROWER, 2, 2)
-    p.fund_account(acc.id, 4_000_000, reserve=False)
-    lever_up(p, acc.id, 4_000_000, n=3)  # 3 × 38% of the equity: some of it borrowed
-    p.fund_account(acc.id, 500_000, reserve=False)  # cash for the buys and repays below
-    code, code2 = [c for c in p.codes if not p.quote(c).halted][:2]
-    assert p.fin.account(BORROWER).debt_fen > 0
-    h = Holder(p, data_dir, engine, acc.id, code, code2)
-    yield h
-    h.p.close()
-    engine.dispose()
-    if schema is not None:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
+    with custody_engine(request, data_dir) as engine:
+        p = _open(data_dir, engine)
+        fund_pool(p, 50_000_000, 20_000_000)
+        p.deposit(BORROWER, 5_000_000, "BORROWER-0001")
+        p.deposit(INVESTOR_SENIOR, 1_000_000, "SENIOR-0002")
+        acc = p.open_margin_account(BORROWER, 2, 2)
+        p.fund_account(acc.id, 4_000_000, reserve=False)
+        lever_up(p, acc.id, 4_000_000, n=3)  # 3 × 38% of the equity: some of it borrowed
+        p.fund_account(acc.id, 500_000, reserve=False)  # cash for the buys and repays below
+        code, code2 = [c for c in p.codes if not p.quote(c).halted][:2]
+        assert p.fin.account(BORROWER).debt_fen > 0
+        h = Holder(p, data_dir, engine, acc.id, code, code2)
+        yield h
+        h.p.close()
 
 
 _keys = itertools.count(1)

@@ -14,7 +14,6 @@ The embedded chain and SQLite are real; "kill" is an exception no handler catche
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,19 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flows_world import BORROWER, INVESTOR_JUNIOR, INVESTOR_SENIOR, MARKET, START, fund_pool
+from flows_world import (
+    BORROWER,
+    INVESTOR_SENIOR,
+    MARKET,
+    custody_engine,
+    fund_pool,
+    open_platform,
+)
 
-from crowdleverage.config import Settings
-from crowdleverage.custody.db import group_commit, make_engine
+from crowdleverage.custody.db import group_commit
 from crowdleverage.custody.service import payouts
 from crowdleverage.domain.errors import RuleViolation
 from crowdleverage.flows.commands import CommandSpec, CommandStore
-from crowdleverage.flows.market import MarketFeed
 from crowdleverage.flows.platform import Platform, Withdrawal
 from crowdleverage.market.bars import read_bars
 
@@ -55,11 +59,7 @@ _bars: list[Any] = []
 def _open(data_dir: Path, engine: sa.Engine) -> Platform:
     if not _bars:
         _bars.extend(read_bars(MARKET))
-    p = Platform(Settings(data_dir=data_dir), engine=engine, market=MarketFeed(_bars, start=START))
-    for uid, role in ((INVESTOR_SENIOR, "investor"), (INVESTOR_JUNIOR, "investor"),
-                      (BORROWER, "borrower")):  # fmt: skip
-        p.enroll(uid, role)
-    return p
+    return open_platform(data_dir, engine, _bars)
 
 
 @pytest.fixture(scope="module", params=["sqlite"])
@@ -67,28 +67,14 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Holder]:
     data_dir = tmp_path_factory.mktemp("batch")
-    schema = None
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{data_dir / 'custody.db'}")
-    else:
-        url = request.getfixturevalue("pg_url")
-        schema = f"t_{uuid.uuid4().hex[:16]}"
-        admin = sa.create_engine(url)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        engine = make_engine(url, schema=schema)
-    p = _open(data_dir, engine)
-    fund_pool(p, 50_000_000, 20_000_000)
-    p.deposit(BORROWER, 5_000_000, "BORROWER-0001")
-    p.deposit(INVESTOR_SENIOR, 1_000_000, "SENIOR-0002")
-    h = Holder(p, data_dir, engine)
-    yield h
-    h.p.close()
-    engine.dispose()
-    if schema is not None:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
+    with custody_engine(request, data_dir) as engine:
+        p = _open(data_dir, engine)
+        fund_pool(p, 50_000_000, 20_000_000)
+        p.deposit(BORROWER, 5_000_000, "BORROWER-0001")
+        p.deposit(INVESTOR_SENIOR, 1_000_000, "SENIOR-0002")
+        h = Holder(p, data_dir, engine)
+        yield h
+        h.p.close()
 
 
 USERS = (INVESTOR_SENIOR, BORROWER)

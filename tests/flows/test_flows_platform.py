@@ -5,23 +5,22 @@ restarted service resumes from the chain, the custody ledger and its saved recor
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flows_world import (
     BORROWER,
     INVESTOR_JUNIOR,
     INVESTOR_SENIOR,
     MARKET,
     START,
+    custody_engine,
     fund_pool,
     lever_up,
+    open_platform,
 )
 
-from crowdleverage.config import Settings
 from crowdleverage.custody.db import make_engine
 from crowdleverage.domain import params as P
 from crowdleverage.domain.errors import NotFound, PlatformPaused, ServiceUnavailable
@@ -36,34 +35,12 @@ def bars() -> list[Bar]:
     return read_bars(MARKET)
 
 
-def _platform(data_dir: Path, engine: sa.Engine, bars: list[Bar]) -> Platform:
-    p = Platform(Settings(data_dir=data_dir), engine=engine, market=MarketFeed(bars, start=START))
-    for uid, role in ((INVESTOR_SENIOR, "investor"), (INVESTOR_JUNIOR, "investor"),
-                      (BORROWER, "borrower")):  # fmt: skip
-        p.enroll(uid, role)
-    return p
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def platform(request: pytest.FixtureRequest, tmp_path: Path, bars: list[Bar]) -> Iterator[Platform]:
-    schema = None
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'custody.db'}")
-    else:
-        url = request.getfixturevalue("pg_url")
-        schema = f"t_{uuid.uuid4().hex[:16]}"
-        admin = sa.create_engine(url)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        engine = make_engine(url, schema=schema)
-    p = _platform(tmp_path, engine, bars)
-    yield p
-    p.close()
-    engine.dispose()
-    if schema is not None:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
+    with custody_engine(request, tmp_path) as engine:
+        p = open_platform(tmp_path, engine, bars)
+        yield p
+        p.close()
 
 
 def check_invariants(p: Platform) -> None:
@@ -182,7 +159,7 @@ def test_restart_resumes_from_chain_custody_and_the_saved_record(
     tmp_path: Path, bars: list[Bar]
 ) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'custody.db'}")
-    first = _platform(tmp_path, engine, bars)
+    first = open_platform(tmp_path, engine, bars)
     fund_pool(first, 100_000_000, 40_000_000)
     first.deposit(BORROWER, 10_000_000, "RESUME-0001")
     acc = first.open_margin_account(BORROWER, 2, 2)
@@ -194,7 +171,7 @@ def test_restart_resumes_from_chain_custody_and_the_saved_record(
     orders = [(o.id, o.status, o.filled_qty) for o in first.orders_of(acc.id)]
     first.close()
 
-    again = _platform(tmp_path, engine, bars)
+    again = open_platform(tmp_path, engine, bars)
     assert again.paused_reason is None
     assert again.market.today > START  # the next trading day, as saved
     assert again.account_view(again.account(acc.id)) == view
@@ -215,14 +192,14 @@ def test_restart_with_a_tampered_ledger_fails_closed(tmp_path: Path, bars: list[
     from crowdleverage.flows.platform import investor_id
 
     engine = make_engine(f"sqlite:///{tmp_path / 'custody.db'}")
-    first = _platform(tmp_path, engine, bars)
+    first = open_platform(tmp_path, engine, bars)
     fund_pool(first, 100_000_000, 40_000_000)
     inv = first.custody.investor_account_id(investor_id(INVESTOR_SENIOR))
     first.close()
     first.ledger.create_transfers(
         [Transfer(4242, first.custody.bank_cash_id, inv, 99, 156, TransferCode.DEPOSIT)]
     )
-    again = _platform(tmp_path, engine, bars)
+    again = open_platform(tmp_path, engine, bars)
     assert again.paused_reason is not None and "reconciliation break" in again.paused_reason
     with pytest.raises(PlatformPaused):
         again.deposit(INVESTOR_SENIOR, 1_000, "AFTER-TAMPER")
@@ -287,7 +264,7 @@ def test_the_stressed_regime_goes_on_chain_and_stops_new_financing(
     from crowdleverage.domain.errors import ContractRevert
 
     engine = make_engine(f"sqlite:///{tmp_path / 'custody.db'}")
-    p = _platform(tmp_path, engine, bars)
+    p = open_platform(tmp_path, engine, bars)
     try:
         fund_pool(p, 800_000_000, 300_000_000)
         p.deposit(BORROWER, 60_000_000, "BORROWER-0003")
