@@ -254,8 +254,9 @@ class Keeper:
         """Complete the reference shift a restart interrupted (the shift file names the
         accounts and their assets before the step): the step's effect is read from the chain
         now — the step is done or not, and no price moved since (the session's open reports
-        no price before its regime step) — and the accounts the chain shows shifted since
-        the file was written are left out. Returns the accounts shifted now."""
+        the day's first tick only after its regime step, and a restarted open reports again
+        nothing its first run reported) — and the accounts the chain shows shifted since the
+        file was written are left out. Returns the accounts shifted now."""
         path = self._shift_file
         if path is None or not path.exists():
             return 0
