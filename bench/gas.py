@@ -78,7 +78,7 @@ def buy_and_fill(p: RpcPlatform, who: str, code: int, qty: int, label: str | Non
     before = p.call("OrderBook", "order_count")
     p.send("OrderBook", "request_buy", code, qty, 1_000, by=who, label=label)
     fill_label = f"settle_fill (buy after {label})" if label else None
-    p.send("OrderBook", "settle_fill", before + 1, qty, 1_000, 0, p.ref(), by="broker",
+    p.send("OrderBook", "settle_fill", before + 1, 0, qty, 1_000, 0, p.ref(), by="broker",
            label=fill_label)  # fmt: skip
     if label == "request_buy (financed, 1 position held)":
         p.gas["request_buy + settle_fill (financed, 1 held)"] = (
@@ -140,8 +140,8 @@ def run(p: RpcPlatform) -> None:
     label = f"OrderBook.settle_fills x{KEEP_N} (financed buys)"
     PER_ITEM[label] = KEEP_N
     ids = list(range(first, first + KEEP_N))
-    p.send("OrderBook", "settle_fills", ids, [6_000] * KEEP_N, [1_000] * KEEP_N, [0] * KEEP_N,
-           [p.ref() for _ in ids], by="broker", label=label)  # fmt: skip
+    p.send("OrderBook", "settle_fills", ids, [0] * KEEP_N, [6_000] * KEEP_N, [1_000] * KEEP_N,
+           [0] * KEEP_N, [p.ref() for _ in ids], by="broker", label=label)  # fmt: skip
     # repay: borrower2 holds one financed position for 30 days, then repays in full
     buy_and_fill(p, "borrower2", PAB, 15_000, REPEAT)
     p.time_travel(30 * DAY_S)
@@ -169,7 +169,7 @@ def run(p: RpcPlatform) -> None:
     p.send("CashToken", "approve", p.c["MarginEngine"].address, 10**15, by="broker")
     for oid in range(first, first + 3):
         o = p.call("OrderBook", "orders", oid)
-        p.send("OrderBook", "settle_fill", oid, o[5], (prev * 9_500) // 10_000, 0, p.ref(),
+        p.send("OrderBook", "settle_fill", oid, 0, o[5], (prev * 9_500) // 10_000, 0, p.ref(),
                by="broker", label="settle_fill (liquidation sell)")  # fmt: skip
     # batched: one reporter's prices of every security in one call
     label = f"PriceOracle.report_many ({len(MAIN)} securities)"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 
 from crowdleverage.broker.port import BrokerPort
 from crowdleverage.broker.simulated import SimulatedBroker, SimulatedCrash
-from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
+from crowdleverage.chain.margin import placed_order_id
 from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.exchange import ExchangeConfig, SimulatedExchange
 from crowdleverage.market.replay import TradingDay, intraday_ticks, trading_days
@@ -54,8 +57,8 @@ def world(day: TradingDay, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def buy(world: World, name: str, code: str, qty: int, limit: int) -> int:
-    world.chain.send("OrderBook", "request_buy", code_to_chain(code), qty, limit, actor=name)
-    return int(world.chain.call("OrderBook", "order_count"))
+    tx = world.chain.send("OrderBook", "request_buy", code_to_chain(code), qty, limit, actor=name)
+    return placed_order_id(tx)
 
 
 def filled_refs(world: World) -> list[bytes]:
@@ -94,7 +97,7 @@ def test_orders_from_events_fill_and_settle_once(world, day, tmp_path: Path):
 
 def test_crash_after_settle_before_journal_settles_nothing_twice(world, day, tmp_path: Path):
     who = world.open_borrower("b-crash1", 3, 50_000_000)
-    buy(world, "b-crash1", "600004", 5_000, day.bars["600004"].band.limit_up_fen)
+    oid = buy(world, "b-crash1", "600004", 5_000, day.bars["600004"].band.limit_up_fen)
     exchange = SimulatedExchange(ExchangeConfig(participation_bps=10))  # many small fills
     exchange.open_day(day)
     journal = tmp_path / "broker.db"
@@ -120,7 +123,37 @@ def test_crash_after_settle_before_journal_settles_nothing_twice(world, day, tmp
     )
     assert all(f.settled for f in second.fills())
     # the fill the chain had before the crash counts: once all are settled the order is done
-    assert second.order_status(int(world.chain.call("OrderBook", "order_count"))) == "done"
+    assert second.order_status(oid) == "done"
+    assert world.chain.call("OrderBook", "fill_count", oid) == len(fills)
+    # the crash window again: the first fill journaled pending under its number. The
+    # broker finds the chain past that number and settles nothing; sent again as it is, the
+    # chain refuses it
+    first_fill = fills[0]
+    db = sqlite3.connect(journal)
+    with db:
+        db.execute("UPDATE fills SET status = 'pending' WHERE fill_ref = ?", (first_fill.fill_ref,))
+    (seq,) = db.execute(
+        "SELECT seq FROM fills WHERE fill_ref = ?", (first_fill.fill_ref,)
+    ).fetchone()
+    db.close()
+    assert seq == 0
+    assert second.settle_pending() == 0
+    assert all(f.settled for f in second.fills())
+    with pytest.raises(ContractRevert, match="orderbook: fill already settled"):
+        world.chain.send(
+            "OrderBook",
+            "settle_fill",
+            oid,
+            seq,
+            first_fill.quantity,
+            first_fill.price_fen,
+            first_fill.fees.total_fen,
+            ref_to_bytes32(first_fill.fill_ref),
+            actor="broker",
+        )
+    assert world.chain.call("MarginEngine", "positions", who, code_to_chain("600004")) == sum(
+        f.quantity for f in fills
+    )
     exchange.close_day()
     second.close()
 

@@ -8,9 +8,13 @@ the chain's own duplicate check:
 - the event cursor and the orders it yields are written in one transaction, so an event is
   taken once; an order is placed at the exchange under a deterministic id (`E<engine id>`),
   so placing it again after a crash is recognised (`Conflict`) rather than doubled;
-- a fill is journaled `pending` before it is sent to the chain and marked `settled` after;
-  a pending fill found at start-up is settled only if the chain has not seen its reference
-  (`fill_ref_used`) — nothing is settled twice, nothing is lost;
+- a fill is journaled `pending`; before it is sent to the chain it is given its number within
+  the order (`seq`: the fills of the order settled before it), journaled, and the chain
+  settles it only under that number (`OrderBook.settle_fill(order, seq, ...)` refuses a
+  number already taken: "orderbook: fill already settled"); it is marked `settled` after. A
+  pending fill found at start-up with a number the chain's `fill_count` of the order has
+  passed was settled before a crash (the chain has it); else it is sent under the same
+  number — nothing is settled twice, nothing is lost;
 - fills the exchange made while the broker was down are picked up from the exchange.
 
 A refused settlement (a contract revert) is journaled `refused` with the reason: it is a break
@@ -46,10 +50,12 @@ CREATE TABLE IF NOT EXISTS fills (
     n INTEGER PRIMARY KEY AUTOINCREMENT, fill_ref TEXT NOT NULL UNIQUE,
     order_id INTEGER NOT NULL, account TEXT NOT NULL, code TEXT NOT NULL, side TEXT NOT NULL,
     qty INTEGER NOT NULL, price_fen INTEGER NOT NULL, fee_fen INTEGER NOT NULL,
-    status TEXT NOT NULL, reason TEXT
+    status TEXT NOT NULL, reason TEXT, seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS fills_by_order ON fills(order_id);
 """
+# fills.seq: the fill's number within its order, given before it is first sent (NULL: never
+# sent); journals of a release before the column get it added at start-up
 
 
 class SimulatedCrash(RuntimeError):
@@ -82,6 +88,9 @@ class SimulatedBroker:
         # last ones, with the chain's own last transactions and the simulated exchange)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(fills)")}
+        if "seq" not in columns:
+            self._db.execute("ALTER TABLE fills ADD COLUMN seq INTEGER")
         self.recover()
 
     def close(self) -> None:
@@ -260,18 +269,20 @@ class SimulatedBroker:
     def settle_parts(self) -> Generator[None, None, int]:
         """`settle_pending` one fill at a time: it yields after each fill's chain effects and
         journal entry (a caller may do other work there: every fill settles on its own,
-        exactly once by `fill_ref_used`), and returns how many settled."""
+        exactly once by its number within the order), and returns how many settled."""
         rows = self._db.execute(
-            "SELECT fill_ref, order_id, side, qty, price_fen, fee_fen FROM fills "
+            "SELECT fill_ref, order_id, side, qty, price_fen, fee_fen, seq FROM fills "
             "WHERE status = 'pending' ORDER BY n"
         ).fetchall()
         settled = 0
-        for ref, oid, side, qty, price, fee in rows:
+        for ref, oid, side, qty, price, fee, seq in rows:
             ref32 = ref_to_bytes32(ref)
-            if self.chain.call(ORDERBOOK, "fill_ref_used", ref32):
+            if seq is not None and self._fill_count(oid) > seq:
                 self._set_fill(ref, "settled")  # the chain has it: a crash came in between
                 self._done_if_filled(oid)
                 continue
+            if seq is None:
+                seq = self._number(ref, oid)
             try:
                 if side == Side.SELL.value:
                     self.chain.send(
@@ -279,7 +290,7 @@ class SimulatedBroker:
                         qty * price - fee, actor=self.actor,
                     )  # fmt: skip
                 self.chain.send(
-                    ORDERBOOK, "settle_fill", oid, qty, price, fee, ref32, actor=self.actor
+                    ORDERBOOK, "settle_fill", oid, seq, qty, price, fee, ref32, actor=self.actor
                 )
             except ContractRevert as err:
                 self._set_fill(ref, "refused", err.reason)
@@ -366,6 +377,19 @@ class SimulatedBroker:
             " 'settled')",
             (oid, oid),
         )
+
+    def _number(self, ref: str, oid: int) -> int:
+        """Give a pending fill its number within its order (the order's fills settled before
+        it), journaled before the fill is first sent."""
+        (seq,) = self._db.execute(
+            "SELECT COUNT(*) FROM fills WHERE order_id = ? AND status = 'settled'", (oid,)
+        ).fetchone()
+        self._db.execute("UPDATE fills SET seq = ? WHERE fill_ref = ?", (int(seq), ref))
+        return int(seq)
+
+    def _fill_count(self, oid: int) -> int:
+        """The fills the chain settled on an order (`OrderBook.fill_count`)."""
+        return int(self.chain.call(ORDERBOOK, "fill_count", oid))
 
     def _set_fill(self, ref: str, status: str, reason: str | None = None) -> None:
         self._db.execute(
