@@ -42,6 +42,7 @@ BUY_LIMITS = (
     "oracle: price unreliable",
     "pool: utilisation above limit",
     "pool: insufficient liquidity",
+    "orderbook: too many open orders",  # 16 of the account's orders left open
 )
 # The only reasons each action may be refused with.
 EXPECTED: dict[str, tuple[str, ...]] = {
@@ -53,7 +54,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "margin: account in liquidation",
     ),
     "buy": BUY_LIMITS,
-    "sell": ("margin: account in liquidation",),
+    "sell": ("margin: account in liquidation", "orderbook: too many open orders"),
     "close_epoch": ("pool: epoch not over",),
     "end_liquidation": ("margin: still below liquidation line",),
     "start_liquidation (above the line)": ("margin: above liquidation line",),

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
     order_id INTEGER PRIMARY KEY, account TEXT NOT NULL, code TEXT NOT NULL,
     side TEXT NOT NULL, qty INTEGER NOT NULL, limit_fen INTEGER NOT NULL,
-    liquidation INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT
+    liquidation INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT, event_seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS fills (
     n INTEGER PRIMARY KEY AUTOINCREMENT, fill_ref TEXT NOT NULL UNIQUE,
@@ -55,7 +55,13 @@ CREATE TABLE IF NOT EXISTS fills (
 CREATE INDEX IF NOT EXISTS fills_by_order ON fills(order_id);
 """
 # fills.seq: the fill's number within its order, given before it is first sent (NULL: never
-# sent); journals of a release before the column get it added at start-up
+# sent); orders.event_seq: the chain event that requested the order (orders are placed in
+# that order: order ids are an account's reused slots, not a counter). Journals of a release
+# before the columns get them added at start-up (their rows NULL, placed by order id).
+
+# the order orders were requested in (a previous release's rows, without the event's seq,
+# first and by their sequential ids)
+_PLACED = "COALESCE(event_seq, 0), order_id"
 
 
 class SimulatedCrash(RuntimeError):
@@ -88,9 +94,10 @@ class SimulatedBroker:
         # last ones, with the chain's own last transactions and the simulated exchange)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(fills)")}
-        if "seq" not in columns:
-            self._db.execute("ALTER TABLE fills ADD COLUMN seq INTEGER")
+        for table, column in (("fills", "seq"), ("orders", "event_seq")):
+            columns = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
         self.recover()
 
     def close(self) -> None:
@@ -150,9 +157,10 @@ class SimulatedBroker:
             liquidation = e.event == "LiquidationOrder"
             limit = a["min_price_fen"] if liquidation else a["limit_price_fen"]
             self._db.execute(
-                "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?, 'received', NULL)",
+                "INSERT OR IGNORE INTO orders(order_id, account, code, side, qty, limit_fen,"
+                " liquidation, status, event_seq) VALUES (?,?,?,?,?,?,?, 'received', ?)",
                 (a["order_id"], a["account"], code_from_chain(a["code"]), side.value, a["qty"],
-                 limit, int(liquidation)),
+                 limit, int(liquidation), e.seq),
             )  # fmt: skip
         self._fail("after_orders_before_cursor")
         self._set_meta("cursor", str(new_cursor))
@@ -165,7 +173,7 @@ class SimulatedBroker:
             return 0
         rows = self._db.execute(
             "SELECT order_id, account, code, side, qty, limit_fen, liquidation FROM orders "
-            "WHERE status = 'received' ORDER BY order_id"
+            f"WHERE status = 'received' ORDER BY {_PLACED}"
         ).fetchall()
         placed = 0
         for oid, account, code, side, qty, limit, liq in rows:
@@ -194,7 +202,7 @@ class SimulatedBroker:
             return 0
         rows = self._db.execute(
             "SELECT order_id, account, code, side, qty, limit_fen, liquidation FROM orders "
-            "WHERE status = 'placed' ORDER BY order_id"
+            f"WHERE status = 'placed' ORDER BY {_PLACED}"
         ).fetchall()
         placed = 0
         for oid, account, code, side, qty, limit, liq in rows:
@@ -316,7 +324,7 @@ class SimulatedBroker:
         """`end_day` in parts: it yields after each order released on chain (a caller may do
         other work there; run again, it releases only what is still open on chain)."""
         rows = self._db.execute(
-            "SELECT order_id FROM orders WHERE status = 'placed' ORDER BY order_id"
+            f"SELECT order_id FROM orders WHERE status = 'placed' ORDER BY {_PLACED}"
         ).fetchall()
         closed = 0
         for (oid,) in rows:

@@ -8,7 +8,10 @@
         settles fills (each with a one-use exchange reference) and cancels dead remainders
         here. Each fill names its order and the order's next fill number (its sequence),
         so a retried fill is refused instead of settling twice; the exchange reference
-        rides in the `Filled` event. An order is one packed slot naming the account by its MarginEngine id. Cash, shares, positions and T+1 lots stay
+        rides in the `Filled` event. An order is one packed slot of its account (by its
+        MarginEngine id): a closed order's slot is reused by the account's next order under
+        a new generation, so the id (account id | slot << 32 | generation << 37) is unique
+        and a new order rewrites a non-zero slot. Cash, shares, positions and T+1 lots stay
         in the MarginEngine, which this contract drives through its `ob_*` hooks (only this
         contract may call them: `MarginEngine.set_orderbook`, once).
 @custom:security Buys fill only at or below the limit and within the reserved cash; sells
@@ -77,12 +80,20 @@ struct Order:
     drawn_fen: uint256  # buy: financing drawn for this order not yet consumed
 
 
-# Packed order, one slot: account id (32 bits, `MarginEngine.account_of`) | code (20 << 32)
+# Packed order, one slot: generation (32 bits; the order id's) | code (20 << 32)
 # | flags (3 << 52) | qty (32 << 55) | limit price (31 << 87) | filled (32 << 118) | fills
 # settled (16 << 150) | reserved (45 << 166) | drawn (45 << 211). Shares < 2^32 (4.3e9),
 # limit price < 2^31 fen (21.4 million yuan), reserved cash < 2^45 fen (351 billion yuan),
 # at most 65,535 fills per order. The fill count is the order's next fill sequence: a fill
 # settles only under that number, once.
+#
+# Order ids: account id (32 bits, `MarginEngine.account_of`) | slot (5 << 32) | generation
+# (16 << 37), below 2^53 (exact in a double, a JSON number). Each account has 32 order
+# slots, the key of `packed` (account id | slot << 32); a new order takes the account's
+# lowest closed slot and bumps its generation (a slot whose generation is spent, after
+# 65,535 orders, is not used again). A borrower's own orders take slots 0-15 (at most 16
+# open: "orderbook: too many open orders"), liquidation sells any of the 32. Ids are unique,
+# not sequential: an order's id is in its event and the return value of its request.
 
 
 # ---------------------------------------------------------------- storage
@@ -91,9 +102,14 @@ REGISTRY: public(immutable(IIdentityRegistry))
 ORACLE: public(immutable(IPriceOracle))
 SHARES: public(immutable(IShareCertificates))
 
-# Orders by id (packed) and the id counter.
+# Orders by account id | slot << 32 (packed; a closed order's word stays until the slot is
+# reused).
 packed: HashMap[uint256, uint256]
-order_count: public(uint256)
+SLOTS: constant(uint256) = 32  # order slots per account (5 bits of the id)
+BORROWER_SLOTS: constant(uint256) = 16  # of them, a borrower's own open orders
+M37: constant(uint256) = 2**37 - 1
+MAX_GEN: constant(uint256) = 2**16 - 1
+OPEN_BIT: constant(uint256) = 2**54  # flags << 52: is_buy 1, liquidation 2, open 4
 
 # Fills are settled exactly once by their sequence number within the order (`fill_count`,
 # packed in the order's slot); no slot is written per fill reference (the reference is in
@@ -158,29 +174,46 @@ def _check_role(role: IIdentityRegistry.Role, reason: String[40]):
 
 @internal
 @pure
-def _pack(o: Order, id: uint256, fills: uint256) -> uint256:
+def _pack(o: Order, gen: uint256, fills: uint256) -> uint256:
     """
-    @dev The order's word; `id` the account id, `fills` the fills settled (< 2^16).
+    @dev The order's word; `gen` its generation, `fills` the fills settled (< 2^16).
     """
     assert o.qty <= M32 and o.limit_price_fen <= M31 and o.reserved_fen <= M45, "orders: too large"
     flags: uint256 = convert(o.is_buy, uint256) | convert(o.liquidation, uint256) << 1 | convert(o.open, uint256) << 2
     return (
-        id | o.code << 32 | flags << 52 | o.qty << 55 | o.limit_price_fen << 87 | o.filled_qty << 118
+        gen | o.code << 32 | flags << 52 | o.qty << 55 | o.limit_price_fen << 87 | o.filled_qty << 118
         | fills << 150 | o.reserved_fen << 166 | o.drawn_fen << 211
     )
 
 
 @internal
 @view
+def _word(order_id: uint256) -> uint256:
+    """
+    @dev The order's word, zero for an unknown id or one whose slot has been reused since.
+    """
+    gen: uint256 = order_id >> 37
+    if gen == 0 or gen > MAX_GEN:
+        return 0
+    w: uint256 = self.packed[order_id & M37]
+    if w & M32 != gen:
+        return 0
+    return w
+
+
+@internal
+@view
 def _load(order_id: uint256) -> (Order, uint256, uint256):
     """
-    @dev The order, its account id and its fills settled.
+    @dev The order (all zero if unknown), its generation and its fills settled.
     """
-    w: uint256 = self.packed[order_id]
-    id: uint256 = w & (2**32 - 1)
+    w: uint256 = self._word(order_id)
+    if w == 0:
+        return empty(Order), 0, 0
+    gen: uint256 = w & M32
     flags: uint256 = (w >> 52) & 7
     return Order(
-        account=staticcall ENGINE.account_of(id),
+        account=staticcall ENGINE.account_of(order_id & M32),
         code=(w >> 32) & (2**20 - 1),
         is_buy=flags & 1 != 0,
         liquidation=flags & 2 != 0,
@@ -190,19 +223,27 @@ def _load(order_id: uint256) -> (Order, uint256, uint256):
         limit_price_fen=(w >> 87) & M31,
         reserved_fen=(w >> 166) & M45,
         drawn_fen=w >> 211,
-    ), id, (w >> 150) & M16
+    ), gen, (w >> 150) & M16
 
 
 @internal
-def _new_order(o: Order, id: uint256) -> uint256:
-    oid: uint256 = self.order_count + 1
-    self.order_count = oid
-    self.packed[oid] = self._pack(o, id, 0)
-    return oid
+def _new_order(o: Order, id: uint256, slots: uint256) -> uint256:
+    """
+    @dev Write a new order of account `id` into its lowest closed slot among the first
+         `slots` (a new generation of it) and return its id.
+    """
+    for slot: uint256 in range(slots, bound=SLOTS):
+        key: uint256 = id | slot << 32
+        w: uint256 = self.packed[key]
+        gen: uint256 = (w & M32) + 1
+        if w & OPEN_BIT == 0 and gen <= MAX_GEN:
+            self.packed[key] = self._pack(o, gen, 0)
+            return key | gen << 37
+    raise "orderbook: too many open orders"
 
 
 @internal
-def _close(order_id: uint256, o: Order, id: uint256, fills: uint256):
+def _close(order_id: uint256, o: Order, gen: uint256, fills: uint256):
     """
     @dev Close an order (written first), then release its unfilled part at the engine.
     """
@@ -213,7 +254,7 @@ def _close(order_id: uint256, o: Order, id: uint256, fills: uint256):
     o.open = False
     o.reserved_fen = 0
     o.drawn_fen = 0
-    self.packed[order_id] = self._pack(o, id, fills)
+    self.packed[order_id & M37] = self._pack(o, gen, fills)
     log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
     extcall ENGINE.ob_close(o.account, o.code, o.is_buy, o.liquidation, o.qty - o.filled_qty, released, drawn)
 
@@ -223,16 +264,17 @@ def _close(order_id: uint256, o: Order, id: uint256, fills: uint256):
 @view
 def orders(order_id: uint256) -> Order:
     """
-    @notice An order (all fields zero for an unknown id).
+    @notice An order (all fields zero for an unknown id, or one whose slot the account's
+            later order reuses: closed orders stay readable until then).
     @param order_id The order id.
     @return account, code, is_buy, liquidation, open, qty, filled_qty, limit_price_fen,
             reserved_fen (buys: cash still reserved), drawn_fen (buys: financing not yet
             consumed).
     """
     o: Order = empty(Order)
-    id: uint256 = 0
+    gen: uint256 = 0
     fills: uint256 = 0
-    o, id, fills = self._load(order_id)
+    o, gen, fills = self._load(order_id)
     return o
 
 
@@ -241,11 +283,28 @@ def orders(order_id: uint256) -> Order:
 def fill_count(order_id: uint256) -> uint256:
     """
     @notice The fills settled on an order: the sequence number its next fill must carry
-            (zero for an unknown id).
+            (zero for an unknown id, or one whose slot has been reused).
     @param order_id The order id.
     @return The number of fills settled.
     """
-    return (self.packed[order_id] >> 150) & M16
+    return (self._word(order_id) >> 150) & M16
+
+
+@external
+@view
+def open_orders(account_id: uint256) -> DynArray[uint256, SLOTS]:
+    """
+    @notice The ids of an account's open orders, by slot.
+    @param account_id The account's MarginEngine id (`MarginEngine.account_of`).
+    @return The order ids.
+    """
+    out: DynArray[uint256, SLOTS] = []
+    for slot: uint256 in range(SLOTS):
+        key: uint256 = account_id | slot << 32
+        w: uint256 = self.packed[key]
+        if w & OPEN_BIT != 0:
+            out.append(key | (w & M32) << 37)
+    return out
 
 
 # ---------------------------------------------------------------- external: borrower
@@ -275,6 +334,7 @@ def request_buy(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint25
             filled_qty=0, limit_price_fen=limit_price_fen, reserved_fen=cost, drawn_fen=draw,
         ),
         id,
+        BORROWER_SLOTS,
     )
     log OrderRequested(order_id=oid, account=msg.sender, code=code, is_buy=True, qty=qty, limit_price_fen=limit_price_fen)
     return oid
@@ -298,6 +358,7 @@ def request_sell(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint2
             filled_qty=0, limit_price_fen=limit_price_fen, reserved_fen=0, drawn_fen=0,
         ),
         id,
+        BORROWER_SLOTS,
     )
     log OrderRequested(order_id=oid, account=msg.sender, code=code, is_buy=False, qty=qty, limit_price_fen=limit_price_fen)
     return oid
@@ -346,6 +407,7 @@ def liq_order(who: address, code: uint256, qty: uint256, min_price_fen: uint256,
             filled_qty=0, limit_price_fen=min_price_fen, reserved_fen=0, drawn_fen=0,
         ),
         id,
+        SLOTS,
     )
     log LiquidationOrder(order_id=oid, account=who, code=code, qty=qty, min_price_fen=min_price_fen, full=full)
     return oid
@@ -406,9 +468,10 @@ def settle_fills(
 @internal
 def _settle_fill(order_id: uint256, seq: uint256, qty: uint256, price_fen: uint256, fee_fen: uint256, ref: bytes32):
     o: Order = empty(Order)
-    id: uint256 = 0
+    gen: uint256 = 0
     fills: uint256 = 0
-    o, id, fills = self._load(order_id)
+    o, gen, fills = self._load(order_id)
+    assert gen != 0, "orderbook: unknown order"
     # exactly once: the fill's number is the order's next (a retry finds it taken)
     assert seq >= fills, "orderbook: fill already settled"
     assert seq == fills, "orderbook: fill out of sequence"
@@ -448,19 +511,19 @@ def _settle_fill(order_id: uint256, seq: uint256, qty: uint256, price_fen: uint2
             o.open = False
             o.reserved_fen = 0
             o.drawn_fen = 0
-        self.packed[order_id] = self._pack(o, id, fills)
+        self.packed[order_id & M37] = self._pack(o, gen, fills)
         extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, financed, msg.sender, closes, released, drawn)
         extcall SHARES.mint_fill(o.code, qty, ref)
         log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
         if closes:
             log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
         return
-    self.packed[order_id] = self._pack(o, id, fills)
+    self.packed[order_id & M37] = self._pack(o, gen, fills)
     extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender)
     extcall SHARES.burn_fill(o.code, qty, ref)
     log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
     if closes:
-        self._close(order_id, o, id, fills)
+        self._close(order_id, o, gen, fills)
 
 
 @external
@@ -472,8 +535,8 @@ def cancel_order(order_id: uint256):
     """
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
     o: Order = empty(Order)
-    id: uint256 = 0
+    gen: uint256 = 0
     fills: uint256 = 0
-    o, id, fills = self._load(order_id)
+    o, gen, fills = self._load(order_id)
     assert o.open, "margin: order not open"
-    self._close(order_id, o, id, fills)
+    self._close(order_id, o, gen, fills)
