@@ -42,7 +42,7 @@ BUY_LIMITS = (
     "oracle: price unreliable",
     "pool: utilisation above limit",
     "pool: insufficient liquidity",
-    "orderbook: too many open orders",  # 16 of the account's orders left open
+    "orderbook: too many open orders",  # 48 of the account's orders left open
 )
 # The only reasons each action may be refused with.
 EXPECTED: dict[str, tuple[str, ...]] = {

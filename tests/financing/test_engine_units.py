@@ -317,21 +317,21 @@ def test_an_order_is_one_slot_naming_the_account_by_its_id(p: Platform, borrower
     sell = p.orderbook.request_sell(PAB, 400, 2**31 - 1, sender=borrower)
     assert tuple(p.orderbook.orders(sell))[:7] == (borrower, PAB, False, False, True, 400, 0)
     assert p.orderbook.orders(sell)[7] == 2**31 - 1
-    assert p.orderbook.orders(sell + (1 << 37))[0] == "0x" + "00" * 20  # unknown id: all zero
+    assert p.orderbook.orders(sell + (1 << 38))[0] == "0x" + "00" * 20  # unknown id: all zero
     assert p.orderbook.orders(sell + 1)[0] == "0x" + "00" * 20  # another account: none
 
 
 def test_a_closed_orders_slot_is_reused_under_a_new_generation(p: Platform, borrower: str) -> None:
     """An account's next order takes its lowest closed slot with the generation bumped: the
-    id is new (account id | slot << 32 | generation << 37), the old one reads as unknown, and
-    at most 16 of a borrower's orders are open at once."""
+    id is new (account id | slot << 32 | generation << 38), the old one reads as unknown, and
+    at most 48 of a borrower's orders are open at once."""
     zero = "0x" + "00" * 20
     n = p.engine.account_count()
     first = p.buy(borrower, PAB, 100)  # filled: closed
-    assert first == n | 1 << 37  # slot 0, generation 1
+    assert first == n | 1 << 38  # slot 0, generation 1
     assert p.orderbook.fill_count(first) == 1 and not p.orderbook.orders(first)[4]
     second = p.buy(borrower, PAB, 100, fill=False)
-    assert second == n | 2 << 37  # slot 0 again, generation 2
+    assert second == n | 2 << 38  # slot 0 again, generation 2
     assert p.orderbook.orders(first)[0] == zero and p.orderbook.fill_count(first) == 0
     assert p.orderbook.orders(second)[0] == borrower and p.orderbook.fill_count(second) == 0
     # a fill or a cancel naming the superseded id settles nothing
@@ -339,14 +339,15 @@ def test_a_closed_orders_slot_is_reused_under_a_new_generation(p: Platform, borr
         p.orderbook.settle_fill(first, 1, 100, p.prices[PAB], 0, p.ref(), sender=p.broker)
     with boa.reverts("margin: order not open"):
         p.orderbook.cancel_order(first, sender=p.broker)
-    opened = [second] + [p.buy(borrower, PAB, 100, fill=False) for _ in range(15)]
-    assert opened[1:] == [n | s << 32 | 1 << 37 for s in range(1, 16)]
+    opened = [second] + [p.buy(borrower, PAB, 100, fill=False) for _ in range(47)]
+    assert opened[1:] == [n | s << 32 | 1 << 38 for s in range(1, 48)]
     assert p.orderbook.open_orders(n) == opened
     with boa.reverts("orderbook: too many open orders"):
         p.orderbook.request_buy(PAB, 100, p.prices[PAB], sender=borrower)
     p.orderbook.cancel_order(opened[3], sender=p.broker)
     again = p.buy(borrower, PAB, 100, fill=False)
-    assert again == n | 3 << 32 | 2 << 37 and len(set([*opened, first, again])) == 18
+    assert again == n | 3 << 32 | 2 << 38 and len({*opened, first, again}) == 50
+    assert max(opened) < 2**53  # exact as a JSON number
 
 
 def test_sell_blocked_in_sealed_limit_down(p: Platform, borrower: str) -> None:

@@ -10,7 +10,7 @@
         so a retried fill is refused instead of settling twice; the exchange reference
         rides in the `Filled` event. An order is one packed slot of its account (by its
         MarginEngine id): a closed order's slot is reused by the account's next order under
-        a new generation, so the id (account id | slot << 32 | generation << 37) is unique
+        a new generation, so the id (account id | slot << 32 | generation << 38) is unique
         and a new order rewrites a non-zero slot. Cash, shares, positions and T+1 lots stay
         in the MarginEngine, which this contract drives through its `ob_*` hooks (only this
         contract may call them: `MarginEngine.set_orderbook`, once).
@@ -87,12 +87,12 @@ struct Order:
 # at most 65,535 fills per order. The fill count is the order's next fill sequence: a fill
 # settles only under that number, once.
 #
-# Order ids: account id (32 bits, `MarginEngine.account_of`) | slot (5 << 32) | generation
-# (16 << 37), below 2^53 (exact in a double, a JSON number). Each account has 32 order
+# Order ids: account id (32 bits, `MarginEngine.account_of`) | slot (6 << 32) | generation
+# (15 << 38), below 2^53 (exact in a double, a JSON number). Each account has 64 order
 # slots, the key of `packed` (account id | slot << 32); a new order takes the account's
 # lowest closed slot and bumps its generation (a slot whose generation is spent, after
-# 65,535 orders, is not used again). A borrower's own orders take slots 0-15 (at most 16
-# open: "orderbook: too many open orders"), liquidation sells any of the 32. Ids are unique,
+# 32,767 orders, is not used again). A borrower's own orders take slots 0-47 (at most 48
+# open: "orderbook: too many open orders"), liquidation sells any of the 64. Ids are unique,
 # not sequential: an order's id is in its event and the return value of its request.
 
 
@@ -105,10 +105,10 @@ SHARES: public(immutable(IShareCertificates))
 # Orders by account id | slot << 32 (packed; a closed order's word stays until the slot is
 # reused).
 packed: HashMap[uint256, uint256]
-SLOTS: constant(uint256) = 32  # order slots per account (5 bits of the id)
-BORROWER_SLOTS: constant(uint256) = 16  # of them, a borrower's own open orders
-M37: constant(uint256) = 2**37 - 1
-MAX_GEN: constant(uint256) = 2**16 - 1
+SLOTS: constant(uint256) = 64  # order slots per account (6 bits of the id)
+BORROWER_SLOTS: constant(uint256) = 48  # of them, a borrower's own open orders
+M38: constant(uint256) = 2**38 - 1
+MAX_GEN: constant(uint256) = 2**15 - 1
 OPEN_BIT: constant(uint256) = 2**54  # flags << 52: is_buy 1, liquidation 2, open 4
 
 # Fills are settled exactly once by their sequence number within the order (`fill_count`,
@@ -192,10 +192,10 @@ def _word(order_id: uint256) -> uint256:
     """
     @dev The order's word, zero for an unknown id or one whose slot has been reused since.
     """
-    gen: uint256 = order_id >> 37
+    gen: uint256 = order_id >> 38
     if gen == 0 or gen > MAX_GEN:
         return 0
-    w: uint256 = self.packed[order_id & M37]
+    w: uint256 = self.packed[order_id & M38]
     if w & M32 != gen:
         return 0
     return w
@@ -238,7 +238,7 @@ def _new_order(o: Order, id: uint256, slots: uint256) -> uint256:
         gen: uint256 = (w & M32) + 1
         if w & OPEN_BIT == 0 and gen <= MAX_GEN:
             self.packed[key] = self._pack(o, gen, 0)
-            return key | gen << 37
+            return key | gen << 38
     raise "orderbook: too many open orders"
 
 
@@ -254,7 +254,7 @@ def _close(order_id: uint256, o: Order, gen: uint256, fills: uint256):
     o.open = False
     o.reserved_fen = 0
     o.drawn_fen = 0
-    self.packed[order_id & M37] = self._pack(o, gen, fills)
+    self.packed[order_id & M38] = self._pack(o, gen, fills)
     log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
     extcall ENGINE.ob_close(o.account, o.code, o.is_buy, o.liquidation, o.qty - o.filled_qty, released, drawn)
 
@@ -303,7 +303,7 @@ def open_orders(account_id: uint256) -> DynArray[uint256, SLOTS]:
         key: uint256 = account_id | slot << 32
         w: uint256 = self.packed[key]
         if w & OPEN_BIT != 0:
-            out.append(key | (w & M32) << 37)
+            out.append(key | (w & M32) << 38)
     return out
 
 
@@ -511,14 +511,14 @@ def _settle_fill(order_id: uint256, seq: uint256, qty: uint256, price_fen: uint2
             o.open = False
             o.reserved_fen = 0
             o.drawn_fen = 0
-        self.packed[order_id & M37] = self._pack(o, gen, fills)
+        self.packed[order_id & M38] = self._pack(o, gen, fills)
         extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, financed, msg.sender, closes, released, drawn)
         extcall SHARES.mint_fill(o.code, qty, ref)
         log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
         if closes:
             log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
         return
-    self.packed[order_id & M37] = self._pack(o, gen, fills)
+    self.packed[order_id & M38] = self._pack(o, gen, fills)
     extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender)
     extcall SHARES.burn_fill(o.code, qty, ref)
     log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
