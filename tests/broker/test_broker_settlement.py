@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from crowdleverage.broker.port import BrokerPort
-from crowdleverage.broker.simulated import SimulatedBroker, SimulatedCrash
+from crowdleverage.broker.simulated import BATCH, SimulatedBroker, SimulatedCrash
 from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
 from crowdleverage.chain.margin import placed_order_id
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.market.bars import read_bars
-from crowdleverage.market.exchange import ExchangeConfig, SimulatedExchange
+from crowdleverage.market.exchange import ExchangeConfig, Fill, SimulatedExchange
 from crowdleverage.market.replay import TradingDay, intraday_ticks, trading_days
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
 from crowdleverage.risk.world import World, open_financing_chain
@@ -28,7 +28,7 @@ CODES = ["000001", "600004", "600406"]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100  # 1亿元 in fen
 ACTORS = ["investor-senior", "investor-junior", "b-settle", "b-crash1", "b-crash2", "b-down",
-          "b-expire", "b-replace"]  # fmt: skip
+          "b-expire", "b-replace", "b-batch"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,10 @@ def test_crash_after_settle_before_journal_settles_nothing_twice(world, day, tmp
     with pytest.raises(SimulatedCrash):
         first.on_fills(fills)
     first.close()
-    assert len(filled_refs(world)) == before + 1  # one fill reached the chain, then death
+    # the first batch (up to 64 fills, in one settle_fills) reached the chain, then death
+    assert len(filled_refs(world)) == before + min(len(fills), BATCH)
+    mine = [e for e in world.chain.events("OrderBook", "Filled") if e.args["order_id"] == oid]
+    assert len({e.tx_hash for e in mine[:BATCH]}) == 1  # one transaction
     second = SimulatedBroker(world.chain, exchange, journal)  # recovers at start-up
     refs = filled_refs(world)
     assert len(refs) == len(set(refs)) == before + len(fills)  # each fill exactly once
@@ -254,3 +257,27 @@ def test_a_session_lost_mid_day_places_the_remainder_again(world, day, tmp_path:
     assert all(f.settled for f in second.fills())
     session.close_day()
     second.close()
+
+
+def test_a_batch_the_chain_refuses_settles_its_other_fills_one_at_a_time(world, day, tmp_path):
+    """A fill the chain refuses (here a quantity above its order) reverts its whole
+    settle_fills; the broker then settles the batch fill by fill: that fill alone is
+    journaled refused, the others settle under consecutive numbers."""
+    who = world.open_borrower("b-batch", 2, 50_000_000)
+    oid = buy(world, "b-batch", "600004", 5_000, day.bars["600004"].band.limit_up_fen)
+    exchange = SimulatedExchange(ExchangeConfig(participation_bps=10))  # several fills
+    exchange.open_day(day)
+    broker = SimulatedBroker(world.chain, exchange, tmp_path / "broker.db")
+    broker.poll()
+    fills = [f for f in exchange.run_day() if f.order_id == f"E{oid}"]
+    assert len(fills) > 1
+    f = fills[0]
+    bogus = Fill(f"{f.fill_ref}-bogus", f.order_id, f.account, f.code, f.side, 1_000_000,
+                 f.price_fen, f.fees, f.at, f.at_limit)  # fmt: skip
+    assert broker.on_fills([bogus, *fills]) == len(fills)
+    assert broker.refused() == [(bogus.fill_ref, "margin: fill exceeds order")]
+    assert world.chain.call("OrderBook", "fill_count", oid) == len(fills)
+    held = world.chain.call("MarginEngine", "positions", who, code_to_chain("600004"))
+    assert held == sum(x.quantity for x in fills)
+    exchange.close_day()
+    broker.close()

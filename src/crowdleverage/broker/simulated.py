@@ -1,6 +1,7 @@
 """The broker on the simulated exchange: consumes the order book's `OrderRequested` and
-`LiquidationOrder` events, places the orders, and settles every fill on chain
-(`OrderBook.settle_fill`) with its unique exchange reference. Safe to restart.
+`LiquidationOrder` events, places the orders, and settles the fills on chain in batches of up
+to 64 (`OrderBook.settle_fills`; one fill alone, or each fill of a refused batch, with
+`settle_fill`), each with its exchange reference. Safe to restart.
 
 Restart safety comes from a journal (SQLite, one file) written before every effect and from
 the chain's own duplicate check:
@@ -9,8 +10,8 @@ the chain's own duplicate check:
   taken once; an order is placed at the exchange under a deterministic id (`E<engine id>`),
   so placing it again after a crash is recognised (`Conflict`) rather than doubled;
 - a fill is journaled `pending`; before it is sent to the chain it is given its number within
-  the order (`seq`: the fills of the order settled before it), journaled, and the chain
-  settles it only under that number (`OrderBook.settle_fill(order, seq, ...)` refuses a
+  the order (`seq`: the fills of the order settled before it, then the batch's earlier fills
+  of the order), journaled, and the chain settles it only under that number (`OrderBook.settle_fill(order, seq, ...)` refuses a
   number already taken: "orderbook: fill already settled"); it is marked `settled` after. A
   pending fill found at start-up with a number the chain's `fill_count` of the order has
   passed was settled before a crash (the chain has it); else it is sent under the same
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from crowdleverage.broker.port import BrokerFill, BrokerOrder
@@ -58,6 +60,21 @@ CREATE INDEX IF NOT EXISTS fills_by_order ON fills(order_id);
 # sent); orders.event_seq: the chain event that requested the order (orders are placed in
 # that order: order ids are an account's reused slots, not a counter). Journals of a release
 # before the columns get them added at start-up (their rows NULL, placed by order id).
+
+BATCH = 64  # fills per `OrderBook.settle_fills`
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A journaled fill not yet settled."""
+
+    ref: str
+    oid: int
+    side: str
+    qty: int
+    price: int
+    fee: int
+
 
 # the order orders were requested in (a previous release's rows, without the event's seq,
 # first and by their sequential ids)
@@ -275,40 +292,78 @@ class SimulatedBroker:
                 return int(done.value)
 
     def settle_parts(self) -> Generator[None, None, int]:
-        """`settle_pending` one fill at a time: it yields after each fill's chain effects and
-        journal entry (a caller may do other work there: every fill settles on its own,
-        exactly once by its number within the order), and returns how many settled."""
+        """`settle_pending` in batches: the pending fills, oldest first, go to the chain up to
+        `BATCH` at a time in one `OrderBook.settle_fills` (a batch lands whole or not at all);
+        it yields after each batch's chain effects and journal entries (a caller may do other
+        work there: every batch settles on its own, each fill exactly once by its number
+        within the order), and returns how many settled. A batch the chain refuses is settled
+        again one fill at a time, so the refused fill alone is journaled `refused`."""
         rows = self._db.execute(
             "SELECT fill_ref, order_id, side, qty, price_fen, fee_fen, seq FROM fills "
             "WHERE status = 'pending' ORDER BY n"
         ).fetchall()
-        settled = 0
+        todo: list[_Pending] = []
         for ref, oid, side, qty, price, fee, seq in rows:
-            ref32 = ref_to_bytes32(ref)
             if seq is not None and self._fill_count(oid) > seq:
                 self._set_fill(ref, "settled")  # the chain has it: a crash came in between
                 self._done_if_filled(oid)
                 continue
-            if seq is None:
-                seq = self._number(ref, oid)
-            try:
-                if side == Side.SELL.value:
+            todo.append(_Pending(ref, oid, side, qty, price, fee))
+        settled = 0
+        for at in range(0, len(todo), BATCH):
+            batch = todo[at : at + BATCH]
+            if len(batch) > 1:
+                seqs = self._number_all(batch)
+                try:
+                    self._approve_sells(batch)
                     self.chain.send(
-                        "CashToken", "approve", self.chain.address_of("engine"),
-                        qty * price - fee, actor=self.actor,
+                        ORDERBOOK, "settle_fills", [f.oid for f in batch], seqs,
+                        [f.qty for f in batch], [f.price for f in batch],
+                        [f.fee for f in batch], [ref_to_bytes32(f.ref) for f in batch],
+                        actor=self.actor,
                     )  # fmt: skip
-                self.chain.send(
-                    ORDERBOOK, "settle_fill", oid, seq, qty, price, fee, ref32, actor=self.actor
-                )
-            except ContractRevert as err:
-                self._set_fill(ref, "refused", err.reason)
-                continue
-            self._fail("after_settle_before_journal")
-            self._set_fill(ref, "settled")
-            self._done_if_filled(oid)
-            settled += 1
-            yield
+                except ContractRevert:
+                    pass  # nothing landed: one fill at a time below finds the refused one
+                else:
+                    self._fail("after_settle_before_journal")
+                    self._settled(batch)
+                    settled += len(batch)
+                    yield
+                    continue
+            for f in batch:
+                (seq,) = self._number_all([f])
+                try:
+                    self._approve_sells([f])
+                    self.chain.send(
+                        ORDERBOOK, "settle_fill", f.oid, seq, f.qty, f.price, f.fee,
+                        ref_to_bytes32(f.ref), actor=self.actor,
+                    )  # fmt: skip
+                except ContractRevert as err:
+                    self._set_fill(f.ref, "refused", err.reason)
+                    continue
+                self._fail("after_settle_before_journal")
+                self._settled([f])
+                settled += 1
+                yield
         return settled
+
+    def _approve_sells(self, batch: list[_Pending]) -> None:
+        """Sell fills take their proceeds from the broker: approve the engine for the batch's
+        total (an approval replaces the previous one)."""
+        proceeds = sum(f.qty * f.price - f.fee for f in batch if f.side == Side.SELL.value)
+        if proceeds > 0:
+            self.chain.send(
+                "CashToken", "approve", self.chain.address_of("engine"), proceeds,
+                actor=self.actor,
+            )  # fmt: skip
+
+    def _settled(self, batch: list[_Pending]) -> None:
+        self._db.execute("BEGIN")
+        for f in batch:
+            self._set_fill(f.ref, "settled")
+        for oid in dict.fromkeys(f.oid for f in batch):
+            self._done_if_filled(oid)
+        self._db.execute("COMMIT")
 
     def end_day(self) -> int:
         """After the exchange closed the session: release every engine order still open
@@ -386,18 +441,34 @@ class SimulatedBroker:
             (oid, oid),
         )
 
-    def _number(self, ref: str, oid: int) -> int:
-        """Give a pending fill its number within its order (the order's fills settled before
-        it), journaled before the fill is first sent."""
-        (seq,) = self._db.execute(
-            "SELECT COUNT(*) FROM fills WHERE order_id = ? AND status = 'settled'", (oid,)
-        ).fetchone()
-        self._db.execute("UPDATE fills SET seq = ? WHERE fill_ref = ?", (int(seq), ref))
-        return int(seq)
+    def _number_all(self, batch: list[_Pending]) -> list[int]:
+        """Number the fills about to be sent within their orders (after the order's fills
+        settled, consecutive within the batch), journaled in one transaction before they are
+        sent: a crash after the send finds the chain's `fill_count` past the number."""
+        after: dict[int, int] = {}
+        seqs = []
+        self._db.execute("BEGIN")
+        for f in batch:
+            if f.oid not in after:
+                (after[f.oid],) = self._db.execute(
+                    "SELECT COUNT(*) FROM fills WHERE order_id = ? AND status = 'settled'",
+                    (f.oid,),
+                ).fetchone()
+            seq = int(after[f.oid])
+            after[f.oid] = seq + 1
+            self._db.execute("UPDATE fills SET seq = ? WHERE fill_ref = ?", (seq, f.ref))
+            seqs.append(seq)
+        self._db.execute("COMMIT")
+        return seqs
 
     def _fill_count(self, oid: int) -> int:
-        """The fills the chain settled on an order (`OrderBook.fill_count`)."""
-        return int(self.chain.call(ORDERBOOK, "fill_count", oid))
+        """The fills the chain settled on an order (`OrderBook.fill_count`; -1 from an
+        OrderBook of a release before fill numbers, whose getter reverts: the fill is sent
+        again and that OrderBook refuses it, journaled `refused`, never settled twice)."""
+        try:
+            return int(self.chain.call(ORDERBOOK, "fill_count", oid))
+        except ContractRevert:
+            return -1
 
     def _set_fill(self, ref: str, status: str, reason: str | None = None) -> None:
         self._db.execute(
