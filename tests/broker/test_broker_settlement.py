@@ -281,3 +281,41 @@ def test_a_batch_the_chain_refuses_settles_its_other_fills_one_at_a_time(world, 
     assert held == sum(x.quantity for x in fills)
     exchange.close_day()
     broker.close()
+
+
+def test_a_journal_of_the_previous_release_opens_with_the_new_columns(world, tmp_path: Path):
+    """A journal written before fill numbers and event order (no `fills.seq`, no
+    `orders.event_seq`) gets both columns at start-up; its rows keep NULL there."""
+    journal = tmp_path / "broker.db"
+    db = sqlite3.connect(journal)
+    with db:
+        db.executescript(
+            """
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE orders (
+                order_id INTEGER PRIMARY KEY, account TEXT NOT NULL, code TEXT NOT NULL,
+                side TEXT NOT NULL, qty INTEGER NOT NULL, limit_fen INTEGER NOT NULL,
+                liquidation INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT
+            );
+            CREATE TABLE fills (
+                n INTEGER PRIMARY KEY AUTOINCREMENT, fill_ref TEXT NOT NULL UNIQUE,
+                order_id INTEGER NOT NULL, account TEXT NOT NULL, code TEXT NOT NULL,
+                side TEXT NOT NULL, qty INTEGER NOT NULL, price_fen INTEGER NOT NULL,
+                fee_fen INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT
+            );
+            INSERT INTO orders VALUES (7, '0xabc', '000001', 'BUY', 100, 1000, 0, 'done', NULL);
+            INSERT INTO fills(fill_ref, order_id, account, code, side, qty, price_fen, fee_fen,
+                              status) VALUES ('E7#1', 7, '0xabc', '000001', 'BUY', 100, 1000, 5,
+                                              'settled');
+            """
+        )
+    db.close()
+    exchange = SimulatedExchange()
+    broker = SimulatedBroker(world.chain, exchange, journal)
+    assert [(f.fill_ref, f.settled) for f in broker.fills()] == [("E7#1", True)]
+    assert broker.order_status(7) == "done"
+    broker.close()
+    db = sqlite3.connect(journal)
+    assert "seq" in {r[1] for r in db.execute("PRAGMA table_info(fills)")}
+    assert "event_seq" in {r[1] for r in db.execute("PRAGMA table_info(orders)")}
+    db.close()
