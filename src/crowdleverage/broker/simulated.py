@@ -11,8 +11,9 @@ the chain's own duplicate check:
   so placing it again after a crash is recognised (`Conflict`) rather than doubled;
 - a fill is journaled `pending`; before it is sent to the chain it is given its number within
   the order (`seq`: the fills of the order settled before it, then the batch's earlier fills
-  of the order), journaled, and the chain settles it only under that number (`OrderBook.settle_fill(order, seq, ...)` refuses a
-  number already taken: "orderbook: fill already settled"); it is marked `settled` after. A
+  of the order), journaled, and the chain settles it only under that number
+  (`OrderBook.settle_fill(order, seq, ...)` refuses a number already taken: "orderbook: fill
+  already settled"); it is marked `settled` after. A
   pending fill found at start-up with a number the chain's `fill_count` of the order has
   passed was settled before a crash (the chain has it); else it is sent under the same
   number — nothing is settled twice, nothing is lost;
