@@ -13,10 +13,10 @@ the chain's own duplicate check:
   the order (`seq`: the fills of the order settled before it, then the batch's earlier fills
   of the order), journaled, and the chain settles it only under that number
   (`OrderBook.settle_fill(order, seq, ...)` refuses a number already taken: "orderbook: fill
-  already settled"); it is marked `settled` after. A
-  pending fill found at start-up with a number the chain's `fill_count` of the order has
-  passed was settled before a crash (the chain has it); else it is sent under the same
-  number — nothing is settled twice, nothing is lost;
+  already settled"); it is marked `settled` after. A pending fill found at start-up with a
+  number the chain's `fill_count` of the order has passed was settled before a crash (the
+  chain has it); else it is sent under the same number — nothing is settled twice, nothing
+  is lost;
 - fills the exchange made while the broker was down are picked up from the exchange.
 
 A refused settlement (a contract revert) is journaled `refused` with the reason: it is a break
