@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crowdleverage.broker.port import BrokerPort
-from crowdleverage.broker.simulated import SimulatedBroker, SimulatedCrash
-from crowdleverage.chain.codes import code_to_chain
+from crowdleverage.broker.simulated import BATCH, SimulatedBroker, SimulatedCrash
+from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
+from crowdleverage.chain.margin import placed_order_id
 from crowdleverage.config import SHIPPED_DATA
+from crowdleverage.domain.errors import ContractRevert
 from crowdleverage.market.bars import read_bars
-from crowdleverage.market.exchange import ExchangeConfig, SimulatedExchange
+from crowdleverage.market.exchange import ExchangeConfig, Fill, SimulatedExchange
 from crowdleverage.market.replay import TradingDay, intraday_ticks, trading_days
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
 from crowdleverage.risk.world import World, open_financing_chain
@@ -25,7 +28,7 @@ CODES = ["000001", "600004", "600406"]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100  # 1亿元 in fen
 ACTORS = ["investor-senior", "investor-junior", "b-settle", "b-crash1", "b-crash2", "b-down",
-          "b-expire", "b-replace"]  # fmt: skip
+          "b-expire", "b-replace", "b-batch"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +57,8 @@ def world(day: TradingDay, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def buy(world: World, name: str, code: str, qty: int, limit: int) -> int:
-    world.chain.send("OrderBook", "request_buy", code_to_chain(code), qty, limit, actor=name)
-    return int(world.chain.call("OrderBook", "order_count"))
+    tx = world.chain.send("OrderBook", "request_buy", code_to_chain(code), qty, limit, actor=name)
+    return placed_order_id(tx)
 
 
 def filled_refs(world: World) -> list[bytes]:
@@ -94,7 +97,7 @@ def test_orders_from_events_fill_and_settle_once(world, day, tmp_path: Path):
 
 def test_crash_after_settle_before_journal_settles_nothing_twice(world, day, tmp_path: Path):
     who = world.open_borrower("b-crash1", 3, 50_000_000)
-    buy(world, "b-crash1", "600004", 5_000, day.bars["600004"].band.limit_up_fen)
+    oid = buy(world, "b-crash1", "600004", 5_000, day.bars["600004"].band.limit_up_fen)
     exchange = SimulatedExchange(ExchangeConfig(participation_bps=10))  # many small fills
     exchange.open_day(day)
     journal = tmp_path / "broker.db"
@@ -111,7 +114,10 @@ def test_crash_after_settle_before_journal_settles_nothing_twice(world, day, tmp
     with pytest.raises(SimulatedCrash):
         first.on_fills(fills)
     first.close()
-    assert len(filled_refs(world)) == before + 1  # one fill reached the chain, then death
+    # the first batch (up to 64 fills, in one settle_fills) reached the chain, then death
+    assert len(filled_refs(world)) == before + min(len(fills), BATCH)
+    mine = [e for e in world.chain.events("OrderBook", "Filled") if e.args["order_id"] == oid]
+    assert len({e.tx_hash for e in mine[:BATCH]}) == 1  # one transaction
     second = SimulatedBroker(world.chain, exchange, journal)  # recovers at start-up
     refs = filled_refs(world)
     assert len(refs) == len(set(refs)) == before + len(fills)  # each fill exactly once
@@ -120,7 +126,37 @@ def test_crash_after_settle_before_journal_settles_nothing_twice(world, day, tmp
     )
     assert all(f.settled for f in second.fills())
     # the fill the chain had before the crash counts: once all are settled the order is done
-    assert second.order_status(int(world.chain.call("OrderBook", "order_count"))) == "done"
+    assert second.order_status(oid) == "done"
+    assert world.chain.call("OrderBook", "fill_count", oid) == len(fills)
+    # the crash window again: the first fill journaled pending under its number. The
+    # broker finds the chain past that number and settles nothing; sent again as it is, the
+    # chain refuses it
+    first_fill = fills[0]
+    db = sqlite3.connect(journal)
+    with db:
+        db.execute("UPDATE fills SET status = 'pending' WHERE fill_ref = ?", (first_fill.fill_ref,))
+    (seq,) = db.execute(
+        "SELECT seq FROM fills WHERE fill_ref = ?", (first_fill.fill_ref,)
+    ).fetchone()
+    db.close()
+    assert seq == 0
+    assert second.settle_pending() == 0
+    assert all(f.settled for f in second.fills())
+    with pytest.raises(ContractRevert, match="orderbook: fill already settled"):
+        world.chain.send(
+            "OrderBook",
+            "settle_fill",
+            oid,
+            seq,
+            first_fill.quantity,
+            first_fill.price_fen,
+            first_fill.fees.total_fen,
+            ref_to_bytes32(first_fill.fill_ref),
+            actor="broker",
+        )
+    assert world.chain.call("MarginEngine", "positions", who, code_to_chain("600004")) == sum(
+        f.quantity for f in fills
+    )
     exchange.close_day()
     second.close()
 
@@ -221,3 +257,65 @@ def test_a_session_lost_mid_day_places_the_remainder_again(world, day, tmp_path:
     assert all(f.settled for f in second.fills())
     session.close_day()
     second.close()
+
+
+def test_a_batch_the_chain_refuses_settles_its_other_fills_one_at_a_time(world, day, tmp_path):
+    """A fill the chain refuses (here a quantity above its order) reverts its whole
+    settle_fills; the broker then settles the batch fill by fill: that fill alone is
+    journaled refused, the others settle under consecutive numbers."""
+    who = world.open_borrower("b-batch", 2, 50_000_000)
+    oid = buy(world, "b-batch", "600004", 5_000, day.bars["600004"].band.limit_up_fen)
+    exchange = SimulatedExchange(ExchangeConfig(participation_bps=10))  # several fills
+    exchange.open_day(day)
+    broker = SimulatedBroker(world.chain, exchange, tmp_path / "broker.db")
+    broker.poll()
+    fills = [f for f in exchange.run_day() if f.order_id == f"E{oid}"]
+    assert len(fills) > 1
+    f = fills[0]
+    bogus = Fill(f"{f.fill_ref}-bogus", f.order_id, f.account, f.code, f.side, 1_000_000,
+                 f.price_fen, f.fees, f.at, f.at_limit)  # fmt: skip
+    assert broker.on_fills([bogus, *fills]) == len(fills)
+    assert broker.refused() == [(bogus.fill_ref, "margin: fill exceeds order")]
+    assert world.chain.call("OrderBook", "fill_count", oid) == len(fills)
+    held = world.chain.call("MarginEngine", "positions", who, code_to_chain("600004"))
+    assert held == sum(x.quantity for x in fills)
+    exchange.close_day()
+    broker.close()
+
+
+def test_a_journal_of_the_previous_release_opens_with_the_new_columns(world, tmp_path: Path):
+    """A journal written before fill numbers and event order (no `fills.seq`, no
+    `orders.event_seq`) gets both columns at start-up; its rows keep NULL there."""
+    journal = tmp_path / "broker.db"
+    db = sqlite3.connect(journal)
+    with db:
+        db.executescript(
+            """
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE orders (
+                order_id INTEGER PRIMARY KEY, account TEXT NOT NULL, code TEXT NOT NULL,
+                side TEXT NOT NULL, qty INTEGER NOT NULL, limit_fen INTEGER NOT NULL,
+                liquidation INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT
+            );
+            CREATE TABLE fills (
+                n INTEGER PRIMARY KEY AUTOINCREMENT, fill_ref TEXT NOT NULL UNIQUE,
+                order_id INTEGER NOT NULL, account TEXT NOT NULL, code TEXT NOT NULL,
+                side TEXT NOT NULL, qty INTEGER NOT NULL, price_fen INTEGER NOT NULL,
+                fee_fen INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT
+            );
+            INSERT INTO orders VALUES (7, '0xabc', '000001', 'BUY', 100, 1000, 0, 'done', NULL);
+            INSERT INTO fills(fill_ref, order_id, account, code, side, qty, price_fen, fee_fen,
+                              status) VALUES ('E7#1', 7, '0xabc', '000001', 'BUY', 100, 1000, 5,
+                                              'settled');
+            """
+        )
+    db.close()
+    exchange = SimulatedExchange()
+    broker = SimulatedBroker(world.chain, exchange, journal)
+    assert [(f.fill_ref, f.settled) for f in broker.fills()] == [("E7#1", True)]
+    assert broker.order_status(7) == "done"
+    broker.close()
+    db = sqlite3.connect(journal)
+    assert "seq" in {r[1] for r in db.execute("PRAGMA table_info(fills)")}
+    assert "event_seq" in {r[1] for r in db.execute("PRAGMA table_info(orders)")}
+    db.close()

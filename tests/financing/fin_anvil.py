@@ -15,6 +15,7 @@ from fin_system import CMB, DAY_S, MAIN, PAB, PINGAN, compiled, limit_down, limi
 from vyper.compiler.output import build_abi_output
 from web3 import Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from crowdleverage.chain.roles import Role
 from crowdleverage.domain import params as P
@@ -45,6 +46,10 @@ class RpcPlatform:
         tx = call.transact({"from": self.actor[by], "gas": 3_000_000})
         receipt = self.w3.eth.wait_for_transaction_receipt(tx)
         if receipt.status != 1:
+            try:  # the reason: the same call again, as a call at the block before
+                call.call({"from": self.actor[by]}, block_identifier=receipt.blockNumber - 1)
+            except Exception as err:  # any error decoding it carries the reason too
+                raise RuntimeError(f"{contract}.{fn} reverted: {err}") from err
             raise RuntimeError(f"{contract}.{fn} reverted")
         if label:
             self.gas[label] = int(receipt.gasUsed)
@@ -52,6 +57,16 @@ class RpcPlatform:
 
     def call(self, contract: str, fn: str, *args: Any) -> Any:
         return getattr(self.c[contract].functions, fn)(*args).call()
+
+    def order_ids(self, receipt: Any) -> list[int]:
+        """The order ids a transaction placed (its `OrderRequested` / `LiquidationOrder`
+        events: ids are an account's reused slots, not a counter)."""
+        book = self.c["OrderBook"].events
+        return [
+            int(e["args"]["order_id"])
+            for ev in (book.OrderRequested(), book.LiquidationOrder())
+            for e in ev.process_receipt(receipt, errors=DISCARD)
+        ]
 
     def ref(self) -> bytes:
         self.refs += 1

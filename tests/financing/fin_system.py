@@ -174,13 +174,16 @@ class Platform:
         price = price_fen or self.prices[code]
         oid = self.orderbook.request_buy(code, qty, price, sender=who)
         if fill:
-            self.orderbook.settle_fill(oid, qty, price, 0, self.ref(), sender=self.broker)
+            self.orderbook.settle_fill(oid, 0, qty, price, 0, self.ref(), sender=self.broker)
         return oid
 
     def sell_fill(self, oid: int, qty: int, price_fen: int, fee_fen: int = 0) -> None:
         gross = qty * price_fen
         self.cash.approve(self.engine.address, gross - fee_fen, sender=self.broker)
-        self.orderbook.settle_fill(oid, qty, price_fen, fee_fen, self.ref(), sender=self.broker)
+        seq = self.orderbook.fill_count(oid)
+        self.orderbook.settle_fill(
+            oid, seq, qty, price_fen, fee_fen, self.ref(), sender=self.broker
+        )
 
     def build_portfolio(self, who: str, codes: tuple[int, ...], step: int = 5_000) -> None:
         """Buy the codes round-robin, at most `step` shares each per round, in the largest

@@ -42,6 +42,7 @@ BUY_LIMITS = (
     "oracle: price unreliable",
     "pool: utilisation above limit",
     "pool: insufficient liquidity",
+    "orderbook: too many open orders",  # 48 of the account's orders left open
 )
 # The only reasons each action may be refused with.
 EXPECTED: dict[str, tuple[str, ...]] = {
@@ -53,7 +54,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "margin: account in liquidation",
     ),
     "buy": BUY_LIMITS,
-    "sell": ("margin: account in liquidation",),
+    "sell": ("margin: account in liquidation", "orderbook: too many open orders"),
     "close_epoch": ("pool: epoch not over",),
     "end_liquidation": ("margin: still below liquidation line",),
     "start_liquidation (above the line)": ("margin: above liquidation line",),
@@ -75,7 +76,8 @@ class FinancingMachine(RuleBasedStateMachine):
         self._ctx = rollback(self.p)
         self._ctx.__enter__()
         self.open_orders: list[int] = []
-        self.refs: list[bytes] = []
+        self.all_orders: list[int] = []  # every order id placed (ids are not sequential)
+        self.fills: dict[int, int] = {}  # fills settled per order id
         self.index_seen: dict[int, int] = {}
 
     def teardown(self) -> None:
@@ -127,12 +129,26 @@ class FinancingMachine(RuleBasedStateMachine):
     def _healthy(self, who: str) -> bool:
         return self.p.ratio(who) >= self._line(who)
 
-    def _user_action(self, kind: str, who: str, fn, *args) -> None:
+    def _user_action(self, kind: str, who: str, fn, *args) -> bool:
         """DESIGN §8.6: a user action never takes an account from healthy to unhealthy."""
         healthy = self._healthy(who)
-        self._try(kind, fn, *args, sender=who)
+        done = self._try(kind, fn, *args, sender=who)
         if healthy:
             assert self._healthy(who)
+        return done
+
+    def _placed(self, contract) -> list[int]:
+        """The order ids the last successful call to `contract` placed (from the order
+        book's events: ids are an account's reused slots, not a counter)."""
+        logs = self.p.orderbook.get_logs(computation=contract._computation)
+        ids = [
+            int(e.order_id)
+            for e in logs
+            if type(e).__name__ in ("OrderRequested", "LiquidationOrder")
+        ]
+        self.open_orders.extend(ids)
+        self.all_orders.extend(ids)
+        return ids
 
     # ------------------------------------------------------------ investors
     @rule(i=st.integers(0, 1), senior=st.booleans(), amount=st.integers(1, 500_000))
@@ -170,18 +186,17 @@ class FinancingMachine(RuleBasedStateMachine):
     @rule(b=st.integers(0, 2), c=st.integers(0, 2), lots=st.integers(1, 200), then=THEN)
     def buy(self, b: int, c: int, lots: int, then: str) -> None:
         who, code = self.borrowers[b], MAIN[c]
-        before = self.p.orderbook.order_count()
         price = self.p.prices[code]
-        self._user_action("buy", who, self.p.orderbook.request_buy, code, lots * 100, price)
-        if self.p.orderbook.order_count() > before:
-            self.open_orders.append(before + 1)
+        if self._user_action("buy", who, self.p.orderbook.request_buy, code, lots * 100, price):
+            [oid] = self._placed(self.p.orderbook)
             if then == "fill":  # the broker fills it at once at the limit
                 self.p.orderbook.settle_fill(
-                    before + 1, lots * 100, price, 0, self._ref(), sender=self.p.broker
+                    oid, 0, lots * 100, price, 0, self.p.ref(), sender=self.p.broker
                 )
+                self.fills[oid] = self.fills.get(oid, 0) + 1
                 EVENTS.update(("buy fill",))
             elif then == "cancel":  # rejected by the exchange: released at once
-                self.p.orderbook.cancel_order(before + 1, sender=self.p.broker)
+                self.p.orderbook.cancel_order(oid, sender=self.p.broker)
                 EVENTS.update(("cancel",))
 
     @rule(c=st.integers(0, 2), yuan=st.integers(0, 20_000_000))
@@ -195,16 +210,13 @@ class FinancingMachine(RuleBasedStateMachine):
     def sell(self, b: int, c: int, pct: int, then: str) -> None:
         who, code = self.borrowers[b], MAIN[c]
         qty = self.p.engine.sellable(who, code) * pct // 100 // 100 * 100
-        if qty:
-            before = self.p.orderbook.order_count()
-            self._user_action(
-                "sell", who, self.p.orderbook.request_sell, code, qty, self.p.prices[code]
-            )
-            if self.p.orderbook.order_count() > before:
-                self.open_orders.append(before + 1)
-                if then == "fill" and not self.p.oracle.is_sealed_limit_down(code):
-                    self.p.sell_fill(before + 1, qty, self.p.prices[code])
-                    EVENTS.update(("sell fill",))
+        if qty and self._user_action(
+            "sell", who, self.p.orderbook.request_sell, code, qty, self.p.prices[code]
+        ):
+            [oid] = self._placed(self.p.orderbook)
+            if then == "fill" and not self.p.oracle.is_sealed_limit_down(code):
+                self._sell_fill(oid, qty, self.p.prices[code])
+                EVENTS.update(("sell fill",))
 
     @rule(b=st.integers(0, 2), amount=st.integers(1, 200_000))
     def repay(self, b: int, amount: int) -> None:
@@ -236,11 +248,15 @@ class FinancingMachine(RuleBasedStateMachine):
         ratio0, solvent = self.p.ratio(who), self._solvent(who)
         if is_buy:
             price = min(price, o[7])
-            self.p.orderbook.settle_fill(oid, qty, price, 0, self._ref(), sender=self.p.broker)
+            seq = self.p.orderbook.fill_count(oid)
+            self.p.orderbook.settle_fill(
+                oid, seq, qty, price, 0, self.p.ref(), sender=self.p.broker
+            )
+            self.fills[oid] = self.fills.get(oid, 0) + 1
             EVENTS.update(("buy fill",))
         elif liq or o[7] <= self.p.oracle.band(code)[1]:
             price = price if liq else max(price, o[7])  # a sell fills at or above its limit
-            self.p.sell_fill(oid, qty, price)
+            self._sell_fill(oid, qty, price)
             EVENTS.update(("liquidation fill" if liq else "sell fill",))
             if liq and solvent:  # DESIGN §8.7
                 assert self.p.ratio(who) >= ratio0
@@ -256,7 +272,7 @@ class FinancingMachine(RuleBasedStateMachine):
         for oid in list(self.open_orders):
             o = self.p.orderbook.orders(oid)
             if o[4] and o[3] and not self.p.oracle.is_sealed_limit_down(o[1]):
-                self.p.sell_fill(oid, o[5] - o[6], self.p.prices[o[1]])
+                self._sell_fill(oid, o[5] - o[6], self.p.prices[o[1]])
                 EVENTS.update(("liquidation fill",))
         self.keeper_sweep()
 
@@ -264,10 +280,9 @@ class FinancingMachine(RuleBasedStateMachine):
         assets, debt, _ = self.p.state(who)
         return assets >= debt
 
-    def _ref(self) -> bytes:
-        ref = self.p.ref()
-        self.refs.append(ref)
-        return ref
+    def _sell_fill(self, oid: int, qty: int, price_fen: int) -> None:
+        self.p.sell_fill(oid, qty, price_fen)
+        self.fills[oid] = self.fills.get(oid, 0) + 1
 
     # ------------------------------------------------------------ market and time
     @rule(c=st.integers(0, 2), move_bps=st.integers(-1_000, 1_000))
@@ -346,10 +361,9 @@ class FinancingMachine(RuleBasedStateMachine):
             assert not self._try(kind, p.liquidator.start_liquidation, who, sender=p.keeper)
 
     def _start(self, who: str) -> None:
-        before = self.p.orderbook.order_count()
         self.p.liquidator.start_liquidation(who, sender=self.p.keeper)
         EVENTS.update(("liquidation started",))
-        self.open_orders.extend(range(before + 1, self.p.orderbook.order_count() + 1))
+        self._placed(self.p.liquidator)
 
     # ------------------------------------------------------------ invariants
     @invariant()
@@ -364,10 +378,13 @@ class FinancingMachine(RuleBasedStateMachine):
         # the financing of open buy orders stays at the pool until their fills pay the broker
         undisbursed = p.pool.undisbursed_fen()
         assert p.cash.balanceOf(p.engine.address) + undisbursed == p.engine.held_fen()
-        assert undisbursed == sum(
-            p.orderbook.orders(i)[9] for i in range(1, p.orderbook.order_count() + 1)
-        )
-        assert all(p.orderbook.fill_ref_used(r) for r in self.refs)
+        assert undisbursed == sum(p.orderbook.orders(i)[9] for i in set(self.all_orders))
+        # each fill settled once, under its number: every order's fill count is the fills
+        # settled on it (an order whose slot the account's later order reuses reads as
+        # unknown, all zero)
+        for i in set(self.all_orders):
+            if p.orderbook.orders(i)[0] != "0x" + "00" * 20:
+                assert p.orderbook.fill_count(i) == self.fills.get(i, 0)
 
     @invariant()
     def pool_books_balance(self) -> None:

@@ -127,7 +127,9 @@ def test_buy_draws_financing_and_settles(p: Platform, borrower: str) -> None:
     assert drawn <= p.engine.debt_of(borrower) <= drawn + 1
     assert p.pool.principal_out_fen() == drawn
     assert p.engine.accounts(borrower)[3] == cost  # pending
-    p.orderbook.settle_fill(oid, 5_000, 990, 1_500, p.ref(), sender=p.broker)
+    p.orderbook.settle_fill(
+        oid, p.orderbook.fill_count(oid), 5_000, 990, 1_500, p.ref(), sender=p.broker
+    )
     assert p.cash.balanceOf(p.broker) == 5_000 * 990 + 1_500
     assert p.shares.balance_of(p.engine.address, PAB) == 5_000
     assert p.engine.positions(borrower, PAB) == 5_000
@@ -219,28 +221,50 @@ def test_fill_rejections(p: Platform, borrower: str) -> None:
     oid = p.buy(borrower, PAB, 1_000, fill=False)
     ref = p.ref()
     with boa.reverts("margin: caller is not broker"):
-        p.orderbook.settle_fill(oid, 100, 1_000, 0, ref, sender=p.outsider)
+        p.orderbook.settle_fill(oid, 0, 100, 1_000, 0, ref, sender=p.outsider)
     with boa.reverts("margin: fill above limit"):
-        p.orderbook.settle_fill(oid, 100, 1_001, 0, ref, sender=p.broker)
+        p.orderbook.settle_fill(oid, 0, 100, 1_001, 0, ref, sender=p.broker)
     with boa.reverts("margin: fill exceeds order"):
-        p.orderbook.settle_fill(oid, 1_100, 1_000, 0, ref, sender=p.broker)
+        p.orderbook.settle_fill(oid, 0, 1_100, 1_000, 0, ref, sender=p.broker)
     with boa.reverts("margin: fill exceeds reserved cash"):
-        p.orderbook.settle_fill(oid, 1_000, 1_000, 10_000, ref, sender=p.broker)
-    p.orderbook.settle_fill(oid, 100, 1_000, 0, ref, sender=p.broker)
-    with boa.reverts("margin: fill reference used"):
-        p.orderbook.settle_fill(oid, 100, 1_000, 0, ref, sender=p.broker)
-    p.orderbook.settle_fill(oid, 900, 1_000, 0, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(oid, 0, 1_000, 1_000, 10_000, ref, sender=p.broker)
+    with boa.reverts("margin: empty fill reference"):
+        p.orderbook.settle_fill(oid, 0, 100, 1_000, 0, b"\0" * 32, sender=p.broker)
+    with boa.reverts("orderbook: fill out of sequence"):
+        p.orderbook.settle_fill(oid, 1, 100, 1_000, 0, ref, sender=p.broker)
+    assert p.orderbook.fill_count(oid) == 0
+    p.orderbook.settle_fill(oid, 0, 100, 1_000, 0, ref, sender=p.broker)
+    assert p.orderbook.fill_count(oid) == 1
+    # a retried fill (the broker lost its journal entry) names a number already taken
+    with boa.reverts("orderbook: fill already settled"):
+        p.orderbook.settle_fill(oid, 0, 100, 1_000, 0, ref, sender=p.broker)
+    assert p.orderbook.orders(oid)[6] == 100 and p.engine.positions(borrower, PAB) == 100
+    p.orderbook.settle_fill(oid, 1, 900, 1_000, 0, p.ref(), sender=p.broker)
+    assert p.orderbook.fill_count(oid) == 2
+    # the closing fill retried: refused as settled, not as a closed order
+    with boa.reverts("orderbook: fill already settled"):
+        p.orderbook.settle_fill(oid, 1, 900, 1_000, 0, p.ref(), sender=p.broker)
     with boa.reverts("margin: order not open"):
-        p.orderbook.settle_fill(oid, 100, 1_000, 0, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(oid, 2, 100, 1_000, 0, p.ref(), sender=p.broker)
     with boa.reverts("margin: order not open"):
         p.orderbook.cancel_order(oid, sender=p.broker)
     with boa.reverts("margin: caller is not broker"):
         p.orderbook.cancel_order(oid, sender=p.outsider)
+    # the fills recorded no reference at the certificates (the order's count settles once),
+    # so their reference-free paths are the engine's order book's alone
+    assert not p.shares.ref_used(ref)
+    for caller in (p.broker, p.operator, p.outsider):
+        with boa.reverts("shares: caller is not order book"):
+            p.shares.mint_fill(PAB, 100, p.ref(), sender=caller)
+        with boa.reverts("shares: caller is not order book"):
+            p.shares.burn_fill(PAB, 100, p.ref(), sender=caller)
 
 
 def test_sell_flow_and_rejections(p: Platform, borrower: str) -> None:
     buy = p.buy(borrower, PAB, 1_100, fill=False)
-    p.orderbook.settle_fill(buy, 1_050, 1_000, 0, p.ref(), sender=p.broker)
+    p.orderbook.settle_fill(
+        buy, p.orderbook.fill_count(buy), 1_050, 1_000, 0, p.ref(), sender=p.broker
+    )
     p.orderbook.cancel_order(buy, sender=p.broker)
     with boa.reverts("margin: not enough sellable shares"):
         p.orderbook.request_sell(PAB, 100, 1_000, sender=borrower)  # T+1
@@ -254,9 +278,13 @@ def test_sell_flow_and_rejections(p: Platform, borrower: str) -> None:
         p.orderbook.request_sell(PAB, 100, 1_000, sender=borrower)
     p.cash.approve(p.engine.address, 10**9, sender=p.broker)
     with boa.reverts("margin: fill below limit"):
-        p.orderbook.settle_fill(oid, 100, 999, 0, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(
+            oid, p.orderbook.fill_count(oid), 100, 999, 0, p.ref(), sender=p.broker
+        )
     with boa.reverts("margin: fee exceeds proceeds"):
-        p.orderbook.settle_fill(oid, 100, 1_000, 100_000, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(
+            oid, p.orderbook.fill_count(oid), 100, 1_000, 100_000, p.ref(), sender=p.broker
+        )
     cash0 = p.engine.accounts(borrower)[1]
     p.sell_fill(oid, 1_000, 1_010, fee_fen=500)
     assert p.engine.accounts(borrower)[1] == cash0 + 1_000 * 1_010 - 500
@@ -276,7 +304,9 @@ def test_an_order_is_one_slot_naming_the_account_by_its_id(p: Platform, borrower
     o = p.orderbook.orders(oid)
     assert (o[0], o[1], o[2], o[4], o[5], o[6]) == (borrower, PAB, True, True, 1_000, 0)
     assert o[8] >= 1_000 * 1_000  # reserved: gross plus the fee allowance
-    p.orderbook.settle_fill(oid, 400, 990, 100, p.ref(), sender=p.broker)
+    p.orderbook.settle_fill(
+        oid, p.orderbook.fill_count(oid), 400, 990, 100, p.ref(), sender=p.broker
+    )
     o = p.orderbook.orders(oid)
     assert (o[0], o[4], o[6]) == (borrower, True, 400)
     p.next_day()
@@ -287,7 +317,37 @@ def test_an_order_is_one_slot_naming_the_account_by_its_id(p: Platform, borrower
     sell = p.orderbook.request_sell(PAB, 400, 2**31 - 1, sender=borrower)
     assert tuple(p.orderbook.orders(sell))[:7] == (borrower, PAB, False, False, True, 400, 0)
     assert p.orderbook.orders(sell)[7] == 2**31 - 1
-    assert p.orderbook.orders(sell + 1)[0] == "0x" + "00" * 20  # unknown id: all zero
+    assert p.orderbook.orders(sell + (1 << 38))[0] == "0x" + "00" * 20  # unknown id: all zero
+    assert p.orderbook.orders(sell + 1)[0] == "0x" + "00" * 20  # another account: none
+
+
+def test_a_closed_orders_slot_is_reused_under_a_new_generation(p: Platform, borrower: str) -> None:
+    """An account's next order takes its lowest closed slot with the generation bumped: the
+    id is new (account id | slot << 32 | generation << 38), the old one reads as unknown, and
+    at most 48 of a borrower's orders are open at once."""
+    zero = "0x" + "00" * 20
+    n = p.engine.account_count()
+    first = p.buy(borrower, PAB, 100)  # filled: closed
+    assert first == n | 1 << 38  # slot 0, generation 1
+    assert p.orderbook.fill_count(first) == 1 and not p.orderbook.orders(first)[4]
+    second = p.buy(borrower, PAB, 100, fill=False)
+    assert second == n | 2 << 38  # slot 0 again, generation 2
+    assert p.orderbook.orders(first)[0] == zero and p.orderbook.fill_count(first) == 0
+    assert p.orderbook.orders(second)[0] == borrower and p.orderbook.fill_count(second) == 0
+    # a fill or a cancel naming the superseded id settles nothing
+    with boa.reverts("orderbook: unknown order"):
+        p.orderbook.settle_fill(first, 1, 100, p.prices[PAB], 0, p.ref(), sender=p.broker)
+    with boa.reverts("margin: order not open"):
+        p.orderbook.cancel_order(first, sender=p.broker)
+    opened = [second] + [p.buy(borrower, PAB, 100, fill=False) for _ in range(47)]
+    assert opened[1:] == [n | s << 32 | 1 << 38 for s in range(1, 48)]
+    assert p.orderbook.open_orders(n) == opened
+    with boa.reverts("orderbook: too many open orders"):
+        p.orderbook.request_buy(PAB, 100, p.prices[PAB], sender=borrower)
+    p.orderbook.cancel_order(opened[3], sender=p.broker)
+    again = p.buy(borrower, PAB, 100, fill=False)
+    assert again == n | 3 << 32 | 2 << 38 and len({*opened, first, again}) == 50
+    assert max(opened) < 2**53  # exact as a JSON number
 
 
 def test_sell_blocked_in_sealed_limit_down(p: Platform, borrower: str) -> None:
@@ -297,7 +357,9 @@ def test_sell_blocked_in_sealed_limit_down(p: Platform, borrower: str) -> None:
     oid = p.orderbook.request_sell(PAB, 1_000, 900, sender=borrower)
     p.cash.approve(p.engine.address, 10**9, sender=p.broker)
     with boa.reverts("margin: sealed limit-down"):
-        p.orderbook.settle_fill(oid, 1_000, 900, 0, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(
+            oid, p.orderbook.fill_count(oid), 1_000, 900, 0, p.ref(), sender=p.broker
+        )
 
 
 # ------------------------------------------------------------------ keeper
@@ -458,7 +520,11 @@ def _cash_conserved(p: Platform) -> None:
     holds until the fills pay the broker."""
     undisbursed = p.pool.undisbursed_fen()
     assert p.cash.balanceOf(p.engine.address) + undisbursed == p.engine.held_fen()
-    open_drawn = sum(p.orderbook.orders(i)[9] for i in range(1, p.orderbook.order_count() + 1))
+    open_drawn = sum(
+        p.orderbook.orders(i)[9]
+        for a in range(1, p.engine.account_count() + 1)
+        for i in p.orderbook.open_orders(a)
+    )
     assert undisbursed == open_drawn
 
 
@@ -476,11 +542,15 @@ def test_financing_stays_at_the_pool_until_the_fill(p: Platform, borrower: str) 
     # a first part is paid from the account's own cash (financing is the last part reserved)
     own = p.orderbook.orders(oid)[8] - drawn
     first = own // price // 100 * 100
-    p.orderbook.settle_fill(oid, first, price, 0, p.ref(), sender=p.broker)
+    p.orderbook.settle_fill(
+        oid, p.orderbook.fill_count(oid), first, price, 0, p.ref(), sender=p.broker
+    )
     assert p.pool.undisbursed_fen() == drawn and p.orderbook.orders(oid)[9] == drawn
     assert p.cash.balanceOf(p.engine.address) == engine_cash - first * price
     # the rest draws on the financing: the pool pays the broker
-    p.orderbook.settle_fill(oid, 20_000 - first, price, 0, p.ref(), sender=p.broker)
+    p.orderbook.settle_fill(
+        oid, p.orderbook.fill_count(oid), 20_000 - first, price, 0, p.ref(), sender=p.broker
+    )
     assert p.cash.balanceOf(p.broker) == broker_cash + 20_000 * price
     assert p.pool.undisbursed_fen() == 0 and not p.orderbook.orders(oid)[4]
     _cash_conserved(p)
@@ -518,17 +588,25 @@ def test_settle_fills_settles_each_as_settle_fill(p: Platform, borrower: str) ->
     price = (p.prices[PAB], p.prices[CMB])
     refs = [p.ref(), p.ref()]
     with boa.reverts("margin: caller is not broker"):
-        p.orderbook.settle_fills([a], [100], [price[0]], [0], refs[:1], sender=p.operator)
+        p.orderbook.settle_fills([a], [0], [100], [price[0]], [0], refs[:1], sender=p.operator)
     with boa.reverts("margin: length mismatch"):
-        p.orderbook.settle_fills([a, b], [100], price, [0, 0], refs, sender=p.broker)
+        p.orderbook.settle_fills([a, b], [0, 0], [100], price, [0, 0], refs, sender=p.broker)
+    with boa.reverts("margin: length mismatch"):
+        p.orderbook.settle_fills([a, b], [0], [100, 100], price, [0, 0], refs, sender=p.broker)
     # one bad item (above the limit) reverts the whole batch
     with boa.reverts("margin: fill above limit"):
         p.orderbook.settle_fills(
-            [a, b], [20_000, 20_000], [price[0], price[1] + 1], [0, 0], refs, sender=p.broker
+            [a, b],
+            [0, 0],
+            [20_000, 20_000],
+            [price[0], price[1] + 1],
+            [0, 0],
+            refs,
+            sender=p.broker,
         )
     assert p.orderbook.orders(a)[6] == 0
     n = p.orderbook.settle_fills(
-        [a, b], [20_000, 10_000], list(price), [0, 0], refs, sender=p.broker
+        [a, b], [0, 0], [20_000, 10_000], list(price), [0, 0], refs, sender=p.broker
     )
     assert n == 2
     fills = [e for e in p.orderbook.get_logs() if type(e).__name__ == "Filled"]
@@ -536,6 +614,22 @@ def test_settle_fills_settles_each_as_settle_fill(p: Platform, borrower: str) ->
     assert p.engine.positions(borrower, PAB) == 20_000 and p.engine.positions(other, CMB) == 10_000
     assert not p.orderbook.orders(a)[4] and p.orderbook.orders(b)[4]
     assert p.shares.balance_of(p.engine.address, CMB) == 10_000
-    with boa.reverts("margin: fill reference used"):
-        p.orderbook.settle_fills([b], [100], [price[1]], [0], refs[1:], sender=p.broker)
+    # the batch retried: its fills' numbers are taken
+    with boa.reverts("orderbook: fill already settled"):
+        p.orderbook.settle_fills([b], [0], [100], [price[1]], [0], refs[1:], sender=p.broker)
+    # two fills of one order in one batch carry consecutive numbers
+    with boa.reverts("orderbook: fill out of sequence"):
+        p.orderbook.settle_fills(
+            [b, b],
+            [1, 3],
+            [100, 100],
+            [price[1]] * 2,
+            [0, 0],
+            [p.ref(), p.ref()],
+            sender=p.broker,
+        )
+    p.orderbook.settle_fills(
+        [b, b], [1, 2], [100, 100], [price[1]] * 2, [0, 0], [p.ref(), p.ref()], sender=p.broker
+    )
+    assert p.orderbook.fill_count(b) == 3 and p.orderbook.orders(b)[6] == 10_200
     _cash_conserved(p)

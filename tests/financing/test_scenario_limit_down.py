@@ -106,7 +106,15 @@ def test_three_limit_down_days_insurance_covers_junior_untouched(
     o = p.orderbook.orders(orders[0])
     p.cash.approve(p.engine.address, 10**12, sender=p.broker)
     with boa.reverts("margin: sealed limit-down"):
-        p.orderbook.settle_fill(orders[0], o[5], p.prices[o[1]], 0, p.ref(), sender=p.broker)
+        p.orderbook.settle_fill(
+            orders[0],
+            p.orderbook.fill_count(orders[0]),
+            o[5],
+            p.prices[o[1]],
+            0,
+            p.ref(),
+            sender=p.broker,
+        )
     # day 4: the seal opens: the stocks trade 9.5% down (above the limit): orders fill
     ended = open_and_sell_out(p, borrower, orders)
     # shortfall: insurance pays all of it; both tranches untouched

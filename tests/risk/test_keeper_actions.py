@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crowdleverage.chain.margin import margin_events
+from crowdleverage.chain.margin import margin_events, placed_order_id
 from crowdleverage.chain.params import set_st_status
 from crowdleverage.config import SHIPPED_DATA
 from crowdleverage.domain import params as P
@@ -65,12 +65,12 @@ def levered_borrower(world: World, name: str, tier: int, reserve_fen: int = 0) -
             qty = 1_000_000 // price // 100 * 100
             while qty > 0:
                 try:
-                    world.chain.send("OrderBook", "request_buy", code, qty, price, actor=name)
+                    tx = world.chain.send("OrderBook", "request_buy", code, qty, price, actor=name)
                 except ContractRevert:
                     qty = qty // 2 // 100 * 100
                     continue
-                oid = world.chain.call("OrderBook", "order_count")
-                world.chain.send("OrderBook", "settle_fill", oid, qty, price, 0,
+                oid = placed_order_id(tx)
+                world.chain.send("OrderBook", "settle_fill", oid, 0, qty, price, 0,
                                  world.ref("fill"), actor="broker")  # fmt: skip
                 bought = True
                 break
@@ -313,9 +313,9 @@ def buy_round_robin(world: World, name: str, n: int) -> None:
     for i in range(n):
         code, price = CHAIN_CODES[i % 3], PRICES[i % 3]
         qty = 500_000 // price // 100 * 100
-        world.chain.send("OrderBook", "request_buy", code, qty, price, actor=name)
-        oid = world.chain.call("OrderBook", "order_count")
-        world.chain.send("OrderBook", "settle_fill", oid, qty, price, 0, world.ref("fill"),
+        tx = world.chain.send("OrderBook", "request_buy", code, qty, price, actor=name)
+        oid = placed_order_id(tx)
+        world.chain.send("OrderBook", "settle_fill", oid, 0, qty, price, 0, world.ref("fill"),
                          actor="broker")  # fmt: skip
 
 

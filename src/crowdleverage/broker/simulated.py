@@ -1,6 +1,7 @@
 """The broker on the simulated exchange: consumes the order book's `OrderRequested` and
-`LiquidationOrder` events, places the orders, and settles every fill on chain
-(`OrderBook.settle_fill`) with its unique exchange reference. Safe to restart.
+`LiquidationOrder` events, places the orders, and settles the fills on chain in batches of up
+to 64 (`OrderBook.settle_fills`; one fill alone, or each fill of a refused batch, with
+`settle_fill`), each with its exchange reference. Safe to restart.
 
 Restart safety comes from a journal (SQLite, one file) written before every effect and from
 the chain's own duplicate check:
@@ -8,9 +9,14 @@ the chain's own duplicate check:
 - the event cursor and the orders it yields are written in one transaction, so an event is
   taken once; an order is placed at the exchange under a deterministic id (`E<engine id>`),
   so placing it again after a crash is recognised (`Conflict`) rather than doubled;
-- a fill is journaled `pending` before it is sent to the chain and marked `settled` after;
-  a pending fill found at start-up is settled only if the chain has not seen its reference
-  (`fill_ref_used`) — nothing is settled twice, nothing is lost;
+- a fill is journaled `pending`; before it is sent to the chain it is given its number within
+  the order (`seq`: the fills of the order settled before it, then the batch's earlier fills
+  of the order), journaled, and the chain settles it only under that number
+  (`OrderBook.settle_fill(order, seq, ...)` refuses a number already taken: "orderbook: fill
+  already settled"); it is marked `settled` after. A pending fill found at start-up with a
+  number the chain's `fill_count` of the order has passed was settled before a crash (the
+  chain has it); else it is sent under the same number — nothing is settled twice, nothing
+  is lost;
 - fills the exchange made while the broker was down are picked up from the exchange.
 
 A refused settlement (a contract revert) is journaled `refused` with the reason: it is a break
@@ -22,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from crowdleverage.broker.port import BrokerFill, BrokerOrder
@@ -40,16 +47,39 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
     order_id INTEGER PRIMARY KEY, account TEXT NOT NULL, code TEXT NOT NULL,
     side TEXT NOT NULL, qty INTEGER NOT NULL, limit_fen INTEGER NOT NULL,
-    liquidation INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT
+    liquidation INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT, event_seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS fills (
     n INTEGER PRIMARY KEY AUTOINCREMENT, fill_ref TEXT NOT NULL UNIQUE,
     order_id INTEGER NOT NULL, account TEXT NOT NULL, code TEXT NOT NULL, side TEXT NOT NULL,
     qty INTEGER NOT NULL, price_fen INTEGER NOT NULL, fee_fen INTEGER NOT NULL,
-    status TEXT NOT NULL, reason TEXT
+    status TEXT NOT NULL, reason TEXT, seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS fills_by_order ON fills(order_id);
 """
+# fills.seq: the fill's number within its order, given before it is first sent (NULL: never
+# sent); orders.event_seq: the chain event that requested the order (orders are placed in
+# that order: order ids are an account's reused slots, not a counter). Journals of a release
+# before the columns get them added at start-up (their rows NULL, placed by order id).
+
+BATCH = 64  # fills per `OrderBook.settle_fills`
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A journaled fill not yet settled."""
+
+    ref: str
+    oid: int
+    side: str
+    qty: int
+    price: int
+    fee: int
+
+
+# the order orders were requested in (a previous release's rows, without the event's seq,
+# first and by their sequential ids)
+_PLACED = "COALESCE(event_seq, 0), order_id"
 
 
 class SimulatedCrash(RuntimeError):
@@ -82,6 +112,10 @@ class SimulatedBroker:
         # last ones, with the chain's own last transactions and the simulated exchange)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        for table, column in (("fills", "seq"), ("orders", "event_seq")):
+            columns = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
         self.recover()
 
     def close(self) -> None:
@@ -141,9 +175,10 @@ class SimulatedBroker:
             liquidation = e.event == "LiquidationOrder"
             limit = a["min_price_fen"] if liquidation else a["limit_price_fen"]
             self._db.execute(
-                "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?, 'received', NULL)",
+                "INSERT OR IGNORE INTO orders(order_id, account, code, side, qty, limit_fen,"
+                " liquidation, status, event_seq) VALUES (?,?,?,?,?,?,?, 'received', ?)",
                 (a["order_id"], a["account"], code_from_chain(a["code"]), side.value, a["qty"],
-                 limit, int(liquidation)),
+                 limit, int(liquidation), e.seq),
             )  # fmt: skip
         self._fail("after_orders_before_cursor")
         self._set_meta("cursor", str(new_cursor))
@@ -156,7 +191,7 @@ class SimulatedBroker:
             return 0
         rows = self._db.execute(
             "SELECT order_id, account, code, side, qty, limit_fen, liquidation FROM orders "
-            "WHERE status = 'received' ORDER BY order_id"
+            f"WHERE status = 'received' ORDER BY {_PLACED}"
         ).fetchall()
         placed = 0
         for oid, account, code, side, qty, limit, liq in rows:
@@ -185,7 +220,7 @@ class SimulatedBroker:
             return 0
         rows = self._db.execute(
             "SELECT order_id, account, code, side, qty, limit_fen, liquidation FROM orders "
-            "WHERE status = 'placed' ORDER BY order_id"
+            f"WHERE status = 'placed' ORDER BY {_PLACED}"
         ).fetchall()
         placed = 0
         for oid, account, code, side, qty, limit, liq in rows:
@@ -258,38 +293,78 @@ class SimulatedBroker:
                 return int(done.value)
 
     def settle_parts(self) -> Generator[None, None, int]:
-        """`settle_pending` one fill at a time: it yields after each fill's chain effects and
-        journal entry (a caller may do other work there: every fill settles on its own,
-        exactly once by `fill_ref_used`), and returns how many settled."""
+        """`settle_pending` in batches: the pending fills, oldest first, go to the chain up to
+        `BATCH` at a time in one `OrderBook.settle_fills` (a batch lands whole or not at all);
+        it yields after each batch's chain effects and journal entries (a caller may do other
+        work there: every batch settles on its own, each fill exactly once by its number
+        within the order), and returns how many settled. A batch the chain refuses is settled
+        again one fill at a time, so the refused fill alone is journaled `refused`."""
         rows = self._db.execute(
-            "SELECT fill_ref, order_id, side, qty, price_fen, fee_fen FROM fills "
+            "SELECT fill_ref, order_id, side, qty, price_fen, fee_fen, seq FROM fills "
             "WHERE status = 'pending' ORDER BY n"
         ).fetchall()
-        settled = 0
-        for ref, oid, side, qty, price, fee in rows:
-            ref32 = ref_to_bytes32(ref)
-            if self.chain.call(ORDERBOOK, "fill_ref_used", ref32):
+        todo: list[_Pending] = []
+        for ref, oid, side, qty, price, fee, seq in rows:
+            if seq is not None and self._fill_count(oid) > seq:
                 self._set_fill(ref, "settled")  # the chain has it: a crash came in between
                 self._done_if_filled(oid)
                 continue
-            try:
-                if side == Side.SELL.value:
+            todo.append(_Pending(ref, oid, side, qty, price, fee))
+        settled = 0
+        for at in range(0, len(todo), BATCH):
+            batch = todo[at : at + BATCH]
+            if len(batch) > 1:
+                seqs = self._number_all(batch)
+                try:
+                    self._approve_sells(batch)
                     self.chain.send(
-                        "CashToken", "approve", self.chain.address_of("engine"),
-                        qty * price - fee, actor=self.actor,
+                        ORDERBOOK, "settle_fills", [f.oid for f in batch], seqs,
+                        [f.qty for f in batch], [f.price for f in batch],
+                        [f.fee for f in batch], [ref_to_bytes32(f.ref) for f in batch],
+                        actor=self.actor,
                     )  # fmt: skip
-                self.chain.send(
-                    ORDERBOOK, "settle_fill", oid, qty, price, fee, ref32, actor=self.actor
-                )
-            except ContractRevert as err:
-                self._set_fill(ref, "refused", err.reason)
-                continue
-            self._fail("after_settle_before_journal")
-            self._set_fill(ref, "settled")
-            self._done_if_filled(oid)
-            settled += 1
-            yield
+                except ContractRevert:
+                    pass  # nothing landed: one fill at a time below finds the refused one
+                else:
+                    self._fail("after_settle_before_journal")
+                    self._settled(batch)
+                    settled += len(batch)
+                    yield
+                    continue
+            for f in batch:
+                (seq,) = self._number_all([f])
+                try:
+                    self._approve_sells([f])
+                    self.chain.send(
+                        ORDERBOOK, "settle_fill", f.oid, seq, f.qty, f.price, f.fee,
+                        ref_to_bytes32(f.ref), actor=self.actor,
+                    )  # fmt: skip
+                except ContractRevert as err:
+                    self._set_fill(f.ref, "refused", err.reason)
+                    continue
+                self._fail("after_settle_before_journal")
+                self._settled([f])
+                settled += 1
+                yield
         return settled
+
+    def _approve_sells(self, batch: list[_Pending]) -> None:
+        """Sell fills take their proceeds from the broker: approve the engine for the batch's
+        total (an approval replaces the previous one)."""
+        proceeds = sum(f.qty * f.price - f.fee for f in batch if f.side == Side.SELL.value)
+        if proceeds > 0:
+            self.chain.send(
+                "CashToken", "approve", self.chain.address_of("engine"), proceeds,
+                actor=self.actor,
+            )  # fmt: skip
+
+    def _settled(self, batch: list[_Pending]) -> None:
+        self._db.execute("BEGIN")
+        for f in batch:
+            self._set_fill(f.ref, "settled")
+        for oid in dict.fromkeys(f.oid for f in batch):
+            self._done_if_filled(oid)
+        self._db.execute("COMMIT")
 
     def end_day(self) -> int:
         """After the exchange closed the session: release every engine order still open
@@ -305,7 +380,7 @@ class SimulatedBroker:
         """`end_day` in parts: it yields after each order released on chain (a caller may do
         other work there; run again, it releases only what is still open on chain)."""
         rows = self._db.execute(
-            "SELECT order_id FROM orders WHERE status = 'placed' ORDER BY order_id"
+            f"SELECT order_id FROM orders WHERE status = 'placed' ORDER BY {_PLACED}"
         ).fetchall()
         closed = 0
         for (oid,) in rows:
@@ -366,6 +441,35 @@ class SimulatedBroker:
             " 'settled')",
             (oid, oid),
         )
+
+    def _number_all(self, batch: list[_Pending]) -> list[int]:
+        """Number the fills about to be sent within their orders (after the order's fills
+        settled, consecutive within the batch), journaled in one transaction before they are
+        sent: a crash after the send finds the chain's `fill_count` past the number."""
+        after: dict[int, int] = {}
+        seqs = []
+        self._db.execute("BEGIN")
+        for f in batch:
+            if f.oid not in after:
+                (after[f.oid],) = self._db.execute(
+                    "SELECT COUNT(*) FROM fills WHERE order_id = ? AND status = 'settled'",
+                    (f.oid,),
+                ).fetchone()
+            seq = int(after[f.oid])
+            after[f.oid] = seq + 1
+            self._db.execute("UPDATE fills SET seq = ? WHERE fill_ref = ?", (seq, f.ref))
+            seqs.append(seq)
+        self._db.execute("COMMIT")
+        return seqs
+
+    def _fill_count(self, oid: int) -> int:
+        """The fills the chain settled on an order (`OrderBook.fill_count`; -1 from an
+        OrderBook of a release before fill numbers, whose getter reverts: the fill is sent
+        again and that OrderBook refuses it, journaled `refused`, never settled twice)."""
+        try:
+            return int(self.chain.call(ORDERBOOK, "fill_count", oid))
+        except ContractRevert:
+            return -1
 
     def _set_fill(self, ref: str, status: str, reason: str | None = None) -> None:
         self._db.execute(

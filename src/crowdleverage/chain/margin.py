@@ -43,3 +43,11 @@ def margin_events(chain: Any, event: str | None = None, since: int = 0) -> list[
         return list(chain.events(contract_of(event), event, since))
     every = [e for c in MARGIN_CONTRACTS for e in chain.events(c, since=since)]
     return sorted(every, key=lambda e: e.seq)
+
+
+def placed_order_id(tx: Any) -> int:
+    """The order id a `request_buy` / `request_sell` transaction placed (its
+    `OrderRequested`). Order ids are not sequential: an account's closed order slot is
+    reused under a new generation, so the id comes from the event, never from a counter."""
+    [req] = [e.args for e in tx.events if e.event == "OrderRequested"]
+    return int(req["order_id"])

@@ -145,6 +145,16 @@ def read_order(chain: Any, order_id: int) -> EngineOrder:
     return decode_struct(EngineOrder, ORDERBOOK, "orders", raw)
 
 
+def order_account(chain: Any, order_id: int) -> str:
+    """The account of an order. A closed order whose slot the account's later order reuses
+    reads as all zero; its id names the account (its low 32 bits are the engine's account
+    id)."""
+    who = read_order(chain, order_id).account
+    if int(who, 16) == 0:
+        who = chain.call(ENGINE, "account_of", order_id & 0xFFFFFFFF)
+    return str(who)
+
+
 def read_security(chain: Any, code: int) -> SecurityParams:
     raw = chain.call(PARAMS, "securities", code)
     return decode_struct(SecurityParams, PARAMS, "securities", raw)

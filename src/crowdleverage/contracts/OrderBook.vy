@@ -6,7 +6,12 @@
 @notice Orders of the margin accounts and their fills (DESIGN.md §6): borrowers request
         buys and sells here, the Liquidator emits liquidation sells here, and the broker
         settles fills (each with a one-use exchange reference) and cancels dead remainders
-        here. An order is one packed slot naming the account by its MarginEngine id. Cash, shares, positions and T+1 lots stay
+        here. Each fill names its order and the order's next fill number (its sequence),
+        so a retried fill is refused instead of settling twice; the exchange reference
+        rides in the `Filled` event. An order is one packed slot of its account (by its
+        MarginEngine id): a closed order's slot is reused by the account's next order under
+        a new generation, so the id (account id | slot << 32 | generation << 38) is unique
+        and a new order rewrites a non-zero slot. Cash, shares, positions and T+1 lots stay
         in the MarginEngine, which this contract drives through its `ob_*` hooks (only this
         contract may call them: `MarginEngine.set_orderbook`, once).
 @custom:security Buys fill only at or below the limit and within the reserved cash; sells
@@ -75,10 +80,20 @@ struct Order:
     drawn_fen: uint256  # buy: financing drawn for this order not yet consumed
 
 
-# Packed order, one slot: account id (32 bits, `MarginEngine.account_of`) | code (20 << 32)
-# | flags (3 << 52) | qty (36 << 55) | limit price (31 << 91) | filled (36 << 122) | reserved
-# (49 << 158) | drawn (49 << 207). Shares < 2^36 (6.9e10), limit price < 2^31 fen (21.4
-# million yuan), reserved cash < 2^49 fen (5.6 trillion yuan).
+# Packed order, one slot: generation (32 bits; the order id's) | code (20 << 32)
+# | flags (3 << 52) | qty (32 << 55) | limit price (31 << 87) | filled (32 << 118) | fills
+# settled (16 << 150) | reserved (45 << 166) | drawn (45 << 211). Shares < 2^32 (4.3e9),
+# limit price < 2^31 fen (21.4 million yuan), reserved cash < 2^45 fen (351 billion yuan),
+# at most 65,535 fills per order. The fill count is the order's next fill sequence: a fill
+# settles only under that number, once.
+#
+# Order ids: account id (32 bits, `MarginEngine.account_of`) | slot (6 << 32) | generation
+# (15 << 38), below 2^53 (exact in a double, a JSON number). Each account has 64 order
+# slots, the key of `packed` (account id | slot << 32); a new order takes the account's
+# lowest closed slot and bumps its generation (a slot whose generation is spent, after
+# 32,767 orders, is not used again). A borrower's own orders take slots 0-47 (at most 48
+# open: "orderbook: too many open orders"), liquidation sells any of the 64. Ids are unique,
+# not sequential: an order's id is in its event and the return value of its request.
 
 
 # ---------------------------------------------------------------- storage
@@ -87,13 +102,18 @@ REGISTRY: public(immutable(IIdentityRegistry))
 ORACLE: public(immutable(IPriceOracle))
 SHARES: public(immutable(IShareCertificates))
 
-# Orders by id (packed) and the id counter.
+# Orders by account id | slot << 32 (packed; a closed order's word stays until the slot is
+# reused).
 packed: HashMap[uint256, uint256]
-order_count: public(uint256)
+SLOTS: constant(uint256) = 64  # order slots per account (6 bits of the id)
+BORROWER_SLOTS: constant(uint256) = 48  # of them, a borrower's own open orders
+M38: constant(uint256) = 2**38 - 1
+MAX_GEN: constant(uint256) = 2**15 - 1
+OPEN_BIT: constant(uint256) = 2**54  # flags << 52: is_buy 1, liquidation 2, open 4
 
-# Broker fill references: ShareCertificates records each one in the fill's mint or burn
-# (`ref_used`, one namespace with the broker's other certificate references); read here
-# with `fill_ref_used`, not stored twice.
+# Fills are settled exactly once by their sequence number within the order (`fill_count`,
+# packed in the order's slot); no slot is written per fill reference (the reference is in
+# the `Filled` event and the certificates' `Minted` / `Burned`).
 
 # Market regime (0 normal, 1 stressed), set from the published stress indicator; in the
 # stressed regime no buy may draw new financing.
@@ -101,10 +121,11 @@ regime: public(uint8)
 NORMAL: constant(uint8) = 0
 STRESSED: constant(uint8) = 1
 
-M36: constant(uint256) = 2**36 - 1
+M32: constant(uint256) = 2**32 - 1
 MAX_BATCH: constant(uint256) = 64  # fills per `settle_fills`
 M31: constant(uint256) = 2**31 - 1
-M49: constant(uint256) = 2**49 - 1
+M45: constant(uint256) = 2**45 - 1
+M16: constant(uint256) = 2**16 - 1
 
 
 # >>> policy: set_regime mirrors the regime to RiskParams (stressed haircuts, and the
@@ -153,48 +174,76 @@ def _check_role(role: IIdentityRegistry.Role, reason: String[40]):
 
 @internal
 @pure
-def _pack(o: Order, id: uint256) -> uint256:
-    assert o.qty <= M36 and o.limit_price_fen <= M31 and o.reserved_fen <= M49, "orders: too large"
+def _pack(o: Order, gen: uint256, fills: uint256) -> uint256:
+    """
+    @dev The order's word; `gen` its generation, `fills` the fills settled (< 2^16).
+    """
+    assert o.qty <= M32 and o.limit_price_fen <= M31 and o.reserved_fen <= M45, "orders: too large"
     flags: uint256 = convert(o.is_buy, uint256) | convert(o.liquidation, uint256) << 1 | convert(o.open, uint256) << 2
     return (
-        id | o.code << 32 | flags << 52 | o.qty << 55 | o.limit_price_fen << 91 | o.filled_qty << 122
-        | o.reserved_fen << 158 | o.drawn_fen << 207
+        gen | o.code << 32 | flags << 52 | o.qty << 55 | o.limit_price_fen << 87 | o.filled_qty << 118
+        | fills << 150 | o.reserved_fen << 166 | o.drawn_fen << 211
     )
 
 
 @internal
 @view
-def _load(order_id: uint256) -> (Order, uint256):
+def _word(order_id: uint256) -> uint256:
     """
-    @dev The order and its account id.
+    @dev The order's word, zero for an unknown id or one whose slot has been reused since.
     """
-    w: uint256 = self.packed[order_id]
-    id: uint256 = w & (2**32 - 1)
+    gen: uint256 = order_id >> 38
+    if gen == 0 or gen > MAX_GEN:
+        return 0
+    w: uint256 = self.packed[order_id & M38]
+    if w & M32 != gen:
+        return 0
+    return w
+
+
+@internal
+@view
+def _load(order_id: uint256) -> (Order, uint256, uint256):
+    """
+    @dev The order (all zero if unknown), its generation and its fills settled.
+    """
+    w: uint256 = self._word(order_id)
+    if w == 0:
+        return empty(Order), 0, 0
+    gen: uint256 = w & M32
     flags: uint256 = (w >> 52) & 7
     return Order(
-        account=staticcall ENGINE.account_of(id),
+        account=staticcall ENGINE.account_of(order_id & M32),
         code=(w >> 32) & (2**20 - 1),
         is_buy=flags & 1 != 0,
         liquidation=flags & 2 != 0,
         open=flags & 4 != 0,
-        qty=(w >> 55) & M36,
-        filled_qty=(w >> 122) & M36,
-        limit_price_fen=(w >> 91) & M31,
-        reserved_fen=(w >> 158) & M49,
-        drawn_fen=w >> 207,
-    ), id
+        qty=(w >> 55) & M32,
+        filled_qty=(w >> 118) & M32,
+        limit_price_fen=(w >> 87) & M31,
+        reserved_fen=(w >> 166) & M45,
+        drawn_fen=w >> 211,
+    ), gen, (w >> 150) & M16
 
 
 @internal
-def _new_order(o: Order, id: uint256) -> uint256:
-    oid: uint256 = self.order_count + 1
-    self.order_count = oid
-    self.packed[oid] = self._pack(o, id)
-    return oid
+def _new_order(o: Order, id: uint256, slots: uint256) -> uint256:
+    """
+    @dev Write a new order of account `id` into its lowest closed slot among the first
+         `slots` (a new generation of it) and return its id.
+    """
+    for slot: uint256 in range(slots, bound=SLOTS):
+        key: uint256 = id | slot << 32
+        w: uint256 = self.packed[key]
+        gen: uint256 = (w & M32) + 1
+        if w & OPEN_BIT == 0 and gen <= MAX_GEN:
+            self.packed[key] = self._pack(o, gen, 0)
+            return key | gen << 38
+    raise "orderbook: too many open orders"
 
 
 @internal
-def _close(order_id: uint256, o: Order, id: uint256):
+def _close(order_id: uint256, o: Order, gen: uint256, fills: uint256):
     """
     @dev Close an order (written first), then release its unfilled part at the engine.
     """
@@ -205,7 +254,7 @@ def _close(order_id: uint256, o: Order, id: uint256):
     o.open = False
     o.reserved_fen = 0
     o.drawn_fen = 0
-    self.packed[order_id] = self._pack(o, id)
+    self.packed[order_id & M38] = self._pack(o, gen, fills)
     log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
     extcall ENGINE.ob_close(o.account, o.code, o.is_buy, o.liquidation, o.qty - o.filled_qty, released, drawn)
 
@@ -215,24 +264,47 @@ def _close(order_id: uint256, o: Order, id: uint256):
 @view
 def orders(order_id: uint256) -> Order:
     """
-    @notice An order (all fields zero for an unknown id).
+    @notice An order (all fields zero for an unknown id, or one whose slot the account's
+            later order reuses: closed orders stay readable until then).
     @param order_id The order id.
     @return account, code, is_buy, liquidation, open, qty, filled_qty, limit_price_fen,
             reserved_fen (buys: cash still reserved), drawn_fen (buys: financing not yet
             consumed).
     """
-    return self._load(order_id)[0]
+    o: Order = empty(Order)
+    gen: uint256 = 0
+    fills: uint256 = 0
+    o, gen, fills = self._load(order_id)
+    return o
 
 
 @external
 @view
-def fill_ref_used(ref: bytes32) -> bool:
+def fill_count(order_id: uint256) -> uint256:
     """
-    @notice Whether a fill reference was used (by a fill, or by another certificate mint or
-            burn of the broker: one namespace at ShareCertificates).
-    @param ref The reference.
+    @notice The fills settled on an order: the sequence number its next fill must carry
+            (zero for an unknown id, or one whose slot has been reused).
+    @param order_id The order id.
+    @return The number of fills settled.
     """
-    return staticcall SHARES.ref_used(ref)
+    return (self._word(order_id) >> 150) & M16
+
+
+@external
+@view
+def open_orders(account_id: uint256) -> DynArray[uint256, SLOTS]:
+    """
+    @notice The ids of an account's open orders, by slot.
+    @param account_id The account's MarginEngine id (`MarginEngine.account_of`).
+    @return The order ids.
+    """
+    out: DynArray[uint256, SLOTS] = []
+    for slot: uint256 in range(SLOTS):
+        key: uint256 = account_id | slot << 32
+        w: uint256 = self.packed[key]
+        if w & OPEN_BIT != 0:
+            out.append(key | (w & M32) << 38)
+    return out
 
 
 # ---------------------------------------------------------------- external: borrower
@@ -262,6 +334,7 @@ def request_buy(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint25
             filled_qty=0, limit_price_fen=limit_price_fen, reserved_fen=cost, drawn_fen=draw,
         ),
         id,
+        BORROWER_SLOTS,
     )
     log OrderRequested(order_id=oid, account=msg.sender, code=code, is_buy=True, qty=qty, limit_price_fen=limit_price_fen)
     return oid
@@ -285,6 +358,7 @@ def request_sell(code: uint256, qty: uint256, limit_price_fen: uint256) -> uint2
             filled_qty=0, limit_price_fen=limit_price_fen, reserved_fen=0, drawn_fen=0,
         ),
         id,
+        BORROWER_SLOTS,
     )
     log OrderRequested(order_id=oid, account=msg.sender, code=code, is_buy=False, qty=qty, limit_price_fen=limit_price_fen)
     return oid
@@ -333,6 +407,7 @@ def liq_order(who: address, code: uint256, qty: uint256, min_price_fen: uint256,
             filled_qty=0, limit_price_fen=min_price_fen, reserved_fen=0, drawn_fen=0,
         ),
         id,
+        SLOTS,
     )
     log LiquidationOrder(order_id=oid, account=who, code=code, qty=qty, min_price_fen=min_price_fen, full=full)
     return oid
@@ -340,25 +415,30 @@ def liq_order(who: address, code: uint256, qty: uint256, min_price_fen: uint256,
 
 # ---------------------------------------------------------------- external: broker
 @external
-def settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: uint256, ref: bytes32):
+def settle_fill(order_id: uint256, seq: uint256, qty: uint256, price_fen: uint256, fee_fen: uint256, ref: bytes32):
     """
-    @notice Broker: a (partial) fill of an order with its exchange reference (used once).
-            Buys pay the broker from the reserved cash and credit T+1-locked shares; sells
-            take the proceeds from the broker (approve the engine) and retire the shares.
-            Liquidation proceeds repay the debt after the penalty to the insurance fund.
+    @notice Broker: a (partial) fill of an order, the order's fill number `seq` (its
+            `fill_count` before the fill: 0 for the first), settled once: a fill whose number
+            is taken reverts "orderbook: fill already settled", one ahead of the order's
+            next number "orderbook: fill out of sequence". Buys pay the broker from the
+            reserved cash and credit T+1-locked shares; sells take the proceeds from the
+            broker (approve the engine) and retire the shares. Liquidation proceeds repay
+            the debt after the penalty to the insurance fund.
     @param order_id The order id.
+    @param seq The fill's number within the order (0, 1, ...).
     @param qty Shares filled (<= unfilled).
     @param price_fen Fill price.
     @param fee_fen Broker fee (commission, stamp duty, transfer fee).
-    @param ref The exchange fill reference, used once.
+    @param ref The exchange fill reference (non-zero; logged for reconciliation).
     """
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
-    self._settle_fill(order_id, qty, price_fen, fee_fen, ref)
+    self._settle_fill(order_id, seq, qty, price_fen, fee_fen, ref)
 
 
 @external
 def settle_fills(
     order_ids: DynArray[uint256, MAX_BATCH],
+    seqs: DynArray[uint256, MAX_BATCH],
     qtys: DynArray[uint256, MAX_BATCH],
     prices_fen: DynArray[uint256, MAX_BATCH],
     fees_fen: DynArray[uint256, MAX_BATCH],
@@ -368,29 +448,37 @@ def settle_fills(
     @notice Broker: up to 64 fills in one call, each exactly as `settle_fill` (same checks,
             same events); any failure reverts the whole batch.
     @param order_ids The order of each fill.
+    @param seqs Each fill's number within its order (two fills of one order: consecutive).
     @param qtys Shares filled.
     @param prices_fen Fill prices.
     @param fees_fen Broker fees.
-    @param refs The exchange fill references, each used once.
+    @param refs The exchange fill references (logged).
     @return The number of fills settled.
     """
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
     n: uint256 = len(order_ids)
-    assert len(qtys) == n and len(prices_fen) == n and len(fees_fen) == n and len(refs) == n, (
+    assert len(seqs) == n and len(qtys) == n and len(prices_fen) == n and len(fees_fen) == n and len(refs) == n, (
         "margin: length mismatch"
     )
     for i: uint256 in range(n, bound=MAX_BATCH):
-        self._settle_fill(order_ids[i], qtys[i], prices_fen[i], fees_fen[i], refs[i])
+        self._settle_fill(order_ids[i], seqs[i], qtys[i], prices_fen[i], fees_fen[i], refs[i])
     return n
 
 
 @internal
-def _settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: uint256, ref: bytes32):
+def _settle_fill(order_id: uint256, seq: uint256, qty: uint256, price_fen: uint256, fee_fen: uint256, ref: bytes32):
     o: Order = empty(Order)
-    id: uint256 = 0
-    o, id = self._load(order_id)
+    gen: uint256 = 0
+    fills: uint256 = 0
+    o, gen, fills = self._load(order_id)
+    assert gen != 0, "orderbook: unknown order"
+    # exactly once: the fill's number is the order's next (a retry finds it taken)
+    assert seq >= fills, "orderbook: fill already settled"
+    assert seq == fills, "orderbook: fill out of sequence"
     assert o.open, "margin: order not open"
-    assert ref != empty(bytes32) and not staticcall SHARES.ref_used(ref), "margin: fill reference used"
+    assert ref != empty(bytes32), "margin: empty fill reference"
+    assert fills < M16, "orderbook: too many fills"
+    fills += 1
     assert qty > 0 and o.filled_qty + qty <= o.qty, "margin: fill exceeds order"
     gross: uint256 = qty * price_fen
     o.filled_qty += qty
@@ -423,19 +511,19 @@ def _settle_fill(order_id: uint256, qty: uint256, price_fen: uint256, fee_fen: u
             o.open = False
             o.reserved_fen = 0
             o.drawn_fen = 0
-        self.packed[order_id] = self._pack(o, id)
+        self.packed[order_id & M38] = self._pack(o, gen, fills)
         extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, financed, msg.sender, closes, released, drawn)
-        extcall SHARES.mint(ENGINE.address, o.code, qty, ref)
+        extcall SHARES.mint_fill(o.code, qty, ref)
         log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
         if closes:
             log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
         return
-    self.packed[order_id] = self._pack(o, id)
+    self.packed[order_id & M38] = self._pack(o, gen, fills)
     extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender)
-    extcall SHARES.burn(ENGINE.address, o.code, qty, ref)
+    extcall SHARES.burn_fill(o.code, qty, ref)
     log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
     if closes:
-        self._close(order_id, o, id)
+        self._close(order_id, o, gen, fills)
 
 
 @external
@@ -447,7 +535,8 @@ def cancel_order(order_id: uint256):
     """
     self._check_role(IIdentityRegistry.Role.BROKER, "margin: caller is not broker")
     o: Order = empty(Order)
-    id: uint256 = 0
-    o, id = self._load(order_id)
+    gen: uint256 = 0
+    fills: uint256 = 0
+    o, gen, fills = self._load(order_id)
     assert o.open, "margin: order not open"
-    self._close(order_id, o, id)
+    self._close(order_id, o, gen, fills)

@@ -113,8 +113,17 @@ custody_word: uint256
 MINTED: constant(uint256) = 2**160
 PAUSED: constant(uint256) = 2**161
 
-# Broker fill references already consumed by a mint or burn.
+# Broker references already consumed by a mint or burn (corporate actions, custody
+# corrections, direct fills). The OrderBook's fills for the custody holder (`mint_fill`,
+# `burn_fill`) record none: the OrderBook settles each fill once by its order's fill
+# sequence, and the fill reference rides in the event for reconciliation.
 ref_used: public(HashMap[bytes32, bool])
+
+
+# The custody holder's order book (the MarginEngine's `orderbook`), the only caller of the
+# fill paths.
+interface ICustodyEngine:
+    def orderbook() -> address: view
 
 
 @deploy
@@ -367,8 +376,50 @@ def _mint(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref
     cw: uint256 = self.custody_word
     custody: address = self._custody()
     self._check_receiver(holder, custody)
-    today: uint256 = staticcall ORACLE.trading_day()
     self.ref_used[ref] = True
+    self._mint_to(holder, code, qty, locked_qty, ref, cw, custody)
+
+
+@internal
+@view
+def _check_fill_caller() -> (uint256, address):
+    """
+    @dev The custody word and holder, the caller checked to be the custody holder's order
+         book (a fill path: no broker role, no reference recorded).
+    """
+    cw: uint256 = self.custody_word
+    custody: address = self._custody()
+    assert custody != empty(address) and msg.sender == staticcall ICustodyEngine(custody).orderbook(), (
+        "shares: caller is not order book"
+    )
+    return cw, custody
+
+
+@external
+def mint_fill(code: uint256, qty: uint256, ref: bytes32):
+    """
+    @notice The custody holder's OrderBook: certificates for its buy fill `ref`, minted to
+            the custody holder and T+1 locked. The OrderBook settles each fill once (by its
+            order's fill sequence); `ref` is logged, not recorded.
+    @param code Security code (1..999999).
+    @param qty Shares minted, all locked until the next trading day.
+    @param ref The broker's exchange fill reference (for reconciliation).
+    """
+    cw: uint256 = 0
+    custody: address = empty(address)
+    cw, custody = self._check_fill_caller()
+    self._check_not_paused()
+    self._check_code(code)
+    assert qty > 0, "shares: zero quantity"
+    self._mint_to(custody, code, qty, qty, ref, cw, custody)
+
+
+@internal
+def _mint_to(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref: bytes32, cw: uint256, custody: address):
+    """
+    @dev Credit `qty` shares (`locked_qty` of them locked today) after the caller's checks.
+    """
+    today: uint256 = staticcall ORACLE.trading_day()
     if cw & MINTED == 0:
         self.custody_word = cw | MINTED
     w: uint256 = self._load(holder, code, custody)
@@ -390,10 +441,35 @@ def burn(holder: address, code: uint256, qty: uint256, ref: bytes32):
     self._check_code(code)
     assert qty > 0, "shares: zero quantity"
     self._check_ref(ref)
-    custody: address = self._custody()
+    self.ref_used[ref] = True
+    self._burn_from(holder, code, qty, ref, self._custody())
+
+
+@external
+def burn_fill(code: uint256, qty: uint256, ref: bytes32):
+    """
+    @notice The custody holder's OrderBook: retire the custody holder's certificates for
+            its sell fill `ref` (only unlocked shares sell); `ref` is logged, not recorded.
+    @param code Security code.
+    @param qty Shares retired.
+    @param ref The broker's exchange fill reference (for reconciliation).
+    """
+    cw: uint256 = 0
+    custody: address = empty(address)
+    cw, custody = self._check_fill_caller()
+    self._check_not_paused()
+    self._check_code(code)
+    assert qty > 0, "shares: zero quantity"
+    self._burn_from(custody, code, qty, ref, custody)
+
+
+@internal
+def _burn_from(holder: address, code: uint256, qty: uint256, ref: bytes32, custody: address):
+    """
+    @dev Retire `qty` unlocked shares after the caller's checks.
+    """
     w: uint256 = self._load(holder, code, custody)
     self._check_unlocked(w, qty, staticcall ORACLE.trading_day())
-    self.ref_used[ref] = True
     self._put(holder, code, w, (w & M128) - qty, custody)
     supply: uint256 = (self.supply_word[code] & M80) - qty
     self._supply(code, supply)

@@ -316,7 +316,8 @@ def read(conn: Connection) -> tuple[Saved, list[Event]] | None:
         if r.cmd is not None:
             line["cmd"] = r.cmd
         s.history.setdefault(int(r.user_id), []).append(line)
-    for r in conn.execute(sa.select(orders).order_by(orders.c.order_id)):
+    # ids are not sequential (an account's order slots are reused): by trade date, then id
+    for r in conn.execute(sa.select(orders).order_by(orders.c.trade_date, orders.c.order_id)):
         s.orders[int(r.order_id)] = Order(
             int(r.order_id), int(r.account_id), r.side, r.code, int(r.quantity),
             int(r.limit_price_fen), r.trade_date, bool(r.liquidation), int(r.financing_fen),

@@ -49,7 +49,7 @@ import numpy as np
 from crowdleverage.chain.codes import code_from_chain
 from crowdleverage.chain.margin import ENGINE, LIQUIDATOR, ORDERBOOK, margin_events
 from crowdleverage.chain.params import ParamsSync, effective_haircut_bps, read_tier
-from crowdleverage.chain.structs import read_account, read_order, read_reference
+from crowdleverage.chain.structs import order_account, read_account, read_reference
 from crowdleverage.domain.errors import ContractRevert, NotFound
 from crowdleverage.domain.params import BPS, TIERS, stressed_lines
 from crowdleverage.risk.monitor import AccountState, RiskMonitor, TickResult
@@ -524,7 +524,7 @@ class ChainSync:
                 else:
                     who = self._owners.get(oid)
                     if who is None:
-                        who = self._owners[oid] = read_order(self.chain, oid).account
+                        who = self._owners[oid] = order_account(self.chain, oid)
             if who is not None:
                 touched.add(str(who))
         for who in touched:

@@ -34,7 +34,8 @@ names runs the interrupted part again and leaves out what the chain shows it alr
   (`Keeper.note_done`) and are left out of the first tick's follow-up;
 * the 20-day liquidity of codes published (`LiquiditySet`) after the open's mark;
 * after `MATCHED`, the exchange does not match the tick again: the broker settles the fills
-  it journaled (its own journal and `fill_ref_used` make that exactly once);
+  it journaled (its own journal and each fill's number within its order, `OrderBook.fill_count`,
+  make that exactly once);
 * the day's epoch close (`close`): before its transaction the file names the pool's epoch it
   closes (`CLOSING`, `epoch`); a restart that closes the same day again finds that epoch
   closed on chain (`TranchePool.epoch` is past it) and reads the figures from its events

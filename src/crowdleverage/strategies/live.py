@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from crowdleverage.chain.codes import ref_to_bytes32
+from crowdleverage.chain.margin import placed_order_id
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.structs import read_account, read_legs_account
 from crowdleverage.domain.errors import ComplianceBlock, ContractRevert, InvalidInput, RuleViolation
@@ -146,8 +147,8 @@ class StrategyAccounts:
         order id."""
         cash = read_account(self.chain, self.chain.address_of(actor)).cash_fen
         self.check_financing(actor, max(0, qty * price_fen - cash))
-        self.chain.send("OrderBook", "request_buy", code, qty, price_fen, actor=actor)
-        return int(self.chain.call("OrderBook", "order_count"))
+        tx = self.chain.send("OrderBook", "request_buy", code, qty, price_fen, actor=actor)
+        return placed_order_id(tx)
 
 
 # ── the off-platform broker port (simulated venue) ───────────────────────────────────────
@@ -406,8 +407,8 @@ class StrategyKeeper:
                 qty = qty if allowed == 0 and qty == excess else qty // LOT * LOT
                 if qty > 0:
                     px = int(self.chain.call("PriceOracle", "conservative_price", code))
-                    self.chain.send("OrderBook", "request_sell", code, qty, px, actor=t.actor)
-                    oid = int(self.chain.call("OrderBook", "order_count"))
+                    tx = self.chain.send("OrderBook", "request_sell", code, qty, px, actor=t.actor)
+                    oid = placed_order_id(tx)
                     sells.append((t.actor, oid, code, qty))
             else:
                 held = abs(self.broker.quantity(t.actor, key))
