@@ -127,13 +127,13 @@ struct Pos:
     lot_day: uint256
 
 
-# An account in three slots: a = cash (96 bits) | pending (96 << 96) | tier (8 << 192) |
-# locked (1 << 200) | open liquidation orders (16 << 208) | account id (32 << 224, given at
-# opening; the OrderBook stores it in an order instead of the address); b = principal (96) |
-# scaled debt (160 << 96); c = reserve (96) | penalty (80 << 96) | provision (80 << 176).
+# An account in two slots, the first all that a buy, a fill or a repayment reads: a = cash
+# (52 bits) | pending (52 << 52) | principal (52 << 104) | scaled debt (52 << 156) | tier (4
+# << 208) | locked (1 << 212) | open liquidation orders (8 << 213) | account id (32 << 224,
+# given at opening; the OrderBook stores it in an order instead of the address); c =
+# reserve (96) | penalty (80 << 96) | provision (80 << 176). 2^52 fen is 45 trillion yuan.
 struct Slots:
     a: uint256
-    b: uint256
     c: uint256
 
 
@@ -238,6 +238,7 @@ def _check_not_paused():
 
 M128: constant(uint256) = 2**128 - 1
 M96: constant(uint256) = 2**96 - 1
+M52: constant(uint256) = 2**52 - 1
 M80: constant(uint256) = 2**80 - 1
 M56: constant(uint256) = 2**56 - 1
 M32: constant(uint256) = 2**32 - 1
@@ -253,18 +254,17 @@ def _get(who: address, full: bool) -> Account:
     """
     s: Slots = empty(Slots)
     s.a = self.acct[who].a
-    s.b = self.acct[who].b
     if full:
         s.c = self.acct[who].c
     return Account(
-        tier=(s.a >> 192) & 255,
-        cash_fen=s.a & M96,
+        tier=(s.a >> 208) & 15,
+        cash_fen=s.a & M52,
         reserve_fen=s.c & M96,
-        pending_fen=(s.a >> 96) & M96,
-        principal_fen=s.b & M96,
-        scaled_debt=s.b >> 96,
-        locked=(s.a >> 200) & 1 != 0,
-        open_liq=(s.a >> 208) & 65535,
+        pending_fen=(s.a >> 52) & M52,
+        principal_fen=(s.a >> 104) & M52,
+        scaled_debt=(s.a >> 156) & M52,
+        locked=(s.a >> 212) & 1 != 0,
+        open_liq=(s.a >> 213) & 255,
         penalty_fen=(s.c >> 96) & M80,
         provision_fen=s.c >> 176,
     )
@@ -273,12 +273,14 @@ def _get(who: address, full: bool) -> Account:
 @internal
 def _put(who: address, a: Account, full: bool):
     assert (
-        a.cash_fen | a.pending_fen | a.reserve_fen | a.principal_fen <= M96 and a.scaled_debt >> 160 == 0
-        and a.penalty_fen | a.provision_fen <= M80 and a.open_liq < 65536 and a.tier < 256
+        a.cash_fen | a.pending_fen | a.principal_fen | a.scaled_debt <= M52 and a.reserve_fen <= M96
+        and a.penalty_fen | a.provision_fen <= M80 and a.open_liq < 256 and a.tier < 16
     ), "margin: amount too large"
     # dev: the account id (bits 224..255) is kept
-    self.acct[who].a = (a.cash_fen | a.pending_fen << 96 | a.tier << 192 | convert(a.locked, uint256) << 200 | a.open_liq << 208 | self.acct[who].a >> 224 << 224)
-    self.acct[who].b = a.principal_fen | a.scaled_debt << 96
+    self.acct[who].a = (
+        a.cash_fen | a.pending_fen << 52 | a.principal_fen << 104 | a.scaled_debt << 156 | a.tier << 208
+        | convert(a.locked, uint256) << 212 | a.open_liq << 213 | self.acct[who].a >> 224 << 224
+    )
     if full:
         self.acct[who].c = a.reserve_fen | a.penalty_fen << 96 | a.provision_fen << 176
 
@@ -286,7 +288,7 @@ def _put(who: address, a: Account, full: bool):
 @internal
 @view
 def _check_account(who: address):
-    assert (self.acct[who].a >> 192) & 255 != 0, "margin: no account"
+    assert (self.acct[who].a >> 208) & 15 != 0, "margin: no account"
 
 
 @internal
