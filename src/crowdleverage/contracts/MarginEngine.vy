@@ -412,10 +412,33 @@ def _debt(scaled: uint256, index: uint256) -> uint256:
 # ---------------------------------------------------------------- internal: valuation
 @internal
 @view
-def _halt_cap(code: uint256, h: uint256) -> uint256:
-    if h > C.HALTED_HAIRCUT_BPS and staticcall ORACLE.halted(code):
-        return C.HALTED_HAIRCUT_BPS
-    return h
+def _quote(who: address, code: uint256) -> (uint256[C.MAX_CODES], uint256[C.MAX_CODES], uint256, uint256, uint256):
+    """
+    @dev One oracle call: the securities the account holds (not those only being bought),
+         0 after the last), their market values (shares x conservative price), the trading
+         day, the reliable
+         price of `code` (0: unreliable or `code` 0) and the halted flags (bit i: held[i],
+         bit 255: `code`).
+    """
+    w: uint256 = self.code_set[who]
+    held: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    qtys: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    n: uint256 = 0
+    for i: uint256 in range(w & 15, bound=C.MAX_CODES):
+        c: uint256 = (w >> (4 + 20 * i)) & M20
+        q: uint256 = self.pos[who][c] & M56
+        if q > 0:
+            held[n] = c
+            qtys[n] = q
+            n += 1
+    day: uint256 = 0
+    price: uint256 = 0
+    values: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    flags: uint256 = 0
+    day, price, values, flags = staticcall ORACLE.quotes(code, held)
+    for i: uint256 in range(n, bound=C.MAX_CODES):
+        values[i] *= qtys[i]
+    return held, values, day, price, flags
 
 
 @internal
@@ -423,25 +446,29 @@ def _halt_cap(code: uint256, h: uint256) -> uint256:
 def _collateral(who: address) -> (uint256, uint256):
     """
     @dev (haircut value, market value) of the account's shares at conservative prices,
-         rounded down.
+         rounded down; a halted security counts at most the halted haircut.
     """
-    codes: DynArray[uint256, C.MAX_CODES] = self._codes(who)
     hv: uint256 = 0
     mv: uint256 = 0
-    if len(codes) == 0:
+    if self.code_set[who] & 15 == 0:
         return hv, mv
-    fixed: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
-    for i: uint256 in range(len(codes), bound=C.MAX_CODES):
-        fixed[i] = codes[i]
-    hs: uint256[C.MAX_CODES] = staticcall PARAMS.haircuts(fixed, staticcall ORACLE.trading_day())
-    for i: uint256 in range(len(codes), bound=C.MAX_CODES):
-        code: uint256 = codes[i]
-        qty: uint256 = self.pos[who][code] & M56
-        if qty == 0:
-            continue
-        v: uint256 = qty * staticcall ORACLE.conservative_price(code)
-        mv += v
-        hv += v * self._halt_cap(code, hs[i]) // C.BPS
+    held: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    values: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    day: uint256 = 0
+    price: uint256 = 0
+    flags: uint256 = 0
+    held, values, day, price, flags = self._quote(who, 0)
+    if held[0] == 0:
+        return hv, mv
+    hs: uint256[C.MAX_CODES] = staticcall PARAMS.haircuts(held, day)
+    for i: uint256 in range(C.MAX_CODES):
+        if held[i] == 0:
+            break
+        h: uint256 = hs[i]
+        if h > C.HALTED_HAIRCUT_BPS and flags >> i & 1 != 0:
+            h = C.HALTED_HAIRCUT_BPS
+        mv += values[i]
+        hv += values[i] * h // C.BPS
     return hv, mv
 
 
@@ -779,8 +806,15 @@ def repay(amount_fen: uint256, from_wallet: bool):
     a = self._repay(msg.sender, a, pay)
     self._put(msg.sender, a, False)
     if from_wallet:
-        self._pull(msg.sender, pay)
-    self._pay_pool()
+        # dev: `_repay` booked all of `pay` (cash >= pay <= debt): the wallet pays the pool
+        # directly on the engine's allowance, then the pool books it
+        interest: uint256 = self.due_interest
+        self.due_principal = 0
+        self.due_interest = 0
+        extcall CASH.transferFrom(msg.sender, POOL.address, pay)
+        extcall POOL.repay(pay - interest, interest)
+    else:
+        self._pay_pool()
 
 
 # ---------------------------------------------------------------- external: order book hooks
@@ -835,38 +869,28 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     assert not a.locked, "margin: account in liquidation"
     assert qty > 0 and qty % C.LOT == 0, "margin: quantity not whole lots"
     assert limit_price_fen > 0, "margin: zero price"
-    h: uint256 = 0
-    max_fee: uint256 = 0
-    h, max_fee = staticcall PARAMS.buy_terms(a.tier, code, staticcall ORACLE.trading_day())
-    assert h > 0 and not staticcall ORACLE.halted(code), "margin: security not financeable"
-    # reverts "oracle: price unreliable" without a fresh quorum of in-band reports
-    price: uint256 = staticcall ORACLE.price(code)
     p: Pos = self._pos(who, code)
     if p.qty == 0 and p.buying == 0:
         codes: DynArray[uint256, C.MAX_CODES] = self._codes(who)
         assert len(codes) < C.MAX_CODES, "margin: too many securities"
         codes.append(code)
         self._set_codes(who, codes)
-    gross: uint256 = qty * limit_price_fen
-    cost: uint256 = gross + (gross * max_fee + C.BPS - 1) // C.BPS
-    assets: uint256 = 0
-    debt: uint256 = 0
-    assets, debt = self._state(who, a)
+    held: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    values: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    day: uint256 = 0
+    price: uint256 = 0
+    flags: uint256 = 0
+    held, values, day, price, flags = self._quote(who, code)
+    # the cost with the fee allowance, the financing drawn for what the cash lacks and the
+    # pre-trade checks (financeable, reliable price, assets, initial line, leverage, single
+    # security, platform exposure, liquidity cap) are at RiskParams, in one call, with the
+    # platform's exposure updated there
+    cost: uint256 = 0
     draw: uint256 = 0
-    if cost > a.cash_fen:
-        draw = cost - a.cash_fen
-    # after the fill: cash spent (financing added), shares at min(oracle, limit) * haircut
-    value: uint256 = qty * min(price, limit_price_fen) * h // C.BPS
-    assert assets + draw >= cost, "margin: insufficient assets"
-    # a financed buy is capped by the security's liquidity figure (and refused when stressed)
-    cap_price: uint256 = 0
-    if draw > 0:
-        cap_price = limit_price_fen
-    # the pre-trade limits (initial line, leverage, single security, platform exposure) are
-    # checked where they are kept, with the platform's exposure updated there
-    extcall PARAMS.engine_buy(
-        a.tier, code, qty, p.qty + p.buying, min(price, limit_price_fen) * h // C.BPS,
-        assets + draw - cost + value, debt + draw, staticcall POOL.total_assets_fen(), cap_price,
+    cost, draw = extcall PARAMS.engine_buy(
+        a.tier, code, qty, limit_price_fen, p.qty + p.buying, a.cash_fen, a.pending_fen,
+        self._debt(a.scaled_debt, self._index(a.tier)), staticcall POOL.total_assets_fen(), day,
+        price, flags, held, values,
     )
     a.cash_fen = a.cash_fen + draw - cost
     a.pending_fen += cost

@@ -76,6 +76,7 @@ struct DayInput:
 # ---------------------------------------------------------------- constants
 MAX_REPORTERS: constant(uint256) = 16
 MAX_BATCH: constant(uint256) = 64
+MAX_CODES: constant(uint256) = 10  # securities of one margin account (`quotes`)
 CODE_LIMIT: constant(uint256) = 1_000_000
 # Reports are packed in one slot: price (bits 128..255), day (64..127), timestamp (0..63).
 MASK64: constant(uint256) = 2**64 - 1
@@ -408,7 +409,15 @@ def conservative_price(code: uint256) -> uint256:
     @notice A price that never overstates value: the median when reliable, the previous close
             while halted, today's limit-down price otherwise, 0 when today's band is not set.
     """
-    c: uint256 = self.cfg
+    return self._conservative(code, self.cfg)
+
+
+@internal
+@view
+def _conservative(code: uint256, c: uint256) -> uint256:
+    """
+    @dev `conservative_price` of `code` under the config word `c`.
+    """
     w: uint256 = self.bands[code]
     if c & MASK64 == 0 or w & MASK64 != c & MASK64:
         return 0
@@ -420,6 +429,40 @@ def conservative_price(code: uint256) -> uint256:
     if n >= c >> 128:
         return median
     return (w >> 128) & MASK64  # unreliable: the limit-down price
+
+
+@external
+@view
+def quotes(code: uint256, codes: uint256[MAX_CODES]) -> (uint256, uint256, uint256[MAX_CODES], uint256):
+    """
+    @notice What the margin engine values an account and prices a buy with, in one call
+            (each slot read once): the trading day, the reliable price of `code`, the
+            conservative price of each of `codes` and the halted flags.
+    @param code The security bought (0: none).
+    @param codes Securities held, 0 after the last.
+    @return The trading day; the median of `code` when reliable (as `price`), else 0; the
+            `conservative_price` of each of `codes` (0 after the last); the halted flags as
+            set at the last day open: bit i for codes[i], bit 255 for `code`.
+    """
+    c: uint256 = self.cfg
+    price: uint256 = 0
+    flags: uint256 = 0
+    if code != 0:
+        w: uint256 = self.bands[code]
+        flags = w >> 255 << 255
+        if c & MASK64 != 0 and w & MASK64 == c & MASK64 and flags == 0:
+            median: uint256 = 0
+            n: uint256 = 0
+            median, n = self._current(code, w, c)
+            if n >= c >> 128:
+                price = median
+    prices: uint256[MAX_CODES] = empty(uint256[MAX_CODES])
+    for i: uint256 in range(MAX_CODES):
+        if codes[i] == 0:
+            break
+        prices[i] = self._conservative(codes[i], c)
+        flags |= (self.bands[codes[i]] >> 255) << i
+    return c & MASK64, price, prices, flags
 
 
 @external
