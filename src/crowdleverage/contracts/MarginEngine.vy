@@ -153,8 +153,10 @@ PARAMS: public(immutable(IRiskParams))
 # operator (`connect`); the only callers of the liq_ and ob_ hooks.
 liquidator: public(address)
 
-# The OrderBook (160 bits) and the pause flag (1 << 160) in one slot: a buy reads both.
-# Getters `orderbook`, `paused`.
+# The OrderBook (160 bits), the pause flag (1 << 160) and the cash held for accounts (cash
+# + reserve + pending, 95 << 161; reconciled against the engine's CashToken balance) in one
+# slot: a buy, a fill and a repayment read it once. Getters `orderbook`, `paused`,
+# `held_fen`.
 wiring: uint256
 
 # Interest index of each leverage tier (the tier's lines are at RiskParams), in one slot:
@@ -181,11 +183,8 @@ account_count: public(uint256)
 # Corporate-action references already used (credit_cash, adjust_position).
 action_ref_used: public(HashMap[bytes32, bool])
 
-# Totals for reconciliation: principal owed to the pool; cash held for accounts
-# (cash + reserve + pending); provisional losses of accounts in liquidation.
-# The first two in one slot (a buy, a fill and a repayment touch both): held (128 bits) |
-# principal (128 << 128); getters `held_fen`, `total_principal_fen`.
-totals: uint256
+# Provisional losses of accounts in liquidation. (The principal owed in total is the pool's
+# principal out: every borrow, repayment and write-off moves both in the same call.)
 marked_loss_fen: public(uint256)
 
 # Repayments owed to the pool within the current call (checks-effects-interactions: the
@@ -233,10 +232,9 @@ def _check_amount(amount_fen: uint256):
 @internal
 @view
 def _check_not_paused():
-    assert self.wiring >> 160 == 0, "margin: paused"
+    assert (self.wiring >> 160) & 1 == 0, "margin: paused"
 
 
-M128: constant(uint256) = 2**128 - 1
 M96: constant(uint256) = 2**96 - 1
 M52: constant(uint256) = 2**52 - 1
 M80: constant(uint256) = 2**80 - 1
@@ -331,12 +329,11 @@ def _account(who: address, full: bool) -> Account:
 
 
 @internal
-def _totals(held_add: uint256, held_sub: uint256, principal_add: uint256, principal_sub: uint256):
-    t: uint256 = self.totals
-    held: uint256 = (t & M128) + held_add - held_sub
-    principal: uint256 = (t >> 128) + principal_add - principal_sub
-    assert held <= M128 and principal <= M128, "margin: amount too large"
-    self.totals = held | principal << 128
+def _held(add: uint256, sub: uint256):
+    w: uint256 = self.wiring
+    held: uint256 = (w >> 161) + add - sub
+    assert held < 2**95, "margin: amount too large"
+    self.wiring = w & (2**161 - 1) | held << 161
 
 
 @internal
@@ -364,7 +361,7 @@ def _credit(who: address, amount_fen: uint256, to_reserve: bool):
     else:
         a.cash_fen += amount_fen
     self._put(who, a, True)
-    self._totals(amount_fen, 0, 0, 0)
+    self._held(amount_fen, 0)
     self._pull(msg.sender, amount_fen)
 
 
@@ -500,7 +497,7 @@ def _borrow(who: address, a: Account, amount: uint256) -> Account:
     index: uint256 = self._accrue(a.tier)
     a.scaled_debt += (amount * C.RAY + index - 1) // index
     a.principal_fen += amount
-    self._totals(amount, 0, amount, 0)
+    self._held(amount, 0)
     # dev: the caller stores the account, then draws from the pool
     log Borrowed(account=who, amount_fen=amount, debt_after_fen=self._debt(a.scaled_debt, index))
     return a
@@ -526,7 +523,7 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
         a.scaled_debt -= pay * C.RAY // index
     a.principal_fen -= principal
     a.cash_fen -= pay
-    self._totals(0, pay, 0, principal)
+    self._held(0, pay)
     self.due_principal += principal
     self.due_interest += interest
     log Repaid(
@@ -647,16 +644,17 @@ def held_fen() -> uint256:
     """
     @notice Cash held for accounts (cash + reserve + pending), in fen.
     """
-    return self.totals & M128
+    return self.wiring >> 161
 
 
 @external
 @view
 def total_principal_fen() -> uint256:
     """
-    @notice Principal owed to the pool, in fen.
+    @notice Principal owed to the pool, in fen: the pool's principal out (each borrow,
+            repayment and write-off of the engine moves it in the same call).
     """
-    return self.totals >> 128
+    return staticcall POOL.principal_out_fen()
 
 
 @external
@@ -780,7 +778,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
         line: uint256 = staticcall PARAMS.withdraw_line(a.tier)
         assert assets * C.BPS >= line * debt, "margin: ratio below withdrawal line"
     self._put(msg.sender, a, True)
-    self._totals(0, amount_fen, 0, 0)
+    self._held(0, amount_fen)
     self._pay(msg.sender, amount_fen)
     log Withdrawn(account=msg.sender, amount_fen=amount_fen, from_reserve=from_reserve)
 
@@ -800,7 +798,7 @@ def repay(amount_fen: uint256, from_wallet: bool):
     pay: uint256 = min(amount_fen, debt)
     if from_wallet:
         a.cash_fen += pay
-        self._totals(pay, 0, 0, 0)
+        self._held(pay, 0)
     else:
         assert a.cash_fen >= pay, "margin: insufficient cash"
     a = self._repay(msg.sender, a, pay)
@@ -839,7 +837,7 @@ def paused() -> bool:
     """
     @notice Whether the operator paused the platform (fail closed).
     """
-    return self.wiring >> 160 != 0
+    return (self.wiring >> 160) & 1 != 0
 
 
 @internal
@@ -956,7 +954,7 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financ
     self._check_orderbook()
     a: Account = self._get(who, False)
     a.pending_fen -= cost
-    self._totals(0, cost, 0, 0)
+    self._held(0, cost)
     day: uint256 = staticcall ORACLE.trading_day()
     p: Pos = self._pos(who, code)
     p.lot_qty = self._locked_qty(p, day) + qty
@@ -1014,7 +1012,7 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     self._put_pos(who, code, p)
     a.cash_fen += proceeds - penalty
     a.penalty_fen += penalty
-    self._totals(proceeds - penalty, 0, 0, 0)
+    self._held(proceeds - penalty, 0)
     if liquidation:
         a = self._repay(who, a, proceeds - penalty)
         if not closes:
@@ -1202,7 +1200,6 @@ def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
         if a.scaled_debt > 0:
             # the rest is unrecoverable: interest is forgiven, principal is a pool loss
             shortfall = a.principal_fen
-            self._totals(0, 0, 0, shortfall)
             a.scaled_debt = 0
             a.principal_fen = 0
     pen: uint256 = a.penalty_fen
@@ -1268,10 +1265,10 @@ def unpause():
 def _set_paused(on: bool):
     self._check_operator()
     if on:
-        assert self.wiring >> 160 == 0, "margin: already paused"
+        assert (self.wiring >> 160) & 1 == 0, "margin: already paused"
     else:
-        assert self.wiring >> 160 != 0, "margin: not paused"
-    self.wiring = self.wiring & (2**160 - 1) | convert(on, uint256) << 160
+        assert (self.wiring >> 160) & 1 != 0, "margin: not paused"
+    self.wiring = self.wiring & ~convert(1 << 160, uint256) | convert(on, uint256) << 160
     log Paused(by=msg.sender, paused=on)
 
 
