@@ -289,11 +289,12 @@ def _set_day_params(d: DayInput):
     assert d.limit_down_fen <= d.prev_close_fen and d.prev_close_fen <= d.limit_up_fen, (
         "oracle: prev close outside band"
     )
-    assert d.limit_up_fen <= M40, "oracle: price too large"
+    assert d.prev_close_fen <= M40, "oracle: price too large"
+    # dev: a limit-up above 2^40 - 1 fen (a day without a price limit) is stored as that
     today: uint256 = self._today()
     self.bands[d.code] = (
         today | d.prev_close_fen << 32 | d.limit_down_fen << 72
-        | d.limit_up_fen << 112 | convert(d.halted, uint256) << 152
+        | min(d.limit_up_fen, M40) << 112 | convert(d.halted, uint256) << 152
     )
     log DayParamsSet(
         code=d.code,
