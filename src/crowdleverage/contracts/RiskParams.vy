@@ -114,11 +114,13 @@ REGISTRY: public(immutable(IIdentityRegistry))
 # The MarginEngine that accrues interest at the tiers' rates (set once).
 engine: public(address)
 
-# Storage is packed so that a buy reads three cold slots here (its security, its tier, the
-# global word) instead of nine; getters `tiers`, `securities`, `limits`, `st_haircut_bps`,
+# Storage is packed so that a buy reads four cold slots here (its security, its tier with the
+# engine's address, the global word, a held security) instead of ten; getters `tiers`, `securities`, `limits`, `st_haircut_bps`,
 # `regime`, `liquidity_cap_bps`, `stressed_haircuts`, `liquidity_fen`, `platform_qty`.
-# Per tier, one slot: max leverage (8 bits) | initial (32 << 8) | warning (32 << 40) |
-# liquidation (32 << 72) | rate (32 << 104), bps.
+# Per tier, one slot: max leverage (8 bits) | initial (20 << 8) | warning (20 << 28) |
+# liquidation (20 << 48) | rate (20 << 68), bps | the engine's address (160 << 96, written by
+# `connect` and `set_tier`: a buy's `engine_buy` checks its caller against the tier word it
+# reads anyway).
 tier_w: HashMap[uint256, uint256]
 # Per security, one slot: board haircut (16 bits) | ST (1 << 16) | listing day (32 << 17) |
 # published 20-day average traded amount in fen plus 1 (104 << 49; 0 = never published: no
@@ -179,8 +181,8 @@ def _check_operator():
 @pure
 def _tier(w: uint256) -> Tier:
     return Tier(
-        max_leverage=w & 255, initial_bps=w >> 8 & M32, warning_bps=w >> 40 & M32,
-        liquidation_bps=w >> 72 & M32, rate_bps=w >> 104 & M32,
+        max_leverage=w & 255, initial_bps=w >> 8 & M20, warning_bps=w >> 28 & M20,
+        liquidation_bps=w >> 48 & M20, rate_bps=w >> 68 & M20,
     )
 
 
@@ -380,7 +382,11 @@ def engine_buy(
     @param values_fen Shares held times conservative price of each of `codes`, in fen.
     @return The cash reserved (cost with the fee allowance) and the financing drawn, in fen.
     """
-    self._check_engine()
+    # dev: the tier word carries the engine's address (one slot read for both)
+    t: uint256 = self.tier_w[tier]
+    assert msg.sender == convert(convert(t >> 96, uint160), address) and msg.sender != empty(address), (
+        "params: caller is not engine"
+    )
     w: uint256 = self.sec_w[code]
     g: uint256 = self.glob
     h: uint256 = 0
@@ -409,9 +415,8 @@ def engine_buy(
     value_price: uint256 = px * h // C.BPS
     assets_after: uint256 = assets + draw - cost + qty * px * h // C.BPS
     debt_after: uint256 = debt_fen + draw
-    t: uint256 = self.tier_w[tier]
     if debt_after > 0:
-        assert assets_after * C.BPS >= (t >> 8 & M32) * debt_after, "margin: ratio below initial"
+        assert assets_after * C.BPS >= (t >> 8 & M20) * debt_after, "margin: ratio below initial"
         assert assets_after > debt_after and debt_after <= (t & 255) * (assets_after - debt_after), (
             "margin: leverage above tier"
         )
@@ -546,7 +551,7 @@ def withdraw_line(tier: uint256) -> uint256:
     @param tier The account's tier.
     @return The line in bps.
     """
-    return max(self.tier_w[tier] >> 8 & M32, self.glob >> 100 & M20)
+    return max(self.tier_w[tier] >> 8 & M20, self.glob >> 100 & M20)
 
 
 @external
@@ -579,7 +584,8 @@ def set_tier(tier: uint256, t: Tier):
     assert t.rate_bps < C.BPS, "params: rate not below 100%"
     log TierSet(tier=tier, old=self._tier(self.tier_w[tier]), new=t)
     self.tier_w[tier] = (
-        t.max_leverage | t.initial_bps << 8 | t.warning_bps << 40 | t.liquidation_bps << 72 | t.rate_bps << 104
+        t.max_leverage | t.initial_bps << 8 | t.warning_bps << 28 | t.liquidation_bps << 48 | t.rate_bps << 68
+        | convert(self.engine, uint256) << 96
     )
     if self.engine != empty(address):
         extcall IRateSink(self.engine).params_rate(tier, t.rate_bps)
@@ -740,4 +746,5 @@ def connect(engine: address):
     for tier: uint256 in range(1, C.MAX_TIERS + 1):
         w: uint256 = self.tier_w[tier]
         if w & 255 > 0:
-            extcall IRateSink(engine).params_rate(tier, w >> 104 & M32)
+            self.tier_w[tier] = w | convert(engine, uint256) << 96
+            extcall IRateSink(engine).params_rate(tier, w >> 68 & M20)
