@@ -77,7 +77,7 @@ def test_the_engine_hooks_at_riskparams_refuse_everyone_but_the_engine(platform:
             p.params.engine_buy(
                 3, PAB, 100, 1_000, 0, 10**9, 0, 0, 10**12, 1, 1_000, 0, [0] * 10, [0] * 10,
                 sender=caller,
-            )
+            )  # fmt: skip
 
 
 @pytest.mark.parametrize(
