@@ -92,9 +92,18 @@ def test_repay_from_wallet_and_cash_interest_first(p: Platform, borrower: str) -
     p.mint(borrower, debt)
     p.cash.approve(p.engine.address, debt, sender=borrower)
     pending0 = p.pool.interest_pending_fen()  # rounding dust of the released reservations
+    engine_cash, held = p.cash.balanceOf(p.engine.address), p.engine.held_fen()
+    pool_cash, idle = p.cash.balanceOf(p.pool.address), p.pool.idle_fen()
     p.engine.repay(debt + 5 * YUAN, True, sender=borrower)  # capped at the debt
+    logs = p.engine.get_logs()  # the repayment's, the CashToken's included
     assert p.engine.debt_of(borrower) == 0
     assert p.pool.interest_pending_fen() - pending0 == interest
+    # the wallet pays the pool directly, on the engine's allowance: one transfer
+    moves = [(e.sender, e.receiver, e.value) for e in logs if type(e).__name__ == "Transfer"]
+    assert moves == [(borrower, p.pool.address, debt)]
+    assert (p.cash.balanceOf(p.engine.address), p.engine.held_fen()) == (engine_cash, held)
+    assert p.cash.balanceOf(p.pool.address) - pool_cash == p.pool.idle_fen() - idle == debt
+    assert p.cash.allowance(borrower, p.engine.address) == 0
     assert p.principal_owed() == p.pool.principal_out_fen() == p.engine.total_principal_fen() == 0
     with boa.reverts("margin: no debt"):
         p.engine.repay(1, False, sender=borrower)
