@@ -153,10 +153,11 @@ PARAMS: public(immutable(IRiskParams))
 # operator (`connect`); the only callers of the liq_ and ob_ hooks.
 liquidator: public(address)
 
-# The OrderBook (160 bits), the pause flag (1 << 160) and the cash held for accounts (cash
-# + reserve + pending, 95 << 161; reconciled against the engine's CashToken balance) in one
-# slot: a buy, a fill and a repayment read it once. Getters `orderbook`, `paused`,
-# `held_fen`.
+# The OrderBook (160 bits), the pause flag (1 << 160) and the cash the engine holds for
+# accounts (95 << 161: their cash + reserve + pending less the open buys' financing still
+# at the pool, i.e. the engine's CashToken balance; a buy, whose financing stays at the pool,
+# does not change it) in one slot: a buy, a fill and a repayment read it once. Getters
+# `orderbook`, `paused`, `held_fen` (which adds the pool's undisbursed financing).
 wiring: uint256
 
 # Interest index of each leverage tier (the tier's lines are at RiskParams), in one slot:
@@ -497,7 +498,6 @@ def _borrow(who: address, a: Account, amount: uint256) -> Account:
     index: uint256 = self._accrue(a.tier)
     a.scaled_debt += (amount * C.RAY + index - 1) // index
     a.principal_fen += amount
-    self._held(amount, 0)
     # dev: the caller stores the account, then draws from the pool
     log Borrowed(account=who, amount_fen=amount, debt_after_fen=self._debt(a.scaled_debt, index))
     return a
@@ -523,7 +523,6 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
         a.scaled_debt -= pay * C.RAY // index
     a.principal_fen -= principal
     a.cash_fen -= pay
-    self._held(0, pay)
     self.due_principal += principal
     self.due_interest += interest
     log Repaid(
@@ -547,6 +546,7 @@ def _pay_pool():
         return
     self.due_principal = 0
     self.due_interest = 0
+    self._held(0, principal + interest)
     self._pay(POOL.address, principal + interest)
     extcall POOL.repay(principal, interest)
 
@@ -565,7 +565,10 @@ def _settle(broker: address, pay_fen: uint256, back_fen: uint256):
         return
     self.due_principal = 0
     self.due_interest = 0
-    extcall POOL.settle(broker, pay_fen, principal, interest, back_fen - principal - interest)
+    refund: uint256 = back_fen - principal - interest
+    if refund > 0:
+        self._held(refund, 0)
+    extcall POOL.settle(broker, pay_fen, principal, interest, refund)
 
 
 # ---------------------------------------------------------------- internal: positions
@@ -642,9 +645,10 @@ def account_state(who: address) -> (uint256, uint256, uint256):
 @view
 def held_fen() -> uint256:
     """
-    @notice Cash held for accounts (cash + reserve + pending), in fen.
+    @notice Cash held for accounts (cash + reserve + pending), in fen: the engine's (its
+            CashToken balance) and the open buys' financing still at the pool.
     """
-    return self.wiring >> 161
+    return (self.wiring >> 161) + staticcall POOL.undisbursed_fen()
 
 
 @external
@@ -798,7 +802,6 @@ def repay(amount_fen: uint256, from_wallet: bool):
     pay: uint256 = min(amount_fen, debt)
     if from_wallet:
         a.cash_fen += pay
-        self._held(pay, 0)
     else:
         assert a.cash_fen >= pay, "margin: insufficient cash"
     a = self._repay(msg.sender, a, pay)
@@ -954,7 +957,8 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financ
     self._check_orderbook()
     a: Account = self._get(who, False)
     a.pending_fen -= cost
-    self._held(0, cost)
+    if cost > financed:
+        self._held(0, cost - financed)
     day: uint256 = staticcall ORACLE.trading_day()
     p: Pos = self._pos(who, code)
     p.lot_qty = self._locked_qty(p, day) + qty
