@@ -74,6 +74,18 @@ def test_set_day_params_rejects_bad_input(system: System) -> None:
         system.oracle.set_day_params(PAB, 1200, 900, 1100, False, sender=op)
 
 
+def test_a_day_without_a_price_limit_stores_the_largest_limit_up(system: System) -> None:
+    # the feeder sends 2**64 - 1 as the limit-up of a day without a price limit (a new listing)
+    system.open_day(1, band=(1, 1000, 2**64 - 1))
+    assert system.oracle.band(PAB) == (1, 2**40 - 1)
+    _report(system, [5000, 5100, 5200])  # five times the previous close: still in band
+    assert system.oracle.price(PAB) == 5100
+    with boa.reverts("oracle: price outside band"):
+        system.oracle.report(PAB, 2**40, sender=system.reporters[3])
+    with boa.reverts("oracle: price too large"):
+        system.oracle.set_day_params(PAB, 2**40, 1, 2**64 - 1, False, sender=system.operator)
+
+
 def test_set_day_params_many(system: System) -> None:
     system.oracle.open_day(1, sender=system.operator)
     system.oracle.set_day_params_many(

@@ -243,6 +243,11 @@ class Platform:
     def ratio(self, who: str) -> int:
         return self.engine.account_state(who)[2]
 
+    def principal_owed(self) -> int:
+        """The principal of every margin account, summed (what the pool's principal out is)."""
+        n = self.engine.account_count()
+        return sum(self.engine.accounts(self.engine.account_of(i))[4] for i in range(1, n + 1))
+
 
 @contextmanager
 def rollback(platform: Platform) -> Iterator[None]:

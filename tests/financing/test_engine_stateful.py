@@ -394,7 +394,7 @@ class FinancingMachine(RuleBasedStateMachine):
         assert pool.idle_fen() + pool.principal_out_fen() == (
             pool.senior_claim_fen() + pool.junior_claim_fen() + pool.interest_pending_fen()
         )
-        assert pool.principal_out_fen() == p.engine.total_principal_fen()
+        assert pool.principal_out_fen() == p.principal_owed()
         assert p.cash.balanceOf(pool.address) >= (
             pool.idle_fen() + pool.escrow_fen() + pool.undisbursed_fen()
         )

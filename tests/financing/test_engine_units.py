@@ -92,10 +92,19 @@ def test_repay_from_wallet_and_cash_interest_first(p: Platform, borrower: str) -
     p.mint(borrower, debt)
     p.cash.approve(p.engine.address, debt, sender=borrower)
     pending0 = p.pool.interest_pending_fen()  # rounding dust of the released reservations
+    engine_cash, held = p.cash.balanceOf(p.engine.address), p.engine.held_fen()
+    pool_cash, idle = p.cash.balanceOf(p.pool.address), p.pool.idle_fen()
     p.engine.repay(debt + 5 * YUAN, True, sender=borrower)  # capped at the debt
+    logs = p.engine.get_logs()  # the repayment's, the CashToken's included
     assert p.engine.debt_of(borrower) == 0
     assert p.pool.interest_pending_fen() - pending0 == interest
-    assert p.engine.total_principal_fen() == p.pool.principal_out_fen() == 0
+    # the wallet pays the pool directly, on the engine's allowance: one transfer
+    moves = [(e.sender, e.receiver, e.value) for e in logs if type(e).__name__ == "Transfer"]
+    assert moves == [(borrower, p.pool.address, debt)]
+    assert (p.cash.balanceOf(p.engine.address), p.engine.held_fen()) == (engine_cash, held)
+    assert p.cash.balanceOf(p.pool.address) - pool_cash == p.pool.idle_fen() - idle == debt
+    assert p.cash.allowance(borrower, p.engine.address) == 0
+    assert p.principal_owed() == p.pool.principal_out_fen() == p.engine.total_principal_fen() == 0
     with boa.reverts("margin: no debt"):
         p.engine.repay(1, False, sender=borrower)
 
@@ -554,7 +563,7 @@ def test_financing_stays_at_the_pool_until_the_fill(p: Platform, borrower: str) 
     assert p.cash.balanceOf(p.broker) == broker_cash + 20_000 * price
     assert p.pool.undisbursed_fen() == 0 and not p.orderbook.orders(oid)[4]
     _cash_conserved(p)
-    assert p.pool.principal_out_fen() == p.engine.total_principal_fen()
+    assert p.pool.principal_out_fen() == p.principal_owed() > 0
 
 
 def test_closed_order_returns_financing_the_debt_no_longer_needs(
@@ -578,7 +587,7 @@ def test_closed_order_returns_financing_the_debt_no_longer_needs(
     assert p.engine.debt_of(borrower) == 0 and p.pool.undisbursed_fen() == 0
     assert p.cash.balanceOf(p.engine.address) == engine_cash + drawn - owed
     _cash_conserved(p)
-    assert p.pool.principal_out_fen() == p.engine.total_principal_fen() == 0
+    assert p.pool.principal_out_fen() == p.principal_owed() == 0
 
 
 def test_settle_fills_settles_each_as_settle_fill(p: Platform, borrower: str) -> None:

@@ -125,7 +125,7 @@ def test_three_limit_down_days_insurance_covers_junior_untouched(
     assert p.pool.senior_claim_fen() == senior0
     assert p.pool.junior_loss_fen() == p.pool.senior_loss_fen() == 0
     assert p.engine.debt_of(borrower) == 0
-    assert p.engine.total_principal_fen() == p.pool.principal_out_fen() == 0
+    assert p.principal_owed() == p.pool.principal_out_fen() == 0
     assert p.engine.marked_loss_fen() == 0
     assert not p.engine.accounts(borrower)[6]
 

@@ -74,7 +74,10 @@ def test_the_engine_hooks_at_riskparams_refuse_everyone_but_the_engine(platform:
         with boa.reverts("params: caller is not engine"):
             p.params.engine_exposure(PAB, 100, 0, sender=caller)
         with boa.reverts("params: caller is not engine"):
-            p.params.engine_buy(3, PAB, 100, 0, 1_000, 10**9, 0, 10**12, 0, sender=caller)
+            p.params.engine_buy(
+                3, PAB, 100, 1_000, 0, 10**9, 0, 0, 10**12, 1, 1_000, 0, [0] * 10, [0] * 10,
+                sender=caller,
+            )  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -127,13 +127,13 @@ struct Pos:
     lot_day: uint256
 
 
-# An account in three slots: a = cash (96 bits) | pending (96 << 96) | tier (8 << 192) |
-# locked (1 << 200) | open liquidation orders (16 << 208) | account id (32 << 224, given at
-# opening; the OrderBook stores it in an order instead of the address); b = principal (96) |
-# scaled debt (160 << 96); c = reserve (96) | penalty (80 << 96) | provision (80 << 176).
+# An account in two slots, the first all that a buy, a fill or a repayment reads: a = cash
+# (52 bits) | pending (52 << 52) | principal (52 << 104) | scaled debt (52 << 156) | tier (4
+# << 208) | locked (1 << 212) | open liquidation orders (8 << 213) | account id (32 << 224,
+# given at opening; the OrderBook stores it in an order instead of the address); c =
+# reserve (96) | penalty (80 << 96) | provision (80 << 176). 2^52 fen is 45 trillion yuan.
 struct Slots:
     a: uint256
-    b: uint256
     c: uint256
 
 
@@ -153,8 +153,11 @@ PARAMS: public(immutable(IRiskParams))
 # operator (`connect`); the only callers of the liq_ and ob_ hooks.
 liquidator: public(address)
 
-# The OrderBook (160 bits) and the pause flag (1 << 160) in one slot: a buy reads both.
-# Getters `orderbook`, `paused`.
+# The OrderBook (160 bits), the pause flag (1 << 160) and the cash the engine holds for
+# accounts (95 << 161: their cash + reserve + pending less the open buys' financing still
+# at the pool, i.e. the engine's CashToken balance; a buy, whose financing stays at the pool,
+# does not change it) in one slot: a buy, a fill and a repayment read it once. Getters
+# `orderbook`, `paused`, `held_fen` (which adds the pool's undisbursed financing).
 wiring: uint256
 
 # Interest index of each leverage tier (the tier's lines are at RiskParams), in one slot:
@@ -181,11 +184,8 @@ account_count: public(uint256)
 # Corporate-action references already used (credit_cash, adjust_position).
 action_ref_used: public(HashMap[bytes32, bool])
 
-# Totals for reconciliation: principal owed to the pool; cash held for accounts
-# (cash + reserve + pending); provisional losses of accounts in liquidation.
-# The first two in one slot (a buy, a fill and a repayment touch both): held (128 bits) |
-# principal (128 << 128); getters `held_fen`, `total_principal_fen`.
-totals: uint256
+# Provisional losses of accounts in liquidation. (The principal owed in total is the pool's
+# principal out: every borrow, repayment and write-off moves both in the same call.)
 marked_loss_fen: public(uint256)
 
 # Repayments owed to the pool within the current call (checks-effects-interactions: the
@@ -233,11 +233,11 @@ def _check_amount(amount_fen: uint256):
 @internal
 @view
 def _check_not_paused():
-    assert self.wiring >> 160 == 0, "margin: paused"
+    assert (self.wiring >> 160) & 1 == 0, "margin: paused"
 
 
-M128: constant(uint256) = 2**128 - 1
 M96: constant(uint256) = 2**96 - 1
+M52: constant(uint256) = 2**52 - 1
 M80: constant(uint256) = 2**80 - 1
 M56: constant(uint256) = 2**56 - 1
 M32: constant(uint256) = 2**32 - 1
@@ -253,18 +253,17 @@ def _get(who: address, full: bool) -> Account:
     """
     s: Slots = empty(Slots)
     s.a = self.acct[who].a
-    s.b = self.acct[who].b
     if full:
         s.c = self.acct[who].c
     return Account(
-        tier=(s.a >> 192) & 255,
-        cash_fen=s.a & M96,
+        tier=(s.a >> 208) & 15,
+        cash_fen=s.a & M52,
         reserve_fen=s.c & M96,
-        pending_fen=(s.a >> 96) & M96,
-        principal_fen=s.b & M96,
-        scaled_debt=s.b >> 96,
-        locked=(s.a >> 200) & 1 != 0,
-        open_liq=(s.a >> 208) & 65535,
+        pending_fen=(s.a >> 52) & M52,
+        principal_fen=(s.a >> 104) & M52,
+        scaled_debt=(s.a >> 156) & M52,
+        locked=(s.a >> 212) & 1 != 0,
+        open_liq=(s.a >> 213) & 255,
         penalty_fen=(s.c >> 96) & M80,
         provision_fen=s.c >> 176,
     )
@@ -273,12 +272,14 @@ def _get(who: address, full: bool) -> Account:
 @internal
 def _put(who: address, a: Account, full: bool):
     assert (
-        a.cash_fen | a.pending_fen | a.reserve_fen | a.principal_fen <= M96 and a.scaled_debt >> 160 == 0
-        and a.penalty_fen | a.provision_fen <= M80 and a.open_liq < 65536 and a.tier < 256
+        a.cash_fen | a.pending_fen | a.principal_fen | a.scaled_debt <= M52 and a.reserve_fen <= M96
+        and a.penalty_fen | a.provision_fen <= M80 and a.open_liq < 256 and a.tier < 16
     ), "margin: amount too large"
     # dev: the account id (bits 224..255) is kept
-    self.acct[who].a = (a.cash_fen | a.pending_fen << 96 | a.tier << 192 | convert(a.locked, uint256) << 200 | a.open_liq << 208 | self.acct[who].a >> 224 << 224)
-    self.acct[who].b = a.principal_fen | a.scaled_debt << 96
+    self.acct[who].a = (
+        a.cash_fen | a.pending_fen << 52 | a.principal_fen << 104 | a.scaled_debt << 156 | a.tier << 208
+        | convert(a.locked, uint256) << 212 | a.open_liq << 213 | self.acct[who].a >> 224 << 224
+    )
     if full:
         self.acct[who].c = a.reserve_fen | a.penalty_fen << 96 | a.provision_fen << 176
 
@@ -286,7 +287,7 @@ def _put(who: address, a: Account, full: bool):
 @internal
 @view
 def _check_account(who: address):
-    assert (self.acct[who].a >> 192) & 255 != 0, "margin: no account"
+    assert (self.acct[who].a >> 208) & 15 != 0, "margin: no account"
 
 
 @internal
@@ -329,12 +330,11 @@ def _account(who: address, full: bool) -> Account:
 
 
 @internal
-def _totals(held_add: uint256, held_sub: uint256, principal_add: uint256, principal_sub: uint256):
-    t: uint256 = self.totals
-    held: uint256 = (t & M128) + held_add - held_sub
-    principal: uint256 = (t >> 128) + principal_add - principal_sub
-    assert held <= M128 and principal <= M128, "margin: amount too large"
-    self.totals = held | principal << 128
+def _held(add: uint256, sub: uint256):
+    w: uint256 = self.wiring
+    held: uint256 = (w >> 161) + add - sub
+    assert held < 2**95, "margin: amount too large"
+    self.wiring = w & (2**161 - 1) | held << 161
 
 
 @internal
@@ -362,7 +362,7 @@ def _credit(who: address, amount_fen: uint256, to_reserve: bool):
     else:
         a.cash_fen += amount_fen
     self._put(who, a, True)
-    self._totals(amount_fen, 0, 0, 0)
+    self._held(amount_fen, 0)
     self._pull(msg.sender, amount_fen)
 
 
@@ -410,10 +410,33 @@ def _debt(scaled: uint256, index: uint256) -> uint256:
 # ---------------------------------------------------------------- internal: valuation
 @internal
 @view
-def _halt_cap(code: uint256, h: uint256) -> uint256:
-    if h > C.HALTED_HAIRCUT_BPS and staticcall ORACLE.halted(code):
-        return C.HALTED_HAIRCUT_BPS
-    return h
+def _quote(who: address, code: uint256) -> (uint256[C.MAX_CODES], uint256[C.MAX_CODES], uint256, uint256, uint256):
+    """
+    @dev One oracle call: the securities the account holds (not those only being bought),
+         0 after the last), their market values (shares x conservative price), the trading
+         day, the reliable
+         price of `code` (0: unreliable or `code` 0) and the halted flags (bit i: held[i],
+         bit 255: `code`).
+    """
+    w: uint256 = self.code_set[who]
+    held: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    qtys: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    n: uint256 = 0
+    for i: uint256 in range(w & 15, bound=C.MAX_CODES):
+        c: uint256 = (w >> (4 + 20 * i)) & M20
+        q: uint256 = self.pos[who][c] & M56
+        if q > 0:
+            held[n] = c
+            qtys[n] = q
+            n += 1
+    day: uint256 = 0
+    price: uint256 = 0
+    values: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    flags: uint256 = 0
+    day, price, values, flags = staticcall ORACLE.quotes(code, held)
+    for i: uint256 in range(n, bound=C.MAX_CODES):
+        values[i] *= qtys[i]
+    return held, values, day, price, flags
 
 
 @internal
@@ -421,25 +444,29 @@ def _halt_cap(code: uint256, h: uint256) -> uint256:
 def _collateral(who: address) -> (uint256, uint256):
     """
     @dev (haircut value, market value) of the account's shares at conservative prices,
-         rounded down.
+         rounded down; a halted security counts at most the halted haircut.
     """
-    codes: DynArray[uint256, C.MAX_CODES] = self._codes(who)
     hv: uint256 = 0
     mv: uint256 = 0
-    if len(codes) == 0:
+    if self.code_set[who] & 15 == 0:
         return hv, mv
-    fixed: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
-    for i: uint256 in range(len(codes), bound=C.MAX_CODES):
-        fixed[i] = codes[i]
-    hs: uint256[C.MAX_CODES] = staticcall PARAMS.haircuts(fixed, staticcall ORACLE.trading_day())
-    for i: uint256 in range(len(codes), bound=C.MAX_CODES):
-        code: uint256 = codes[i]
-        qty: uint256 = self.pos[who][code] & M56
-        if qty == 0:
-            continue
-        v: uint256 = qty * staticcall ORACLE.conservative_price(code)
-        mv += v
-        hv += v * self._halt_cap(code, hs[i]) // C.BPS
+    held: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    values: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    day: uint256 = 0
+    price: uint256 = 0
+    flags: uint256 = 0
+    held, values, day, price, flags = self._quote(who, 0)
+    if held[0] == 0:
+        return hv, mv
+    hs: uint256[C.MAX_CODES] = staticcall PARAMS.haircuts(held, day)
+    for i: uint256 in range(C.MAX_CODES):
+        if held[i] == 0:
+            break
+        h: uint256 = hs[i]
+        if h > C.HALTED_HAIRCUT_BPS and flags >> i & 1 != 0:
+            h = C.HALTED_HAIRCUT_BPS
+        mv += values[i]
+        hv += values[i] * h // C.BPS
     return hv, mv
 
 
@@ -471,7 +498,6 @@ def _borrow(who: address, a: Account, amount: uint256) -> Account:
     index: uint256 = self._accrue(a.tier)
     a.scaled_debt += (amount * C.RAY + index - 1) // index
     a.principal_fen += amount
-    self._totals(amount, 0, amount, 0)
     # dev: the caller stores the account, then draws from the pool
     log Borrowed(account=who, amount_fen=amount, debt_after_fen=self._debt(a.scaled_debt, index))
     return a
@@ -497,7 +523,6 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
         a.scaled_debt -= pay * C.RAY // index
     a.principal_fen -= principal
     a.cash_fen -= pay
-    self._totals(0, pay, 0, principal)
     self.due_principal += principal
     self.due_interest += interest
     log Repaid(
@@ -521,6 +546,7 @@ def _pay_pool():
         return
     self.due_principal = 0
     self.due_interest = 0
+    self._held(0, principal + interest)
     self._pay(POOL.address, principal + interest)
     extcall POOL.repay(principal, interest)
 
@@ -539,7 +565,10 @@ def _settle(broker: address, pay_fen: uint256, back_fen: uint256):
         return
     self.due_principal = 0
     self.due_interest = 0
-    extcall POOL.settle(broker, pay_fen, principal, interest, back_fen - principal - interest)
+    refund: uint256 = back_fen - principal - interest
+    if refund > 0:
+        self._held(refund, 0)
+    extcall POOL.settle(broker, pay_fen, principal, interest, refund)
 
 
 # ---------------------------------------------------------------- internal: positions
@@ -616,18 +645,20 @@ def account_state(who: address) -> (uint256, uint256, uint256):
 @view
 def held_fen() -> uint256:
     """
-    @notice Cash held for accounts (cash + reserve + pending), in fen.
+    @notice Cash held for accounts (cash + reserve + pending), in fen: the engine's (its
+            CashToken balance) and the open buys' financing still at the pool.
     """
-    return self.totals & M128
+    return (self.wiring >> 161) + staticcall POOL.undisbursed_fen()
 
 
 @external
 @view
 def total_principal_fen() -> uint256:
     """
-    @notice Principal owed to the pool, in fen.
+    @notice Principal owed to the pool, in fen: the pool's principal out (each borrow,
+            repayment and write-off of the engine moves it in the same call).
     """
-    return self.totals >> 128
+    return staticcall POOL.principal_out_fen()
 
 
 @external
@@ -751,7 +782,7 @@ def withdraw(amount_fen: uint256, from_reserve: bool):
         line: uint256 = staticcall PARAMS.withdraw_line(a.tier)
         assert assets * C.BPS >= line * debt, "margin: ratio below withdrawal line"
     self._put(msg.sender, a, True)
-    self._totals(0, amount_fen, 0, 0)
+    self._held(0, amount_fen)
     self._pay(msg.sender, amount_fen)
     log Withdrawn(account=msg.sender, amount_fen=amount_fen, from_reserve=from_reserve)
 
@@ -771,14 +802,20 @@ def repay(amount_fen: uint256, from_wallet: bool):
     pay: uint256 = min(amount_fen, debt)
     if from_wallet:
         a.cash_fen += pay
-        self._totals(pay, 0, 0, 0)
     else:
         assert a.cash_fen >= pay, "margin: insufficient cash"
     a = self._repay(msg.sender, a, pay)
     self._put(msg.sender, a, False)
     if from_wallet:
-        self._pull(msg.sender, pay)
-    self._pay_pool()
+        # dev: `_repay` booked all of `pay` (cash >= pay <= debt): the wallet pays the pool
+        # directly on the engine's allowance, then the pool books it
+        interest: uint256 = self.due_interest
+        self.due_principal = 0
+        self.due_interest = 0
+        extcall CASH.transferFrom(msg.sender, POOL.address, pay)
+        extcall POOL.repay(pay - interest, interest)
+    else:
+        self._pay_pool()
 
 
 # ---------------------------------------------------------------- external: order book hooks
@@ -803,7 +840,7 @@ def paused() -> bool:
     """
     @notice Whether the operator paused the platform (fail closed).
     """
-    return self.wiring >> 160 != 0
+    return (self.wiring >> 160) & 1 != 0
 
 
 @internal
@@ -833,38 +870,28 @@ def ob_buy(who: address, code: uint256, qty: uint256, limit_price_fen: uint256) 
     assert not a.locked, "margin: account in liquidation"
     assert qty > 0 and qty % C.LOT == 0, "margin: quantity not whole lots"
     assert limit_price_fen > 0, "margin: zero price"
-    h: uint256 = 0
-    max_fee: uint256 = 0
-    h, max_fee = staticcall PARAMS.buy_terms(a.tier, code, staticcall ORACLE.trading_day())
-    assert h > 0 and not staticcall ORACLE.halted(code), "margin: security not financeable"
-    # reverts "oracle: price unreliable" without a fresh quorum of in-band reports
-    price: uint256 = staticcall ORACLE.price(code)
     p: Pos = self._pos(who, code)
     if p.qty == 0 and p.buying == 0:
         codes: DynArray[uint256, C.MAX_CODES] = self._codes(who)
         assert len(codes) < C.MAX_CODES, "margin: too many securities"
         codes.append(code)
         self._set_codes(who, codes)
-    gross: uint256 = qty * limit_price_fen
-    cost: uint256 = gross + (gross * max_fee + C.BPS - 1) // C.BPS
-    assets: uint256 = 0
-    debt: uint256 = 0
-    assets, debt = self._state(who, a)
+    held: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    values: uint256[C.MAX_CODES] = empty(uint256[C.MAX_CODES])
+    day: uint256 = 0
+    price: uint256 = 0
+    flags: uint256 = 0
+    held, values, day, price, flags = self._quote(who, code)
+    # the cost with the fee allowance, the financing drawn for what the cash lacks and the
+    # pre-trade checks (financeable, reliable price, assets, initial line, leverage, single
+    # security, platform exposure, liquidity cap) are at RiskParams, in one call, with the
+    # platform's exposure updated there
+    cost: uint256 = 0
     draw: uint256 = 0
-    if cost > a.cash_fen:
-        draw = cost - a.cash_fen
-    # after the fill: cash spent (financing added), shares at min(oracle, limit) * haircut
-    value: uint256 = qty * min(price, limit_price_fen) * h // C.BPS
-    assert assets + draw >= cost, "margin: insufficient assets"
-    # a financed buy is capped by the security's liquidity figure (and refused when stressed)
-    cap_price: uint256 = 0
-    if draw > 0:
-        cap_price = limit_price_fen
-    # the pre-trade limits (initial line, leverage, single security, platform exposure) are
-    # checked where they are kept, with the platform's exposure updated there
-    extcall PARAMS.engine_buy(
-        a.tier, code, qty, p.qty + p.buying, min(price, limit_price_fen) * h // C.BPS,
-        assets + draw - cost + value, debt + draw, staticcall POOL.total_assets_fen(), cap_price,
+    cost, draw = extcall PARAMS.engine_buy(
+        a.tier, code, qty, limit_price_fen, p.qty + p.buying, a.cash_fen, a.pending_fen,
+        self._debt(a.scaled_debt, self._index(a.tier)), staticcall POOL.total_assets_fen(), day,
+        price, flags, held, values,
     )
     a.cash_fen = a.cash_fen + draw - cost
     a.pending_fen += cost
@@ -930,7 +957,8 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financ
     self._check_orderbook()
     a: Account = self._get(who, False)
     a.pending_fen -= cost
-    self._totals(0, cost, 0, 0)
+    if cost > financed:
+        self._held(0, cost - financed)
     day: uint256 = staticcall ORACLE.trading_day()
     p: Pos = self._pos(who, code)
     p.lot_qty = self._locked_qty(p, day) + qty
@@ -988,7 +1016,7 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     self._put_pos(who, code, p)
     a.cash_fen += proceeds - penalty
     a.penalty_fen += penalty
-    self._totals(proceeds - penalty, 0, 0, 0)
+    self._held(proceeds - penalty, 0)
     if liquidation:
         a = self._repay(who, a, proceeds - penalty)
         if not closes:
@@ -1176,7 +1204,6 @@ def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
         if a.scaled_debt > 0:
             # the rest is unrecoverable: interest is forgiven, principal is a pool loss
             shortfall = a.principal_fen
-            self._totals(0, 0, 0, shortfall)
             a.scaled_debt = 0
             a.principal_fen = 0
     pen: uint256 = a.penalty_fen
@@ -1242,10 +1269,10 @@ def unpause():
 def _set_paused(on: bool):
     self._check_operator()
     if on:
-        assert self.wiring >> 160 == 0, "margin: already paused"
+        assert (self.wiring >> 160) & 1 == 0, "margin: already paused"
     else:
-        assert self.wiring >> 160 != 0, "margin: not paused"
-    self.wiring = self.wiring & (2**160 - 1) | convert(on, uint256) << 160
+        assert (self.wiring >> 160) & 1 != 0, "margin: not paused"
+    self.wiring = self.wiring & ~convert(1 << 160, uint256) | convert(on, uint256) << 160
     log Paused(by=msg.sender, paused=on)
 
 

@@ -76,9 +76,15 @@ struct DayInput:
 # ---------------------------------------------------------------- constants
 MAX_REPORTERS: constant(uint256) = 16
 MAX_BATCH: constant(uint256) = 64
+MAX_CODES: constant(uint256) = 10  # securities of one margin account (`quotes`)
 CODE_LIMIT: constant(uint256) = 1_000_000
 # Reports are packed in one slot: price (bits 128..255), day (64..127), timestamp (0..63).
 MASK64: constant(uint256) = 2**64 - 1
+M32: constant(uint256) = 2**32 - 1
+M40: constant(uint256) = 2**40 - 1
+# The security word (see `bands`): the band part (bits 0..152) and where the median starts.
+BAND_MASK: constant(uint256) = 2**153 - 1
+STAMP_MASK: constant(uint256) = 2**18 - 1
 
 # ---------------------------------------------------------------- storage
 # Who holds the REPORTER and OPERATOR roles.
@@ -87,13 +93,20 @@ REGISTRY: public(immutable(IIdentityRegistry))
 # One slot, read by every price read: the trading-day counter advanced by the operator at
 # each day open, the platform's T+1 clock (64 bits) | the freshness window: a report older
 # than this many seconds no longer counts towards the median (64 << 64) | the minimum number
-# of distinct fresh reporters for a reliable price (8 << 128). Getters `trading_day`,
+# of distinct fresh reporters for a reliable price (8 << 128) | how many times the window
+# was set (118 << 136: the stamp of a stored median, see `bands`). Getters `trading_day`,
 # `max_age_s`, `quorum`.
 cfg: uint256
 
-# Per security: the band of the day it was last set for, in one slot: day (64 bits) | prev
-# close (64 << 64) | limit-down (64 << 128) | limit-up (63 << 192) | halted (1 << 255).
-# Read with `day_params`.
+# Per security, one slot read by every price read: the band of the day it was last set for,
+# day (32 bits) | prev close (40 << 32) | limit-down (40 << 72) | limit-up (40 << 112) |
+# halted (1 << 152) (read with `day_params`); then the median as of the last report,
+# computed when the report lands so that a read is this one slot: median (40 << 153) |
+# reports counted (5 << 193) | valid until (40 << 198: the first moment one of the counted
+# reports ages out) | stamp (18 << 238: the low bits of the window count it was computed
+# under). Setting the band clears the median; a read uses it while the stamp matches and no
+# counted report has aged out, otherwise it computes the median from the reports (same
+# result: only a cache).
 bands: HashMap[uint256, uint256]
 
 # Per security: reporters that reported it (bounded; slots of earlier days are reused).
@@ -101,14 +114,6 @@ reporters: public(HashMap[uint256, DynArray[address, MAX_REPORTERS]])
 
 # Per security and reporter: its latest report, packed (see MASK64).
 reports: HashMap[uint256, HashMap[address, uint256]]
-
-# Per security: the median as of the last report, computed when the report lands so that a
-# read is one slot: median (64 bits) | reports counted (8 << 64) | valid until (64 << 72: the
-# first moment one of the counted reports ages out) | fingerprint (120 << 136: of the band
-# word, the trading day and the freshness window it was computed under). A read uses it while
-# the fingerprint matches (same day, same band, same window) and no counted report has aged
-# out; otherwise it computes the median from the reports (same result: only a cache).
-agg: HashMap[uint256, uint256]
 
 
 @deploy
@@ -149,11 +154,11 @@ def _check_code(code: uint256):
 def _dp(code: uint256) -> DayParams:
     w: uint256 = self.bands[code]
     return DayParams(
-        day=w & MASK64,
-        prev_close_fen=(w >> 64) & MASK64,
-        limit_down_fen=(w >> 128) & MASK64,
-        limit_up_fen=(w >> 192) & (2**63 - 1),
-        halted=w >> 255 != 0,
+        day=w & M32,
+        prev_close_fen=(w >> 32) & M40,
+        limit_down_fen=(w >> 72) & M40,
+        limit_up_fen=(w >> 112) & M40,
+        halted=(w >> 152) & 1 != 0,
     )
 
 
@@ -173,18 +178,7 @@ def _max_age() -> uint256:
 @internal
 @view
 def _quorum() -> uint256:
-    return self.cfg >> 128
-
-
-@internal
-@view
-def _fingerprint(band: uint256, c: uint256) -> uint256:
-    """
-    @dev 120 bits identifying the band word (its day included), the trading day and the
-         freshness window (the low half of the config word `c`): what the median of the
-         reports depends on besides the time.
-    """
-    return convert(keccak256(concat(convert(band, bytes32), convert(c & (2**128 - 1), bytes32))), uint256) >> 136
+    return (self.cfg >> 128) & 255
 
 
 @internal
@@ -233,13 +227,16 @@ def _median(code: uint256) -> (uint256, uint256, uint256):
 @view
 def _current(code: uint256, band: uint256, c: uint256) -> (uint256, uint256):
     """
-    @dev (median, count) of today's fresh in-band reports: the aggregate stored at the last
+    @dev (median, count) of today's fresh in-band reports: the median stored at the last
          report while it is still exact, else computed from the reports. `band` and `c` are
-         the security's band word and the config word, as stored.
+         the security's word and the config word, as stored.
     """
-    g: uint256 = self.agg[code]
-    if g >> 136 == self._fingerprint(band, c) and block.timestamp <= (g >> 72) & MASK64:
-        return g & MASK64, (g >> 64) & 255
+    # dev: stored on the band's day under the same window, no counted report aged out
+    if (
+        band >> 238 == (c >> 136) & STAMP_MASK and band & M32 == c & MASK64
+        and block.timestamp <= (band >> 198) & M40
+    ):
+        return (band >> 153) & M40, (band >> 193) & 31
     median: uint256 = 0
     n: uint256 = 0
     until: uint256 = 0
@@ -256,8 +253,11 @@ def _aggregate(code: uint256):
     n: uint256 = 0
     until: uint256 = 0
     median, n, until = self._median(code)
-    # dev: median <= limit-up < 2**63 and n <= 16
-    self.agg[code] = median | n << 64 | until << 72 | self._fingerprint(self.bands[code], self.cfg) << 136
+    # dev: median <= limit-up < 2**40 and n <= 16; an `until` beyond 2**40 s is never reached
+    self.bands[code] = (
+        self.bands[code] & BAND_MASK | median << 153 | n << 193 | min(until, M40) << 198
+        | ((self.cfg >> 136) & STAMP_MASK) << 238
+    )
 
 
 @internal
@@ -273,12 +273,12 @@ def _reliable(code: uint256) -> (bool, uint256):
     # dev: one read of the config word and of the band word
     c: uint256 = self.cfg
     w: uint256 = self.bands[code]
-    if c & MASK64 == 0 or w & MASK64 != c & MASK64 or w >> 255 != 0:
+    if c & MASK64 == 0 or w & M32 != c & MASK64 or (w >> 152) & 1 != 0:
         return False, 0
     median: uint256 = 0
     n: uint256 = 0
     median, n = self._current(code, w, c)
-    return n >= c >> 128, median
+    return n >= (c >> 128) & 255, median
 
 
 # ---------------------------------------------------------------- internal logic: writes
@@ -289,11 +289,12 @@ def _set_day_params(d: DayInput):
     assert d.limit_down_fen <= d.prev_close_fen and d.prev_close_fen <= d.limit_up_fen, (
         "oracle: prev close outside band"
     )
-    assert d.limit_up_fen < 2**63, "oracle: price too large"
+    assert d.prev_close_fen <= M40, "oracle: price too large"
+    # dev: a limit-up above 2^40 - 1 fen (a day without a price limit) is stored as that
     today: uint256 = self._today()
     self.bands[d.code] = (
-        today | d.prev_close_fen << 64 | d.limit_down_fen << 128
-        | d.limit_up_fen << 192 | convert(d.halted, uint256) << 255
+        today | d.prev_close_fen << 32 | d.limit_down_fen << 72
+        | min(d.limit_up_fen, M40) << 112 | convert(d.halted, uint256) << 152
     )
     log DayParamsSet(
         code=d.code,
@@ -408,18 +409,60 @@ def conservative_price(code: uint256) -> uint256:
     @notice A price that never overstates value: the median when reliable, the previous close
             while halted, today's limit-down price otherwise, 0 when today's band is not set.
     """
-    c: uint256 = self.cfg
+    return self._conservative(code, self.cfg)
+
+
+@internal
+@view
+def _conservative(code: uint256, c: uint256) -> uint256:
+    """
+    @dev `conservative_price` of `code` under the config word `c`.
+    """
     w: uint256 = self.bands[code]
-    if c & MASK64 == 0 or w & MASK64 != c & MASK64:
+    if c & MASK64 == 0 or w & M32 != c & MASK64:
         return 0
-    if w >> 255 != 0:
-        return (w >> 64) & MASK64  # halted: the previous close
+    if (w >> 152) & 1 != 0:
+        return (w >> 32) & M40  # halted: the previous close
     median: uint256 = 0
     n: uint256 = 0
     median, n = self._current(code, w, c)
-    if n >= c >> 128:
+    if n >= (c >> 128) & 255:
         return median
-    return (w >> 128) & MASK64  # unreliable: the limit-down price
+    return (w >> 72) & M40  # unreliable: the limit-down price
+
+
+@external
+@view
+def quotes(code: uint256, codes: uint256[MAX_CODES]) -> (uint256, uint256, uint256[MAX_CODES], uint256):
+    """
+    @notice What the margin engine values an account and prices a buy with, in one call
+            (each slot read once): the trading day, the reliable price of `code`, the
+            conservative price of each of `codes` and the halted flags.
+    @param code The security bought (0: none).
+    @param codes Securities held, 0 after the last.
+    @return The trading day; the median of `code` when reliable (as `price`), else 0; the
+            `conservative_price` of each of `codes` (0 after the last); the halted flags as
+            set at the last day open: bit i for codes[i], bit 255 for `code`.
+    """
+    c: uint256 = self.cfg
+    price: uint256 = 0
+    flags: uint256 = 0
+    if code != 0:
+        w: uint256 = self.bands[code]
+        flags = ((w >> 152) & 1) << 255
+        if c & MASK64 != 0 and w & M32 == c & MASK64 and flags == 0:
+            median: uint256 = 0
+            n: uint256 = 0
+            median, n = self._current(code, w, c)
+            if n >= (c >> 128) & 255:
+                price = median
+    prices: uint256[MAX_CODES] = empty(uint256[MAX_CODES])
+    for i: uint256 in range(MAX_CODES):
+        if codes[i] == 0:
+            break
+        prices[i] = self._conservative(codes[i], c)
+        flags |= ((self.bands[codes[i]] >> 152) & 1) << i
+    return c & MASK64, price, prices, flags
 
 
 @external
@@ -508,7 +551,7 @@ def open_day(day: uint256):
     self._check_operator()
     c: uint256 = self.cfg
     assert day > c & MASK64, "oracle: day must advance"
-    assert day < 2**64, "oracle: day too large"
+    assert day <= M32, "oracle: day too large"
     log DayOpened(day_before=c & MASK64, day_after=day, by=msg.sender)
     self.cfg = c >> 64 << 64 | day
 
@@ -560,8 +603,9 @@ def set_params(max_age_s: uint256, quorum: uint256):
         quorum_before=self._quorum(),
         quorum_after=quorum,
     )
-    # dev: aggregates computed under the old window no longer match their fingerprint
-    self.cfg = self._today() | max_age_s << 64 | quorum << 128
+    # dev: medians stored under the old window no longer match the stamp
+    c: uint256 = self.cfg
+    self.cfg = c & MASK64 | max_age_s << 64 | quorum << 128 | ((c >> 136) + 1) << 136
 
 
 # ---------------------------------------------------------------- external: reporters

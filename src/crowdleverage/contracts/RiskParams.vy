@@ -114,11 +114,13 @@ REGISTRY: public(immutable(IIdentityRegistry))
 # The MarginEngine that accrues interest at the tiers' rates (set once).
 engine: public(address)
 
-# Storage is packed so that a buy reads three cold slots here (its security, its tier, the
-# global word) instead of nine; getters `tiers`, `securities`, `limits`, `st_haircut_bps`,
+# Storage is packed so that a buy reads four cold slots here (its security, its tier with the
+# engine's address, the global word, a held security) instead of ten; getters `tiers`, `securities`, `limits`, `st_haircut_bps`,
 # `regime`, `liquidity_cap_bps`, `stressed_haircuts`, `liquidity_fen`, `platform_qty`.
-# Per tier, one slot: max leverage (8 bits) | initial (32 << 8) | warning (32 << 40) |
-# liquidation (32 << 72) | rate (32 << 104), bps.
+# Per tier, one slot: max leverage (8 bits) | initial (20 << 8) | warning (20 << 28) |
+# liquidation (20 << 48) | rate (20 << 68), bps | the engine's address (160 << 96, written by
+# `connect` and `set_tier`: a buy's `engine_buy` checks its caller against the tier word it
+# reads anyway).
 tier_w: HashMap[uint256, uint256]
 # Per security, one slot: board haircut (16 bits) | ST (1 << 16) | listing day (32 << 17) |
 # published 20-day average traded amount in fen plus 1 (104 << 49; 0 = never published: no
@@ -179,8 +181,8 @@ def _check_operator():
 @pure
 def _tier(w: uint256) -> Tier:
     return Tier(
-        max_leverage=w & 255, initial_bps=w >> 8 & M32, warning_bps=w >> 40 & M32,
-        liquidation_bps=w >> 72 & M32, rate_bps=w >> 104 & M32,
+        max_leverage=w & 255, initial_bps=w >> 8 & M20, warning_bps=w >> 28 & M20,
+        liquidation_bps=w >> 48 & M20, rate_bps=w >> 68 & M20,
     )
 
 
@@ -347,48 +349,90 @@ def _add_exposure(code: uint256, w: uint256, qty: uint256):
 
 @external
 def engine_buy(
-    tier: uint256, code: uint256, qty: uint256, held_qty: uint256, value_price_fen: uint256,
-    assets_after: uint256, debt_after: uint256, pool_assets_fen: uint256, cap_price_fen: uint256,
-):
+    tier: uint256, code: uint256, qty: uint256, limit_price_fen: uint256, held_qty: uint256,
+    cash_fen: uint256, pending_fen: uint256, debt_fen: uint256, pool_assets_fen: uint256,
+    day: uint256, price_fen: uint256, halted_flags: uint256, codes: uint256[C.MAX_CODES],
+    values_fen: uint256[C.MAX_CODES],
+) -> (uint256, uint256):
     """
-    @notice MarginEngine: the pre-trade limits of a buy of `qty` shares of `code`, then the
-            platform's exposure grows by `qty`. Reverts "margin: ratio below initial" /
-            "margin: leverage above tier" (with debt after the buy), "margin: single security
-            above 40%", "margin: platform exposure above 5%"; with `cap_price_fen` (a buy that
-            draws financing, at its limit price) "stressed regime: no new financing" in the
-            stressed regime and "margin: above liquidity cap" when the platform's position
-            after it, at that price, is above `liquidity_cap_fen(code)`.
+    @notice MarginEngine: a buy of `qty` shares of `code` at most at `limit_price_fen`, priced
+            and checked in one call (each parameter slot read once): its cost with the fee
+            allowance and the financing it draws (what the account's cash lacks), then the
+            pre-trade limits; the platform's exposure grows by `qty`. Reverts "margin:
+            security not financeable" (no financing haircut: unlisted, new listing, ST /
+            *ST; or halted), "oracle: price unreliable" (`price_fen` 0), "margin: insufficient
+            assets", "margin: ratio below initial" / "margin: leverage above tier" (with debt
+            after the buy), "margin: single security above 40%", "margin: platform exposure
+            above 5%"; a buy that draws financing also "stressed regime: no new financing" in
+            the stressed regime and "margin: above liquidity cap" when the platform's position
+            after it, at the limit price, is above `liquidity_cap_fen(code)`.
     @param tier The account's tier.
     @param code Security code.
     @param qty Shares bought.
+    @param limit_price_fen The limit price.
     @param held_qty Shares of `code` the account holds or is buying before this order.
-    @param value_price_fen Collateral value per share after the buy (min(oracle, limit) *
-           haircut).
-    @param assets_after The account's assets after the buy, in fen.
-    @param debt_after The account's debt after the buy, in fen.
+    @param cash_fen The account's free cash.
+    @param pending_fen The account's cash reserved for open buys.
+    @param debt_fen The account's debt before the buy.
     @param pool_assets_fen The pool's assets (the platform exposure limit's base).
-    @param cap_price_fen The financed buy's limit price (0: no financing drawn).
+    @param day Trading day.
+    @param price_fen The oracle's reliable price of `code` (0: unreliable).
+    @param halted_flags Bit i: codes[i] is halted; bit 255: `code` is halted.
+    @param codes The securities the account holds, 0 after the last.
+    @param values_fen Shares held times conservative price of each of `codes`, in fen.
+    @return The cash reserved (cost with the fee allowance) and the financing drawn, in fen.
     """
-    self._check_engine()
+    # dev: the tier word carries the engine's address (one slot read for both)
     t: uint256 = self.tier_w[tier]
+    assert msg.sender == convert(convert(t >> 96, uint160), address) and msg.sender != empty(address), (
+        "params: caller is not engine"
+    )
+    w: uint256 = self.sec_w[code]
     g: uint256 = self.glob
+    h: uint256 = 0
+    if w >> 16 & 1 == 0:
+        h = self._haircut(w, day, g)
+    assert h > 0 and halted_flags >> 255 == 0, "margin: security not financeable"
+    assert price_fen > 0, "oracle: price unreliable"
+    # the account's assets: cash, pending buy cash and the haircut value of its shares
+    # (a halted security counts at most the halted haircut)
+    assets: uint256 = cash_fen + pending_fen
+    for i: uint256 in range(C.MAX_CODES):
+        if codes[i] == 0:
+            break
+        hc: uint256 = self._haircut(self.sec_w[codes[i]], day, g)
+        if hc > C.HALTED_HAIRCUT_BPS and halted_flags >> i & 1 != 0:
+            hc = C.HALTED_HAIRCUT_BPS
+        assets += values_fen[i] * hc // C.BPS
+    gross: uint256 = qty * limit_price_fen
+    cost: uint256 = gross + (gross * (g >> 80 & M20) + C.BPS - 1) // C.BPS
+    draw: uint256 = 0
+    if cost > cash_fen:
+        draw = cost - cash_fen
+    assert assets + draw >= cost, "margin: insufficient assets"
+    # after the fill: cash spent (financing added), shares at min(oracle, limit) * haircut
+    px: uint256 = min(price_fen, limit_price_fen)
+    value_price: uint256 = px * h // C.BPS
+    assets_after: uint256 = assets + draw - cost + qty * px * h // C.BPS
+    debt_after: uint256 = debt_fen + draw
     if debt_after > 0:
-        assert assets_after * C.BPS >= (t >> 8 & M32) * debt_after, "margin: ratio below initial"
+        assert assets_after * C.BPS >= (t >> 8 & M20) * debt_after, "margin: ratio below initial"
         assert assets_after > debt_after and debt_after <= (t & 255) * (assets_after - debt_after), (
             "margin: leverage above tier"
         )
-    assert (held_qty + qty) * value_price_fen * C.BPS <= (g & M20) * assets_after, (
+    assert (held_qty + qty) * value_price * C.BPS <= (g & M20) * assets_after, (
         "margin: single security above 40%"
     )
-    w: uint256 = self.sec_w[code]
     total: uint256 = (w >> QTY_SHIFT) + qty
-    assert total * value_price_fen * C.BPS <= (g >> 20 & M20) * pool_assets_fen, (
+    assert total * value_price * C.BPS <= (g >> 20 & M20) * pool_assets_fen, (
         "margin: platform exposure above 5%"
     )
-    if cap_price_fen > 0:
+    # a financed buy is capped by the security's liquidity figure (and refused when stressed)
+    if draw > 0:
         assert g >> REGIME_SHIFT & 255 != convert(STRESSED, uint256), "stressed regime: no new financing"
-        assert total * cap_price_fen <= self._liquidity_cap(w, g), "margin: above liquidity cap"
+        assert total * limit_price_fen <= self._liquidity_cap(w, g), "margin: above liquidity cap"
     self._add_exposure(code, w, total)
+    return cost, draw
 
 
 @external
@@ -507,7 +551,7 @@ def withdraw_line(tier: uint256) -> uint256:
     @param tier The account's tier.
     @return The line in bps.
     """
-    return max(self.tier_w[tier] >> 8 & M32, self.glob >> 100 & M20)
+    return max(self.tier_w[tier] >> 8 & M20, self.glob >> 100 & M20)
 
 
 @external
@@ -540,7 +584,8 @@ def set_tier(tier: uint256, t: Tier):
     assert t.rate_bps < C.BPS, "params: rate not below 100%"
     log TierSet(tier=tier, old=self._tier(self.tier_w[tier]), new=t)
     self.tier_w[tier] = (
-        t.max_leverage | t.initial_bps << 8 | t.warning_bps << 40 | t.liquidation_bps << 72 | t.rate_bps << 104
+        t.max_leverage | t.initial_bps << 8 | t.warning_bps << 28 | t.liquidation_bps << 48 | t.rate_bps << 68
+        | convert(self.engine, uint256) << 96
     )
     if self.engine != empty(address):
         extcall IRateSink(self.engine).params_rate(tier, t.rate_bps)
@@ -701,4 +746,5 @@ def connect(engine: address):
     for tier: uint256 in range(1, C.MAX_TIERS + 1):
         w: uint256 = self.tier_w[tier]
         if w & 255 > 0:
-            extcall IRateSink(engine).params_rate(tier, w >> 104 & M32)
+            self.tier_w[tier] = w | convert(engine, uint256) << 96
+            extcall IRateSink(engine).params_rate(tier, w >> 68 & M20)

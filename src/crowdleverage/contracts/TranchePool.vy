@@ -17,8 +17,9 @@
         depositor cannot inflate the share price. Only the MarginEngine draws and repays; a
         realised shortfall goes to the insurance fund first, then junior, then senior, and a
         senior loss is recorded in `senior_loss_fen` and the `SeniorLoss` event.
-@custom:kill The operator pauses the MarginEngine: `close_epoch`, `subscribe` and `draw`
-        revert with "pool: paused"; repayments and loss absorption still work.
+@custom:kill The operator pauses the MarginEngine: `close_epoch` and `subscribe` revert with
+        "pool: paused" and the engine draws nothing (its buys revert with "margin: paused");
+        repayments and loss absorption still work.
 """
 
 # ---------------------------------------------------------------- interfaces
@@ -129,11 +130,8 @@ SENIOR: public(immutable(ITrancheShare))
 JUNIOR: public(immutable(ITrancheShare))
 
 # Set once by the operator: the only borrower of the pool, and the fund that covers losses.
-# The engine (160 bits), the maximum utilisation in bps (32 << 160, set by the operator)
-# and the financing drawn for open buy orders that their fills have not paid out yet (64 <<
-# 192: lent, counted in principal out, still held here; a fill pays the broker from it and
-# the order's close returns the rest) share one slot: a draw reads and writes it. Getters
-# `engine`, `max_util_bps`, `undisbursed_fen`.
+# The engine (160 bits) and the maximum utilisation in bps (32 << 160, set by the operator)
+# share one slot: a draw reads it. Getters `engine`, `max_util_bps`.
 wiring: uint256
 M32: constant(uint256) = 2**32 - 1
 insurance: public(IInsuranceFund)
@@ -141,12 +139,18 @@ insurance: public(IInsuranceFund)
 # Receiver of the platform fee on interest.
 fee_recipient: public(address)
 
-# In one slot (a draw and a repayment touch them together): cash the pool owns and has not
-# lent out (96 bits) | principal currently lent to the MarginEngine (96 << 96; interest is
-# booked when paid) | interest received since the last epoch close, awaiting distribution
-# (64 << 192). Getters `idle_fen`, `principal_out_fen`, `interest_pending_fen`.
+# In one slot (a draw, a fill's settlement and a repayment touch them together): cash the
+# pool owns and has not lent out (80 bits) | principal currently lent to the MarginEngine
+# (80 << 80; interest is booked when paid) | interest received since the last epoch close,
+# awaiting distribution (48 << 160) | the financing drawn for open buy orders that their
+# fills have not paid out yet (48 << 208: lent, counted in principal out, still held here; a
+# fill pays the broker from it and the order's close returns the rest). Getters `idle_fen`,
+# `principal_out_fen`, `interest_pending_fen`, `undisbursed_fen`. Idle + principal out -
+# interest pending is the tranches' claims (the book's identity), so a draw checks
+# utilisation against this one slot.
 book: uint256
-M96: constant(uint256) = 2**96 - 1
+M80: constant(uint256) = 2**80 - 1
+M48: constant(uint256) = 2**48 - 1
 M128: constant(uint256) = 2**128 - 1
 # Tranche claims on the pool; they sum with interest_pending to idle + principal_out.
 # In one slot (a buy's exposure check reads their sum): senior (128 bits) | junior (128 <<
@@ -205,23 +209,40 @@ def __init__(
 @internal
 @view
 def _idle() -> uint256:
-    return self.book & M96
+    return self.book & M80
 
 
 @internal
 @view
 def _out() -> uint256:
-    return self.book >> 96 & M96
+    return self.book >> 80 & M80
+
+
+@internal
+@view
+def _pending() -> uint256:
+    return self.book >> 160 & M48
+
+
+@internal
+@view
+def _assets() -> uint256:
+    """
+    @dev Senior plus junior claims, from the book: idle + principal out - interest pending.
+    """
+    b: uint256 = self.book
+    return (b & M80) + (b >> 80 & M80) - (b >> 160 & M48)
 
 
 @internal
 def _move(idle_add: uint256, idle_sub: uint256, out_add: uint256, out_sub: uint256, pending_add: uint256, pending_sub: uint256):
     b: uint256 = self.book
-    idle: uint256 = (b & M96) + idle_add - idle_sub
-    out: uint256 = (b >> 96 & M96) + out_add - out_sub
-    pending: uint256 = (b >> 192) + pending_add - pending_sub
-    assert idle <= M96 and out <= M96 and pending < 2**64, "pool: amount too large"
-    self.book = idle | out << 96 | pending << 192
+    idle: uint256 = (b & M80) + idle_add - idle_sub
+    out: uint256 = (b >> 80 & M80) + out_add - out_sub
+    pending: uint256 = (b >> 160 & M48) + pending_add - pending_sub
+    assert idle <= M80 and out <= M80 and pending <= M48, "pool: amount too large"
+    # dev: the undisbursed financing (bits 208..255) is kept
+    self.book = idle | out << 80 | pending << 160 | b >> 208 << 208
 
 
 @internal
@@ -319,7 +340,7 @@ def _navs() -> (uint256, uint256, uint256):
 # ---------------------------------------------------------------- internal: epoch
 @internal
 def _distribute_interest(elapsed_s: uint256):
-    interest: uint256 = self.book >> 192
+    interest: uint256 = self._pending()
     if interest == 0:
         return
     senior_due: uint256 = (self.claims & M128) * self.senior_apr_bps * elapsed_s // (BPS * YEAR_S)
@@ -434,7 +455,7 @@ def _liquidity_cap(assets_fen: uint256) -> uint256:
     need: uint256 = (self._out() * BPS + mu - 1) // mu
     if assets_fen <= need:
         return 0
-    return min(assets_fen - need, self._idle() - (self.book >> 192))
+    return min(assets_fen - need, self._idle() - self._pending())
 
 
 # ---------------------------------------------------------------- external: views
@@ -480,16 +501,17 @@ def interest_pending_fen() -> uint256:
     """
     @notice Interest received since the last epoch close, awaiting distribution.
     """
-    return self.book >> 192
+    return self._pending()
 
 
 @external
 @view
 def total_assets_fen() -> uint256:
     """
-    @notice Senior plus junior claims (what the pool owns, net of realised losses).
+    @notice Senior plus junior claims (what the pool owns, net of realised losses), read
+            from the book (idle + principal out - interest pending, the same sum).
     """
-    return self._total_claims()
+    return self._assets()
 
 
 @external
@@ -509,7 +531,7 @@ def undisbursed_fen() -> uint256:
             (counted in principal out) and still held here.
     @return The amount in fen.
     """
-    return self.wiring >> 192
+    return self.book >> 208
 
 
 @external
@@ -721,17 +743,16 @@ def draw(amount_fen: uint256):
             <= max. The cash stays here until the order's fills pay the broker (`settle`).
     @param amount_fen The financing, in fen.
     """
+    # dev: only the engine draws, in a buy it refuses while paused ("margin: paused")
     self._check_engine()
-    self._check_open()
     b: uint256 = self.book
-    out: uint256 = (b >> 96 & M96) + amount_fen
-    assets: uint256 = self._total_claims()
-    assert out * BPS <= assets * self._max_util(), "pool: utilisation above limit"
-    assert (b & M96) - (b >> 192) >= amount_fen, "pool: insufficient liquidity"
-    self._move(0, amount_fen, amount_fen, 0, 0, 0)
-    w: uint256 = self.wiring
-    assert (w >> 192) + amount_fen < 2**64, "pool: amount too large"
-    self.wiring = w + (amount_fen << 192)
+    idle: uint256 = b & M80
+    out: uint256 = (b >> 80 & M80) + amount_fen
+    pending: uint256 = b >> 160 & M48
+    assert out * BPS <= self._assets() * self._max_util(), "pool: utilisation above limit"
+    assert idle - pending >= amount_fen, "pool: insufficient liquidity"
+    assert (b >> 208) + amount_fen <= M48 and out <= M80, "pool: amount too large"
+    self.book = idle - amount_fen | out << 80 | pending << 160 | ((b >> 208) + amount_fen) << 208
     log Drawn(amount_fen=amount_fen, principal_out_after_fen=out)
 
 
@@ -750,9 +771,9 @@ def settle(broker: address, pay_fen: uint256, principal_fen: uint256, interest_f
     """
     self._check_engine()
     used: uint256 = pay_fen + principal_fen + interest_fen + refund_fen
-    w: uint256 = self.wiring
-    assert w >> 192 >= used, "pool: above undisbursed financing"
-    self.wiring = w - (used << 192)
+    b: uint256 = self.book
+    assert b >> 208 >= used, "pool: above undisbursed financing"
+    self.book = b - (used << 208)
     if principal_fen + interest_fen > 0:
         self._move(principal_fen + interest_fen, 0, 0, principal_fen, interest_fen, 0)
         log Repaid(
