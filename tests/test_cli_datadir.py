@@ -132,6 +132,8 @@ def test_chain_status_names_the_trading_day_by_its_date() -> None:
 
 def test_verify_log_refuses_an_empty_log_beside_ledger_activity(tmp_path: Path) -> None:
     _deposit(tmp_path)  # ledger transfers, no audit entry
+    gc.collect()  # the commands ran in this process: close their SQLite connections (and WAL)
+    assert not list(tmp_path.rglob("*-wal"))
     before = tree(tmp_path)
     res = invoke(["audit", "verify-log"], CROWDLEV_DATA_DIR=str(tmp_path))
     assert res.exit_code == IntegrityFailure.exit_code, res.output
