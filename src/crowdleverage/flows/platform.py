@@ -229,6 +229,7 @@ class Platform:
         self._touched: set[int] | None = None
         # the part of a tick that ran last ("step", "open", "close:<part>"; `_tick_parts`)
         self.last_part = ""
+        self.tick_save_s = 0.0  # how long the last tick's closing save took (after its parts)
         self.close_part_budget_s = CLOSE_PART_BUDGET_S  # 0: a part per user
         # run between the parts of an intraday tick, without the lock (the writer's wallet
         # commands); None: the tick runs through
@@ -1186,13 +1187,16 @@ class Platform:
                     parts: Iterator[None] = (
                         self._open_day_parts() if kind == "open" else self.fin.session.step_parts()
                     )
-                yield from self._locked(kind for _ in parts)
+                session = self.fin.session
+                yield from self._locked(f"{kind}:{session.part}" for _ in parts)
             finally:
                 with self.lock:
                     self._mid_tick = False
         with self.lock:
+            t0 = time.monotonic()
             self._after(save=False)
             self.save(bank=False)  # the last committed tick: a restart resumes after it
+            self.tick_save_s = time.monotonic() - t0
             log.debug("tick", extra={"event": "tick", "trade_date": self.market.today.isoformat(),
                                      "step": self.market.step})  # fmt: skip
 

@@ -72,6 +72,7 @@ def run_platform(
     # scans only what came after it. Without this a full collection stopped the writer for
     # ~320 ms (measured with a gc callback under bench/commands.py), a command's p99 with it.
     gc.freeze()
+    gc.callbacks.append(writer.stretches.gc_callback)  # collections in the stall log
     log.info("platform process ready", extra={"event": "platform_ready", "pid": os.getpid()})
     failed = False
     try:

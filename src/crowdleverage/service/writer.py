@@ -57,6 +57,10 @@ REFRESH_BUDGET_S = 0.05  # ... and for about this long (queued commands are not 
 BEAT_EVERY_S = 0.5
 VIEW_IDLE_S = 900  # a view nobody read for this long is deleted (and no longer rendered)
 EVICT_EVERY_S = 60
+# a stretch of the writer between two chances to run commands (a claim of the queue) longer
+# than this is logged as a `writer_stall` naming its steps (commands queued meanwhile waited)
+STALL_LOG_S = 0.1
+STALL_STEP_S = 0.005  # steps shorter than this are summed as "other" in that log
 # wallet commands: they run between the parts of a market tick too (`Platform.tick`); every
 # other command waits for the tick's end
 _BETWEEN_TICK_PARTS = re.compile(r"^/api/v1/(?:users/\d+/withdrawals|custody/deposits)$")
@@ -72,6 +76,82 @@ def view_kind(key: str) -> str:
 def _typed(status: int, code: str, message: str) -> dict[str, Any]:
     body = json.dumps({"error": code, "message": message, "details": {}}).encode()
     return {"headers": [["content-type", "application/json"]], "body": body.decode()}
+
+
+class Stretches:
+    """The writer's steps since it last looked at the queue (`lap`: the step that just ended,
+    named; `chance`: the writer looks at the queue now). A stretch longer than `STALL_LOG_S`
+    is logged (`writer_stall`: its wall and writer-thread CPU milliseconds, the time Python's
+    cyclic collector stopped the process in it, and its steps by name, e.g. `tick:step:keeper`,
+    `tick:save`, `render:/api/v1/public/transparency`, `wide`, `beat`, `prune`, `evict`);
+    `commands` (a claimed batch's execution) is logged apart when it takes as long."""
+
+    def __init__(self) -> None:
+        self._at = self._mark = time.monotonic()
+        self._cpu = time.thread_time()
+        self._steps: dict[str, list[float]] = {}  # name -> [wall s, CPU s, count]
+        self._gc_s = 0.0
+        self._gc_start: float | None = None
+        self.stalls = 0  # stretches logged
+
+    def gc_callback(self, phase: str, info: dict[str, Any]) -> None:
+        """For `gc.callbacks`: the time collections take (any thread's: they stop all)."""
+        if phase == "start":
+            self._gc_start = time.monotonic()
+        elif self._gc_start is not None:
+            self._gc_s += time.monotonic() - self._gc_start
+            self._gc_start = None
+
+    def lap(self, name: str, within: tuple[tuple[str, float], ...] = ()) -> None:
+        """The step since the last lap was `name`, but for the `within` steps it ended with
+        ((name, seconds) measured by their own code; their CPU counts as `name`'s)."""
+        now, cpu = time.monotonic(), time.thread_time()
+        wall, used = now - self._mark, cpu - self._cpu
+        self._mark, self._cpu = now, cpu
+        for part, part_s in within:
+            part_s = min(max(part_s, 0.0), wall)
+            self._add(part, part_s, 0.0)
+            wall -= part_s
+        self._add(name, wall, used)
+
+    def _add(self, name: str, wall: float, cpu: float) -> None:
+        step = self._steps.setdefault(name, [0.0, 0.0, 0.0])
+        step[0] += wall
+        step[1] += cpu
+        step[2] += 1
+
+    def chance(self, where: str) -> None:
+        """The writer looks at the queue (`where`: "loop", "tick"): the stretch since the
+        last chance ends here; logged when it was long."""
+        self.lap("other")
+        wall = self._mark - self._at
+        if wall > STALL_LOG_S:
+            self.stalls += 1
+            steps = [{"step": k, "ms": round(v[0] * 1e3, 1), "cpu_ms": round(v[1] * 1e3, 1),
+                      "n": int(v[2])}
+                     for k, v in sorted(self._steps.items(), key=lambda kv: -kv[1][0])
+                     if v[0] >= STALL_STEP_S]  # fmt: skip
+            cpu = sum(v[1] for v in self._steps.values())
+            log.warning("writer away from the command queue",
+                        extra={"event": "writer_stall", "ms": round(wall * 1e3, 1),
+                               "cpu_ms": round(cpu * 1e3, 1), "gc_ms": round(self._gc_s * 1e3, 1),
+                               "at": where, "steps": steps})  # fmt: skip
+        self.reset()
+
+    def reset(self) -> None:
+        """A new stretch starts now (after a chance's commands ran)."""
+        self._at = self._mark = time.monotonic()
+        self._cpu = time.thread_time()
+        self._steps.clear()
+        self._gc_s = 0.0
+
+    def commands(self, n: int, t0: float) -> None:
+        """A claimed batch of `n` commands ran since `t0`; logged when it took long."""
+        wall = time.monotonic() - t0
+        if wall > STALL_LOG_S:
+            log.warning("a batch of commands took long",
+                        extra={"event": "writer_slow_commands", "n": n, "ms": round(wall * 1e3, 1),
+                               "gc_ms": round(self._gc_s * 1e3, 1)})  # fmt: skip
 
 
 class PlatformWriter:
@@ -108,6 +188,7 @@ class PlatformWriter:
         self.commits = 0  # commits of the command batches (group commits and barriers)
         self.ready = False
         self.stop = threading.Event()
+        self.stretches = Stretches()  # the stall log
         # the queue's data_version when a claim (per filter) last found nothing to run
         self._idle_version: dict[Callable[[str, dict[str, Any]], bool] | None, int | None] = {}
         if tick is not None:
@@ -143,17 +224,22 @@ class PlatformWriter:
                 if self.tick_fn is not None and now >= next_tick:
                     next_tick = now + self.pace_s
                     self.tick_fn()
+                    self._tick_done()
                     self._all_dirty()
+                    self.stretches.lap("all_dirty")
                 worked = self.step()
                 if now - last_beat >= BEAT_EVERY_S:
                     last_beat = now
                     self._beat()
+                    self.stretches.lap("beat")
                 if now - last_prune >= 30:
                     last_prune = now
                     self.queue.prune(now_ms() - 60_000)
+                    self.stretches.lap("prune")
                 if now - last_evict >= EVICT_EVERY_S:
                     last_evict = now
                     self.evict()
+                    self.stretches.lap("evict")
             except GroupCommitFailed:
                 raise
             except Exception:  # the writer stays up; the row's client retries
@@ -162,26 +248,39 @@ class PlatformWriter:
                 self.stop.wait(0.2)
             if not worked:
                 self.stop.wait(0.003)
+                self.stretches.lap("idle")
+
+    def _tick_done(self) -> None:
+        """The stall log's laps of a tick's last part, its save and the driver's work after
+        it (relay, report)."""
+        p = self.platform
+        after = float(getattr(getattr(self.tick_fn, "__self__", None), "after_s", 0.0))
+        within = (("tick:save", float(p.tick_save_s)), ("tick:relay", after))
+        self.stretches.lap(f"tick:{p.last_part or 'none'}", within)
 
     def step(self) -> bool:
         """One batch of commands, then a slice of stale views; False when idle."""
-        rows = self._claim(BATCH)
+        rows = self._claim(BATCH, where="loop")
         if rows:
             self._execute(rows)
         if self.wide_due and time.monotonic() - self._last_wide >= self._wide_gap:
             self._wide_dirty()
+            self.stretches.lap("wide")
         if self.dirty:
-            self._put_docs(self._render_dirty(REFRESH_SLICE, REFRESH_BUDGET_S))
+            docs = self._render_dirty(REFRESH_SLICE, REFRESH_BUDGET_S)
+            self._put_docs(docs)
+            self.stretches.lap("put_docs")
         return bool(rows) or bool(self.dirty)
 
     def _between_tick_parts(self) -> None:
         """Between two parts of a market tick: the wallet commands at the head of the queue
         (one batch), so that they wait for a part of a tick rather than all of it. Their
         views are rendered with them (read your writes); the rest waits for the tick's end."""
+        self.stretches.lap(f"tick:{self.platform.last_part}")
         if self.stop.is_set():
             return
         try:
-            rows = self._claim(BATCH, only=_between_tick_parts)
+            rows = self._claim(BATCH, only=_between_tick_parts, where="tick")
             if rows:
                 self._execute(rows)
         except GroupCommitFailed:
@@ -190,11 +289,16 @@ class PlatformWriter:
             log.exception("commands between a tick's parts failed; the tick goes on")
 
     def _claim(
-        self, limit: int, only: Callable[[str, dict[str, Any]], bool] | None = None
+        self,
+        limit: int,
+        only: Callable[[str, dict[str, Any]], bool] | None = None,
+        where: str = "loop",
     ) -> list[Row]:
         """`Queue.claim`, skipped while nothing was committed to the queue's database since
         it last found nothing to run (SQLite's `PRAGMA data_version`, read before the claim:
-        a row queued after that read changes it): the idle loop costs a pragma, not a query."""
+        a row queued after that read changes it): the idle loop costs a pragma, not a query.
+        A chance to run commands: the stall log's stretch ends here."""
+        self.stretches.chance(where)
         version = self.queue.data_version()
         if version is not None and version == self._idle_version.get(only):
             return []
@@ -250,6 +354,14 @@ class PlatformWriter:
         the process: the platform's memory may hold what the database does not; a restart
         rebuilds it from the record and the chain, and the claimed rows run again under their
         keys."""
+        t0, n = time.monotonic(), len(rows)
+        try:
+            self._execute_groups(rows)
+        finally:
+            self.stretches.commands(n, t0)
+            self.stretches.reset()  # the stall log: the writer's next stretch starts now
+
+    def _execute_groups(self, rows: list[Row]) -> None:
         while rows:  # a group runs for about GROUP_SLICE_S: its answers do not wait longer
             try:
                 with group_commit(self.platform.engine) as group:
@@ -424,6 +536,7 @@ class PlatformWriter:
             p = {"method": "GET", "path": path, "query": query, "headers": headers}
             status, h, body = self._call(p)
             self._cost[(viewer, key)] = time.monotonic() - t0
+            self.stretches.lap(f"render:{view_kind(key)}")
             if status < 500:
                 doc = self._doc(viewer, key, status, h, body)
                 if doc is not None:
