@@ -65,7 +65,8 @@ def run_platform(
     signal.signal(signal.SIGINT, _stop)
     from crowdleverage.reports.wiring import start_notify_worker
 
-    notify = start_notify_worker(st)  # notifications and mail, derived from the events
+    # notifications and mail, derived from the events; mail while the writer is idle
+    notify = start_notify_worker(st, idle=writer.idle)
     writer.recover()
     # the heap built so far (compiled contracts, the chain's state, the record, libraries)
     # lives as long as the process: out of the cyclic collector's reach, a full collection

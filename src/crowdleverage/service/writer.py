@@ -52,6 +52,17 @@ HOLDERS = (Role.INVESTOR, Role.BORROWER)
 # up the commands: bench/api.py's withdrawal paced at 50/s, p99 325-375 -> 234 ms)
 WIDE_EVERY_S = 1.0
 WIDE_SHARE = 0.1  # ... and at most this share of the writer's time (they can be slow)
+# views a wallet command (a withdrawal or a deposit: cash between one user's wallet and the
+# bank) does not change: market-wide figures (accounts, pool, risk, published terms) — but
+# for the interest the debts accrue over the blocks it mines (a fen or so). After wallet
+# commands alone they are not re-rendered (they are after every tick, after any other
+# command, and at least every `BLIND_EVERY_S` while wallet commands run); nor are holders'
+# views (the sender's are rendered with its command). The transparency page (~35 ms of CPU)
+# and the risk summary (~15 ms) rendered after commands stalled the commands behind them
+# (bench/api.py: 100-320 ms each on a loaded machine)
+WALLET_BLIND = frozenset({"/api/v1/risk/summary", "/api/v1/public/transparency",
+                          "/api/v1/status"})  # fmt: skip
+BLIND_EVERY_S = 10.0
 REFRESH_SLICE = 12  # stale views re-rendered between two batches of commands, at most ...
 REFRESH_BUDGET_S = 0.05  # ... and for about this long (queued commands are not held up)
 BEAT_EVERY_S = 0.5
@@ -123,35 +134,35 @@ class Stretches:
     def chance(self, where: str) -> None:
         """The writer looks at the queue (`where`: "loop", "tick"): the stretch since the
         last chance ends here; logged when it was long."""
+        self._end("writer_stall", "writer away from the command queue", {"at": where})
+
+    def commands(self, n: int) -> None:
+        """A claimed batch of `n` commands ran since the chance that claimed it: logged
+        (`writer_slow_commands`, with its steps) when it took long; the next stretch starts."""
+        self._end("writer_slow_commands", "a batch of commands took long", {"n": n})
+
+    def _end(self, event: str, message: str, extra: dict[str, Any]) -> None:
         self.lap("other")
         wall = self._mark - self._at
         if wall > STALL_LOG_S:
-            self.stalls += 1
+            self.stalls += event == "writer_stall"
             steps = [{"step": k, "ms": round(v[0] * 1e3, 1), "cpu_ms": round(v[1] * 1e3, 1),
                       "n": int(v[2])}
                      for k, v in sorted(self._steps.items(), key=lambda kv: -kv[1][0])
                      if v[0] >= STALL_STEP_S]  # fmt: skip
             cpu = sum(v[1] for v in self._steps.values())
-            log.warning("writer away from the command queue",
-                        extra={"event": "writer_stall", "ms": round(wall * 1e3, 1),
-                               "cpu_ms": round(cpu * 1e3, 1), "gc_ms": round(self._gc_s * 1e3, 1),
-                               "at": where, "steps": steps})  # fmt: skip
+            log.warning(message, extra={"event": event, "ms": round(wall * 1e3, 1),
+                                        "cpu_ms": round(cpu * 1e3, 1),
+                                        "gc_ms": round(self._gc_s * 1e3, 1), **extra,
+                                        "steps": steps})  # fmt: skip
         self.reset()
 
     def reset(self) -> None:
-        """A new stretch starts now (after a chance's commands ran)."""
+        """A new stretch starts now."""
         self._at = self._mark = time.monotonic()
         self._cpu = time.thread_time()
         self._steps.clear()
         self._gc_s = 0.0
-
-    def commands(self, n: int, t0: float) -> None:
-        """A claimed batch of `n` commands ran since `t0`; logged when it took long."""
-        wall = time.monotonic() - t0
-        if wall > STALL_LOG_S:
-            log.warning("a batch of commands took long",
-                        extra={"event": "writer_slow_commands", "n": n, "ms": round(wall * 1e3, 1),
-                               "gc_ms": round(self._gc_s * 1e3, 1)})  # fmt: skip
 
 
 class PlatformWriter:
@@ -178,6 +189,8 @@ class PlatformWriter:
         self._written: dict[tuple[int, str], bytes] = {}
         self._unsaved: dict[tuple[int, str], bytes] = {}
         self.wide_due = False
+        self._wide_all = False  # a command other than a wallet command ran since the last wide
+        self._last_full = 0.0  # when every view was last marked stale (a tick, a full wide)
         self._last_wide = 0.0
         self._wide_gap = WIDE_EVERY_S
         self._cost: dict[tuple[int, str], float] = {}  # seconds a view's last render took
@@ -189,6 +202,8 @@ class PlatformWriter:
         self.ready = False
         self.stop = threading.Event()
         self.stretches = Stretches()  # the stall log
+        # set while the loop waits with nothing to do (the mail thread sends then: `run`)
+        self.idle = threading.Event()
         # the queue's data_version when a claim (per filter) last found nothing to run
         self._idle_version: dict[Callable[[str, dict[str, Any]], bool] | None, int | None] = {}
         if tick is not None:
@@ -223,6 +238,9 @@ class PlatformWriter:
             try:
                 if self.tick_fn is not None and now >= next_tick:
                     next_tick = now + self.pace_s
+                    rows = self._claim(BATCH, where="loop")  # queued before the tick: first
+                    if rows:
+                        self._execute(rows)
                     self.tick_fn()
                     self._tick_done()
                     self._all_dirty()
@@ -247,7 +265,9 @@ class PlatformWriter:
                 worked = False
                 self.stop.wait(0.2)
             if not worked:
+                self.idle.set()
                 self.stop.wait(0.003)
+                self.idle.clear()
                 self.stretches.lap("idle")
 
     def _tick_done(self) -> None:
@@ -354,12 +374,12 @@ class PlatformWriter:
         the process: the platform's memory may hold what the database does not; a restart
         rebuilds it from the record and the chain, and the claimed rows run again under their
         keys."""
-        t0, n = time.monotonic(), len(rows)
+        n = len(rows)
+        self.stretches.lap("claim")
         try:
             self._execute_groups(rows)
         finally:
-            self.stretches.commands(n, t0)
-            self.stretches.reset()  # the stall log: the writer's next stretch starts now
+            self.stretches.commands(n)  # the stall log: the writer's next stretch starts now
 
     def _execute_groups(self, rows: list[Row]) -> None:
         while rows:  # a group runs for about GROUP_SLICE_S: its answers do not wait longer
@@ -367,13 +387,17 @@ class PlatformWriter:
                 with group_commit(self.platform.engine) as group:
                     group.defer_after = True  # the audit head: after the answers
                     finished, docs, rows = self._execute_in(rows)
+                    self.stretches.lap("group")
             except Exception as exc:
                 log.exception("group commit failed; the platform process stops",
                               extra={"event": "group_commit_failed"})  # fmt: skip
                 raise GroupCommitFailed(str(exc)) from exc
+            self.stretches.lap("group_commit")
             self.commits += group.commits
             self._finish(finished, docs)
+            self.stretches.lap("finish")
             group.run_after()
+            self.stretches.lap("after_group")
 
     def _finish(
         self, finished: list[tuple[Row, str, int, dict[str, Any]]], docs: list[dict[str, Any]]
@@ -407,8 +431,10 @@ class PlatformWriter:
                 if batch:
                     answers.update(batch)
                     status, headers, body = answers.pop(row.id)
+                    self.stretches.lap("withdrawals")
                 else:
                     status, headers, body = self._call(p)
+                    self.stretches.lap(f"{row.kind}:{view_kind(str(p.get('path', '')))}")
             if row.kind == "read":
                 if p.get("cache") and status < 500 and row.owner_id >= 0:
                     doc = self._doc(row.owner_id, p["view"], status, headers, body, force=True)
@@ -429,6 +455,8 @@ class PlatformWriter:
                 continue
             finished.append((row, "done", status, _result(headers, body)))
             affected |= self._affected(row)
+            if not _between_tick_parts(row.kind, p):
+                self._wide_all = True  # not a wallet command: market-wide views too
         if affected:
             self.wide_due = True
             fresh = [k for k in list(self.dirty) + self._keys_of(affected) if k[0] in affected]
@@ -492,16 +520,27 @@ class PlatformWriter:
         return [(v, path) for v, path, _ in self.queue.doc_keys(viewers)]
 
     def _all_dirty(self) -> None:
+        self._last_full = time.monotonic()
         for viewer, path, kind in self.queue.doc_keys():
             self.dirty.setdefault((viewer, path), kind)
 
     def _wide_dirty(self) -> None:
-        """Staff and anonymous viewers' views, and every view without an id in its path."""
-        self.wide_due = False
-        self._last_wide = time.monotonic()
+        """Staff and anonymous viewers' views, and every view without an id in its path;
+        after wallet commands alone, the staff's views but the `WALLET_BLIND` ones."""
+        now = time.monotonic()
+        wallet_only = not self._wide_all and now - self._last_full < BLIND_EVERY_S
+        self.wide_due = self._wide_all = False
+        self._last_wide = now
+        if not wallet_only:
+            self._last_full = now
         cost = 0.0
         for viewer, path, kind in self.queue.doc_keys():
-            if "{id}" not in kind or self._role(viewer) not in HOLDERS:
+            role = self._role(viewer)
+            if wallet_only:
+                wide = role is not None and role not in HOLDERS and kind not in WALLET_BLIND
+            else:
+                wide = "{id}" not in kind or role not in HOLDERS
+            if wide:
                 self.dirty.setdefault((viewer, path), kind)
                 cost += self._cost.get((viewer, path), 0.0)
         self._wide_gap = max(WIDE_EVERY_S, cost / WIDE_SHARE)
@@ -517,7 +556,13 @@ class PlatformWriter:
         out = []
         t_end = None if budget_s is None else time.monotonic() + budget_s
         for i, (viewer, key) in enumerate(keys):
-            if t_end is not None and i and time.monotonic() >= t_end:
+            # a view is not started when its last render would overrun the budget (but the
+            # first: every view gets rendered)
+            if (
+                t_end is not None
+                and i
+                and time.monotonic() + self._cost.get((viewer, key), 0.0) >= t_end
+            ):
                 break
             t0 = time.monotonic()
             self.dirty.pop((viewer, key), None)
