@@ -16,8 +16,14 @@ touched, in the same transaction that stores the commands' responses (a client t
 response reads its own write; between a tick's parts such a view may show the tick half done
 until the tick's end re-renders it); after every tick, and a little later after commands for
 staff and market-wide views, it re-renders the rest, in slices of about `REFRESH_BUDGET_S`
-between batches. A rendering equal to the one last committed is not written again; views nobody
+between batches (after wallet commands alone, not the `WALLET_BLIND` views nor other holders'
+views). A rendering equal to the one last committed is not written again; views nobody
 has read for `VIEW_IDLE_S` are deleted (`evict`).
+
+Every stretch in which the writer does not look at the queue is timed by its steps
+(`Stretches`): one longer than `STALL_LOG_S` is logged as `writer_stall` (e.g. a tick's part
+`tick:step:keeper`, its save, a view's render), a slow batch of commands as
+`writer_slow_commands` (bench/api.py --server-log prints those of each paced run).
 """
 
 from __future__ import annotations
