@@ -253,31 +253,3 @@ def test_begin_immediate_raises_what_is_not_a_lock(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
         custody_db.begin_immediate(conn)  # a transaction is open: no retrying that
     conn.close()
-
-
-# ------------------------------------------------------------------- the chain's snapshots
-
-
-def test_the_chains_snapshot_waits_for_the_idle_writer(world: World) -> None:
-    """The writer defers the chain's state snapshots (`EmbeddedChain.defer_snapshots`): a
-    transaction that reaches `snapshot_every` no longer persists the state; the idle writer
-    does (`_snapshot`), and a snapshot `late` times overdue is still taken in the send."""
-    raw = world.p.chain._chain  # type: ignore[attr-defined]
-    every = raw._snapshot_every
-    inv = world.uid("investor1")
-    path = f"/api/v1/users/{inv}/withdrawals"
-    try:
-        raw.snapshot()
-        raw._snapshot_every = 2
-        assert not raw.snapshot_due and not world.writer._snapshot()
-        for _ in range(3):
-            assert world.command("investor1", path, {"amount_fen": 1}) == 200
-        assert raw._since_snapshot >= 2 and raw.snapshot_due  # deferred: not taken in a send
-        assert world.writer._snapshot() and raw._since_snapshot == 0 and not raw.snapshot_due
-        late = raw._snapshot_late
-        assert late > 1
-        for _ in range(2 * late):
-            assert world.command("investor1", path, {"amount_fen": 1}) == 200
-        assert raw._since_snapshot < 2 * late  # the send took it once overdue
-    finally:
-        raw._snapshot_every = every

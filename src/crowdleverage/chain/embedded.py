@@ -135,7 +135,6 @@ class EmbeddedChain:
         self._names_by_address: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
         self._since_snapshot = 0
-        self._snapshot_late = 1  # `defer_snapshots`: how many `snapshot_every` a snapshot waits
         meta = self._meta()
         if "chain_id" not in meta:
             if read_only:
@@ -242,19 +241,6 @@ class EmbeddedChain:
             os.fsync(f.fileno())
         os.replace(tmp, self._snapshot_path)
         self._since_snapshot = 0
-
-    def defer_snapshots(self, late: int = 4) -> None:
-        """Leave the snapshots to the caller (`snapshot_due`, `snapshot`) up to `late` times
-        `snapshot_every` transactions: a snapshot (py-evm's state persisted: ~120 ms of CPU
-        after 500 transactions of the demo) then no longer runs inside whichever transaction
-        reaches the count (the platform process's writer takes it while idle)."""
-        self._snapshot_late = max(1, late)
-
-    @property
-    def snapshot_due(self) -> bool:
-        """`snapshot_every` transactions since the last snapshot."""
-        every = self._snapshot_every
-        return every is not None and not self.read_only and self._since_snapshot >= every
 
     def _load_snapshot(self) -> int:
         """Load the state snapshot if any; returns the journal seq it covers (0 if none)."""
@@ -503,8 +489,7 @@ class EmbeddedChain:
             )
         self._seq, self._block, self._ts = seq, block, ts
         self._since_snapshot += 1
-        every = self._snapshot_every
-        if every is not None and self._since_snapshot >= every * self._snapshot_late:
+        if self._snapshot_every is not None and self._since_snapshot >= self._snapshot_every:
             self.snapshot()
         return TxResult(tx_hash=tx_hash, block=block, gas_used=gas, events=tuple(stored))
 
