@@ -99,8 +99,10 @@ QUEUES = {0: (Tranche.SENIOR, "redeem"), 1: (Tranche.JUNIOR, "redeem"),
 CHAIN_ROLE = {"investor": Role.INVESTOR, "borrower": Role.BORROWER}
 # the end of day collects redemption proceeds and values liabilities user by user, ending a
 # part once it has taken this much of the writer thread's CPU (`_end_of_day_parts`: the
-# writer serves queued wallet commands between two parts)
-CLOSE_PART_BUDGET_S = 0.04
+# writer serves queued wallet commands between two parts). 20 ms: at 40 ms such a part took
+# 40-64 ms of CPU, 100-290 ms of wall time on a loaded 2-core machine (the writer's stall log
+# under bench/api.py), while the commands queued behind it waited
+CLOSE_PART_BUDGET_S = 0.02
 
 snap_meta = sa.MetaData()  # created by the migrations (0001_baseline)
 bank_refs = sa.Table(
