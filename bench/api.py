@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import os
 import socket
@@ -61,13 +62,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(port: int, data_dir: str, pace_s: float) -> subprocess.Popen[str]:
+def start_server(
+    port: int, data_dir: str, pace_s: float, log_path: str | None = None
+) -> subprocess.Popen[str]:
+    """`crowdlev serve --demo --workers 2`; its log (JSON lines on stderr, warnings: the
+    platform process's `writer_stall` events among them) to `log_path` when given."""
     env = {**os.environ, "CROWDLEV_DATA_DIR": data_dir}
     env.pop("CROWDLEV_DATABASE_URL", None)
     cmd = [str(CROWDLEV), "serve", "--demo", "--workers", "2", "--port", str(port),
            "--pace-s", str(pace_s), "--no-stress", "--json"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)  # fmt: skip
+    err = open(log_path, "a") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         try:
@@ -171,6 +176,34 @@ def bad_samples(result: httpload.Result) -> int:
     return bad
 
 
+def stalls(log_path: str | None, t0: float, t1: float) -> str:
+    """The platform process's `writer_stall` events logged between the wall-clock times `t0`
+    and `t1` (a window of the run, e.g. the paced commands'): their number, the longest,
+    and the step that took most of each of the longest three."""
+    if not log_path:
+        return ""
+    found = []
+    for line in Path(log_path).read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(e, dict) or e.get("event") != "writer_stall":
+            continue
+        at = datetime.datetime.fromisoformat(e["ts"]).timestamp()
+        if t0 <= at <= t1:
+            found.append(e)
+    if not found:
+        return "writer stalls > 100 ms: none"
+    found.sort(key=lambda e: -e["ms"])
+    top = "; ".join(
+        f"{e['ms']:.0f} ms (cpu {e['cpu_ms']:.0f}, gc {e['gc_ms']:.0f}): "
+        + ", ".join(f"{st['step']} {st['ms']:.0f}" for st in e["steps"][:3])
+        for e in found[:3]
+    )
+    return f"writer stalls > 100 ms: {len(found)}, longest {top}"
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -207,8 +240,10 @@ def measure(
     # as for reads, the closed loop gives the most the server answers (its latency is that of
     # saturation: concurrency / rate), and a paced run at the target rate the latency
     rate = args.rate if body is None else args.command_rate
+    t0 = time.time()
     paced = asyncio.run(httpload.run("127.0.0.1", port, request, n, args.concurrency,
                                      rate_per_s=rate))  # fmt: skip
+    out["paced_stalls"] = stalls(args.server_log, t0, time.time())
     out["errors"] += paced.errors + bad_samples(paced)
     if body is not None:  # a 202 says the platform did not run the command in time
         out["errors"] += res.statuses.get(202, 0) + paced.statuses.get(202, 0)
@@ -235,11 +270,14 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=300.0, help="reads: the paced run's req/s")
     ap.add_argument("--command-rate", type=float, default=50.0,
                     help="the command's paced run: withdrawals/s")  # fmt: skip
+    ap.add_argument("--server-log", default=None,
+                    help="append the server's log here (JSON lines: the writer's stalls over"
+                         " 100 ms are printed for each paced run)")  # fmt: skip
     args = ap.parse_args()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start_server(port, tmp, args.pace_s)
+        proc = start_server(port, tmp, args.pace_s, args.server_log)
         try:
             borrower, operator = token(base, "borrower1"), token(base, "operator")
             investor = token(base, "investor1")
@@ -291,6 +329,8 @@ def main() -> None:
                     f"{r['platform_cpu_ms'] or 0:9.2f}{r['client_cpu_ms']:7.2f}"
                     f"  {r['target']}: {'met' if r['met'] else 'NOT met'}"
                 )
+                if r["paced_stalls"]:
+                    print(f"{'':<36}paced run: {r['paced_stalls']}")
             print(f"load average at the end {os.getloadavg()[0]:.1f} (the machine is shared)")
             print(json.dumps({"bench": "api", "results": results}))
         finally:

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import httpload  # bench/httpload.py, beside this file
 import httpx
-from api import free_port, make_request, pct, start_server, token  # bench/api.py
+from api import free_port, make_request, pct, stalls, start_server, token  # bench/api.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,13 +159,16 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=128, help="open loop: at most")
     ap.add_argument("--pace-s", type=float, default=1.0, help="seconds per tick (3600: none)")
     ap.add_argument("--strace", action="store_true", help="count fsyncs per command (slower)")
+    ap.add_argument("--server-log", default=None,
+                    help="append the server's log here (JSON lines: the writer's stalls over"
+                         " 100 ms are printed for each mode)")  # fmt: skip
     args = ap.parse_args()
     if args.strace and shutil.which("strace") is None:
         raise SystemExit("--strace needs strace on the PATH")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start_server(port, tmp, args.pace_s)
+        proc = start_server(port, tmp, args.pace_s, args.server_log)
         try:
             inv_h = {"Authorization": f"Bearer {token(base, 'investor1')}"}
             uid = httpx.get(f"{base}/api/v1/me", headers=inv_h).json()["id"]
@@ -188,12 +191,14 @@ def main() -> None:
             for label, p, h, mode, n in cases:
                 tracer = Strace(pids, Path(tmp) / "strace.txt") if args.strace and mode else None
                 cpu0 = {pid: cpu_s(pid) for pid in pids}
+                t0 = time.time()
                 if mode == "open":
                     lat, wall, errors = open_loop(port, p, h, n, args.rate, args.connections)
                 else:
                     conc = args.concurrency
                     lat, wall, errors = asyncio.run(load(base, p, h, n, conc, mode is not None))
                 cpu1 = {pid: cpu_s(pid) for pid in pids}
+                window = (t0, time.time())
                 fsyncs = tracer.stop() if tracer is not None else None
                 per: dict[str, float] = collections.defaultdict(float)
                 for pid, kind in pids.items():
@@ -209,6 +214,9 @@ def main() -> None:
                       f"{r['p99_ms']:7.1f} ms  max {r['max_ms']:7.1f} ms  errors {errors}  "
                       f"cpu ms/req: platform {per['platform']:.2f}, api {per['api']:.2f}  "
                       f"load {r['load_avg']:.1f}")  # fmt: skip
+                if mode is not None and args.server_log:
+                    r["stalls"] = stalls(args.server_log, *window)
+                    print(f"{'':<32}{r['stalls']}")
                 if fsyncs is not None:
                     total = sum(fsyncs.values())
                     r["fsyncs_per_command"] = total / n

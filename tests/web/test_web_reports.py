@@ -403,6 +403,24 @@ def test_a_mail_is_sent_once_through_smtp(w: W, tmp_path: Path) -> None:
         sink.stop()
 
 
+def test_each_mail_waits_for_the_writer_first(w: W, tmp_path: Path) -> None:
+    """`deliver(before_each=...)`: the platform process's mail thread waits for its writer's
+    idle flag before each mail (`NotifyWorker.idle`), never after the claim of none."""
+    sink = MailSink(tmp_path / "mails").start()
+    try:
+        n = Notifier(w.state.engine, smtp_host=sink.host, smtp_port=sink.port,
+                     default_email=lambda uid: f"u{uid}@demo.crowdlev.local")  # fmt: skip
+        uid = w.uid("borrower3")
+        items = [(uid, f"test:idle-{i}", "margin_warning", {"account_id": 7, "ratio_bps": 12_760},
+                  "2016-01-04") for i in range(3)]  # fmt: skip
+        assert n._insert(items, {}) == 3
+        waits: list[int] = []
+        assert n.deliver(before_each=lambda: waits.append(1)) == 3 and len(waits) == 3
+        assert n.deliver(before_each=lambda: waits.append(1)) == 0 and len(waits) == 3
+    finally:
+        sink.stop()
+
+
 def test_attestation_verifies_and_a_tampered_one_fails(w: W) -> None:
     r = w.client.post("/api/v1/audit/attestations", headers=w.h("operator"),
                       json={"period_start": "2015-12-01", "period_end": "2015-12-31"})  # fmt: skip

@@ -46,6 +46,7 @@ class ReplayDriver(threading.Thread):
         self.day_closed = day_closed  # e.g. the end-of-day stress run
         self.stop = threading.Event()
         self._day: str | None = None
+        self.after_s = 0.0  # how long the last step's work after the tick took (relay, report)
         self._days = 0
 
     def _report(self, p: Any) -> None:
@@ -80,10 +81,12 @@ class ReplayDriver(threading.Thread):
             return  # fail closed until an operator resumes
         try:
             p.tick()
+            t0 = time.monotonic()
             if self.after_tick is not None:
                 self.after_tick()
             self._failed = False
             self._report(p)
+            self.after_s = time.monotonic() - t0
         except GroupCommitFailed:  # commands between the tick's parts: the process stops
             raise
         except Exception as exc:  # keep the service up; the operator sees why

@@ -641,14 +641,28 @@ class _Batch:
                 ("id", "status", "expires_at_ns", "resolved_by"),
                 [(k, "pending", e, None) for k, e in self.new_pending.items()],
             )
-        p = s.pending
-        for pid, (status, by) in self.resolved.items():
-            cond = p.c.id == pid
-            if pid not in self.new_pending:  # else: created and resolved in this batch
-                cond = sa.and_(cond, p.c.status == PendingStatus.PENDING.value)
-            upd = conn.execute(p.update().where(cond).values(status=status, resolved_by=by))
-            if upd.rowcount != 1:
-                raise RuntimeError(f"pending transfer {pid} was resolved concurrently")
+        # resolved pending transfers: one statement per kind through the driver (one
+        # executemany: a statement built and compiled per row cost ~0.15 ms each — most of
+        # a day's statement import with hundreds of payouts); each row must match once
+        ph = _placeholder(conn)
+        table = s.pending.name
+        was_pending = [(st, by, pid) for pid, (st, by) in self.resolved.items()
+                       if pid not in self.new_pending]  # fmt: skip
+        made_here = [(st, by, pid) for pid, (st, by) in self.resolved.items()
+                     if pid in self.new_pending]  # created and resolved in this batch  # fmt: skip
+        for rows, cond in ((was_pending, f" AND status = '{PendingStatus.PENDING.value}'"),
+                           (made_here, "")):  # fmt: skip
+            if not rows:
+                continue
+            sql = f"UPDATE {table} SET status = {ph}, resolved_by = {ph} WHERE id = {ph}{cond}"
+            if len(rows) == 1 or not conn.dialect.supports_sane_multi_rowcount:
+                counts = [conn.exec_driver_sql(sql, row).rowcount for row in rows]
+                bad = next((row[2] for row, n in zip(rows, counts, strict=True) if n != 1), None)
+            else:
+                n = conn.exec_driver_sql(sql, rows).rowcount  # type: ignore[arg-type]
+                bad = None if n == len(rows) else "one of them"
+            if bad is not None:
+                raise RuntimeError(f"pending transfer {bad} was resolved concurrently")
         dirty = [(x.dp, x.dpo, x.cp, x.cpo, x.id) for x in self.acc.values() if x.dirty]
         if dirty:
             ph = _placeholder(conn)

@@ -99,8 +99,10 @@ QUEUES = {0: (Tranche.SENIOR, "redeem"), 1: (Tranche.JUNIOR, "redeem"),
 CHAIN_ROLE = {"investor": Role.INVESTOR, "borrower": Role.BORROWER}
 # the end of day collects redemption proceeds and values liabilities user by user, ending a
 # part once it has taken this much of the writer thread's CPU (`_end_of_day_parts`: the
-# writer serves queued wallet commands between two parts)
-CLOSE_PART_BUDGET_S = 0.04
+# writer serves queued wallet commands between two parts). 20 ms: at 40 ms such a part took
+# 40-64 ms of CPU, 100-290 ms of wall time on a loaded 2-core machine (the writer's stall log
+# under bench/api.py), while the commands queued behind it waited
+CLOSE_PART_BUDGET_S = 0.02
 
 snap_meta = sa.MetaData()  # created by the migrations (0001_baseline)
 bank_refs = sa.Table(
@@ -229,6 +231,7 @@ class Platform:
         self._touched: set[int] | None = None
         # the part of a tick that ran last ("step", "open", "close:<part>"; `_tick_parts`)
         self.last_part = ""
+        self.tick_save_s = 0.0  # how long the last tick's closing save took (after its parts)
         self.close_part_budget_s = CLOSE_PART_BUDGET_S  # 0: a part per user
         # run between the parts of an intraday tick, without the lock (the writer's wallet
         # commands); None: the tick runs through
@@ -1186,13 +1189,16 @@ class Platform:
                     parts: Iterator[None] = (
                         self._open_day_parts() if kind == "open" else self.fin.session.step_parts()
                     )
-                yield from self._locked(kind for _ in parts)
+                session = self.fin.session
+                yield from self._locked(f"{kind}:{session.part}" for _ in parts)
             finally:
                 with self.lock:
                     self._mid_tick = False
         with self.lock:
+            t0 = time.monotonic()
             self._after(save=False)
             self.save(bank=False)  # the last committed tick: a restart resumes after it
+            self.tick_save_s = time.monotonic() - t0
             log.debug("tick", extra={"event": "tick", "trade_date": self.market.today.isoformat(),
                                      "step": self.market.step})  # fmt: skip
 

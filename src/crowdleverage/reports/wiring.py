@@ -3,6 +3,7 @@ or installed explicitly (`install_notifier`, e.g. pointed at a test's SMTP sink)
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,11 @@ def attestations_of(st: Any) -> Attestations:
     return a
 
 
-def start_notify_worker(st: Any, interval_s: float = 1.0) -> NotifyWorker:
-    """In the platform process: derive notifications and send mail in the background."""
-    worker = NotifyWorker(notifier_of(st), st.platform, interval_s)
+def start_notify_worker(
+    st: Any, interval_s: float = 1.0, idle: threading.Event | None = None
+) -> NotifyWorker:
+    """In the platform process: derive notifications and send mail in the background (each
+    mail when `idle` is set, or after `NotifyWorker.IDLE_WAIT_S`: the writer's idle flag)."""
+    worker = NotifyWorker(notifier_of(st), st.platform, interval_s, idle)
     worker.start()
     return worker

@@ -221,6 +221,9 @@ class TradingSession:
         self.progress = progress  # None: no exact resumption (the replay restarts in process)
         self._open_mark: ChainMark | None = None
         self._redo: Progress | None = None  # the interrupted step, when it is the next
+        # the phase the last yield of `open_parts` / `step_parts` ended ("prices", "keeper",
+        # "match", "settle", ...): names a part for the platform process's stall log
+        self.part = ""
 
     # ── open ────────────────────────────────────────────────────────────────────────────
 
@@ -258,16 +261,20 @@ class TradingSession:
         self._set_halts(day)
         self.feeder.open_day(day, again=after is not None)
         self.exchange.open_day(day)
+        self.part = "day"
         yield
         opened = Opened(None, None)
         if not setup:
             opened = Opened(self._publish_last_close(day, after), self._corporate_actions(day))
+            self.part = "regime"
             yield
             self.broker.place_received()
             self.sync.sync()
             self.sync.refresh_all()  # interest accrued overnight on every debt
+            self.part = "orders"
             yield
         first = (s[0] for s in self._live)
+        self.part = "prices"
         yield from self.feeder.on_ticks_parts(first, landed_after_s=after.time_s if after else None)
         return opened
 
@@ -408,16 +415,19 @@ class TradingSession:
             self._mark_step(step, BEGUN)
         ticks = [s[step] for s in self._live if step < len(s)]
         if step > 0 and phase in (None, BEGUN):  # the first tick was reported at the open
+            self.part = "prices"
             yield from self.feeder.on_ticks_parts(
                 ticks, landed_after_s=since.time_s if since else None
             )
         self.monitor.update_prices(self.monitor.cols(t.code for t in ticks),
                                    [t.price_fen for t in ticks])  # fmt: skip
+        self.part = "prices+monitor"
         yield
         fills: list[Fill] = []
         if phase != MATCHED:
             if self.keeper_on:
                 self._keep(day, step, phase, since)
+                self.part = "keeper"
                 yield
             self.broker.poll()
             fills = self.exchange.on_ticks(ticks)
@@ -426,7 +436,9 @@ class TradingSession:
         if phase != MATCHED:
             self.broker.journal(fills)
             self._mark_step(step, MATCHED)
+        self.part = "match"
         yield
+        self.part = "settle"
         yield from self.broker.settle_parts()
         self.finish_step()
         return len(fills)

@@ -65,13 +65,15 @@ def run_platform(
     signal.signal(signal.SIGINT, _stop)
     from crowdleverage.reports.wiring import start_notify_worker
 
-    notify = start_notify_worker(st)  # notifications and mail, derived from the events
+    # notifications and mail, derived from the events; mail while the writer is idle
+    notify = start_notify_worker(st, idle=writer.idle)
     writer.recover()
     # the heap built so far (compiled contracts, the chain's state, the record, libraries)
     # lives as long as the process: out of the cyclic collector's reach, a full collection
     # scans only what came after it. Without this a full collection stopped the writer for
     # ~320 ms (measured with a gc callback under bench/commands.py), a command's p99 with it.
     gc.freeze()
+    gc.callbacks.append(writer.stretches.gc_callback)  # collections in the stall log
     log.info("platform process ready", extra={"event": "platform_ready", "pid": os.getpid()})
     failed = False
     try:

@@ -16,8 +16,14 @@ touched, in the same transaction that stores the commands' responses (a client t
 response reads its own write; between a tick's parts such a view may show the tick half done
 until the tick's end re-renders it); after every tick, and a little later after commands for
 staff and market-wide views, it re-renders the rest, in slices of about `REFRESH_BUDGET_S`
-between batches. A rendering equal to the one last committed is not written again; views nobody
+between batches (after wallet commands alone, not the `WALLET_BLIND` views nor other holders'
+views). A rendering equal to the one last committed is not written again; views nobody
 has read for `VIEW_IDLE_S` are deleted (`evict`).
+
+Every stretch in which the writer does not look at the queue is timed by its steps
+(`Stretches`): one longer than `STALL_LOG_S` is logged as `writer_stall` (e.g. a tick's part
+`tick:step:keeper`, its save, a view's render), a slow batch of commands as
+`writer_slow_commands` (bench/api.py --server-log prints those of each paced run).
 """
 
 from __future__ import annotations
@@ -52,11 +58,26 @@ HOLDERS = (Role.INVESTOR, Role.BORROWER)
 # up the commands: bench/api.py's withdrawal paced at 50/s, p99 325-375 -> 234 ms)
 WIDE_EVERY_S = 1.0
 WIDE_SHARE = 0.1  # ... and at most this share of the writer's time (they can be slow)
+# views a wallet command (a withdrawal or a deposit: cash between one user's wallet and the
+# bank) does not change: market-wide figures (accounts, pool, risk, published terms) — but
+# for the interest the debts accrue over the blocks it mines (a fen or so). After wallet
+# commands alone they are not re-rendered (they are after every tick, after any other
+# command, and at least every `BLIND_EVERY_S` while wallet commands run); nor are holders'
+# views (the sender's are rendered with its command). The transparency page (~35 ms of CPU)
+# and the risk summary (~15 ms) rendered after commands stalled the commands behind them
+# (bench/api.py: 100-320 ms each on a loaded machine)
+WALLET_BLIND = frozenset({"/api/v1/risk/summary", "/api/v1/public/transparency",
+                          "/api/v1/status"})  # fmt: skip
+BLIND_EVERY_S = 10.0
 REFRESH_SLICE = 12  # stale views re-rendered between two batches of commands, at most ...
 REFRESH_BUDGET_S = 0.05  # ... and for about this long (queued commands are not held up)
 BEAT_EVERY_S = 0.5
 VIEW_IDLE_S = 900  # a view nobody read for this long is deleted (and no longer rendered)
 EVICT_EVERY_S = 60
+# a stretch of the writer between two chances to run commands (a claim of the queue) longer
+# than this is logged as a `writer_stall` naming its steps (commands queued meanwhile waited)
+STALL_LOG_S = 0.1
+STALL_STEP_S = 0.005  # steps shorter than this are summed as "other" in that log
 # wallet commands: they run between the parts of a market tick too (`Platform.tick`); every
 # other command waits for the tick's end
 _BETWEEN_TICK_PARTS = re.compile(r"^/api/v1/(?:users/\d+/withdrawals|custody/deposits)$")
@@ -72,6 +93,82 @@ def view_kind(key: str) -> str:
 def _typed(status: int, code: str, message: str) -> dict[str, Any]:
     body = json.dumps({"error": code, "message": message, "details": {}}).encode()
     return {"headers": [["content-type", "application/json"]], "body": body.decode()}
+
+
+class Stretches:
+    """The writer's steps since it last looked at the queue (`lap`: the step that just ended,
+    named; `chance`: the writer looks at the queue now). A stretch longer than `STALL_LOG_S`
+    is logged (`writer_stall`: its wall and writer-thread CPU milliseconds, the time Python's
+    cyclic collector stopped the process in it, and its steps by name, e.g. `tick:step:keeper`,
+    `tick:save`, `render:/api/v1/public/transparency`, `wide`, `beat`, `prune`, `evict`);
+    `commands` (a claimed batch's execution) is logged apart when it takes as long."""
+
+    def __init__(self) -> None:
+        self._at = self._mark = time.monotonic()
+        self._cpu = time.thread_time()
+        self._steps: dict[str, list[float]] = {}  # name -> [wall s, CPU s, count]
+        self._gc_s = 0.0
+        self._gc_start: float | None = None
+        self.stalls = 0  # stretches logged
+
+    def gc_callback(self, phase: str, info: dict[str, Any]) -> None:
+        """For `gc.callbacks`: the time collections take (any thread's: they stop all)."""
+        if phase == "start":
+            self._gc_start = time.monotonic()
+        elif self._gc_start is not None:
+            self._gc_s += time.monotonic() - self._gc_start
+            self._gc_start = None
+
+    def lap(self, name: str, within: tuple[tuple[str, float], ...] = ()) -> None:
+        """The step since the last lap was `name`, but for the `within` steps it ended with
+        ((name, seconds) measured by their own code; their CPU counts as `name`'s)."""
+        now, cpu = time.monotonic(), time.thread_time()
+        wall, used = now - self._mark, cpu - self._cpu
+        self._mark, self._cpu = now, cpu
+        for part, part_s in within:
+            part_s = min(max(part_s, 0.0), wall)
+            self._add(part, part_s, 0.0)
+            wall -= part_s
+        self._add(name, wall, used)
+
+    def _add(self, name: str, wall: float, cpu: float) -> None:
+        step = self._steps.setdefault(name, [0.0, 0.0, 0.0])
+        step[0] += wall
+        step[1] += cpu
+        step[2] += 1
+
+    def chance(self, where: str) -> None:
+        """The writer looks at the queue (`where`: "loop", "tick"): the stretch since the
+        last chance ends here; logged when it was long."""
+        self._end("writer_stall", "writer away from the command queue", {"at": where})
+
+    def commands(self, n: int) -> None:
+        """A claimed batch of `n` commands ran since the chance that claimed it: logged
+        (`writer_slow_commands`, with its steps) when it took long; the next stretch starts."""
+        self._end("writer_slow_commands", "a batch of commands took long", {"n": n})
+
+    def _end(self, event: str, message: str, extra: dict[str, Any]) -> None:
+        self.lap("other")
+        wall = self._mark - self._at
+        if wall > STALL_LOG_S:
+            self.stalls += event == "writer_stall"
+            steps = [{"step": k, "ms": round(v[0] * 1e3, 1), "cpu_ms": round(v[1] * 1e3, 1),
+                      "n": int(v[2])}
+                     for k, v in sorted(self._steps.items(), key=lambda kv: -kv[1][0])
+                     if v[0] >= STALL_STEP_S]  # fmt: skip
+            cpu = sum(v[1] for v in self._steps.values())
+            log.warning(message, extra={"event": event, "ms": round(wall * 1e3, 1),
+                                        "cpu_ms": round(cpu * 1e3, 1),
+                                        "gc_ms": round(self._gc_s * 1e3, 1), **extra,
+                                        "steps": steps})  # fmt: skip
+        self.reset()
+
+    def reset(self) -> None:
+        """A new stretch starts now."""
+        self._at = self._mark = time.monotonic()
+        self._cpu = time.thread_time()
+        self._steps.clear()
+        self._gc_s = 0.0
 
 
 class PlatformWriter:
@@ -98,6 +195,8 @@ class PlatformWriter:
         self._written: dict[tuple[int, str], bytes] = {}
         self._unsaved: dict[tuple[int, str], bytes] = {}
         self.wide_due = False
+        self._wide_all = False  # a command other than a wallet command ran since the last wide
+        self._last_full = 0.0  # when every view was last marked stale (a tick, a full wide)
         self._last_wide = 0.0
         self._wide_gap = WIDE_EVERY_S
         self._cost: dict[tuple[int, str], float] = {}  # seconds a view's last render took
@@ -108,6 +207,9 @@ class PlatformWriter:
         self.commits = 0  # commits of the command batches (group commits and barriers)
         self.ready = False
         self.stop = threading.Event()
+        self.stretches = Stretches()  # the stall log
+        # set while the loop waits with nothing to do (the mail thread sends then: `run`)
+        self.idle = threading.Event()
         # the queue's data_version when a claim (per filter) last found nothing to run
         self._idle_version: dict[Callable[[str, dict[str, Any]], bool] | None, int | None] = {}
         if tick is not None:
@@ -142,18 +244,26 @@ class PlatformWriter:
             try:
                 if self.tick_fn is not None and now >= next_tick:
                     next_tick = now + self.pace_s
+                    rows = self._claim(BATCH, where="loop")  # queued before the tick: first
+                    if rows:
+                        self._execute(rows)
                     self.tick_fn()
+                    self._tick_done()
                     self._all_dirty()
+                    self.stretches.lap("all_dirty")
                 worked = self.step()
                 if now - last_beat >= BEAT_EVERY_S:
                     last_beat = now
                     self._beat()
+                    self.stretches.lap("beat")
                 if now - last_prune >= 30:
                     last_prune = now
                     self.queue.prune(now_ms() - 60_000)
+                    self.stretches.lap("prune")
                 if now - last_evict >= EVICT_EVERY_S:
                     last_evict = now
                     self.evict()
+                    self.stretches.lap("evict")
             except GroupCommitFailed:
                 raise
             except Exception:  # the writer stays up; the row's client retries
@@ -161,27 +271,42 @@ class PlatformWriter:
                 worked = False
                 self.stop.wait(0.2)
             if not worked:
+                self.idle.set()
                 self.stop.wait(0.003)
+                self.idle.clear()
+                self.stretches.lap("idle")
+
+    def _tick_done(self) -> None:
+        """The stall log's laps of a tick's last part, its save and the driver's work after
+        it (relay, report)."""
+        p = self.platform
+        after = float(getattr(getattr(self.tick_fn, "__self__", None), "after_s", 0.0))
+        within = (("tick:save", float(p.tick_save_s)), ("tick:relay", after))
+        self.stretches.lap(f"tick:{p.last_part or 'none'}", within)
 
     def step(self) -> bool:
         """One batch of commands, then a slice of stale views; False when idle."""
-        rows = self._claim(BATCH)
+        rows = self._claim(BATCH, where="loop")
         if rows:
             self._execute(rows)
         if self.wide_due and time.monotonic() - self._last_wide >= self._wide_gap:
             self._wide_dirty()
+            self.stretches.lap("wide")
         if self.dirty:
-            self._put_docs(self._render_dirty(REFRESH_SLICE, REFRESH_BUDGET_S))
+            docs = self._render_dirty(REFRESH_SLICE, REFRESH_BUDGET_S)
+            self._put_docs(docs)
+            self.stretches.lap("put_docs")
         return bool(rows) or bool(self.dirty)
 
     def _between_tick_parts(self) -> None:
         """Between two parts of a market tick: the wallet commands at the head of the queue
         (one batch), so that they wait for a part of a tick rather than all of it. Their
         views are rendered with them (read your writes); the rest waits for the tick's end."""
+        self.stretches.lap(f"tick:{self.platform.last_part}")
         if self.stop.is_set():
             return
         try:
-            rows = self._claim(BATCH, only=_between_tick_parts)
+            rows = self._claim(BATCH, only=_between_tick_parts, where="tick")
             if rows:
                 self._execute(rows)
         except GroupCommitFailed:
@@ -190,11 +315,16 @@ class PlatformWriter:
             log.exception("commands between a tick's parts failed; the tick goes on")
 
     def _claim(
-        self, limit: int, only: Callable[[str, dict[str, Any]], bool] | None = None
+        self,
+        limit: int,
+        only: Callable[[str, dict[str, Any]], bool] | None = None,
+        where: str = "loop",
     ) -> list[Row]:
         """`Queue.claim`, skipped while nothing was committed to the queue's database since
         it last found nothing to run (SQLite's `PRAGMA data_version`, read before the claim:
-        a row queued after that read changes it): the idle loop costs a pragma, not a query."""
+        a row queued after that read changes it): the idle loop costs a pragma, not a query.
+        A chance to run commands: the stall log's stretch ends here."""
+        self.stretches.chance(where)
         version = self.queue.data_version()
         if version is not None and version == self._idle_version.get(only):
             return []
@@ -250,18 +380,30 @@ class PlatformWriter:
         the process: the platform's memory may hold what the database does not; a restart
         rebuilds it from the record and the chain, and the claimed rows run again under their
         keys."""
+        n = len(rows)
+        self.stretches.lap("claim")
+        try:
+            self._execute_groups(rows)
+        finally:
+            self.stretches.commands(n)  # the stall log: the writer's next stretch starts now
+
+    def _execute_groups(self, rows: list[Row]) -> None:
         while rows:  # a group runs for about GROUP_SLICE_S: its answers do not wait longer
             try:
                 with group_commit(self.platform.engine) as group:
                     group.defer_after = True  # the audit head: after the answers
                     finished, docs, rows = self._execute_in(rows)
+                    self.stretches.lap("group")
             except Exception as exc:
                 log.exception("group commit failed; the platform process stops",
                               extra={"event": "group_commit_failed"})  # fmt: skip
                 raise GroupCommitFailed(str(exc)) from exc
+            self.stretches.lap("group_commit")
             self.commits += group.commits
             self._finish(finished, docs)
+            self.stretches.lap("finish")
             group.run_after()
+            self.stretches.lap("after_group")
 
     def _finish(
         self, finished: list[tuple[Row, str, int, dict[str, Any]]], docs: list[dict[str, Any]]
@@ -295,8 +437,10 @@ class PlatformWriter:
                 if batch:
                     answers.update(batch)
                     status, headers, body = answers.pop(row.id)
+                    self.stretches.lap("withdrawals")
                 else:
                     status, headers, body = self._call(p)
+                    self.stretches.lap(f"{row.kind}:{view_kind(str(p.get('path', '')))}")
             if row.kind == "read":
                 if p.get("cache") and status < 500 and row.owner_id >= 0:
                     doc = self._doc(row.owner_id, p["view"], status, headers, body, force=True)
@@ -317,6 +461,8 @@ class PlatformWriter:
                 continue
             finished.append((row, "done", status, _result(headers, body)))
             affected |= self._affected(row)
+            if not _between_tick_parts(row.kind, p):
+                self._wide_all = True  # not a wallet command: market-wide views too
         if affected:
             self.wide_due = True
             fresh = [k for k in list(self.dirty) + self._keys_of(affected) if k[0] in affected]
@@ -380,16 +526,27 @@ class PlatformWriter:
         return [(v, path) for v, path, _ in self.queue.doc_keys(viewers)]
 
     def _all_dirty(self) -> None:
+        self._last_full = time.monotonic()
         for viewer, path, kind in self.queue.doc_keys():
             self.dirty.setdefault((viewer, path), kind)
 
     def _wide_dirty(self) -> None:
-        """Staff and anonymous viewers' views, and every view without an id in its path."""
-        self.wide_due = False
-        self._last_wide = time.monotonic()
+        """Staff and anonymous viewers' views, and every view without an id in its path;
+        after wallet commands alone, the staff's views but the `WALLET_BLIND` ones."""
+        now = time.monotonic()
+        wallet_only = not self._wide_all and now - self._last_full < BLIND_EVERY_S
+        self.wide_due = self._wide_all = False
+        self._last_wide = now
+        if not wallet_only:
+            self._last_full = now
         cost = 0.0
         for viewer, path, kind in self.queue.doc_keys():
-            if "{id}" not in kind or self._role(viewer) not in HOLDERS:
+            role = self._role(viewer)
+            if wallet_only:
+                wide = role is not None and role not in HOLDERS and kind not in WALLET_BLIND
+            else:
+                wide = "{id}" not in kind or role not in HOLDERS
+            if wide:
                 self.dirty.setdefault((viewer, path), kind)
                 cost += self._cost.get((viewer, path), 0.0)
         self._wide_gap = max(WIDE_EVERY_S, cost / WIDE_SHARE)
@@ -405,7 +562,13 @@ class PlatformWriter:
         out = []
         t_end = None if budget_s is None else time.monotonic() + budget_s
         for i, (viewer, key) in enumerate(keys):
-            if t_end is not None and i and time.monotonic() >= t_end:
+            # a view is not started when its last render would overrun the budget (but the
+            # first: every view gets rendered)
+            if (
+                t_end is not None
+                and i
+                and time.monotonic() + self._cost.get((viewer, key), 0.0) >= t_end
+            ):
                 break
             t0 = time.monotonic()
             self.dirty.pop((viewer, key), None)
@@ -424,6 +587,7 @@ class PlatformWriter:
             p = {"method": "GET", "path": path, "query": query, "headers": headers}
             status, h, body = self._call(p)
             self._cost[(viewer, key)] = time.monotonic() - t0
+            self.stretches.lap(f"render:{view_kind(key)}")
             if status < 500:
                 doc = self._doc(viewer, key, status, h, body)
                 if doc is not None:

@@ -1,0 +1,255 @@
+"""What keeps the platform process's writer away from the command queue (issue 14: a money
+command's p99 < 250 ms while the demo replays).
+
+- the stall log (`writer.Stretches`): a stretch between two chances to run commands longer
+  than `STALL_LOG_S` is logged as `writer_stall` naming its steps; a slow batch of commands
+  as `writer_slow_commands`;
+- after wallet commands alone the writer does not re-render the market-wide views
+  (`WALLET_BLIND`) nor other holders' views: a withdrawal or a deposit leaves those views'
+  bodies as they were (checked here through the application, not assumed);
+- SQLite's write lock is waited for in short sleeps (`custody.db.begin_immediate`), the busy
+  timeout still bounds the wait and stays set for every other statement;
+- the notification worker's mails wait for the writer's idle flag (`before_each`).
+
+In process: the demo world on the embedded chain and SQLite, the writer fed through its queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from crowdleverage.api import demo as demo_world
+from crowdleverage.api.app import create_app
+from crowdleverage.api.security import issue_token
+from crowdleverage.config import Settings
+from crowdleverage.custody import db as custody_db
+from crowdleverage.custody.db import make_engine, write_transaction
+from crowdleverage.flows.platform import Platform
+from crowdleverage.service import writer as writer_module
+from crowdleverage.service.queue import Queue, now_ms, request_hash
+from crowdleverage.service.writer import WALLET_BLIND, PlatformWriter, Stretches
+
+
+class World:
+    def __init__(self, data_dir: Path) -> None:
+        settings = Settings(data_dir=data_dir)
+        self.p = Platform(settings, market_start=dt.date(2015, 12, 28))
+        self.app = create_app(settings, platform=self.p, engine=self.p.engine)
+        self.st = self.app.state.api
+        demo_world.seed(self.st)
+        self.queue = Queue(self.p.engine)
+        self.queue.create_schema()
+        self.writer = PlatformWriter(self.app, self.queue, tick=None)
+        self.writer.recover()
+        self.n = 0
+
+    def uid(self, name: str) -> int:
+        return int(self.st.users.find(name).id)
+
+    def headers(self, who: str | None) -> list[tuple[str, str]]:
+        h = [("accept", "application/json")]
+        if who:
+            token = issue_token(self.st.users.find(who), self.st.secret, ttl_s=600)
+            h.append(("authorization", f"Bearer {token}"))
+        return h
+
+    def get(self, who: str | None, path: str) -> dict[str, Any]:
+        status, _, body = self.writer._call({"method": "GET", "path": path, "query": "",
+                                             "headers": self.headers(who)})  # fmt: skip
+        assert status == 200, body
+        out: dict[str, Any] = json.loads(body)
+        out.pop("at_s", None)  # the time of the rendering
+        return out
+
+    def command(self, who: str, path: str, body: dict[str, Any]) -> int:
+        """Queue a POST as an API worker does and run the queue; its status."""
+        self.n += 1
+        data = json.dumps(body).encode()
+        h = [*self.headers(who), ("content-type", "application/json"),
+             ("idempotency-key", f"stalls-{self.n}")]  # fmt: skip
+        payload = {"method": "POST", "path": path, "query": "", "headers": [list(x) for x in h],
+                   "body_hex": data.hex(), "client": "127.0.0.1"}  # fmt: skip
+        row_id, _ = self.queue.enqueue(
+            owner_id=self.uid(who), key=f"stalls-{self.n}", kind="write", payload=payload,
+            req_hash=request_hash("POST", path, "", data),
+        )  # fmt: skip
+        while self.queue.counts().get("queued"):
+            self.writer.step()
+        row = self.queue.results([row_id])[row_id]
+        assert row.status_code is not None
+        return int(row.status_code)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = World(tmp_path_factory.mktemp("stalls"))
+    yield w
+    w.writer.close()
+    w.p.close()
+
+
+# ------------------------------------------------------------------------------ stall log
+
+
+def test_a_long_stretch_is_logged_with_its_steps(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Stretches()
+    with caplog.at_level(logging.WARNING, logger="crowdleverage.service.writer"):
+        monkeypatch.setattr(writer_module, "STALL_LOG_S", 3600.0)
+        s.lap("tick:step:keeper")
+        s.chance("tick")  # short: not logged
+        assert not [r for r in caplog.records if getattr(r, "event", "") == "writer_stall"]
+        monkeypatch.setattr(writer_module, "STALL_LOG_S", -1.0)
+        monkeypatch.setattr(writer_module, "STALL_STEP_S", -1.0)
+        s.lap("tick:step:keeper", (("tick:save", 0.0),))
+        s.lap("render:/api/v1/public/transparency")
+        s.lap("render:/api/v1/public/transparency")
+        s.chance("loop")
+        s.lap("withdrawals")
+        s.commands(3)
+    stalls = [r for r in caplog.records if getattr(r, "event", "") == "writer_stall"]
+    assert len(stalls) == 1 and stalls[0].at == "loop"  # type: ignore[attr-defined]
+    steps = {st["step"]: st for st in stalls[0].steps}  # type: ignore[attr-defined]
+    assert {"tick:step:keeper", "tick:save", "render:/api/v1/public/transparency"} <= set(steps)
+    assert steps["render:/api/v1/public/transparency"]["n"] == 2
+    [slow] = [r for r in caplog.records if getattr(r, "event", "") == "writer_slow_commands"]
+    assert slow.n == 3 and "withdrawals" in {st["step"] for st in slow.steps}  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------- views after wallet commands
+
+
+def _debts(view: Any, path: str = "") -> dict[str, Any]:
+    """The debt figures of a view by where they are (they accrue interest per block)."""
+    out: dict[str, Any] = {}
+    items = view.items() if isinstance(view, dict) else enumerate(view or ())
+    for k, v in items:
+        where = f"{path}/{k}"
+        if isinstance(v, (dict, list)):
+            out |= _debts(v, where)
+        elif isinstance(k, str) and ("debt" in k or k == "ratio_bps"):
+            out[where] = v
+    return out
+
+
+def _without_debts(view: Any) -> Any:
+    if isinstance(view, dict):
+        return {k: _without_debts(v) for k, v in view.items()
+                if not ("debt" in k or k == "ratio_bps")}  # fmt: skip
+    if isinstance(view, list):
+        return [_without_debts(v) for v in view]
+    return view
+
+
+def test_wallet_commands_leave_the_market_wide_views_unchanged(world: World) -> None:
+    """The premise of `WALLET_BLIND`: a withdrawal and a deposit change neither the risk
+    summary, nor the transparency page, nor the status, nor another holder's accounts — but
+    for the interest the debts accrue over the blocks they mine (a few fen); a margin
+    account's deposit (no wallet command) does change the risk summary."""
+    views = [("operator", "/api/v1/risk/summary"), (None, "/api/v1/public/transparency"),
+             (None, "/api/v1/status"), ("borrower1", "/api/v1/margin-accounts")]  # fmt: skip
+    assert {path for _, path in views[:3]} == set(WALLET_BLIND)
+    before = [world.get(who, path) for who, path in views]
+    inv = world.uid("investor1")
+    assert world.command("investor1", f"/api/v1/users/{inv}/withdrawals", {"amount_fen": 1}) == 200
+    deposit = {"user_id": inv, "amount_fen": 5, "bank_reference": "STALLS-DEP-1"}
+    assert world.command("custodian", "/api/v1/custody/deposits", deposit) == 201
+    after = [world.get(who, path) for who, path in views]
+    assert [_without_debts(v) for v in after] == [_without_debts(v) for v in before]
+    for b, a in zip(before, after, strict=True):
+        debts_b, debts_a = _debts(b), _debts(a)
+        assert debts_b.keys() == debts_a.keys()
+        for where, v in debts_b.items():
+            if "ratio_bps" not in where:
+                assert v <= debts_a[where] <= v + 20, where  # interest over a few blocks
+    # a margin account's deposit is no wallet command: the risk summary shows it
+    acc = world.get("borrower1", "/api/v1/margin-accounts")["items"][0]
+    path = f"/api/v1/margin-accounts/{acc['id']}/deposits"
+    assert world.command("borrower1", path, {"amount_fen": 100_00}) == 200
+    assert world.get("operator", "/api/v1/risk/summary") != before[0]
+
+
+def test_after_wallet_commands_alone_only_staff_views_are_refreshed(world: World) -> None:
+    """`_wide_dirty` after wallet commands alone marks the staff's views but the
+    `WALLET_BLIND` ones; after any other command, every market-wide view."""
+    w = world.writer
+    keys = {
+        (world.uid("operator"), "/api/v1/risk/summary"): "/api/v1/risk/summary",
+        (world.uid("custodian"), "/api/v1/custody/payouts"): "/api/v1/custody/payouts",
+        (0, "/api/v1/public/transparency"): "/api/v1/public/transparency",
+        (world.uid("borrower1"), "/api/v1/margin-accounts"): "/api/v1/margin-accounts",
+    }
+    docs = [{"viewer_id": v, "path": p, "kind": kind, "status_code": 200, "headers": "[]",
+             "body": b"{}", "seq": 10**6 + i, "rendered_at_ms": now_ms()}
+            for i, ((v, p), kind) in enumerate(keys.items())]  # fmt: skip
+    world.queue.put_docs(docs)
+    w.dirty.clear()
+    w._all_dirty()  # a tick: every view
+    w.dirty.clear()
+    w._wide_all = False  # wallet commands alone
+    w._wide_dirty()
+    assert set(w.dirty) & set(keys) == {(world.uid("custodian"), "/api/v1/custody/payouts")}
+    w.dirty.clear()
+    w._last_full -= writer_module.BLIND_EVERY_S  # ... for a while: every market-wide view
+    w._wide_dirty()
+    assert set(keys) <= set(w.dirty)
+    w.dirty.clear()
+    w._wide_all = True  # some other command too
+    w._wide_dirty()
+    assert set(keys) <= set(w.dirty)
+    w.dirty.clear()
+
+
+# --------------------------------------------------------------------- SQLite's write lock
+
+
+def test_a_writer_waits_for_the_lock_and_the_busy_timeout_still_bounds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'lock.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with write_transaction(engine) as conn:
+            conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+            held.set()
+            release.wait(30)
+
+    th = threading.Thread(target=holder)
+    th.start()
+    held.wait(30)
+    monkeypatch.setattr(custody_db, "BUSY_TIMEOUT_S", 0.05)
+    with pytest.raises(sa.exc.OperationalError, match="locked"), write_transaction(engine):
+        pass
+    monkeypatch.setattr(custody_db, "BUSY_TIMEOUT_S", 30.0)
+    timer = threading.Timer(0.05, release.set)  # the holder commits while we wait
+    timer.start()
+    with write_transaction(engine) as conn:
+        conn.execute(sa.text("INSERT INTO t VALUES (2)"))
+        timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    th.join(30)
+    timer.join(30)
+    assert timeout == 30_000  # restored after the begin
+    with engine.connect() as conn:
+        assert sorted(r[0] for r in conn.execute(sa.text("SELECT x FROM t"))) == [1, 2]
+    engine.dispose()
+
+
+def test_begin_immediate_raises_what_is_not_a_lock(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    conn.execute("BEGIN")
+    with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
+        custody_db.begin_immediate(conn)  # a transaction is open: no retrying that
+    conn.close()
