@@ -63,6 +63,11 @@ event CustodySet:
     by: indexed(address)
 
 
+event SecurityListed:
+    code: indexed(uint256)
+    by: indexed(address)
+
+
 event ForcedTransfer:
     holder: indexed(address)
     receiver: indexed(address)
@@ -96,13 +101,19 @@ M64: constant(uint256) = 2**64 - 1
 
 # Per security, one slot: shares outstanding (80 bits; reconciled against the broker's
 # custody position) | the custody holder's balance (80 << 80) | its lock: shares minted on
-# the lock's day (56 << 160) and that day (40 << 216). A fill's mint or burn for the custody
-# holder (the MarginEngine, which holds every financed position) writes one slot, and the
-# platform's first buy of a security creates one slot, not two. Read with `total_supply`
-# (other holders' words stay in `holding`).
+# the lock's day (56 << 160) and that day (39 << 216) | listed for custody (1 << 255). A
+# fill's mint or burn for the custody holder (the MarginEngine, which holds every financed
+# position) writes one slot. The operator lists each security once (`list_securities`, with
+# the risk parameters' listing), which makes its slot non-zero: the platform's first buy of
+# it rewrites a slot (2,900 gas) instead of creating one (20,000), and selling out leaves it
+# (an unlisted security still mints, creating the slot). Read with `total_supply` and
+# `listed` (other holders' words stay in `holding`).
 supply_word: HashMap[uint256, uint256]
 M80: constant(uint256) = 2**80 - 1
 M56: constant(uint256) = 2**56 - 1
+M39: constant(uint256) = 2**39 - 1
+LISTED: constant(uint256) = 2**255
+MAX_LIST: constant(uint256) = 64  # securities per `list_securities`
 
 # The custody holder (160 bits), set once by the operator before any mint
 # (`set_custody`), | whether any certificate was minted (1 << 160) | the operator's pause
@@ -212,6 +223,17 @@ def total_supply(code: uint256) -> uint256:
 
 @external
 @view
+def listed(code: uint256) -> bool:
+    """
+    @notice Whether the operator listed `code` for custody (`list_securities`).
+    @param code Security code.
+    @return True when listed.
+    """
+    return self.supply_word[code] & LISTED != 0
+
+
+@external
+@view
 def paused() -> bool:
     """
     @notice Whether the operator paused transfers, mints and burns.
@@ -245,7 +267,7 @@ def _load(holder: address, code: uint256, custody: address) -> uint256:
     """
     if holder == custody:
         c: uint256 = self.supply_word[code]
-        return c >> 80 & M80 | (c >> 160 & M56) << 128 | (c >> 216) << 192
+        return c >> 80 & M80 | (c >> 160 & M56) << 128 | (c >> 216 & M39) << 192
     return self.holding[holder][code]
 
 
@@ -273,9 +295,9 @@ def _put(holder: address, code: uint256, w: uint256, bal: uint256, custody: addr
     if holder == custody:
         lq: uint256 = w >> 128 & M64
         day: uint256 = w >> 192
-        assert bal <= M80 and lq <= M56 and day < 2**40, "shares: quantity too large"
+        assert bal <= M80 and lq <= M56 and day <= M39, "shares: quantity too large"
         c: uint256 = self.supply_word[code]
-        self.supply_word[code] = c & M80 | bal << 80 | lq << 160 | day << 216
+        self.supply_word[code] = c & (M80 | LISTED) | bal << 80 | lq << 160 | day << 216
     else:
         self.holding[holder][code] = w >> 128 << 128 | bal
 
@@ -388,7 +410,7 @@ def _check_fill_caller() -> (uint256, address):
          book (a fill path: no broker role, no reference recorded).
     """
     cw: uint256 = self.custody_word
-    custody: address = self._custody()
+    custody: address = convert(convert(cw & (2**160 - 1), uint160), address)
     assert custody != empty(address) and msg.sender == staticcall ICustodyEngine(custody).orderbook(), (
         "shares: caller is not order book"
     )
@@ -408,7 +430,7 @@ def mint_fill(code: uint256, qty: uint256, ref: bytes32):
     cw: uint256 = 0
     custody: address = empty(address)
     cw, custody = self._check_fill_caller()
-    self._check_not_paused()
+    assert cw & PAUSED == 0, "shares: paused"
     self._check_code(code)
     assert qty > 0, "shares: zero quantity"
     self._mint_to(custody, code, qty, qty, ref, cw, custody)
@@ -422,11 +444,29 @@ def _mint_to(holder: address, code: uint256, qty: uint256, locked_qty: uint256, 
     today: uint256 = staticcall ORACLE.trading_day()
     if cw & MINTED == 0:
         self.custody_word = cw | MINTED
+    supply: uint256 = 0
+    if holder == custody:
+        # the custody holder's balance, lock and the supply: one slot read, one written
+        c: uint256 = self.supply_word[code]
+        supply = (c & M80) + qty
+        bal: uint256 = (c >> 80 & M80) + qty
+        lq: uint256 = c >> 160 & M56
+        day: uint256 = c >> 216 & M39
+        if locked_qty > 0:
+            if day != today:
+                # dev: the lock's day is before today (the day counter only grows)
+                lq = 0
+            lq += locked_qty
+            day = today
+        assert supply <= M80 and bal <= M80 and lq <= M56 and day <= M39, "shares: quantity too large"
+        self.supply_word[code] = c & LISTED | supply | bal << 80 | lq << 160 | day << 216
+        log Minted(holder=holder, code=code, ref=ref, qty=qty, day=today, supply_after=supply)
+        return
     w: uint256 = self._load(holder, code, custody)
     if locked_qty > 0:
         w = self._with_lock(w, self._locked(w, today) + locked_qty, today)
     self._put(holder, code, w, (w & M128) + qty, custody)
-    supply: uint256 = (self.supply_word[code] & M80) + qty
+    supply = (self.supply_word[code] & M80) + qty
     self._supply(code, supply)
     log Minted(holder=holder, code=code, ref=ref, qty=qty, day=today, supply_after=supply)
 
@@ -527,6 +567,24 @@ def set_custody(holder: address):
     ), "shares: not a platform contract"
     self.custody_word = cw | convert(holder, uint256)
     log CustodySet(holder=holder, by=msg.sender)
+
+
+@external
+def list_securities(codes: DynArray[uint256, MAX_LIST]):
+    """
+    @notice Operator, once per security (with its listing at RiskParams): list securities
+            for custody. Each one's slot is made non-zero here, so the platform's first buy
+            of it rewrites a slot instead of creating one; an unlisted security still mints.
+            A code already listed is skipped. Event `SecurityListed` per code listed.
+    @param codes Security codes (1..999999), at most 64.
+    """
+    self._check_operator()
+    for code: uint256 in codes:
+        self._check_code(code)
+        c: uint256 = self.supply_word[code]
+        if c & LISTED == 0:
+            self.supply_word[code] = c | LISTED
+            log SecurityListed(code=code, by=msg.sender)
 
 
 @external
