@@ -138,6 +138,7 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
     for who in (pool, ins, engine):  # their side of a cash transfer skips the registry call
         p.send("CashToken", "set_platform", who, True, by="compliance")
     p.send("ShareCertificates", "set_custody", engine, by="operator")  # one slot a fill
+    p.send("PriceOracle", "set_day_sink", shares, by="operator")  # a fill's day
     p.send("TranchePool", "connect", engine, ins, by="operator")
     p.send("InsuranceFund", "set_engine", engine, by="operator")
     p.send("MarginEngine", "connect", liquidator, orderbook, by="operator")

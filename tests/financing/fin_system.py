@@ -310,6 +310,8 @@ def deploy_platform() -> Platform:
         cash.set_platform(contract.address, True, sender=p.compliance)
     # the engine's certificates share each security's slot with the supply
     p.shares.set_custody(engine.address, sender=p.operator)
+    # the certificates mirror the oracle's trading day (a buy fill reads no oracle slot)
+    p.oracle.set_day_sink(p.shares.address, sender=p.operator)
     pool.connect(engine.address, insurance.address, sender=p.operator)
     insurance.set_engine(engine.address, sender=p.operator)
     engine.connect(liquidator.address, orderbook.address, sender=p.operator)

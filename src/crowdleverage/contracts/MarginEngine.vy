@@ -936,7 +936,7 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
 
 @external
 @nonreentrant
-def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financed: uint256, broker: address, closes: bool, released_fen: uint256, drawn_fen: uint256):
+def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financed: uint256, broker: address, closes: bool, released_fen: uint256, drawn_fen: uint256, day: uint256):
     """
     @notice OrderBook: a buy fill: pay the broker `cost` from the reserved cash and credit
             `qty` T+1-locked shares (the OrderBook mints the certificates to the engine).
@@ -953,13 +953,14 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financ
     @param closes Whether the fill completes the order.
     @param released_fen Cash still reserved after the fill (closes only).
     @param drawn_fen Financing drawn and not consumed after the fill (closes only).
+    @param day The trading day of the T+1 lot: the oracle's, as the certificates' mint for
+           this fill took it (`ShareCertificates.mint_fill`, the engine's custody).
     """
     self._check_orderbook()
     a: Account = self._get(who, False)
     a.pending_fen -= cost
     if cost > financed:
         self._held(0, cost - financed)
-    day: uint256 = staticcall ORACLE.trading_day()
     p: Pos = self._pos(who, code)
     p.lot_qty = self._locked_qty(p, day) + qty
     p.lot_day = day

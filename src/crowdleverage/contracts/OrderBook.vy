@@ -512,8 +512,10 @@ def _settle_fill(order_id: uint256, seq: uint256, qty: uint256, price_fen: uint2
             o.reserved_fen = 0
             o.drawn_fen = 0
         self.packed[order_id & M38] = self._pack(o, gen, fills)
-        extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, financed, msg.sender, closes, released, drawn)
-        extcall SHARES.mint_fill(o.code, qty, ref)
+        # the certificates first: their mint gives the trading day of the T+1 lock (the
+        # oracle's, mirrored there) to the engine
+        day: uint256 = extcall SHARES.mint_fill(o.code, qty, ref)
+        extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, financed, msg.sender, closes, released, drawn, day)
         log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
         if closes:
             log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)

@@ -117,12 +117,17 @@ MAX_LIST: constant(uint256) = 64  # securities per `list_securities`
 
 # The custody holder (160 bits), set once by the operator before any mint
 # (`set_custody`), | whether any certificate was minted (1 << 160) | the operator's pause
-# (1 << 161): a mint, burn or transfer reads one slot for both. The custody holder's side of
-# a mint or a transfer skips the registry's receiver check (it is a platform contract
-# checked when set). Getters `custody`, `paused`.
+# (1 << 161) | the oracle's trading day (32 << 162; 0 until the oracle names this contract
+# its day sink, `PriceOracle.set_day_sink`, which then tells it every new day): a mint, burn
+# or transfer reads one slot for all. The custody holder's side of a mint or a transfer
+# skips the registry's receiver check (it is a platform contract checked when set). A fill's
+# mint takes the day from here (no oracle call) and gives it to the OrderBook for the
+# engine's T+1 lot. Getters `custody`, `paused`, `trading_day`.
 custody_word: uint256
 MINTED: constant(uint256) = 2**160
 PAUSED: constant(uint256) = 2**161
+DAY_SHIFT: constant(uint256) = 162
+M32: constant(uint256) = 2**32 - 1
 
 # Broker references already consumed by a mint or burn (corporate actions, custody
 # corrections, direct fills). The OrderBook's fills for the custody holder (`mint_fill`,
@@ -250,6 +255,41 @@ def custody() -> address:
     @return The address.
     """
     return self._custody()
+
+
+@internal
+@view
+def _today(cw: uint256) -> uint256:
+    """
+    @dev The trading day: the oracle's, mirrored in the custody word once the oracle names
+         this contract its day sink (the same value: the oracle writes both in `open_day`).
+    """
+    day: uint256 = cw >> DAY_SHIFT
+    if day == 0:
+        return staticcall ORACLE.trading_day()
+    return day
+
+
+@external
+@view
+def trading_day() -> uint256:
+    """
+    @notice The oracle's trading day, as the fills' T+1 locks take it.
+    @return The day.
+    """
+    return self._today(self.custody_word)
+
+
+@external
+def oracle_day(day: uint256):
+    """
+    @notice The PriceOracle (`open_day`, `set_day_sink`): the trading day is now `day`.
+    @param day The oracle's trading day.
+    """
+    assert msg.sender == ORACLE.address, "shares: caller is not oracle"
+    assert day > 0 and day <= M32, "shares: bad day"
+    cw: uint256 = self.custody_word
+    self.custody_word = cw & (2**DAY_SHIFT - 1) | day << DAY_SHIFT
 
 
 @internal
@@ -399,7 +439,7 @@ def _mint(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref
     custody: address = self._custody()
     self._check_receiver(holder, custody)
     self.ref_used[ref] = True
-    self._mint_to(holder, code, qty, locked_qty, ref, cw, custody)
+    self._mint_to(holder, code, qty, locked_qty, ref, cw, custody, self._today(cw))
 
 
 @internal
@@ -418,7 +458,7 @@ def _check_fill_caller() -> (uint256, address):
 
 
 @external
-def mint_fill(code: uint256, qty: uint256, ref: bytes32):
+def mint_fill(code: uint256, qty: uint256, ref: bytes32) -> uint256:
     """
     @notice The custody holder's OrderBook: certificates for its buy fill `ref`, minted to
             the custody holder and T+1 locked. The OrderBook settles each fill once (by its
@@ -426,6 +466,7 @@ def mint_fill(code: uint256, qty: uint256, ref: bytes32):
     @param code Security code (1..999999).
     @param qty Shares minted, all locked until the next trading day.
     @param ref The broker's exchange fill reference (for reconciliation).
+    @return The trading day of the lock (the OrderBook gives it to the engine's T+1 lot).
     """
     cw: uint256 = 0
     custody: address = empty(address)
@@ -433,15 +474,16 @@ def mint_fill(code: uint256, qty: uint256, ref: bytes32):
     assert cw & PAUSED == 0, "shares: paused"
     self._check_code(code)
     assert qty > 0, "shares: zero quantity"
-    self._mint_to(custody, code, qty, qty, ref, cw, custody)
+    today: uint256 = self._today(cw)
+    self._mint_to(custody, code, qty, qty, ref, cw, custody, today)
+    return today
 
 
 @internal
-def _mint_to(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref: bytes32, cw: uint256, custody: address):
+def _mint_to(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref: bytes32, cw: uint256, custody: address, today: uint256):
     """
-    @dev Credit `qty` shares (`locked_qty` of them locked today) after the caller's checks.
+    @dev Credit `qty` shares (`locked_qty` of them locked `today`) after the caller's checks.
     """
-    today: uint256 = staticcall ORACLE.trading_day()
     if cw & MINTED == 0:
         self.custody_word = cw | MINTED
     supply: uint256 = 0
