@@ -936,14 +936,14 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
 
 @external
 @nonreentrant
-def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financed: uint256, broker: address, closes: bool, released_fen: uint256, drawn_fen: uint256, day: uint256):
+def ob_fill_buy(account_id: uint256, code: uint256, qty: uint256, cost: uint256, financed: uint256, broker: address, closes: bool, released_fen: uint256, drawn_fen: uint256, day: uint256):
     """
     @notice OrderBook: a buy fill: pay the broker `cost` from the reserved cash and credit
             `qty` T+1-locked shares (the OrderBook mints the certificates to the engine).
             A fill that completes the order also closes it here (as `ob_close` would): the
             cash still reserved is released, the financing drawn and not consumed goes back
             to the pool.
-    @param who The account holder.
+    @param account_id The account's id (the order's; `account_of`).
     @param code Security code.
     @param qty Shares filled.
     @param cost Gross plus fee, in fen (within the order's reserved cash).
@@ -957,6 +957,7 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financ
            this fill took it (`ShareCertificates.mint_fill`, the engine's custody).
     """
     self._check_orderbook()
+    who: address = self.account_of[account_id]
     a: Account = self._get(who, False)
     a.pending_fen -= cost
     if cost > financed:
@@ -984,12 +985,12 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financ
 
 @external
 @nonreentrant
-def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address):
+def ob_fill_sell(account_id: uint256, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address):
     """
     @notice OrderBook: a sell fill: take the proceeds from the broker (who approved the
             engine), retire the shares (the OrderBook burns the certificates); a liquidation pays the penalty to the insurance fund
             (never lowering the ratio) and repays the debt with the rest.
-    @param who The account holder.
+    @param account_id The account's id (the order's; `account_of`).
     @param code Security code.
     @param qty Shares filled.
     @param gross Quantity times price, in fen (> fee).
@@ -999,6 +1000,7 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     @param broker The broker paying the proceeds.
     """
     self._check_orderbook()
+    who: address = self.account_of[account_id]
     a: Account = self._get(who, True)
     proceeds: uint256 = gross - fee_fen
     penalty: uint256 = 0
@@ -1036,11 +1038,11 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
 
 @external
 @nonreentrant
-def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest: uint256, released_fen: uint256, drawn_fen: uint256):
+def ob_close(account_id: uint256, code: uint256, is_buy: bool, liquidation: bool, rest: uint256, released_fen: uint256, drawn_fen: uint256):
     """
     @notice OrderBook: an order is closed: release its unfilled shares or cash; financing
             drawn for the unfilled part goes back to the pool.
-    @param who The account holder.
+    @param account_id The account's id (the order's; `account_of`).
     @param code Security code.
     @param is_buy Buy or sell.
     @param liquidation Whether it is a liquidation sell.
@@ -1049,6 +1051,7 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
     @param drawn_fen Financing drawn and not consumed (buys).
     """
     self._check_orderbook()
+    who: address = self.account_of[account_id]
     a: Account = self._get(who, liquidation)
     p: Pos = self._pos(who, code)
     if is_buy:
