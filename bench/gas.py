@@ -46,6 +46,21 @@ per fill of a 16-fill `settle_fills`, 266,438 (1.07x, missed) for each account's
 (a new slot) and 222,715 (0.89x: met) for its second (slot reused, 1 held); with 4 fills per
 call 284,391 (1.14x). Figures move by up to ~3,500 between runs (anvil's block times: the
 interest and oracle slots written differ).
+
+Then (wave 2, gasC; same scenario, the financed buy the platform's first of its security): the
+securities are listed for custody at deployment (`ShareCertificates.list_securities`, once per
+security: the first buy's mint rewrites the security's slot instead of creating it; the
+listing's gas is the first line, per security), the oracle tells ShareCertificates each new
+trading day (`PriceOracle.set_day_sink`; a buy fill calls no oracle: the mint gives the day to
+the engine's T+1 lot; `open_day`'s gas is printed), the engine's fill and close hooks take the
+account id (no `account_of` call), the pool's settle writes its book once and an order's close
+hands its repayment to the pool without transient storage. Before -> after: settle_fill
+138,257 -> 112,401, request + settle 269,936 -> 244,080 (1.08x -> 0.98x Aave's borrow: met;
+two runs 244,080 each; a run where the close's interest accrual lands in a later second than
+the request's pays 2,800 more for the index slot: 248,003 seen once before the last two
+changes), request_buy unchanged 131,679, `settle_fills` x4 77,681 -> 72,266 per fill, repay
+84,909 -> 84,169; moved: listing ≈33,200 per security (once), `open_day` 33,551 -> 43,726
+(once a day).
 """
 
 from __future__ import annotations
