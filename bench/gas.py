@@ -108,8 +108,8 @@ PER_ITEM: dict[str, int] = {LISTING: len(MAIN)}
 def new_day(p: RpcPlatform, day: int, price_fen: int, prev_fen: int) -> None:
     p.time_travel(DAY_S)
     # once a day; it also tells ShareCertificates the day (`set_day_sink`: fills read it there)
-    p.send("PriceOracle", "open_day", day, by="operator",
-           label="PriceOracle.open_day (tells ShareCertificates the day)" if day == 2 else None)
+    label = "PriceOracle.open_day (tells ShareCertificates the day)" if day == 2 else None
+    p.send("PriceOracle", "open_day", day, by="operator", label=label)
     for code in MAIN:
         p.send("PriceOracle", "set_day_params", code, prev_fen, limit_down(prev_fen),
                limit_up(prev_fen), False, by="operator")  # fmt: skip

@@ -164,4 +164,7 @@ def fund(p: RpcPlatform, who: str, amount_fen: int, spender: str) -> None:
     p.send("CashToken", "approve", p.c[spender].address, amount_fen, by=who)
 
 
-__all__ = ["CMB", "LISTING", "MAIN", "PAB", "PINGAN", "RpcPlatform", "anvil", "deploy_rpc_platform", "fund"]
+__all__ = [
+    "CMB", "LISTING", "MAIN", "PAB", "PINGAN", "RpcPlatform", "anvil", "deploy_rpc_platform",
+    "fund",
+]  # fmt: skip
