@@ -61,7 +61,8 @@ four runs 244,080 each). In that run the request and the fill each fall in the s
 the accrual before them, so their index writes are 100-gas no-ops; with
 CROWDLEV_GAS_SPACE_S=60 (each a minute after the transaction before it, as in real use: both
 write the index, 2,900 each) request + settle is 276,511 -> 250,655 (request 135,129, settle
-141,382 -> 115,526; 1.11x -> 1.007x: still MISSED by 1,655). request_buy unchanged 131,679, `settle_fills` x4 77,681 -> 72,266 per fill, repay
+141,382 -> 115,526; 1.11x -> 1.007x: still MISSED by 1,655). request_buy unchanged 131,679,
+`settle_fills` x4 77,681 -> 72,266 per fill, repay
 84,909 -> 84,169; moved: listing ≈33,200 per security (once), `open_day` 33,551 -> 43,726
 (once a day).
 """
