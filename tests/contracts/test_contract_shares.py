@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import boa
+import pytest
 from contract_system import PAB, System, ref
 
 from crowdleverage.chain.roles import Role
@@ -236,13 +237,21 @@ def _holding(system: System, who: str) -> tuple[int, ...]:
             s.unlocked_balance_of(who, PAB), lock[0], lock[1])  # fmt: skip
 
 
-def test_custody_holder_behaves_as_any_holder(system: System) -> None:
+@pytest.mark.parametrize("listed", [False, True])
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_custody_holder_behaves_as_any_holder(system: System, listed: bool, mirrored: bool) -> None:
     """The custody holder's word lives in the security's slot with the supply: the same
     sequence of mints, burns, transfers and forced transfers gives it the same balances and
-    locks as an ordinary holder, and the supply counts both."""
+    locks as an ordinary holder, and the supply counts both — whether the security was listed
+    for custody first (its slot made before the first mint) and whether the oracle tells the
+    certificates the trading day (`set_day_sink`) or they ask it."""
     custody = system.cash.address
     system.register(custody, Role.PLATFORM)
     system.shares.set_custody(custody, sender=system.operator)
+    if listed:
+        system.shares.list_securities([PAB], sender=system.operator)
+    if mirrored:
+        system.oracle.set_day_sink(system.shares.address, sender=system.operator)
     other = system.pool  # an ordinary holder (verified)
     seen = []
     for who in (custody, other):
@@ -284,3 +293,45 @@ def test_supply_and_custody_holding_bounds(system: System) -> None:
     system.shares.mint(custody, PAB, 1, ref("next-day"), sender=system.broker)
     assert system.shares.total_supply(PAB) == 2**56
     assert system.shares.locked_balance_of(custody, PAB) == 1
+
+
+def test_list_securities_makes_the_slot_once(system: System) -> None:
+    s = system.shares
+    with boa.reverts("shares: caller is not operator"):
+        s.list_securities([PAB], sender=system.broker)
+    with boa.reverts("shares: bad security code"):
+        s.list_securities([PAB, 1_000_000], sender=system.operator)
+    assert not s.listed(PAB)
+    s.list_securities([PAB], sender=system.operator)
+    logs = s.get_logs()
+    assert [(type(e).__name__, e.code, e.by) for e in logs] == [
+        ("SecurityListed", PAB, system.operator)
+    ]
+    assert s.listed(PAB) and s.total_supply(PAB) == 0
+    s.list_securities([PAB], sender=system.operator)  # listed already: skipped, no event
+    assert s.get_logs() == []
+    _buy(system, system.borrower, 100)
+    _next_day(system)
+    system.shares.burn(system.borrower, PAB, 100, ref("out"), sender=system.broker)
+    assert s.listed(PAB) and s.total_supply(PAB) == 0
+
+
+def test_day_sink_mirrors_the_oracle_day(system: System) -> None:
+    o, s = system.oracle, system.shares
+    with boa.reverts("oracle: caller is not operator"):
+        o.set_day_sink(s.address, sender=system.broker)
+    with boa.reverts("oracle: day sink not a contract"):
+        o.set_day_sink(system.investor, sender=system.operator)
+    with boa.reverts("shares: caller is not oracle"):
+        s.oracle_day(5, sender=system.operator)
+    o.open_day(4, sender=system.operator)
+    o.set_day_sink(s.address, sender=system.operator)  # told the current day at once
+    assert (o.day_sink(), s.trading_day()) == (s.address, 4)
+    with boa.reverts("oracle: day sink already set"):
+        o.set_day_sink(s.address, sender=system.operator)
+    _next_day(system)
+    assert s.trading_day() == o.trading_day() == 5
+    _buy(system, system.borrower, 100)
+    assert s.locks(system.borrower, PAB)[1] == 5
+    with boa.reverts("shares: bad day"):
+        s.oracle_day(0, sender=o.address)

@@ -101,6 +101,10 @@ class RpcPlatform:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
 
+# the one-time listing of the securities at ShareCertificates (bench/gas.py prints its gas)
+LISTING = "ShareCertificates.list_securities (once per security, at listing)"
+
+
 def deploy_rpc_platform(url: str) -> RpcPlatform:
     w3 = Web3(Web3.HTTPProvider(url))
     accounts = w3.eth.accounts
@@ -134,6 +138,7 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
     for who in (pool, ins, engine):  # their side of a cash transfer skips the registry call
         p.send("CashToken", "set_platform", who, True, by="compliance")
     p.send("ShareCertificates", "set_custody", engine, by="operator")  # one slot a fill
+    p.send("PriceOracle", "set_day_sink", shares, by="operator")  # a fill's day
     p.send("TranchePool", "connect", engine, ins, by="operator")
     p.send("InsuranceFund", "set_engine", engine, by="operator")
     p.send("MarginEngine", "connect", liquidator, orderbook, by="operator")
@@ -143,6 +148,8 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
     p.send("RiskParams", "connect", engine, by="operator")
     for code in MAIN:
         p.send("RiskParams", "set_security", code, 10_000, False, 0, by="operator")
+    # listed for custody too: the certificates' slot of each exists before its first buy
+    p.send("ShareCertificates", "list_securities", list(MAIN), by="operator", label=LISTING)
     p.send("PriceOracle", "open_day", 1, by="operator")
     for code in MAIN:
         p.send("PriceOracle", "set_day_params", code, 1_000, limit_down(1_000), limit_up(1_000),
@@ -157,4 +164,7 @@ def fund(p: RpcPlatform, who: str, amount_fen: int, spender: str) -> None:
     p.send("CashToken", "approve", p.c[spender].address, amount_fen, by=who)
 
 
-__all__ = ["CMB", "MAIN", "PAB", "PINGAN", "RpcPlatform", "anvil", "deploy_rpc_platform", "fund"]
+__all__ = [
+    "CMB", "LISTING", "MAIN", "PAB", "PINGAN", "RpcPlatform", "anvil", "deploy_rpc_platform",
+    "fund",
+]  # fmt: skip

@@ -310,6 +310,8 @@ def deploy_platform() -> Platform:
         cash.set_platform(contract.address, True, sender=p.compliance)
     # the engine's certificates share each security's slot with the supply
     p.shares.set_custody(engine.address, sender=p.operator)
+    # the certificates mirror the oracle's trading day (a buy fill reads no oracle slot)
+    p.oracle.set_day_sink(p.shares.address, sender=p.operator)
     pool.connect(engine.address, insurance.address, sender=p.operator)
     insurance.set_engine(engine.address, sender=p.operator)
     engine.connect(liquidator.address, orderbook.address, sender=p.operator)
@@ -328,6 +330,9 @@ def deploy_platform() -> Platform:
     p.limit_bps[ST_CODE] = 500
     params.set_security(NEW_CODE, 10_000, False, 10, sender=p.operator)
     p.limit_bps[NEW_CODE] = 1_000
+    # the main-board securities are listed for custody (their certificate slot exists before
+    # the first buy); the others are not, and mint creating the slot
+    shares.list_securities(list(MAIN), sender=p.operator)
     oracle.open_day(1, sender=p.operator)
     start = {PAB: 1_000, CMB: 1_000, PINGAN: 1_000, SMIC: 5_000, ST_CODE: 300, NEW_CODE: 2_000}
     for code, price in start.items():

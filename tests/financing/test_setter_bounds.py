@@ -141,7 +141,7 @@ def test_hooks_refuse_everyone_but_their_contract(platform: Platform) -> None:
         with boa.reverts("margin: caller is not order book"):
             p.engine.ob_sell(p.outsider, PAB, 100, 1_000, True, sender=caller)
         with boa.reverts("margin: caller is not order book"):
-            p.engine.ob_close(p.outsider, PAB, True, False, 0, 0, 0, sender=caller)
+            p.engine.ob_close(1, PAB, True, False, 0, 0, 0, sender=caller)
     for caller in (p.operator, p.keeper, p.broker, p.orderbook.address):
         with boa.reverts("margin: caller is not liquidator"):
             p.engine.liq_top_up(p.outsider, 0, sender=caller)

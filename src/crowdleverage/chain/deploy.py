@@ -175,6 +175,8 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
         port.send("CashToken", "set_platform", port.address_of(actor), True, actor="compliance")
     # the engine's certificates share each security's slot with its supply (one slot a fill)
     port.send("ShareCertificates", "set_custody", engine, actor="operator")
+    # the certificates mirror the oracle's trading day: a buy fill reads no oracle slot
+    port.send("PriceOracle", "set_day_sink", shares, actor="operator")
     port.send("TranchePool", "connect", engine, insurance, actor="operator")
     port.send("InsuranceFund", "set_engine", engine, actor="operator")
     port.send("MarginEngine", "connect", liquidator, orderbook, actor="operator")

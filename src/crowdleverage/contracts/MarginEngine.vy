@@ -504,15 +504,18 @@ def _borrow(who: address, a: Account, amount: uint256) -> Account:
 
 
 @internal
-def _repay(who: address, a: Account, amount: uint256) -> Account:
+def _repay(who: address, a: Account, amount: uint256, book: bool) -> (Account, uint256, uint256):
     """
     @dev Repay up to `amount` from the account's free cash: interest first, then principal.
+         Returns the account and the principal and interest repaid; with `book` they are
+         also booked for `_pay_pool` in this call (an order's close hands them to `_settle`
+         itself).
     """
     index: uint256 = self._accrue(a.tier)
     debt: uint256 = self._debt(a.scaled_debt, index)
     pay: uint256 = min(min(amount, debt), a.cash_fen)
     if pay == 0:
-        return a
+        return a, 0, 0
     interest_owed: uint256 = debt - a.principal_fen
     interest: uint256 = min(pay, interest_owed)
     principal: uint256 = pay - interest
@@ -523,15 +526,16 @@ def _repay(who: address, a: Account, amount: uint256) -> Account:
         a.scaled_debt -= pay * C.RAY // index
     a.principal_fen -= principal
     a.cash_fen -= pay
-    self.due_principal += principal
-    self.due_interest += interest
+    if book:
+        self.due_principal += principal
+        self.due_interest += interest
     log Repaid(
         account=who,
         principal_fen=principal,
         interest_fen=interest,
         debt_after_fen=self._debt(a.scaled_debt, index),
     )
-    return a
+    return a, principal, interest
 
 
 @internal
@@ -552,19 +556,15 @@ def _pay_pool():
 
 
 @internal
-def _settle(broker: address, pay_fen: uint256, back_fen: uint256):
+def _settle(broker: address, pay_fen: uint256, back_fen: uint256, principal: uint256, interest: uint256):
     """
     @dev A buy order's financing, held by the pool since the draw: pay `pay_fen` of it to
-         the broker, and return `back_fen` at the order's close: what `_repay` booked in this
-         call is repaid there (no transfer), the rest comes back to the engine (the account's
-         cash, which `_repay` could not use).
+         the broker, and return `back_fen` at the order's close: `principal` and `interest`
+         (what the close's `_repay_parts` repaid) are repaid there (no transfer), the rest
+         comes back to the engine (the account's cash, which the repayment could not use).
     """
-    principal: uint256 = self.due_principal
-    interest: uint256 = self.due_interest
     if pay_fen + back_fen == 0:
         return
-    self.due_principal = 0
-    self.due_interest = 0
     refund: uint256 = back_fen - principal - interest
     if refund > 0:
         self._held(refund, 0)
@@ -804,16 +804,15 @@ def repay(amount_fen: uint256, from_wallet: bool):
         a.cash_fen += pay
     else:
         assert a.cash_fen >= pay, "margin: insufficient cash"
-    a = self._repay(msg.sender, a, pay)
+    principal: uint256 = 0
+    interest: uint256 = 0
+    a, principal, interest = self._repay(msg.sender, a, pay, not from_wallet)
     self._put(msg.sender, a, False)
     if from_wallet:
-        # dev: `_repay` booked all of `pay` (cash >= pay <= debt): the wallet pays the pool
+        # dev: `_repay` repaid all of `pay` (cash >= pay <= debt): the wallet pays the pool
         # directly on the engine's allowance, then the pool books it
-        interest: uint256 = self.due_interest
-        self.due_principal = 0
-        self.due_interest = 0
         extcall CASH.transferFrom(msg.sender, POOL.address, pay)
-        extcall POOL.repay(pay - interest, interest)
+        extcall POOL.repay(principal, interest)
     else:
         self._pay_pool()
 
@@ -936,14 +935,14 @@ def ob_sell(who: address, code: uint256, qty: uint256, limit_price_fen: uint256,
 
 @external
 @nonreentrant
-def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financed: uint256, broker: address, closes: bool, released_fen: uint256, drawn_fen: uint256):
+def ob_fill_buy(account_id: uint256, code: uint256, qty: uint256, cost: uint256, financed: uint256, broker: address, closes: bool, released_fen: uint256, drawn_fen: uint256, day: uint256):
     """
     @notice OrderBook: a buy fill: pay the broker `cost` from the reserved cash and credit
             `qty` T+1-locked shares (the OrderBook mints the certificates to the engine).
             A fill that completes the order also closes it here (as `ob_close` would): the
             cash still reserved is released, the financing drawn and not consumed goes back
             to the pool.
-    @param who The account holder.
+    @param account_id The account's id (the order's; `account_of`).
     @param code Security code.
     @param qty Shares filled.
     @param cost Gross plus fee, in fen (within the order's reserved cash).
@@ -953,13 +952,15 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financ
     @param closes Whether the fill completes the order.
     @param released_fen Cash still reserved after the fill (closes only).
     @param drawn_fen Financing drawn and not consumed after the fill (closes only).
+    @param day The trading day of the T+1 lot: the oracle's, as the certificates' mint for
+           this fill took it (`ShareCertificates.mint_fill`, the engine's custody).
     """
     self._check_orderbook()
+    who: address = self.account_of[account_id]
     a: Account = self._get(who, False)
     a.pending_fen -= cost
     if cost > financed:
         self._held(0, cost - financed)
-    day: uint256 = staticcall ORACLE.trading_day()
     p: Pos = self._pos(who, code)
     p.lot_qty = self._locked_qty(p, day) + qty
     p.lot_day = day
@@ -967,28 +968,30 @@ def ob_fill_buy(who: address, code: uint256, qty: uint256, cost: uint256, financ
     p.buying -= qty
     self._put_pos(who, code, p)
     back: uint256 = 0
+    principal: uint256 = 0
+    interest: uint256 = 0
     if closes:
         # dev: drawn <= released (the OrderBook spends own cash first)
         back = drawn_fen
         a.pending_fen -= released_fen
         a.cash_fen += released_fen
-        a = self._repay(who, a, back)
+        a, principal, interest = self._repay(who, a, back, False)
     self._put(who, a, False)
     # interactions last: the broker's own-cash part, then the pool pays the financed part
     # and books what the close repaid
     if cost > financed:
         self._pay(broker, cost - financed)
-    self._settle(broker, financed, back)
+    self._settle(broker, financed, back, principal, interest)
 
 
 @external
 @nonreentrant
-def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address):
+def ob_fill_sell(account_id: uint256, code: uint256, qty: uint256, gross: uint256, fee_fen: uint256, liquidation: bool, closes: bool, broker: address):
     """
     @notice OrderBook: a sell fill: take the proceeds from the broker (who approved the
             engine), retire the shares (the OrderBook burns the certificates); a liquidation pays the penalty to the insurance fund
             (never lowering the ratio) and repays the debt with the rest.
-    @param who The account holder.
+    @param account_id The account's id (the order's; `account_of`).
     @param code Security code.
     @param qty Shares filled.
     @param gross Quantity times price, in fen (> fee).
@@ -998,6 +1001,7 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     @param broker The broker paying the proceeds.
     """
     self._check_orderbook()
+    who: address = self.account_of[account_id]
     a: Account = self._get(who, True)
     proceeds: uint256 = gross - fee_fen
     penalty: uint256 = 0
@@ -1018,7 +1022,8 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
     a.penalty_fen += penalty
     self._held(proceeds - penalty, 0)
     if liquidation:
-        a = self._repay(who, a, proceeds - penalty)
+        repaid: uint256 = 0
+        a, repaid, repaid = self._repay(who, a, proceeds - penalty, True)
         if not closes:
             a = self._mark(who, a)
     self._put(who, a, True)
@@ -1035,11 +1040,11 @@ def ob_fill_sell(who: address, code: uint256, qty: uint256, gross: uint256, fee_
 
 @external
 @nonreentrant
-def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest: uint256, released_fen: uint256, drawn_fen: uint256):
+def ob_close(account_id: uint256, code: uint256, is_buy: bool, liquidation: bool, rest: uint256, released_fen: uint256, drawn_fen: uint256):
     """
     @notice OrderBook: an order is closed: release its unfilled shares or cash; financing
             drawn for the unfilled part goes back to the pool.
-    @param who The account holder.
+    @param account_id The account's id (the order's; `account_of`).
     @param code Security code.
     @param is_buy Buy or sell.
     @param liquidation Whether it is a liquidation sell.
@@ -1048,14 +1053,17 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
     @param drawn_fen Financing drawn and not consumed (buys).
     """
     self._check_orderbook()
+    who: address = self.account_of[account_id]
     a: Account = self._get(who, liquidation)
     p: Pos = self._pos(who, code)
+    principal: uint256 = 0
+    interest: uint256 = 0
     if is_buy:
         a.pending_fen -= released_fen
         a.cash_fen += released_fen
         p.buying -= rest
         # dev: drawn <= released (the OrderBook spends own cash first)
-        a = self._repay(who, a, drawn_fen)
+        a, principal, interest = self._repay(who, a, drawn_fen, False)
     else:
         p.selling -= rest
     self._put_pos(who, code, p)
@@ -1067,7 +1075,7 @@ def ob_close(who: address, code: uint256, is_buy: bool, liquidation: bool, rest:
     if is_buy:
         if rest > 0:
             extcall PARAMS.engine_exposure(code, 0, rest)
-        self._settle(empty(address), 0, drawn_fen)
+        self._settle(empty(address), 0, drawn_fen, principal, interest)
     else:
         self._pay_pool()
 
@@ -1194,13 +1202,14 @@ def liq_end(who: address, waterfall: bool) -> (uint256, uint256, uint256):
     shortfall: uint256 = 0
     paid: uint256 = 0
     if waterfall:
-        a = self._repay(who, a, a.cash_fen)
+        repaid: uint256 = 0
+        a, repaid, repaid = self._repay(who, a, a.cash_fen, True)
         index: uint256 = self._accrue(a.tier)
         if a.scaled_debt > 0:
             reserve_used = min(a.reserve_fen, self._debt(a.scaled_debt, index))
             a.reserve_fen -= reserve_used
             a.cash_fen += reserve_used
-            a = self._repay(who, a, reserve_used)
+            a, repaid, repaid = self._repay(who, a, reserve_used, True)
         if a.scaled_debt > 0:
             # the rest is unrecoverable: interest is forgiven, principal is a pool loss
             shortfall = a.principal_fen

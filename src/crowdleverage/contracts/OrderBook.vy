@@ -203,17 +203,22 @@ def _word(order_id: uint256) -> uint256:
 
 @internal
 @view
-def _load(order_id: uint256) -> (Order, uint256, uint256):
+def _load(order_id: uint256, with_account: bool) -> (Order, uint256, uint256):
     """
-    @dev The order (all zero if unknown), its generation and its fills settled.
+    @dev The order (all zero if unknown), its generation and its fills settled; its account
+         address only `with_account` (the engine's hooks take the account id, the order
+         id's low 32 bits, and look the address up themselves: no call for it here).
     """
     w: uint256 = self._word(order_id)
     if w == 0:
         return empty(Order), 0, 0
     gen: uint256 = w & M32
     flags: uint256 = (w >> 52) & 7
+    account: address = empty(address)
+    if with_account:
+        account = staticcall ENGINE.account_of(order_id & M32)
     return Order(
-        account=staticcall ENGINE.account_of(order_id & M32),
+        account=account,
         code=(w >> 32) & (2**20 - 1),
         is_buy=flags & 1 != 0,
         liquidation=flags & 2 != 0,
@@ -256,7 +261,7 @@ def _close(order_id: uint256, o: Order, gen: uint256, fills: uint256):
     o.drawn_fen = 0
     self.packed[order_id & M38] = self._pack(o, gen, fills)
     log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
-    extcall ENGINE.ob_close(o.account, o.code, o.is_buy, o.liquidation, o.qty - o.filled_qty, released, drawn)
+    extcall ENGINE.ob_close(order_id & M32, o.code, o.is_buy, o.liquidation, o.qty - o.filled_qty, released, drawn)
 
 
 # ---------------------------------------------------------------- external: views
@@ -274,7 +279,7 @@ def orders(order_id: uint256) -> Order:
     o: Order = empty(Order)
     gen: uint256 = 0
     fills: uint256 = 0
-    o, gen, fills = self._load(order_id)
+    o, gen, fills = self._load(order_id, True)
     return o
 
 
@@ -470,7 +475,7 @@ def _settle_fill(order_id: uint256, seq: uint256, qty: uint256, price_fen: uint2
     o: Order = empty(Order)
     gen: uint256 = 0
     fills: uint256 = 0
-    o, gen, fills = self._load(order_id)
+    o, gen, fills = self._load(order_id, False)
     assert gen != 0, "orderbook: unknown order"
     # exactly once: the fill's number is the order's next (a retry finds it taken)
     assert seq >= fills, "orderbook: fill already settled"
@@ -512,14 +517,16 @@ def _settle_fill(order_id: uint256, seq: uint256, qty: uint256, price_fen: uint2
             o.reserved_fen = 0
             o.drawn_fen = 0
         self.packed[order_id & M38] = self._pack(o, gen, fills)
-        extcall ENGINE.ob_fill_buy(o.account, o.code, qty, cost, financed, msg.sender, closes, released, drawn)
-        extcall SHARES.mint_fill(o.code, qty, ref)
+        # the certificates first: their mint gives the trading day of the T+1 lock (the
+        # oracle's, mirrored there) to the engine
+        day: uint256 = extcall SHARES.mint_fill(o.code, qty, ref)
+        extcall ENGINE.ob_fill_buy(order_id & M32, o.code, qty, cost, financed, msg.sender, closes, released, drawn, day)
         log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
         if closes:
             log OrderClosed(order_id=order_id, filled_qty=o.filled_qty, released_fen=released)
         return
     self.packed[order_id & M38] = self._pack(o, gen, fills)
-    extcall ENGINE.ob_fill_sell(o.account, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender)
+    extcall ENGINE.ob_fill_sell(order_id & M32, o.code, qty, gross, fee_fen, o.liquidation, closes, msg.sender)
     extcall SHARES.burn_fill(o.code, qty, ref)
     log Filled(order_id=order_id, ref=ref, qty=qty, price_fen=price_fen, fee_fen=fee_fen, filled_after=o.filled_qty)
     if closes:
@@ -537,6 +544,6 @@ def cancel_order(order_id: uint256):
     o: Order = empty(Order)
     gen: uint256 = 0
     fills: uint256 = 0
-    o, gen, fills = self._load(order_id)
+    o, gen, fills = self._load(order_id, False)
     assert o.open, "margin: order not open"
     self._close(order_id, o, gen, fills)

@@ -33,6 +33,11 @@ event DayOpened:
     by: indexed(address)
 
 
+event DaySinkSet:
+    sink: indexed(address)
+    by: indexed(address)
+
+
 event DayParamsSet:
     code: indexed(uint256)
     day: uint256
@@ -108,6 +113,16 @@ cfg: uint256
 # counted report has aged out, otherwise it computes the median from the reports (same
 # result: only a cache).
 bands: HashMap[uint256, uint256]
+
+# The ShareCertificates that mirror the trading day (set once, `set_day_sink`): `open_day`
+# tells it the new day, so that a buy fill (`ShareCertificates.mint_fill`, which gives the
+# day to the OrderBook and the MarginEngine) reads no slot of this contract.
+day_sink: public(address)
+
+
+interface IDaySink:
+    def oracle_day(day: uint256): nonpayable
+
 
 # Per security: reporters that reported it (bounded; slots of earlier days are reused).
 reporters: public(HashMap[uint256, DynArray[address, MAX_REPORTERS]])
@@ -554,6 +569,27 @@ def open_day(day: uint256):
     assert day <= M32, "oracle: day too large"
     log DayOpened(day_before=c & MASK64, day_after=day, by=msg.sender)
     self.cfg = c >> 64 << 64 | day
+    sink: address = self.day_sink
+    if sink != empty(address):
+        extcall IDaySink(sink).oracle_day(day)
+
+
+@external
+def set_day_sink(sink: address):
+    """
+    @notice Operator, once: the ShareCertificates whose custody fills take the trading day
+            from their own slot; it is told the current day now and each new day by
+            `open_day` (so its day is always this contract's `trading_day`).
+    @param sink The ShareCertificates (a contract built on this oracle).
+    """
+    self._check_operator()
+    assert self.day_sink == empty(address), "oracle: day sink already set"
+    assert sink.is_contract, "oracle: day sink not a contract"
+    self.day_sink = sink
+    log DaySinkSet(sink=sink, by=msg.sender)
+    today: uint256 = self._today()
+    if today != 0:
+        extcall IDaySink(sink).oracle_day(today)
 
 
 @external

@@ -63,6 +63,11 @@ event CustodySet:
     by: indexed(address)
 
 
+event SecurityListed:
+    code: indexed(uint256)
+    by: indexed(address)
+
+
 event ForcedTransfer:
     holder: indexed(address)
     receiver: indexed(address)
@@ -96,22 +101,33 @@ M64: constant(uint256) = 2**64 - 1
 
 # Per security, one slot: shares outstanding (80 bits; reconciled against the broker's
 # custody position) | the custody holder's balance (80 << 80) | its lock: shares minted on
-# the lock's day (56 << 160) and that day (40 << 216). A fill's mint or burn for the custody
-# holder (the MarginEngine, which holds every financed position) writes one slot, and the
-# platform's first buy of a security creates one slot, not two. Read with `total_supply`
-# (other holders' words stay in `holding`).
+# the lock's day (56 << 160) and that day (39 << 216) | listed for custody (1 << 255). A
+# fill's mint or burn for the custody holder (the MarginEngine, which holds every financed
+# position) writes one slot. The operator lists each security once (`list_securities`, with
+# the risk parameters' listing), which makes its slot non-zero: the platform's first buy of
+# it rewrites a slot (2,900 gas) instead of creating one (20,000), and selling out leaves it
+# (an unlisted security still mints, creating the slot). Read with `total_supply` and
+# `listed` (other holders' words stay in `holding`).
 supply_word: HashMap[uint256, uint256]
 M80: constant(uint256) = 2**80 - 1
 M56: constant(uint256) = 2**56 - 1
+M39: constant(uint256) = 2**39 - 1
+LISTED: constant(uint256) = 2**255
+MAX_LIST: constant(uint256) = 64  # securities per `list_securities`
 
 # The custody holder (160 bits), set once by the operator before any mint
 # (`set_custody`), | whether any certificate was minted (1 << 160) | the operator's pause
-# (1 << 161): a mint, burn or transfer reads one slot for both. The custody holder's side of
-# a mint or a transfer skips the registry's receiver check (it is a platform contract
-# checked when set). Getters `custody`, `paused`.
+# (1 << 161) | the oracle's trading day (32 << 162; 0 until the oracle names this contract
+# its day sink, `PriceOracle.set_day_sink`, which then tells it every new day): a mint, burn
+# or transfer reads one slot for all. The custody holder's side of a mint or a transfer
+# skips the registry's receiver check (it is a platform contract checked when set). A fill's
+# mint takes the day from here (no oracle call) and gives it to the OrderBook for the
+# engine's T+1 lot. Getters `custody`, `paused`, `trading_day`.
 custody_word: uint256
 MINTED: constant(uint256) = 2**160
 PAUSED: constant(uint256) = 2**161
+DAY_SHIFT: constant(uint256) = 162
+M32: constant(uint256) = 2**32 - 1
 
 # Broker references already consumed by a mint or burn (corporate actions, custody
 # corrections, direct fills). The OrderBook's fills for the custody holder (`mint_fill`,
@@ -212,6 +228,17 @@ def total_supply(code: uint256) -> uint256:
 
 @external
 @view
+def listed(code: uint256) -> bool:
+    """
+    @notice Whether the operator listed `code` for custody (`list_securities`).
+    @param code Security code.
+    @return True when listed.
+    """
+    return self.supply_word[code] & LISTED != 0
+
+
+@external
+@view
 def paused() -> bool:
     """
     @notice Whether the operator paused transfers, mints and burns.
@@ -232,6 +259,41 @@ def custody() -> address:
 
 @internal
 @view
+def _today(cw: uint256) -> uint256:
+    """
+    @dev The trading day: the oracle's, mirrored in the custody word once the oracle names
+         this contract its day sink (the same value: the oracle writes both in `open_day`).
+    """
+    day: uint256 = cw >> DAY_SHIFT
+    if day == 0:
+        return staticcall ORACLE.trading_day()
+    return day
+
+
+@external
+@view
+def trading_day() -> uint256:
+    """
+    @notice The oracle's trading day, as the fills' T+1 locks take it.
+    @return The day.
+    """
+    return self._today(self.custody_word)
+
+
+@external
+def oracle_day(day: uint256):
+    """
+    @notice The PriceOracle (`open_day`, `set_day_sink`): the trading day is now `day`.
+    @param day The oracle's trading day.
+    """
+    assert msg.sender == ORACLE.address, "shares: caller is not oracle"
+    assert day > 0 and day <= M32, "shares: bad day"
+    cw: uint256 = self.custody_word
+    self.custody_word = cw & (2**DAY_SHIFT - 1) | day << DAY_SHIFT
+
+
+@internal
+@view
 def _custody() -> address:
     return convert(convert(self.custody_word & (2**160 - 1), uint160), address)
 
@@ -245,7 +307,7 @@ def _load(holder: address, code: uint256, custody: address) -> uint256:
     """
     if holder == custody:
         c: uint256 = self.supply_word[code]
-        return c >> 80 & M80 | (c >> 160 & M56) << 128 | (c >> 216) << 192
+        return c >> 80 & M80 | (c >> 160 & M56) << 128 | (c >> 216 & M39) << 192
     return self.holding[holder][code]
 
 
@@ -273,9 +335,9 @@ def _put(holder: address, code: uint256, w: uint256, bal: uint256, custody: addr
     if holder == custody:
         lq: uint256 = w >> 128 & M64
         day: uint256 = w >> 192
-        assert bal <= M80 and lq <= M56 and day < 2**40, "shares: quantity too large"
+        assert bal <= M80 and lq <= M56 and day <= M39, "shares: quantity too large"
         c: uint256 = self.supply_word[code]
-        self.supply_word[code] = c & M80 | bal << 80 | lq << 160 | day << 216
+        self.supply_word[code] = c & (M80 | LISTED) | bal << 80 | lq << 160 | day << 216
     else:
         self.holding[holder][code] = w >> 128 << 128 | bal
 
@@ -377,7 +439,7 @@ def _mint(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref
     custody: address = self._custody()
     self._check_receiver(holder, custody)
     self.ref_used[ref] = True
-    self._mint_to(holder, code, qty, locked_qty, ref, cw, custody)
+    self._mint_to(holder, code, qty, locked_qty, ref, cw, custody, self._today(cw))
 
 
 @internal
@@ -388,7 +450,7 @@ def _check_fill_caller() -> (uint256, address):
          book (a fill path: no broker role, no reference recorded).
     """
     cw: uint256 = self.custody_word
-    custody: address = self._custody()
+    custody: address = convert(convert(cw & (2**160 - 1), uint160), address)
     assert custody != empty(address) and msg.sender == staticcall ICustodyEngine(custody).orderbook(), (
         "shares: caller is not order book"
     )
@@ -396,7 +458,7 @@ def _check_fill_caller() -> (uint256, address):
 
 
 @external
-def mint_fill(code: uint256, qty: uint256, ref: bytes32):
+def mint_fill(code: uint256, qty: uint256, ref: bytes32) -> uint256:
     """
     @notice The custody holder's OrderBook: certificates for its buy fill `ref`, minted to
             the custody holder and T+1 locked. The OrderBook settles each fill once (by its
@@ -404,29 +466,49 @@ def mint_fill(code: uint256, qty: uint256, ref: bytes32):
     @param code Security code (1..999999).
     @param qty Shares minted, all locked until the next trading day.
     @param ref The broker's exchange fill reference (for reconciliation).
+    @return The trading day of the lock (the OrderBook gives it to the engine's T+1 lot).
     """
     cw: uint256 = 0
     custody: address = empty(address)
     cw, custody = self._check_fill_caller()
-    self._check_not_paused()
+    assert cw & PAUSED == 0, "shares: paused"
     self._check_code(code)
     assert qty > 0, "shares: zero quantity"
-    self._mint_to(custody, code, qty, qty, ref, cw, custody)
+    today: uint256 = self._today(cw)
+    self._mint_to(custody, code, qty, qty, ref, cw, custody, today)
+    return today
 
 
 @internal
-def _mint_to(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref: bytes32, cw: uint256, custody: address):
+def _mint_to(holder: address, code: uint256, qty: uint256, locked_qty: uint256, ref: bytes32, cw: uint256, custody: address, today: uint256):
     """
-    @dev Credit `qty` shares (`locked_qty` of them locked today) after the caller's checks.
+    @dev Credit `qty` shares (`locked_qty` of them locked `today`) after the caller's checks.
     """
-    today: uint256 = staticcall ORACLE.trading_day()
     if cw & MINTED == 0:
         self.custody_word = cw | MINTED
+    supply: uint256 = 0
+    if holder == custody:
+        # the custody holder's balance, lock and the supply: one slot read, one written
+        c: uint256 = self.supply_word[code]
+        supply = (c & M80) + qty
+        bal: uint256 = (c >> 80 & M80) + qty
+        lq: uint256 = c >> 160 & M56
+        day: uint256 = c >> 216 & M39
+        if locked_qty > 0:
+            if day != today:
+                # dev: the lock's day is before today (the day counter only grows)
+                lq = 0
+            lq += locked_qty
+            day = today
+        assert supply <= M80 and bal <= M80 and lq <= M56 and day <= M39, "shares: quantity too large"
+        self.supply_word[code] = c & LISTED | supply | bal << 80 | lq << 160 | day << 216
+        log Minted(holder=holder, code=code, ref=ref, qty=qty, day=today, supply_after=supply)
+        return
     w: uint256 = self._load(holder, code, custody)
     if locked_qty > 0:
         w = self._with_lock(w, self._locked(w, today) + locked_qty, today)
     self._put(holder, code, w, (w & M128) + qty, custody)
-    supply: uint256 = (self.supply_word[code] & M80) + qty
+    supply = (self.supply_word[code] & M80) + qty
     self._supply(code, supply)
     log Minted(holder=holder, code=code, ref=ref, qty=qty, day=today, supply_after=supply)
 
@@ -527,6 +609,24 @@ def set_custody(holder: address):
     ), "shares: not a platform contract"
     self.custody_word = cw | convert(holder, uint256)
     log CustodySet(holder=holder, by=msg.sender)
+
+
+@external
+def list_securities(codes: DynArray[uint256, MAX_LIST]):
+    """
+    @notice Operator, once per security (with its listing at RiskParams): list securities
+            for custody. Each one's slot is made non-zero here, so the platform's first buy
+            of it rewrites a slot instead of creating one; an unlisted security still mints.
+            A code already listed is skipped. Event `SecurityListed` per code listed.
+    @param codes Security codes (1..999999), at most 64.
+    """
+    self._check_operator()
+    for code: uint256 in codes:
+        self._check_code(code)
+        c: uint256 = self.supply_word[code]
+        if c & LISTED == 0:
+            self.supply_word[code] = c | LISTED
+            log SecurityListed(code=code, by=msg.sender)
 
 
 @external

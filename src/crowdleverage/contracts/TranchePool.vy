@@ -773,14 +773,18 @@ def settle(broker: address, pay_fen: uint256, principal_fen: uint256, interest_f
     used: uint256 = pay_fen + principal_fen + interest_fen + refund_fen
     b: uint256 = self.book
     assert b >> 208 >= used, "pool: above undisbursed financing"
-    self.book = b - (used << 208)
+    b -= used << 208
     if principal_fen + interest_fen > 0:
-        self._move(principal_fen + interest_fen, 0, 0, principal_fen, interest_fen, 0)
-        log Repaid(
-            principal_fen=principal_fen,
-            interest_fen=interest_fen,
-            principal_out_after_fen=self._out(),
-        )
+        # as `_move(principal + interest, 0, 0, principal, interest, 0)`, on the word read
+        # above: one write of the book
+        idle: uint256 = (b & M80) + principal_fen + interest_fen
+        out: uint256 = (b >> 80 & M80) - principal_fen
+        pending: uint256 = (b >> 160 & M48) + interest_fen
+        assert idle <= M80 and pending <= M48, "pool: amount too large"
+        self.book = idle | out << 80 | pending << 160 | b >> 208 << 208
+        log Repaid(principal_fen=principal_fen, interest_fen=interest_fen, principal_out_after_fen=out)
+    else:
+        self.book = b
     if pay_fen > 0:
         extcall CASH.transfer(broker, pay_fen)
     if refund_fen > 0:

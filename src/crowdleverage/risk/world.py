@@ -35,6 +35,8 @@ from crowdleverage.domain.security import Security
 DEV_SEED = 20160104  # development keys of the simulated actors
 YEAR_S = 365 * 86_400
 CN = b"CN"
+SHARES = "ShareCertificates"
+MAX_LIST = 64  # codes per `ShareCertificates.list_securities`
 # A report stays fresh for the rest of the session (the replay reports every 30 minutes).
 SESSION_ORACLE = DeployOptions(oracle_max_age_s=6 * 3_600, oracle_quorum=2)
 
@@ -74,11 +76,16 @@ def register(chain: ChainPort, actor: str, roles: Role, suitability: int = 4) ->
 def list_securities(chain: ChainPort, codes: list[str], st: Collection[str] = ()) -> None:
     """Operator: board haircuts (DESIGN.md §7) at `RiskParams`; the codes in `st` are ST / *ST
     (from the bar data's `st` column: valued at the ST haircut, never financed); all are
-    long listed."""
+    long listed. The codes not yet listed for custody at `ShareCertificates` are listed there
+    too (`list_securities`: each security's certificate slot is made once, here, instead of
+    at the platform's first buy of it)."""
     for code in codes:
         haircut = HAIRCUT_BPS[Security.parse(code).board]
         chain.send(PARAMS, "set_security", code_to_chain(code), haircut, code in st, 0,
                    actor="operator")  # fmt: skip
+    new = [c for c in map(code_to_chain, codes) if not chain.call(SHARES, "listed", c)]
+    for i in range(0, len(new), MAX_LIST):
+        chain.send(SHARES, "list_securities", new[i : i + MAX_LIST], actor="operator")
 
 
 @dataclass
