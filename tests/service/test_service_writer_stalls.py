@@ -253,3 +253,34 @@ def test_begin_immediate_raises_what_is_not_a_lock(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
         custody_db.begin_immediate(conn)  # a transaction is open: no retrying that
     conn.close()
+
+
+# ------------------------------------------------------------------- the chain's snapshots
+
+
+def test_the_chains_snapshot_waits_for_the_idle_writer(world: World) -> None:
+    """The writer takes the chain's state snapshots while idle (`EmbeddedChain.defer_snapshots`:
+    due after `idle_every` transactions, `writer._snapshot`); a transaction reaching
+    `snapshot_every` with no idle moment before still takes one in the send."""
+    raw = world.p.chain._chain  # type: ignore[attr-defined]
+    every, idle_every = raw._snapshot_every, raw._snapshot_idle_every
+    inv = world.uid("investor1")
+    path = f"/api/v1/users/{inv}/withdrawals"
+    try:
+        raw.snapshot()
+        raw._snapshot_every, raw._snapshot_idle_every = 100, 2
+        assert not raw.snapshot_due and not world.writer._snapshot()
+        for _ in range(3):
+            assert world.command("investor1", path, {"amount_fen": 1}) == 200
+        assert raw._since_snapshot >= 2 and raw.snapshot_due  # not taken in a send
+        snapshot = raw.dir / "state.snapshot"
+        before = snapshot.stat().st_mtime_ns
+        assert world.writer._snapshot() and raw._since_snapshot == 0 and not raw.snapshot_due
+        assert snapshot.stat().st_mtime_ns != before
+        raw._snapshot_every = 2
+        raw._snapshot_idle_every = None  # never idle: the send takes it at `snapshot_every`
+        for _ in range(3):
+            assert world.command("investor1", path, {"amount_fen": 1}) == 200
+        assert raw._since_snapshot < 3
+    finally:
+        raw._snapshot_every, raw._snapshot_idle_every = every, idle_every

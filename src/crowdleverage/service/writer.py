@@ -214,6 +214,11 @@ class PlatformWriter:
         self._idle_version: dict[Callable[[str, dict[str, Any]], bool] | None, int | None] = {}
         if tick is not None:
             self.platform.between_parts = self._between_tick_parts
+        # the chain's state snapshots: taken here while idle, not inside a command's or a
+        # tick's transaction (`_snapshot`)
+        defer = getattr(self.platform.chain, "defer_snapshots", None)
+        if callable(defer):
+            defer()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -270,11 +275,26 @@ class PlatformWriter:
                 log.exception("writer loop failed; continuing")
                 worked = False
                 self.stop.wait(0.2)
+            if not worked and self._snapshot():
+                continue
             if not worked:
                 self.idle.set()
                 self.stop.wait(0.003)
                 self.idle.clear()
                 self.stretches.lap("idle")
+
+    def _snapshot(self) -> bool:
+        """The chain's state snapshot when one is due (`EmbeddedChain.snapshot_due`): with
+        nothing queued, a command waits for it only if it arrives meanwhile."""
+        chain = self.platform.chain
+        if not getattr(chain, "snapshot_due", False):
+            return False
+        try:
+            with self.platform.lock:
+                chain.snapshot()
+        finally:
+            self.stretches.lap("snapshot")
+        return True
 
     def _tick_done(self) -> None:
         """The stall log's laps of a tick's last part, its save and the driver's work after
