@@ -58,6 +58,31 @@ def wait_for(cond: Any, what: str, timeout_s: float = 240.0, every_s: float = 0.
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+class WriterWorld:
+    """In process: the demo world on the embedded chain and SQLite, and the platform process's
+    writer (no thread of its own: the tests run its queue) fed through its queue."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import datetime as dt
+
+        from crowdleverage.api.app import create_app
+        from crowdleverage.config import Settings
+        from crowdleverage.flows.platform import Platform
+        from crowdleverage.service.queue import Queue
+        from crowdleverage.service.writer import PlatformWriter
+
+        settings = Settings(data_dir=data_dir)
+        self.p = Platform(settings, market_start=dt.date(2015, 12, 28))
+        self.app = create_app(settings, platform=self.p, engine=self.p.engine)
+        self.st = self.app.state.api
+        demo.seed(self.st)
+        self.queue = Queue(self.p.engine)
+        self.queue.create_schema()
+        self.writer = PlatformWriter(self.app, self.queue, tick=None)
+        self.writer.recover()
+        self.n = 0
+
+
 class Serve:
     """`crowdlev serve --demo --workers 2` in a data dir of its own."""
 

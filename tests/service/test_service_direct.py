@@ -8,39 +8,21 @@ In process: the demo world on the embedded chain and SQLite, the writer fed thro
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from service_world import WriterWorld
 
-from crowdleverage.api import demo as demo_world
 from crowdleverage.api import direct
-from crowdleverage.api.app import create_app
 from crowdleverage.api.security import issue_token
-from crowdleverage.config import Settings
-from crowdleverage.flows.platform import Platform
-from crowdleverage.service.queue import Queue, Row, request_hash
-from crowdleverage.service.writer import PlatformWriter
+from crowdleverage.service.queue import Row, request_hash
 
 
-class World:
-    def __init__(self, data_dir: Path) -> None:
-        settings = Settings(data_dir=data_dir)
-        self.p = Platform(settings, market_start=dt.date(2015, 12, 28))
-        self.app = create_app(settings, platform=self.p, engine=self.p.engine)
-        self.st = self.app.state.api
-        demo_world.seed(self.st)
-        self.queue = Queue(self.p.engine)
-        self.queue.create_schema()
-        self.writer = PlatformWriter(self.app, self.queue, tick=None)
-        self.writer.recover()
-        self.n = 0
-
+class World(WriterWorld):
     def user(self, name: str) -> Any:
         return self.st.users.find(name)
 

@@ -15,7 +15,6 @@ In process: the demo world on the embedded chain and SQLite, the writer fed thro
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import sqlite3
@@ -26,32 +25,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from service_world import WriterWorld
 
-from crowdleverage.api import demo as demo_world
-from crowdleverage.api.app import create_app
 from crowdleverage.api.security import issue_token
-from crowdleverage.config import Settings
 from crowdleverage.custody import db as custody_db
 from crowdleverage.custody.db import make_engine, write_transaction
-from crowdleverage.flows.platform import Platform
 from crowdleverage.service import writer as writer_module
-from crowdleverage.service.queue import Queue, now_ms, request_hash
-from crowdleverage.service.writer import WALLET_BLIND, PlatformWriter, Stretches
+from crowdleverage.service.queue import now_ms, request_hash
+from crowdleverage.service.writer import WALLET_BLIND, Stretches
 
 
-class World:
-    def __init__(self, data_dir: Path) -> None:
-        settings = Settings(data_dir=data_dir)
-        self.p = Platform(settings, market_start=dt.date(2015, 12, 28))
-        self.app = create_app(settings, platform=self.p, engine=self.p.engine)
-        self.st = self.app.state.api
-        demo_world.seed(self.st)
-        self.queue = Queue(self.p.engine)
-        self.queue.create_schema()
-        self.writer = PlatformWriter(self.app, self.queue, tick=None)
-        self.writer.recover()
-        self.n = 0
-
+class World(WriterWorld):
     def uid(self, name: str) -> int:
         return int(self.st.users.find(name).id)
 
