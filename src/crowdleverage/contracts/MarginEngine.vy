@@ -161,8 +161,9 @@ liquidator: public(address)
 # The pause flag (1 << 160) and the cash the engine holds for accounts (95 << 161: their
 # cash + reserve + pending less the open buys' financing still at the pool, i.e. the
 # engine's CashToken balance; a buy, whose financing stays at the pool, does not change it)
-# in one slot (bits 0..159 unused; the previous release kept the OrderBook there). Getters
-# `paused`, `held_fen` (which adds the pool's undisbursed financing).
+# in one slot (bit 0 set at deployment, so the first deposit rewrites a non-zero slot
+# instead of creating one; bits 1..159 unused: the previous release kept the OrderBook's
+# address there). Getters `paused`, `held_fen` (which adds the pool's undisbursed financing).
 wiring: uint256
 
 # Interest index of each leverage tier (the tier's lines are at RiskParams), in one slot:
@@ -215,6 +216,7 @@ def __init__(
     """
     assert orderbook != empty(address), "margin: zero address"
     ORDERBOOK = orderbook
+    self.wiring = 1
     CASH = cash
     REGISTRY = registry
     ORACLE = oracle
