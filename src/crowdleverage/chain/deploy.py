@@ -185,7 +185,8 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
     )
     liquidator = port.deploy("Liquidator", [engine, registry, oracle], actor="admin")
     orderbook = port.deploy("OrderBook", [engine, registry, oracle, shares], actor="admin")
-    got = dict(zip(FINANCING_ORDER, (pool, insurance, params, engine, liquidator, orderbook)))
+    made = (pool, insurance, params, engine, liquidator, orderbook)
+    got = dict(zip(FINANCING_ORDER, made, strict=True))
     if {n: a.lower() for n, a in got.items()} != {n: a.lower() for n, a in expected.items()}:
         raise ConfigError(f"financing contracts not at their computed addresses: {got}")
     expires = port.block_time() + IDENTITY_TTL_S
