@@ -17,6 +17,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
+from crowdleverage.chain.deploy import create_address
 from crowdleverage.chain.roles import Role
 from crowdleverage.domain import params as P
 
@@ -115,12 +116,17 @@ def deploy_rpc_platform(url: str) -> RpcPlatform:
     cash = p.deploy("CashToken", reg)
     shares = p.deploy("ShareCertificates", reg, oracle)
     blueprint = p.deploy("TrancheShare", blueprint=True)
-    pool = p.deploy("TranchePool", cash, reg, blueprint, a["fee"])
+    # the pool and the engine are given the engine's and the order book's addresses (CREATE
+    # addresses of admin's next nonces: pool, insurance, params, engine, liquidator, book)
+    nonce = int(w3.eth.get_transaction_count(a["admin"]))
+    will = [create_address(a["admin"], nonce + i) for i in range(6)]
+    pool = p.deploy("TranchePool", cash, reg, blueprint, a["fee"], will[3])
     ins = p.deploy("InsuranceFund", cash, reg, pool)
     params = p.deploy("RiskParams", reg)
-    engine = p.deploy("MarginEngine", cash, reg, oracle, pool, ins, params)
+    engine = p.deploy("MarginEngine", cash, reg, oracle, pool, ins, params, will[5])
     liquidator = p.deploy("Liquidator", engine, reg, oracle)
     orderbook = p.deploy("OrderBook", engine, reg, oracle, shares)
+    assert [pool, ins, params, engine, liquidator, orderbook] == will
     expires = p.now() + 5 * 365 * DAY_S
     p.send("IdentityRegistry", "register", a["compliance"], int(Role.COMPLIANCE), 5, b"CN",
            expires, by="admin")  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any
 import boa
 from hypothesis import settings
 
+from crowdleverage.chain.deploy import create_address
 from crowdleverage.chain.roles import Role
 from crowdleverage.domain import params as P
 
@@ -260,6 +261,13 @@ def rollback(platform: Platform) -> Iterator[None]:
             platform.day, platform.prices, platform.prev_close = saved
 
 
+def next_nonce(who: Any) -> int:
+    """The nonce of `who`'s next transaction on boa's chain (its next CREATE's address)."""
+    from boa.util.abi import Address
+
+    return int(boa.env.evm.vm.state.get_nonce(Address(who).canonical_address))
+
+
 def deploy_platform() -> Platform:
     admin = boa.env.generate_address("admin")
     names = ["compliance", "operator", "custodian", "broker", "keeper", "fee", "outsider"]
@@ -271,19 +279,25 @@ def deploy_platform() -> Platform:
         cash = compiled("CashToken").deploy(registry.address)
         shares = compiled("ShareCertificates").deploy(registry.address, oracle.address)
         blueprint = compiled("TrancheShare").deploy_as_blueprint()
+        # the pool and the engine are given the engine's and the order book's addresses
+        # (CREATE addresses of admin's next nonces: pool, insurance, params, engine,
+        # liquidator, order book)
+        will = [create_address(str(admin), next_nonce(admin) + i) for i in range(6)]
         pool = compiled("TranchePool").deploy(
-            cash.address, registry.address, blueprint.address, addr["fee"]
+            cash.address, registry.address, blueprint.address, addr["fee"], will[3]
         )
         insurance = compiled("InsuranceFund").deploy(cash.address, registry.address, pool.address)
         params = compiled("RiskParams").deploy(registry.address)
         engine = compiled("MarginEngine").deploy(
             cash.address, registry.address, oracle.address, pool.address, insurance.address,
-            params.address,
+            params.address, will[5],
         )  # fmt: skip
         liquidator = compiled("Liquidator").deploy(engine.address, registry.address, oracle.address)
         orderbook = compiled("OrderBook").deploy(
             engine.address, registry.address, oracle.address, shares.address
         )
+        got = [pool, insurance, params, engine, liquidator, orderbook]
+        assert [str(c.address) for c in got] == will
     expires = boa.env.timestamp + 5 * YEAR_S
     registry.register(addr["compliance"], int(Role.COMPLIANCE), 5, CN, expires, sender=admin)
     share = compiled("TrancheShare")

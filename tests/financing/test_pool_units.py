@@ -280,16 +280,24 @@ def test_insurance_credit_cover_and_rejections(platform: Platform) -> None:
 def test_unconnected_pool_and_fund_refuse_work(platform: Platform) -> None:
     p = platform
     blueprint = compiled("TrancheShare").deploy_as_blueprint()
+    zero = "0x" + "00" * 20
+    with boa.reverts("pool: zero address"):  # the engine it will serve is fixed at deployment
+        compiled("TranchePool").deploy(
+            p.cash.address, p.registry.address, blueprint.address, p.fee_recipient, zero
+        )
     pool = compiled("TranchePool").deploy(
-        p.cash.address, p.registry.address, blueprint.address, p.fee_recipient
+        p.cash.address, p.registry.address, blueprint.address, p.fee_recipient, p.outsider
     )
     fund = compiled("InsuranceFund").deploy(p.cash.address, p.registry.address, pool.address)
     investor = p.new_actor("early_investor", Role.INVESTOR)
     with boa.reverts("pool: not connected"):
         pool.subscribe(True, 1, sender=investor)
-    zero = "0x" + "00" * 20
     with boa.reverts("pool: zero address"):
         pool.connect(zero, fund.address, sender=p.operator)
+    with boa.reverts("pool: not the deployed engine"):
+        pool.connect(p.engine.address, fund.address, sender=p.operator)
+    with boa.reverts("pool: caller is not engine"):  # only the engine it was deployed for
+        pool.draw(1, sender=p.engine.address)
     with boa.reverts("insurance: zero address"):
         fund.set_engine(zero, sender=p.operator)
 

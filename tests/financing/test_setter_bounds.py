@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import boa
 import pytest
-from fin_system import PAB, Platform
+from fin_system import PAB, Platform, compiled
 
 LIMITS = (4_000, 500, 100, 10_500, 30, 30_000)
 
@@ -133,6 +133,21 @@ def test_connect_is_once_and_not_to_zero(platform: Platform) -> None:
     assert (p.engine.liquidator(), p.engine.orderbook()) == (
         p.liquidator.address, p.orderbook.address,
     )  # fmt: skip
+    # the order book is fixed at deployment: `connect` only confirms it
+    with boa.env.prank(p.admin):
+        other = compiled("MarginEngine").deploy(
+            p.cash.address, p.registry.address, p.oracle.address, p.pool.address,
+            p.insurance.address, p.params.address, p.outsider,
+        )  # fmt: skip
+    with boa.reverts("margin: not the deployed order book"):
+        other.connect(p.liquidator.address, p.orderbook.address, sender=p.operator)
+    other.connect(p.liquidator.address, p.outsider, sender=p.operator)
+    assert (other.liquidator(), other.orderbook()) == (p.liquidator.address, p.outsider)
+    with boa.reverts("margin: zero address"):
+        compiled("MarginEngine").deploy(
+            p.cash.address, p.registry.address, p.oracle.address, p.pool.address,
+            p.insurance.address, p.params.address, "0x" + "00" * 20,
+        )  # fmt: skip
 
 
 def test_hooks_refuse_everyone_but_their_contract(platform: Platform) -> None:

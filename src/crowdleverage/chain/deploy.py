@@ -49,6 +49,10 @@ PLATFORM_ACTORS: dict[str, tuple[str, Role]] = {
     "engine": ("MarginEngine", Role.PLATFORM | Role.BROKER),
     "orderbook": ("OrderBook", Role.BROKER),  # mints/burns the engine's certificates on fills
 }
+# The financing contracts in their deployment order: the pool and the engine are given the
+# addresses of the engine and the order book created after them (`create_address`).
+FINANCING_ORDER = ("TranchePool", "InsuranceFund", "RiskParams", "MarginEngine", "Liquidator",
+                   "OrderBook")  # fmt: skip
 # Platform contracts marked at CashToken (`set_platform`): they hold cash.
 PLATFORM_CASH_HOLDERS: tuple[str, ...] = ("pool", "insurance", "engine")
 # Financing contracts in the manifest: label → source.
@@ -141,6 +145,15 @@ def deploy_system(
     return manifest
 
 
+def create_address(deployer: str, nonce: int) -> str:
+    """The address a CREATE from `deployer` at `nonce` makes: keccak(rlp([sender, nonce]))'s
+    last 20 bytes (what every EVM node computes)."""
+    import rlp  # type: ignore[import-untyped]
+    from eth_utils import keccak, to_checksum_address
+
+    return to_checksum_address(keccak(rlp.encode([bytes.fromhex(deployer[2:]), nonce]))[12:])
+
+
 def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
     """After `deploy_system`: deploy the tranche pool (from a TrancheShare blueprint), the
     insurance fund, the risk parameters (`RiskParams`, from `domain.params`), the margin engine with
@@ -153,16 +166,29 @@ def deploy_financing(port: ChainPort, data_dir: Path) -> dict[str, Any]:
         raise Conflict(f"financing already deployed (manifest at {manifest_path(data_dir)})")
     registry, oracle, cash, shares = (port.contract_address(n) for n in DEPLOYABLES)
     blueprint = port.deploy_blueprint("TrancheShare", actor="admin")
+    # the pool and the engine name the engine and the order book created after them
+    # (immutables: their hooks read no slot for the caller's address): admin's next CREATEs
+    # are pool, insurance, params, engine, liquidator, order book, in that order
+    admin, nonce = port.address_of("admin"), port.nonce("admin")
+    expected = {n: create_address(admin, nonce + i) for i, n in enumerate(FINANCING_ORDER)}
     pool = port.deploy(
-        "TranchePool", [cash, registry, blueprint, port.address_of(FEE_ACTOR)], actor="admin"
+        "TranchePool",
+        [cash, registry, blueprint, port.address_of(FEE_ACTOR), expected["MarginEngine"]],
+        actor="admin",
     )
     insurance = port.deploy("InsuranceFund", [cash, registry, pool], actor="admin")
     params = port.deploy("RiskParams", [registry], actor="admin")
     engine = port.deploy(
-        "MarginEngine", [cash, registry, oracle, pool, insurance, params], actor="admin"
+        "MarginEngine",
+        [cash, registry, oracle, pool, insurance, params, expected["OrderBook"]],
+        actor="admin",
     )
     liquidator = port.deploy("Liquidator", [engine, registry, oracle], actor="admin")
     orderbook = port.deploy("OrderBook", [engine, registry, oracle, shares], actor="admin")
+    made = (pool, insurance, params, engine, liquidator, orderbook)
+    got = dict(zip(FINANCING_ORDER, made, strict=True))
+    if {n: a.lower() for n, a in got.items()} != {n: a.lower() for n, a in expected.items()}:
+        raise ConfigError(f"financing contracts not at their computed addresses: {got}")
     expires = port.block_time() + IDENTITY_TTL_S
     parties = [(port.address_of(FEE_ACTOR), Role.INVESTOR)]
     for actor, (contract, role) in PLATFORM_ACTORS.items():

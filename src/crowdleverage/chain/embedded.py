@@ -384,6 +384,11 @@ class EmbeddedChain:
     def contract_address(self, name: str) -> str:
         return self._contract(name)[0]
 
+    def nonce(self, actor: str) -> int:
+        from boa.util.abi import Address
+
+        return int(self._state().get_nonce(Address(self._sender(actor)).canonical_address))
+
     def deployed(self) -> dict[str, str]:
         return {n: a for n, (a, _) in self._contracts.items()}
 

@@ -62,6 +62,10 @@ class ChainPort(Protocol):
         adapters also take `label=` to deploy one source twice under two names.)"""
         ...
 
+    def nonce(self, actor: str) -> int:
+        """The nonce of `actor`'s next transaction (its next CREATE's address follows)."""
+        ...
+
     def deploy_blueprint(self, name: str, *, actor: str) -> str:
         """Deploy contracts/<name>.vy as an ERC-5202 blueprint; returns its address."""
         ...

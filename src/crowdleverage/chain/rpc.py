@@ -113,6 +113,12 @@ class RpcChain:
     def contract_address(self, name: str) -> str:
         return self._contract(name)[0]
 
+    def nonce(self, actor: str) -> int:
+        sender = self.address_of(actor)
+        if sender in self._nonces:
+            return self._nonces[sender]
+        return int(self._w3.eth.get_transaction_count(sender, "pending"))  # type: ignore[arg-type]
+
     def deployed(self) -> dict[str, str]:
         return {n: a for n, (a, _) in self._contracts.items()}
 

@@ -149,15 +149,21 @@ PARAMS: public(immutable(IRiskParams))
 
 # Platform-wide kill switch (fail closed), held by the operator.
 
-# The Liquidator (keeper logic) and the OrderBook (orders and fills), set once by the
-# operator (`connect`); the only callers of the liq_ and ob_ hooks.
+# The OrderBook (orders and fills), the only caller of the ob_ hooks: its address is fixed
+# at deployment (the deployer computes it from its own address and nonce: the OrderBook is
+# created after the engine, with the engine's address), so no hook reads a slot for it.
+ORDERBOOK: immutable(address)
+
+# The Liquidator (keeper logic), set once by the operator (`connect`, which also confirms
+# the OrderBook); the only caller of the liq_ hooks.
 liquidator: public(address)
 
-# The OrderBook (160 bits), the pause flag (1 << 160) and the cash the engine holds for
-# accounts (95 << 161: their cash + reserve + pending less the open buys' financing still
-# at the pool, i.e. the engine's CashToken balance; a buy, whose financing stays at the pool,
-# does not change it) in one slot: a buy, a fill and a repayment read it once. Getters
-# `orderbook`, `paused`, `held_fen` (which adds the pool's undisbursed financing).
+# The pause flag (1 << 160) and the cash the engine holds for accounts (95 << 161: their
+# cash + reserve + pending less the open buys' financing still at the pool, i.e. the
+# engine's CashToken balance; a buy, whose financing stays at the pool, does not change it)
+# in one slot (bit 0 set at deployment, so the first deposit rewrites a non-zero slot
+# instead of creating one; bits 1..159 unused: the previous release kept the OrderBook's
+# address there). Getters `paused`, `held_fen` (which adds the pool's undisbursed financing).
 wiring: uint256
 
 # Interest index of each leverage tier (the tier's lines are at RiskParams), in one slot:
@@ -202,7 +208,15 @@ def __init__(
     pool: ITranchePool,
     insurance: IInsuranceFund,
     params: IRiskParams,
+    orderbook: address,
 ):
+    """
+    @param orderbook The OrderBook's address, created after this engine (with its address)
+           by the same deployer: computed from the deployer's address and nonce.
+    """
+    assert orderbook != empty(address), "margin: zero address"
+    ORDERBOOK = orderbook
+    self.wiring = 1
     CASH = cash
     REGISTRY = registry
     ORACLE = oracle
@@ -818,19 +832,13 @@ def repay(amount_fen: uint256, from_wallet: bool):
 
 
 # ---------------------------------------------------------------- external: order book hooks
-@internal
-@view
-def _orderbook() -> address:
-    return convert(convert(self.wiring & (2**160 - 1), uint160), address)
-
-
 @external
 @view
 def orderbook() -> address:
     """
-    @notice The OrderBook, the only caller of the `ob_` hooks (zero before `connect`).
+    @notice The OrderBook, the only caller of the `ob_` hooks (fixed at deployment).
     """
-    return self._orderbook()
+    return ORDERBOOK
 
 
 @external
@@ -845,9 +853,7 @@ def paused() -> bool:
 @internal
 @view
 def _check_orderbook():
-    assert msg.sender == self._orderbook() and msg.sender != empty(address), (
-        "margin: caller is not order book"
-    )
+    assert msg.sender == ORDERBOOK, "margin: caller is not order book"
 
 
 @external
@@ -1245,16 +1251,16 @@ def params_rate(tier: uint256, rate_bps: uint256):
 @external
 def connect(liquidator: address, orderbook: address):
     """
-    @notice Operator: name the Liquidator and the OrderBook, the only callers of the `liq_`
-            and `ob_` hooks; once.
+    @notice Operator: name the Liquidator, the only caller of the `liq_` hooks, and confirm
+            the OrderBook (fixed at deployment: the only caller of the `ob_` hooks); once.
     @param liquidator The Liquidator's address (not zero).
-    @param orderbook The OrderBook's address (not zero).
+    @param orderbook The OrderBook's address (not zero; the one fixed at deployment).
     """
     self._check_operator()
     assert liquidator != empty(address) and orderbook != empty(address), "margin: zero address"
-    assert self._orderbook() == empty(address), "margin: already connected"
+    assert self.liquidator == empty(address), "margin: already connected"
+    assert orderbook == ORDERBOOK, "margin: not the deployed order book"
     self.liquidator = liquidator
-    self.wiring = self.wiring >> 160 << 160 | convert(orderbook, uint256)
     log Connected(liquidator=liquidator, orderbook=orderbook)
 
 

@@ -129,9 +129,15 @@ REGISTRY: public(immutable(IIdentityRegistry))
 SENIOR: public(immutable(ITrancheShare))
 JUNIOR: public(immutable(ITrancheShare))
 
-# Set once by the operator: the only borrower of the pool, and the fund that covers losses.
-# The engine (160 bits) and the maximum utilisation in bps (32 << 160, set by the operator)
-# share one slot: a draw reads it. Getters `engine`, `max_util_bps`.
+# The only borrower of the pool, fixed at deployment (the deployer computes the engine's
+# address from its own address and nonce: the engine is created after this pool, with its
+# address), so the engine's calls (draw, settle, repay, write-off) read no slot for it.
+ENGINE: immutable(address)
+
+# Set once by the operator: the engine confirmed (`connect`: the pool is open from then on)
+# and the fund that covers losses. The confirmed engine (160 bits) and the maximum
+# utilisation in bps (32 << 160, set by the operator) share one slot: a draw reads it.
+# Getters `engine`, `max_util_bps`.
 wiring: uint256
 M32: constant(uint256) = 2**32 - 1
 insurance: public(IInsuranceFund)
@@ -185,8 +191,19 @@ claimable_fen: public(HashMap[address, uint256])
 
 @deploy
 def __init__(
-    cash: ICashToken, registry: IIdentityRegistry, share_blueprint: address, fee_recipient: address
+    cash: ICashToken,
+    registry: IIdentityRegistry,
+    share_blueprint: address,
+    fee_recipient: address,
+    engine: address,
 ):
+    """
+    @param engine The MarginEngine's address, created after this pool (with its address) by
+           the same deployer: computed from the deployer's address and nonce; `connect`
+           confirms it.
+    """
+    assert engine != empty(address), "pool: zero address"
+    ENGINE = engine
     CASH = cash
     REGISTRY = registry
     SENIOR = ITrancheShare(
@@ -285,7 +302,7 @@ def _max_util() -> uint256:
 @internal
 @view
 def _check_engine():
-    assert msg.sender == self._engine().address, "pool: caller is not engine"
+    assert msg.sender == ENGINE, "pool: caller is not engine"
 
 
 @internal
@@ -851,6 +868,7 @@ def connect(engine: IMarginEngine, insurance: IInsuranceFund):
     assert engine.address != empty(address) and insurance.address != empty(address), (
         "pool: zero address"
     )
+    assert engine.address == ENGINE, "pool: not the deployed engine"
     self.wiring = self.wiring >> 160 << 160 | convert(engine.address, uint256)
     self.insurance = insurance
 
