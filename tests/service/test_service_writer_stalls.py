@@ -268,3 +268,33 @@ def test_the_chains_snapshot_waits_for_the_idle_writer(world: World) -> None:
         assert raw._since_snapshot < 3
     finally:
         raw._snapshot_every, raw._snapshot_idle_every = every, idle_every
+
+
+def test_a_failed_idle_snapshot_is_logged_and_not_retried_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A snapshot the idle writer takes that fails (a full disk) does not stop the writer: it
+    is logged, and the next idle moments do not try again before `SNAPSHOT_RETRY_S`."""
+    raw = world.p.chain._chain  # type: ignore[attr-defined]
+    idle_every = raw._snapshot_idle_every
+    calls = []
+
+    def full_disk() -> None:
+        calls.append(1)
+        raise OSError(28, "No space left on device")
+
+    try:
+        raw._snapshot_idle_every = 1
+        inv = world.uid("investor1")
+        assert world.command("investor1", f"/api/v1/users/{inv}/withdrawals",
+                             {"amount_fen": 1}) == 200  # fmt: skip
+        assert raw.snapshot_due
+        monkeypatch.setattr(raw, "snapshot", full_disk)
+        with caplog.at_level(logging.ERROR, logger="crowdleverage.service.writer"):
+            assert world.writer._snapshot()
+            assert not world.writer._snapshot()  # not again at once
+        assert len(calls) == 1 and raw.snapshot_due
+        assert [r for r in caplog.records if getattr(r, "event", "") == "snapshot_failed"]
+    finally:
+        raw._snapshot_idle_every = idle_every
+        world.writer._snapshot_retry_at = 0.0

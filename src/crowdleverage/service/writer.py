@@ -78,6 +78,7 @@ EVICT_EVERY_S = 60
 # than this is logged as a `writer_stall` naming its steps (commands queued meanwhile waited)
 STALL_LOG_S = 0.1
 STALL_STEP_S = 0.005  # steps shorter than this are summed as "other" in that log
+SNAPSHOT_RETRY_S = 30.0  # an idle snapshot that failed is not tried again sooner
 # wallet commands: they run between the parts of a market tick too (`Platform.tick`); every
 # other command waits for the tick's end
 _BETWEEN_TICK_PARTS = re.compile(r"^/api/v1/(?:users/\d+/withdrawals|custody/deposits)$")
@@ -208,6 +209,7 @@ class PlatformWriter:
         self.ready = False
         self.stop = threading.Event()
         self.stretches = Stretches()  # the stall log
+        self._snapshot_retry_at = 0.0  # `_snapshot`: after a failed one
         # set while the loop waits with nothing to do (the mail thread sends then: `run`)
         self.idle = threading.Event()
         # the queue's data_version when a claim (per filter) last found nothing to run
@@ -285,13 +287,19 @@ class PlatformWriter:
 
     def _snapshot(self) -> bool:
         """The chain's state snapshot when one is due (`EmbeddedChain.snapshot_due`): with
-        nothing queued, a command waits for it only if it arrives meanwhile."""
+        nothing queued, a command waits for it only if it arrives meanwhile. One that fails
+        (e.g. a full disk) is logged and not tried again while idle for `SNAPSHOT_RETRY_S`
+        (the journal still holds every transaction; the send reaching `snapshot_every`
+        tries again)."""
         chain = self.platform.chain
-        if not getattr(chain, "snapshot_due", False):
+        if time.monotonic() < self._snapshot_retry_at or not getattr(chain, "snapshot_due", False):
             return False
         try:
             with self.platform.lock:
                 chain.snapshot()
+        except Exception:
+            log.exception("chain snapshot failed", extra={"event": "snapshot_failed"})
+            self._snapshot_retry_at = time.monotonic() + SNAPSHOT_RETRY_S
         finally:
             self.stretches.lap("snapshot")
         return True
