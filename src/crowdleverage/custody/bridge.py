@@ -43,6 +43,18 @@ ops = sa.Table(
 )
 
 
+# the statements of a withdrawal's hot path, built once (a Core statement built per call costs
+# its construction and its cache key each time; a prebuilt one memoizes its cache key)
+_STATUS_OF = sa.select(ops.c.status).where(ops.c.op_id == sa.bindparam("k"))
+_OP_OF = sa.select(ops).where(ops.c.op_id == sa.bindparam("k"))
+_INSERT_OP = ops.insert()
+_FINISH_OPS = (
+    ops.update()
+    .where(ops.c.op_id == sa.bindparam("k"), ops.c.status == "pending")
+    .values(status=sa.bindparam("s"), chain_tx=sa.bindparam("n"))
+)
+
+
 @dataclass(frozen=True, slots=True)
 class BridgeStats:
     queued: int = 0
@@ -111,9 +123,7 @@ class Bridge:
             raise InvalidInput(f"redemption amount must be positive, got {amount_fen} fen")
         self.custody.investor_account_id(investor_id)  # NotFound for unknown investors
         with self.engine.connect() as conn:
-            known = conn.execute(
-                sa.select(ops.c.status).where(ops.c.op_id == f"{payout_id:032x}")
-            ).first()
+            known = conn.execute(_STATUS_OF, {"k": f"{payout_id:032x}"}).first()
         if known is None:  # a retry of a known op skips the check: its burn may be done
             held = int(self.chain.call("CashToken", "balanceOf", self.address_of(investor_id)))
             held -= pending.get(investor_id, 0) if pending is not None else 0
@@ -185,9 +195,7 @@ class Bridge:
         if sent:
             with self.engine.begin() as conn:
                 conn.execute(
-                    ops.update()
-                    .where(ops.c.op_id == sa.bindparam("k"), ops.c.status == "pending")
-                    .values(status=sa.bindparam("s"), chain_tx=sa.bindparam("n")),
+                    _FINISH_OPS,
                     [{"k": op.op_id, "s": status, "n": note} for op, status, note in sent],
                 )
         return out
@@ -195,13 +203,13 @@ class Bridge:
     def _record(self, kind: str, op_id: int, investor_id: str, amount_fen: int) -> None:
         key = f"{op_id:032x}"
         with self.engine.begin() as conn:
-            old = conn.execute(sa.select(ops).where(ops.c.op_id == key)).first()
+            old = conn.execute(_OP_OF, {"k": key}).first()
             if old is not None:
                 if (old.kind, old.investor_id, old.amount_fen) != (kind, investor_id, amount_fen):
                     raise InvalidInput(f"bridge op {key} exists with other details")
                 return
             conn.execute(
-                ops.insert(),
+                _INSERT_OP,
                 {"op_id": key, "kind": kind, "investor_id": investor_id,
                  "address": self.address_of(investor_id), "amount_fen": amount_fen,
                  "status": "pending", "chain_tx": None},

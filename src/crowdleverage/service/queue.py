@@ -431,6 +431,9 @@ class Queue:
         payload)`: the rows from the head of the queue up to the first one it refuses (a row
         never runs before one queued ahead of it)."""
         t = commands
+        raw = self._wconn()
+        if raw is not None:
+            return self._claim_sqlite(raw, limit, only)
         with self.engine.connect() as conn:  # a read first: an idle claim takes no write lock
             if only is None:
                 q = sa.select(t.c.id).where(t.c.state == "queued").order_by(t.c.id).limit(limit)
@@ -453,6 +456,35 @@ class Queue:
                 .returning(*t.c)
             ).all()
         return sorted((_row(r) for r in rows), key=lambda r: r.id)
+
+    def _claim_sqlite(
+        self,
+        conn: sqlite3.Connection,
+        limit: int,
+        only: Callable[[str, dict[str, Any]], bool] | None,
+    ) -> list[Row]:
+        """`claim` on SQLite's own connection (the same statements as through the engine)."""
+        ids: list[int] = []  # a read first (autocommit): an idle claim takes no write lock
+        if only is None:
+            q = "SELECT id FROM service_commands WHERE state = 'queued' ORDER BY id LIMIT ?"
+            ids = [int(r[0]) for r in conn.execute(q, (limit,))]
+        else:
+            q = ("SELECT id, kind, payload FROM service_commands WHERE state = 'queued'"
+                 " ORDER BY id LIMIT ?")  # fmt: skip
+            for r in conn.execute(q, (limit,)).fetchall():
+                if not only(str(r[1]), json.loads(r[2])):
+                    break
+                ids.append(int(r[0]))
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._raw_write(conn):  # the rows as updated, in one statement
+            rows = conn.execute(
+                f"UPDATE service_commands SET state = 'running', attempts = attempts + 1"
+                f" WHERE id IN ({marks}) AND state = 'queued' RETURNING {_ROW_COLUMNS}",
+                ids,
+            ).fetchall()
+        return sorted((_raw_row(r) for r in rows), key=lambda r: r.id)
 
     def finish(
         self,
@@ -480,6 +512,19 @@ class Queue:
     ) -> None:
         """A batch's responses (row id, state, status, result) and the views it changed, in
         one transaction (one commit, one fsync, for the whole batch)."""
+        raw = self._wconn()
+        if raw is not None:
+            at = now_ms()
+            with self._raw_write(raw):
+                self._put_docs_sqlite(raw, docs)
+                if rows:
+                    raw.executemany(
+                        "UPDATE service_commands SET state = ?, status_code = ?, result = ?,"
+                        " done_at_ms = ? WHERE id = ?",
+                        [(state, code, json.dumps(result), at, row_id)
+                         for row_id, state, code, result in rows],
+                    )  # fmt: skip
+            return
         t = commands
         stmt = (
             t.update()
@@ -511,8 +556,32 @@ class Queue:
         """Upsert rendered views (one transaction)."""
         if not docs:
             return
+        raw = self._wconn()
+        if raw is not None:
+            with self._raw_write(raw):
+                self._put_docs_sqlite(raw, docs)
+            return
         with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             self._put_docs(conn, docs)
+
+    @staticmethod
+    def _put_docs_sqlite(conn: sqlite3.Connection, docs: list[dict[str, Any]]) -> None:
+        """`_put_docs` on SQLite's own connection: an update, else an insert, per view."""
+        cols = {c.name for c in read_models.c}
+        for d in docs:
+            assert set(d) <= cols, "dev: a view's row has only the table's columns"
+            names = list(d)
+            sets = ", ".join(f"{k} = ?" for k in names)
+            n = conn.execute(
+                f"UPDATE service_read_models SET {sets} WHERE viewer_id = ? AND path = ?",
+                [*d.values(), d["viewer_id"], d["path"]],
+            ).rowcount
+            if n == 0:
+                conn.execute(
+                    f"INSERT INTO service_read_models ({', '.join(names)})"
+                    f" VALUES ({', '.join('?' * len(names))})",
+                    list(d.values()),
+                )
 
     @staticmethod
     def _put_docs(conn: sa.Connection, docs: list[dict[str, Any]]) -> None:
