@@ -627,6 +627,18 @@ class Queue:
 
     def doc_keys(self, viewers: set[int] | None = None) -> list[tuple[int, str, str]]:
         """(viewer, path, kind) of the stored views: all, or those of `viewers`."""
+        conn = self._conn()
+        if conn is not None:  # SQLite: this thread's own read-only connection
+            sql = "SELECT viewer_id, path, kind FROM service_read_models"
+            if viewers is None:
+                found = conn.execute(sql).fetchall()
+            else:
+                found, order = [], sorted(viewers)
+                for i in range(0, len(order), 500):
+                    part = order[i : i + 500]
+                    marks = ",".join("?" * len(part))
+                    found += conn.execute(f"{sql} WHERE viewer_id IN ({marks})", part).fetchall()
+            return [(int(r[0]), str(r[1]), str(r[2])) for r in found]
         t = read_models
         q = sa.select(t.c.viewer_id, t.c.path, t.c.kind)
         if viewers is not None:
