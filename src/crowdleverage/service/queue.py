@@ -382,8 +382,8 @@ class Queue:
                     out[int(r[0])] = _raw_row(r)
             return out
         t = commands
-        with self.engine.connect() as conn:
-            rows = conn.execute(
+        with self.engine.connect() as db:
+            rows = db.execute(
                 sa.select(t).where(t.c.id.in_(ids), t.c.state.in_(("done", "failed")))
             ).all()
         return {int(r.id): _row(r) for r in rows}
@@ -643,8 +643,8 @@ class Queue:
         q = sa.select(t.c.viewer_id, t.c.path, t.c.kind)
         if viewers is not None:
             q = q.where(t.c.viewer_id.in_(sorted(viewers)))
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
+        with self.engine.connect() as db:
+            rows = db.execute(q).all()
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def prune(self, older_than_ms: int) -> None:
