@@ -49,6 +49,11 @@ commands = sa.Table(
 )
 
 
+# `CommandStore.start_many`'s rows of one owner's keys, built once
+_FOUND = sa.select(commands).where(
+    commands.c.owner_id == sa.bindparam("o"),
+    commands.c.key.in_(sa.bindparam("keys", expanding=True)),
+)
 # `CommandStore.finish`, built once (its cache key memoized: a batch finishes many commands)
 _FINISH = (
     commands.update()
@@ -181,8 +186,7 @@ class CommandStore:
             found: dict[tuple[int, str], Any] = {}
             for owner in dict.fromkeys(s.owner_id for s in specs):
                 keys = [s.key for s in specs if s.owner_id == owner]
-                for r in conn.execute(sa.select(t).where(t.c.owner_id == owner,
-                                                         t.c.key.in_(keys))):  # fmt: skip
+                for r in conn.execute(_FOUND, {"o": owner, "keys": keys}):
                     found[(owner, r.key)] = r
             new = []
             for spec in specs:
