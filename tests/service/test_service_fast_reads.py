@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from crowdleverage.api.app import create_app
 from crowdleverage.api.security import Role, User, issue_token
 from crowdleverage.config import Settings
 from crowdleverage.custody.db import engine_from_settings
+from crowdleverage.flows.commands import IdempotencyKeyMismatch
 from crowdleverage.service import gateway
 from crowdleverage.service.gateway import FastReads
 from crowdleverage.service.queue import Queue, commands, now_ms, read_models
@@ -168,3 +170,83 @@ def test_waiting_worker_wakes_on_the_writers_commit(worker: tuple[TestClient, Qu
     r = client.post(path, json={"amount_fen": 1}, headers=h2)
     t.join()
     assert r.status_code == 201 and r.json() == {"n": 2}
+
+
+def test_a_command_is_queued_by_the_outermost_layer(
+    worker: tuple[TestClient, Queue], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write to a platform endpoint is queued and answered by `FastReads._write` (not the
+    application's middleware), as the middleware would: the client's request id (in the row
+    the platform runs and in the answer), the same key with another body refused 422 (typed),
+    a failed row queued again by its retry; OPTIONS and local endpoints still go through the
+    application."""
+    client, queue = worker
+    seen: list[str] = []
+    real = FastReads._write
+
+    async def spy(self: FastReads, scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["path"])
+        await real(self, scope, receive, send)
+
+    monkeypatch.setattr(FastReads, "_write", spy)
+    path = "/api/v1/users/7/withdrawals"
+    h = {**_auth(7), "Idempotency-Key": "fast-write-key-01", "X-Request-ID": "req-fastwrite1"}
+    r = client.post(path, json={"amount_fen": 3}, headers=h)
+    assert r.status_code == 202 and r.headers["x-request-id"] == "req-fastwrite1"
+    assert len(seen) == 1
+    row = queue.get(r.json()["command_id"])
+    assert row is not None and row.state == "queued" and row.client_key and row.owner_id == 7
+    assert ["x-request-id", "req-fastwrite1"] in row.payload["headers"]
+    assert bytes.fromhex(row.payload["body_hex"]) == b'{"amount_fen":3}'
+    # the same key, another body: the typed refusal, with a request id of its own
+    r = client.post(path, json={"amount_fen": 4}, headers={**h, "X-Request-ID": "bad id"})
+    assert r.status_code == 422 and r.json()["error"] == "idempotency_key_reused"
+    rid = r.headers["x-request-id"]
+    assert len(rid) == 32 and rid != "bad id"
+    # a failed row: its retry queues it again (the same row)
+    queue.finish(row.id, "failed", 503, {"headers": [], "body": "{}"})
+    r = client.post(path, json={"amount_fen": 3}, headers=h)
+    assert r.status_code == 202 and r.json()["command_id"] == row.id
+    again = queue.get(row.id)
+    assert again is not None and again.state == "queued"
+    # OPTIONS is the application's (its middleware answers), not a command
+    n = len(seen)
+    r = client.options(path)
+    assert r.status_code == 204 and "POST" in r.headers["allow"] and len(seen) == n
+    assert queue.counts() == {"queued": 1}
+
+
+def test_the_queues_plain_sqlite_paths(tmp_path: Path) -> None:
+    """The queue's writes on its own sqlite3 connections (enqueue, claim, answers and views)
+    keep the semantics of the engine's: the same key answers its row; a claim takes the rows
+    from the head up to the first one `only` refuses, marks them running once; the answers
+    and the views (inserted, then updated) commit together."""
+    settings = Settings(data_dir=tmp_path, jwt_secret=SECRET)  # type: ignore[call-arg]
+    queue = Queue(engine_from_settings(settings))
+    queue.create_schema()
+    ids = [queue.enqueue(owner_id=7, key=f"plain-key-{i:04d}", kind="write",
+                         payload={"path": f"/p/{i}"}, req_hash=f"h{i}")[0]
+           for i in range(3)]  # fmt: skip
+    assert queue.enqueue(owner_id=7, key="plain-key-0001", kind="write",
+                         payload={"path": "/p/1"}, req_hash="h1") == (ids[1], True)  # fmt: skip
+    with pytest.raises(IdempotencyKeyMismatch):
+        queue.enqueue(owner_id=7, key="plain-key-0001", kind="write", payload={}, req_hash="x")
+    rows = queue.claim(16, only=lambda kind, p: p["path"] != "/p/1")
+    assert [(r.id, r.state, r.attempts) for r in rows] == [(ids[0], "running", 1)]
+    assert queue.claim(16, only=lambda kind, p: p["path"] != "/p/1") == []
+    rows = queue.claim(16)
+    assert [(r.id, r.attempts) for r in rows] == [(ids[1], 1), (ids[2], 1)]
+    doc = {"viewer_id": 7, "path": "/v", "kind": "/v", "status_code": 200, "headers": "[]",
+           "body": b"one", "seq": 1, "rendered_at_ms": now_ms()}  # fmt: skip
+    queue.finish_many([(ids[0], "done", 200, {"headers": [], "body": "a"})], [doc])
+    queue.finish_many([(ids[1], "failed", 503, {"headers": [], "body": "b"})],
+                      [{**doc, "body": b"two", "seq": 2}])  # fmt: skip
+    found = queue.results(ids)
+    assert {i: (r.state, r.status_code, r.result) for i, r in found.items()} == {
+        ids[0]: ("done", 200, {"headers": [], "body": "a"}),
+        ids[1]: ("failed", 503, {"headers": [], "body": "b"}),
+    }
+    got = queue.doc_fast(7, "/v")
+    assert got is not None and (got.body, got.seq) == (b"two", 2)
+    assert queue.doc_keys({7}) == [(7, "/v", "/v")] and queue.doc_keys({8}) == []
+    assert queue.counts() == {"done": 1, "failed": 1, "running": 1}

@@ -50,6 +50,9 @@ log_table = sa.Table(
     sa.Column("signer", sa.String(42), nullable=False),
     sa.Column("signature", sa.String(132), nullable=False),
 )
+# `AuditLog.append_many`'s statements, built once (an append per command batch)
+_LAST = sa.select(log_table.c.seq, log_table.c.entry_hash).order_by(log_table.c.seq.desc()).limit(1)
+_INSERT = log_table.insert()
 
 
 def canonical(data: Any) -> str:
@@ -168,11 +171,7 @@ class AuditLog:
                 raise InvalidInput(f"audit payload is not JSON: {exc}") from exc
         out: list[LogEntry] = []
         with write_transaction(self.engine) as conn:
-            last = conn.execute(
-                sa.select(log_table.c.seq, log_table.c.entry_hash)
-                .order_by(log_table.c.seq.desc())
-                .limit(1)
-            ).first()
+            last = conn.execute(_LAST).first()
             seq, prev = (last.seq, last.entry_hash) if last else (0, GENESIS)
             rows = []
             for (actor, action, payload), body in zip(items, bodies, strict=True):
@@ -187,7 +186,7 @@ class AuditLog:
                 out.append(LogEntry(seq, ts_ns, actor, action, payload, digest))
                 prev = digest
             if rows:
-                conn.execute(log_table.insert(), rows)
+                conn.execute(_INSERT, rows)
         if out:
             # After the commit: a crash in between leaves the head behind (verify still
             # passes); a head ahead of the log can only mean entries were removed. Inside a

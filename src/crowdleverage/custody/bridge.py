@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crowdleverage.custody import schema as s
-from crowdleverage.custody.db import barrier
+from crowdleverage.custody.db import barrier, in_group
 from crowdleverage.custody.service import AccountCode, CustodyService, TransferCode, investors
 from crowdleverage.domain.errors import (
     ContractRevert,
@@ -40,6 +40,18 @@ ops = sa.Table(
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
     sa.Column("status", sa.String(8), nullable=False),  # pending | done | failed | reversed
     sa.Column("chain_tx", sa.String(80), nullable=True),
+)
+
+
+# the statements of a withdrawal's hot path, built once (a Core statement built per call costs
+# its construction and its cache key each time; a prebuilt one memoizes its cache key)
+_OP_OF = sa.select(ops).where(ops.c.op_id == sa.bindparam("k"))
+_INSERT_OP = ops.insert()
+_UNREAD = object()  # `Bridge._record`: the op's row not read yet
+_FINISH_OPS = (
+    ops.update()
+    .where(ops.c.op_id == sa.bindparam("k"), ops.c.status == "pending")
+    .values(status=sa.bindparam("s"), chain_tx=sa.bindparam("n"))
 )
 
 
@@ -111,9 +123,7 @@ class Bridge:
             raise InvalidInput(f"redemption amount must be positive, got {amount_fen} fen")
         self.custody.investor_account_id(investor_id)  # NotFound for unknown investors
         with self.engine.connect() as conn:
-            known = conn.execute(
-                sa.select(ops.c.status).where(ops.c.op_id == f"{payout_id:032x}")
-            ).first()
+            known = conn.execute(_OP_OF, {"k": f"{payout_id:032x}"}).first()
         if known is None:  # a retry of a known op skips the check: its burn may be done
             held = int(self.chain.call("CashToken", "balanceOf", self.address_of(investor_id)))
             held -= pending.get(investor_id, 0) if pending is not None else 0
@@ -121,7 +131,7 @@ class Bridge:
                 raise RuleViolation(
                     f"investor {investor_id} holds {held} fen, cannot redeem {amount_fen}"
                 )
-        self._record("burn", payout_id, investor_id, amount_fen)
+        self._record("burn", payout_id, investor_id, amount_fen, old=known)
         if pending is not None and (
             known is None  # a resumed op whose burn is still to be sent counts too
             or (known.status == "pending"
@@ -185,23 +195,29 @@ class Bridge:
         if sent:
             with self.engine.begin() as conn:
                 conn.execute(
-                    ops.update()
-                    .where(ops.c.op_id == sa.bindparam("k"), ops.c.status == "pending")
-                    .values(status=sa.bindparam("s"), chain_tx=sa.bindparam("n")),
+                    _FINISH_OPS,
                     [{"k": op.op_id, "s": status, "n": note} for op, status, note in sent],
                 )
         return out
 
-    def _record(self, kind: str, op_id: int, investor_id: str, amount_fen: int) -> None:
+    def _record(
+        self, kind: str, op_id: int, investor_id: str, amount_fen: int, old: Any = _UNREAD
+    ) -> None:
+        """The op recorded (pending) unless it is already, with the same details. `old`: its
+        row as read in the group commit this runs in (`prepare_burn`), not read again. In a
+        group the group's transaction is used as it is (no savepoint: nothing is written
+        before a refusal); elsewhere one write transaction."""
         key = f"{op_id:032x}"
-        with self.engine.begin() as conn:
-            old = conn.execute(sa.select(ops).where(ops.c.op_id == key)).first()
+        grouped = in_group(self.engine)
+        with self.engine.connect() if grouped else self.engine.begin() as conn:
+            if old is _UNREAD or not grouped:
+                old = conn.execute(_OP_OF, {"k": key}).first()
             if old is not None:
                 if (old.kind, old.investor_id, old.amount_fen) != (kind, investor_id, amount_fen):
                     raise InvalidInput(f"bridge op {key} exists with other details")
                 return
             conn.execute(
-                ops.insert(),
+                _INSERT_OP,
                 {"op_id": key, "kind": kind, "investor_id": investor_id,
                  "address": self.address_of(investor_id), "amount_fen": amount_fen,
                  "status": "pending", "chain_tx": None},

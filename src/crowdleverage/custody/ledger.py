@@ -101,6 +101,16 @@ class _Pend:
         self.ledger, self.code, self.status, self.expires_at_ns = ledger, code, status, exp
 
 
+# the pending transfers whose timeout has passed (`Ledger._expire`, at every create_transfers)
+_EXPIRED = (
+    sa.select(s.pending.c.id, s.transfers.c.debit_account_id, s.transfers.c.credit_account_id,
+              s.transfers.c.amount)
+    .join(s.transfers, s.transfers.c.id == s.pending.c.id)
+    .where(s.pending.c.status == PendingStatus.PENDING.value)
+    .where(s.pending.c.expires_at_ns > 0, s.pending.c.expires_at_ns <= sa.bindparam("now"))
+)  # fmt: skip
+
+
 class Ledger:
     """The custody ledger on one engine. `clock_ns` is injectable so that tests can move time
     forward to exercise timeouts."""
@@ -208,13 +218,8 @@ class Ledger:
             return self._expire(conn, self._timestamp_base(conn))
 
     def _expire(self, conn: Connection, now_ns: int) -> int:
-        p, t = s.pending, s.transfers
-        rows = conn.execute(
-            sa.select(p.c.id, t.c.debit_account_id, t.c.credit_account_id, t.c.amount)
-            .join(t, t.c.id == p.c.id)
-            .where(p.c.status == PendingStatus.PENDING.value)
-            .where(p.c.expires_at_ns > 0, p.c.expires_at_ns <= now_ns)
-        ).all()
+        p = s.pending
+        rows = conn.execute(_EXPIRED, {"now": now_ns}).all()  # every create_transfers: prebuilt
         if not rows:
             return 0
         for r in rows:

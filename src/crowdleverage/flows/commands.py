@@ -49,6 +49,28 @@ commands = sa.Table(
 )
 
 
+# `CommandStore.start_many`'s rows of one owner's keys, built once
+_FOUND = sa.select(commands).where(
+    commands.c.owner_id == sa.bindparam("o"),
+    commands.c.key.in_(sa.bindparam("keys", expanding=True)),
+)
+# `CommandStore.finish`, built once (its cache key memoized: a batch finishes many commands)
+_FINISH = (
+    commands.update()
+    .where(
+        commands.c.owner_id == sa.bindparam("o"),
+        commands.c.key == sa.bindparam("k"),
+        commands.c.state == "running",
+    )
+    .values(
+        state="done",
+        status_code=sa.bindparam("st"),
+        response_json=sa.bindparam("body"),
+        done_at_s=sa.bindparam("at"),
+    )
+)
+
+
 class IdempotencyKeyMismatch(InvalidInput):
     code = "idempotency_key_reused"
 
@@ -164,8 +186,7 @@ class CommandStore:
             found: dict[tuple[int, str], Any] = {}
             for owner in dict.fromkeys(s.owner_id for s in specs):
                 keys = [s.key for s in specs if s.owner_id == owner]
-                for r in conn.execute(sa.select(t).where(t.c.owner_id == owner,
-                                                         t.c.key.in_(keys))):  # fmt: skip
+                for r in conn.execute(_FOUND, {"o": owner, "keys": keys}):
                     found[(owner, r.key)] = r
             new = []
             for spec in specs:
@@ -214,17 +235,11 @@ class CommandStore:
     @staticmethod
     def finish(conn: Connection, spec: CommandSpec, status_code: int, body: Any) -> None:
         """Mark the command done with its response, inside the caller's transaction."""
-        t = commands
         n = conn.execute(
-            t.update()
-            .where(t.c.owner_id == spec.owner_id, t.c.key == spec.key, t.c.state == "running")
-            .values(
-                state="done",
-                status_code=status_code,
-                response_json=json.dumps(body, ensure_ascii=False),
-                done_at_s=int(time.time()),
-            )
-        ).rowcount
+            _FINISH,
+            {"o": spec.owner_id, "k": spec.key, "st": status_code,
+             "body": json.dumps(body, ensure_ascii=False), "at": int(time.time())},
+        ).rowcount  # fmt: skip
         assert n == 1, "dev: a command finishes once, from running"
 
     def running(self) -> list[Command]:

@@ -15,7 +15,10 @@
   changed). The viewer is the one the token names, as on the slow path: a reader gets only the
   views rendered for them.
 - a waiting request wakes up when its command's row is finished: on SQLite the worker checks
-  `PRAGMA data_version` every 2 ms and looks at the rows only after a commit.
+  `PRAGMA data_version` every 2 ms and looks at the rows only after a commit. A command is
+  queued and answered by the outermost layer (`FastReads._write`), not through Starlette's
+  `BaseHTTPMiddleware` layers; on SQLite the queue's writes and reads here use plain `sqlite3`
+  connections (`Queue.enqueue`, `Queue.results`).
 - authentication, user administration, the audit log and the docs are served by the worker
   itself (they use only the database).
 """
@@ -36,7 +39,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.engine import Engine
-from starlette.requests import cookie_parser
+from starlette.requests import ClientDisconnect, cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crowdleverage.api.security import decode_token
@@ -55,6 +58,9 @@ _RID_RE = re.compile(r"^[A-Za-z0-9_.:\-]{8,64}$")  # as api.app's request ids
 CACHE_DOCS = 2048  # views cached per worker (the oldest dropped first)
 CACHE_TOKENS = 4096
 CACHE_ROUTES = 8192
+_FAST_METHODS = frozenset(
+    {"GET", "POST", "PUT", "PATCH", "DELETE"}
+)  # `FastReads` (OPTIONS, HEAD: no)
 TOUCH_EVERY_S = 30.0  # the views this worker served, reported in one write (eviction)
 
 
@@ -395,8 +401,8 @@ class Gateway:
                     if version != seen or self._new_waiter or now - last >= 0.5:
                         seen, last, self._new_waiter = version, now, False
                         ready = self.queue.finished_ids(list(self._waiters))
-                        if ready:
-                            done = await asyncio.to_thread(self.queue.results, ready)
+                        if ready:  # a few indexed rows on this worker's own connection
+                            done = self.queue.results(ready)
                 else:
                     done = await asyncio.to_thread(self.queue.results, list(self._waiters))
             except Exception:  # the database is restarting: keep waiting
@@ -461,15 +467,17 @@ def _cached(doc: Doc, version: int) -> _Cached:
 class FastReads:
     """The outermost ASGI layer of an API worker: a GET of a platform view whose read model
     this viewer has is answered here, from the stored bytes, with its request id — no
-    middleware, routing or validation on the way. Everything else (writes, views not rendered
-    yet, bad tokens, local endpoints) goes on to the application unchanged."""
+    middleware, routing or validation on the way; a write to a platform endpoint (a command)
+    is queued and answered here as the application's middleware would (`_write`). Everything
+    else (views not rendered yet, bad tokens, local endpoints, OPTIONS, HEAD) goes on to the
+    application unchanged."""
 
     def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
         self.app = app
         self.gw = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET":
+        if scope["type"] != "http" or scope["method"] not in _FAST_METHODS:
             await self.app(scope, receive, send)
             return
         gw = self.gw
@@ -479,6 +487,12 @@ class FastReads:
                 await self.app(scope, receive, send)
                 return
             gw._classify(app)
+        if scope["method"] != "GET":
+            if gw._is_forwarded(scope["method"], scope["path"]):
+                await self._write(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
         path: str = scope["path"]
         if not gw.cacheable("GET", path):
             await self.app(scope, receive, send)
@@ -517,3 +531,37 @@ class FastReads:
         headers = [*doc.headers, (b"x-request-id", rid.encode())]
         await send({"type": "http.response.start", "status": doc.status, "headers": headers})
         await send({"type": "http.response.body", "body": doc.body})
+
+    async def _write(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A command (a write to a platform endpoint): what the application's middleware
+        would do with it — the request id (`api.app`'s `_request_id`: the client's if
+        well-formed, in the log lines and the response), then `Gateway.write` (queued, its
+        answer awaited; a typed error answered as `_gateway` answers it) — without the
+        per-request tasks and streams of Starlette's `BaseHTTPMiddleware` (three layers of
+        them cost an API worker more CPU than the command's own work). An unexpected error
+        answers as the application's handler (`_unexpected`) does."""
+        from crowdleverage.api import logs
+        from crowdleverage.api.app import _error_response
+
+        request = Request(scope, receive)
+        given = request.headers.get("x-request-id", "")
+        rid = given if _RID_RE.match(given) else uuid.uuid4().hex
+        token = logs.request_id.set(rid)
+        try:
+            try:
+                resp = await self.gw.write(request, self.gw._viewer(request))
+            except CrowdLevError as err:
+                resp = _error_response(err)
+            except ClientDisconnect:
+                return  # the client left before its body arrived: nothing was queued
+            except Exception:
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                await JSONResponse(
+                    {"error": "internal_error", "message": "internal error; retry later",
+                     "details": {}}, status_code=500,
+                )(scope, receive, send)  # fmt: skip
+                return
+            resp.headers["X-Request-ID"] = rid
+        finally:
+            logs.request_id.reset(token)
+        await resp(scope, receive, send)

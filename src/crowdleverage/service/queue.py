@@ -30,7 +30,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from crowdleverage.custody.db import make_engine, write_transaction
+from crowdleverage.custody.db import (
+    BUSY_TIMEOUT_S,
+    begin_immediate,
+    make_engine,
+    write_transaction,
+)
 from crowdleverage.flows.commands import IdempotencyKeyMismatch
 
 metadata = sa.MetaData()
@@ -141,6 +147,20 @@ def _row(r: Any) -> Row:
     )  # fmt: skip
 
 
+_ROW_COLUMNS = (
+    "id, owner_id, key, client_key, kind, payload, state, status_code, result,"
+    " attempts"
+)  # `Row`'s columns, in its order (the plain sqlite3 reads)
+
+
+def _raw_row(r: Any) -> Row:
+    """A `Row` from a plain sqlite3 row of `_ROW_COLUMNS`."""
+    return Row(
+        int(r[0]), int(r[1]), str(r[2]), bool(r[3]), str(r[4]), json.loads(r[5]), str(r[6]),
+        r[7], json.loads(r[8]) if r[8] else None, int(r[9]),
+    )  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Doc:
     status_code: int
@@ -176,6 +196,38 @@ class Queue:
             conn.execute("PRAGMA query_only=1")
             self._local.conn = conn
         return conn
+
+    def _wconn(self) -> sqlite3.Connection | None:
+        """This thread's own SQLite connection for the queue's hot writes (the API's enqueue,
+        the writer's claim and answers), None on PostgreSQL. The same settings as the
+        engine's connections (`custody.db.make_engine`): WAL, `synchronous=FULL` (a commit
+        here is as durable as one through SQLAlchemy: one fsync of the WAL), and transactions
+        begun `IMMEDIATE` (`custody.db.begin_immediate`); a statement through SQLAlchemy's
+        Core costs a good part of a millisecond of CPU, here a few microseconds."""
+        if self._sqlite_file is None:
+            return None
+        conn: sqlite3.Connection | None = getattr(self._local, "wconn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._sqlite_file, isolation_level=None,
+                                   check_same_thread=False)  # fmt: skip
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            self._local.wconn = conn
+        return conn
+
+    @contextmanager
+    def _raw_write(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """One write transaction on a connection of `_wconn`: committed on success, rolled
+        back on any error (as `custody.db.write_transaction`)."""
+        begin_immediate(conn)
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def data_version(self) -> int | None:
         """SQLite's `PRAGMA data_version` on this thread's connection: it changes whenever
@@ -244,6 +296,9 @@ class Queue:
         t = commands
         client_key = key is not None
         key = key if key is not None else f"gen-{uuid.uuid4().hex}"
+        raw = self._wconn()
+        if raw is not None:
+            return self._enqueue_sqlite(raw, owner_id, key, client_key, kind, payload, req_hash)
         with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             row = conn.execute(
                 sa.select(t.c.id, t.c.request_hash, t.c.state, t.c.payload).where(
@@ -272,13 +327,63 @@ class Queue:
                 conn.execute(t.update().where(t.c.id == row.id).values(state="queued"))
             return int(row.id), True
 
+    def _enqueue_sqlite(
+        self,
+        conn: sqlite3.Connection,
+        owner_id: int,
+        key: str,
+        client_key: bool,
+        kind: str,
+        payload: dict[str, Any],
+        req_hash: str,
+    ) -> tuple[int, bool]:
+        """`enqueue` on SQLite's own connection (the same statements as through the engine)."""
+        with self._raw_write(conn):
+            row = conn.execute(
+                "SELECT id, request_hash, state, payload FROM service_commands"
+                " WHERE owner_id = ? AND key = ?",
+                (owner_id, key),
+            ).fetchone()
+            if row is None:
+                cur = conn.execute(
+                    "INSERT INTO service_commands (owner_id, key, client_key, request_hash,"
+                    " kind, payload, state, attempts, created_at_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, ?)",
+                    (owner_id, key, int(client_key), req_hash, kind, json.dumps(payload),
+                     now_ms()),
+                )  # fmt: skip
+                assert cur.lastrowid is not None, "dev: an insert has a rowid"
+                return int(cur.lastrowid), False
+            if row[1] != req_hash:
+                path = json.loads(row[3]).get("path", "?")
+                raise IdempotencyKeyMismatch(
+                    "this Idempotency-Key was used for a different request "
+                    f"({path}); use a new key for a new request",
+                    original_path=path,
+                )
+            if row[2] == "failed":
+                conn.execute("UPDATE service_commands SET state = 'queued' WHERE id = ?", (row[0],))
+            return int(row[0]), True
+
     def results(self, ids: list[int]) -> dict[int, Row]:
-        """The finished (done or failed) rows among `ids`."""
+        """The finished (done or failed) rows among `ids` (on SQLite: this thread's own
+        read-only connection)."""
         if not ids:
             return {}
+        conn = self._conn()
+        if conn is not None:
+            out: dict[int, Row] = {}
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                sql = (f"SELECT {_ROW_COLUMNS} FROM service_commands WHERE id IN ({marks})"
+                       " AND state IN ('done', 'failed')")  # fmt: skip
+                for r in conn.execute(sql, part):
+                    out[int(r[0])] = _raw_row(r)
+            return out
         t = commands
-        with self.engine.connect() as conn:
-            rows = conn.execute(
+        with self.engine.connect() as db:
+            rows = db.execute(
                 sa.select(t).where(t.c.id.in_(ids), t.c.state.in_(("done", "failed")))
             ).all()
         return {int(r.id): _row(r) for r in rows}
@@ -326,6 +431,9 @@ class Queue:
         payload)`: the rows from the head of the queue up to the first one it refuses (a row
         never runs before one queued ahead of it)."""
         t = commands
+        raw = self._wconn()
+        if raw is not None:
+            return self._claim_sqlite(raw, limit, only)
         with self.engine.connect() as conn:  # a read first: an idle claim takes no write lock
             if only is None:
                 q = sa.select(t.c.id).where(t.c.state == "queued").order_by(t.c.id).limit(limit)
@@ -348,6 +456,35 @@ class Queue:
                 .returning(*t.c)
             ).all()
         return sorted((_row(r) for r in rows), key=lambda r: r.id)
+
+    def _claim_sqlite(
+        self,
+        conn: sqlite3.Connection,
+        limit: int,
+        only: Callable[[str, dict[str, Any]], bool] | None,
+    ) -> list[Row]:
+        """`claim` on SQLite's own connection (the same statements as through the engine)."""
+        ids: list[int] = []  # a read first (autocommit): an idle claim takes no write lock
+        if only is None:
+            q = "SELECT id FROM service_commands WHERE state = 'queued' ORDER BY id LIMIT ?"
+            ids = [int(r[0]) for r in conn.execute(q, (limit,))]
+        else:
+            q = ("SELECT id, kind, payload FROM service_commands WHERE state = 'queued'"
+                 " ORDER BY id LIMIT ?")  # fmt: skip
+            for r in conn.execute(q, (limit,)).fetchall():
+                if not only(str(r[1]), json.loads(r[2])):
+                    break
+                ids.append(int(r[0]))
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._raw_write(conn):  # the rows as updated, in one statement
+            rows = conn.execute(
+                f"UPDATE service_commands SET state = 'running', attempts = attempts + 1"
+                f" WHERE id IN ({marks}) AND state = 'queued' RETURNING {_ROW_COLUMNS}",
+                ids,
+            ).fetchall()
+        return sorted((_raw_row(r) for r in rows), key=lambda r: r.id)
 
     def finish(
         self,
@@ -375,6 +512,19 @@ class Queue:
     ) -> None:
         """A batch's responses (row id, state, status, result) and the views it changed, in
         one transaction (one commit, one fsync, for the whole batch)."""
+        raw = self._wconn()
+        if raw is not None:
+            at = now_ms()
+            with self._raw_write(raw):
+                self._put_docs_sqlite(raw, docs)
+                if rows:
+                    raw.executemany(
+                        "UPDATE service_commands SET state = ?, status_code = ?, result = ?,"
+                        " done_at_ms = ? WHERE id = ?",
+                        [(state, code, json.dumps(result), at, row_id)
+                         for row_id, state, code, result in rows],
+                    )  # fmt: skip
+            return
         t = commands
         stmt = (
             t.update()
@@ -406,8 +556,32 @@ class Queue:
         """Upsert rendered views (one transaction)."""
         if not docs:
             return
+        raw = self._wconn()
+        if raw is not None:
+            with self._raw_write(raw):
+                self._put_docs_sqlite(raw, docs)
+            return
         with write_transaction(self.engine, lock=QUEUE_LOCK) as conn:
             self._put_docs(conn, docs)
+
+    @staticmethod
+    def _put_docs_sqlite(conn: sqlite3.Connection, docs: list[dict[str, Any]]) -> None:
+        """`_put_docs` on SQLite's own connection: an update, else an insert, per view."""
+        cols = {c.name for c in read_models.c}
+        for d in docs:
+            assert set(d) <= cols, "dev: a view's row has only the table's columns"
+            names = list(d)
+            sets = ", ".join(f"{k} = ?" for k in names)
+            n = conn.execute(
+                f"UPDATE service_read_models SET {sets} WHERE viewer_id = ? AND path = ?",
+                [*d.values(), d["viewer_id"], d["path"]],
+            ).rowcount
+            if n == 0:
+                conn.execute(
+                    f"INSERT INTO service_read_models ({', '.join(names)})"
+                    f" VALUES ({', '.join('?' * len(names))})",
+                    list(d.values()),
+                )
 
     @staticmethod
     def _put_docs(conn: sa.Connection, docs: list[dict[str, Any]]) -> None:
@@ -453,12 +627,24 @@ class Queue:
 
     def doc_keys(self, viewers: set[int] | None = None) -> list[tuple[int, str, str]]:
         """(viewer, path, kind) of the stored views: all, or those of `viewers`."""
+        conn = self._conn()
+        if conn is not None:  # SQLite: this thread's own read-only connection
+            sql = "SELECT viewer_id, path, kind FROM service_read_models"
+            if viewers is None:
+                found = conn.execute(sql).fetchall()
+            else:
+                found, order = [], sorted(viewers)
+                for i in range(0, len(order), 500):
+                    part = order[i : i + 500]
+                    marks = ",".join("?" * len(part))
+                    found += conn.execute(f"{sql} WHERE viewer_id IN ({marks})", part).fetchall()
+            return [(int(r[0]), str(r[1]), str(r[2])) for r in found]
         t = read_models
         q = sa.select(t.c.viewer_id, t.c.path, t.c.kind)
         if viewers is not None:
             q = q.where(t.c.viewer_id.in_(sorted(viewers)))
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
+        with self.engine.connect() as db:
+            rows = db.execute(q).all()
         return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def prune(self, older_than_ms: int) -> None:
