@@ -194,6 +194,45 @@ def test_after_wallet_commands_alone_only_staff_views_are_refreshed(world: World
     w.dirty.clear()
 
 
+def test_warmed_views_wait_for_the_platforms_figures(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before rendering a `WARMED` view (its chain figures kept by `flows.risk_figures`) the
+    writer reads the stale figures in slices, one `Platform.warm_views` per step, and renders
+    the other stale views meanwhile; the warmed ones once no figure is stale, or after
+    `WARM_MAX_S` of slices."""
+    w = world.writer
+    risk = (world.uid("operator"), "/api/v1/risk/summary")
+    payouts = (world.uid("custodian"), "/api/v1/custody/payouts")
+    assert risk[1] in writer_module.WARMED and payouts[1] not in writer_module.WARMED
+    w.dirty.clear()
+    w.dirty.update({risk: risk[1], payouts: payouts[1]})
+    slices: list[float] = []
+
+    def warm(budget_s: float) -> bool:
+        slices.append(budget_s)
+        return len(slices) >= 3  # fresh at the third slice
+
+    monkeypatch.setattr(w.platform, "warm_views", warm)
+    w._render_dirty(writer_module.REFRESH_SLICE, 1.0)
+    assert set(w.dirty) == {risk}  # the other view did not wait
+    w._render_dirty(writer_module.REFRESH_SLICE, 1.0)
+    assert set(w.dirty) == {risk}
+    w._render_dirty(writer_module.REFRESH_SLICE, 1.0)
+    assert not w.dirty and slices == [writer_module.WARM_BUDGET_S] * 3
+    w._render_dirty(writer_module.REFRESH_SLICE, 1.0)
+    assert len(slices) == 3  # nothing warmed stale: no slice
+
+    monkeypatch.setattr(w.platform, "warm_views", lambda budget_s: False)  # never fresh
+    w.dirty[risk] = risk[1]
+    w._render_dirty(writer_module.REFRESH_SLICE, 1.0)
+    assert risk in w.dirty
+    assert w._warm_since is not None
+    w._warm_since -= writer_module.WARM_MAX_S
+    w._render_dirty(writer_module.REFRESH_SLICE, 1.0)
+    assert not w.dirty  # rendered anyway (the render reads what is still stale)
+
+
 # --------------------------------------------------------------------- SQLite's write lock
 
 

@@ -50,7 +50,7 @@ from crowdleverage.audit.reconcile import ChainGateway, Reconciler
 from crowdleverage.chain.cache import CachedReads
 from crowdleverage.chain.codes import code_from_chain, code_to_chain
 from crowdleverage.chain.margin import LIQUIDATOR, ORDERBOOK, margin_events
-from crowdleverage.chain.params import liquidity_headroom, read_params, read_tier
+from crowdleverage.chain.params import read_params, read_tier
 from crowdleverage.chain.port import ChainPort
 from crowdleverage.chain.roles import Role
 from crowdleverage.chain.structs import read_order, read_security
@@ -83,6 +83,7 @@ from crowdleverage.flows.day_close import DayClose
 from crowdleverage.flows.market import MarketFeed, Quote
 from crowdleverage.flows.model import AccountStatus, Event, Tranche
 from crowdleverage.flows.record import MarginAccount, Order, Pending, Saved
+from crowdleverage.flows.risk_figures import Position, RiskFigures
 from crowdleverage.market.calendar import SHANGHAI
 from crowdleverage.market.rules import PriceBand, Side, check_order
 from crowdleverage.migrations import upgrade as migrate
@@ -218,6 +219,7 @@ class Platform:
         self._liquidating: set[int] = set()
         self._day_open = False
         self._snap_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self.figures = RiskFigures(self)  # the risk panel's chain figures, kept between blocks
         self.s = Saved()
         self._pending = Pending()  # record rows not committed yet
         self._financing: dict[int, int] = {}  # order id → financing drawn, until recorded
@@ -977,9 +979,13 @@ class Platform:
         return read_tier(self.chain, tier)
 
     def status(self, view: AccountView, tier: int) -> AccountStatus:
+        return self.status_in(view, self.tier_terms(tier))
+
+    @staticmethod
+    def status_in(view: AccountView, terms: LeverageTier) -> AccountStatus:
         if view.locked or view.open_liquidation:
             return AccountStatus.LIQUIDATING
-        if view.ratio_bps is not None and view.ratio_bps < self.tier_terms(tier).warning_ratio_bps:
+        if view.ratio_bps is not None and view.ratio_bps < terms.warning_ratio_bps:
             return AccountStatus.WARNING
         return AccountStatus.HEALTHY
 
@@ -1237,23 +1243,27 @@ class Platform:
 
     def waiting_liquidations(self) -> list[dict[str, Any]]:
         """Liquidation sells that cannot fill now: sealed limit-down, halted, or T+1."""
+        return self._waiting(self.figures.accounts())
+
+    def _waiting(
+        self, figures: dict[int, tuple[AccountView, tuple[Position, ...]]]
+    ) -> list[dict[str, Any]]:
         out = []
         for acc in self.s.accounts.values():
-            view = self.fin.account(acc.owner_id)
+            view, held = figures[acc.owner_id]
             if not (view.locked or view.open_liquidation):
                 continue
-            for pos in self.positions(acc):
-                q = self.quote(pos["code"])
+            for pos in held:
+                q = self.quote(pos.code)
                 reason = (
                     "halted" if q.halted
                     else "sealed limit-down" if q.at_limit_down
-                    else "T+1 locked" if pos["sellable"] == 0
+                    else "T+1 locked" if pos.sellable == 0
                     else ""
                 )  # fmt: skip
                 if reason:
-                    out.append({"account_id": acc.id, "code": pos["code"],
-                                "quantity": pos["quantity"], "reason": reason,
-                                "price_fen": q.price_fen})  # fmt: skip
+                    out.append({"account_id": acc.id, "code": pos.code, "quantity": pos.quantity,
+                                "reason": reason, "price_fen": q.price_fen})  # fmt: skip
         return out
 
     # -------------------------------------------------------- the chain's events → record
@@ -1630,7 +1640,7 @@ class Platform:
     def published_terms(self) -> dict[str, Any]:
         """Tiers, rates and limits as the contracts enforce them (not a copy of the config)."""
         c = self.chain
-        params = read_params(c)
+        params = self.figures.params()  # kept until an event of the chain that may change it
         tiers = [
             {"tier": n, "max_leverage": t.max_leverage, "initial_bps": t.initial_ratio_bps,
              "warning_bps": t.warning_ratio_bps, "liquidation_bps": t.liquidation_ratio_bps,
@@ -1660,7 +1670,7 @@ class Platform:
         (the definition's board haircuts at the chain's stressed scale), the ST haircuts,
         the liquidity cap share, and per security its published liquidity figure, cap, the
         platform's position and the headroom left for financed buys."""
-        params = read_params(self.chain)
+        params = self.figures.params()
         scale, st = params.stressed_haircut_scale_bps, params.stressed_st_haircut_bps
         return {
             "regime_on_chain": "stressed" if params.stressed else "calm",
@@ -1674,7 +1684,7 @@ class Platform:
             "stressed_st_haircut_bps": min(params.st_haircut_bps * scale // RP.BPS, st),
             "liquidity_cap_bps": params.liquidity_cap_bps,
             "liquidity_adv_days": RP.LIQUIDITY_ADV_DAYS,
-            "liquidity": [r.as_dict() for r in liquidity_headroom(self.chain, sorted(self.codes))],
+            "liquidity": [r.as_dict() for r in self.figures.liquidity()],
             "stressed_phase": self._stressed_phase(),
         }  # fmt: skip
 
@@ -1689,12 +1699,14 @@ class Platform:
             "day": stressed_run(before),
             "line_bps_now": int(self.chain.call(LIQUIDATOR, "stressed_line_bps")),
             "line_bps_full": RP.STRESSED_LINE_BPS,
-            "scale_bps_now": read_params(self.chain).stressed_haircut_scale_bps,
+            "scale_bps_now": self.figures.params().stressed_haircut_scale_bps,
             "scale_bps_full": RP.STRESSED_HAIRCUT_SCALE_BPS,
         }
 
     def risk_snapshot(self) -> dict[str, Any]:
-        """The operator's risk panel, read from the chain (cached per block and event)."""
+        """The operator's risk panel (cached per block and event): the accounts' figures as
+        `RiskFigures` keeps them (read again after every tick and every event naming the
+        account; a debt may lack the interest of the seconds since), the pool's read now."""
         with self.lock:
             key = (self.chain.block_number(), self.market.day_index, self.market.step)
             if self._snap_cache is not None and self._snap_cache[0] == key:
@@ -1703,26 +1715,35 @@ class Platform:
             self._snap_cache = (key, snap)
             return snap
 
+    def warm_views(self, budget_s: float) -> bool:
+        """Read the stale figures of the market-wide views for about `budget_s` (at least one
+        piece); True when none is left stale (`RiskFigures.warm`: the writer renders those
+        views once this is done, each then costs the pool's figures, not the accounts')."""
+        return self.figures.warm(budget_s)
+
     def _risk_snapshot(self) -> dict[str, Any]:
         accounts = []
         exposure: dict[str, int] = {}
         board_exposure: dict[str, int] = {}
         total_debt = 0
-        tiers = read_params(self.chain).tiers
+        figures = self.figures.accounts()
+        tiers = self.figures.params().tiers
         for acc in self.s.accounts.values():
             tier = tiers[acc.tier]
-            view = self.fin.account(acc.owner_id)
+            view, held = figures[acc.owner_id]
             total_debt += view.debt_fen
             accounts.append({
                 "account_id": acc.id, "owner_id": acc.owner_id, "tier": acc.tier,
-                "status": self.status(view, acc.tier).value, "ratio_bps": view.ratio_bps,
+                "status": self.status_in(view, tier).value,
+                "ratio_bps": view.ratio_bps,
                 "debt_fen": view.debt_fen, "warning_bps": tier.warning_ratio_bps,
                 "liquidation_bps": tier.liquidation_ratio_bps,
             })  # fmt: skip
-            for pos in self.positions(acc):
-                exposure[pos["code"]] = exposure.get(pos["code"], 0) + pos["market_value_fen"]
-                board = Security.parse(pos["code"]).board.value
-                board_exposure[board] = board_exposure.get(board, 0) + pos["market_value_fen"]
+            for pos in held:
+                value = pos.quantity * self.quote(pos.code).price_fen
+                exposure[pos.code] = exposure.get(pos.code, 0) + value
+                board = Security.parse(pos.code).board.value
+                board_exposure[board] = board_exposure.get(board, 0) + value
         pool = self.pool_figures()
         return {
             "trade_date": self.market.today.isoformat(),
@@ -1730,7 +1751,7 @@ class Platform:
             "paused": self.s.paused_reason is not None,
             "paused_reason": self.s.paused_reason,
             "accounts": accounts,
-            "waiting_liquidations": self.waiting_liquidations(),
+            "waiting_liquidations": self._waiting(figures),
             "pool_cash_fen": pool["idle_fen"],
             "total_debt_fen": total_debt,
             "pool_assets_fen": pool["assets_fen"],
