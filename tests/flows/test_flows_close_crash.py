@@ -236,13 +236,18 @@ def crash_after_the_export(p: Platform) -> None:
 
 
 def crash_after_the_bank(p: Platform) -> None:
-    """The bank executed the payment file (in memory, not saved)."""
+    """The bank executed the payment file (in memory, not saved yet)."""
     _after(p.bank, "execute_payment_file", "after the bank")
 
 
 def crash_after_the_statement(p: Platform) -> None:
     """The bank's statement with the payouts is imported: they are settled in custody."""
-    _after(p, "_import_statement", "after the statement")
+    _after(p, "_book_statement", "after the statement")
+
+
+def crash_after_the_statement_closed(p: Platform) -> None:
+    """The bank closed its statement with the payouts (saved as not imported yet)."""
+    _after(p, "_close_statement", "after the statement closed")
 
 
 def crash_after_the_proofs(p: Platform) -> None:
@@ -291,13 +296,15 @@ def _at_cut(part: str, n: int = 1) -> Callable[[Platform], None]:
 # the exchange), the epoch, each user's collect and valuation, the payouts, the proofs, the
 # reconciliation, and the commit (before the open)
 CUTS = [_at_cut("session"), _at_cut("epoch"), _at_cut("collect"), _at_cut("collect", 3),
+        _at_cut("payouts:export"), _at_cut("payouts:bank"), _at_cut("payouts:statement"),
         _at_cut("payouts"), _at_cut("liabilities"), _at_cut("liabilities", 2),
         _at_cut("liabilities", 3), _at_cut("proofs"), _at_cut("reconcile"),
         _at_cut("commit")]  # fmt: skip
 crash_at_a_liabilities_cut = _at_cut("liabilities", 2)
 
 CRASHES = [crash_after_the_expiry, crash_after_the_epoch, crash_after_the_collect,
-           crash_after_the_export, crash_after_the_bank, crash_after_the_statement,
+           crash_after_the_export, crash_after_the_bank, crash_after_the_statement_closed,
+           crash_after_the_statement,
            crash_after_the_proofs, crash_before_the_commit, crash_before_the_open,
            *CUTS]  # fmt: skip
 
@@ -421,7 +428,9 @@ def test_wallet_commands_between_the_parts_of_the_end_of_day_run_once_across_a_r
         p.tick()
     _close(p)
     parts = [part for part, _s, _a in done]
-    assert parts == ["close:session", "close:epoch", *["close:collect"] * 3, "close:payouts",
+    assert parts == ["close:session", "close:epoch", *["close:collect"] * 3,
+                     "close:payouts:export", "close:payouts:bank", "close:payouts:statement",
+                     "close:payouts",
                      *["close:liabilities"] * 3, "close:proofs", "close:reconcile"]  # fmt: skip
 
     again = _open(copy, bars)
@@ -439,7 +448,7 @@ def test_wallet_commands_between_the_parts_of_the_end_of_day_run_once_across_a_r
     assert len(deposits) == 1
     with again.engine.connect() as conn:
         pays = {r.amount_fen: r.status for r in conn.execute(sa.select(payouts)).all()}
-    before_payouts = {a for part, _s, a in done[: parts.index("close:payouts")]}
+    before_payouts = {a for part, _s, a in done[: parts.index("close:payouts:export")]}
     for _part, _spec, amount in done:
         assert pays[amount] == ("settled" if amount in before_payouts else "requested")
     # one more proof of liabilities for the close, not two
