@@ -478,10 +478,13 @@ class Keeper:
 
     def _chunk(self, batch: list[tuple[str, str]]) -> int:
         """How many of `batch`'s first actions go in the next `keep` transaction: up to
-        `KEEP_BATCH`, and with `part_budget_s` those estimated to fit in it (at least one)."""
+        `KEEP_BATCH`, and with `part_budget_s` those estimated to fit in it (at least one;
+        a budget of 0: one)."""
         budget = self.part_budget_s
         if budget is None:
             return min(len(batch), KEEP_BATCH)
+        if budget <= 0:
+            return 1  # (one action a part)
         guess = budget * FIRST_ACTION_SHARE
         n, cost = 0, 0.0
         for _, action in batch[:KEEP_BATCH]:
