@@ -80,8 +80,10 @@ T = TypeVar("T")
 # `Liquidator.keep` action codes and its batch bound.
 KEEP_CODES = {"warn": 0, "top_up": 1, "start_liquidation": 2, "end_liquidation": 3}
 KEEP_BATCH = 64
-# with a part budget: an action of a kind not timed yet is estimated at this share of it
+# with a part budget: an action of a kind not timed yet is estimated at this share of it (a
+# liquidation's start, its orders for each position, ~120 ms of CPU on the demo: all of it)
 FIRST_ACTION_SHARE = 0.25
+FIRST_SHARE_OF = {"start_liquidation": 1.0}
 # NAV stop: the reference follows an account whose debt grew by more than this (bps of the
 # reference's debt) since it was recorded — a new financed buy, not interest (`_levered_up`)
 RELEVER_BPS = 100
@@ -485,10 +487,9 @@ class Keeper:
             return min(len(batch), KEEP_BATCH)
         if budget <= 0:
             return 1  # (one action a part)
-        guess = budget * FIRST_ACTION_SHARE
         n, cost = 0, 0.0
         for _, action in batch[:KEEP_BATCH]:
-            cost += self._action_s.get(action, guess)
+            cost += self._action_s.get(action, self._guess(action))
             if n and cost > budget:
                 break
             n += 1
@@ -497,13 +498,17 @@ class Keeper:
     def _timed(self, chunk: list[tuple[str, str]], spent: float) -> None:
         """The CPU per action estimates after `chunk` took `spent`: scaled so that they
         predict it (one kind alone: `spent` / its count)."""
-        guess = (self.part_budget_s or 0.0) * FIRST_ACTION_SHARE
         kinds = {a for _, a in chunk}
-        predicted = sum(self._action_s.get(a, guess) for _, a in chunk)
+        predicted = sum(self._action_s.get(a, self._guess(a)) for _, a in chunk)
         if predicted <= 0:
             return
         for a in kinds:
-            self._action_s[a] = self._action_s.get(a, guess) * spent / predicted
+            self._action_s[a] = self._action_s.get(a, self._guess(a)) * spent / predicted
+
+    def _guess(self, action: str) -> float:
+        """The CPU of an action of a kind not timed yet (a share of the budget)."""
+        share = FIRST_SHARE_OF.get(action, FIRST_ACTION_SHARE)
+        return (self.part_budget_s or 0.0) * share
 
     def _keep(self, batch: list[tuple[str, str]], *, quiet: bool = False) -> set[str]:
         """Run `batch` ((account, action) pairs) through `Liquidator.keep`; returns the
