@@ -1246,7 +1246,17 @@ class Platform:
                 with self.lock:
                     self._mid_tick = False
                     self.last_part = f"{kind}:{self.fin.session.part}"  # the step's last part
+            yield
+            # the custody mirror and the record follow the tick's chain events, a part of its
+            # own (after a step with many fills it is long); the tick's parts are done: a
+            # command's commit here commits the tick as the save below does
+            with self.lock:
+                self._after(save=False)
+                self.last_part = f"{kind}:sync"
+            yield
         with self.lock:
+            if kind in ("open", "step"):
+                self.last_part = f"{kind}:save"
             t0 = time.monotonic()
             self._after(save=False)
             self.save(bank=False)  # the last committed tick: a restart resumes after it
