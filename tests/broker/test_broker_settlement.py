@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crowdleverage.broker.port import BrokerPort
-from crowdleverage.broker.simulated import BATCH, SimulatedBroker, SimulatedCrash
+from crowdleverage.broker.simulated import BATCH, FIRST_BATCH, SimulatedBroker, SimulatedCrash
 from crowdleverage.chain.codes import code_to_chain, ref_to_bytes32
 from crowdleverage.chain.margin import placed_order_id
 from crowdleverage.config import SHIPPED_DATA
@@ -28,7 +28,7 @@ CODES = ["000001", "600004", "600406"]
 GENESIS = 1_451_350_800  # 2015-12-29 09:00 Asia/Shanghai
 YI = 100_000_000 * 100  # 1亿元 in fen
 ACTORS = ["investor-senior", "investor-junior", "b-settle", "b-crash1", "b-crash2", "b-down",
-          "b-expire", "b-replace", "b-batch"]  # fmt: skip
+          "b-expire", "b-replace", "b-batch", "b-parts", "b-sized"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -279,6 +279,68 @@ def test_a_batch_the_chain_refuses_settles_its_other_fills_one_at_a_time(world, 
     assert world.chain.call("OrderBook", "fill_count", oid) == len(fills)
     held = world.chain.call("MarginEngine", "positions", who, code_to_chain("600004"))
     assert held == sum(x.quantity for x in fills)
+    exchange.close_day()
+    broker.close()
+
+
+def test_a_part_budget_settles_in_smaller_batches_and_a_restart_between_two_loses_nothing(
+    world, day, tmp_path: Path
+):
+    """With a part budget of 0 (the platform process's writer cuts a tick's parts to a CPU
+    budget: here one fill a batch) `settle_parts` yields after each fill, each in its own
+    transaction; a process that dies between two batches leaves the rest pending, and the
+    broker started again settles them, each fill exactly once under its number."""
+    who = world.open_borrower("b-parts", 3, 50_000_000)
+    oid = buy(world, "b-parts", "600004", 5_000, day.bars["600004"].band.limit_up_fen)
+    exchange = SimulatedExchange(ExchangeConfig(participation_bps=10))  # many small fills
+    exchange.open_day(day)
+    journal = tmp_path / "broker.db"
+    first = SimulatedBroker(world.chain, exchange, journal)
+    first.part_budget_s = 0.0
+    first.poll()
+    fills = [f for f in exchange.run_day() if f.order_id == f"E{oid}"]
+    assert len(fills) > 3
+    first.journal(fills)
+    parts = first.settle_parts()
+    next(parts)
+    next(parts)  # two batches settled; the process dies before the third
+    parts.close()
+    mine = [e for e in world.chain.events("OrderBook", "Filled") if e.args["order_id"] == oid]
+    assert len(mine) == 2 and len({e.tx_hash for e in mine}) == 2  # a transaction each
+    assert sum(not f.settled for f in first.fills()) == len(fills) - 2
+    first.close()
+    second = SimulatedBroker(world.chain, exchange, journal)  # recovers at start-up
+    mine = [e for e in world.chain.events("OrderBook", "Filled") if e.args["order_id"] == oid]
+    refs = sorted("0x" + ref_to_bytes32(f.fill_ref).hex() for f in fills)
+    assert sorted(e.args["ref"] for e in mine) == refs  # each fill once
+    assert world.chain.call("OrderBook", "fill_count", oid) == len(fills)
+    assert world.chain.call("MarginEngine", "positions", who, code_to_chain("600004")) == sum(
+        f.quantity for f in fills
+    )
+    assert all(f.settled for f in second.fills()) and second.order_status(oid) == "done"
+    exchange.close_day()
+    second.close()
+
+
+def test_a_part_budget_sizes_the_batches_from_the_cpu_per_fill(world, day, tmp_path: Path):
+    """A broker that has not timed a batch sends `FIRST_BATCH` fills, then as many as its CPU
+    per fill says fit in the budget (here a budget no batch comes near: up to `BATCH`)."""
+    world.open_borrower("b-sized", 3, 50_000_000)
+    oid = buy(world, "b-sized", "600004", 5_000, day.bars["600004"].band.limit_up_fen)
+    exchange = SimulatedExchange(ExchangeConfig(participation_bps=10))
+    exchange.open_day(day)
+    broker = SimulatedBroker(world.chain, exchange, tmp_path / "broker.db")
+    broker.part_budget_s = 1_000.0
+    broker.poll()
+    fills = [f for f in exchange.run_day() if f.order_id == f"E{oid}"]
+    assert FIRST_BATCH < len(fills) <= FIRST_BATCH + BATCH
+    assert broker.on_fills(fills) == len(fills)
+    mine = [e for e in world.chain.events("OrderBook", "Filled") if e.args["order_id"] == oid]
+    txs = list(dict.fromkeys(e.tx_hash for e in mine))
+    assert [sum(e.tx_hash == t for e in mine) for t in txs] == [
+        FIRST_BATCH,
+        len(fills) - FIRST_BATCH,
+    ]
     exchange.close_day()
     broker.close()
 

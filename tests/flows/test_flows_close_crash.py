@@ -236,13 +236,18 @@ def crash_after_the_export(p: Platform) -> None:
 
 
 def crash_after_the_bank(p: Platform) -> None:
-    """The bank executed the payment file (in memory, not saved)."""
+    """The bank executed the payment file (in memory, not saved yet)."""
     _after(p.bank, "execute_payment_file", "after the bank")
 
 
 def crash_after_the_statement(p: Platform) -> None:
     """The bank's statement with the payouts is imported: they are settled in custody."""
-    _after(p, "_import_statement", "after the statement")
+    _after(p, "_book_statement", "after the statement")
+
+
+def crash_after_the_statement_closed(p: Platform) -> None:
+    """The bank closed its statement with the payouts (saved as not imported yet)."""
+    _after(p, "_close_statement", "after the statement closed")
 
 
 def crash_after_the_proofs(p: Platform) -> None:
@@ -291,13 +296,15 @@ def _at_cut(part: str, n: int = 1) -> Callable[[Platform], None]:
 # the exchange), the epoch, each user's collect and valuation, the payouts, the proofs, the
 # reconciliation, and the commit (before the open)
 CUTS = [_at_cut("session"), _at_cut("epoch"), _at_cut("collect"), _at_cut("collect", 3),
+        _at_cut("payouts:export"), _at_cut("payouts:bank"), _at_cut("payouts:statement"),
         _at_cut("payouts"), _at_cut("liabilities"), _at_cut("liabilities", 2),
         _at_cut("liabilities", 3), _at_cut("proofs"), _at_cut("reconcile"),
         _at_cut("commit")]  # fmt: skip
 crash_at_a_liabilities_cut = _at_cut("liabilities", 2)
 
 CRASHES = [crash_after_the_expiry, crash_after_the_epoch, crash_after_the_collect,
-           crash_after_the_export, crash_after_the_bank, crash_after_the_statement,
+           crash_after_the_export, crash_after_the_bank, crash_after_the_statement_closed,
+           crash_after_the_statement,
            crash_after_the_proofs, crash_before_the_commit, crash_before_the_open,
            *CUTS]  # fmt: skip
 
@@ -421,7 +428,9 @@ def test_wallet_commands_between_the_parts_of_the_end_of_day_run_once_across_a_r
         p.tick()
     _close(p)
     parts = [part for part, _s, _a in done]
-    assert parts == ["close:session", "close:epoch", *["close:collect"] * 3, "close:payouts",
+    assert parts == ["close:session", "close:epoch", *["close:collect"] * 3,
+                     "close:payouts:export", "close:payouts:bank", "close:payouts:statement",
+                     "close:payouts",
                      *["close:liabilities"] * 3, "close:proofs", "close:reconcile"]  # fmt: skip
 
     again = _open(copy, bars)
@@ -439,7 +448,7 @@ def test_wallet_commands_between_the_parts_of_the_end_of_day_run_once_across_a_r
     assert len(deposits) == 1
     with again.engine.connect() as conn:
         pays = {r.amount_fen: r.status for r in conn.execute(sa.select(payouts)).all()}
-    before_payouts = {a for part, _s, a in done[: parts.index("close:payouts")]}
+    before_payouts = {a for part, _s, a in done[: parts.index("close:payouts:export")]}
     for _part, _spec, amount in done:
         assert pays[amount] == ("settled" if amount in before_payouts else "requested")
     # one more proof of liabilities for the close, not two
@@ -450,3 +459,57 @@ def test_wallet_commands_between_the_parts_of_the_end_of_day_run_once_across_a_r
     waiting = sum(a for a, st in pays.items() if st == "requested")
     assert rep["chain"]["supply_fen"] + waiting == rep["chain"]["custody_cash_fen"]
     _close(again)
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["through", "then_a_restart"])
+@pytest.mark.parametrize("cut", ["payouts:bank", "payouts:statement"])
+def test_a_deposit_between_the_parts_of_the_payouts_imports_each_statement_once(
+    cut: str, crash: bool, copy: Path, eve: Eve, reference: Outcome,
+    bars: list[Bar],  # noqa: F811
+) -> None:  # fmt: skip
+    """The payouts leave in parts (`_settle_payouts_parts`); a deposit between two imports
+    the bank's statement itself: after the bank executed the day's file, its statement holds
+    the payouts and the deposit (the close then has nothing left to close); after the bank
+    closed the statement with the payouts, the deposit imports that one first, then its own
+    (the close's import finds it done). Either way each payout is settled once, the deposit
+    booked and minted once, no statement is left unimported, custody and chain reconcile —
+    also when the process dies right after the deposit and closes the day again."""
+    p = _open(copy, bars)
+    deposited: list[str] = []
+
+    def between() -> None:
+        if p.last_part == f"close:{cut}" and not deposited:
+            spec = CommandSpec(INVESTOR_JUNIOR, "mid-payouts", "h", "/custody/deposits")
+            p.execute(spec, lambda: (200, p.deposit(INVESTOR_JUNIOR, 7_000, "MIDPAY-01")))
+            deposited.append(p.last_part)
+            if crash:
+                _die(f"after a deposit at the cut after {cut}")
+
+    p.between_parts = between
+    if crash:
+        with pytest.raises(SimulatedCrash):
+            _run_close(p)
+        _close(p)
+        p = _open(copy, bars)
+        assert p.bank.unimported is None  # imported (by the deposit, or at the start)
+        _run_close(p)
+    else:
+        _run_close(p)
+    assert deposited == [f"close:{cut}"]
+    with p.engine.connect() as conn:
+        pays = sorted((r.amount_fen, r.status) for r in conn.execute(sa.select(payouts)).all())
+    assert pays == reference.facts["payouts"]  # the day's payouts settled, once
+    assert p.bank.unimported is None and not p.bank.open_entries
+    assert len(p.bank.executed_messages) == reference.facts["bank"][2]  # one file, once
+    statements = _rows(p, STATEMENTS)
+    assert len({s[0] for s in statements}) == len(statements)
+    deposits = [x for x in p.history[INVESTOR_JUNIOR] if x.get("reference") == "MIDPAY-01"]
+    assert [x["amount_fen"] for x in deposits] == [7_000]
+    # the bank holds the reference's cash and the deposit; custody holds what the bank does
+    assert p.bank.balance_fen == reference.facts["bank"][0] + 7_000
+    assert p.custody.bank_cash_fen() == reference.facts["custody_cash_fen"] + 7_000
+    assert p.wallet_fen(INVESTOR_JUNIOR) == reference.facts["wallets"][1] + 7_000
+    rep = p.reconcile()
+    assert rep["status"] == "ok", rep["breaks"]
+    check_invariants(p)
+    _close(p)

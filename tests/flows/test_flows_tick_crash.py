@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -186,16 +186,16 @@ def crash_after_some_reports(p: Platform) -> None:
 
 
 def crash_after_the_keeper(p: Platform) -> None:
-    real = p.fin.keeper.on_tick
+    real = p.fin.keeper.on_tick_parts
 
-    def on_tick(*args: Any) -> int:
-        acted = real(*args)
+    def on_tick_parts(*args: Any) -> Generator[None, None, int]:
+        acted = yield from real(*args)
         if _in_step(p, KEEPER_STEP):
             assert acted, "the keeper acts at this tick"
             _die("after the keeper")
         return acted
 
-    p.fin.keeper.on_tick = on_tick  # type: ignore[method-assign]
+    p.fin.keeper.on_tick_parts = on_tick_parts  # type: ignore[method-assign]
 
 
 def crash_while_settling(p: Platform) -> None:
@@ -225,15 +225,15 @@ def crash_in_the_open(p: Platform) -> None:
 def crash_in_the_first_step(p: Platform) -> None:
     """After the open, in the first step: the keeper's follow-up of a new session records the
     NAV-stop references, then the process dies."""
-    real = p.fin.keeper.follow_up
+    real = p.fin.keeper.follow_up_parts
 
-    def follow_up(accounts: Any, *, new_session: bool) -> int:
-        n = real(accounts, new_session=new_session)
+    def follow_up_parts(accounts: Any, *, new_session: bool) -> Generator[None, None, int]:
+        n = yield from real(accounts, new_session=new_session)
         if new_session and p.market.today == DAY:
             _die("in the first step")
         return n
 
-    p.fin.keeper.follow_up = follow_up  # type: ignore[method-assign]
+    p.fin.keeper.follow_up_parts = follow_up_parts  # type: ignore[method-assign]
 
 
 def crash_after_a_commit_between_the_parts(p: Platform) -> None:
@@ -355,3 +355,82 @@ def _resume_and_check(copy: Path, book: Book, reference: Outcome, bars: list[Bar
     assert got.events == reference.events
     assert got.state_root == reference.state_root
     assert got.facts == reference.facts  # the record agrees with the chain as before
+
+
+# ── a tick cut to a CPU budget (the platform process's writer: `tick_part_budget_s`) ──────
+
+
+def _trades(o: Outcome) -> tuple[Any, ...]:
+    """What a tick cut into smaller batches must do as the whole tick did: the same fills
+    (order, number, quantity, price, fee, reference), keeper actions, orders and positions
+    (more transactions mine more blocks: interest differs by their seconds, not trades)."""
+    fills = Counter(k for k in o.events if k[1] in ("Filled", "OrderClosed"))
+    return fills, o.keeper, o.facts["orders"], o.facts["positions"], o.facts["market"]
+
+
+def _cut_to_one(p: Platform, die_at: int | None = None) -> list[tuple[int, str]]:
+    """A budget of 0 (a fill a batch, a keeper action a transaction, a part each) with the
+    writer's hook: the cuts of DAY, (step, the part before), recorded; at the `die_at`-th
+    the process dies."""
+    p.tick_part_budget_s = 0.0
+    cuts: list[tuple[int, str]] = []
+
+    def between() -> None:
+        if p.market.today == DAY:
+            cuts.append((p.market.step, p.last_part))
+            if len(cuts) == die_at:
+                _die("between two batches of fills")
+
+    p.between_parts = between
+    return cuts
+
+
+@dataclass(frozen=True)
+class CutRun:
+    cuts: list[tuple[int, str]]
+    outcome: Outcome
+
+
+@pytest.fixture(scope="module")
+def cut_to_one(tmp_path_factory: pytest.TempPathFactory, book: Book, bars: list[Bar]) -> CutRun:
+    work = tmp_path_factory.mktemp("cut") / "data"
+    shutil.copytree(book.dir, work)
+    p = _open(work, bars)
+    cuts = _cut_to_one(p)
+    _finish_day(p)
+    out = _outcome(p, book)
+    check_invariants(p)
+    _close(p)
+    return CutRun(cuts, out)
+
+
+def test_a_tick_cut_to_one_fill_and_one_keeper_action_a_part_trades_as_the_whole_tick(
+    cut_to_one: CutRun, reference: Outcome
+) -> None:
+    assert _trades(cut_to_one.outcome) == _trades(reference)
+    assert cut_to_one.outcome.reports == reference.reports
+    # a tick whose fills settled in several batches, a cut between each two
+    settles = Counter(c for c in cut_to_one.cuts if c[1] == "step:settle")
+    assert max(settles.values()) >= 2
+
+
+def test_a_crash_between_two_batches_of_fills_settles_the_rest_once(
+    copy: Path, cut_to_one: CutRun, reference: Outcome, bars: list[Bar], book: Book
+) -> None:
+    cuts = cut_to_one.cuts
+    at = next(
+        i for i in range(len(cuts) - 1) if cuts[i] == cuts[i + 1] == (cuts[i][0], "step:settle")
+    )
+    first = _open(copy, bars)
+    _cut_to_one(first, die_at=at + 1)  # after the first batch of that tick's fills
+    with pytest.raises(SimulatedCrash):
+        _finish_day(first)
+    _close(first)
+
+    again = _open(copy, bars)  # the broker settles the rest at start-up, the tick resumes
+    check_invariants(again)
+    _finish_day(again)
+    got = _outcome(again, book)
+    check_invariants(again)
+    _close(again)
+    assert _trades(got) == _trades(reference)  # each fill once, nothing lost

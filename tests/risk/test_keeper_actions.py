@@ -18,7 +18,13 @@ from crowdleverage.domain.params import TIERS
 from crowdleverage.market.bars import read_bars
 from crowdleverage.market.replay import trading_days
 from crowdleverage.oracle.feeder import OracleFeeder, Reporter
-from crowdleverage.risk.keeper import ChainSync, Keeper, KeeperConfig
+from crowdleverage.risk.keeper import (
+    FIRST_ACTION_SHARE,
+    KEEP_BATCH,
+    ChainSync,
+    Keeper,
+    KeeperConfig,
+)
 from crowdleverage.risk.monitor import AccountState, RiskMonitor
 from crowdleverage.risk.world import World, open_financing_chain
 
@@ -555,3 +561,24 @@ def test_the_reference_follows_an_intraday_financed_buy_at_its_tick(world: World
     assert abs(equity1 - equity0) <= 10_000
     keeper.follow_up([], new_session=False)  # nothing grew since: no transaction
     assert keeper.stats.calls["set_reference"] == 2
+
+
+def test_a_part_budget_sizes_the_keepers_batches_by_the_cpu_per_action_kind() -> None:
+    """Without a part budget a `keep` batch takes up to `KEEP_BATCH` actions; with one, the
+    actions estimated to fit in it (a kind not timed yet: a share of the budget, a
+    liquidation's start all of it), the estimates following what batches took; a budget of
+    0: one action a batch."""
+    keeper = Keeper(None, RiskMonitor([], []))
+    warns = [(f"0x{i:040x}", "warn") for i in range(70)]
+    starts = [(f"0x{i:040x}", "start_liquidation") for i in range(3)]
+    assert keeper._chunk(warns) == KEEP_BATCH
+    keeper.part_budget_s = 0.0
+    assert keeper._chunk(warns) == keeper._chunk(starts) == 1
+    keeper.part_budget_s = 0.04
+    assert keeper._chunk(warns) == round(1 / FIRST_ACTION_SHARE)
+    assert keeper._chunk(starts) == 1
+    keeper._timed(warns[:4], 0.0004)  # 0.1 ms each
+    assert keeper._chunk(warns) == KEEP_BATCH
+    assert keeper._chunk([*warns[:3], *starts]) == 3  # the start would not fit after them
+    keeper._timed(starts[:1], 0.01)
+    assert keeper._chunk(starts) == 3

@@ -1,7 +1,8 @@
 """The broker on the simulated exchange: consumes the order book's `OrderRequested` and
 `LiquidationOrder` events, places the orders, and settles the fills on chain in batches of up
 to 64 (`OrderBook.settle_fills`; one fill alone, or each fill of a refused batch, with
-`settle_fill`), each with its exchange reference. Safe to restart.
+`settle_fill`), each with its exchange reference; with a part budget (the platform process)
+smaller batches, each taking about that much CPU. Safe to restart.
 
 Restart safety comes from a journal (SQLite, one file) written before every effect and from
 the chain's own duplicate check:
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +64,10 @@ CREATE INDEX IF NOT EXISTS fills_by_order ON fills(order_id);
 # that order: order ids are an account's reused slots, not a counter). Journals of a release
 # before the columns get them added at start-up (their rows NULL, placed by order id).
 
-BATCH = 64  # fills per `OrderBook.settle_fills`
+BATCH = 64  # fills per `OrderBook.settle_fills` at most
+# with a part budget (`SimulatedBroker.part_budget_s`), the first batch of a broker that has
+# not timed one yet
+FIRST_BATCH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,11 @@ class SimulatedBroker:
         self.chain = chain
         self.exchange = exchange
         self.actor = actor
+        # None: `settle_parts` sends `BATCH` fills per batch; else it sizes each batch so that
+        # it takes about this much of the thread's CPU (the platform process's writer serves
+        # queued commands between two batches), from the CPU per fill of the batch before
+        self.part_budget_s: float | None = None
+        self._fill_s: float | None = None  # the thread's CPU per fill of the last batch
         self._fail = fail_point or (lambda _point: None)
         journal.parent.mkdir(parents=True, exist_ok=True)
         # callers serialise access (one broker per platform lock), possibly from a web
@@ -292,13 +302,24 @@ class SimulatedBroker:
             except StopIteration as done:
                 return int(done.value)
 
+    def _batch_size(self) -> int:
+        """Fills in the next batch: `BATCH`, or with `part_budget_s` as many as take about
+        that long at the last batch's CPU per fill (1 to `BATCH`; 0 s: one fill a batch)."""
+        budget = self.part_budget_s
+        if budget is None:
+            return BATCH
+        if self._fill_s is None:
+            return min(BATCH, FIRST_BATCH) if budget > 0 else 1
+        return max(1, min(BATCH, int(budget / max(self._fill_s, 1e-6))))
+
     def settle_parts(self) -> Generator[None, None, int]:
         """`settle_pending` in batches: the pending fills, oldest first, go to the chain up to
-        `BATCH` at a time in one `OrderBook.settle_fills` (a batch lands whole or not at all);
-        it yields after each batch's chain effects and journal entries (a caller may do other
-        work there: every batch settles on its own, each fill exactly once by its number
-        within the order), and returns how many settled. A batch the chain refuses is settled
-        again one fill at a time, so the refused fill alone is journaled `refused`."""
+        `BATCH` at a time (`_batch_size`: fewer with `part_budget_s`) in one
+        `OrderBook.settle_fills` (a batch lands whole or not at all); it yields after each
+        batch's chain effects and journal entries (a caller may do other work there: every
+        batch settles on its own, each fill exactly once by its number within the order), and
+        returns how many settled. A batch the chain refuses is settled again one fill at a
+        time, so the refused fill alone is journaled `refused`."""
         rows = self._db.execute(
             "SELECT fill_ref, order_id, side, qty, price_fen, fee_fen, seq FROM fills "
             "WHERE status = 'pending' ORDER BY n"
@@ -311,8 +332,11 @@ class SimulatedBroker:
                 continue
             todo.append(_Pending(ref, oid, side, qty, price, fee))
         settled = 0
-        for at in range(0, len(todo), BATCH):
-            batch = todo[at : at + BATCH]
+        at = 0
+        while at < len(todo):
+            batch = todo[at : at + self._batch_size()]
+            at += len(batch)
+            t0 = time.thread_time()
             if len(batch) > 1:
                 seqs = self._number_all(batch)
                 try:
@@ -329,6 +353,7 @@ class SimulatedBroker:
                     self._fail("after_settle_before_journal")
                     self._settled(batch)
                     settled += len(batch)
+                    self._fill_s = (time.thread_time() - t0) / len(batch)
                     yield
                     continue
             for f in batch:
@@ -345,7 +370,9 @@ class SimulatedBroker:
                 self._fail("after_settle_before_journal")
                 self._settled([f])
                 settled += 1
+                self._fill_s = time.thread_time() - t0
                 yield
+                t0 = time.thread_time()
         return settled
 
     def _approve_sells(self, batch: list[_Pending]) -> None:

@@ -59,7 +59,12 @@ from crowdleverage.custody.bank.simulator import SimulatedBank
 from crowdleverage.custody.bridge import Bridge
 from crowdleverage.custody.db import barrier, engine_from_settings, write_transaction
 from crowdleverage.custody.indexer import ChainMirror
-from crowdleverage.custody.service import CustodyService, derive_id, payment_message_id
+from crowdleverage.custody.service import (
+    CustodyService,
+    ImportReport,
+    derive_id,
+    payment_message_id,
+)
 from crowdleverage.custody.types import new_id
 from crowdleverage.domain import params as P
 from crowdleverage.domain import params as RP
@@ -104,6 +109,23 @@ CHAIN_ROLE = {"investor": Role.INVESTOR, "borrower": Role.BORROWER}
 # 40-64 ms of CPU, 100-290 ms of wall time on a loaded 2-core machine (the writer's stall log
 # under bench/api.py), while the commands queued behind it waited
 CLOSE_PART_BUDGET_S = 0.02
+# the platform process's writer (`Platform.tick_part_budget_s`): a step's parts that send
+# batches to the chain, the keeper's and the broker's, size them to take about this much of
+# the writer thread's CPU (`SimulatedBroker.part_budget_s`, `Keeper.part_budget_s`; the writer
+# serves queued commands between two). A fill's settlement takes 15-60 ms of CPU on the demo
+# (2-core VM), a liquidation's start ~120 ms (one action: not cut)
+TICK_PART_BUDGET_S = 0.03
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    """A bank statement closed and not imported yet (`Platform._close_statement`): its
+    camt.053, and the bank as it was before (its state, its file's bytes or None)."""
+
+    data: bytes
+    bank_before: SimulatedBank
+    file_before: bytes | None
+
 
 snap_meta = sa.MetaData()  # created by the migrations (0001_baseline)
 bank_refs = sa.Table(
@@ -235,6 +257,10 @@ class Platform:
         self.last_part = ""
         self.tick_save_s = 0.0  # how long the last tick's closing save took (after its parts)
         self.close_part_budget_s = CLOSE_PART_BUDGET_S  # 0: a part per user
+        # the keeper's and the broker's part budget while `between_parts` is set (0: one
+        # action, one fill a part); None: whole batches (as many fills, keeper actions in a
+        # transaction as before: what the chain does depends on nothing but the inputs)
+        self.tick_part_budget_s: float | None = None
         # run between the parts of an intraday tick, without the lock (the writer's wallet
         # commands); None: the tick runs through
         self.between_parts: Callable[[], None] | None = None
@@ -637,6 +663,16 @@ class Platform:
         self.bank.save(self._bank_file)
 
     def _import_statement(self) -> None:
+        """The bank closes its statement of what it booked since the last one; custody
+        imports it (`_close_statement`, `_book_statement`)."""
+        self._book_statement(self._close_statement())
+
+    def _close_statement(self) -> _Closed:
+        """The bank's statement closed and saved as not imported yet (from here a restart
+        imports it, `_import_leftover`). First a statement closed before and not imported
+        yet is imported (the close's payouts in parts: a deposit between two of them)."""
+        if self.bank.unimported is not None:
+            self._imported(self.custody.import_statement(self.bank.unimported.encode()))
         at = dt.datetime.combine(self.market.today, dt.time(17, 0), tzinfo=SHANGHAI)
         self._statement_booked = False
         before = copy.deepcopy(self.bank)
@@ -644,17 +680,28 @@ class Platform:
         data = self.bank.close_statement(at=at)
         self.bank.unimported = data.decode()
         self.bank.save(self._bank_file)  # from here a restart imports it (`_import_leftover`)
+        return _Closed(data, before, saved)
+
+    def _book_statement(self, closed: _Closed) -> None:
+        """Custody imports the statement `_close_statement` closed (the bank's file says so
+        once the ledger has it); a statement custody refuses, booking nothing, the bank
+        takes back (as it was before `_close_statement`)."""
+        data = closed.data
         self._statement_booked = True
         try:
             report = self.custody.import_statement(data)
         except CrowdLevError:  # custody refused it, booking nothing: the bank takes it back
-            self.bank = before
-            if saved is None:
+            self.bank = closed.bank_before
+            if closed.file_before is None:
                 self._bank_file.unlink()
             else:
-                self._bank_file.write_bytes(saved)
+                self._bank_file.write_bytes(closed.file_before)
             self._statement_booked = False
             raise
+        self._imported(report)
+
+    def _imported(self, report: ImportReport) -> None:
+        """After custody imported the bank's unimported statement (`report`)."""
         # the bank's file says "imported" only once the ledger has it durably (inside a group
         # commit the group commits here; a crash before would otherwise lose the booking
         # while the file forgets the statement)
@@ -1146,6 +1193,10 @@ class Platform:
         is, the day's last tick, and a day counts as open only once its first step is done,
         so a restart in between resumes the interrupted part from the session's progress
         file (and the close's, `flows/day_close.py`)."""
+        with self.lock:
+            budget = self.tick_part_budget_s if self.between_parts is not None else None
+            self.fin.session.broker.part_budget_s = budget
+            self.fin.session.keeper.part_budget_s = budget
         for _ in self._tick_parts():
             hook = self.between_parts
             if hook is not None:
@@ -1200,7 +1251,18 @@ class Platform:
             finally:
                 with self.lock:
                     self._mid_tick = False
+                    self.last_part = f"{kind}:{self.fin.session.part}"  # the step's last part
+            yield
+            # the custody mirror and the record follow the tick's chain events, a part of its
+            # own (after a step with many fills it is long); the tick's parts are done: a
+            # command's commit here commits the tick as the save below does
+            with self.lock:
+                self._after(save=False)
+                self.last_part = f"{kind}:sync"
+            yield
         with self.lock:
+            if kind in ("open", "step"):
+                self.last_part = f"{kind}:save"
             t0 = time.monotonic()
             self._after(save=False)
             self.save(bank=False)  # the last committed tick: a restart resumes after it
@@ -1366,7 +1428,9 @@ class Platform:
         the session's close ("session", `TradingSession.close_parts`), the epoch's close
         ("epoch"), the collects of redemption proceeds and the valuation of liabilities user
         by user, a part ending once it took `close_part_budget_s` of this thread's CPU
-        ("collect", "liabilities"), the payouts ("payouts"), the proof-of-liabilities
+        ("collect", "liabilities"), the payouts' export, the bank's execution, its statement
+        and custody's import ("payouts:export", "payouts:bank", "payouts:statement",
+        "payouts"; `_settle_payouts_parts`), the proof-of-liabilities
         snapshot ("proofs"), the reconciliation ("reconcile"); the last part (NAV points,
         risk snapshot, the next day) commits the close and returns its figures.
 
@@ -1413,7 +1477,7 @@ class Platform:
                     self.fin.collect(uid)
 
             yield from self._per_user("collect", users, collect)
-            self._settle_payouts(close)
+            yield from self._settle_payouts_parts(close)
             yield "payouts"
             if not self._proof_written(close):
                 self._touched = set()
@@ -1488,24 +1552,48 @@ class Platform:
 
     def _settle_payouts(self, close: DayClose | None = None) -> None:
         """pain.001 for the requested payouts → the bank executes it → its camt.053 settles
-        the reserved payouts in the custody ledger. `close`: a traded day's close, whose
-        file's MsgId is recorded before the export (a restart sends the same file again if
-        the bank has not executed it, and nothing if it has)."""
+        the reserved payouts in the custody ledger; whole (`_settle_payouts_parts`)."""
+        for _ in self._settle_payouts_parts(close):
+            pass
+
+    def _settle_payouts_parts(self, close: DayClose | None = None) -> Iterator[str]:
+        """`_settle_payouts` in parts (the end of day's; the writer serves wallet commands
+        between two): the export ("payouts:export"), the bank's execution, saved ("payouts:bank"),
+        the bank's statement closed, saved ("payouts:statement"), then custody's import
+        (the caller's next part). `close`: a traded day's close, whose file's MsgId is
+        recorded before the export (a restart sends the same file again if the bank has not
+        executed it, and nothing if it has; its statement is closed if the bank has not yet).
+
+        A deposit between two parts imports the bank's statement itself: after the bank's
+        execution, the statement it closes holds the payouts (the close then finds nothing
+        booked to close, `open_entries`); after the close of the statement, it imports that
+        one first (`_close_statement`), and the close's import finds it imported. Each
+        booking is in one statement, imported once."""
         at = dt.datetime.combine(self.market.today, dt.time(16, 0), tzinfo=SHANGHAI)
         mid = None
+        executed = False
         if close is not None:
             if close.message_id is None:
                 close.message_id = payment_message_id(at)
                 close.write(self._close_file)
             elif close.message_id in self.bank.executed_messages:
-                return  # paid; its statement was imported (at the latest at start)
+                executed = True  # paid (a restart): its statement, unless closed, is closed
             mid = close.message_id
-        data = self.custody.export_payouts(at=at, execution_date=self.market.today,
-                                           message_id=mid)  # fmt: skip
-        if data is None:
-            return
-        self.bank.execute_payment_file(data, day=self.market.today)
-        self._import_statement()
+        if not executed:
+            data = self.custody.export_payouts(at=at, execution_date=self.market.today,
+                                               message_id=mid)  # fmt: skip
+            if data is None:
+                return
+            yield "payouts:export"
+            self.bank.execute_payment_file(data, day=self.market.today)
+            self.bank.save(self._bank_file)  # executed: a restart does not send it again
+            yield "payouts:bank"
+        if not self.bank.open_entries:
+            return  # a command between the parts imported them (or a restart did)
+        closed = self._close_statement()
+        yield "payouts:statement"
+        if self.bank.unimported == closed.data.decode():  # not imported by a command since
+            self._book_statement(closed)
 
     # ------------------------------------------------------ 7. reconciliation, pause
 

@@ -9,6 +9,11 @@ in step with the chain.
   transaction (up to `KEEP_BATCH` per call); the chain skips an account that is no longer
   eligible with a `KeeperSkipped` event carrying the single entry point's revert string. If the
   batch reverts as a whole, the keeper falls back to one call per account.
+- In parts (`on_tick_parts`, `follow_up_parts`; the platform process's writer serves queued
+  commands between two): with `part_budget_s` set, a batch holds only the actions estimated to
+  take about that much of the thread's CPU (per action kind, from the batches before), and the
+  references are recorded in runs of about that long; without it, as one part. Run again after
+  a restart, what the chain shows done is not done twice (the trading session's progress).
 - NAV stop (issue 13): the keeper records each account's reference (assets and equity) on
   chain when it first has debt, again after a liquidation ended, and again when the account
   levered up since (a financed buy filled) while not below its reference equity
@@ -38,8 +43,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,6 +80,10 @@ T = TypeVar("T")
 # `Liquidator.keep` action codes and its batch bound.
 KEEP_CODES = {"warn": 0, "top_up": 1, "start_liquidation": 2, "end_liquidation": 3}
 KEEP_BATCH = 64
+# with a part budget: an action of a kind not timed yet is estimated at this share of it (a
+# liquidation's start, its orders for each position, ~120 ms of CPU on the demo: all of it)
+FIRST_ACTION_SHARE = 0.25
+FIRST_SHARE_OF = {"start_liquidation": 1.0}
 # NAV stop: the reference follows an account whose debt grew by more than this (bps of the
 # reference's debt) since it was recorded — a new financed buy, not interest (`_levered_up`)
 RELEVER_BPS = 100
@@ -94,6 +104,15 @@ class KeeperStats:
     moved_back: Counter[str] = field(default_factory=Counter)  # revert reason → count
     refused: Counter[str] = field(default_factory=Counter)  # other reverts
     deferred: int = 0  # left for a later tick by the rate limit
+
+
+def _drain(parts: Generator[None, None, T]) -> T:
+    """Run `parts` through; what it returns."""
+    while True:
+        try:
+            next(parts)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
 
 class Keeper:
@@ -121,6 +140,11 @@ class Keeper:
         self._nav_stop_below = 0  # the stop applies below this ratio (bps)
         self._ref_arrays: tuple[np.ndarray, np.ndarray] | None = None  # per monitor row
         self._ref_refused: set[str] = set()  # set_reference refused this session
+        # None: one part (a `keep` batch of up to `KEEP_BATCH`); else the thread CPU a part
+        # should take about (`_chunk`, `_due`)
+        self.part_budget_s: float | None = None
+        self._action_s: dict[str, float] = {}  # action → thread CPU per action in a batch
+        self._part_t0 = 0.0  # the thread's CPU clock when the current part began
         if journal is not None and journal.exists():
             self._warned = json.loads(journal.read_text())
 
@@ -176,13 +200,19 @@ class Keeper:
         return self._refs[who]
 
     def mark_references(self, *, intraday: bool = False) -> int:
+        """See `_mark_references_parts` (whole)."""
+        self._part_t0 = time.thread_time()
+        return _drain(self._mark_references_parts(intraday=intraday))
+
+    def _mark_references_parts(self, *, intraday: bool = False) -> Generator[None, None, int]:
         """Record the reference of every monitored account with debt, not in liquidation and
         without one (new debt, or a liquidation ended), and again for one that levered up
         since (`_levered_up`); returns how many were recorded. `intraday` (after each tick's
         fills settled, `follow_up`): only the accounts whose debt the monitor sees above their
         reference's by more than `RELEVER_BPS`, or with debt and none (a financed buy settled
         this tick), selected vectorised; an account the chain refused since the session
-        opened is left to the next session."""
+        opened is left to the next session. In parts: a yield before a reference once the
+        part has taken `part_budget_s` (`_due`; run again, one recorded is not again)."""
         if self.nav_stop_bps() == 0:
             return 0
         n = self.monitor.n_accounts
@@ -202,6 +232,9 @@ class Keeper:
             ref_assets, ref_equity = self.reference(who)
             if ref_assets and not self._levered_up(who, int(debt[r]), ref_assets, ref_equity):
                 continue
+            if self._due():
+                yield
+                self._part_t0 = time.thread_time()
             if not self._call("set_reference", who, quiet=True):
                 self._ref_refused.add(who)
                 continue
@@ -358,6 +391,11 @@ class Keeper:
         """Act on every account below a line or its NAV stop; returns the number of
         successful calls. The lines follow the chain's regime first (a change re-ticks the
         monitor)."""
+        return _drain(self.on_tick_parts(result, day))
+
+    def on_tick_parts(self, result: TickResult, day: str) -> Generator[None, None, int]:
+        """`on_tick` in parts: it yields after each `keep` batch but the last (`_keep_parts`)."""
+        self._part_t0 = time.thread_time()
         if self.sync_regime():
             result = self.monitor.tick()
         stopped = self._stopped(result)
@@ -387,7 +425,7 @@ class Keeper:
             budget -= 1
             batch.append((who, action))
             self._last[who] = (now, int(state))
-        done = self._keep(batch)
+        done = yield from self._keep_parts(batch)
         for who, action in batch:
             if action == "warn" and who in done:
                 self._remember_warning(day, who)
@@ -408,56 +446,124 @@ class Keeper:
         references (`mark_references`): at a new session of every account with debt and none
         or levered up, after a tick (the session's `finish_step`, once its fills settled) of
         those whose financed buy settled in it."""
-        if new_session:
-            self.mark_references()
-        else:  # a financed buy settled this tick: its reference follows at once
-            self.mark_references(intraday=True)
+        return _drain(self.follow_up_parts(accounts, new_session=new_session))
+
+    def follow_up_parts(
+        self, accounts: Iterable[str], *, new_session: bool
+    ) -> Generator[None, None, int]:
+        """`follow_up` in parts: it yields within the references' recording once a part took
+        `part_budget_s` and between two `keep` batches (`_keep_parts`), and returns what
+        `follow_up` returns."""
+        self._part_t0 = time.thread_time()
+        # a financed buy settled this tick (not `new_session`): its reference follows at once
+        yield from self._mark_references_parts(intraday=not new_session)
         idle = []
         for who in accounts:
             a = read_account(self.chain, who)
             if a.locked and not a.open_liq:
                 idle.append(who)
-        ended = self._keep([(who, "end_liquidation") for who in idle], quiet=True)
+        ended = yield from self._keep_parts([(who, "end_liquidation") for who in idle], quiet=True)
         for who in ended:  # sold out: the chain cleared the reference
             self._refs.pop(who, None)
             self._ref_arrays = None
         started: set[str] = set()
         if new_session:
-            started = self._keep([(w, "start_liquidation") for w in idle if w not in ended])
+            started = yield from self._keep_parts(
+                [(w, "start_liquidation") for w in idle if w not in ended]
+            )
         return len(ended) + len(started)
+
+    def _due(self) -> bool:
+        """The current part has taken `part_budget_s` of the thread's CPU (never without)."""
+        budget = self.part_budget_s
+        return budget is not None and time.thread_time() - self._part_t0 >= budget
+
+    def _chunk(self, batch: list[tuple[str, str]]) -> int:
+        """How many of `batch`'s first actions go in the next `keep` transaction: up to
+        `KEEP_BATCH`, and with `part_budget_s` those estimated to fit in it (at least one;
+        a budget of 0: one)."""
+        budget = self.part_budget_s
+        if budget is None:
+            return min(len(batch), KEEP_BATCH)
+        if budget <= 0:
+            return 1  # (one action a part)
+        n, cost = 0, 0.0
+        for _, action in batch[:KEEP_BATCH]:
+            cost += self._action_s.get(action, self._guess(action))
+            if n and cost > budget:
+                break
+            n += 1
+        return n
+
+    def _timed(self, chunk: list[tuple[str, str]], spent: float) -> None:
+        """The CPU per action estimates after `chunk` took `spent`: scaled so that they
+        predict it (one kind alone: `spent` / its count)."""
+        kinds = {a for _, a in chunk}
+        predicted = sum(self._action_s.get(a, self._guess(a)) for _, a in chunk)
+        if predicted <= 0:
+            return
+        for a in kinds:
+            self._action_s[a] = self._action_s.get(a, self._guess(a)) * spent / predicted
+
+    def _guess(self, action: str) -> float:
+        """The CPU of an action of a kind not timed yet (a share of the budget)."""
+        share = FIRST_SHARE_OF.get(action, FIRST_ACTION_SHARE)
+        return (self.part_budget_s or 0.0) * share
 
     def _keep(self, batch: list[tuple[str, str]], *, quiet: bool = False) -> set[str]:
         """Run `batch` ((account, action) pairs) through `Liquidator.keep`; returns the
         accounts acted on. A skipped account is counted like the single call's revert."""
+        return _drain(self._keep_parts(batch, quiet=quiet))
+
+    def _keep_parts(
+        self, batch: list[tuple[str, str]], *, quiet: bool = False
+    ) -> Generator[None, None, set[str]]:
+        """`_keep` in parts: a yield between two `keep` transactions (`_chunk` sizes them)
+        once the part has taken `part_budget_s` (`_due`)."""
         done: set[str] = set()
-        for start in range(0, len(batch), KEEP_BATCH):
-            chunk = batch[start : start + KEEP_BATCH]
-            if len(chunk) == 1:
-                who, action = chunk[0]
-                if self._call(action, who, quiet=quiet):
-                    done.add(who)
-                continue
+        start = 0
+        while start < len(batch):
+            if start and self._due():
+                yield
+                self._part_t0 = time.thread_time()
+            chunk = batch[start : start + self._chunk(batch[start:])]
+            start += len(chunk)
+            t0 = time.thread_time()
             try:
-                tx = self.chain.send(
-                    LIQUIDATOR, "keep", [w for w, _ in chunk],
-                    [KEEP_CODES[a] for _, a in chunk], actor=self.actor,
-                )  # fmt: skip
-            except ContractRevert:
-                # one account broke the batch (e.g. a refused sell): one call each
-                done |= {w for w, a in chunk if self._call(a, w, quiet=quiet)}
-                continue
-            skipped = {
-                str(e.args["account"]).lower(): str(e.args["reason"])
-                for e in tx.events
-                if e.event == "KeeperSkipped"
-            }
-            for who, action in chunk:
-                reason = skipped.get(who.lower())
-                if reason is None:
-                    self.stats.calls[action] += 1
-                    done.add(who)
-                else:
-                    self._count_refusal(reason, quiet=quiet)
+                done |= self._keep_chunk(chunk, quiet=quiet)
+            finally:
+                self._timed(chunk, time.thread_time() - t0)
+        return done
+
+    def _keep_chunk(self, chunk: list[tuple[str, str]], *, quiet: bool) -> set[str]:
+        """One `keep` transaction (a single call for one action; one call each if the batch
+        reverts as a whole); returns the accounts acted on."""
+        done: set[str] = set()
+        if len(chunk) == 1:
+            who, action = chunk[0]
+            if self._call(action, who, quiet=quiet):
+                done.add(who)
+            return done
+        try:
+            tx = self.chain.send(
+                LIQUIDATOR, "keep", [w for w, _ in chunk],
+                [KEEP_CODES[a] for _, a in chunk], actor=self.actor,
+            )  # fmt: skip
+        except ContractRevert:
+            # one account broke the batch (e.g. a refused sell): one call each
+            return {w for w, a in chunk if self._call(a, w, quiet=quiet)}
+        skipped = {
+            str(e.args["account"]).lower(): str(e.args["reason"])
+            for e in tx.events
+            if e.event == "KeeperSkipped"
+        }
+        for who, action in chunk:
+            reason = skipped.get(who.lower())
+            if reason is None:
+                self.stats.calls[action] += 1
+                done.add(who)
+            else:
+                self._count_refusal(reason, quiet=quiet)
         return done
 
     def _call(self, action: str, who: str, *, quiet: bool = False) -> bool:

@@ -395,8 +395,9 @@ class TradingSession:
 
     def step_parts(self) -> Generator[None, None, int | None]:
         """`step` in parts: it yields between the tick's phases (after each oracle
-        reporter's prices but the last, after the prices, after the keeper, after the
-        exchange matched and the broker journaled, after each settled fill) and returns
+        reporter's prices but the last, after the prices, within the keeper's part and after
+        it, after the exchange matched and the broker journaled, after each batch of fills
+        settled, within the follow-up after them) and returns
         what `step` returns. Between two parts the caller may run other
         chain work that is no part of the session (the platform process runs wallet
         commands there: `flows.Platform.tick`); the progress file names the interrupted
@@ -426,8 +427,8 @@ class TradingSession:
         fills: list[Fill] = []
         if phase != MATCHED:
             if self.keeper_on:
-                self._keep(day, step, phase, since)
                 self.part = "keeper"
+                yield from self._keep(day, step, phase, since)
                 yield
             self.broker.poll()
             fills = self.exchange.on_ticks(ticks)
@@ -440,19 +441,28 @@ class TradingSession:
         yield
         self.part = "settle"
         yield from self.broker.settle_parts()
-        self.finish_step()
+        if self.keeper_on:
+            yield
+            self.part = "follow-up"
+            yield from self.finish_step_parts()
+        else:
+            self.finish_step()
         return len(fills)
 
-    def _keep(self, day: TradingDay, step: int, phase: str | None, since: ChainMark | None) -> None:
+    def _keep(
+        self, day: TradingDay, step: int, phase: str | None, since: ChainMark | None
+    ) -> Generator[None, None, None]:
         """The keeper's part of a step: `on_tick`, and at the first tick the follow-up of a
-        new session. Run again after a restart (`since`: the interrupted phase's mark), the
-        actions the chain shows after the mark are not done twice."""
+        new session; in parts (`Keeper.on_tick_parts`, `Keeper.follow_up_parts`: a yield
+        between two of the keeper's transactions once a part took the keeper's
+        `part_budget_s`). Run again after a restart (`since`: the interrupted phase's mark),
+        the actions the chain shows after the mark are not done twice."""
         date = day.date.isoformat()
         self.sync.sync()
         if phase in (None, BEGUN):
             for who, action, skipped in self._keeper_events(since) if since is not None else ():
                 self.keeper.note_done(who, action, date, skipped=skipped)
-            self.keeper.on_tick(self.monitor.tick(), date)
+            yield from self.keeper.on_tick_parts(self.monitor.tick(), date)
         if step == 0:
             accounts = self.liquidating()
             if phase == KEPT and since is not None:
@@ -462,15 +472,21 @@ class TradingSession:
                 accounts = [a for a in accounts if a.lower() not in acted]
             else:
                 self._mark_step(step, KEPT)
-            self.keeper.follow_up(accounts, new_session=True)
+            yield from self.keeper.follow_up_parts(accounts, new_session=True)
 
     def finish_step(self) -> None:
         """The end of a step once its fills are settled: the monitor follows the chain, the
         keeper ends the liquidations whose orders are done. Called again after a restart
         interrupted the step while settling (the new broker settles what was left)."""
+        for _ in self.finish_step_parts():
+            pass
+
+    def finish_step_parts(self) -> Generator[None, None, None]:
+        """`finish_step` in parts (`Keeper.follow_up_parts`); a restart at any point runs
+        it again (the step's progress names it `MATCHED`: its fills are settled by then)."""
         if self.keeper_on:
             self.sync.sync()
-            self.keeper.follow_up(self.liquidating(), new_session=False)
+            yield from self.keeper.follow_up_parts(self.liquidating(), new_session=False)
 
     # ── close ───────────────────────────────────────────────────────────────────────────
 
@@ -504,7 +520,7 @@ class TradingSession:
         yield from self.broker.end_day_parts()
         self.sync.sync()
         if self.keeper_on:
-            self.keeper.follow_up(self.liquidating(), new_session=False)
+            yield from self.keeper.follow_up_parts(self.liquidating(), new_session=False)
         yield
         if self.progress is None:
             return self.close_epoch(epoch)

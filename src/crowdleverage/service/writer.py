@@ -42,6 +42,7 @@ from crowdleverage.api import direct
 from crowdleverage.api.security import Role, UserStore, issue_token
 from crowdleverage.custody.db import GroupCommitFailed, group_commit
 from crowdleverage.domain.errors import NotFound
+from crowdleverage.flows.platform import TICK_PART_BUDGET_S
 from crowdleverage.service.asgi import AsgiCaller
 from crowdleverage.service.queue import Queue, Row, now_ms
 
@@ -226,6 +227,8 @@ class PlatformWriter:
         self._idle_version: dict[Callable[[str, dict[str, Any]], bool] | None, int | None] = {}
         if tick is not None:
             self.platform.between_parts = self._between_tick_parts
+            # the keeper's and the broker's batches cut to about this much CPU each
+            self.platform.tick_part_budget_s = TICK_PART_BUDGET_S
         # the chain's state snapshots: taken here while idle, not inside a command's or a
         # tick's transaction (`_snapshot`)
         defer = getattr(self.platform.chain, "defer_snapshots", None)
