@@ -49,6 +49,8 @@ from crowdleverage.domain.errors import (
 DEFAULT_GENESIS_TIME_S = 1_451_871_000
 DEFAULT_CHAIN_ID = 31337
 SNAPSHOT_MAGIC = b"CLEVSNAP1\n"
+# `prepare_snapshot` folds an account's storage ahead of the snapshot from this many changed slots
+PREPARE_MIN_SLOTS = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -244,17 +246,21 @@ class EmbeddedChain:
         self._since_snapshot = 0
 
     @_serialised
-    def prepare_snapshot(self) -> bool:
+    def prepare_snapshot(self, min_slots: int = PREPARE_MIN_SLOTS) -> bool:
         """One step of the next snapshot, False when none is left: the storage changes of
-        one account folded into its storage trie (py-evm's `make_storage_root`; the snapshot's
-        persist does it for every changed account at once otherwise). That pure-Python trie
-        and RLP work is most of a snapshot's cost (~1 ms of CPU per changed slot on a 2-core
-        machine: 100-250 ms for the demo's hundred transactions), so a caller that must not
-        stall for long takes it an account at a time (`defer_snapshots`). The state and its
-        root are the same either way."""
+        one account with at least `min_slots` changed slots folded into its storage trie
+        (py-evm's `make_storage_root`; the snapshot's persist does it for every changed
+        account at once otherwise). That pure-Python trie and RLP work is most of a
+        snapshot's cost (~1 ms of CPU per changed slot on a 2-core machine: 100-250 ms for
+        the demo's hundred transactions), so a caller that must not stall for long takes it
+        an account at a time (`defer_snapshots`). Accounts with fewer changes are left to the
+        snapshot: transactions arriving between the steps (each a few slots) would otherwise
+        keep some account dirty and the snapshot would never come. The state and its root
+        are the same either way."""
         self._check_writable()
         for _address, store in self._state()._account_db._dirty_account_stores():
-            if store._journal_storage.diff() or store._locked_changes.diff():
+            pending = len(store._journal_storage.diff()) + len(store._locked_changes.diff())
+            if pending and pending >= min_slots:
                 store.make_storage_root()
                 return True
         return False
