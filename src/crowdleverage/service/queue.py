@@ -186,16 +186,7 @@ class Queue:
         """This thread's own read-only SQLite connection (autocommit), for the checks an API
         worker makes on every read: a query here costs microseconds, through the pool and
         SQLAlchemy a good part of a millisecond. None on PostgreSQL."""
-        if self._sqlite_file is None:
-            return None
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._sqlite_file, isolation_level=None,
-                                   check_same_thread=False)  # fmt: skip
-            conn.execute("PRAGMA busy_timeout=1000")
-            conn.execute("PRAGMA query_only=1")
-            self._local.conn = conn
-        return conn
+        return self._thread_conn("conn", ("busy_timeout=1000", "query_only=1"))
 
     def _wconn(self) -> sqlite3.Connection | None:
         """This thread's own SQLite connection for the queue's hot writes (the API's enqueue,
@@ -204,16 +195,22 @@ class Queue:
         here is as durable as one through SQLAlchemy: one fsync of the WAL), and transactions
         begun `IMMEDIATE` (`custody.db.begin_immediate`); a statement through SQLAlchemy's
         Core costs a good part of a millisecond of CPU, here a few microseconds."""
+        pragmas = ("journal_mode=WAL", "synchronous=FULL",
+                   f"busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")  # fmt: skip
+        return self._thread_conn("wconn", pragmas)
+
+    def _thread_conn(self, name: str, pragmas: tuple[str, ...]) -> sqlite3.Connection | None:
+        """This thread's SQLite connection `name` (autocommit), opened with `pragmas` on first
+        use; None on PostgreSQL."""
         if self._sqlite_file is None:
             return None
-        conn: sqlite3.Connection | None = getattr(self._local, "wconn", None)
+        conn: sqlite3.Connection | None = getattr(self._local, name, None)
         if conn is None:
             conn = sqlite3.connect(self._sqlite_file, isolation_level=None,
                                    check_same_thread=False)  # fmt: skip
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-            self._local.wconn = conn
+            for pragma in pragmas:
+                conn.execute(f"PRAGMA {pragma}")
+            setattr(self._local, name, conn)
         return conn
 
     @contextmanager
