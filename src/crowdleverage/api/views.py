@@ -81,23 +81,16 @@ def holdings_out(p: Platform, user_id: int) -> S.HoldingsOut:
 def account_out(p: Platform, acc: MarginAccount) -> S.MarginAccountOut:
     """The engine's account (cash, reserve, debt, ratio) and positions at replayed prices."""
     with p.lock:
-        # as the chain holds them, kept between blocks by `flows.risk_figures` (read again
-        # after every tick and every event naming the account)
-        tier = p.figures.params().tiers.get(acc.tier) or p.tier_terms(acc.tier)
-        view, held = p.figures.account(acc.owner_id)
-        positions = []
-        for pos in held:
-            q = p.quote(pos.code)  # no bar today: halted at its last close
-            positions.append(S.PositionOut(
-                code=pos.code, quantity=pos.quantity, sellable=pos.sellable,
-                price_fen=q.price_fen, market_value_fen=pos.quantity * q.price_fen,
-                halted=q.halted,
-            ))  # fmt: skip
+        # read fresh (not the figures `flows.risk_figures` keeps between blocks: the page's
+        # ratio must match the engine's to the fen, `test_margin_page_line_prices_...`)
+        tier = p.tier_terms(acc.tier)  # as RiskParams holds it now
+        view = p.account_view(acc)
+        positions = [S.PositionOut(**pos) for pos in p.positions(acc)]
         return S.MarginAccountOut(
             id=acc.id,
             owner_id=acc.owner_id,
             tier=acc.tier,
-            status=p.status_in(view, tier).value,
+            status=p.status(view, acc.tier).value,
             cash_fen=view.cash_fen,
             reserve_fen=view.reserve_fen,
             pending_fen=view.pending_fen,
