@@ -75,8 +75,8 @@ BLIND_EVERY_S = 10.0
 # `WARM_BUDGET_S` between batches of commands, so that their render reads only what is left
 # (each used to read every account again: 60-300 ms away from the queue); after
 # `WARM_MAX_S` of slices they are rendered anyway (the render reads what is still stale)
-WARMED = frozenset({"/api/v1/risk/summary", "/api/v1/public/transparency",
-                    "/api/v1/margin-accounts", "/api/v1/margin-accounts/{id}"})  # fmt: skip
+# (the margin-account views read the engine fresh: `api.views.account_out`)
+WARMED = frozenset({"/api/v1/risk/summary", "/api/v1/public/transparency"})
 WARM_BUDGET_S = 0.02
 WARM_MAX_S = 2.0
 REFRESH_SLICE = 12  # stale views re-rendered between two batches of commands, at most ...
