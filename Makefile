@@ -34,7 +34,7 @@ typecheck: setup
 	$(BIN)/mypy src
 
 pytest: setup services
-	. scripts/test-env.sh && $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	. scripts/test-env.sh && $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 test: lint typecheck pytest
 
