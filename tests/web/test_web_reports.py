@@ -38,9 +38,10 @@ from crowdleverage.flows.platform import Platform
 from crowdleverage.market.bars import read_bars
 from crowdleverage.reports import attest
 from crowdleverage.reports.mailsink import MailSink, captured
-from crowdleverage.reports.notify import Notifier, NotifyWorker, cursors, notifications
+from crowdleverage.reports.notify import Notifier, NotifyWorker, cursors, notifications, render
 from crowdleverage.reports.statements import wallet_effect_fen
 from crowdleverage.reports.wiring import _default_email, install_notifier, notifier_of
+from crowdleverage.web.i18n_reports import tr
 
 PHONE = {"width": 390, "height": 844}
 # elements of <main> that stick out of the viewport (a table may scroll inside its .scroll box)
@@ -399,6 +400,11 @@ def test_a_mail_is_sent_once_through_smtp(w: W, tmp_path: Path) -> None:
         [mail] = captured(sink.directory)
         assert mail["to"] == f"u{uid}@demo.crowdlev.local"
         assert "维持担保比例预警" in mail["subject"] and "127.60%" in mail["body"]
+        # the subject decodes to its text exactly (RFC 2047, folded when long: no leading
+        # space), the body ends with the trade date
+        title, _ = render("margin_warning", {"account_id": 7, "ratio_bps": 12_760}, "zh")
+        assert mail["subject"] == f"[{tr('zh', 'title')}] {title}"
+        assert mail["body"].rstrip().endswith("2016-01-04")
     finally:
         sink.stop()
 

@@ -425,7 +425,10 @@ class Notifier:
                        "utf-8")  # fmt: skip
         msg["From"] = self.smtp_from
         msg["To"] = pr.email
-        msg["Subject"] = Header(f"[{tr(pr.lang, 'title')}] {title}", "utf-8")
+        # a Header, not its encoded text: the message folds it after "Subject: " (the text,
+        # folded on its own, would start on a line of its own and decode with a leading space)
+        subject = Header(f"[{tr(pr.lang, 'title')}] {title}", "utf-8")
+        msg["Subject"] = subject  # type: ignore[assignment]  # compat32 takes a Header
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(idstring=f"{r.user_id}.{r.event_key.replace(':', '.')}",
                                        domain=self._domain)  # fmt: skip
