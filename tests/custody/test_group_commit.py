@@ -8,6 +8,7 @@ command's endpoint runs in. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 import pytest
@@ -19,6 +20,7 @@ from crowdleverage.custody.db import (
     group_commit,
     in_group,
     on_commit,
+    run_after_commit,
     write_transaction,
 )
 
@@ -124,6 +126,34 @@ def test_deferred_after_work_runs_when_the_caller_says(engine: Engine) -> None:
     group.run_after()
     group.run_after()
     assert ran == [("head", [1])]
+
+
+def test_the_caller_takes_the_after_work_and_runs_it_later(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`take_after` (the platform's writer: the audit head when it is idle): the group keeps
+    none of the work; `run_after_commit` runs each once, and one that fails is logged while
+    the rest still run."""
+    md.create_all(engine)
+    ran: list[str] = []
+
+    def fails() -> None:
+        raise OSError("disk full")
+
+    with group_commit(engine) as group:
+        group.defer_after = True
+        with write_transaction(engine) as conn:
+            conn.execute(items.insert(), {"id": 1})
+        on_commit(engine, "a", fails)
+        on_commit(engine, "b", lambda: ran.append("b"))
+    after = group.take_after()
+    assert list(after) == ["a", "b"] and ran == []
+    group.run_after()
+    assert ran == []  # the group kept none of it
+    with caplog.at_level(logging.ERROR, logger="crowdleverage.custody.db"):
+        run_after_commit(after)
+    assert ran == ["b"]
+    assert any("after a group commit failed" in r.getMessage() for r in caplog.records)
 
 
 def test_barrier_outside_a_group_and_inside_a_transaction(engine: Engine) -> None:

@@ -343,3 +343,30 @@ def test_a_failed_idle_snapshot_is_logged_and_not_retried_at_once(
     finally:
         raw._snapshot_idle_every = idle_every
         world.writer._snapshot_retry_at = 0.0
+
+
+def test_the_audit_head_moves_after_the_groups_once_the_writer_is_idle(world: World) -> None:
+    """The audit log's signed head file is written after the groups' commits, once for
+    several, when the writer runs out of work (or `AFTER_MAX_S` after the first): until then
+    it lags the log, which verifies (a head behind the log is what a crash leaves); after,
+    it names the last entry."""
+    log = world.st.audit.log
+    inv = world.uid("investor1")
+    path = f"/api/v1/users/{inv}/withdrawals"
+    before = log.entries()[-1].seq
+    for _ in range(2):  # two commands, each its own group: two pending head writes, one kept
+        assert world.command("investor1", path, {"amount_fen": 1}) == 200
+    last = log.entries()[-1]
+    assert last.action == "withdrawal" and last.seq == before + 2
+    head = log._read_head()
+    assert head is None or int(head["seq"]) < last.seq  # not written yet: the writer had work
+    assert list(world.writer._after) == ["audit_head"]
+    report = log.verify()
+    assert report.ok, report.problems
+    world.writer._run_after()  # what the idle loop does
+    head = log._read_head()
+    assert head is not None and int(head["seq"]) == last.seq
+    assert head["entry_hash"] == last.entry_hash
+    assert world.writer._after == {} and world.writer._after_since is None
+    final = log.verify()
+    assert final.ok and final.head_seq == last.seq, final.problems

@@ -207,12 +207,14 @@ class Group:
     def run_after(self) -> None:
         """The deferred `on_commit` work, once (at the final commit, or when the caller says
         so with `defer_after`: e.g. after the group's answers are stored)."""
-        after, self._after = list(self._after.values()), {}
-        for fn in after:
-            try:
-                fn()
-            except Exception:  # committed already: the work after it must not undo that
-                log.exception("work after a group commit failed")
+        run_after_commit(self.take_after())
+
+    def take_after(self) -> dict[str, Callable[[], None]]:
+        """The deferred `on_commit` work by key, handed to the caller (with `defer_after`:
+        it runs it later with `run_after_commit`, e.g. the platform's writer when idle); the
+        group keeps none of it."""
+        after, self._after = self._after, {}
+        return after
 
     def close(self) -> None:
         if self.tx is not None and self.tx.is_active:
@@ -257,6 +259,17 @@ def barrier(engine: Engine) -> None:
     if group is not None and group.engine is engine:
         assert not group.conn.in_nested_transaction(), "dev: a barrier inside a transaction"
         group.commit(final=False)
+
+
+def run_after_commit(after: dict[str, Callable[[], None]]) -> None:
+    """Run work deferred past a commit (`Group.take_after`), each once; one that fails is
+    logged and the rest still run (the data is committed: the work after it must not undo
+    that)."""
+    for fn in after.values():
+        try:
+            fn()
+        except Exception:
+            log.exception("work after a group commit failed")
 
 
 def on_commit(engine: Engine, key: str, fn: Callable[[], None]) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 
 from crowdleverage.api import direct
 from crowdleverage.api.security import Role, UserStore, issue_token
-from crowdleverage.custody.db import GroupCommitFailed, group_commit
+from crowdleverage.custody.db import GroupCommitFailed, group_commit, run_after_commit
 from crowdleverage.domain.errors import NotFound
 from crowdleverage.flows.platform import TICK_PART_BUDGET_S
 from crowdleverage.service.asgi import AsgiCaller
@@ -89,6 +89,7 @@ EVICT_EVERY_S = 60
 STALL_LOG_S = 0.1
 STALL_STEP_S = 0.005  # steps shorter than this are summed as "other" in that log
 SNAPSHOT_RETRY_S = 30.0  # an idle snapshot that failed is not tried again sooner
+AFTER_MAX_S = 0.5  # the work after the groups' commits waits for idle at most this long
 # wallet commands: they run between the parts of a market tick too (`Platform.tick`); every
 # other command waits for the tick's end
 _BETWEEN_TICK_PARTS = re.compile(r"^/api/v1/(?:users/\d+/withdrawals|custody/deposits)$")
@@ -220,6 +221,10 @@ class PlatformWriter:
         self.stop = threading.Event()
         self.stretches = Stretches()  # the stall log
         self._snapshot_retry_at = 0.0  # `_snapshot`: after a failed one
+        # the work after the groups' commits (`on_commit`: the audit log's signed head file),
+        # the latest per key, run when idle or AFTER_MAX_S after the oldest (`_run_after`)
+        self._after: dict[str, Callable[[], None]] = {}
+        self._after_since: float | None = None
         self._warm_since: float | None = None  # `_warming`: since when WARMED views wait
         # set while the loop waits with nothing to do (the mail thread sends then: `run`)
         self.idle = threading.Event()
@@ -290,6 +295,10 @@ class PlatformWriter:
                 log.exception("writer loop failed; continuing")
                 worked = False
                 self.stop.wait(0.2)
+            if self._after_since is not None and (
+                not worked or time.monotonic() - self._after_since >= AFTER_MAX_S
+            ):
+                self._run_after()
             if not worked and self._snapshot():
                 continue
             if not worked:
@@ -391,10 +400,24 @@ class PlatformWriter:
             log.info("idle views evicted", extra={"event": "views_evicted", "n": len(gone)})
 
     def flush(self) -> None:
-        """Re-render every stale view (at a clean stop: the read models match the record)."""
+        """Re-render every stale view (at a clean stop: the read models match the record),
+        and run the work left after the last commits (the audit head)."""
         while self.dirty:
             self._put_docs(self._render_dirty(64))
+        self._run_after()
         self._beat()
+
+    def _run_after(self) -> None:
+        """The work after the groups' commits, once each: the audit log's head file (its
+        signature and an atomic file replace: a few hundred µs of file system calls) moves
+        to the last entry once for all the groups since it last ran, while the writer has
+        nothing to do or AFTER_MAX_S after the first of them. It may lag the log by that
+        much: a crash then leaves it behind, which the audit's verification accepts (a head
+        ahead of the log is what it refuses)."""
+        after, self._after, self._after_since = self._after, {}, None
+        if after:
+            run_after_commit(after)
+            self.stretches.lap("after_groups")
 
     def _put_docs(self, docs: list[dict[str, Any]]) -> None:
         self._committing(lambda: self.queue.put_docs(docs))
@@ -450,8 +473,12 @@ class PlatformWriter:
             self.commits += group.commits
             self._finish(finished, docs)
             self.stretches.lap("finish")
-            group.run_after()
-            self.stretches.lap("after_group")
+            after = group.take_after()  # run later, the latest per key (`_run_after`)
+            for key, fn in after.items():
+                self._after.pop(key, None)
+                self._after[key] = fn
+            if after and self._after_since is None:
+                self._after_since = time.monotonic()
 
     def _finish(
         self, finished: list[tuple[Row, str, int, dict[str, Any]]], docs: list[dict[str, Any]]
