@@ -70,11 +70,14 @@ def test_risk_panel_updates_live_during_replay(served: Served, browser: Any) -> 
 def test_borrower_places_an_order(served: Served, browser: Any) -> None:
     ctx = browser.new_context(viewport={"width": 1360, "height": 1100})
     page = ctx.new_page()
-    _login(page, served.url, "borrower1")
+    # borrower2: the cash top-up below would leave borrower1's account without line prices,
+    # which test_web_pages.py reads from the same server (one per xdist worker)
+    _login(page, served.url, "borrower2")
     page.wait_for_url(f"{served.url}/me")
-    aid = served.ids.accounts["borrower1"]
+    aid = served.ids.accounts["borrower2"]
     page.wait_for_selector(f"#gauge-{aid} .main-svg")
-    assert page.locator(f"#positions-{aid} tbody tr[data-code]").count() >= 1
+    # (its positions may be sold by then: a liquidation on a crash day; the page's positions
+    # table is tested on borrower1's account in test_web_pages.py)
     p = served.state.platform
     with p.lock:
         held = [x["code"] for x in p.positions(p.account(aid))]
