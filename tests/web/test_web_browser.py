@@ -4,6 +4,7 @@ transparency page and switch language. Screenshots go to test-output/web/."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from web_server import SHOTS, Served
@@ -131,6 +132,17 @@ def test_borrower_places_an_order(served: Served, browser: Any) -> None:
         page.wait_for_timeout(500)
         deadline -= 1
     assert after[0].status in ("filled", "partially_filled", "expired"), after[0]
+    # a refused order says why, in Chinese, with the day's band in 元 (`apiError`: the rule
+    # the error names and its figures), not only "违反风控规则"
+    form.locator("[name=price]").fill(f"{2 * limit_up // 100}.{2 * limit_up % 100:02d}")
+    page.evaluate(f"document.getElementById('order-result-{aid}').textContent = ''")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(
+        f"document.getElementById('order-result-{aid}').textContent.length > 0", timeout=10_000
+    )
+    refused = result.inner_text()
+    assert "不在当日涨跌停范围" in refused and f"价格 {2 * limit_up // 100:,}." in refused, refused
+    assert not re.search(r"[A-Za-z]", refused), refused
     ctx.close()
 
 

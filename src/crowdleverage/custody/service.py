@@ -393,7 +393,8 @@ class CustodyService:
         )  # fmt: skip
         [res] = self.ledger.create_transfers([t])
         if res is R.EXCEEDS_CREDITS:
-            raise RuleViolation(f"investor {investor_id} has less than {amount_fen} fen available")
+            raise RuleViolation(f"investor {investor_id} has less than {amount_fen} fen available",
+                                rule="available", amount_fen=amount_fen)  # fmt: skip
         if res not in (R.CREATED, R.EXISTS):
             raise Conflict(f"payout {payout_id:032x} refused: {res.value}")
         with self.engine.begin() as conn:
@@ -488,7 +489,8 @@ class CustodyService:
                      user_data_128=reference)  # fmt: skip
         [res] = self.ledger.create_transfers([t])
         if res is R.EXCEEDS_CREDITS:
-            raise RuleViolation(f"investor {investor_id} has less than {amount_fen} fen available")
+            raise RuleViolation(f"investor {investor_id} has less than {amount_fen} fen available",
+                                rule="available", amount_fen=amount_fen)  # fmt: skip
         if res not in (R.CREATED, R.EXISTS):
             raise Conflict(f"correction {correction_id:032x} refused: {res.value}")
 

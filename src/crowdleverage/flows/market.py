@@ -118,7 +118,8 @@ class MarketFeed:
         Security.parse(code)
         q = self.quote(code)
         if q.halted:
-            raise RuleViolation(f"{code} is halted on {self.today}")
+            raise RuleViolation(f"{code} is halted on {self.today}", rule="halted", code=code,
+                                date=self.today.isoformat())  # fmt: skip
         return q
 
     # ---------------------------------------------------------------------------- advance

@@ -1100,7 +1100,9 @@ class Platform:
             done = self._cmd is not None and self._cmd.progress.get("repay", {}).get("seq")
             debt = self.fin.account(acc.owner_id).debt_fen
             if amount_fen > debt and not done:
-                raise RuleViolation(f"repay {amount_fen} fen exceeds the debt {debt} fen")
+                raise RuleViolation(f"repay {amount_fen} fen exceeds the debt {debt} fen",
+                                    rule="repay_above_debt", amount_fen=amount_fen,
+                                    debt_fen=debt)  # fmt: skip
             self._chain_once(
                 "repay",
                 ENGINE,
@@ -1154,10 +1156,12 @@ class Platform:
         if buy:
             self._require_open()
         if code not in self.codes:
-            raise RuleViolation(f"{code} is not in the platform's financed universe")
+            raise RuleViolation(f"{code} is not in the platform's financed universe",
+                                rule="universe", code=code)  # fmt: skip
         q = self.quote(code)
         if q.halted:
-            raise RuleViolation(f"{code} is halted on {self.market.today}")
+            raise RuleViolation(f"{code} is halted on {self.market.today}", rule="halted",
+                                code=code, date=self.market.today.isoformat())  # fmt: skip
         # the exchange's order rules (band, lots; the broker would reject the order at
         # placement); the engine checks the margin rules
         sellable = 0 if buy else self.fin.sellable(acc.owner_id, code)
@@ -1166,7 +1170,10 @@ class Platform:
             check_order(Side.BUY if buy else Side.SELL, qty, limit, band, holding=sellable)
         except RuleViolation as err:
             if not buy and qty > sellable:
-                raise RuleViolation(f"{err.message} (T+1: bought today sells tomorrow)") from err
+                raise RuleViolation(
+                    f"{err.message} (T+1: bought today sells tomorrow)",
+                    **{**err.details, "rule": "sellable_t1"},
+                ) from err
             raise
 
     def orders_of(self, account_id: int) -> list[Order]:

@@ -131,23 +131,28 @@ def check_order(
     band, quantity in whole lots (a sell may have an odd lot only when it sells the whole
     holding)."""
     if price_fen <= 0:
-        raise RuleViolation(f"price must be positive, got {price_fen} fen")
+        raise RuleViolation(f"price must be positive, got {price_fen} fen", rule="price_positive")
     if not band.contains(price_fen):
         raise RuleViolation(
             f"price {price_fen} fen is outside the day's band "
-            f"[{band.limit_down_fen}, {band.limit_up_fen}] fen"
-        )
+            f"[{band.limit_down_fen}, {band.limit_up_fen}] fen",
+            rule="price_band", price_fen=price_fen, limit_down_fen=band.limit_down_fen,
+            limit_up_fen=band.limit_up_fen,
+        )  # fmt: skip
     if quantity <= 0:
-        raise RuleViolation(f"quantity must be positive, got {quantity}")
+        raise RuleViolation(f"quantity must be positive, got {quantity}", rule="quantity_positive")
     if side is Side.BUY and quantity % LOT:
-        raise RuleViolation(f"buy quantity {quantity} is not a multiple of the {LOT}-share lot")
+        raise RuleViolation(f"buy quantity {quantity} is not a multiple of the {LOT}-share lot",
+                            rule="lot", quantity=quantity, lot=LOT)  # fmt: skip
     if side is Side.SELL:
         if quantity > holding:
-            raise RuleViolation(f"sell quantity {quantity} exceeds the sellable {holding}")
+            raise RuleViolation(f"sell quantity {quantity} exceeds the sellable {holding}",
+                                rule="sellable", quantity=quantity, sellable=holding)  # fmt: skip
         if quantity % LOT and quantity != holding:
             raise RuleViolation(
-                f"sell quantity {quantity} has an odd lot; odd lots only sell a whole holding"
-            )
+                f"sell quantity {quantity} has an odd lot; odd lots only sell a whole holding",
+                rule="odd_lot", quantity=quantity,
+            )  # fmt: skip
 
 
 def sellable_quantity(lots: list[tuple[dt.date, int]], today: dt.date) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -467,6 +468,139 @@ STRINGS: dict[str, tuple[str, str]] = {
     "error.service_unavailable": ("服务暂不可用", "service unavailable"),
     "error.config_error": ("配置错误", "configuration error"),
     "error.integrity_failure": ("完整性校验失败", "integrity check failed"),
+    # the contracts' revert reasons a user can meet, exactly as the contracts give them (a
+    # test checks each is one): English keeps the reason itself
+    "error.margin: ratio below initial": (
+        "买入后担保比例将低于初始保证金线",
+        "margin: ratio below initial",
+    ),
+    "error.margin: leverage above tier": (
+        "买入后杠杆将超过所在档位的上限",
+        "margin: leverage above tier",
+    ),
+    "error.margin: insufficient assets": (
+        "账户资产不足以支付该笔买入",
+        "margin: insufficient assets",
+    ),
+    "error.margin: single security above 40%": (
+        "单只股票将超过账户资产的 40%",
+        "margin: single security above 40%",
+    ),
+    "error.margin: platform exposure above 5%": (
+        "平台持有该股票的敞口将超过资金池的 5%",
+        "margin: platform exposure above 5%",
+    ),
+    "error.margin: above liquidity cap": ("超过该股票的流动性上限", "margin: above liquidity cap"),
+    "error.margin: account in liquidation": (
+        "账户正在强制平仓，暂不能交易或提取",
+        "margin: account in liquidation",
+    ),
+    "error.margin: security not financeable": (
+        "该股票不可融资（未上市、新股、ST 或停牌）",
+        "margin: security not financeable",
+    ),
+    "error.margin: quantity not whole lots": (
+        "买入数量须为整手（100 股的整数倍）",
+        "margin: quantity not whole lots",
+    ),
+    "error.margin: not enough sellable shares": (
+        "可卖股数不足",
+        "margin: not enough sellable shares",
+    ),
+    "error.margin: zero price": ("价格须大于零", "margin: zero price"),
+    "error.margin: zero amount": ("金额须大于零", "margin: zero amount"),
+    "error.margin: amount too large": ("金额过大", "margin: amount too large"),
+    "error.margin: insufficient cash": ("账户现金不足", "margin: insufficient cash"),
+    "error.margin: insufficient reserve": ("追保储备金不足", "margin: insufficient reserve"),
+    "error.margin: ratio below withdrawal line": (
+        "提取后担保比例将低于可提取线",
+        "margin: ratio below withdrawal line",
+    ),
+    "error.margin: still below liquidation line": (
+        "担保比例仍低于平仓线",
+        "margin: still below liquidation line",
+    ),
+    "error.margin: order not open": ("该委托已不在进行中", "margin: order not open"),
+    "error.margin: no account": ("没有保证金账户", "margin: no account"),
+    "error.margin: paused": ("平台已暂停", "margin: paused"),
+    "error.margin: caller is not borrower": (
+        "仅借款人可进行此操作",
+        "margin: caller is not borrower",
+    ),
+    "error.stressed regime: no new financing": (
+        "市场处于压力状态：暂停新增融资（可用现金买入）",
+        "stressed regime: no new financing",
+    ),
+    "error.oracle: price unreliable": (
+        "该股票的预言机价格暂不可靠，暂停融资买入",
+        "oracle: price unreliable",
+    ),
+    "error.orderbook: too many open orders": (
+        "未完成的委托过多，请等待成交或撤单",
+        "orderbook: too many open orders",
+    ),
+    "error.pool: utilisation above limit": (
+        "资金池使用率将超过上限",
+        "pool: utilisation above limit",
+    ),
+    "error.pool: insufficient liquidity": ("资金池可用资金不足", "pool: insufficient liquidity"),
+    "error.pool: insufficient shares": ("份额不足", "pool: insufficient shares"),
+    "error.pool: epoch not over": ("本期尚未结束", "pool: epoch not over"),
+    "error.pool: nothing to withdraw": ("没有可提取的金额", "pool: nothing to withdraw"),
+    "error.pool: nothing queued": ("没有排队中的申请", "pool: nothing queued"),
+    "error.pool: queue full": ("排队中的申请已满，请稍后再试", "pool: queue full"),
+    "error.pool: zero amount": ("金额须大于零", "pool: zero amount"),
+    "error.pool: amount too large": ("金额过大", "pool: amount too large"),
+    "error.pool: paused": ("平台已暂停", "pool: paused"),
+    "error.pool: caller is not investor": ("仅投资者可进行此操作", "pool: caller is not investor"),
+    "error.cash: insufficient balance": ("钱包余额不足", "cash: insufficient balance"),
+    "error.cash: zero amount": ("金额须大于零", "cash: zero amount"),
+    "error.cash: amount too large": ("金额过大", "cash: amount too large"),
+    "error.cash: paused": ("平台已暂停", "cash: paused"),
+    "error.cash: sender frozen": ("账户已被冻结", "cash: sender frozen"),
+    "error.cash: receiver frozen": ("收款账户已被冻结", "cash: receiver frozen"),
+    "error.cash: sender not verified": ("账户身份未认证或已过期", "cash: sender not verified"),
+    "error.cash: receiver not verified": (
+        "收款账户身份未认证或已过期",
+        "cash: receiver not verified",
+    ),
+    # the market's and the platform's rules with figures: the error's details.rule, its
+    # figures from the other details (`*_fen` in 元)
+    "rule.price_band": (
+        "价格 {price_fen} 元不在当日涨跌停范围 {limit_down_fen}–{limit_up_fen} 元内",
+        "price {price_fen} is outside the day's band {limit_down_fen}–{limit_up_fen}",
+    ),
+    "rule.available": (
+        "可用余额不足 {amount_fen} 元",
+        "less than {amount_fen} available",
+    ),
+    "rule.price_positive": ("价格须大于零", "the price must be positive"),
+    "rule.quantity_positive": ("数量须大于零", "the quantity must be positive"),
+    "rule.lot": (
+        "买入数量 {quantity} 股须为 {lot} 股的整数倍",
+        "buy quantity {quantity} is not a multiple of the {lot}-share lot",
+    ),
+    "rule.sellable": (
+        "卖出数量 {quantity} 股超过可卖数量 {sellable} 股",
+        "sell quantity {quantity} exceeds the sellable {sellable}",
+    ),
+    "rule.sellable_t1": (
+        "卖出数量 {quantity} 股超过可卖数量 {sellable} 股（T+1：当日买入，次日可卖）",
+        "sell quantity {quantity} exceeds the sellable {sellable} (T+1: bought today sells tomorrow)",
+    ),
+    "rule.odd_lot": (
+        "卖出数量 {quantity} 股含零股；零股只能随全部持仓一次卖出",
+        "sell quantity {quantity} has an odd lot; odd lots only sell a whole holding",
+    ),
+    "rule.halted": ("{code} 于 {date} 停牌", "{code} is halted on {date}"),
+    "rule.universe": (
+        "{code} 不在平台可融资的股票范围内",
+        "{code} is not in the platform's financed universe",
+    ),
+    "rule.repay_above_debt": (
+        "还款 {amount_fen} 元超过负债 {debt_fen} 元",
+        "repay {amount_fen} exceeds the debt {debt_fen}",
+    ),
 }
 
 
@@ -500,15 +634,32 @@ class Translator:
         n = len(namespace) + 1
         return {k[n:]: v[self.idx] for k, v in STRINGS.items() if k.startswith(namespace + ".")}
 
-    def error(self, code: str, message: str) -> str:
-        """An error for a page: the exact message if catalogued, else the code's label (zh) or
-        the message itself (en)."""
+    def error(self, code: str, message: str, details: dict[str, Any] | None = None) -> str:
+        """An error for a page: the exact message if catalogued (a contract's revert reason),
+        else the message itself (en), else the rule it names with its figures
+        (`details["rule"]`), else the code's label (zh). base.html's `apiError` does the same
+        in the browser."""
         exact = f"error.{message}"
         if exact in STRINGS:
             return self(exact)
         if self.lang == "en":
             return message
+        d = details or {}
+        rule = f"rule.{d.get('rule')}"
+        if rule in STRINGS:
+            return _RULE_ARG.sub(lambda m: _rule_arg(m.group(1), d.get(m.group(1))),
+                                 STRINGS[rule][self.idx])  # fmt: skip
         return self(f"error.{code}") if f"error.{code}" in STRINGS else self("error.error")
+
+
+_RULE_ARG = re.compile(r"\{(\w+)\}")
+
+
+def _rule_arg(name: str, value: Any) -> str:
+    """A rule's figure as a page shows it: `*_fen` in 元 with two decimals."""
+    if name.endswith("_fen") and isinstance(value, int):
+        return format_yuan(value)
+    return "" if value is None else str(value)
 
 
 def translator(lang: str) -> Translator:
