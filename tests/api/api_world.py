@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from crowdleverage.config import SHIPPED_DATA, Settings
 from crowdleverage.flows.market import MarketFeed
 from crowdleverage.flows.platform import Platform
 from crowdleverage.market.bars import Bar
+from crowdleverage.service.writer import PlatformWriter
 
 MARKET = SHIPPED_DATA / "market" / "ashare_sample_2015-11_2016-03.csv"
 _keys = itertools.count(1)
@@ -48,6 +50,43 @@ class World:
 
     def uid(self, username: str) -> int:
         return self.ids.users[username]
+
+
+class SplitWorld(World):
+    """The same world behind the split service in one test process: `client` talks to an API
+    worker's application (`create_app(worker=True)`: it queues every platform request in the
+    durable command queue and answers reads from the read models, never opening the chain),
+    and the platform's writer (`service.writer.PlatformWriter`, no replay ticks) runs that
+    queue in a thread, as the platform process does. `state` is the platform's side: the
+    tests arrange their cases there, as they do in process."""
+
+    writer: PlatformWriter
+    thread: threading.Thread
+
+    def close(self) -> None:
+        self.writer.stop.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the writer did not stop"
+        self.writer.close()
+        self.client.close()
+
+
+def make_split_world(tmp_path: Path, bars: list[Bar], *, trade: bool) -> SplitWorld:
+    from crowdleverage.service.queue import Queue
+
+    w = make_world(tmp_path, bars, trade=trade)
+    w.client.close()
+    platform = w.state.platform
+    queue = Queue(platform.engine)
+    queue.create_schema()
+    writer = PlatformWriter(w.client.app, queue, tick=None)  # type: ignore[arg-type]
+    writer.recover()
+    thread = threading.Thread(target=writer.run, name="writer", daemon=True)
+    thread.start()
+    api = create_app(w.state.settings, worker=True)
+    split = SplitWorld(TestClient(api), w.state, w.ids, {})
+    split.writer, split.thread = writer, thread
+    return split
 
 
 def make_world(tmp_path: Path, bars: list[Bar], *, trade: bool) -> World:

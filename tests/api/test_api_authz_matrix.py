@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from api_world import World, application_body, make_world, referred_borrower
+from api_world import (
+    SplitWorld,
+    World,
+    application_body,
+    make_split_world,
+    make_world,
+    referred_borrower,
+)
 
 from crowdleverage.api.published import EndOfDayStress
 from crowdleverage.api.security import Role
@@ -242,14 +249,29 @@ ENDPOINTS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def mworld(tmp_path_factory: pytest.TempPathFactory, market_bars: list[Bar]) -> Iterator[World]:
-    w = make_world(tmp_path_factory.mktemp("matrix"), market_bars, trade=True)
+@pytest.fixture(scope="module", params=["in_process", "split"])
+def mworld(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    market_bars: list[Bar],
+) -> Iterator[World]:
+    """The matrix twice: against the application with the platform in process, and against
+    an API worker's application with the platform's writer running the command queue
+    (`api_world.SplitWorld`: the split service's code paths in one process)."""
+    tmp = tmp_path_factory.mktemp(f"matrix-{request.param}")
+    split = request.param == "split"
+    w = (make_split_world if split else make_world)(tmp, market_bars, trade=True)
     stress = EndOfDayStress(w.state.platform.settings.data_dir)  # /public/stress has a result
     stress.day_closed(w.state.platform.market.today)
     stress.join(timeout=300)
     yield w
-    w.client.close()
+    if isinstance(w, SplitWorld):
+        # every platform request went through the queue: the writer ran the writes and the
+        # first reads of each view (later reads are answered from the stored views)
+        assert w.writer.done >= 300, w.writer.done
+        w.close()
+    else:
+        w.client.close()
 
 
 def _path(w: World, ep: Ep, role: Role | None, own: bool) -> str:

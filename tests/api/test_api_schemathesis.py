@@ -1,6 +1,7 @@
 """Property-based API testing from the OpenAPI schema (schemathesis, in process over ASGI):
 every operation, generated valid and invalid inputs, each role's token; never a server error,
-and every refusal in the typed-error shape."""
+and every refusal in the typed-error shape. Run against the application with the platform in
+process and against an API worker's application in front of the platform's writer."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_world import World, make_world
+from api_world import SplitWorld, World, make_split_world, make_world
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
@@ -30,11 +31,23 @@ ROLE_BY_PREFIX = [
 ]
 
 
-@pytest.fixture(scope="module")
-def sworld(tmp_path_factory: pytest.TempPathFactory, market_bars: list[Bar]) -> Iterator[World]:
-    w = make_world(tmp_path_factory.mktemp("schemathesis"), market_bars, trade=True)
+@pytest.fixture(scope="module", params=["in_process", "split"])
+def sworld(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    market_bars: list[Bar],
+) -> Iterator[World]:
+    """The platform in process, and the split service's code paths (`api_world.SplitWorld`:
+    an API worker's application, the platform's writer running the command queue)."""
+    tmp = tmp_path_factory.mktemp(f"schemathesis-{request.param}")
+    split = request.param == "split"
+    w = (make_split_world if split else make_world)(tmp, market_bars, trade=True)
     yield w
-    w.client.close()
+    if isinstance(w, SplitWorld):
+        assert w.writer.done > 0  # the worker queued the platform's requests
+        w.close()
+    else:
+        w.client.close()
 
 
 def _operations(w: World) -> list[Any]:
