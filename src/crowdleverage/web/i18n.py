@@ -9,8 +9,8 @@ block (`custodian.<key>`/`custodian_v.<key>`) and errors (`error.<CrowdLevError.
 `error.<exact message>` — a contract's revert reason — or `rule.<name>` for an error whose
 details name a rule: `RuleViolation(msg, rule="price_band", price_fen=…)`, its `{figures}`
 from those details, `*_fen` in 元; `Translator.error` and base.html's `apiError`). No
-third-party catalogue format (Babel/gettext) is needed for two languages; the browser test walks each zh-CN page's DOM and fails on a catalogue key or an
-English enum left on it.
+third-party catalogue format (Babel/gettext) is needed for two languages; the browser test
+walks each zh-CN page's DOM and fails on a catalogue key or an English enum left on it.
 
 How to add strings (other pages/templates do the same):
 
