@@ -51,6 +51,9 @@ class World:
     def uid(self, username: str) -> int:
         return self.ids.users[username]
 
+    def close(self) -> None:
+        self.client.close()
+
 
 class SplitWorld(World):
     """The same world behind the split service in one test process: `client` talks to an API
@@ -68,7 +71,7 @@ class SplitWorld(World):
         self.thread.join(timeout=60)
         assert not self.thread.is_alive(), "the writer did not stop"
         self.writer.close()
-        self.client.close()
+        super().close()
 
 
 def make_split_world(tmp_path: Path, bars: list[Bar], *, trade: bool) -> SplitWorld:
@@ -87,6 +90,15 @@ def make_split_world(tmp_path: Path, bars: list[Bar], *, trade: bool) -> SplitWo
     split = SplitWorld(TestClient(api), w.state, w.ids, {})
     split.writer, split.thread = writer, thread
     return split
+
+
+WORLD_KINDS = ("in_process", "split")  # a module fixture's params: `make_world_of`
+
+
+def make_world_of(kind: str, tmp_path: Path, bars: list[Bar], *, trade: bool) -> World:
+    """`make_world` ("in_process") or `make_split_world` ("split")."""
+    make = make_split_world if kind == "split" else make_world
+    return make(tmp_path, bars, trade=trade)
 
 
 def make_world(tmp_path: Path, bars: list[Bar], *, trade: bool) -> World:

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from api_world import (
+    WORLD_KINDS,
     SplitWorld,
     World,
     application_body,
-    make_split_world,
-    make_world,
+    make_world_of,
     referred_borrower,
 )
 
@@ -249,7 +249,7 @@ ENDPOINTS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=["in_process", "split"])
+@pytest.fixture(scope="module", params=WORLD_KINDS)
 def mworld(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
@@ -259,8 +259,7 @@ def mworld(
     an API worker's application with the platform's writer running the command queue
     (`api_world.SplitWorld`: the split service's code paths in one process)."""
     tmp = tmp_path_factory.mktemp(f"matrix-{request.param}")
-    split = request.param == "split"
-    w = (make_split_world if split else make_world)(tmp, market_bars, trade=True)
+    w = make_world_of(request.param, tmp, market_bars, trade=True)
     stress = EndOfDayStress(w.state.platform.settings.data_dir)  # /public/stress has a result
     stress.day_closed(w.state.platform.market.today)
     stress.join(timeout=300)
@@ -269,9 +268,7 @@ def mworld(
         # every platform request went through the queue: the writer ran the writes and the
         # first reads of each view (later reads are answered from the stored views)
         assert w.writer.done >= 300, w.writer.done
-        w.close()
-    else:
-        w.client.close()
+    w.close()
 
 
 def _path(w: World, ep: Ep, role: Role | None, own: bool) -> str:

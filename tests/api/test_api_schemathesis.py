@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_world import SplitWorld, World, make_split_world, make_world
+from api_world import WORLD_KINDS, SplitWorld, World, make_world_of
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
@@ -31,7 +31,7 @@ ROLE_BY_PREFIX = [
 ]
 
 
-@pytest.fixture(scope="module", params=["in_process", "split"])
+@pytest.fixture(scope="module", params=WORLD_KINDS)
 def sworld(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
@@ -40,14 +40,11 @@ def sworld(
     """The platform in process, and the split service's code paths (`api_world.SplitWorld`:
     an API worker's application, the platform's writer running the command queue)."""
     tmp = tmp_path_factory.mktemp(f"schemathesis-{request.param}")
-    split = request.param == "split"
-    w = (make_split_world if split else make_world)(tmp, market_bars, trade=True)
+    w = make_world_of(request.param, tmp, market_bars, trade=True)
     yield w
     if isinstance(w, SplitWorld):
         assert w.writer.done > 0  # the worker queued the platform's requests
-        w.close()
-    else:
-        w.client.close()
+    w.close()
 
 
 def _operations(w: World) -> list[Any]:
